@@ -1,0 +1,8 @@
+#!/usr/bin/env node
+'use strict';
+require('../dist/cli/index.js')
+  .main(process.argv)
+  .catch((err) => {
+    process.stderr.write(`healthgpt: ${err && err.message ? err.message : err}\n`);
+    process.exitCode = 1;
+  });

@@ -1,0 +1,36 @@
+/** The `healthgpt` command line: one file per command under lib/cli/. */
+import { Command, CommanderError } from 'commander';
+import { HealthGPTError } from '../errors.js';
+import { benchKernelsCommand } from './bench-kernels.js';
+import { demoCommand } from './demo.js';
+import { infoCommand } from './info.js';
+import { quantizeCommand } from './quantize.js';
+
+export function program(): Command {
+  const p = new Command('healthgpt')
+    .description('HealthGPT medical vision-language model, run locally')
+    .version(require('../../package.json').version as string)
+    .showHelpAfterError();
+  p.addCommand(demoCommand());
+  p.addCommand(infoCommand());
+  p.addCommand(quantizeCommand());
+  p.addCommand(benchKernelsCommand());
+  return p;
+}
+
+export async function main(argv: string[]): Promise<void> {
+  try {
+    await program().exitOverride().parseAsync(argv);
+  } catch (err) {
+    if (err instanceof CommanderError) {
+      process.exitCode = err.exitCode;
+      return; // commander already printed its message
+    }
+    if (err instanceof HealthGPTError) {
+      process.stderr.write(`healthgpt: ${err.message}\n`);
+      process.exitCode = 1;
+      return;
+    }
+    throw err;
+  }
+}

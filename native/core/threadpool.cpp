@@ -1,0 +1,88 @@
+#include "core/threadpool.h"
+
+#include <chrono>
+
+namespace hg {
+
+static inline void cpu_relax() {
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#elif defined(__aarch64__)
+    __asm__ __volatile__("yield");
+#endif
+}
+
+// How long an idle worker spins before it sleeps: long enough to cover the gap between
+// two matmuls of a decode step, short enough not to burn a core when the engine is idle.
+static constexpr auto kSpin = std::chrono::microseconds(300);
+
+ThreadPool::ThreadPool(int n_threads) {
+    if (n_threads <= 0) n_threads = (int)std::thread::hardware_concurrency();
+    if (n_threads <= 0) n_threads = 1;
+    n_threads_ = n_threads;
+    threads_.reserve(n_threads - 1);
+    for (int i = 1; i < n_threads; i++) threads_.emplace_back([this, i] { worker(i); });
+}
+
+ThreadPool::~ThreadPool() {
+    {
+        std::lock_guard<std::mutex> lk(mutex_);
+        stop_.store(true);
+        generation_.fetch_add(1);
+    }
+    wake_.notify_all();
+    for (auto &t : threads_) t.join();
+}
+
+void ThreadPool::run_job(int ith) {
+    try {
+        (*job_)(ith, n_threads_);
+    } catch (...) {
+        std::lock_guard<std::mutex> lk(error_mutex_);
+        if (!error_) error_ = std::current_exception();
+    }
+}
+
+void ThreadPool::run(const std::function<void(int, int)> &fn) {
+    if (n_threads_ == 1) {
+        fn(0, 1);
+        return;
+    }
+    job_ = &fn;
+    error_ = nullptr;
+    pending_.store(n_threads_ - 1);
+    generation_.fetch_add(1); // seq_cst: pairs with the sleepers_ check in worker()
+    if (sleepers_.load() > 0) {
+        std::lock_guard<std::mutex> lk(mutex_);
+        wake_.notify_all();
+    }
+    run_job(0);
+    while (pending_.load(std::memory_order_acquire) > 0) cpu_relax();
+    job_ = nullptr;
+    if (error_) std::rethrow_exception(error_);
+}
+
+void ThreadPool::worker(int ith) {
+    uint64_t seen = 0;
+    for (;;) {
+        // spin a little, then sleep until the generation moves
+        auto until = std::chrono::steady_clock::now() + kSpin;
+        int spins = 0;
+        while (generation_.load(std::memory_order_acquire) == seen) {
+            cpu_relax();
+            if (++spins % 256 == 0 && std::chrono::steady_clock::now() > until) {
+                std::unique_lock<std::mutex> lk(mutex_);
+                sleepers_.fetch_add(1);
+                wake_.wait(lk, [&] { return generation_.load() != seen; });
+                sleepers_.fetch_sub(1);
+                break;
+            }
+        }
+        seen = generation_.load(std::memory_order_acquire);
+        if (stop_.load()) return;
+        run_job(ith);
+        pending_.fetch_sub(1, std::memory_order_release);
+    }
+}
+
+} // namespace hg

@@ -1,0 +1,64 @@
+// Picks the kernel table at run time: the best level the CPU has, unless HEALTHGPT_ISA
+// (scalar | avx2 | avx512) or hg_isa_force() says otherwise. Entries a level leaves null are
+// taken from the level below, so every supported type always has a kernel.
+#include <atomic>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+
+#include "core/cpu.h"
+#include "core/error.h"
+#include "quant/quant.h"
+
+namespace hg {
+
+static kernel_table merged(int isa) {
+    kernel_table t = kernels_scalar();
+    auto overlay = [&t](const kernel_table &k) {
+        for (int i = 0; i < HG_TYPE_COUNT; i++) {
+            if (k.vec_dot[i]) t.vec_dot[i] = k.vec_dot[i];
+            if (k.from_float[i]) t.from_float[i] = k.from_float[i];
+        }
+    };
+    if (isa >= HG_ISA_AVX2) overlay(kernels_avx2());
+    if (isa >= HG_ISA_AVX512) overlay(kernels_avx512());
+    return t;
+}
+
+static const kernel_table &table_for(int isa) {
+    static const kernel_table tables[3] = {merged(HG_ISA_SCALAR), merged(HG_ISA_AVX2),
+                                           merged(HG_ISA_AVX512)};
+    return tables[isa];
+}
+
+static int isa_from_env() {
+    const char *e = std::getenv("HEALTHGPT_ISA");
+    const int best = isa_best();
+    if (!e || !*e) return best;
+    int want = best;
+    if (!std::strcmp(e, "scalar")) want = HG_ISA_SCALAR;
+    else if (!std::strcmp(e, "avx2")) want = HG_ISA_AVX2;
+    else if (!std::strcmp(e, "avx512")) want = HG_ISA_AVX512;
+    return want <= best ? want : best; // never run an ISA the CPU lacks
+}
+
+static std::atomic<int> &active_isa() {
+    static std::atomic<int> isa{isa_from_env()};
+    return isa;
+}
+
+const kernel_table &kernels_active() { return table_for(active_isa().load(std::memory_order_relaxed)); }
+
+int isa_active() { return active_isa().load(); }
+
+void isa_force(int isa) {
+    if (isa < 0) {
+        active_isa().store(isa_from_env());
+        return;
+    }
+    if (isa > HG_ISA_AVX512) fail("unknown kernel level " + std::to_string(isa));
+    if (isa > isa_best()) fail("this processor cannot run kernel level " + std::to_string(isa));
+    active_isa().store(isa);
+}
+
+} // namespace hg

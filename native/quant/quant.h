@@ -1,0 +1,60 @@
+// Tensor types: sizes, reference conversions, and the per-ISA kernel tables.
+//
+// Every type has a scalar reference (quant_ref.cpp). SIMD files (quant_avx2.cpp,
+// quant_avx512.cpp) fill the same table for the processors that have them; an entry they
+// leave null falls back to the level below, down to the scalar one.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+#include "healthgpt.h"
+
+namespace hg {
+
+// x: one row of n elements of a type; y: floats.
+typedef void (*to_float_fn)(const void *x, float *y, int64_t n);
+typedef void (*from_float_fn)(const float *x, void *y, int64_t n);
+// s = dot(x, y) over n elements: x a weight row, y an activation row of the paired type.
+typedef void (*vec_dot_fn)(int64_t n, float *s, const void *x, const void *y);
+
+struct type_info {
+    const char *name;     // ggml's name, e.g. "q4_K"
+    int64_t block_size;   // elements per block (1 for plain types)
+    size_t block_bytes;   // bytes per block
+    bool supported;       // we can convert and multiply it
+    hg_type vec_dot_type; // the activation type the dot kernel pairs it with
+    to_float_fn to_float;        // reference dequantize (null when unsupported)
+    from_float_fn from_float_ref; // reference quantize (null when unsupported)
+};
+
+// Table lookup; returns nullptr for ids no format defines.
+const type_info *type_traits(int type);
+
+// Bytes of a row of n elements; fails (hg::Error) when n is not a multiple of the block.
+size_t row_bytes(int type, int64_t n);
+
+struct kernel_table {
+    vec_dot_fn vec_dot[HG_TYPE_COUNT];        // weight type -> dot with its vec_dot_type
+    from_float_fn from_float[HG_TYPE_COUNT];  // activation quantizers (q8_0, q8_1, q8_K, f16, bf16)
+};
+
+// Scalar reference table: every supported type filled.
+const kernel_table &kernels_scalar();
+// SIMD tables: only what each level implements; null entries fall back. On a processor or
+// compiler without the ISA these return tables with every entry null.
+const kernel_table &kernels_avx2();
+const kernel_table &kernels_avx512();
+
+// The table the engine runs with: the best level the CPU has (or the forced one), nulls
+// already filled from the levels below.
+const kernel_table &kernels_active();
+
+} // namespace hg
+
+namespace hg {
+// The level kernels_active() uses, and a forced level (-1: automatic). Fails (hg::Error)
+// for a level the processor cannot run.
+int isa_active();
+void isa_force(int isa);
+} // namespace hg

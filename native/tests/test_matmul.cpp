@@ -1,0 +1,161 @@
+// The thread pool and the threaded matmul, at every kernel level this CPU runs, against
+// the scalar reference (hg_matmul_ref) and against a double-precision product of the
+// dequantized operands.
+#include <atomic>
+#include <cmath>
+#include <cstring>
+#include <random>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "core/threadpool.h"
+#include "healthgpt.h"
+#include "tests/check.h"
+
+static const int kWeightTypes[] = {HG_TYPE_F32,  HG_TYPE_F16,  HG_TYPE_BF16, HG_TYPE_Q8_0,
+                                   HG_TYPE_Q4_0, HG_TYPE_Q4_1, HG_TYPE_Q5_0, HG_TYPE_Q5_1,
+                                   HG_TYPE_Q4_K, HG_TYPE_Q5_K, HG_TYPE_Q6_K};
+
+TEST(pool_runs_every_thread_once) {
+    for (int n : {1, 2, 3, 5}) {
+        hg::ThreadPool pool(n);
+        CHECK(pool.size() == n);
+        std::vector<std::atomic<int>> hits(n);
+        for (int rep = 0; rep < 1000; rep++)
+            pool.run([&](int ith, int nth) {
+                if (nth == n) hits[ith]++;
+            });
+        for (int i = 0; i < n; i++) CHECK(hits[i].load() == 1000);
+    }
+}
+
+TEST(pool_rethrows_worker_exception_and_stays_usable) {
+    hg::ThreadPool pool(3);
+    bool caught = false;
+    try {
+        pool.run([](int ith, int) {
+            if (ith == 2) throw std::runtime_error("boom");
+        });
+    } catch (const std::runtime_error &e) {
+        caught = std::string(e.what()) == "boom";
+    }
+    CHECK(caught);
+    std::atomic<int> sum{0};
+    pool.run([&](int ith, int) { sum += ith; });
+    CHECK(sum.load() == 0 + 1 + 2);
+}
+
+TEST(split_range_covers_exactly) {
+    for (int64_t n : {0, 1, 7, 64, 1001})
+        for (int nth : {1, 2, 3, 8}) {
+            int64_t expect = 0;
+            for (int i = 0; i < nth; i++) {
+                int64_t b, e;
+                hg::split_range(n, i, nth, b, e);
+                CHECK(b == expect);
+                CHECK(e >= b);
+                expect = e;
+            }
+            CHECK(expect == n);
+        }
+}
+
+namespace {
+
+struct problem {
+    int type;
+    int64_t rows, k, n;
+    std::vector<uint8_t> w;
+    std::vector<float> w_deq, x;
+};
+
+problem make_problem(int type, int64_t rows, int64_t k, int64_t n, uint32_t seed) {
+    problem p{type, rows, k, n, {}, {}, {}};
+    std::mt19937 rng(seed);
+    std::normal_distribution<float> nd(0.0f, 1.0f);
+    std::vector<float> wf(rows * k);
+    for (auto &v : wf) v = nd(rng);
+    p.x.resize(k * n);
+    for (auto &v : p.x) v = nd(rng);
+    const size_t row = (size_t)(k / hg_type_block_size(type)) * hg_type_block_bytes(type);
+    p.w.resize(row * rows);
+    p.w_deq.resize(rows * k);
+    for (int64_t r = 0; r < rows; r++) {
+        CHECK(hg_quantize_row(type, &wf[r * k], &p.w[r * row], k) == 0);
+        CHECK(hg_dequantize_row(type, &p.w[r * row], &p.w_deq[r * k], k) == 0);
+    }
+    return p;
+}
+
+// Activations are quantized to 8 bits per block (q8_0 / q8_1 / q8_K) for quantized weights:
+// each x_i moves by at most amax/254, so |error| <= sum_i |w_i| * amax(x) / 127 with margin.
+double activation_bound(const problem &p, int64_t r, int64_t c) {
+    double wsum = 0, amax = 0;
+    for (int64_t i = 0; i < p.k; i++) {
+        wsum += std::fabs(p.w_deq[r * p.k + i]);
+        amax = std::fmax(amax, std::fabs(p.x[c * p.k + i]));
+    }
+    switch (p.type) {
+    case HG_TYPE_F32: return 1e-4 * wsum * amax;
+    case HG_TYPE_F16: return 2e-3 * wsum * amax; // x rounded to half
+    case HG_TYPE_BF16: return 1e-2 * wsum * amax; // x rounded to bfloat16
+    default: return wsum * amax / 127.0 + 1e-4;
+    }
+}
+
+} // namespace
+
+TEST(matmul_matches_reference_at_every_level) {
+    const int64_t shapes[][3] = {{1, 1, 1}, {3, 1, 2}, {17, 2, 1}, {67, 3, 5}, {40, 12, 17}, {5, 1, 33}};
+    uint32_t seed = 1;
+    for (int type : kWeightTypes) {
+        const int64_t bs = hg_type_block_size(type) == 1 ? 32 : hg_type_block_size(type);
+        for (auto &s : shapes) {
+            const int64_t rows = s[0], k = s[1] * bs, n = s[2];
+            problem p = make_problem(type, rows, k, n, seed++);
+            std::vector<float> ref(rows * n), got(rows * n);
+            CHECK(hg_matmul_ref(type, p.w.data(), rows, k, p.x.data(), n, ref.data()) == 0);
+            // the reference against double precision on the dequantized weights
+            for (int64_t c = 0; c < n; c++)
+                for (int64_t r = 0; r < rows; r++) {
+                    double exact = 0;
+                    for (int64_t i = 0; i < k; i++) exact += (double)p.w_deq[r * k + i] * p.x[c * k + i];
+                    CHECK_NEAR(ref[c * rows + r], exact, activation_bound(p, r, c));
+                }
+            for (int isa = HG_ISA_SCALAR; isa <= hg_isa_best(); isa++) {
+                CHECK(hg_isa_force(isa) == 0);
+                for (int threads : {1, 2, 3}) {
+                    hg_pool *pool = hg_pool_create(threads);
+                    std::fill(got.begin(), got.end(), NAN);
+                    CHECK(hg_matmul(pool, type, p.w.data(), rows, k, p.x.data(), n, got.data()) == 0);
+                    hg_pool_free(pool);
+                    for (int64_t i = 0; i < rows * n; i++) {
+                        double mag = 0; // sum |w x| bounds the reordering error of float sums
+                        const int64_t r = i % rows, c = i / rows;
+                        for (int64_t j = 0; j < k; j++) mag += std::fabs(p.w_deq[r * k + j] * p.x[c * k + j]);
+                        CHECK_NEAR(got[i], ref[i], 1e-5 * mag + 1e-6);
+                    }
+                }
+            }
+            hg_isa_force(-1);
+        }
+    }
+}
+
+TEST(matmul_refuses_bad_arguments) {
+    hg_pool *pool = hg_pool_create(2);
+    std::vector<uint8_t> w(1024);
+    std::vector<float> x(256), y(16);
+    CHECK(hg_matmul(pool, HG_TYPE_IQ2_XXS, w.data(), 1, 256, x.data(), 1, y.data()) == -1);
+    CHECK(std::strstr(hg_last_error(), "iq2_xxs") != nullptr);
+    CHECK(hg_matmul(pool, HG_TYPE_Q4_0, w.data(), 1, 33, x.data(), 1, y.data()) == -1);
+    CHECK(std::strstr(hg_last_error(), "k=33") != nullptr);
+    CHECK(hg_matmul(pool, 99, w.data(), 1, 32, x.data(), 1, y.data()) == -1);
+    CHECK(hg_matmul(pool, HG_TYPE_Q4_0, w.data(), 0, 32, x.data(), 1, y.data()) == -1);
+    CHECK(hg_matmul(nullptr, HG_TYPE_Q4_0, w.data(), 1, 32, x.data(), 1, y.data()) == -1);
+    CHECK(hg_isa_force(7) == -1);
+    hg_pool_free(pool);
+}
+
+HG_TEST_MAIN()

@@ -1,0 +1,421 @@
+// SIMD kernels against the scalar reference, in the manner of llama.cpp's test-backend-ops:
+// for every ISA level this processor runs, every non-null entry of its kernel table is fed
+// the same inputs as hg::kernels_scalar()'s entry and the results compared.
+//
+//   vec_dot:    weight rows of odd lengths (1, 2, 3, 7, 13, 64 blocks; odd element counts for
+//               the float types) from several data shapes, activations quantized by the
+//               scalar quantizer; results within a floating-point error bound (below).
+//   from_float: activation quantizers must write the same bytes as the scalar ones.
+//
+// A timing table (ns per 4096-element dot, scalar / avx2 / avx512) is printed, never checked.
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cfloat>
+#include <cstdint>
+#include <cstdio>
+#include <cstring>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "core/fp16.h"
+#include "quant/blocks.h"
+#include "quant/quant.h"
+#include "tests/check.h"
+
+namespace {
+
+using hg::kernel_table;
+
+struct level {
+    const char *name;
+    const kernel_table *table;
+};
+
+// The levels this processor can run. The AVX-512 file is compiled with all of
+// f/bw/vl/dq/vnni/bf16, so any of its functions may use any of them: require them all.
+std::vector<level> cpu_levels() {
+    std::vector<level> out;
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_cpu_init();
+    const bool avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
+                      __builtin_cpu_supports("f16c");
+    const bool avx512 = avx2 && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+                        __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq") &&
+                        __builtin_cpu_supports("avx512vnni") && __builtin_cpu_supports("avx512bf16");
+    if (avx2) out.push_back({"avx2", &hg::kernels_avx2()});
+    if (avx512) out.push_back({"avx512", &hg::kernels_avx512()});
+#endif
+    return out;
+}
+
+const int kDotTypes[] = {HG_TYPE_F32,  HG_TYPE_F16,  HG_TYPE_BF16, HG_TYPE_Q8_0, HG_TYPE_Q4_0, HG_TYPE_Q4_1,
+                         HG_TYPE_Q5_0, HG_TYPE_Q5_1, HG_TYPE_Q4_K, HG_TYPE_Q5_K, HG_TYPE_Q6_K};
+const int kActTypes[] = {HG_TYPE_Q8_0, HG_TYPE_Q8_1, HG_TYPE_Q8_K, HG_TYPE_F16, HG_TYPE_BF16};
+
+const char *tname(int t) {
+    const hg::type_info *ti = hg::type_traits(t);
+    return ti ? ti->name : "?";
+}
+bool is_float_type(int t) { return t == HG_TYPE_F32 || t == HG_TYPE_F16 || t == HG_TYPE_BF16; }
+
+// ---- input data shapes ----
+
+enum shape { RANDOM, ZEROS, DENORMAL, MIXED_DENORMAL, LARGE, SPIKES, TIES, SPECIALS, N_SHAPES };
+const char *shape_name[N_SHAPES] = {"random", "zeros", "denormal", "mixed-denormal", "large", "spikes", "ties", "specials"};
+
+float denormal(std::mt19937 &rng) {
+    uint32_t bits = (rng() & 0x807fffffu) | 1u; // exponent 0: below FLT_MIN, never zero
+    return hg::bits_to_f32(bits);
+}
+
+void fill(std::vector<float> &v, shape s, std::mt19937 &rng) {
+    std::uniform_real_distribution<float> u(-1.0f, 1.0f);
+    std::normal_distribution<float> g(0.0f, 1.0f);
+    const float specials[] = {INFINITY, -INFINITY, NAN, FLT_MAX, -FLT_MAX, 65504.0f, 65519.99f, 65520.0f,
+                              5.9604645e-8f, 2.9802322e-8f, 1.0009765625f, 1.00048828125f, -0.0f, FLT_MIN};
+    for (size_t i = 0; i < v.size(); ++i) {
+        switch (s) {
+        case RANDOM: v[i] = u(rng); break;
+        case ZEROS: v[i] = 0.0f; break;
+        case DENORMAL: v[i] = denormal(rng); break;
+        case MIXED_DENORMAL: v[i] = (i / 32) % 3 == 0 ? denormal(rng) : (rng() & 1 ? u(rng) : denormal(rng)); break;
+        case LARGE: v[i] = (rng() & 1 ? 1e4f : -1e4f) * (0.5f + 0.5f * std::fabs(u(rng))); break;
+        case SPIKES: v[i] = rng() % 37 == 0 ? (rng() & 1 ? 100.0f : -80.0f) * (1.0f + u(rng) * 0.5f) : 0.01f * g(rng); break;
+        // amax 127 in every block of 32, so q8 scales are exactly 1 and x * id hits the
+        // halfway points: exercises ties-away (q8_0/q8_1) and ties-to-even (q8_K)
+        case TIES: v[i] = i % 32 == 0 ? (rng() & 1 ? 127.0f : -127.0f) : (float)((int)(rng() % 254) - 127) + 0.5f; break;
+        case SPECIALS: v[i] = rng() % 3 ? u(rng) * 70000.0f : specials[rng() % (sizeof specials / sizeof *specials)]; break;
+        default: break;
+        }
+    }
+}
+
+// ---- activation decode (for the error bound only) ----
+
+double act_abs(int vdt, const std::vector<uint8_t> &a, int64_t i) {
+    switch (vdt) {
+    case HG_TYPE_F32: return std::fabs(((const float *)a.data())[i]);
+    case HG_TYPE_F16: return std::fabs(hg::fp16_to_f32(((const hg::fp16_t *)a.data())[i]));
+    case HG_TYPE_BF16: return std::fabs(hg::bf16_to_f32(((const hg::bf16_t *)a.data())[i]));
+    case HG_TYPE_Q8_0: {
+        const hg::block_q8_0 &b = ((const hg::block_q8_0 *)a.data())[i / 32];
+        return std::fabs(hg::fp16_to_f32(b.d) * b.qs[i % 32]);
+    }
+    case HG_TYPE_Q8_1: {
+        const hg::block_q8_1 &b = ((const hg::block_q8_1 *)a.data())[i / 32];
+        return std::fabs(hg::fp16_to_f32(b.d) * b.qs[i % 32]);
+    }
+    case HG_TYPE_Q8_K: {
+        const hg::block_q8_K &b = ((const hg::block_q8_K *)a.data())[i / 256];
+        return std::fabs((double)b.d * b.qs[i % 256]);
+    }
+    default: return 0.0;
+    }
+}
+
+// Per-element bound on the part of a weight the kernels handle apart from d * q: the block
+// min of q4_1 / q5_1 (|m|) and of q4_K / q5_K (at most |dmin| * 63). Dots compute the two
+// parts separately, so rounding is relative to both, not to their (possibly cancelling) sum.
+double weight_min_abs(int t, const uint8_t *w, int64_t i) {
+    double per_unit;
+    switch (t) {
+    case HG_TYPE_Q4_1: case HG_TYPE_Q5_1: per_unit = 1.0; break;
+    case HG_TYPE_Q4_K: case HG_TYPE_Q5_K: per_unit = 63.0; break;
+    default: return 0.0;
+    }
+    const hg::type_info *ti = hg::type_traits(t);
+    hg::fp16_t m; // m of q4_1 / q5_1, dmin of q4_K / q5_K: both right after d
+    std::memcpy(&m, w + (size_t)(i / ti->block_size) * ti->block_bytes + 2, 2);
+    return per_unit * std::fabs(hg::fp16_to_f32(m));
+}
+
+// Offsets of the fp16 scale fields in a block, for weights made of random bytes.
+std::vector<int> scale_offsets(int t) {
+    switch (t) {
+    case HG_TYPE_Q4_0: case HG_TYPE_Q5_0: case HG_TYPE_Q8_0: return {0};
+    case HG_TYPE_Q4_1: case HG_TYPE_Q5_1: case HG_TYPE_Q4_K: case HG_TYPE_Q5_K: return {0, 2};
+    case HG_TYPE_Q6_K: return {208};
+    default: return {};
+    }
+}
+
+struct case_data {
+    std::vector<float> wf, af;      // float sources
+    std::vector<uint8_t> w, a;      // weight row, activation row (vec_dot_type)
+    bool ok = false;
+};
+
+// Quantize activations with the scalar quantizer (the engine quantizes once per token,
+// so every level's dot sees the same activation bytes).
+bool make_activation(int vdt, const std::vector<float> &af, std::vector<uint8_t> &a) {
+    const int64_t n = (int64_t)af.size();
+    a.assign(hg::row_bytes(vdt, n), 0);
+    if (vdt == HG_TYPE_F32) {
+        std::memcpy(a.data(), af.data(), a.size());
+        return true;
+    }
+    hg::from_float_fn q = hg::kernels_scalar().from_float[vdt];
+    if (!q) return false;
+    q(af.data(), a.data(), n);
+    return true;
+}
+
+// wshape == N_SHAPES means random bytes (quantized types) with sane fp16 scales.
+case_data make_case(int t, int64_t n, int wshape, shape ashape, std::mt19937 &rng) {
+    case_data c;
+    const hg::type_info *ti = hg::type_traits(t);
+    c.wf.resize(n);
+    c.af.resize(n);
+    c.w.assign(hg::row_bytes(t, n), 0);
+    if (wshape == N_SHAPES) {
+        if (is_float_type(t)) return c;
+        for (auto &b : c.w) b = (uint8_t)rng();
+        std::uniform_real_distribution<float> u(-0.05f, 0.05f);
+        for (int64_t b = 0; b < n / ti->block_size; ++b)
+            for (int off : scale_offsets(t)) {
+                const hg::fp16_t h = hg::f32_to_fp16(u(rng));
+                std::memcpy(c.w.data() + b * ti->block_bytes + off, &h, 2);
+            }
+        if (ti->to_float) ti->to_float(c.w.data(), c.wf.data(), n);
+        else return c; // no way to bound the error
+    } else {
+        fill(c.wf, (shape)wshape, rng);
+        if (t == HG_TYPE_F32) std::memcpy(c.w.data(), c.wf.data(), c.w.size());
+        else if (ti->from_float_ref) ti->from_float_ref(c.wf.data(), c.w.data(), n);
+        else return c;
+        if (ti->to_float) ti->to_float(c.w.data(), c.wf.data(), n); // bound with what is stored
+    }
+    fill(c.af, ashape, rng);
+    c.ok = make_activation(ti->vec_dot_type, c.af, c.a);
+    return c;
+}
+
+// Allowed |simd - scalar|. Integer parts of the quantized dots are exact on both sides;
+// what differs is float rounding: scales multiplied in a different order, partial sums
+// accumulated in lanes instead of one chain. A sum of m terms carries at most about m
+// rounding errors of 2^-24 times sum |terms|, so each side is within (m + 4) * 2^-24 * S of
+// the exact value, S = sum |w_i * a_i| (with w's block-min part counted on its own), m the
+// longest accumulation chain: n for the float types (a scalar reference may add in one
+// float chain), blocks + 16 for the quantized ones. Plus a flush-to-zero allowance:
+// vdpbf16ps treats operands and results below FLT_MIN as zero, which moves each product by
+// at most FLT_MIN * (|partner| + 1).
+double tolerance(int t, const case_data &c, int64_t n) {
+    const hg::type_info *ti = hg::type_traits(t);
+    const int vdt = ti->vec_dot_type;
+    double S = 0.0, sum_abs = 0.0;
+    for (int64_t i = 0; i < n; ++i) {
+        const double aa = act_abs(vdt, c.a, i);
+        const double ww = std::fabs((double)c.wf[i]) + weight_min_abs(t, c.w.data(), i);
+        S += ww * aa;
+        sum_abs += ww + aa + 1.0;
+    }
+    const double m = is_float_type(t) ? (double)n : (double)(n / ti->block_size) + 16.0;
+    return 2.0 * (m + 4.0) * std::ldexp(1.0, -24) * S + (double)FLT_MIN * sum_abs;
+}
+
+std::vector<int64_t> dot_sizes(int t) {
+    if (is_float_type(t)) return {1, 3, 7, 8, 15, 16, 31, 32, 33, 63, 64, 65, 100, 13 * 32 + 5, 64 * 32, 64 * 32 + 7};
+    const int64_t bs = hg::type_traits(t)->block_size;
+    return {bs, 2 * bs, 3 * bs, 7 * bs, 13 * bs, 64 * bs};
+}
+
+} // namespace
+
+TEST(simd_levels_present) {
+    const auto lv = cpu_levels();
+    std::printf("  cpu levels:");
+    for (const auto &l : lv) std::printf(" %s", l.name);
+    std::printf("%s\n", lv.empty() ? " none (scalar only)" : "");
+    for (const auto &l : lv) {
+        int n = 0;
+        for (int t = 0; t < HG_TYPE_COUNT; ++t) n += (l.table->vec_dot[t] != nullptr) + (l.table->from_float[t] != nullptr);
+        std::printf("  %s: %d entries\n", l.name, n);
+        // every entry must have a scalar counterpart to be tested against
+        for (int t = 0; t < HG_TYPE_COUNT; ++t) {
+            if (l.table->vec_dot[t]) CHECK_MSG(hg::kernels_scalar().vec_dot[t] != nullptr, std::string(l.name) + " vec_dot " + tname(t));
+            if (l.table->from_float[t])
+                CHECK_MSG(hg::kernels_scalar().from_float[t] != nullptr, std::string(l.name) + " from_float " + tname(t));
+        }
+    }
+#if defined(__x86_64__)
+    // the AVX2 table is the floor every x86-64 build relies on: it must be complete
+    for (const auto &l : lv)
+        if (std::string(l.name) == "avx2") {
+            for (int t : kDotTypes) CHECK_MSG(l.table->vec_dot[t] != nullptr, std::string("avx2 vec_dot ") + tname(t));
+            for (int t : {HG_TYPE_Q8_0, HG_TYPE_Q8_1, HG_TYPE_Q8_K})
+                CHECK_MSG(l.table->from_float[t] != nullptr, std::string("avx2 from_float ") + tname(t));
+        }
+#endif
+}
+
+TEST(simd_vec_dot_matches_scalar) {
+    std::mt19937 rng(1234);
+    const kernel_table &ref = hg::kernels_scalar();
+    int compared = 0;
+    for (const auto &l : cpu_levels()) {
+        for (int t = 0; t < HG_TYPE_COUNT; ++t) {
+            hg::vec_dot_fn fn = l.table->vec_dot[t];
+            if (!fn || !ref.vec_dot[t]) continue;
+            for (int64_t n : dot_sizes(t)) {
+                for (int ws = 0; ws <= N_SHAPES; ++ws) {
+                    if (ws == SPECIALS || ws == TIES) continue; // quantizer-only shapes
+                    for (int as : {(int)RANDOM, ws < N_SHAPES ? ws : (int)RANDOM, (int)SPIKES}) {
+                        case_data c = make_case(t, n, ws, (shape)as, rng);
+                        if (!c.ok) continue;
+                        float want = NAN, got = NAN;
+                        ref.vec_dot[t](n, &want, c.w.data(), c.a.data());
+                        fn(n, &got, c.w.data(), c.a.data());
+                        const double tol = tolerance(t, c, n);
+                        char what[160];
+                        std::snprintf(what, sizeof what, "%s %s n=%lld w=%s a=%s: got %.9g want %.9g tol %.3g", l.name,
+                                      tname(t), (long long)n, ws < N_SHAPES ? shape_name[ws] : "random-bytes",
+                                      shape_name[as], got, want, tol);
+                        if (std::isfinite(want)) {
+                            CHECK_MSG(std::isfinite(got) && std::fabs((double)got - want) <= tol, what);
+                        } else {
+                            // the format itself overflowed (q8_1's fp16 s = d * sum(q) past
+                            // 65504 with |x| ~ 1e4): no value to compare, only its kind
+                            CHECK_MSG(!std::isfinite(got), what);
+                        }
+                        ++compared;
+                    }
+                }
+            }
+        }
+    }
+    std::printf("  %d dots compared\n", compared);
+}
+
+TEST(simd_from_float_bit_identical) {
+    std::mt19937 rng(99);
+    const kernel_table &ref = hg::kernels_scalar();
+    int compared = 0;
+    for (const auto &l : cpu_levels()) {
+        for (int t = 0; t < HG_TYPE_COUNT; ++t) {
+            hg::from_float_fn fn = l.table->from_float[t];
+            if (!fn || !ref.from_float[t]) continue;
+            const int64_t bs = hg::type_traits(t)->block_size;
+            std::vector<int64_t> sizes = {bs, 2 * bs, 3 * bs, 7 * bs, 13 * bs, 64 * bs};
+            if (bs == 1) sizes = {1, 3, 7, 8, 9, 15, 16, 17, 31, 33, 100, 4096 + 5};
+            for (int64_t n : sizes) {
+                for (int s = 0; s < N_SHAPES; ++s) {
+                    std::vector<float> x(n);
+                    fill(x, (shape)s, rng);
+                    const size_t nb = hg::row_bytes(t, n);
+                    std::vector<uint8_t> a(nb, 0), b(nb, 0); // same prefill: untouched bytes agree
+                    ref.from_float[t](x.data(), a.data(), n);
+                    fn(x.data(), b.data(), n);
+                    size_t at = 0;
+                    while (at < nb && a[at] == b[at]) ++at;
+                    char what[160];
+                    std::snprintf(what, sizeof what, "%s from_float %s n=%lld %s: first differing byte %zu of %zu", l.name,
+                                  tname(t), (long long)n, shape_name[s], at, nb);
+                    CHECK_MSG(at == nb, what);
+                    ++compared;
+                }
+            }
+        }
+    }
+    std::printf("  %d rows compared\n", compared);
+}
+
+// The rounding of q8 quantizers near every halfway point: blocks whose scale is exactly 1
+// (amax 127) holding the 64 floats on either side of each k + 0.5 and the tie itself.
+TEST(simd_quantizer_rounding_near_ties) {
+    const kernel_table &ref = hg::kernels_scalar();
+    std::vector<float> vals;
+    for (int k = -128; k <= 127; ++k) {
+        float t = (float)k + 0.5f, lo = t, hi = t;
+        vals.push_back(t);
+        for (int j = 0; j < 64; ++j) {
+            lo = std::nextafter(lo, -INFINITY);
+            hi = std::nextafter(hi, INFINITY);
+            vals.push_back(lo);
+            vals.push_back(hi);
+        }
+    }
+    std::vector<float> x;
+    size_t vi = 0;
+    while (vi < vals.size()) { // 256-element rows: element 0 of each 32 pins amax = 127
+        for (int j = 0; j < 256; ++j) {
+            if (j % 32 == 0) x.push_back((j / 32) % 2 ? -127.0f : 127.0f);
+            else x.push_back(vi < vals.size() ? std::max(-127.0f, std::min(127.0f, vals[vi++])) : 0.0f);
+        }
+    }
+    const int64_t n = (int64_t)x.size();
+    for (const auto &l : cpu_levels())
+        for (int t : {HG_TYPE_Q8_0, HG_TYPE_Q8_1, HG_TYPE_Q8_K}) {
+            if (!l.table->from_float[t] || !ref.from_float[t]) continue;
+            const size_t nb = hg::row_bytes(t, n);
+            std::vector<uint8_t> a(nb, 0), b(nb, 0);
+            ref.from_float[t](x.data(), a.data(), n);
+            l.table->from_float[t](x.data(), b.data(), n);
+            CHECK_MSG(a == b, std::string(l.name) + " " + tname(t));
+        }
+}
+
+// ---- timing (printed only) ----
+
+namespace {
+
+double time_ns(const std::function<void()> &f, int reps) {
+    double best = 1e30;
+    for (int round = 0; round < 5; ++round) {
+        const auto t0 = std::chrono::steady_clock::now();
+        for (int r = 0; r < reps; ++r) f();
+        const auto t1 = std::chrono::steady_clock::now();
+        best = std::min(best, std::chrono::duration<double, std::nano>(t1 - t0).count() / reps);
+    }
+    return best;
+}
+
+volatile float g_sink;
+
+} // namespace
+
+TEST(simd_timing) {
+    const int64_t n = 4096;
+    const auto lv = cpu_levels();
+    const kernel_table *avx2 = nullptr, *avx512 = nullptr;
+    for (const auto &l : lv) (std::string(l.name) == "avx2" ? avx2 : avx512) = l.table;
+    std::mt19937 rng(7);
+    std::printf("  ns per %lld-element call (best of 5; '-' = no entry, falls back)\n", (long long)n);
+    std::printf("  %-16s %10s %10s %10s %9s %9s\n", "kernel", "scalar", "avx2", "avx512", "x avx2", "x avx512");
+    auto row = [&](const char *name, const std::function<void(const kernel_table &)> &call,
+                   const std::function<bool(const kernel_table *)> &has) {
+        double ns[3] = {-1, -1, -1};
+        const kernel_table *tabs[3] = {&hg::kernels_scalar(), avx2, avx512};
+        const int reps[3] = {200, 4000, 4000};
+        for (int k = 0; k < 3; ++k)
+            if (has(tabs[k])) ns[k] = time_ns([&] { call(*tabs[k]); }, reps[k]);
+        char c[3][16], x[2][16];
+        for (int k = 0; k < 3; ++k) std::snprintf(c[k], 16, ns[k] < 0 ? "-" : "%.0f", ns[k]);
+        for (int k = 0; k < 2; ++k) std::snprintf(x[k], 16, ns[k + 1] < 0 || ns[0] < 0 ? "" : "%.1f", ns[0] / ns[k + 1]);
+        std::printf("  %-16s %10s %10s %10s %9s %9s\n", name, c[0], c[1], c[2], x[0], x[1]);
+    };
+    for (int t : kDotTypes) {
+        case_data c = make_case(t, n, RANDOM, RANDOM, rng);
+        if (!c.ok) c = make_case(t, n, N_SHAPES, RANDOM, rng);
+        if (!c.ok) continue;
+        std::string name = std::string("dot ") + tname(t);
+        row(name.c_str(),
+            [&](const kernel_table &k) {
+                float s;
+                k.vec_dot[t](n, &s, c.w.data(), c.a.data());
+                g_sink = s;
+            },
+            [&](const kernel_table *k) { return k && k->vec_dot[t]; });
+    }
+    std::vector<float> x(n);
+    fill(x, RANDOM, rng);
+    std::vector<uint8_t> out(n * 4);
+    for (int t : kActTypes) {
+        std::string name = std::string("quantize ") + tname(t);
+        row(name.c_str(), [&](const kernel_table &k) { k.from_float[t](x.data(), out.data(), n); },
+            [&](const kernel_table *k) { return k && k->from_float[t]; });
+    }
+}
+
+HG_TEST_MAIN()

@@ -1,0 +1,122 @@
+#include "addon.h"
+
+#include <map>
+#include <mutex>
+#include <stdexcept>
+
+namespace hgnode {
+
+Napi::Error make_error(Napi::Env env, const std::string &code, const std::string &message) {
+    Napi::Error e = Napi::Error::New(env, message);
+    e.Set("code", Napi::String::New(env, code));
+    return e;
+}
+
+void throw_error(Napi::Env env, const std::string &code, const std::string &message) {
+    throw make_error(env, code, message);
+}
+
+void check_status(Napi::Env env, int status, const char *code) {
+    if (status < 0) throw_error(env, code, hg_last_error());
+}
+
+namespace {
+
+class PromiseWorker : public Napi::AsyncWorker {
+  public:
+    PromiseWorker(Napi::Env env, const char *name, std::function<void()> work,
+                  std::function<Napi::Value(Napi::Env, Napi::Value)> done, Napi::Value result,
+                  std::vector<Napi::Value> inputs)
+        : Napi::AsyncWorker(env, name), deferred_(Napi::Promise::Deferred::New(env)),
+          work_(std::move(work)), done_(std::move(done)) {
+        // references to primitives need Node-API 10: keep objects only (results are buffers)
+        if (result.IsObject()) result_ = Napi::Persistent(result);
+        for (auto &v : inputs) inputs_.push_back(Napi::Persistent(v));
+    }
+    Napi::Promise promise() { return deferred_.Promise(); }
+
+    void Execute() override {
+        try {
+            work_();
+        } catch (const std::exception &e) {
+            SetError(e.what());
+        } catch (...) {
+            SetError("unknown native error");
+        }
+    }
+    void OnOK() override {
+        Napi::Env env = Env();
+        try {
+            deferred_.Resolve(done_(env, result_.IsEmpty() ? env.Undefined() : result_.Value()));
+        } catch (const Napi::Error &e) {
+            deferred_.Reject(e.Value());
+        }
+    }
+    void OnError(const Napi::Error &e) override {
+        Napi::Error err = make_error(Env(), "ERR_NATIVE", e.Message());
+        deferred_.Reject(err.Value());
+    }
+
+  private:
+    Napi::Promise::Deferred deferred_;
+    std::function<void()> work_;
+    std::function<Napi::Value(Napi::Env, Napi::Value)> done_;
+    Napi::Reference<Napi::Value> result_;
+    std::vector<Napi::Reference<Napi::Value>> inputs_;
+};
+
+struct pool_slot {
+    hg_pool *pool = nullptr;
+    std::mutex busy;
+};
+
+} // namespace
+
+Napi::Promise run_async(Napi::Env env, const char *name, std::function<void()> work,
+                        std::function<Napi::Value(Napi::Env, Napi::Value)> done, Napi::Value result,
+                        std::vector<Napi::Value> inputs) {
+    auto *w = new PromiseWorker(env, name, std::move(work), std::move(done), result, std::move(inputs));
+    Napi::Promise p = w->promise();
+    w->Queue(); // the worker deletes itself when settled
+    return p;
+}
+
+pool_lease lease_pool(int n_threads) {
+    static std::mutex map_mutex;
+    static std::map<int, pool_slot> pools; // node-stable addresses: slots never move
+    pool_slot *slot;
+    {
+        std::lock_guard<std::mutex> lk(map_mutex);
+        slot = &pools[n_threads];
+        if (!slot->pool) {
+            slot->pool = hg_pool_create(n_threads);
+            if (!slot->pool) throw std::runtime_error(hg_last_error());
+        }
+    }
+    return pool_lease{slot->pool, std::unique_lock<std::mutex>(slot->busy)};
+}
+
+int64_t arg_int(const Napi::CallbackInfo &info, size_t i, const char *name) {
+    if (info.Length() <= i || !info[i].IsNumber())
+        throw_error(info.Env(), "ERR_INVALID_ARG", std::string(name) + " must be a number");
+    double v = info[i].As<Napi::Number>().DoubleValue();
+    if (v != (double)(int64_t)v)
+        throw_error(info.Env(), "ERR_INVALID_ARG", std::string(name) + " must be an integer");
+    return (int64_t)v;
+}
+
+std::string arg_string(const Napi::CallbackInfo &info, size_t i, const char *name) {
+    if (info.Length() <= i || !info[i].IsString())
+        throw_error(info.Env(), "ERR_INVALID_ARG", std::string(name) + " must be a string");
+    return info[i].As<Napi::String>().Utf8Value();
+}
+
+} // namespace hgnode
+
+static Napi::Object Init(Napi::Env env, Napi::Object exports) {
+    hgnode::init_gguf(env, exports);
+    hgnode::init_ops(env, exports);
+    return exports;
+}
+
+NODE_API_MODULE(healthgpt, Init)

@@ -1,0 +1,47 @@
+// Shared pieces of the N-API addon: promise-returning background work and argument checks.
+// The addon is thin by design: it marshals buffers and calls the engine's C API; all model
+// logic lives in native/ (engine) or lib/ (TypeScript).
+#pragma once
+
+#include <napi.h>
+
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "healthgpt.h"
+
+namespace hgnode {
+
+// An error with a `code` property, as the TypeScript layer expects.
+Napi::Error make_error(Napi::Env env, const std::string &code, const std::string &message);
+[[noreturn]] void throw_error(Napi::Env env, const std::string &code, const std::string &message);
+
+// Runs `work` on libuv's thread pool and settles the returned promise with
+// `done(env, result)` or with an Error carrying the message `work` threw. `result` is a JS
+// value (typically the output buffer `work` fills) held alive until then; `inputs` are held
+// alive too, so buffers `work` reads are not collected meanwhile.
+Napi::Promise run_async(Napi::Env env, const char *name, std::function<void()> work,
+                        std::function<Napi::Value(Napi::Env, Napi::Value result)> done,
+                        Napi::Value result, std::vector<Napi::Value> inputs = {});
+
+// Throws hg_last_error() as a JS error when status < 0 (for synchronous calls).
+void check_status(Napi::Env env, int status, const char *code);
+
+// A pool per thread count, each used by one job at a time.
+struct pool_lease {
+    hg_pool *pool;
+    std::unique_lock<std::mutex> lock;
+};
+pool_lease lease_pool(int n_threads);
+
+// Argument readers that name the argument in their error.
+int64_t arg_int(const Napi::CallbackInfo &info, size_t i, const char *name);
+std::string arg_string(const Napi::CallbackInfo &info, size_t i, const char *name);
+
+void init_gguf(Napi::Env env, Napi::Object exports);
+void init_ops(Napi::Env env, Napi::Object exports);
+
+} // namespace hgnode
