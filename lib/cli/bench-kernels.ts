@@ -96,7 +96,7 @@ export function benchKernelsCommand(): Command {
       out.push(`cpu: ${r.cpu.features} (best kernels: ${r.cpu.best}), threads: ${r.threads}`);
       out.push(`measured read bandwidth: ${r.readGBs.toFixed(1)} GB/s (the decode roofline: matrix-vector GB/s cannot exceed it)`);
       out.push('');
-      const rowsT = [['isa', 'type', 'layer', 'k -> rows', 'n', 'ms', 'GB/s', '% of read bw', 'GFLOP/s']];
+      const rowsT = [['isa', 'type', 'layer', 'k -> rows', 'n', 'ms', 'weights GB/s', '% of read bw', 'GFLOP/s']];
       for (const x of r.rows)
         rowsT.push([
           x.isa,
@@ -105,7 +105,7 @@ export function benchKernelsCommand(): Command {
           `${x.k} -> ${x.rows}`,
           String(x.n),
           x.ms.toFixed(3),
-          x.gbs.toFixed(1),
+          x.n === 1 ? x.gbs.toFixed(1) : '',
           x.n === 1 ? `${((100 * x.gbs) / r.readGBs).toFixed(0)}%` : '',
           x.gflops.toFixed(1),
         ]);

@@ -13,7 +13,7 @@ export function formatBytes(n: number): string {
 
 /** JSON with bigints written as plain integers (GGUF u64 values beyond 2^53). */
 export function toJson(value: unknown, indent = 2): string {
-  const marker = '\u0000bigint:';
+  const marker = '@@healthgpt-bigint@@';
   const text = JSON.stringify(value, (_k, v) => (typeof v === 'bigint' ? `${marker}${v}` : v), indent);
   return text.replace(new RegExp(`"${marker}(-?\\d+)"`, 'g'), '$1');
 }

@@ -28,7 +28,7 @@ export function quantizeCommand(): Command {
       });
       const counts = new Map<string, number>();
       for (const e of r.plan) counts.set(e.to, (counts.get(e.to) ?? 0) + 1);
-      const mix = [...counts].map(([t, n]) => `${t}: ${n}`).join(', ');
+      const mix = [...counts].sort(([a], [b]) => a.localeCompare(b)).map(([t, n]) => `${t}: ${n}`).join(', ');
       process.stdout.write(
         `wrote ${output}: ${r.plan.length} tensors (${mix}), ${formatBytes(r.inputBytes)} -> ${formatBytes(r.outputBytes)} of tensor data in ${r.seconds.toFixed(1)} s\n`,
       );

@@ -137,10 +137,16 @@ void hg_gguf_close(hg_gguf *f);
 
 uint32_t hg_gguf_version(const hg_gguf *f);
 uint64_t hg_gguf_alignment(const hg_gguf *f);
-uint64_t hg_gguf_data_offset(const hg_gguf *f); /* file offset of the tensor data section */
+/* File offset of the tensor data section; for a file without tensors it is the aligned end
+ * of the metadata and may lie past the end of the file. */
+uint64_t hg_gguf_data_offset(const hg_gguf *f);
 uint64_t hg_gguf_file_size(const hg_gguf *f);
 
-/* Metadata: index i in [0, n_kv). Scalars read through the widest getter of their kind. */
+/* Getters fail with hg_last_error() set (a successful call does not clear it): those whose
+ * answer may be 0 (counts, types, dims) return -1, the others 0 or NULL. Getters are strict
+ * about the value's kind: hg_gguf_kv_i64 on a UINT32 fails.
+ *
+ * Metadata: index i in [0, n_kv). Scalars read through the widest getter of their kind. */
 int64_t hg_gguf_n_kv(const hg_gguf *f);
 int64_t hg_gguf_find_key(const hg_gguf *f, const char *key); /* -1 when absent */
 const char *hg_gguf_kv_key(const hg_gguf *f, int64_t i);
@@ -157,10 +163,12 @@ uint64_t hg_gguf_kv_arr_u64(const hg_gguf *f, int64_t i, uint64_t j);
 int64_t hg_gguf_kv_arr_i64(const hg_gguf *f, int64_t i, uint64_t j);
 double hg_gguf_kv_arr_f64(const hg_gguf *f, int64_t i, uint64_t j);
 const char *hg_gguf_kv_arr_str(const hg_gguf *f, int64_t i, uint64_t j, uint64_t *len);
-/* Raw pointer to the array's elements when they are fixed-size (not strings), else NULL. */
+/* Raw pointer to the array's elements when they are fixed-size (not strings), else NULL.
+ * It may be unaligned: copy with memcpy. */
 const void *hg_gguf_kv_arr_data(const hg_gguf *f, int64_t i);
 
-/* Tensors: index t in [0, n_tensors). Dims are ggml order (ne[0] = row length). */
+/* Tensors: index t in [0, n_tensors). Dims are ggml order (ne[0] = row length); dims from
+ * n_dims up to 3 read as 1, as in ggml. */
 int64_t hg_gguf_n_tensors(const hg_gguf *f);
 int64_t hg_gguf_find_tensor(const hg_gguf *f, const char *name); /* -1 when absent */
 const char *hg_gguf_tensor_name(const hg_gguf *f, int64_t t);

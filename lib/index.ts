@@ -1,0 +1,8 @@
+/** healthgpt: the public API. */
+export { HealthGPTError } from './errors.js';
+export { GGUFFile, type GGUFInfo, type GGUFTensor, type GGUFValue } from './gguf/file.js';
+export { GGUFWriter, type GGUFWriterOptions, type TensorSource } from './gguf/writer.js';
+export { GGML_TYPES, GGMLType, ggmlType, tensorBytes, type GGMLTypeInfo } from './gguf/constants.js';
+export { quantizeFile, parseTarget, type QuantizeOptions, type QuantizeResult } from './quantize/quantize.js';
+export { QUANTIZE_TARGETS, type QuantizeTarget } from './quantize/plan.js';
+export { native } from './native.js';
