@@ -61,10 +61,9 @@ export interface NativeAddon {
   readBandwidth(megabytes: number, reps: number, threads: number): Promise<number>;
 }
 
-const root = join(__dirname, '..');
-
-function candidates(): string[] {
-  if (process.env.HEALTHGPT_ADDON) return [process.env.HEALTHGPT_ADDON];
+/** Where the addon is looked for, in order: prebuilds first, then the local build. */
+export function addonCandidates(root = join(__dirname, '..'), env = process.env): string[] {
+  if (env.HEALTHGPT_ADDON) return [env.HEALTHGPT_ADDON];
   const out: string[] = [];
   const pre = join(root, 'prebuilds', `${process.platform}-${process.arch}`);
   if (existsSync(pre)) {
@@ -79,7 +78,7 @@ let addon: NativeAddon | undefined;
 export function native(): NativeAddon {
   if (addon) return addon;
   const tried: string[] = [];
-  for (const file of candidates()) {
+  for (const file of addonCandidates()) {
     if (!existsSync(file)) {
       tried.push(`${file} (missing)`);
       continue;

@@ -100,3 +100,19 @@ describe('matmul from JS', () => {
     expect(y[0]).toBe(11);
   });
 });
+
+describe('addon loader', () => {
+  it('prefers a prebuild for this platform, then the local build; HEALTHGPT_ADDON overrides', async () => {
+    const { mkdirSync, writeFileSync } = await import('node:fs');
+    const { join } = await import('node:path');
+    const { tempDir } = await import('./helpers.js');
+    const { addonCandidates } = await import('../lib/native.js');
+    const root = tempDir();
+    const pre = join(root, 'prebuilds', `${process.platform}-${process.arch}`);
+    mkdirSync(pre, { recursive: true });
+    writeFileSync(join(pre, 'healthgpt.glibc.node'), '');
+    writeFileSync(join(pre, 'README'), '');
+    expect(addonCandidates(root, {})).toEqual([join(pre, 'healthgpt.glibc.node'), join(root, 'build', 'Release', 'healthgpt.node')]);
+    expect(addonCandidates(root, { HEALTHGPT_ADDON: '/x/y.node' })).toEqual(['/x/y.node']);
+  });
+});

@@ -76,7 +76,7 @@ export function demoCommand(): Command {
       const tensor = 'blk.0.attn_qkv.weight';
       const x = randomNormal(PHI3_TINY.hidden, 7);
       const ref = await layerCheck(f32, tensor, x, undefined);
-      const rows = [['file type', 'size', 'quantize ms', `${tensor} type`, 'rel. error vs f32', 'matvec ms']];
+      const rows = [['file type', 'size', 'quantize ms', `${tensor} type`, 'rel. error vs f32', 'matvec ms (from JS)']];
       rows.push(['f32', formatBytes(src.info.fileSize), '-', ref.type, '0', ref.ms.toFixed(3)]);
       for (const target of ['f16', 'q8_0', 'q4_0', 'q4_k_m'] as QuantizeTarget[]) {
         const out = join(dir, `phi3-tiny-${target}.gguf`);

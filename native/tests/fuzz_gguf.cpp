@@ -10,8 +10,6 @@
 // leaves the input that caused it at the temp path printed at start.
 //
 // With -DHEALTHGPT_LIBFUZZER (clang -fsanitize=fuzzer) only LLVMFuzzerTestOneInput is built.
-#include <fcntl.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -28,6 +26,9 @@
 #include "core/error.h"
 #include "gguf/gguf.h"
 #include "healthgpt.h"
+#include "tests/gguf_builder.h"
+
+using namespace gguftest;
 
 namespace {
 
@@ -35,134 +36,79 @@ namespace {
 
 // ---- seed files ----
 
-// Writes GGUF bytes and remembers where the count/length/offset fields are, so mutations can
-// aim at them.
-struct Writer {
-    std::vector<uint8_t> b;
-    std::vector<size_t> u64_at, u32_at;
-    template <class T> void put(T v) {
-        if (sizeof(T) == 8) u64_at.push_back(b.size());
-        if (sizeof(T) == 4) u32_at.push_back(b.size());
-        uint8_t tmp[sizeof(T)];
-        std::memcpy(tmp, &v, sizeof(T));
-        b.insert(b.end(), tmp, tmp + sizeof(T));
-    }
-    void str(const std::string &s) {
-        put<uint64_t>(s.size());
-        b.insert(b.end(), s.begin(), s.end());
-    }
-    void key(const std::string &k, uint32_t type) {
-        str(k);
-        put<uint32_t>(type);
-    }
-};
+// A valid file, with the positions of its 4- and 8-byte fields for mutations to aim at.
+using Seed = Built;
 
-struct Tensor {
-    std::string name;
-    std::vector<uint64_t> dims;
-    int type;
-};
-
-struct Seed {
-    std::vector<uint8_t> bytes;
-    std::vector<size_t> u64_at, u32_at;
-};
-
-// kvs: a callback writing n_kv key/values into w.
-template <class KVs> Seed make_seed(uint32_t version, uint64_t n_kv, KVs kvs, const std::vector<Tensor> &tensors,
-                                    uint64_t alignment) {
-    Writer w;
-    w.put<uint32_t>(0x46554747);
-    w.put<uint32_t>(version);
-    w.put<uint64_t>(tensors.size());
-    w.put<uint64_t>(n_kv);
-    kvs(w);
-    uint64_t off = 0;
-    std::vector<uint64_t> sizes;
-    for (auto &t : tensors) {
-        uint64_t n = 1;
-        for (uint64_t d : t.dims) n *= d;
-        uint64_t bytes = n / (uint64_t)hg_type_block_size(t.type) * hg_type_block_bytes(t.type);
-        w.str(t.name);
-        w.put<uint32_t>((uint32_t)t.dims.size());
-        for (uint64_t d : t.dims) w.put<uint64_t>(d);
-        w.put<uint32_t>((uint32_t)t.type);
-        w.put<uint64_t>(off);
-        sizes.push_back(bytes);
-        off = (off + bytes + alignment - 1) / alignment * alignment;
-    }
-    while (w.b.size() % alignment) w.b.push_back(0);
-    size_t data = w.b.size();
-    w.b.resize(data + off);
-    for (size_t i = data; i < w.b.size(); i++) w.b[i] = (uint8_t)(i * 13 + 5);
-    return {w.b, w.u64_at, w.u32_at};
+// The data section is padded to the alignment and filled by file position (not
+// gguftest::pattern), as the seeds always were: a given --seed replays the same inputs.
+Seed make_seed(const FileSpec &spec) {
+    Seed s = build(spec);
+    while (s.bytes.size() % spec.alignment) s.bytes.push_back(0);
+    for (size_t i = s.data_offset; i < s.bytes.size(); i++) s.bytes[i] = (uint8_t)(i * 13 + 5);
+    return s;
 }
 
 std::vector<Seed> make_seeds() {
     std::vector<Seed> seeds;
     // Every value type, several tensor types.
-    seeds.push_back(make_seed(
-        3, 17,
-        [](Writer &w) {
-            w.key("general.architecture", HG_GGUF_STRING), w.str("phi3");
-            w.key("u8", HG_GGUF_UINT8), w.put<uint8_t>(7);
-            w.key("i8", HG_GGUF_INT8), w.put<int8_t>(-7);
-            w.key("u16", HG_GGUF_UINT16), w.put<uint16_t>(700);
-            w.key("i16", HG_GGUF_INT16), w.put<int16_t>(-700);
-            w.key("u32", HG_GGUF_UINT32), w.put<uint32_t>(70000);
-            w.key("i32", HG_GGUF_INT32), w.put<int32_t>(-70000);
-            w.key("f32", HG_GGUF_FLOAT32), w.put<float>(0.5f);
-            w.key("bool", HG_GGUF_BOOL), w.put<uint8_t>(1);
-            w.key("u64", HG_GGUF_UINT64), w.put<uint64_t>(1ull << 40);
-            w.key("i64", HG_GGUF_INT64), w.put<int64_t>(-(1ll << 40));
-            w.key("f64", HG_GGUF_FLOAT64), w.put<double>(0.25);
-            w.key("s", HG_GGUF_STRING), w.str("h\xc3\xa9llo \xf0\x9f\xa9\xba");
-            w.key("a.i32", HG_GGUF_ARRAY), w.put<uint32_t>(HG_GGUF_INT32), w.put<uint64_t>(3);
-            for (int32_t v : {-1, 0, 1}) w.put<int32_t>(v);
-            w.key("a.f64", HG_GGUF_ARRAY), w.put<uint32_t>(HG_GGUF_FLOAT64), w.put<uint64_t>(2);
-            w.put<double>(1.0), w.put<double>(-1.0);
-            w.key("a.bool", HG_GGUF_ARRAY), w.put<uint32_t>(HG_GGUF_BOOL), w.put<uint64_t>(2);
-            w.put<uint8_t>(1), w.put<uint8_t>(0);
-            w.key("a.str", HG_GGUF_ARRAY), w.put<uint32_t>(HG_GGUF_STRING), w.put<uint64_t>(3);
-            w.str("<s>"), w.str(""), w.str("\xe2\x96\x81the");
-        },
-        {{"token_embd.weight", {4, 3}, HG_TYPE_F32},
-         {"blk.0.attn_norm.weight", {8}, HG_TYPE_F16},
-         {"blk.0.ffn_up.weight", {64, 2}, HG_TYPE_Q8_0},
-         {"output.weight", {256, 1, 1, 1}, HG_TYPE_Q4_K}},
-        32));
+    FileSpec all;
+    all.kvs = {
+        {"general.architecture", str_value("phi3")},
+        {"u8", scalar<uint8_t>(HG_GGUF_UINT8, 7)},
+        {"i8", scalar<int8_t>(HG_GGUF_INT8, -7)},
+        {"u16", scalar<uint16_t>(HG_GGUF_UINT16, 700)},
+        {"i16", scalar<int16_t>(HG_GGUF_INT16, -700)},
+        {"u32", scalar<uint32_t>(HG_GGUF_UINT32, 70000)},
+        {"i32", scalar<int32_t>(HG_GGUF_INT32, -70000)},
+        {"f32", scalar<float>(HG_GGUF_FLOAT32, 0.5f)},
+        {"bool", scalar<uint8_t>(HG_GGUF_BOOL, 1)},
+        {"u64", scalar<uint64_t>(HG_GGUF_UINT64, 1ull << 40)},
+        {"i64", scalar<int64_t>(HG_GGUF_INT64, -(1ll << 40))},
+        {"f64", scalar<double>(HG_GGUF_FLOAT64, 0.25)},
+        {"s", str_value("h\xc3\xa9llo \xf0\x9f\xa9\xba")},
+        {"a.i32", array_of<int32_t>(HG_GGUF_INT32, {-1, 0, 1})},
+        {"a.f64", array_of<double>(HG_GGUF_FLOAT64, {1.0, -1.0})},
+        {"a.bool", array_of<uint8_t>(HG_GGUF_BOOL, {1, 0})},
+        {"a.str", str_array({"<s>", "", "\xe2\x96\x81the"})},
+    };
+    all.tensors = {{"token_embd.weight", {4, 3}, HG_TYPE_F32},
+                   {"blk.0.attn_norm.weight", {8}, HG_TYPE_F16},
+                   {"blk.0.ffn_up.weight", {64, 2}, HG_TYPE_Q8_0},
+                   {"output.weight", {256, 1, 1, 1}, HG_TYPE_Q4_K}};
+    seeds.push_back(make_seed(all));
     // Version 2, alignment 64.
-    seeds.push_back(make_seed(
-        2, 2,
-        [](Writer &w) {
-            w.key("general.alignment", HG_GGUF_UINT32), w.put<uint32_t>(64);
-            w.key("general.name", HG_GGUF_STRING), w.str("v2");
-        },
-        {{"a", {32}, HG_TYPE_Q4_0}, {"b", {16, 2}, HG_TYPE_BF16}, {"c", {256}, HG_TYPE_Q6_K}}, 64));
+    FileSpec v2;
+    v2.version = 2;
+    v2.alignment = 64;
+    v2.kvs = {{"general.alignment", scalar<uint32_t>(HG_GGUF_UINT32, 64)}, {"general.name", str_value("v2")}};
+    v2.tensors = {{"a", {32}, HG_TYPE_Q4_0}, {"b", {16, 2}, HG_TYPE_BF16}, {"c", {256}, HG_TYPE_Q6_K}};
+    seeds.push_back(make_seed(v2));
     // A vocabulary: long string and number arrays.
-    seeds.push_back(make_seed(
-        3, 3,
-        [](Writer &w) {
-            w.key("tokenizer.ggml.tokens", HG_GGUF_ARRAY), w.put<uint32_t>(HG_GGUF_STRING), w.put<uint64_t>(120);
-            for (int i = 0; i < 120; i++) w.str(i % 7 ? "tok" + std::to_string(i) : "\xc4\xa0" + std::to_string(i));
-            w.key("tokenizer.ggml.scores", HG_GGUF_ARRAY), w.put<uint32_t>(HG_GGUF_FLOAT32), w.put<uint64_t>(120);
-            for (int i = 0; i < 120; i++) w.put<float>(-(float)i);
-            w.key("tokenizer.ggml.token_type", HG_GGUF_ARRAY), w.put<uint32_t>(HG_GGUF_INT32), w.put<uint64_t>(120);
-            for (int i = 0; i < 120; i++) w.put<int32_t>(1);
-        },
-        {{"token_embd.weight", {32, 4}, HG_TYPE_Q8_0}}, 32));
+    std::vector<std::string> tokens;
+    std::vector<float> scores;
+    for (int i = 0; i < 120; i++) {
+        tokens.push_back(i % 7 ? "tok" + std::to_string(i) : "\xc4\xa0" + std::to_string(i));
+        scores.push_back(-(float)i);
+    }
+    FileSpec vocab;
+    vocab.kvs = {{"tokenizer.ggml.tokens", str_array(tokens)},
+                 {"tokenizer.ggml.scores", array_of<float>(HG_GGUF_FLOAT32, scores)},
+                 {"tokenizer.ggml.token_type", array_of<int32_t>(HG_GGUF_INT32, std::vector<int32_t>(120, 1))}};
+    vocab.tensors = {{"token_embd.weight", {32, 4}, HG_TYPE_Q8_0}};
+    seeds.push_back(make_seed(vocab));
     // Metadata only.
-    seeds.push_back(make_seed(
-        3, 1, [](Writer &w) { w.key("general.architecture", HG_GGUF_STRING), w.str("llama"); }, {}, 32));
+    FileSpec meta;
+    meta.kvs = {{"general.architecture", str_value("llama")}};
+    seeds.push_back(make_seed(meta));
     // Many small tensors.
-    std::vector<Tensor> many;
-    const int types[] = {HG_TYPE_F32, HG_TYPE_F16, HG_TYPE_Q4_1, HG_TYPE_Q5_0, HG_TYPE_Q2_K, HG_TYPE_IQ4_NL,
-                         HG_TYPE_I16, HG_TYPE_F64};
+    FileSpec many;
+    many.kvs = {{"general.architecture", str_value("phi3")}};
+    const uint32_t types[] = {HG_TYPE_F32, HG_TYPE_F16, HG_TYPE_Q4_1, HG_TYPE_Q5_0, HG_TYPE_Q2_K, HG_TYPE_IQ4_NL,
+                              HG_TYPE_I16, HG_TYPE_F64};
     for (int i = 0; i < 16; i++)
-        many.push_back({"blk." + std::to_string(i) + ".w", {(uint64_t)hg_type_block_size(types[i % 8]), 2},
-                        types[i % 8]});
-    seeds.push_back(make_seed(
-        3, 1, [](Writer &w) { w.key("general.architecture", HG_GGUF_STRING), w.str("phi3"); }, many, 32));
+        many.tensors.push_back({"blk." + std::to_string(i) + ".w",
+                                {(uint64_t)hg_type_block_size((int)types[i % 8]), 2}, types[i % 8]});
+    seeds.push_back(make_seed(many));
     return seeds;
 }
 
@@ -278,19 +224,6 @@ void mutate(std::vector<uint8_t> &b, const Seed &seed, const std::vector<Seed> &
 std::string g_path;     // the temp file each input is written to
 std::string g_failure;  // what broke, when something did
 volatile uint64_t g_sink; // keeps the reads of every byte from being optimised out
-
-bool write_file(const std::string &path, const uint8_t *data, size_t n) {
-    int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-    if (fd < 0) return false;
-    size_t done = 0;
-    while (done < n) {
-        ssize_t w = ::write(fd, data + done, n - done);
-        if (w <= 0) break;
-        done += (size_t)w;
-    }
-    ::close(fd);
-    return done == n;
-}
 
 #define EXPECT(cond)                                                                       \
     do {                                                                                   \
@@ -467,11 +400,7 @@ int run_one(const uint8_t *data, size_t n, std::string *reason) {
     return ok ? 1 : -1;
 }
 
-std::string default_path() {
-    struct stat st;
-    std::string dir = stat("/dev/shm", &st) == 0 && S_ISDIR(st.st_mode) ? "/dev/shm" : "/tmp";
-    return dir + "/hg_fuzz_gguf_" + std::to_string(getpid()) + ".gguf";
-}
+std::string default_path() { return temp_dir() + "/hg_fuzz_gguf_" + std::to_string(getpid()) + ".gguf"; }
 
 #ifndef HEALTHGPT_LIBFUZZER
 // Message with numbers and quoted names blanked: one line per kind of fault.

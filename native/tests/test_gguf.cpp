@@ -1,7 +1,6 @@
-// GGUF reader tests: files are built in memory by a small writer below, written to a temp file
+// GGUF reader tests: files are built in memory by tests/gguf_builder.h, written to a temp file
 // (tmpfs when there is one) and opened through the C API. Valid files must read back exactly;
 // every malformed one must be refused with a message naming the file and the fault.
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -17,149 +16,11 @@
 
 #include "healthgpt.h"
 #include "tests/check.h"
+#include "tests/gguf_builder.h"
+
+using namespace gguftest;
 
 namespace {
-
-// ---- a GGUF writer for tests ----
-
-struct Bytes {
-    std::vector<uint8_t> b;
-    template <class T> void put(T v) {
-        uint8_t tmp[sizeof(T)];
-        std::memcpy(tmp, &v, sizeof(T));
-        b.insert(b.end(), tmp, tmp + sizeof(T));
-    }
-    void str(const std::string &s) {
-        put<uint64_t>(s.size());
-        b.insert(b.end(), s.begin(), s.end());
-    }
-};
-
-// A metadata value: its type id and encoding (what follows the type id in the file).
-struct Value {
-    uint32_t type;
-    std::vector<uint8_t> enc;
-};
-
-template <class T> Value scalar(uint32_t type, T v) {
-    Bytes o;
-    o.put(v);
-    return {type, o.b};
-}
-Value str_value(const std::string &s) {
-    Bytes o;
-    o.str(s);
-    return {HG_GGUF_STRING, o.b};
-}
-template <class T> Value array_of(uint32_t et, const std::vector<T> &xs) {
-    Bytes o;
-    o.put<uint32_t>(et);
-    o.put<uint64_t>(xs.size());
-    for (T x : xs) o.put(x);
-    return {HG_GGUF_ARRAY, o.b};
-}
-Value str_array(const std::vector<std::string> &xs) {
-    Bytes o;
-    o.put<uint32_t>(HG_GGUF_STRING);
-    o.put<uint64_t>(xs.size());
-    for (auto &x : xs) o.str(x);
-    return {HG_GGUF_ARRAY, o.b};
-}
-
-constexpr uint64_t kAuto = ~0ull;
-
-struct TensorSpec {
-    std::string name;
-    std::vector<uint64_t> dims; // ggml order
-    uint32_t type;
-    uint64_t offset = kAuto; // kAuto: the next aligned position
-    int64_t bytes = -1;  // -1: from the type's block size
-};
-
-struct FileSpec {
-    uint32_t version = 3;
-    uint64_t alignment = 32; // layout only: add the general.alignment key separately
-    std::vector<std::pair<std::string, Value>> kvs;
-    std::vector<TensorSpec> tensors;
-    int64_t n_tensors = -1, n_kv = -1; // -1: the real counts
-    bool pad_end = true; // pad the header to the alignment even with no tensors
-};
-
-struct Built {
-    std::vector<uint8_t> bytes;
-    uint64_t data_offset = 0;
-    std::vector<uint64_t> offsets, sizes;
-};
-
-uint64_t tensor_bytes(const TensorSpec &t) {
-    if (t.bytes >= 0) return (uint64_t)t.bytes;
-    uint64_t n = 1;
-    for (uint64_t d : t.dims) n *= d;
-    return n / (uint64_t)hg_type_block_size((int)t.type) * hg_type_block_bytes((int)t.type);
-}
-
-uint8_t pattern(size_t t, uint64_t i) { return (uint8_t)(t * 31 + i * 7 + 1); }
-
-Built build(const FileSpec &s) {
-    Built r;
-    Bytes o;
-    o.put<uint32_t>(0x46554747);
-    o.put<uint32_t>(s.version);
-    o.put<uint64_t>(s.n_tensors >= 0 ? (uint64_t)s.n_tensors : s.tensors.size());
-    o.put<uint64_t>(s.n_kv >= 0 ? (uint64_t)s.n_kv : s.kvs.size());
-    for (auto &kv : s.kvs) {
-        o.str(kv.first);
-        o.put<uint32_t>(kv.second.type);
-        o.b.insert(o.b.end(), kv.second.enc.begin(), kv.second.enc.end());
-    }
-    uint64_t next = 0, end = 0;
-    for (auto &t : s.tensors) {
-        uint64_t bytes = tensor_bytes(t);
-        uint64_t off = t.offset != kAuto ? t.offset : (next + s.alignment - 1) / s.alignment * s.alignment;
-        r.offsets.push_back(off);
-        r.sizes.push_back(bytes);
-        next = off + bytes;
-        end = std::max(end, next);
-        o.str(t.name);
-        o.put<uint32_t>((uint32_t)t.dims.size());
-        for (uint64_t d : t.dims) o.put<uint64_t>(d);
-        o.put<uint32_t>(t.type);
-        o.put<uint64_t>(off);
-    }
-    if (!s.tensors.empty() || s.pad_end)
-        while (o.b.size() % s.alignment) o.b.push_back(0);
-    r.data_offset = (o.b.size() + s.alignment - 1) / s.alignment * s.alignment;
-    // Data only for sane layouts: fault tests with huge offsets keep the file small.
-    if (end < (1u << 20)) {
-        o.b.resize(o.b.size() + end, 0);
-        for (size_t t = 0; t < s.tensors.size(); t++)
-            for (uint64_t i = 0; i < r.sizes[t] && r.offsets[t] + i < end; i++)
-                o.b[r.data_offset + r.offsets[t] + i] = pattern(t, i);
-    }
-    r.bytes = o.b;
-    return r;
-}
-
-// ---- temp files ----
-
-std::string temp_path() {
-    static int counter = 0;
-    struct stat st;
-    std::string dir = stat("/dev/shm", &st) == 0 && S_ISDIR(st.st_mode) ? "/dev/shm" : "/tmp";
-    return dir + "/hg_test_gguf_" + std::to_string(getpid()) + "_" + std::to_string(counter++) + ".gguf";
-}
-
-struct TempFile {
-    std::string path;
-    explicit TempFile(const std::vector<uint8_t> &bytes) : path(temp_path()) {
-        FILE *f = std::fopen(path.c_str(), "wb");
-        if (f) {
-            if (!bytes.empty()) std::fwrite(bytes.data(), 1, bytes.size(), f);
-            std::fclose(f);
-        }
-    }
-    ~TempFile() { std::remove(path.c_str()); }
-};
 
 // Opens bytes that must be refused; returns the message ("" and a failure if accepted).
 std::string reject(const std::vector<uint8_t> &bytes, const char *file, int line) {
