@@ -12,10 +12,16 @@
       "native/ops/matmul.cpp",
       "native/ops/convert.cpp",
       "native/ops/bandwidth.cpp",
+      "native/ops/norm.cpp",
+      "native/ops/rope.cpp",
+      "native/ops/attention.cpp",
+      "native/ops/activation.cpp",
+      "native/models/phi3.cpp",
       "native/api/api_types.cpp",
       "native/api/api_gguf.cpp",
       "native/api/api_ops.cpp",
-      "native/api/api_backend.cpp"
+      "native/api/api_backend.cpp",
+      "native/api/api_model.cpp"
     ],
     "hg_avx2_sources": [
       "native/quant/quant_avx2.cpp"

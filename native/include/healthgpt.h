@@ -179,6 +179,41 @@ uint64_t hg_gguf_tensor_offset(const hg_gguf *f, int64_t t); /* relative to the 
 uint64_t hg_gguf_tensor_bytes(const hg_gguf *f, int64_t t);
 const void *hg_gguf_tensor_data(const hg_gguf *f, int64_t t);
 
+/* ---- the language model (Phi-3 / Phi-4, GGUF architecture "phi3") ----
+ * A model owns its weights (the mapped file), its KV cache and its thread pool. Calls on one
+ * model must not overlap; different models may run at the same time. */
+typedef struct hg_model hg_model;
+
+typedef struct hg_model_params {
+    int n_ctx;     /* positions the KV cache holds; <= 0: the file's context_length */
+    int n_threads; /* <= 0: one per core */
+    int kv_type;   /* HG_TYPE_F16 (default) or HG_TYPE_F32 */
+} hg_model_params;
+
+hg_model_params hg_model_default_params(void);
+
+/* Opens a GGUF file and checks every hyper-parameter and tensor; NULL with hg_last_error()
+ * naming the file and the key or tensor at fault. params NULL: the defaults. */
+hg_model *hg_model_load(const char *path, const hg_model_params *params);
+void hg_model_free(hg_model *model);
+
+int hg_model_n_vocab(const hg_model *model); /* -1 on a NULL model */
+int hg_model_n_embd(const hg_model *model);
+int hg_model_n_ctx(const hg_model *model);  /* the KV cache's size */
+int hg_model_n_past(const hg_model *model); /* positions the KV cache holds now */
+
+/* Runs n tokens at positions start_pos .. start_pos + n - 1; start_pos must equal
+ * hg_model_n_past() (use hg_model_kv_clear to go back). One path for prefill (n > 1) and
+ * decode (n = 1). logits: n_vocab floats for the last token, or n * n_vocab (token after
+ * token) when all_logits; NULL to only fill the cache. Returns 0, or -1 with hg_last_error()
+ * (a token outside the vocabulary, a sequence past n_ctx); on failure the cache is as before. */
+int hg_model_eval(hg_model *model, const int32_t *tokens, int n, int start_pos, float *logits,
+                  int all_logits);
+
+/* Forgets positions from_pos and later, keeping the prefix before it for reuse; 0 empties
+ * the cache. A from_pos past n_past changes nothing. Returns 0 or -1. */
+int hg_model_kv_clear(hg_model *model, int from_pos);
+
 #ifdef __cplusplus
 }
 #endif

@@ -1,0 +1,90 @@
+// C API: the Phi-3 / Phi-4 decoder with its KV cache and its own thread pool.
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "core/error.h"
+#include "core/threadpool.h"
+#include "gguf/gguf.h"
+#include "healthgpt.h"
+#include "models/phi3.h"
+
+struct hg_model {
+    std::unique_ptr<hg::ThreadPool> pool;
+    std::unique_ptr<hg::Phi3Model> phi3;
+};
+
+namespace {
+
+hg_model *need(hg_model *m, const char *fn) {
+    if (!m) hg::fail(std::string(fn) + ": null model");
+    return m;
+}
+const hg_model *need(const hg_model *m, const char *fn) {
+    if (!m) hg::fail(std::string(fn) + ": null model");
+    return m;
+}
+
+} // namespace
+
+extern "C" {
+
+hg_model_params hg_model_default_params(void) {
+    hg_model_params p;
+    p.n_ctx = 0;
+    p.n_threads = 0;
+    p.kv_type = HG_TYPE_F16;
+    return p;
+}
+
+hg_model *hg_model_load(const char *path, const hg_model_params *params) {
+    return hg::guarded<hg_model *>(nullptr, [&] {
+        if (!path) hg::fail("hg_model_load: null path");
+        const hg_model_params p = params ? *params : hg_model_default_params();
+        hg::Phi3Options opt;
+        opt.n_ctx = p.n_ctx;
+        opt.kv_type = p.kv_type;
+        std::unique_ptr<hg_model> m(new hg_model());
+        m->phi3 = hg::Phi3Model::load(hg::GGUFFile::open(path), opt);
+        m->pool.reset(new hg::ThreadPool(p.n_threads));
+        return m.release();
+    });
+}
+
+void hg_model_free(hg_model *model) { delete model; }
+
+int hg_model_n_vocab(const hg_model *model) {
+    return hg::guarded(-1, [&] { return (int)need(model, "hg_model_n_vocab")->phi3->hparams().n_vocab; });
+}
+
+int hg_model_n_embd(const hg_model *model) {
+    return hg::guarded(-1, [&] { return (int)need(model, "hg_model_n_embd")->phi3->hparams().n_embd; });
+}
+
+int hg_model_n_ctx(const hg_model *model) {
+    return hg::guarded(-1, [&] { return (int)need(model, "hg_model_n_ctx")->phi3->kv_cache().n_ctx(); });
+}
+
+int hg_model_n_past(const hg_model *model) {
+    return hg::guarded(-1, [&] { return (int)need(model, "hg_model_n_past")->phi3->kv_cache().n_past(); });
+}
+
+int hg_model_eval(hg_model *model, const int32_t *tokens, int n, int start_pos, float *logits,
+                  int all_logits) {
+    return hg::guarded(-1, [&] {
+        hg_model *m = need(model, "hg_model_eval");
+        if (!tokens || n <= 0) hg::fail("hg_model_eval: no tokens (n = " + std::to_string(n) + ")");
+        if (start_pos < 0) hg::fail("hg_model_eval: start_pos " + std::to_string(start_pos) + " is negative");
+        m->phi3->eval(*m->pool, tokens, n, start_pos, logits, all_logits != 0);
+        return 0;
+    });
+}
+
+int hg_model_kv_clear(hg_model *model, int from_pos) {
+    return hg::guarded(-1, [&] {
+        need(model, "hg_model_kv_clear")->phi3->kv_clear(from_pos);
+        return 0;
+    });
+}
+
+} // extern "C"

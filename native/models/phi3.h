@@ -1,0 +1,107 @@
+// The Phi-3 / Phi-4 decoder (llama.cpp architecture "phi3") on the CPU: hyper-parameters
+// and weights from a GGUF file, a KV cache, and the forward pass.
+//
+//   hidden_state = token_embd[token]
+//   per layer:  h = hidden_state + attn_output(attention(rope(attn_qkv(rms_norm(hidden_state)))))
+//               hidden_state = h + ffn_down(silu(gate) * up),  gate, up = ffn_up(rms_norm(h))
+//   logits = output(rms_norm(hidden_state))
+//
+// Weights stay in the file's mapping: the model keeps pointers, never copies.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "core/threadpool.h"
+#include "gguf/gguf.h"
+#include "ops/attention.h"
+
+namespace hg {
+
+struct Phi3HParams {
+    int64_t n_vocab = 0;       // rows of token_embd
+    int64_t n_ctx_train = 0;   // phi3.context_length
+    int64_t n_embd = 0;        // phi3.embedding_length (hidden size)
+    int64_t n_ff = 0;          // phi3.feed_forward_length
+    int64_t n_layer = 0;       // phi3.block_count
+    int64_t n_head = 0;        // phi3.attention.head_count
+    int64_t n_head_kv = 0;     // phi3.attention.head_count_kv (default: n_head)
+    int64_t head_dim = 0;      // n_embd / n_head
+    int n_rot = 0;             // phi3.rope.dimension_count (default: head_dim)
+    float rope_freq_base = 10000.0f; // phi3.rope.freq_base
+    float rms_eps = 1e-5f;     // phi3.attention.layer_norm_rms_epsilon
+    int64_t sliding_window = 0; // phi3.attention.sliding_window, 0: none
+
+    int64_t n_qkv() const { return (n_head + 2 * n_head_kv) * head_dim; }
+};
+
+// A weight as the forward pass uses it: type, shape (ggml order) and bytes in the mapping.
+struct Phi3Weight {
+    const GGUFTensor *t = nullptr;
+    int type() const { return t->type; }
+    const void *data() const { return t->data; }
+    int64_t ne0() const { return t->ne[0]; } // row length
+    int64_t ne1() const { return t->ne[1]; } // rows
+};
+
+struct Phi3Layer {
+    Phi3Weight attn_norm, attn_qkv, attn_output, ffn_norm, ffn_up, ffn_down;
+};
+
+// Keys and values of every layer for positions 0..n_ctx-1; n_past of them are filled.
+class Phi3KVCache {
+public:
+    Phi3KVCache(const Phi3HParams &hp, int type, int64_t n_ctx);
+    int type() const { return type_; }
+    int64_t n_ctx() const { return n_ctx_; }
+    int64_t n_past() const { return n_past_; }
+    void set_n_past(int64_t n) { n_past_ = n; }
+    const kv_layer &layer(int64_t il) const { return layers_[il]; }
+
+private:
+    int type_;
+    int64_t n_ctx_, n_past_ = 0;
+    std::unique_ptr<uint8_t[]> k_, v_;
+    std::vector<kv_layer> layers_;
+};
+
+struct Phi3Options {
+    int64_t n_ctx = 0;          // <= 0: the model's context_length
+    int kv_type = HG_TYPE_F16;  // HG_TYPE_F16 or HG_TYPE_F32
+};
+
+class Phi3Model {
+public:
+    // Reads and validates the hyper-parameters and every tensor (presence, shape, type);
+    // throws hg::Error naming the file and the key or tensor at fault.
+    static std::unique_ptr<Phi3Model> load(std::unique_ptr<GGUFFile> file, const Phi3Options &opt);
+
+    const Phi3HParams &hparams() const { return hp_; }
+    const Phi3KVCache &kv_cache() const { return kv_; }
+
+    // Runs n_tokens tokens at positions start_pos.. (start_pos must equal n_past: the cache
+    // is continued, never silently overwritten) and fills logits with the last token's
+    // n_vocab logits, or with all n_tokens rows when all_logits; logits may be null when the
+    // caller only fills the cache. Prefill and decode share this path; long batches run in
+    // chunks so scratch memory stays bounded. On a failure the cache keeps its old n_past.
+    void eval(ThreadPool &pool, const int32_t *tokens, int64_t n_tokens, int64_t start_pos,
+              float *logits, bool all_logits);
+
+    // Forgets positions from_pos.. so a shared prefix can be reused (0 clears everything).
+    void kv_clear(int64_t from_pos);
+
+private:
+    Phi3Model() : kv_(Phi3HParams{}, HG_TYPE_F32, 0) {}
+    void eval_chunk(ThreadPool &pool, const int32_t *tokens, int64_t n, int64_t pos0,
+                    float *logits, bool all_logits);
+
+    std::unique_ptr<GGUFFile> file_;
+    Phi3HParams hp_;
+    Phi3Weight token_embd_, output_norm_, output_;
+    std::vector<Phi3Layer> layers_;
+    Phi3KVCache kv_;
+};
+
+} // namespace hg

@@ -1,0 +1,163 @@
+#include "ops/attention.h"
+
+#include <algorithm>
+#include <atomic>
+#include <cmath>
+#include <string>
+#include <vector>
+
+#include "core/error.h"
+#include "core/fp16.h"
+#include "quant/quant.h"
+
+namespace hg {
+
+namespace {
+
+int64_t elem_bytes(int type) {
+    if (type == HG_TYPE_F32) return 4;
+    if (type == HG_TYPE_F16) return 2;
+    fail(std::string("attention: KV cache type ") +
+         (type_traits(type) ? type_traits(type)->name : std::to_string(type)) +
+         " is not supported (f32 or f16)");
+}
+
+float load(int type, const void *base, int64_t i) {
+    return type == HG_TYPE_F32 ? static_cast<const float *>(base)[i]
+                               : fp16_to_f32(static_cast<const fp16_t *>(base)[i]);
+}
+
+void check_heads(const kv_layer &kv, int64_t n_heads) {
+    if (kv.n_kv_heads <= 0 || n_heads <= 0 || n_heads % kv.n_kv_heads != 0)
+        fail("attention: " + std::to_string(n_heads) + " heads cannot share " +
+             std::to_string(kv.n_kv_heads) + " kv heads");
+}
+
+// The keys query position p sees: [j0, p].
+int64_t first_key(int64_t p, int64_t sliding_window) {
+    return sliding_window > 0 ? std::max<int64_t>(0, p - sliding_window + 1) : 0;
+}
+
+} // namespace
+
+int64_t kv_layer_bytes(int type, int64_t n_ctx, int64_t n_kv_heads, int64_t head_dim) {
+    return elem_bytes(type) * n_ctx * n_kv_heads * head_dim;
+}
+
+void kv_store(const kv_layer &kv, const float *k, const float *v, int64_t token_stride,
+              int64_t n_tokens, int64_t pos0) {
+    const int64_t eb = elem_bytes(kv.type), hd = kv.head_dim;
+    if (pos0 < 0 || pos0 + n_tokens > kv.n_ctx)
+        fail("kv_store: positions " + std::to_string(pos0) + ".." +
+             std::to_string(pos0 + n_tokens - 1) + " outside a cache of " +
+             std::to_string(kv.n_ctx));
+    uint8_t *kb = static_cast<uint8_t *>(kv.k);
+    for (int64_t t = 0; t < n_tokens; t++) {
+        const int64_t p = pos0 + t;
+        for (int64_t h = 0; h < kv.n_kv_heads; h++) {
+            const float *kr = k + t * token_stride + h * hd, *vr = v + t * token_stride + h * hd;
+            uint8_t *kd = kb + ((h * kv.n_ctx + p) * hd) * eb;
+            if (kv.type == HG_TYPE_F32) {
+                std::copy(kr, kr + hd, reinterpret_cast<float *>(kd));
+                float *vd = static_cast<float *>(kv.v) + h * hd * kv.n_ctx + p;
+                for (int64_t d = 0; d < hd; d++) vd[d * kv.n_ctx] = vr[d];
+            } else {
+                fp16_t *kh = reinterpret_cast<fp16_t *>(kd);
+                for (int64_t d = 0; d < hd; d++) kh[d] = f32_to_fp16(kr[d]);
+                fp16_t *vd = static_cast<fp16_t *>(kv.v) + h * hd * kv.n_ctx + p;
+                for (int64_t d = 0; d < hd; d++) vd[d * kv.n_ctx] = f32_to_fp16(vr[d]);
+            }
+        }
+    }
+}
+
+void attention(ThreadPool &pool, const kv_layer &kv, const float *q, int64_t q_stride,
+               int64_t n_tokens, int64_t pos0, int64_t n_heads, int64_t sliding_window,
+               float *out, int64_t out_stride) {
+    check_heads(kv, n_heads);
+    const int64_t eb = elem_bytes(kv.type), hd = kv.head_dim, n_ctx = kv.n_ctx;
+    if (pos0 < 0 || pos0 + n_tokens > n_ctx) fail("attention: positions outside the cache");
+    const int64_t group = n_heads / kv.n_kv_heads;
+    const float scale = 1.0f / std::sqrt((float)hd);
+    const kernel_table &kt = kernels_active();
+    const vec_dot_fn dot = kt.vec_dot[kv.type];
+    // F16 cache: the other operand must be F16 too; F32 pairs with plain floats.
+    const from_float_fn to_cache_type = kv.type == HG_TYPE_F16 ? kt.from_float[HG_TYPE_F16] : nullptr;
+    if (!dot || (kv.type == HG_TYPE_F16 && !to_cache_type)) fail("attention: no dot kernel for the cache type");
+    const uint8_t *kb = static_cast<const uint8_t *>(kv.k), *vb = static_cast<const uint8_t *>(kv.v);
+
+    const int64_t n_items = n_heads * n_tokens;
+    std::atomic<int64_t> next{0};
+    pool.run([&](int, int) {
+        std::vector<float> scores;
+        std::vector<uint8_t> q_conv, p_conv;
+        for (int64_t item; (item = next.fetch_add(1, std::memory_order_relaxed)) < n_items;) {
+            // Consecutive items are tokens of one head: they share that head's K and V rows.
+            const int64_t h = item / n_tokens, t = item % n_tokens, kvh = h / group;
+            const int64_t p = pos0 + t, j0 = first_key(p, sliding_window), n_keys = p + 1 - j0;
+            const float *qh = q + t * q_stride + h * hd;
+            const void *q_op = qh;
+            if (to_cache_type) {
+                q_conv.resize(hd * eb);
+                to_cache_type(qh, q_conv.data(), hd);
+                q_op = q_conv.data();
+            }
+            scores.resize(n_keys);
+            const uint8_t *k_rows = kb + (kvh * n_ctx + j0) * hd * eb;
+            float max_score = -INFINITY;
+            for (int64_t j = 0; j < n_keys; j++) {
+                dot(hd, &scores[j], k_rows + j * hd * eb, q_op);
+                scores[j] *= scale;
+                max_score = std::max(max_score, scores[j]);
+            }
+            float sum = 0.0f;
+            for (int64_t j = 0; j < n_keys; j++) {
+                scores[j] = std::exp(scores[j] - max_score);
+                sum += scores[j];
+            }
+            const float inv_sum = 1.0f / sum;
+            for (int64_t j = 0; j < n_keys; j++) scores[j] *= inv_sum;
+            const void *p_op = scores.data();
+            if (to_cache_type) {
+                p_conv.resize(n_keys * eb);
+                to_cache_type(scores.data(), p_conv.data(), n_keys);
+                p_op = p_conv.data();
+            }
+            // out[d] = probs . V^T[d] over the same key range.
+            const uint8_t *v_rows = vb + (kvh * hd * n_ctx + j0) * eb;
+            float *oh = out + t * out_stride + h * hd;
+            for (int64_t d = 0; d < hd; d++) dot(n_keys, &oh[d], v_rows + d * n_ctx * eb, p_op);
+        }
+    });
+}
+
+void attention_ref(const kv_layer &kv, const float *q, int64_t q_stride, int64_t n_tokens,
+                   int64_t pos0, int64_t n_heads, int64_t sliding_window, float *out,
+                   int64_t out_stride) {
+    check_heads(kv, n_heads);
+    elem_bytes(kv.type);
+    const int64_t hd = kv.head_dim, n_ctx = kv.n_ctx, group = n_heads / kv.n_kv_heads;
+    if (pos0 < 0 || pos0 + n_tokens > n_ctx) fail("attention_ref: positions outside the cache");
+    std::vector<double> probs;
+    for (int64_t t = 0; t < n_tokens; t++)
+        for (int64_t h = 0; h < n_heads; h++) {
+            const int64_t kvh = h / group, p = pos0 + t, j0 = first_key(p, sliding_window);
+            const float *qh = q + t * q_stride + h * hd;
+            probs.assign(p + 1 - j0, 0.0);
+            double max_score = -INFINITY, sum = 0;
+            for (int64_t j = j0; j <= p; j++) {
+                double s = 0;
+                for (int64_t d = 0; d < hd; d++) s += qh[d] * (double)load(kv.type, kv.k, (kvh * n_ctx + j) * hd + d);
+                probs[j - j0] = s / std::sqrt((double)hd);
+                max_score = std::max(max_score, probs[j - j0]);
+            }
+            for (double &s : probs) sum += (s = std::exp(s - max_score));
+            for (int64_t d = 0; d < hd; d++) {
+                double o = 0;
+                for (int64_t j = j0; j <= p; j++) o += probs[j - j0] * load(kv.type, kv.v, (kvh * hd + d) * n_ctx + j);
+                out[t * out_stride + h * hd + d] = (float)(o / sum);
+            }
+        }
+}
+
+} // namespace hg

@@ -1,0 +1,50 @@
+// Causal self-attention of a batch of new tokens against the KV cache, with grouped-query
+// heads (n_heads a multiple of n_kv_heads: head h reads kv head h / (n_heads / n_kv_heads),
+// as transformers' repeat_kv lays them out) and an optional sliding window.
+//
+// Query token i of a batch starting at position pos0 sits at p = pos0 + i and sees the keys
+// at positions j with j <= p and, with a window W > 0, p - j < W (W keys, itself included:
+// transformers' sliding-window mask). Scores are q.k / sqrt(head_dim), softmax in float.
+#pragma once
+
+#include <cstdint>
+
+#include "core/threadpool.h"
+
+namespace hg {
+
+// One layer's cache, positions 0..n_ctx-1. K is kept row by row per kv head
+// ([n_kv_heads][n_ctx][head_dim]) and V transposed ([n_kv_heads][head_dim][n_ctx]), so both
+// q.K and probs.V are dot products over contiguous memory and run on the vec_dot kernels of
+// the cache's type.
+struct kv_layer {
+    int type = 0; // HG_TYPE_F32 or HG_TYPE_F16
+    void *k = nullptr;
+    void *v = nullptr;
+    int64_t n_ctx = 0, n_kv_heads = 0, head_dim = 0;
+};
+
+// Bytes one layer's K (or V) takes.
+int64_t kv_layer_bytes(int type, int64_t n_ctx, int64_t n_kv_heads, int64_t head_dim);
+
+// Writes the K and V of n_tokens tokens at positions pos0.. (token t's K at k + t *
+// token_stride, n_kv_heads * head_dim floats, heads one after the other; the same for V).
+void kv_store(const kv_layer &kv, const float *k, const float *v, int64_t token_stride,
+              int64_t n_tokens, int64_t pos0);
+
+// q: token t's n_heads query heads at q + t * q_stride (already rotated); out: token t's
+// n_heads * head_dim floats at out + t * out_stride. The cache must already hold positions
+// 0..pos0 + n_tokens - 1. sliding_window <= 0: none. Work is shared out over (head, token)
+// pairs. With an F16 cache, q and the probabilities are rounded to F16 for the dot kernels
+// (as llama.cpp does); with F32 nothing is rounded.
+void attention(ThreadPool &pool, const kv_layer &kv, const float *q, int64_t q_stride,
+               int64_t n_tokens, int64_t pos0, int64_t n_heads, int64_t sliding_window,
+               float *out, int64_t out_stride);
+
+// Plain scalar reference on one thread: the cache read element by element, q and the
+// probabilities unrounded, sums in double.
+void attention_ref(const kv_layer &kv, const float *q, int64_t q_stride, int64_t n_tokens,
+                   int64_t pos0, int64_t n_heads, int64_t sliding_window, float *out,
+                   int64_t out_stride);
+
+} // namespace hg
