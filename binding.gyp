@@ -32,7 +32,8 @@
     "hg_addon_sources": [
       "src/addon.cpp",
       "src/gguf_binding.cpp",
-      "src/ops_binding.cpp"
+      "src/ops_binding.cpp",
+      "src/model_binding.cpp"
     ],
     "hg_include_dirs": [
       "native/include",

@@ -116,6 +116,7 @@ std::string arg_string(const Napi::CallbackInfo &info, size_t i, const char *nam
 static Napi::Object Init(Napi::Env env, Napi::Object exports) {
     hgnode::init_gguf(env, exports);
     hgnode::init_ops(env, exports);
+    hgnode::init_model(env, exports);
     return exports;
 }
 

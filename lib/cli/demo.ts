@@ -10,6 +10,7 @@ import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { GGUFFile } from '../gguf/file.js';
 import { ggmlType } from '../gguf/constants.js';
+import { LanguageModel } from '../model/model.js';
 import { native } from '../native.js';
 import { quantizeFile } from '../quantize/quantize.js';
 import type { QuantizeTarget } from '../quantize/plan.js';
@@ -87,7 +88,26 @@ export function demoCommand(): Command {
         size.close();
       }
       say('\n' + table(rows, [false, true, true, false, true, true]));
-      say(`\nfiles in ${dir}; inspect one with: npx healthgpt info ${join(dir, 'phi3-tiny-q4_k_m.gguf')}`);
-      say('text generation, image questions and image generation arrive with the decoder, H-LoRA, vision and VQGAN work.');
+
+      // the language model end to end: chat template, tokenizer, decoder, sampler, streaming
+      const modelFile = join(dir, 'phi3-tiny-q4_k_m.gguf');
+      const model = await LanguageModel.load(modelFile);
+      try {
+        const question = 'What is shown in the chest x ray?';
+        say(`\nchat (phi3_instruct template) on ${modelFile}:\n> ${question}`);
+        const t0 = performance.now();
+        let n = 0;
+        process.stdout.write('< ');
+        for await (const piece of model.chat([{ role: 'user', content: question }], { maxTokens: 24 })) {
+          process.stdout.write(piece);
+          n++;
+        }
+        const ms = performance.now() - t0;
+        say(`\n(${n} text pieces in ${ms.toFixed(0)} ms, ${model.finishReason}; random weights: the words mean nothing)`);
+      } finally {
+        model.dispose();
+      }
+      say(`\nfiles in ${dir}; inspect one with: npx healthgpt info ${modelFile}`);
+      say('image questions (CLIP + H-LoRA) and image generation (VQGAN) are not in the engine yet.');
     });
 }

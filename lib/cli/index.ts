@@ -2,9 +2,14 @@
 import { Command, CommanderError } from 'commander';
 import { HealthGPTError } from '../errors.js';
 import { benchKernelsCommand } from './bench-kernels.js';
+import { benchCommand } from './bench.js';
+import { chatCommand } from './chat.js';
+import { completeCommand } from './complete.js';
 import { demoCommand } from './demo.js';
+import { evalCommand } from './eval.js';
 import { infoCommand } from './info.js';
 import { quantizeCommand } from './quantize.js';
+import { tokenizeCommand } from './tokenize.js';
 
 export function program(): Command {
   const p = new Command('healthgpt')
@@ -12,8 +17,13 @@ export function program(): Command {
     .version(require('../../package.json').version as string)
     .showHelpAfterError();
   p.addCommand(demoCommand());
+  p.addCommand(chatCommand());
+  p.addCommand(completeCommand());
+  p.addCommand(tokenizeCommand());
+  p.addCommand(evalCommand());
   p.addCommand(infoCommand());
   p.addCommand(quantizeCommand());
+  p.addCommand(benchCommand());
   p.addCommand(benchKernelsCommand());
   return p;
 }

@@ -5,6 +5,8 @@
  */
 import { GGMLType } from '../gguf/constants.js';
 import { GGUFWriter } from '../gguf/writer.js';
+import { addSpmVocab } from '../tokenizer/vocab-gguf.js';
+import { syntheticSpmVocab } from './vocab.js';
 
 export interface Phi3Shape {
   vocab: number;
@@ -21,7 +23,7 @@ export interface Phi3Shape {
 export const PHI3_MINI: Phi3Shape = { vocab: 40206, hidden: 3072, ffn: 8192, layers: 32, heads: 32, kvHeads: 32, context: 4096, ropeTheta: 10000 };
 
 /** A tiny model with the same structure: fast to make and run anywhere. */
-export const PHI3_TINY: Phi3Shape = { vocab: 512, hidden: 256, ffn: 512, layers: 2, heads: 4, kvHeads: 4, context: 512, ropeTheta: 10000 };
+export const PHI3_TINY: Phi3Shape = { vocab: 1024, hidden: 256, ffn: 512, layers: 2, heads: 4, kvHeads: 4, context: 512, ropeTheta: 10000 };
 
 /** Deterministic normal random numbers (xorshift32 + Box-Muller). */
 export function randomNormal(n: number, seed: number, std = 1): Float32Array {
@@ -80,6 +82,7 @@ export async function writeRandomPhi3(path: string, s: Phi3Shape, seed = 1234): 
   w.addKV('phi3.attention.layer_norm_rms_epsilon', 1e-5, 'f32');
   w.addKV('phi3.rope.dimension_count', s.hidden / s.heads, 'u32');
   w.addKV('phi3.rope.freq_base', s.ropeTheta, 'f32');
+  addSpmVocab(w, syntheticSpmVocab(s.vocab));
   phi3Tensors(s).forEach((t, i) => {
     const n = t.shape.reduce((a, b) => a * b, 1);
     w.addTensor(t.name, t.shape, GGMLType.F32, () => {

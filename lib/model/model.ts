@@ -1,0 +1,294 @@
+/**
+ * A language model loaded from GGUF: the native decoder (weights mapped, KV cache, thread
+ * pool) with prompt-prefix reuse, sampling and streaming on top. Every request holds the
+ * model's lock for its whole run, so concurrent calls queue instead of mixing in the cache;
+ * native work runs off the JS thread; an AbortSignal stops a generation within one token.
+ */
+import { HealthGPTError, wrapNative } from '../errors.js';
+import { GGUFFile, type GGUFInfo } from '../gguf/file.js';
+import { native } from '../native.js';
+import { renderChat, templateFor, type ChatMessage, type ChatTemplate } from '../prompt/template.js';
+import { Tokenizer, type EncodeOptions } from '../tokenizer/index.js';
+import { Mutex } from './queue.js';
+import { Sampler, validateSampling, type SamplingOptions } from './sampler.js';
+
+export interface LoadOptions {
+  /** positions the KV cache holds; default: the model's trained context */
+  contextSize?: number;
+  /** default: one per core */
+  threads?: number;
+  /** KV cache precision; default f16 */
+  kvType?: 'f16' | 'f32';
+}
+
+export interface GenerateOptions extends SamplingOptions {
+  /** tokens to generate at most; default 256 */
+  maxTokens?: number;
+  /** stop (without emitting it) when one of these is sampled; default: the model's EOS/EOT tokens */
+  stopTokens?: number[];
+  signal?: AbortSignal;
+}
+
+export interface CompleteOptions extends GenerateOptions {
+  /** stop when the text contains one of these (it is not emitted) */
+  stop?: string[];
+  /** recognise special-token text such as <|user|> in the prompt; default false */
+  special?: boolean;
+  /** SentencePiece space-prefix placement; default llama.cpp's (chat uses the HF slow tokenizer's) */
+  prefixStyle?: EncodeOptions['prefixStyle'];
+}
+
+export interface ChatOptions extends CompleteOptions {
+  /** replaces the template's system text */
+  system?: string;
+  /** default: the one the model's vocabulary calls for (phi3_instruct or phi4_instruct) */
+  template?: ChatTemplate;
+}
+
+export type FinishReason = 'stop' | 'length' | 'context';
+
+interface NativeModel {
+  info(): { nVocab: number; nEmbd: number; nCtx: number; nPast: number };
+  eval(tokens: Int32Array, startPos: number, allLogits: boolean): Promise<Float32Array>;
+  kvClear(fromPos: number): void;
+  dispose(): void;
+}
+
+function validateLoad(o: LoadOptions): void {
+  for (const k of ['contextSize', 'threads'] as const) {
+    const v = o[k];
+    if (v !== undefined && (!Number.isInteger(v) || v < 0)) throw new HealthGPTError('ERR_INVALID_OPTION', `${k} must be a non-negative integer, got ${String(v)}`);
+  }
+  if (o.kvType !== undefined && o.kvType !== 'f16' && o.kvType !== 'f32') throw new HealthGPTError('ERR_INVALID_OPTION', `kvType must be "f16" or "f32", got ${String(o.kvType)}`);
+}
+
+export function abortError(signal: AbortSignal): HealthGPTError {
+  const reason = signal.reason instanceof Error ? signal.reason.message : 'the operation was aborted';
+  return new HealthGPTError('ABORT_ERR', reason);
+}
+
+export class LanguageModel {
+  readonly path: string;
+  /** GGUF metadata of the model file. */
+  readonly metadata: GGUFInfo['metadata'];
+  private handle: NativeModel | undefined;
+  private readonly lock = new Mutex();
+  /** tokens whose keys and values the KV cache holds, in order */
+  private cached: number[] = [];
+  private lastFinish: FinishReason | undefined;
+  private tok: Tokenizer | undefined;
+
+  private constructor(path: string, handle: NativeModel, metadata: GGUFInfo['metadata']) {
+    this.path = path;
+    this.handle = handle;
+    this.metadata = metadata;
+  }
+
+  static async load(path: string, options: LoadOptions = {}): Promise<LanguageModel> {
+    validateLoad(options);
+    const file = GGUFFile.open(path); // the reader's checks and messages, and the metadata
+    const metadata = file.info.metadata;
+    file.close();
+    const addon = native() as unknown as { Model: { load(p: string, o: object): Promise<NativeModel> } };
+    try {
+      const handle = await addon.Model.load(path, {
+        contextSize: options.contextSize,
+        threads: options.threads,
+        kvType: options.kvType === 'f32' ? 0 : 1,
+      });
+      return new LanguageModel(path, handle, metadata);
+    } catch (err) {
+      throw wrapNative(err, 'load');
+    }
+  }
+
+  private live(): NativeModel {
+    if (!this.handle) throw new HealthGPTError('ERR_DISPOSED', 'the model has been disposed');
+    return this.handle;
+  }
+
+  get info(): { nVocab: number; nEmbd: number; nCtx: number } {
+    const { nVocab, nEmbd, nCtx } = this.live().info();
+    return { nVocab, nEmbd, nCtx };
+  }
+
+  /** Why the last generation ended. */
+  get finishReason(): FinishReason | undefined {
+    return this.lastFinish;
+  }
+
+  /** The model's tokenizer, built from the GGUF vocabulary; ERR_NO_TOKENIZER when the file has none. */
+  get tokenizer(): Tokenizer {
+    if (!this.tok) {
+      if (typeof this.metadata['tokenizer.ggml.model'] !== 'string')
+        throw new HealthGPTError('ERR_NO_TOKENIZER', `${this.path} has no tokenizer (no tokenizer.ggml.model): give token ids instead of text`);
+      this.tok = Tokenizer.fromGGUF({ metadata: this.metadata });
+    }
+    return this.tok;
+  }
+
+  tokenize(text: string, options?: EncodeOptions): number[] {
+    return this.tokenizer.encode(text, options);
+  }
+
+  detokenize(ids: readonly number[]): string {
+    return this.tokenizer.decode(ids);
+  }
+
+  /** Tokens that end a turn: the vocabulary's end-of-generation tokens, else EOS/EOT ids. */
+  defaultStopTokens(): number[] {
+    if (typeof this.metadata['tokenizer.ggml.model'] === 'string') {
+      const t = this.tokenizer;
+      const out: number[] = [];
+      for (let id = 0; id < t.size; id++) if (t.isEog(id)) out.push(id);
+      return out;
+    }
+    const out: number[] = [];
+    for (const k of ['tokenizer.ggml.eos_token_id', 'tokenizer.ggml.eot_token_id']) {
+      const v = this.metadata[k];
+      if (typeof v === 'number' && !out.includes(v)) out.push(v);
+    }
+    return out;
+  }
+
+  private checkTokens(tokens: readonly number[]): void {
+    if (!Array.isArray(tokens) || tokens.length === 0) throw new HealthGPTError('ERR_INVALID_ARG', 'tokens must be a non-empty array of token ids');
+    const { nVocab, nCtx } = this.live().info();
+    tokens.forEach((t, i) => {
+      if (!Number.isInteger(t) || t < 0 || t >= nVocab) throw new HealthGPTError('ERR_INVALID_ARG', `token ${String(t)} at index ${i} is not in the vocabulary (0..${nVocab - 1})`);
+    });
+    if (tokens.length > nCtx) throw new HealthGPTError('ERR_CONTEXT', `the prompt has ${tokens.length} tokens but the context holds ${nCtx}`);
+  }
+
+  /**
+   * Feeds tokens so the cache holds exactly `tokens`, reusing the longest prefix already there
+   * (a second question about the same image and system prompt recomputes only what differs).
+   * Returns the logits of the last token, or of every token evaluated when allLogits.
+   */
+  private async feed(tokens: readonly number[], allLogits: boolean): Promise<{ logits: Float32Array; from: number }> {
+    const h = this.live();
+    let common = 0;
+    while (common < tokens.length && common < this.cached.length && tokens[common] === this.cached[common]) common++;
+    if (allLogits) common = 0; // every position's logits are wanted: recompute them all
+    if (common === tokens.length) common--; // the last token must run to give its logits
+    h.kvClear(common);
+    this.cached = this.cached.slice(0, common);
+    try {
+      const logits = await h.eval(Int32Array.from(tokens.slice(common)), common, allLogits);
+      this.cached = tokens.slice();
+      return { logits, from: common };
+    } catch (err) {
+      throw wrapNative(err, 'eval');
+    }
+  }
+
+  /** Next-token logits after each token of `tokens` (n x nVocab, row after row). */
+  async evaluate(tokens: readonly number[]): Promise<Float32Array> {
+    this.checkTokens(tokens);
+    const release = await this.lock.acquire();
+    try {
+      return (await this.feed(tokens, true)).logits;
+    } finally {
+      release();
+    }
+  }
+
+  /** Streams generated token ids after the prompt tokens. */
+  async *generate(prompt: readonly number[], options: GenerateOptions = {}): AsyncGenerator<number, FinishReason, void> {
+    validateSampling(options);
+    const maxTokens = options.maxTokens ?? 256;
+    if (!Number.isInteger(maxTokens) || maxTokens < 0) throw new HealthGPTError('ERR_INVALID_OPTION', `maxTokens must be a non-negative integer, got ${String(maxTokens)}`);
+    if (options.signal !== undefined && !(options.signal instanceof AbortSignal)) throw new HealthGPTError('ERR_INVALID_OPTION', 'signal must be an AbortSignal');
+    this.checkTokens(prompt);
+    const stop = new Set(options.stopTokens ?? this.defaultStopTokens());
+    const sampler = new Sampler(options);
+    const signal = options.signal;
+
+    const release = await this.lock.acquire();
+    let finish: FinishReason = 'length';
+    try {
+      if (signal?.aborted) throw abortError(signal);
+      const nCtx = this.live().info().nCtx;
+      let { logits } = await this.feed(prompt, false);
+      const history = prompt.slice();
+      for (let i = 0; i < maxTokens; i++) {
+        if (signal?.aborted) throw abortError(signal);
+        const token = sampler.sample(logits, history);
+        if (stop.has(token)) {
+          finish = 'stop';
+          break;
+        }
+        history.push(token);
+        yield token;
+        if (i + 1 === maxTokens) break;
+        if (history.length > nCtx) {
+          finish = 'context';
+          break;
+        }
+        if (signal?.aborted) throw abortError(signal);
+        try {
+          logits = await this.live().eval(Int32Array.of(token), this.cached.length, false);
+        } catch (err) {
+          throw wrapNative(err, 'eval');
+        }
+        this.cached.push(token);
+      }
+      return finish;
+    } finally {
+      this.lastFinish = finish;
+      release();
+    }
+  }
+
+  /**
+   * Streams the text generated after `prompt`. Characters split across tokens are held back
+   * until complete; text that may be the start of a stop string is held back until it is not.
+   */
+  async *complete(prompt: string, options: CompleteOptions = {}): AsyncGenerator<string, FinishReason, void> {
+    const stops = options.stop ?? [];
+    if (!Array.isArray(stops) || stops.some((s) => typeof s !== 'string' || s === '')) throw new HealthGPTError('ERR_INVALID_OPTION', 'stop must be an array of non-empty strings');
+    const tokens = this.tokenize(prompt, { special: options.special ?? false, prefixStyle: options.prefixStyle });
+    const decoder = this.tokenizer.streamDecoder();
+    let pending = '';
+    const gen = this.generate(tokens, options);
+    for (;;) {
+      const step = await gen.next();
+      if (step.done) {
+        pending += decoder.flush();
+        if (pending) yield pending;
+        return step.value;
+      }
+      pending += decoder.push(step.value);
+      const hit = stops.map((s) => pending.indexOf(s)).filter((i) => i >= 0);
+      if (hit.length) {
+        const cut = Math.min(...hit);
+        if (cut > 0) yield pending.slice(0, cut);
+        await gen.return('stop');
+        this.lastFinish = 'stop';
+        return 'stop';
+      }
+      // emit all but a tail that could still grow into a stop string
+      let keep = 0;
+      for (const s of stops) for (let k = Math.min(s.length - 1, pending.length); k > keep; k--) if (s.startsWith(pending.slice(pending.length - k))) keep = k;
+      if (pending.length > keep) {
+        yield pending.slice(0, pending.length - keep);
+        pending = pending.slice(pending.length - keep);
+      }
+    }
+  }
+
+  /** Streams the assistant's reply to a conversation, in the model's chat template. */
+  async *chat(messages: readonly ChatMessage[], options: ChatOptions = {}): AsyncGenerator<string, FinishReason, void> {
+    const template = options.template ?? templateFor(this.metadata);
+    const prompt = renderChat(template, messages, options.system);
+    // HealthGPT was trained with the Hugging Face slow tokenizer: its space rule around specials
+    return yield* this.complete(prompt, { prefixStyle: 'hf-slow', ...options, special: true, stop: [...template.stop, ...(options.stop ?? [])] });
+  }
+
+  /** Frees the native model (weights mapping, KV cache, threads). Later calls throw ERR_DISPOSED. */
+  dispose(): void {
+    this.handle?.dispose();
+    this.handle = undefined;
+    this.cached = [];
+  }
+}

@@ -1,0 +1,154 @@
+/**
+ * The tokenizer facade: Tokenizer.fromGGUF(info) picks SentencePiece ("llama", Phi-3) or
+ * byte-level BPE ("gpt2", Phi-4) from tokenizer.ggml.model and reproduces llama.cpp's
+ * llama_tokenize()/llama_detokenize() ids and text.
+ *
+ * Special tokens and the SentencePiece space prefix (what llama.cpp does, and the option for
+ * Hugging Face's slow tokenizer, which HealthGPT was trained with):
+ *
+ * - With `special: false` (default) control tokens in the text are plain text; user-defined
+ *   tokens (type 4) are still split out, as llama.cpp and HF do.
+ * - llama.cpp ('llama.cpp' prefix style, the default) tokenizes each text fragment between special
+ *   tokens on its own and puts '▁' in front of the first fragment AND of every fragment that
+ *   follows a special token ("<|user|>hi" -> <|user|> "▁hi"); a leading BOS does not count as a
+ *   preceding special token for this, the start of text already does.
+ * - HF slow LlamaTokenizer (legacy=false, Phi-3's config) puts '▁' only in front of the whole text:
+ *   "<|user|>hi" -> <|user|> "hi", and "hi<|end|>there" -> "▁hi" <|end|> "there". Ask for it with
+ *   prefixStyle: 'hf-slow'.
+ * - Whitespace right after a special token is dropped when the token has RSTRIP; llama.cpp sets
+ *   RSTRIP on Phi-3's added tokens only when general.name contains "phi-3"/"phi3" (see
+ *   TokenizerOptions.phi3Rstrip); HF's Phi-3 tokenizer_config has rstrip on them too.
+ */
+import { HealthGPTError } from '../errors.js';
+import { BpeSession } from './bpe.js';
+import { detokenize, detokenizeBytes, tokenPiece } from './detokenize.js';
+import { partitionSpecial } from './partition.js';
+import { spmTokenize } from './spm.js';
+import { StreamingDecoder, type StreamingDecoderOptions } from './stream.js';
+import { TokenAttr, type DecodeOptions, type EncodeOptions, type TokenizerOptions } from './types.js';
+import { wellFormed } from './unicode.js';
+import { Vocab } from './vocab.js';
+
+export class Tokenizer {
+  readonly vocab: Vocab;
+  private readonly bpe: BpeSession | undefined;
+
+  private constructor(vocab: Vocab) {
+    this.vocab = vocab;
+    this.bpe = vocab.model === 'gpt2' ? new BpeSession(vocab) : undefined;
+  }
+
+  /**
+   * Builds the tokenizer a GGUF file describes (GGUFFile.open(path).info, or anything with its
+   * metadata). Throws HealthGPTError code ERR_TOKENIZER for a missing or unsupported
+   * tokenizer.ggml.model or pre-tokenizer, or a malformed vocabulary.
+   */
+  static fromGGUF(info: { metadata: Record<string, unknown> }, options: TokenizerOptions = {}): Tokenizer {
+    if (!info || typeof info !== 'object' || !info.metadata || typeof info.metadata !== 'object') {
+      throw new HealthGPTError('ERR_TOKENIZER', 'GGUF metadata is missing');
+    }
+    return new Tokenizer(Vocab.fromMetadata(info.metadata, options));
+  }
+
+  /** Same as fromGGUF, from the metadata record itself. */
+  static fromMetadata(metadata: Record<string, unknown>, options: TokenizerOptions = {}): Tokenizer {
+    return Tokenizer.fromGGUF({ metadata }, options);
+  }
+
+  get model(): 'llama' | 'gpt2' {
+    return this.vocab.model;
+  }
+  get size(): number {
+    return this.vocab.size;
+  }
+  get bosId(): number | null {
+    return this.vocab.bosId;
+  }
+  get eosId(): number | null {
+    return this.vocab.eosId;
+  }
+  get eotId(): number | null {
+    return this.vocab.eotId;
+  }
+  get addBos(): boolean {
+    return this.vocab.addBos;
+  }
+
+  /** True for tokens that end generation (EOS, EOT, <|end|>, <|endoftext|>, <|im_end|>, ...). */
+  isEog(id: number): boolean {
+    return this.vocab.eogIds.has(id);
+  }
+
+  isControl(id: number): boolean {
+    return (this.vocab.attrs[id]! & TokenAttr.CONTROL) !== 0;
+  }
+
+  /** The id of an exact vocabulary entry (e.g. "<|end|>"), or undefined. */
+  tokenId(text: string): number | undefined {
+    return this.vocab.tokenToId.get(text);
+  }
+
+  /** The raw vocabulary text of a token. */
+  tokenText(id: number): string {
+    const t = this.vocab.tokens[id];
+    if (t === undefined) throw new HealthGPTError('ERR_TOKENIZER', `token id ${id} is out of range (vocabulary of ${this.size})`);
+    return t;
+  }
+
+  /** Text to token ids, as llama_tokenize(text, add_special, parse_special). */
+  encode(text: string, options: EncodeOptions = {}): number[] {
+    if (typeof text !== 'string') throw new HealthGPTError('ERR_TOKENIZER', 'encode() needs a string');
+    const v = this.vocab;
+    const addSpecial = options.addSpecial ?? true;
+    const hfSlow = options.prefixStyle === 'hf-slow';
+    if (options.prefixStyle !== undefined && options.prefixStyle !== 'llama.cpp' && !hfSlow) {
+      throw new HealthGPTError('ERR_TOKENIZER', `unknown prefixStyle '${String(options.prefixStyle)}'`);
+    }
+    let raw = wellFormed(text);
+    if (hfSlow && v.model === 'llama') raw = raw.replaceAll('\u2581', ' ');
+    const frags = partitionSpecial(v, raw, options.special ?? false);
+    const out: number[] = [];
+    if (addSpecial && v.addBos) out.push(v.bosId!);
+    if (v.model === 'llama') {
+      let prevSpecial = true;
+      for (const f of frags) {
+        if ('token' in f) {
+          out.push(f.token);
+          prevSpecial = true;
+          continue;
+        }
+        const prefix = v.addSpacePrefix && (hfSlow ? f.start === 0 : prevSpecial);
+        const piece = (prefix ? ' ' : '') + raw.slice(f.start, f.end);
+        spmTokenize(v, piece.replaceAll(' ', '\u2581'), out);
+        prevSpecial = false;
+      }
+    } else {
+      for (const f of frags) {
+        if ('token' in f) out.push(f.token);
+        else this.bpe!.tokenize(raw.slice(f.start, f.end), out);
+      }
+    }
+    if (addSpecial && v.addEos) out.push(v.eosId!);
+    return out;
+  }
+
+  /** Token ids to text, as llama.cpp's detokenize (see DecodeOptions). */
+  decode(ids: ArrayLike<number>, options: DecodeOptions = {}): string {
+    return detokenize(this.vocab, ids, options);
+  }
+
+  /** Token ids to raw bytes (no UTF-8 decoding). */
+  decodeBytes(ids: ArrayLike<number>, options: DecodeOptions = {}): Uint8Array {
+    return detokenizeBytes(this.vocab, ids, options);
+  }
+
+  /** One token's bytes (llama_token_to_piece); control tokens are empty unless `special`. */
+  tokenToPiece(id: number, special = false): Uint8Array {
+    return tokenPiece(this.vocab, id, special);
+  }
+
+  /** A decoder that turns ids into text one at a time, never splitting a character. */
+  streamDecoder(options: StreamingDecoderOptions = {}): StreamingDecoder {
+    return new StreamingDecoder(this.vocab, options);
+  }
+}

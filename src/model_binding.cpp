@@ -1,0 +1,148 @@
+// Model: a JS handle on a loaded language model (weights mapped, KV cache, thread pool).
+// Every call that computes runs off the JS thread; calls on one model are serialised here
+// (the TypeScript layer also queues whole requests, so they never interleave in the cache).
+#include <memory>
+#include <mutex>
+#include <stdexcept>
+
+#include "addon.h"
+
+namespace hgnode {
+
+namespace {
+
+// The native model plus the lock that keeps two jobs off its KV cache at once. Shared with
+// pending jobs, so dispose() while a job runs frees the model only when that job is done.
+struct model_box {
+    hg_model *model = nullptr;
+    std::mutex busy;
+    ~model_box() { hg_model_free(model); }
+};
+using model_ptr = std::shared_ptr<model_box>;
+
+class Model : public Napi::ObjectWrap<Model> {
+  public:
+    static Napi::Function Define(Napi::Env env) {
+        return DefineClass(env, "Model",
+                           {
+                               StaticMethod("load", &Model::Load),
+                               InstanceMethod("eval", &Model::Eval),
+                               InstanceMethod("kvClear", &Model::KvClear),
+                               InstanceMethod("info", &Model::Info),
+                               InstanceMethod("dispose", &Model::Dispose),
+                           });
+    }
+
+    explicit Model(const Napi::CallbackInfo &info) : Napi::ObjectWrap<Model>(info) {
+        // constructed only by load(), which passes the box through an External
+        if (info.Length() < 1 || !info[0].IsExternal())
+            throw_error(info.Env(), "ERR_INVALID_ARG", "use Model.load(path, options)");
+        box_ = *info[0].As<Napi::External<model_ptr>>().Data();
+    }
+
+  private:
+    model_ptr live(Napi::Env env) {
+        if (!box_) throw_error(env, "ERR_DISPOSED", "the model has been disposed");
+        return box_;
+    }
+
+    // load(path, {contextSize, threads, kvType}): Promise<Model>
+    static Napi::Value Load(const Napi::CallbackInfo &info) {
+        Napi::Env env = info.Env();
+        const std::string path = arg_string(info, 0, "path");
+        hg_model_params p = hg_model_default_params();
+        if (info.Length() > 1 && info[1].IsObject()) {
+            Napi::Object o = info[1].As<Napi::Object>();
+            auto opt_int = [&](const char *name, int &out) {
+                if (!o.Has(name) || o.Get(name).IsUndefined()) return;
+                Napi::Value v = o.Get(name);
+                if (!v.IsNumber()) throw_error(env, "ERR_INVALID_ARG", std::string(name) + " must be a number");
+                out = v.As<Napi::Number>().Int32Value();
+            };
+            opt_int("contextSize", p.n_ctx);
+            opt_int("threads", p.n_threads);
+            opt_int("kvType", p.kv_type);
+        }
+        auto box = std::make_shared<model_box>();
+        return run_async(
+            env, "healthgpt.Model.load",
+            [box, path, p] {
+                box->model = hg_model_load(path.c_str(), &p);
+                if (!box->model) throw std::runtime_error(hg_last_error());
+            },
+            [box](Napi::Env env, Napi::Value) -> Napi::Value {
+                model_ptr holder = box;
+                // per-environment constructor: each worker_thread has its own
+                return env.GetInstanceData<Napi::FunctionReference>()->New(
+                    {Napi::External<model_ptr>::New(env, &holder)});
+            },
+            env.Undefined());
+    }
+
+    Napi::Value Info(const Napi::CallbackInfo &info) {
+        Napi::Env env = info.Env();
+        model_ptr b = live(env);
+        std::lock_guard<std::mutex> lk(b->busy);
+        Napi::Object o = Napi::Object::New(env);
+        o.Set("nVocab", hg_model_n_vocab(b->model));
+        o.Set("nEmbd", hg_model_n_embd(b->model));
+        o.Set("nCtx", hg_model_n_ctx(b->model));
+        o.Set("nPast", hg_model_n_past(b->model));
+        return o;
+    }
+
+    // eval(tokens: Int32Array, startPos, allLogits): Promise<Float32Array | undefined>
+    // Logits of the last token (n_vocab) or of every token (n * n_vocab) when allLogits.
+    Napi::Value Eval(const Napi::CallbackInfo &info) {
+        Napi::Env env = info.Env();
+        model_ptr b = live(env);
+        if (info.Length() < 1 || !info[0].IsTypedArray() ||
+            info[0].As<Napi::TypedArray>().TypedArrayType() != napi_int32_array)
+            throw_error(env, "ERR_INVALID_ARG", "tokens must be an Int32Array");
+        Napi::Int32Array tokens = info[0].As<Napi::Int32Array>();
+        const int64_t start = arg_int(info, 1, "startPos");
+        const bool all = info.Length() > 2 && info[2].ToBoolean().Value();
+        const int n = (int)tokens.ElementLength();
+        if (n <= 0) throw_error(env, "ERR_INVALID_ARG", "tokens is empty");
+        const int n_vocab = hg_model_n_vocab(b->model);
+        Napi::Float32Array logits = Napi::Float32Array::New(env, (size_t)n_vocab * (all ? n : 1));
+        float *out = logits.Data();
+        const int32_t *in = tokens.Data();
+        return run_async(
+            env, "healthgpt.Model.eval",
+            [b, in, n, start, out, all] {
+                std::lock_guard<std::mutex> lk(b->busy);
+                if (hg_model_eval(b->model, in, n, (int)start, out, all ? 1 : 0) < 0)
+                    throw std::runtime_error(hg_last_error());
+            },
+            [](Napi::Env, Napi::Value kept) { return kept; }, logits, {tokens});
+    }
+
+    // kvClear(fromPos): forget cached positions >= fromPos (synchronous: it only moves a count)
+    Napi::Value KvClear(const Napi::CallbackInfo &info) {
+        Napi::Env env = info.Env();
+        model_ptr b = live(env);
+        const int64_t from = arg_int(info, 0, "fromPos");
+        std::lock_guard<std::mutex> lk(b->busy);
+        check_status(env, hg_model_kv_clear(b->model, (int)from), "ERR_INVALID_ARG");
+        return env.Undefined();
+    }
+
+    Napi::Value Dispose(const Napi::CallbackInfo &info) {
+        box_.reset(); // freed now, or when the last pending job lets go
+        return info.Env().Undefined();
+    }
+
+    model_ptr box_;
+};
+
+} // namespace
+
+void init_model(Napi::Env env, Napi::Object exports) {
+    Napi::Function ctor = Model::Define(env);
+    // the environment owns and frees it (the addon's only instance data)
+    env.SetInstanceData<Napi::FunctionReference>(new Napi::FunctionReference(Napi::Persistent(ctor)));
+    exports.Set("Model", ctor);
+}
+
+} // namespace hgnode

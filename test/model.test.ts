@@ -1,0 +1,176 @@
+// The language model through the TypeScript API: logits against transformers' golden vectors,
+// greedy generation consistent with a full evaluation, prefix reuse, queuing of concurrent
+// requests, cancellation, dispose, and option validation.
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { HealthGPTError } from '../lib/errors.js';
+import { LanguageModel } from '../lib/model/model.js';
+import { Sampler, softmax } from '../lib/model/sampler.js';
+import { root } from './helpers.js';
+
+const fixtures = join(root, 'test', 'fixtures', 'phi3');
+
+function readLogits(name: string): { tokens: number[]; nVocab: number; logits: Float32Array } {
+  const b = readFileSync(join(fixtures, `${name}.logits`));
+  expect(b.toString('latin1', 0, 4)).toBe('HGPL');
+  const n = b.readUInt32LE(8);
+  const nVocab = b.readUInt32LE(12);
+  const tokens = Array.from({ length: n }, (_, i) => b.readInt32LE(16 + 4 * i));
+  const off = 16 + 4 * n;
+  const logits = new Float32Array(b.buffer.slice(b.byteOffset + off, b.byteOffset + off + 4 * n * nVocab));
+  return { tokens, nVocab, logits };
+}
+
+const maxRel = (a: Float32Array, b: Float32Array): number => {
+  let d = 0;
+  let m = 0;
+  for (let i = 0; i < a.length; i++) {
+    d = Math.max(d, Math.abs(a[i] - b[i]));
+    m = Math.max(m, Math.abs(b[i]));
+  }
+  return d / m;
+};
+
+const argmax = (row: Float32Array): number => row.reduce((best, v, i) => (v > row[best] ? i : best), 0);
+
+describe('LanguageModel on transformers golden vectors', () => {
+  // F32 weights and cache: float32 rounding only (the native test explains the bound)
+  for (const [name, kvType, tol] of [['gqa.f32', 'f32', 1e-4], ['swa.f32', 'f32', 1e-4], ['gqa.q8_0', 'f16', 3e-2]] as const) {
+    it(`${name} (kv ${kvType}): logits at every position within ${tol} relative`, async () => {
+      const ref = readLogits(name);
+      const m = await LanguageModel.load(join(fixtures, `${name}.gguf`), { kvType, threads: 2 });
+      try {
+        const got = await m.evaluate(ref.tokens);
+        expect(got.length).toBe(ref.logits.length);
+        expect(maxRel(got, ref.logits)).toBeLessThan(tol);
+        for (let t = 0; t < ref.tokens.length; t++)
+          expect(argmax(got.subarray(t * ref.nVocab, (t + 1) * ref.nVocab))).toBe(argmax(ref.logits.subarray(t * ref.nVocab, (t + 1) * ref.nVocab)));
+      } finally {
+        m.dispose();
+      }
+    });
+  }
+});
+
+describe('LanguageModel requests', () => {
+  let m: LanguageModel;
+  const ref = readLogits('gqa.f32');
+  const prompt = ref.tokens.slice(0, 5);
+  beforeAll(async () => {
+    m = await LanguageModel.load(join(fixtures, 'gqa.f32.gguf'), { kvType: 'f32', threads: 2 });
+  });
+  afterAll(() => m.dispose());
+
+  const collect = async (it: AsyncGenerator<number, unknown, void>): Promise<number[]> => {
+    const out: number[] = [];
+    for await (const t of it) out.push(t);
+    return out;
+  };
+
+  it('greedy decode (KV cache) picks the argmax of a full evaluation at every step', async () => {
+    const gen = await collect(m.generate(prompt, { maxTokens: 20, stopTokens: [] }));
+    expect(gen.length).toBe(20);
+    expect(m.finishReason).toBe('length');
+    const all = [...prompt, ...gen];
+    const logits = await m.evaluate(all);
+    const V = m.info.nVocab;
+    for (let i = 0; i < gen.length; i++) expect(argmax(logits.subarray((prompt.length - 1 + i) * V, (prompt.length + i) * V))).toBe(gen[i]);
+  });
+
+  it('a second request sharing the prompt prefix gives what a fresh model gives', async () => {
+    const other = ref.tokens.slice(0, 8);
+    const a = await collect(m.generate(other, { maxTokens: 6, stopTokens: [] }));
+    const fresh = await LanguageModel.load(join(fixtures, 'gqa.f32.gguf'), { kvType: 'f32', threads: 2 });
+    const b = await collect(fresh.generate(other, { maxTokens: 6, stopTokens: [] }));
+    fresh.dispose();
+    expect(a).toEqual(b);
+  });
+
+  it('concurrent requests queue instead of interleaving in the cache', async () => {
+    const p1 = ref.tokens.slice(0, 4);
+    const p2 = ref.tokens.slice(2, 9);
+    const alone1 = await collect(m.generate(p1, { maxTokens: 8, stopTokens: [] }));
+    const alone2 = await collect(m.generate(p2, { maxTokens: 8, stopTokens: [] }));
+    const [c1, c2] = await Promise.all([collect(m.generate(p1, { maxTokens: 8, stopTokens: [] })), collect(m.generate(p2, { maxTokens: 8, stopTokens: [] }))]);
+    expect(c1).toEqual(alone1);
+    expect(c2).toEqual(alone2);
+  });
+
+  it('an AbortSignal stops within one token and leaves the model usable', async () => {
+    const ac = new AbortController();
+    const got: number[] = [];
+    await expect(
+      (async () => {
+        for await (const t of m.generate(prompt, { maxTokens: 30, stopTokens: [], signal: ac.signal })) {
+          got.push(t);
+          if (got.length === 3) ac.abort();
+        }
+      })(),
+    ).rejects.toMatchObject({ code: 'ABORT_ERR' });
+    expect(got.length).toBe(3);
+    const again = await collect(m.generate(prompt, { maxTokens: 3, stopTokens: [] }));
+    expect(again.length).toBe(3);
+  });
+
+  it('stops at a stop token without emitting it, and at the end of the context', async () => {
+    const free = await collect(m.generate(prompt, { maxTokens: 10, stopTokens: [] }));
+    const stopAt = free[4];
+    const first = free.indexOf(stopAt);
+    const stopped = await collect(m.generate(prompt, { maxTokens: 10, stopTokens: [stopAt] }));
+    expect(stopped).toEqual(free.slice(0, first));
+    expect(m.finishReason).toBe('stop');
+    const nCtx = m.info.nCtx;
+    const long = await collect(m.generate(prompt, { maxTokens: 1000, stopTokens: [] }));
+    expect(prompt.length + long.length).toBe(nCtx + 1); // the last one is sampled, never fed
+    expect(m.finishReason).toBe('context');
+  });
+
+  it('refuses bad input with errors naming the option or token', async () => {
+    await expect(m.evaluate([1, 2, 99999])).rejects.toThrow(/token 99999 at index 2/);
+    await expect(m.evaluate(new Array(m.info.nCtx + 1).fill(1))).rejects.toMatchObject({ code: 'ERR_CONTEXT' });
+    await expect(collect(m.generate(prompt, { temperature: -1 }))).rejects.toThrow(/temperature must be a number >= 0, got -1/);
+    await expect(collect(m.generate(prompt, { topP: 0 }))).rejects.toThrow(/topP must be in \(0, 1\], got 0/);
+    await expect(LanguageModel.load(join(fixtures, 'gqa.f32.gguf'), { kvType: 'q4' as 'f16' })).rejects.toThrow(/kvType must be "f16" or "f32", got q4/);
+    await expect(LanguageModel.load(join(root, 'test', 'fixtures', 'gguf', 'pygguf.gguf'))).rejects.toBeInstanceOf(HealthGPTError);
+  });
+
+  it('calls after dispose throw ERR_DISPOSED', async () => {
+    const d = await LanguageModel.load(join(fixtures, 'gqa.f32.gguf'));
+    d.dispose();
+    expect(() => d.info).toThrow(/disposed/);
+    await expect(d.evaluate([1])).rejects.toMatchObject({ code: 'ERR_DISPOSED' });
+  });
+});
+
+describe('Sampler', () => {
+  const logits = () => Float32Array.from([1, 3, 2, 0.5, 2.9]);
+
+  it('greedy takes the argmax; topK 1 at any temperature is greedy', () => {
+    expect(new Sampler().sample(logits(), [])).toBe(1);
+    expect(new Sampler({ temperature: 5, topK: 1, seed: 3 }).sample(logits(), [])).toBe(1);
+  });
+
+  it('the same seed reproduces a run, and draws follow the softmax', () => {
+    const draw = (seed: number) => {
+      const s = new Sampler({ temperature: 1, seed });
+      return Array.from({ length: 4000 }, () => s.sample(logits(), []));
+    };
+    expect(draw(7)).toEqual(draw(7));
+    const counts = new Array(5).fill(0);
+    for (const t of draw(11)) counts[t]++;
+    const p = softmax(logits());
+    for (let i = 0; i < 5; i++) expect(Math.abs(counts[i] / 4000 - p[i])).toBeLessThan(0.03);
+  });
+
+  it('repetition penalty, min-p, top-p and the logit mask', () => {
+    expect(new Sampler({ repeatPenalty: 2 }).sample(logits(), [1])).toBe(4); // 3 -> 1.5 < 2.9
+    const s = new Sampler({ temperature: 1, minP: 0.5, seed: 1 });
+    for (let i = 0; i < 200; i++) expect([1, 4]).toContain(s.sample(logits(), []));
+    const tp = new Sampler({ temperature: 1, topP: 0.3, seed: 1 });
+    for (let i = 0; i < 200; i++) expect(tp.sample(logits(), [])).toBe(1);
+    const masked = new Sampler({ logitMask: (l) => l.fill(-Infinity, 0, 2) });
+    expect(masked.sample(logits(), [])).toBe(4);
+    expect(() => new Sampler({ logitMask: (l) => l.fill(-Infinity) }).sample(logits(), [])).toThrow(/masked out/);
+  });
+});
