@@ -49,8 +49,18 @@ export interface NativeTypeInfo {
   supported: boolean;
 }
 
+/** A loaded language model (src/model_binding.cpp). */
+export interface NativeModel {
+  info(): { nVocab: number; nEmbd: number; nCtx: number; nPast: number };
+  eval(tokens: Int32Array, startPos: number, allLogits: boolean): Promise<Float32Array>;
+  kvClear(fromPos: number): void;
+  dispose(): void;
+}
+
 export interface NativeAddon {
   GGUFFile: new (path: string) => NativeGGUFFile;
+  /** kvType: 0 (f32) or 1 (f16), the ggml type ids */
+  Model: { load(path: string, options: { contextSize?: number; threads?: number; kvType?: number }): Promise<NativeModel> };
   types(): NativeTypeInfo[];
   cpu(): { features: string; best: string; active: string };
   setIsa(isa: 'scalar' | 'avx2' | 'avx512' | 'auto'): void;

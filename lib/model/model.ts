@@ -6,7 +6,7 @@
  */
 import { HealthGPTError, wrapNative } from '../errors.js';
 import { GGUFFile, type GGUFInfo } from '../gguf/file.js';
-import { native } from '../native.js';
+import { native, type NativeModel } from '../native.js';
 import { renderChat, templateFor, type ChatMessage, type ChatTemplate } from '../prompt/template.js';
 import { Tokenizer, type EncodeOptions } from '../tokenizer/index.js';
 import { Mutex } from './queue.js';
@@ -47,13 +47,6 @@ export interface ChatOptions extends CompleteOptions {
 
 export type FinishReason = 'stop' | 'length' | 'context';
 
-interface NativeModel {
-  info(): { nVocab: number; nEmbd: number; nCtx: number; nPast: number };
-  eval(tokens: Int32Array, startPos: number, allLogits: boolean): Promise<Float32Array>;
-  kvClear(fromPos: number): void;
-  dispose(): void;
-}
-
 function validateLoad(o: LoadOptions): void {
   for (const k of ['contextSize', 'threads'] as const) {
     const v = o[k];
@@ -89,9 +82,8 @@ export class LanguageModel {
     const file = GGUFFile.open(path); // the reader's checks and messages, and the metadata
     const metadata = file.info.metadata;
     file.close();
-    const addon = native() as unknown as { Model: { load(p: string, o: object): Promise<NativeModel> } };
     try {
-      const handle = await addon.Model.load(path, {
+      const handle = await native().Model.load(path, {
         contextSize: options.contextSize,
         threads: options.threads,
         kvType: options.kvType === 'f32' ? 0 : 1,
