@@ -13,8 +13,9 @@
  *   follows a special token ("<|user|>hi" -> <|user|> "▁hi"); a leading BOS does not count as a
  *   preceding special token for this, the start of text already does.
  * - HF slow LlamaTokenizer (legacy=false, Phi-3's config) puts '▁' only in front of the whole text:
- *   "<|user|>hi" -> <|user|> "hi", and "hi<|end|>there" -> "▁hi" <|end|> "there". Ask for it with
- *   prefixStyle: 'hf-slow'.
+ *   "hi<|end|>there" -> "▁hi" <|end|> "there", and "<|user|>hi" -> "▁" <|user|> "hi" (the lone
+ *   "▁" is dropped only before a token in HF's all_special_tokens, e.g. <s>). Ask for it with
+ *   prefixStyle: 'hf-slow' (details in SpacePrefixStyle).
  * - Whitespace right after a special token is dropped when the token has RSTRIP; llama.cpp sets
  *   RSTRIP on Phi-3's added tokens only when general.name contains "phi-3"/"phi3" (see
  *   TokenizerOptions.phi3Rstrip); HF's Phi-3 tokenizer_config has rstrip on them too.
@@ -22,7 +23,7 @@
 import { HealthGPTError } from '../errors.js';
 import { BpeSession } from './bpe.js';
 import { detokenize, detokenizeBytes, tokenPiece } from './detokenize.js';
-import { partitionSpecial } from './partition.js';
+import { isCSpace, isPythonSpace, partitionSpecial } from './partition.js';
 import { spmTokenize } from './spm.js';
 import { StreamingDecoder, type StreamingDecoderOptions } from './stream.js';
 import { TokenAttr, type DecodeOptions, type EncodeOptions, type TokenizerOptions } from './types.js';
@@ -106,11 +107,18 @@ export class Tokenizer {
     }
     let raw = wellFormed(text);
     if (hfSlow && v.model === 'llama') raw = raw.replaceAll('\u2581', ' ');
-    const frags = partitionSpecial(v, raw, options.special ?? false);
+    const frags = partitionSpecial(v, raw, options.special ?? false, hfSlow ? isPythonSpace : isCSpace);
     const out: number[] = [];
     if (addSpecial && v.addBos) out.push(v.bosId!);
     if (v.model === 'llama') {
       let prevSpecial = true;
+      const first = frags[0];
+      if (hfSlow && v.addSpacePrefix && first && 'token' in first) {
+        // HF tokenized "▁" + text: the leading "▁" chunk before the special token stays a token
+        // unless the special token is in all_special_tokens.
+        const keep = options.hfAllSpecialIds ?? [v.bosId, v.eosId, v.unkId, v.padId].filter((x): x is number => x !== null);
+        if (!keep.includes(first.token)) spmTokenize(v, '\u2581', out);
+      }
       for (const f of frags) {
         if ('token' in f) {
           out.push(f.token);

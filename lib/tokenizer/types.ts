@@ -48,9 +48,13 @@ export interface TokenizerOptions {
  * - 'llama.cpp' (default): before the first text fragment and before every fragment that follows
  *   a special token (llama.cpp's `is_prev_special`; also HF LlamaTokenizer with legacy=true and
  *   HF fast tokenizers with a Prepend normalizer);
- * - 'hf-slow': HF slow LlamaTokenizer with legacy=false (Phi-3's tokenizer_config): one '▁' before
- *   the whole text only, so nothing when the text starts with a special token, and never after a
- *   special token; literal '▁' in the input is read as a space first.
+ * - 'hf-slow': HF slow LlamaTokenizer with legacy=false (Phi-3's tokenizer_config), whose
+ *   tokenize() reads literal '▁' as a space, prepends one '▁' to the whole text, splits out the
+ *   added tokens and SentencePiece-encodes each chunk without a dummy prefix. So: '▁' in front of
+ *   the text only, never after a special token; when the text starts with a special token the
+ *   '▁' stays as a lone token (29871 in Phi-3) unless that special token is one of the
+ *   tokenizer's all_special_tokens (see EncodeOptions.hfAllSpecialIds), where HF drops it.
+ *   RSTRIP/LSTRIP then strip Python whitespace (str.isspace) instead of C isspace.
  */
 export type SpacePrefixStyle = 'llama.cpp' | 'hf-slow';
 
@@ -61,6 +65,12 @@ export interface EncodeOptions {
   special?: boolean;
   /** SentencePiece space prefix placement; see SpacePrefixStyle. Default 'llama.cpp'. */
   prefixStyle?: SpacePrefixStyle;
+  /**
+   * 'hf-slow' only: the ids in the HF tokenizer's all_special_tokens (bos/eos/unk/pad plus
+   * additional_special_tokens). Default: the vocabulary's BOS, EOS, UNK and padding ids, which is
+   * what Phi-3's tokenizer_config gives (its <|user|> etc. are added tokens, not in that list).
+   */
+  hfAllSpecialIds?: readonly number[];
 }
 
 export interface DecodeOptions {
