@@ -18,7 +18,7 @@ import { GGMLType } from '../lib/gguf/constants.js';
 import { GGUFWriter } from '../lib/gguf/writer.js';
 import { LanguageModel } from '../lib/model/model.js';
 import { quantizeFile } from '../lib/quantize/quantize.js';
-import { phi3Tensors, PHI3_TINY, randomNormal, type Phi3Shape } from '../lib/synthetic/phi3.js';
+import { addPhi3Hparams, phi3Tensors, PHI3_TINY, randomNormal, type Phi3Shape } from '../lib/synthetic/phi3.js';
 
 // ---------------------------------------------------------------------------------------------
 // node-llama-cpp, loaded lazily (an ES module; a missing install must fail loudly)
@@ -91,18 +91,8 @@ const bytesOf = (a: Float32Array): Uint8Array => new Uint8Array(a.buffer, a.byte
 /** An F32 phi3 GGUF with random weights, the peaked lm_head above and a vocabulary llama.cpp loads. */
 async function writePeakedPhi3(path: string, s: Phi3Shape, seed: number): Promise<void> {
   const w = new GGUFWriter();
-  w.addKV('general.architecture', 'phi3');
-  w.addKV('general.name', 'healthgpt llama.cpp agreement test (random weights)');
+  addPhi3Hparams(w, s, 'healthgpt llama.cpp agreement test (random weights)');
   w.addKV('general.file_type', 0, 'u32');
-  w.addKV('phi3.context_length', s.context, 'u32');
-  w.addKV('phi3.embedding_length', s.hidden, 'u32');
-  w.addKV('phi3.feed_forward_length', s.ffn, 'u32');
-  w.addKV('phi3.block_count', s.layers, 'u32');
-  w.addKV('phi3.attention.head_count', s.heads, 'u32');
-  w.addKV('phi3.attention.head_count_kv', s.kvHeads, 'u32');
-  w.addKV('phi3.attention.layer_norm_rms_epsilon', 1e-5, 'f32');
-  w.addKV('phi3.rope.dimension_count', s.hidden / s.heads, 'u32');
-  w.addKV('phi3.rope.freq_base', s.ropeTheta, 'f32');
   const v = spmVocab(s.vocab);
   w.addKV('tokenizer.ggml.model', 'llama');
   w.addKV('tokenizer.ggml.tokens', v.tokens);

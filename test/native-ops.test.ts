@@ -2,6 +2,7 @@
 // a plain JS product, and clear errors for bad arguments.
 import { describe, expect, it } from 'vitest';
 import { native } from '../lib/native.js';
+import { randomNormal as randn } from '../lib/synthetic/phi3.js';
 
 const addon = native();
 const typeId = (name: string): number => {
@@ -10,21 +11,6 @@ const typeId = (name: string): number => {
   return t.id;
 };
 
-function randn(n: number, seed: number): Float32Array {
-  // xorshift + Box-Muller: deterministic without dependencies
-  let s = seed >>> 0 || 1;
-  const u = () => {
-    s ^= s << 13;
-    s >>>= 0;
-    s ^= s >>> 17;
-    s ^= s << 5;
-    s >>>= 0;
-    return (s + 0.5) / 4294967296;
-  };
-  const out = new Float32Array(n);
-  for (let i = 0; i < n; i++) out[i] = Math.sqrt(-2 * Math.log(u())) * Math.cos(2 * Math.PI * u());
-  return out;
-}
 
 describe('native types', () => {
   it('lists the ggml types with llama.cpp block sizes', () => {

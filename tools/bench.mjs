@@ -75,6 +75,8 @@ function lib(path) {
   return require(file);
 }
 
+const median = (xs) => lib('cli/format.js').median(xs);
+
 async function nodeLlamaCpp() {
   try {
     return await import('node-llama-cpp');
@@ -83,10 +85,6 @@ async function nodeLlamaCpp() {
   }
 }
 
-const median = (xs) => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
-};
 const GB = 1e9;
 
 // ---------------------------------------------------------------------------------------------
@@ -130,7 +128,7 @@ function fillRandom(out, seed, std) {
 async function ensureModel(dir, log) {
   const { GGUFWriter } = lib('gguf/writer.js');
   const { GGMLType, tensorBytes } = lib('gguf/constants.js');
-  const { PHI3_MINI, phi3Tensors } = lib('synthetic/phi3.js');
+  const { PHI3_MINI, addPhi3Hparams, phi3Tensors } = lib('synthetic/phi3.js');
   const { native } = lib('native.js');
   const s = PHI3_MINI;
   const path = join(dir, `phi3-mini-random-q4_0-v${MODEL_VERSION}-${s.vocab}.gguf`);
@@ -139,21 +137,9 @@ async function ensureModel(dir, log) {
   log(`making ${path} (Phi-3-mini shape, random weights, Q4_0; once) ...`);
   const started = Date.now();
   const w = new GGUFWriter();
-  w.addKV('general.architecture', 'phi3');
-  // (a name with "phi-3" or "phi3" in it makes llama.cpp's vocabulary loader look up
-  // <|endoftext|>, which this vocabulary lacks)
-  w.addKV('general.name', 'healthgpt bench: random weights (not a trained model)');
+  addPhi3Hparams(w, s, 'healthgpt bench: random weights (not a trained model)');
   w.addKV('general.file_type', 2, 'u32'); // MOSTLY_Q4_0
   w.addKV('general.quantization_version', 2, 'u32');
-  w.addKV('phi3.context_length', s.context, 'u32');
-  w.addKV('phi3.embedding_length', s.hidden, 'u32');
-  w.addKV('phi3.feed_forward_length', s.ffn, 'u32');
-  w.addKV('phi3.block_count', s.layers, 'u32');
-  w.addKV('phi3.attention.head_count', s.heads, 'u32');
-  w.addKV('phi3.attention.head_count_kv', s.kvHeads, 'u32');
-  w.addKV('phi3.attention.layer_norm_rms_epsilon', 1e-5, 'f32');
-  w.addKV('phi3.rope.dimension_count', s.hidden / s.heads, 'u32');
-  w.addKV('phi3.rope.freq_base', s.ropeTheta, 'f32');
   const v = spmVocab(s.vocab);
   w.addKV('tokenizer.ggml.model', 'llama');
   w.addKV('tokenizer.ggml.tokens', v.tokens);

@@ -7,7 +7,7 @@
 import { Command } from 'commander';
 import { cpus } from 'node:os';
 import { native } from '../native.js';
-import { table, toJson } from './format.js';
+import { median, table, toJson } from './format.js';
 
 /** Phi-3-mini's linear layers: input width k -> output rows. */
 const SHAPES: Array<{ name: string; k: number; rows: number }> = [
@@ -16,10 +16,6 @@ const SHAPES: Array<{ name: string; k: number; rows: number }> = [
   { name: 'gate_up_proj', k: 3072, rows: 16384 },
 ];
 
-const median = (xs: number[]): number => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
-};
 
 export interface KernelBenchRow {
   isa: string;

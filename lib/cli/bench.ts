@@ -6,12 +6,8 @@
 import { Command } from 'commander';
 import { cpus } from 'node:os';
 import { LanguageModel } from '../model/model.js';
-import { toJson } from './format.js';
+import { median, toJson } from './format.js';
 
-const median = (xs: number[]): number => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
-};
 
 export interface BenchResult {
   model: string;

@@ -67,12 +67,12 @@ export function phi3Tensors(s: Phi3Shape): Array<{ name: string; shape: number[]
   return t;
 }
 
-/** Writes an F32 phi3 GGUF with random weights (norms near 1, matrices scaled by 1/sqrt(in)). */
-export async function writeRandomPhi3(path: string, s: Phi3Shape, seed = 1234): Promise<void> {
-  const w = new GGUFWriter();
+/** general.architecture, general.name and the phi3.* hyper-parameters llama.cpp reads. */
+export function addPhi3Hparams(w: GGUFWriter, s: Phi3Shape, name: string): void {
   w.addKV('general.architecture', 'phi3');
-  w.addKV('general.name', 'healthgpt random phi3 (not a trained model)');
-  w.addKV('general.file_type', 0, 'u32');
+  // (a name with "phi-3" or "phi3" in it makes llama.cpp's vocabulary loader require
+  // <|endoftext|>: keep it out unless the vocabulary has that token)
+  w.addKV('general.name', name);
   w.addKV('phi3.context_length', s.context, 'u32');
   w.addKV('phi3.embedding_length', s.hidden, 'u32');
   w.addKV('phi3.feed_forward_length', s.ffn, 'u32');
@@ -82,6 +82,13 @@ export async function writeRandomPhi3(path: string, s: Phi3Shape, seed = 1234): 
   w.addKV('phi3.attention.layer_norm_rms_epsilon', 1e-5, 'f32');
   w.addKV('phi3.rope.dimension_count', s.hidden / s.heads, 'u32');
   w.addKV('phi3.rope.freq_base', s.ropeTheta, 'f32');
+}
+
+/** Writes an F32 phi3 GGUF with random weights (norms near 1, matrices scaled by 1/sqrt(in)). */
+export async function writeRandomPhi3(path: string, s: Phi3Shape, seed = 1234): Promise<void> {
+  const w = new GGUFWriter();
+  addPhi3Hparams(w, s, 'healthgpt random weights (not a trained model)');
+  w.addKV('general.file_type', 0, 'u32');
   addSpmVocab(w, syntheticSpmVocab(s.vocab));
   phi3Tensors(s).forEach((t, i) => {
     const n = t.shape.reduce((a, b) => a * b, 1);
