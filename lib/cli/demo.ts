@@ -98,7 +98,14 @@ export function demoCommand(): Command {
         const t0 = performance.now();
         let n = 0;
         process.stdout.write('< ');
-        for await (const piece of model.chat([{ role: 'user', content: question }], { maxTokens: 24 })) {
+        // a random model strings byte tokens into invalid UTF-8 (printed as U+FFFD): the demo
+        // masks them out, which also shows the sampler's logit mask at work
+        const tok = model.tokenizer;
+        const bytes = Array.from({ length: tok.size }, (_, id) => id).filter((id) => /^<0x[0-9A-F]{2}>$/.test(tok.tokenText(id)));
+        const logitMask = (logits: Float32Array) => {
+          for (const id of bytes) logits[id] = -Infinity;
+        };
+        for await (const piece of model.chat([{ role: 'user', content: question }], { maxTokens: 24, logitMask })) {
           process.stdout.write(piece);
           n++;
         }
