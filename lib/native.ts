@@ -51,7 +51,7 @@ export interface NativeTypeInfo {
 
 /** A loaded language model (src/model_binding.cpp). */
 export interface NativeModel {
-  info(): { nVocab: number; nEmbd: number; nCtx: number; nPast: number };
+  info(): { nVocab: number; nEmbd: number; nCtx: number };
   eval(tokens: Int32Array, startPos: number, allLogits: boolean): Promise<Float32Array>;
   kvClear(fromPos: number): void;
   dispose(): void;

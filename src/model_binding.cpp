@@ -79,15 +79,14 @@ class Model : public Napi::ObjectWrap<Model> {
             env.Undefined());
     }
 
+    // Sizes fixed at load: read without the lock, so the JS thread never waits on a job.
     Napi::Value Info(const Napi::CallbackInfo &info) {
         Napi::Env env = info.Env();
         model_ptr b = live(env);
-        std::lock_guard<std::mutex> lk(b->busy);
         Napi::Object o = Napi::Object::New(env);
         o.Set("nVocab", hg_model_n_vocab(b->model));
         o.Set("nEmbd", hg_model_n_embd(b->model));
         o.Set("nCtx", hg_model_n_ctx(b->model));
-        o.Set("nPast", hg_model_n_past(b->model));
         return o;
     }
 

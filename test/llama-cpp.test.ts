@@ -18,6 +18,7 @@ import { GGMLType } from '../lib/gguf/constants.js';
 import { GGUFWriter } from '../lib/gguf/writer.js';
 import { LanguageModel } from '../lib/model/model.js';
 import { quantizeFile } from '../lib/quantize/quantize.js';
+import { addSpmVocab } from '../lib/tokenizer/vocab-gguf.js';
 import { addPhi3Hparams, phi3Tensors, PHI3_TINY, randomNormal, type Phi3Shape } from '../lib/synthetic/phi3.js';
 
 // ---------------------------------------------------------------------------------------------
@@ -94,15 +95,7 @@ async function writePeakedPhi3(path: string, s: Phi3Shape, seed: number): Promis
   addPhi3Hparams(w, s, 'healthgpt llama.cpp agreement test (random weights)');
   w.addKV('general.file_type', 0, 'u32');
   const v = spmVocab(s.vocab);
-  w.addKV('tokenizer.ggml.model', 'llama');
-  w.addKV('tokenizer.ggml.tokens', v.tokens);
-  w.addKV('tokenizer.ggml.scores', v.scores);
-  w.addKV('tokenizer.ggml.token_type', v.types);
-  w.addKV('tokenizer.ggml.unknown_token_id', 0, 'u32');
-  w.addKV('tokenizer.ggml.bos_token_id', 1, 'u32');
-  w.addKV('tokenizer.ggml.eos_token_id', 2, 'u32');
-  w.addKV('tokenizer.ggml.add_bos_token', true);
-  w.addKV('tokenizer.ggml.add_eos_token', false);
+  addSpmVocab(w, { pieces: v.tokens, scores: v.scores, types: v.types, unknownId: 0, bosId: 1, eosId: 2, addBos: true, addEos: false });
   const tensors = phi3Tensors(s);
   const H = s.hidden;
   const embeddingSeed = seed + tensors.findIndex((t) => t.name === 'token_embd.weight');

@@ -109,6 +109,7 @@ describe('LanguageModel requests', () => {
       })(),
     ).rejects.toMatchObject({ code: 'ABORT_ERR' });
     expect(got.length).toBe(3);
+    expect(m.finishReason).toBe('abort');
     const again = await collect(m.generate(prompt, { maxTokens: 3, stopTokens: [] }));
     expect(again.length).toBe(3);
   });

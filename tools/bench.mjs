@@ -129,6 +129,7 @@ async function ensureModel(dir, log) {
   const { GGUFWriter } = lib('gguf/writer.js');
   const { GGMLType, tensorBytes } = lib('gguf/constants.js');
   const { PHI3_MINI, addPhi3Hparams, phi3Tensors } = lib('synthetic/phi3.js');
+  const { addSpmVocab } = lib('tokenizer/vocab-gguf.js');
   const { native } = lib('native.js');
   const s = PHI3_MINI;
   const path = join(dir, `phi3-mini-random-q4_0-v${MODEL_VERSION}-${s.vocab}.gguf`);
@@ -141,13 +142,7 @@ async function ensureModel(dir, log) {
   w.addKV('general.file_type', 2, 'u32'); // MOSTLY_Q4_0
   w.addKV('general.quantization_version', 2, 'u32');
   const v = spmVocab(s.vocab);
-  w.addKV('tokenizer.ggml.model', 'llama');
-  w.addKV('tokenizer.ggml.tokens', v.tokens);
-  w.addKV('tokenizer.ggml.scores', v.scores);
-  w.addKV('tokenizer.ggml.token_type', v.types);
-  w.addKV('tokenizer.ggml.unknown_token_id', 0, 'u32');
-  w.addKV('tokenizer.ggml.bos_token_id', 1, 'u32');
-  w.addKV('tokenizer.ggml.eos_token_id', 2, 'u32');
+  addSpmVocab(w, { pieces: v.tokens, scores: v.scores, types: v.types, unknownId: 0, bosId: 1, eosId: 2 });
   const q4 = GGMLType.Q4_0;
   const tensors = phi3Tensors(s);
   tensors.forEach((t, i) => {

@@ -45,7 +45,7 @@ export interface ChatOptions extends CompleteOptions {
   template?: ChatTemplate;
 }
 
-export type FinishReason = 'stop' | 'length' | 'context';
+export type FinishReason = 'stop' | 'length' | 'context' | 'abort';
 
 function validateLoad(o: LoadOptions): void {
   for (const k of ['contextSize', 'threads'] as const) {
@@ -70,6 +70,7 @@ export class LanguageModel {
   private cached: number[] = [];
   private lastFinish: FinishReason | undefined;
   private tok: Tokenizer | undefined;
+  private eog: number[] | undefined;
 
   private constructor(path: string, handle: NativeModel, metadata: GGUFInfo['metadata']) {
     this.path = path;
@@ -100,8 +101,7 @@ export class LanguageModel {
   }
 
   get info(): { nVocab: number; nEmbd: number; nCtx: number } {
-    const { nVocab, nEmbd, nCtx } = this.live().info();
-    return { nVocab, nEmbd, nCtx };
+    return this.live().info();
   }
 
   /** Why the last generation ended. */
@@ -129,18 +129,18 @@ export class LanguageModel {
 
   /** Tokens that end a turn: the vocabulary's end-of-generation tokens, else EOS/EOT ids. */
   defaultStopTokens(): number[] {
+    if (this.eog) return this.eog;
+    const out: number[] = [];
     if (typeof this.metadata['tokenizer.ggml.model'] === 'string') {
       const t = this.tokenizer;
-      const out: number[] = [];
       for (let id = 0; id < t.size; id++) if (t.isEog(id)) out.push(id);
-      return out;
+    } else {
+      for (const k of ['tokenizer.ggml.eos_token_id', 'tokenizer.ggml.eot_token_id']) {
+        const v = this.metadata[k];
+        if (typeof v === 'number' && !out.includes(v)) out.push(v);
+      }
     }
-    const out: number[] = [];
-    for (const k of ['tokenizer.ggml.eos_token_id', 'tokenizer.ggml.eot_token_id']) {
-      const v = this.metadata[k];
-      if (typeof v === 'number' && !out.includes(v)) out.push(v);
-    }
-    return out;
+    return (this.eog = out);
   }
 
   private checkTokens(tokens: readonly number[]): void {
@@ -198,13 +198,18 @@ export class LanguageModel {
 
     const release = await this.lock.acquire();
     let finish: FinishReason = 'length';
+    const checkAbort = (): void => {
+      if (!signal?.aborted) return;
+      finish = 'abort';
+      throw abortError(signal);
+    };
     try {
-      if (signal?.aborted) throw abortError(signal);
+      checkAbort();
       const nCtx = this.live().info().nCtx;
       let { logits } = await this.feed(prompt, false);
       const history = prompt.slice();
       for (let i = 0; i < maxTokens; i++) {
-        if (signal?.aborted) throw abortError(signal);
+        checkAbort();
         const token = sampler.sample(logits, history);
         if (stop.has(token)) {
           finish = 'stop';
@@ -217,7 +222,7 @@ export class LanguageModel {
           finish = 'context';
           break;
         }
-        if (signal?.aborted) throw abortError(signal);
+        checkAbort();
         try {
           logits = await this.live().eval(Int32Array.of(token), this.cached.length, false);
         } catch (err) {
