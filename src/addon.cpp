@@ -1,5 +1,6 @@
 #include "addon.h"
 
+#include <climits>
 #include <map>
 #include <mutex>
 #include <stdexcept>
@@ -99,10 +100,18 @@ pool_lease lease_pool(int n_threads) {
 int64_t arg_int(const Napi::CallbackInfo &info, size_t i, const char *name) {
     if (info.Length() <= i || !info[i].IsNumber())
         throw_error(info.Env(), "ERR_INVALID_ARG", std::string(name) + " must be a number");
-    double v = info[i].As<Napi::Number>().DoubleValue();
-    if (v != (double)(int64_t)v)
-        throw_error(info.Env(), "ERR_INVALID_ARG", std::string(name) + " must be an integer");
+    const double v = info[i].As<Napi::Number>().DoubleValue();
+    // range first: casting a double outside int64 to an integer is undefined behaviour
+    if (!(v >= -9007199254740991.0 && v <= 9007199254740991.0) || v != (double)(int64_t)v)
+        throw_error(info.Env(), "ERR_INVALID_ARG", std::string(name) + " must be a safe integer");
     return (int64_t)v;
+}
+
+int arg_int32(const Napi::CallbackInfo &info, size_t i, const char *name) {
+    const int64_t v = arg_int(info, i, name);
+    if (v < INT32_MIN || v > INT32_MAX)
+        throw_error(info.Env(), "ERR_INVALID_ARG", std::string(name) + " is out of range: " + std::to_string(v));
+    return (int)v;
 }
 
 std::string arg_string(const Napi::CallbackInfo &info, size_t i, const char *name) {

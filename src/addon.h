@@ -39,6 +39,7 @@ pool_lease lease_pool(int n_threads);
 
 // Argument readers that name the argument in their error.
 int64_t arg_int(const Napi::CallbackInfo &info, size_t i, const char *name);
+int arg_int32(const Napi::CallbackInfo &info, size_t i, const char *name); // fits a C int
 std::string arg_string(const Napi::CallbackInfo &info, size_t i, const char *name);
 
 void init_gguf(Napi::Env env, Napi::Object exports);

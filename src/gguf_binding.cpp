@@ -171,8 +171,8 @@ class GGUFFile : public Napi::ObjectWrap<GGUFFile> {
     Napi::Value ConvertTensor(const Napi::CallbackInfo &info) {
         Napi::Env env = info.Env();
         const int64_t t = tensor_index(info);
-        const int dst = (int)arg_int(info, 1, "dstType");
-        const int threads = info.Length() > 2 ? (int)arg_int(info, 2, "threads") : 0;
+        const int dst = arg_int32(info, 1, "dstType");
+        const int threads = info.Length() > 2 ? arg_int32(info, 2, "threads") : 0;
         const hg_gguf *f0 = file_.get();
         const int src = hg_gguf_tensor_type(f0, t);
         const int64_t row_len = hg_gguf_tensor_dim(f0, t, 0);

@@ -99,7 +99,7 @@ class Model : public Napi::ObjectWrap<Model> {
             info[0].As<Napi::TypedArray>().TypedArrayType() != napi_int32_array)
             throw_error(env, "ERR_INVALID_ARG", "tokens must be an Int32Array");
         Napi::Int32Array tokens = info[0].As<Napi::Int32Array>();
-        const int64_t start = arg_int(info, 1, "startPos");
+        const int start = arg_int32(info, 1, "startPos");
         const bool all = info.Length() > 2 && info[2].ToBoolean().Value();
         const int n = (int)tokens.ElementLength();
         if (n <= 0) throw_error(env, "ERR_INVALID_ARG", "tokens is empty");
@@ -111,7 +111,7 @@ class Model : public Napi::ObjectWrap<Model> {
             env, "healthgpt.Model.eval",
             [b, in, n, start, out, all] {
                 std::lock_guard<std::mutex> lk(b->busy);
-                if (hg_model_eval(b->model, in, n, (int)start, out, all ? 1 : 0) < 0)
+                if (hg_model_eval(b->model, in, n, start, out, all ? 1 : 0) < 0)
                     throw std::runtime_error(hg_last_error());
             },
             [](Napi::Env, Napi::Value kept) { return kept; }, logits, {tokens});
@@ -121,9 +121,9 @@ class Model : public Napi::ObjectWrap<Model> {
     Napi::Value KvClear(const Napi::CallbackInfo &info) {
         Napi::Env env = info.Env();
         model_ptr b = live(env);
-        const int64_t from = arg_int(info, 0, "fromPos");
+        const int from = arg_int32(info, 0, "fromPos");
         std::lock_guard<std::mutex> lk(b->busy);
-        check_status(env, hg_model_kv_clear(b->model, (int)from), "ERR_INVALID_ARG");
+        check_status(env, hg_model_kv_clear(b->model, from), "ERR_INVALID_ARG");
         return env.Undefined();
     }
 

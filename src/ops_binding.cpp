@@ -86,7 +86,7 @@ Napi::Value QuantizeRow(const Napi::CallbackInfo &info) {
 Napi::Value DequantizeRow(const Napi::CallbackInfo &info) {
     const int type = type_arg(info, 0);
     Napi::Uint8Array src = typed_array_arg<Napi::Uint8Array>(info, 1, "data");
-    const int64_t n = arg_int(info, 2, "n");
+    const int64_t n = arg_int32(info, 2, "n");
     const int64_t bytes = checked_row(info, type, n);
     if ((int64_t)src.ByteLength() < bytes)
         throw_error(info.Env(), "ERR_INVALID_ARG", "data holds " + std::to_string(src.ByteLength()) +
@@ -101,10 +101,10 @@ Napi::Value Matmul(const Napi::CallbackInfo &info) {
     Napi::Env env = info.Env();
     const int type = type_arg(info, 0);
     Napi::Uint8Array w = typed_array_arg<Napi::Uint8Array>(info, 1, "w");
-    const int64_t rows = arg_int(info, 2, "rows"), k = arg_int(info, 3, "k");
+    const int64_t rows = arg_int32(info, 2, "rows"), k = arg_int32(info, 3, "k");
     Napi::Float32Array x = typed_array_arg<Napi::Float32Array>(info, 4, "x");
-    const int64_t n = arg_int(info, 5, "n");
-    const int threads = info.Length() > 6 ? (int)arg_int(info, 6, "threads") : 0;
+    const int64_t n = arg_int32(info, 5, "n");
+    const int threads = info.Length() > 6 ? arg_int32(info, 6, "threads") : 0;
     if (rows <= 0 || n <= 0) throw_error(env, "ERR_INVALID_ARG", "rows and n must be positive");
     const int64_t row = checked_row(info, type, k);
     if ((int64_t)w.ByteLength() < row * rows) throw_error(env, "ERR_INVALID_ARG", "w is too short for rows x k");
@@ -128,9 +128,9 @@ Napi::Value Matmul(const Napi::CallbackInfo &info) {
 Napi::Value BenchMatmul(const Napi::CallbackInfo &info) {
     Napi::Env env = info.Env();
     const int type = type_arg(info, 0);
-    const int64_t rows = arg_int(info, 1, "rows"), k = arg_int(info, 2, "k"), n = arg_int(info, 3, "n");
-    const int threads = (int)arg_int(info, 4, "threads");
-    const int iters = (int)arg_int(info, 5, "iters");
+    const int64_t rows = arg_int32(info, 1, "rows"), k = arg_int32(info, 2, "k"), n = arg_int32(info, 3, "n");
+    const int threads = arg_int32(info, 4, "threads");
+    const int iters = arg_int32(info, 5, "iters");
     if (rows <= 0 || n <= 0 || iters <= 0) throw_error(env, "ERR_INVALID_ARG", "rows, n and iters must be positive");
     checked_row(info, type, k);
     auto times = std::make_shared<std::vector<double>>();
@@ -173,8 +173,8 @@ Napi::Value BenchMatmul(const Napi::CallbackInfo &info) {
 Napi::Value ReadBandwidth(const Napi::CallbackInfo &info) {
     Napi::Env env = info.Env();
     const int64_t mb = arg_int(info, 0, "megabytes");
-    const int reps = (int)arg_int(info, 1, "reps");
-    const int threads = (int)arg_int(info, 2, "threads");
+    const int reps = arg_int32(info, 1, "reps");
+    const int threads = arg_int32(info, 2, "threads");
     if (mb < 1 || mb > 65536) throw_error(env, "ERR_INVALID_ARG", "megabytes must be in 1..65536");
     auto gbs = std::make_shared<double>(0);
     return run_async(

@@ -102,3 +102,19 @@ describe('addon loader', () => {
     expect(addonCandidates(root, { HEALTHGPT_ADDON: '/x/y.node' })).toEqual(['/x/y.node']);
   });
 });
+
+describe('addon argument checks', () => {
+  it('refuses integers outside the safe or C int range instead of wrapping them', async () => {
+    const addon = native();
+    expect(() => addon.dequantizeRow(8, new Uint8Array(34), 1e20)).toThrow(/safe integer/);
+    expect(() => addon.matmul(0, new Uint8Array(8), 2 ** 40, 2, new Float32Array(2), 1)).toThrow(/out of range/);
+    const { LanguageModel } = await import('../lib/model/model.js');
+    const { join } = await import('node:path');
+    const { root } = await import('./helpers.js');
+    const m = await LanguageModel.load(join(root, 'test', 'fixtures', 'phi3', 'gqa.f32.gguf'));
+    const h = (m as unknown as { handle: { kvClear(n: number): void; eval(t: Int32Array, s: number, a: boolean): Promise<Float32Array> } }).handle;
+    expect(() => h.kvClear(2 ** 33)).toThrow(/out of range/);
+    expect(() => h.eval(Int32Array.of(1), -(2 ** 40), false)).toThrow(/out of range/);
+    m.dispose();
+  });
+});
