@@ -16,6 +16,7 @@
       "native/ops/rope.cpp",
       "native/ops/attention.cpp",
       "native/ops/activation.cpp",
+      "native/ops/hlora.cpp",
       "native/models/phi3.cpp",
       "native/api/api_types.cpp",
       "native/api/api_gguf.cpp",
