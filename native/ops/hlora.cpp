@@ -2,99 +2,184 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 
 #include "core/error.h"
+#include "core/fp16.h"
 #include "ops/matmul.h"
 #include "quant/quant.h"
 
 namespace hg {
 
-static void check_tensor(const std::string &name, const char *what, const std::vector<float> &t,
-                         int64_t rows, int64_t cols) {
-    if ((int64_t)t.size() != rows * cols)
-        fail(name + "." + what + ": " + std::to_string(t.size()) + " values, expected " +
-             std::to_string(rows) + " x " + std::to_string(cols));
-    for (size_t i = 0; i < t.size(); i++)
-        if (!std::isfinite(t[i])) fail(name + "." + what + ": non-finite value at index " + std::to_string(i));
+namespace {
+
+float element(const HLoraTensor &t, int64_t i) {
+    return t.type == HG_TYPE_F32 ? static_cast<const float *>(t.data)[i]
+                                 : fp16_to_f32(static_cast<const fp16_t *>(t.data)[i]);
 }
+
+void check_tensor(const std::string &name, const char *what, const HLoraTensor &t, int64_t rows,
+                  int64_t cols, const char *shape) {
+    const std::string who = name + "." + what;
+    if (t.type != HG_TYPE_F32 && t.type != HG_TYPE_F16) {
+        const type_info *ti = type_traits(t.type);
+        fail(who + ": type " + (ti ? ti->name : std::to_string(t.type)) + " is not supported (f32 or f16)");
+    }
+    if (t.rows != rows || t.cols != cols)
+        fail(who + ": " + std::to_string(t.rows) + " x " + std::to_string(t.cols) + ", expected " +
+             std::to_string(rows) + " x " + std::to_string(cols) + " (" + shape + ")");
+    if (!t.data) fail(who + ": no data");
+    // a NaN or inf here would poison every token through the softmax or B g: refuse at load
+    for (int64_t i = 0; i < rows * cols; i++)
+        if (!std::isfinite(element(t, i)))
+            fail(who + ": non-finite value at row " + std::to_string(i / cols) + ", column " +
+                 std::to_string(i % cols));
+}
+
+void append(std::vector<uint8_t> &dst, int dst_type, const HLoraTensor &t) {
+    const int64_t n = t.rows * t.cols;
+    if (dst_type == t.type) {
+        const size_t bytes = (size_t)n * (t.type == HG_TYPE_F32 ? 4 : 2);
+        const uint8_t *p = static_cast<const uint8_t *>(t.data);
+        dst.insert(dst.end(), p, p + bytes);
+        return;
+    }
+    // only F16 -> F32 (exact) is ever asked for
+    const size_t at = dst.size();
+    dst.resize(at + (size_t)n * 4);
+    for (int64_t i = 0; i < n; i++) {
+        const float v = element(t, i);
+        std::memcpy(&dst[at + (size_t)i * 4], &v, 4);
+    }
+}
+
+// Rows of a plain (F32/F16) matrix as floats.
+std::vector<float> to_floats(int type, const std::vector<uint8_t> &m, int64_t rows, int64_t cols) {
+    std::vector<float> f((size_t)(rows * cols));
+    const to_float_fn cv = type_traits(type)->to_float;
+    const size_t row = row_bytes(type, cols);
+    for (int64_t r = 0; r < rows; r++) cv(m.data() + r * row, &f[(size_t)(r * cols)], cols);
+    return f;
+}
+
+// Per-thread scratch reused across calls: a decode step calls this for every linear of every
+// layer, and the temporaries are the same size each time.
+struct Scratch {
+    std::vector<float> logits_a, g, bg;
+};
+thread_local Scratch scratch;
+
+} // namespace
 
 HLoraAdapter HLoraAdapter::make(const std::string &name, int64_t in, int64_t out, int64_t rank,
-                                int64_t n_experts, float alpha, const std::vector<float> &router,
-                                const std::vector<float> &lora_a, const std::vector<float> &lora_b) {
+                                int64_t n_experts, float alpha, const HLoraTensor &router,
+                                const HLoraTensor &lora_a, const HLoraTensor &lora_b) {
     if (in <= 0 || out <= 0 || rank <= 0 || n_experts <= 0)
-        fail(name + ": in, out, rank and experts must be positive");
+        fail(name + ": in, out, rank and experts must be positive (in " + std::to_string(in) + ", out " +
+             std::to_string(out) + ", rank " + std::to_string(rank) + ", experts " + std::to_string(n_experts) + ")");
     if (rank % n_experts != 0)
-        fail(name + ": rank " + std::to_string(rank) + " is not divisible by " + std::to_string(n_experts) + " experts");
+        fail(name + ": rank " + std::to_string(rank) + " is not divisible by " + std::to_string(n_experts) +
+             " experts (each expert owns rank / experts slots)");
     if (!std::isfinite(alpha)) fail(name + ": alpha is not finite");
-    check_tensor(name, "router", router, n_experts, in);
-    check_tensor(name, "lora_A", lora_a, rank, in);
-    check_tensor(name, "lora_B", lora_b, out, rank);
-    HLoraAdapter ad;
-    ad.in = in, ad.out = out, ad.rank = rank, ad.n_experts = n_experts, ad.alpha = alpha;
-    ad.router_lora_a = router;
-    ad.router_lora_a.insert(ad.router_lora_a.end(), lora_a.begin(), lora_a.end());
-    ad.lora_b = lora_b;
-    return ad;
-}
+    check_tensor(name, "router", router, n_experts, in, "experts x in");
+    check_tensor(name, "lora_A", lora_a, rank, in, "rank x in");
+    check_tensor(name, "lora_B", lora_b, out, rank, "out x rank");
 
-// route = softmax(logits[0..n)); g[k] = a[k] * s * route[k / (r / n)], in place over a.
-static void route_and_scale(const HLoraAdapter &ad, const float *logits, float *g) {
-    const int64_t n = ad.n_experts, per = ad.rank / n;
-    float route[64];
-    std::vector<float> big;
-    float *p = route;
-    if (n > 64) {
-        big.resize(n);
-        p = big.data();
-    }
-    float mx = logits[0];
-    for (int64_t j = 1; j < n; j++) mx = std::max(mx, logits[j]);
-    float sum = 0;
-    for (int64_t j = 0; j < n; j++) sum += p[j] = std::exp(logits[j] - mx);
-    const float s = ad.scale() / sum;
-    for (int64_t k = 0; k < ad.rank; k++) g[k] = logits[n + k] * s * p[k / per];
+    HLoraAdapter ad;
+    ad.name = name;
+    ad.in = in, ad.out = out, ad.rank = rank, ad.n_experts = n_experts, ad.alpha = alpha;
+    // one matrix for the router and lora_A, so one matmul serves both
+    ad.router_lora_a_type =
+        router.type == HG_TYPE_F16 && lora_a.type == HG_TYPE_F16 ? HG_TYPE_F16 : HG_TYPE_F32;
+    ad.router_lora_a.reserve(row_bytes(ad.router_lora_a_type, in) * (size_t)(n_experts + rank));
+    append(ad.router_lora_a, ad.router_lora_a_type, router);
+    append(ad.router_lora_a, ad.router_lora_a_type, lora_a);
+    ad.lora_b_type = lora_b.type;
+    append(ad.lora_b, ad.lora_b_type, lora_b);
+    return ad;
 }
 
 void hlora_linear(ThreadPool &pool, const HLoraAdapter &ad, int w_type, const void *w,
                   const float *x, int64_t n_tokens, float *y) {
-    const int64_t n = ad.n_experts, r = ad.rank, ra = n + r;
-    matmul(pool, w_type, w, ad.out, ad.in, x, n_tokens, y);
-    // router logits and A x for every token in one pass over x
-    std::vector<float> t((size_t)(ra * n_tokens));
-    matmul(pool, HG_TYPE_F32, ad.router_lora_a.data(), ra, ad.in, x, n_tokens, t.data());
-    std::vector<float> g((size_t)(r * n_tokens));
-    for (int64_t c = 0; c < n_tokens; c++) route_and_scale(ad, &t[c * ra], &g[c * r]);
-    std::vector<float> bg((size_t)(ad.out * n_tokens));
-    matmul(pool, HG_TYPE_F32, ad.lora_b.data(), ad.out, r, g.data(), n_tokens, bg.data());
-    for (size_t i = 0; i < bg.size(); i++) y[i] += bg[i];
+    if (n_tokens <= 0) return;
+    const int64_t n = ad.n_experts, r = ad.rank, per = r / n, nr = n + r, out = ad.out;
+    Scratch &s = scratch;
+    s.logits_a.resize((size_t)(nr * n_tokens));
+    s.g.resize((size_t)(r * n_tokens));
+    s.bg.resize((size_t)(out * n_tokens));
+
+    matmul(pool, w_type, w, out, ad.in, x, n_tokens, y);
+    // router logits and A x of every token in one pass over x
+    matmul(pool, ad.router_lora_a_type, ad.router_lora_a.data(), nr, ad.in, x, n_tokens, s.logits_a.data());
+
+    // epilogue: per token softmax over the experts, expansion to the rank slots, scale. It is
+    // O(tokens * rank), microseconds even for a prompt: on this thread, not worth a pool wake-up.
+    const float scale = ad.scale();
+    for (int64_t c = 0; c < n_tokens; c++) {
+        const float *logits = &s.logits_a[(size_t)(c * nr)], *a = logits + n;
+        float *g = &s.g[(size_t)(c * r)];
+        float mx = logits[0], sum = 0;
+        for (int64_t j = 1; j < n; j++) mx = std::max(mx, logits[j]);
+        for (int64_t j = 0; j < n; j++) sum += std::exp(logits[j] - mx);
+        for (int64_t j = 0; j < n; j++) {
+            const float e = std::exp(logits[j] - mx) * (scale / sum); // expert j's route times s
+            for (int64_t k = j * per; k < (j + 1) * per; k++) g[k] = a[k] * e;
+        }
+    }
+
+    matmul(pool, ad.lora_b_type, ad.lora_b.data(), out, r, s.g.data(), n_tokens, s.bg.data());
+    const float *bg = s.bg.data();
+    const int64_t total = out * n_tokens;
+    auto add = [&](int64_t i0, int64_t i1) {
+        for (int64_t i = i0; i < i1; i++) y[i] += bg[i];
+    };
+    if (total < (1 << 16)) { // a decode step's add is shorter than waking the pool
+        add(0, total);
+        return;
+    }
+    pool.run([&](int ith, int nth) {
+        int64_t i0, i1;
+        split_range(total, ith, nth, i0, i1);
+        add(i0, i1);
+    });
 }
 
 void hlora_linear_ref(const HLoraAdapter &ad, int w_type, const void *w, const float *x,
                       int64_t n_tokens, float *y) {
     const type_info *ti = type_traits(w_type);
-    if (!ti || !ti->to_float) fail("hlora: cannot read weight type " + std::to_string(w_type));
-    const size_t row = row_bytes(w_type, ad.in);
-    std::vector<float> wrow((size_t)ad.in);
-    const int64_t n = ad.n_experts, r = ad.rank, per = r / n;
-    const float *R = ad.router_lora_a.data(), *A = R + n * ad.in;
+    if (!ti || !ti->supported || !ti->to_float)
+        fail("hlora " + ad.name + ": weight type " + (ti ? ti->name : std::to_string(w_type)) + " is not supported");
+    const int64_t in = ad.in, out = ad.out, n = ad.n_experts, r = ad.rank, per = r / n;
+    const double s = (double)ad.alpha / (double)r * (double)n;
+    const std::vector<float> ra = to_floats(ad.router_lora_a_type, ad.router_lora_a, n + r, in);
+    const std::vector<float> B = to_floats(ad.lora_b_type, ad.lora_b, out, r);
+    const float *R = ra.data(), *A = R + n * in;
+    auto dot = [in](const float *u, const float *v) {
+        double acc = 0;
+        for (int64_t i = 0; i < in; i++) acc += (double)u[i] * (double)v[i];
+        return acc;
+    };
+
+    // g for every token: route = softmax(R x), a = (A x) * s, g = repeat_each(route, r/n) * a
+    std::vector<double> g((size_t)(r * n_tokens)), route((size_t)n);
     for (int64_t c = 0; c < n_tokens; c++) {
-        const float *xc = x + c * ad.in;
-        auto dot = [&](const float *a) {
-            double s = 0;
-            for (int64_t i = 0; i < ad.in; i++) s += (double)a[i] * xc[i];
-            return s;
-        };
-        std::vector<double> route(n), g(r);
+        const float *xc = x + c * in;
         double mx = -INFINITY, sum = 0;
-        for (int64_t j = 0; j < n; j++) mx = std::max(mx, route[j] = dot(R + j * ad.in));
-        for (int64_t j = 0; j < n; j++) sum += route[j] = std::exp(route[j] - mx);
-        for (int64_t j = 0; j < n; j++) route[j] /= sum;
-        for (int64_t k = 0; k < r; k++) g[k] = dot(A + k * ad.in) * ad.scale() * route[k / per];
-        for (int64_t o = 0; o < ad.out; o++) {
-            ti->to_float(static_cast<const uint8_t *>(w) + o * row, wrow.data(), ad.in);
-            double v = dot(wrow.data());
-            for (int64_t k = 0; k < r; k++) v += (double)ad.lora_b[o * r + k] * g[k];
-            y[c * ad.out + o] = (float)v;
+        for (int64_t j = 0; j < n; j++) mx = std::max(mx, route[(size_t)j] = dot(R + j * in, xc));
+        for (int64_t j = 0; j < n; j++) sum += route[(size_t)j] = std::exp(route[(size_t)j] - mx);
+        for (int64_t j = 0; j < n; j++) route[(size_t)j] /= sum;
+        for (int64_t k = 0; k < r; k++) g[(size_t)(c * r + k)] = route[(size_t)(k / per)] * (dot(A + k * in, xc) * s);
+    }
+
+    // y = W x + B g, one dequantized W row at a time
+    const size_t row = row_bytes(w_type, in);
+    std::vector<float> wrow((size_t)in);
+    for (int64_t o = 0; o < out; o++) {
+        ti->to_float(static_cast<const uint8_t *>(w) + o * row, wrow.data(), in);
+        for (int64_t c = 0; c < n_tokens; c++) {
+            double v = dot(wrow.data(), x + c * in);
+            for (int64_t k = 0; k < r; k++) v += (double)B[(size_t)(o * r + k)] * g[(size_t)(c * r + k)];
+            y[c * out + o] = (float)v;
         }
     }
 }

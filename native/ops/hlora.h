@@ -1,13 +1,14 @@
-// H-LoRA (heterogeneous low-rank adaptation, MODEL.md "H-LoRA") for one linear layer of one
-// plugin. For a frozen weight W (out x in), router R (n x in), A (r x in), B (out x r):
+// H-LoRA (heterogeneous low-rank adaptation, MODEL.md "H-LoRA"): one plugin's adapter for one
+// linear layer. For a frozen weight W (out x in), router R (n x in), lora_A (r x in) and
+// lora_B (out x r):
 //
 //   route = softmax(R x)                    n experts, per token
 //   a     = (A x) * s                       s = alpha / r * n
 //   g     = repeat_each(route, r / n) * a   expert j owns rank slots j*r/n .. (j+1)*r/n - 1
 //   y     = W x + B g
 //
-// The fused path stacks R over A once at load, so one matmul gives the router logits and
-// the A product together; softmax, expansion and scale are one epilogue before B.
+// The fused path stacks the router over lora_A once, at adapter load, so one matmul yields
+// the router logits and A x together; softmax, expansion and scale are one epilogue before B.
 #pragma once
 
 #include <cstdint>
@@ -18,26 +19,41 @@
 
 namespace hg {
 
+// A borrowed row-major tensor as the adapter file holds it: HG_TYPE_F32 or HG_TYPE_F16.
+struct HLoraTensor {
+    int type = 0;
+    const void *data = nullptr;
+    int64_t rows = 0, cols = 0;
+};
+
 struct HLoraAdapter {
+    std::string name; // e.g. "blk.3.attn_qkv": prefixes every message about this adapter
     int64_t in = 0, out = 0, rank = 0, n_experts = 0;
     float alpha = 0;
-    std::vector<float> router_lora_a; // (n_experts + rank) x in: R's rows, then A's
-    std::vector<float> lora_b;        // out x rank
+    // (n_experts + rank) x in: the router's rows, then lora_A's. F16 when both came as F16,
+    // else F32 (an F16 half is widened exactly).
+    int router_lora_a_type = 0;
+    std::vector<uint8_t> router_lora_a;
+    int lora_b_type = 0; // out x rank, kept in its own type
+    std::vector<uint8_t> lora_b;
 
     float scale() const { return alpha / (float)rank * (float)n_experts; }
 
-    // Builds and validates (hg::Error naming the tensor): rank a multiple of n_experts,
-    // sizes that match, finite values. `name` prefixes messages (e.g. "blk.3.attn_qkv").
+    // Copies, stacks and validates: types F32/F16, rank a multiple of the experts, every
+    // shape against (in, out, rank, n_experts), finite values. Fails (hg::Error) naming the
+    // tensor, e.g. "blk.3.attn_qkv.lora_A: non-finite value at row 2, column 17".
     static HLoraAdapter make(const std::string &name, int64_t in, int64_t out, int64_t rank,
-                             int64_t n_experts, float alpha, const std::vector<float> &router,
-                             const std::vector<float> &lora_a, const std::vector<float> &lora_b);
+                             int64_t n_experts, float alpha, const HLoraTensor &router,
+                             const HLoraTensor &lora_a, const HLoraTensor &lora_b);
 };
 
-// y (n_tokens columns of out) = W x + B g, fused. W: out x in of any supported type.
+// y (n_tokens columns of out floats) = W x + B g, fused and threaded on the pool. W: out x in
+// of any type hg::matmul supports; x: n_tokens columns of in floats.
 void hlora_linear(ThreadPool &pool, const HLoraAdapter &ad, int w_type, const void *w,
                   const float *x, int64_t n_tokens, float *y);
 
-// The same formula, unfused, in double precision from the dequantized W: the reference.
+// The formula as written, unfused, on the calling thread: W dequantized row by row, every
+// dot product and the softmax in double. The reference the fused path is tested against.
 void hlora_linear_ref(const HLoraAdapter &ad, int w_type, const void *w, const float *x,
                       int64_t n_tokens, float *y);
 

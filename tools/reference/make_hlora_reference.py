@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
-"""Golden vectors for one H-LoRA linear layer, from a torch module written from MODEL.md's
-formula (the HealthGPT release's H-LoRA layer computes the same):
+"""Golden vectors for one H-LoRA linear layer (native/ops/hlora.cpp, read by
+native/tests/test_hlora.cpp), from a torch module written from MODEL.md's formula:
 
     route = softmax(router(x)); a = lora_A(x) * alpha / r * n
     g = route.repeat_interleave(r // n) * a; y = W x + lora_B(g)
@@ -11,8 +11,9 @@ Outputs test/fixtures/hlora/<name>.bin, little-endian: "HGHL", u32 version 1, u3
 n_experts, tokens, f32 alpha, then f32 arrays W[out][in], router[n][in], lora_A[r][in],
 lora_B[out][r], x[tokens][in], y[tokens][out].
 
-Regenerate (from the repository root; torch 2.15.0, numpy 2.4.6, the venv of
-make_phi3_reference.py):
+Pinned: torch 2.15.0 (the +cu132 wheel; the math runs on the CPU in float64), numpy 2.4.6; the
+venv of make_phi3_reference.py. The output is byte-for-byte reproducible. Regenerate (from the
+repository root):
   python3 -m venv /opt/ref-venv && /opt/ref-venv/bin/pip install torch==2.15.0 numpy==2.4.6
   /opt/ref-venv/bin/python tools/reference/make_hlora_reference.py
 """
