@@ -8,6 +8,7 @@ import { completeCommand } from './complete.js';
 import { demoCommand } from './demo.js';
 import { evalCommand } from './eval.js';
 import { infoCommand } from './info.js';
+import { pullCommand } from './pull.js';
 import { quantizeCommand } from './quantize.js';
 import { tokenizeCommand } from './tokenize.js';
 
@@ -23,6 +24,7 @@ export function program(): Command {
   p.addCommand(evalCommand());
   p.addCommand(infoCommand());
   p.addCommand(quantizeCommand());
+  p.addCommand(pullCommand());
   p.addCommand(benchCommand());
   p.addCommand(benchKernelsCommand());
   return p;
