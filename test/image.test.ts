@@ -237,6 +237,47 @@ describe('bad images', () => {
   });
 });
 
+describe('damaged files never take the process down', () => {
+  // every cut and a spread of byte flips: a HealthGPTError or an image, nothing else
+  async function survives(bytes: Uint8Array): Promise<'ok' | 'refused'> {
+    try {
+      const img = await decodeImage(bytes);
+      expect(img.data.length).toBe(img.width * img.height * 3);
+      return 'ok';
+    } catch (err) {
+      expect(err).toBeInstanceOf(HealthGPTError);
+      expect((err as HealthGPTError).code).toMatch(/^ERR_(IMAGE|DICOM)/);
+      return 'refused';
+    }
+  }
+
+  it('DICOM files cut at every 7th byte and with flipped bytes', async () => {
+    let refused = 0;
+    for (const f of ['mono2_u12.dcm', 'ct_s16.dcm', 'rgb_planar.dcm', 'multiframe.dcm', 'jpeg_baseline.dcm']) {
+      const bytes = readFileSync(fx(f));
+      for (let cut = 0; cut < bytes.length; cut += 7) if ((await survives(bytes.subarray(0, cut))) === 'refused') refused++;
+      for (let i = 132; i < bytes.length; i += 5) {
+        const b = Uint8Array.from(bytes);
+        b[i] ^= 0xa5;
+        await survives(b);
+      }
+    }
+    expect(refused).toBeGreaterThan(100);
+  });
+
+  it('a PNG and a JPEG cut short and with flipped bytes', async () => {
+    for (const f of ['rgb_97x31.png', 'photo_120x90.jpg']) {
+      const bytes = readFileSync(fx(f));
+      for (let cut = 0; cut < bytes.length; cut += Math.ceil(bytes.length / 40)) expect(await survives(bytes.subarray(0, cut))).toBe('refused');
+      for (let i = 0; i < bytes.length; i += Math.ceil(bytes.length / 40)) {
+        const b = Uint8Array.from(bytes);
+        b[i] ^= 0xff;
+        await survives(b);
+      }
+    }
+  });
+});
+
 describe('images out', () => {
   it('decoder output -> RGB as idx2img (clamp, (x + 1) / 2 * 255, truncated) -> PNG -> the same bytes', async () => {
     const d = cases.decoder;
