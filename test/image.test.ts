@@ -101,6 +101,25 @@ describe('pixel_values against CLIPImageProcessor after expand2square', () => {
     expect(win.data[i * 3]).toBe(Math.floor(((v16[i] - 29999.5) / 19999 + 0.5) * 255 + 0.5));
   });
 
+  it('16-bit RGB and grey PNG: every sample round(v / 257); a 16-bit TIFF like the PNG', async () => {
+    const w = 7;
+    const h = 5;
+    for (const [channels, space] of [[3, 'rgb16'], [1, 'grey16']] as const) {
+      const v = new Uint16Array(w * h * channels);
+      for (let i = 0; i < v.length; i++) v[i] = (i * 9973 + 128) % 65536;
+      // (sharp's TIFF writer would cast to 8 bits: the TIFF comes from the generator)
+      const file = await sharp(v, { raw: { width: w, height: h, channels } }).toColourspace(space).png().toBuffer();
+      const img = await decodeImage(file);
+      expect([img.format, img.bitDepth, img.width, img.height]).toEqual(['png', 16, w, h]);
+      for (let i = 0; i < w * h; i++) {
+        for (let c = 0; c < 3; c++) expect(img.data[i * 3 + c]).toBe(Math.floor(v[i * channels + (channels === 3 ? c : 0)] / 257 + 0.5));
+      }
+    }
+    const tif = await decodeImage(fx('gray16_40x60.tif'));
+    expect([tif.format, tif.bitDepth]).toEqual(['tiff', 16]);
+    expect(Buffer.from(tif.data).equals(Buffer.from((await decodeImage(fx('gray16_40x60.png'))).data))).toBe(true);
+  });
+
   it('the vision tower input is 3 x 336 x 336 by default, and the same for generation tasks', async () => {
     const px = await loadPixelValues(fx('rgb_97x31.png'));
     expect(px.data.length).toBe(3 * CLIP_IMAGE_SIZE * CLIP_IMAGE_SIZE);

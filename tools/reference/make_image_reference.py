@@ -156,6 +156,7 @@ def image_cases(norm):
     g16 = np.clip(x * 1500 + y * 300 + rng.integers(0, 2000, size=(60, 40)), 0, 65535).astype(np.uint16)
     Image.fromarray(g16).save(os.path.join(OUT, "gray16_40x60.png"))
     assert Image.open(os.path.join(OUT, "gray16_40x60.png")).mode == "I;16"
+    Image.fromarray(g16).save(os.path.join(OUT, "gray16_40x60.tif"))  # the same samples in a 16-bit TIFF
     g8 = np.floor(g16.astype(np.float64) / 257 + 0.5).astype(np.uint8)
     add("gray16_40x60_48", "gray16_40x60.png", 48, ref_img=Image.fromarray(g8),
         note="16-bit: round(v/257) then the reference pipeline (PIL itself would clip at 255)")
