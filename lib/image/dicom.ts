@@ -7,7 +7,7 @@
  * to 0..255 (PS3.3 C.11.2.1.2: LINEAR, LINEAR_EXACT or SIGMOID), rounded half up. The window is
  * the caller's if given, else the file's first WindowCenter / WindowWidth, else the frame's own
  * min..max. MONOCHROME1 is inverted so that higher is brighter. RGB (8-bit, either planar
- * configuration) passes through. Multi-frame files: frame 0 unless the caller asks for another.
+ * configuration) passes through; YBR_FULL is converted to RGB (PS3.3 C.7.6.3.1.2). Multi-frame files: frame 0 unless the caller asks for another.
  */
 import dicomParser from 'dicom-parser';
 import { HealthGPTError } from '../errors.js';
@@ -107,6 +107,25 @@ function minMaxTo8(values: Float64Array): Uint8Array {
   return out;
 }
 
+// PS3.3 C.7.6.3.1.2 (JFIF's full-range YCbCr), the coefficients pydicom uses
+const CR_R = 1.402;
+const CB_G = (-0.114 * 1.772) / 0.587;
+const CR_G = (-0.299 * 1.402) / 0.587;
+const CB_B = 1.772;
+
+/** YBR_FULL to RGB in place, rounded half up and clipped. */
+function ybrFullToRgb(d: Uint8Array): void {
+  const c8 = (v: number) => Math.min(255, Math.max(0, Math.floor(v + 0.5)));
+  for (let i = 0; i < d.length; i += 3) {
+    const y = d[i];
+    const cb = d[i + 1] - 128;
+    const cr = d[i + 2] - 128;
+    d[i] = c8(y + CR_R * cr);
+    d[i + 1] = c8(y + CB_G * cb + CR_G * cr);
+    d[i + 2] = c8(y + CB_B * cb);
+  }
+}
+
 /** Decodes one frame of a DICOM Part 10 file held in `bytes`; `name` names it in errors. */
 export function decodeDicom(bytes: Uint8Array, name: string, options: DicomOptions): { image: RgbImage; info: DicomInfo } {
   let ds: dicomParser.DataSet;
@@ -147,8 +166,9 @@ export function decodeDicom(bytes: Uint8Array, name: string, options: DicomOptio
   const info: DicomInfo = { transferSyntax: ts, photometric, frames, bitsAllocated };
   const n = rows * cols;
 
-  if (photometric === 'RGB') {
-    if (spp !== 3 || bitsAllocated !== 8) fail('ERR_DICOM_UNSUPPORTED', name, `RGB with ${spp} samples of ${bitsAllocated} bits is not supported (3 x 8 bits is)`);
+  if (photometric === 'RGB' || photometric === 'YBR_FULL') {
+    if (spp !== 3 || bitsAllocated !== 8) fail('ERR_DICOM_UNSUPPORTED', name, `${photometric} with ${spp} samples of ${bitsAllocated} bits is not supported (3 x 8 bits is)`);
+    if (options.window) fail('ERR_INVALID_OPTION', name, `window applies to greyscale (MONOCHROME1/2) images; this one is ${photometric}`);
     const frameBytes = n * 3;
     const at = pixels.dataOffset + frame * frameBytes;
     if (pixels.length < (frame + 1) * frameBytes || at + frameBytes > bytes.length) {
@@ -166,11 +186,12 @@ export function decodeDicom(bytes: Uint8Array, name: string, options: DicomOptio
         data[i * 3 + 2] = src[2 * n + i];
       }
     }
+    if (photometric === 'YBR_FULL') ybrFullToRgb(data);
     return { image: { width: cols, height: rows, data }, info };
   }
 
   if (photometric !== 'MONOCHROME1' && photometric !== 'MONOCHROME2') {
-    fail('ERR_DICOM_UNSUPPORTED', name, `Photometric Interpretation ${photometric || '(none)'} is not supported (MONOCHROME1, MONOCHROME2 and RGB are)`);
+    fail('ERR_DICOM_UNSUPPORTED', name, `Photometric Interpretation ${photometric || '(none)'} is not supported (MONOCHROME1, MONOCHROME2, RGB and YBR_FULL are)`);
   }
   if (spp !== 1) fail('ERR_DICOM', name, `${photometric} needs Samples per Pixel 1, got ${spp}`);
   if (bitsAllocated !== 8 && bitsAllocated !== 16) fail('ERR_DICOM_UNSUPPORTED', name, `Bits Allocated ${bitsAllocated} is not supported (8 and 16 are)`);

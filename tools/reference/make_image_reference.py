@@ -49,7 +49,7 @@ from transformers.models.clip.image_processing_pil_clip import CLIPImageProcesso
 import pydicom
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.encaps import encapsulate
-from pydicom.pixels import apply_modality_lut
+from pydicom.pixels import apply_modality_lut, convert_color_space
 from pydicom.pixels.processing import apply_windowing
 from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian, JPEGBaseline8Bit, generate_uid
 
@@ -257,6 +257,15 @@ def dicom_cases():
     assert np.array_equal(ds.pixel_array, rgb)
     cases.append({"file": "rgb_planar.dcm", "width": 5, "height": 6, "rgb": rgb.ravel().tolist(),
                   "note": "RGB, planar configuration 1"})
+
+    # YBR_FULL (full-range YCbCr), interleaved: pydicom's conversion to RGB is the expectation
+    ybr = rng.integers(0, 256, size=(6, 5, 3)).astype(np.uint8)
+    ds = dicom("ybr_full.dcm", 6, 5, ybr, PhotometricInterpretation="YBR_FULL", SamplesPerPixel=3,
+               PlanarConfiguration=0, BitsAllocated=8, BitsStored=8, HighBit=7, PixelRepresentation=0)
+    rgb = convert_color_space(ybr.copy(), "YBR_FULL", "RGB")
+    assert not np.array_equal(rgb, ybr) and np.array_equal(ds.pixel_array, rgb)  # pydicom converts on read too
+    cases.append({"file": "ybr_full.dcm", "width": 5, "height": 6, "rgb": rgb.ravel().tolist(), "tolerance": 1,
+                  "note": "YBR_FULL to RGB as pydicom (its float32 matmul may round a .5 the other way)"})
 
     # three frames: frame 0 by default, any other on request
     frames = rng.integers(0, 256, size=(3, 4, 4)).astype(np.uint8)
