@@ -9,10 +9,11 @@
  * the caller's window.
  */
 import { open, readFile, stat } from 'node:fs/promises';
-import sharp from 'sharp';
+import type { Metadata, OutputInfo } from 'sharp';
 import { HealthGPTError } from '../errors.js';
 import { decodeDicom, isDicom, validateWindow, windowTo8, type DicomInfo, type VoiWindow } from './dicom.js';
 import type { RgbImage } from './image.js';
+import { sharp } from './lazy.js';
 
 export type ImageInput = string | Uint8Array;
 export type ImageFormat = 'png' | 'jpeg' | 'webp' | 'tiff' | 'dicom';
@@ -96,10 +97,10 @@ function toRgb(samples: Uint8Array | Uint16Array, channels: number, n: number, b
 }
 
 async function decodeWithSharp(input: string | Buffer, name: string, limits: Limits): Promise<DecodedImage> {
-  let meta: sharp.Metadata;
+  let meta: Metadata;
   try {
     // header only; no pixel limit here so that the size can be reported below
-    meta = await sharp(input, { limitInputPixels: false }).metadata();
+    meta = await sharp()(input, { limitInputPixels: false }).metadata();
   } catch (err) {
     const msg = (err as Error).message ?? String(err);
     const hint = /unsupported image format/.test(msg) ? 'not an image in a supported format (PNG, JPEG, WebP, TIFF, DICOM)' : `not a readable image (${msg})`;
@@ -115,9 +116,9 @@ async function decodeWithSharp(input: string | Buffer, name: string, limits: Lim
   if (depth !== 'uchar' && depth !== 'ushort') throw new HealthGPTError('ERR_IMAGE_FORMAT', `${name}: ${depth} samples are not supported (8- and 16-bit integer samples are)`);
 
   let data: Buffer;
-  let info: sharp.OutputInfo;
+  let info: OutputInfo;
   try {
-    let pipeline = sharp(input, { limitInputPixels: limits.maxPixels, failOn: 'error' }).removeAlpha();
+    let pipeline = sharp()(input, { limitInputPixels: limits.maxPixels, failOn: 'error' }).removeAlpha();
     // left alone, sharp converts 16-bit samples to sRGB's 8-bit range (v >> 8) even in a ushort buffer
     if (depth === 'ushort') pipeline = pipeline.toColourspace((meta.channels ?? 1) <= 2 ? 'grey16' : 'rgb16');
     ({ data, info } = await pipeline.raw({ depth }).toBuffer({ resolveWithObject: true }));

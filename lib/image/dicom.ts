@@ -9,9 +9,10 @@
  * min..max. MONOCHROME1 is inverted so that higher is brighter. RGB (8-bit, either planar
  * configuration) passes through; YBR_FULL is converted to RGB (PS3.3 C.7.6.3.1.2). Multi-frame files: frame 0 unless the caller asks for another.
  */
-import dicomParser from 'dicom-parser';
+import type { DataSet } from 'dicom-parser';
 import { HealthGPTError } from '../errors.js';
 import type { RgbImage } from './image.js';
+import { dicomParser } from './lazy.js';
 
 export interface VoiWindow {
   center: number;
@@ -128,9 +129,9 @@ function ybrFullToRgb(d: Uint8Array): void {
 
 /** Decodes one frame of a DICOM Part 10 file held in `bytes`; `name` names it in errors. */
 export function decodeDicom(bytes: Uint8Array, name: string, options: DicomOptions): { image: RgbImage; info: DicomInfo } {
-  let ds: dicomParser.DataSet;
+  let ds: DataSet;
   try {
-    ds = dicomParser.parseDicom(bytes);
+    ds = dicomParser().parseDicom(bytes);
   } catch (err) {
     // dicom-parser throws strings, or objects carrying `exception`
     const e = err as { exception?: unknown; message?: unknown };

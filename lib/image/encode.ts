@@ -3,9 +3,9 @@
  * HealthGPT's idx2img does it, and RGB bytes to PNG with sharp.
  */
 import { writeFile } from 'node:fs/promises';
-import sharp from 'sharp';
 import { HealthGPTError } from '../errors.js';
 import { checkRgbImage, type RgbImage } from './image.js';
+import { sharp } from './lazy.js';
 
 /**
  * Decoder output (3 x height x width floats, channels first, nominally in [-1, 1]) to RGB bytes:
@@ -35,7 +35,7 @@ export function decoderOutputToImage(chw: Float32Array, width: number, height: n
 export async function encodePng(img: RgbImage): Promise<Buffer> {
   checkRgbImage(img);
   try {
-    return await sharp(img.data, { raw: { width: img.width, height: img.height, channels: 3 } }).png().toBuffer();
+    return await sharp()(img.data, { raw: { width: img.width, height: img.height, channels: 3 } }).png().toBuffer();
   } catch (err) {
     throw new HealthGPTError('ERR_IMAGE_ENCODE', `cannot encode ${img.width}x${img.height} PNG: ${(err as Error).message ?? String(err)}`, { cause: err });
   }
