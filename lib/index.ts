@@ -10,3 +10,8 @@ export { LanguageModel, type LoadOptions, type GenerateOptions, type CompleteOpt
 export { Sampler, softmax, type SamplingOptions } from './model/sampler.js';
 export { PHI3_INSTRUCT, PHI4_INSTRUCT, TEMPLATES, renderChat, type ChatMessage, type ChatTemplate } from './prompt/template.js';
 export { Tokenizer, StreamingDecoder, type EncodeOptions, type DecodeOptions } from './tokenizer/index.js';
+export {
+  decodeImage, loadPixelValues, preprocessImage, resizeForClip, normalizeForClip, vqganInput, decoderOutputToImage, encodePng, writePng,
+  CLIP_IMAGE_SIZE, CLIP_MEAN, CLIP_STD, PAD_BACKGROUND, VQGAN_IMAGE_SIZE,
+  type DecodedImage, type ImageDecodeOptions, type ImageFormat, type ImageInput, type PreprocessOptions, type PixelValues, type RgbImage, type VoiWindow,
+} from './image/index.js';
