@@ -1,0 +1,291 @@
+// The CLIP vision tower (native/models/clip.cpp) and its ops: layer_norm, the GELUs, the
+// patch embedding and the bidirectional attention against their scalar references over odd
+// shapes; the whole tower and both projectors against transformers' golden vectors
+// (tools/reference/make_clip_reference.py) in every weight type; the tap rule; refusal of
+// bad files naming the key or tensor.
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <functional>
+#include <iterator>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "core/error.h"
+#include "core/fp16.h"
+#include "core/threadpool.h"
+#include "gguf/gguf.h"
+#include "healthgpt.h"
+#include "models/clip.h"
+#include "ops/gelu.h"
+#include "ops/layer_norm.h"
+#include "ops/patch_embed.h"
+#include "ops/vit_attention.h"
+#include "tests/check.h"
+
+namespace {
+
+std::vector<float> randn(size_t n, uint32_t seed, float mean = 0.0f, float std = 1.0f) {
+    std::mt19937 rng(seed);
+    std::normal_distribution<float> nd(mean, std);
+    std::vector<float> v(n);
+    for (auto &x : v) x = nd(rng);
+    return v;
+}
+
+// max |got - ref| / max |ref|
+double max_rel(const float *got, const float *ref, size_t n) {
+    double d = 0, m = 0;
+    for (size_t i = 0; i < n; i++) {
+        d = std::max(d, (double)std::fabs(got[i] - ref[i]));
+        m = std::max(m, (double)std::fabs(ref[i]));
+    }
+    return d / m;
+}
+
+std::string fixture(const std::string &name) { return "test/fixtures/clip/" + name; }
+
+std::vector<uint8_t> read_all(const std::string &path) {
+    std::ifstream f(path, std::ios::binary);
+    return std::vector<uint8_t>(std::istreambuf_iterator<char>(f), {});
+}
+
+// The expected error text of fn(), or "" when it did not throw.
+template <class Fn> std::string error_of(Fn &&fn) {
+    try {
+        fn();
+    } catch (const hg::Error &e) {
+        return e.what();
+    }
+    return "";
+}
+bool contains(const std::string &s, const std::string &part) { return s.find(part) != std::string::npos; }
+
+// ---- ops against their references ----
+
+TEST(layer_norm_matches_reference) {
+    for (int64_t n : {1, 7, 32, 1024, 1031}) {
+        // an offset mean and a large spread: the two-pass variance must not cancel
+        auto x = randn((size_t)(3 * n), (uint32_t)n, 50.0f, 3.0f), w = randn((size_t)n, 2, 1.0f, 0.2f),
+             b = randn((size_t)n, 3, 0.0f, 0.2f);
+        std::vector<float> y(x.size()), r(x.size());
+        hg::layer_norm(x.data(), w.data(), b.data(), y.data(), n, 3, 1e-5f);
+        hg::layer_norm_ref(x.data(), w.data(), b.data(), r.data(), n, 3, 1e-5f);
+        // float sums over up to 1031 values: measured up to 7.2e-7 relative; 1e-5 leaves margin
+        const double e = max_rel(y.data(), r.data(), y.size());
+        std::printf("  n %5lld: max rel %.2e\n", (long long)n, e);
+        CHECK_MSG(e < 1e-5, "n = " + std::to_string(n));
+        if (n == 1) CHECK_NEAR(y[0], b[0], 1e-6); // one value: the deviation is 0, y = bias
+    }
+}
+
+TEST(gelus_match_reference) {
+    const std::vector<float> xs = {-100.0f, -20.0f, -3.0f, -1.0f, -0.1f, 0.0f, 0.1f, 1.0f, 3.0f, 20.0f, 100.0f};
+    const std::vector<float> bias = {0.5f};
+    for (float x : xs) {
+        float a = x, b = x, c = x;
+        hg::bias_quick_gelu(&a, nullptr, 1, 1);
+        hg::bias_gelu_erf(&b, nullptr, 1, 1);
+        hg::bias_gelu_erf(&c, bias.data(), 1, 1);
+        // one float exp/erf each: a few ulps
+        CHECK_NEAR(a, hg::quick_gelu_ref(x), 1e-6 * std::max(1.0, (double)std::fabs(x)));
+        CHECK_NEAR(b, hg::gelu_erf_ref(x), 1e-6 * std::max(1.0, (double)std::fabs(x)));
+        CHECK_NEAR(c, hg::gelu_erf_ref(x + 0.5), 1e-6 * std::max(1.0, (double)std::fabs(x)));
+        CHECK(std::isfinite(a) && std::isfinite(b));
+    }
+    // the two differ where they should: quick_gelu(1) = 1 / (1 + e^-1.702), gelu(1) = Phi(1)
+    CHECK_NEAR(hg::quick_gelu_ref(1.0), 0.845796, 1e-6);
+    CHECK_NEAR(hg::gelu_erf_ref(1.0), 0.841345, 1e-6);
+}
+
+TEST(patch_embed_matches_reference) {
+    hg::ThreadPool pool(3);
+    struct Case { int64_t c, h, w, p, e; };
+    for (Case s : {Case{3, 28, 42, 14, 5}, Case{3, 56, 56, 14, 33}, Case{2, 9, 6, 3, 7}}) {
+        const int64_t k = s.c * s.p * s.p, n = (s.h / s.p) * (s.w / s.p);
+        auto w = randn((size_t)(s.e * k), 7), px = randn((size_t)(s.c * s.h * s.w), 8);
+        std::vector<float> got((size_t)(n * s.e)), ref(got.size());
+        hg::patch_embed_ref(w.data(), s.e, px.data(), s.c, s.h, s.w, s.p, ref.data());
+        hg::patch_embed(pool, HG_TYPE_F32, w.data(), s.e, px.data(), s.c, s.h, s.w, s.p, got.data());
+        // f32 dots of up to 588 terms: measured 1.0e-7 relative
+        const double e = max_rel(got.data(), ref.data(), got.size());
+        CHECK_MSG(e < 1e-5, "patch " + std::to_string(s.p));
+        // F16 weights (as mmproj files store the conv): the reference on the rounded weights;
+        // the activations are rounded to f16 too (the kernel's pairing): measured 2.6e-4
+        std::vector<hg::fp16_t> wh(w.size());
+        std::vector<float> wr(w.size());
+        for (size_t i = 0; i < w.size(); i++) wr[i] = hg::fp16_to_f32(wh[i] = hg::f32_to_fp16(w[i]));
+        hg::patch_embed_ref(wr.data(), s.e, px.data(), s.c, s.h, s.w, s.p, ref.data());
+        hg::patch_embed(pool, HG_TYPE_F16, wh.data(), s.e, px.data(), s.c, s.h, s.w, s.p, got.data());
+        const double e16 = max_rel(got.data(), ref.data(), got.size());
+        std::printf("  %lldx%lld patch %lld: max rel f32 %.2e, f16 %.2e\n", (long long)s.h, (long long)s.w,
+                    (long long)s.p, e, e16);
+        CHECK_MSG(e16 < 3e-3, "f16 patch " + std::to_string(s.p));
+    }
+    std::vector<float> w(3 * 14 * 14), px(3 * 30 * 30), out(4);
+    CHECK(contains(error_of([&] { hg::patch_embed(pool, HG_TYPE_F32, w.data(), 1, px.data(), 3, 30, 30, 14, out.data()); }),
+                   "not a whole number of 14 px patches"));
+}
+
+TEST(vit_attention_matches_reference) {
+    hg::ThreadPool pool(3);
+    struct Case { int64_t n, heads, hd; };
+    for (Case s : {Case{1, 1, 8}, Case{17, 2, 16}, Case{70, 3, 64}, Case{33, 16, 4}}) {
+        const int64_t E = s.heads * s.hd, stride = 3 * E + 5; // q, k, v interleaved, padded
+        auto qkv = randn((size_t)(s.n * stride), (uint32_t)s.n, 0.0f, 2.0f);
+        std::vector<float> got((size_t)(s.n * E)), ref(got.size());
+        hg::vit_attention(pool, qkv.data(), qkv.data() + E, qkv.data() + 2 * E, stride, s.n, s.heads, s.hd,
+                          got.data(), E);
+        hg::vit_attention_ref(qkv.data(), qkv.data() + E, qkv.data() + 2 * E, stride, s.n, s.heads, s.hd,
+                              ref.data(), E);
+        // float softmax and dots over up to 70 keys: measured 7.2e-7 relative
+        const double e = max_rel(got.data(), ref.data(), got.size());
+        std::printf("  %lld positions, %lld heads of %lld: max rel %.2e\n", (long long)s.n, (long long)s.heads,
+                    (long long)s.hd, e);
+        CHECK_MSG(e < 1e-5, "n = " + std::to_string(s.n));
+    }
+}
+
+// ---- the tower against transformers ----
+
+struct Golden {
+    uint32_t image = 0, n_embd = 0, n_patches = 0, n_hidden = 0, proj = 0, gen_proj = 0, comprehension = 0,
+             generation = 0;
+    std::vector<float> pixels, hidden, projected, gen_projected;
+};
+
+bool read_golden(const std::string &path, Golden &g) {
+    std::ifstream f(path, std::ios::binary);
+    char magic[4];
+    uint32_t h[9];
+    if (!f.read(magic, 4) || std::memcmp(magic, "HGCL", 4) != 0 || !f.read((char *)h, sizeof h) || h[0] != 1)
+        return false;
+    g.image = h[1], g.n_embd = h[2], g.n_patches = h[3], g.n_hidden = h[4], g.proj = h[5], g.gen_proj = h[6];
+    g.comprehension = h[7], g.generation = h[8];
+    auto arr = [&](std::vector<float> &v, size_t n) {
+        v.resize(n);
+        return (bool)f.read((char *)v.data(), (std::streamsize)(n * 4));
+    };
+    return arr(g.pixels, 3 * (size_t)g.image * g.image) && arr(g.hidden, (size_t)g.n_hidden * g.n_patches * g.n_embd) &&
+           arr(g.projected, (size_t)g.n_patches * g.proj) && arr(g.gen_projected, (size_t)g.n_patches * g.gen_proj);
+}
+
+// Relative tolerance per weight type on the tiny tower, against a float64 reference on the
+// same (dequantized) weights. Measured max relative errors over hidden states 0..3 and the
+// two projectors: f32 2.1e-7; f16 4.0e-4 (activations rounded to f16 before each matmul, as
+// llama.cpp does); bf16 3.0e-3 (activations to bf16: 8 bits of mantissa); q8_0 1.1e-2
+// (activations to q8_0 blocks, growing layer by layer: 6.5e-3, 7.7e-3, 1.0e-2). Limits: f32
+// at the 1e-4 the issue asks for, the others about 3x their measurement.
+double tolerance(const std::string &variant) {
+    return variant == "f32" ? 1e-4 : variant == "f16" ? 1.5e-3 : variant == "bf16" ? 1e-2 : 3e-2;
+}
+
+TEST(tower_matches_transformers) {
+    hg::ThreadPool pool(2);
+    for (std::string variant : {"f32", "f16", "bf16", "q8_0"}) {
+        Golden g;
+        CHECK_MSG(read_golden(fixture("tiny." + variant + ".ref"), g), "read tiny." + variant + ".ref");
+        if (g.n_hidden == 0) continue;
+        auto m = hg::ClipModel::load(hg::GGUFFile::open(fixture("tiny." + variant + ".gguf")));
+        const hg::ClipHParams &hp = m->hparams();
+        CHECK(hp.image_size == g.image && hp.n_embd == g.n_embd && hp.n_patches() == g.n_patches);
+        CHECK(hp.n_layer == 3 && hp.n_head == 2 && hp.head_dim == 16);
+        // the file keeps 3 of 4 layers with feature_layer [3]: hidden state -2 of the tower
+        CHECK(m->tap_layer(hg::CLIP_TAP_COMPREHENSION) == g.comprehension && g.comprehension == 3);
+        CHECK(m->tap_layer(hg::CLIP_TAP_GENERATION) == g.generation && g.generation == 1);
+        CHECK_NEAR(hp.image_mean[0], 0.48145466, 1e-7);
+        CHECK_NEAR(hp.image_std[2], 0.27577711, 1e-7);
+        const size_t per = (size_t)g.n_patches * g.n_embd;
+        std::vector<float> out(per);
+        for (uint32_t h = 0; h < g.n_hidden; h++) {
+            m->encode(pool, g.pixels.data(), h, out.data());
+            const double e = max_rel(out.data(), &g.hidden[h * per], per);
+            std::printf("  %-5s hidden state %u: max rel %.2e\n", variant.c_str(), h, e);
+            CHECK_MSG(e < tolerance(variant), variant + " hidden state " + std::to_string(h) + ": " + std::to_string(e));
+        }
+        // projectors on the reference's own features, so only the projector is measured
+        std::vector<float> proj((size_t)g.n_patches * g.proj), gen((size_t)g.n_patches * g.gen_proj);
+        CHECK(m->projector(hg::CLIP_PROJECTOR_COMPREHENSION).n_out == g.proj);
+        CHECK(m->projector(hg::CLIP_PROJECTOR_GENERATION).n_out == g.gen_proj);
+        m->project(pool, hg::CLIP_PROJECTOR_COMPREHENSION, &g.hidden[g.comprehension * per], g.n_patches, proj.data());
+        m->project(pool, hg::CLIP_PROJECTOR_GENERATION, &g.hidden[g.generation * per], g.n_patches, gen.data());
+        const double ep = max_rel(proj.data(), g.projected.data(), proj.size());
+        const double eg = max_rel(gen.data(), g.gen_projected.data(), gen.size());
+        std::printf("  %-5s projector: max rel %.2e, generation projector %.2e\n", variant.c_str(), ep, eg);
+        CHECK_MSG(ep < tolerance(variant), variant + " projector: " + std::to_string(ep));
+        CHECK_MSG(eg < tolerance(variant), variant + " generation projector: " + std::to_string(eg));
+    }
+}
+
+TEST(threads_do_not_change_the_result) {
+    Golden g;
+    CHECK(read_golden(fixture("tiny.f32.ref"), g));
+    auto m = hg::ClipModel::load(hg::GGUFFile::open(fixture("tiny.f32.gguf")));
+    hg::ThreadPool one(1), four(4);
+    std::vector<float> a((size_t)g.n_patches * g.n_embd), b(a.size());
+    m->encode(one, g.pixels.data(), 3, a.data());
+    m->encode(four, g.pixels.data(), 3, b.data());
+    CHECK(a == b); // every element is computed by one thread in one order, whatever the split
+}
+
+// ---- bad files ----
+
+// The f32 fixture with one edit: a key's u32 value, or a tensor name's bytes.
+std::vector<uint8_t> patched(const std::string &find, const std::function<void(uint8_t *)> &edit) {
+    std::vector<uint8_t> bytes = read_all(fixture("tiny.f32.gguf"));
+    auto it = std::search(bytes.begin(), bytes.end(), find.begin(), find.end());
+    CHECK_MSG(it != bytes.end(), "fixture has " + find);
+    if (it != bytes.end()) edit(&*it + find.size());
+    return bytes;
+}
+std::string load_error(const std::vector<uint8_t> &bytes) {
+    return error_of([&] { hg::ClipModel::load(hg::GGUFFile::parse(bytes.data(), bytes.size(), "bad.gguf")); });
+}
+// a u32 key's value sits after its type (u32 4)
+std::function<void(uint8_t *)> set_u32(uint32_t v) {
+    return [v](uint8_t *p) { std::memcpy(p + 4, &v, 4); };
+}
+
+TEST(bad_files_are_refused_naming_the_fault) {
+    std::string e = load_error(patched("v.blk.1.attn_k.weight", [](uint8_t *p) { p[-8] = 'x'; }));
+    CHECK_MSG(contains(e, "bad.gguf: tensor v.blk.1.attn_k.weight is missing"), e);
+
+    e = load_error(patched("clip.vision.feed_forward_length", set_u32(96)));
+    CHECK_MSG(contains(e, "tensor v.blk.0.ffn_up.weight has shape [32, 64], expected [32, 96]"), e);
+
+    e = load_error(patched("clip.vision.embedding_length", set_u32(30)));
+    CHECK_MSG(contains(e, "not a multiple of clip.vision.attention.head_count") ||
+                  contains(e, "v.patch_embd.weight has shape"), e);
+
+    e = load_error(patched("clip.vision.generation_feature_layer", set_u32(4)));
+    CHECK_MSG(contains(e, "clip.vision.generation_feature_layer 4 is past the 3 layers"), e);
+
+    e = load_error(patched("clip.vision.block_count", set_u32(2)));
+    CHECK_MSG(contains(e, "comprehension tap is hidden state 3 but the file holds 2 layers"), e);
+
+    e = load_error(patched("clip.vision.image_size", set_u32(60)));
+    CHECK_MSG(contains(e, "clip.vision.image_size 60 is not a multiple of clip.vision.patch_size 14"), e);
+
+    e = load_error(patched("clip.use_gelu", [](uint8_t *p) { p[4] = 1; }));
+    CHECK_MSG(contains(e, "clip.use_gelu is true"), e);
+
+    e = load_error(patched("general.architecture", [](uint8_t *p) { p[12] = 'k'; })); // "clip" -> "klip"
+    CHECK_MSG(contains(e, "architecture is 'klip', expected 'clip'"), e);
+
+    // a missing generation projector is a load-time absence, a call-time error
+    auto bytes = patched("mm.gen.0.weight", [](uint8_t *p) { p[-9] = 'x'; });
+    auto m = hg::ClipModel::load(hg::GGUFFile::parse(bytes.data(), bytes.size(), "nogen.gguf"));
+    hg::ThreadPool pool(1);
+    std::vector<float> in(16 * 32), out(16 * 64);
+    e = error_of([&] { m->project(pool, hg::CLIP_PROJECTOR_GENERATION, in.data(), 16, out.data()); });
+    CHECK_MSG(contains(e, "no generation projector (mm.gen.0, mm.gen.2)"), e);
+    e = error_of([&] { m->encode(pool, in.data(), 4, out.data()); });
+    CHECK_MSG(contains(e, "hidden state 4 is outside 0..3"), e);
+}
+
+} // namespace
+
+HG_TEST_MAIN()
