@@ -27,7 +27,8 @@
       "native/api/api_gguf.cpp",
       "native/api/api_ops.cpp",
       "native/api/api_backend.cpp",
-      "native/api/api_model.cpp"
+      "native/api/api_model.cpp",
+      "native/api/api_clip.cpp"
     ],
     "hg_avx2_sources": [
       "native/quant/quant_avx2.cpp"

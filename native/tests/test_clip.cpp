@@ -286,6 +286,43 @@ TEST(bad_files_are_refused_naming_the_fault) {
     CHECK_MSG(contains(e, "hidden state 4 is outside 0..3"), e);
 }
 
+// ---- the C API ----
+
+TEST(c_api_encodes_and_projects) {
+    Golden g;
+    CHECK(read_golden(fixture("tiny.f32.ref"), g));
+    hg_clip_params p = hg_clip_default_params();
+    p.n_threads = 2;
+    hg_clip *c = hg_clip_load(fixture("tiny.f32.gguf").c_str(), &p);
+    CHECK(c != nullptr);
+    if (!c) return;
+    CHECK(hg_clip_image_size(c) == 56 && hg_clip_patch_size(c) == 14 && hg_clip_n_embd(c) == 32);
+    CHECK(hg_clip_n_patches(c) == 16 && hg_clip_n_layer(c) == 3);
+    CHECK(hg_clip_tap_layer(c, HG_CLIP_TAP_COMPREHENSION) == 3 && hg_clip_tap_layer(c, HG_CLIP_TAP_GENERATION) == 1);
+    CHECK(hg_clip_projector_dim(c, HG_CLIP_PROJECTOR_COMPREHENSION) == 64);
+    CHECK(hg_clip_projector_dim(c, HG_CLIP_PROJECTOR_GENERATION) == 32);
+    const size_t per = (size_t)g.n_patches * g.n_embd;
+    std::vector<float> out(per), proj((size_t)g.n_patches * 64);
+    for (int tap : {HG_CLIP_TAP_COMPREHENSION, HG_CLIP_TAP_GENERATION}) {
+        CHECK(hg_clip_encode(c, g.pixels.data(), tap, out.data()) == 0);
+        const uint32_t h = tap == HG_CLIP_TAP_COMPREHENSION ? g.comprehension : g.generation;
+        CHECK(max_rel(out.data(), &g.hidden[h * per], per) < 1e-4); // as the f32 tower test
+    }
+    CHECK(hg_clip_project(c, HG_CLIP_PROJECTOR_GENERATION, out.data(), (int)g.n_patches, proj.data()) == 0);
+    CHECK(max_rel(proj.data(), g.gen_projected.data(), (size_t)g.n_patches * 32) < 1e-4);
+    // errors come back as -1 with a message, never an abort
+    CHECK(hg_clip_encode(c, g.pixels.data(), 7, out.data()) == -1);
+    CHECK(contains(hg_last_error(), "tap 7 is not 0 (comprehension) or 1 (generation)"));
+    CHECK(hg_clip_project(c, 2, out.data(), 1, proj.data()) == -1);
+    CHECK(hg_clip_encode(c, nullptr, 0, out.data()) == -1);
+    CHECK(hg_clip_n_embd(nullptr) == -1);
+    hg_clip_free(c);
+    CHECK(hg_clip_load("test/fixtures/clip/no-such-file.gguf", nullptr) == nullptr);
+    CHECK(contains(hg_last_error(), "no-such-file.gguf"));
+    CHECK(hg_clip_load(fixture("../phi3/gqa.f32.gguf").c_str(), nullptr) == nullptr);
+    CHECK(contains(hg_last_error(), "architecture is 'phi3', expected 'clip'"));
+}
+
 } // namespace
 
 HG_TEST_MAIN()
