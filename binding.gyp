@@ -40,7 +40,8 @@
       "src/addon.cpp",
       "src/gguf_binding.cpp",
       "src/ops_binding.cpp",
-      "src/model_binding.cpp"
+      "src/model_binding.cpp",
+      "src/clip_binding.cpp"
     ],
     "hg_include_dirs": [
       "native/include",
