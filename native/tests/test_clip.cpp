@@ -286,6 +286,28 @@ TEST(bad_files_are_refused_naming_the_fault) {
     CHECK_MSG(contains(e, "hidden state 4 is outside 0..3"), e);
 }
 
+// The tap rule without clip.vision.feature_layer (older LLaVA mmproj files): a llava
+// converter dropped the last layer, so -2 is the last layer the file holds; a plain tower
+// keeps them all, so -2 is the one before. Keys are hidden by renaming them in the bytes.
+TEST(tap_rule_follows_the_converter) {
+    auto rename = [](std::vector<uint8_t> &bytes, const std::string &key) {
+        auto it = std::search(bytes.begin(), bytes.end(), key.begin(), key.end());
+        CHECK_MSG(it != bytes.end(), "fixture has " + key);
+        if (it != bytes.end()) *(it + (std::ptrdiff_t)key.size() - 1) = 'X';
+    };
+    auto bytes = read_all(fixture("tiny.f32.gguf"));
+    rename(bytes, "clip.vision.feature_layer");
+    auto llava = hg::ClipModel::load(hg::GGUFFile::parse(bytes.data(), bytes.size(), "llava.gguf"));
+    CHECK(llava->tap_layer(hg::CLIP_TAP_COMPREHENSION) == 3);
+    rename(bytes, "clip.has_llava_projector");
+    auto plain = hg::ClipModel::load(hg::GGUFFile::parse(bytes.data(), bytes.size(), "plain.gguf"));
+    CHECK(plain->tap_layer(hg::CLIP_TAP_COMPREHENSION) == 2);
+    rename(bytes, "clip.vision.generation_feature_layer");
+    auto nogen = hg::ClipModel::load(hg::GGUFFile::parse(bytes.data(), bytes.size(), "nogen.gguf"));
+    CHECK(nogen->tap_layer(hg::CLIP_TAP_GENERATION) == 1); // HealthGPT's default
+    CHECK(contains(error_of([&] { nogen->tap_layer(2); }), "tap 2 is not 0"));
+}
+
 // ---- the C API ----
 
 TEST(c_api_encodes_and_projects) {
