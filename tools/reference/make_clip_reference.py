@@ -21,6 +21,24 @@ Outputs in test/fixtures/clip/ (CI has no Python):
                        the projectors run in float64 on the weights dequantized back from the
                        file, so a quantized variant measures only the engine's arithmetic
 
+  vitl336.ref          the real geometry (image 336, patch 14, width 1024, 16 heads, MLP 4096;
+                       3 layers originally, the file keeping 2: feature_layer [2]) with
+                       weights and pixels drawn by a generator both sides implement (below),
+                       so no weights are committed: native/tests/test_clip.cpp builds the same
+                       GGUF in memory. Hidden states 1 (generation) and 2 (comprehension) on
+                       every 23rd patch row, for the f32 weights and for the weights rounded
+                       to f16 (matrices, conv and position table; norms and biases f32)
+
+The generator: value i of a tensor is u(fnv1a64(name), i) * scale, with
+u(seed, i) = ((splitmix64(seed + i) >> 40) - 2^23) / 2^23 (uniform on [-1, 1), 24 bits, exact
+in f32; wrapping uint64 arithmetic) and scale a power of two per tensor (see SCALES); norm
+weights add 1. Pixels: u(fnv1a64("pixels"), i) * 2, CHW. i runs over the tensor in torch's
+row-major order, which is the GGUF's data order.
+
+vitl336.ref layout, little-endian: "HGCR", u32 version (1), u32 n_rows, u32 rows[n_rows]
+(patch indices), then f32 [f32 weights: hidden 1, hidden 2; f16 weights: hidden 1, hidden 2]
+[n_rows][1024].
+
 .ref layout, little-endian: "HGCL", u32 version (1), u32 image_size, n_embd, n_patches,
 n_hidden (hidden states 0..n_hidden-1 recorded), proj_dim (comprehension), gen_proj_dim,
 comprehension_layer, generation_layer; then f32 pixels[3][image_size][image_size] (CHW),
@@ -87,20 +105,21 @@ def make_models():
     return tower, projectors
 
 
-def gguf_tensors(tower, projectors):
-    """(gguf name, the torch parameter) in llama.cpp's mmproj naming, the kept layers only."""
+def gguf_tensors(tower, projectors, kept=KEPT):
+    """(gguf name, the torch parameter) in llama.cpp's mmproj naming, the kept layers only
+    (projectors None: the tower alone)."""
     vm = getattr(tower, "vision_model", tower)  # transformers 5 has no wrapper module
     out = [("v.patch_embd.weight", vm.embeddings.patch_embedding.weight),
            ("v.class_embd", vm.embeddings.class_embedding),
            ("v.position_embd.weight", vm.embeddings.position_embedding.weight),
            ("v.pre_ln.weight", vm.pre_layrnorm.weight), ("v.pre_ln.bias", vm.pre_layrnorm.bias)]
-    for i in range(KEPT):
+    for i in range(kept):
         l = vm.encoder.layers[i]
         for g, m in (("attn_q", l.self_attn.q_proj), ("attn_k", l.self_attn.k_proj), ("attn_v", l.self_attn.v_proj),
                      ("attn_out", l.self_attn.out_proj), ("ln1", l.layer_norm1), ("ln2", l.layer_norm2),
                      ("ffn_up", l.mlp.fc1), ("ffn_down", l.mlp.fc2)):
             out += [(f"v.blk.{i}.{g}.weight", m.weight), (f"v.blk.{i}.{g}.bias", m.bias)]
-    for prefix, mlp in (("mm", projectors[0]), ("mm.gen", projectors[1])):
+    for prefix, mlp in (("mm", projectors[0]), ("mm.gen", projectors[1])) if projectors else ():
         out += [(f"{prefix}.0.weight", mlp[0].weight), (f"{prefix}.0.bias", mlp[0].bias),
                 (f"{prefix}.2.weight", mlp[2].weight), (f"{prefix}.2.bias", mlp[2].bias)]
     return out
@@ -182,5 +201,73 @@ def main():
               f"|proj| max {np.abs(proj).max():.3f}")
 
 
+# ---- the real geometry, weights from a generator both sides implement ----
+
+M64 = np.uint64(0xFFFFFFFFFFFFFFFF)
+
+
+def fnv1a64(name: str) -> int:
+    h = 0xCBF29CE484222325
+    for b in name.encode():
+        h = ((h ^ b) * 0x100000001B3) & 0xFFFFFFFFFFFFFFFF
+    return h
+
+
+def uniform(seed: int, n: int) -> np.ndarray:
+    """u(seed, i) for i < n, as float64 (exact f32 values)."""
+    with np.errstate(over="ignore"):
+        z = np.uint64(seed) + np.arange(n, dtype=np.uint64) + np.uint64(0x9E3779B97F4A7C15)
+        z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+        z = z ^ (z >> np.uint64(31))
+    return ((z >> np.uint64(40)).astype(np.int64) - (1 << 23)).astype(np.float64) / float(1 << 23)
+
+
+def scale_of(name: str) -> float:
+    """SCALES: matrices about 1/sqrt(fan_in) (std of u is 0.577), vectors 1/8, tables 1/2."""
+    if name.endswith("ffn_down.weight"):
+        return 1 / 32  # fan_in 4096
+    if name.endswith(".weight") and ("attn_" in name or "ffn_up" in name or "patch_embd" in name):
+        return 1 / 16  # fan_in 1024 (the conv: 588)
+    if name in ("v.class_embd", "v.position_embd.weight"):
+        return 1 / 2
+    return 1 / 8  # norms (plus 1) and biases
+
+
+def is_norm(name: str) -> bool:
+    return name.endswith(".weight") and ("ln" in name.split(".")[-2])
+
+
+R_IMAGE, R_WIDTH, R_HEADS, R_FF, R_LAYERS, R_KEPT = 336, 1024, 16, 4096, 3, 2
+R_ROWS = list(range(0, (R_IMAGE // PATCH) ** 2, 23))
+
+
+def make_vitl336():
+    cfg = CLIPVisionConfig(hidden_size=R_WIDTH, intermediate_size=R_FF, num_hidden_layers=R_LAYERS,
+                           num_attention_heads=R_HEADS, num_channels=3, image_size=R_IMAGE,
+                           patch_size=PATCH, hidden_act="quick_gelu", layer_norm_eps=1e-5)
+    n = 3 * R_IMAGE * R_IMAGE
+    pixels = torch.from_numpy(uniform(fnv1a64("pixels"), n) * 2).reshape(1, 3, R_IMAGE, R_IMAGE)
+    outputs = []
+    for variant in ("f32", "f16"):
+        tower = CLIPVisionModel(cfg).double().eval()
+        names = gguf_tensors(tower, None, R_KEPT)
+        with torch.no_grad():
+            for g, p in names:
+                a = uniform(fnv1a64(g), p.numel()) * scale_of(g) + (1.0 if is_norm(g) else 0.0)
+                if variant == "f16" and (p.ndim >= 2):
+                    a = a.astype(np.float16).astype(np.float64)
+                p.copy_(torch.from_numpy(a).reshape(p.shape))
+            hs = tower(pixel_values=pixels, output_hidden_states=True).hidden_states
+        for h in (1, 2):
+            outputs.append(hs[h][0, 1:][R_ROWS].numpy())
+        print(f"vitl336.{variant}: |hidden 2| max {np.abs(outputs[-1]).max():.3f}")
+    with open(os.path.join(OUT, "vitl336.ref"), "wb") as f:
+        f.write(b"HGCR" + struct.pack("<2I", 1, len(R_ROWS)) + struct.pack(f"<{len(R_ROWS)}I", *R_ROWS))
+        for a in outputs:
+            f.write(np.ascontiguousarray(a, dtype="<f4").tobytes())
+
+
 if __name__ == "__main__":
     main()
+    make_vitl336()
