@@ -11,9 +11,10 @@ namespace hg {
 
 // q, k, v: position t's n_heads * head_dim floats (heads one after the other) at
 // q + t * stride (the same for k and v); out: position t's n_heads * head_dim floats at
-// out + t * out_stride. K and V are first repacked head by head (V transposed) so both
-// q.K and probs.V are dot products over contiguous memory on the active vec_dot kernels;
-// work is then shared out over (head, block of queries).
+// out + t * out_stride. K (transposed) and V are first repacked head by head, zero-padded to
+// multiples of 16, then work is shared out over (head, block of 4 queries), each block
+// computed by register-blocked loops (vit_attention_kernel.h) in the CPU's best build of
+// them: every key's score for 4 queries at once, then the values for those 4.
 void vit_attention(ThreadPool &pool, const float *q, const float *k, const float *v,
                    int64_t stride, int64_t n_pos, int64_t n_heads, int64_t head_dim, float *out,
                    int64_t out_stride);

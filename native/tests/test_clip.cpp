@@ -24,6 +24,7 @@
 #include "ops/layer_norm.h"
 #include "ops/patch_embed.h"
 #include "ops/vit_attention.h"
+#include "quant/quant.h"
 #include "tests/check.h"
 #include "tests/gguf_builder.h"
 
@@ -134,7 +135,14 @@ TEST(patch_embed_matches_reference) {
 TEST(vit_attention_matches_reference) {
     hg::ThreadPool pool(3);
     struct Case { int64_t n, heads, hd; };
-    for (Case s : {Case{1, 1, 8}, Case{17, 2, 16}, Case{70, 3, 64}, Case{33, 16, 4}}) {
+    // every build of the kernel this CPU can run (isa_force refuses the others)
+    for (int isa : {HG_ISA_SCALAR, HG_ISA_AVX2, HG_ISA_AVX512})
+    for (Case s : {Case{1, 1, 8}, Case{17, 2, 16}, Case{70, 3, 64}, Case{33, 16, 4}, Case{577, 2, 64}}) {
+        try {
+            hg::isa_force(isa);
+        } catch (const hg::Error &) {
+            continue;
+        }
         const int64_t E = s.heads * s.hd, stride = 3 * E + 5; // q, k, v interleaved, padded
         auto qkv = randn((size_t)(s.n * stride), (uint32_t)s.n, 0.0f, 2.0f);
         std::vector<float> got((size_t)(s.n * E)), ref(got.size());
@@ -142,10 +150,11 @@ TEST(vit_attention_matches_reference) {
                           got.data(), E);
         hg::vit_attention_ref(qkv.data(), qkv.data() + E, qkv.data() + 2 * E, stride, s.n, s.heads, s.hd,
                               ref.data(), E);
-        // float softmax and dots over up to 70 keys: measured 7.2e-7 relative
+        // float softmax and sums over up to 577 keys: measured up to 2.2e-6 relative
         const double e = max_rel(got.data(), ref.data(), got.size());
-        std::printf("  %lld positions, %lld heads of %lld: max rel %.2e\n", (long long)s.n, (long long)s.heads,
-                    (long long)s.hd, e);
+        hg::isa_force(-1);
+        std::printf("  isa %d, %lld positions, %lld heads of %lld: max rel %.2e\n", isa, (long long)s.n,
+                    (long long)s.heads, (long long)s.hd, e);
         CHECK_MSG(e < 1e-5, "n = " + std::to_string(s.n));
     }
 }
