@@ -3,6 +3,7 @@
 // concurrent calls, dispose, and argument validation.
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { Worker } from 'node:worker_threads';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { HealthGPTError } from '../lib/errors.js';
 import { VisionTower } from '../lib/index.js';
@@ -135,5 +136,33 @@ describe('VisionTower loading and lifetime', () => {
     expect(maxRel(await pending, g.hidden[g.comprehension])).toBeLessThan(1e-4);
     await expect(t.encode(g.pixels)).rejects.toMatchObject({ code: 'ERR_DISPOSED' });
     t.dispose(); // twice is harmless
+  });
+});
+
+describe('VisionTower in worker_threads', () => {
+  // the binding keeps no per-environment state, so towers load and encode in two workers at once
+  const script = `
+const { parentPort, workerData } = require('node:worker_threads');
+const { VisionTower } = require(workerData.lib);
+(async () => {
+  const t = await VisionTower.load(workerData.file, { threads: 1 });
+  const px = new Float32Array(3 * 56 * 56).map((_, i) => Math.sin(i));
+  const f = await t.encode(px, { tap: 'generation' });
+  t.dispose();
+  parentPort.postMessage(Array.from(f.subarray(0, 8)));
+})().catch((e) => parentPort.postMessage({ error: e.message }));
+`;
+  const run = (): Promise<unknown> =>
+    new Promise((resolve, reject) => {
+      const w = new Worker(script, { eval: true, workerData: { lib: join(root, 'dist', 'index.js'), file: join(fixtures, 'tiny.f32.gguf') } });
+      w.once('message', resolve);
+      w.once('error', reject);
+    });
+
+  it('two workers encode the same image alike', async () => {
+    const [a, b] = await Promise.all([run(), run()]);
+    expect(Array.isArray(a)).toBe(true);
+    expect((a as number[]).every(Number.isFinite)).toBe(true);
+    expect(b).toEqual(a);
   });
 });
