@@ -18,6 +18,10 @@
 //    vision tower keeps every layer and -2 is block_count - 1.
 //  - generation: clip.vision.generation_feature_layer (HealthGPT's own key), else 1.
 // Either tap must lie within the layers the file holds. Layers past the tap are not run.
+// llama.cpp's clip.cpp (build_llava) agrees when feature_layer is present: it runs layers
+// 0 .. max(feature_layer) - 1 and takes that output. Without the key it runs block_count - 1
+// layers, one fewer than a llava converter's file was cut for (hidden state 22 of a
+// 23-layer file); we follow the converter's intent, hidden state -2 of the original tower.
 //
 // Weights stay in the file's mapping, as the decoder's do.
 #pragma once
