@@ -418,6 +418,10 @@ TEST(bad_files_are_refused_naming_the_fault) {
     e = load_error(patched("general.architecture", [](uint8_t *p) { p[12] = 'k'; })); // "clip" -> "klip"
     CHECK_MSG(contains(e, "architecture is 'klip', expected 'clip'"), e);
 
+    // a norm stored in f16 (tensor info: name, u32 n_dims = 1, u64 ne0, u32 type)
+    e = load_error(patched("v.blk.0.ln1.weight", [](uint8_t *p) { p[12] = HG_TYPE_F16; }));
+    CHECK_MSG(contains(e, "tensor v.blk.0.ln1.weight has type f16, expected f32"), e);
+
     // a missing generation projector is a load-time absence, a call-time error
     auto bytes = patched("mm.gen.0.weight", [](uint8_t *p) { p[-9] = 'x'; });
     auto m = hg::ClipModel::load(hg::GGUFFile::parse(bytes.data(), bytes.size(), "nogen.gguf"));
