@@ -455,6 +455,37 @@ TEST(tap_rule_follows_the_converter) {
     CHECK(contains(error_of([&] { nogen->tap_layer(2); }), "tap 2 is not 0"));
 }
 
+// Random byte flips in the header (keys, shapes, types, offsets) of the f32 fixture: every
+// file either loads and encodes (whatever the numbers) or is refused with an hg::Error; no
+// other exception, and under HEALTHGPT_SANITIZE no memory error.
+TEST(mutated_headers_load_or_are_refused) {
+    const std::vector<uint8_t> good = read_all(fixture("tiny.f32.gguf"));
+    const size_t header = (size_t)hg::GGUFFile::parse(good.data(), good.size(), "tiny")->data_offset();
+    std::mt19937 rng(2024);
+    hg::ThreadPool pool(1);
+    std::vector<float> pixels(3 * 56 * 56, 0.5f), out(16 * 32);
+    int loaded = 0, refused = 0, other = 0;
+    for (int it = 0; it < 1500; it++) {
+        std::vector<uint8_t> b = good;
+        const int flips = 1 + (int)(rng() % 4);
+        for (int k = 0; k < flips; k++) b[rng() % header] ^= (uint8_t)(1u << (rng() % 8));
+        try {
+            auto m = hg::ClipModel::load(hg::GGUFFile::parse(b.data(), b.size(), "mutated.gguf"));
+            if (m->hparams().n_patches() * m->hparams().n_embd <= (int64_t)out.size() &&
+                m->hparams().image_size == 56)
+                m->encode(pool, pixels.data(), m->tap_layer(hg::CLIP_TAP_COMPREHENSION), out.data());
+            loaded++;
+        } catch (const hg::Error &) {
+            refused++;
+        } catch (...) {
+            other++;
+        }
+    }
+    std::printf("  1500 mutated headers: %d loaded, %d refused\n", loaded, refused);
+    CHECK(other == 0);
+    CHECK(refused > 0 && loaded > 0); // both paths were exercised
+}
+
 // ---- the C API ----
 
 TEST(c_api_encodes_and_projects) {
