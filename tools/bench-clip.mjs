@@ -10,7 +10,9 @@
 //   per layer      q, k, v, out: 4 * 2 * 577 * 1024^2;  MLP: 2 * 2 * 577 * 1024 * 4096;
 //                  attention: 2 * 2 * 577^2 * 1024 (q.K and probs.V over all 16 heads)
 //   projector      2 * 576 * (1024 * 3072 + 3072 * 3072)
-// (norms, biases, activations and the softmax are left out: under 1% of the total).
+// (norms, biases, activations and the softmax are left out: under 1% of the total), and, as
+// the ceiling, the engine's matmul alone at the ffn_up shape (the encode is matmul-bound:
+// about 80% of its time in the q8_0 / f16 dot kernels by perf on a 2-core machine).
 //
 // The files are llama.cpp mmproj GGUFs (23 of 24 layers, clip.vision.feature_layer [23], as
 // LLaVA's converter writes them), made once into ~/.cache/healthgpt/bench/ (f16 about 0.6 GB,
@@ -226,6 +228,14 @@ async function main() {
       }
       const r = await timeIt(o.repeats, () => tower.project(features, 'comprehension'));
       rows.push({ what: 'project (mlp2x_gelu 1024->3072->3072)', layers: 0, ms: r.ms, runs: r.runs, gflop: PROJECT_FLOPS / 1e9, gflops: PROJECT_FLOPS / 1e9 / (r.ms / 1e3) });
+      // the engine's matmul alone at the widest layer shape (ffn_up: 4096 x 1024, 577 columns):
+      // the ceiling an encode made of such matmuls can reach with today's kernels
+      const { native } = lib('native.js');
+      const { GGMLType } = lib('gguf/constants.js');
+      const mmType = { f16: GGMLType.F16, q8_0: GGMLType.Q8_0, f32: GGMLType.F32, bf16: GGMLType.BF16 }[type];
+      const mm = median(await native().benchMatmul(mmType, V.ff, V.width, N_POS, o.threads, o.repeats));
+      const mmFlops = 2 * V.ff * V.width * N_POS;
+      rows.push({ what: 'matmul alone, ffn_up 4096x1024 x 577 cols', layers: 0, ms: mm, runs: [], gflop: mmFlops / 1e9, gflops: mmFlops / 1e9 / (mm / 1e3) });
       results.push({ type, file: path, loadMs, rows });
     } finally {
       tower.dispose();
