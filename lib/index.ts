@@ -15,3 +15,4 @@ export {
   CLIP_IMAGE_SIZE, CLIP_MEAN, CLIP_STD, PAD_BACKGROUND, VQGAN_IMAGE_SIZE,
   type DecodedImage, type ImageDecodeOptions, type ImageFormat, type ImageInput, type PreprocessOptions, type PixelValues, type RgbImage, type VoiWindow,
 } from './image/index.js';
+export { VisionTower, type VisionTap, type VisionTowerInfo, type VisionLoadOptions, type EncodeOptions as VisionEncodeOptions } from './vision/clip.js';

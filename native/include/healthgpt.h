@@ -214,6 +214,52 @@ int hg_model_eval(hg_model *model, const int32_t *tokens, int n, int start_pos, 
  * the cache. A from_pos past n_past changes nothing. Returns 0 or -1. */
 int hg_model_kv_clear(hg_model *model, int from_pos);
 
+/* ---- the vision tower (CLIP ViT, GGUF architecture "clip": llama.cpp's mmproj layout) ----
+ * A tower owns its weights (the mapped file) and its thread pool; calls on one tower must not
+ * overlap. Features are hidden states of the tower with the class position dropped: n_patches
+ * rows of n_embd floats (576 x 1024 for ViT-L/14-336). Hidden-state indices count from the
+ * original tower (0: the pre-layernormed embeddings, i: the output of layer i); the
+ * comprehension tap is hidden state -2 (clip.vision.feature_layer), the generation tap hidden
+ * state 1 (clip.vision.generation_feature_layer); layers past the tap are not run. */
+typedef struct hg_clip hg_clip;
+
+typedef enum hg_clip_tap { HG_CLIP_TAP_COMPREHENSION = 0, HG_CLIP_TAP_GENERATION = 1 } hg_clip_tap;
+/* The mlp2x_gelu projectors: mm.0 / mm.2 (comprehension), mm.gen.0 / mm.gen.2 (generation). */
+typedef enum hg_clip_projector {
+    HG_CLIP_PROJECTOR_COMPREHENSION = 0,
+    HG_CLIP_PROJECTOR_GENERATION = 1
+} hg_clip_projector;
+
+typedef struct hg_clip_params {
+    int n_threads; /* <= 0: one per core */
+} hg_clip_params;
+
+hg_clip_params hg_clip_default_params(void);
+
+/* Opens a GGUF file and checks every hyper-parameter and tensor; NULL with hg_last_error()
+ * naming the file and the key or tensor at fault. params NULL: the defaults. */
+hg_clip *hg_clip_load(const char *path, const hg_clip_params *params);
+void hg_clip_free(hg_clip *clip);
+
+int hg_clip_image_size(const hg_clip *clip); /* pixels per side; -1 on a NULL tower */
+int hg_clip_patch_size(const hg_clip *clip);
+int hg_clip_n_embd(const hg_clip *clip);
+int hg_clip_n_patches(const hg_clip *clip);  /* rows of a feature map */
+int hg_clip_n_layer(const hg_clip *clip);    /* layers the file holds */
+int hg_clip_tap_layer(const hg_clip *clip, int tap);            /* hidden-state index of a tap */
+int hg_clip_projector_dim(const hg_clip *clip, int projector);  /* output width; 0: absent */
+/* clip.vision.image_mean / image_std (3 floats each) into mean and std; 0 or -1. */
+int hg_clip_image_norm(const hg_clip *clip, float *mean, float *std);
+
+/* pixels: 3 x image_size x image_size floats, channels first, already normalised. out:
+ * n_patches x n_embd floats. tap: an hg_clip_tap. Returns 0, or -1 with hg_last_error(). */
+int hg_clip_encode(hg_clip *clip, const float *pixels, int tap, float *out);
+/* The same at any hidden state 0 .. hg_clip_n_layer(). */
+int hg_clip_encode_hidden_state(hg_clip *clip, const float *pixels, int hidden_state, float *out);
+/* n rows of n_embd floats -> n rows of hg_clip_projector_dim() floats. 0 or -1 (also when the
+ * file has no such projector). */
+int hg_clip_project(hg_clip *clip, int projector, const float *in, int n, float *out);
+
 #ifdef __cplusplus
 }
 #endif

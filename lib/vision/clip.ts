@@ -1,0 +1,133 @@
+/**
+ * The CLIP vision tower and its mlp2x_gelu projectors (native/models/clip.cpp), loaded from a
+ * GGUF in llama.cpp's mmproj layout. Pixels go in already preprocessed (3 x S x S floats,
+ * channels first, normalised with the tower's imageMean / imageStd); features come out as
+ * nPatches rows of nEmbd floats (576 x 1024 for ViT-L/14-336), the class position dropped.
+ *
+ * Hierarchical perception: the comprehension tap is hidden state -2 (abstract features), the
+ * generation tap hidden state 1 (concrete features); the tower runs only up to the tap.
+ * Work runs off the JS thread; two calls on one tower queue in the native lock.
+ */
+import { HealthGPTError, wrapNative } from '../errors.js';
+import { native } from '../native.js';
+
+export type VisionTap = 'comprehension' | 'generation';
+
+export interface VisionTowerInfo {
+  imageSize: number;
+  patchSize: number;
+  nEmbd: number;
+  nPatches: number;
+  /** layers the file holds */
+  nLayer: number;
+  /** hidden-state index of each tap (0: embeddings, i: after layer i of the original tower) */
+  comprehensionLayer: number;
+  generationLayer: number;
+  /** output width of each projector; 0 when the file has none */
+  comprehensionProjectorDim: number;
+  generationProjectorDim: number;
+  imageMean: number[];
+  imageStd: number[];
+}
+
+export interface VisionLoadOptions {
+  /** worker threads of the tower's pool; default one per core */
+  threads?: number;
+}
+
+export interface EncodeOptions {
+  tap?: VisionTap;
+  /** a hidden state by index (0 .. nLayer) instead of a tap, for inspection and tests */
+  hiddenState?: number;
+}
+
+type Handle = object;
+interface NativeClip {
+  load(path: string, options: { threads?: number }): Promise<Handle>;
+  info(h: Handle): VisionTowerInfo;
+  encode(h: Handle, pixels: Float32Array, tap: number, hiddenState?: number): Promise<Float32Array>;
+  project(h: Handle, projector: number, features: Float32Array): Promise<Float32Array>;
+  dispose(h: Handle): void;
+}
+
+const TAPS: Record<VisionTap, number> = { comprehension: 0, generation: 1 };
+
+function clipAddon(): NativeClip {
+  return (native() as unknown as { Clip: NativeClip }).Clip;
+}
+
+function tapOf(tap: unknown, what: string): number {
+  if (tap === undefined) return TAPS.comprehension;
+  if (tap !== 'comprehension' && tap !== 'generation')
+    throw new HealthGPTError('ERR_INVALID_ARG', `${what} must be 'comprehension' or 'generation', got ${JSON.stringify(tap)}`);
+  return TAPS[tap];
+}
+
+export class VisionTower {
+  readonly path: string;
+  readonly info: VisionTowerInfo;
+  private handle: Handle | undefined;
+
+  private constructor(path: string, handle: Handle) {
+    this.path = path;
+    this.handle = handle;
+    this.info = clipAddon().info(handle);
+  }
+
+  static async load(path: string, options: VisionLoadOptions = {}): Promise<VisionTower> {
+    if (typeof path !== 'string' || path === '') throw new HealthGPTError('ERR_INVALID_ARG', 'path must be a non-empty string');
+    const threads = options.threads;
+    if (threads !== undefined && (!Number.isInteger(threads) || threads < 0 || threads > 1024))
+      throw new HealthGPTError('ERR_INVALID_ARG', `threads must be an integer in 0..1024, got ${threads}`);
+    try {
+      return new VisionTower(path, await clipAddon().load(path, { threads }));
+    } catch (err) {
+      throw wrapNative(err, 'VisionTower.load');
+    }
+  }
+
+  private live(): Handle {
+    if (!this.handle) throw new HealthGPTError('ERR_DISPOSED', 'the vision tower has been disposed');
+    return this.handle;
+  }
+
+  /** Features of one image at a tap: nPatches x nEmbd floats, row by row. */
+  async encode(pixels: Float32Array, options: EncodeOptions = {}): Promise<Float32Array> {
+    const h = this.live();
+    if (!(pixels instanceof Float32Array)) throw new HealthGPTError('ERR_INVALID_ARG', 'pixels must be a Float32Array');
+    const want = 3 * this.info.imageSize * this.info.imageSize;
+    if (pixels.length !== want)
+      throw new HealthGPTError('ERR_INVALID_ARG', `pixels has ${pixels.length} values, expected 3 x ${this.info.imageSize} x ${this.info.imageSize} = ${want}`);
+    const tap = tapOf(options.tap, 'tap');
+    const hs = options.hiddenState;
+    if (hs !== undefined && (!Number.isInteger(hs) || hs < 0 || hs > this.info.nLayer))
+      throw new HealthGPTError('ERR_INVALID_ARG', `hiddenState must be an integer in 0..${this.info.nLayer}, got ${hs}`);
+    try {
+      return await clipAddon().encode(h, pixels, tap, hs);
+    } catch (err) {
+      throw wrapNative(err, 'encode');
+    }
+  }
+
+  /** The plugin's projector (mlp2x_gelu) on rows of nEmbd floats: rows x projectorDim floats. */
+  async project(features: Float32Array, projector: VisionTap = 'comprehension'): Promise<Float32Array> {
+    const h = this.live();
+    const which = tapOf(projector, 'projector');
+    if (!(features instanceof Float32Array)) throw new HealthGPTError('ERR_INVALID_ARG', 'features must be a Float32Array');
+    const dim = which === 0 ? this.info.comprehensionProjectorDim : this.info.generationProjectorDim;
+    if (dim === 0) throw new HealthGPTError('ERR_INVALID_ARG', `${this.path} has no ${projector} projector`);
+    if (features.length === 0 || features.length % this.info.nEmbd !== 0)
+      throw new HealthGPTError('ERR_INVALID_ARG', `features has ${features.length} values, not a whole number of rows of ${this.info.nEmbd}`);
+    try {
+      return await clipAddon().project(h, which, features);
+    } catch (err) {
+      throw wrapNative(err, 'project');
+    }
+  }
+
+  /** Frees the tower (weights mapping, threads). Later calls throw ERR_DISPOSED. */
+  dispose(): void {
+    if (this.handle) clipAddon().dispose(this.handle);
+    this.handle = undefined;
+  }
+}

@@ -1,0 +1,109 @@
+// The CLIP ViT vision tower (HealthGPT's visual encoder) and its mlp2x_gelu projectors on the
+// CPU, from a GGUF in llama.cpp's mmproj layout (MODEL.md "Vision tower").
+//
+//   embeddings   = [class_embd, patch_embd(pixels)] + position_embd     (n_pos x n_embd)
+//   hidden_state 0 = pre_ln(embeddings)
+//   per layer i:  h = hidden_state + attn_out(attention(q, k, v of ln1(hidden_state)))
+//                 hidden_state i+1 = h + ffn_down(quick_gelu(ffn_up(ln2(h))))
+//   features     = hidden_state tap, class position dropped              (n_patches x n_embd)
+//   projector    = mm.2(gelu_erf(mm.0(features)))   (mm.gen.0 / mm.gen.2 for generation)
+//
+// Which hidden state each tap takes (the rule, after llama.cpp's clip.cpp and its
+// converter): hidden-state indices count from the ORIGINAL tower (0 = the embeddings, i =
+// the output of the i-th layer), and a file may hold only the layers up to the deepest tap.
+//  - comprehension: the largest entry of clip.vision.feature_layer when the key is present
+//    (llava converters store -2 as 24 - 2 + 1 = 23, keeping 23 of 24 layers); without it, a
+//    file with clip.has_llava_projector = true had its last layer dropped by the converter,
+//    so the original depth is block_count + 1 and hidden state -2 is block_count; a plain
+//    vision tower keeps every layer and -2 is block_count - 1.
+//  - generation: clip.vision.generation_feature_layer (HealthGPT's own key), else 1.
+// Either tap must lie within the layers the file holds. Layers past the tap are not run.
+// llama.cpp's clip.cpp (build_llava) agrees when feature_layer is present: it runs layers
+// 0 .. max(feature_layer) - 1 and takes that output. Without the key it runs block_count - 1
+// layers, one fewer than a llava converter's file was cut for (hidden state 22 of a
+// 23-layer file); we follow the converter's intent, hidden state -2 of the original tower.
+//
+// Weights stay in the file's mapping, as the decoder's do.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "core/threadpool.h"
+#include "gguf/gguf.h"
+
+namespace hg {
+
+struct ClipHParams {
+    int64_t image_size = 0;  // clip.vision.image_size (square)
+    int64_t patch_size = 0;  // clip.vision.patch_size
+    int64_t n_embd = 0;      // clip.vision.embedding_length
+    int64_t n_ff = 0;        // clip.vision.feed_forward_length
+    int64_t n_layer = 0;     // clip.vision.block_count: the layers the file holds
+    int64_t n_head = 0;      // clip.vision.attention.head_count
+    int64_t head_dim = 0;    // n_embd / n_head
+    float eps = 1e-5f;       // clip.vision.attention.layer_norm_epsilon
+    int64_t comprehension_layer = 0; // hidden-state index of the comprehension tap
+    int64_t generation_layer = 1;    // hidden-state index of the generation tap
+    float image_mean[3] = {0, 0, 0}, image_std[3] = {1, 1, 1}; // clip.vision.image_mean/std
+
+    int64_t grid() const { return image_size / patch_size; }
+    int64_t n_patches() const { return grid() * grid(); }
+    int64_t n_pos() const { return n_patches() + 1; }
+};
+
+// A weight as the forward pass reads it: type, shape (ggml order) and bytes in the mapping.
+struct ClipWeight {
+    const GGUFTensor *t = nullptr;
+    int type() const { return t->type; }
+    const void *data() const { return t->data; }
+    const float *f32() const { return reinterpret_cast<const float *>(t->data); }
+};
+
+struct ClipLayer {
+    ClipWeight ln1_w, ln1_b, attn_q_w, attn_q_b, attn_k_w, attn_k_b, attn_v_w, attn_v_b,
+        attn_out_w, attn_out_b, ln2_w, ln2_b, ffn_up_w, ffn_up_b, ffn_down_w, ffn_down_b;
+};
+
+// mlp2x_gelu: Linear(n_embd -> n_out, bias), GELU (erf), Linear(n_out -> n_out, bias).
+struct ClipProjector {
+    bool present = false;
+    int64_t n_out = 0;
+    ClipWeight w0, b0, w2, b2;
+};
+
+enum ClipTap { CLIP_TAP_COMPREHENSION = 0, CLIP_TAP_GENERATION = 1 };
+enum ClipProjectorKind { CLIP_PROJECTOR_COMPREHENSION = 0, CLIP_PROJECTOR_GENERATION = 1 };
+
+class ClipModel {
+public:
+    // Reads and validates the hyper-parameters and every tensor (presence, shape, type);
+    // throws hg::Error naming the file and the key or tensor at fault.
+    static std::unique_ptr<ClipModel> load(std::unique_ptr<GGUFFile> file);
+
+    const ClipHParams &hparams() const { return hp_; }
+    const ClipProjector &projector(int kind) const;
+
+    // Hidden-state index of a tap (CLIP_TAP_*); throws on an unknown tap.
+    int64_t tap_layer(int tap) const;
+
+    // pixels: 3 x image_size x image_size floats (CHW, already normalised). out: n_patches x
+    // n_embd floats, hidden state `hidden_state` (0..n_layer) with the class position dropped.
+    void encode(ThreadPool &pool, const float *pixels, int64_t hidden_state, float *out) const;
+
+    // n rows of n_embd floats -> n rows of the projector's n_out floats.
+    void project(ThreadPool &pool, int kind, const float *in, int64_t n, float *out) const;
+
+private:
+    ClipModel() = default;
+
+    std::unique_ptr<GGUFFile> file_;
+    ClipHParams hp_;
+    ClipWeight patch_embd_, class_embd_, position_embd_, pre_ln_w_, pre_ln_b_;
+    std::vector<ClipLayer> layers_;
+    ClipProjector proj_[2];
+};
+
+} // namespace hg
