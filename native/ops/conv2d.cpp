@@ -1,0 +1,120 @@
+#include "ops/conv2d.h"
+
+#include <algorithm>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "core/error.h"
+#include "healthgpt.h"
+#include "ops/matmul.h"
+
+namespace hg {
+
+namespace {
+
+// Column buffer budget: bounds the memory of a 256x256x128 3x3 conv (300 MB unchunked)
+// while keeping each matmul wide enough (thousands of columns) to reuse weight tiles.
+constexpr int64_t kColBytes = int64_t(16) << 20;
+
+void add_bias(ThreadPool &pool, float *y, int64_t n_pos, int64_t c, const float *bias) {
+    if (!bias) return;
+    pool.run([&](int ith, int nth) {
+        int64_t p0, p1;
+        split_range(n_pos, ith, nth, p0, p1);
+        for (int64_t p = p0; p < p1; p++)
+            for (int64_t o = 0; o < c; o++) y[p * c + o] += bias[o];
+    });
+}
+
+} // namespace
+
+int64_t conv2d_out_size(int64_t in, int64_t k, int64_t stride, int64_t pad_a, int64_t pad_b) {
+    if (in <= 0 || k <= 0 || stride <= 0 || pad_a < 0 || pad_b < 0 || in + pad_a + pad_b < k)
+        fail("conv2d: kernel " + std::to_string(k) + " (stride " + std::to_string(stride) +
+             ") does not fit an input of " + std::to_string(in) + " padded by " +
+             std::to_string(pad_a) + "+" + std::to_string(pad_b));
+    return (in + pad_a + pad_b - k) / stride + 1;
+}
+
+void conv2d(ThreadPool &pool, const Conv2dWeight &wt, const Conv2dGeom &g, const float *x,
+            int64_t h, int64_t w, float *y, int64_t col_bytes) {
+    if (wt.type != HG_TYPE_F32 && wt.type != HG_TYPE_F16)
+        fail("conv2d: weight type " + std::to_string(wt.type) + " is not f32 or f16");
+    if (wt.c_in <= 0 || wt.c_out <= 0) fail("conv2d: empty channel count");
+    const int64_t oh = conv2d_out_size(h, wt.kh, g.stride, g.pad_top, g.pad_bottom);
+    const int64_t ow = conv2d_out_size(w, wt.kw, g.stride, g.pad_left, g.pad_right);
+    const int64_t k = wt.kh * wt.kw * wt.c_in;
+
+    // A 1x1 stride-1 unpadded conv is a plain product: the activations are the columns.
+    if (wt.kh == 1 && wt.kw == 1 && g.stride == 1 && oh == h && ow == w) {
+        matmul(pool, wt.type, wt.data, wt.c_out, k, x, h * w, y);
+        add_bias(pool, y, h * w, wt.c_out, wt.bias);
+        return;
+    }
+
+    const int64_t rows_per_chunk = std::max<int64_t>(1, (col_bytes > 0 ? col_bytes : kColBytes) / (int64_t)sizeof(float) / (k * ow));
+    std::vector<float> col((size_t)(std::min(rows_per_chunk, oh) * ow * k));
+    const size_t run = (size_t)wt.c_in * sizeof(float);
+    for (int64_t r0 = 0; r0 < oh; r0 += rows_per_chunk) {
+        const int64_t r1 = std::min(oh, r0 + rows_per_chunk);
+        const int64_t n = (r1 - r0) * ow;
+        pool.run([&](int ith, int nth) {
+            int64_t p0, p1;
+            split_range(n, ith, nth, p0, p1);
+            for (int64_t p = p0; p < p1; p++) {
+                const int64_t oy = r0 + p / ow, ox = p % ow;
+                float *dst = &col[(size_t)(p * k)];
+                for (int64_t ky = 0; ky < wt.kh; ky++) {
+                    const int64_t iy = oy * g.stride + ky - g.pad_top;
+                    for (int64_t kx = 0; kx < wt.kw; kx++, dst += wt.c_in) {
+                        const int64_t ix = ox * g.stride + kx - g.pad_left;
+                        if (iy < 0 || iy >= h || ix < 0 || ix >= w)
+                            std::memset(dst, 0, run);
+                        else
+                            std::memcpy(dst, x + (iy * w + ix) * wt.c_in, run);
+                    }
+                }
+            }
+        });
+        matmul(pool, wt.type, wt.data, wt.c_out, k, col.data(), n, y + r0 * ow * wt.c_out);
+    }
+    add_bias(pool, y, oh * ow, wt.c_out, wt.bias);
+}
+
+void conv2d_weight_from_torch(const void *src, int64_t elem_bytes, int64_t c_out, int64_t c_in,
+                              int64_t kh, int64_t kw, void *dst) {
+    const uint8_t *s = static_cast<const uint8_t *>(src);
+    uint8_t *d = static_cast<uint8_t *>(dst);
+    for (int64_t o = 0; o < c_out; o++)
+        for (int64_t i = 0; i < c_in; i++)
+            for (int64_t ky = 0; ky < kh; ky++)
+                for (int64_t kx = 0; kx < kw; kx++) {
+                    const int64_t from = ((o * c_in + i) * kh + ky) * kw + kx;
+                    const int64_t to = ((o * kh + ky) * kw + kx) * c_in + i;
+                    std::memcpy(d + to * elem_bytes, s + from * elem_bytes, (size_t)elem_bytes);
+                }
+}
+
+void conv2d_ref(const float *w_torch, const float *bias, int64_t c_in, int64_t c_out, int64_t kh,
+                int64_t kw, const Conv2dGeom &g, const float *x, int64_t h, int64_t w, float *y) {
+    const int64_t oh = conv2d_out_size(h, kh, g.stride, g.pad_top, g.pad_bottom);
+    const int64_t ow = conv2d_out_size(w, kw, g.stride, g.pad_left, g.pad_right);
+    for (int64_t oy = 0; oy < oh; oy++)
+        for (int64_t ox = 0; ox < ow; ox++)
+            for (int64_t o = 0; o < c_out; o++) {
+                double s = bias ? bias[o] : 0.0;
+                for (int64_t i = 0; i < c_in; i++)
+                    for (int64_t ky = 0; ky < kh; ky++)
+                        for (int64_t kx = 0; kx < kw; kx++) {
+                            const int64_t iy = oy * g.stride + ky - g.pad_top;
+                            const int64_t ix = ox * g.stride + kx - g.pad_left;
+                            if (iy < 0 || iy >= h || ix < 0 || ix >= w) continue;
+                            s += (double)w_torch[((o * c_in + i) * kh + ky) * kw + kx] *
+                                 x[(iy * w + ix) * c_in + i];
+                        }
+                y[(oy * ow + ox) * c_out + o] = (float)s;
+            }
+}
+
+} // namespace hg
