@@ -17,12 +17,18 @@
       "native/ops/attention.cpp",
       "native/ops/activation.cpp",
       "native/ops/hlora.cpp",
+      "native/ops/conv2d.cpp",
+      "native/ops/group_norm.cpp",
+      "native/ops/upsample.cpp",
+      "native/ops/spatial_attention.cpp",
       "native/models/phi3.cpp",
+      "native/models/vqgan.cpp",
       "native/api/api_types.cpp",
       "native/api/api_gguf.cpp",
       "native/api/api_ops.cpp",
       "native/api/api_backend.cpp",
-      "native/api/api_model.cpp"
+      "native/api/api_model.cpp",
+      "native/api/api_vqgan.cpp"
     ],
     "hg_avx2_sources": [
       "native/quant/quant_avx2.cpp"
@@ -34,7 +40,8 @@
       "src/addon.cpp",
       "src/gguf_binding.cpp",
       "src/ops_binding.cpp",
-      "src/model_binding.cpp"
+      "src/model_binding.cpp",
+      "src/vqgan_binding.cpp"
     ],
     "hg_include_dirs": [
       "native/include",
