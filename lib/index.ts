@@ -10,3 +10,4 @@ export { LanguageModel, type LoadOptions, type GenerateOptions, type CompleteOpt
 export { Sampler, softmax, type SamplingOptions } from './model/sampler.js';
 export { PHI3_INSTRUCT, PHI4_INSTRUCT, TEMPLATES, renderChat, type ChatMessage, type ChatTemplate } from './prompt/template.js';
 export { Tokenizer, StreamingDecoder, type EncodeOptions, type DecodeOptions } from './tokenizer/index.js';
+export { Vqgan, type VqganInfo, type VqganInput, type VqganLoadOptions, type DecodedImage } from './vqgan/decoder.js';

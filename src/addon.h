@@ -45,5 +45,6 @@ std::string arg_string(const Napi::CallbackInfo &info, size_t i, const char *nam
 void init_gguf(Napi::Env env, Napi::Object exports);
 void init_ops(Napi::Env env, Napi::Object exports);
 void init_model(Napi::Env env, Napi::Object exports);
+void init_vqgan(Napi::Env env, Napi::Object exports);
 
 } // namespace hgnode
