@@ -31,10 +31,12 @@
       "native/api/api_vqgan.cpp"
     ],
     "hg_avx2_sources": [
-      "native/quant/quant_avx2.cpp"
+      "native/quant/quant_avx2.cpp",
+      "native/ops/conv2d_avx2.cpp"
     ],
     "hg_avx512_sources": [
-      "native/quant/quant_avx512.cpp"
+      "native/quant/quant_avx512.cpp",
+      "native/ops/conv2d_avx512.cpp"
     ],
     "hg_addon_sources": [
       "src/addon.cpp",

@@ -1,13 +1,16 @@
 #include "ops/conv2d.h"
 
 #include <algorithm>
+#include <atomic>
 #include <cstring>
 #include <string>
 #include <vector>
 
 #include "core/error.h"
 #include "healthgpt.h"
+#include "ops/conv2d_gemm.h"
 #include "ops/matmul.h"
+#include "quant/quant.h"
 
 namespace hg {
 
@@ -29,6 +32,28 @@ void add_bias(ThreadPool &pool, float *y, int64_t n_pos, int64_t c, const float 
 
 } // namespace
 
+void conv_gemm(ThreadPool &pool, int type, const void *w, int64_t rows, int64_t k, const float *x, int64_t n,
+               float *y, bool simd) {
+    gemm_block_fn fn = nullptr;
+    if (simd && isa_active() >= HG_ISA_AVX512) fn = gemm_block_avx512_kernel();
+    if (simd && !fn && isa_active() >= HG_ISA_AVX2) fn = gemm_block_avx2_kernel();
+    if (!fn || (type != HG_TYPE_F32 && type != HG_TYPE_F16) || rows <= 0 || k <= 0 || n <= 0) {
+        matmul(pool, type, w, rows, k, x, n, y);
+        return;
+    }
+    // Blocks of 32 weight rows x 48 columns, handed out dynamically (a shared, noisy machine
+    // makes static splits wait on the slowest thread); consecutive blocks share columns.
+    constexpr int64_t kRows = 32, kCols = 48;
+    const int64_t n_rb = (rows + kRows - 1) / kRows, n_cb = (n + kCols - 1) / kCols;
+    std::atomic<int64_t> next{0};
+    pool.run([&](int, int) {
+        for (int64_t t; (t = next.fetch_add(1, std::memory_order_relaxed)) < n_rb * n_cb;) {
+            const int64_t r0 = t % n_rb * kRows, c0 = t / n_rb * kCols;
+            fn(type, w, rows, k, x, r0, std::min(rows, r0 + kRows), c0, std::min(n, c0 + kCols), y);
+        }
+    });
+}
+
 int64_t conv2d_out_size(int64_t in, int64_t k, int64_t stride, int64_t pad_a, int64_t pad_b) {
     if (in <= 0 || k <= 0 || stride <= 0 || pad_a < 0 || pad_b < 0 || in + pad_a + pad_b < k)
         fail("conv2d: kernel " + std::to_string(k) + " (stride " + std::to_string(stride) +
@@ -38,7 +63,7 @@ int64_t conv2d_out_size(int64_t in, int64_t k, int64_t stride, int64_t pad_a, in
 }
 
 void conv2d(ThreadPool &pool, const Conv2dWeight &wt, const Conv2dGeom &g, const float *x,
-            int64_t h, int64_t w, float *y, int64_t col_bytes) {
+            int64_t h, int64_t w, float *y, int64_t col_bytes, bool simd) {
     if (wt.type != HG_TYPE_F32 && wt.type != HG_TYPE_F16)
         fail("conv2d: weight type " + std::to_string(wt.type) + " is not f32 or f16");
     if (wt.c_in <= 0 || wt.c_out <= 0) fail("conv2d: empty channel count");
@@ -48,7 +73,7 @@ void conv2d(ThreadPool &pool, const Conv2dWeight &wt, const Conv2dGeom &g, const
 
     // A 1x1 stride-1 unpadded conv is a plain product: the activations are the columns.
     if (wt.kh == 1 && wt.kw == 1 && g.stride == 1 && oh == h && ow == w) {
-        matmul(pool, wt.type, wt.data, wt.c_out, k, x, h * w, y);
+        conv_gemm(pool, wt.type, wt.data, wt.c_out, k, x, h * w, y, simd);
         add_bias(pool, y, h * w, wt.c_out, wt.bias);
         return;
     }
@@ -77,7 +102,7 @@ void conv2d(ThreadPool &pool, const Conv2dWeight &wt, const Conv2dGeom &g, const
                 }
             }
         });
-        matmul(pool, wt.type, wt.data, wt.c_out, k, col.data(), n, y + r0 * ow * wt.c_out);
+        conv_gemm(pool, wt.type, wt.data, wt.c_out, k, col.data(), n, y + r0 * ow * wt.c_out, simd);
     }
     add_bias(pool, y, oh * ow, wt.c_out, wt.bias);
 }

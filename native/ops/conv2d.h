@@ -1,5 +1,6 @@
 // 2-D convolution over channels-last activations (position-major: x[(y * w + x) * c + ch]),
-// as im2col into a column buffer and hg::matmul with the weights as matrix rows. The VQGAN
+// as im2col into a column buffer and a product with the weights as matrix rows (conv_gemm:
+// an AVX2 register-blocked kernel, or hg::matmul). The VQGAN
 // runs every conv through this: 3x3 stride 1 pad 1, 1x1, and Downsample's 3x3 stride 2 with
 // the asymmetric pad (0, 1, 0, 1).
 #pragma once
@@ -28,9 +29,10 @@ struct Conv2dGeom {
 int64_t conv2d_out_size(int64_t in, int64_t k, int64_t stride, int64_t pad_a, int64_t pad_b);
 
 // y: out_h * out_w * c_out floats (channels-last), must not alias x. col_bytes bounds the
-// column buffer (0: the default, 16 MiB; tests pass less to exercise the row chunks).
+// column buffer (0: the default, 16 MiB; tests pass less to exercise the row chunks); simd
+// false runs the product through hg::matmul instead of the AVX2 kernel (conv2d_gemm.h).
 void conv2d(ThreadPool &pool, const Conv2dWeight &wt, const Conv2dGeom &g, const float *x,
-            int64_t h, int64_t w, float *y, int64_t col_bytes = 0);
+            int64_t h, int64_t w, float *y, int64_t col_bytes = 0, bool simd = true);
 
 // Reorders torch's [c_out][c_in][kh][kw] (elements of elem_bytes: 4 for f32, 2 for f16; a
 // pure permutation, no conversion) into conv2d's (ky, kx, c_in) rows.

@@ -7,7 +7,7 @@
 
 #include "core/error.h"
 #include "healthgpt.h"
-#include "ops/matmul.h"
+#include "ops/conv2d_gemm.h"
 
 namespace hg {
 
@@ -41,7 +41,7 @@ void spatial_attention(ThreadPool &pool, const float *q, const float *k, const f
     for (int64_t q0 = 0; q0 < n; q0 += kQueryBlock) {
         const int64_t nq = std::min(n - q0, kQueryBlock);
         // scores[i][j] = k_j . q_i: keys are the weight rows, queries the columns
-        matmul(pool, HG_TYPE_F32, k, n, c, q + q0 * c, nq, p.data());
+        conv_gemm(pool, HG_TYPE_F32, k, n, c, q + q0 * c, nq, p.data());
         pool.run([&](int ith, int nth) {
             int64_t i0, i1;
             split_range(nq, ith, nth, i0, i1);
@@ -58,7 +58,7 @@ void spatial_attention(ThreadPool &pool, const float *q, const float *k, const f
                 for (int64_t j = 0; j < n; j++) row[j] *= inv;
             }
         });
-        matmul(pool, HG_TYPE_F32, vt.data(), c, n, p.data(), nq, out + q0 * c);
+        conv_gemm(pool, HG_TYPE_F32, vt.data(), c, n, p.data(), nq, out + q0 * c);
     }
 }
 

@@ -1,7 +1,7 @@
 // The VQGAN's AttnBlock core: single-head softmax attention between all n = h * w positions
 // of c channels (channels-last q, k, v from the 1x1 convs):
 //   out[i] = sum_j softmax_j(q_i . k_j * c^-0.5) v[j]
-// Both products go through hg::matmul (f32); queries run in blocks so the score matrix
+// Both products go through conv_gemm (f32; conv2d_gemm.h); queries run in blocks so the score matrix
 // stays bounded at any resolution.
 #pragma once
 
