@@ -30,20 +30,47 @@ void add_bias(ThreadPool &pool, float *y, int64_t n_pos, int64_t c, const float 
     });
 }
 
+// The SIMD tile kernel for this weight type, or null (then hg::matmul runs the product).
+gemm_block_fn simd_kernel(bool simd, int type) {
+    if (!simd || (type != HG_TYPE_F32 && type != HG_TYPE_F16)) return nullptr;
+    gemm_block_fn fn = nullptr;
+    if (isa_active() >= HG_ISA_AVX512) fn = gemm_block_avx512_kernel();
+    if (!fn && isa_active() >= HG_ISA_AVX2) fn = gemm_block_avx2_kernel();
+    return fn;
+}
+
+// Tile-kernel blocks: kRows weight rows (32 x 1152 f32 = 147 KB at 128 channels) against kCols
+// columns, both held in L2 while the 4 x 6 register tiles sweep them.
+constexpr int64_t kRows = 32, kCols = 48;
+
+// Output position p's column: kh * kw runs of c_in floats, zeros where the kernel overhangs.
+void gather_column(const Conv2dWeight &wt, const Conv2dGeom &g, const float *x, int64_t h, int64_t w, int64_t ow,
+                   int64_t p, float *dst) {
+    const size_t run = (size_t)wt.c_in * sizeof(float);
+    const int64_t oy = p / ow, ox = p % ow;
+    for (int64_t ky = 0; ky < wt.kh; ky++) {
+        const int64_t iy = oy * g.stride + ky - g.pad_top;
+        for (int64_t kx = 0; kx < wt.kw; kx++, dst += wt.c_in) {
+            const int64_t ix = ox * g.stride + kx - g.pad_left;
+            if (iy < 0 || iy >= h || ix < 0 || ix >= w)
+                std::memset(dst, 0, run);
+            else
+                std::memcpy(dst, x + (iy * w + ix) * wt.c_in, run);
+        }
+    }
+}
+
 } // namespace
 
 void conv_gemm(ThreadPool &pool, int type, const void *w, int64_t rows, int64_t k, const float *x, int64_t n,
                float *y, bool simd) {
-    gemm_block_fn fn = nullptr;
-    if (simd && isa_active() >= HG_ISA_AVX512) fn = gemm_block_avx512_kernel();
-    if (simd && !fn && isa_active() >= HG_ISA_AVX2) fn = gemm_block_avx2_kernel();
-    if (!fn || (type != HG_TYPE_F32 && type != HG_TYPE_F16) || rows <= 0 || k <= 0 || n <= 0) {
+    const gemm_block_fn fn = simd_kernel(simd, type);
+    if (!fn || rows <= 0 || k <= 0 || n <= 0) {
         matmul(pool, type, w, rows, k, x, n, y);
         return;
     }
-    // Blocks of 32 weight rows x 48 columns, handed out dynamically (a shared, noisy machine
-    // makes static splits wait on the slowest thread); consecutive blocks share columns.
-    constexpr int64_t kRows = 32, kCols = 48;
+    // Blocks of kRows weight rows x kCols columns, handed out dynamically (a shared, noisy
+    // machine makes static splits wait on the slowest thread); consecutive blocks share columns.
     const int64_t n_rb = (rows + kRows - 1) / kRows, n_cb = (n + kCols - 1) / kCols;
     std::atomic<int64_t> next{0};
     pool.run([&](int, int) {
@@ -71,38 +98,54 @@ void conv2d(ThreadPool &pool, const Conv2dWeight &wt, const Conv2dGeom &g, const
     const int64_t ow = conv2d_out_size(w, wt.kw, g.stride, g.pad_left, g.pad_right);
     const int64_t k = wt.kh * wt.kw * wt.c_in;
 
+    const bool plain = wt.kh == 1 && wt.kw == 1 && g.stride == 1 && oh == h && ow == w;
+
+    // With a SIMD kernel, im2col is fused into the product: a thread takes kCols output
+    // positions, gathers their columns into its own L2-sized buffer (a 1x1 conv reads the
+    // activations in place), multiplies every weight row block by them and adds the bias,
+    // all while the columns are hot; no full column matrix, no barrier between the steps.
+    if (const gemm_block_fn fn = simd_kernel(simd, wt.type)) {
+        const int64_t n = oh * ow, n_cb = (n + kCols - 1) / kCols, c_out = wt.c_out;
+        std::vector<float> bufs(plain ? 0 : (size_t)(pool.size() * kCols * k));
+        std::atomic<int64_t> next{0};
+        pool.run([&](int ith, int) {
+            float *buf = plain ? nullptr : &bufs[(size_t)(ith * kCols * k)];
+            for (int64_t t; (t = next.fetch_add(1, std::memory_order_relaxed)) < n_cb;) {
+                const int64_t c0 = t * kCols, nc = std::min(n - c0, kCols);
+                const float *cols = x + c0 * k;
+                if (!plain) {
+                    for (int64_t j = 0; j < nc; j++) gather_column(wt, g, x, h, w, ow, c0 + j, buf + j * k);
+                    cols = buf;
+                }
+                float *yb = y + c0 * c_out;
+                for (int64_t r0 = 0; r0 < c_out; r0 += kRows)
+                    fn(wt.type, wt.data, c_out, k, cols, r0, std::min(c_out, r0 + kRows), 0, nc, yb);
+                if (wt.bias)
+                    for (int64_t j = 0; j < nc; j++)
+                        for (int64_t o = 0; o < c_out; o++) yb[j * c_out + o] += wt.bias[o];
+            }
+        });
+        return;
+    }
+
     // A 1x1 stride-1 unpadded conv is a plain product: the activations are the columns.
-    if (wt.kh == 1 && wt.kw == 1 && g.stride == 1 && oh == h && ow == w) {
-        conv_gemm(pool, wt.type, wt.data, wt.c_out, k, x, h * w, y, simd);
+    if (plain) {
+        matmul(pool, wt.type, wt.data, wt.c_out, k, x, h * w, y);
         add_bias(pool, y, h * w, wt.c_out, wt.bias);
         return;
     }
 
     const int64_t rows_per_chunk = std::max<int64_t>(1, (col_bytes > 0 ? col_bytes : kColBytes) / (int64_t)sizeof(float) / (k * ow));
     std::vector<float> col((size_t)(std::min(rows_per_chunk, oh) * ow * k));
-    const size_t run = (size_t)wt.c_in * sizeof(float);
     for (int64_t r0 = 0; r0 < oh; r0 += rows_per_chunk) {
         const int64_t r1 = std::min(oh, r0 + rows_per_chunk);
         const int64_t n = (r1 - r0) * ow;
         pool.run([&](int ith, int nth) {
             int64_t p0, p1;
             split_range(n, ith, nth, p0, p1);
-            for (int64_t p = p0; p < p1; p++) {
-                const int64_t oy = r0 + p / ow, ox = p % ow;
-                float *dst = &col[(size_t)(p * k)];
-                for (int64_t ky = 0; ky < wt.kh; ky++) {
-                    const int64_t iy = oy * g.stride + ky - g.pad_top;
-                    for (int64_t kx = 0; kx < wt.kw; kx++, dst += wt.c_in) {
-                        const int64_t ix = ox * g.stride + kx - g.pad_left;
-                        if (iy < 0 || iy >= h || ix < 0 || ix >= w)
-                            std::memset(dst, 0, run);
-                        else
-                            std::memcpy(dst, x + (iy * w + ix) * wt.c_in, run);
-                    }
-                }
-            }
+            for (int64_t p = p0; p < p1; p++) gather_column(wt, g, x, h, w, ow, r0 * ow + p, &col[(size_t)(p * k)]);
         });
-        conv_gemm(pool, wt.type, wt.data, wt.c_out, k, col.data(), n, y + r0 * ow * wt.c_out, simd);
+        matmul(pool, wt.type, wt.data, wt.c_out, k, col.data(), n, y + r0 * ow * wt.c_out);
     }
     add_bias(pool, y, oh * ow, wt.c_out, wt.bias);
 }

@@ -28,9 +28,10 @@ struct Conv2dGeom {
 // Output extent along one axis; throws hg::Error when the kernel does not fit.
 int64_t conv2d_out_size(int64_t in, int64_t k, int64_t stride, int64_t pad_a, int64_t pad_b);
 
-// y: out_h * out_w * c_out floats (channels-last), must not alias x. col_bytes bounds the
-// column buffer (0: the default, 16 MiB; tests pass less to exercise the row chunks); simd
-// false runs the product through hg::matmul instead of the AVX2 kernel (conv2d_gemm.h).
+// y: out_h * out_w * c_out floats (channels-last), must not alias x. With a SIMD tile kernel
+// (conv2d_gemm.h) im2col is fused into the product, block by block per thread; otherwise
+// (or simd false) columns go through a buffer of col_bytes (0: 16 MiB; tests pass less to
+// exercise the row chunks) and hg::matmul.
 void conv2d(ThreadPool &pool, const Conv2dWeight &wt, const Conv2dGeom &g, const float *x,
             int64_t h, int64_t w, float *y, int64_t col_bytes = 0, bool simd = true);
 
