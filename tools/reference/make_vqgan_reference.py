@@ -25,8 +25,12 @@ scale per tensor, like torch's default init so activations stay O(1): conv weigh
 Outputs under test/fixtures/vqgan/ (little-endian raw arrays):
   tiny.gguf           the tiny model (TINY below) in the engine's layout (native/models/vqgan.h):
                       conv weights and codebook f16, biases and norms f32
-  tiny.ckpt           the same weights as a Lightning-style checkpoint {'state_dict': ...}
-                      (what the released last.ckpt looks like; for the converter)
+  checkpoint/last.ckpt  the same weights as the release ships them (for the converter): a
+                      Lightning-style torch.save of {'state_dict', 'epoch', 'global_step',
+                      'pytorch-lightning_version'}, the state_dict in float32 with two of the
+                      training loss's discriminator tensors (loss.*) that a converter must skip
+  checkpoint/model.yaml  its config in the release's layout (model.params.ddconfig, embed_dim,
+                      n_embed, target taming.models.vqgan.GumbelVQ)
   tiny_indices.i32    TINY latent^2 code indices (row-major), int32
   tiny_image.f32      decoder output, 3 x H x W (CHW), before the clamp, float32
   tiny_enc_input.f32  encoder input image 3 x H x W in [-1, 1] (generated: name "input")
@@ -42,6 +46,7 @@ is reproducible. Regenerate (from the repository root; the 256x256 part takes mi
   /opt/ref-venv/bin/pip install torch==2.15.0 numpy==2.4.6 gguf==0.19.0
   /opt/ref-venv/bin/python tools/reference/make_vqgan_reference.py [--tiny-only]
 """
+import collections
 import os
 import sys
 
@@ -341,6 +346,41 @@ def write_gguf(path, cfg, sd):
     w.close()
 
 
+def write_checkpoint(dirname, cfg, sd, seed):
+    os.makedirs(dirname, exist_ok=True)
+    full = collections.OrderedDict(sd)  # Lightning saves the module's OrderedDict
+    fan_in["loss.d"] = fan_in["loss.d.bias"] = 1.0 / np.sqrt(3 * 4 * 4)
+    # the released checkpoint also holds the training loss (LPIPS, discriminator): not model
+    full["loss.discriminator.main.0.weight"] = torch.from_numpy(synth(seed, "loss.d", (8, 3, 4, 4)))
+    full["loss.discriminator.main.0.bias"] = torch.from_numpy(synth(seed, "loss.d.bias", (8,)))
+    torch.save({"epoch": 0, "global_step": 0, "pytorch-lightning_version": "1.0.8", "state_dict": full},
+               os.path.join(dirname, "last.ckpt"))
+    lst = lambda v: "[" + ", ".join(str(int(x)) for x in v) + "]"
+    with open(os.path.join(dirname, "model.yaml"), "w") as f:
+        f.write(f"""model:
+  base_learning_rate: 4.5e-06
+  target: taming.models.vqgan.GumbelVQ
+  params:
+    kl_weight: 1.0e-08
+    embed_dim: {cfg["embed_dim"]}
+    n_embed: {cfg["n_embed"]}
+    monitor: val/rec_loss
+    ddconfig:
+      double_z: false
+      z_channels: {cfg["z_channels"]}
+      resolution: {cfg["resolution"]}
+      in_channels: {cfg["in_channels"]}
+      out_ch: {cfg["out_ch"]}
+      ch: {cfg["ch"]}
+      ch_mult: {lst(cfg["ch_mult"])}
+      num_res_blocks: {cfg["num_res_blocks"]}
+      attn_resolutions: {lst(cfg["attn_resolutions"])}
+      dropout: 0.0
+    lossconfig:
+      target: taming.modules.losses.vqperceptual.DummyLoss
+""")
+
+
 def main():
     os.makedirs(OUT, exist_ok=True)
     torch.set_num_threads(2)
@@ -357,7 +397,7 @@ def main():
     x.astype(np.float32).tofile(os.path.join(OUT, "tiny_enc_input.f32"))
     eidx.tofile(os.path.join(OUT, "tiny_enc_indices.i32"))
     margin.tofile(os.path.join(OUT, "tiny_enc_margin.f32"))
-    torch.save({"state_dict": sd}, os.path.join(OUT, "tiny.ckpt"))
+    write_checkpoint(os.path.join(OUT, "checkpoint"), cfg, sd, seed)
     write_gguf(os.path.join(OUT, "tiny.gguf"), cfg, sd)
     n_params = sum(int(t.numel()) for t in sd.values())
     print(f"tiny: {n_params} parameters, image range [{img.min():.3f}, {img.max():.3f}], "
