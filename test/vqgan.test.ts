@@ -4,6 +4,7 @@
 // path, errors and dispose. The 256x256 geometry is checked natively (test_vqgan_real).
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { Worker } from 'node:worker_threads';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { HealthGPTError } from '../lib/errors.js';
 import { Vqgan } from '../lib/vqgan/decoder.js';
@@ -117,5 +118,38 @@ describe('Vqgan errors', () => {
 
   it('validates options', async () => {
     await expect(Vqgan.load(join(dir, 'tiny.gguf'), { threads: -1 })).rejects.toMatchObject({ code: 'ERR_INVALID_OPTION' });
+  });
+});
+
+// The binding keeps its constructor per environment (Model owns the instance-data slot):
+// two workers and the main thread decode at once, and the workers exit cleanly.
+const workerScript = `
+const { parentPort, workerData } = require('node:worker_threads');
+const { Vqgan } = require(workerData.lib);
+(async () => {
+  const vq = await Vqgan.load(workerData.model, { threads: 1 });
+  const img = await vq.decode(new Int32Array(workerData.indices));
+  vq.dispose();
+  parentPort.postMessage(Array.from(img.rgb));
+})().catch((e) => parentPort.postMessage({ error: e.message }));
+`;
+
+describe('Vqgan in worker_threads', () => {
+  it('decodes the same image in two workers as on the main thread', async () => {
+    const indices = Array.from(i32('tiny_indices.i32'));
+    const run = (): Promise<unknown> =>
+      new Promise((resolve, reject) => {
+        const w = new Worker(workerScript, { eval: true, workerData: { lib: join(root, 'dist', 'index.js'), model: join(dir, 'tiny.gguf'), indices } });
+        w.once('message', (m) => {
+          void w.terminate();
+          resolve(m);
+        });
+        w.once('error', reject);
+      });
+    const vq = await Vqgan.load(join(dir, 'tiny.gguf'), { threads: 1 });
+    const [a, b, main] = await Promise.all([run(), run(), vq.decode(indices)]);
+    vq.dispose();
+    expect(a).toEqual(Array.from(main.rgb));
+    expect(b).toEqual(a);
   });
 });
