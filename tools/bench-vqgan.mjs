@@ -16,7 +16,7 @@
 //  - matmul: this engine's own hg::matmul measured (benchMatmul) on the shape of a 3x3
 //    128->128 conv chunk (rows 128, k 1152, n 4096), the rate the convolutions could reach.
 //
-// The decoder-only GGUF files (~190 MB f32, ~95 MB f16) are made once into --cache
+// The decoder-only GGUF files (162 MB f32, 81 MB f16) are made once into --cache
 // (default ~/.cache/healthgpt/bench-vqgan). The library comes from dist/ (npx tsc -p .).
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
