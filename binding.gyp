@@ -17,33 +17,42 @@
       "native/ops/attention.cpp",
       "native/ops/activation.cpp",
       "native/ops/hlora.cpp",
+      "native/ops/conv2d.cpp",
+      "native/ops/group_norm.cpp",
+      "native/ops/upsample.cpp",
+      "native/ops/spatial_attention.cpp",
       "native/models/phi3.cpp",
       "native/ops/layer_norm.cpp",
       "native/ops/gelu.cpp",
       "native/ops/patch_embed.cpp",
       "native/ops/vit_attention.cpp",
       "native/models/clip.cpp",
+      "native/models/vqgan.cpp",
       "native/api/api_types.cpp",
       "native/api/api_gguf.cpp",
       "native/api/api_ops.cpp",
       "native/api/api_backend.cpp",
       "native/api/api_model.cpp",
-      "native/api/api_clip.cpp"
+      "native/api/api_clip.cpp",
+      "native/api/api_vqgan.cpp"
     ],
     "hg_avx2_sources": [
       "native/quant/quant_avx2.cpp",
-      "native/ops/vit_attention_avx2.cpp"
+      "native/ops/vit_attention_avx2.cpp",
+      "native/ops/conv2d_avx2.cpp"
     ],
     "hg_avx512_sources": [
       "native/quant/quant_avx512.cpp",
-      "native/ops/vit_attention_avx512.cpp"
+      "native/ops/vit_attention_avx512.cpp",
+      "native/ops/conv2d_avx512.cpp"
     ],
     "hg_addon_sources": [
       "src/addon.cpp",
       "src/gguf_binding.cpp",
       "src/ops_binding.cpp",
       "src/model_binding.cpp",
-      "src/clip_binding.cpp"
+      "src/clip_binding.cpp",
+      "src/vqgan_binding.cpp"
     ],
     "hg_include_dirs": [
       "native/include",

@@ -16,3 +16,4 @@ export {
   type DecodedImage, type ImageDecodeOptions, type ImageFormat, type ImageInput, type PreprocessOptions, type PixelValues, type RgbImage, type VoiWindow,
 } from './image/index.js';
 export { VisionTower, type VisionTap, type VisionTowerInfo, type VisionLoadOptions, type EncodeOptions as VisionEncodeOptions } from './vision/clip.js';
+export { Vqgan, type VqganInfo, type VqganInput, type VqganLoadOptions, type DecodedImage as VqganImage } from './vqgan/decoder.js';

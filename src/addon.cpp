@@ -127,6 +127,7 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
     hgnode::init_ops(env, exports);
     hgnode::init_model(env, exports);
     hgnode::init_clip(env, exports);
+    hgnode::init_vqgan(env, exports);
     return exports;
 }
 

@@ -46,5 +46,6 @@ void init_gguf(Napi::Env env, Napi::Object exports);
 void init_ops(Napi::Env env, Napi::Object exports);
 void init_model(Napi::Env env, Napi::Object exports);
 void init_clip(Napi::Env env, Napi::Object exports);
+void init_vqgan(Napi::Env env, Napi::Object exports);
 
 } // namespace hgnode

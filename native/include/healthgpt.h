@@ -260,6 +260,41 @@ int hg_clip_encode_hidden_state(hg_clip *clip, const float *pixels, int hidden_s
  * file has no such projector). */
 int hg_clip_project(hg_clip *clip, int projector, const float *in, int n, float *out);
 
+/* ---- the VQGAN image decoder / encoder (taming GumbelVQ, GGUF architecture "vqgan") ----
+ * Code indices (HealthGPT's <idx_k> tokens, k = index) to an image and back; the GGUF layout
+ * is documented in native/models/vqgan.h. A VQGAN owns its mapped file and its thread pool;
+ * calls on one VQGAN must not overlap. */
+typedef struct hg_vqgan hg_vqgan;
+
+typedef struct hg_vqgan_info {
+    int resolution;  /* image side in pixels (256) */
+    int latent;      /* latent side (32): latent * latent indices per image */
+    int n_embed;     /* codebook size (8192): indices are 0 .. n_embed - 1 */
+    int out_ch;      /* decoded channels (3) */
+    int in_channels; /* encoder input channels (3) */
+    int has_encoder; /* 0: a decoder-only file, hg_vqgan_encode fails */
+} hg_vqgan_info;
+
+/* NULL with hg_last_error() naming the file and the key or tensor at fault.
+ * n_threads <= 0: one per core. */
+hg_vqgan *hg_vqgan_load(const char *path, int n_threads);
+void hg_vqgan_free(hg_vqgan *vq);
+int hg_vqgan_get_info(const hg_vqgan *vq, hg_vqgan_info *info); /* 0 or -1 */
+
+/* n_indices (must be latent^2) row-major indices -> the image: chw (optional) receives
+ * out_ch * resolution^2 floats, channel-major, before the clamp (about [-1, 1]); rgb
+ * (optional) receives resolution^2 * out_ch bytes, row-major pixels, as taming's
+ * custom_to_pil makes them (clamp to [-1, 1], (x + 1) / 2 * 255, truncated). Returns 0, or -1
+ * (an index outside the codebook is named with its position). */
+int hg_vqgan_decode(hg_vqgan *vq, const int32_t *indices, int64_t n_indices, float *chw,
+                    uint8_t *rgb);
+
+/* An image of in_channels * resolution^2 floats, channel-major, in [-1, 1] -> latent^2
+ * indices: the argmax of quantize.proj's logits at each position (the reference samples
+ * with Gumbel noise; this is its deterministic mode). Returns 0 or -1. */
+int hg_vqgan_encode(hg_vqgan *vq, const float *chw, int64_t n_values, int32_t *indices,
+                    int64_t n_indices);
+
 #ifdef __cplusplus
 }
 #endif

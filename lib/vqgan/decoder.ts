@@ -1,0 +1,131 @@
+/**
+ * The VQGAN of HealthGPT's image generation (taming GumbelVQ f8, 8192 codes) from a GGUF
+ * file (native/models/vqgan.h documents the layout): 1024 code indices (the generated
+ * <idx_k> tokens, k = index, row-major over the 32 x 32 latent) to a 256 x 256 RGB image,
+ * and an image back to its indices. Work runs off the JS thread.
+ */
+import { HealthGPTError, wrapNative } from '../errors.js';
+import { native } from '../native.js';
+
+export interface VqganInfo {
+  /** image side in pixels (256) */
+  resolution: number;
+  /** latent side (32): latent * latent indices per image */
+  latent: number;
+  /** codebook size (8192) */
+  nEmbed: number;
+  outChannels: number;
+  inChannels: number;
+  /** false for a decoder-only file: encode() throws ERR_NO_ENCODER */
+  hasEncoder: boolean;
+}
+
+export interface DecodedImage {
+  /** height * width * 3 bytes, row-major RGB (taming's custom_to_pil: clamp, (x + 1) / 2 * 255, truncated) */
+  rgb: Uint8Array;
+  width: number;
+  height: number;
+  /** the decoder's output before the clamp: 3 * height * width floats, channel-major, about [-1, 1] */
+  chw: Float32Array;
+}
+
+/** An image to encode: row-major RGB bytes (as decode() returns them), or CHW floats in [-1, 1]. */
+export type VqganInput = { rgb: Uint8Array; width: number; height: number } | Float32Array;
+
+interface NativeVqgan {
+  info(): VqganInfo;
+  decode(indices: Int32Array): Promise<{ rgb: Uint8Array; chw: Float32Array }>;
+  encode(chw: Float32Array): Promise<Int32Array>;
+  dispose(): void;
+}
+
+interface NativeVqganClass {
+  load(path: string, threads?: number): Promise<NativeVqgan>;
+}
+
+export interface VqganLoadOptions {
+  /** default: one per core */
+  threads?: number;
+}
+
+export class Vqgan {
+  readonly path: string;
+  readonly info: VqganInfo;
+  private handle: NativeVqgan | undefined;
+
+  private constructor(path: string, handle: NativeVqgan) {
+    this.path = path;
+    this.handle = handle;
+    this.info = handle.info();
+  }
+
+  static async load(path: string, options: VqganLoadOptions = {}): Promise<Vqgan> {
+    if (typeof path !== 'string' || path === '') throw new HealthGPTError('ERR_INVALID_ARG', 'path must be a non-empty string');
+    const t = options.threads;
+    if (t !== undefined && (!Number.isInteger(t) || t < 0)) throw new HealthGPTError('ERR_INVALID_OPTION', `threads must be a non-negative integer, got ${String(t)}`);
+    const cls = (native() as unknown as { Vqgan: NativeVqganClass }).Vqgan;
+    try {
+      return new Vqgan(path, await cls.load(path, t ?? 0));
+    } catch (err) {
+      throw wrapNative(err);
+    }
+  }
+
+  private live(): NativeVqgan {
+    if (!this.handle) throw new HealthGPTError('ERR_DISPOSED', 'the VQGAN has been disposed');
+    return this.handle;
+  }
+
+  /** latent^2 code indices (integers in [0, nEmbed)) to an image. */
+  async decode(indices: Int32Array | ArrayLike<number>): Promise<DecodedImage> {
+    const h = this.live();
+    const { latent, nEmbed, resolution } = this.info;
+    if (indices.length !== latent * latent) throw new HealthGPTError('ERR_INVALID_ARG', `indices has ${indices.length} values, expected ${latent * latent} (${latent} x ${latent})`);
+    let idx: Int32Array;
+    if (indices instanceof Int32Array) {
+      idx = indices;
+    } else {
+      idx = new Int32Array(indices.length);
+      for (let i = 0; i < indices.length; i++) {
+        const v = indices[i];
+        if (!Number.isInteger(v) || v < 0 || v >= nEmbed) throw new HealthGPTError('ERR_INVALID_ARG', `indices[${i}] = ${String(v)} is not a code index in [0, ${nEmbed})`);
+        idx[i] = v;
+      }
+    }
+    try {
+      const out = await h.decode(idx);
+      return { rgb: out.rgb, chw: out.chw, width: resolution, height: resolution };
+    } catch (err) {
+      throw wrapNative(err, 'vqgan decode');
+    }
+  }
+
+  /** An image of resolution x resolution pixels to its latent^2 code indices (argmax, deterministic). */
+  async encode(image: VqganInput): Promise<Int32Array> {
+    const h = this.live();
+    const { resolution, inChannels } = this.info;
+    let chw: Float32Array;
+    if (image instanceof Float32Array) {
+      chw = image;
+    } else {
+      const { rgb, width, height } = image;
+      if (width !== resolution || height !== resolution) throw new HealthGPTError('ERR_INVALID_ARG', `image is ${width}x${height}, expected ${resolution}x${resolution} (resize it first)`);
+      if (!(rgb instanceof Uint8Array) || rgb.length !== width * height * inChannels) throw new HealthGPTError('ERR_INVALID_ARG', `rgb must be a Uint8Array of ${width * height * inChannels} bytes`);
+      // taming's preprocessing: x / 127.5 - 1, channel-major
+      const n = width * height;
+      chw = new Float32Array(n * inChannels);
+      for (let p = 0; p < n; p++) for (let c = 0; c < inChannels; c++) chw[c * n + p] = rgb[p * inChannels + c] / 127.5 - 1;
+    }
+    try {
+      return await h.encode(chw);
+    } catch (err) {
+      throw wrapNative(err, 'vqgan encode');
+    }
+  }
+
+  /** Frees the weights now (or when a running call finishes); later calls throw ERR_DISPOSED. */
+  dispose(): void {
+    this.handle?.dispose();
+    this.handle = undefined;
+  }
+}
