@@ -10,3 +10,11 @@ export { LanguageModel, type LoadOptions, type GenerateOptions, type CompleteOpt
 export { Sampler, softmax, type SamplingOptions } from './model/sampler.js';
 export { PHI3_INSTRUCT, PHI4_INSTRUCT, TEMPLATES, renderChat, type ChatMessage, type ChatTemplate } from './prompt/template.js';
 export { Tokenizer, StreamingDecoder, type EncodeOptions, type DecodeOptions } from './tokenizer/index.js';
+export { convertLanguageModel, type ConvertLlmOptions, type ConvertResult } from './convert/llm.js';
+export { openCheckpoint, type Checkpoint } from './convert/checkpoint.js';
+export { openSafetensors, openSafetensorsIndex } from './convert/safetensors.js';
+export { openTorchCheckpoint, type TorchCheckpoint } from './convert/torch.js';
+export { unpickle } from './convert/pickle.js';
+export { parseSentencePieceModel, type SentencePieceModel } from './convert/sentencepiece.js';
+export { loadHfVocab, healthgptTokens } from './convert/hf-tokenizer.js';
+export type { LazyTensor, DType } from './convert/tensor.js';

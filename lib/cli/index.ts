@@ -5,6 +5,7 @@ import { benchKernelsCommand } from './bench-kernels.js';
 import { benchCommand } from './bench.js';
 import { chatCommand } from './chat.js';
 import { completeCommand } from './complete.js';
+import { convertCommand } from './convert.js';
 import { demoCommand } from './demo.js';
 import { evalCommand } from './eval.js';
 import { infoCommand } from './info.js';
@@ -23,6 +24,7 @@ export function program(): Command {
   p.addCommand(evalCommand());
   p.addCommand(infoCommand());
   p.addCommand(quantizeCommand());
+  p.addCommand(convertCommand());
   p.addCommand(benchCommand());
   p.addCommand(benchKernelsCommand());
   return p;
