@@ -30,6 +30,8 @@ const manifest = JSON.parse(readFileSync(join(fx, 'manifest.json'), 'utf8')) as 
   tensors: Record<string, Record<string, TensorDesc>>;
   lightning_extra: { epoch: number; global_step: number };
   slow_tokenizer: Array<{ text: string; ids: number[] }>;
+  gpt2_slow_tokenizer: Array<{ text: string; ids: number[] }>;
+  gpt2_tokenizer_size: number;
 };
 const TORCH_DTYPE: Record<string, string> = { float32: 'F32', bfloat16: 'BF16', float16: 'F16', float64: 'F64', int64: 'I64' };
 
@@ -68,6 +70,14 @@ function modelCopy(weights?: { name: string; bytes: Uint8Array }): string {
   const d = tempDir('healthgpt-convert-');
   for (const f of readdirSync(join(fx, 'model'))) if (f !== 'model.safetensors' || !weights) copyFileSync(join(fx, 'model', f), join(d, f));
   if (weights) writeFileSync(join(d, weights.name), weights.bytes);
+  return d;
+}
+
+/** A copy of the model folder with the tokenizer files of another fixture folder instead of its own. */
+function withTokenizer(from: string): string {
+  const d = tempDir('healthgpt-convert-');
+  for (const f of ['config.json', 'model.safetensors']) copyFileSync(join(fx, 'model', f), join(d, f));
+  for (const f of readdirSync(join(fx, from))) copyFileSync(join(fx, from, f), join(d, f));
   return d;
 }
 
@@ -267,6 +277,31 @@ describe('convert --llm', () => {
     const tok = Tokenizer.fromGGUF(g.info);
     g.close();
     for (const { text, ids } of manifest.slow_tokenizer) expect(tok.encode(text, { prefixStyle: 'hf-slow', special: true }), text).toEqual(ids);
+  });
+
+  it('tokenizer.json without tokenizer.model: the same ids (scores from the merge ranks)', async () => {
+    const p = join(out, 'tokjson.gguf');
+    await convertLanguageModel(withTokenizer('tokenizer-json'), p, { type: 'f32', name });
+    const g = GGUFFile.open(p);
+    const tok = Tokenizer.fromGGUF(g.info);
+    g.close();
+    expect(tok.model).toBe('llama');
+    for (const { text, ids } of manifest.slow_tokenizer) expect(tok.encode(text, { prefixStyle: 'hf-slow', special: true }), text).toEqual(ids);
+  });
+
+  it("GPT2Tokenizer (Phi-4's kind): byte-level BPE vocabulary, the slow tokenizer's ids", async () => {
+    const p = join(out, 'gpt2.gguf');
+    await convertLanguageModel(withTokenizer('gpt2-tokenizer'), p, { type: 'f32', name: 'tiny byte-level' });
+    const g = GGUFFile.open(p);
+    const md = g.info.metadata;
+    // HF's slow GPT2Tokenizer splits with the GPT-2 expression whatever tokenizer.json says
+    const tok = Tokenizer.fromGGUF(g.info, { preRegexesOf: 'gpt-2' });
+    g.close();
+    expect([md['tokenizer.ggml.model'], md['tokenizer.ggml.pre'], md['tokenizer.ggml.eos_token_id'], md['tokenizer.ggml.add_bos_token']]).toEqual(['gpt2', 'dbrx', 360, false]);
+    const tokens = md['tokenizer.ggml.tokens'] as string[];
+    expect(tokens.length).toBe(manifest.vocab);
+    expect(tokens[manifest.gpt2_tokenizer_size]).toBe(`[PAD${manifest.gpt2_tokenizer_size}]`);
+    for (const { text, ids } of manifest.gpt2_slow_tokenizer) expect(tok.encode(text, { special: true }), text).toEqual(ids);
   });
 
   it('sharded safetensors and the torch .bin give the identical file', async () => {

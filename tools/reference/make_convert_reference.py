@@ -8,6 +8,8 @@ escaping its folder).
 
 Outputs in test/fixtures/convert/ (CI has no Python):
   model/          config.json, model.safetensors, tokenizer.model, tokenizer_config.json
+  tokenizer-json/ the same tokenizer as the fast tokenizer.json (no tokenizer.model)
+  gpt2-tokenizer/ a byte-level BPE tokenizer saved as GPT2Tokenizer (Phi-4's kind)
   sharded/        the same weights as model-0000N-of-0000M.safetensors + model.safetensors.index.json
   torch/          pytorch_model.bin (float32), bf16.bin, peft.bin, lightning.ckpt, legacy.bin
   evil/           system.bin, eval.bin, traversal.bin
@@ -184,6 +186,46 @@ def slow_tokenizer_ids(model_dir: str) -> list[dict]:
     return json.loads(r.stdout)
 
 
+PHI4_TEXTS = [
+    "What is shown in this chest X-ray?",
+    "  two  spaces, digits 12345 and a tab\there",
+    "<|im_start|>user<|im_sep|>\nIs there a fracture?<|im_end|>",
+    "Ünïcödé: 肺 結節 🫁",
+]
+
+
+def tokenizer_json_dirs(model_dir: str, spm_json_dir: str, bpe_dir: str) -> dict:
+    """In transformers 4 (tf4 venv): the fast tokenizer.json of the SentencePiece model (no
+    tokenizer.model beside it), and a tiny byte-level BPE tokenizer saved as a GPT2Tokenizer
+    (Phi-4's kind: vocab.json, merges.txt, tokenizer.json, tokenizer_config.json) with the slow
+    GPT2Tokenizer's ids for PHI4_TEXTS."""
+    code = (
+        "import json,os,sys\n"
+        "from transformers import LlamaTokenizerFast, GPT2Tokenizer, GPT2TokenizerFast\n"
+        "from tokenizers import ByteLevelBPETokenizer\n"
+        "model_dir, spm_json_dir, bpe_dir = sys.argv[1:4]\n"
+        "args = json.loads(sys.stdin.read())\n"
+        "LlamaTokenizerFast.from_pretrained(model_dir, from_slow=True).save_pretrained(spm_json_dir)\n"
+        "bpe = ByteLevelBPETokenizer()\n"
+        "bpe.train_from_iterator(args['corpus'].splitlines(), vocab_size=360, min_frequency=2, special_tokens=['<|endoftext|>'], show_progress=False)\n"
+        "os.makedirs(bpe_dir, exist_ok=True)\n"
+        "bpe.save_model(bpe_dir)\n"
+        "slow = GPT2Tokenizer(os.path.join(bpe_dir, 'vocab.json'), os.path.join(bpe_dir, 'merges.txt'), bos_token='<|endoftext|>', eos_token='<|im_end|>', unk_token='<|endoftext|>', pad_token='<|endoftext|>')\n"
+        "slow.add_special_tokens({'additional_special_tokens': ['<|im_start|>', '<|im_sep|>', '<|im_end|>']})\n"
+        "slow.save_pretrained(bpe_dir)\n"
+        "GPT2TokenizerFast.from_pretrained(bpe_dir).save_pretrained(bpe_dir)\n"
+        "slow = GPT2Tokenizer.from_pretrained(bpe_dir)\n"
+        "print(json.dumps({'ids': [{'text': t, 'ids': slow.encode(t)} for t in args['texts']], 'size': len(slow)}))\n")
+    r = subprocess.run([TF4_PYTHON, "-c", code, model_dir, spm_json_dir, bpe_dir],
+                       input=json.dumps({"corpus": corpus(), "texts": PHI4_TEXTS}), capture_output=True,
+                       text=True, check=True)
+    for d in (spm_json_dir, bpe_dir):  # only what a model folder ships
+        for f in ("tokenizer.model", "special_tokens_map.json"):
+            if os.path.exists(os.path.join(d, f)):
+                os.remove(os.path.join(d, f))
+    return json.loads(r.stdout)
+
+
 def main() -> None:
     if os.path.isdir(OUT):
         shutil.rmtree(OUT)
@@ -232,6 +274,7 @@ def main() -> None:
     torch.save(ckpt, os.path.join(torch_dir, "lightning.ckpt"))
     torch.save({"w": torch.ones(3)}, os.path.join(torch_dir, "legacy.bin"), _use_new_zipfile_serialization=False)
     evil_files(os.path.join(OUT, "evil"))
+    phi4 = tokenizer_json_dirs(model_dir, os.path.join(OUT, "tokenizer-json"), os.path.join(OUT, "gpt2-tokenizer"))
 
     # reference logits in float64 on a sequence with clear winners
     model64 = Phi3ForCausalLM(cfg).eval().to(torch.float64)
@@ -266,6 +309,8 @@ def main() -> None:
         "lightning_extra": {"epoch": 7, "global_step": 1234},
         "slow_tokenizer": slow_tokenizer_ids(model_dir),
         "logits_tokens": tokens,
+        "gpt2_slow_tokenizer": phi4["ids"],
+        "gpt2_tokenizer_size": phi4["size"],
     }
     with open(os.path.join(OUT, "manifest.json"), "w") as f:
         json.dump(manifest, f, indent=1)
