@@ -161,6 +161,7 @@ describe('torch checkpoint reader', () => {
     ['system.bin', /global 'os\.system' is not on the allow-list/, '/tmp/healthgpt-pwned-1'],
     ['eval.bin', /global 'builtins\.eval' is not on the allow-list/, '/tmp/healthgpt-pwned-2'],
     ['traversal.bin', /zip entry 'archive\/\.\.\/\.\.\/escape' has a "\.\." component/, undefined],
+    ['recursive.bin', /dicts nested more than 32 deep/, undefined],
   ])('refuses evil/%s by name, running nothing', async (file, message, sideEffect) => {
     const err = await refusal(openTorchCheckpoint(join(fx, 'evil', file)));
     expect(err.message).toMatch(message);

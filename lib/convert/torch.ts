@@ -78,13 +78,17 @@ function lazyTensor(name: string, t: TorchTensorRef, entry: ZipEntry, fh: FileHa
   };
 }
 
+/** Nested dicts deeper than this are refused (a state dict is flat; a crafted pickle need not be). */
+const MAX_NESTING = 32;
+
 /** Flattens nested dicts of tensors into dotted names (how a state dict names them). */
-function collectTensors(obj: Map<unknown, unknown>, prefix: string, out: Array<[string, TorchTensorRef]>): void {
+function collectTensors(obj: Map<unknown, unknown>, prefix: string, out: Array<[string, TorchTensorRef]>, path: string, depth = 0): void {
+  if (depth > MAX_NESTING) convertFail(`${path}: dicts nested more than ${MAX_NESTING} deep at '${prefix}'`);
   for (const [k, v] of obj) {
     if (typeof k !== 'string') continue;
     const name = prefix ? `${prefix}.${k}` : k;
     if (isTensorRef(v)) out.push([name, v]);
-    else if (v instanceof Map) collectTensors(v, name, out);
+    else if (v instanceof Map) collectTensors(v, name, out, path, depth + 1);
   }
 }
 
@@ -147,7 +151,7 @@ export async function openTorchCheckpoint(path: string): Promise<TorchCheckpoint
     }
     if (!dict) convertFail(`${path}: the checkpoint holds no dict of tensors`);
     const found: Array<[string, TorchTensorRef]> = [];
-    collectTensors(dict!, '', found);
+    collectTensors(dict!, '', found, path);
     const tensors = found.map(([name, t]) => {
       const entry = entries.get(`${folder}/data/${t.storage.key}`);
       if (!entry) convertFail(`${path}: tensor '${name}': storage ${folder}/data/${t.storage.key} is missing from the zip`);

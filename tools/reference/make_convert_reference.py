@@ -12,14 +12,15 @@ Outputs in test/fixtures/convert/ (CI has no Python):
   gpt2-tokenizer/ a byte-level BPE tokenizer saved as GPT2Tokenizer (Phi-4's kind)
   sharded/        the same weights as model-0000N-of-0000M.safetensors + model.safetensors.index.json
   torch/          pytorch_model.bin (float32), bf16.bin, peft.bin, lightning.ckpt, legacy.bin
-  evil/           system.bin, eval.bin, traversal.bin
+  evil/           system.bin, eval.bin, traversal.bin, recursive.bin
   manifest.json   per torch file: every tensor's dtype, shape and sha256 of its values as
                   contiguous little-endian float32; the reference logits' token ids; the slow
                   tokenizer's ids for a few strings (tokens.json)
   model.logits    Phi3ForCausalLM's logits (float64 run, stored f32) for manifest tokens, layout
                   "HGPL", u32 1, u32 n_tokens, u32 n_vocab, i32 tokens[], f32 logits[][]
 
-Regenerate (from the repository root; deterministic on CPU):
+Regenerate (from the repository root; deterministic on CPU except torch/legacy.bin, whose old
+format records storage keys from object ids):
   /opt/ref-venv/bin/pip install torch==2.15.0 transformers==5.23.0 safetensors==0.8.0 numpy==2.4.6 \
       sentencepiece==0.2.1 protobuf==7.36.2
   python3 -m venv /opt/tf4-venv   # the Hugging Face *slow* tokenizer HealthGPT trained with
@@ -171,6 +172,10 @@ def evil_files(d: str) -> None:
         entries = [(n, z.read(n)) for n in z.namelist()]
     entries = [(("archive/../../escape" if n.endswith("/data/0") else n), b) for n, b in entries]
     zip_with(os.path.join(d, "traversal.bin"), entries)
+    # a dict that holds itself: a well-formed pickle a naive walker recurses on forever
+    loop = {"w": torch.ones(2)}
+    loop["self"] = loop
+    torch.save(loop, os.path.join(d, "recursive.bin"))
 
 
 def slow_tokenizer_ids(model_dir: str) -> list[dict]:
