@@ -138,6 +138,15 @@ describe('torch checkpoint reader', () => {
     }
   });
 
+  it('zip64 records (as torch writes past 4 GiB): the same tensors', async () => {
+    const c = await openTorchCheckpoint(join(fx, 'torch', 'zip64.bin'));
+    try {
+      await expectSameTensors(c.tensors, manifest.tensors['peft.bin']!);
+    } finally {
+      await c.close();
+    }
+  });
+
   it('Lightning .ckpt: the state_dict inside, views (transpose, offset slice, column) gathered, other entries kept', async () => {
     const c = await openTorchCheckpoint(join(fx, 'torch', 'lightning.ckpt'));
     try {

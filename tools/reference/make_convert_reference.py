@@ -11,7 +11,8 @@ Outputs in test/fixtures/convert/ (CI has no Python):
   tokenizer-json/ the same tokenizer as the fast tokenizer.json (no tokenizer.model)
   gpt2-tokenizer/ a byte-level BPE tokenizer saved as GPT2Tokenizer (Phi-4's kind)
   sharded/        the same weights as model-0000N-of-0000M.safetensors + model.safetensors.index.json
-  torch/          pytorch_model.bin (float32), bf16.bin, peft.bin, lightning.ckpt, legacy.bin
+  torch/          pytorch_model.bin (float32), bf16.bin, peft.bin, lightning.ckpt, legacy.bin,
+                  zip64.bin (peft.bin rewritten with zip64 records)
   evil/           system.bin, eval.bin, traversal.bin, recursive.bin
   manifest.json   per torch file: every tensor's dtype, shape and sha256 of its values as
                   contiguous little-endian float32; the reference logits' token ids; the slow
@@ -147,6 +148,23 @@ def zip_with(path: str, entries: list[tuple[str, bytes]]) -> None:
             z.writestr(zipfile.ZipInfo(name), data)
 
 
+def zip64_copy(src: str, dst: str) -> None:
+    """Rewrites a torch.save zip with every zip64 record Python's zipfile can write (its limits
+    lowered so a small file needs them): what torch writes past 4 GiB, in a few KB."""
+    with zipfile.ZipFile(src) as z:
+        entries = [(n, z.read(n)) for n in z.namelist()]
+    saved = zipfile.ZIP64_LIMIT, zipfile.ZIP_FILECOUNT_LIMIT
+    zipfile.ZIP64_LIMIT, zipfile.ZIP_FILECOUNT_LIMIT = 64, 2
+    try:
+        zip_with(dst, entries)
+    finally:
+        zipfile.ZIP64_LIMIT, zipfile.ZIP_FILECOUNT_LIMIT = saved
+    with zipfile.ZipFile(dst) as z:  # still a zip torch can read
+        assert sorted(z.namelist()) == sorted(n for n, _ in entries)
+    with open(dst, "rb") as f:
+        assert b"PK\x06\x06" in f.read(), "no zip64 end record"
+
+
 def evil_files(d: str) -> None:
     os.makedirs(d, exist_ok=True)
     def unicode4(t: str) -> bytes:  # BINUNICODE
@@ -277,6 +295,8 @@ def main() -> None:
             "state_dict": ckpt_sd, "optimizer_states": [], "lr_schedulers": [],
             "hparams": {"lr": 4.5e-6, "name": "vqgan", "flags": (True, False, None)}}
     torch.save(ckpt, os.path.join(torch_dir, "lightning.ckpt"))
+    zip64_copy(os.path.join(torch_dir, "peft.bin"), os.path.join(torch_dir, "zip64.bin"))
+    assert all(torch.equal(a, b) for a, b in zip(torch.load(os.path.join(torch_dir, "zip64.bin")).values(), peft.values()))
     torch.save({"w": torch.ones(3)}, os.path.join(torch_dir, "legacy.bin"), _use_new_zipfile_serialization=False)
     evil_files(os.path.join(OUT, "evil"))
     phi4 = tokenizer_json_dirs(model_dir, os.path.join(OUT, "tokenizer-json"), os.path.join(OUT, "gpt2-tokenizer"))
