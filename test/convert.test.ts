@@ -378,6 +378,11 @@ describe('convert --llm', () => {
     await refused(dir, /1 tensor\(s\) missing: blk\.1\.ffn_down\.weight/);
   });
 
+  it('refuses an output in a folder that does not exist', async () => {
+    const err = await refusal(convertLanguageModel(join(fx, 'model'), join(out, 'no-such-folder', 'm.gguf'), { type: 'f32' }));
+    expect(err.message).toMatch(/no-such-folder does not exist/);
+  });
+
   it('refuses a config that is not a Phi3ForCausalLM', async () => {
     const dir = modelCopy();
     const cfg = JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8'));

@@ -6,8 +6,9 @@
  * through one at a time (read, converted, written, dropped), so memory holds one tensor, never
  * the model; the GGUF appears under its name only when complete.
  */
+import { existsSync, statSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
-import { basename, join, resolve } from 'node:path';
+import { basename, dirname, join, resolve } from 'node:path';
 import { GGUFWriter } from '../gguf/writer.js';
 import { ggmlType } from '../gguf/constants.js';
 import { native } from '../native.js';
@@ -66,6 +67,9 @@ function encode(values: Float32Array, to: string, row: number): Uint8Array {
 export async function convertLanguageModel(dir: string, output: string, opts: ConvertLlmOptions = {}): Promise<ConvertResult> {
   const started = Date.now();
   const target = opts.type ?? 'f16';
+  const outDir = dirname(resolve(output));
+  if (!existsSync(outDir) || !statSync(outDir).isDirectory()) convertFail(`output ${output}: folder ${outDir} does not exist`);
+  if (existsSync(output) && statSync(output).isDirectory()) convertFail(`output ${output} is a folder`);
   const configPath = join(dir, 'config.json');
   let cfgJson: Record<string, unknown>;
   try {
