@@ -360,6 +360,32 @@ describe('convert --llm', () => {
     expect(readFileSync(bin).equals(ref)).toBe(true);
   });
 
+  it('pytorch_model.bin.index.json, and a bf16 checkpoint to bf16: every weight bit for bit', async () => {
+    const dir = modelCopy({ name: 'pytorch_model.bin', bytes: readFileSync(join(fx, 'torch', 'bf16.bin')) });
+    const names = Object.keys(manifest.tensors['bf16.bin']!);
+    writeFileSync(join(dir, 'pytorch_model.bin.index.json'), JSON.stringify({ weight_map: Object.fromEntries(names.map((n) => [n, 'pytorch_model.bin'])) }));
+    const p = join(out, 'bf16.gguf');
+    await convertLanguageModel(dir, p, { type: 'bf16', name });
+    const src = await openTorchCheckpoint(join(fx, 'torch', 'bf16.bin'));
+    const g = GGUFFile.open(p);
+    try {
+      const emb = g.info.tensors.findIndex((t) => t.name === 'token_embd.weight');
+      const norm = g.info.tensors.findIndex((t) => t.name === 'blk.0.attn_norm.weight');
+      expect([g.info.tensors[emb]!.type, g.info.tensors[norm]!.type]).toEqual(['bf16', 'f32']);
+      // bf16 -> f32 -> bf16 is exact: the file holds the checkpoint's very bits
+      const want = await src.tensors.find((t) => t.name === 'model.embed_tokens.weight')!.readF32();
+      const u = new Uint32Array(want.buffer);
+      const got = new Uint16Array(new Uint8Array(await g.tensorData(emb)).buffer);
+      expect(got.length).toBe(u.length);
+      expect(got.every((h, i) => h === u[i]! >>> 16)).toBe(true);
+      const wantNorm = await src.tensors.find((t) => t.name === 'model.layers.0.input_layernorm.weight')!.readF32();
+      expect(new Float32Array(new Uint8Array(await g.tensorData(norm)).buffer)).toEqual(wantNorm);
+    } finally {
+      g.close();
+      await src.close();
+    }
+  });
+
   it('q8_0 and f16: logits near the reference', async () => {
     // against the unquantized model, so this is the weights' rounding: measured 8.2e-4 (f16) and
     // 1.85e-2 (q8_0, row length 32: one block per row); bounds ~1.6-2.5x that
@@ -387,6 +413,8 @@ describe('convert --llm', () => {
     ] as const)
       await refused(modelCopy({ name: 'pytorch_model.bin', bytes: readFileSync(join(fx, 'evil', file)) }), message);
     await refused(modelCopy({ name: 'pytorch_model.bin', bytes: readFileSync(join(fx, 'torch', 'legacy.bin')) }), /legacy/);
+    const bin = readFileSync(join(fx, 'torch', 'pytorch_model.bin'));
+    await refused(modelCopy({ name: 'pytorch_model.bin', bytes: bin.subarray(0, bin.length - 50) }), /no zip end-of-central-directory record \(truncated or not a zip\)/);
     const st = readFileSync(join(fx, 'model', 'model.safetensors'));
     await refused(modelCopy({ name: 'model.safetensors', bytes: st.subarray(0, st.length - 100) }), /run past the \d+ bytes of data/);
   });
