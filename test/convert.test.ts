@@ -439,6 +439,17 @@ describe('convert --llm', () => {
     await refused(dir, /1 tensor\(s\) missing: blk\.1\.ffn_down\.weight/);
   });
 
+  it('an AbortSignal stops the conversion mid-file, leaving nothing behind', async () => {
+    const o = join(out, 'aborted.gguf');
+    const ac = new AbortController();
+    let seen = 0;
+    const err = await refusal(convertLanguageModel(join(fx, 'model'), o, { type: 'q8_0', signal: ac.signal, onTensor: () => ++seen === 3 && ac.abort() }));
+    expect(err.code).toBe('ABORT_ERR');
+    expect(seen).toBe(3);
+    expect(existsSync(o)).toBe(false);
+    expect(readdirSync(out).filter((f) => f.includes('.tmp-'))).toEqual([]);
+  });
+
   it('refuses an output in a folder that does not exist', async () => {
     const err = await refusal(convertLanguageModel(join(fx, 'model'), join(out, 'no-such-folder', 'm.gguf'), { type: 'f32' }));
     expect(err.message).toMatch(/no-such-folder does not exist/);

@@ -42,8 +42,13 @@ export function convertCommand(): Command {
       if (!o.output) throw new HealthGPTError('ERR_INVALID_ARG', 'convert needs -o <output.gguf>');
       const type = parseTarget(o.type);
       let progress: Progress | undefined;
+      // Ctrl-C stops between two slices of work, so the partial file is removed, not left behind
+      const ac = new AbortController();
+      const interrupt = (): void => ac.abort(new Error('convert interrupted'));
+      process.once('SIGINT', interrupt);
       const r = await convertLanguageModel(o.llm, o.output, {
         type,
+        signal: ac.signal,
         name: o.name,
         healthgptTokens: o.healthgptTokens,
         onTensor: (e, done, total) => {
@@ -52,7 +57,7 @@ export function convertCommand(): Command {
           if (o.verbose) process.stderr.write(`${e.name} [${e.shape.join(', ')}] ${e.from} -> ${e.to}${e.note ? ` (${e.note})` : ''}\n`);
           if (done === total) progress.finish();
         },
-      });
+      }).finally(() => process.off('SIGINT', interrupt));
       process.stdout.write(`wrote ${r.output}: ${r.plan.length} tensors, vocabulary ${r.vocabSize}, ${formatBytes(r.bytesWritten)} of tensor data in ${r.seconds.toFixed(1)} s\n`);
     });
 }

@@ -11,6 +11,7 @@ import { readFile } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
 import { GGUFWriter } from '../gguf/writer.js';
 import { ggmlType } from '../gguf/constants.js';
+import { abortError } from '../model/model.js';
 import { native } from '../native.js';
 import { FILE_TYPE, planQuantization, type PlanEntry, type QuantizeTarget } from '../quantize/plan.js';
 import { addBpeVocab, addSpmVocab } from '../tokenizer/vocab-gguf.js';
@@ -28,6 +29,8 @@ export interface ConvertLlmOptions {
   healthgptTokens?: boolean;
   /** called after each tensor is written */
   onTensor?: (entry: PlanEntry, done: number, total: number) => void;
+  /** stops the conversion between two slices of work (ABORT_ERR); nothing is left on disk */
+  signal?: AbortSignal;
 }
 
 export interface ConvertResult {
@@ -38,8 +41,13 @@ export interface ConvertResult {
   seconds: number;
 }
 
-/** Elements quantized per native call: bounds the temporary output next to the f32 values. */
-const QUANT_CHUNK = 16 * 1024 * 1024;
+/**
+ * Elements quantized per native call (the reference quantizer runs on the calling thread): small
+ * enough that the event loop gets a turn every few tens of milliseconds.
+ */
+const QUANT_CHUNK = 4 * 1024 * 1024;
+
+const yieldToLoop = (): Promise<void> => new Promise((r) => setImmediate(r));
 
 const ELEMENT_TYPE: Record<string, string> = { F32: 'f32', F16: 'f16', BF16: 'bf16' };
 
@@ -49,7 +57,7 @@ function listNames(names: string[]): string {
 }
 
 /** Encodes float32 values as GGUF tensor bytes of type `to` (row length `row`). */
-function encode(values: Float32Array, to: string, row: number): Uint8Array {
+async function encode(values: Float32Array, to: string, row: number, signal?: AbortSignal): Promise<Uint8Array> {
   if (to === 'f32') return new Uint8Array(values.buffer, values.byteOffset, values.byteLength);
   const t = ggmlType(to)!;
   const addon = native();
@@ -60,6 +68,8 @@ function encode(values: Float32Array, to: string, row: number): Uint8Array {
   for (let r = 0; r < rows; r += rowsPerChunk) {
     const n = Math.min(rowsPerChunk, rows - r);
     out.set(addon.quantizeRow(t.id, values.subarray(r * row, (r + n) * row)), r * rowBytes);
+    await yieldToLoop();
+    if (signal?.aborted) throw abortError(signal);
   }
   return out;
 }
@@ -67,6 +77,9 @@ function encode(values: Float32Array, to: string, row: number): Uint8Array {
 export async function convertLanguageModel(dir: string, output: string, opts: ConvertLlmOptions = {}): Promise<ConvertResult> {
   const started = Date.now();
   const target = opts.type ?? 'f16';
+  const signal = opts.signal;
+  if (signal !== undefined && !(signal instanceof AbortSignal)) convertFail('signal must be an AbortSignal');
+  if (signal?.aborted) throw abortError(signal);
   const outDir = dirname(resolve(output));
   if (!existsSync(outDir) || !statSync(outDir).isDirectory()) convertFail(`output ${output}: folder ${outDir} does not exist`);
   if (existsSync(output) && statSync(output).isDirectory()) convertFail(`output ${output} is a folder`);
@@ -130,9 +143,10 @@ export async function convertLanguageModel(dir: string, output: string, opts: Co
     plan.forEach((entry) => {
       const t = byGguf.get(entry.name)!;
       w.addTensor(entry.name, entry.shape, ggmlType(entry.to)!.id, async () => {
+        if (signal?.aborted) throw abortError(signal);
         const values = await t.readF32();
         if (values.length !== numel(t.shape)) convertFail(`tensor '${t.name}': read ${values.length} values`);
-        const data = encode(values, entry.to, entry.shape[0]!);
+        const data = await encode(values, entry.to, entry.shape[0]!, signal);
         bytesWritten += data.byteLength;
         opts.onTensor?.(entry, ++done, plan.length);
         return data;
