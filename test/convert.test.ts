@@ -213,6 +213,17 @@ describe('tokenizer', () => {
     expect(sp.pieces[3 + 0x41]).toBe('<0x41>');
   });
 
+  it('tokenizer.model alone: special ids from the model, Phi-3 config ids when the config is there', async () => {
+    const d = tempDir('healthgpt-convert-');
+    copyFileSync(join(fx, 'model', 'tokenizer.model'), join(d, 'tokenizer.model'));
+    const bare = await loadHfVocab(d, { vocabSize: 400 });
+    expect([bare.vocab.bosId, bare.vocab.eosId, bare.vocab.unknownId, bare.vocab.paddingId, bare.tokenizerSize]).toEqual([1, 2, 0, undefined, 400]);
+    const full = await loadHfVocab(join(fx, 'model'), { vocabSize: 416 });
+    expect([full.vocab.bosId, full.vocab.eosId, full.vocab.unknownId, full.vocab.paddingId, full.tokenizerSize]).toEqual([1, 400, 0, 400, 411]);
+    // a tokenizer bigger than the embeddings is refused
+    expect((await refusal(loadHfVocab(join(fx, 'model'), { vocabSize: 405 }))).message).toMatch(/the tokenizer has 411 tokens, more than the model's vocab_size 405/);
+  });
+
   it('HealthGPT tokens: 8195 after the tokenizer, refused when the embeddings have no rows for them', async () => {
     const t = healthgptTokens();
     expect([t.length, t[0], t[1], t[8192], t[8193], t[8194]]).toEqual([8195, '<start_index>', '<idx_0>', '<idx_8191>', '<end_index>', '<pixel_newline>']);

@@ -122,6 +122,7 @@ export async function loadHfVocab(dir: string, opts: VocabOptions): Promise<Conv
   let scores: number[];
   let types: number[];
   let addSpacePrefix: boolean | undefined;
+  let fallback: Fallback = {};
   if (existsSync(spPath)) {
     const sp = parseSentencePieceModel(new Uint8Array(await readFile(spPath)), spPath);
     // llama.cpp's "llama" vocabulary merges by score: the BPE model Llama-2 / Phi-3 use
@@ -130,8 +131,11 @@ export async function loadHfVocab(dir: string, opts: VocabOptions): Promise<Conv
     scores = Array.from(sp.scores);
     types = Array.from(sp.types);
     addSpacePrefix = sp.addDummyPrefix;
+    const id = (i: number): number | undefined => (i >= 0 && i < sp.pieces.length ? i : undefined);
+    fallback = { bosId: id(sp.bosId), eosId: id(sp.eosId), unknownId: id(sp.unkId), paddingId: id(sp.padId) };
   } else if (tokJson) {
     const v = spmVocabFromHfTokenizerJson(tokJson);
+    fallback = { unknownId: v.unknownId };
     pieces = [...v.pieces];
     scores = Array.from(v.scores);
     types = Array.from(v.types);
@@ -155,7 +159,7 @@ export async function loadHfVocab(dir: string, opts: VocabOptions): Promise<Conv
     types[a.id] = a.special ? TokenType.CONTROL : TokenType.USER_DEFINED;
   }
   extend(pieces, types, scores, opts, dir);
-  const vocab: SpmVocab = { pieces, scores, types, addSpacePrefix, ...specials(config, pieces) };
+  const vocab: SpmVocab = { pieces, scores, types, addSpacePrefix, ...specials(config, pieces, fallback) };
   return { kind: 'spm', vocab, chatTemplate, tokenizerSize };
 }
 
@@ -181,8 +185,13 @@ function extend(tokens: string[], types: number[], scores: number[] | undefined,
   }
 }
 
-/** Special ids by their texts in tokenizer_config.json, and the add_bos / add_eos flags. */
-function specials(config: Record<string, unknown> | undefined, tokens: readonly string[]): { bosId?: number; eosId?: number; unknownId?: number; paddingId?: number; addBos?: boolean; addEos?: boolean } {
+type Fallback = { bosId?: number; eosId?: number; unknownId?: number; paddingId?: number };
+
+/**
+ * Special ids by their texts in tokenizer_config.json (else the tokenizer model's own, from
+ * `fallback`), and the add_bos / add_eos flags.
+ */
+function specials(config: Record<string, unknown> | undefined, tokens: readonly string[], fallback: Fallback = {}): Fallback & { addBos?: boolean; addEos?: boolean } {
   const index = new Map<string, number>();
   tokens.forEach((t, i) => {
     if (!index.has(t)) index.set(t, i);
@@ -195,5 +204,12 @@ function specials(config: Record<string, unknown> | undefined, tokens: readonly 
     return i;
   };
   const flag = (key: string): boolean | undefined => (typeof config?.[key] === 'boolean' ? (config[key] as boolean) : undefined);
-  return { bosId: id('bos_token'), eosId: id('eos_token'), unknownId: id('unk_token'), paddingId: id('pad_token'), addBos: flag('add_bos_token'), addEos: flag('add_eos_token') };
+  return {
+    bosId: id('bos_token') ?? fallback.bosId,
+    eosId: id('eos_token') ?? fallback.eosId,
+    unknownId: id('unk_token') ?? fallback.unknownId,
+    paddingId: id('pad_token') ?? fallback.paddingId,
+    addBos: flag('add_bos_token'),
+    addEos: flag('add_eos_token'),
+  };
 }
