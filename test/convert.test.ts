@@ -138,8 +138,11 @@ describe('torch checkpoint reader', () => {
     }
   });
 
-  it('zip64 records (as torch writes past 4 GiB): the same tensors', async () => {
-    const c = await openTorchCheckpoint(join(fx, 'torch', 'zip64.bin'));
+  it.each([
+    ['zip64.bin', 'zip64 records (as torch writes past 4 GiB)'],
+    ['proto4.bin', 'pickle protocol 4 (STACK_GLOBAL, MEMOIZE, FRAME)'],
+  ])('%s, %s: the same tensors as peft.bin', async (file) => {
+    const c = await openTorchCheckpoint(join(fx, 'torch', file));
     try {
       await expectSameTensors(c.tensors, manifest.tensors['peft.bin']!);
     } finally {

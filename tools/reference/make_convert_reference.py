@@ -12,7 +12,7 @@ Outputs in test/fixtures/convert/ (CI has no Python):
   gpt2-tokenizer/ a byte-level BPE tokenizer saved as GPT2Tokenizer (Phi-4's kind)
   sharded/        the same weights as model-0000N-of-0000M.safetensors + model.safetensors.index.json
   torch/          pytorch_model.bin (float32), bf16.bin, peft.bin, lightning.ckpt, legacy.bin,
-                  zip64.bin (peft.bin rewritten with zip64 records)
+                  zip64.bin (peft.bin rewritten with zip64 records), proto4.bin (peft.bin, pickle protocol 4)
   evil/           system.bin, eval.bin, traversal.bin, recursive.bin
   manifest.json   per torch file: every tensor's dtype, shape and sha256 of its values as
                   contiguous little-endian float32; the reference logits' token ids; the slow
@@ -280,6 +280,8 @@ def main() -> None:
     peft["base_model.model.model.layers.0.self_attn.qkv_proj.lora_B.default.weight"] = torch.randn(64, 4, generator=g).half()
     peft["base_model.model.model.embed_tokens.weight"] = sd["model.embed_tokens.weight"][:8].clone()
     torch.save(peft, os.path.join(torch_dir, "peft.bin"))
+    # the same through pickle protocol 4 (STACK_GLOBAL, MEMOIZE, FRAME)
+    torch.save(peft, os.path.join(torch_dir, "proto4.bin"), pickle_protocol=4)
     # Lightning-style checkpoint: state_dict beside plain values; views into one shared storage
     # (a transpose, a slice with an offset, a scalar) test strides and storage offsets
     base = torch.arange(24, dtype=torch.float32).reshape(4, 6) / 8
