@@ -450,7 +450,7 @@ describe('convert --llm', () => {
     await refused(dir, /1 tensor\(s\) that are not Phi3ForCausalLM weights: model\.vision_tower\.w/);
     const header2 = Object.fromEntries(Object.entries(header).filter(([k]) => k !== 'model.vision_tower.w'));
     writeFileSync(join(dir, 'model.safetensors'), safetensorsBytes(header2, Buffer.concat(parts.slice(0, -1))));
-    await refused(dir, /1 tensor\(s\) missing: blk\.1\.ffn_down\.weight/);
+    await refused(dir, /1 tensor\(s\) missing: model\.layers\.1\.mlp\.down_proj\.weight$/);
   });
 
   it('an AbortSignal stops the conversion mid-file, leaving nothing behind', async () => {

@@ -17,7 +17,7 @@ import { FILE_TYPE, planQuantization, type PlanEntry, type QuantizeTarget } from
 import { addBpeVocab, addSpmVocab } from '../tokenizer/vocab-gguf.js';
 import { openCheckpoint } from './checkpoint.js';
 import { loadHfVocab } from './hf-tokenizer.js';
-import { addPhi3Metadata, ignoredTensor, phi3ExpectedShapes, phi3TensorName, readPhi3Config } from './phi3.js';
+import { addPhi3Metadata, ignoredTensor, phi3ExpectedShapes, phi3HfName, phi3TensorName, readPhi3Config } from './phi3.js';
 import { convertFail, numel, type LazyTensor } from './tensor.js';
 
 export interface ConvertLlmOptions {
@@ -113,7 +113,7 @@ export async function convertLanguageModel(dir: string, output: string, opts: Co
     if (unknown.length) convertFail(`${dir}: ${unknown.length} tensor(s) that are not Phi3ForCausalLM weights: ${listNames(unknown)}`);
     if (!byGguf.has('output.weight') && h.tieEmbeddings && byGguf.has('token_embd.weight')) byGguf.set('output.weight', byGguf.get('token_embd.weight')!);
     const missing = [...expected.keys()].filter((g) => !byGguf.has(g));
-    if (missing.length) convertFail(`${dir}: ${missing.length} tensor(s) missing: ${listNames(missing)}`);
+    if (missing.length) convertFail(`${dir}: ${missing.length} tensor(s) missing: ${listNames(missing.map(phi3HfName))}`);
     for (const [g, shape] of expected) {
       const t = byGguf.get(g)!;
       if (t.shape.length !== shape.length || t.shape.some((d, i) => d !== shape[i]))

@@ -54,6 +54,14 @@ export function phi3TensorName(hfName: string): string | undefined {
   return part ? `blk.${m[1]}.${part}` : undefined;
 }
 
+/** The Phi3ForCausalLM name of a GGUF tensor name (for messages about missing tensors). */
+export function phi3HfName(gguf: string): string {
+  for (const [hf, g] of Object.entries(GLOBAL_NAMES)) if (g === gguf) return hf;
+  const m = /^blk\.(\d+)\.(.+)$/.exec(gguf);
+  const part = m && Object.entries(LAYER_PARTS).find(([, g]) => g === m[2]);
+  return m && part ? `model.layers.${m[1]}.${part[0]}` : gguf;
+}
+
 function num(cfg: Record<string, unknown>, key: string, path: string, opts: { int?: boolean; optional?: boolean } = {}): number | undefined {
   const v = cfg[key];
   if (v === undefined || v === null) {
