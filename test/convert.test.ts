@@ -214,6 +214,9 @@ describe('tokenizer', () => {
     expect(sp.pieces.slice(0, 3)).toEqual(['<unk>', '<s>', '</s>']);
     expect(Array.from(sp.types.slice(0, 4))).toEqual([2, 3, 3, 6]);
     expect(sp.pieces[3 + 0x41]).toBe('<0x41>');
+    const bytes = new Uint8Array(readFileSync(join(fx, 'model', 'tokenizer.model')));
+    expect(() => parseSentencePieceModel(bytes.subarray(0, 1001), 'cut.model')).toThrow(/^cut\.model: (a field of \d+ bytes at offset \d+ runs past its message|truncated)/);
+    expect(() => parseSentencePieceModel(new Uint8Array([0x0a, 0x02, 0x18, 0x09]), 'bad.model')).toThrow(/bad\.model: piece 0 has no text/);
   });
 
   it('tokenizer.model alone: special ids from the model, Phi-3 config ids when the config is there', async () => {
