@@ -16,6 +16,9 @@ import { openSafetensors, openSafetensorsIndex } from '../lib/convert/safetensor
 import { parseSentencePieceModel } from '../lib/convert/sentencepiece.js';
 import type { LazyTensor } from '../lib/convert/tensor.js';
 import { openTorchCheckpoint } from '../lib/convert/torch.js';
+import { QuantizePool } from '../lib/convert/quantize-pool.js';
+import { ggmlType } from '../lib/gguf/constants.js';
+import { native } from '../lib/native.js';
 import { Tokenizer } from '../lib/tokenizer/index.js';
 import { cli, root, tempDir } from './helpers.js';
 
@@ -477,6 +480,29 @@ describe('convert --llm', () => {
     const cfg = JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8'));
     writeFileSync(join(dir, 'config.json'), JSON.stringify({ ...cfg, architectures: ['LlamaForCausalLM'], model_type: 'llama' }));
     await refused(dir, /only Phi3ForCausalLM is converted/);
+  });
+});
+
+describe('quantization workers', () => {
+  it('three workers over 7-row chunks give the bytes of one quantizeRow call over the whole tensor', async () => {
+    const rows = 101;
+    const row = 64;
+    const values = Float32Array.from({ length: rows * row }, (_, i) => Math.sin(i * 0.731) * (1 + (i % 13)));
+    const pool = new QuantizePool(3, 7 * row);
+    try {
+      expect(pool.size).toBe(3);
+      for (const name of ['q8_0', 'q4_0', 'f16', 'bf16']) {
+        const t = ggmlType(name)!;
+        const want = native().quantizeRow(t.id, values);
+        const got = await pool.quantize(values, row, t);
+        expect(Buffer.from(got).equals(want), name).toBe(true);
+      }
+      // a row length the type cannot take is refused by the worker, not a crash
+      const err = await refusal(pool.quantize(new Float32Array(3 * 48), 48, ggmlType('q4_K')!));
+      expect(err.message).toMatch(/quantization failed: length 144 is not a positive multiple of the q4_K block \(256\)/);
+    } finally {
+      await pool.close();
+    }
   });
 });
 

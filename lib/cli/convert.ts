@@ -20,6 +20,7 @@ interface ConvertOpts {
   type: string;
   name?: string;
   healthgptTokens?: boolean;
+  threads: number;
   verbose?: boolean;
 }
 
@@ -34,6 +35,7 @@ export function convertCommand(): Command {
     .option('--type <type>', `weights type: ${QUANTIZE_TARGETS.join(' | ')}`, 'f16')
     .option('--name <text>', 'general.name to record (default: the folder name)')
     .option('--healthgpt-tokens', "append HealthGPT's 8195 image tokens to the vocabulary (embeddings must be resized for them)")
+    .option('--threads <n>', 'quantization threads (default: one per core)', (v) => parseInt(v, 10), 0)
     .option('-v, --verbose', "print each tensor's type")
     .action(async (o: ConvertOpts) => {
       for (const flag of ['vision', 'plugins', 'vqgan'] as const)
@@ -41,6 +43,7 @@ export function convertCommand(): Command {
       if (!o.llm) throw new HealthGPTError('ERR_INVALID_ARG', 'convert needs --llm <dir>');
       if (!o.output) throw new HealthGPTError('ERR_INVALID_ARG', 'convert needs -o <output.gguf>');
       const type = parseTarget(o.type);
+      if (!Number.isInteger(o.threads) || o.threads < 0) throw new HealthGPTError('ERR_INVALID_ARG', `--threads must be a non-negative integer, got ${o.threads}`);
       let progress: Progress | undefined;
       // Ctrl-C stops between two slices of work, so the partial file is removed, not left behind
       const ac = new AbortController();
@@ -49,6 +52,7 @@ export function convertCommand(): Command {
       const r = await convertLanguageModel(o.llm, o.output, {
         type,
         signal: ac.signal,
+        threads: o.threads,
         name: o.name,
         healthgptTokens: o.healthgptTokens,
         onTensor: (e, done, total) => {

@@ -4,7 +4,8 @@
  * bf16 or quantized. Everything is checked before a byte is written: the config, every tensor's
  * name (unknown and missing ones reported by name) and shape, the tokenizer. Then tensors stream
  * through one at a time (read, converted, written, dropped), so memory holds one tensor, never
- * the model; the GGUF appears under its name only when complete.
+ * the model; quantization runs on worker threads (quantize-pool.ts); the GGUF appears under its
+ * name only when complete.
  */
 import { existsSync, statSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
@@ -12,10 +13,10 @@ import { basename, dirname, join, resolve } from 'node:path';
 import { GGUFWriter } from '../gguf/writer.js';
 import { ggmlType } from '../gguf/constants.js';
 import { abortError } from '../model/model.js';
-import { native } from '../native.js';
 import { FILE_TYPE, planQuantization, type PlanEntry, type QuantizeTarget } from '../quantize/plan.js';
 import { addBpeVocab, addSpmVocab } from '../tokenizer/vocab-gguf.js';
 import { openCheckpoint } from './checkpoint.js';
+import { QuantizePool } from './quantize-pool.js';
 import { loadHfVocab } from './hf-tokenizer.js';
 import { addPhi3Metadata, ignoredTensor, phi3ExpectedShapes, phi3HfName, phi3TensorName, readPhi3Config } from './phi3.js';
 import { convertFail, numel, type LazyTensor } from './tensor.js';
@@ -29,6 +30,8 @@ export interface ConvertLlmOptions {
   healthgptTokens?: boolean;
   /** called after each tensor is written */
   onTensor?: (entry: PlanEntry, done: number, total: number) => void;
+  /** quantization worker threads (default: one per core) */
+  threads?: number;
   /** stops the conversion between two slices of work (ABORT_ERR); nothing is left on disk */
   signal?: AbortSignal;
 }
@@ -41,14 +44,6 @@ export interface ConvertResult {
   seconds: number;
 }
 
-/**
- * Elements quantized per native call (the reference quantizer runs on the calling thread): small
- * enough that the event loop gets a turn every few tens of milliseconds.
- */
-const QUANT_CHUNK = 4 * 1024 * 1024;
-
-const yieldToLoop = (): Promise<void> => new Promise((r) => setImmediate(r));
-
 const ELEMENT_TYPE: Record<string, string> = { F32: 'f32', F16: 'f16', BF16: 'bf16' };
 
 function listNames(names: string[]): string {
@@ -57,21 +52,9 @@ function listNames(names: string[]): string {
 }
 
 /** Encodes float32 values as GGUF tensor bytes of type `to` (row length `row`). */
-async function encode(values: Float32Array, to: string, row: number, signal?: AbortSignal): Promise<Uint8Array> {
+async function encode(values: Float32Array, to: string, row: number, pool: QuantizePool | undefined, signal?: AbortSignal): Promise<Uint8Array> {
   if (to === 'f32') return new Uint8Array(values.buffer, values.byteOffset, values.byteLength);
-  const t = ggmlType(to)!;
-  const addon = native();
-  const rows = values.length / row;
-  const rowsPerChunk = Math.max(1, Math.floor(QUANT_CHUNK / row));
-  const out = new Uint8Array((values.length / t.blockSize) * t.typeSize);
-  const rowBytes = (row / t.blockSize) * t.typeSize;
-  for (let r = 0; r < rows; r += rowsPerChunk) {
-    const n = Math.min(rowsPerChunk, rows - r);
-    out.set(addon.quantizeRow(t.id, values.subarray(r * row, (r + n) * row)), r * rowBytes);
-    await yieldToLoop();
-    if (signal?.aborted) throw abortError(signal);
-  }
-  return out;
+  return pool!.quantize(values, row, ggmlType(to)!, signal);
 }
 
 export async function convertLanguageModel(dir: string, output: string, opts: ConvertLlmOptions = {}): Promise<ConvertResult> {
@@ -95,6 +78,7 @@ export async function convertLanguageModel(dir: string, output: string, opts: Co
   const vocab = await loadHfVocab(dir, { vocabSize: h.vocabSize, healthgptTokens: opts.healthgptTokens });
 
   const ckpt = await openCheckpoint(dir);
+  let pool: QuantizePool | undefined;
   try {
     // names: every checkpoint tensor must be a model tensor, and every model tensor present once
     const expected = phi3ExpectedShapes(h);
@@ -130,7 +114,8 @@ export async function convertLanguageModel(dir: string, output: string, opts: Co
       { blockSize: (name) => ggmlType(name)!.blockSize },
       () => true,
     );
-    if (plan.some((e) => e.to !== 'f32')) native(); // the addon quantizes: fail now, not mid-file
+    // the addon quantizes, on worker threads: started (or failing) now, not mid-file
+    if (plan.some((e) => e.to !== 'f32')) pool = new QuantizePool(opts.threads ?? 0);
 
     const w = new GGUFWriter();
     addPhi3Metadata(w, h, opts.name ?? basename(resolve(dir)), FILE_TYPE[target]);
@@ -146,7 +131,7 @@ export async function convertLanguageModel(dir: string, output: string, opts: Co
         if (signal?.aborted) throw abortError(signal);
         const values = await t.readF32();
         if (values.length !== numel(t.shape)) convertFail(`tensor '${t.name}': read ${values.length} values`);
-        const data = await encode(values, entry.to, entry.shape[0]!, signal);
+        const data = await encode(values, entry.to, entry.shape[0]!, pool, signal);
         bytesWritten += data.byteLength;
         opts.onTensor?.(entry, ++done, plan.length);
         return data;
@@ -155,6 +140,7 @@ export async function convertLanguageModel(dir: string, output: string, opts: Co
     await w.write(output);
     return { output, plan, vocabSize: h.vocabSize, bytesWritten, seconds: (Date.now() - started) / 1000 };
   } finally {
+    await pool?.close();
     await ckpt.close();
   }
 }
