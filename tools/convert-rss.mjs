@@ -3,7 +3,7 @@
 // ~7.6 GB in two safetensors shards, as microsoft/Phi-3-mini-4k-instruct ships): peak RSS of
 // the converting process (/usr/bin/time -v) and its wall time, then deletes everything.
 //
-//   npx tsc -p tsconfig.json && node tools/convert-rss.mjs [--type q4_0] [--dir /tmp/x]
+//   npx tsc -p tsconfig.json && node tools/convert-rss.mjs [--type q4_0[,q4_k_m...]] [--dir /tmp/x]
 import { spawnSync } from 'node:child_process';
 import { copyFileSync, mkdirSync, openSync, rmSync, writeFileSync, writeSync, closeSync, statSync } from 'node:fs';
 import { join } from 'node:path';
@@ -12,7 +12,7 @@ const arg = (name, dflt) => {
   const i = process.argv.indexOf(name);
   return i >= 0 ? process.argv[i + 1] : dflt;
 };
-const type = arg('--type', 'q4_0');
+const types = arg('--type', 'q4_0').split(',');
 const dir = arg('--dir', '/tmp/healthgpt-convert-rss');
 const root = join(import.meta.dirname, '..');
 const H = 3072, F = 8192, L = 32, V = 32064;
@@ -91,16 +91,19 @@ writeFileSync(join(model, 'model.safetensors.index.json'), JSON.stringify({ meta
 const inBytes = statSync(join(model, 'model-00001-of-00002.safetensors')).size + statSync(join(model, 'model-00002-of-00002.safetensors')).size;
 console.log(`wrote ${(inBytes / 1e9).toFixed(2)} GB of F16 safetensors in ${((Date.now() - t0) / 1000).toFixed(0)} s`);
 
-const out = join(dir, `phi3-mini.${type}.gguf`);
-t0 = Date.now();
-const r = spawnSync('/usr/bin/time', ['-v', process.execPath, join(root, 'bin', 'healthgpt.js'), 'convert', '--llm', model, '-o', out, '--type', type], {
-  encoding: 'utf8',
-  env: { ...process.env, HEALTHGPT_NO_PROGRESS: '1' },
-});
-const wall = (Date.now() - t0) / 1000;
-const rss = /Maximum resident set size \(kbytes\): (\d+)/.exec(r.stderr);
-process.stdout.write(r.stdout);
-if (r.status !== 0) process.stderr.write(r.stderr);
-const outBytes = r.status === 0 ? statSync(out).size : 0;
-console.log(JSON.stringify({ type, input_gb: +(inBytes / 1e9).toFixed(2), output_gb: +(outBytes / 1e9).toFixed(2), wall_s: +wall.toFixed(1), peak_rss_mb: rss ? Math.round(Number(rss[1]) / 1024) : null, status: r.status }));
+for (const type of types) {
+  const out = join(dir, `phi3-mini.${type}.gguf`);
+  t0 = Date.now();
+  const r = spawnSync('/usr/bin/time', ['-v', process.execPath, join(root, 'bin', 'healthgpt.js'), 'convert', '--llm', model, '-o', out, '--type', type], {
+    encoding: 'utf8',
+    env: { ...process.env, HEALTHGPT_NO_PROGRESS: '1' },
+  });
+  const wall = (Date.now() - t0) / 1000;
+  const rss = /Maximum resident set size \(kbytes\): (\d+)/.exec(r.stderr);
+  process.stdout.write(r.stdout);
+  if (r.status !== 0) process.stderr.write(r.stderr);
+  const outBytes = r.status === 0 ? statSync(out).size : 0;
+  console.log(JSON.stringify({ type, input_gb: +(inBytes / 1e9).toFixed(2), output_gb: +(outBytes / 1e9).toFixed(2), wall_s: +wall.toFixed(1), peak_rss_mb: rss ? Math.round(Number(rss[1]) / 1024) : null, status: r.status }));
+  rmSync(out, { force: true });
+}
 rmSync(dir, { recursive: true, force: true });
