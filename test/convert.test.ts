@@ -475,6 +475,38 @@ describe('convert --llm', () => {
     expect(err.message).toMatch(/no-such-folder does not exist/);
   });
 
+  it('--healthgpt-tokens: embeddings resized for the 8195 image tokens, which tokenize as one id each', async () => {
+    // the fixture's weights with embed_tokens / lm_head grown to 411 + 8195 rows (+2 of padding)
+    const rows = 411 + 8195 + 2;
+    const f = await openSafetensors(join(fx, 'model', 'model.safetensors'));
+    const header: Record<string, unknown> = {};
+    const parts: Buffer[] = [];
+    let at = 0;
+    for (const t of f.tensors) {
+      const grow = t.name === 'model.embed_tokens.weight' || t.name === 'lm_head.weight';
+      const shape = grow ? [rows, 32] : [...t.shape];
+      const v = grow ? Float32Array.from({ length: rows * 32 }, (_, i) => Math.sin(i) * 0.5) : await t.readF32();
+      header[t.name] = { dtype: 'F32', shape, data_offsets: [at, at + v.byteLength] };
+      parts.push(Buffer.from(v.buffer, v.byteOffset, v.byteLength));
+      at += v.byteLength;
+    }
+    await f.close();
+    const dir = modelCopy({ name: 'model.safetensors', bytes: safetensorsBytes(header, Buffer.concat(parts)) });
+    const cfg = JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8'));
+    writeFileSync(join(dir, 'config.json'), JSON.stringify({ ...cfg, vocab_size: rows }));
+    const p = join(out, 'healthgpt-tokens.gguf');
+    await convertLanguageModel(dir, p, { type: 'f32', name, healthgptTokens: true });
+    const m = await LanguageModel.load(p, { kvType: 'f32', threads: 2 });
+    try {
+      expect(m.info.nVocab).toBe(rows);
+      expect(m.tokenize('<start_index><idx_0><idx_8191><end_index><pixel_newline>', { addSpecial: false })).toEqual([411, 412, 411 + 8192, 411 + 8193, 411 + 8194]);
+      expect(m.tokenizer.tokenText(rows - 1)).toBe(`[PAD${rows - 1}]`);
+      expect((await m.evaluate([1, 411, 412])).length).toBe(3 * rows);
+    } finally {
+      m.dispose();
+    }
+  });
+
   it('refuses a config that is not a Phi3ForCausalLM', async () => {
     const dir = modelCopy();
     const cfg = JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8'));
