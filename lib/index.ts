@@ -17,3 +17,11 @@ export {
 } from './image/index.js';
 export { VisionTower, type VisionTap, type VisionTowerInfo, type VisionLoadOptions, type EncodeOptions as VisionEncodeOptions } from './vision/clip.js';
 export { Vqgan, type VqganInfo, type VqganInput, type VqganLoadOptions, type DecodedImage as VqganImage } from './vqgan/decoder.js';
+export { convertLanguageModel, type ConvertLlmOptions, type ConvertResult } from './convert/llm.js';
+export { openCheckpoint, type Checkpoint } from './convert/checkpoint.js';
+export { openSafetensors, openSafetensorsIndex } from './convert/safetensors.js';
+export { openTorchCheckpoint, type TorchCheckpoint } from './convert/torch.js';
+export { unpickle } from './convert/pickle.js';
+export { parseSentencePieceModel, type SentencePieceModel } from './convert/sentencepiece.js';
+export { loadHfVocab, healthgptTokens } from './convert/hf-tokenizer.js';
+export type { LazyTensor, DType } from './convert/tensor.js';

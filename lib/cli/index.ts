@@ -5,6 +5,7 @@ import { benchKernelsCommand } from './bench-kernels.js';
 import { benchCommand } from './bench.js';
 import { chatCommand } from './chat.js';
 import { completeCommand } from './complete.js';
+import { convertCommand } from './convert.js';
 import { demoCommand } from './demo.js';
 import { evalCommand } from './eval.js';
 import { infoCommand } from './info.js';
@@ -25,6 +26,7 @@ export function program(): Command {
   p.addCommand(infoCommand());
   p.addCommand(quantizeCommand());
   p.addCommand(pullCommand());
+  p.addCommand(convertCommand());
   p.addCommand(benchCommand());
   p.addCommand(benchKernelsCommand());
   return p;
