@@ -81,27 +81,21 @@ void attention(ThreadPool &pool, const kv_layer &kv, const float *q, int64_t q_s
     const float scale = 1.0f / std::sqrt((float)hd);
     const kernel_table &kt = kernels_active();
     const vec_dot_fn dot = kt.vec_dot[kv.type];
-    // F16 cache: the other operand must be F16 too; F32 pairs with plain floats.
-    const from_float_fn to_cache_type = kv.type == HG_TYPE_F16 ? kt.from_float[HG_TYPE_F16] : nullptr;
-    if (!dot || (kv.type == HG_TYPE_F16 && !to_cache_type)) fail("attention: no dot kernel for the cache type");
+    // Both cache types dot against plain floats: the query and the probabilities are never
+    // rounded to the cache's type.
+    if (!dot) fail("attention: no dot kernel for the cache type");
     const uint8_t *kb = static_cast<const uint8_t *>(kv.k), *vb = static_cast<const uint8_t *>(kv.v);
 
     const int64_t n_items = n_heads * n_tokens;
     std::atomic<int64_t> next{0};
     pool.run([&](int, int) {
         std::vector<float> scores;
-        std::vector<uint8_t> q_conv, p_conv;
         for (int64_t item; (item = next.fetch_add(1, std::memory_order_relaxed)) < n_items;) {
             // Consecutive items are tokens of one head: they share that head's K and V rows.
             const int64_t h = item / n_tokens, t = item % n_tokens, kvh = h / group;
             const int64_t p = pos0 + t, j0 = first_key(p, sliding_window), n_keys = p + 1 - j0;
             const float *qh = q + t * q_stride + h * hd;
             const void *q_op = qh;
-            if (to_cache_type) {
-                q_conv.resize(hd * eb);
-                to_cache_type(qh, q_conv.data(), hd);
-                q_op = q_conv.data();
-            }
             scores.resize(n_keys);
             const uint8_t *k_rows = kb + (kvh * n_ctx + j0) * hd * eb;
             float max_score = -INFINITY;
@@ -118,11 +112,6 @@ void attention(ThreadPool &pool, const kv_layer &kv, const float *q, int64_t q_s
             const float inv_sum = 1.0f / sum;
             for (int64_t j = 0; j < n_keys; j++) scores[j] *= inv_sum;
             const void *p_op = scores.data();
-            if (to_cache_type) {
-                p_conv.resize(n_keys * eb);
-                to_cache_type(scores.data(), p_conv.data(), n_keys);
-                p_op = p_conv.data();
-            }
             // out[d] = probs . V^T[d] over the same key range.
             const uint8_t *v_rows = vb + (kvh * hd * n_ctx + j0) * eb;
             float *oh = out + t * out_stride + h * hd;

@@ -110,19 +110,21 @@ void vec_dot_f32(int64_t n, float *s, const void *vx, const void *vy) {
 
 inline __m256 load_f16x8(const fp16_t *p) { return _mm256_cvtph_ps(loadu128(p)); }
 
+// f16 weights x f32 activations (the activations are never rounded to f16)
 void vec_dot_f16(int64_t n, float *s, const void *vx, const void *vy) {
-    const fp16_t *x = (const fp16_t *)vx, *y = (const fp16_t *)vy;
+    const fp16_t *x = (const fp16_t *)vx;
+    const float *y = (const float *)vy;
     __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
     int64_t i = 0;
     for (; i + 32 <= n; i += 32) {
-        a0 = _mm256_fmadd_ps(load_f16x8(x + i), load_f16x8(y + i), a0);
-        a1 = _mm256_fmadd_ps(load_f16x8(x + i + 8), load_f16x8(y + i + 8), a1);
-        a2 = _mm256_fmadd_ps(load_f16x8(x + i + 16), load_f16x8(y + i + 16), a2);
-        a3 = _mm256_fmadd_ps(load_f16x8(x + i + 24), load_f16x8(y + i + 24), a3);
+        a0 = _mm256_fmadd_ps(load_f16x8(x + i), _mm256_loadu_ps(y + i), a0);
+        a1 = _mm256_fmadd_ps(load_f16x8(x + i + 8), _mm256_loadu_ps(y + i + 8), a1);
+        a2 = _mm256_fmadd_ps(load_f16x8(x + i + 16), _mm256_loadu_ps(y + i + 16), a2);
+        a3 = _mm256_fmadd_ps(load_f16x8(x + i + 24), _mm256_loadu_ps(y + i + 24), a3);
     }
-    for (; i + 8 <= n; i += 8) a0 = _mm256_fmadd_ps(load_f16x8(x + i), load_f16x8(y + i), a0);
+    for (; i + 8 <= n; i += 8) a0 = _mm256_fmadd_ps(load_f16x8(x + i), _mm256_loadu_ps(y + i), a0);
     float sum = hsum(_mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3)));
-    for (; i < n; ++i) sum += h2f(x[i]) * h2f(y[i]);
+    for (; i < n; ++i) sum += h2f(x[i]) * y[i];
     *s = sum;
 }
 

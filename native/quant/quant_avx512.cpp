@@ -92,21 +92,22 @@ void vec_dot_f32(int64_t n, float *s, const void *vx, const void *vy) {
 
 inline __m512 load_f16x16(const fp16_t *p) { return _mm512_cvtph_ps(loadu(p)); }
 
+// f16 weights x f32 activations (the activations are never rounded to f16)
 void vec_dot_f16(int64_t n, float *s, const void *vx, const void *vy) {
-    const fp16_t *x = (const fp16_t *)vx, *y = (const fp16_t *)vy;
+    const fp16_t *x = (const fp16_t *)vx;
+    const float *y = (const float *)vy;
     __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
     int64_t i = 0;
     for (; i + 64 <= n; i += 64) {
-        a0 = _mm512_fmadd_ps(load_f16x16(x + i), load_f16x16(y + i), a0);
-        a1 = _mm512_fmadd_ps(load_f16x16(x + i + 16), load_f16x16(y + i + 16), a1);
-        a2 = _mm512_fmadd_ps(load_f16x16(x + i + 32), load_f16x16(y + i + 32), a2);
-        a3 = _mm512_fmadd_ps(load_f16x16(x + i + 48), load_f16x16(y + i + 48), a3);
+        a0 = _mm512_fmadd_ps(load_f16x16(x + i), _mm512_loadu_ps(y + i), a0);
+        a1 = _mm512_fmadd_ps(load_f16x16(x + i + 16), _mm512_loadu_ps(y + i + 16), a1);
+        a2 = _mm512_fmadd_ps(load_f16x16(x + i + 32), _mm512_loadu_ps(y + i + 32), a2);
+        a3 = _mm512_fmadd_ps(load_f16x16(x + i + 48), _mm512_loadu_ps(y + i + 48), a3);
     }
-    for (; i + 16 <= n; i += 16) a0 = _mm512_fmadd_ps(load_f16x16(x + i), load_f16x16(y + i), a0);
+    for (; i + 16 <= n; i += 16) a0 = _mm512_fmadd_ps(load_f16x16(x + i), _mm512_loadu_ps(y + i), a0);
     if (i < n) {
         const __mmask16 k = (__mmask16)((1u << (n - i)) - 1);
-        a1 = _mm512_fmadd_ps(_mm512_cvtph_ps(_mm256_maskz_loadu_epi16(k, x + i)),
-                             _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(k, y + i)), a1);
+        a1 = _mm512_fmadd_ps(_mm512_cvtph_ps(_mm256_maskz_loadu_epi16(k, x + i)), _mm512_maskz_loadu_ps(k, y + i), a1);
     }
     *s = _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(a0, a1), _mm512_add_ps(a2, a3)));
 }

@@ -274,10 +274,13 @@ void vec_dot_f32_f32_ref(int64_t n, float *s, const void *vx, const void *vy) {
     *s = sum;
 }
 
-void vec_dot_f16_f16_ref(int64_t n, float *s, const void *vx, const void *vy) {
-    const fp16_t *x = (const fp16_t *)vx, *y = (const fp16_t *)vy;
+// f16 weights against f32 activations: the activations are not rounded (llama.cpp's CPU
+// backend on AVX-512 FP16 / AMX machines computes f16 weights to float precision as well).
+void vec_dot_f16_f32_ref(int64_t n, float *s, const void *vx, const void *vy) {
+    const fp16_t *x = (const fp16_t *)vx;
+    const float *y = (const float *)vy;
     float sum = 0.0f;
-    for (int64_t i = 0; i < n; i++) sum += fp16_to_f32(x[i]) * fp16_to_f32(y[i]);
+    for (int64_t i = 0; i < n; i++) sum += fp16_to_f32(x[i]) * y[i];
     *s = sum;
 }
 
@@ -368,7 +371,7 @@ const kernel_table &kernels_scalar() {
     static const kernel_table t = [] {
         kernel_table k{};
         k.vec_dot[HG_TYPE_F32] = vec_dot_f32_f32_ref;
-        k.vec_dot[HG_TYPE_F16] = vec_dot_f16_f16_ref;
+        k.vec_dot[HG_TYPE_F16] = vec_dot_f16_f32_ref;
         k.vec_dot[HG_TYPE_BF16] = vec_dot_bf16_bf16_ref;
         k.vec_dot[HG_TYPE_Q4_0] = vec_dot_q4_0_q8_0_ref;
         k.vec_dot[HG_TYPE_Q4_1] = vec_dot_q4_1_q8_1_ref;

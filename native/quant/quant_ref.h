@@ -61,7 +61,7 @@ inline void get_scale_min_k4(int j, const uint8_t *q, uint8_t *sc, uint8_t *m) {
 
 // ---- dot products: weight row x (its type) against activation row y (its vec_dot_type) ----
 void vec_dot_f32_f32_ref(int64_t n, float *s, const void *x, const void *y);
-void vec_dot_f16_f16_ref(int64_t n, float *s, const void *x, const void *y);
+void vec_dot_f16_f32_ref(int64_t n, float *s, const void *x, const void *y);
 void vec_dot_bf16_bf16_ref(int64_t n, float *s, const void *x, const void *y);
 void vec_dot_q4_0_q8_0_ref(int64_t n, float *s, const void *x, const void *y);
 void vec_dot_q4_1_q8_1_ref(int64_t n, float *s, const void *x, const void *y);

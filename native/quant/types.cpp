@@ -28,7 +28,7 @@ struct table {
     table() {
         // Supported: vec_dot_type pairs as in llama.cpp's CPU backend.
         def(HG_TYPE_F32, "f32", 1, 4, HG_TYPE_F32, dequantize_row_f32_ref, quantize_row_f32_ref);
-        def(HG_TYPE_F16, "f16", 1, 2, HG_TYPE_F16, dequantize_row_f16_ref, quantize_row_f16_ref);
+        def(HG_TYPE_F16, "f16", 1, 2, HG_TYPE_F32, dequantize_row_f16_ref, quantize_row_f16_ref);
         def(HG_TYPE_BF16, "bf16", 1, 2, HG_TYPE_BF16, dequantize_row_bf16_ref, quantize_row_bf16_ref);
         def(HG_TYPE_Q4_0, "q4_0", QK4_0, sizeof(block_q4_0), HG_TYPE_Q8_0,
             dequantize_row_q4_0_ref, quantize_row_q4_0_ref);

@@ -143,7 +143,7 @@ TEST(type_table_sizes_names_and_support) {
 
     // llama.cpp's pairing of weight and activation types
     CHECK(info(HG_TYPE_F32).vec_dot_type == HG_TYPE_F32);
-    CHECK(info(HG_TYPE_F16).vec_dot_type == HG_TYPE_F16);
+    CHECK(info(HG_TYPE_F16).vec_dot_type == HG_TYPE_F32);
     CHECK(info(HG_TYPE_BF16).vec_dot_type == HG_TYPE_BF16);
     CHECK(info(HG_TYPE_Q4_0).vec_dot_type == HG_TYPE_Q8_0);
     CHECK(info(HG_TYPE_Q5_0).vec_dot_type == HG_TYPE_Q8_0);
