@@ -18,6 +18,7 @@
       "native/ops/activation.cpp",
       "native/ops/hlora.cpp",
       "native/models/phi3.cpp",
+      "native/models/hlora_plugin.cpp",
       "native/api/api_types.cpp",
       "native/api/api_gguf.cpp",
       "native/api/api_ops.cpp",
