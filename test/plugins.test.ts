@@ -2,12 +2,14 @@
 // transformers' golden vectors (tools/reference/make_phi3_hlora_reference.py), plugin
 // switches between requests on one model against fresh loads (the prefix reuse must not
 // carry keys and values across plugins), and validation of plugin options and files.
-import { readFileSync } from 'node:fs';
+import { readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { HealthGPTError } from '../lib/errors.js';
 import { LanguageModel } from '../lib/model/model.js';
-import { root } from './helpers.js';
+import { writeRandomHLoraPlugin } from '../lib/synthetic/hlora.js';
+import { PHI3_TINY, writeRandomPhi3 } from '../lib/synthetic/phi3.js';
+import { root, tempDir } from './helpers.js';
 
 const fixtures = join(root, 'test', 'fixtures', 'phi3-hlora');
 const file = (name: string): string => join(fixtures, `${name}.gguf`);
@@ -143,6 +145,32 @@ describe('plugin loading options', () => {
       await expect(m.evaluate([1, 2, 3], { plugin: 'comprehension' })).rejects.toThrow('plugin must be omitted (no plugin is loaded), got "comprehension"');
     } finally {
       m.dispose();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('random plugins (lib/synthetic/hlora)', () => {
+  it('load over a random base of their shape, in f32, f16 and bf16, and change its logits', async () => {
+    const dir = tempDir();
+    const base = join(dir, 'tiny.gguf');
+    await writeRandomPhi3(base, PHI3_TINY);
+    const spec = { name: 'generation', rank: 16, alpha: 32, experts: 4 };
+    for (const type of ['f32', 'f16', 'bf16'] as const) await writeRandomHLoraPlugin(join(dir, `${type}.gguf`), PHI3_TINY, spec, type);
+    const m = await LanguageModel.load(base, { threads: 2, kvType: 'f32', plugins: { f32: join(dir, 'f32.gguf'), f16: join(dir, 'f16.gguf'), bf16: join(dir, 'bf16.gguf') } });
+    try {
+      const tokens = [5, 17, 300, 42, 7];
+      const none = await m.evaluate(tokens);
+      const f32 = await m.evaluate(tokens, { plugin: 'f32' });
+      expect(f32.every(Number.isFinite)).toBe(true);
+      expect(maxRel(f32, none)).toBeGreaterThan(0.05); // the plugin does something
+      // the same random values rounded to f16 / bf16: the rounding of values and activations
+      // (2^-11 / 2^-8 relative each) measured 5.0e-4 / 4.9e-3 on the golden fixtures: 3e-3 / 3e-2
+      expect(maxRel(await m.evaluate(tokens, { plugin: 'f16' }), f32)).toBeLessThan(3e-3);
+      expect(maxRel(await m.evaluate(tokens, { plugin: 'bf16' }), f32)).toBeLessThan(3e-2);
+    } finally {
+      m.dispose();
+      rmSync(dir, { recursive: true, force: true });
     }
   });
 });
