@@ -145,7 +145,6 @@ describe('plugin loading options', () => {
       await expect(m.evaluate([1, 2, 3], { plugin: 'comprehension' })).rejects.toThrow('plugin must be omitted (no plugin is loaded), got "comprehension"');
     } finally {
       m.dispose();
-      rmSync(dir, { recursive: true, force: true });
     }
   });
 });

@@ -66,6 +66,23 @@ export interface ChatOptions extends CompleteOptions {
 
 export type FinishReason = 'stop' | 'length' | 'context' | 'abort';
 
+/**
+ * One piece of a prompt: a token id, or a Float32Array of one or more input embeddings (nEmbd
+ * floats each, row after row) that enter the model in place of tokens, e.g. projected image
+ * features spliced where `<image>` stood.
+ */
+export type PromptPiece = number | Float32Array;
+
+/** A prompt position: a token id or one embedding row (a copy the caller cannot change). */
+type Position = number | Float32Array;
+
+function samePosition(a: Position, b: Position): boolean {
+  if (typeof a === 'number' || typeof b === 'number') return a === b;
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
 function validateLoad(o: LoadOptions): void {
   for (const k of ['contextSize', 'threads'] as const) {
     const v = o[k];
@@ -106,8 +123,8 @@ export class LanguageModel {
   readonly metadata: GGUFInfo['metadata'];
   private handle: NativeModel | undefined;
   private readonly lock = new Mutex();
-  /** tokens whose keys and values the KV cache holds, in order */
-  private cached: number[] = [];
+  /** positions whose keys and values the KV cache holds, in order */
+  private cached: Position[] = [];
   /** the plugin (native id, -1 for none) those keys and values were computed under */
   private cachedPlugin = -1;
   /** plugin name -> native id */
@@ -235,13 +252,24 @@ export class LanguageModel {
     return (this.eog = out);
   }
 
-  private checkTokens(tokens: readonly number[]): void {
-    if (!Array.isArray(tokens) || tokens.length === 0) throw new HealthGPTError('ERR_INVALID_ARG', 'tokens must be a non-empty array of token ids');
-    const { nVocab, nCtx } = this.live().info();
-    tokens.forEach((t, i) => {
+  /** Checks a prompt and splits its embedding arrays into one position per row. */
+  private positions(prompt: readonly PromptPiece[]): Position[] {
+    if (!Array.isArray(prompt) || prompt.length === 0) throw new HealthGPTError('ERR_INVALID_ARG', 'tokens must be a non-empty array of token ids (or Float32Array embeddings)');
+    const { nVocab, nCtx, nEmbd } = this.live().info();
+    const out: Position[] = [];
+    prompt.forEach((t, i) => {
+      if (t instanceof Float32Array) {
+        if (t.length === 0 || t.length % nEmbd !== 0) throw new HealthGPTError('ERR_INVALID_ARG', `embeddings at index ${i} hold ${t.length} floats, not a whole number of rows of ${nEmbd}`);
+        const bad = t.findIndex((v) => !Number.isFinite(v));
+        if (bad >= 0) throw new HealthGPTError('ERR_INVALID_ARG', `embeddings at index ${i} have a non-finite value at ${bad}`);
+        for (let r = 0; r < t.length; r += nEmbd) out.push(t.slice(r, r + nEmbd));
+        return;
+      }
       if (!Number.isInteger(t) || t < 0 || t >= nVocab) throw new HealthGPTError('ERR_INVALID_ARG', `token ${String(t)} at index ${i} is not in the vocabulary (0..${nVocab - 1})`);
+      out.push(t);
     });
-    if (tokens.length > nCtx) throw new HealthGPTError('ERR_CONTEXT', `the prompt has ${tokens.length} tokens but the context holds ${nCtx}`);
+    if (out.length > nCtx) throw new HealthGPTError('ERR_CONTEXT', `the prompt has ${out.length} tokens but the context holds ${nCtx}`);
+    return out;
   }
 
   /**
@@ -249,19 +277,27 @@ export class LanguageModel {
    * (a second question about the same image and system prompt recomputes only what differs).
    * Returns the logits of the last token, or of every token evaluated when allLogits.
    */
-  private async feed(tokens: readonly number[], allLogits: boolean, plugin: number): Promise<{ logits: Float32Array; from: number }> {
+  private async feed(tokens: readonly Position[], allLogits: boolean, plugin: number): Promise<{ logits: Float32Array; from: number }> {
     const h = this.live();
     let common = 0;
     // keys and values depend on the plugin: a prefix computed under another one is not reused
     if (plugin === this.cachedPlugin)
-      while (common < tokens.length && common < this.cached.length && tokens[common] === this.cached[common]) common++;
+      while (common < tokens.length && common < this.cached.length && samePosition(tokens[common], this.cached[common])) common++;
     if (allLogits) common = 0; // every position's logits are wanted: recompute them all
     if (common === tokens.length) common--; // the last token must run to give its logits
     h.kvClear(common);
     this.cached = this.cached.slice(0, common);
     this.cachedPlugin = plugin;
+    const rest = tokens.slice(common);
+    // embedding rows go in as token -1, their floats in order beside
+    const rows = rest.filter((t): t is Float32Array => typeof t !== 'number');
+    let embd: Float32Array | undefined;
+    if (rows.length) {
+      embd = new Float32Array(rows.length * rows[0].length);
+      rows.forEach((r, i) => embd?.set(r, i * r.length));
+    }
     try {
-      const logits = await h.eval(Int32Array.from(tokens.slice(common)), common, allLogits, plugin);
+      const logits = await h.eval(Int32Array.from(rest, (t) => (typeof t === 'number' ? t : -1)), common, allLogits, plugin, embd);
       this.cached = tokens.slice();
       return { logits, from: common };
     } catch (err) {
@@ -269,25 +305,25 @@ export class LanguageModel {
     }
   }
 
-  /** Next-token logits after each token of `tokens` (n x nVocab, row after row). */
-  async evaluate(tokens: readonly number[], options: RequestOptions = {}): Promise<Float32Array> {
-    this.checkTokens(tokens);
+  /** Next-token logits after each position of `prompt` (n x nVocab, row after row). */
+  async evaluate(prompt: readonly PromptPiece[], options: RequestOptions = {}): Promise<Float32Array> {
+    const positions = this.positions(prompt);
     const plugin = this.pluginId(options.plugin);
     const release = await this.lock.acquire();
     try {
-      return (await this.feed(tokens, true, plugin)).logits;
+      return (await this.feed(positions, true, plugin)).logits;
     } finally {
       release();
     }
   }
 
-  /** Streams generated token ids after the prompt tokens. */
-  async *generate(prompt: readonly number[], options: GenerateOptions = {}): AsyncGenerator<number, FinishReason, void> {
+  /** Streams generated token ids after the prompt (token ids and embeddings). */
+  async *generate(prompt: readonly PromptPiece[], options: GenerateOptions = {}): AsyncGenerator<number, FinishReason, void> {
     validateSampling(options);
     const maxTokens = options.maxTokens ?? 256;
     if (!Number.isInteger(maxTokens) || maxTokens < 0) throw new HealthGPTError('ERR_INVALID_OPTION', `maxTokens must be a non-negative integer, got ${String(maxTokens)}`);
     if (options.signal !== undefined && !(options.signal instanceof AbortSignal)) throw new HealthGPTError('ERR_INVALID_OPTION', 'signal must be an AbortSignal');
-    this.checkTokens(prompt);
+    const positions = this.positions(prompt);
     const plugin = this.pluginId(options.plugin);
     const stop = new Set(options.stopTokens ?? this.defaultStopTokens());
     const sampler = new Sampler(options);
@@ -303,8 +339,10 @@ export class LanguageModel {
     try {
       checkAbort();
       const nCtx = this.live().info().nCtx;
-      let { logits } = await this.feed(prompt, false, plugin);
-      const history = prompt.slice();
+      let { logits } = await this.feed(positions, false, plugin);
+      // the sampler's repetition penalty looks at token ids only
+      const history = positions.filter((t): t is number => typeof t === 'number');
+      let length = positions.length;
       for (let i = 0; i < maxTokens; i++) {
         checkAbort();
         const token = sampler.sample(logits, history);
@@ -313,9 +351,10 @@ export class LanguageModel {
           break;
         }
         history.push(token);
+        length++;
         yield token;
         if (i + 1 === maxTokens) break;
-        if (history.length > nCtx) {
+        if (length > nCtx) {
           finish = 'context';
           break;
         }
