@@ -296,6 +296,32 @@ TEST(embeddings_in_place_of_tokens_give_the_same_logits) {
                   hg_last_error());
         CHECK(std::memcmp(got.data(), want.data(), got.size() * 4) == 0);
     }
+    // across the 256-token chunks of a long prefill: every third position an embedding row
+    {
+        hg_model_params p = hg_model_default_params();
+        p.kv_type = HG_TYPE_F32;
+        p.n_threads = 2;
+        p.n_ctx = 600;
+        hg_model *big = hg_model_load((kDir + "base.f32.gguf").c_str(), &p);
+        CHECK(big != nullptr);
+        const int n_long = 520, gen = load_plugin(big, "generation.f32");
+        std::vector<int32_t> ids(n_long), with_rows(n_long);
+        std::vector<float> long_rows;
+        for (int i = 0; i < n_long; i++) {
+            ids[i] = with_rows[i] = (i * 37 + 11) % 200; // below the generation plugin's own rows
+            if (i % 3 == 1) {
+                long_rows.insert(long_rows.end(), table + (size_t)ids[i] * E, table + (size_t)(ids[i] + 1) * E);
+                with_rows[i] = -1;
+            }
+        }
+        std::vector<float> a(V), b(V);
+        CHECK(hg_model_eval_plugin(big, gen, ids.data(), n_long, 0, a.data(), 0) == 0);
+        CHECK(hg_model_kv_clear(big, 0) == 0);
+        CHECK_MSG(hg_model_eval_embd(big, gen, with_rows.data(), long_rows.data(), n_long, 0, b.data(), 0) == 0, hg_last_error());
+        CHECK(a == b);
+        hg_model_free(big);
+    }
+
     std::vector<float> bad(rows.begin(), rows.begin() + E);
     bad[7] = NAN;
     const int32_t one = -1;
