@@ -9,8 +9,10 @@
 //   - fused (router and lora_A in one pass over the input: the engine's path),
 //   - unfused (router and lora_A as passes of their own: what fusing saves),
 //   - re-encoded as q8_0 at load (half the adapter bytes of f16 per token),
-// in one process on one loaded model (the plugins share its weights; switching is free), the
-// configurations interleaved run by run so a busy machine slows them alike; medians reported.
+// in one process (one model instance per configuration over the same mapped file), the
+// configurations taking turns prompt by prompt and decode step by decode step, so a busy
+// machine slows them alike; each is compared with the base of the same round (paired
+// ratios), medians reported.
 // At one token a step reads every weight once, so the overhead to expect is the adapters'
 // bytes over the base's: printed beside the measurement.
 //
@@ -30,9 +32,9 @@ const require = createRequire(import.meta.url);
 const USAGE = `usage: node tools/bench-hlora.mjs [options]
   --json            print one JSON object instead of the table
   --threads N       threads (default: ${availableParallelism()}, one per core)
-  --repeats N       timed runs of each measurement, the median reported (default 3)
+  --repeats N       timed prompt runs of each configuration, the median reported (default 3)
   --prompt N        prompt tokens for prompt processing (default 64)
-  --decode N        tokens decoded one at a time (default 16)
+  --decode N        single decode steps of each configuration, the median reported (default 16)
   --context N       KV cache positions (default 256)
   --model FILE      a phi3 GGUF to use instead of the cached random Phi-3-mini Q4_0
   --cache DIR       where the random model and plugins are kept (default ~/.cache/healthgpt/bench)`;
@@ -239,73 +241,80 @@ async function main() {
     { name: 'generation unfused', spec: M3_GENERATION, file: gen, options: { fused: false }, bytesPerValue: 2 },
     { name: 'generation q8_0', spec: M3_GENERATION, file: gen, options: { adapterType: 'q8_0' }, bytesPerValue: 34 / 32 },
   ];
-  log(`loading ${model} with ${configs.length - 1} plugin configurations (${o.threads} threads) ...`);
+  // One model instance per configuration: the file's pages are mapped once and shared, each
+  // instance has its own KV cache and holds only its own plugin; so configurations can take
+  // turns token by token.
+  log(`loading ${model} ${configs.length} times (shared pages), each with its plugin (${o.threads} threads) ...`);
   const t0 = performance.now();
-  const m = await LanguageModel.load(model, { threads: o.threads, contextSize: o.context, kvType: 'f16' });
-  const loadMs = performance.now() - t0;
-  const pluginLoadMs = {};
-  for (const c of configs.slice(1)) {
+  for (const c of configs) {
+    c.model = await LanguageModel.load(model, { threads: o.threads, contextSize: o.context, kvType: 'f16' });
+    if (c === configs[0]) c.loadMs = performance.now() - t0;
+    if (!c.spec) continue;
     const t = performance.now();
-    await m.loadPlugin(c.name, c.file, c.options);
-    pluginLoadMs[c.name] = performance.now() - t;
+    await c.model.loadPlugin(c.name, c.file, c.options);
+    c.pluginLoadMs = performance.now() - t;
     c.plugin = c.name;
   }
 
-  const prefill = async (plugin, prompt) => {
-    for await (const _ of m.generate(prompt, { maxTokens: 1, stopTokens: [], plugin }));
-  };
-  const decode = async (plugin, prompt, n) => {
-    const stamps = [];
-    for await (const _ of m.generate(prompt, { maxTokens: n, stopTokens: [], plugin })) stamps.push(performance.now());
-    if (stamps.length !== n) throw new Error(`decode produced ${stamps.length} tokens, ${n} asked`);
-    return stamps;
+  const prefill = async (c, prompt) => {
+    const t = performance.now();
+    for await (const _ of c.model.generate(prompt, { maxTokens: 1, stopTokens: [], plugin: c.plugin }));
+    return performance.now() - t;
   };
 
-  log(`warming up, then ${o.repeats} rounds of: each configuration's prompt (${o.prompt} tokens) and decode (${o.decode} tokens) ...`);
-  for (const c of configs) await prefill(c.plugin, tokens(16, shape.vocab, 7)); // pages the weights in
-  const pp = Object.fromEntries(configs.map((c) => [c.name, []]));
-  const tg = Object.fromEntries(configs.map((c) => [c.name, []]));
+  // Configurations take turns: one prompt each per round, and one decode step each per
+  // round, so a load that comes and goes on this shared machine lands on all of them alike;
+  // each configuration's time is also compared with the base's of the same round (paired).
+  log(`warming up, then ${o.repeats} rounds of prompts (${o.prompt} tokens) and ${o.decode} rounds of single decode steps, configurations in turn ...`);
+  for (const c of configs) await prefill(c, tokens(16, shape.vocab, 7)); // pages the weights in
+  const ppMs = Object.fromEntries(configs.map((c) => [c.name, []]));
+  const tgMs = Object.fromEntries(configs.map((c) => [c.name, []]));
   let seed = 1;
   for (let r = 0; r < o.repeats; r++) {
-    for (const c of configs) {
-      const prompt = tokens(o.prompt, shape.vocab, seed++);
-      const t = performance.now();
-      await prefill(c.plugin, prompt);
-      pp[c.name].push((o.prompt * 1000) / (performance.now() - t));
-      // timed from the first generated token to the (decode+1)-th: `decode` single steps
-      const stamps = await decode(c.plugin, tokens(1, shape.vocab, seed++), o.decode + 1);
-      tg[c.name].push((o.decode * 1000) / (stamps[stamps.length - 1] - stamps[0]));
-    }
-    log(`  round ${r + 1}/${o.repeats} done`);
+    for (const c of configs) ppMs[c.name].push(await prefill(c, tokens(o.prompt, shape.vocab, seed++)));
+    log(`  prompt round ${r + 1}/${o.repeats} done`);
   }
-  m.dispose();
+  const gens = configs.map((c) => c.model.generate(tokens(1, shape.vocab, seed++), { maxTokens: o.decode + 1, stopTokens: [], plugin: c.plugin }));
+  for (const g of gens) await g.next(); // the one-token prompt and the first token
+  for (let k = 0; k < o.decode; k++) {
+    for (let i = 0; i < configs.length; i++) {
+      const t = performance.now();
+      const step = await gens[i].next();
+      if (step.done) throw new Error(`${configs[i].name}: decode ended after ${k} steps`);
+      tgMs[configs[i].name].push(performance.now() - t);
+    }
+    if ((k + 1) % 4 === 0) log(`  decode step ${k + 1}/${o.decode} done`);
+  }
+  for (const g of gens) await g.return(undefined);
+  for (const c of configs) c.model.dispose();
 
-  const base = { pp: median(pp.base), tg: median(tg.base) };
+  const paired = (xs, base) => median(xs.map((x, i) => x / base[i] - 1));
   const rows = configs.map((c) => {
-    const ppm = median(pp[c.name]);
-    const tgm = median(tg[c.name]);
     const adapterBytes = c.spec ? adapterBytesPerToken(shape, c.spec, c.bytesPerValue) : 0;
     return {
       name: c.name,
       rank: c.spec?.rank,
       experts: c.spec?.experts,
-      promptTokensPerSecond: ppm,
-      decodeTokensPerSecond: tgm,
-      promptRuns: pp[c.name],
-      decodeRuns: tg[c.name],
-      // time per token over the base's, minus one: 0.10 = 10% slower
-      promptOverhead: base.pp / ppm - 1,
-      decodeOverhead: base.tg / tgm - 1,
+      promptTokensPerSecond: (o.prompt * 1000) / median(ppMs[c.name]),
+      decodeTokensPerSecond: 1000 / median(tgMs[c.name]),
+      promptRunsMs: ppMs[c.name],
+      decodeStepsMs: tgMs[c.name],
+      // time per token over the base's in the same round, minus one (median over rounds):
+      // 0.10 = 10% slower
+      promptOverhead: paired(ppMs[c.name], ppMs.base),
+      decodeOverhead: paired(tgMs[c.name], tgMs.base),
       adapterBytesPerToken: adapterBytes,
       // what reading the adapters alone would add at the base's bandwidth
       expectedDecodeOverhead: adapterBytes / baseBytesPerToken,
-      pluginLoadMs: pluginLoadMs[c.name],
+      pluginLoadMs: c.pluginLoadMs,
     };
   });
+  const loadMs = configs[0].loadMs;
   const byName = Object.fromEntries(rows.map((r) => [r.name, r]));
+  // speed of the fused path over the unfused, paired round by round
   const fusedOverUnfused = (n) => ({
-    prompt: byName[n].promptTokensPerSecond / byName[`${n} unfused`].promptTokensPerSecond,
-    decode: byName[n].decodeTokensPerSecond / byName[`${n} unfused`].decodeTokensPerSecond,
+    prompt: median(ppMs[`${n} unfused`].map((x, i) => x / ppMs[n][i])),
+    decode: median(tgMs[`${n} unfused`].map((x, i) => x / tgMs[n][i])),
   });
   const result = {
     model: { path: model, weightBytes, bytesPerToken: baseBytesPerToken, shape, loadMs },
@@ -327,11 +336,11 @@ async function main() {
   }
   const pct = (x) => `${x >= 0 ? '+' : ''}${(100 * x).toFixed(1)}%`.padStart(8);
   const num = (x) => x.toFixed(2).padStart(8);
-  const runs = (xs) => xs.map((x) => x.toFixed(2)).join(', ');
+  const runs = (xs) => xs.map((x) => x.toFixed(0)).join(', ');
   console.log('');
   console.log(`model     ${model}`);
   console.log(`          phi3, ${shape.layers} layers, hidden ${shape.hidden}, ffn ${shape.ffn}, ${(baseBytesPerToken / GB).toFixed(2)} GB of weights read per token`);
-  console.log(`settings  ${o.threads} threads, context ${o.context}, KV cache f16, CPU ${native().cpu().active}; medians of ${o.repeats} interleaved runs`);
+  console.log(`settings  ${o.threads} threads, context ${o.context}, KV cache f16, CPU ${native().cpu().active}; medians of ${o.repeats} prompt rounds and ${o.decode} decode rounds, configurations in turn`);
   console.log('');
   console.log('                          prompt tok/s  (time)   decode tok/s  (time)   adapter MB/token  (expected)');
   for (const r of rows)
@@ -343,7 +352,8 @@ async function main() {
     console.log(`fused / unfused ${n.padEnd(14)} prompt ${result.fusedOverUnfused[n].prompt.toFixed(2)}x, decode ${result.fusedOverUnfused[n].decode.toFixed(2)}x`);
   console.log(`targets   decode overhead: comprehension <= 10% (f16 ${pct(result.targets.comprehension).trim()}, q8_0 ${pct(result.targets.comprehensionQ8_0).trim()}), generation <= 25% (f16 ${pct(result.targets.generation).trim()}, q8_0 ${pct(result.targets.generationQ8_0).trim()})`);
   console.log('');
-  for (const r of rows) console.log(`  ${r.name.padEnd(22)} prompt [${runs(r.promptRuns)}] decode [${runs(r.decodeRuns)}]`);
+  console.log("(time: median over rounds of the time per token over the base's in the same round; expected: the adapters' bytes over the base's)");
+  for (const r of rows) console.log(`  ${r.name.padEnd(22)} prompt ms [${runs(r.promptRunsMs)}] decode step ms [${runs(r.decodeStepsMs)}]`);
 }
 
 main().catch((err) => {

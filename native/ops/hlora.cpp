@@ -1,6 +1,7 @@
 #include "ops/hlora.h"
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <cstring>
 
@@ -71,6 +72,7 @@ std::vector<float> to_floats(int type, const std::vector<uint8_t> &m, int64_t ro
 // layer, and the temporaries are the same size each time.
 struct Scratch {
     std::vector<float> logits_a, g, bg;
+    std::vector<uint8_t> xw, xa, xb; // a decode step's activations, converted
 };
 thread_local Scratch scratch;
 
@@ -125,21 +127,131 @@ void HLoraAdapter::convert(int type) {
 
 namespace {
 
-// y = W x + B g, where the router logits and A x of every token are in s.logits_a already.
-void hlora_epilogue(ThreadPool &pool, const HLoraAdapter &ad, int64_t n_tokens, float *y, Scratch &s);
+// g of every token from the router logits and A x in s.logits_a: per token softmax over the
+// experts, expansion to the rank slots, scale. O(tokens * rank), microseconds even for a
+// prompt: on this thread, not worth a pool wake-up.
+void expert_mix(const HLoraAdapter &ad, int64_t n_tokens, Scratch &s) {
+    const int64_t n = ad.n_experts, r = ad.rank, per = r / n, nr = n + r;
+    s.g.resize((size_t)(r * n_tokens));
+    const float scale = ad.scale();
+    for (int64_t c = 0; c < n_tokens; c++) {
+        const float *logits = &s.logits_a[(size_t)(c * nr)], *a = logits + n;
+        float *g = &s.g[(size_t)(c * r)];
+        float mx = logits[0], sum = 0;
+        for (int64_t j = 1; j < n; j++) mx = std::max(mx, logits[j]);
+        for (int64_t j = 0; j < n; j++) sum += std::exp(logits[j] - mx);
+        for (int64_t j = 0; j < n; j++) {
+            const float e = std::exp(logits[j] - mx) * (scale / sum); // expert j's route times s
+            for (int64_t k = j * per; k < (j + 1) * per; k++) g[k] = a[k] * e;
+        }
+    }
+}
+
+// y += B g for every token, g in s.g.
+void add_lora_b(ThreadPool &pool, const HLoraAdapter &ad, int64_t n_tokens, float *y, Scratch &s) {
+    const int64_t out = ad.out;
+    s.bg.resize((size_t)(out * n_tokens));
+    matmul(pool, ad.lora_b_type, ad.lora_b.data(), out, ad.rank, s.g.data(), n_tokens, s.bg.data());
+    const float *bg = s.bg.data();
+    const int64_t total = out * n_tokens;
+    auto add = [&](int64_t i0, int64_t i1) {
+        for (int64_t i = i0; i < i1; i++) y[i] += bg[i];
+    };
+    if (total < (1 << 16)) { // a decode step's add is shorter than waking the pool
+        add(0, total);
+        return;
+    }
+    pool.run([&](int ith, int nth) {
+        int64_t i0, i1;
+        split_range(total, ith, nth, i0, i1);
+        add(i0, i1);
+    });
+}
+
+// One matrix's rows dotted with one activation column already converted to the matrix's
+// activation type: what hg::matmul does per element, without its own pool job.
+struct RowDots {
+    vec_dot_fn dot = nullptr;
+    const uint8_t *w = nullptr;
+    size_t w_row = 0;
+    const uint8_t *xq = nullptr;
+    int64_t k = 0;
+};
+
+RowDots row_dots(const kernel_table &kt, int type, const void *w, int64_t k, const float *x,
+                 std::vector<uint8_t> &buf) {
+    const type_info *ti = type_traits(type);
+    RowDots d;
+    d.dot = kt.vec_dot[type];
+    if (!ti || !ti->supported || !d.dot) fail(std::string("hlora: no kernel for ") + (ti ? ti->name : std::to_string(type)));
+    d.w = static_cast<const uint8_t *>(w);
+    d.w_row = row_bytes(type, k);
+    d.k = k;
+    d.xq = reinterpret_cast<const uint8_t *>(x);
+    if (ti->vec_dot_type != HG_TYPE_F32) {
+        const from_float_fn q = kt.from_float[ti->vec_dot_type];
+        if (!q) fail(std::string("hlora: no activation kernel for ") + ti->name);
+        buf.resize(row_bytes(ti->vec_dot_type, k));
+        q(x, buf.data(), k);
+        d.xq = buf.data();
+    }
+    return d;
+}
+
+// Rows per task of a decode step, handed out dynamically (a busy machine's slow thread takes
+// fewer).
+constexpr int64_t kDecodeRows = 32;
+
+// One token: W x and [R; A] x share one pool job, B g and the sum another, where the general
+// path takes six (a conversion and a product per matmul). Each element is the same dot
+// product with the same converted activations as hg::matmul's, so the result is the same.
+void hlora_linear_one(ThreadPool &pool, const HLoraAdapter &ad, int w_type, const void *w, const float *x,
+                      float *y, Scratch &s) {
+    const kernel_table &kt = kernels_active();
+    const int64_t nr = ad.n_experts + ad.rank, out = ad.out;
+    s.logits_a.resize((size_t)nr);
+    const RowDots W = row_dots(kt, w_type, w, ad.in, x, s.xw);
+    const RowDots RA = row_dots(kt, ad.router_lora_a_type, ad.router_lora_a.data(), ad.in, x, s.xa);
+    const int64_t nw = (out + kDecodeRows - 1) / kDecodeRows, na = (nr + kDecodeRows - 1) / kDecodeRows;
+    std::atomic<int64_t> next{0};
+    pool.run([&](int, int) {
+        for (int64_t t; (t = next.fetch_add(1, std::memory_order_relaxed)) < nw + na;) {
+            const bool is_w = t < nw;
+            const RowDots &d = is_w ? W : RA;
+            float *dst = is_w ? y : s.logits_a.data();
+            const int64_t r0 = (is_w ? t : t - nw) * kDecodeRows, r1 = std::min(is_w ? out : nr, r0 + kDecodeRows);
+            for (int64_t r = r0; r < r1; r++) d.dot(d.k, &dst[r], d.w + r * d.w_row, d.xq);
+        }
+    });
+    expert_mix(ad, 1, s);
+    const RowDots B = row_dots(kt, ad.lora_b_type, ad.lora_b.data(), ad.rank, s.g.data(), s.xb);
+    next = 0;
+    pool.run([&](int, int) {
+        for (int64_t t; (t = next.fetch_add(1, std::memory_order_relaxed)) < nw;) {
+            const int64_t r0 = t * kDecodeRows, r1 = std::min(out, r0 + kDecodeRows);
+            for (int64_t r = r0; r < r1; r++) {
+                float v;
+                B.dot(B.k, &v, B.w + r * B.w_row, B.xq);
+                y[r] += v;
+            }
+        }
+    });
+}
 
 } // namespace
 
 void hlora_linear(ThreadPool &pool, const HLoraAdapter &ad, int w_type, const void *w,
                   const float *x, int64_t n_tokens, float *y) {
     if (n_tokens <= 0) return;
-    const int64_t nr = ad.n_experts + ad.rank;
     Scratch &s = scratch;
+    if (n_tokens == 1) return hlora_linear_one(pool, ad, w_type, w, x, y, s);
+    const int64_t nr = ad.n_experts + ad.rank;
     s.logits_a.resize((size_t)(nr * n_tokens));
     matmul(pool, w_type, w, ad.out, ad.in, x, n_tokens, y);
     // router logits and A x of every token in one pass over x
     matmul(pool, ad.router_lora_a_type, ad.router_lora_a.data(), nr, ad.in, x, n_tokens, s.logits_a.data());
-    hlora_epilogue(pool, ad, n_tokens, y, s);
+    expert_mix(ad, n_tokens, s);
+    add_lora_b(pool, ad, n_tokens, y, s);
 }
 
 void hlora_linear_unfused(ThreadPool &pool, const HLoraAdapter &ad, int w_type, const void *w,
@@ -157,49 +269,9 @@ void hlora_linear_unfused(ThreadPool &pool, const HLoraAdapter &ad, int w_type, 
         std::memcpy(&s.logits_a[(size_t)(c * nr)], &route[(size_t)(c * n)], (size_t)n * 4);
         std::memcpy(&s.logits_a[(size_t)(c * nr + n)], &a[(size_t)(c * r)], (size_t)r * 4);
     }
-    hlora_epilogue(pool, ad, n_tokens, y, s);
+    expert_mix(ad, n_tokens, s);
+    add_lora_b(pool, ad, n_tokens, y, s);
 }
-
-namespace {
-
-void hlora_epilogue(ThreadPool &pool, const HLoraAdapter &ad, int64_t n_tokens, float *y, Scratch &s) {
-    const int64_t n = ad.n_experts, r = ad.rank, per = r / n, nr = n + r, out = ad.out;
-    s.g.resize((size_t)(r * n_tokens));
-    s.bg.resize((size_t)(out * n_tokens));
-
-    // epilogue: per token softmax over the experts, expansion to the rank slots, scale. It is
-    // O(tokens * rank), microseconds even for a prompt: on this thread, not worth a pool wake-up.
-    const float scale = ad.scale();
-    for (int64_t c = 0; c < n_tokens; c++) {
-        const float *logits = &s.logits_a[(size_t)(c * nr)], *a = logits + n;
-        float *g = &s.g[(size_t)(c * r)];
-        float mx = logits[0], sum = 0;
-        for (int64_t j = 1; j < n; j++) mx = std::max(mx, logits[j]);
-        for (int64_t j = 0; j < n; j++) sum += std::exp(logits[j] - mx);
-        for (int64_t j = 0; j < n; j++) {
-            const float e = std::exp(logits[j] - mx) * (scale / sum); // expert j's route times s
-            for (int64_t k = j * per; k < (j + 1) * per; k++) g[k] = a[k] * e;
-        }
-    }
-
-    matmul(pool, ad.lora_b_type, ad.lora_b.data(), out, r, s.g.data(), n_tokens, s.bg.data());
-    const float *bg = s.bg.data();
-    const int64_t total = out * n_tokens;
-    auto add = [&](int64_t i0, int64_t i1) {
-        for (int64_t i = i0; i < i1; i++) y[i] += bg[i];
-    };
-    if (total < (1 << 16)) { // a decode step's add is shorter than waking the pool
-        add(0, total);
-        return;
-    }
-    pool.run([&](int ith, int nth) {
-        int64_t i0, i1;
-        split_range(total, ith, nth, i0, i1);
-        add(i0, i1);
-    });
-}
-
-} // namespace
 
 void hlora_linear_ref(const HLoraAdapter &ad, int w_type, const void *w, const float *x,
                       int64_t n_tokens, float *y) {
