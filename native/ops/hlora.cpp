@@ -1,6 +1,7 @@
 #include "ops/hlora.h"
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <cstring>
 
@@ -14,16 +15,21 @@ namespace hg {
 namespace {
 
 float element(const HLoraTensor &t, int64_t i) {
-    return t.type == HG_TYPE_F32 ? static_cast<const float *>(t.data)[i]
-                                 : fp16_to_f32(static_cast<const fp16_t *>(t.data)[i]);
+    switch (t.type) {
+    case HG_TYPE_F32: return static_cast<const float *>(t.data)[i];
+    case HG_TYPE_F16: return fp16_to_f32(static_cast<const fp16_t *>(t.data)[i]);
+    default: return bf16_to_f32(static_cast<const bf16_t *>(t.data)[i]);
+    }
 }
+
+size_t elem_bytes(int type) { return type == HG_TYPE_F32 ? 4 : 2; }
 
 void check_tensor(const std::string &name, const char *what, const HLoraTensor &t, int64_t rows,
                   int64_t cols, const char *shape) {
     const std::string who = name + "." + what;
-    if (t.type != HG_TYPE_F32 && t.type != HG_TYPE_F16) {
+    if (t.type != HG_TYPE_F32 && t.type != HG_TYPE_F16 && t.type != HG_TYPE_BF16) {
         const type_info *ti = type_traits(t.type);
-        fail(who + ": type " + (ti ? ti->name : std::to_string(t.type)) + " is not supported (f32 or f16)");
+        fail(who + ": type " + (ti ? ti->name : std::to_string(t.type)) + " is not supported (f32, f16 or bf16)");
     }
     if (t.rows != rows || t.cols != cols)
         fail(who + ": " + std::to_string(t.rows) + " x " + std::to_string(t.cols) + ", expected " +
@@ -39,12 +45,12 @@ void check_tensor(const std::string &name, const char *what, const HLoraTensor &
 void append(std::vector<uint8_t> &dst, int dst_type, const HLoraTensor &t) {
     const int64_t n = t.rows * t.cols;
     if (dst_type == t.type) {
-        const size_t bytes = (size_t)n * (t.type == HG_TYPE_F32 ? 4 : 2);
+        const size_t bytes = (size_t)n * elem_bytes(t.type);
         const uint8_t *p = static_cast<const uint8_t *>(t.data);
         dst.insert(dst.end(), p, p + bytes);
         return;
     }
-    // only F16 -> F32 (exact) is ever asked for
+    // only F16/BF16 -> F32 (exact) is ever asked for
     const size_t at = dst.size();
     dst.resize(at + (size_t)n * 4);
     for (int64_t i = 0; i < n; i++) {
@@ -66,6 +72,7 @@ std::vector<float> to_floats(int type, const std::vector<uint8_t> &m, int64_t ro
 // layer, and the temporaries are the same size each time.
 struct Scratch {
     std::vector<float> logits_a, g, bg;
+    std::vector<uint8_t> xw, xa, xb; // a decode step's activations, converted
 };
 thread_local Scratch scratch;
 
@@ -89,8 +96,7 @@ HLoraAdapter HLoraAdapter::make(const std::string &name, int64_t in, int64_t out
     ad.name = name;
     ad.in = in, ad.out = out, ad.rank = rank, ad.n_experts = n_experts, ad.alpha = alpha;
     // one matrix for the router and lora_A, so one matmul serves both
-    ad.router_lora_a_type =
-        router.type == HG_TYPE_F16 && lora_a.type == HG_TYPE_F16 ? HG_TYPE_F16 : HG_TYPE_F32;
+    ad.router_lora_a_type = router.type == lora_a.type ? router.type : HG_TYPE_F32;
     ad.router_lora_a.reserve(row_bytes(ad.router_lora_a_type, in) * (size_t)(n_experts + rank));
     append(ad.router_lora_a, ad.router_lora_a_type, router);
     append(ad.router_lora_a, ad.router_lora_a_type, lora_a);
@@ -99,21 +105,34 @@ HLoraAdapter HLoraAdapter::make(const std::string &name, int64_t in, int64_t out
     return ad;
 }
 
-void hlora_linear(ThreadPool &pool, const HLoraAdapter &ad, int w_type, const void *w,
-                  const float *x, int64_t n_tokens, float *y) {
-    if (n_tokens <= 0) return;
-    const int64_t n = ad.n_experts, r = ad.rank, per = r / n, nr = n + r, out = ad.out;
-    Scratch &s = scratch;
-    s.logits_a.resize((size_t)(nr * n_tokens));
+void HLoraAdapter::convert(int type) {
+    if (type != HG_TYPE_F32 && type != HG_TYPE_F16 && type != HG_TYPE_BF16 && type != HG_TYPE_Q8_0) {
+        const type_info *ti = type_traits(type);
+        fail(name + ": adapter type " + (ti ? ti->name : std::to_string(type)) +
+             " is not supported (f32, f16, bf16 or q8_0)");
+    }
+    const type_info *dst = type_traits(type);
+    auto recode = [&](int &mtype, std::vector<uint8_t> &m, int64_t rows, int64_t cols) {
+        if (mtype == type || cols % dst->block_size != 0) return;
+        const std::vector<float> f = to_floats(mtype, m, rows, cols);
+        const size_t row = row_bytes(type, cols);
+        std::vector<uint8_t> out(row * (size_t)rows);
+        for (int64_t r = 0; r < rows; r++) dst->from_float_ref(&f[(size_t)(r * cols)], &out[r * row], cols);
+        m.swap(out);
+        mtype = type;
+    };
+    recode(router_lora_a_type, router_lora_a, n_experts + rank, in);
+    recode(lora_b_type, lora_b, out, rank);
+}
+
+namespace {
+
+// g of every token from the router logits and A x in s.logits_a: per token softmax over the
+// experts, expansion to the rank slots, scale. O(tokens * rank), microseconds even for a
+// prompt: on this thread, not worth a pool wake-up.
+void expert_mix(const HLoraAdapter &ad, int64_t n_tokens, Scratch &s) {
+    const int64_t n = ad.n_experts, r = ad.rank, per = r / n, nr = n + r;
     s.g.resize((size_t)(r * n_tokens));
-    s.bg.resize((size_t)(out * n_tokens));
-
-    matmul(pool, w_type, w, out, ad.in, x, n_tokens, y);
-    // router logits and A x of every token in one pass over x
-    matmul(pool, ad.router_lora_a_type, ad.router_lora_a.data(), nr, ad.in, x, n_tokens, s.logits_a.data());
-
-    // epilogue: per token softmax over the experts, expansion to the rank slots, scale. It is
-    // O(tokens * rank), microseconds even for a prompt: on this thread, not worth a pool wake-up.
     const float scale = ad.scale();
     for (int64_t c = 0; c < n_tokens; c++) {
         const float *logits = &s.logits_a[(size_t)(c * nr)], *a = logits + n;
@@ -126,8 +145,13 @@ void hlora_linear(ThreadPool &pool, const HLoraAdapter &ad, int w_type, const vo
             for (int64_t k = j * per; k < (j + 1) * per; k++) g[k] = a[k] * e;
         }
     }
+}
 
-    matmul(pool, ad.lora_b_type, ad.lora_b.data(), out, r, s.g.data(), n_tokens, s.bg.data());
+// y += B g for every token, g in s.g.
+void add_lora_b(ThreadPool &pool, const HLoraAdapter &ad, int64_t n_tokens, float *y, Scratch &s) {
+    const int64_t out = ad.out;
+    s.bg.resize((size_t)(out * n_tokens));
+    matmul(pool, ad.lora_b_type, ad.lora_b.data(), out, ad.rank, s.g.data(), n_tokens, s.bg.data());
     const float *bg = s.bg.data();
     const int64_t total = out * n_tokens;
     auto add = [&](int64_t i0, int64_t i1) {
@@ -142,6 +166,111 @@ void hlora_linear(ThreadPool &pool, const HLoraAdapter &ad, int w_type, const vo
         split_range(total, ith, nth, i0, i1);
         add(i0, i1);
     });
+}
+
+// One matrix's rows dotted with one activation column already converted to the matrix's
+// activation type: what hg::matmul does per element, without its own pool job.
+struct RowDots {
+    vec_dot_fn dot = nullptr;
+    const uint8_t *w = nullptr;
+    size_t w_row = 0;
+    const uint8_t *xq = nullptr;
+    int64_t k = 0;
+};
+
+RowDots row_dots(const kernel_table &kt, int type, const void *w, int64_t k, const float *x,
+                 std::vector<uint8_t> &buf) {
+    const type_info *ti = type_traits(type);
+    RowDots d;
+    d.dot = kt.vec_dot[type];
+    if (!ti || !ti->supported || !d.dot) fail(std::string("hlora: no kernel for ") + (ti ? ti->name : std::to_string(type)));
+    d.w = static_cast<const uint8_t *>(w);
+    d.w_row = row_bytes(type, k);
+    d.k = k;
+    d.xq = reinterpret_cast<const uint8_t *>(x);
+    if (ti->vec_dot_type != HG_TYPE_F32) {
+        const from_float_fn q = kt.from_float[ti->vec_dot_type];
+        if (!q) fail(std::string("hlora: no activation kernel for ") + ti->name);
+        buf.resize(row_bytes(ti->vec_dot_type, k));
+        q(x, buf.data(), k);
+        d.xq = buf.data();
+    }
+    return d;
+}
+
+// Rows per task of a decode step, handed out dynamically (a busy machine's slow thread takes
+// fewer).
+constexpr int64_t kDecodeRows = 32;
+
+// One token: W x and [R; A] x share one pool job, B g and the sum another, where the general
+// path takes six (a conversion and a product per matmul). Each element is the same dot
+// product with the same converted activations as hg::matmul's, so the result is the same.
+void hlora_linear_one(ThreadPool &pool, const HLoraAdapter &ad, int w_type, const void *w, const float *x,
+                      float *y, Scratch &s) {
+    const kernel_table &kt = kernels_active();
+    const int64_t nr = ad.n_experts + ad.rank, out = ad.out;
+    s.logits_a.resize((size_t)nr);
+    const RowDots W = row_dots(kt, w_type, w, ad.in, x, s.xw);
+    const RowDots RA = row_dots(kt, ad.router_lora_a_type, ad.router_lora_a.data(), ad.in, x, s.xa);
+    const int64_t nw = (out + kDecodeRows - 1) / kDecodeRows, na = (nr + kDecodeRows - 1) / kDecodeRows;
+    std::atomic<int64_t> next{0};
+    pool.run([&](int, int) {
+        for (int64_t t; (t = next.fetch_add(1, std::memory_order_relaxed)) < nw + na;) {
+            const bool is_w = t < nw;
+            const RowDots &d = is_w ? W : RA;
+            float *dst = is_w ? y : s.logits_a.data();
+            const int64_t r0 = (is_w ? t : t - nw) * kDecodeRows, r1 = std::min(is_w ? out : nr, r0 + kDecodeRows);
+            for (int64_t r = r0; r < r1; r++) d.dot(d.k, &dst[r], d.w + r * d.w_row, d.xq);
+        }
+    });
+    expert_mix(ad, 1, s);
+    const RowDots B = row_dots(kt, ad.lora_b_type, ad.lora_b.data(), ad.rank, s.g.data(), s.xb);
+    next = 0;
+    pool.run([&](int, int) {
+        for (int64_t t; (t = next.fetch_add(1, std::memory_order_relaxed)) < nw;) {
+            const int64_t r0 = t * kDecodeRows, r1 = std::min(out, r0 + kDecodeRows);
+            for (int64_t r = r0; r < r1; r++) {
+                float v;
+                B.dot(B.k, &v, B.w + r * B.w_row, B.xq);
+                y[r] += v;
+            }
+        }
+    });
+}
+
+} // namespace
+
+void hlora_linear(ThreadPool &pool, const HLoraAdapter &ad, int w_type, const void *w,
+                  const float *x, int64_t n_tokens, float *y) {
+    if (n_tokens <= 0) return;
+    Scratch &s = scratch;
+    if (n_tokens == 1) return hlora_linear_one(pool, ad, w_type, w, x, y, s);
+    const int64_t nr = ad.n_experts + ad.rank;
+    s.logits_a.resize((size_t)(nr * n_tokens));
+    matmul(pool, w_type, w, ad.out, ad.in, x, n_tokens, y);
+    // router logits and A x of every token in one pass over x
+    matmul(pool, ad.router_lora_a_type, ad.router_lora_a.data(), nr, ad.in, x, n_tokens, s.logits_a.data());
+    expert_mix(ad, n_tokens, s);
+    add_lora_b(pool, ad, n_tokens, y, s);
+}
+
+void hlora_linear_unfused(ThreadPool &pool, const HLoraAdapter &ad, int w_type, const void *w,
+                          const float *x, int64_t n_tokens, float *y) {
+    if (n_tokens <= 0) return;
+    const int64_t n = ad.n_experts, r = ad.rank, nr = n + r;
+    Scratch &s = scratch;
+    s.logits_a.resize((size_t)(nr * n_tokens));
+    std::vector<float> route((size_t)(n * n_tokens)), a((size_t)(r * n_tokens));
+    matmul(pool, w_type, w, ad.out, ad.in, x, n_tokens, y);
+    const size_t row = row_bytes(ad.router_lora_a_type, ad.in);
+    matmul(pool, ad.router_lora_a_type, ad.router_lora_a.data(), n, ad.in, x, n_tokens, route.data());
+    matmul(pool, ad.router_lora_a_type, ad.router_lora_a.data() + (size_t)n * row, r, ad.in, x, n_tokens, a.data());
+    for (int64_t c = 0; c < n_tokens; c++) { // the fused layout, for the shared epilogue
+        std::memcpy(&s.logits_a[(size_t)(c * nr)], &route[(size_t)(c * n)], (size_t)n * 4);
+        std::memcpy(&s.logits_a[(size_t)(c * nr + n)], &a[(size_t)(c * r)], (size_t)r * 4);
+    }
+    expert_mix(ad, n_tokens, s);
+    add_lora_b(pool, ad, n_tokens, y, s);
 }
 
 void hlora_linear_ref(const HLoraAdapter &ad, int w_type, const void *w, const float *x,
