@@ -28,6 +28,7 @@
       "native/ops/vit_attention.cpp",
       "native/models/clip.cpp",
       "native/models/vqgan.cpp",
+      "native/models/hlora_plugin.cpp",
       "native/api/api_types.cpp",
       "native/api/api_gguf.cpp",
       "native/api/api_ops.cpp",

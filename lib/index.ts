@@ -6,7 +6,7 @@ export { GGML_TYPES, GGMLType, ggmlType, tensorBytes, type GGMLTypeInfo } from '
 export { quantizeFile, parseTarget, type QuantizeOptions, type QuantizeResult } from './quantize/quantize.js';
 export { QUANTIZE_TARGETS, type QuantizeTarget } from './quantize/plan.js';
 export { native } from './native.js';
-export { LanguageModel, type LoadOptions, type GenerateOptions, type CompleteOptions, type ChatOptions, type FinishReason } from './model/model.js';
+export { LanguageModel, type LoadOptions, type PluginOptions, type RequestOptions, type GenerateOptions, type CompleteOptions, type ChatOptions, type FinishReason, type PromptPiece } from './model/model.js';
 export { Sampler, softmax, type SamplingOptions } from './model/sampler.js';
 export { PHI3_INSTRUCT, PHI4_INSTRUCT, TEMPLATES, renderChat, type ChatMessage, type ChatTemplate } from './prompt/template.js';
 export { Tokenizer, StreamingDecoder, type EncodeOptions, type DecodeOptions } from './tokenizer/index.js';

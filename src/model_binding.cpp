@@ -4,6 +4,8 @@
 #include <memory>
 #include <mutex>
 #include <stdexcept>
+#include <string>
+#include <vector>
 
 #include "addon.h"
 
@@ -27,6 +29,7 @@ class Model : public Napi::ObjectWrap<Model> {
                            {
                                StaticMethod("load", &Model::Load),
                                InstanceMethod("eval", &Model::Eval),
+                               InstanceMethod("loadPlugin", &Model::LoadPlugin),
                                InstanceMethod("kvClear", &Model::KvClear),
                                InstanceMethod("info", &Model::Info),
                                InstanceMethod("dispose", &Model::Dispose),
@@ -90,8 +93,10 @@ class Model : public Napi::ObjectWrap<Model> {
         return o;
     }
 
-    // eval(tokens: Int32Array, startPos, allLogits): Promise<Float32Array | undefined>
-    // Logits of the last token (n_vocab) or of every token (n * n_vocab) when allLogits.
+    // eval(tokens: Int32Array, startPos, allLogits, plugin = -1, embd?: Float32Array):
+    // Promise<Float32Array>. Logits of the last token (n_vocab) or of every token
+    // (n * n_vocab) when allLogits. plugin: an id from loadPlugin, -1 for the base alone.
+    // embd: one row of nEmbd floats for each token that is -1, in order.
     Napi::Value Eval(const Napi::CallbackInfo &info) {
         Napi::Env env = info.Env();
         model_ptr b = live(env);
@@ -101,20 +106,71 @@ class Model : public Napi::ObjectWrap<Model> {
         Napi::Int32Array tokens = info[0].As<Napi::Int32Array>();
         const int start = arg_int32(info, 1, "startPos");
         const bool all = info.Length() > 2 && info[2].ToBoolean().Value();
+        const int plugin = info.Length() > 3 && !info[3].IsUndefined() ? arg_int32(info, 3, "plugin") : -1;
         const int n = (int)tokens.ElementLength();
         if (n <= 0) throw_error(env, "ERR_INVALID_ARG", "tokens is empty");
+        const int32_t *in = tokens.Data();
+        size_t n_rows = 0;
+        for (int i = 0; i < n; i++) n_rows += in[i] == -1;
+        const float *embd = nullptr;
+        std::vector<Napi::Value> inputs = {tokens};
+        if (info.Length() > 4 && !info[4].IsUndefined()) {
+            if (!info[4].IsTypedArray() || info[4].As<Napi::TypedArray>().TypedArrayType() != napi_float32_array)
+                throw_error(env, "ERR_INVALID_ARG", "embd must be a Float32Array");
+            Napi::Float32Array e = info[4].As<Napi::Float32Array>();
+            const size_t want = n_rows * (size_t)hg_model_n_embd(b->model);
+            if (e.ElementLength() != want)
+                throw_error(env, "ERR_INVALID_ARG", "embd has " + std::to_string(e.ElementLength()) + " floats, expected " +
+                                                        std::to_string(n_rows) + " rows of " +
+                                                        std::to_string(hg_model_n_embd(b->model)) + " (one per token -1)");
+            embd = e.Data();
+            inputs.push_back(e);
+        }
         const int n_vocab = hg_model_n_vocab(b->model);
         Napi::Float32Array logits = Napi::Float32Array::New(env, (size_t)n_vocab * (all ? n : 1));
         float *out = logits.Data();
-        const int32_t *in = tokens.Data();
         return run_async(
             env, "healthgpt.Model.eval",
-            [b, in, n, start, out, all] {
+            [b, in, embd, n, start, out, all, plugin] {
                 std::lock_guard<std::mutex> lk(b->busy);
-                if (hg_model_eval(b->model, in, n, start, out, all ? 1 : 0) < 0)
+                if (hg_model_eval_embd(b->model, plugin, in, embd, n, start, out, all ? 1 : 0) < 0)
                     throw std::runtime_error(hg_last_error());
             },
-            [](Napi::Env, Napi::Value kept) { return kept; }, logits, {tokens});
+            [](Napi::Env, Napi::Value kept) { return kept; }, logits, inputs);
+    }
+
+    // loadPlugin(path, {adapterType, fused}): Promise<{id, name}>, the plugin's id for eval
+    // and the name its file gives (hlora.plugin).
+    Napi::Value LoadPlugin(const Napi::CallbackInfo &info) {
+        Napi::Env env = info.Env();
+        model_ptr b = live(env);
+        const std::string path = arg_string(info, 0, "path");
+        hg_plugin_params p = hg_plugin_default_params();
+        if (info.Length() > 1 && info[1].IsObject()) {
+            Napi::Object o = info[1].As<Napi::Object>();
+            if (o.Has("adapterType") && !o.Get("adapterType").IsUndefined()) {
+                if (!o.Get("adapterType").IsNumber()) throw_error(env, "ERR_INVALID_ARG", "adapterType must be a number");
+                p.adapter_type = o.Get("adapterType").As<Napi::Number>().Int32Value();
+            }
+            if (o.Has("fused") && !o.Get("fused").IsUndefined()) p.fused = o.Get("fused").ToBoolean().Value() ? 1 : 0;
+        }
+        auto result = std::make_shared<std::pair<int, std::string>>(-1, "");
+        return run_async(
+            env, "healthgpt.Model.loadPlugin",
+            [b, path, p, result] {
+                std::lock_guard<std::mutex> lk(b->busy);
+                const int id = hg_model_load_plugin(b->model, path.c_str(), &p);
+                if (id < 0) throw std::runtime_error(hg_last_error());
+                result->first = id;
+                result->second = hg_model_plugin_name(b->model, id);
+            },
+            [result](Napi::Env env, Napi::Value) -> Napi::Value {
+                Napi::Object o = Napi::Object::New(env);
+                o.Set("id", result->first);
+                o.Set("name", result->second);
+                return o;
+            },
+            env.Undefined());
     }
 
     // kvClear(fromPos): forget cached positions >= fromPos (synchronous: it only moves a count)

@@ -12,6 +12,16 @@ import { Tokenizer, type EncodeOptions } from '../tokenizer/index.js';
 import { Mutex } from './queue.js';
 import { Sampler, validateSampling, type SamplingOptions } from './sampler.js';
 
+export interface PluginOptions {
+  /**
+   * Re-encode the plugin's adapters at load: 'q8_0' reads about half the bytes of f16 per
+   * token (a cheaper decode) at 8-bit precision; default: as the file holds them.
+   */
+  adapterType?: 'f32' | 'f16' | 'bf16' | 'q8_0';
+  /** run the router and lora_A as one pass over the input (default true; false for benchmarks) */
+  fused?: boolean;
+}
+
 export interface LoadOptions {
   /** positions the KV cache holds; default: the model's trained context */
   contextSize?: number;
@@ -19,9 +29,18 @@ export interface LoadOptions {
   threads?: number;
   /** KV cache precision; default f16 */
   kvType?: 'f16' | 'f32';
+  /** H-LoRA plugin files to load with the model, by the name requests will use, e.g. {comprehension: 'com.gguf', generation: 'gen.gguf'} */
+  plugins?: Record<string, string>;
+  /** how the plugins above are loaded */
+  pluginOptions?: PluginOptions;
 }
 
-export interface GenerateOptions extends SamplingOptions {
+export interface RequestOptions {
+  /** the H-LoRA plugin this request runs with (a name given to load or loadPlugin); default: the base model alone */
+  plugin?: string;
+}
+
+export interface GenerateOptions extends SamplingOptions, RequestOptions {
   /** tokens to generate at most; default 256 */
   maxTokens?: number;
   /** stop (without emitting it) when one of these is sampled; default: the model's EOS/EOT tokens */
@@ -47,12 +66,50 @@ export interface ChatOptions extends CompleteOptions {
 
 export type FinishReason = 'stop' | 'length' | 'context' | 'abort';
 
+/**
+ * One piece of a prompt: a token id, or a Float32Array of one or more input embeddings (nEmbd
+ * floats each, row after row) that enter the model in place of tokens, e.g. projected image
+ * features spliced where `<image>` stood.
+ */
+export type PromptPiece = number | Float32Array;
+
+/** A prompt position: a token id or one embedding row (a copy the caller cannot change). */
+type Position = number | Float32Array;
+
+function samePosition(a: Position, b: Position): boolean {
+  if (typeof a === 'number' || typeof b === 'number') return a === b;
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
 function validateLoad(o: LoadOptions): void {
   for (const k of ['contextSize', 'threads'] as const) {
     const v = o[k];
     if (v !== undefined && (!Number.isInteger(v) || v < 0)) throw new HealthGPTError('ERR_INVALID_OPTION', `${k} must be a non-negative integer, got ${String(v)}`);
   }
   if (o.kvType !== undefined && o.kvType !== 'f16' && o.kvType !== 'f32') throw new HealthGPTError('ERR_INVALID_OPTION', `kvType must be "f16" or "f32", got ${String(o.kvType)}`);
+  if (o.plugins !== undefined) {
+    if (typeof o.plugins !== 'object' || o.plugins === null || Array.isArray(o.plugins)) throw new HealthGPTError('ERR_INVALID_OPTION', `plugins must be an object of name: path, got ${String(o.plugins)}`);
+    for (const [name, path] of Object.entries(o.plugins)) {
+      validatePluginName(name);
+      if (typeof path !== 'string' || path === '') throw new HealthGPTError('ERR_INVALID_OPTION', `plugins.${name} must be a file path, got ${String(path)}`);
+    }
+  }
+  if (o.pluginOptions !== undefined) validatePluginOptions(o.pluginOptions, 'pluginOptions.');
+}
+
+function validatePluginName(name: unknown): asserts name is string {
+  if (typeof name !== 'string' || name === '') throw new HealthGPTError('ERR_INVALID_OPTION', `a plugin name must be a non-empty string, got ${String(name)}`);
+}
+
+const ADAPTER_TYPES = { f32: 0, f16: 1, bf16: 30, q8_0: 8 } as const;
+
+function validatePluginOptions(o: PluginOptions, prefix = ''): void {
+  if (typeof o !== 'object' || o === null) throw new HealthGPTError('ERR_INVALID_OPTION', `${prefix || 'plugin options'} must be an object, got ${String(o)}`);
+  if (o.adapterType !== undefined && !Object.hasOwn(ADAPTER_TYPES, o.adapterType))
+    throw new HealthGPTError('ERR_INVALID_OPTION', `${prefix}adapterType must be one of ${Object.keys(ADAPTER_TYPES).map((k) => `"${k}"`).join(', ')}, got ${String(o.adapterType)}`);
+  if (o.fused !== undefined && typeof o.fused !== 'boolean') throw new HealthGPTError('ERR_INVALID_OPTION', `${prefix}fused must be a boolean, got ${String(o.fused)}`);
 }
 
 export function abortError(signal: AbortSignal): HealthGPTError {
@@ -66,8 +123,12 @@ export class LanguageModel {
   readonly metadata: GGUFInfo['metadata'];
   private handle: NativeModel | undefined;
   private readonly lock = new Mutex();
-  /** tokens whose keys and values the KV cache holds, in order */
-  private cached: number[] = [];
+  /** positions whose keys and values the KV cache holds, in order */
+  private cached: Position[] = [];
+  /** the plugin (native id, -1 for none) those keys and values were computed under */
+  private cachedPlugin = -1;
+  /** plugin name -> native id */
+  private readonly pluginIds = new Map<string, number>();
   private lastFinish: FinishReason | undefined;
   private tok: Tokenizer | undefined;
   private eog: number[] | undefined;
@@ -89,10 +150,58 @@ export class LanguageModel {
         threads: options.threads,
         kvType: options.kvType === 'f32' ? 0 : 1,
       });
-      return new LanguageModel(path, handle, metadata);
+      const model = new LanguageModel(path, handle, metadata);
+      try {
+        for (const [name, file] of Object.entries(options.plugins ?? {})) await model.loadPlugin(name, file, options.pluginOptions);
+      } catch (err) {
+        model.dispose();
+        throw err;
+      }
+      return model;
     } catch (err) {
       throw wrapNative(err, 'load');
     }
+  }
+
+  /**
+   * Loads an H-LoRA plugin file (README.md, "H-LoRA plugin files") over this model's weights,
+   * under `name`: requests pick it with the option `plugin: name`. The base weights are
+   * shared; switching plugins between requests costs no reload.
+   */
+  async loadPlugin(name: string, path: string, options: PluginOptions = {}): Promise<void> {
+    validatePluginName(name);
+    if (typeof path !== 'string' || path === '') throw new HealthGPTError('ERR_INVALID_ARG', `path must be a file path, got ${String(path)}`);
+    validatePluginOptions(options);
+    if (this.pluginIds.has(name)) throw new HealthGPTError('ERR_INVALID_ARG', `a plugin named "${name}" is loaded already`);
+    const release = await this.lock.acquire();
+    try {
+      const h = this.live();
+      const { id } = await h.loadPlugin(path, {
+        adapterType: options.adapterType === undefined ? -1 : ADAPTER_TYPES[options.adapterType],
+        fused: options.fused ?? true,
+      });
+      this.pluginIds.set(name, id);
+    } catch (err) {
+      throw wrapNative(err, `plugin ${name}`);
+    } finally {
+      release();
+    }
+  }
+
+  /** Names of the loaded plugins, in load order. */
+  get plugins(): string[] {
+    return [...this.pluginIds.keys()];
+  }
+
+  /** The native id of a request's plugin option: -1 for none. */
+  private pluginId(plugin: unknown): number {
+    if (plugin === undefined) return -1;
+    const id = typeof plugin === 'string' ? this.pluginIds.get(plugin) : undefined;
+    if (id === undefined) {
+      const known = this.plugins.map((n) => `"${n}"`).join(', ');
+      throw new HealthGPTError('ERR_INVALID_OPTION', `plugin must be ${known ? `one of ${known}` : 'omitted (no plugin is loaded)'}, got ${typeof plugin === 'string' ? `"${plugin}"` : String(plugin)}`);
+    }
+    return id;
   }
 
   private live(): NativeModel {
@@ -143,13 +252,24 @@ export class LanguageModel {
     return (this.eog = out);
   }
 
-  private checkTokens(tokens: readonly number[]): void {
-    if (!Array.isArray(tokens) || tokens.length === 0) throw new HealthGPTError('ERR_INVALID_ARG', 'tokens must be a non-empty array of token ids');
-    const { nVocab, nCtx } = this.live().info();
-    tokens.forEach((t, i) => {
+  /** Checks a prompt and splits its embedding arrays into one position per row. */
+  private positions(prompt: readonly PromptPiece[]): Position[] {
+    if (!Array.isArray(prompt) || prompt.length === 0) throw new HealthGPTError('ERR_INVALID_ARG', 'tokens must be a non-empty array of token ids (or Float32Array embeddings)');
+    const { nVocab, nCtx, nEmbd } = this.live().info();
+    const out: Position[] = [];
+    prompt.forEach((t, i) => {
+      if (t instanceof Float32Array) {
+        if (t.length === 0 || t.length % nEmbd !== 0) throw new HealthGPTError('ERR_INVALID_ARG', `embeddings at index ${i} hold ${t.length} floats, not a whole number of rows of ${nEmbd}`);
+        const bad = t.findIndex((v) => !Number.isFinite(v));
+        if (bad >= 0) throw new HealthGPTError('ERR_INVALID_ARG', `embeddings at index ${i} have a non-finite value at ${bad}`);
+        for (let r = 0; r < t.length; r += nEmbd) out.push(t.slice(r, r + nEmbd));
+        return;
+      }
       if (!Number.isInteger(t) || t < 0 || t >= nVocab) throw new HealthGPTError('ERR_INVALID_ARG', `token ${String(t)} at index ${i} is not in the vocabulary (0..${nVocab - 1})`);
+      out.push(t);
     });
-    if (tokens.length > nCtx) throw new HealthGPTError('ERR_CONTEXT', `the prompt has ${tokens.length} tokens but the context holds ${nCtx}`);
+    if (out.length > nCtx) throw new HealthGPTError('ERR_CONTEXT', `the prompt has ${out.length} tokens but the context holds ${nCtx}`);
+    return out;
   }
 
   /**
@@ -157,16 +277,27 @@ export class LanguageModel {
    * (a second question about the same image and system prompt recomputes only what differs).
    * Returns the logits of the last token, or of every token evaluated when allLogits.
    */
-  private async feed(tokens: readonly number[], allLogits: boolean): Promise<{ logits: Float32Array; from: number }> {
+  private async feed(tokens: readonly Position[], allLogits: boolean, plugin: number): Promise<{ logits: Float32Array; from: number }> {
     const h = this.live();
     let common = 0;
-    while (common < tokens.length && common < this.cached.length && tokens[common] === this.cached[common]) common++;
+    // keys and values depend on the plugin: a prefix computed under another one is not reused
+    if (plugin === this.cachedPlugin)
+      while (common < tokens.length && common < this.cached.length && samePosition(tokens[common], this.cached[common])) common++;
     if (allLogits) common = 0; // every position's logits are wanted: recompute them all
     if (common === tokens.length) common--; // the last token must run to give its logits
     h.kvClear(common);
     this.cached = this.cached.slice(0, common);
+    this.cachedPlugin = plugin;
+    const rest = tokens.slice(common);
+    // embedding rows go in as token -1, their floats in order beside
+    const rows = rest.filter((t): t is Float32Array => typeof t !== 'number');
+    let embd: Float32Array | undefined;
+    if (rows.length) {
+      embd = new Float32Array(rows.length * rows[0].length);
+      rows.forEach((r, i) => embd?.set(r, i * r.length));
+    }
     try {
-      const logits = await h.eval(Int32Array.from(tokens.slice(common)), common, allLogits);
+      const logits = await h.eval(Int32Array.from(rest, (t) => (typeof t === 'number' ? t : -1)), common, allLogits, plugin, embd);
       this.cached = tokens.slice();
       return { logits, from: common };
     } catch (err) {
@@ -174,24 +305,26 @@ export class LanguageModel {
     }
   }
 
-  /** Next-token logits after each token of `tokens` (n x nVocab, row after row). */
-  async evaluate(tokens: readonly number[]): Promise<Float32Array> {
-    this.checkTokens(tokens);
+  /** Next-token logits after each position of `prompt` (n x nVocab, row after row). */
+  async evaluate(prompt: readonly PromptPiece[], options: RequestOptions = {}): Promise<Float32Array> {
+    const positions = this.positions(prompt);
+    const plugin = this.pluginId(options.plugin);
     const release = await this.lock.acquire();
     try {
-      return (await this.feed(tokens, true)).logits;
+      return (await this.feed(positions, true, plugin)).logits;
     } finally {
       release();
     }
   }
 
-  /** Streams generated token ids after the prompt tokens. */
-  async *generate(prompt: readonly number[], options: GenerateOptions = {}): AsyncGenerator<number, FinishReason, void> {
+  /** Streams generated token ids after the prompt (token ids and embeddings). */
+  async *generate(prompt: readonly PromptPiece[], options: GenerateOptions = {}): AsyncGenerator<number, FinishReason, void> {
     validateSampling(options);
     const maxTokens = options.maxTokens ?? 256;
     if (!Number.isInteger(maxTokens) || maxTokens < 0) throw new HealthGPTError('ERR_INVALID_OPTION', `maxTokens must be a non-negative integer, got ${String(maxTokens)}`);
     if (options.signal !== undefined && !(options.signal instanceof AbortSignal)) throw new HealthGPTError('ERR_INVALID_OPTION', 'signal must be an AbortSignal');
-    this.checkTokens(prompt);
+    const positions = this.positions(prompt);
+    const plugin = this.pluginId(options.plugin);
     const stop = new Set(options.stopTokens ?? this.defaultStopTokens());
     const sampler = new Sampler(options);
     const signal = options.signal;
@@ -206,8 +339,10 @@ export class LanguageModel {
     try {
       checkAbort();
       const nCtx = this.live().info().nCtx;
-      let { logits } = await this.feed(prompt, false);
-      const history = prompt.slice();
+      let { logits } = await this.feed(positions, false, plugin);
+      // the sampler's repetition penalty looks at token ids only
+      const history = positions.filter((t): t is number => typeof t === 'number');
+      let length = positions.length;
       for (let i = 0; i < maxTokens; i++) {
         checkAbort();
         const token = sampler.sample(logits, history);
@@ -216,15 +351,16 @@ export class LanguageModel {
           break;
         }
         history.push(token);
+        length++;
         yield token;
         if (i + 1 === maxTokens) break;
-        if (history.length > nCtx) {
+        if (length > nCtx) {
           finish = 'context';
           break;
         }
         checkAbort();
         try {
-          logits = await this.live().eval(Int32Array.of(token), this.cached.length, false);
+          logits = await this.live().eval(Int32Array.of(token), this.cached.length, false, plugin);
         } catch (err) {
           throw wrapNative(err, 'eval');
         }
@@ -287,5 +423,6 @@ export class LanguageModel {
     this.handle?.dispose();
     this.handle = undefined;
     this.cached = [];
+    this.pluginIds.clear();
   }
 }

@@ -71,11 +71,51 @@ int hg_model_n_past(const hg_model *model) {
 
 int hg_model_eval(hg_model *model, const int32_t *tokens, int n, int start_pos, float *logits,
                   int all_logits) {
+    return hg_model_eval_embd(model, -1, tokens, nullptr, n, start_pos, logits, all_logits);
+}
+
+hg_plugin_params hg_plugin_default_params(void) {
+    hg_plugin_params p;
+    p.adapter_type = -1;
+    p.fused = 1;
+    return p;
+}
+
+int hg_model_load_plugin(hg_model *model, const char *path, const hg_plugin_params *params) {
+    return hg::guarded(-1, [&] {
+        hg_model *m = need(model, "hg_model_load_plugin");
+        if (!path) hg::fail("hg_model_load_plugin: null path");
+        const hg_plugin_params p = params ? *params : hg_plugin_default_params();
+        hg::HLoraPluginOptions opt;
+        opt.adapter_type = p.adapter_type;
+        opt.fused = p.fused != 0;
+        return m->phi3->add_plugin(hg::HLoraPlugin::load(hg::GGUFFile::open(path), m->phi3->base_shape(), opt));
+    });
+}
+
+int hg_model_n_plugins(const hg_model *model) {
+    return hg::guarded(-1, [&] { return need(model, "hg_model_n_plugins")->phi3->n_plugins(); });
+}
+
+const char *hg_model_plugin_name(const hg_model *model, int plugin) {
+    return hg::guarded<const char *>(nullptr, [&] {
+        return need(model, "hg_model_plugin_name")->phi3->plugin(plugin).name().c_str();
+    });
+}
+
+int hg_model_eval_plugin(hg_model *model, int plugin, const int32_t *tokens, int n, int start_pos,
+                         float *logits, int all_logits) {
+    return hg_model_eval_embd(model, plugin, tokens, nullptr, n, start_pos, logits, all_logits);
+}
+
+int hg_model_eval_embd(hg_model *model, int plugin, const int32_t *tokens, const float *embd, int n,
+                       int start_pos, float *logits, int all_logits) {
     return hg::guarded(-1, [&] {
         hg_model *m = need(model, "hg_model_eval");
         if (!tokens || n <= 0) hg::fail("hg_model_eval: no tokens (n = " + std::to_string(n) + ")");
         if (start_pos < 0) hg::fail("hg_model_eval: start_pos " + std::to_string(start_pos) + " is negative");
-        m->phi3->eval(*m->pool, tokens, n, start_pos, logits, all_logits != 0);
+        if (plugin < -1) hg::fail("hg_model_eval: plugin " + std::to_string(plugin) + " (-1 for none)");
+        m->phi3->eval(*m->pool, tokens, n, start_pos, logits, all_logits != 0, plugin, embd);
         return 0;
     });
 }

@@ -295,6 +295,41 @@ int hg_vqgan_decode(hg_vqgan *vq, const int32_t *indices, int64_t n_indices, flo
 int hg_vqgan_encode(hg_vqgan *vq, const float *chw, int64_t n_values, int32_t *indices,
                     int64_t n_indices);
 
+/* ---- H-LoRA plugins (MODEL.md "H-LoRA"; the file format: README.md, "H-LoRA plugin files") ----
+ * A plugin holds one task's adapters (router, lora_A, lora_B for every linear of the language
+ * model) in a GGUF file of its own, checked against the base model at load. A model may hold
+ * several; each eval names the plugin it runs with (hard routing): switching costs nothing,
+ * the base weights are shared, and plugin -1 runs the base model unchanged. The KV cache does
+ * not record which plugin filled it: clear it (hg_model_kv_clear) before continuing a prefix
+ * under another plugin. */
+typedef struct hg_plugin_params {
+    int adapter_type; /* -1 (default): as the file holds them; HG_TYPE_F32, HG_TYPE_F16,
+                         HG_TYPE_BF16 or HG_TYPE_Q8_0: re-encoded at load (Q8_0 reads about
+                         half the bytes of F16 per token) */
+    int fused;        /* 1 (default): router and lora_A in one pass; 0: apart (benchmarks) */
+} hg_plugin_params;
+
+hg_plugin_params hg_plugin_default_params(void);
+
+/* Loads a plugin file for this model; returns its id (0, 1, ...) or -1 with hg_last_error()
+ * naming the file and the key or tensor at fault. params NULL: the defaults. Must not overlap
+ * an eval on the same model. */
+int hg_model_load_plugin(hg_model *model, const char *path, const hg_plugin_params *params);
+int hg_model_n_plugins(const hg_model *model);
+/* The plugin's name from its file (hlora.plugin), valid while the model lives; NULL on error. */
+const char *hg_model_plugin_name(const hg_model *model, int plugin);
+
+/* hg_model_eval with a plugin: -1 for none, else an id from hg_model_load_plugin. */
+int hg_model_eval_plugin(hg_model *model, int plugin, const int32_t *tokens, int n, int start_pos,
+                         float *logits, int all_logits);
+
+/* hg_model_eval_plugin where some positions take a vector in place of a token: wherever
+ * tokens[i] is -1, the next row of embd (hg_model_n_embd() floats; rows in the order of the
+ * -1s) enters the model as that position's embedding, e.g. projected image features.
+ * embd may be NULL when no token is -1. */
+int hg_model_eval_embd(hg_model *model, int plugin, const int32_t *tokens, const float *embd, int n,
+                       int start_pos, float *logits, int all_logits);
+
 #ifdef __cplusplus
 }
 #endif

@@ -7,7 +7,9 @@
 #include <string>
 
 #include "core/error.h"
+#include "models/gguf_meta.h"
 #include "ops/activation.h"
+#include "ops/hlora.h"
 #include "ops/matmul.h"
 #include "ops/norm.h"
 #include "ops/rope.h"
@@ -17,84 +19,12 @@ namespace hg {
 
 namespace {
 
-// Upper bound for every size read from the file: keeps the products below far from
-// overflowing int64 and refuses absurd files before any allocation.
-constexpr int64_t kMaxDim = int64_t(1) << 24;
-
 // Tokens per forward chunk: bounds the scratch memory of a long prefill (gate_up is
 // chunk x 2 x n_ff floats) while keeping the matmuls wide enough to reuse weight tiles.
 constexpr int64_t kChunk = 256;
 
-std::string shape_str(const int64_t *ne, int n) {
-    std::string s = "[";
-    for (int i = 0; i < n; i++) s += (i ? ", " : "") + std::to_string(ne[i]);
-    return s + "]";
-}
-
-std::string type_name(int type) {
-    const type_info *ti = type_traits(type);
-    return ti ? ti->name : "type " + std::to_string(type);
-}
-
-// An integer hyper-parameter (llama.cpp writes UINT32; any integer kind is accepted).
-int64_t meta_int(const GGUFFile &f, const char *key, int64_t fallback, bool required) {
-    const int64_t i = f.find_key(key);
-    if (i < 0) {
-        if (required) fail(f.name() + ": metadata key " + key + " is missing");
-        return fallback;
-    }
-    const hg_gguf_value_type type = f.kv(i).type;
-    int64_t v;
-    if (type == HG_GGUF_UINT8 || type == HG_GGUF_UINT16 || type == HG_GGUF_UINT32 || type == HG_GGUF_UINT64) {
-        const uint64_t u = f.kv_u64(i);
-        v = u > (uint64_t)kMaxDim ? kMaxDim + 1 : (int64_t)u;
-    } else if (type == HG_GGUF_INT8 || type == HG_GGUF_INT16 || type == HG_GGUF_INT32 || type == HG_GGUF_INT64) {
-        v = f.kv_i64(i);
-    } else {
-        fail(f.name() + ": metadata key " + key + " is a " + gguf_type_name(type) + ", expected an integer");
-    }
-    if (v < 0 || v > kMaxDim)
-        fail(f.name() + ": metadata key " + key + " = " + std::to_string(v) + " is out of range");
-    return v;
-}
-
-double meta_float(const GGUFFile &f, const char *key, double fallback, bool required) {
-    const int64_t i = f.find_key(key);
-    if (i < 0) {
-        if (required) fail(f.name() + ": metadata key " + key + " is missing");
-        return fallback;
-    }
-    const double v = f.kv_f64(i);
-    if (!std::isfinite(v)) fail(f.name() + ": metadata key " + key + " is not finite");
-    return v;
-}
-
-// Looks a weight up and checks it is exactly what the forward pass will read. ne1 == 0: a
-// vector (the norms, kept F32 by every converter); otherwise a ne0 x ne1 matrix of any type
-// the matmul supports, with rows that are whole blocks.
 Phi3Weight weight(const GGUFFile &f, const std::string &name, int64_t ne0, int64_t ne1) {
-    const int64_t i = f.find_tensor(name);
-    if (i < 0) fail(f.name() + ": tensor " + name + " is missing");
-    const GGUFTensor &t = f.tensor(i);
-    const int n_dims = ne1 == 0 ? 1 : 2;
-    const int64_t want[4] = {ne0, ne1 == 0 ? 1 : ne1, 1, 1};
-    if (t.n_dims > n_dims || t.ne[0] != want[0] || t.ne[1] != want[1] || t.ne[2] != 1 || t.ne[3] != 1)
-        fail(f.name() + ": tensor " + name + " has shape " + shape_str(t.ne, t.n_dims) +
-             ", expected " + shape_str(want, n_dims));
-    const type_info *ti = type_traits(t.type);
-    if (ne1 == 0) {
-        if (t.type != HG_TYPE_F32)
-            fail(f.name() + ": tensor " + name + " has type " + type_name(t.type) + ", expected f32");
-    } else {
-        if (!ti || !ti->supported)
-            fail(f.name() + ": tensor " + name + " has type " + type_name(t.type) +
-                 ", which this engine cannot multiply");
-        const int64_t act_block = type_traits(ti->vec_dot_type)->block_size;
-        if (ne0 % ti->block_size != 0 || ne0 % act_block != 0)
-            fail(f.name() + ": tensor " + name + " has rows of " + std::to_string(ne0) +
-                 " values, not a whole number of " + ti->name + " blocks");
-    }
-    return Phi3Weight{&t};
+    return Phi3Weight{&checked_tensor(f, name, ne0, ne1)};
 }
 
 // Runs fn(r0, r1) over [0, n) rows split among the pool's threads; a single row (decode)
@@ -218,8 +148,31 @@ void Phi3Model::kv_clear(int64_t from_pos) {
     kv_.set_n_past(std::min(kv_.n_past(), from_pos));
 }
 
+HLoraBaseShape Phi3Model::base_shape() const {
+    HLoraBaseShape b;
+    b.n_layer = hp_.n_layer;
+    b.n_embd = hp_.n_embd;
+    b.n_ff = hp_.n_ff;
+    b.n_qkv = hp_.n_qkv();
+    b.n_vocab = hp_.n_vocab;
+    return b;
+}
+
+int Phi3Model::add_plugin(std::unique_ptr<HLoraPlugin> plugin) {
+    if (!plugin) fail("add_plugin: no plugin");
+    if (plugins_.size() >= 1024) fail("add_plugin: 1024 plugins are loaded already");
+    plugins_.push_back(std::move(plugin));
+    return (int)plugins_.size() - 1;
+}
+
+const HLoraPlugin &Phi3Model::plugin(int id) const {
+    if (id < 0 || id >= (int)plugins_.size())
+        fail("plugin " + std::to_string(id) + " is not loaded (" + std::to_string(plugins_.size()) + " plugins)");
+    return *plugins_[(size_t)id];
+}
+
 void Phi3Model::eval(ThreadPool &pool, const int32_t *tokens, int64_t n_tokens, int64_t start_pos,
-                     float *logits, bool all_logits) {
+                     float *logits, bool all_logits, int plugin_id, const float *embd) {
     if (!tokens || n_tokens <= 0) fail("eval: no tokens");
     if (start_pos != kv_.n_past())
         fail("eval: start_pos " + std::to_string(start_pos) + " but the KV cache holds " +
@@ -227,17 +180,31 @@ void Phi3Model::eval(ThreadPool &pool, const int32_t *tokens, int64_t n_tokens, 
     if (start_pos + n_tokens > kv_.n_ctx())
         fail("eval: " + std::to_string(n_tokens) + " tokens at position " + std::to_string(start_pos) +
              " would exceed the context of " + std::to_string(kv_.n_ctx()) + " tokens");
-    for (int64_t i = 0; i < n_tokens; i++)
+    const HLoraPlugin *plugin = plugin_id == -1 ? nullptr : &this->plugin(plugin_id);
+    int64_t n_embd_rows = 0;
+    for (int64_t i = 0; i < n_tokens; i++) {
+        if (tokens[i] == -1 && embd) {
+            const float *row = embd + n_embd_rows++ * hp_.n_embd;
+            for (int64_t j = 0; j < hp_.n_embd; j++)
+                if (!std::isfinite(row[j]))
+                    fail("eval: embedding row " + std::to_string(n_embd_rows - 1) + " (position " +
+                         std::to_string(start_pos + i) + ") has a non-finite value at " + std::to_string(j));
+            continue;
+        }
         if (tokens[i] < 0 || tokens[i] >= hp_.n_vocab)
             fail("eval: token " + std::to_string(tokens[i]) + " at index " + std::to_string(i) +
                  " (position " + std::to_string(start_pos + i) + ") is outside the vocabulary of " +
-                 std::to_string(hp_.n_vocab));
+                 std::to_string(hp_.n_vocab) + (tokens[i] == -1 ? " (-1 takes an embedding row: none given)" : ""));
+    }
     try {
+        const float *e = embd;
         for (int64_t c = 0; c < n_tokens; c += kChunk) {
             const int64_t n = std::min(kChunk, n_tokens - c);
             const bool last = c + n == n_tokens;
             float *out = !logits ? nullptr : all_logits ? logits + c * hp_.n_vocab : last ? logits : nullptr;
-            eval_chunk(pool, tokens + c, n, start_pos + c, out, all_logits);
+            eval_chunk(pool, tokens + c, e, n, start_pos + c, out, all_logits, plugin);
+            if (e)
+                for (int64_t i = c; i < c + n; i++) e += tokens[i] == -1 ? hp_.n_embd : 0;
             kv_.set_n_past(start_pos + c + n);
         }
     } catch (...) {
@@ -246,20 +213,41 @@ void Phi3Model::eval(ThreadPool &pool, const int32_t *tokens, int64_t n_tokens, 
     }
 }
 
-void Phi3Model::eval_chunk(ThreadPool &pool, const int32_t *tokens, int64_t n, int64_t pos0,
-                           float *logits, bool all_logits) {
+void Phi3Model::eval_chunk(ThreadPool &pool, const int32_t *tokens, const float *embd, int64_t n, int64_t pos0,
+                           float *logits, bool all_logits, const HLoraPlugin *plugin) {
     const Phi3HParams &hp = hp_;
     const int64_t E = hp.n_embd, Q = hp.n_qkv(), F = hp.n_ff, hd = hp.head_dim;
     std::vector<float> hidden_state(n * E), normed(n * E), qkv(n * Q), attn(n * E), proj(n * E),
         gate_up(n * 2 * F), act(n * F);
 
-    // Embedding rows, dequantized from whatever type token_embd has.
-    const type_info *ti = type_traits(token_embd_.type());
-    const size_t embd_row = row_bytes(token_embd_.type(), E);
-    const uint8_t *embd = static_cast<const uint8_t *>(token_embd_.data());
+    // Embedding rows, dequantized from whatever type token_embd has (the plugin's own rows
+    // where it trained them), or the caller's vectors at positions whose token is -1.
+    std::vector<const float *> given(n, nullptr);
+    for (int64_t t = 0; t < n; t++)
+        if (tokens[t] == -1) given[t] = embd, embd += E;
+    const HLoraRows *own = plugin && plugin->token_embd().t ? &plugin->token_embd() : nullptr;
     for_rows(pool, n, [&](int64_t r0, int64_t r1) {
-        for (int64_t t = r0; t < r1; t++) ti->to_float(embd + tokens[t] * embd_row, &hidden_state[t * E], E);
+        for (int64_t t = r0; t < r1; t++) {
+            if (given[t]) {
+                std::copy(given[t], given[t] + E, &hidden_state[t * E]);
+            } else if (own && own->covers(tokens[t])) {
+                const int type = own->t->type;
+                type_traits(type)->to_float(own->t->data + (tokens[t] - own->first_row) * row_bytes(type, E),
+                                            &hidden_state[t * E], E);
+            } else {
+                const int type = token_embd_.type();
+                type_traits(type)->to_float(static_cast<const uint8_t *>(token_embd_.data()) + tokens[t] * row_bytes(type, E),
+                                            &hidden_state[t * E], E);
+            }
+        }
     });
+
+    // Every linear of a layer: W x alone, or with the plugin's adapter (never lm_head).
+    auto linear = [&](const Phi3Weight &w, const HLoraAdapter *ad, int64_t rows, int64_t k, const float *x, float *y) {
+        if (!ad) matmul(pool, w.type(), w.data(), rows, k, x, n, y);
+        else if (plugin->fused()) hlora_linear(pool, *ad, w.type(), w.data(), x, n, y);
+        else hlora_linear_unfused(pool, *ad, w.type(), w.data(), x, n, y);
+    };
 
     std::vector<int32_t> pos(n);
     for (int64_t t = 0; t < n; t++) pos[t] = (int32_t)(pos0 + t);
@@ -280,9 +268,10 @@ void Phi3Model::eval_chunk(ThreadPool &pool, const int32_t *tokens, int64_t n, i
 
     for (int64_t il = 0; il < hp.n_layer; il++) {
         const Phi3Layer &l = layers_[il];
+        const HLoraPlugin::Layer *pl = plugin ? &plugin->layer(il) : nullptr;
         // Attention block. qkv_proj rows: q heads, then k heads, then v heads.
         norm(l.attn_norm);
-        matmul(pool, l.attn_qkv.type(), l.attn_qkv.data(), Q, E, normed.data(), n, qkv.data());
+        linear(l.attn_qkv, pl ? &pl->attn_qkv : nullptr, Q, E, normed.data(), qkv.data());
         float *q = qkv.data(), *k = q + hp.n_head * hd, *v = k + hp.n_head_kv * hd;
         for_rows(pool, n, [&](int64_t r0, int64_t r1) {
             const int64_t half = hp.n_rot / 2;
@@ -291,16 +280,16 @@ void Phi3Model::eval_chunk(ThreadPool &pool, const int32_t *tokens, int64_t n, i
         });
         kv_store(kv_.layer(il), k, v, Q, n, pos0);
         attention(pool, kv_.layer(il), q, Q, n, pos0, hp.n_head, hp.sliding_window, attn.data(), E);
-        matmul(pool, l.attn_output.type(), l.attn_output.data(), E, E, attn.data(), n, proj.data());
+        linear(l.attn_output, pl ? &pl->attn_output : nullptr, E, E, attn.data(), proj.data());
         add_residual(proj);
 
         // MLP block: gate_up_proj, silu(gate) * up, down_proj.
         norm(l.ffn_norm);
-        matmul(pool, l.ffn_up.type(), l.ffn_up.data(), 2 * F, E, normed.data(), n, gate_up.data());
+        linear(l.ffn_up, pl ? &pl->ffn_up : nullptr, 2 * F, E, normed.data(), gate_up.data());
         for_rows(pool, n, [&](int64_t r0, int64_t r1) {
             silu_mul(&gate_up[r0 * 2 * F], &act[r0 * F], F, r1 - r0);
         });
-        matmul(pool, l.ffn_down.type(), l.ffn_down.data(), E, F, act.data(), n, proj.data());
+        linear(l.ffn_down, pl ? &pl->ffn_down : nullptr, E, F, act.data(), proj.data());
         add_residual(proj);
     }
 
@@ -311,6 +300,15 @@ void Phi3Model::eval_chunk(ThreadPool &pool, const int32_t *tokens, int64_t n, i
     rms_norm(&hidden_state[first * E], static_cast<const float *>(output_norm_.data()), normed.data(), E,
              rows, hp.rms_eps);
     matmul(pool, output_.type(), output_.data(), hp.n_vocab, E, normed.data(), rows, logits);
+    if (plugin && plugin->output().t) {
+        // the plugin's trained lm_head rows replace the base's for its token range
+        const HLoraRows &o = plugin->output();
+        std::vector<float> own_logits((size_t)(o.n_rows * rows));
+        matmul(pool, o.t->type, o.t->data, o.n_rows, E, normed.data(), rows, own_logits.data());
+        for (int64_t c = 0; c < rows; c++)
+            std::copy(&own_logits[(size_t)(c * o.n_rows)], &own_logits[(size_t)((c + 1) * o.n_rows)],
+                      logits + c * hp.n_vocab + o.first_row);
+    }
 }
 
 } // namespace hg

@@ -16,6 +16,7 @@
 
 #include "core/threadpool.h"
 #include "gguf/gguf.h"
+#include "models/hlora_plugin.h"
 #include "ops/attention.h"
 
 namespace hg {
@@ -86,22 +87,36 @@ public:
     // n_vocab logits, or with all n_tokens rows when all_logits; logits may be null when the
     // caller only fills the cache. Prefill and decode share this path; long batches run in
     // chunks so scratch memory stays bounded. On a failure the cache keeps its old n_past.
+    //
+    // plugin: -1 runs the base model alone; else the id add_plugin returned, whose adapters
+    // join every linear. The cache does not remember which plugin filled it: the caller must
+    // not continue a prefix computed under another plugin (LanguageModel keys it).
+    // embd: where tokens[i] is -1, the position takes the next row of embd (n_embd floats,
+    // rows in order) in place of a token's embedding, e.g. projected image features.
     void eval(ThreadPool &pool, const int32_t *tokens, int64_t n_tokens, int64_t start_pos,
-              float *logits, bool all_logits);
+              float *logits, bool all_logits, int plugin = -1, const float *embd = nullptr);
+
+    // Takes a plugin loaded against this model's shape (HLoraPlugin::load with base_shape());
+    // returns its id. Plugins share the base weights and stay until the model is freed.
+    int add_plugin(std::unique_ptr<HLoraPlugin> plugin);
+    int n_plugins() const { return (int)plugins_.size(); }
+    const HLoraPlugin &plugin(int id) const;
+    HLoraBaseShape base_shape() const;
 
     // Forgets positions from_pos.. so a shared prefix can be reused (0 clears everything).
     void kv_clear(int64_t from_pos);
 
 private:
     Phi3Model() : kv_(Phi3HParams{}, HG_TYPE_F32, 0) {}
-    void eval_chunk(ThreadPool &pool, const int32_t *tokens, int64_t n, int64_t pos0,
-                    float *logits, bool all_logits);
+    void eval_chunk(ThreadPool &pool, const int32_t *tokens, const float *embd, int64_t n, int64_t pos0,
+                    float *logits, bool all_logits, const HLoraPlugin *plugin);
 
     std::unique_ptr<GGUFFile> file_;
     Phi3HParams hp_;
     Phi3Weight token_embd_, output_norm_, output_;
     std::vector<Phi3Layer> layers_;
     Phi3KVCache kv_;
+    std::vector<std::unique_ptr<HLoraPlugin>> plugins_;
 };
 
 } // namespace hg

@@ -14,16 +14,21 @@ namespace hg {
 namespace {
 
 float element(const HLoraTensor &t, int64_t i) {
-    return t.type == HG_TYPE_F32 ? static_cast<const float *>(t.data)[i]
-                                 : fp16_to_f32(static_cast<const fp16_t *>(t.data)[i]);
+    switch (t.type) {
+    case HG_TYPE_F32: return static_cast<const float *>(t.data)[i];
+    case HG_TYPE_F16: return fp16_to_f32(static_cast<const fp16_t *>(t.data)[i]);
+    default: return bf16_to_f32(static_cast<const bf16_t *>(t.data)[i]);
+    }
 }
+
+size_t elem_bytes(int type) { return type == HG_TYPE_F32 ? 4 : 2; }
 
 void check_tensor(const std::string &name, const char *what, const HLoraTensor &t, int64_t rows,
                   int64_t cols, const char *shape) {
     const std::string who = name + "." + what;
-    if (t.type != HG_TYPE_F32 && t.type != HG_TYPE_F16) {
+    if (t.type != HG_TYPE_F32 && t.type != HG_TYPE_F16 && t.type != HG_TYPE_BF16) {
         const type_info *ti = type_traits(t.type);
-        fail(who + ": type " + (ti ? ti->name : std::to_string(t.type)) + " is not supported (f32 or f16)");
+        fail(who + ": type " + (ti ? ti->name : std::to_string(t.type)) + " is not supported (f32, f16 or bf16)");
     }
     if (t.rows != rows || t.cols != cols)
         fail(who + ": " + std::to_string(t.rows) + " x " + std::to_string(t.cols) + ", expected " +
@@ -39,12 +44,12 @@ void check_tensor(const std::string &name, const char *what, const HLoraTensor &
 void append(std::vector<uint8_t> &dst, int dst_type, const HLoraTensor &t) {
     const int64_t n = t.rows * t.cols;
     if (dst_type == t.type) {
-        const size_t bytes = (size_t)n * (t.type == HG_TYPE_F32 ? 4 : 2);
+        const size_t bytes = (size_t)n * elem_bytes(t.type);
         const uint8_t *p = static_cast<const uint8_t *>(t.data);
         dst.insert(dst.end(), p, p + bytes);
         return;
     }
-    // only F16 -> F32 (exact) is ever asked for
+    // only F16/BF16 -> F32 (exact) is ever asked for
     const size_t at = dst.size();
     dst.resize(at + (size_t)n * 4);
     for (int64_t i = 0; i < n; i++) {
@@ -89,8 +94,7 @@ HLoraAdapter HLoraAdapter::make(const std::string &name, int64_t in, int64_t out
     ad.name = name;
     ad.in = in, ad.out = out, ad.rank = rank, ad.n_experts = n_experts, ad.alpha = alpha;
     // one matrix for the router and lora_A, so one matmul serves both
-    ad.router_lora_a_type =
-        router.type == HG_TYPE_F16 && lora_a.type == HG_TYPE_F16 ? HG_TYPE_F16 : HG_TYPE_F32;
+    ad.router_lora_a_type = router.type == lora_a.type ? router.type : HG_TYPE_F32;
     ad.router_lora_a.reserve(row_bytes(ad.router_lora_a_type, in) * (size_t)(n_experts + rank));
     append(ad.router_lora_a, ad.router_lora_a_type, router);
     append(ad.router_lora_a, ad.router_lora_a_type, lora_a);
@@ -99,18 +103,69 @@ HLoraAdapter HLoraAdapter::make(const std::string &name, int64_t in, int64_t out
     return ad;
 }
 
+void HLoraAdapter::convert(int type) {
+    if (type != HG_TYPE_F32 && type != HG_TYPE_F16 && type != HG_TYPE_BF16 && type != HG_TYPE_Q8_0) {
+        const type_info *ti = type_traits(type);
+        fail(name + ": adapter type " + (ti ? ti->name : std::to_string(type)) +
+             " is not supported (f32, f16, bf16 or q8_0)");
+    }
+    const type_info *dst = type_traits(type);
+    auto recode = [&](int &mtype, std::vector<uint8_t> &m, int64_t rows, int64_t cols) {
+        if (mtype == type || cols % dst->block_size != 0) return;
+        const std::vector<float> f = to_floats(mtype, m, rows, cols);
+        const size_t row = row_bytes(type, cols);
+        std::vector<uint8_t> out(row * (size_t)rows);
+        for (int64_t r = 0; r < rows; r++) dst->from_float_ref(&f[(size_t)(r * cols)], &out[r * row], cols);
+        m.swap(out);
+        mtype = type;
+    };
+    recode(router_lora_a_type, router_lora_a, n_experts + rank, in);
+    recode(lora_b_type, lora_b, out, rank);
+}
+
+namespace {
+
+// y = W x + B g, where the router logits and A x of every token are in s.logits_a already.
+void hlora_epilogue(ThreadPool &pool, const HLoraAdapter &ad, int64_t n_tokens, float *y, Scratch &s);
+
+} // namespace
+
 void hlora_linear(ThreadPool &pool, const HLoraAdapter &ad, int w_type, const void *w,
                   const float *x, int64_t n_tokens, float *y) {
     if (n_tokens <= 0) return;
-    const int64_t n = ad.n_experts, r = ad.rank, per = r / n, nr = n + r, out = ad.out;
+    const int64_t nr = ad.n_experts + ad.rank;
     Scratch &s = scratch;
     s.logits_a.resize((size_t)(nr * n_tokens));
-    s.g.resize((size_t)(r * n_tokens));
-    s.bg.resize((size_t)(out * n_tokens));
-
-    matmul(pool, w_type, w, out, ad.in, x, n_tokens, y);
+    matmul(pool, w_type, w, ad.out, ad.in, x, n_tokens, y);
     // router logits and A x of every token in one pass over x
     matmul(pool, ad.router_lora_a_type, ad.router_lora_a.data(), nr, ad.in, x, n_tokens, s.logits_a.data());
+    hlora_epilogue(pool, ad, n_tokens, y, s);
+}
+
+void hlora_linear_unfused(ThreadPool &pool, const HLoraAdapter &ad, int w_type, const void *w,
+                          const float *x, int64_t n_tokens, float *y) {
+    if (n_tokens <= 0) return;
+    const int64_t n = ad.n_experts, r = ad.rank, nr = n + r;
+    Scratch &s = scratch;
+    s.logits_a.resize((size_t)(nr * n_tokens));
+    std::vector<float> route((size_t)(n * n_tokens)), a((size_t)(r * n_tokens));
+    matmul(pool, w_type, w, ad.out, ad.in, x, n_tokens, y);
+    const size_t row = row_bytes(ad.router_lora_a_type, ad.in);
+    matmul(pool, ad.router_lora_a_type, ad.router_lora_a.data(), n, ad.in, x, n_tokens, route.data());
+    matmul(pool, ad.router_lora_a_type, ad.router_lora_a.data() + (size_t)n * row, r, ad.in, x, n_tokens, a.data());
+    for (int64_t c = 0; c < n_tokens; c++) { // the fused layout, for the shared epilogue
+        std::memcpy(&s.logits_a[(size_t)(c * nr)], &route[(size_t)(c * n)], (size_t)n * 4);
+        std::memcpy(&s.logits_a[(size_t)(c * nr + n)], &a[(size_t)(c * r)], (size_t)r * 4);
+    }
+    hlora_epilogue(pool, ad, n_tokens, y, s);
+}
+
+namespace {
+
+void hlora_epilogue(ThreadPool &pool, const HLoraAdapter &ad, int64_t n_tokens, float *y, Scratch &s) {
+    const int64_t n = ad.n_experts, r = ad.rank, per = r / n, nr = n + r, out = ad.out;
+    s.g.resize((size_t)(r * n_tokens));
+    s.bg.resize((size_t)(out * n_tokens));
 
     // epilogue: per token softmax over the experts, expansion to the rank slots, scale. It is
     // O(tokens * rank), microseconds even for a prompt: on this thread, not worth a pool wake-up.
@@ -143,6 +198,8 @@ void hlora_linear(ThreadPool &pool, const HLoraAdapter &ad, int w_type, const vo
         add(i0, i1);
     });
 }
+
+} // namespace
 
 void hlora_linear_ref(const HLoraAdapter &ad, int w_type, const void *w, const float *x,
                       int64_t n_tokens, float *y) {

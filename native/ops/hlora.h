@@ -19,7 +19,8 @@
 
 namespace hg {
 
-// A borrowed row-major tensor as the adapter file holds it: HG_TYPE_F32 or HG_TYPE_F16.
+// A borrowed row-major tensor as the adapter file holds it: HG_TYPE_F32, HG_TYPE_F16 or
+// HG_TYPE_BF16 (the released HealthGPT pickles may be bf16).
 struct HLoraTensor {
     int type = 0;
     const void *data = nullptr;
@@ -30,8 +31,8 @@ struct HLoraAdapter {
     std::string name; // e.g. "blk.3.attn_qkv": prefixes every message about this adapter
     int64_t in = 0, out = 0, rank = 0, n_experts = 0;
     float alpha = 0;
-    // (n_experts + rank) x in: the router's rows, then lora_A's. F16 when both came as F16,
-    // else F32 (an F16 half is widened exactly).
+    // (n_experts + rank) x in: the router's rows, then lora_A's. In their common type when
+    // both came in the same one, else F32 (an F16/BF16 half is widened exactly).
     int router_lora_a_type = 0;
     std::vector<uint8_t> router_lora_a;
     int lora_b_type = 0; // out x rank, kept in its own type
@@ -45,12 +46,24 @@ struct HLoraAdapter {
     static HLoraAdapter make(const std::string &name, int64_t in, int64_t out, int64_t rank,
                              int64_t n_experts, float alpha, const HLoraTensor &router,
                              const HLoraTensor &lora_a, const HLoraTensor &lora_b);
+
+    // Re-encodes both matrices in `type` (F32, F16, BF16 or Q8_0) for speed: at one token a
+    // linear costs the bytes it reads, and Q8_0 reads about half of F16. A matrix whose rows
+    // are not whole blocks of `type` (lora_B with a rank that is not a multiple of 32 for Q8_0)
+    // keeps its type. Fails naming the adapter on any other type.
+    void convert(int type);
 };
 
 // y (n_tokens columns of out floats) = W x + B g, fused and threaded on the pool. W: out x in
 // of any type hg::matmul supports; x: n_tokens columns of in floats.
 void hlora_linear(ThreadPool &pool, const HLoraAdapter &ad, int w_type, const void *w,
                   const float *x, int64_t n_tokens, float *y);
+
+// The same product unfused, for benchmarks: W x, R x and A x as three passes over x (the
+// router and lora_A rows of the stacked matrix multiplied on their own), then the epilogue
+// and B g. Same arithmetic as the fused path, so the same result to the last bit.
+void hlora_linear_unfused(ThreadPool &pool, const HLoraAdapter &ad, int w_type, const void *w,
+                          const float *x, int64_t n_tokens, float *y);
 
 // The formula as written, unfused, on the calling thread: W dequantized row by row, every
 // dot product and the softmax in double. The reference the fused path is tested against.

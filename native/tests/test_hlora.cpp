@@ -37,19 +37,20 @@ std::vector<uint8_t> as_type(int type, const std::vector<float> &w, int64_t rows
     return out;
 }
 
-// An adapter tensor in F32 or F16, owning its storage.
+// An adapter tensor in F32, F16 or BF16, owning its storage.
 struct Tensor {
     std::vector<float> f32;
-    std::vector<hg::fp16_t> f16;
+    std::vector<uint16_t> half; // F16 or BF16 bits
     hg::HLoraTensor view;
 };
 Tensor tensor(int type, const std::vector<float> &v, int64_t rows, int64_t cols) {
     Tensor t;
     t.f32 = v;
-    if (type == HG_TYPE_F16)
-        for (float x : v) t.f16.push_back(hg::f32_to_fp16(x));
+    for (float x : v)
+        if (type == HG_TYPE_F16) t.half.push_back(hg::f32_to_fp16(x));
+        else if (type == HG_TYPE_BF16) t.half.push_back(hg::f32_to_bf16(x));
     t.view.type = type;
-    t.view.data = type == HG_TYPE_F16 ? (const void *)t.f16.data() : (const void *)t.f32.data();
+    t.view.data = type == HG_TYPE_F32 ? (const void *)t.f32.data() : (const void *)t.half.data();
     t.view.rows = rows, t.view.cols = cols;
     return t;
 }
@@ -65,7 +66,11 @@ double max_rel(const std::vector<float> &got, const std::vector<float> &ref) {
 }
 
 const char *type_name(int type) {
-    return type == HG_TYPE_F32 ? "f32" : type == HG_TYPE_F16 ? "f16" : type == HG_TYPE_Q8_0 ? "q8_0" : "q4_0";
+    return type == HG_TYPE_F32    ? "f32"
+           : type == HG_TYPE_F16  ? "f16"
+           : type == HG_TYPE_BF16 ? "bf16"
+           : type == HG_TYPE_Q8_0 ? "q8_0"
+                                  : "q4_0";
 }
 
 struct Golden {
@@ -145,11 +150,12 @@ TEST(hlora_fused_matches_reference_over_shapes_and_types) {
     const int64_t shapes[][3] = {{160, 75, 8}, {224, 33, 64}, {352, 41, 256}};
     const int64_t n = 4;
     uint32_t seed = 1;
+    double worst[2] = {0, 0};
     for (int threads : {1, 3}) {
         hg::ThreadPool pool(threads);
         for (auto &sh : shapes)
             for (int w_type : w_types)
-                for (int ad_type : {HG_TYPE_F32, HG_TYPE_F16})
+                for (int ad_type : {HG_TYPE_F32, HG_TYPE_F16, HG_TYPE_BF16})
                     for (int64_t tokens : {1, 7}) {
                         const int64_t in = sh[0], out = sh[1], r = sh[2];
                         seed += 7;
@@ -176,13 +182,51 @@ TEST(hlora_fused_matches_reference_over_shapes_and_types) {
                         // (scale, expert order, softmax) errs by O(1).
                         double tol = w_type == HG_TYPE_F32 ? 1e-5 : w_type == HG_TYPE_F16 ? 3e-3 : 2e-2;
                         if (ad_type == HG_TYPE_F16) tol = std::max(tol, 3e-3);
+                        // bf16 adapter: x and g rounded to bf16, 2^-8 per element (worst seen
+                        // 8e-3; bound 2e-2)
+                        if (ad_type == HG_TYPE_BF16) tol = std::max(tol, 2e-2);
                         const double e = max_rel(fused, ref);
+                        worst[ad_type == HG_TYPE_BF16] = std::max(worst[ad_type == HG_TYPE_BF16], e);
                         CHECK_MSG(e < tol, std::string("W ") + type_name(w_type) + ", adapter " + type_name(ad_type) +
                                                ", in " + std::to_string(in) + ", r " + std::to_string(r) + ", tokens " +
                                                std::to_string(tokens) + ", threads " + std::to_string(threads) +
                                                ": max rel err " + std::to_string(e) + " >= " + std::to_string(tol));
                         CHECK(max_rel(base, ref) > 0.1); // the adapter moved y
+                        // the unfused path does the same arithmetic in three passes
+                        std::vector<float> unfused(fused.size());
+                        hg::hlora_linear_unfused(pool, ad, w_type, wq.data(), x.data(), tokens, unfused.data());
+                        CHECK(unfused == fused);
                     }
+    }
+    std::printf("    worst rel err: f32/f16 adapters %.3g, bf16 adapters %.3g\n", worst[0], worst[1]);
+}
+
+TEST(hlora_adapter_converted_to_q8_0) {
+    // Re-encoded in Q8_0 for a cheaper decode: against the reference on the unconverted
+    // adapter, the error is the 8-bit step of the adapter and of its activations on the
+    // B g part only (worst seen 7.5e-3; bound 2e-2 on an F32 W). A rank that is not a
+    // multiple of the 32-block keeps lora_B in its type.
+    hg::ThreadPool pool(2);
+    const int64_t in = 224, out = 41, n = 4;
+    for (int64_t r : {64, 8}) {
+        const float sd = 1.0f / std::sqrt((float)in);
+        const Tensor R = tensor(HG_TYPE_F16, randn((size_t)(n * in), 21, 2 * sd), n, in),
+                     A = tensor(HG_TYPE_F16, randn((size_t)(r * in), 22, sd), r, in),
+                     B = tensor(HG_TYPE_F16, randn((size_t)(out * r), 23, 0.5f / std::sqrt((float)r)), out, r);
+        auto ad = hg::HLoraAdapter::make("q", in, out, r, n, 2.0f * r, R.view, A.view, B.view);
+        auto q = ad;
+        q.convert(HG_TYPE_Q8_0);
+        CHECK(q.router_lora_a_type == HG_TYPE_Q8_0);
+        CHECK(q.lora_b_type == (r % 32 == 0 ? HG_TYPE_Q8_0 : HG_TYPE_F16));
+        auto w = randn((size_t)(out * in), 24, sd);
+        auto x = randn((size_t)(in * 5), 25, 1.0f);
+        std::vector<float> got((size_t)(out * 5)), ref(got.size());
+        hg::hlora_linear(pool, q, HG_TYPE_F32, w.data(), x.data(), 5, got.data());
+        hg::hlora_linear_ref(ad, HG_TYPE_F32, w.data(), x.data(), 5, ref.data());
+        const double e = max_rel(got, ref);
+        std::printf("    q8_0 adapter, r=%lld: max rel err %.3g\n", (long long)r, e);
+        CHECK_MSG(e < 2e-2, "q8_0 adapter r=" + std::to_string(r) + ": " + std::to_string(e));
+        expect_fail("q: adapter type q4_0 is not supported", [&] { q.convert(HG_TYPE_Q4_0); });
     }
 }
 
@@ -235,15 +279,15 @@ TEST(hlora_refuses_bad_adapters_naming_the_tensor) {
     });
     expect_fail("blk.1.ffn_down.router: non-finite value at row 3, column 31", [&] {
         Tensor r = T(4, in, HG_TYPE_F16);
-        r.f16.back() = 0x7e00; // f16 NaN
+        r.half.back() = 0x7e00; // f16 NaN
         hg::HLoraAdapter::make("blk.1.ffn_down", in, out, 8, 4, 16, r.view, a8.view, b8.view);
     });
     expect_fail("blk.1.ffn_down.lora_B: non-finite value at row 0, column 0", [&] {
         Tensor b = T(out, 8, HG_TYPE_F16);
-        b.f16[0] = 0xfc00; // f16 -inf
+        b.half[0] = 0xfc00; // f16 -inf
         hg::HLoraAdapter::make("blk.1.ffn_down", in, out, 8, 4, 16, r4.view, a8.view, b.view);
     });
-    expect_fail("blk.1.ffn_down.lora_B: type q4_0 is not supported (f32 or f16)", [&] {
+    expect_fail("blk.1.ffn_down.lora_B: type q4_0 is not supported (f32, f16 or bf16)", [&] {
         hg::HLoraTensor b = b8.view;
         b.type = HG_TYPE_Q4_0;
         hg::HLoraAdapter::make("blk.1.ffn_down", in, out, 8, 4, 16, r4.view, a8.view, b);
