@@ -249,6 +249,7 @@ export class HealthGPT {
     const key = `${img.hash}:${tap}`;
     const hit = this.cache.get(key);
     if (hit) return { rows: hit, ms: 0 };
+    if (signal?.aborted) throw new HealthGPTError('ABORT_ERR', 'the operation was aborted');
     const t0 = performance.now();
     const feats = await this.vision.encode(img.pixels, { tap });
     this.encodeCount++;
