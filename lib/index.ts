@@ -25,3 +25,8 @@ export { unpickle } from './convert/pickle.js';
 export { parseSentencePieceModel, type SentencePieceModel } from './convert/sentencepiece.js';
 export { loadHfVocab, healthgptTokens } from './convert/hf-tokenizer.js';
 export type { LazyTensor, DType } from './convert/tensor.js';
+export {
+  HealthGPT, type HealthGPTLoadOptions, type AskOptions, type AskResult, type AskTimings, type GenerateImageOptions,
+  type GenerateImageResult, type Turn, type SessionImage, type SamplingRequest,
+} from './session/healthgpt.js';
+export { GENERATION_TASKS, type GenerationTask } from './generate/tasks.js';

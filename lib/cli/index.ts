@@ -1,6 +1,7 @@
 /** The `healthgpt` command line: one file per command under lib/cli/. */
 import { Command, CommanderError } from 'commander';
 import { HealthGPTError } from '../errors.js';
+import { askCommand } from './ask.js';
 import { benchKernelsCommand } from './bench-kernels.js';
 import { benchCommand } from './bench.js';
 import { chatCommand } from './chat.js';
@@ -8,6 +9,7 @@ import { completeCommand } from './complete.js';
 import { convertCommand } from './convert.js';
 import { demoCommand } from './demo.js';
 import { evalCommand } from './eval.js';
+import { generateCommand } from './generate.js';
 import { infoCommand } from './info.js';
 import { pullCommand } from './pull.js';
 import { quantizeCommand } from './quantize.js';
@@ -23,6 +25,8 @@ export function program(): Command {
   p.addCommand(completeCommand());
   p.addCommand(tokenizeCommand());
   p.addCommand(evalCommand());
+  p.addCommand(askCommand());
+  p.addCommand(generateCommand());
   p.addCommand(infoCommand());
   p.addCommand(quantizeCommand());
   p.addCommand(pullCommand());

@@ -17,6 +17,31 @@ const WORDS = (
 
 const CHAT_TOKENS = ['<|endoftext|>', '<|assistant|>', '<|system|>', '<|end|>', '<|user|>'];
 
+/** HealthGPT-M3's vocabulary size: Phi-3's 32011 tokens and HealthGPT's 8195 image tokens. */
+export const HEALTHGPT_VOCAB_SIZE = 40206;
+
+/**
+ * Phi-3's added tokens at their ids (MODEL.md: 32000 <|endoftext|> .. 32010 <|user|>, the
+ * unnamed ones as <|placeholderN|>), then HealthGPT's image tokens: 32011 <start_index>,
+ * 32012 .. 40203 <idx_0> .. <idx_8191>, 40204 <end_index>, 40205 <pixel_newline>.
+ */
+function healthgptAddedTokens(): Array<[string, number]> {
+  const out: Array<[string, number]> = [
+    ['<|endoftext|>', TokenType.CONTROL], ['<|assistant|>', TokenType.CONTROL],
+    ['<|placeholder1|>', TokenType.CONTROL], ['<|placeholder2|>', TokenType.CONTROL], ['<|placeholder3|>', TokenType.CONTROL], ['<|placeholder4|>', TokenType.CONTROL],
+    ['<|system|>', TokenType.CONTROL], ['<|end|>', TokenType.CONTROL], ['<|placeholder5|>', TokenType.CONTROL], ['<|placeholder6|>', TokenType.CONTROL],
+    ['<|user|>', TokenType.CONTROL], ['<start_index>', TokenType.USER_DEFINED],
+  ];
+  for (let k = 0; k < 8192; k++) out.push([`<idx_${k}>`, TokenType.USER_DEFINED]);
+  out.push(['<end_index>', TokenType.USER_DEFINED], ['<pixel_newline>', TokenType.USER_DEFINED]);
+  return out;
+}
+
+/**
+ * A vocabulary of `size` tokens. At HealthGPT's size (40206, PHI3_MINI's) the chat and image
+ * tokens sit at HealthGPT's ids (healthgptAddedTokens), so image generation runs on it; smaller
+ * vocabularies end with the chat tokens alone.
+ */
 export function syntheticSpmVocab(size: number): SpmVocab {
   const pieces: string[] = ['<unk>', '<s>', '</s>'];
   const types: number[] = [TokenType.UNKNOWN, TokenType.CONTROL, TokenType.CONTROL];
@@ -28,19 +53,20 @@ export function syntheticSpmVocab(size: number): SpmVocab {
   for (const c of 'abcdefghijklmnopqrstuvwxyz0123456789.,?!:;-()') words.add(c);
   for (const w of WORDS) for (let i = 1; i <= w.length; i++) words.add(`▁${w.slice(0, i)}`); // SPM merges build a word through its prefixes
   const normal = [...words];
-  const room = size - pieces.length - CHAT_TOKENS.length;
-  if (room < normal.length) throw new Error(`a synthetic vocabulary needs at least ${pieces.length + CHAT_TOKENS.length + normal.length} tokens`);
+  const added: Array<[string, number]> = size === HEALTHGPT_VOCAB_SIZE ? healthgptAddedTokens() : CHAT_TOKENS.map((t) => [t, TokenType.CONTROL]);
+  const room = size - pieces.length - added.length;
+  if (room < normal.length) throw new Error(`a synthetic vocabulary needs at least ${pieces.length + added.length + normal.length} tokens`);
   normal.forEach((p, i) => {
     pieces.push(p);
     types.push(TokenType.NORMAL);
   });
-  for (let i = 0; pieces.length < size - CHAT_TOKENS.length; i++) {
+  for (let i = 0; pieces.length < size - added.length; i++) {
     pieces.push(`▁w${i}`); // filler up to the model's vocabulary size
     types.push(TokenType.NORMAL);
   }
-  for (const t of CHAT_TOKENS) {
+  for (const [t, type] of added) {
     pieces.push(t);
-    types.push(TokenType.CONTROL);
+    types.push(type);
   }
   // longer pieces score higher, so merges prefer whole words
   const scores = pieces.map((p, i) => (types[i] === TokenType.NORMAL ? p.length - i / size : 0));

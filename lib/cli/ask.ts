@@ -1,0 +1,42 @@
+/**
+ * `healthgpt ask --model M --vision V --plugin-com P [--image scan.png ...] "question"`: the
+ * answer streamed to stdout, or with --json one object {answer, tokens, timings}.
+ */
+import { Command, Option } from 'commander';
+import { HealthGPT } from '../session/healthgpt.js';
+import { toJson } from './format.js';
+import { addSessionOptions, imageOptionsOf, interruptSignal, samplingOf, type SessionFlags } from './session-flags.js';
+
+interface AskFlags extends SessionFlags {
+  pluginCom: string;
+  image?: string[];
+  maxTokens: number;
+}
+
+export function askCommand(): Command {
+  const c = new Command('ask')
+    .description('answer a question about medical images (comprehension plugin; streamed)')
+    .argument('<question>', 'the question')
+    .requiredOption('--plugin-com <file>', 'comprehension H-LoRA plugin GGUF')
+    .option('-i, --image <file>', 'an image: PNG, JPEG, WebP, TIFF or DICOM (repeat for several)', (v: string, prev: string[] = []) => [...prev, v])
+    .addOption(new Option('-n, --max-tokens <n>', 'tokens to generate at most').argParser(Number).default(512));
+  return addSessionOptions(c).action(async (question: string, o: AskFlags) => {
+    const t0 = performance.now();
+    const hg = await HealthGPT.load({ model: o.model, vision: o.vision, plugins: { comprehension: o.pluginCom }, threads: o.threads, contextSize: o.context, kvType: o.kvType });
+    const loadMs = performance.now() - t0;
+    const stop = interruptSignal();
+    try {
+      const request = { question, images: o.image ?? [], maxTokens: o.maxTokens, imageOptions: imageOptionsOf(o), signal: stop.signal, ...samplingOf(o) };
+      if (o.json) {
+        const r = await hg.answer(request);
+        process.stdout.write(toJson({ answer: r.answer, tokens: r.tokens, finish_reason: r.finishReason, timings: { load_ms: loadMs, ...r.timings } }) + '\n');
+      } else {
+        for await (const piece of hg.ask(request)) process.stdout.write(piece);
+        process.stdout.write('\n');
+      }
+    } finally {
+      stop.release();
+      hg.dispose();
+    }
+  });
+}

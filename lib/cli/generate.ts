@@ -1,0 +1,64 @@
+/**
+ * `healthgpt generate --model M --vision V --plugin-gen P --vqgan Q --task T [--image in.png]
+ * [--report "text"] -o out.png`: HealthGPT image generation (CT to MRI, MRI to CT,
+ * super-resolution, reconstruction, report to chest X-ray), a progress bar over the image
+ * tokens on stderr, the PNG written to --output; --json prints {output, indices, timings}.
+ */
+import { writeFile } from 'node:fs/promises';
+import { Command, Option } from 'commander';
+import { HealthGPTError } from '../errors.js';
+import { GENERATION_TASKS } from '../generate/tasks.js';
+import { HealthGPT } from '../session/healthgpt.js';
+import { toJson } from './format.js';
+import { Progress } from './progress.js';
+import { addSessionOptions, imageOptionsOf, interruptSignal, samplingOf, type SessionFlags } from './session-flags.js';
+
+interface GenerateFlags extends SessionFlags {
+  pluginGen: string;
+  vqgan: string;
+  task: string;
+  image?: string;
+  report?: string;
+  instruction?: string;
+  output: string;
+}
+
+export function generateCommand(): Command {
+  const c = new Command('generate')
+    .description('generate a medical image (generation plugin + VQGAN) and write it as PNG')
+    .requiredOption('--plugin-gen <file>', 'generation H-LoRA plugin GGUF')
+    .requiredOption('--vqgan <file>', 'VQGAN GGUF')
+    .addOption(new Option('-t, --task <task>', 'what to generate').choices(Object.keys(GENERATION_TASKS)).makeOptionMandatory())
+    .option('-i, --image <file>', 'the input image (every task but report2cxr)')
+    .option('--report <text>', 'the report text (report2cxr)')
+    .option('--instruction <text>', "replaces the task's instruction")
+    .requiredOption('-o, --output <file>', 'the PNG to write');
+  return addSessionOptions(c).action(async (o: GenerateFlags) => {
+    if (o.output === '') throw new HealthGPTError('ERR_INVALID_OPTION', '--output must be a file path, got ""');
+    const t0 = performance.now();
+    const hg = await HealthGPT.load({ model: o.model, vision: o.vision, plugins: { generation: o.pluginGen }, vqgan: o.vqgan, threads: o.threads, contextSize: o.context, kvType: o.kvType });
+    const loadMs = performance.now() - t0;
+    const stop = interruptSignal();
+    let bar: Progress | undefined;
+    try {
+      const r = await hg.generateImage({
+        task: o.task as keyof typeof GENERATION_TASKS, image: o.image, report: o.report, instruction: o.instruction,
+        imageOptions: imageOptionsOf(o), signal: stop.signal, ...samplingOf(o),
+        onToken: (done, total) => {
+          bar ??= new Progress('image tokens', total);
+          bar.tick(1, `${done}/${total}`);
+        },
+      });
+      bar?.finish();
+      await writeFile(o.output, r.png);
+      if (o.json) process.stdout.write(toJson({ output: o.output, width: r.width, height: r.height, indices: [...r.indices], timings: { load_ms: loadMs, ...r.timings } }, 0) + '\n');
+      else process.stderr.write(`wrote ${o.output} (${r.width}x${r.height})\n`);
+    } catch (err) {
+      bar?.finish();
+      throw err;
+    } finally {
+      stop.release();
+      hg.dispose();
+    }
+  });
+}

@@ -1,0 +1,67 @@
+/** Flags shared by `ask` and `generate`: the model files, threads and sampling. */
+import { Command, Option } from 'commander';
+import { HealthGPTError } from '../errors.js';
+import type { ImageDecodeOptions } from '../image/index.js';
+import type { SamplingRequest } from '../session/healthgpt.js';
+
+const num = (v: string) => Number(v);
+
+export interface SessionFlags {
+  model: string;
+  vision: string;
+  threads?: number;
+  context?: number;
+  kvType?: 'f16' | 'f32';
+  window?: string;
+  temperature?: number;
+  topK?: number;
+  topP?: number;
+  minP?: number;
+  repeatPenalty?: number;
+  seed?: number;
+  json?: boolean;
+}
+
+export function addSessionOptions(c: Command): Command {
+  return c
+    .requiredOption('-m, --model <file>', 'language model GGUF (HealthGPT vocabulary)')
+    .requiredOption('--vision <file>', 'CLIP vision tower GGUF (mmproj layout)')
+    .addOption(new Option('--window <center,width>', 'VOI window for DICOM / 16-bit images, e.g. -600,1500'))
+    .addOption(new Option('--temperature <t>', '0: greedy (default)').argParser(num))
+    .addOption(new Option('--top-k <k>', 'keep the k most likely tokens (0: all)').argParser(num))
+    .addOption(new Option('--top-p <p>', 'nucleus sampling').argParser(num))
+    .addOption(new Option('--min-p <p>', 'drop tokens below p x the top probability').argParser(num))
+    .addOption(new Option('--repeat-penalty <r>', '1: off').argParser(num))
+    .addOption(new Option('--seed <s>', 'PRNG seed').argParser(num))
+    .addOption(new Option('--threads <n>', 'threads (default: one per core)').argParser(num))
+    .addOption(new Option('--context <n>', "context size (default: the model's)").argParser(num))
+    .addOption(new Option('--kv-type <type>', 'KV cache precision (default f16)').choices(['f16', 'f32']))
+    .option('--json', 'print one JSON object at the end instead of streaming');
+}
+
+export function samplingOf(f: SessionFlags): SamplingRequest {
+  const out: SamplingRequest = {};
+  if (f.temperature !== undefined) out.temperature = f.temperature;
+  if (f.topK !== undefined) out.topK = f.topK;
+  if (f.topP !== undefined) out.topP = f.topP;
+  if (f.minP !== undefined) out.minP = f.minP;
+  if (f.repeatPenalty !== undefined) out.repeatPenalty = f.repeatPenalty;
+  if (f.seed !== undefined) out.seed = f.seed;
+  return out;
+}
+
+export function imageOptionsOf(f: SessionFlags): ImageDecodeOptions | undefined {
+  if (f.window === undefined) return undefined;
+  const parts = f.window.split(',').map(Number);
+  if (parts.length !== 2 || !parts.every(Number.isFinite) || parts[1]! <= 0)
+    throw new HealthGPTError('ERR_INVALID_OPTION', `--window must be "center,width" with a positive width, got ${JSON.stringify(f.window)}`);
+  return { window: { center: parts[0]!, width: parts[1]! } };
+}
+
+/** Ctrl-C stops the generation within one token instead of killing the process mid-write. */
+export function interruptSignal(): { signal: AbortSignal; release(): void } {
+  const ac = new AbortController();
+  const onInt = (): void => ac.abort(new Error('interrupted'));
+  process.once('SIGINT', onInt);
+  return { signal: ac.signal, release: () => process.off('SIGINT', onInt) };
+}

@@ -1,0 +1,64 @@
+// `healthgpt ask` and `healthgpt generate` on the tiny reference HealthGPT
+// (tools/reference/make_healthgpt_reference.py): JSON output, the PNG written, errors by name.
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { decodeImage } from '../lib/image/index.js';
+import { cli, root, tempDir } from './helpers.js';
+
+const dir = join(root, 'test', 'fixtures', 'healthgpt');
+const f = (name: string): string => join(dir, name);
+const manifest = JSON.parse(readFileSync(f('manifest.json'), 'utf8')) as { question: string; ask: { argmax: number } };
+const refIndices = [...new Int32Array(new Uint8Array(readFileSync(f('gen.indices.i32'))).buffer)];
+const base = ['-m', f('lm.gguf'), '--vision', f('clip.gguf'), '--threads', '2'];
+
+describe('healthgpt ask / generate', () => {
+  it('ask --json: {answer, tokens, timings}, greedy first token as the reference', () => {
+    const r = cli(['ask', ...base, '--plugin-com', f('com.gguf'), '--image', f('input.png'), manifest.question, '-n', '3', '--json']);
+    expect(r.stderr).toBe('');
+    expect(r.status).toBe(0);
+    const out = JSON.parse(r.stdout) as { answer: string; tokens: number[]; finish_reason: string; timings: Record<string, number> };
+    expect(out.tokens.length).toBe(3);
+    expect(out.tokens[0]).toBe(manifest.ask.argmax);
+    expect(typeof out.answer).toBe('string');
+    expect(out.finish_reason).toBe('length');
+    for (const k of ['load_ms', 'encode_ms', 'prefill_ms', 'decode_ms']) expect(out.timings[k]).toBeGreaterThanOrEqual(0);
+  });
+
+  it('ask streams the same text as --json gives', () => {
+    const args = ['ask', ...base, '--plugin-com', f('com.gguf'), '-i', f('input.png'), manifest.question, '-n', '3'];
+    const streamed = cli(args);
+    const json = JSON.parse(cli([...args, '--json']).stdout) as { answer: string };
+    expect(streamed.status).toBe(0);
+    expect(streamed.stdout).toBe(`${json.answer}\n`);
+  });
+
+  // F32 KV cache as the reference computes (the default f16 cache rounds keys and values,
+  // and one near tie among the 1024 greedy steps then flips)
+  it('generate -o out.png: a 256x256 PNG of the reference indices', async () => {
+    const out = join(tempDir(), 'out.png');
+    const r = cli(['generate', ...base, '--kv-type', 'f32', '--plugin-gen', f('gen.gguf'), '--vqgan', f('vqgan.gguf'), '--task', 'reconstruct', '--image', f('input.png'), '-o', out, '--json']);
+    expect(r.status).toBe(0);
+    const j = JSON.parse(r.stdout) as { output: string; width: number; height: number; indices: number[] };
+    expect([j.output, j.width, j.height]).toEqual([out, 256, 256]);
+    expect(j.indices).toEqual(refIndices);
+    const png = await decodeImage(out);
+    expect([png.format, png.width, png.height]).toEqual(['png', 256, 256]);
+  }, 120_000);
+
+  it('refuses bad arguments by name', () => {
+    const gen = ['generate', ...base, '--plugin-gen', f('gen.gguf'), '--vqgan', f('vqgan.gguf')];
+    let r = cli([...gen, '--task', 'paint', '-o', '/tmp/x.png']);
+    expect(r.status).not.toBe(0);
+    expect(r.stderr).toMatch(/--task.*paint/s);
+    r = cli([...gen, '--task', 'ct2mri', '-o', join(tempDir(), 'x.png')]);
+    expect(r.status).toBe(1);
+    expect(r.stderr).toMatch(/task ct2mri needs an input image/);
+    r = cli(['ask', ...base, '--plugin-com', f('com.gguf'), '--window', 'wide', 'q']);
+    expect(r.status).toBe(1);
+    expect(r.stderr).toMatch(/--window must be "center,width".*"wide"/);
+    r = cli(['ask', ...base, '--plugin-com', f('missing.gguf'), 'q']);
+    expect(r.status).toBe(1);
+    expect(r.stderr).toMatch(/missing\.gguf/);
+  });
+});

@@ -1,0 +1,248 @@
+#!/usr/bin/env node
+// node tools/bench-generate.mjs [--json] [--threads N] [--tokens N] [--repeats N] [--tiny]
+//                               [--model FILE.gguf] [--plugin FILE.gguf] [--cache DIR]
+//
+// Image-token decode speed: how fast the engine emits HealthGPT's <idx_k> tokens, the work
+// of image generation (1024 of them per 256 x 256 image). On the Phi-3-mini-shaped model with
+// HealthGPT-M3's vocabulary (40206 tokens: <start_index> 32011, <idx_0..8191> 32012..40203,
+// <end_index>, <pixel_newline>; lib/synthetic/vocab.ts) and a random generation plugin of
+// M3's shape (r=256, alpha=512, 4 experts, F16; lib/synthetic/hlora.ts): the prompt is the
+// chat template's user turn with a task instruction and <start_index>, then greedy decoding
+// under the image-token logit mask (lib/generate/image-tokens.ts), as generateImage runs it.
+// Reported: tokens/s over the decode steps (first sampled token to last), the same without
+// the plugin (the base alone) for comparison, the seconds a full 1024-token image would take
+// at that rate, and the prompt's prefill time. Runs interleave the two configurations so a
+// busy machine slows both alike; medians.
+//
+// The model is random Q4_0 weights (the recipe of tools/bench.mjs) with that vocabulary, made
+// once under the cache directory (about 2.1 GB, its weights copied from tools/bench.mjs's file
+// when that is there; the plugin about 0.8 GB, the one tools/bench-hlora.mjs makes); --tiny uses a small
+// F32 model of the same vocabulary instead (hidden 256, 2 layers: a smoke test, seconds to
+// make). The library comes from dist/ (`npx tsc -p .`).
+import { existsSync, mkdirSync, statSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { availableParallelism, homedir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const root = join(dirname(fileURLToPath(import.meta.url)), '..');
+const require = createRequire(import.meta.url);
+
+const USAGE = `usage: node tools/bench-generate.mjs [options]
+  --json            print one JSON object instead of the table
+  --threads N       threads (default: ${availableParallelism()}, one per core)
+  --tokens N        image tokens decoded per run (default 64)
+  --repeats N       timed runs of each configuration, the median reported (default 3)
+  --tiny            a small F32 model with HealthGPT's vocabulary instead of the Phi-3-mini shape
+  --model FILE      a phi3 GGUF with HealthGPT's image tokens to use instead
+  --plugin FILE     a generation plugin GGUF for that model
+  --cache DIR       where the random model and plugin are kept (default ~/.cache/healthgpt/bench)`;
+
+function fail(message) {
+  console.error(`bench-generate: ${message}`);
+  process.exit(2);
+}
+
+function parseArgs(argv) {
+  const o = { json: false, tiny: false, threads: availableParallelism(), tokens: 64, repeats: 3, model: undefined, plugin: undefined, cache: join(homedir(), '.cache', 'healthgpt', 'bench') };
+  const ints = new Set(['threads', 'tokens', 'repeats']);
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i];
+    if (a === '--json') o.json = true;
+    else if (a === '--tiny') o.tiny = true;
+    else if (a === '--help' || a === '-h') {
+      console.log(USAGE);
+      process.exit(0);
+    } else if (a.startsWith('--') && a.slice(2) in o) {
+      const k = a.slice(2);
+      const v = argv[++i];
+      if (v === undefined) fail(`${a} needs a value`);
+      if (ints.has(k)) {
+        const n = Number(v);
+        if (!Number.isInteger(n) || n < 1) fail(`${a} must be a positive integer, got ${v}`);
+        o[k] = n;
+      } else o[k] = v;
+    } else fail(`unknown argument ${a}\n${USAGE}`);
+  }
+  if (o.tokens < 2) fail('--tokens must be at least 2 (the rate is over the steps between tokens)');
+  if ((o.model === undefined) !== (o.plugin === undefined)) fail('--model and --plugin go together');
+  return o;
+}
+
+function lib(path) {
+  const file = join(root, 'dist', path);
+  if (!existsSync(file)) fail(`${file} is missing: compile the library first (npx tsc -p .)`);
+  return require(file);
+}
+
+const GB = 1e9;
+const MODEL_VERSION = 1; // bump when the recipe below changes
+const PLUGIN_VERSION = 1;
+
+function fillRandom(out, seed, std) {
+  let s = seed >>> 0 || 0x9e3779b9;
+  const scale = (std * Math.sqrt(3)) / 2147483648;
+  for (let i = 0; i < out.length; i++) {
+    s ^= s << 13;
+    s ^= s >>> 17;
+    s ^= s << 5;
+    out[i] = s * scale;
+  }
+}
+
+/** Random Q4_0 weights in the Phi-3-mini shape, HealthGPT's vocabulary. */
+async function ensureModel(dir, log) {
+  const { GGUFWriter } = lib('gguf/writer.js');
+  const { GGMLType, tensorBytes } = lib('gguf/constants.js');
+  const { PHI3_MINI, addPhi3Hparams, phi3Tensors } = lib('synthetic/phi3.js');
+  const { syntheticSpmVocab } = lib('synthetic/vocab.js');
+  const { addSpmVocab } = lib('tokenizer/vocab-gguf.js');
+  const { native } = lib('native.js');
+  const s = PHI3_MINI;
+  const path = join(dir, `phi3-mini-healthgpt-vocab-random-q4_0-v${MODEL_VERSION}.gguf`);
+  if (existsSync(path)) return { path, shape: s };
+  mkdirSync(dir, { recursive: true });
+  log(`making ${path} (Phi-3-mini shape, HealthGPT vocabulary, random weights, Q4_0; once) ...`);
+  const started = Date.now();
+  const w = new GGUFWriter();
+  addPhi3Hparams(w, s, 'healthgpt bench: random weights (not a trained model)');
+  w.addKV('general.file_type', 2, 'u32');
+  w.addKV('general.quantization_version', 2, 'u32');
+  addSpmVocab(w, syntheticSpmVocab(s.vocab));
+  const q4 = GGMLType.Q4_0;
+  const tensors = phi3Tensors(s);
+  // tools/bench.mjs's file holds these very weights (the same recipe and seeds) under another
+  // vocabulary: copy them when it is there (seconds, not minutes of quantizing)
+  const benchBase = join(dir, `phi3-mini-random-q4_0-v1-${s.vocab}.gguf`);
+  if (existsSync(benchBase)) {
+    const { GGUFFile } = lib('gguf/file.js');
+    const src = GGUFFile.open(benchBase);
+    log(`  weights copied from ${benchBase}`);
+    for (const [i, t] of src.info.tensors.entries()) w.addTensor(t.name, t.shape, t.typeId, () => src.tensorData(i));
+    await w.write(path);
+    src.close();
+    log(`  done in ${((Date.now() - started) / 1000).toFixed(0)} s, ${(statSync(path).size / GB).toFixed(2)} GB`);
+    return { path, shape: s };
+  }
+  tensors.forEach((t, i) => {
+    if (t.shape.length === 1) {
+      const ones = new Float32Array(t.shape[0]);
+      fillRandom(ones, 1000 + i, 0.1);
+      for (let k = 0; k < ones.length; k++) ones[k] += 1;
+      w.addTensor(t.name, t.shape, GGMLType.F32, new Uint8Array(ones.buffer));
+      return;
+    }
+    const [k, rows] = t.shape;
+    w.addTensor(t.name, t.shape, q4, () => {
+      const out = Buffer.allocUnsafe(tensorBytes(q4, t.shape));
+      const rowBytes = out.length / rows;
+      const step = Math.max(1, Math.floor((16 << 20) / k));
+      const f = new Float32Array(step * k);
+      for (let r = 0; r < rows; r += step) {
+        const n = Math.min(step, rows - r);
+        const slice = f.subarray(0, n * k);
+        fillRandom(slice, (i + 1) * 1_000_003 + r, 1 / Math.sqrt(k));
+        native().quantizeRow(q4, slice).copy(out, r * rowBytes);
+      }
+      if (i % 16 === 0) log(`  ${i + 1}/${tensors.length} tensors`);
+      return out;
+    });
+  });
+  await w.write(path);
+  log(`  done in ${((Date.now() - started) / 1000).toFixed(0)} s, ${(statSync(path).size / GB).toFixed(2)} GB`);
+  return { path, shape: s };
+}
+
+async function ensureTinyModel(dir, log) {
+  const { PHI3_TINY, writeRandomPhi3 } = lib('synthetic/phi3.js');
+  const { HEALTHGPT_VOCAB_SIZE } = lib('synthetic/vocab.js');
+  const s = { ...PHI3_TINY, vocab: HEALTHGPT_VOCAB_SIZE, context: 2048 };
+  const path = join(dir, `phi3-tiny-healthgpt-vocab-random-f32-v${MODEL_VERSION}.gguf`);
+  if (!existsSync(path)) {
+    mkdirSync(dir, { recursive: true });
+    log(`making ${path} (tiny, HealthGPT vocabulary, F32) ...`);
+    await writeRandomPhi3(path, s);
+  }
+  return { path, shape: s };
+}
+
+async function ensurePlugin(dir, shape, log) {
+  const { writeRandomHLoraPlugin, M3_GENERATION } = lib('synthetic/hlora.js');
+  const key = `${shape.layers}x${shape.hidden}x${shape.ffn}x${shape.heads}x${shape.kvHeads}`;
+  const path = join(dir, `hlora-generation-r${M3_GENERATION.rank}-f16-v${PLUGIN_VERSION}-${key}.gguf`);
+  if (existsSync(path)) return path;
+  mkdirSync(dir, { recursive: true });
+  log(`making ${path} (random generation plugin, r=${M3_GENERATION.rank}, ${M3_GENERATION.experts} experts, F16; once) ...`);
+  await writeRandomHLoraPlugin(path, shape, M3_GENERATION, 'f16');
+  return path;
+}
+
+const median = (xs) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
+};
+
+async function main() {
+  const o = parseArgs(process.argv.slice(2));
+  const log = o.json ? () => {} : (m) => console.error(m);
+  const { LanguageModel } = lib('model/model.js');
+  const { findImageTokens, imageTokenMask } = lib('generate/image-tokens.js');
+  const { renderChat, PHI3_INSTRUCT } = lib('prompt/template.js');
+  const { taskMessage } = lib('generate/tasks.js');
+
+  let modelPath = o.model;
+  let pluginPath = o.plugin;
+  if (!modelPath) {
+    const m = o.tiny ? await ensureTinyModel(o.cache, log) : await ensureModel(o.cache, log);
+    modelPath = m.path;
+    pluginPath = await ensurePlugin(o.cache, m.shape, log);
+  }
+
+  const t0 = performance.now();
+  const model = await LanguageModel.load(modelPath, { threads: o.threads, contextSize: 512 + o.tokens, plugins: { generation: pluginPath } });
+  const loadMs = performance.now() - t0;
+  const ids = findImageTokens(model.tokenizer.vocab.tokenToId);
+  const text = renderChat(PHI3_INSTRUCT, [{ role: 'user', content: taskMessage('report2cxr', { hasImage: false, report: 'No acute cardiopulmonary process. Heart size is normal.' }) }]) + '<start_index>';
+  const prompt = model.tokenize(text, { special: true, prefixStyle: 'hf-slow' });
+  if (prompt[prompt.length - 1] !== ids.start) fail('the prompt does not end with <start_index>: is this a HealthGPT vocabulary?');
+
+  const configs = [{ name: 'generation plugin', plugin: 'generation' }, { name: 'base alone', plugin: undefined }];
+  const rates = Object.fromEntries(configs.map((c) => [c.name, []]));
+  const prefill = Object.fromEntries(configs.map((c) => [c.name, []]));
+  for (let r = 0; r < o.repeats; r++) {
+    for (const c of configs) {
+      // a fresh prompt each run: no prefix reuse across runs (the first token differs)
+      const salt = [ids.firstIndex + r];
+      const p = [...prompt.slice(0, -1), ...salt, ids.start];
+      const stamps = [];
+      const start = performance.now();
+      for await (const t of model.generate(p, { plugin: c.plugin, maxTokens: o.tokens, stopTokens: [], temperature: 0, logitMask: imageTokenMask(ids, p.length, o.tokens) })) {
+        if (t < ids.firstIndex || t >= ids.firstIndex + ids.codebookSize) fail(`token ${t} is not an image token`);
+        stamps.push(performance.now());
+      }
+      prefill[c.name].push(stamps[0] - start);
+      rates[c.name].push(((stamps.length - 1) * 1000) / (stamps[stamps.length - 1] - stamps[0]));
+      log(`  run ${r + 1}/${o.repeats} ${c.name}: ${rates[c.name][r].toFixed(2)} tok/s`);
+    }
+  }
+  model.dispose();
+
+  const rows = configs.map((c) => {
+    const tokS = median(rates[c.name]);
+    return { config: c.name, tok_s: tokS, image_s: 1024 / tokS, prefill_ms: median(prefill[c.name]), prompt_tokens: prompt.length + 1 };
+  });
+  const result = { model: modelPath, plugin: pluginPath, threads: o.threads, tokens: o.tokens, repeats: o.repeats, load_ms: loadMs, results: rows };
+  if (o.json) {
+    console.log(JSON.stringify(result, null, 2));
+    return;
+  }
+  console.log(`image-token decode, ${o.tokens} tokens, ${o.threads} threads (${modelPath})`);
+  const table = [['config', 'tok/s', 's per 1024-token image', 'prefill ms'], ...rows.map((r) => [r.config, r.tok_s.toFixed(2), r.image_s.toFixed(1), r.prefill_ms.toFixed(0)])];
+  const widths = table[0].map((_, i) => Math.max(...table.map((row) => row[i].length)));
+  for (const row of table) console.log(row.map((cell, i) => (i ? cell.padStart(widths[i]) : cell.padEnd(widths[i]))).join('  '));
+}
+
+main().catch((err) => {
+  console.error(err);
+  process.exit(1);
+});
