@@ -12,7 +12,9 @@ import { OpaqueObject, unpickle } from '../lib/convert/pickle.js';
 import { openTorchCheckpoint } from '../lib/convert/torch.js';
 import { parseYaml } from '../lib/convert/yaml.js';
 import { readVqganConfig } from '../lib/convert/vqgan.js';
+import { GGUFFile } from '../lib/gguf/file.js';
 import { LanguageModel } from '../lib/model/model.js';
+import { TorchDict, TorchTensor, writeTorchSave } from '../lib/synthetic/torch-writer.js';
 import { VisionTower } from '../lib/vision/clip.js';
 import { Vqgan } from '../lib/vqgan/decoder.js';
 import { cli, root, tempDir } from './helpers.js';
@@ -175,6 +177,42 @@ describe('convert through the CLI (f16)', () => {
     // 1.0e-3); 5e-3 is f16 rounding's room, far under the 1.25 the plugin moves them
     expect(maxRel(await m.evaluate(ref.tokens, { plugin: 'generation' }), ref.logits.generation)).toBeLessThan(5e-3);
     m.dispose();
+  });
+});
+
+describe('resized vocabulary from fusion_layer_weights.bin', () => {
+  it('replaces the model\'s embeddings and head (image tokens one id each); the plugins do not take them', async () => {
+    // a fusion file carrying embed_tokens / lm_head grown to 411 + 8195 rows (+2 of padding),
+    // as HealthGPT's resized model saves them (written with our torch.save writer, which
+    // torch.load(weights_only=True) reads: synthetic-release.test.ts)
+    const rows = 411 + 8195 + 2;
+    const d = tempDir();
+    const embed = Float32Array.from({ length: rows * 32 }, (_, i) => Math.sin(i) * 0.5);
+    const head = Float32Array.from({ length: rows * 32 }, (_, i) => Math.cos(i) * 0.5);
+    await writeTorchSave(
+      join(d, 'fusion_layer_weights.bin'),
+      new TorchDict([['base_model.model.model.embed_tokens.weight', new TorchTensor([rows, 32], embed)], ['base_model.model.lm_head.weight', new TorchTensor([rows, 32], head)]], true),
+    );
+    const out = join(d, 'out');
+    const m = await convertHealthGPT(out, { llm, plugins: [plugins[0]!, join(d, 'fusion_layer_weights.bin')], pluginSpecs: base.pluginSpecs, healthgptTokens: true, type: 'f32', threads: 1 });
+    expect(m.notes.join('\n')).toMatch(/embeddings and head resized to 8608 rows/);
+    const f = GGUFFile.open(join(out, 'model.gguf'));
+    try {
+      const t = f.info.tensors[f.tensorIndex('token_embd.weight')]!;
+      expect(t.shape).toEqual([32, rows]);
+      const got = new Float32Array((await f.tensorData(f.tensorIndex('output.weight'))).slice().buffer);
+      expect(got).toEqual(head);
+    } finally {
+      f.close();
+    }
+    const lm = await LanguageModel.load(join(out, 'model.gguf'), { threads: 1, plugins: { comprehension: join(out, 'comprehension.gguf') } });
+    try {
+      expect(lm.info.nVocab).toBe(rows);
+      expect(lm.tokenize('<start_index><idx_0><idx_8191>', { addSpecial: false })).toEqual([411, 412, 411 + 8192]);
+      expect((await lm.evaluate([1, 411, 412], { plugin: 'comprehension' })).length).toBe(3 * rows);
+    } finally {
+      lm.dispose();
+    }
   });
 });
 

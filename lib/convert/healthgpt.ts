@@ -11,19 +11,22 @@
  *
  * Each part is optional (what was asked for is written). Plugin files are told apart by name:
  * `name=path`, else a base name containing com / gen / fusion (com_hlora_weights.bin,
- * gen_hlora_weights.bin, fusion_layer_weights.bin); a fusion file's non-adapter tensors are
- * shared by both plugins (each plugin's own file wins). With --vision, the plugins' projectors
+ * gen_hlora_weights.bin, fusion_layer_weights.bin); a fusion file's projector is shared by both
+ * plugins (each plugin's own file wins). Resized embeddings / head (the image tokens' rows): the
+ * first embed_tokens + lm_head pair in fusion, comprehension, generation order whose row count
+ * differs from config.json's vocab_size replaces the language model's; a plugin's own file's
+ * pair also becomes that plugin's rows from --plugin-first-row. With --vision, the plugins' projectors
  * go into vision.gguf (mm.* comprehension, mm.gen.* generation) and not into the plugin files;
  * without it they stay in the plugin files.
  * Everything is written into a staging folder inside OUTDIR and moved into place only when
  * every part succeeded: a failure (or Ctrl-C) leaves OUTDIR as it was.
  */
 import { existsSync, statSync } from 'node:fs';
-import { mkdir, mkdtemp, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { basename, join, resolve } from 'node:path';
 import type { QuantizeTarget } from '../quantize/plan.js';
 import { convertClip, type ProjectorTensors } from './clip.js';
-import { convertHLoraPlugin, openPluginProjector, RELEASE_PLUGIN_DEFAULTS } from './hlora.js';
+import { convertHLoraPlugin, openPluginProjector, openResizedRows, RELEASE_PLUGIN_DEFAULTS } from './hlora.js';
 import { convertLanguageModel } from './llm.js';
 import { convertFail } from './tensor.js';
 import { convertVqgan } from './vqgan.js';
@@ -96,6 +99,15 @@ export function classifyPluginFiles(args: string[]): { plugins: Map<string, stri
   return { plugins, shared };
 }
 
+async function configVocabSize(dir: string): Promise<number | undefined> {
+  try {
+    const v = (JSON.parse(await readFile(join(dir, 'config.json'), 'utf8')) as { vocab_size?: unknown }).vocab_size;
+    return typeof v === 'number' ? v : undefined;
+  } catch {
+    return undefined; // convertLanguageModel reports the config's problem by name
+  }
+}
+
 const floatType = (t: QuantizeTarget): 'f32' | 'f16' | 'bf16' => (t === 'f32' || t === 'bf16' ? t : 'f16');
 
 export async function convertHealthGPT(outDir: string, o: ConvertHealthGPTOptions): Promise<HealthGPTManifest> {
@@ -123,14 +135,26 @@ export async function convertHealthGPT(outDir: string, o: ConvertHealthGPTOption
   try {
     if (o.llm) {
       checkAbort();
-      await convertLanguageModel(o.llm, join(stage, 'model.gguf'), {
-        type,
-        threads: o.threads,
-        signal: o.signal,
-        healthgptTokens: o.healthgptTokens,
-        onTensor: (e, done, total) => o.onTensor?.('model', e.name, done, total),
-      });
-      files.push({ file: 'model.gguf', role: 'language-model', sources: [o.llm], bytes: 0 });
+      // resized embeddings / head: the first pair in fusion, comprehension, generation order,
+      // used when its row count differs from config.json's vocab_size (the image tokens added)
+      const order = [...shared, ...(['comprehension', 'generation'].map((n) => plugins.get(n)).filter((f): f is string => f !== undefined))];
+      const rows = await openResizedRows(order);
+      try {
+        const vocabSize = await configVocabSize(o.llm);
+        const resized = rows.embed && rows.head && rows.embed.shape[0] !== vocabSize ? { embed: rows.embed, head: rows.head } : undefined;
+        await convertLanguageModel(o.llm, join(stage, 'model.gguf'), {
+          type,
+          threads: o.threads,
+          signal: o.signal,
+          healthgptTokens: o.healthgptTokens,
+          resized,
+          onTensor: (e, done, total) => o.onTensor?.('model', e.name, done, total),
+        });
+        files.push({ file: 'model.gguf', role: 'language-model', sources: resized ? [o.llm, resized.embed.file] : [o.llm], bytes: 0 });
+        if (resized) notes.push(`model: embeddings and head resized to ${resized.embed.shape[0]} rows from ${resized.embed.file}`);
+      } finally {
+        await rows.close();
+      }
     }
     const projectorsToVision = o.vision !== undefined;
     for (const [name, file] of plugins) {

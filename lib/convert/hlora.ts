@@ -103,7 +103,9 @@ export interface HLoraConvertResult {
 
 /**
  * Converts one plugin: `files[0]` is its own file; later files (fusion_layer_weights.bin) add
- * the non-adapter tensors the first lacks (a tensor in an earlier file wins).
+ * the projector when the first lacks one (a tensor in an earlier file wins). A later file's
+ * embed_tokens / lm_head are the language model's resized vocabulary (convert --llm takes them),
+ * not the plugin's rows.
  */
 export async function convertHLoraPlugin(files: string[], output: string, o: HLoraConvertOptions): Promise<HLoraConvertResult> {
   for (const [k, v] of [['rank', o.rank], ['experts', o.experts]] as const)
@@ -140,6 +142,7 @@ export async function convertHLoraPlugin(files: string[], output: string, o: HLo
           continue;
         }
         if ((m = PROJECTOR_KEY.exec(t.name))) proj.set(`mm.${m[1]}.${m[2]}`, t);
+        else if ((EMBED_KEY.test(t.name) || HEAD_KEY.test(t.name)) && fi > 0) continue; // a shared file's vocabulary goes to the language model
         else if (EMBED_KEY.test(t.name)) embed = t;
         else if (HEAD_KEY.test(t.name)) head = t;
         else unknown.push(`${t.name} (${t.file})`);
@@ -313,6 +316,32 @@ export async function openPluginProjector(files: string[]): Promise<{ tensors?: 
     const absent = keys.filter((k) => !found.has(k));
     if (absent.length) convertFail(`${files.join(', ')}: projector incomplete, missing ${absent.join(', ')}`);
     return { tensors: Object.fromEntries(keys.map((k) => [k, found.get(k)!])) as unknown as ProjectorTensors, close };
+  } catch (err) {
+    await close();
+    throw err;
+  }
+}
+
+/**
+ * The first embed_tokens + lm_head pair in `files` (in order), for the language model's resized
+ * vocabulary; both or neither must be present in a file. The checkpoints stay open until close().
+ */
+export async function openResizedRows(files: string[]): Promise<{ embed?: LazyTensor; head?: LazyTensor; close(): Promise<void> }> {
+  const opened: Checkpoint[] = [];
+  const close = async (): Promise<void> => {
+    for (const c of opened) await c.close().catch(() => undefined);
+  };
+  try {
+    for (const f of files) {
+      const c = await openCheckpoint(f);
+      opened.push(c);
+      const embed = c.tensors.find((t) => EMBED_KEY.test(t.name));
+      const head = c.tensors.find((t) => HEAD_KEY.test(t.name));
+      if (!embed && !head) continue;
+      if (!embed || !head) convertFail(`${f}: has ${embed ? embed.name : head!.name} without ${embed ? 'lm_head.weight' : 'model.embed_tokens.weight'} (a resized vocabulary needs both)`);
+      return { embed, head, close };
+    }
+    return { close };
   } catch (err) {
     await close();
     throw err;
