@@ -312,6 +312,11 @@ export async function writeSyntheticRelease(dir: string, seed = 2024): Promise<C
   );
   await writeTorchSave(join(dir, 'fusion_layer_weights.bin'), new TorchDict(projector('', seed + 2), true));
   await writeVqgan(join(dir, 'vqgan'), seed);
+  return syntheticReleaseOptions(dir);
+}
+
+/** The options that convert a synthetic release written into `dir` (convertHealthGPT(outDir, options)). */
+export function syntheticReleaseOptions(dir: string): ConvertHealthGPTOptions {
   return {
     llm: join(dir, 'llm'),
     vision: join(dir, 'clip'),
