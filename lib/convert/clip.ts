@@ -23,6 +23,7 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { GGMLType } from '../gguf/constants.js';
 import { GGUFWriter } from '../gguf/writer.js';
+import { native } from '../native.js';
 import { openCheckpoint } from './checkpoint.js';
 import { encodeFloat } from './vqgan.js';
 import { convertFail, numel, type LazyTensor } from './tensor.js';
@@ -48,7 +49,8 @@ export interface ProjectorTensors {
 }
 
 export interface ConvertClipOptions {
-  type?: 'f32' | 'f16' | 'bf16';
+  /** matrices' type; q8_0 as llama.cpp quantizes an mmproj: patch conv and position table f16 */
+  type?: 'f32' | 'f16' | 'bf16' | 'q8_0';
   comprehension?: ProjectorTensors;
   generation?: ProjectorTensors;
   onTensor?: (name: string, done: number, total: number) => void;
@@ -137,6 +139,21 @@ function mmprojName(key: string, kept: number): string | 'skip' | undefined {
   return `v.blk.${i}.${LAYER_PARTS[m[2]!]}.${m[3]}`;
 }
 
+/** The checkpoint name (vision_model.*) of an mmproj tensor name, for messages. */
+function hfName(g: string): string {
+  const fixed: Record<string, string> = {
+    'v.patch_embd.weight': 'embeddings.patch_embedding.weight',
+    'v.class_embd': 'embeddings.class_embedding',
+    'v.position_embd.weight': 'embeddings.position_embedding.weight',
+    'v.pre_ln.weight': 'pre_layrnorm.weight',
+    'v.pre_ln.bias': 'pre_layrnorm.bias',
+  };
+  if (fixed[g]) return `vision_model.${fixed[g]}`;
+  const m = /^v\.blk\.(\d+)\.(\w+)\.(weight|bias)$/.exec(g);
+  const part = m && Object.entries(LAYER_PARTS).find(([, v]) => v === m[2]);
+  return m && part ? `vision_model.encoder.layers.${m[1]}.${part[0]}.${m[3]}` : g;
+}
+
 function expectedShapes(h: ClipHparams, kept: number): Map<string, number[]> {
   const s = new Map<string, number[]>();
   const n = (h.imageSize / h.patchSize) ** 2 + 1;
@@ -193,7 +210,7 @@ export async function convertClip(dir: string, output: string, o: ConvertClipOpt
     if (unknown.length) convertFail(`${dir}: ${unknown.length} tensor(s) that are not CLIP vision weights: ${unknown.slice(0, 12).join(', ')}`);
     const expected = expectedShapes(h, kept);
     const missing = [...expected.keys()].filter((g) => !byName.has(g));
-    if (missing.length) convertFail(`${dir}: ${missing.length} tensor(s) missing (mmproj names): ${missing.slice(0, 12).join(', ')}`);
+    if (missing.length) convertFail(`${dir}: ${missing.length} tensor(s) missing: ${missing.slice(0, 12).map(hfName).join(', ')}`);
     for (const [g, shape] of expected) {
       const t = byName.get(g)!;
       if (t.shape.length !== shape.length || t.shape.some((d, i) => d !== shape[i])) convertFail(`${dir}: tensor '${t.name}' has shape [${t.shape.join(', ')}], config.json implies [${shape.join(', ')}]`);
@@ -235,11 +252,13 @@ export async function convertClip(dir: string, output: string, o: ConvertClipOpt
     const big = o.type ?? 'f16';
     let done = 0;
     for (const [g, t] of tensors) {
-      const type = t.shape.length >= 2 ? big : 'f32';
-      w.addTensor(g, [...t.shape].reverse(), type === 'f32' ? GGMLType.F32 : type === 'f16' ? GGMLType.F16 : GGMLType.BF16, async () => {
+      let type = t.shape.length >= 2 ? big : 'f32';
+      if (type === 'q8_0' && (g === 'v.patch_embd.weight' || g === 'v.position_embd.weight' || t.shape[t.shape.length - 1]! % 32 !== 0)) type = 'f16';
+      const id = { f32: GGMLType.F32, f16: GGMLType.F16, bf16: GGMLType.BF16, q8_0: GGMLType.Q8_0 }[type];
+      w.addTensor(g, [...t.shape].reverse(), id, async () => {
         const v = await t.readF32();
         if (v.length !== numel(t.shape)) convertFail(`${t.file}: tensor '${t.name}': read ${v.length} values`);
-        const bytes = encodeFloat(v, type);
+        const bytes = type === 'q8_0' ? native().quantizeRow(GGMLType.Q8_0, v) : encodeFloat(v, type);
         o.onTensor?.(g, ++done, tensors.length);
         return bytes;
       });

@@ -184,7 +184,8 @@ export async function convertHealthGPT(outDir: string, o: ConvertHealthGPTOption
           if (p.tensors) proj[name] = p.tensors;
         }
         const r = await convertClip(o.vision, join(stage, 'vision.gguf'), {
-          type: floatType(type),
+          // quantized requests: q8_0 matrices, as llama.cpp quantizes an mmproj
+          type: type === 'f32' || type === 'f16' || type === 'bf16' ? type : 'q8_0',
           ...proj,
           onTensor: (t, done, total) => o.onTensor?.('vision', t, done, total),
         });
