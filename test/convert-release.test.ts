@@ -169,8 +169,8 @@ describe('convert through the CLI (f16)', () => {
   it('prints what it wrote and the plugins load over the model', async () => {
     const out = join(tempDir('healthgpt-release-cli-'), 'm');
     const r = cli(['convert', '--llm', llm, '--vision', join(rel, 'clip'), '--plugins', plugins.join(','), '--plugin-spec', 'comprehension:8:16:4', '--plugin-spec', 'generation:16:32:4', '--plugin-first-row', '400', '-o', out]);
-    expect(r.stderr).toBe('');
-    expect(r.status).toBe(0);
+    expect(r.status, r.stderr).toBe(0);
+    expect(r.stderr).not.toMatch(/healthgpt:|error/i);
     expect(r.stdout).toMatch(/wrote comprehension\.gguf \(plugin comprehension\)/);
     expect(r.stdout).toMatch(/manifest: healthgpt\.json/);
     const m = await LanguageModel.load(join(out, 'model.gguf'), { threads: 1, plugins: { comprehension: join(out, 'comprehension.gguf'), generation: join(out, 'generation.gguf') } });
@@ -297,6 +297,13 @@ describe('refusals', () => {
       convertHealthGPT(join(tempDir(), 'x'), { ...base, llm: undefined, vision: undefined, vqgan: undefined, plugins: [plugins[0]!], pluginSpecs: { comprehension: { rank: 16, alpha: 32, experts: 4 } } }),
       /'base_model\.model\.model\.layers\.0\.self_attn\.qkv_proj\.lora_A\.default\.weight' .* has shape \[8, 32\], expected \[16, 32\]/,
     );
+  });
+
+  it('without --plugin-spec the release defaults apply (M3: 64 / 128 / 4; a *phi4* file: 32 / 64 / 4) and the shape error says how to change them', async () => {
+    await expectConvertError(convertHealthGPT(join(tempDir(), 'x'), { plugins: [plugins[0]!] }), /expected \[64, 32\] \(rank 64, 4 experts; other sizes: --plugin-spec comprehension:rank:alpha:experts\)/);
+    const d = tempDir();
+    writeFileSync(join(d, 'com_hlora_weights_phi4.bin'), readFileSync(plugins[0]!));
+    await expectConvertError(convertHealthGPT(join(d, 'x'), { plugins: [join(d, 'com_hlora_weights_phi4.bin')] }), /expected \[32, 32\] \(rank 32, 4 experts/);
   });
 
   it('missing VQGAN tensors are named', async () => {

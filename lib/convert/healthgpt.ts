@@ -26,7 +26,7 @@ import { mkdir, mkdtemp, readFile, rename, rm, stat, writeFile } from 'node:fs/p
 import { basename, join, resolve } from 'node:path';
 import type { QuantizeTarget } from '../quantize/plan.js';
 import { convertClip, type ProjectorTensors } from './clip.js';
-import { convertHLoraPlugin, openPluginProjector, openResizedRows, RELEASE_PLUGIN_DEFAULTS } from './hlora.js';
+import { convertHLoraPlugin, openPluginProjector, openResizedRows, RELEASE_PLUGIN_DEFAULTS, RELEASE_PLUGIN_DEFAULTS_PHI4 } from './hlora.js';
 import { convertLanguageModel } from './llm.js';
 import { convertFail } from './tensor.js';
 import { convertVqgan } from './vqgan.js';
@@ -117,7 +117,8 @@ export async function convertHealthGPT(outDir: string, o: ConvertHealthGPTOption
   if (shared.length && plugins.size === 0) convertFail(`--plugins: ${shared.join(', ')} is shared by plugins, but no plugin file was given`);
   const specs = new Map<string, Required<PluginSpec>>();
   for (const name of plugins.keys()) {
-    const s = { ...(RELEASE_PLUGIN_DEFAULTS[name] ?? {}), ...(o.pluginSpecs?.[name] ?? {}) } as Required<PluginSpec>;
+    const defaults = /phi-?4/i.test(basename(plugins.get(name)!)) ? RELEASE_PLUGIN_DEFAULTS_PHI4 : RELEASE_PLUGIN_DEFAULTS;
+    const s = { ...(defaults[name] ?? {}), ...(o.pluginSpecs?.[name] ?? {}) } as Required<PluginSpec>;
     if (s.rank === undefined || s.alpha === undefined || s.experts === undefined) convertFail(`plugin '${name}': give its rank, alpha and expert count (no release default for that name)`);
     specs.set(name, s);
   }

@@ -46,10 +46,14 @@ export interface HLoraConvertOptions {
   onTensor?: (name: string, done: number, total: number) => void;
 }
 
-/** Rank, alpha and experts of the released files, by plugin (HealthGPT-M3's scripts). */
+/** Rank, alpha and experts of the released files, by plugin (HealthGPT-M3's scripts; MODEL.md). */
 export const RELEASE_PLUGIN_DEFAULTS: Record<string, { rank: number; alpha: number; experts: number }> = {
   comprehension: { rank: 64, alpha: 128, experts: 4 },
   generation: { rank: 256, alpha: 512, experts: 4 },
+};
+/** HealthGPT-L14's (com_hlora_weights_phi4.bin): comprehension only. */
+export const RELEASE_PLUGIN_DEFAULTS_PHI4: Record<string, { rank: number; alpha: number; experts: number }> = {
+  comprehension: { rank: 32, alpha: 64, experts: 4 },
 };
 
 const LINEAR_NAMES: Record<string, string> = {
@@ -178,7 +182,7 @@ export async function convertHLoraPlugin(files: string[], output: string, o: HLo
     if (forms.size > 1) convertFail(`plugin ${o.name}: some linears are stacked and others per-expert`);
 
     const want = (t: LazyTensor, shape: number[]): void => {
-      if (t.shape.length !== shape.length || t.shape.some((d, i) => d !== shape[i])) convertFail(`plugin ${o.name}: tensor '${t.name}' (${t.file}) has shape ${shapeStr(t.shape)}, expected ${shapeStr(shape)} (rank ${o.rank}, ${o.experts} experts)`);
+      if (t.shape.length !== shape.length || t.shape.some((d, i) => d !== shape[i])) convertFail(`plugin ${o.name}: tensor '${t.name}' (${t.file}) has shape ${shapeStr(t.shape)}, expected ${shapeStr(shape)} (rank ${o.rank}, ${o.experts} experts; other sizes: --plugin-spec ${o.name}:rank:alpha:experts)`);
       if (!['F32', 'F16', 'BF16'].includes(t.dtype)) convertFail(`plugin ${o.name}: tensor '${t.name}' is ${t.dtype}, not a float type`);
     };
     const r = o.rank;
