@@ -325,6 +325,24 @@ describe('refusals', () => {
     expect(readdirSync(out)).toEqual(['keep.txt']);
   });
 
+  it('an abort mid-way (Ctrl-C) stops between two tensors and leaves nothing', async () => {
+    const ac = new AbortController();
+    const out = join(tempDir(), 'x');
+    const seen: string[] = [];
+    const err = (await convertHealthGPT(out, {
+      ...base,
+      signal: ac.signal,
+      onTensor: (part, _name, done) => {
+        seen.push(part);
+        if (part === 'vision' && done === 2) ac.abort(new Error('convert interrupted'));
+      },
+    }).catch((e: unknown) => e)) as { code?: string; message?: string };
+    expect(err).toMatchObject({ code: 'ABORT_ERR', message: 'convert interrupted' });
+    expect(seen.filter((p) => p === 'vision').length).toBe(2);
+    expect(seen).not.toContain('vqgan');
+    expect(existsSync(out)).toBe(false);
+  });
+
   it('a plugin file whose role cannot be told is refused by name', async () => {
     await expectConvertError(convertHealthGPT(join(tempDir(), 'x'), { plugins: [join(rel, 'callbacks.ckpt')] }), /cannot tell which plugin '.*callbacks\.ckpt'/);
   });

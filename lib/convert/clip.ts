@@ -23,6 +23,7 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { GGMLType } from '../gguf/constants.js';
 import { GGUFWriter } from '../gguf/writer.js';
+import { abortError } from '../model/model.js';
 import { native } from '../native.js';
 import { openCheckpoint } from './checkpoint.js';
 import { encodeFloat } from './vqgan.js';
@@ -53,6 +54,8 @@ export interface ConvertClipOptions {
   type?: 'f32' | 'f16' | 'bf16' | 'q8_0';
   comprehension?: ProjectorTensors;
   generation?: ProjectorTensors;
+  /** stops between two tensors (ABORT_ERR) */
+  signal?: AbortSignal;
   onTensor?: (name: string, done: number, total: number) => void;
 }
 
@@ -256,6 +259,7 @@ export async function convertClip(dir: string, output: string, o: ConvertClipOpt
       if (type === 'q8_0' && (g === 'v.patch_embd.weight' || g === 'v.position_embd.weight' || t.shape[t.shape.length - 1]! % 32 !== 0)) type = 'f16';
       const id = { f32: GGMLType.F32, f16: GGMLType.F16, bf16: GGMLType.BF16, q8_0: GGMLType.Q8_0 }[type];
       w.addTensor(g, [...t.shape].reverse(), id, async () => {
+        if (o.signal?.aborted) throw abortError(o.signal);
         const v = await t.readF32();
         if (v.length !== numel(t.shape)) convertFail(`${t.file}: tensor '${t.name}': read ${v.length} values`);
         const bytes = type === 'q8_0' ? native().quantizeRow(GGMLType.Q8_0, v) : encodeFloat(v, type);

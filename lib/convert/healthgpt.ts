@@ -24,6 +24,7 @@
 import { existsSync, statSync } from 'node:fs';
 import { mkdir, mkdtemp, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { basename, join, resolve } from 'node:path';
+import { abortError } from '../model/model.js';
 import type { QuantizeTarget } from '../quantize/plan.js';
 import { convertClip, type ProjectorTensors } from './clip.js';
 import { convertHLoraPlugin, openPluginProjector, openResizedRows, RELEASE_PLUGIN_DEFAULTS, RELEASE_PLUGIN_DEFAULTS_PHI4 } from './hlora.js';
@@ -131,7 +132,7 @@ export async function convertHealthGPT(outDir: string, o: ConvertHealthGPTOption
   let ok = false;
   const notes: string[] = [];
   const checkAbort = (): void => {
-    if (o.signal?.aborted) throw o.signal.reason instanceof Error ? o.signal.reason : new Error('convert interrupted');
+    if (o.signal?.aborted) throw abortError(o.signal);
   };
   try {
     if (o.llm) {
@@ -167,6 +168,7 @@ export async function convertHealthGPT(outDir: string, o: ConvertHealthGPTOption
         type: floatType(type),
         firstRow: o.pluginFirstRow,
         keepProjector: !projectorsToVision,
+        signal: o.signal,
         onTensor: (t, done, total) => o.onTensor?.(name, t, done, total),
       });
       files.push({ file: `${name}.gguf`, role: 'plugin', plugin: name, sources: [file, ...shared], bytes: 0 });
@@ -188,6 +190,7 @@ export async function convertHealthGPT(outDir: string, o: ConvertHealthGPTOption
           // quantized requests: q8_0 matrices, as llama.cpp quantizes an mmproj
           type: type === 'f32' || type === 'f16' || type === 'bf16' ? type : 'q8_0',
           ...proj,
+          signal: o.signal,
           onTensor: (t, done, total) => o.onTensor?.('vision', t, done, total),
         });
         files.push({ file: 'vision.gguf', role: 'vision', sources: [o.vision, ...[...plugins.values()]], bytes: 0 });

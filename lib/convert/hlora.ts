@@ -26,6 +26,7 @@
  */
 import { GGMLType } from '../gguf/constants.js';
 import { GGUFWriter } from '../gguf/writer.js';
+import { abortError } from '../model/model.js';
 import { openCheckpoint, type Checkpoint } from './checkpoint.js';
 import type { ProjectorTensors } from './clip.js';
 import { encodeFloat } from './vqgan.js';
@@ -43,6 +44,8 @@ export interface HLoraConvertOptions {
   firstRow?: number;
   /** write the projector into the plugin file (default true; false when the vision file carries it) */
   keepProjector?: boolean;
+  /** stops between two tensors (ABORT_ERR); the caller removes the partial output */
+  signal?: AbortSignal;
   onTensor?: (name: string, done: number, total: number) => void;
 }
 
@@ -283,6 +286,7 @@ export async function convertHLoraPlugin(files: string[], output: string, o: HLo
     let done = 0;
     for (const p of planned)
       w.addTensor(p.name, p.dims, p.type === 'f32' ? GGMLType.F32 : p.type === 'f16' ? GGMLType.F16 : GGMLType.BF16, async () => {
+        if (o.signal?.aborted) throw abortError(o.signal);
         const v = await p.read();
         if (v.length !== numel(p.dims)) convertFail(`plugin ${o.name}: ${p.name}: read ${v.length} values, expected ${numel(p.dims)}`);
         const bytes = encodeFloat(v, p.type);

@@ -17,6 +17,7 @@ import { readFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { GGMLType } from '../gguf/constants.js';
 import { GGUFWriter } from '../gguf/writer.js';
+import { abortError } from '../model/model.js';
 import { native } from '../native.js';
 import { openTorchCheckpoint } from './torch.js';
 import { convertFail, numel, type LazyTensor } from './tensor.js';
@@ -186,7 +187,7 @@ export async function convertVqgan(ckptPath: string, output: string, opts: Conve
     for (const t of kept) {
       const type = t.shape.length >= 2 ? big : 'f32';
       w.addTensor(t.name, [...t.shape].reverse(), type === 'f32' ? GGMLType.F32 : GGMLType.F16, async () => {
-        if (opts.signal?.aborted) throw opts.signal.reason instanceof Error ? opts.signal.reason : new Error('aborted');
+        if (opts.signal?.aborted) throw abortError(opts.signal);
         const v = await t.readF32();
         if (v.length !== numel(t.shape)) convertFail(`${ckptPath}: tensor '${t.name}': read ${v.length} values`);
         const bytes = encodeFloat(v, type);
