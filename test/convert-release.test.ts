@@ -240,6 +240,24 @@ describe('vision tower, q8_0', () => {
   });
 });
 
+describe('vision tower from pytorch_model.bin', () => {
+  it('gives the same file as from model.safetensors', async () => {
+    // the fixture's tensors re-saved as a torch zip (position_ids dropped: a buffer the converter skips)
+    const src = await openSafetensors(join(rel, 'clip', 'model.safetensors'));
+    const entries: Array<[string, TorchTensor]> = [];
+    for (const t of src.tensors) if (t.dtype === 'F32') entries.push([t.name, new TorchTensor([...t.shape], await t.readF32())]);
+    await src.close();
+    const d = tempDir();
+    for (const f of ['config.json', 'preprocessor_config.json']) writeFileSync(join(d, f), readFileSync(join(rel, 'clip', f)));
+    await writeTorchSave(join(d, 'pytorch_model.bin'), new TorchDict(entries, true));
+    const a = join(tempDir(), 'a');
+    const b = join(tempDir(), 'b');
+    await convertHealthGPT(a, { vision: join(rel, 'clip'), type: 'f16' });
+    await convertHealthGPT(b, { vision: d, type: 'f16' });
+    expect(readFileSync(join(b, 'vision.gguf')).equals(readFileSync(join(a, 'vision.gguf')))).toBe(true);
+  });
+});
+
 describe('refusals', () => {
   it('an H-LoRA key outside the read layout is named (a router bias)', async () => {
     const d = tempDir();
