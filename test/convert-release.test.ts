@@ -324,6 +324,17 @@ describe('refusals', () => {
     await expectConvertError(convertHealthGPT(join(d, 'x'), { plugins: [join(d, 'com_hlora_weights_phi4.bin')] }), /expected \[32, 32\] \(rank 32, 4 experts/);
   });
 
+  it('without model.yaml, the VQGAN hyper-parameters are inferred from the shapes (for a given resolution)', async () => {
+    const d = tempDir();
+    writeFileSync(join(d, 'last.ckpt'), readFileSync(join(vqDir, 'checkpoint', 'last.ckpt')));
+    const m = await convertHealthGPT(join(d, 'out'), { vqgan: join(d, 'last.ckpt'), vqganResolution: 16, type: 'f32' });
+    expect(m.notes.join('\n')).toMatch(/no model\.yaml: hyper-parameters inferred from the shapes for 16 px/);
+    const withYaml = join(tempDir(), 'out');
+    await convertHealthGPT(withYaml, { vqgan: join(vqDir, 'checkpoint', 'last.ckpt'), type: 'f32' });
+    // the same hyper-parameters as model.yaml gives (ch from the encoder, attention at 8 px): the same file
+    expect(readFileSync(join(d, 'out', 'vqgan.gguf')).equals(readFileSync(join(withYaml, 'vqgan.gguf')))).toBe(true);
+  });
+
   it('missing VQGAN tensors are named', async () => {
     const d = tempDir();
     writeFileSync(join(d, 'model.yaml'), readFileSync(join(vqDir, 'checkpoint', 'model.yaml')));

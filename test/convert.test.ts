@@ -547,7 +547,7 @@ describe('healthgpt convert (CLI)', () => {
     const named: Record<string, RegExp> = {
       '--vision': /x\/config\.json: ENOENT/,
       '--plugins': /--plugins: cannot tell which plugin 'x'/,
-      '--vqgan': /x: no model\.yaml beside it/,
+      '--vqgan': /x: cannot open/,
     };
     for (const flag of ['--vision', '--plugins', '--vqgan']) {
       const x = cli(['convert', '--llm', join(fx, 'model'), flag, 'x', '-o', o + flag]);

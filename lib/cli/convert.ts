@@ -18,6 +18,7 @@ interface ConvertOpts {
   plugins?: string;
   vqgan?: string;
   vqganConfig?: string;
+  vqganResolution?: number;
   pluginSpec: string[];
   pluginFirstRow?: number;
   output?: string;
@@ -37,7 +38,8 @@ export function convertCommand(): Command {
     .option('--plugin-spec <name:rank:alpha:experts>', 'H-LoRA sizes of a plugin (default comprehension:64:128:4, generation:256:512:4); repeatable', (v: string, acc: string[]) => [...acc, v], [] as string[])
     .option('--plugin-first-row <n>', 'first trained row of the embeddings / head the plugin files carry', (v) => parseInt(v, 10))
     .option('--vqgan <file>', 'taming VQGAN Lightning checkpoint (last.ckpt)')
-    .option('--vqgan-config <file>', 'its model.yaml (default: beside the checkpoint)')
+    .option('--vqgan-config <file>', 'its model.yaml (default: beside the checkpoint; without one the hyper-parameters are inferred from the shapes)')
+    .option('--vqgan-resolution <px>', 'image size for inferred VQGAN hyper-parameters (default 256)', (v) => parseInt(v, 10))
     .option('-o, --output <path>', 'GGUF to write (--llm alone), else the folder to write every part and healthgpt.json into')
     .option('--type <type>', `weights type: ${QUANTIZE_TARGETS.join(' | ')}`, 'f16')
     .option('--name <text>', 'general.name to record (default: the folder name)')
@@ -98,6 +100,7 @@ async function convertAll(o: ConvertOpts, type: ReturnType<typeof parseTarget>):
       plugins: o.plugins?.split(',').map((s) => s.trim()).filter((s) => s !== ''),
       vqgan: o.vqgan,
       vqganConfig: o.vqganConfig,
+      vqganResolution: o.vqganResolution,
       type,
       healthgptTokens: o.healthgptTokens,
       pluginFirstRow: o.pluginFirstRow,

@@ -45,6 +45,8 @@ export interface ConvertHealthGPTOptions {
   plugins?: string[];
   vqgan?: string;
   vqganConfig?: string;
+  /** without a model.yaml: the image size to infer the VQGAN's hyper-parameters for (default 256) */
+  vqganResolution?: number;
   type?: QuantizeTarget;
   healthgptTokens?: boolean;
   /** first trained row of embed_tokens / lm_head in the plugin files */
@@ -203,12 +205,13 @@ export async function convertHealthGPT(outDir: string, o: ConvertHealthGPTOption
       checkAbort();
       const r = await convertVqgan(o.vqgan, join(stage, 'vqgan.gguf'), {
         config: o.vqganConfig,
+        resolution: o.vqganResolution,
         type: type === 'f32' ? 'f32' : 'f16',
         signal: o.signal,
         onTensor: (t, done, total) => o.onTensor?.('vqgan', t, done, total),
       });
       files.push({ file: 'vqgan.gguf', role: 'image-decoder', sources: [o.vqgan], bytes: 0 });
-      notes.push(`vqgan: ${r.tensors} tensors kept, ${r.skipped.length} training-only skipped (loss.*)`);
+      notes.push(`vqgan: ${r.tensors} tensors kept, ${r.skipped.length} training-only skipped (loss.*)${r.inferred ? `; no model.yaml: hyper-parameters inferred from the shapes for ${r.hparams.resolution} px` : ''}`);
     }
     checkAbort();
     for (const f of files) f.bytes = (await stat(join(stage, f.file))).size;

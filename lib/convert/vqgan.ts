@@ -1,7 +1,8 @@
 /**
  * `healthgpt convert --vqgan last.ckpt`: taming-transformers' GumbelVQ Lightning checkpoint (and
  * the model.yaml beside it) to the engine's vqgan GGUF (native/models/vqgan.h): the state dict's
- * keys verbatim, hyper-parameters from model.yaml's model.params (ddconfig, embed_dim, n_embed).
+ * keys verbatim, hyper-parameters from model.yaml's model.params (ddconfig, embed_dim, n_embed),
+ * or, without a model.yaml, inferred from the shapes for a given resolution (default 256).
  *
  * Which checkpoint tensors are kept, by an explicit rule on the key's first component:
  *   kept     encoder.*, decoder.*, quant_conv.*, post_quant_conv.*, quantize.*
@@ -39,6 +40,8 @@ export interface VqganHparams {
 export interface ConvertVqganOptions {
   /** model.yaml (default: model.yaml beside the checkpoint, else ../configs/model.yaml) */
   config?: string;
+  /** without a model.yaml: the image size the hyper-parameters are inferred for (default 256) */
+  resolution?: number;
   /** 'f32' keeps f32 weights; anything else writes f16 */
   type?: string;
   onTensor?: (name: string, done: number, total: number) => void;
@@ -125,10 +128,48 @@ export function vqganDecoderShapes(h: VqganHparams): Map<string, number[]> {
   return s;
 }
 
-function configPath(ckpt: string, given?: string): string {
+function configPath(ckpt: string, given?: string): string | undefined {
   if (given) return given;
   for (const p of [join(dirname(ckpt), 'model.yaml'), join(dirname(ckpt), '..', 'configs', 'model.yaml')]) if (existsSync(p)) return p;
-  return convertFail(`${ckpt}: no model.yaml beside it (nor ../configs/model.yaml); give the config's path`);
+  return undefined;
+}
+
+/**
+ * Hyper-parameters from the tensors' shapes, when no model.yaml is at hand. Convolutions do not
+ * fix the image size, so `resolution` is an input (HealthGPT's VQGAN: 256); ch is read from the
+ * encoder's conv_in when present, else taken as the first level's width (ch_mult[0] = 1, as in
+ * every taming config).
+ */
+export function inferVqganHparams(tensors: readonly LazyTensor[], resolution: number, what: string): VqganHparams {
+  if (!Number.isSafeInteger(resolution) || resolution <= 0) convertFail(`${what}: resolution must be a positive integer, got ${resolution}`);
+  const by = new Map(tensors.map((t) => [t.name, t.shape]));
+  const need = (name: string): readonly number[] => by.get(name) ?? convertFail(`${what}: no model.yaml, and '${name}' (needed to infer the hyper-parameters) is missing`);
+  const [nEmbed, embedDim] = need('quantize.embed.weight');
+  const z = need('post_quant_conv.weight')[0]!;
+  const [outCh, lastWidth] = need('decoder.conv_out.weight');
+  let L = 0;
+  while (by.has(`decoder.up.${L}.block.0.conv1.weight`)) L++;
+  if (L === 0) convertFail(`${what}: no decoder.up.0.block.0.conv1.weight to infer the levels from`);
+  let blocks = 0;
+  while (by.has(`decoder.up.0.block.${blocks}.conv1.weight`)) blocks++;
+  const widths = Array.from({ length: L }, (_, i) => need(`decoder.up.${i}.block.0.conv1.weight`)[0]!);
+  const ch = by.get('encoder.conv_in.weight')?.[0] ?? widths[0]!;
+  if (widths.some((w) => w % ch)) convertFail(`${what}: level widths ${widths.join(', ')} are not multiples of ch ${ch}`);
+  if (lastWidth !== widths[0]) convertFail(`${what}: decoder.conv_out takes ${lastWidth} channels, level 0 is ${widths[0]} wide`);
+  const attn: number[] = [];
+  for (let i = 0; i < L; i++) if (by.has(`decoder.up.${i}.attn.0.q.weight`)) attn.push(resolution / 2 ** i);
+  return {
+    ch,
+    num_res_blocks: blocks - 1,
+    z_channels: z,
+    resolution,
+    in_channels: by.get('encoder.conv_in.weight')?.[1] ?? 3,
+    out_ch: outCh!,
+    embed_dim: embedDim!,
+    n_embed: nEmbed!,
+    ch_mult: widths.map((w) => w / ch),
+    attn_resolutions: attn.sort((a, b) => b - a),
+  };
 }
 
 /** Encodes float32 values as f32 or f16 GGUF tensor bytes. */
@@ -142,19 +183,26 @@ export interface ConvertVqganResult {
   hparams: VqganHparams;
   tensors: number;
   skipped: string[];
+  /** true when no model.yaml was found and the hyper-parameters come from the shapes */
+  inferred: boolean;
 }
 
 export async function convertVqgan(ckptPath: string, output: string, opts: ConvertVqganOptions = {}): Promise<ConvertVqganResult> {
-  const cfgPath = configPath(ckptPath, opts.config);
-  let text: string;
-  try {
-    text = await readFile(cfgPath, 'utf8');
-  } catch (err) {
-    return convertFail(`${cfgPath}: ${(err as Error).message}`);
+  const found = configPath(ckptPath, opts.config);
+  let h: VqganHparams | undefined;
+  if (found) {
+    let text: string;
+    try {
+      text = await readFile(found, 'utf8');
+    } catch (err) {
+      return convertFail(`${found}: ${(err as Error).message}`);
+    }
+    h = readVqganConfig(text, found);
   }
-  const h = readVqganConfig(text, cfgPath);
+  const cfgPath = found ?? 'the shapes (no model.yaml)';
   const ckpt = await openTorchCheckpoint(ckptPath);
   try {
+    h ??= inferVqganHparams(ckpt.tensors, opts.resolution ?? 256, ckptPath);
     const kept: LazyTensor[] = [];
     const skipped: string[] = [];
     const unknown: string[] = [];
@@ -196,7 +244,7 @@ export async function convertVqgan(ckptPath: string, output: string, opts: Conve
       });
     }
     await w.write(output);
-    return { output, hparams: h, tensors: kept.length, skipped };
+    return { output, hparams: h, tensors: kept.length, skipped, inferred: !found };
   } finally {
     await ckpt.close();
   }
