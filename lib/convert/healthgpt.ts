@@ -195,7 +195,7 @@ export async function convertHealthGPT(outDir: string, o: ConvertHealthGPTOption
           signal: o.signal,
           onTensor: (t, done, total) => o.onTensor?.('vision', t, done, total),
         });
-        files.push({ file: 'vision.gguf', role: 'vision', sources: [o.vision, ...[...plugins.values()]], bytes: 0 });
+        files.push({ file: 'vision.gguf', role: 'vision', sources: [o.vision, ...plugins.values(), ...shared], bytes: 0 });
         notes.push(`vision: ${r.blockCount} of ${r.hparams.layers} layers kept (feature layer ${r.featureLayer}, generation layer 1), projectors: ${r.projectors.join(', ') || 'none'}`);
       } finally {
         for (const p of opened) await p.close();
