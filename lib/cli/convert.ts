@@ -1,10 +1,11 @@
 /**
  * `healthgpt convert --llm DIR -o OUT.gguf [--type f16]`: a Hugging Face Phi-3 / Phi-4 folder to a
- * llama.cpp-compatible phi3 GGUF. The vision tower, the H-LoRA plugins and the VQGAN come next:
- * their flags are listed but refused until then.
+ * llama.cpp-compatible phi3 GGUF. With --vision, --plugins or --vqgan, -o names a folder that
+ * receives every part and a manifest (lib/convert/healthgpt.ts).
  */
 import { Command } from 'commander';
 import { HealthGPTError } from '../errors.js';
+import { convertHealthGPT, MANIFEST_NAME, type PluginSpec } from '../convert/healthgpt.js';
 import { convertLanguageModel } from '../convert/llm.js';
 import { QUANTIZE_TARGETS } from '../quantize/plan.js';
 import { parseTarget } from '../quantize/quantize.js';
@@ -16,6 +17,10 @@ interface ConvertOpts {
   vision?: string;
   plugins?: string;
   vqgan?: string;
+  vqganConfig?: string;
+  vqganResolution?: number;
+  pluginSpec: string[];
+  pluginFirstRow?: number;
   output?: string;
   type: string;
   name?: string;
@@ -28,28 +33,32 @@ export function convertCommand(): Command {
   return new Command('convert')
     .description('convert released checkpoints (safetensors, PyTorch .bin/.pt/.ckpt) to GGUF')
     .option('--llm <dir>', 'Hugging Face Phi3ForCausalLM folder (config.json, weights, tokenizer files)')
-    .option('--vision <dir>', 'CLIP vision tower folder (not supported yet)')
-    .option('--plugins <dir>', 'HealthGPT H-LoRA plugin files (not supported yet)')
-    .option('--vqgan <file>', 'taming VQGAN last.ckpt (not supported yet)')
-    .option('-o, --output <file>', 'GGUF to write')
+    .option('--vision <dir>', 'CLIP vision tower folder (config.json, preprocessor_config.json, weights)')
+    .option('--plugins <files>', 'HealthGPT plugin files, comma-separated: com_hlora_weights.bin,gen_hlora_weights.bin,fusion_layer_weights.bin (or name=path)')
+    .option('--plugin-spec <name:rank:alpha:experts>', 'H-LoRA sizes of a plugin (default comprehension:64:128:4, generation:256:512:4); repeatable', (v: string, acc: string[]) => [...acc, v], [] as string[])
+    .option('--plugin-first-row <n>', 'first trained row of the embeddings / head the plugin files carry', (v) => parseInt(v, 10))
+    .option('--vqgan <file>', 'taming VQGAN Lightning checkpoint (last.ckpt)')
+    .option('--vqgan-config <file>', 'its model.yaml (default: beside the checkpoint; without one the hyper-parameters are inferred from the shapes)')
+    .option('--vqgan-resolution <px>', 'image size for inferred VQGAN hyper-parameters (default 256)', (v) => parseInt(v, 10))
+    .option('-o, --output <path>', 'GGUF to write (--llm alone), else the folder to write every part and healthgpt.json into')
     .option('--type <type>', `weights type: ${QUANTIZE_TARGETS.join(' | ')}`, 'f16')
     .option('--name <text>', 'general.name to record (default: the folder name)')
     .option('--healthgpt-tokens', "append HealthGPT's 8195 image tokens to the vocabulary (embeddings must be resized for them)")
     .option('--threads <n>', 'quantization threads (default: one per core)', (v) => parseInt(v, 10), 0)
     .option('-v, --verbose', "print each tensor's type")
     .action(async (o: ConvertOpts) => {
-      for (const flag of ['vision', 'plugins', 'vqgan'] as const)
-        if (o[flag] !== undefined) throw new HealthGPTError('ERR_NOT_SUPPORTED', `convert --${flag} is not supported yet (this version converts --llm only)`);
-      if (!o.llm) throw new HealthGPTError('ERR_INVALID_ARG', 'convert needs --llm <dir>');
-      if (!o.output) throw new HealthGPTError('ERR_INVALID_ARG', 'convert needs -o <output.gguf>');
+      const several = o.vision !== undefined || o.plugins !== undefined || o.vqgan !== undefined;
+      if (!o.llm && !several) throw new HealthGPTError('ERR_INVALID_ARG', 'convert needs --llm <dir> (and/or --vision, --plugins, --vqgan)');
+      if (!o.output) throw new HealthGPTError('ERR_INVALID_ARG', several ? 'convert needs -o <folder>' : 'convert needs -o <output.gguf>');
       const type = parseTarget(o.type);
       if (!Number.isInteger(o.threads) || o.threads < 0) throw new HealthGPTError('ERR_INVALID_ARG', `--threads must be a non-negative integer, got ${o.threads}`);
+      if (several) return convertAll(o, type);
       let progress: Progress | undefined;
       // Ctrl-C stops between two slices of work, so the partial file is removed, not left behind
       const ac = new AbortController();
       const interrupt = (): void => ac.abort(new Error('convert interrupted'));
       process.once('SIGINT', interrupt);
-      const r = await convertLanguageModel(o.llm, o.output, {
+      const r = await convertLanguageModel(o.llm!, o.output, {
         type,
         signal: ac.signal,
         threads: o.threads,
@@ -64,4 +73,55 @@ export function convertCommand(): Command {
       }).finally(() => process.off('SIGINT', interrupt));
       process.stdout.write(`wrote ${r.output}: ${r.plan.length} tensors, vocabulary ${r.vocabSize}, ${formatBytes(r.bytesWritten)} of tensor data in ${r.seconds.toFixed(1)} s\n`);
     });
+}
+
+function parsePluginSpecs(list: string[]): Record<string, PluginSpec> {
+  const out: Record<string, PluginSpec> = {};
+  for (const v of list) {
+    const m = /^([a-z][a-z0-9_-]*):(\d+):([0-9.eE+-]+):(\d+)$/i.exec(v);
+    if (!m) throw new HealthGPTError('ERR_INVALID_ARG', `--plugin-spec must be name:rank:alpha:experts, got '${v}'`);
+    out[m[1]!.toLowerCase()] = { rank: Number(m[2]), alpha: Number(m[3]), experts: Number(m[4]) };
+  }
+  return out;
+}
+
+async function convertAll(o: ConvertOpts, type: ReturnType<typeof parseTarget>): Promise<void> {
+  if (o.pluginFirstRow !== undefined && (!Number.isInteger(o.pluginFirstRow) || o.pluginFirstRow < 0))
+    throw new HealthGPTError('ERR_INVALID_ARG', `--plugin-first-row must be a non-negative integer, got ${o.pluginFirstRow}`);
+  const ac = new AbortController();
+  const interrupt = (): void => ac.abort(new Error('convert interrupted'));
+  process.once('SIGINT', interrupt);
+  let progress: Progress | undefined;
+  let part = '';
+  try {
+    const m = await convertHealthGPT(o.output!, {
+      llm: o.llm,
+      vision: o.vision,
+      plugins: o.plugins?.split(',').map((s) => s.trim()).filter((s) => s !== ''),
+      vqgan: o.vqgan,
+      vqganConfig: o.vqganConfig,
+      vqganResolution: o.vqganResolution,
+      type,
+      healthgptTokens: o.healthgptTokens,
+      pluginFirstRow: o.pluginFirstRow,
+      pluginSpecs: parsePluginSpecs(o.pluginSpec),
+      threads: o.threads,
+      signal: ac.signal,
+      onTensor: (p, name, done, total) => {
+        if (p !== part) {
+          progress?.finish();
+          part = p;
+          progress = new Progress(`convert ${p}`, total);
+        }
+        progress!.tick(1, name);
+        if (o.verbose) process.stderr.write(`${p}: ${name}\n`);
+      },
+    });
+    progress?.finish();
+    for (const f of m.files) process.stdout.write(`wrote ${f.file} (${f.role}${f.plugin ? ` ${f.plugin}` : ''}): ${formatBytes(f.bytes)}\n`);
+    for (const n of m.notes) process.stdout.write(`  ${n}\n`);
+    process.stdout.write(`manifest: ${MANIFEST_NAME}\n`);
+  } finally {
+    process.off('SIGINT', interrupt);
+  }
 }

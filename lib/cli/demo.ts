@@ -15,6 +15,7 @@ import { native } from '../native.js';
 import { quantizeFile } from '../quantize/quantize.js';
 import type { QuantizeTarget } from '../quantize/plan.js';
 import { PHI3_TINY, randomNormal, writeRandomPhi3 } from '../synthetic/phi3.js';
+import { demoRelease } from './demo-release.js';
 import { formatBytes, table } from './format.js';
 
 export function cacheDir(): string {
@@ -114,6 +115,8 @@ export function demoCommand(): Command {
       } finally {
         model.dispose();
       }
+      // the released file layouts, converted as the real release is, each part run once
+      await demoRelease(dir, say);
       say(`\nfiles in ${dir}; inspect one with: npx healthgpt info ${modelFile}`);
       say('image questions (CLIP + H-LoRA) and image generation (VQGAN) are not in the engine yet.');
     });

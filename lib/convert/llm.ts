@@ -34,6 +34,11 @@ export interface ConvertLlmOptions {
   threads?: number;
   /** stops the conversion between two slices of work (ABORT_ERR); nothing is left on disk */
   signal?: AbortSignal;
+  /**
+   * Resized embeddings / head that replace the folder's (HealthGPT's files carry them as
+   * trained, with the image tokens' rows): the vocabulary size becomes their row count.
+   */
+  resized?: { embed: LazyTensor; head: LazyTensor };
 }
 
 export interface ConvertResult {
@@ -75,6 +80,13 @@ export async function convertLanguageModel(dir: string, output: string, opts: Co
   }
   if (!cfgJson || typeof cfgJson !== 'object') convertFail(`${configPath}: not a JSON object`);
   const h = readPhi3Config(cfgJson, configPath);
+  const rs = opts.resized;
+  if (rs) {
+    for (const t of [rs.embed, rs.head])
+      if (t.shape.length !== 2 || t.shape[1] !== h.hidden) convertFail(`resized '${t.name}' (${t.file}) has shape [${t.shape.join(', ')}], expected [rows, ${h.hidden}]`);
+    if (rs.embed.shape[0] !== rs.head.shape[0]) convertFail(`resized embeddings (${rs.embed.shape[0]} rows, ${rs.embed.file}) and head (${rs.head.shape[0]} rows, ${rs.head.file}) differ`);
+    h.vocabSize = rs.embed.shape[0]!;
+  }
   const vocab = await loadHfVocab(dir, { vocabSize: h.vocabSize, healthgptTokens: opts.healthgptTokens });
 
   const ckpt = await openCheckpoint(dir);
@@ -95,6 +107,10 @@ export async function convertLanguageModel(dir: string, output: string, opts: Co
       byGguf.set(g, t);
     }
     if (unknown.length) convertFail(`${dir}: ${unknown.length} tensor(s) that are not Phi3ForCausalLM weights: ${listNames(unknown)}`);
+    if (rs) {
+      byGguf.set('token_embd.weight', rs.embed);
+      byGguf.set('output.weight', rs.head);
+    }
     if (!byGguf.has('output.weight') && h.tieEmbeddings && byGguf.has('token_embd.weight')) byGguf.set('output.weight', byGguf.get('token_embd.weight')!);
     const missing = [...expected.keys()].filter((g) => !byGguf.has(g));
     if (missing.length) convertFail(`${dir}: ${missing.length} tensor(s) missing: ${listNames(missing.map(phi3HfName))}`);

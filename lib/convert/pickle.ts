@@ -2,8 +2,10 @@
  * Our own unpickler for the protocol 2-5 subset torch.save writes. Nothing in the file is ever
  * executed: the only callables are a fixed allow-list (tensor and parameter rebuilds, OrderedDict)
  * that this module implements itself, and torch's storage classes are recognised as names only.
- * Any other global (GLOBAL or STACK_GLOBAL) is refused naming module.name the moment it is read,
- * and any opcode outside the subset is refused naming the opcode.
+ * A few known-inert classes of Lightning checkpoints' extras (INERT_GLOBALS) are accepted as
+ * names that build opaque placeholders, never called. Any other global (GLOBAL or STACK_GLOBAL)
+ * is refused naming module.name the moment it is read, and any opcode outside the subset is
+ * refused naming the opcode.
  *
  * Python values come back as: None -> null, bool, int -> number (bigint past 2^53), float ->
  * number, str -> string, bytes -> Uint8Array, list -> array, tuple -> PyTuple, dict and
@@ -62,10 +64,31 @@ export const STORAGE_DTYPES: Record<string, DType> = {
 
 const CALLABLE = new Set(['torch._utils._rebuild_tensor_v2', 'torch._utils._rebuild_parameter', 'collections.OrderedDict']);
 
-/** Is module.name on the allow-list? */
+/**
+ * Known-inert classes a Lightning checkpoint carries outside its state_dict: callback classes
+ * (PL 1.x keys its 'callbacks' dict by the class itself) and hyper-parameter containers. They
+ * are accepted as names only: "calling" one (REDUCE, NEWOBJ) gives an OpaqueObject that records
+ * the name and nothing else; items and state set on it (SETITEMS, BUILD) are dropped unread. No
+ * Python code runs, none is imitated, and an opaque object is never a tensor, so nothing from
+ * it reaches a converted file. Every other class stays refused by name.
+ */
+export const INERT_GLOBALS: ReadonlySet<string> = new Set([
+  'pytorch_lightning.callbacks.model_checkpoint.ModelCheckpoint',
+  'pytorch_lightning.callbacks.early_stopping.EarlyStopping',
+  'pytorch_lightning.callbacks.lr_monitor.LearningRateMonitor',
+  'pytorch_lightning.utilities.parsing.AttributeDict',
+  'argparse.Namespace',
+]);
+
+/** What an inert global gives when called: its name, no state. */
+export class OpaqueObject {
+  constructor(readonly qualified: string) {}
+}
+
+/** Is module.name on the allow-list (callable, a storage class, or inert)? */
 export function allowedGlobal(module: string, name: string): boolean {
   if (module === 'torch' && Object.hasOwn(STORAGE_DTYPES, name)) return true;
-  return CALLABLE.has(`${module}.${name}`);
+  return CALLABLE.has(`${module}.${name}`) || INERT_GLOBALS.has(`${module}.${name}`);
 }
 
 const MARK = Symbol('mark');
@@ -151,11 +174,13 @@ export function unpickle(data: Uint8Array, options: UnpickleOptions = {}): unkno
     return new PyGlobal(module, name);
   };
   const setItems = (target: unknown, kv: unknown[]): void => {
+    if (target instanceof OpaqueObject) return; // a dict subclass's items: dropped unread
     if (!(target instanceof Map)) fail(`SETITEM(S) on a ${describe(target)}, not a dict`);
     if (kv.length % 2) fail('SETITEMS with an odd number of items');
     for (let i = 0; i < kv.length; i += 2) (target as Map<unknown, unknown>).set(kv[i], kv[i + 1]);
   };
   const appendItems = (target: unknown, items: unknown[]): void => {
+    if (target instanceof OpaqueObject) return;
     if (!Array.isArray(target)) fail(`APPEND(S) on a ${describe(target)}, not a list`);
     for (const x of items) (target as unknown[]).push(x);
   };
@@ -163,6 +188,7 @@ export function unpickle(data: Uint8Array, options: UnpickleOptions = {}): unkno
     if (!(fn instanceof PyGlobal)) fail(`REDUCE calls a ${describe(fn)}, not an allowed global`);
     if (!(args instanceof PyTuple)) fail(`REDUCE arguments are a ${describe(args)}, not a tuple`);
     const g = fn as PyGlobal;
+    if (INERT_GLOBALS.has(g.qualified)) return new OpaqueObject(g.qualified);
     const a = (args as PyTuple).items;
     switch (g.qualified) {
       case 'collections.OrderedDict':
@@ -390,10 +416,20 @@ export function unpickle(data: Uint8Array, options: UnpickleOptions = {}): unkno
         push(call(fn, args));
         break;
       }
+      case 0x81: {
+        // NEWOBJ: cls.__new__(cls, *args), for inert classes only
+        const args = pop();
+        const cls = pop();
+        if (!(cls instanceof PyGlobal) || !INERT_GLOBALS.has(cls.qualified)) fail(`NEWOBJ on a ${describe(cls)} (only known-inert classes are accepted)`);
+        if (!(args instanceof PyTuple)) fail(`NEWOBJ arguments are a ${describe(args)}, not a tuple`);
+        push(new OpaqueObject((cls as PyGlobal).qualified));
+        break;
+      }
       case 0x62: {
         // BUILD: only an OrderedDict's attribute state (state_dict._metadata) is accepted, and dropped
         const state = pop();
         const obj = top();
+        if (obj instanceof OpaqueObject) break; // an inert object's state: dropped unread
         if (!(obj instanceof Map)) fail(`BUILD on a ${describe(obj)} (only a dict's state is accepted)`);
         if (!(state instanceof Map) && state !== null) fail(`BUILD with a ${describe(state)} state`);
         break;
@@ -455,6 +491,7 @@ function describe(v: unknown): string {
   if (v instanceof Map) return 'dict';
   if (Array.isArray(v)) return 'list';
   if (v instanceof PyGlobal) return `global ${v.qualified}`;
+  if (v instanceof OpaqueObject) return `opaque ${v.qualified} object`;
   if (isTensorRef(v)) return 'tensor';
   return typeof v;
 }

@@ -1,0 +1,328 @@
+/**
+ * A tiny random-weight HealthGPT in the RELEASED file layouts, written from TypeScript (the demo
+ * has no Python): what `healthgpt convert --llm --vision --plugins --vqgan` reads, so the demo
+ * can make it once, cache it, and convert it as a user converts the real release.
+ *
+ *   llm/       config.json (Phi3ForCausalLM), model.safetensors, tokenizer.model,
+ *              tokenizer_config.json (added chat tokens, BOS/EOS)
+ *   clip/      config.json (CLIPModel with vision_config), preprocessor_config.json,
+ *              model.safetensors (vision_model.* with post_layernorm and position_ids, plus
+ *              text-model tensors and logit_scale the converter skips)
+ *   com_hlora_weights.bin     comprehension H-LoRA, stacked lora_A / lora_B, PEFT names
+ *   gen_hlora_weights.bin     generation H-LoRA, per-expert lora_A{j} / lora_B{j}, its own
+ *                             projector and resized embed_tokens / lm_head (trained rows from
+ *                             SYNTHETIC_RELEASE.firstRow)
+ *   fusion_layer_weights.bin  the comprehension projector (model.mm_projector.{0,2})
+ *   vqgan/     last.ckpt (a Lightning dict: epoch, global_step, state_dict with loss.* too),
+ *              model.yaml (taming's layout)
+ * The .bin / .ckpt are torch.save zips (lib/synthetic/torch-writer.ts). The H-LoRA key layout
+ * follows lib/convert/hlora.ts's reading of the release, which is unverified.
+ * Random weights: nothing means anything; sizes are small so writing and converting take well
+ * under a second.
+ */
+import { mkdir, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { ConvertHealthGPTOptions } from '../convert/healthgpt.js';
+import { vqganDecoderShapes, type VqganHparams } from '../convert/vqgan.js';
+import { randomNormal } from './phi3.js';
+import { writeSafetensors, type SafetensorsEntry } from './safetensors-writer.js';
+import { writeSentencePieceModel } from './spm-model-writer.js';
+import { TorchDict, TorchTensor, writeTorchSave, type TorchValue } from './torch-writer.js';
+import { syntheticSpmVocab } from './vocab.js';
+
+export const SYNTHETIC_RELEASE = {
+  llm: { vocab: 1024, hidden: 64, ffn: 128, layers: 2, heads: 4, kvHeads: 4, context: 512, ropeTheta: 10000 },
+  clip: { imageSize: 56, patchSize: 14, width: 64, ff: 128, layers: 4, heads: 4 },
+  plugins: {
+    comprehension: { rank: 8, alpha: 16, experts: 4 },
+    generation: { rank: 16, alpha: 32, experts: 4 },
+  },
+  /** the generation plugin's trained embedding / head rows start here (HealthGPT's image tokens) */
+  firstRow: 960,
+  vqgan: { ch: 32, ch_mult: [1, 1], num_res_blocks: 1, attn_resolutions: [8], z_channels: 16, resolution: 16, in_channels: 3, out_ch: 3, embed_dim: 16, n_embed: 64 } satisfies VqganHparams,
+} as const;
+
+const CLIP_MEAN = [0.48145466, 0.4578275, 0.40821073];
+const CLIP_STD = [0.26862954, 0.26130258, 0.27577711];
+const PEFT = 'base_model.model.';
+
+/** Deterministic random values per tensor: seed from the name. */
+function seedOf(name: string, seed: number): number {
+  let h = 2166136261 ^ seed;
+  for (let i = 0; i < name.length; i++) h = Math.imul(h ^ name.charCodeAt(i), 16777619);
+  return h >>> 0;
+}
+
+/** A weight of torch shape `shape`: norms around 1, biases and embeddings small, matrices 1/sqrt(fan_in). */
+function weight(name: string, shape: number[], seed: number, kind: 'norm' | 'bias' | 'embed' | 'matrix' = 'matrix', scale = 1): Float32Array {
+  const n = shape.reduce((a, b) => a * b, 1);
+  const fanIn = shape.slice(1).reduce((a, b) => a * b, 1);
+  const std = kind === 'norm' ? 0.1 : kind === 'bias' ? 0.1 : kind === 'embed' ? 1 : scale / Math.sqrt(fanIn);
+  const v = randomNormal(n, seedOf(name, seed), std);
+  if (kind === 'norm') for (let i = 0; i < n; i++) v[i]! += 1;
+  return v;
+}
+
+async function json(path: string, v: unknown): Promise<void> {
+  await writeFile(path, JSON.stringify(v, null, 2) + '\n');
+}
+
+async function writeLlm(dir: string, seed: number): Promise<void> {
+  const s = SYNTHETIC_RELEASE.llm;
+  await mkdir(dir, { recursive: true });
+  const vocab = syntheticSpmVocab(s.vocab);
+  await json(join(dir, 'config.json'), {
+    architectures: ['Phi3ForCausalLM'],
+    model_type: 'phi3',
+    vocab_size: s.vocab,
+    hidden_size: s.hidden,
+    intermediate_size: s.ffn,
+    num_hidden_layers: s.layers,
+    num_attention_heads: s.heads,
+    num_key_value_heads: s.kvHeads,
+    max_position_embeddings: s.context,
+    original_max_position_embeddings: s.context,
+    rope_theta: s.ropeTheta,
+    rms_norm_eps: 1e-5,
+    sliding_window: s.context - 1,
+    tie_word_embeddings: false,
+    bos_token_id: vocab.bosId,
+    eos_token_id: vocab.eosId,
+    torch_dtype: 'float32',
+  });
+  await writeSentencePieceModel(join(dir, 'tokenizer.model'), vocab);
+  const added: Record<string, unknown> = {};
+  vocab.pieces.forEach((p, i) => {
+    if (vocab.types[i] === 3 && i > 2) added[String(i)] = { content: p, lstrip: false, normalized: false, rstrip: false, single_word: false, special: true };
+  });
+  await json(join(dir, 'tokenizer_config.json'), {
+    add_bos_token: false,
+    add_eos_token: false,
+    added_tokens_decoder: added,
+    bos_token: '<s>',
+    eos_token: '<|endoftext|>',
+    unk_token: '<unk>',
+    pad_token: '<|endoftext|>',
+    tokenizer_class: 'LlamaTokenizer',
+  });
+  const qkv = s.hidden + (2 * s.kvHeads * s.hidden) / s.heads;
+  const t: SafetensorsEntry[] = [{ name: 'model.embed_tokens.weight', shape: [s.vocab, s.hidden], data: weight('embed', [s.vocab, s.hidden], seed, 'embed') }];
+  for (let i = 0; i < s.layers; i++) {
+    const p = `model.layers.${i}.`;
+    const add = (n: string, shape: number[], kind: 'norm' | 'matrix' = 'matrix'): void => {
+      t.push({ name: p + n, shape, data: weight(p + n, shape, seed, kind) });
+    };
+    add('input_layernorm.weight', [s.hidden], 'norm');
+    add('self_attn.qkv_proj.weight', [qkv, s.hidden]);
+    add('self_attn.o_proj.weight', [s.hidden, s.hidden]);
+    add('post_attention_layernorm.weight', [s.hidden], 'norm');
+    add('mlp.gate_up_proj.weight', [2 * s.ffn, s.hidden]);
+    add('mlp.down_proj.weight', [s.hidden, s.ffn]);
+  }
+  t.push({ name: 'model.norm.weight', shape: [s.hidden], data: weight('norm', [s.hidden], seed, 'norm') });
+  t.push({ name: 'lm_head.weight', shape: [s.vocab, s.hidden], data: weight('lm_head', [s.vocab, s.hidden], seed, 'matrix', 4) });
+  await writeSafetensors(join(dir, 'model.safetensors'), t);
+}
+
+async function writeClip(dir: string, seed: number): Promise<void> {
+  const c = SYNTHETIC_RELEASE.clip;
+  await mkdir(dir, { recursive: true });
+  await json(join(dir, 'config.json'), {
+    architectures: ['CLIPModel'],
+    model_type: 'clip',
+    projection_dim: 16,
+    text_config: { hidden_size: 16, model_type: 'clip_text_model' },
+    vision_config: {
+      model_type: 'clip_vision_model',
+      hidden_size: c.width,
+      intermediate_size: c.ff,
+      num_hidden_layers: c.layers,
+      num_attention_heads: c.heads,
+      num_channels: 3,
+      image_size: c.imageSize,
+      patch_size: c.patchSize,
+      hidden_act: 'quick_gelu',
+      layer_norm_eps: 1e-5,
+      projection_dim: 16,
+    },
+  });
+  await json(join(dir, 'preprocessor_config.json'), {
+    crop_size: { height: c.imageSize, width: c.imageSize },
+    do_center_crop: true,
+    do_normalize: true,
+    do_resize: true,
+    image_mean: CLIP_MEAN,
+    image_std: CLIP_STD,
+    resample: 3,
+    size: { shortest_edge: c.imageSize },
+    image_processor_type: 'CLIPImageProcessor',
+  });
+  const nPos = (c.imageSize / c.patchSize) ** 2 + 1;
+  const t: SafetensorsEntry[] = [];
+  const add = (name: string, shape: number[], kind: 'norm' | 'bias' | 'embed' | 'matrix'): void => {
+    t.push({ name, shape, data: weight(name, shape, seed, kind, kind === 'embed' ? 0.5 : 1) });
+  };
+  const v = 'vision_model.';
+  add(`${v}embeddings.class_embedding`, [c.width], 'bias');
+  add(`${v}embeddings.patch_embedding.weight`, [c.width, 3, c.patchSize, c.patchSize], 'matrix');
+  add(`${v}embeddings.position_embedding.weight`, [nPos, c.width], 'bias');
+  t.push({ name: `${v}embeddings.position_ids`, shape: [1, nPos], data: BigInt64Array.from({ length: nPos }, (_, i) => BigInt(i)) });
+  add(`${v}pre_layrnorm.weight`, [c.width], 'norm');
+  add(`${v}pre_layrnorm.bias`, [c.width], 'bias');
+  for (let i = 0; i < c.layers; i++) {
+    const p = `${v}encoder.layers.${i}.`;
+    for (const m of ['self_attn.q_proj', 'self_attn.k_proj', 'self_attn.v_proj', 'self_attn.out_proj']) {
+      add(`${p}${m}.weight`, [c.width, c.width], 'matrix');
+      add(`${p}${m}.bias`, [c.width], 'bias');
+    }
+    for (const m of ['layer_norm1', 'layer_norm2']) {
+      add(`${p}${m}.weight`, [c.width], 'norm');
+      add(`${p}${m}.bias`, [c.width], 'bias');
+    }
+    add(`${p}mlp.fc1.weight`, [c.ff, c.width], 'matrix');
+    add(`${p}mlp.fc1.bias`, [c.ff], 'bias');
+    add(`${p}mlp.fc2.weight`, [c.width, c.ff], 'matrix');
+    add(`${p}mlp.fc2.bias`, [c.width], 'bias');
+  }
+  add(`${v}post_layernorm.weight`, [c.width], 'norm');
+  add(`${v}post_layernorm.bias`, [c.width], 'bias');
+  add('text_model.embeddings.token_embedding.weight', [8, 16], 'embed');
+  add('visual_projection.weight', [16, c.width], 'matrix');
+  add('text_projection.weight', [16, 16], 'matrix');
+  t.push({ name: 'logit_scale', shape: [], data: Float32Array.of(2.6592) });
+  await writeSafetensors(join(dir, 'model.safetensors'), t);
+}
+
+function projector(prefix: string, seed: number): Array<[string, TorchValue]> {
+  const d = SYNTHETIC_RELEASE.llm.hidden;
+  const w = SYNTHETIC_RELEASE.clip.width;
+  const t = (n: string, shape: number[], kind: 'bias' | 'matrix'): [string, TorchValue] => [`${prefix}model.mm_projector.${n}`, new TorchTensor(shape, weight(`${prefix}${n}`, shape, seed, kind))];
+  return [t('0.weight', [d, w], 'matrix'), t('0.bias', [d], 'bias'), t('2.weight', [d, d], 'matrix'), t('2.bias', [d], 'bias')];
+}
+
+/** The adapters of one plugin, PEFT-named, stacked or per expert. */
+function adapters(name: string, perExpert: boolean, seed: number): Array<[string, TorchValue]> {
+  const s = SYNTHETIC_RELEASE.llm;
+  const { rank: r, experts: n } = SYNTHETIC_RELEASE.plugins[name as 'comprehension' | 'generation'];
+  const qkv = s.hidden + (2 * s.kvHeads * s.hidden) / s.heads;
+  const linears: Array<[string, number, number]> = [
+    ['self_attn.qkv_proj', s.hidden, qkv],
+    ['self_attn.o_proj', s.hidden, s.hidden],
+    ['mlp.gate_up_proj', s.hidden, 2 * s.ffn],
+    ['mlp.down_proj', s.ffn, s.hidden],
+  ];
+  const out: Array<[string, TorchValue]> = [];
+  for (let i = 0; i < s.layers; i++)
+    for (const [lin, din, dout] of linears) {
+      const base = `${PEFT}model.layers.${i}.${lin}`;
+      const key = `${name}.${base}`;
+      // magnitudes as lib/synthetic/hlora.ts: router 2/sqrt(in), A 1/sqrt(in), B 0.15/sqrt(r)
+      out.push([`${base}.lora_route${perExpert ? '.default' : ''}.weight`, new TorchTensor([n, din], weight(`${key}.route`, [n, din], seed, 'matrix', 2))]);
+      const A = weight(`${key}.A`, [r, din], seed, 'matrix');
+      const B = randomNormal(dout * r, seedOf(`${key}.B`, seed), 0.15 / Math.sqrt(r));
+      if (!perExpert) {
+        out.push([`${base}.lora_A.default.weight`, new TorchTensor([r, din], A)]);
+        out.push([`${base}.lora_B.default.weight`, new TorchTensor([dout, r], B)]);
+      } else {
+        const rj = r / n;
+        for (let j = 0; j < n; j++) out.push([`${base}.lora_A${j}.default.weight`, new TorchTensor([rj, din], A.slice(j * rj * din, (j + 1) * rj * din))]);
+        for (let j = 0; j < n; j++) {
+          const bj = new Float32Array(dout * rj);
+          for (let row = 0; row < dout; row++) bj.set(B.subarray(row * r + j * rj, row * r + (j + 1) * rj), row * rj);
+          out.push([`${base}.lora_B${j}.default.weight`, new TorchTensor([dout, rj], bj)]);
+        }
+      }
+    }
+  return out;
+}
+
+async function writeVqgan(dir: string, seed: number): Promise<void> {
+  const h = SYNTHETIC_RELEASE.vqgan;
+  await mkdir(dir, { recursive: true });
+  const sd: Array<[string, TorchValue]> = [];
+  for (const [name, shape] of vqganDecoderShapes(h)) {
+    const kind = shape.length > 1 ? (name.startsWith('quantize.') ? 'embed' : 'matrix') : /norm/.test(name) ? (name.endsWith('.weight') ? 'norm' : 'bias') : 'bias';
+    sd.push([name, new TorchTensor(shape, weight(name, shape, seed, kind))]);
+  }
+  // the training loss the released checkpoint carries (skipped by the converter)
+  sd.push(['loss.discriminator.main.0.weight', new TorchTensor([8, 3, 4, 4], weight('loss.d', [8, 3, 4, 4], seed))]);
+  sd.push(['loss.discriminator.main.0.bias', new TorchTensor([8], weight('loss.b', [8], seed, 'bias'))]);
+  await writeTorchSave(
+    join(dir, 'last.ckpt'),
+    new TorchDict([
+      ['epoch', 0],
+      ['global_step', 0],
+      ['pytorch-lightning_version', '1.0.8'],
+      ['state_dict', new TorchDict(sd, true)],
+    ]),
+  );
+  const list = (v: readonly number[]): string => `[${v.join(', ')}]`;
+  await writeFile(
+    join(dir, 'model.yaml'),
+    `model:
+  base_learning_rate: 4.5e-06
+  target: taming.models.vqgan.GumbelVQ
+  params:
+    kl_weight: 1.0e-08
+    embed_dim: ${h.embed_dim}
+    n_embed: ${h.n_embed}
+    monitor: val/rec_loss
+    ddconfig:
+      double_z: false
+      z_channels: ${h.z_channels}
+      resolution: ${h.resolution}
+      in_channels: ${h.in_channels}
+      out_ch: ${h.out_ch}
+      ch: ${h.ch}
+      ch_mult: ${list(h.ch_mult)}
+      num_res_blocks: ${h.num_res_blocks}
+      attn_resolutions: ${list(h.attn_resolutions)}
+      dropout: 0.0
+    lossconfig:
+      target: taming.modules.losses.vqperceptual.DummyLoss
+`,
+  );
+}
+
+/**
+ * Writes the synthetic release into `dir` and returns the options that convert it
+ * (convertHealthGPT(outDir, options)).
+ */
+export async function writeSyntheticRelease(dir: string, seed = 2024): Promise<ConvertHealthGPTOptions> {
+  await mkdir(dir, { recursive: true });
+  await writeLlm(join(dir, 'llm'), seed);
+  await writeClip(join(dir, 'clip'), seed);
+  await writeTorchSave(join(dir, 'com_hlora_weights.bin'), new TorchDict(adapters('comprehension', false, seed), true));
+  const s = SYNTHETIC_RELEASE.llm;
+  const rows = (name: string, scale: number): Float32Array => {
+    const a = weight(`gen.${name}`, [s.vocab, s.hidden], seed, 'matrix', scale);
+    return a;
+  };
+  await writeTorchSave(
+    join(dir, 'gen_hlora_weights.bin'),
+    new TorchDict(
+      [
+        ...adapters('generation', true, seed),
+        ...projector(PEFT, seed + 1),
+        [`${PEFT}model.embed_tokens.weight`, new TorchTensor([s.vocab, s.hidden], rows('embed', Math.sqrt(s.hidden)))],
+        [`${PEFT}lm_head.weight`, new TorchTensor([s.vocab, s.hidden], rows('head', 4))],
+      ],
+      true,
+    ),
+  );
+  await writeTorchSave(join(dir, 'fusion_layer_weights.bin'), new TorchDict(projector('', seed + 2), true));
+  await writeVqgan(join(dir, 'vqgan'), seed);
+  return syntheticReleaseOptions(dir);
+}
+
+/** The options that convert a synthetic release written into `dir` (convertHealthGPT(outDir, options)). */
+export function syntheticReleaseOptions(dir: string): ConvertHealthGPTOptions {
+  return {
+    llm: join(dir, 'llm'),
+    vision: join(dir, 'clip'),
+    plugins: ['com_hlora_weights.bin', 'gen_hlora_weights.bin', 'fusion_layer_weights.bin'].map((f) => join(dir, f)),
+    vqgan: join(dir, 'vqgan', 'last.ckpt'),
+    pluginSpecs: { ...SYNTHETIC_RELEASE.plugins },
+    pluginFirstRow: SYNTHETIC_RELEASE.firstRow,
+  };
+}

@@ -1,0 +1,137 @@
+// lib/synthetic/release.ts: the tiny random HealthGPT the demo writes in the released layouts
+// from TypeScript (no Python on a fresh machine). What it writes must convert and load; its
+// writers (torch.save zip + protocol-2 pickle, safetensors, tokenizer.model) must round-trip
+// through our readers exactly. (Checked once by hand with Python: torch 2.15.0's
+// torch.load(weights_only=True), safetensors 0.8.0's load_file and sentencepiece 0.2.1 read
+// every file it writes; see the commit message.)
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { convertHealthGPT } from '../lib/convert/healthgpt.js';
+import { openSafetensors } from '../lib/convert/safetensors.js';
+import { openTorchCheckpoint } from '../lib/convert/torch.js';
+import { LanguageModel } from '../lib/model/model.js';
+import { randomNormal } from '../lib/synthetic/phi3.js';
+import { SYNTHETIC_RELEASE, writeSyntheticRelease } from '../lib/synthetic/release.js';
+import { writeSafetensors } from '../lib/synthetic/safetensors-writer.js';
+import { TorchDict, TorchTensor, writeTorchSave } from '../lib/synthetic/torch-writer.js';
+import { VisionTower } from '../lib/vision/clip.js';
+import { Vqgan } from '../lib/vqgan/decoder.js';
+import { tempDir } from './helpers.js';
+
+describe('torch.save and safetensors writers', () => {
+  it('round-trip names, shapes, values and Lightning extras through our readers', async () => {
+    const d = tempDir();
+    const a = randomNormal(6, 1);
+    const b = randomNormal(20, 2);
+    await writeTorchSave(
+      join(d, 'x.ckpt'),
+      new TorchDict([
+        ['epoch', 7],
+        ['lr', 4.5e-6],
+        ['name', 'é'],
+        ['flag', true],
+        ['none', null],
+        ['state_dict', new TorchDict([['w', new TorchTensor([2, 3], a)], ['nested.v', new TorchTensor([20], b)], ['s', new TorchTensor([], Float32Array.of(3.5))]], true)],
+      ]),
+    );
+    const c = await openTorchCheckpoint(join(d, 'x.ckpt'));
+    try {
+      expect(c.tensors.map((t) => [t.name, t.dtype, t.shape])).toEqual([
+        ['w', 'F32', [2, 3]],
+        ['nested.v', 'F32', [20]],
+        ['s', 'F32', []],
+      ]);
+      expect(await c.tensors[0]!.readF32()).toEqual(a);
+      expect(await c.tensors[1]!.readF32()).toEqual(b);
+      expect(Array.from(await c.tensors[2]!.readF32())).toEqual([3.5]);
+      expect([...c.extra]).toEqual([
+        ['epoch', 7],
+        ['lr', 4.5e-6],
+        ['name', 'é'],
+        ['flag', true],
+        ['none', null],
+      ]);
+    } finally {
+      await c.close();
+    }
+    await writeSafetensors(join(d, 'x.safetensors'), [
+      { name: 'w', shape: [2, 3], data: a },
+      { name: 'ids', shape: [1, 4], data: BigInt64Array.of(0n, 1n, 2n, 3n) },
+    ]);
+    const s = await openSafetensors(join(d, 'x.safetensors'));
+    try {
+      expect(s.tensors.map((t) => [t.name, t.dtype, t.shape])).toEqual([
+        ['w', 'F32', [2, 3]],
+        ['ids', 'I64', [1, 4]],
+      ]);
+      expect(await s.tensors[0]!.readF32()).toEqual(a);
+      expect(Array.from(await s.tensors[1]!.readF32())).toEqual([0, 1, 2, 3]);
+    } finally {
+      await s.close();
+    }
+  });
+});
+
+describe('the synthetic release', () => {
+  const dir = tempDir('healthgpt-synthetic-release-');
+  const out = join(dir, 'converted');
+  beforeAll(async () => {
+    const opts = await writeSyntheticRelease(join(dir, 'release'));
+    await convertHealthGPT(out, { ...opts, type: 'f16', threads: 1 });
+  });
+
+  it('is written the same way twice (a cached copy stays valid)', async () => {
+    const again = join(dir, 'again');
+    await writeSyntheticRelease(again);
+    for (const f of ['com_hlora_weights.bin', 'gen_hlora_weights.bin', 'fusion_layer_weights.bin', 'vqgan/last.ckpt', 'llm/model.safetensors', 'llm/tokenizer.model', 'clip/model.safetensors'])
+      expect(readFileSync(join(again, f)).equals(readFileSync(join(dir, 'release', f))), f).toBe(true);
+  });
+
+  it('converts to a model whose plugins load and change its logits, with its tokenizer', async () => {
+    const m = await LanguageModel.load(join(out, 'model.gguf'), {
+      threads: 2,
+      plugins: { comprehension: join(out, 'comprehension.gguf'), generation: join(out, 'generation.gguf') },
+    });
+    try {
+      const ids = m.tokenize('the chest scan');
+      expect(ids.length).toBe(3); // whole-word pieces of the synthetic vocabulary
+      expect(m.detokenize(ids)).toBe('the chest scan');
+      const tokens = [...ids, SYNTHETIC_RELEASE.firstRow + 5, 17];
+      const none = await m.evaluate(tokens);
+      for (const plugin of ['comprehension', 'generation']) {
+        const got = await m.evaluate(tokens, { plugin });
+        expect(got.every(Number.isFinite)).toBe(true);
+        let diff = 0;
+        for (let i = 0; i < got.length; i++) diff = Math.max(diff, Math.abs(got[i]! - none[i]!));
+        expect(diff, plugin).toBeGreaterThan(1e-2);
+      }
+    } finally {
+      m.dispose();
+    }
+  });
+
+  it('converts to a vision tower with both projectors and a VQGAN that decodes', async () => {
+    const c = SYNTHETIC_RELEASE.clip;
+    const t = await VisionTower.load(join(out, 'vision.gguf'));
+    try {
+      expect(t.info).toMatchObject({ imageSize: c.imageSize, nEmbd: c.width, nLayer: c.layers - 1, comprehensionProjectorDim: SYNTHETIC_RELEASE.llm.hidden, generationProjectorDim: SYNTHETIC_RELEASE.llm.hidden });
+      const px = randomNormal(3 * c.imageSize * c.imageSize, 5);
+      for (const tap of ['comprehension', 'generation'] as const) {
+        const p = await t.project(await t.encode(px, { tap }), tap);
+        expect(p.length).toBe((c.imageSize / c.patchSize) ** 2 * SYNTHETIC_RELEASE.llm.hidden);
+        expect(p.every(Number.isFinite)).toBe(true);
+      }
+    } finally {
+      t.dispose();
+    }
+    const vq = await Vqgan.load(join(out, 'vqgan.gguf'));
+    try {
+      const img = await vq.decode(Int32Array.from({ length: 64 }, (_, i) => (i * 7) % 64));
+      expect([img.width, img.height, img.rgb.length]).toEqual([16, 16, 16 * 16 * 3]);
+      expect(new Set(img.rgb).size).toBeGreaterThan(10); // not a flat image
+    } finally {
+      vq.dispose();
+    }
+  });
+});
