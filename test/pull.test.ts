@@ -176,6 +176,22 @@ describe('pull', () => {
     expect(out.fetched).toBe(0);
     expect(out.parts.map((p: { role: string }) => p.role)).toEqual(['llm', 'vision', 'plugins']);
     expect(out.bytes).toBe(300_000 + 70_000 + 17 + 21 + 5000 + 2 + 120_000 + 21 + 17 + 90_000 + 80_000 + 10_000);
+    // a full pull downloads, then converts: these files are not real checkpoints, so the
+    // conversion is refused naming the file, and nothing is left in the output folder
+    const cache = tempDir();
+    const output = join(cache, 'out');
+    const failed = await run(process.execPath, [join(root, 'bin', 'healthgpt.js'), 'pull', 'm3', '--cache', cache, '-o', output], {
+      env: { ...process.env, HF_ENDPOINT: endpoint, HF_TOKEN: hub.token, HEALTHGPT_NO_PROGRESS: '1' },
+    }).then(() => undefined, (e: { code: number; stderr: string }) => e);
+    expect(failed?.code).toBe(1);
+    expect(failed?.stderr).toMatch(/healthgpt: \/.*(\.bin|\.safetensors): /);
+    expect(existsSync(output) ? readdirSync(output).filter((f) => !f.startsWith('.')) : []).toEqual([]);
+    const downloaded = await run(process.execPath, [join(root, 'bin', 'healthgpt.js'), 'pull', 'm3', '--cache', cache, '--no-convert', '--json'], {
+      env: { ...process.env, HF_ENDPOINT: endpoint, HF_TOKEN: hub.token, HEALTHGPT_NO_PROGRESS: '1' },
+    });
+    const again = JSON.parse(downloaded.stdout);
+    expect(again.fetched).toBe(0); // the failed run's downloads are kept and checked, not fetched again
+    expect(again.converted).toEqual([]);
     await expect(run(process.execPath, [join(root, 'bin', 'healthgpt.js'), 'pull', 'x9'], { env: { ...process.env, HF_ENDPOINT: endpoint } })).rejects.toMatchObject({ stderr: expect.stringMatching(/model must be m3 or l14/) });
   });
 });

@@ -1,6 +1,9 @@
 /** `healthgpt pull m3|l14`: downloads a released HealthGPT's files from the Hugging Face Hub. */
 import { Command } from 'commander';
+import { join } from 'node:path';
+import { convertHealthGPT } from '../convert/healthgpt.js';
 import { HealthGPTError } from '../errors.js';
+import { parseTarget } from '../quantize/quantize.js';
 import { defaultCacheDir, isReleaseName, planPull, runPull } from '../pull/pull.js';
 import { VQGAN_SOURCE } from '../pull/releases.js';
 import { Progress } from './progress.js';
@@ -14,8 +17,14 @@ export function pullCommand(): Command {
     .option('--cache <dir>', 'cache folder', defaultCacheDir())
     .option('--dry-run', 'list what would be downloaded, download nothing')
     .option('--json', 'print the result as JSON')
-    .action(async (model: string, opts: { cache: string; dryRun?: boolean; json?: boolean }) => {
+    .option('-o, --output <dir>', 'where the converted GGUF files go (default: <cache>/models/<model>)')
+    .option('--type <type>', 'the language model\'s type after conversion: f16, q8_0, q4_0, q4_k_m', 'q4_k_m')
+    .option('--vqgan <last.ckpt>', 'the VQGAN checkpoint you downloaded (not on the Hub); without it, image generation is not converted')
+    .option('--no-convert', 'download only')
+    .action(async (model: string, opts: { cache: string; dryRun?: boolean; json?: boolean; output?: string; type: string; vqgan?: string; convert: boolean }) => {
       if (!isReleaseName(model)) throw new HealthGPTError('ERR_INVALID_ARG', `model must be m3 or l14, got ${JSON.stringify(model)}`);
+      const type = parseTarget(opts.type);
+      const output = opts.output ?? join(opts.cache, 'models', model);
       const plan = await planPull(model, opts.cache);
       const total = plan.reduce((s, e) => s + e.files.reduce((t, f) => t + f.size, 0), 0);
       if (!opts.json) {
@@ -39,8 +48,37 @@ export function pullCommand(): Command {
         });
         bar.finish();
       }
+      let converted: string[] = [];
+      if (!opts.dryRun && opts.convert) {
+        // the downloaded folders as `healthgpt convert` takes them; the plugin files by their
+        // released names (com_/gen_hlora_weights, fusion_layer_weights)
+        const dir = (role: string) => plan.find((e) => e.part.role === role)!;
+        const plugins = dir('plugins');
+        let progress: Progress | undefined;
+        let part = '';
+        const m = await convertHealthGPT(output, {
+          llm: dir('llm').dir,
+          vision: dir('vision').dir,
+          plugins: plugins.files.map((f) => join(plugins.dir, f.path)),
+          vqgan: opts.vqgan,
+          type,
+          healthgptTokens: true,
+          onTensor: (p, name, _done, total) => {
+            if (p !== part) {
+              progress?.finish();
+              part = p;
+              progress = new Progress(`convert ${p}`, total);
+            }
+            progress!.tick(1, name);
+          },
+        });
+        progress?.finish();
+        converted = m.files.map((f) => join(output, f.file));
+      }
       const result = {
         model,
+        output: converted.length ? output : undefined,
+        converted,
         cache: opts.cache,
         bytes: total,
         fetched,
@@ -51,8 +89,8 @@ export function pullCommand(): Command {
       if (opts.json) process.stdout.write(JSON.stringify(result, null, 2) + '\n');
       else if (!opts.dryRun) {
         process.stdout.write(`done: ${gb(fetched)} fetched in ${result.seconds.toFixed(1)} s\n`);
-        const dir = (role: string) => plan.find((e) => e.part.role === role)?.dir;
-        process.stdout.write(`next: healthgpt convert --llm ${dir('llm')} --vision ${dir('vision')} --plugins ${dir('plugins')} --vqgan last.ckpt -o healthgpt-${model}\n`);
+        if (converted.length) process.stdout.write(`converted into ${output}:\n${converted.map((f) => `  ${f}\n`).join('')}`);
+        if (!opts.vqgan && opts.convert) process.stdout.write(`image generation needs the VQGAN: download it (${VQGAN_SOURCE}) and run pull again with --vqgan last.ckpt\n`);
       }
     });
 }
