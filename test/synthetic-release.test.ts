@@ -12,7 +12,7 @@ import { openSafetensors } from '../lib/convert/safetensors.js';
 import { openTorchCheckpoint } from '../lib/convert/torch.js';
 import { LanguageModel } from '../lib/model/model.js';
 import { randomNormal } from '../lib/synthetic/phi3.js';
-import { SYNTHETIC_RELEASE, SYNTHETIC_RELEASE_ROWS, writeSyntheticRelease } from '../lib/synthetic/release.js';
+import { SYNTHETIC_RELEASE, SYNTHETIC_RELEASE_ROWS, syntheticReleaseOptions, writeSyntheticRelease } from '../lib/synthetic/release.js';
 import { findImageTokens } from '../lib/generate/image-tokens.js';
 import { GGUFFile } from '../lib/gguf/file.js';
 import { writeSafetensors } from '../lib/synthetic/safetensors-writer.js';
@@ -102,6 +102,20 @@ describe('the synthetic release', () => {
       expect(g.info.tensors[g.tensorIndex('token_embd.weight')]!.shape).toEqual([s.llm.hidden, SYNTHETIC_RELEASE_ROWS - s.firstRow]);
     } finally {
       g.close();
+    }
+  });
+
+  it('without --vqgan the image tokens default to the release\'s 8192 (too many for these rows: refused by code); codebookSize says how many', async () => {
+    const { vqgan: _, ...opts } = syntheticReleaseOptions(join(dir, 'release'));
+    const err = (await convertHealthGPT(join(dir, 'no-vqgan'), { ...opts, plugins: opts.plugins!.slice(1), type: 'f32', threads: 1 }).catch((e: unknown) => e)) as { code?: string; message?: string };
+    expect(err).toMatchObject({ code: 'ERR_TOKENIZER' });
+    expect(err.message).toMatch(new RegExp(`HealthGPT's 8195 make \\d+, more than the model's ${SYNTHETIC_RELEASE_ROWS} embedding rows`));
+    await convertHealthGPT(join(dir, 'explicit'), { ...opts, plugins: opts.plugins!.slice(1), codebookSize: SYNTHETIC_RELEASE.vqgan.n_embed, type: 'f32', threads: 1 });
+    const m = await LanguageModel.load(join(dir, 'explicit', 'model.gguf'), { threads: 1 });
+    try {
+      expect(findImageTokens(m.tokenizer.vocab.tokenToId).codebookSize).toBe(SYNTHETIC_RELEASE.vqgan.n_embed);
+    } finally {
+      m.dispose();
     }
   });
 
