@@ -23,6 +23,11 @@ export function demoCommand(): Command {
     .action(async () => {
       const dir = join(cacheDir(), 'demo');
       mkdirSync(dir, { recursive: true });
+      // `healthgpt demo | head`: a closed pipe ends the demo quietly
+      process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+        if (err.code === 'EPIPE') process.exit(0);
+        throw err;
+      });
       const say = (s: string): void => void process.stdout.write(s + '\n');
       say('healthgpt demo: RANDOM WEIGHTS. The output shows the pipeline works; it is not medicine and means nothing.');
       const cpu = native().cpu();
