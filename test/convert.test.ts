@@ -240,6 +240,14 @@ describe('tokenizer', () => {
     expect(v.kind === 'spm' && [v.vocab.pieces[411], v.vocab.pieces[411 + 8194], v.vocab.pieces.length]).toEqual(['<start_index>', '<pixel_newline>', 411 + 8195 + 2]);
     expect((await refusal(loadHfVocab(join(fx, 'model'), { vocabSize: 416, healthgptTokens: true }))).message).toMatch(/more than the model's 416 embedding rows/);
   });
+
+  it('HealthGPT tokens for another codebook size (a VQGAN with K codes: K <idx_k>), a bad size refused by code', async () => {
+    const t = healthgptTokens(64);
+    expect([t.length, t[1], t[64], t[65], t[66]]).toEqual([67, '<idx_0>', '<idx_63>', '<end_index>', '<pixel_newline>']);
+    const v = await loadHfVocab(join(fx, 'model'), { vocabSize: 411 + 67, healthgptTokens: true, codebookSize: 64 });
+    expect(v.kind === 'spm' && [v.vocab.pieces[411 + 64], v.vocab.pieces[411 + 66], v.vocab.pieces.length]).toEqual(['<idx_63>', '<pixel_newline>', 411 + 67]);
+    for (const bad of [0, -1, 1.5, Number.NaN]) expect(() => healthgptTokens(bad)).toThrow(expect.objectContaining({ code: 'ERR_INVALID_OPTION' }));
+  });
 });
 
 describe('convert --llm', () => {

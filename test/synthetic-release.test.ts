@@ -12,7 +12,9 @@ import { openSafetensors } from '../lib/convert/safetensors.js';
 import { openTorchCheckpoint } from '../lib/convert/torch.js';
 import { LanguageModel } from '../lib/model/model.js';
 import { randomNormal } from '../lib/synthetic/phi3.js';
-import { SYNTHETIC_RELEASE, writeSyntheticRelease } from '../lib/synthetic/release.js';
+import { SYNTHETIC_RELEASE, SYNTHETIC_RELEASE_ROWS, syntheticReleaseOptions, writeSyntheticRelease } from '../lib/synthetic/release.js';
+import { findImageTokens } from '../lib/generate/image-tokens.js';
+import { GGUFFile } from '../lib/gguf/file.js';
 import { writeSafetensors } from '../lib/synthetic/safetensors-writer.js';
 import { TorchDict, TorchTensor, writeTorchSave } from '../lib/synthetic/torch-writer.js';
 import { VisionTower } from '../lib/vision/clip.js';
@@ -76,9 +78,45 @@ describe('torch.save and safetensors writers', () => {
 describe('the synthetic release', () => {
   const dir = tempDir('healthgpt-synthetic-release-');
   const out = join(dir, 'converted');
+  let notes = '';
   beforeAll(async () => {
     const opts = await writeSyntheticRelease(join(dir, 'release'));
-    await convertHealthGPT(out, { ...opts, type: 'f16', threads: 1 });
+    notes = (await convertHealthGPT(out, { ...opts, type: 'f16', threads: 1 })).notes.join('\n');
+  });
+
+  it('can generate: one <idx_k> per VQGAN code after the tokenizer, rows resized from the fusion file, the generation plugin\'s rows from there', async () => {
+    const s = SYNTHETIC_RELEASE;
+    expect(SYNTHETIC_RELEASE_ROWS).toBe(s.llm.tokenizer + s.vqgan.n_embed + 3);
+    expect(notes).toMatch(new RegExp(`embeddings and head resized to ${SYNTHETIC_RELEASE_ROWS} rows from .*fusion_layer_weights\\.bin`));
+    const m = await LanguageModel.load(join(out, 'model.gguf'), { threads: 1 });
+    try {
+      expect(m.info.nVocab).toBe(SYNTHETIC_RELEASE_ROWS);
+      const ids = findImageTokens(m.tokenizer.vocab.tokenToId);
+      // the codebook size follows the VQGAN (64 here, the release's 8192)
+      expect(ids).toEqual({ start: s.firstRow, firstIndex: s.firstRow + 1, codebookSize: s.vqgan.n_embed, end: s.firstRow + 1 + s.vqgan.n_embed, pixelNewline: s.firstRow + 2 + s.vqgan.n_embed });
+    } finally {
+      m.dispose();
+    }
+    const g = GGUFFile.open(join(out, 'generation.gguf'));
+    try {
+      expect(g.info.tensors[g.tensorIndex('token_embd.weight')]!.shape).toEqual([s.llm.hidden, SYNTHETIC_RELEASE_ROWS - s.firstRow]);
+    } finally {
+      g.close();
+    }
+  });
+
+  it('without --vqgan the image tokens default to the release\'s 8192 (too many for these rows: refused by code); codebookSize says how many', async () => {
+    const { vqgan: _, ...opts } = syntheticReleaseOptions(join(dir, 'release'));
+    const err = (await convertHealthGPT(join(dir, 'no-vqgan'), { ...opts, plugins: opts.plugins!.slice(1), type: 'f32', threads: 1 }).catch((e: unknown) => e)) as { code?: string; message?: string };
+    expect(err).toMatchObject({ code: 'ERR_TOKENIZER' });
+    expect(err.message).toMatch(new RegExp(`HealthGPT's 8195 make \\d+, more than the model's ${SYNTHETIC_RELEASE_ROWS} embedding rows`));
+    await convertHealthGPT(join(dir, 'explicit'), { ...opts, plugins: opts.plugins!.slice(1), codebookSize: SYNTHETIC_RELEASE.vqgan.n_embed, type: 'f32', threads: 1 });
+    const m = await LanguageModel.load(join(dir, 'explicit', 'model.gguf'), { threads: 1 });
+    try {
+      expect(findImageTokens(m.tokenizer.vocab.tokenToId).codebookSize).toBe(SYNTHETIC_RELEASE.vqgan.n_embed);
+    } finally {
+      m.dispose();
+    }
   });
 
   it('is written the same way twice (a cached copy stays valid)', async () => {
@@ -127,8 +165,11 @@ describe('the synthetic release', () => {
     }
     const vq = await Vqgan.load(join(out, 'vqgan.gguf'));
     try {
-      const img = await vq.decode(Int32Array.from({ length: 64 }, (_, i) => (i * 7) % 64));
-      expect([img.width, img.height, img.rgb.length]).toEqual([16, 16, 16 * 16 * 3]);
+      // HealthGPT's f8 geometry: a 32 x 32 latent decodes to 256 x 256
+      const h = SYNTHETIC_RELEASE.vqgan;
+      expect([vq.info.latent, vq.info.nEmbed]).toEqual([32, h.n_embed]);
+      const img = await vq.decode(Int32Array.from({ length: 32 * 32 }, (_, i) => (i * 7) % h.n_embed));
+      expect([img.width, img.height, img.rgb.length]).toEqual([256, 256, 256 * 256 * 3]);
       expect(new Set(img.rgb).size).toBeGreaterThan(10); // not a flat image
     } finally {
       vq.dispose();

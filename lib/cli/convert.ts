@@ -43,7 +43,7 @@ export function convertCommand(): Command {
     .option('-o, --output <path>', 'GGUF to write (--llm alone), else the folder to write every part and healthgpt.json into')
     .option('--type <type>', `weights type: ${QUANTIZE_TARGETS.join(' | ')}`, 'f16')
     .option('--name <text>', 'general.name to record (default: the folder name)')
-    .option('--healthgpt-tokens', "append HealthGPT's 8195 image tokens to the vocabulary (embeddings must be resized for them)")
+    .option('--healthgpt-tokens', "append HealthGPT's image tokens to the vocabulary: one <idx_k> per code of the --vqgan converted alongside, else 8192 (embeddings must be resized for them)")
     .option('--threads <n>', 'quantization threads (default: one per core)', (v) => parseInt(v, 10), 0)
     .option('-v, --verbose', "print each tensor's type")
     .action(async (o: ConvertOpts) => {

@@ -30,7 +30,7 @@ import { convertClip, type ProjectorTensors } from './clip.js';
 import { convertHLoraPlugin, openPluginProjector, openResizedRows, RELEASE_PLUGIN_DEFAULTS, RELEASE_PLUGIN_DEFAULTS_PHI4 } from './hlora.js';
 import { convertLanguageModel } from './llm.js';
 import { convertFail } from './tensor.js';
-import { convertVqgan } from './vqgan.js';
+import { convertVqgan, vqganCodebookSize } from './vqgan.js';
 
 export interface PluginSpec {
   rank?: number;
@@ -49,6 +49,11 @@ export interface ConvertHealthGPTOptions {
   vqganResolution?: number;
   type?: QuantizeTarget;
   healthgptTokens?: boolean;
+  /**
+   * with healthgptTokens: how many <idx_k> tokens to append; default the codebook size of the
+   * VQGAN converted alongside (--vqgan), else 8192 (the release's)
+   */
+  codebookSize?: number;
   /** first trained row of embed_tokens / lm_head in the plugin files */
   pluginFirstRow?: number;
   /** rank / alpha / experts per plugin name (default: RELEASE_PLUGIN_DEFAULTS) */
@@ -142,6 +147,7 @@ export async function convertHealthGPT(outDir: string, o: ConvertHealthGPTOption
       // resized embeddings / head: the first pair in fusion, comprehension, generation order,
       // used when its row count differs from config.json's vocab_size (the image tokens added)
       const order = [...shared, ...(['comprehension', 'generation'].map((n) => plugins.get(n)).filter((f): f is string => f !== undefined))];
+      const codebookSize = o.codebookSize ?? (o.healthgptTokens && o.vqgan ? await vqganCodebookSize(o.vqgan, o.vqganConfig) : undefined);
       const rows = await openResizedRows(order);
       try {
         const vocabSize = await configVocabSize(o.llm);
@@ -151,6 +157,7 @@ export async function convertHealthGPT(outDir: string, o: ConvertHealthGPTOption
           threads: o.threads,
           signal: o.signal,
           healthgptTokens: o.healthgptTokens,
+          codebookSize,
           resized,
           onTensor: (e, done, total) => o.onTensor?.('model', e.name, done, total),
         });

@@ -24,11 +24,15 @@ function fail(message: string): never {
   throw new HealthGPTError('ERR_TOKENIZER', message);
 }
 
-/** HealthGPT's image tokens (MODEL.md): <start_index>, <idx_0> .. <idx_8191>, <end_index>, <pixel_newline>. */
+/**
+ * HealthGPT's image tokens (MODEL.md): <start_index>, <idx_0> .. <idx_{K-1}>, <end_index>,
+ * <pixel_newline>, one <idx_k> per VQGAN codebook entry (the release's VQGAN: K = 8192).
+ */
 export const HEALTHGPT_CODEBOOK = 8192;
-export function healthgptTokens(): string[] {
+export function healthgptTokens(codebookSize = HEALTHGPT_CODEBOOK): string[] {
+  if (!Number.isSafeInteger(codebookSize) || codebookSize < 1) throw new HealthGPTError('ERR_INVALID_OPTION', `codebook size must be a positive integer, got ${String(codebookSize)}`);
   const t = ['<start_index>'];
-  for (let k = 0; k < HEALTHGPT_CODEBOOK; k++) t.push(`<idx_${k}>`);
+  for (let k = 0; k < codebookSize; k++) t.push(`<idx_${k}>`);
   t.push('<end_index>', '<pixel_newline>');
   return t;
 }
@@ -38,8 +42,10 @@ export type ConvertedVocab = { kind: 'spm'; vocab: SpmVocab; chatTemplate?: stri
 export interface VocabOptions {
   /** the model's vocab_size (embedding rows): the vocabulary is padded to it */
   vocabSize: number;
-  /** append HealthGPT's 8195 image tokens after the tokenizer's own tokens */
+  /** append HealthGPT's image tokens (8195 for the release) after the tokenizer's own tokens */
   healthgptTokens?: boolean;
+  /** how many <idx_k> tokens healthgptTokens appends: the VQGAN's codebook size (default 8192) */
+  codebookSize?: number;
   /** BPE pre-tokenizer name for a GPT2Tokenizer (Phi-4's is "dbrx") */
   bpePre?: string;
 }
@@ -166,7 +172,7 @@ export async function loadHfVocab(dir: string, opts: VocabOptions): Promise<Conv
 /** Appends HealthGPT's tokens when asked, then pads with [PAD{id}] to the model's vocab_size. */
 function extend(tokens: string[], types: number[], scores: number[] | undefined, opts: VocabOptions, dir: string): void {
   if (opts.healthgptTokens) {
-    const extra = healthgptTokens();
+    const extra = healthgptTokens(opts.codebookSize);
     if (tokens.length + extra.length > opts.vocabSize)
       fail(`${dir}: the tokenizer's ${tokens.length} tokens and HealthGPT's ${extra.length} make ${tokens.length + extra.length}, more than the model's ${opts.vocabSize} embedding rows (convert a checkpoint whose embeddings were resized for HealthGPT)`);
     const seen = new Set(tokens);

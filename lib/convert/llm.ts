@@ -28,6 +28,8 @@ export interface ConvertLlmOptions {
   name?: string;
   /** append HealthGPT's 8195 image tokens to the vocabulary (needs embeddings resized for them) */
   healthgptTokens?: boolean;
+  /** with healthgptTokens: how many <idx_k> tokens (the VQGAN's codebook size; default 8192) */
+  codebookSize?: number;
   /** called after each tensor is written */
   onTensor?: (entry: PlanEntry, done: number, total: number) => void;
   /** quantization worker threads (default: one per core) */
@@ -87,7 +89,7 @@ export async function convertLanguageModel(dir: string, output: string, opts: Co
     if (rs.embed.shape[0] !== rs.head.shape[0]) convertFail(`resized embeddings (${rs.embed.shape[0]} rows, ${rs.embed.file}) and head (${rs.head.shape[0]} rows, ${rs.head.file}) differ`);
     h.vocabSize = rs.embed.shape[0]!;
   }
-  const vocab = await loadHfVocab(dir, { vocabSize: h.vocabSize, healthgptTokens: opts.healthgptTokens });
+  const vocab = await loadHfVocab(dir, { vocabSize: h.vocabSize, healthgptTokens: opts.healthgptTokens, codebookSize: opts.codebookSize });
 
   const ckpt = await openCheckpoint(dir);
   let pool: QuantizePool | undefined;

@@ -187,6 +187,31 @@ export interface ConvertVqganResult {
   inferred: boolean;
 }
 
+/**
+ * The codebook size (n_embed) of a VQGAN checkpoint: model.yaml's when there is one (as
+ * convertVqgan finds it), else the rows of quantize.embed.weight. Reads no tensor data.
+ */
+export async function vqganCodebookSize(ckptPath: string, config?: string): Promise<number> {
+  const found = configPath(ckptPath, config);
+  if (found) {
+    let text: string;
+    try {
+      text = await readFile(found, 'utf8');
+    } catch (err) {
+      return convertFail(`${found}: ${(err as Error).message}`);
+    }
+    return readVqganConfig(text, found).n_embed;
+  }
+  const ckpt = await openTorchCheckpoint(ckptPath);
+  try {
+    const t = ckpt.tensors.find((x) => x.name === 'quantize.embed.weight');
+    if (!t || t.shape.length !== 2) return convertFail(`${ckptPath}: no quantize.embed.weight [n_embed, embed_dim]: cannot tell the codebook size`);
+    return t.shape[0]!;
+  } finally {
+    await ckpt.close();
+  }
+}
+
 export async function convertVqgan(ckptPath: string, output: string, opts: ConvertVqganOptions = {}): Promise<ConvertVqganResult> {
   const found = configPath(ckptPath, opts.config);
   let h: VqganHparams | undefined;

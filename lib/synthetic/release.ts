@@ -12,13 +12,16 @@
  *   gen_hlora_weights.bin     generation H-LoRA, per-expert lora_A{j} / lora_B{j}, its own
  *                             projector and resized embed_tokens / lm_head (trained rows from
  *                             SYNTHETIC_RELEASE.firstRow)
- *   fusion_layer_weights.bin  the comprehension projector (model.mm_projector.{0,2})
+ *   fusion_layer_weights.bin  the comprehension projector (model.mm_projector.{0,2}) and the
+ *                             embed_tokens / lm_head resized for the image tokens (tokenizer +
+ *                             n_embed + 3 rows, as the release's 32011 + 8195)
  *   vqgan/     last.ckpt (a Lightning dict: epoch, global_step, state_dict with loss.* too),
  *              model.yaml (taming's layout)
  * The .bin / .ckpt are torch.save zips (lib/synthetic/torch-writer.ts). The H-LoRA key layout
  * follows lib/convert/hlora.ts's reading of the release, which is unverified.
- * Random weights: nothing means anything; sizes are small so writing and converting take well
- * under a second.
+ * Random weights: nothing means anything; sizes are small so writing and converting take about
+ * a second. The VQGAN has HealthGPT's f8 geometry (a 32 x 32 latent, 256 x 256 images) so that a
+ * generation emits 1024 image tokens, as the real model's does.
  */
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -31,16 +34,28 @@ import { TorchDict, TorchTensor, writeTorchSave, type TorchValue } from './torch
 import { syntheticSpmVocab } from './vocab.js';
 
 export const SYNTHETIC_RELEASE = {
-  llm: { vocab: 1024, hidden: 64, ffn: 128, layers: 2, heads: 4, kvHeads: 4, context: 512, ropeTheta: 10000 },
+  /**
+   * vocab: config.json's vocab_size (embedding rows of model.safetensors); tokenizer: the
+   * tokenizer's own tokens, fewer, as Phi-3's 32011 of 32064
+   */
+  llm: { vocab: 1024, tokenizer: 1000, hidden: 64, ffn: 128, layers: 2, heads: 4, kvHeads: 4, context: 2048, ropeTheta: 10000 },
   clip: { imageSize: 56, patchSize: 14, width: 64, ff: 128, layers: 4, heads: 4 },
   plugins: {
     comprehension: { rank: 8, alpha: 16, experts: 4 },
     generation: { rank: 16, alpha: 32, experts: 4 },
   },
-  /** the generation plugin's trained embedding / head rows start here (HealthGPT's image tokens) */
-  firstRow: 960,
-  vqgan: { ch: 32, ch_mult: [1, 1], num_res_blocks: 1, attn_resolutions: [8], z_channels: 16, resolution: 16, in_channels: 3, out_ch: 3, embed_dim: 16, n_embed: 64 } satisfies VqganHparams,
+  /**
+   * HealthGPT's image tokens start here (right after the tokenizer's own): the resized
+   * embeddings / head in fusion_layer_weights.bin have tokenizer + n_embed + 3 rows, and the
+   * generation plugin's trained rows start here
+   */
+  firstRow: 1000,
+  /** the f8 geometry of HealthGPT's VQGAN (256 px, 32 x 32 latent, attention at 32), narrow and with a small codebook */
+  vqgan: { ch: 32, ch_mult: [1, 1, 1, 1], num_res_blocks: 1, attn_resolutions: [32], z_channels: 16, resolution: 256, in_channels: 3, out_ch: 3, embed_dim: 16, n_embed: 64 } satisfies VqganHparams,
 } as const;
+
+/** Rows of the resized embeddings / head: the tokenizer's tokens and HealthGPT's image tokens. */
+export const SYNTHETIC_RELEASE_ROWS = SYNTHETIC_RELEASE.llm.tokenizer + SYNTHETIC_RELEASE.vqgan.n_embed + 3;
 
 const CLIP_MEAN = [0.48145466, 0.4578275, 0.40821073];
 const CLIP_STD = [0.26862954, 0.26130258, 0.27577711];
@@ -67,10 +82,29 @@ async function json(path: string, v: unknown): Promise<void> {
   await writeFile(path, JSON.stringify(v, null, 2) + '\n');
 }
 
+/** model.safetensors' embed_tokens / lm_head: vocab_size rows. */
+function llmRows(which: 'embed' | 'head', seed: number): Float32Array {
+  const s = SYNTHETIC_RELEASE.llm;
+  return which === 'embed' ? weight('embed', [s.vocab, s.hidden], seed, 'embed') : weight('lm_head', [s.vocab, s.hidden], seed, 'matrix', 4);
+}
+
+/**
+ * embed_tokens / lm_head resized for the image tokens, as HealthGPT saves them: the language
+ * model's rows for the tokenizer's tokens, then `tag`'s rows for the image tokens.
+ */
+function resizedRows(which: 'embed' | 'head', tag: string, seed: number): Float32Array {
+  const s = SYNTHETIC_RELEASE.llm;
+  const out = new Float32Array(SYNTHETIC_RELEASE_ROWS * s.hidden);
+  out.set(llmRows(which, seed).subarray(0, s.tokenizer * s.hidden));
+  const extra = SYNTHETIC_RELEASE_ROWS - s.tokenizer;
+  out.set(weight(`${tag}.${which}`, [extra, s.hidden], seed, which === 'embed' ? 'embed' : 'matrix', 4), s.tokenizer * s.hidden);
+  return out;
+}
+
 async function writeLlm(dir: string, seed: number): Promise<void> {
   const s = SYNTHETIC_RELEASE.llm;
   await mkdir(dir, { recursive: true });
-  const vocab = syntheticSpmVocab(s.vocab);
+  const vocab = syntheticSpmVocab(s.tokenizer);
   await json(join(dir, 'config.json'), {
     architectures: ['Phi3ForCausalLM'],
     model_type: 'phi3',
@@ -106,7 +140,7 @@ async function writeLlm(dir: string, seed: number): Promise<void> {
     tokenizer_class: 'LlamaTokenizer',
   });
   const qkv = s.hidden + (2 * s.kvHeads * s.hidden) / s.heads;
-  const t: SafetensorsEntry[] = [{ name: 'model.embed_tokens.weight', shape: [s.vocab, s.hidden], data: weight('embed', [s.vocab, s.hidden], seed, 'embed') }];
+  const t: SafetensorsEntry[] = [{ name: 'model.embed_tokens.weight', shape: [s.vocab, s.hidden], data: llmRows('embed', seed) }];
   for (let i = 0; i < s.layers; i++) {
     const p = `model.layers.${i}.`;
     const add = (n: string, shape: number[], kind: 'norm' | 'matrix' = 'matrix'): void => {
@@ -120,7 +154,7 @@ async function writeLlm(dir: string, seed: number): Promise<void> {
     add('mlp.down_proj.weight', [s.hidden, s.ffn]);
   }
   t.push({ name: 'model.norm.weight', shape: [s.hidden], data: weight('norm', [s.hidden], seed, 'norm') });
-  t.push({ name: 'lm_head.weight', shape: [s.vocab, s.hidden], data: weight('lm_head', [s.vocab, s.hidden], seed, 'matrix', 4) });
+  t.push({ name: 'lm_head.weight', shape: [s.vocab, s.hidden], data: llmRows('head', seed) });
   await writeSafetensors(join(dir, 'model.safetensors'), t);
 }
 
@@ -294,23 +328,32 @@ export async function writeSyntheticRelease(dir: string, seed = 2024): Promise<C
   await writeClip(join(dir, 'clip'), seed);
   await writeTorchSave(join(dir, 'com_hlora_weights.bin'), new TorchDict(adapters('comprehension', false, seed), true));
   const s = SYNTHETIC_RELEASE.llm;
-  const rows = (name: string, scale: number): Float32Array => {
-    const a = weight(`gen.${name}`, [s.vocab, s.hidden], seed, 'matrix', scale);
-    return a;
-  };
+  const rowsOf = (which: 'embed' | 'head', tag: string): TorchTensor => new TorchTensor([SYNTHETIC_RELEASE_ROWS, s.hidden], resizedRows(which, tag, seed));
   await writeTorchSave(
     join(dir, 'gen_hlora_weights.bin'),
     new TorchDict(
       [
         ...adapters('generation', true, seed),
         ...projector(PEFT, seed + 1),
-        [`${PEFT}model.embed_tokens.weight`, new TorchTensor([s.vocab, s.hidden], rows('embed', Math.sqrt(s.hidden)))],
-        [`${PEFT}lm_head.weight`, new TorchTensor([s.vocab, s.hidden], rows('head', 4))],
+        // the generation plugin's own rows (trained from firstRow: the image tokens)
+        [`${PEFT}model.embed_tokens.weight`, rowsOf('embed', 'gen')],
+        [`${PEFT}lm_head.weight`, rowsOf('head', 'gen')],
       ],
       true,
     ),
   );
-  await writeTorchSave(join(dir, 'fusion_layer_weights.bin'), new TorchDict(projector('', seed + 2), true));
+  await writeTorchSave(
+    join(dir, 'fusion_layer_weights.bin'),
+    new TorchDict(
+      [
+        ...projector('', seed + 2),
+        // the resized embeddings / head the language model takes (tokenizer + image tokens)
+        [`${PEFT}model.embed_tokens.weight`, rowsOf('embed', 'fusion')],
+        [`${PEFT}lm_head.weight`, rowsOf('head', 'fusion')],
+      ],
+      true,
+    ),
+  );
   await writeVqgan(join(dir, 'vqgan'), seed);
   return syntheticReleaseOptions(dir);
 }
@@ -324,5 +367,7 @@ export function syntheticReleaseOptions(dir: string): ConvertHealthGPTOptions {
     vqgan: join(dir, 'vqgan', 'last.ckpt'),
     pluginSpecs: { ...SYNTHETIC_RELEASE.plugins },
     pluginFirstRow: SYNTHETIC_RELEASE.firstRow,
+    // the image tokens, one <idx_k> per entry of the VQGAN's codebook (read from vqgan/model.yaml)
+    healthgptTokens: true,
   };
 }
