@@ -107,7 +107,10 @@ double activation_bound(const problem &p, int64_t r, int64_t c) {
 } // namespace
 
 TEST(matmul_matches_reference_at_every_level) {
-    const int64_t shapes[][3] = {{1, 1, 1}, {3, 1, 2}, {17, 2, 1}, {67, 3, 5}, {40, 12, 17}, {5, 1, 33}};
+    // rows past a 16-row block and tiles, column counts that leave 1, 2 and 3 over a 4-column
+    // block (row-block kernels), short rows that only the plain dot loop sees
+    const int64_t shapes[][3] = {{1, 1, 1},  {3, 1, 2},  {17, 2, 1}, {67, 3, 5},
+                                 {40, 12, 17}, {5, 1, 33}, {48, 5, 7}, {33, 2, 6}};
     uint32_t seed = 1;
     for (int type : kWeightTypes) {
         const int64_t bs = hg_type_block_size(type) == 1 ? 32 : hg_type_block_size(type);
