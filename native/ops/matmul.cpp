@@ -120,7 +120,9 @@ void matmul(ThreadPool &pool, int type, const void *w, int64_t rows, int64_t k, 
     const uint8_t *xq = reinterpret_cast<const uint8_t *>(x);
     if (p.quantize) {
         converted.resize(p.x_row * n);
-        pool.run([&](int ith, int nth) {
+        // one column (decode) on the caller: waking the pool costs more than the work
+        if (n == 1) convert_column(p, x, k, 0, converted.data());
+        else pool.run([&](int ith, int nth) {
             int64_t c0, c1;
             split_range(n, ith, nth, c0, c1);
             for (int64_t c = c0; c < c1; c++) convert_column(p, x, k, c, converted.data());
@@ -128,17 +130,27 @@ void matmul(ThreadPool &pool, int type, const void *w, int64_t rows, int64_t k, 
         xq = converted.data();
     }
 
+    // One column (decode): a tile is a strip of rows, about 8 per thread so that a thread
+    // slowed by others on a shared machine leaves little to wait for, while each grab of the
+    // shared counter (a cache line moving between cores) is paid once per ~100 KB of weights
+    // rather than once per 16 rows.
     const int64_t tile_cols = n == 1 ? 1 : kTileCols;
-    const int64_t n_row_tiles = (rows + kTileRows - 1) / kTileRows;
+    const int64_t tile_rows =
+        n == 1 ? std::max<int64_t>(kTileRows, (rows / (8 * pool.size()) + kTileRows - 1) / kTileRows * kTileRows)
+               : kTileRows;
+    const int64_t n_row_tiles = (rows + tile_rows - 1) / tile_rows;
     const int64_t n_col_tiles = (n + tile_cols - 1) / tile_cols;
     const int64_t n_tiles = n_row_tiles * n_col_tiles;
     // Tiles are handed out dynamically: on a shared, noisy machine a static split waits on
-    // the slowest thread.
-    std::atomic<int64_t> next{0};
+    // the slowest thread. The counter has a cache line to itself, so that taking a tile does
+    // not evict what the workers read (the plan, the pointers) from the others' caches.
+    struct alignas(64) counter {
+        std::atomic<int64_t> v{0};
+    } next;
     pool.run([&](int, int) {
-        for (int64_t t; (t = next.fetch_add(1, std::memory_order_relaxed)) < n_tiles;) {
+        for (int64_t t; (t = next.v.fetch_add(1, std::memory_order_relaxed)) < n_tiles;) {
             const int64_t rt = t % n_row_tiles, ct = t / n_row_tiles;
-            const int64_t r0 = rt * kTileRows, r1 = std::min(rows, r0 + kTileRows);
+            const int64_t r0 = rt * tile_rows, r1 = std::min(rows, r0 + tile_rows);
             const int64_t c0 = ct * tile_cols, c1 = std::min(n, c0 + tile_cols);
             compute_tile(p, wb, xq, rows, k, r0, r1, c0, c1, y);
         }

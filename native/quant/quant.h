@@ -30,7 +30,7 @@ typedef void (*vec_dot_tile_fn)(int64_t n, float *s, size_t bs, const void *x, s
 // block is unpacked once for the nc columns. Addressing as vec_dot_tile_fn. The activation
 // rows are q8_0 followed by their q8_0_aux (q8_0_fill_aux), which the kernel reads.
 constexpr int kRowBlock = 16;
-constexpr int kRowBlockCols = 4;
+constexpr int kRowBlockCols = 8;
 typedef void (*vec_dot_rows_fn)(int64_t n, float *s, size_t bs, const void *x, size_t bx, const void *y,
                                 size_t by, int nc);
 // Per q8_0 block of an activation row: d as float and the sum of the 32 quants.

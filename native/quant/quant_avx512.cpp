@@ -329,19 +329,26 @@ void vec_dot_rows_q4_0_n(int64_t n, float *s, size_t bs, const void *vx, size_t 
         }
         // the d field is the low half of the dword at each row's block start
         const __m512 dx = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(_mm512_i32gather_epi32(rowoff, p, 1)));
-#pragma GCC unroll 4
+#pragma GCC unroll 8
         for (int c = 0; c < C; c++) {
             const int8_t *yq = y[c][b].qs;
             int32_t yw[8];
             std::memcpy(yw, yq, sizeof yw);
-            // two chains of four, so consecutive vpdpbusd do not wait on each other
-            __m512i e = _mm512_set1_epi32(-8 * a[c][b].sum), o = _mm512_setzero_si512();
+            __m512i sum = _mm512_set1_epi32(-8 * a[c][b].sum);
+            if (C == 1) {
+                // two chains of four, so consecutive vpdpbusd do not wait on each other
+                __m512i o = _mm512_setzero_si512();
 #pragma GCC unroll 8
-            for (int j = 0; j < 8; j += 2) {
-                e = _mm512_dpbusd_epi32(e, w[j], _mm512_set1_epi32(yw[j]));
-                o = _mm512_dpbusd_epi32(o, w[j + 1], _mm512_set1_epi32(yw[j + 1]));
+                for (int j = 0; j < 8; j += 2) {
+                    sum = _mm512_dpbusd_epi32(sum, w[j], _mm512_set1_epi32(yw[j]));
+                    o = _mm512_dpbusd_epi32(o, w[j + 1], _mm512_set1_epi32(yw[j + 1]));
+                }
+                sum = _mm512_add_epi32(sum, o);
+            } else {
+                // the columns' chains interleave
+#pragma GCC unroll 8
+                for (int j = 0; j < 8; j++) sum = _mm512_dpbusd_epi32(sum, w[j], _mm512_set1_epi32(yw[j]));
             }
-            const __m512i sum = _mm512_add_epi32(e, o);
             acc[c] = _mm512_fmadd_ps(_mm512_mul_ps(dx, _mm512_set1_ps(a[c][b].d)), _mm512_cvtepi32_ps(sum), acc[c]);
         }
     }
@@ -353,10 +360,14 @@ void vec_dot_rows_q4_0(int64_t n, float *s, size_t bs, const void *x, size_t bx,
     case 1: return vec_dot_rows_q4_0_n<1>(n, s, bs, x, bx, y, by);
     case 2: return vec_dot_rows_q4_0_n<2>(n, s, bs, x, bx, y, by);
     case 3: return vec_dot_rows_q4_0_n<3>(n, s, bs, x, bx, y, by);
-    default: return vec_dot_rows_q4_0_n<4>(n, s, bs, x, bx, y, by);
+    case 4: return vec_dot_rows_q4_0_n<4>(n, s, bs, x, bx, y, by);
+    case 5: return vec_dot_rows_q4_0_n<5>(n, s, bs, x, bx, y, by);
+    case 6: return vec_dot_rows_q4_0_n<6>(n, s, bs, x, bx, y, by);
+    case 7: return vec_dot_rows_q4_0_n<7>(n, s, bs, x, bx, y, by);
+    default: return vec_dot_rows_q4_0_n<8>(n, s, bs, x, bx, y, by);
     }
 }
-static_assert(kRowBlock == 16 && kRowBlockCols == 4, "vec_dot_rows_q4_0 is written for 16 rows, 1-4 columns");
+static_assert(kRowBlock == 16 && kRowBlockCols == 8, "vec_dot_rows_q4_0 is written for 16 rows, 1-8 columns");
 
 // ---- k-quants ----
 

@@ -201,19 +201,21 @@ case_data make_case(int t, int64_t n, int wshape, shape ashape, std::mt19937 &rn
 // float chain), blocks + 16 for the quantized ones. Plus a flush-to-zero allowance:
 // vdpbf16ps treats operands and results below FLT_MIN as zero, which moves each product by
 // at most FLT_MIN * (|partner| + 1).
-double tolerance(int t, const case_data &c, int64_t n) {
+// w's weight row against a's activation row (the two cases may differ: tile kernels)
+double tolerance(int t, const case_data &w, const case_data &a, int64_t n) {
     const hg::type_info *ti = hg::type_traits(t);
     const int vdt = ti->vec_dot_type;
     double S = 0.0, sum_abs = 0.0;
     for (int64_t i = 0; i < n; ++i) {
-        const double aa = act_abs(vdt, c.a, i);
-        const double ww = std::fabs((double)c.wf[i]) + weight_min_abs(t, c.w.data(), i);
+        const double aa = act_abs(vdt, a.a, i);
+        const double ww = std::fabs((double)w.wf[i]) + weight_min_abs(t, w.w.data(), i);
         S += ww * aa;
         sum_abs += ww + aa + 1.0;
     }
     const double m = is_float_type(t) ? (double)n : (double)(n / ti->block_size) + 16.0;
     return 2.0 * (m + 4.0) * std::ldexp(1.0, -24) * S + (double)FLT_MIN * sum_abs;
 }
+double tolerance(int t, const case_data &c, int64_t n) { return tolerance(t, c, c, n); }
 
 std::vector<int64_t> dot_sizes(int t) {
     if (is_float_type(t)) return {1, 3, 7, 8, 15, 16, 31, 32, 33, 63, 64, 65, 100, 13 * 32 + 5, 64 * 32, 64 * 32 + 7};
@@ -328,11 +330,7 @@ TEST(simd_vec_dot_tile_matches_scalar) {
                                 float want = NAN;
                                 ref.vec_dot[t](n, &want, cs[r].w.data(), cs[c].a.data());
                                 const float got = out[c * bs + r];
-                                case_data pair;
-                                pair.wf = cs[r].wf;
-                                pair.w = cs[r].w;
-                                pair.a = cs[c].a;
-                                const double tol = exact ? 0.0 : tolerance(t, pair, n);
+                                const double tol = exact ? 0.0 : tolerance(t, cs[r], cs[c], n);
                                 char what[200];
                                 std::snprintf(what, sizeof what, "%s tile %s n=%lld r=%d c=%d w=%s a=%s: got %.9g want %.9g tol %.3g",
                                               l.name, tname(t), (long long)n, r, c, ws < N_SHAPES ? shape_name[ws] : "random-bytes",
@@ -395,11 +393,7 @@ TEST(simd_vec_dot_rows_matches_scalar) {
                                 float want = NAN;
                                 ref.vec_dot[t](n, &want, cs[r].w.data(), cs[c].a.data());
                                 const float got = out[c * bs + r];
-                                case_data pair;
-                                pair.wf = cs[r].wf;
-                                pair.w = cs[r].w;
-                                pair.a = cs[c].a;
-                                const double tol = exact ? 0.0 : tolerance(t, pair, n);
+                                const double tol = exact ? 0.0 : tolerance(t, cs[r], cs[c], n);
                                 char what[200];
                                 std::snprintf(what, sizeof what, "%s rows %s n=%lld nc=%d r=%d c=%d w=%s: got %.9g want %.9g tol %.3g",
                                               l.name, tname(t), (long long)n, nc, r, c, ws < N_SHAPES ? shape_name[ws] : "random-bytes",
