@@ -70,9 +70,14 @@ void convert_column(const plan &p, const float *x, int64_t k, int64_t c, uint8_t
 }
 
 // Tile sizes: a block of weight rows is reused across a block of columns while it sits in
-// L1/L2; for one column (decode) the tile is rows only and the weights stream once.
+// L1/L2; for one column (decode) the tile is rows only and the weights stream once. The
+// row-block kernels take panels: 64 rows (4 row blocks, 72-288 KB of q4_0 at Phi-3's k, in
+// L2) under 64 columns taken 8 at a time (a 28-74 KB chunk, in L1 for its 4 row blocks), so
+// weights and activations each come from beyond L2 once per 64 of the other.
 constexpr int64_t kTileRows = 16;
 constexpr int64_t kTileCols = 16;
+constexpr int64_t kPanelRows = 64;
+constexpr int64_t kPanelCols = 64;
 
 void dot_loop(const plan &p, const uint8_t *w, const uint8_t *xq, int64_t rows, int64_t k, int64_t r0, int64_t r1,
               int64_t c0, int64_t c1, float *y) {
@@ -85,11 +90,11 @@ void dot_loop(const plan &p, const uint8_t *w, const uint8_t *xq, int64_t rows, 
 void compute_tile(const plan &p, const uint8_t *w, const uint8_t *xq, int64_t rows, int64_t k,
                   int64_t r0, int64_t r1, int64_t c0, int64_t c1, float *y) {
     if (p.rows && r1 - r0 >= kRowBlock) {
-        // whole row blocks by the row-block kernel, kRowBlockCols columns a call; the last
-        // rows by vec_dot
+        // whole row blocks by the row-block kernel, kRowBlockCols columns a call (a column
+        // chunk stays in L1 across the panel's row blocks); the last rows by vec_dot
         const int64_t rt = r0 + (r1 - r0) / kRowBlock * kRowBlock;
-        for (int64_t r = r0; r < rt; r += kRowBlock)
-            for (int64_t c = c0; c < c1; c += kRowBlockCols)
+        for (int64_t c = c0; c < c1; c += kRowBlockCols)
+            for (int64_t r = r0; r < rt; r += kRowBlock)
                 p.rows(k, &y[c * rows + r], (size_t)rows, w + r * p.w_row, p.w_row, xq + c * p.x_row, p.x_row,
                        (int)std::min<int64_t>(kRowBlockCols, c1 - c));
         dot_loop(p, w, xq, rows, k, rt, r1, c0, c1, y);
@@ -134,10 +139,10 @@ void matmul(ThreadPool &pool, int type, const void *w, int64_t rows, int64_t k, 
     // slowed by others on a shared machine leaves little to wait for, while each grab of the
     // shared counter (a cache line moving between cores) is paid once per ~100 KB of weights
     // rather than once per 16 rows.
-    const int64_t tile_cols = n == 1 ? 1 : kTileCols;
+    const int64_t tile_cols = n == 1 ? 1 : p.rows ? kPanelCols : kTileCols;
     const int64_t tile_rows =
         n == 1 ? std::max<int64_t>(kTileRows, (rows / (8 * pool.size()) + kTileRows - 1) / kTileRows * kTileRows)
-               : kTileRows;
+               : p.rows ? kPanelRows : kTileRows;
     const int64_t n_row_tiles = (rows + tile_rows - 1) / tile_rows;
     const int64_t n_col_tiles = (n + tile_cols - 1) / tile_cols;
     const int64_t n_tiles = n_row_tiles * n_col_tiles;

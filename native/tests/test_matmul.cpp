@@ -110,10 +110,11 @@ TEST(matmul_matches_reference_at_every_level) {
     // rows past a 16-row block and tiles; column counts that leave every remainder 1..8 over
     // the row-block kernels' 8-column calls (n = 17, 10, 3, 12, 5, 6, 7; 16 = two full calls);
     // short rows that only the plain dot loop sees; one column over enough rows for decode's
-    // wider strips (32 rows at 2 threads, 5 rows over)
+    // wider strips (32 rows at 2 threads, 5 rows over); several 64 x 64 panels with partial
+    // ones at both edges
     const int64_t shapes[][3] = {{1, 1, 1},   {3, 1, 2},   {17, 2, 1},  {67, 3, 5},  {40, 12, 17},
                                  {5, 1, 33},  {48, 5, 7},  {33, 2, 6},  {517, 2, 1}, {20, 1, 10},
-                                 {18, 2, 3},  {35, 3, 12}};
+                                 {18, 2, 3},  {35, 3, 12}, {130, 2, 70}};
     uint32_t seed = 1;
     for (int type : kWeightTypes) {
         const int64_t bs = hg_type_block_size(type) == 1 ? 32 : hg_type_block_size(type);
