@@ -2,11 +2,13 @@
 // the scalar reference (hg_matmul_ref) and against a double-precision product of the
 // dequantized operands.
 #include <atomic>
+#include <chrono>
 #include <cmath>
 #include <cstring>
 #include <random>
 #include <stdexcept>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "core/threadpool.h"
@@ -44,6 +46,24 @@ TEST(pool_rethrows_worker_exception_and_stays_usable) {
     std::atomic<int> sum{0};
     pool.run([&](int ith, int) { sum += ith; });
     CHECK(sum.load() == 0 + 1 + 2);
+}
+
+// Workers that finish long after the caller (past its spin, so it sleeps) and long before
+// it (so it never sleeps), alternately: every job's writes are seen on return, no wake-up
+// is lost (a lost one hangs here).
+TEST(pool_caller_sleeps_and_wakes) {
+    for (int n : {2, 3}) {
+        hg::ThreadPool pool(n);
+        for (int rep = 0; rep < 200; rep++) {
+            std::vector<int> seen(n, 0);
+            const bool slow_workers = rep % 2 == 0;
+            pool.run([&](int ith, int) {
+                if ((ith != 0) == slow_workers) std::this_thread::sleep_for(std::chrono::microseconds(200 + 50 * ith));
+                seen[ith] = rep + 1;
+            });
+            for (int i = 0; i < n; i++) CHECK(seen[i] == rep + 1);
+        }
+    }
 }
 
 TEST(split_range_covers_exactly) {
