@@ -58,7 +58,7 @@ plan make_plan(const kernel_table &kt, int type, int64_t rows, int64_t k, int64_
         fail(std::string("matmul: no kernel for ") + ti->name);
     p.w_row = row_bytes(type, k);
     p.x_row = row_bytes(ti->vec_dot_type, k);
-    if (p.rows) p.x_row += (size_t)(k / QK8_0) * sizeof(q8_0_aux);
+    if (p.rows) p.x_row = q8_0_row_with_aux(k);
     return p;
 }
 
@@ -66,7 +66,7 @@ plan make_plan(const kernel_table &kt, int type, int64_t rows, int64_t k, int64_
 void convert_column(const plan &p, const float *x, int64_t k, int64_t c, uint8_t *out) {
     uint8_t *col = out + c * p.x_row;
     p.quantize(x + c * k, col, k);
-    if (p.rows) q8_0_fill_aux(col, k, reinterpret_cast<q8_0_aux *>(col + row_bytes(HG_TYPE_Q8_0, k)));
+    if (p.rows) q8_0_fill_aux(col, k, reinterpret_cast<q8_0_aux *>(col + q8_0_aux_offset(k)));
 }
 
 // Tile sizes: a block of weight rows is reused across a block of columns while it sits in

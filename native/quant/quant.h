@@ -27,8 +27,8 @@ typedef void (*vec_dot_tile_fn)(int64_t n, float *s, size_t bs, const void *x, s
 
 // Row block: kRowBlock weight rows x nc activation columns (1 <= nc <= kRowBlockCols) in one
 // call, for kernels that keep one row per register lane: no horizontal sums, and each weight
-// block is unpacked once for the nc columns. Addressing as vec_dot_tile_fn. The activation
-// rows are q8_0 followed by their q8_0_aux (q8_0_fill_aux), which the kernel reads.
+// block is unpacked once for the nc columns. Addressing as vec_dot_tile_fn. Each activation
+// row is q8_0 with its q8_0_aux at q8_0_aux_offset (q8_0_fill_aux), which the kernel reads.
 constexpr int kRowBlock = 16;
 constexpr int kRowBlockCols = 8;
 typedef void (*vec_dot_rows_fn)(int64_t n, float *s, size_t bs, const void *x, size_t bx, const void *y,
@@ -40,6 +40,11 @@ struct q8_0_aux {
 };
 // Writes the n / 32 q8_0_aux of the q8_0 row y (n elements) to aux.
 void q8_0_fill_aux(const void *y, int64_t n, q8_0_aux *aux);
+// Where the aux follows a q8_0 row of n elements (its bytes rounded up to the aux's
+// alignment), and the bytes of row and aux together (a multiple of that alignment, so that
+// columns laid end to end from an aligned start all keep it).
+size_t q8_0_aux_offset(int64_t n);
+size_t q8_0_row_with_aux(int64_t n);
 
 struct type_info {
     const char *name;     // ggml's name, e.g. "q4_K"

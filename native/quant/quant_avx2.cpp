@@ -571,10 +571,11 @@ void rows8_q4_0(int64_t nb, float *s, size_t bs, const uint8_t *x, size_t bx, co
                                           12, 13, -1, -1, -1, -1, -1, -1, -1, -1);
     const block_q8_0 *y[C];
     const q8_0_aux *a[C];
+    const size_t aux_at = q8_0_aux_offset(nb * QK8_0);
     __m256 acc[C];
     for (int c = 0; c < C; c++) {
         y[c] = (const block_q8_0 *)(vy + c * by);
-        a[c] = (const q8_0_aux *)(y[c] + nb);
+        a[c] = (const q8_0_aux *)((const uint8_t *)y[c] + aux_at);
         acc[c] = _mm256_setzero_ps();
     }
     for (int64_t b = 0; b < nb; b++) {

@@ -299,10 +299,11 @@ void vec_dot_rows_q4_0_n(int64_t n, float *s, size_t bs, const void *vx, size_t 
     const __m512i m4 = _mm512_set1_epi8(0x0f);
     const block_q8_0 *y[C];
     const q8_0_aux *a[C];
+    const size_t aux_at = q8_0_aux_offset(n);
     __m512 acc[C];
     for (int c = 0; c < C; c++) {
         y[c] = (const block_q8_0 *)((const uint8_t *)vy + c * by);
-        a[c] = (const q8_0_aux *)(y[c] + nb);
+        a[c] = (const q8_0_aux *)((const uint8_t *)y[c] + aux_at);
         acc[c] = _mm512_setzero_ps();
     }
     for (int64_t b = 0; b < nb; b++) {

@@ -388,6 +388,12 @@ void vec_dot_rows_q4_0_q8_0_ref(int64_t n, float *s, size_t bs, const void *x, s
             vec_dot_q4_0_q8_0_ref(n, &s[c * bs + r], (const uint8_t *)x + r * bx, (const uint8_t *)y + c * by);
 }
 
+size_t q8_0_aux_offset(int64_t n) {
+    constexpr size_t a = alignof(q8_0_aux);
+    return (row_bytes(HG_TYPE_Q8_0, n) + a - 1) / a * a;
+}
+size_t q8_0_row_with_aux(int64_t n) { return q8_0_aux_offset(n) + (size_t)(n / QK8_0) * sizeof(q8_0_aux); }
+
 void q8_0_fill_aux(const void *vy, int64_t n, q8_0_aux *aux) {
     const block_q8_0 *y = (const block_q8_0 *)vy;
     for (int64_t i = 0; i < n / QK8_0; i++) {

@@ -376,13 +376,13 @@ TEST(simd_vec_dot_rows_matches_scalar) {
                         for (auto &c : cs) ok = ok && c.ok;
                         if (!ok) continue;
                         const size_t wb = cs[0].w.size(), ab = cs[0].a.size();
-                        const size_t aux = (size_t)(n / 32) * sizeof(hg::q8_0_aux);
-                        const size_t bx = wb + 5, by = ab + aux + 3, bs = R + 3; // odd strides
+                        // odd weight and output strides; columns with a gap, aux aligned
+                        const size_t bx = wb + 5, by = hg::q8_0_row_with_aux(n) + 4, bs = R + 3;
                         std::vector<uint8_t> W(bx * R, 0xcd), A(by * C, 0xab);
                         for (int r = 0; r < R; ++r) std::memcpy(&W[r * bx], cs[r].w.data(), wb);
                         for (int c = 0; c < C; ++c) {
                             std::memcpy(&A[c * by], cs[c].a.data(), ab);
-                            hg::q8_0_fill_aux(&A[c * by], n, reinterpret_cast<hg::q8_0_aux *>(&A[c * by + ab]));
+                            hg::q8_0_fill_aux(&A[c * by], n, reinterpret_cast<hg::q8_0_aux *>(&A[c * by + hg::q8_0_aux_offset(n)]));
                         }
                         std::vector<float> out(bs * C, -7.0f);
                         fn(n, out.data(), bs, W.data(), bx, A.data(), by, nc);
@@ -425,6 +425,14 @@ TEST(simd_q8_0_fill_aux) {
         for (int j = 0; j < 32; ++j) sum += b[i].qs[j];
         CHECK(aux[i].sum == sum);
         CHECK(aux[i].d == hg::fp16_to_f32(b[i].d));
+    }
+    // the aux of a row of an odd number of blocks (34 bytes each) still starts aligned, and
+    // rows with their aux end to end stay aligned
+    for (int64_t nb : {1, 2, 7, 96}) {
+        const size_t off = hg::q8_0_aux_offset(nb * 32), all = hg::q8_0_row_with_aux(nb * 32);
+        CHECK(off >= hg::row_bytes(HG_TYPE_Q8_0, nb * 32) && off < hg::row_bytes(HG_TYPE_Q8_0, nb * 32) + alignof(hg::q8_0_aux));
+        CHECK(off % alignof(hg::q8_0_aux) == 0 && all % alignof(hg::q8_0_aux) == 0);
+        CHECK(all == off + nb * sizeof(hg::q8_0_aux));
     }
 }
 
@@ -571,13 +579,12 @@ TEST(simd_timing) {
         if (!hg::kernels_scalar().vec_dot_rows[t]) continue;
         case_data c = make_case(t, n, RANDOM, RANDOM, rng);
         if (!c.ok) continue;
-        const size_t aux = (size_t)(n / 32) * sizeof(hg::q8_0_aux);
-        std::vector<uint8_t> W, A;
+        const size_t by = hg::q8_0_row_with_aux(n);
+        std::vector<uint8_t> W, A(by * hg::kRowBlockCols);
         for (int r = 0; r < hg::kRowBlock; ++r) W.insert(W.end(), c.w.begin(), c.w.end());
         for (int r = 0; r < hg::kRowBlockCols; ++r) {
-            A.insert(A.end(), c.a.begin(), c.a.end());
-            A.resize(A.size() + aux);
-            hg::q8_0_fill_aux(&A[A.size() - aux - c.a.size()], n, reinterpret_cast<hg::q8_0_aux *>(&A[A.size() - aux]));
+            std::memcpy(&A[r * by], c.a.data(), c.a.size());
+            hg::q8_0_fill_aux(&A[r * by], n, reinterpret_cast<hg::q8_0_aux *>(&A[r * by + hg::q8_0_aux_offset(n)]));
         }
         for (int nc : {1, hg::kRowBlockCols}) {
             char name[32];
@@ -585,7 +592,7 @@ TEST(simd_timing) {
             row(name,
                 [&](const kernel_table &k) {
                     float s[hg::kRowBlock * hg::kRowBlockCols];
-                    k.vec_dot_rows[t](n, s, hg::kRowBlock, W.data(), c.w.size(), A.data(), c.a.size() + aux, nc);
+                    k.vec_dot_rows[t](n, s, hg::kRowBlock, W.data(), c.w.size(), A.data(), by, nc);
                     g_sink = s[0];
                 },
                 [&](const kernel_table *k) { return k && k->vec_dot_rows[t]; });
