@@ -31,6 +31,7 @@ class ThreadPool {
   private:
     void worker(int ith);
     void run_job(int ith);
+    void wait_done();
 
     int n_threads_;
     std::vector<std::thread> threads_;
@@ -38,9 +39,11 @@ class ThreadPool {
     std::atomic<uint64_t> generation_{0};
     std::atomic<int> pending_{0};
     std::atomic<int> sleepers_{0};
+    std::atomic<bool> caller_waiting_{false};
     std::atomic<bool> stop_{false};
     std::mutex mutex_;
     std::condition_variable wake_;
+    std::condition_variable done_; // the caller, asleep until pending_ reaches 0
     std::mutex error_mutex_;
     std::exception_ptr error_;
 };

@@ -2,10 +2,13 @@
 
 #include <algorithm>
 #include <atomic>
+#include <climits>
+#include <initializer_list>
 #include <string>
 #include <vector>
 
 #include "core/error.h"
+#include "quant/blocks.h"
 
 namespace hg {
 
@@ -13,10 +16,22 @@ namespace {
 
 struct plan {
     vec_dot_fn dot;
+    vec_dot_tile_fn tile;   // kDotTileRows x kDotTileCols dots at once, or null
+    vec_dot_rows_fn rows;   // kRowBlock rows x 1..kRowBlockCols columns at once, or null
     from_float_fn quantize; // null when activations stay f32
     size_t w_row;           // bytes of one weight row
-    size_t x_row;           // bytes of one converted activation column
+    size_t x_row;           // bytes of one converted activation column (q8_0_aux included)
 };
+
+// The optional kernels that belong with kt's vec_dot: the dispatcher merges the levels'
+// vec_dot entries, so they are taken from the level whose vec_dot kt runs (a level without
+// one for this type leaves the plain loop of dots).
+const kernel_table *level_of(const kernel_table &kt, int type) {
+    const vec_dot_fn dot = kt.vec_dot[type];
+    for (const kernel_table *l : {&kernels_avx512(), &kernels_avx2(), &kernels_scalar()})
+        if (l->vec_dot[type] && l->vec_dot[type] == dot) return l;
+    return nullptr;
+}
 
 plan make_plan(const kernel_table &kt, int type, int64_t rows, int64_t k, int64_t n) {
     const type_info *ti = type_traits(type);
@@ -32,25 +47,71 @@ plan make_plan(const kernel_table &kt, int type, int64_t rows, int64_t k, int64_
              ti->name + " block");
     plan p;
     p.dot = kt.vec_dot[type];
+    const kernel_table *level = level_of(kt, type);
+    p.tile = level ? level->vec_dot_tile[type] : nullptr;
+    p.rows = level ? level->vec_dot_rows[type] : nullptr;
+    // row blocks read q8_0 columns with their aux, and gather at 32-bit row offsets
+    if (p.rows && (ti->vec_dot_type != HG_TYPE_Q8_0 || row_bytes(type, k) * (kRowBlock - 1) > INT32_MAX))
+        p.rows = nullptr;
     p.quantize = ti->vec_dot_type == HG_TYPE_F32 ? nullptr : kt.from_float[ti->vec_dot_type];
     if (!p.dot || (ti->vec_dot_type != HG_TYPE_F32 && !p.quantize))
         fail(std::string("matmul: no kernel for ") + ti->name);
     p.w_row = row_bytes(type, k);
     p.x_row = row_bytes(ti->vec_dot_type, k);
+    if (p.rows) p.x_row = q8_0_row_with_aux(k);
     return p;
 }
 
+// Converts column c of x into the plan's activation layout.
+void convert_column(const plan &p, const float *x, int64_t k, int64_t c, uint8_t *out) {
+    uint8_t *col = out + c * p.x_row;
+    p.quantize(x + c * k, col, k);
+    if (p.rows) q8_0_fill_aux(col, k, reinterpret_cast<q8_0_aux *>(col + q8_0_aux_offset(k)));
+}
+
 // Tile sizes: a block of weight rows is reused across a block of columns while it sits in
-// L1/L2; for one column (decode) the tile is rows only and the weights stream once.
+// L1/L2; for one column (decode) the tile is rows only and the weights stream once. The
+// row-block kernels take panels: 64 rows (4 row blocks, 72-288 KB of q4_0 at Phi-3's k, in
+// L2) under 64 columns taken 8 at a time (a 28-74 KB chunk, in L1 for its 4 row blocks), so
+// weights and activations each come from beyond L2 once per 64 of the other.
 constexpr int64_t kTileRows = 16;
 constexpr int64_t kTileCols = 16;
+constexpr int64_t kPanelRows = 64;
+constexpr int64_t kPanelCols = 64;
 
-void compute_tile(const plan &p, const uint8_t *w, const uint8_t *xq, int64_t rows, int64_t k,
-                  int64_t r0, int64_t r1, int64_t c0, int64_t c1, float *y) {
+void dot_loop(const plan &p, const uint8_t *w, const uint8_t *xq, int64_t rows, int64_t k, int64_t r0, int64_t r1,
+              int64_t c0, int64_t c1, float *y) {
     for (int64_t r = r0; r < r1; r++) {
         const uint8_t *wr = w + r * p.w_row;
         for (int64_t c = c0; c < c1; c++) p.dot(k, &y[c * rows + r], wr, xq + c * p.x_row);
     }
+}
+
+void compute_tile(const plan &p, const uint8_t *w, const uint8_t *xq, int64_t rows, int64_t k,
+                  int64_t r0, int64_t r1, int64_t c0, int64_t c1, float *y) {
+    if (p.rows && r1 - r0 >= kRowBlock) {
+        // whole row blocks by the row-block kernel, kRowBlockCols columns a call (a column
+        // chunk stays in L1 across the panel's row blocks); the last rows by vec_dot
+        const int64_t rt = r0 + (r1 - r0) / kRowBlock * kRowBlock;
+        for (int64_t c = c0; c < c1; c += kRowBlockCols)
+            for (int64_t r = r0; r < rt; r += kRowBlock)
+                p.rows(k, &y[c * rows + r], (size_t)rows, w + r * p.w_row, p.w_row, xq + c * p.x_row, p.x_row,
+                       (int)std::min<int64_t>(kRowBlockCols, c1 - c));
+        dot_loop(p, w, xq, rows, k, rt, r1, c0, c1, y);
+        return;
+    }
+    if (p.tile && r1 - r0 >= kDotTileRows && c1 - c0 >= kDotTileCols) {
+        // whole kDotTileRows x kDotTileCols tiles by the tile kernel, the edges by vec_dot
+        const int64_t rt = r0 + (r1 - r0) / kDotTileRows * kDotTileRows;
+        const int64_t ct = c0 + (c1 - c0) / kDotTileCols * kDotTileCols;
+        for (int64_t r = r0; r < rt; r += kDotTileRows)
+            for (int64_t c = c0; c < ct; c += kDotTileCols)
+                p.tile(k, &y[c * rows + r], (size_t)rows, w + r * p.w_row, p.w_row, xq + c * p.x_row, p.x_row);
+        dot_loop(p, w, xq, rows, k, rt, r1, c0, ct, y);
+        dot_loop(p, w, xq, rows, k, r0, r1, ct, c1, y);
+        return;
+    }
+    dot_loop(p, w, xq, rows, k, r0, r1, c0, c1, y);
 }
 
 } // namespace
@@ -64,25 +125,37 @@ void matmul(ThreadPool &pool, int type, const void *w, int64_t rows, int64_t k, 
     const uint8_t *xq = reinterpret_cast<const uint8_t *>(x);
     if (p.quantize) {
         converted.resize(p.x_row * n);
-        pool.run([&](int ith, int nth) {
+        // one column (decode) on the caller: waking the pool costs more than the work
+        if (n == 1) convert_column(p, x, k, 0, converted.data());
+        else pool.run([&](int ith, int nth) {
             int64_t c0, c1;
             split_range(n, ith, nth, c0, c1);
-            for (int64_t c = c0; c < c1; c++) p.quantize(x + c * k, &converted[c * p.x_row], k);
+            for (int64_t c = c0; c < c1; c++) convert_column(p, x, k, c, converted.data());
         });
         xq = converted.data();
     }
 
-    const int64_t tile_cols = n == 1 ? 1 : kTileCols;
-    const int64_t n_row_tiles = (rows + kTileRows - 1) / kTileRows;
+    // One column (decode): a tile is a strip of rows, about 8 per thread so that a thread
+    // slowed by others on a shared machine leaves little to wait for, while each grab of the
+    // shared counter (a cache line moving between cores) is paid once per ~100 KB of weights
+    // rather than once per 16 rows.
+    const int64_t tile_cols = n == 1 ? 1 : p.rows ? kPanelCols : kTileCols;
+    const int64_t tile_rows =
+        n == 1 ? std::max<int64_t>(kTileRows, (rows / (8 * pool.size()) + kTileRows - 1) / kTileRows * kTileRows)
+               : p.rows ? kPanelRows : kTileRows;
+    const int64_t n_row_tiles = (rows + tile_rows - 1) / tile_rows;
     const int64_t n_col_tiles = (n + tile_cols - 1) / tile_cols;
     const int64_t n_tiles = n_row_tiles * n_col_tiles;
     // Tiles are handed out dynamically: on a shared, noisy machine a static split waits on
-    // the slowest thread.
-    std::atomic<int64_t> next{0};
+    // the slowest thread. The counter has a cache line to itself, so that taking a tile does
+    // not evict what the workers read (the plan, the pointers) from the others' caches.
+    struct alignas(64) counter {
+        std::atomic<int64_t> v{0};
+    } next;
     pool.run([&](int, int) {
-        for (int64_t t; (t = next.fetch_add(1, std::memory_order_relaxed)) < n_tiles;) {
+        for (int64_t t; (t = next.v.fetch_add(1, std::memory_order_relaxed)) < n_tiles;) {
             const int64_t rt = t % n_row_tiles, ct = t / n_row_tiles;
-            const int64_t r0 = rt * kTileRows, r1 = std::min(rows, r0 + kTileRows);
+            const int64_t r0 = rt * tile_rows, r1 = std::min(rows, r0 + tile_rows);
             const int64_t c0 = ct * tile_cols, c1 = std::min(n, c0 + tile_cols);
             compute_tile(p, wb, xq, rows, k, r0, r1, c0, c1, y);
         }
@@ -96,7 +169,7 @@ void matmul_with(const kernel_table &kt, int type, const void *w, int64_t rows, 
     const uint8_t *xq = reinterpret_cast<const uint8_t *>(x);
     if (p.quantize) {
         converted.resize(p.x_row * n);
-        for (int64_t c = 0; c < n; c++) p.quantize(x + c * k, &converted[c * p.x_row], k);
+        for (int64_t c = 0; c < n; c++) convert_column(p, x, k, c, converted.data());
         xq = converted.data();
     }
     compute_tile(p, static_cast<const uint8_t *>(w), xq, rows, k, 0, rows, 0, n, y);

@@ -17,6 +17,34 @@ typedef void (*to_float_fn)(const void *x, float *y, int64_t n);
 typedef void (*from_float_fn)(const float *x, void *y, int64_t n);
 // s = dot(x, y) over n elements: x a weight row, y an activation row of the paired type.
 typedef void (*vec_dot_fn)(int64_t n, float *s, const void *x, const void *y);
+// Tile of dots: kDotTileRows weight rows x kDotTileCols activation columns in one call, so a
+// weight block is unpacked once for all columns and an activation block once for all rows.
+// Row r starts at x + r * bx bytes, column c at y + c * by; s[c * bs + r] = dot(row r, col c).
+constexpr int kDotTileRows = 4;
+constexpr int kDotTileCols = 4;
+typedef void (*vec_dot_tile_fn)(int64_t n, float *s, size_t bs, const void *x, size_t bx, const void *y,
+                                size_t by);
+
+// Row block: kRowBlock weight rows x nc activation columns (1 <= nc <= kRowBlockCols) in one
+// call, for kernels that keep one row per register lane: no horizontal sums, and each weight
+// block is unpacked once for the nc columns. Addressing as vec_dot_tile_fn. Each activation
+// row is q8_0 with its q8_0_aux at q8_0_aux_offset (q8_0_fill_aux), which the kernel reads.
+constexpr int kRowBlock = 16;
+constexpr int kRowBlockCols = 8;
+typedef void (*vec_dot_rows_fn)(int64_t n, float *s, size_t bs, const void *x, size_t bx, const void *y,
+                                size_t by, int nc);
+// Per q8_0 block of an activation row: d as float and the sum of the 32 quants.
+struct q8_0_aux {
+    float d;
+    int32_t sum;
+};
+// Writes the n / 32 q8_0_aux of the q8_0 row y (n elements) to aux.
+void q8_0_fill_aux(const void *y, int64_t n, q8_0_aux *aux);
+// Where the aux follows a q8_0 row of n elements (its bytes rounded up to the aux's
+// alignment), and the bytes of row and aux together (a multiple of that alignment, so that
+// columns laid end to end from an aligned start all keep it).
+size_t q8_0_aux_offset(int64_t n);
+size_t q8_0_row_with_aux(int64_t n);
 
 struct type_info {
     const char *name;     // ggml's name, e.g. "q4_K"
@@ -37,6 +65,11 @@ size_t row_bytes(int type, int64_t n);
 struct kernel_table {
     vec_dot_fn vec_dot[HG_TYPE_COUNT];        // weight type -> dot with its vec_dot_type
     from_float_fn from_float[HG_TYPE_COUNT];  // activation quantizers (q8_0, q8_1, q8_K, f16, bf16)
+    // Optional tile kernels (null: the caller loops vec_dot). Each is paired with the vec_dot
+    // of its own level: a table's tile entry is only used where that level's vec_dot runs.
+    vec_dot_tile_fn vec_dot_tile[HG_TYPE_COUNT];
+    // Optional row-block kernels, paired with their level's vec_dot in the same way.
+    vec_dot_rows_fn vec_dot_rows[HG_TYPE_COUNT];
 };
 
 // Scalar reference table: every supported type filled.

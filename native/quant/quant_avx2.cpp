@@ -11,6 +11,7 @@
 // This file is compiled with -mavx2 -mfma -mf16c on x86-64; elsewhere it is an empty table.
 #include "quant/quant.h"
 
+#include <cstddef>
 #include <cstring>
 
 #include "quant/blocks.h"
@@ -552,6 +553,84 @@ void quantize_bf16(const float *x, void *vy, int64_t n) {
     for (; i < n; ++i) y[i] = f32_to_bf16(x[i]);
 }
 
+// ---- row blocks: 16 weight rows x up to 8 columns (quant.h's vec_dot_rows_fn) ----
+//
+// As in quant_avx512.cpp: one row per 32-bit lane, so no horizontal sums. Here 8 rows a
+// pass (AVX2 has 16 registers): their 16-byte quant arrays are transposed in registers into
+// L0..L3 (L_j = bytes 4j..4j+3 of every row; low nibbles are elements 4j..4j+3, high ones
+// 16+4j..19+4j) and multiplied by the column's four matching activation bytes broadcast.
+// vpmaddubsw of a nibble (0..15) by an activation byte (-127..127) pair is at most
+// 2 * 15 * 127 = 3810 in magnitude, so the eight of a block add up in int16 (<= 30480),
+// widened once per block by vpmaddwd against ones; -8 * sum(y) (the q4_0 offset, from the
+// column's q8_0_aux) is added in int32.
+template <int C>
+void rows8_q4_0(int64_t nb, float *s, size_t bs, const uint8_t *x, size_t bx, const uint8_t *vy, size_t by) {
+    const __m256i rowoff = _mm256_mullo_epi32(_mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7), _mm256_set1_epi32((int)bx));
+    const __m256i m4 = _mm256_set1_epi8(0x0f);
+    const __m256i ones = _mm256_set1_epi16(1);
+    // the low 16 bits of each dword to the lane's first 8 bytes
+    const __m256i dsel = _mm256_setr_epi8(0, 1, 4, 5, 8, 9, 12, 13, -1, -1, -1, -1, -1, -1, -1, -1, 0, 1, 4, 5, 8, 9,
+                                          12, 13, -1, -1, -1, -1, -1, -1, -1, -1);
+    const block_q8_0 *y[C];
+    const q8_0_aux *a[C];
+    const size_t aux_at = q8_0_aux_offset(nb * QK8_0);
+    __m256 acc[C];
+    for (int c = 0; c < C; c++) {
+        y[c] = (const block_q8_0 *)(vy + c * by);
+        a[c] = (const q8_0_aux *)((const uint8_t *)y[c] + aux_at);
+        acc[c] = _mm256_setzero_ps();
+    }
+    for (int64_t b = 0; b < nb; b++) {
+        const uint8_t *p = x + b * sizeof(block_q4_0);
+        const uint8_t *q = p + offsetof(block_q4_0, qs);
+        // z[g]: 128-bit lane l = quants of row 4l + g
+        __m256i z[4];
+        for (int g = 0; g < 4; g++)
+            z[g] = _mm256_inserti128_si256(_mm256_castsi128_si256(loadu128(q + g * bx)), loadu128(q + (4 + g) * bx), 1);
+        const __m256i t0 = _mm256_unpacklo_epi32(z[0], z[1]), t1 = _mm256_unpackhi_epi32(z[0], z[1]);
+        const __m256i t2 = _mm256_unpacklo_epi32(z[2], z[3]), t3 = _mm256_unpackhi_epi32(z[2], z[3]);
+        const __m256i l[4] = {_mm256_unpacklo_epi64(t0, t2), _mm256_unpackhi_epi64(t0, t2),
+                              _mm256_unpacklo_epi64(t1, t3), _mm256_unpackhi_epi64(t1, t3)};
+        __m256i w[8];
+        for (int j = 0; j < 4; j++) {
+            w[j] = _mm256_and_si256(l[j], m4);
+            w[j + 4] = _mm256_and_si256(_mm256_srli_epi16(l[j], 4), m4);
+        }
+        // the d field is the low half of the dword at each row's block start
+        const __m256i dw = _mm256_shuffle_epi8(_mm256_i32gather_epi32((const int *)p, rowoff, 1), dsel);
+        const __m256 dx = _mm256_cvtph_ps(_mm256_castsi256_si128(_mm256_permute4x64_epi64(dw, _MM_SHUFFLE(3, 1, 2, 0))));
+        for (int c = 0; c < C; c++) {
+            int32_t yw[8];
+            std::memcpy(yw, y[c][b].qs, sizeof yw);
+            __m256i s16 = _mm256_maddubs_epi16(w[0], _mm256_set1_epi32(yw[0]));
+            for (int j = 1; j < 8; j++) s16 = _mm256_add_epi16(s16, _mm256_maddubs_epi16(w[j], _mm256_set1_epi32(yw[j])));
+            const __m256i s32 = _mm256_add_epi32(_mm256_madd_epi16(s16, ones), _mm256_set1_epi32(-8 * a[c][b].sum));
+            acc[c] = _mm256_fmadd_ps(_mm256_mul_ps(dx, _mm256_set1_ps(a[c][b].d)), _mm256_cvtepi32_ps(s32), acc[c]);
+        }
+    }
+    for (int c = 0; c < C; c++) _mm256_storeu_ps(s + c * bs, acc[c]);
+}
+
+// two passes of 8 rows, columns 4 at a time (the accumulators and the 8 unpacked
+// registers must fit in 16)
+void vec_dot_rows_q4_0(int64_t n, float *s, size_t bs, const void *vx, size_t bx, const void *vy, size_t by, int nc) {
+    const int64_t nb = n / QK4_0;
+    for (int h = 0; h < kRowBlock; h += 8) {
+        const uint8_t *x = (const uint8_t *)vx + h * bx;
+        for (int c = 0; c < nc; c += 4) {
+            const uint8_t *y = (const uint8_t *)vy + c * by;
+            float *o = s + c * bs + h;
+            switch (nc - c < 4 ? nc - c : 4) {
+            case 1: rows8_q4_0<1>(nb, o, bs, x, bx, y, by); break;
+            case 2: rows8_q4_0<2>(nb, o, bs, x, bx, y, by); break;
+            case 3: rows8_q4_0<3>(nb, o, bs, x, bx, y, by); break;
+            default: rows8_q4_0<4>(nb, o, bs, x, bx, y, by); break;
+            }
+        }
+    }
+}
+static_assert(kRowBlock == 16, "vec_dot_rows_q4_0 is written for 16 rows");
+
 constexpr kernel_table make_table() {
     kernel_table t{};
     t.vec_dot[HG_TYPE_F32] = vec_dot_f32;
@@ -565,6 +644,7 @@ constexpr kernel_table make_table() {
     t.vec_dot[HG_TYPE_Q4_K] = vec_dot_q4_K;
     t.vec_dot[HG_TYPE_Q5_K] = vec_dot_q5_K;
     t.vec_dot[HG_TYPE_Q6_K] = vec_dot_q6_K;
+    t.vec_dot_rows[HG_TYPE_Q4_0] = vec_dot_rows_q4_0;
     t.from_float[HG_TYPE_Q8_0] = quantize_q8_0;
     t.from_float[HG_TYPE_Q8_1] = quantize_q8_1;
     t.from_float[HG_TYPE_Q8_K] = quantize_q8_K;

@@ -9,6 +9,7 @@
 // This file is compiled with the AVX-512 flags on x86-64; elsewhere it is an empty table.
 #include "quant/quant.h"
 
+#include <cstddef>
 #include <cstring>
 
 #include "quant/blocks.h"
@@ -206,6 +207,170 @@ void vec_dot_q4_0(int64_t n, float *s, const void *vx, const void *vy) {
     *s = _mm512_reduce_add_ps(_mm512_add_ps(a0, a1)) + hsum(t);
 }
 
+
+// ---- tile kernels: kDotTileRows weight rows x kDotTileCols activation columns ----
+//
+// Every weight pair of blocks is made unsigned once per row (q4_0: the nibble q = x + 8;
+// q8_0: x ^ 0x80 = x + 128) and every activation pair loaded once per column, so each of
+// the rows x columns products is one vpdpbusd, started from -bias * sum(y) of its column
+// (computed once per column): sum (x + bias) y - bias sum y = sum x y, exact in int32.
+// Then one conversion and one multiply-add by d_x d_y per product, in 16 registers.
+
+// [d0 x 8, d1 x 8] from two consecutive blocks in memory, W = the block's size in 16-bit
+// words: one masked load of the 36 bytes that hold both d fields (lm = 0x3 for a lone last
+// block: its partner's lanes read 0), vpermw, vcvtph2ps
+template <int W>
+inline __m512 pair_scale_at(const void *p, __mmask64 lm) {
+    constexpr int w2 = W * 0x10001; // word W in both halves of a dword
+    const __m512i raw = _mm512_maskz_loadu_epi8(lm, p);
+    const __m512i idx = _mm512_setr_epi32(0, 0, 0, 0, w2, w2, w2, w2, 0, 0, 0, 0, 0, 0, 0, 0);
+    return _mm512_cvtph_ps(_mm512_castsi512_si256(_mm512_permutexvar_epi16(idx, raw)));
+}
+
+struct tile_q4_0 {
+    using block = block_q4_0;
+    static constexpr char bias = 8;
+    static __m512i get(const block &a, const block &b) { return q4_0_pair(a, b); }
+};
+struct tile_q8_0 {
+    using block = block_q8_0;
+    static constexpr char bias = (char)0x80;
+    static __m512i get(const block &a, const block &b) {
+        return _mm512_xor_si512(load2x256(a.qs, b.qs), _mm512_set1_epi8((char)0x80));
+    }
+};
+
+template <class T, int R = kDotTileRows, int C = kDotTileCols>
+void vec_dot_tile(int64_t n, float *s, size_t bs, const void *vx, size_t bx, const void *vy, size_t by) {
+    using BX = typename T::block;
+    const int64_t nb = n / QK8_0;
+    const __m512i bias = _mm512_set1_epi8(T::bias);
+    const __m512i zero = _mm512_setzero_si512();
+    const BX *x[R];
+    const block_q8_0 *y[C];
+    for (int r = 0; r < R; r++) x[r] = (const BX *)((const uint8_t *)vx + r * bx);
+    for (int c = 0; c < C; c++) y[c] = (const block_q8_0 *)((const uint8_t *)vy + c * by);
+    __m512 acc[R][C];
+    for (int r = 0; r < R; r++)
+        for (int c = 0; c < C; c++) acc[r][c] = _mm512_setzero_ps();
+    // blocks i and i + 1; for an odd last block, i twice, its copy's scale lanes zero
+    for (int64_t i = 0; i < nb; i += 2) {
+        const bool two = i + 1 < nb;
+        const int64_t j = two ? i + 1 : i;
+        const __mmask64 lm = two ? (__mmask64)0xfffffffffull : (__mmask64)0x3;
+        __m512i q[R];
+        __m512 dx[R];
+#pragma GCC unroll 8
+        for (int r = 0; r < R; r++) {
+            q[r] = T::get(x[r][i], x[r][j]);
+            dx[r] = pair_scale_at<sizeof(BX) / 2>(&x[r][i], lm);
+        }
+#pragma GCC unroll 8
+        for (int c = 0; c < C; c++) {
+            const __m512i yv = load2x256(y[c][i].qs, y[c][j].qs);
+            const __m512i off = _mm512_sub_epi32(zero, _mm512_dpbusd_epi32(zero, bias, yv));
+            const __m512 dy = pair_scale_at<sizeof(block_q8_0) / 2>(&y[c][i], lm);
+#pragma GCC unroll 8
+            for (int r = 0; r < R; r++) {
+                const __m512i p = _mm512_dpbusd_epi32(off, q[r], yv);
+                acc[r][c] = _mm512_fmadd_ps(_mm512_mul_ps(dx[r], dy), _mm512_cvtepi32_ps(p), acc[r][c]);
+            }
+        }
+    }
+    for (int c = 0; c < C; c++)
+        for (int r = 0; r < R; r++) s[c * bs + r] = _mm512_reduce_add_ps(acc[r][c]);
+}
+
+// ---- row blocks: kRowBlock weight rows x up to kRowBlockCols columns (quant.h) ----
+//
+// One register holds one dword per row, so a block of 16 rows needs no horizontal sums:
+// the rows' 16-byte quant arrays are transposed in registers (4x4 dwords per 128-bit lane)
+// into L0..L3, L_j = quant bytes 4j..4j+3 of every row; their low nibbles are elements
+// 4j..4j+3 and their high nibbles 16+4j..19+4j. Each is multiplied by the column's matching
+// four activation bytes broadcast to all rows (vpdpbusd), starting from -8 * sum(y) of the
+// block (the q4_0 offset, exact in int32). The 16 scales come in with one gather. Per block
+// that is 8 vpdpbusd and one int->float multiply-add per column for 16 rows, against 1 + 1/2
+// per row in vec_dot_q4_0, and the unpacking is shared by the columns.
+template <int C>
+void vec_dot_rows_q4_0_n(int64_t n, float *s, size_t bs, const void *vx, size_t bx, const void *vy, size_t by) {
+    const int64_t nb = n / QK4_0;
+    const uint8_t *x = (const uint8_t *)vx;
+    const __m512i rowoff = _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
+                                              _mm512_set1_epi32((int)bx));
+    const __m512i m4 = _mm512_set1_epi8(0x0f);
+    const block_q8_0 *y[C];
+    const q8_0_aux *a[C];
+    const size_t aux_at = q8_0_aux_offset(n);
+    __m512 acc[C];
+    for (int c = 0; c < C; c++) {
+        y[c] = (const block_q8_0 *)((const uint8_t *)vy + c * by);
+        a[c] = (const q8_0_aux *)((const uint8_t *)y[c] + aux_at);
+        acc[c] = _mm512_setzero_ps();
+    }
+    for (int64_t b = 0; b < nb; b++) {
+        const uint8_t *p = x + b * sizeof(block_q4_0);
+        const uint8_t *q = p + offsetof(block_q4_0, qs);
+        // z[g]: 128-bit lane l = quants of row 4l + g
+        __m512i z[4];
+#pragma GCC unroll 4
+        for (int g = 0; g < 4; g++) {
+            __m512i v = _mm512_castsi128_si512(loadu128(q + g * bx));
+            v = _mm512_inserti32x4(v, loadu128(q + (4 + g) * bx), 1);
+            v = _mm512_inserti32x4(v, loadu128(q + (8 + g) * bx), 2);
+            z[g] = _mm512_inserti32x4(v, loadu128(q + (12 + g) * bx), 3);
+        }
+        const __m512i t0 = _mm512_unpacklo_epi32(z[0], z[1]), t1 = _mm512_unpackhi_epi32(z[0], z[1]);
+        const __m512i t2 = _mm512_unpacklo_epi32(z[2], z[3]), t3 = _mm512_unpackhi_epi32(z[2], z[3]);
+        const __m512i l[4] = {_mm512_unpacklo_epi64(t0, t2), _mm512_unpackhi_epi64(t0, t2),
+                              _mm512_unpacklo_epi64(t1, t3), _mm512_unpackhi_epi64(t1, t3)};
+        __m512i w[8];
+#pragma GCC unroll 4
+        for (int j = 0; j < 4; j++) {
+            w[j] = _mm512_and_si512(l[j], m4);
+            w[j + 4] = _mm512_and_si512(_mm512_srli_epi16(l[j], 4), m4);
+        }
+        // the d field is the low half of the dword at each row's block start
+        const __m512 dx = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(_mm512_i32gather_epi32(rowoff, p, 1)));
+#pragma GCC unroll 8
+        for (int c = 0; c < C; c++) {
+            const int8_t *yq = y[c][b].qs;
+            int32_t yw[8];
+            std::memcpy(yw, yq, sizeof yw);
+            __m512i sum = _mm512_set1_epi32(-8 * a[c][b].sum);
+            if (C == 1) {
+                // two chains of four, so consecutive vpdpbusd do not wait on each other
+                __m512i o = _mm512_setzero_si512();
+#pragma GCC unroll 8
+                for (int j = 0; j < 8; j += 2) {
+                    sum = _mm512_dpbusd_epi32(sum, w[j], _mm512_set1_epi32(yw[j]));
+                    o = _mm512_dpbusd_epi32(o, w[j + 1], _mm512_set1_epi32(yw[j + 1]));
+                }
+                sum = _mm512_add_epi32(sum, o);
+            } else {
+                // the columns' chains interleave
+#pragma GCC unroll 8
+                for (int j = 0; j < 8; j++) sum = _mm512_dpbusd_epi32(sum, w[j], _mm512_set1_epi32(yw[j]));
+            }
+            acc[c] = _mm512_fmadd_ps(_mm512_mul_ps(dx, _mm512_set1_ps(a[c][b].d)), _mm512_cvtepi32_ps(sum), acc[c]);
+        }
+    }
+    for (int c = 0; c < C; c++) _mm512_storeu_ps(s + c * bs, acc[c]);
+}
+
+void vec_dot_rows_q4_0(int64_t n, float *s, size_t bs, const void *x, size_t bx, const void *y, size_t by, int nc) {
+    switch (nc) {
+    case 1: return vec_dot_rows_q4_0_n<1>(n, s, bs, x, bx, y, by);
+    case 2: return vec_dot_rows_q4_0_n<2>(n, s, bs, x, bx, y, by);
+    case 3: return vec_dot_rows_q4_0_n<3>(n, s, bs, x, bx, y, by);
+    case 4: return vec_dot_rows_q4_0_n<4>(n, s, bs, x, bx, y, by);
+    case 5: return vec_dot_rows_q4_0_n<5>(n, s, bs, x, bx, y, by);
+    case 6: return vec_dot_rows_q4_0_n<6>(n, s, bs, x, bx, y, by);
+    case 7: return vec_dot_rows_q4_0_n<7>(n, s, bs, x, bx, y, by);
+    default: return vec_dot_rows_q4_0_n<8>(n, s, bs, x, bx, y, by);
+    }
+}
+static_assert(kRowBlock == 16 && kRowBlockCols == 8, "vec_dot_rows_q4_0 is written for 16 rows, 1-8 columns");
+
 // ---- k-quants ----
 
 // as in quant_avx2.cpp: 12 packed bytes -> 8 scales, 8 mins
@@ -381,6 +546,9 @@ constexpr kernel_table make_table() {
     t.vec_dot[HG_TYPE_Q4_K] = vec_dot_q4_K;
     t.vec_dot[HG_TYPE_Q5_K] = vec_dot_q5_K;
     t.vec_dot[HG_TYPE_Q6_K] = vec_dot_q6_K;
+    t.vec_dot_tile[HG_TYPE_Q4_0] = vec_dot_tile<tile_q4_0>;
+    t.vec_dot_tile[HG_TYPE_Q8_0] = vec_dot_tile<tile_q8_0>;
+    t.vec_dot_rows[HG_TYPE_Q4_0] = vec_dot_rows_q4_0;
     return t;
 }
 

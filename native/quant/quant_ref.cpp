@@ -365,6 +365,48 @@ void vec_dot_q8_0_q8_0_ref(int64_t n, float *s, const void *vx, const void *vy) 
     *s = sum;
 }
 
+// ---------------------------------------------------------------- tile kernels
+
+template <vec_dot_fn F>
+static void vec_dot_tile_ref(int64_t n, float *s, size_t bs, const void *x, size_t bx, const void *y, size_t by) {
+    for (int c = 0; c < kDotTileCols; c++)
+        for (int r = 0; r < kDotTileRows; r++)
+            F(n, &s[c * bs + r], (const uint8_t *)x + r * bx, (const uint8_t *)y + c * by);
+}
+
+void vec_dot_tile_q4_0_q8_0_ref(int64_t n, float *s, size_t bs, const void *x, size_t bx, const void *y, size_t by) {
+    vec_dot_tile_ref<vec_dot_q4_0_q8_0_ref>(n, s, bs, x, bx, y, by);
+}
+void vec_dot_tile_q8_0_q8_0_ref(int64_t n, float *s, size_t bs, const void *x, size_t bx, const void *y, size_t by) {
+    vec_dot_tile_ref<vec_dot_q8_0_q8_0_ref>(n, s, bs, x, bx, y, by);
+}
+void vec_dot_tile_q4_K_q8_K_ref(int64_t n, float *s, size_t bs, const void *x, size_t bx, const void *y, size_t by) {
+    vec_dot_tile_ref<vec_dot_q4_K_q8_K_ref>(n, s, bs, x, bx, y, by);
+}
+
+void vec_dot_rows_q4_0_q8_0_ref(int64_t n, float *s, size_t bs, const void *x, size_t bx, const void *y, size_t by,
+                                int nc) {
+    for (int c = 0; c < nc; c++)
+        for (int r = 0; r < kRowBlock; r++)
+            vec_dot_q4_0_q8_0_ref(n, &s[c * bs + r], (const uint8_t *)x + r * bx, (const uint8_t *)y + c * by);
+}
+
+size_t q8_0_aux_offset(int64_t n) {
+    constexpr size_t a = alignof(q8_0_aux);
+    return (row_bytes(HG_TYPE_Q8_0, n) + a - 1) / a * a;
+}
+size_t q8_0_row_with_aux(int64_t n) { return q8_0_aux_offset(n) + (size_t)(n / QK8_0) * sizeof(q8_0_aux); }
+
+void q8_0_fill_aux(const void *vy, int64_t n, q8_0_aux *aux) {
+    const block_q8_0 *y = (const block_q8_0 *)vy;
+    for (int64_t i = 0; i < n / QK8_0; i++) {
+        int32_t sum = 0;
+        for (int j = 0; j < QK8_0; j++) sum += y[i].qs[j];
+        aux[i].d = fp16_to_f32(y[i].d);
+        aux[i].sum = sum;
+    }
+}
+
 // ---------------------------------------------------------------- the scalar kernel table
 
 const kernel_table &kernels_scalar() {
@@ -387,6 +429,10 @@ const kernel_table &kernels_scalar() {
         k.from_float[HG_TYPE_Q8_0] = quantize_row_q8_0_ref;
         k.from_float[HG_TYPE_Q8_1] = quantize_row_q8_1_ref;
         k.from_float[HG_TYPE_Q8_K] = quantize_row_q8_K_ref;
+        k.vec_dot_tile[HG_TYPE_Q4_0] = vec_dot_tile_q4_0_q8_0_ref;
+        k.vec_dot_tile[HG_TYPE_Q8_0] = vec_dot_tile_q8_0_q8_0_ref;
+        k.vec_dot_tile[HG_TYPE_Q4_K] = vec_dot_tile_q4_K_q8_K_ref;
+        k.vec_dot_rows[HG_TYPE_Q4_0] = vec_dot_rows_q4_0_q8_0_ref;
         return k;
     }();
     return t;

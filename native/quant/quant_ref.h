@@ -72,6 +72,15 @@ void vec_dot_q4_K_q8_K_ref(int64_t n, float *s, const void *x, const void *y);
 void vec_dot_q5_K_q8_K_ref(int64_t n, float *s, const void *x, const void *y);
 void vec_dot_q6_K_q8_K_ref(int64_t n, float *s, const void *x, const void *y);
 
+// ---- tile kernels (quant.h's vec_dot_tile_fn): every dot of the tile by the kernel above ----
+void vec_dot_tile_q4_0_q8_0_ref(int64_t n, float *s, size_t bs, const void *x, size_t bx, const void *y, size_t by);
+void vec_dot_tile_q8_0_q8_0_ref(int64_t n, float *s, size_t bs, const void *x, size_t bx, const void *y, size_t by);
+void vec_dot_tile_q4_K_q8_K_ref(int64_t n, float *s, size_t bs, const void *x, size_t bx, const void *y, size_t by);
+
+// ---- row-block kernels (quant.h's vec_dot_rows_fn): every dot by the kernel above ----
+void vec_dot_rows_q4_0_q8_0_ref(int64_t n, float *s, size_t bs, const void *x, size_t bx, const void *y, size_t by,
+                                int nc);
+
 // Round to nearest, ties to even (llama.cpp's nearest_int), for |v| < 2^22.
 inline int nearest_int(float v) {
     const float shifted = v + 12582912.0f; // 1.5 * 2^23: the sum's low mantissa bits are round(v)

@@ -2,11 +2,13 @@
 // the scalar reference (hg_matmul_ref) and against a double-precision product of the
 // dequantized operands.
 #include <atomic>
+#include <chrono>
 #include <cmath>
 #include <cstring>
 #include <random>
 #include <stdexcept>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "core/threadpool.h"
@@ -44,6 +46,24 @@ TEST(pool_rethrows_worker_exception_and_stays_usable) {
     std::atomic<int> sum{0};
     pool.run([&](int ith, int) { sum += ith; });
     CHECK(sum.load() == 0 + 1 + 2);
+}
+
+// Workers that finish long after the caller (past its spin, so it sleeps) and long before
+// it (so it never sleeps), alternately: every job's writes are seen on return, no wake-up
+// is lost (a lost one hangs here).
+TEST(pool_caller_sleeps_and_wakes) {
+    for (int n : {2, 3}) {
+        hg::ThreadPool pool(n);
+        for (int rep = 0; rep < 200; rep++) {
+            std::vector<int> seen(n, 0);
+            const bool slow_workers = rep % 2 == 0;
+            pool.run([&](int ith, int) {
+                if ((ith != 0) == slow_workers) std::this_thread::sleep_for(std::chrono::microseconds(200 + 50 * ith));
+                seen[ith] = rep + 1;
+            });
+            for (int i = 0; i < n; i++) CHECK(seen[i] == rep + 1);
+        }
+    }
 }
 
 TEST(split_range_covers_exactly) {
@@ -107,7 +127,14 @@ double activation_bound(const problem &p, int64_t r, int64_t c) {
 } // namespace
 
 TEST(matmul_matches_reference_at_every_level) {
-    const int64_t shapes[][3] = {{1, 1, 1}, {3, 1, 2}, {17, 2, 1}, {67, 3, 5}, {40, 12, 17}, {5, 1, 33}};
+    // rows past a 16-row block and tiles; column counts that leave every remainder 1..8 over
+    // the row-block kernels' 8-column calls (n = 17, 10, 3, 12, 5, 6, 7; 16 = two full calls);
+    // short rows that only the plain dot loop sees; one column over enough rows for decode's
+    // wider strips (32 rows at 2 threads, 5 rows over); several 64 x 64 panels with partial
+    // ones at both edges
+    const int64_t shapes[][3] = {{1, 1, 1},   {3, 1, 2},   {17, 2, 1},  {67, 3, 5},  {40, 12, 17},
+                                 {5, 1, 33},  {48, 5, 7},  {33, 2, 6},  {517, 2, 1}, {20, 1, 10},
+                                 {18, 2, 3},  {35, 3, 12}, {130, 2, 70}};
     uint32_t seed = 1;
     for (int type : kWeightTypes) {
         const int64_t bs = hg_type_block_size(type) == 1 ? 32 : hg_type_block_size(type);

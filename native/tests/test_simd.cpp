@@ -201,19 +201,21 @@ case_data make_case(int t, int64_t n, int wshape, shape ashape, std::mt19937 &rn
 // float chain), blocks + 16 for the quantized ones. Plus a flush-to-zero allowance:
 // vdpbf16ps treats operands and results below FLT_MIN as zero, which moves each product by
 // at most FLT_MIN * (|partner| + 1).
-double tolerance(int t, const case_data &c, int64_t n) {
+// w's weight row against a's activation row (the two cases may differ: tile kernels)
+double tolerance(int t, const case_data &w, const case_data &a, int64_t n) {
     const hg::type_info *ti = hg::type_traits(t);
     const int vdt = ti->vec_dot_type;
     double S = 0.0, sum_abs = 0.0;
     for (int64_t i = 0; i < n; ++i) {
-        const double aa = act_abs(vdt, c.a, i);
-        const double ww = std::fabs((double)c.wf[i]) + weight_min_abs(t, c.w.data(), i);
+        const double aa = act_abs(vdt, a.a, i);
+        const double ww = std::fabs((double)w.wf[i]) + weight_min_abs(t, w.w.data(), i);
         S += ww * aa;
         sum_abs += ww + aa + 1.0;
     }
     const double m = is_float_type(t) ? (double)n : (double)(n / ti->block_size) + 16.0;
     return 2.0 * (m + 4.0) * std::ldexp(1.0, -24) * S + (double)FLT_MIN * sum_abs;
 }
+double tolerance(int t, const case_data &c, int64_t n) { return tolerance(t, c, c, n); }
 
 std::vector<int64_t> dot_sizes(int t) {
     if (is_float_type(t)) return {1, 3, 7, 8, 15, 16, 31, 32, 33, 63, 64, 65, 100, 13 * 32 + 5, 64 * 32, 64 * 32 + 7};
@@ -286,6 +288,152 @@ TEST(simd_vec_dot_matches_scalar) {
         }
     }
     std::printf("  %d dots compared\n", compared);
+}
+
+// Tile kernels (vec_dot_tile): kDotTileRows weight rows x kDotTileCols activation columns,
+// rows and columns at padded strides and the output at a stride with gaps, against the
+// scalar vec_dot of every (row, column) pair; the gaps must stay untouched. The scalar
+// table's own tile entry must equal its vec_dot bit for bit.
+TEST(simd_vec_dot_tile_matches_scalar) {
+    std::mt19937 rng(4321);
+    const kernel_table &ref = hg::kernels_scalar();
+    constexpr int R = hg::kDotTileRows, C = hg::kDotTileCols;
+    std::vector<level> lv = cpu_levels();
+    lv.insert(lv.begin(), level{"scalar", &ref});
+    int compared = 0;
+    for (const auto &l : lv) {
+        for (int t = 0; t < HG_TYPE_COUNT; ++t) {
+            hg::vec_dot_tile_fn fn = l.table->vec_dot_tile[t];
+            if (!fn) continue;
+            CHECK_MSG(ref.vec_dot[t] != nullptr, std::string(l.name) + " tile " + tname(t));
+            if (!ref.vec_dot[t]) continue;
+            const bool exact = l.table == &ref;
+            for (int64_t n : dot_sizes(t)) {
+                for (int ws = 0; ws <= N_SHAPES; ++ws) {
+                    if (ws == SPECIALS || ws == TIES) continue;
+                    for (int as : {(int)RANDOM, ws < N_SHAPES ? ws : (int)RANDOM, (int)SPIKES}) {
+                        std::vector<case_data> cs;
+                        for (int i = 0; i < std::max(R, C); ++i) cs.push_back(make_case(t, n, ws, (shape)as, rng));
+                        bool ok = true;
+                        for (auto &c : cs) ok = ok && c.ok;
+                        if (!ok) continue;
+                        const size_t wb = cs[0].w.size(), ab = cs[0].a.size();
+                        const size_t bx = wb + 5, by = ab + 3, bs = R + 3; // odd strides
+                        std::vector<uint8_t> W(bx * R, 0xcd), A(by * C, 0xab);
+                        for (int r = 0; r < R; ++r) std::memcpy(&W[r * bx], cs[r].w.data(), wb);
+                        for (int c = 0; c < C; ++c) std::memcpy(&A[c * by], cs[c].a.data(), ab);
+                        std::vector<float> out(bs * C, -7.0f);
+                        fn(n, out.data(), bs, W.data(), bx, A.data(), by);
+                        for (int c = 0; c < C; ++c) {
+                            for (size_t r = R; r < bs; ++r) CHECK(out[c * bs + r] == -7.0f);
+                            for (int r = 0; r < R; ++r) {
+                                float want = NAN;
+                                ref.vec_dot[t](n, &want, cs[r].w.data(), cs[c].a.data());
+                                const float got = out[c * bs + r];
+                                const double tol = exact ? 0.0 : tolerance(t, cs[r], cs[c], n);
+                                char what[200];
+                                std::snprintf(what, sizeof what, "%s tile %s n=%lld r=%d c=%d w=%s a=%s: got %.9g want %.9g tol %.3g",
+                                              l.name, tname(t), (long long)n, r, c, ws < N_SHAPES ? shape_name[ws] : "random-bytes",
+                                              shape_name[as], got, want, tol);
+                                if (std::isfinite(want)) CHECK_MSG(std::isfinite(got) && std::fabs((double)got - want) <= tol, what);
+                                else CHECK_MSG(!std::isfinite(got), what);
+                                ++compared;
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+    std::printf("  %d tile dots compared\n", compared);
+}
+
+// Row-block kernels (vec_dot_rows): kRowBlock weight rows x nc = 1..kRowBlockCols columns
+// (q8_0 with their q8_0_aux appended), at odd strides, against the scalar vec_dot of every
+// (row, column) pair; the output's gaps and the columns past nc must stay untouched. Every
+// row and column gets its own data, so a row or column mixed up with another shows.
+TEST(simd_vec_dot_rows_matches_scalar) {
+    std::mt19937 rng(8765);
+    const kernel_table &ref = hg::kernels_scalar();
+    constexpr int R = hg::kRowBlock, C = hg::kRowBlockCols;
+    std::vector<level> lv = cpu_levels();
+    lv.insert(lv.begin(), level{"scalar", &ref});
+    int compared = 0;
+    for (const auto &l : lv) {
+        for (int t = 0; t < HG_TYPE_COUNT; ++t) {
+            hg::vec_dot_rows_fn fn = l.table->vec_dot_rows[t];
+            if (!fn) continue;
+            CHECK_MSG(hg::type_traits(t)->vec_dot_type == HG_TYPE_Q8_0, std::string(l.name) + " rows " + tname(t));
+            const bool exact = l.table == &ref;
+            for (int64_t n : dot_sizes(t)) {
+                for (int ws = 0; ws <= N_SHAPES; ++ws) {
+                    if (ws == SPECIALS || ws == TIES) continue;
+                    for (int nc = 1; nc <= C; ++nc) {
+                        std::vector<case_data> cs;
+                        for (int i = 0; i < R; ++i)
+                            cs.push_back(make_case(t, n, ws, i % 3 ? RANDOM : (shape)(ws < N_SHAPES ? ws : RANDOM), rng));
+                        bool ok = true;
+                        for (auto &c : cs) ok = ok && c.ok;
+                        if (!ok) continue;
+                        const size_t wb = cs[0].w.size(), ab = cs[0].a.size();
+                        // odd weight and output strides; columns with a gap, aux aligned
+                        const size_t bx = wb + 5, by = hg::q8_0_row_with_aux(n) + 4, bs = R + 3;
+                        std::vector<uint8_t> W(bx * R, 0xcd), A(by * C, 0xab);
+                        for (int r = 0; r < R; ++r) std::memcpy(&W[r * bx], cs[r].w.data(), wb);
+                        for (int c = 0; c < C; ++c) {
+                            std::memcpy(&A[c * by], cs[c].a.data(), ab);
+                            hg::q8_0_fill_aux(&A[c * by], n, reinterpret_cast<hg::q8_0_aux *>(&A[c * by + hg::q8_0_aux_offset(n)]));
+                        }
+                        std::vector<float> out(bs * C, -7.0f);
+                        fn(n, out.data(), bs, W.data(), bx, A.data(), by, nc);
+                        for (int c = 0; c < C; ++c) {
+                            for (size_t r = c < nc ? R : 0; r < bs; ++r) CHECK(out[c * bs + r] == -7.0f);
+                            if (c >= nc) continue;
+                            for (int r = 0; r < R; ++r) {
+                                float want = NAN;
+                                ref.vec_dot[t](n, &want, cs[r].w.data(), cs[c].a.data());
+                                const float got = out[c * bs + r];
+                                const double tol = exact ? 0.0 : tolerance(t, cs[r], cs[c], n);
+                                char what[200];
+                                std::snprintf(what, sizeof what, "%s rows %s n=%lld nc=%d r=%d c=%d w=%s: got %.9g want %.9g tol %.3g",
+                                              l.name, tname(t), (long long)n, nc, r, c, ws < N_SHAPES ? shape_name[ws] : "random-bytes",
+                                              got, want, tol);
+                                if (std::isfinite(want)) CHECK_MSG(std::isfinite(got) && std::fabs((double)got - want) <= tol, what);
+                                else CHECK_MSG(!std::isfinite(got), what);
+                                ++compared;
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+    std::printf("  %d row-block dots compared\n", compared);
+}
+
+TEST(simd_q8_0_fill_aux) {
+    std::mt19937 rng(11);
+    std::vector<float> x(7 * 32);
+    fill(x, RANDOM, rng);
+    std::vector<uint8_t> q(hg::row_bytes(HG_TYPE_Q8_0, 7 * 32));
+    hg::kernels_scalar().from_float[HG_TYPE_Q8_0](x.data(), q.data(), 7 * 32);
+    hg::q8_0_aux aux[7];
+    hg::q8_0_fill_aux(q.data(), 7 * 32, aux);
+    const hg::block_q8_0 *b = reinterpret_cast<const hg::block_q8_0 *>(q.data());
+    for (int i = 0; i < 7; ++i) {
+        int sum = 0;
+        for (int j = 0; j < 32; ++j) sum += b[i].qs[j];
+        CHECK(aux[i].sum == sum);
+        CHECK(aux[i].d == hg::fp16_to_f32(b[i].d));
+    }
+    // the aux of a row of an odd number of blocks (34 bytes each) still starts aligned, and
+    // rows with their aux end to end stay aligned
+    for (int64_t nb : {1, 2, 7, 96}) {
+        const size_t off = hg::q8_0_aux_offset(nb * 32), all = hg::q8_0_row_with_aux(nb * 32);
+        CHECK(off >= hg::row_bytes(HG_TYPE_Q8_0, nb * 32) && off < hg::row_bytes(HG_TYPE_Q8_0, nb * 32) + alignof(hg::q8_0_aux));
+        CHECK(off % alignof(hg::q8_0_aux) == 0 && all % alignof(hg::q8_0_aux) == 0);
+        CHECK(all == off + nb * sizeof(hg::q8_0_aux));
+    }
 }
 
 TEST(simd_from_float_bit_identical) {
@@ -407,6 +555,48 @@ TEST(simd_timing) {
                 g_sink = s;
             },
             [&](const kernel_table *k) { return k && k->vec_dot[t]; });
+    }
+    // a whole tile per call: compare with kDotTileRows * kDotTileCols dots above
+    for (int t : kDotTypes) {
+        if (!hg::kernels_scalar().vec_dot_tile[t]) continue;
+        case_data c = make_case(t, n, RANDOM, RANDOM, rng);
+        if (!c.ok) continue;
+        std::vector<uint8_t> W, A;
+        for (int r = 0; r < hg::kDotTileRows; ++r) W.insert(W.end(), c.w.begin(), c.w.end());
+        for (int r = 0; r < hg::kDotTileCols; ++r) A.insert(A.end(), c.a.begin(), c.a.end());
+        char name[32];
+        std::snprintf(name, sizeof name, "tile%dx%d %s", hg::kDotTileRows, hg::kDotTileCols, tname(t));
+        row(name,
+            [&](const kernel_table &k) {
+                float s[hg::kDotTileRows * hg::kDotTileCols];
+                k.vec_dot_tile[t](n, s, hg::kDotTileRows, W.data(), c.w.size(), A.data(), c.a.size());
+                g_sink = s[0];
+            },
+            [&](const kernel_table *k) { return k && k->vec_dot_tile[t]; });
+    }
+    // a whole row block per call, 1 and kRowBlockCols columns: compare with kRowBlock * nc dots
+    for (int t : kDotTypes) {
+        if (!hg::kernels_scalar().vec_dot_rows[t]) continue;
+        case_data c = make_case(t, n, RANDOM, RANDOM, rng);
+        if (!c.ok) continue;
+        const size_t by = hg::q8_0_row_with_aux(n);
+        std::vector<uint8_t> W, A(by * hg::kRowBlockCols);
+        for (int r = 0; r < hg::kRowBlock; ++r) W.insert(W.end(), c.w.begin(), c.w.end());
+        for (int r = 0; r < hg::kRowBlockCols; ++r) {
+            std::memcpy(&A[r * by], c.a.data(), c.a.size());
+            hg::q8_0_fill_aux(&A[r * by], n, reinterpret_cast<hg::q8_0_aux *>(&A[r * by + hg::q8_0_aux_offset(n)]));
+        }
+        for (int nc : {1, hg::kRowBlockCols}) {
+            char name[32];
+            std::snprintf(name, sizeof name, "rows%dx%d %s", hg::kRowBlock, nc, tname(t));
+            row(name,
+                [&](const kernel_table &k) {
+                    float s[hg::kRowBlock * hg::kRowBlockCols];
+                    k.vec_dot_rows[t](n, s, hg::kRowBlock, W.data(), c.w.size(), A.data(), by, nc);
+                    g_sink = s[0];
+                },
+                [&](const kernel_table *k) { return k && k->vec_dot_rows[t]; });
+        }
     }
     std::vector<float> x(n);
     fill(x, RANDOM, rng);
