@@ -72,7 +72,6 @@ std::vector<float> to_floats(int type, const std::vector<uint8_t> &m, int64_t ro
 // layer, and the temporaries are the same size each time.
 struct Scratch {
     std::vector<float> logits_a, g, bg;
-    std::vector<uint8_t> xw, xa, xb; // a decode step's activations, converted
 };
 thread_local Scratch scratch;
 
@@ -168,72 +167,38 @@ void add_lora_b(ThreadPool &pool, const HLoraAdapter &ad, int64_t n_tokens, floa
     });
 }
 
-// One matrix's rows dotted with one activation column already converted to the matrix's
-// activation type: what hg::matmul does per element, without its own pool job.
-struct RowDots {
-    vec_dot_fn dot = nullptr;
-    const uint8_t *w = nullptr;
-    size_t w_row = 0;
-    const uint8_t *xq = nullptr;
-    int64_t k = 0;
-};
-
-RowDots row_dots(const kernel_table &kt, int type, const void *w, int64_t k, const float *x,
-                 std::vector<uint8_t> &buf) {
-    const type_info *ti = type_traits(type);
-    RowDots d;
-    d.dot = kt.vec_dot[type];
-    if (!ti || !ti->supported || !d.dot) fail(std::string("hlora: no kernel for ") + (ti ? ti->name : std::to_string(type)));
-    d.w = static_cast<const uint8_t *>(w);
-    d.w_row = row_bytes(type, k);
-    d.k = k;
-    d.xq = reinterpret_cast<const uint8_t *>(x);
-    if (ti->vec_dot_type != HG_TYPE_F32) {
-        const from_float_fn q = kt.from_float[ti->vec_dot_type];
-        if (!q) fail(std::string("hlora: no activation kernel for ") + ti->name);
-        buf.resize(row_bytes(ti->vec_dot_type, k));
-        q(x, buf.data(), k);
-        d.xq = buf.data();
-    }
-    return d;
-}
-
 // Rows per task of a decode step, handed out dynamically (a busy machine's slow thread takes
 // fewer).
 constexpr int64_t kDecodeRows = 32;
 
 // One token: W x and [R; A] x share one pool job, B g and the sum another, where the general
-// path takes six (a conversion and a product per matmul). Each element is the same dot
-// product with the same converted activations as hg::matmul's, so the result is the same.
+// path takes six (a conversion and a product per matmul). MatVec runs hg::matmul's own
+// one-column kernels over 32-row ranges (multiples of its 16-row blocks), so the result is
+// hg::matmul's, bit for bit.
 void hlora_linear_one(ThreadPool &pool, const HLoraAdapter &ad, int w_type, const void *w, const float *x,
                       float *y, Scratch &s) {
-    const kernel_table &kt = kernels_active();
     const int64_t nr = ad.n_experts + ad.rank, out = ad.out;
     s.logits_a.resize((size_t)nr);
-    const RowDots W = row_dots(kt, w_type, w, ad.in, x, s.xw);
-    const RowDots RA = row_dots(kt, ad.router_lora_a_type, ad.router_lora_a.data(), ad.in, x, s.xa);
+    const MatVec W(w_type, w, out, ad.in, x);
+    const MatVec RA(ad.router_lora_a_type, ad.router_lora_a.data(), nr, ad.in, x);
     const int64_t nw = (out + kDecodeRows - 1) / kDecodeRows, na = (nr + kDecodeRows - 1) / kDecodeRows;
     std::atomic<int64_t> next{0};
     pool.run([&](int, int) {
         for (int64_t t; (t = next.fetch_add(1, std::memory_order_relaxed)) < nw + na;) {
             const bool is_w = t < nw;
-            const RowDots &d = is_w ? W : RA;
-            float *dst = is_w ? y : s.logits_a.data();
             const int64_t r0 = (is_w ? t : t - nw) * kDecodeRows, r1 = std::min(is_w ? out : nr, r0 + kDecodeRows);
-            for (int64_t r = r0; r < r1; r++) d.dot(d.k, &dst[r], d.w + r * d.w_row, d.xq);
+            (is_w ? W : RA).compute(r0, r1, (is_w ? y : s.logits_a.data()) + r0);
         }
     });
     expert_mix(ad, 1, s);
-    const RowDots B = row_dots(kt, ad.lora_b_type, ad.lora_b.data(), ad.rank, s.g.data(), s.xb);
+    const MatVec B(ad.lora_b_type, ad.lora_b.data(), out, ad.rank, s.g.data());
     next = 0;
     pool.run([&](int, int) {
+        float bg[kDecodeRows];
         for (int64_t t; (t = next.fetch_add(1, std::memory_order_relaxed)) < nw;) {
             const int64_t r0 = t * kDecodeRows, r1 = std::min(out, r0 + kDecodeRows);
-            for (int64_t r = r0; r < r1; r++) {
-                float v;
-                B.dot(B.k, &v, B.w + r * B.w_row, B.xq);
-                y[r] += v;
-            }
+            B.compute(r0, r1, bg);
+            for (int64_t r = r0; r < r1; r++) y[r] += bg[r - r0];
         }
     });
 }

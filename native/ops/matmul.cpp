@@ -162,6 +162,37 @@ void matmul(ThreadPool &pool, int type, const void *w, int64_t rows, int64_t k, 
     });
 }
 
+struct MatVec::Impl {
+    plan p;
+    const uint8_t *w;
+    int64_t rows, k;
+    std::vector<uint8_t> converted;
+    const uint8_t *xq;
+};
+
+MatVec::MatVec(int type, const void *w, int64_t rows, int64_t k, const float *x) : rows_(rows) {
+    auto impl = std::make_shared<Impl>();
+    impl->p = make_plan(kernels_active(), type, rows, k, 1);
+    impl->w = static_cast<const uint8_t *>(w);
+    impl->rows = rows;
+    impl->k = k;
+    impl->xq = reinterpret_cast<const uint8_t *>(x);
+    if (impl->p.quantize) {
+        impl->converted.resize(impl->p.x_row);
+        convert_column(impl->p, x, k, 0, impl->converted.data());
+        impl->xq = impl->converted.data();
+    }
+    impl_ = std::move(impl);
+}
+
+void MatVec::compute(int64_t r0, int64_t r1, float *y) const {
+    const Impl &m = *impl_;
+    if (r0 < 0 || r1 > m.rows || r0 > r1) fail("MatVec: rows " + std::to_string(r0) + ".." + std::to_string(r1) + " outside 0.." + std::to_string(m.rows));
+    // the range as a matrix of its own: row blocks start at r0 (a multiple of 16 gives
+    // hg::matmul's blocks), y[0] is row r0
+    compute_tile(m.p, m.w + r0 * m.p.w_row, m.xq, r1 - r0, m.k, 0, r1 - r0, 0, 1, y);
+}
+
 void matmul_with(const kernel_table &kt, int type, const void *w, int64_t rows, int64_t k,
                  const float *x, int64_t n, float *y) {
     const plan p = make_plan(kt, type, rows, k, n);

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 
 #include "core/threadpool.h"
 #include "quant/quant.h"
@@ -18,5 +19,22 @@ void matmul(ThreadPool &pool, int type, const void *w, int64_t rows, int64_t k, 
 // kernels_scalar() to get the reference).
 void matmul_with(const kernel_table &kt, int type, const void *w, int64_t rows, int64_t k,
                  const float *x, int64_t n, float *y);
+
+// One activation column converted once for W, then any range of rows computed with the
+// kernels hg::matmul uses for one column, so that a caller can share one pool job between
+// several products (H-LoRA's decode step) and still get hg::matmul's exact result, provided
+// its ranges start at multiples of 16 rows as hg::matmul's do.
+class MatVec {
+public:
+    MatVec(int type, const void *w, int64_t rows, int64_t k, const float *x);
+    // rows r0 .. r1 - 1 into y[0 .. r1 - r0 - 1]; safe from several threads on disjoint ranges
+    void compute(int64_t r0, int64_t r1, float *y) const;
+    int64_t rows() const { return rows_; }
+
+private:
+    struct Impl;
+    std::shared_ptr<const Impl> impl_;
+    int64_t rows_ = 0;
+};
 
 } // namespace hg
