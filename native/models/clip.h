@@ -23,6 +23,10 @@
 // layers, one fewer than a llava converter's file was cut for (hidden state 22 of a
 // 23-layer file); we follow the converter's intent, hidden state -2 of the original tower.
 //
+// Files from llama.cpp's legacy converter (convert_image_encoder_to_gguf.py, the released
+// LLaVA-1.5 mmproj files) name fc1 ffn_down and fc2 ffn_up; the loader takes them swapped when
+// the shapes say so, as clip.cpp does.
+//
 // Weights stay in the file's mapping, as the decoder's do.
 #pragma once
 
