@@ -8,13 +8,20 @@
 //    (this revision puts the class token after the patches: ggml-org/llama.cpp#25814, so its
 //    row r is patch r + 1 and its last row the class token; with one position embedding the
 //    order changes nothing else).
+//  - our converter's files in llama.cpp: lib/convert/clip.ts on a tiny HF CLIP + projector
+//    (hf-tiny/, committed) writes, byte for byte, the files llama.cpp was recorded on, for
+//    every --type; their numbers match llama.cpp's the same way.
 //  - llama.cpp's files here: the legacy converter's output (convert_image_encoder_to_gguf.py,
 //    the script the released LLaVA-1.5 mmproj files came from: ffn_up / ffn_down names
 //    swapped, conv and projector f16) loads in our engine and matches transformers, with and
 //    without clip.vision.feature_layer.
-import { existsSync, readFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
+import { openCheckpoint } from '../lib/convert/checkpoint.js';
+import { convertClip } from '../lib/convert/clip.js';
 import { VisionTower } from '../lib/index.js';
 import { root } from './helpers.js';
 
@@ -35,6 +42,7 @@ interface Manifest {
   ours: Record<string, HarnessInfo>;
   constpos: Record<string, HarnessInfo>;
   legacy: Record<string, HarnessInfo & { hf_hidden_state: number }>;
+  converted: Record<string, HarnessInfo & { sha256: string }>;
   shapes: { n_patches: number; n_embd: number; n_mmproj_embd: number };
 }
 
@@ -175,6 +183,52 @@ describe("mmproj files: llama.cpp's legacy converter in our engine", () => {
         }
       } finally {
         tower.dispose();
+      }
+    });
+  }
+});
+
+describe('mmproj files: our converter (lib/convert/clip.ts) in llama.cpp', () => {
+  const hfDir = join(dir, 'hf-tiny');
+  for (const type of ['f32', 'f16', 'bf16', 'q8_0'] as const) {
+    it(`convert --vision --type ${type}: the file llama.cpp ran, and our numbers match its`, async () => {
+      const info = manifest.converted[type]!;
+      expect(info.ok).toBe(true);
+      const tmp = mkdtempSync(join(tmpdir(), 'hg-mmproj-'));
+      try {
+        const out = join(tmp, `ours.${type}.gguf`);
+        const proj = await openCheckpoint(join(hfDir, 'mm_projector.safetensors'));
+        try {
+          const t = new Map(proj.tensors.map((x) => [x.name, x]));
+          const get = (k: string) => t.get(`model.mm_projector.${k}`)!;
+          await convertClip(hfDir, out, {
+            type,
+            comprehension: { 'mm.0.weight': get('0.weight'), 'mm.0.bias': get('0.bias'), 'mm.2.weight': get('2.weight'), 'mm.2.bias': get('2.bias') },
+          });
+        } finally {
+          await proj.close();
+        }
+        expect(createHash('sha256').update(readFileSync(out)).digest('hex')).toBe(info.sha256);
+        const { tower, feat, proj: projected } = await run(out);
+        try {
+          expect(info.layers_run).toBe(tower.info.comprehensionLayer);
+          expect(info.n_mmproj_embd).toBe(tower.info.comprehensionProjectorDim);
+          const cpp = split(f32(join(dir, `hf-tiny.${type}.llama-cpp.f32`)));
+          const df = note(`converted ${type} ours vs llama.cpp features`, maxDiffRows(feat, 1, cpp.feat, 0, P - 1, E), maxAbs(cpp.feat));
+          const dp = note(`converted ${type} ours vs llama.cpp projected`, maxDiffRows(projected, 1, cpp.proj, 0, P - 1, D), maxAbs(cpp.proj));
+          expect(df).toBeLessThan(TOL[type]! * maxAbs(cpp.feat));
+          expect(dp).toBeLessThan(TOL[type]! * maxAbs(cpp.proj));
+          if (type === 'f32') {
+            // the same tower and projector as legacy-select (make_hf(7)): transformers' numbers
+            const hf = split(f32(join(dir, 'legacy-select.hf.f32')));
+            expect(note('converted f32 ours vs hf projected', maxDiffRows(projected, 0, hf.proj, 0, P, D), maxAbs(hf.proj)))
+              .toBeLessThan(1e-4 * maxAbs(hf.proj));
+          }
+        } finally {
+          tower.dispose();
+        }
+      } finally {
+        rmSync(tmp, { recursive: true, force: true });
       }
     });
   }

@@ -24,6 +24,12 @@
    are committed as legacy-select.gguf and legacy-noselect.gguf, with transformers' float64
    outputs (hidden state -2, the projector on it) and the harness's outputs on them.
 
+3. Our converter: the tower and projector of 2. are saved as a HF folder (hf-tiny/: config.json,
+   model.safetensors with vision_model.* keys, mm_projector.safetensors), converted by
+   lib/convert/clip.ts (convert-ours.ts) to each --type, and run through the harness
+   (hf-tiny.<type>.llama-cpp.f32; the file's sha256 in manifest.json, so the test, which
+   converts again, knows it ran on the very file llama.cpp saw).
+
 Weights are rounded to what each file stores (the converter keeps the patch conv and the
 projector matrices f16 even with --use-f32), so transformers' numbers are those of the
 file's own weights.
@@ -36,6 +42,7 @@ n_patches x n_embd features then n_patches x n_mmproj_embd projected.
       --llama-cpp /tmp/llama.cpp --converter-pythonpath /tmp/tf4
 """
 import argparse
+import hashlib
 import json
 import os
 import shutil
@@ -214,6 +221,35 @@ def main():
             print(f"{name}: llama.cpp rows 0..14 vs transformers patches 1..15: features max abs "
                   f"{np.abs(gf[:-1] - feat.numpy()[1:]).max():.3e}, projected max abs {np.abs(gp[:-1] - projected.numpy()[1:]).max():.3e}")
         print(f"{name}: {info}")
+    # 3. our converter (lib/convert/clip.ts) on the same HF tower + projector (committed as
+    # hf-tiny/, so the test converts it again), each type through llama.cpp
+    tower, mlp = make_hf(7)
+    hf_dir = os.path.join(OUT, "hf-tiny")
+    os.makedirs(hf_dir, exist_ok=True)
+    save_file({"vision_model." + k: v.detach().to(torch.float32).contiguous() for k, v in tower.state_dict().items()
+               if not k.endswith("position_ids")}, os.path.join(hf_dir, "model.safetensors"), metadata={"format": "pt"})
+    cfg = tower.config.to_dict()
+    cfg["architectures"] = ["CLIPVisionModel"]
+    with open(os.path.join(hf_dir, "config.json"), "w") as f:
+        json.dump({k: cfg[k] for k in sorted(cfg) if not k.startswith("_") and k != "transformers_version"}, f, indent=2)
+    save_file({"model.mm_projector.0.weight": mlp[0].weight.detach().float().contiguous(),
+               "model.mm_projector.0.bias": mlp[0].bias.detach().float().contiguous(),
+               "model.mm_projector.2.weight": mlp[2].weight.detach().float().contiguous(),
+               "model.mm_projector.2.bias": mlp[2].bias.detach().float().contiguous()},
+              os.path.join(hf_dir, "mm_projector.safetensors"), metadata={"format": "pt"})
+    manifest["converted"] = {}
+    for t in ["f32", "f16", "bf16", "q8_0"]:
+        g = os.path.join(tmp, f"ours.{t}.gguf")
+        r = subprocess.run(["npx", "vite-node", os.path.join("tools", "mmproj-golden", "convert-ours.ts"), "--", hf_dir,
+                            os.path.join(hf_dir, "mm_projector.safetensors"), g, t], capture_output=True, text=True)
+        if r.returncode != 0:
+            raise SystemExit(f"convert-ours failed: {r.stderr[-2000:]}")
+        info = run_harness(args.harness, g, pix_path, os.path.join(OUT, f"hf-tiny.{t}.llama-cpp.f32"))
+        with open(g, "rb") as f:
+            info["sha256"] = hashlib.sha256(f.read()).hexdigest()
+        manifest["converted"][t] = info
+        print(f"converted {t}: {info}")
+
     manifest["shapes"] = {"n_patches": (IMAGE // PATCH) ** 2, "n_embd": WIDTH, "n_mmproj_embd": PROJ}
     with open(os.path.join(OUT, "manifest.json"), "w") as f:
         json.dump(manifest, f, indent=2)
