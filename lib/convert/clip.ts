@@ -50,7 +50,8 @@ export interface ProjectorTensors {
 }
 
 export interface ConvertClipOptions {
-  /** matrices' type; q8_0 as llama.cpp quantizes an mmproj: patch conv and position table f16 */
+  /** matrices' type; q8_0 as llama.cpp quantizes an mmproj: patch conv and position table f16;
+   *  bf16: the patch conv f16 (llama.cpp cannot run a bf16 conv) */
   type?: 'f32' | 'f16' | 'bf16' | 'q8_0';
   comprehension?: ProjectorTensors;
   generation?: ProjectorTensors;
@@ -262,6 +263,8 @@ export async function convertClip(dir: string, output: string, o: ConvertClipOpt
     for (const [g, t] of tensors) {
       let type = t.shape.length >= 2 ? big : 'f32';
       if (type === 'q8_0' && (g === 'v.patch_embd.weight' || g === 'v.position_embd.weight' || t.shape[t.shape.length - 1]! % 32 !== 0)) type = 'f16';
+      // llama.cpp's CPU conv (im2col) has no bf16 kernel: its clip.cpp aborts on a bf16 patch conv
+      if (type === 'bf16' && g === 'v.patch_embd.weight') type = 'f16';
       const id = { f32: GGMLType.F32, f16: GGMLType.F16, bf16: GGMLType.BF16, q8_0: GGMLType.Q8_0 }[type];
       w.addTensor(g, [...t.shape].reverse(), id, async () => {
         if (o.signal?.aborted) throw abortError(o.signal);

@@ -234,10 +234,16 @@ std::unique_ptr<ClipModel> ClipModel::load(std::unique_ptr<GGUFFile> file) {
         l.attn_out_b = tensor(f, p + "attn_out.bias", {E}, Kind::vector);
         l.ln2_w = tensor(f, p + "ln2.weight", {E}, Kind::vector);
         l.ln2_b = tensor(f, p + "ln2.bias", {E}, Kind::vector);
-        l.ffn_up_w = tensor(f, p + "ffn_up.weight", {E, F}, Kind::matrix);
-        l.ffn_up_b = tensor(f, p + "ffn_up.bias", {F}, Kind::vector);
-        l.ffn_down_w = tensor(f, p + "ffn_down.weight", {F, E}, Kind::matrix);
-        l.ffn_down_b = tensor(f, p + "ffn_down.bias", {E}, Kind::vector);
+        // llama.cpp's legacy converter (convert_image_encoder_to_gguf.py, which wrote the
+        // released LLaVA-1.5 mmproj files) names fc1 ffn_down and fc2 ffn_up; like clip.cpp,
+        // take the names swapped when ffn_down is the E -> F matrix (E != F, so the shapes tell).
+        std::string up = "ffn_up", down = "ffn_down";
+        const int64_t di = f.find_tensor(p + "ffn_down.weight");
+        if (E != F && di >= 0 && f.tensor(di).ne[0] == E && f.tensor(di).ne[1] == F) std::swap(up, down);
+        l.ffn_up_w = tensor(f, p + up + ".weight", {E, F}, Kind::matrix);
+        l.ffn_up_b = tensor(f, p + up + ".bias", {F}, Kind::vector);
+        l.ffn_down_w = tensor(f, p + down + ".weight", {F, E}, Kind::matrix);
+        l.ffn_down_b = tensor(f, p + down + ".bias", {E}, Kind::vector);
         m->layers_.push_back(l);
     }
 

@@ -22,6 +22,13 @@
 // 0 .. max(feature_layer) - 1 and takes that output. Without the key it runs block_count - 1
 // layers, one fewer than a llava converter's file was cut for (hidden state 22 of a
 // 23-layer file); we follow the converter's intent, hidden state -2 of the original tower.
+// (The llama.cpp bundled with node-llama-cpp 3.22.1 also appends the class token after the
+// patches in that graph, ggml-org/llama.cpp#25814, so its image tokens differ from LLaVA's;
+// test/mmproj-llama-cpp.test.ts compares the arithmetic on files where that cannot matter.)
+//
+// Files from llama.cpp's legacy converter (convert_image_encoder_to_gguf.py, the released
+// LLaVA-1.5 mmproj files) name fc1 ffn_down and fc2 ffn_up; the loader takes them swapped when
+// the shapes say so, as clip.cpp does.
 //
 // Weights stay in the file's mapping, as the decoder's do.
 #pragma once

@@ -13,9 +13,10 @@ hidden state -2 of the 4-layer tower is hidden state 3. Projectors: comprehensio
 32 -> 64 -> 64, generation 32 -> 32 -> 32.
 
 Outputs in test/fixtures/clip/ (CI has no Python):
-  tiny.<variant>.gguf  variant f32, f16, bf16 (every matrix and the patch conv in that type)
-                       or q8_0 (the attention, MLP and projector matrices; the patch conv and
-                       the position table f16, as llama.cpp's quantizer leaves them);
+  tiny.<variant>.gguf  variant f32, f16 (every matrix and the patch conv in that type), bf16
+                       (the matrices; the patch conv f16: llama.cpp's CPU conv has no bf16
+                       kernel) or q8_0 (the attention, MLP and projector matrices; the patch
+                       conv and the position table f16, as llama.cpp's quantizer leaves them);
                        norms, biases and the class embedding f32
   tiny.<variant>.ref   the reference outputs for that file's own weights: CLIPVisionModel and
                        the projectors run in float64 on the weights dequantized back from the
@@ -130,6 +131,8 @@ def stored_type(name: str, a: np.ndarray, variant: str):
         return QT.F32
     if variant == "q8_0":
         return QT.F16 if name in ("v.patch_embd.weight", "v.position_embd.weight") else QT.Q8_0
+    if variant == "bf16" and name == "v.patch_embd.weight":
+        return QT.F16  # llama.cpp's CPU conv (im2col) has no bf16 kernel: it aborts on one
     return {"f16": QT.F16, "bf16": QT.BF16}[variant]
 
 
