@@ -5,6 +5,7 @@
 #include <string>
 
 #include "core/error.h"
+#include "models/gguf_meta.h"
 #include "ops/gelu.h"
 #include "ops/layer_norm.h"
 #include "ops/matmul.h"
@@ -17,44 +18,18 @@ namespace hg {
 namespace {
 
 // Upper bound for every size read from the file: keeps the products below far from
-// overflowing int64 and refuses absurd files before any allocation.
-constexpr int64_t kMaxDim = int64_t(1) << 20;
-
-std::string shape_str(const int64_t *ne, int n) {
-    std::string s = "[";
-    for (int i = 0; i < n; i++) s += (i ? ", " : "") + std::to_string(ne[i]);
-    return s + "]";
-}
-
-std::string type_name(int type) {
-    const type_info *ti = type_traits(type);
-    return ti ? ti->name : "type " + std::to_string(type);
-}
+// overflowing int64 and refuses absurd files before any allocation (tighter than
+// gguf_meta.h's, which is for the language model).
+constexpr int64_t kMaxTowerDim = int64_t(1) << 20;
 
 const GGUFKV *find_kv(const GGUFFile &f, const char *key) {
     const int64_t i = f.find_key(key);
     return i < 0 ? nullptr : &f.kv(i);
 }
 
-int64_t meta_int(const GGUFFile &f, const char *key, int64_t fallback, bool required) {
-    const int64_t i = f.find_key(key);
-    if (i < 0) {
-        if (required) fail(f.name() + ": metadata key " + key + " is missing");
-        return fallback;
-    }
-    const hg_gguf_value_type type = f.kv(i).type;
-    int64_t v;
-    if (type == HG_GGUF_UINT8 || type == HG_GGUF_UINT16 || type == HG_GGUF_UINT32 || type == HG_GGUF_UINT64) {
-        const uint64_t u = f.kv_u64(i);
-        v = u > (uint64_t)kMaxDim ? kMaxDim + 1 : (int64_t)u;
-    } else if (type == HG_GGUF_INT8 || type == HG_GGUF_INT16 || type == HG_GGUF_INT32 || type == HG_GGUF_INT64) {
-        v = f.kv_i64(i);
-    } else {
-        fail(f.name() + ": metadata key " + key + " is a " + gguf_type_name(type) + ", expected an integer");
-    }
-    if (v < 0 || v > kMaxDim)
-        fail(f.name() + ": metadata key " + key + " = " + std::to_string(v) + " is out of range");
-    return v;
+// the tower's sizes are bounded tighter than the decoder's
+int64_t tower_int(const GGUFFile &f, const char *key, int64_t fallback, bool required) {
+    return meta_int(f, key, fallback, required, kMaxTowerDim);
 }
 
 bool meta_bool(const GGUFFile &f, const char *key, bool fallback) {
@@ -79,8 +54,8 @@ int64_t meta_max_of_array(const GGUFFile &f, const char *key) {
     if (kv.arr_n == 0) fail(f.name() + ": metadata key " + key + " is empty");
     int64_t best = -1;
     for (uint64_t j = 0; j < kv.arr_n; j++) {
-        const int64_t v = is_signed ? f.arr_i64(i, j) : (int64_t)std::min<uint64_t>(f.arr_u64(i, j), kMaxDim + 1);
-        if (v < 0 || v > kMaxDim)
+        const int64_t v = is_signed ? f.arr_i64(i, j) : (int64_t)std::min<uint64_t>(f.arr_u64(i, j), kMaxTowerDim + 1);
+        if (v < 0 || v > kMaxTowerDim)
             fail(f.name() + ": metadata key " + key + "[" + std::to_string(j) + "] = " + std::to_string(v) +
                  " is out of range (hidden-state indices are >= 0)");
         best = std::max(best, v);
@@ -165,12 +140,12 @@ std::unique_ptr<ClipModel> ClipModel::load(std::unique_ptr<GGUFFile> file) {
 
     std::unique_ptr<ClipModel> m(new ClipModel());
     ClipHParams &hp = m->hp_;
-    hp.image_size = meta_int(f, "clip.vision.image_size", 0, true);
-    hp.patch_size = meta_int(f, "clip.vision.patch_size", 0, true);
-    hp.n_embd = meta_int(f, "clip.vision.embedding_length", 0, true);
-    hp.n_ff = meta_int(f, "clip.vision.feed_forward_length", 0, true);
-    hp.n_layer = meta_int(f, "clip.vision.block_count", 0, true);
-    hp.n_head = meta_int(f, "clip.vision.attention.head_count", 0, true);
+    hp.image_size = tower_int(f, "clip.vision.image_size", 0, true);
+    hp.patch_size = tower_int(f, "clip.vision.patch_size", 0, true);
+    hp.n_embd = tower_int(f, "clip.vision.embedding_length", 0, true);
+    hp.n_ff = tower_int(f, "clip.vision.feed_forward_length", 0, true);
+    hp.n_layer = tower_int(f, "clip.vision.block_count", 0, true);
+    hp.n_head = tower_int(f, "clip.vision.attention.head_count", 0, true);
     {
         const int64_t i = f.find_key("clip.vision.attention.layer_norm_epsilon");
         if (i < 0) fail(f.name() + ": metadata key clip.vision.attention.layer_norm_epsilon is missing");
@@ -205,7 +180,7 @@ std::unique_ptr<ClipModel> ClipModel::load(std::unique_ptr<GGUFFile> file) {
         hp.comprehension_layer = hp.n_layer;
     else
         hp.comprehension_layer = hp.n_layer - 1;
-    hp.generation_layer = meta_int(f, "clip.vision.generation_feature_layer", 1, false);
+    hp.generation_layer = tower_int(f, "clip.vision.generation_feature_layer", 1, false);
     if (hp.comprehension_layer < 0 || hp.comprehension_layer > hp.n_layer)
         fail(f.name() + ": the comprehension tap is hidden state " + std::to_string(hp.comprehension_layer) +
              " but the file holds " + std::to_string(hp.n_layer) + " layers (clip.vision.block_count)");
@@ -256,7 +231,7 @@ std::unique_ptr<ClipModel> ClipModel::load(std::unique_ptr<GGUFFile> file) {
         if (i0 < 0) continue;
         ClipProjector &pj = m->proj_[kind];
         pj.n_out = f.tensor(i0).ne[1];
-        if (pj.n_out <= 0 || pj.n_out > kMaxDim)
+        if (pj.n_out <= 0 || pj.n_out > kMaxTowerDim)
             fail(f.name() + ": tensor " + p + "0.weight has " + std::to_string(pj.n_out) + " rows");
         pj.w0 = tensor(f, p + "0.weight", {E, pj.n_out}, Kind::matrix);
         pj.b0 = tensor(f, p + "0.bias", {pj.n_out}, Kind::vector);

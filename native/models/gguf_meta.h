@@ -27,8 +27,8 @@ inline std::string type_name(int type) {
     return ti ? ti->name : "type " + std::to_string(type);
 }
 
-// An integer key in [0, kMaxDim] (llama.cpp writes UINT32; any integer kind is accepted).
-inline int64_t meta_int(const GGUFFile &f, const char *key, int64_t fallback, bool required) {
+// An integer key in [0, max] (llama.cpp writes UINT32; any integer kind is accepted).
+inline int64_t meta_int(const GGUFFile &f, const char *key, int64_t fallback, bool required, int64_t max = kMaxDim) {
     const int64_t i = f.find_key(key);
     if (i < 0) {
         if (required) fail(f.name() + ": metadata key " + key + " is missing");
@@ -38,13 +38,13 @@ inline int64_t meta_int(const GGUFFile &f, const char *key, int64_t fallback, bo
     int64_t v;
     if (type == HG_GGUF_UINT8 || type == HG_GGUF_UINT16 || type == HG_GGUF_UINT32 || type == HG_GGUF_UINT64) {
         const uint64_t u = f.kv_u64(i);
-        v = u > (uint64_t)kMaxDim ? kMaxDim + 1 : (int64_t)u;
+        v = u > (uint64_t)max ? max + 1 : (int64_t)u;
     } else if (type == HG_GGUF_INT8 || type == HG_GGUF_INT16 || type == HG_GGUF_INT32 || type == HG_GGUF_INT64) {
         v = f.kv_i64(i);
     } else {
         fail(f.name() + ": metadata key " + key + " is a " + gguf_type_name(type) + ", expected an integer");
     }
-    if (v < 0 || v > kMaxDim)
+    if (v < 0 || v > max)
         fail(f.name() + ": metadata key " + key + " = " + std::to_string(v) + " is out of range");
     return v;
 }
