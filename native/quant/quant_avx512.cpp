@@ -240,6 +240,35 @@ struct tile_q8_0 {
     }
 };
 
+// f16 weights x f32 activations, kDotTileRows x kDotTileCols: each weight vector is widened
+// once for the tile's columns and each activation vector loaded once for its rows, so the
+// loop is FMA-bound instead of load-bound (the prefill of f16 models, CLIP and the H-LoRA
+// adapters; one dot at a time reads two vectors per FMA)
+void vec_dot_tile_f16(int64_t n, float *s, size_t bs, const void *vx, size_t bx, const void *vy, size_t by) {
+    constexpr int R = kDotTileRows, C = kDotTileCols;
+    const fp16_t *x[R];
+    const float *y[C];
+    for (int r = 0; r < R; r++) x[r] = (const fp16_t *)((const uint8_t *)vx + r * bx);
+    for (int c = 0; c < C; c++) y[c] = (const float *)((const uint8_t *)vy + c * by);
+    __m512 acc[R][C];
+    for (int r = 0; r < R; r++)
+        for (int c = 0; c < C; c++) acc[r][c] = _mm512_setzero_ps();
+    for (int64_t i = 0; i < n; i += 16) {
+        const __mmask16 k = n - i >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (n - i)) - 1);
+        __m512 w[R];
+#pragma GCC unroll 8
+        for (int r = 0; r < R; r++) w[r] = _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(k, x[r] + i));
+#pragma GCC unroll 8
+        for (int c = 0; c < C; c++) {
+            const __m512 a = _mm512_maskz_loadu_ps(k, y[c] + i);
+#pragma GCC unroll 8
+            for (int r = 0; r < R; r++) acc[r][c] = _mm512_fmadd_ps(w[r], a, acc[r][c]);
+        }
+    }
+    for (int c = 0; c < C; c++)
+        for (int r = 0; r < R; r++) s[c * bs + r] = _mm512_reduce_add_ps(acc[r][c]);
+}
+
 template <class T, int R = kDotTileRows, int C = kDotTileCols>
 void vec_dot_tile(int64_t n, float *s, size_t bs, const void *vx, size_t bx, const void *vy, size_t by) {
     using BX = typename T::block;
@@ -546,6 +575,7 @@ constexpr kernel_table make_table() {
     t.vec_dot[HG_TYPE_Q4_K] = vec_dot_q4_K;
     t.vec_dot[HG_TYPE_Q5_K] = vec_dot_q5_K;
     t.vec_dot[HG_TYPE_Q6_K] = vec_dot_q6_K;
+    t.vec_dot_tile[HG_TYPE_F16] = vec_dot_tile_f16;
     t.vec_dot_tile[HG_TYPE_Q4_0] = vec_dot_tile<tile_q4_0>;
     t.vec_dot_tile[HG_TYPE_Q8_0] = vec_dot_tile<tile_q8_0>;
     t.vec_dot_rows[HG_TYPE_Q4_0] = vec_dot_rows_q4_0;
