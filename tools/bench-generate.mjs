@@ -24,6 +24,7 @@ import { createRequire } from 'node:module';
 import { availableParallelism, homedir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { BENCH_MODEL_VERSION, writeRandomPhi3Q4 } from './bench-model.mjs';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const require = createRequire(import.meta.url);
@@ -76,79 +77,40 @@ function lib(path) {
 }
 
 const GB = 1e9;
-const MODEL_VERSION = 1; // bump when the recipe below changes
+const MODEL_VERSION = BENCH_MODEL_VERSION; // the shared recipe's (tools/bench-model.mjs)
 const PLUGIN_VERSION = 1;
-
-function fillRandom(out, seed, std) {
-  let s = seed >>> 0 || 0x9e3779b9;
-  const scale = (std * Math.sqrt(3)) / 2147483648;
-  for (let i = 0; i < out.length; i++) {
-    s ^= s << 13;
-    s ^= s >>> 17;
-    s ^= s << 5;
-    out[i] = s * scale;
-  }
-}
 
 /** Random Q4_0 weights in the Phi-3-mini shape, HealthGPT's vocabulary. */
 async function ensureModel(dir, log) {
   const { GGUFWriter } = lib('gguf/writer.js');
-  const { GGMLType, tensorBytes } = lib('gguf/constants.js');
-  const { PHI3_MINI, addPhi3Hparams, phi3Tensors } = lib('synthetic/phi3.js');
+  const { PHI3_MINI } = lib('synthetic/phi3.js');
   const { syntheticSpmVocab } = lib('synthetic/vocab.js');
   const { addSpmVocab } = lib('tokenizer/vocab-gguf.js');
-  const { native } = lib('native.js');
   const s = PHI3_MINI;
   const path = join(dir, `phi3-mini-healthgpt-vocab-random-q4_0-v${MODEL_VERSION}.gguf`);
   if (existsSync(path)) return { path, shape: s };
   mkdirSync(dir, { recursive: true });
   log(`making ${path} (Phi-3-mini shape, HealthGPT vocabulary, random weights, Q4_0; once) ...`);
+  // tools/bench-model.mjs's shared file holds these very weights (the same recipe and seeds)
+  // under another vocabulary: copy them when it is there (seconds, not minutes of quantizing)
+  const benchBase = join(dir, `phi3-mini-random-q4_0-v${BENCH_MODEL_VERSION}-${s.vocab}.gguf`);
+  if (!existsSync(benchBase)) {
+    await writeRandomPhi3Q4(lib, path, s, (w) => addSpmVocab(w, syntheticSpmVocab(s.vocab)), log);
+    return { path, shape: s };
+  }
   const started = Date.now();
+  const { addPhi3Hparams } = lib('synthetic/phi3.js');
+  const { GGUFFile } = lib('gguf/file.js');
   const w = new GGUFWriter();
   addPhi3Hparams(w, s, 'healthgpt bench: random weights (not a trained model)');
   w.addKV('general.file_type', 2, 'u32');
   w.addKV('general.quantization_version', 2, 'u32');
   addSpmVocab(w, syntheticSpmVocab(s.vocab));
-  const q4 = GGMLType.Q4_0;
-  const tensors = phi3Tensors(s);
-  // tools/bench.mjs's file holds these very weights (the same recipe and seeds) under another
-  // vocabulary: copy them when it is there (seconds, not minutes of quantizing)
-  const benchBase = join(dir, `phi3-mini-random-q4_0-v1-${s.vocab}.gguf`);
-  if (existsSync(benchBase)) {
-    const { GGUFFile } = lib('gguf/file.js');
-    const src = GGUFFile.open(benchBase);
-    log(`  weights copied from ${benchBase}`);
-    for (const [i, t] of src.info.tensors.entries()) w.addTensor(t.name, t.shape, t.typeId, () => src.tensorData(i));
-    await w.write(path);
-    src.close();
-    log(`  done in ${((Date.now() - started) / 1000).toFixed(0)} s, ${(statSync(path).size / GB).toFixed(2)} GB`);
-    return { path, shape: s };
-  }
-  tensors.forEach((t, i) => {
-    if (t.shape.length === 1) {
-      const ones = new Float32Array(t.shape[0]);
-      fillRandom(ones, 1000 + i, 0.1);
-      for (let k = 0; k < ones.length; k++) ones[k] += 1;
-      w.addTensor(t.name, t.shape, GGMLType.F32, new Uint8Array(ones.buffer));
-      return;
-    }
-    const [k, rows] = t.shape;
-    w.addTensor(t.name, t.shape, q4, () => {
-      const out = Buffer.allocUnsafe(tensorBytes(q4, t.shape));
-      const rowBytes = out.length / rows;
-      const step = Math.max(1, Math.floor((16 << 20) / k));
-      const f = new Float32Array(step * k);
-      for (let r = 0; r < rows; r += step) {
-        const n = Math.min(step, rows - r);
-        const slice = f.subarray(0, n * k);
-        fillRandom(slice, (i + 1) * 1_000_003 + r, 1 / Math.sqrt(k));
-        native().quantizeRow(q4, slice).copy(out, r * rowBytes);
-      }
-      if (i % 16 === 0) log(`  ${i + 1}/${tensors.length} tensors`);
-      return out;
-    });
-  });
+  const src = GGUFFile.open(benchBase);
+  log(`  weights copied from ${benchBase}`);
+  for (const [i, t] of src.info.tensors.entries()) w.addTensor(t.name, t.shape, t.typeId, () => src.tensorData(i));
   await w.write(path);
+  src.close();
   log(`  done in ${((Date.now() - started) / 1000).toFixed(0)} s, ${(statSync(path).size / GB).toFixed(2)} GB`);
   return { path, shape: s };
 }

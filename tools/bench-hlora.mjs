@@ -20,11 +20,12 @@
 // the same cache file, made once, about 2.1 GB); the plugins are random F16 files made once
 // beside it (lib/synthetic/hlora: about 0.2 GB and 0.8 GB). The library comes from dist/
 // (`npx tsc -p .`).
-import { existsSync, mkdirSync, statSync } from 'node:fs';
+import { existsSync, mkdirSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { availableParallelism, homedir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { ensureBenchModel } from './bench-model.mjs';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const require = createRequire(import.meta.url);
@@ -77,89 +78,8 @@ function lib(path) {
 const GB = 1e9;
 
 // ---------------------------------------------------------------------------------------------
-// the base: tools/bench.mjs's random Phi-3-mini Q4_0, byte for byte (same recipe, same path),
-// so whichever bench runs first makes it for both
-
-const MODEL_VERSION = 1; // tools/bench.mjs's
-
-function spmVocab(n) {
-  const tokens = ['<unk>', '<s>', '</s>'];
-  for (let b = 0; b < 256; b++) tokens.push(`<0x${b.toString(16).toUpperCase().padStart(2, '0')}>`);
-  const letters = 'etaoinshrdlucmfwypvbgkjqxz'.split('');
-  tokens.push('▁');
-  for (let level = ['']; tokens.length < n; ) {
-    level = level.flatMap((p) => letters.map((c) => p + c));
-    for (const p of [...level.map((x) => `▁${x}`), ...level]) {
-      if (tokens.length >= n) break;
-      tokens.push(p);
-    }
-  }
-  return {
-    tokens,
-    scores: Float32Array.from(tokens, (_, i) => (i < 259 ? 0 : -i)),
-    types: Int32Array.from(tokens, (_, i) => (i === 0 ? 2 : i < 3 ? 3 : i < 259 ? 6 : 1)),
-  };
-}
-
-function fillRandom(out, seed, std) {
-  let s = seed >>> 0 || 0x9e3779b9;
-  const scale = (std * Math.sqrt(3)) / 2147483648;
-  for (let i = 0; i < out.length; i++) {
-    s ^= s << 13;
-    s ^= s >>> 17;
-    s ^= s << 5;
-    out[i] = s * scale;
-  }
-}
-
-async function ensureBase(dir, log) {
-  const { GGUFWriter } = lib('gguf/writer.js');
-  const { GGMLType, tensorBytes } = lib('gguf/constants.js');
-  const { PHI3_MINI, addPhi3Hparams, phi3Tensors } = lib('synthetic/phi3.js');
-  const { addSpmVocab } = lib('tokenizer/vocab-gguf.js');
-  const { native } = lib('native.js');
-  const s = PHI3_MINI;
-  const path = join(dir, `phi3-mini-random-q4_0-v${MODEL_VERSION}-${s.vocab}.gguf`);
-  if (existsSync(path)) return path;
-  mkdirSync(dir, { recursive: true });
-  log(`making ${path} (Phi-3-mini shape, random weights, Q4_0; once) ...`);
-  const started = Date.now();
-  const w = new GGUFWriter();
-  addPhi3Hparams(w, s, 'healthgpt bench: random weights (not a trained model)');
-  w.addKV('general.file_type', 2, 'u32');
-  w.addKV('general.quantization_version', 2, 'u32');
-  const v = spmVocab(s.vocab);
-  addSpmVocab(w, { pieces: v.tokens, scores: v.scores, types: v.types, unknownId: 0, bosId: 1, eosId: 2 });
-  const q4 = GGMLType.Q4_0;
-  const tensors = phi3Tensors(s);
-  tensors.forEach((t, i) => {
-    if (t.shape.length === 1) {
-      const ones = new Float32Array(t.shape[0]);
-      fillRandom(ones, 1000 + i, 0.1);
-      for (let k = 0; k < ones.length; k++) ones[k] += 1;
-      w.addTensor(t.name, t.shape, GGMLType.F32, new Uint8Array(ones.buffer));
-      return;
-    }
-    const [k, rows] = t.shape;
-    w.addTensor(t.name, t.shape, q4, () => {
-      const out = Buffer.allocUnsafe(tensorBytes(q4, t.shape));
-      const rowBytes = out.length / rows;
-      const step = Math.max(1, Math.floor((16 << 20) / k));
-      const f = new Float32Array(step * k);
-      for (let r = 0; r < rows; r += step) {
-        const n = Math.min(step, rows - r);
-        const slice = f.subarray(0, n * k);
-        fillRandom(slice, (i + 1) * 1_000_003 + r, 1 / Math.sqrt(k));
-        native().quantizeRow(q4, slice).copy(out, r * rowBytes);
-      }
-      if (i % 16 === 0) log(`  ${i + 1}/${tensors.length} tensors`);
-      return out;
-    });
-  });
-  await w.write(path);
-  log(`  done in ${((Date.now() - started) / 1000).toFixed(0)} s, ${(statSync(path).size / GB).toFixed(2)} GB`);
-  return path;
-}
+// the base: the shared random Phi-3-mini Q4_0 of tools/bench-model.mjs (the file tools/bench.mjs
+// uses), so whichever bench runs first makes it for both
 
 /** The phi3 shape of a GGUF's metadata (for plugins that fit a --model of any size). */
 function shapeOf(info) {
@@ -220,7 +140,7 @@ async function main() {
   const { median } = lib('cli/format.js');
   const { native } = lib('native.js');
 
-  const model = o.model ?? (await ensureBase(o.cache, log));
+  const model = o.model ?? (await ensureBenchModel(lib, o.cache, log));
   const f = GGUFFile.open(model);
   const info = f.info;
   f.close();
