@@ -396,9 +396,12 @@ describe('agreement with llama.cpp (node-llama-cpp, CPU)', () => {
         if (v.weights === 'f32' && v.kv === 'f32') {
           expect(c.maxDl, line).toBeLessThan(1e-3); // logits of ~15: 1e-4 relative
         } else {
-          // within twice llama.cpp's own distance from exact arithmetic
-          expect(c.maxDp, line).toBeLessThanOrEqual(2 * noise.maxDp);
-          expect(c.maxDl, line).toBeLessThanOrEqual(2 * noise.maxDl);
+          // within twice llama.cpp's own distance from exact arithmetic, but never held below
+          // the F32 case's standard: where llama.cpp computes at float precision (f16 weights
+          // on AVX-512 FP16 / AMX CPUs: 1.7e-7 from exact), two float32 engines summing in
+          // different orders differ by a few 1e-7 in probability on their own
+          expect(c.maxDp, line).toBeLessThanOrEqual(Math.max(2 * noise.maxDp, 1e-6));
+          expect(c.maxDl, line).toBeLessThanOrEqual(Math.max(2 * noise.maxDl, 1e-3));
         }
         // the top token agrees wherever llama.cpp's margin exceeds its own rounding noise
         expect(c.argmaxMissesAbove(noise.maxDl), line).toBe(0);
