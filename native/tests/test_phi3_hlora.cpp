@@ -14,6 +14,7 @@
 
 #include "healthgpt.h"
 #include "tests/check.h"
+#include "tests/reference_logits.h"
 #include "tests/gguf_builder.h"
 
 namespace {
@@ -22,31 +23,6 @@ const std::string kDir = "test/fixtures/phi3-hlora/";
 
 bool contains(const std::string &s, const std::string &needle) { return s.find(needle) != std::string::npos; }
 
-struct Reference {
-    std::vector<int32_t> tokens;
-    int n_vocab = 0;
-    std::vector<float> logits; // n_tokens x n_vocab
-    bool ok = false;
-};
-
-// The .logits layout of make_phi3_reference.py.
-Reference read_reference(const std::string &path) {
-    Reference r;
-    FILE *f = std::fopen(path.c_str(), "rb");
-    if (!f) return r;
-    char magic[4];
-    uint32_t head[3];
-    if (std::fread(magic, 1, 4, f) == 4 && std::memcmp(magic, "HGPL", 4) == 0 && std::fread(head, 4, 3, f) == 3 &&
-        head[0] == 1 && head[1] > 0 && head[1] < 4096 && head[2] > 0 && head[2] < (1u << 20)) {
-        r.tokens.resize(head[1]);
-        r.n_vocab = (int)head[2];
-        r.logits.resize((size_t)head[1] * head[2]);
-        r.ok = std::fread(r.tokens.data(), 4, head[1], f) == head[1] &&
-               std::fread(r.logits.data(), 4, r.logits.size(), f) == r.logits.size();
-    }
-    std::fclose(f);
-    return r;
-}
 
 // max |got - ref| / max |ref| over every position, and positions whose argmax differs.
 struct Compare {
