@@ -7,7 +7,7 @@ import { Worker } from 'node:worker_threads';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { HealthGPTError } from '../lib/errors.js';
 import { VisionTower } from '../lib/index.js';
-import { root } from './helpers.js';
+import { root, maxRel } from './helpers.js';
 
 const fixtures = join(root, 'test', 'fixtures', 'clip');
 
@@ -44,16 +44,6 @@ function readGolden(variant: string): Golden {
   return { image, nEmbd, nPatches, comprehension, generation, pixels, hidden, projected, genProjected };
 }
 
-const maxRel = (a: Float32Array, b: Float32Array): number => {
-  expect(a.length).toBe(b.length);
-  let d = 0;
-  let m = 0;
-  for (let i = 0; i < a.length; i++) {
-    d = Math.max(d, Math.abs(a[i] - b[i]));
-    m = Math.max(m, Math.abs(b[i]));
-  }
-  return d / m;
-};
 
 describe('VisionTower (tiny CLIP, f32)', () => {
   const g = readGolden('f32');

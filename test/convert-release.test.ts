@@ -19,7 +19,7 @@ import { LanguageModel } from '../lib/model/model.js';
 import { TorchDict, TorchTensor, writeTorchSave } from '../lib/synthetic/torch-writer.js';
 import { VisionTower } from '../lib/vision/clip.js';
 import { Vqgan } from '../lib/vqgan/decoder.js';
-import { cli, root, tempDir } from './helpers.js';
+import { cli, root, tempDir, maxRel } from './helpers.js';
 
 const rel = join(root, 'test', 'fixtures', 'release');
 const vqDir = join(root, 'test', 'fixtures', 'vqgan');
@@ -68,16 +68,6 @@ function readRef(): Ref {
   return { tokens, logits: { comprehension: lc, generation: lg }, pixels, hidden: { comprehension: hc, generation: hg }, projected: { comprehension: pc, generation: pg } };
 }
 
-const maxRel = (a: Float32Array, b: Float32Array): number => {
-  expect(a.length).toBe(b.length);
-  let d = 0;
-  let m = 0;
-  for (let i = 0; i < a.length; i++) {
-    d = Math.max(d, Math.abs(a[i]! - b[i]!));
-    m = Math.max(m, Math.abs(b[i]!));
-  }
-  return d / m;
-};
 
 function psnr(a: Float32Array, b: Float32Array): number {
   const c = (x: number): number => Math.min(1, Math.max(-1, x));

@@ -20,7 +20,7 @@ import { QuantizePool } from '../lib/convert/quantize-pool.js';
 import { ggmlType } from '../lib/gguf/constants.js';
 import { native } from '../lib/native.js';
 import { Tokenizer } from '../lib/tokenizer/index.js';
-import { cli, root, tempDir } from './helpers.js';
+import { cli, root, tempDir, maxRel } from './helpers.js';
 
 const fx = join(root, 'test', 'fixtures', 'convert');
 interface TensorDesc {
@@ -266,15 +266,6 @@ describe('convert --llm', () => {
     const tokens = Array.from({ length: n }, (_, i) => b.readInt32LE(16 + 4 * i));
     const off = 16 + 4 * n;
     return { tokens, nVocab, logits: new Float32Array(b.buffer.slice(b.byteOffset + off, b.byteOffset + off + 4 * n * nVocab)) };
-  };
-  const maxRel = (a: Float32Array, b: Float32Array): number => {
-    let d = 0;
-    let m = 0;
-    for (let i = 0; i < a.length; i++) {
-      d = Math.max(d, Math.abs(a[i]! - b[i]!));
-      m = Math.max(m, Math.abs(b[i]!));
-    }
-    return d / m;
   };
   const logitsOf = async (path: string): Promise<Float32Array> => {
     const m = await LanguageModel.load(path, { kvType: 'f32', threads: 2 });

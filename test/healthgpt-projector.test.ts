@@ -10,7 +10,7 @@ import { GGUFWriter, type GGUFWriterValue } from '../lib/gguf/writer.js';
 import type { GGUFType } from '../lib/gguf/constants.js';
 import { HealthGPT } from '../lib/session/healthgpt.js';
 import { erf } from '../lib/session/projector.js';
-import { root, tempDir } from './helpers.js';
+import { root, tempDir, maxRel } from './helpers.js';
 
 const dir = join(root, 'test', 'fixtures', 'healthgpt');
 const f = (name: string): string => join(dir, name);
@@ -53,15 +53,6 @@ async function firstLogits(plugin: string): Promise<Float32Array> {
   }
 }
 
-const maxRel = (a: Float32Array, b: Float32Array): number => {
-  let d = 0;
-  let peak = 0;
-  for (let i = 0; i < a.length; i++) {
-    d = Math.max(d, Math.abs(a[i]! - b[i]!));
-    peak = Math.max(peak, Math.abs(b[i]!));
-  }
-  return d / peak;
-};
 
 describe('plugin projectors', () => {
   it('erf: known values to double precision', () => {

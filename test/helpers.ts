@@ -1,8 +1,9 @@
 // Shared test helpers: temp dirs, running the CLI, and JSON with exact 64-bit integers.
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { expect } from 'vitest';
 
 export const root = join(__dirname, '..');
 
@@ -31,4 +32,28 @@ export function exact(v: unknown): unknown {
   if (Array.isArray(v)) return v.map(exact);
   if (v && typeof v === 'object') return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, exact(x)]));
   return v;
+}
+
+/** max |a - b| / max |b|: one number for a whole tensor that does not blow up on values near zero. */
+export function maxRel(a: Float32Array, b: Float32Array): number {
+  expect(a.length).toBe(b.length);
+  let d = 0;
+  let m = 0;
+  for (let i = 0; i < a.length; i++) {
+    d = Math.max(d, Math.abs(a[i]! - b[i]!));
+    m = Math.max(m, Math.abs(b[i]!));
+  }
+  return d / m;
+}
+
+/** A golden-logits file of tools/reference/make_phi3*_reference.py ("HGPL": tokens, then n x vocab floats). */
+export function readLogits(path: string): { tokens: number[]; nVocab: number; logits: Float32Array } {
+  const b = readFileSync(path);
+  expect(b.toString('latin1', 0, 4)).toBe('HGPL');
+  const n = b.readUInt32LE(8);
+  const nVocab = b.readUInt32LE(12);
+  const tokens = Array.from({ length: n }, (_, i) => b.readInt32LE(16 + 4 * i));
+  const off = 16 + 4 * n;
+  const logits = new Float32Array(b.buffer.slice(b.byteOffset + off, b.byteOffset + off + 4 * n * nVocab));
+  return { tokens, nVocab, logits };
 }

@@ -1,36 +1,17 @@
 // The language model through the TypeScript API: logits against transformers' golden vectors,
 // greedy generation consistent with a full evaluation, prefix reuse, queuing of concurrent
 // requests, cancellation, dispose, and option validation.
-import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { HealthGPTError } from '../lib/errors.js';
 import { LanguageModel } from '../lib/model/model.js';
 import { Sampler, softmax } from '../lib/model/sampler.js';
-import { root } from './helpers.js';
+import { root, maxRel, readLogits } from './helpers.js';
 
 const fixtures = join(root, 'test', 'fixtures', 'phi3');
+const golden = (name: string) => readLogits(join(fixtures, `${name}.logits`));
 
-function readLogits(name: string): { tokens: number[]; nVocab: number; logits: Float32Array } {
-  const b = readFileSync(join(fixtures, `${name}.logits`));
-  expect(b.toString('latin1', 0, 4)).toBe('HGPL');
-  const n = b.readUInt32LE(8);
-  const nVocab = b.readUInt32LE(12);
-  const tokens = Array.from({ length: n }, (_, i) => b.readInt32LE(16 + 4 * i));
-  const off = 16 + 4 * n;
-  const logits = new Float32Array(b.buffer.slice(b.byteOffset + off, b.byteOffset + off + 4 * n * nVocab));
-  return { tokens, nVocab, logits };
-}
 
-const maxRel = (a: Float32Array, b: Float32Array): number => {
-  let d = 0;
-  let m = 0;
-  for (let i = 0; i < a.length; i++) {
-    d = Math.max(d, Math.abs(a[i] - b[i]));
-    m = Math.max(m, Math.abs(b[i]));
-  }
-  return d / m;
-};
 
 const argmax = (row: Float32Array): number => row.reduce((best, v, i) => (v > row[best] ? i : best), 0);
 
@@ -38,7 +19,7 @@ describe('LanguageModel on transformers golden vectors', () => {
   // F32 weights and cache: float32 rounding only (the native test explains the bound)
   for (const [name, kvType, tol] of [['gqa.f32', 'f32', 1e-4], ['swa.f32', 'f32', 1e-4], ['gqa.q8_0', 'f16', 3e-2]] as const) {
     it(`${name} (kv ${kvType}): logits at every position within ${tol} relative`, async () => {
-      const ref = readLogits(name);
+      const ref = golden(name);
       const m = await LanguageModel.load(join(fixtures, `${name}.gguf`), { kvType, threads: 2 });
       try {
         const got = await m.evaluate(ref.tokens);
@@ -55,7 +36,7 @@ describe('LanguageModel on transformers golden vectors', () => {
 
 describe('LanguageModel requests', () => {
   let m: LanguageModel;
-  const ref = readLogits('gqa.f32');
+  const ref = golden('gqa.f32');
   const prompt = ref.tokens.slice(0, 5);
   beforeAll(async () => {
     m = await LanguageModel.load(join(fixtures, 'gqa.f32.gguf'), { kvType: 'f32', threads: 2 });

@@ -2,38 +2,20 @@
 // transformers' golden vectors (tools/reference/make_phi3_hlora_reference.py), plugin
 // switches between requests on one model against fresh loads (the prefix reuse must not
 // carry keys and values across plugins), and validation of plugin options and files.
-import { readFileSync, rmSync } from 'node:fs';
+import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { HealthGPTError } from '../lib/errors.js';
 import { LanguageModel } from '../lib/model/model.js';
 import { writeRandomHLoraPlugin } from '../lib/synthetic/hlora.js';
 import { PHI3_TINY, writeRandomPhi3 } from '../lib/synthetic/phi3.js';
-import { root, tempDir } from './helpers.js';
+import { root, tempDir, maxRel, readLogits } from './helpers.js';
 
 const fixtures = join(root, 'test', 'fixtures', 'phi3-hlora');
+const golden = (name: string) => readLogits(join(fixtures, `${name}.logits`));
 const file = (name: string): string => join(fixtures, `${name}.gguf`);
 
-function readLogits(name: string): { tokens: number[]; nVocab: number; logits: Float32Array } {
-  const b = readFileSync(join(fixtures, `${name}.logits`));
-  expect(b.toString('latin1', 0, 4)).toBe('HGPL');
-  const n = b.readUInt32LE(8);
-  const nVocab = b.readUInt32LE(12);
-  const tokens = Array.from({ length: n }, (_, i) => b.readInt32LE(16 + 4 * i));
-  const off = 16 + 4 * n;
-  const logits = new Float32Array(b.buffer.slice(b.byteOffset + off, b.byteOffset + off + 4 * n * nVocab));
-  return { tokens, nVocab, logits };
-}
 
-const maxRel = (a: Float32Array, b: Float32Array): number => {
-  let d = 0;
-  let m = 0;
-  for (let i = 0; i < a.length; i++) {
-    d = Math.max(d, Math.abs(a[i] - b[i]));
-    m = Math.max(m, Math.abs(b[i]));
-  }
-  return d / m;
-};
 
 const collect = async (it: AsyncGenerator<number, unknown, void>): Promise<number[]> => {
   const out: number[] = [];
@@ -60,7 +42,7 @@ describe('LanguageModel with H-LoRA plugins', () => {
   // (test_phi3_hlora.cpp) measures 2.3e-7 to 4.8e-7 and explains the bound
   for (const plugin of [undefined, 'comprehension', 'generation'] as const) {
     it(`logits with ${plugin ?? 'no plugin'} match transformers within 1e-4 relative`, async () => {
-      const ref = readLogits(plugin ? `base.f32.${plugin}.f32` : 'base.f32.none');
+      const ref = golden(plugin ? `base.f32.${plugin}.f32` : 'base.f32.none');
       const got = await m.evaluate(ref.tokens, { plugin });
       expect(got.length).toBe(ref.logits.length);
       expect(maxRel(got, ref.logits)).toBeLessThan(1e-4);
@@ -68,7 +50,7 @@ describe('LanguageModel with H-LoRA plugins', () => {
   }
 
   it('switching plugins between requests gives what a fresh load gives, prefix and all', async () => {
-    const { tokens } = readLogits('base.f32.none');
+    const { tokens } = golden('base.f32.none');
     const prompt = tokens.slice(0, 8);
     const longer = tokens.slice(0, 10); // shares the first 8 tokens with `prompt`
     const opts = { maxTokens: 6, stopTokens: [], temperature: 0 };
@@ -97,7 +79,7 @@ describe('LanguageModel with H-LoRA plugins', () => {
   });
 
   it('refuses an unknown plugin naming the option and the value', async () => {
-    const { tokens } = readLogits('base.f32.none');
+    const { tokens } = golden('base.f32.none');
     await expect(m.evaluate(tokens, { plugin: 'vision' })).rejects.toThrow('plugin must be one of "comprehension", "generation", got "vision"');
     await expect(collect(m.generate(tokens, { plugin: 3 as unknown as string }))).rejects.toMatchObject({ code: 'ERR_INVALID_OPTION' });
   });
@@ -111,7 +93,7 @@ describe('LanguageModel with H-LoRA plugins', () => {
     expect(err).toBeInstanceOf(HealthGPTError);
     expect((err as Error).message).toContain("base.f32.gguf: architecture is 'phi3', expected 'hlora'");
     expect(m.plugins).toEqual(['comprehension', 'generation']);
-    const ref = readLogits('base.f32.generation.f32');
+    const ref = golden('base.f32.generation.f32');
     expect(maxRel(await m.evaluate(ref.tokens, { plugin: 'generation' }), ref.logits)).toBeLessThan(1e-4);
   });
 });
@@ -122,7 +104,7 @@ describe('plugin loading options', () => {
     try {
       expect(m.plugins).toEqual([]);
       await m.loadPlugin('gen', file('generation.f32'), { adapterType: 'q8_0' });
-      const ref = readLogits('base.f32.generation.f32');
+      const ref = golden('base.f32.generation.f32');
       // 8-bit adapters and activations on the B g term: 1.5e-2 measured natively, bound 3e-2
       expect(maxRel(await m.evaluate(ref.tokens, { plugin: 'gen' }), ref.logits)).toBeLessThan(3e-2);
     } finally {
