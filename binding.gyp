@@ -7,6 +7,7 @@
       "native/gguf/gguf.cpp",
       "native/quant/types.cpp",
       "native/quant/quant_ref.cpp",
+      "native/quant/repack.cpp",
       "native/quant/quant_k_ref.cpp",
       "native/quant/dispatch.cpp",
       "native/ops/matmul.cpp",

@@ -49,7 +49,7 @@ class Model : public Napi::ObjectWrap<Model> {
         return box_;
     }
 
-    // load(path, {contextSize, threads, kvType}): Promise<Model>
+    // load(path, {contextSize, threads, kvType, repack}): Promise<Model>
     static Napi::Value Load(const Napi::CallbackInfo &info) {
         Napi::Env env = info.Env();
         const std::string path = arg_string(info, 0, "path");
@@ -65,6 +65,7 @@ class Model : public Napi::ObjectWrap<Model> {
             opt_int("contextSize", p.n_ctx);
             opt_int("threads", p.n_threads);
             opt_int("kvType", p.kv_type);
+            opt_int("repack", p.repack);
         }
         auto box = std::make_shared<model_box>();
         return run_async(

@@ -29,6 +29,8 @@ export interface LoadOptions {
   threads?: number;
   /** KV cache precision; default f16 */
   kvType?: 'f16' | 'f32';
+  /** regroup q4_0 weights at load for the matmul kernels (default true: faster; the weights move from the file's mapping into the model's memory). false reads every weight in place, for machines that cannot hold the model in memory. */
+  repack?: boolean;
   /** H-LoRA plugin files to load with the model, by the name requests will use, e.g. {comprehension: 'com.gguf', generation: 'gen.gguf'} */
   plugins?: Record<string, string>;
   /** how the plugins above are loaded */
@@ -89,6 +91,7 @@ function validateLoad(o: LoadOptions): void {
     if (v !== undefined && (!Number.isInteger(v) || v < 0)) throw new HealthGPTError('ERR_INVALID_OPTION', `${k} must be a non-negative integer, got ${String(v)}`);
   }
   if (o.kvType !== undefined && o.kvType !== 'f16' && o.kvType !== 'f32') throw new HealthGPTError('ERR_INVALID_OPTION', `kvType must be "f16" or "f32", got ${String(o.kvType)}`);
+  if (o.repack !== undefined && typeof o.repack !== 'boolean') throw new HealthGPTError('ERR_INVALID_OPTION', `repack must be a boolean, got ${String(o.repack)}`);
   if (o.plugins !== undefined) {
     if (typeof o.plugins !== 'object' || o.plugins === null || Array.isArray(o.plugins)) throw new HealthGPTError('ERR_INVALID_OPTION', `plugins must be an object of name: path, got ${String(o.plugins)}`);
     for (const [name, path] of Object.entries(o.plugins)) {
@@ -149,6 +152,7 @@ export class LanguageModel {
         contextSize: options.contextSize,
         threads: options.threads,
         kvType: options.kvType === 'f32' ? 0 : 1,
+        repack: options.repack === false ? 0 : 1,
       });
       const model = new LanguageModel(path, handle, metadata);
       try {

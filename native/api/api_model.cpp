@@ -34,6 +34,7 @@ hg_model_params hg_model_default_params(void) {
     p.n_ctx = 0;
     p.n_threads = 0;
     p.kv_type = HG_TYPE_F16;
+    p.repack = 1;
     return p;
 }
 
@@ -44,9 +45,11 @@ hg_model *hg_model_load(const char *path, const hg_model_params *params) {
         hg::Phi3Options opt;
         opt.n_ctx = p.n_ctx;
         opt.kv_type = p.kv_type;
+        opt.repack = p.repack != 0;
         std::unique_ptr<hg_model> m(new hg_model());
-        m->phi3 = hg::Phi3Model::load(hg::GGUFFile::open(path), opt);
         m->pool.reset(new hg::ThreadPool(p.n_threads));
+        opt.pool = m->pool.get();
+        m->phi3 = hg::Phi3Model::load(hg::GGUFFile::open(path), opt);
         return m.release();
     });
 }

@@ -35,6 +35,7 @@ MappedFile::MappedFile(const std::string &path) {
     fail(path + ": cannot open GGUF files on Windows yet (no CreateFileMapping support)");
 }
 MappedFile::~MappedFile() = default;
+void MappedFile::release(const void *, uint64_t) const {}
 #else
 MappedFile::MappedFile(const std::string &path) {
     int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
@@ -68,6 +69,14 @@ MappedFile::MappedFile(const std::string &path) {
 }
 MappedFile::~MappedFile() {
     if (data_) munmap(const_cast<uint8_t *>(data_), (size_t)size_);
+}
+void MappedFile::release(const void *p, uint64_t bytes) const {
+    const uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
+    const uintptr_t begin = ((uintptr_t)p + page - 1) / page * page, end = ((uintptr_t)p + bytes) / page * page;
+    const uintptr_t lo = (uintptr_t)data_, hi = lo + size_;
+    if (!data_ || begin < lo || end > hi || begin >= end) return;
+    // advice only: a failure leaves the pages resident, which is still correct
+    madvise(reinterpret_cast<void *>(begin), end - begin, MADV_DONTNEED);
 }
 #endif
 
@@ -515,6 +524,10 @@ std::unique_ptr<GGUFFile> GGUFFile::open(const std::string &path) {
     auto f = parse(map->data(), map->size(), path);
     f->map_ = std::move(map);
     return f;
+}
+
+void GGUFFile::release(const GGUFTensor &t) const {
+    if (map_) map_->release(t.data, t.bytes);
 }
 
 std::unique_ptr<GGUFFile> GGUFFile::parse(const void *data, uint64_t size, const std::string &name) {

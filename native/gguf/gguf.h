@@ -28,6 +28,10 @@ public:
 
     const uint8_t *data() const { return data_; }
     uint64_t size() const { return size_; }
+    // Gives back the whole pages of [p, p + bytes) that this process has read: they leave
+    // its resident memory and are read from the file again if touched (for bytes that were
+    // copied elsewhere and will not be read here again).
+    void release(const void *p, uint64_t bytes) const;
 
 private:
     const uint8_t *data_ = nullptr; // null for an empty file
@@ -91,6 +95,8 @@ public:
     int64_t n_tensors() const { return (int64_t)tensors_.size(); }
     int64_t find_tensor(std::string_view name) const; // -1 when absent
     const GGUFTensor &tensor(int64_t t) const;
+    // MappedFile::release for a tensor the caller copied; nothing for a caller's buffer.
+    void release(const GGUFTensor &t) const;
 
 private:
     GGUFFile() = default;

@@ -6,7 +6,9 @@
 //               hidden_state = h + ffn_down(silu(gate) * up),  gate, up = ffn_up(rms_norm(h))
 //   logits = output(rms_norm(hidden_state))
 //
-// Weights stay in the file's mapping: the model keeps pointers, never copies.
+// Weights stay in the file's mapping, except the linears of a type the row-block kernels
+// read packed (quant/repack.h): those are regrouped once at load into memory of the model's
+// own, and their pages of the mapping are given back, so resident memory stays one copy.
 #pragma once
 
 #include <cstdint>
@@ -18,6 +20,7 @@
 #include "gguf/gguf.h"
 #include "models/hlora_plugin.h"
 #include "ops/attention.h"
+#include "quant/quant.h"
 
 namespace hg {
 
@@ -38,11 +41,13 @@ struct Phi3HParams {
     int64_t n_qkv() const { return (n_head + 2 * n_head_kv) * head_dim; }
 };
 
-// A weight as the forward pass uses it: type, shape (ggml order) and bytes in the mapping.
+// A weight as the forward pass uses it: type, shape (ggml order) and bytes in the mapping,
+// or in packed groups (type() is then the packed type).
 struct Phi3Weight {
     const GGUFTensor *t = nullptr;
-    int type() const { return t->type; }
-    const void *data() const { return t->data; }
+    const void *packed = nullptr;
+    int type() const { return packed ? packed_type(t->type) : t->type; }
+    const void *data() const { return packed ? packed : t->data; }
     int64_t ne0() const { return t->ne[0]; } // row length
     int64_t ne1() const { return t->ne[1]; } // rows
 };
@@ -71,6 +76,10 @@ private:
 struct Phi3Options {
     int64_t n_ctx = 0;          // <= 0: the model's context_length
     int kv_type = HG_TYPE_F16;  // HG_TYPE_F16 or HG_TYPE_F32
+    // Pack the linears whose type has a packed layout (q4_0). Off: every weight is read in
+    // place from the mapping (no copy at load, pages the kernel may evict under pressure).
+    bool repack = true;
+    ThreadPool *pool = nullptr; // packs with these threads; null: the calling thread
 };
 
 class Phi3Model {
@@ -110,8 +119,14 @@ private:
     Phi3Model() : kv_(Phi3HParams{}, HG_TYPE_F32, 0) {}
     void eval_chunk(ThreadPool &pool, const int32_t *tokens, const float *embd, int64_t n, int64_t pos0,
                     float *logits, bool all_logits, const HLoraPlugin *plugin);
+    void pack_weights(ThreadPool *pool);
+
+    struct AlignedFree {
+        void operator()(uint8_t *p) const;
+    };
 
     std::unique_ptr<GGUFFile> file_;
+    std::unique_ptr<uint8_t, AlignedFree> packed_; // the packed linears, one allocation
     Phi3HParams hp_;
     Phi3Weight token_embd_, output_norm_, output_;
     std::vector<Phi3Layer> layers_;

@@ -18,6 +18,7 @@ struct plan {
     vec_dot_fn dot;
     vec_dot_tile_fn tile;   // kDotTileRows x kDotTileCols dots at once, or null
     vec_dot_rows_fn rows;   // kRowBlock rows x 1..kRowBlockCols columns at once, or null
+    bool packed;            // weights in packed groups (quant/repack.h): rows is their kernel
     from_float_fn quantize; // null when activations stay f32
     size_t w_row;           // bytes of one weight row
     size_t x_row;           // bytes of one converted activation column (q8_0_aux included)
@@ -33,10 +34,12 @@ const kernel_table *level_of(const kernel_table &kt, int type) {
     return nullptr;
 }
 
-plan make_plan(const kernel_table &kt, int type, int64_t rows, int64_t k, int64_t n) {
+plan make_plan(const kernel_table &kt, int weight_type, int64_t rows, int64_t k, int64_t n) {
+    const bool packed = is_packed(weight_type);
+    const int type = plain_type(weight_type);
     const type_info *ti = type_traits(type);
     if (!ti || !ti->supported)
-        fail(std::string("matmul: weight type ") + (ti ? ti->name : std::to_string(type)) +
+        fail(std::string("matmul: weight type ") + (ti ? ti->name : std::to_string(weight_type)) +
              " is not supported");
     if (rows <= 0 || k <= 0 || n <= 0)
         fail("matmul: empty shape rows=" + std::to_string(rows) + " k=" + std::to_string(k) +
@@ -46,13 +49,19 @@ plan make_plan(const kernel_table &kt, int type, int64_t rows, int64_t k, int64_
         fail(std::string("matmul: k=") + std::to_string(k) + " is not a multiple of the " +
              ti->name + " block");
     plan p;
+    p.packed = packed;
     p.dot = kt.vec_dot[type];
     const kernel_table *level = level_of(kt, type);
     p.tile = level ? level->vec_dot_tile[type] : nullptr;
-    p.rows = level ? level->vec_dot_rows[type] : nullptr;
-    // row blocks read q8_0 columns with their aux, and gather at 32-bit row offsets
-    if (p.rows && (ti->vec_dot_type != HG_TYPE_Q8_0 || row_bytes(type, k) * (kRowBlock - 1) > INT32_MAX))
-        p.rows = nullptr;
+    if (packed) {
+        p.rows = kt.vec_dot_rows_packed[type];
+        if (!p.rows) fail(std::string("matmul: no kernel for packed ") + ti->name);
+    } else {
+        p.rows = level ? level->vec_dot_rows[type] : nullptr;
+        // row blocks read q8_0 columns with their aux, and gather at 32-bit row offsets
+        if (p.rows && (ti->vec_dot_type != HG_TYPE_Q8_0 || row_bytes(type, k) * (kRowBlock - 1) > INT32_MAX))
+            p.rows = nullptr;
+    }
     p.quantize = ti->vec_dot_type == HG_TYPE_F32 ? nullptr : kt.from_float[ti->vec_dot_type];
     if (!p.dot || (ti->vec_dot_type != HG_TYPE_F32 && !p.quantize))
         fail(std::string("matmul: no kernel for ") + ti->name);
@@ -91,7 +100,8 @@ void compute_tile(const plan &p, const uint8_t *w, const uint8_t *xq, int64_t ro
                   int64_t r0, int64_t r1, int64_t c0, int64_t c1, float *y) {
     if (p.rows && r1 - r0 >= kRowBlock) {
         // whole row blocks by the row-block kernel, kRowBlockCols columns a call (a column
-        // chunk stays in L1 across the panel's row blocks); the last rows by vec_dot
+        // chunk stays in L1 across the panel's row blocks); the last rows by vec_dot (packed
+        // weights keep rows past the last whole group plain, and every range starts on a group)
         const int64_t rt = r0 + (r1 - r0) / kRowBlock * kRowBlock;
         for (int64_t c = c0; c < c1; c += kRowBlockCols)
             for (int64_t r = r0; r < rt; r += kRowBlock)
@@ -188,6 +198,9 @@ MatVec::MatVec(int type, const void *w, int64_t rows, int64_t k, const float *x)
 void MatVec::compute(int64_t r0, int64_t r1, float *y) const {
     const Impl &m = *impl_;
     if (r0 < 0 || r1 > m.rows || r0 > r1) fail("MatVec: rows " + std::to_string(r0) + ".." + std::to_string(r1) + " outside 0.." + std::to_string(m.rows));
+    if (m.p.packed && (r0 % kRowBlock != 0 || (r1 % kRowBlock != 0 && r1 != m.rows)))
+        fail("MatVec: rows " + std::to_string(r0) + ".." + std::to_string(r1) + " of packed weights must start and end on " +
+             std::to_string(kRowBlock) + "-row groups");
     // the range as a matrix of its own: row blocks start at r0 (a multiple of 16 gives
     // hg::matmul's blocks), y[0] is row r0
     compute_tile(m.p, m.w + r0 * m.p.w_row, m.xq, r1 - r0, m.k, 0, r1 - r0, 0, 1, y);

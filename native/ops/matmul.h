@@ -9,8 +9,8 @@
 
 namespace hg {
 
-// W: rows x k (one row = k values of `type`), X: n columns of k floats, Y: n columns of rows
-// floats. Activations are converted once to W's vec_dot_type, then rows x columns tiles are
+// W: rows x k (one row = k values of `type`, or of its packed groups when type is
+// packed_type(t): quant/repack.h), X: n columns of k floats, Y: n columns of rows floats. Activations are converted once to W's vec_dot_type, then rows x columns tiles are
 // shared out among the pool's threads. Throws hg::Error on unsupported types or shapes.
 void matmul(ThreadPool &pool, int type, const void *w, int64_t rows, int64_t k, const float *x,
             int64_t n, float *y);
@@ -23,7 +23,7 @@ void matmul_with(const kernel_table &kt, int type, const void *w, int64_t rows, 
 // One activation column converted once for W, then any range of rows computed with the
 // kernels hg::matmul uses for one column, so that a caller can share one pool job between
 // several products (H-LoRA's decode step) and still get hg::matmul's exact result, provided
-// its ranges start at multiples of 16 rows as hg::matmul's do.
+// its ranges start at multiples of 16 rows as hg::matmul's do (packed weights refuse others).
 class MatVec {
 public:
     MatVec(int type, const void *w, int64_t rows, int64_t k, const float *x);

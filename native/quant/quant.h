@@ -33,6 +33,17 @@ constexpr int kRowBlock = 16;
 constexpr int kRowBlockCols = 8;
 typedef void (*vec_dot_rows_fn)(int64_t n, float *s, size_t bs, const void *x, size_t bx, const void *y,
                                 size_t by, int nc);
+
+// Packed weights (quant/repack.h): a weight type's rows regrouped at load so that a row block
+// is one contiguous stream that the row-block kernel reads in order (the plain layout makes
+// it read kRowBlock rows side by side: 16 streams that the prefetchers follow badly). The
+// packed type of t is t | kPackedFlag; it never appears in a file, and every group of
+// kRowBlock rows keeps its place and size, so a row range starting at a multiple of
+// kRowBlock starts at the same byte offset. Rows past the last whole group stay plain.
+constexpr int kPackedFlag = 0x100;
+constexpr int packed_type(int type) { return type | kPackedFlag; }
+constexpr bool is_packed(int type) { return (type & kPackedFlag) != 0; }
+constexpr int plain_type(int type) { return type & ~kPackedFlag; }
 // Per q8_0 block of an activation row: d as float and the sum of the 32 quants.
 struct q8_0_aux {
     float d;
@@ -70,6 +81,10 @@ struct kernel_table {
     vec_dot_tile_fn vec_dot_tile[HG_TYPE_COUNT];
     // Optional row-block kernels, paired with their level's vec_dot in the same way.
     vec_dot_rows_fn vec_dot_rows[HG_TYPE_COUNT];
+    // Row-block kernels over packed groups, by plain type (bx is unused: a group is
+    // contiguous). Every level that packs has one, the scalar reference included, because
+    // packed weights can be read in no other way.
+    vec_dot_rows_fn vec_dot_rows_packed[HG_TYPE_COUNT];
 };
 
 // Scalar reference table: every supported type filled.

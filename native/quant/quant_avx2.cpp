@@ -563,8 +563,10 @@ void quantize_bf16(const float *x, void *vy, int64_t n) {
 // 2 * 15 * 127 = 3810 in magnitude, so the eight of a block add up in int16 (<= 30480),
 // widened once per block by vpmaddwd against ones; -8 * sum(y) (the q4_0 offset, from the
 // column's q8_0_aux) is added in int32.
-template <int C>
-void rows8_q4_0(int64_t nb, float *s, size_t bs, const uint8_t *x, size_t bx, const uint8_t *vy, size_t by) {
+// Packed groups (quant/repack.h): rows h..h+7 of L_j are the 32 bytes at 32 + 64 j + 4 h of
+// the block's record and their scales the 16 bytes at 2 h, loaded as they are.
+template <int C, bool Packed>
+void rows8_q4_0(int64_t nb, float *s, size_t bs, const uint8_t *x, size_t bx, int h, const uint8_t *vy, size_t by) {
     const __m256i rowoff = _mm256_mullo_epi32(_mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7), _mm256_set1_epi32((int)bx));
     const __m256i m4 = _mm256_set1_epi8(0x0f);
     const __m256i ones = _mm256_set1_epi16(1);
@@ -581,24 +583,32 @@ void rows8_q4_0(int64_t nb, float *s, size_t bs, const uint8_t *x, size_t bx, co
         acc[c] = _mm256_setzero_ps();
     }
     for (int64_t b = 0; b < nb; b++) {
-        const uint8_t *p = x + b * sizeof(block_q4_0);
-        const uint8_t *q = p + offsetof(block_q4_0, qs);
-        // z[g]: 128-bit lane l = quants of row 4l + g
-        __m256i z[4];
-        for (int g = 0; g < 4; g++)
-            z[g] = _mm256_inserti128_si256(_mm256_castsi128_si256(loadu128(q + g * bx)), loadu128(q + (4 + g) * bx), 1);
-        const __m256i t0 = _mm256_unpacklo_epi32(z[0], z[1]), t1 = _mm256_unpackhi_epi32(z[0], z[1]);
-        const __m256i t2 = _mm256_unpacklo_epi32(z[2], z[3]), t3 = _mm256_unpackhi_epi32(z[2], z[3]);
-        const __m256i l[4] = {_mm256_unpacklo_epi64(t0, t2), _mm256_unpackhi_epi64(t0, t2),
-                              _mm256_unpacklo_epi64(t1, t3), _mm256_unpackhi_epi64(t1, t3)};
+        __m256i l[4];
+        __m256 dx;
+        if (Packed) {
+            const uint8_t *p = x + b * kRowBlock * sizeof(block_q4_0);
+            dx = _mm256_cvtph_ps(loadu128(p + 2 * h));
+            for (int j = 0; j < 4; j++) l[j] = _mm256_loadu_si256((const __m256i *)(p + 32 + 64 * j + 4 * h));
+        } else {
+            const uint8_t *p = x + h * bx + b * sizeof(block_q4_0);
+            const uint8_t *q = p + offsetof(block_q4_0, qs);
+            // z[g]: 128-bit lane l = quants of row 4l + g
+            __m256i z[4];
+            for (int g = 0; g < 4; g++)
+                z[g] = _mm256_inserti128_si256(_mm256_castsi128_si256(loadu128(q + g * bx)), loadu128(q + (4 + g) * bx), 1);
+            const __m256i t0 = _mm256_unpacklo_epi32(z[0], z[1]), t1 = _mm256_unpackhi_epi32(z[0], z[1]);
+            const __m256i t2 = _mm256_unpacklo_epi32(z[2], z[3]), t3 = _mm256_unpackhi_epi32(z[2], z[3]);
+            l[0] = _mm256_unpacklo_epi64(t0, t2), l[1] = _mm256_unpackhi_epi64(t0, t2);
+            l[2] = _mm256_unpacklo_epi64(t1, t3), l[3] = _mm256_unpackhi_epi64(t1, t3);
+            // the d field is the low half of the dword at each row's block start
+            const __m256i dw = _mm256_shuffle_epi8(_mm256_i32gather_epi32((const int *)p, rowoff, 1), dsel);
+            dx = _mm256_cvtph_ps(_mm256_castsi256_si128(_mm256_permute4x64_epi64(dw, _MM_SHUFFLE(3, 1, 2, 0))));
+        }
         __m256i w[8];
         for (int j = 0; j < 4; j++) {
             w[j] = _mm256_and_si256(l[j], m4);
             w[j + 4] = _mm256_and_si256(_mm256_srli_epi16(l[j], 4), m4);
         }
-        // the d field is the low half of the dword at each row's block start
-        const __m256i dw = _mm256_shuffle_epi8(_mm256_i32gather_epi32((const int *)p, rowoff, 1), dsel);
-        const __m256 dx = _mm256_cvtph_ps(_mm256_castsi256_si128(_mm256_permute4x64_epi64(dw, _MM_SHUFFLE(3, 1, 2, 0))));
         for (int c = 0; c < C; c++) {
             int32_t yw[8];
             std::memcpy(yw, y[c][b].qs, sizeof yw);
@@ -613,18 +623,19 @@ void rows8_q4_0(int64_t nb, float *s, size_t bs, const uint8_t *x, size_t bx, co
 
 // two passes of 8 rows, columns 4 at a time (the accumulators and the 8 unpacked
 // registers must fit in 16)
+template <bool Packed>
 void vec_dot_rows_q4_0(int64_t n, float *s, size_t bs, const void *vx, size_t bx, const void *vy, size_t by, int nc) {
     const int64_t nb = n / QK4_0;
+    const uint8_t *x = (const uint8_t *)vx;
     for (int h = 0; h < kRowBlock; h += 8) {
-        const uint8_t *x = (const uint8_t *)vx + h * bx;
         for (int c = 0; c < nc; c += 4) {
             const uint8_t *y = (const uint8_t *)vy + c * by;
             float *o = s + c * bs + h;
             switch (nc - c < 4 ? nc - c : 4) {
-            case 1: rows8_q4_0<1>(nb, o, bs, x, bx, y, by); break;
-            case 2: rows8_q4_0<2>(nb, o, bs, x, bx, y, by); break;
-            case 3: rows8_q4_0<3>(nb, o, bs, x, bx, y, by); break;
-            default: rows8_q4_0<4>(nb, o, bs, x, bx, y, by); break;
+            case 1: rows8_q4_0<1, Packed>(nb, o, bs, x, bx, h, y, by); break;
+            case 2: rows8_q4_0<2, Packed>(nb, o, bs, x, bx, h, y, by); break;
+            case 3: rows8_q4_0<3, Packed>(nb, o, bs, x, bx, h, y, by); break;
+            default: rows8_q4_0<4, Packed>(nb, o, bs, x, bx, h, y, by); break;
             }
         }
     }
@@ -644,7 +655,8 @@ constexpr kernel_table make_table() {
     t.vec_dot[HG_TYPE_Q4_K] = vec_dot_q4_K;
     t.vec_dot[HG_TYPE_Q5_K] = vec_dot_q5_K;
     t.vec_dot[HG_TYPE_Q6_K] = vec_dot_q6_K;
-    t.vec_dot_rows[HG_TYPE_Q4_0] = vec_dot_rows_q4_0;
+    t.vec_dot_rows[HG_TYPE_Q4_0] = vec_dot_rows_q4_0<false>;
+    t.vec_dot_rows_packed[HG_TYPE_Q4_0] = vec_dot_rows_q4_0<true>;
     t.from_float[HG_TYPE_Q8_0] = quantize_q8_0;
     t.from_float[HG_TYPE_Q8_1] = quantize_q8_1;
     t.from_float[HG_TYPE_Q8_K] = quantize_q8_K;

@@ -320,7 +320,9 @@ void vec_dot_tile(int64_t n, float *s, size_t bs, const void *vx, size_t bx, con
 // block (the q4_0 offset, exact in int32). The 16 scales come in with one gather. Per block
 // that is 8 vpdpbusd and one int->float multiply-add per column for 16 rows, against 1 + 1/2
 // per row in vec_dot_q4_0, and the unpacking is shared by the columns.
-template <int C>
+// Packed groups (quant/repack.h) hold L0..L3 and the 16 scales as they are loaded here, so
+// that variant is four 64-byte loads and one 32-byte load per block, in order.
+template <int C, bool Packed>
 void vec_dot_rows_q4_0_n(int64_t n, float *s, size_t bs, const void *vx, size_t bx, const void *vy, size_t by) {
     const int64_t nb = n / QK4_0;
     const uint8_t *x = (const uint8_t *)vx;
@@ -337,29 +339,38 @@ void vec_dot_rows_q4_0_n(int64_t n, float *s, size_t bs, const void *vx, size_t 
         acc[c] = _mm512_setzero_ps();
     }
     for (int64_t b = 0; b < nb; b++) {
-        const uint8_t *p = x + b * sizeof(block_q4_0);
-        const uint8_t *q = p + offsetof(block_q4_0, qs);
-        // z[g]: 128-bit lane l = quants of row 4l + g
-        __m512i z[4];
+        __m512i l[4];
+        __m512 dx;
+        if (Packed) {
+            const uint8_t *p = x + b * kRowBlock * sizeof(block_q4_0);
+            dx = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)p));
 #pragma GCC unroll 4
-        for (int g = 0; g < 4; g++) {
-            __m512i v = _mm512_castsi128_si512(loadu128(q + g * bx));
-            v = _mm512_inserti32x4(v, loadu128(q + (4 + g) * bx), 1);
-            v = _mm512_inserti32x4(v, loadu128(q + (8 + g) * bx), 2);
-            z[g] = _mm512_inserti32x4(v, loadu128(q + (12 + g) * bx), 3);
+            for (int j = 0; j < 4; j++) l[j] = _mm512_loadu_si512(p + 32 + 64 * j);
+        } else {
+            const uint8_t *p = x + b * sizeof(block_q4_0);
+            const uint8_t *q = p + offsetof(block_q4_0, qs);
+            // z[g]: 128-bit lane l = quants of row 4l + g
+            __m512i z[4];
+#pragma GCC unroll 4
+            for (int g = 0; g < 4; g++) {
+                __m512i v = _mm512_castsi128_si512(loadu128(q + g * bx));
+                v = _mm512_inserti32x4(v, loadu128(q + (4 + g) * bx), 1);
+                v = _mm512_inserti32x4(v, loadu128(q + (8 + g) * bx), 2);
+                z[g] = _mm512_inserti32x4(v, loadu128(q + (12 + g) * bx), 3);
+            }
+            const __m512i t0 = _mm512_unpacklo_epi32(z[0], z[1]), t1 = _mm512_unpackhi_epi32(z[0], z[1]);
+            const __m512i t2 = _mm512_unpacklo_epi32(z[2], z[3]), t3 = _mm512_unpackhi_epi32(z[2], z[3]);
+            l[0] = _mm512_unpacklo_epi64(t0, t2), l[1] = _mm512_unpackhi_epi64(t0, t2);
+            l[2] = _mm512_unpacklo_epi64(t1, t3), l[3] = _mm512_unpackhi_epi64(t1, t3);
+            // the d field is the low half of the dword at each row's block start
+            dx = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(_mm512_i32gather_epi32(rowoff, p, 1)));
         }
-        const __m512i t0 = _mm512_unpacklo_epi32(z[0], z[1]), t1 = _mm512_unpackhi_epi32(z[0], z[1]);
-        const __m512i t2 = _mm512_unpacklo_epi32(z[2], z[3]), t3 = _mm512_unpackhi_epi32(z[2], z[3]);
-        const __m512i l[4] = {_mm512_unpacklo_epi64(t0, t2), _mm512_unpackhi_epi64(t0, t2),
-                              _mm512_unpacklo_epi64(t1, t3), _mm512_unpackhi_epi64(t1, t3)};
         __m512i w[8];
 #pragma GCC unroll 4
         for (int j = 0; j < 4; j++) {
             w[j] = _mm512_and_si512(l[j], m4);
             w[j + 4] = _mm512_and_si512(_mm512_srli_epi16(l[j], 4), m4);
         }
-        // the d field is the low half of the dword at each row's block start
-        const __m512 dx = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(_mm512_i32gather_epi32(rowoff, p, 1)));
 #pragma GCC unroll 8
         for (int c = 0; c < C; c++) {
             const int8_t *yq = y[c][b].qs;
@@ -386,16 +397,17 @@ void vec_dot_rows_q4_0_n(int64_t n, float *s, size_t bs, const void *vx, size_t 
     for (int c = 0; c < C; c++) _mm512_storeu_ps(s + c * bs, acc[c]);
 }
 
-void vec_dot_rows_q4_0(int64_t n, float *s, size_t bs, const void *x, size_t bx, const void *y, size_t by, int nc) {
+template <bool Packed>
+void vec_dot_rows_q4_0_any(int64_t n, float *s, size_t bs, const void *x, size_t bx, const void *y, size_t by, int nc) {
     switch (nc) {
-    case 1: return vec_dot_rows_q4_0_n<1>(n, s, bs, x, bx, y, by);
-    case 2: return vec_dot_rows_q4_0_n<2>(n, s, bs, x, bx, y, by);
-    case 3: return vec_dot_rows_q4_0_n<3>(n, s, bs, x, bx, y, by);
-    case 4: return vec_dot_rows_q4_0_n<4>(n, s, bs, x, bx, y, by);
-    case 5: return vec_dot_rows_q4_0_n<5>(n, s, bs, x, bx, y, by);
-    case 6: return vec_dot_rows_q4_0_n<6>(n, s, bs, x, bx, y, by);
-    case 7: return vec_dot_rows_q4_0_n<7>(n, s, bs, x, bx, y, by);
-    default: return vec_dot_rows_q4_0_n<8>(n, s, bs, x, bx, y, by);
+    case 1: return vec_dot_rows_q4_0_n<1, Packed>(n, s, bs, x, bx, y, by);
+    case 2: return vec_dot_rows_q4_0_n<2, Packed>(n, s, bs, x, bx, y, by);
+    case 3: return vec_dot_rows_q4_0_n<3, Packed>(n, s, bs, x, bx, y, by);
+    case 4: return vec_dot_rows_q4_0_n<4, Packed>(n, s, bs, x, bx, y, by);
+    case 5: return vec_dot_rows_q4_0_n<5, Packed>(n, s, bs, x, bx, y, by);
+    case 6: return vec_dot_rows_q4_0_n<6, Packed>(n, s, bs, x, bx, y, by);
+    case 7: return vec_dot_rows_q4_0_n<7, Packed>(n, s, bs, x, bx, y, by);
+    default: return vec_dot_rows_q4_0_n<8, Packed>(n, s, bs, x, bx, y, by);
     }
 }
 static_assert(kRowBlock == 16 && kRowBlockCols == 8, "vec_dot_rows_q4_0 is written for 16 rows, 1-8 columns");
@@ -578,7 +590,8 @@ constexpr kernel_table make_table() {
     t.vec_dot_tile[HG_TYPE_F16] = vec_dot_tile_f16;
     t.vec_dot_tile[HG_TYPE_Q4_0] = vec_dot_tile<tile_q4_0>;
     t.vec_dot_tile[HG_TYPE_Q8_0] = vec_dot_tile<tile_q8_0>;
-    t.vec_dot_rows[HG_TYPE_Q4_0] = vec_dot_rows_q4_0;
+    t.vec_dot_rows[HG_TYPE_Q4_0] = vec_dot_rows_q4_0_any<false>;
+    t.vec_dot_rows_packed[HG_TYPE_Q4_0] = vec_dot_rows_q4_0_any<true>;
     return t;
 }
 

@@ -3,9 +3,11 @@
 // products the kernels of every ISA are checked against.
 #include <cmath>
 #include <cstring>
+#include <vector>
 
 #include "quant/quant.h"
 #include "quant/quant_ref.h"
+#include "quant/repack.h"
 
 namespace hg {
 
@@ -391,6 +393,15 @@ void vec_dot_rows_q4_0_q8_0_ref(int64_t n, float *s, size_t bs, const void *x, s
             vec_dot_q4_0_q8_0_ref(n, &s[c * bs + r], (const uint8_t *)x + r * bx, (const uint8_t *)y + c * by);
 }
 
+void vec_dot_rows_packed_q4_0_q8_0_ref(int64_t n, float *s, size_t bs, const void *x, size_t, const void *y,
+                                       size_t by, int nc) {
+    std::vector<block_q4_0> row((size_t)(n / QK4_0));
+    for (int r = 0; r < kRowBlock; r++) {
+        for (int64_t b = 0; b < n / QK4_0; b++) unpack_block(HG_TYPE_Q4_0, x, r, b, &row[(size_t)b]);
+        for (int c = 0; c < nc; c++) vec_dot_q4_0_q8_0_ref(n, &s[c * bs + r], row.data(), (const uint8_t *)y + c * by);
+    }
+}
+
 size_t q8_0_aux_offset(int64_t n) {
     constexpr size_t a = alignof(q8_0_aux);
     return (row_bytes(HG_TYPE_Q8_0, n) + a - 1) / a * a;
@@ -433,6 +444,7 @@ const kernel_table &kernels_scalar() {
         k.vec_dot_tile[HG_TYPE_Q8_0] = vec_dot_tile_q8_0_q8_0_ref;
         k.vec_dot_tile[HG_TYPE_Q4_K] = vec_dot_tile_q4_K_q8_K_ref;
         k.vec_dot_rows[HG_TYPE_Q4_0] = vec_dot_rows_q4_0_q8_0_ref;
+        k.vec_dot_rows_packed[HG_TYPE_Q4_0] = vec_dot_rows_packed_q4_0_q8_0_ref;
         return k;
     }();
     return t;

@@ -1,6 +1,7 @@
 // The thread pool and the threaded matmul, at every kernel level this CPU runs, against
 // the scalar reference (hg_matmul_ref) and against a double-precision product of the
 // dequantized operands.
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cmath>
@@ -11,7 +12,10 @@
 #include <thread>
 #include <vector>
 
+#include "core/error.h"
 #include "core/threadpool.h"
+#include "ops/matmul.h"
+#include "quant/repack.h"
 #include "healthgpt.h"
 #include "tests/check.h"
 
@@ -183,6 +187,46 @@ TEST(matmul_refuses_bad_arguments) {
     CHECK(hg_matmul(nullptr, HG_TYPE_Q4_0, w.data(), 1, 32, x.data(), 1, y.data()) == -1);
     CHECK(hg_isa_force(7) == -1);
     hg_pool_free(pool);
+}
+
+// Packed weights (quant/repack.h) through hg::matmul and MatVec: the same bits as the plain
+// layout at every level and thread count, for row counts with and without a plain tail and
+// column counts from decode's one to several panels; MatVec refuses ranges that cut a group.
+TEST(matmul_packed_weights_equal_plain) {
+    const int64_t shapes[][3] = {{16, 3, 1}, {37, 2, 1}, {100, 3, 1}, {517, 2, 1}, {48, 5, 7}, {35, 3, 12}, {130, 2, 70}};
+    uint32_t seed = 500;
+    for (auto &s : shapes) {
+        const int64_t rows = s[0], k = s[1] * 32, n = s[2];
+        problem p = make_problem(HG_TYPE_Q4_0, rows, k, n, seed++);
+        std::vector<uint8_t> packed(p.w.size());
+        hg::pack_rows(HG_TYPE_Q4_0, p.w.data(), rows, k, 0, rows, packed.data());
+        for (int isa = HG_ISA_SCALAR; isa <= hg_isa_best(); isa++) {
+            CHECK(hg_isa_force(isa) == 0);
+            for (int threads : {1, 2, 3}) {
+                hg::ThreadPool pool(threads);
+                std::vector<float> plain(rows * n, NAN), got(rows * n, NAN);
+                hg::matmul(pool, HG_TYPE_Q4_0, p.w.data(), rows, k, p.x.data(), n, plain.data());
+                hg::matmul(pool, hg::packed_type(HG_TYPE_Q4_0), packed.data(), rows, k, p.x.data(), n, got.data());
+                CHECK_MSG(std::memcmp(plain.data(), got.data(), got.size() * sizeof(float)) == 0,
+                          "isa " + std::to_string(isa) + " rows " + std::to_string(rows) + " n " + std::to_string(n));
+            }
+            if (n == 1) {
+                const hg::MatVec mv(hg::packed_type(HG_TYPE_Q4_0), packed.data(), rows, k, p.x.data());
+                std::vector<float> plain(rows), got(rows, NAN);
+                hg::matmul_with(hg::kernels_active(), HG_TYPE_Q4_0, p.w.data(), rows, k, p.x.data(), 1, plain.data());
+                for (int64_t r0 = 0; r0 < rows; r0 += 32) mv.compute(r0, std::min(rows, r0 + 32), &got[r0]);
+                CHECK(std::memcmp(plain.data(), got.data(), got.size() * sizeof(float)) == 0);
+                bool refused = false;
+                try {
+                    mv.compute(8, 16, got.data());
+                } catch (const hg::Error &) {
+                    refused = true;
+                }
+                CHECK(refused);
+            }
+        }
+        hg_isa_force(-1);
+    }
 }
 
 HG_TEST_MAIN()

@@ -13,6 +13,7 @@
 #include "core/error.h"
 #include "quant/quant.h"
 #include "quant/quant_ref.h"
+#include "quant/repack.h"
 #include "tests/check.h"
 
 namespace {
@@ -503,6 +504,53 @@ TEST(golden_dequantize_floats_match_gguf_py) {
                              "q5_1_dequantize.bin", "q8_0_dequantize.bin", "q4_K_dequantize.bin",
                              "q5_K_dequantize.bin", "q6_K_dequantize.bin"})
         check_fixture(name);
+}
+
+// Packed q4_0 (quant/repack.h): every block of every row comes back from its group, rows
+// past the last whole group stay as they were, ranges packed apart give the whole, and
+// ranges that cut a group are refused.
+TEST(repack_q4_0_round_trip) {
+    std::mt19937 rng(77);
+    const int64_t k = 5 * 32;
+    const size_t w_row = hg::row_bytes(HG_TYPE_Q4_0, k);
+    for (int64_t rows : {16, 37, 48, 5}) {
+        std::vector<uint8_t> plain(w_row * rows);
+        for (auto &b : plain) b = (uint8_t)rng();
+        std::vector<uint8_t> whole(plain.size(), 0xee), parts(plain.size(), 0xee);
+        hg::pack_rows(HG_TYPE_Q4_0, plain.data(), rows, k, 0, rows, whole.data());
+        const int64_t cut = rows >= 32 ? 16 : 0;
+        hg::pack_rows(HG_TYPE_Q4_0, plain.data(), rows, k, 0, cut, parts.data());
+        hg::pack_rows(HG_TYPE_Q4_0, plain.data(), rows, k, cut, rows, parts.data());
+        CHECK(whole == parts);
+        const int64_t groups = rows / hg::kRowBlock;
+        for (int64_t r = 0; r < rows; r++) {
+            if (r >= groups * hg::kRowBlock) {
+                CHECK(std::memcmp(&whole[r * w_row], &plain[r * w_row], w_row) == 0);
+                continue;
+            }
+            const int64_t g = r / hg::kRowBlock;
+            for (int64_t b = 0; b < k / 32; b++) {
+                hg::block_q4_0 blk;
+                hg::unpack_block(HG_TYPE_Q4_0, &whole[g * hg::kRowBlock * w_row], (int)(r % hg::kRowBlock), b, &blk);
+                CHECK(std::memcmp(&blk, &plain[r * w_row + b * sizeof blk], sizeof blk) == 0);
+            }
+        }
+        if (groups > 0) CHECK(whole != plain); // something moved
+    }
+    std::vector<uint8_t> a(w_row * 40), b(a.size());
+    auto refused = [&](int type, int64_t kk, int64_t r0, int64_t r1) {
+        try {
+            hg::pack_rows(type, a.data(), 40, kk, r0, r1, b.data());
+        } catch (const hg::Error &) {
+            return true;
+        }
+        return false;
+    };
+    CHECK(refused(HG_TYPE_Q4_0, k, 8, 40));  // starts inside a group
+    CHECK(refused(HG_TYPE_Q4_0, k, 0, 20));  // ends inside one
+    CHECK(refused(HG_TYPE_Q8_0, 32, 0, 40)); // no packed layout
+    CHECK(hg::packable(HG_TYPE_Q4_0));
+    CHECK(!hg::packable(HG_TYPE_Q8_0));
 }
 
 HG_TEST_MAIN()

@@ -22,6 +22,7 @@
 #include "core/fp16.h"
 #include "quant/blocks.h"
 #include "quant/quant.h"
+#include "quant/repack.h"
 #include "tests/check.h"
 
 namespace {
@@ -358,9 +359,11 @@ TEST(simd_vec_dot_rows_matches_scalar) {
     constexpr int R = hg::kRowBlock, C = hg::kRowBlockCols;
     std::vector<level> lv = cpu_levels();
     lv.insert(lv.begin(), level{"scalar", &ref});
-    int compared = 0;
+    int compared = 0, packed_compared = 0;
     for (const auto &l : lv) {
         for (int t = 0; t < HG_TYPE_COUNT; ++t) {
+            // every packed kernel has its plain twin at the same level to be checked against
+            if (l.table->vec_dot_rows_packed[t]) CHECK_MSG(l.table->vec_dot_rows[t], std::string(l.name) + " packed " + tname(t));
             hg::vec_dot_rows_fn fn = l.table->vec_dot_rows[t];
             if (!fn) continue;
             CHECK_MSG(hg::type_traits(t)->vec_dot_type == HG_TYPE_Q8_0, std::string(l.name) + " rows " + tname(t));
@@ -386,6 +389,19 @@ TEST(simd_vec_dot_rows_matches_scalar) {
                         }
                         std::vector<float> out(bs * C, -7.0f);
                         fn(n, out.data(), bs, W.data(), bx, A.data(), by, nc);
+                        // the same rows packed (quant/repack.h), from an odd address: the
+                        // same arithmetic in the same order, so the very same bits
+                        if (hg::vec_dot_rows_fn packed = l.table->vec_dot_rows_packed[t]) {
+                            std::vector<uint8_t> plain(wb * R), P(wb * R + 1);
+                            for (int r = 0; r < R; ++r) std::memcpy(&plain[r * wb], cs[r].w.data(), wb);
+                            hg::pack_rows(t, plain.data(), R, n, 0, R, P.data() + 1);
+                            std::vector<float> pout(bs * C, -7.0f);
+                            packed(n, pout.data(), bs, P.data() + 1, 0, A.data(), by, nc);
+                            CHECK_MSG(std::memcmp(pout.data(), out.data(), out.size() * sizeof(float)) == 0,
+                                      std::string(l.name) + " packed rows " + tname(t) + " n=" + std::to_string(n) +
+                                          " nc=" + std::to_string(nc) + " differ from the plain row block");
+                            ++packed_compared;
+                        }
                         for (int c = 0; c < C; ++c) {
                             for (size_t r = c < nc ? R : 0; r < bs; ++r) CHECK(out[c * bs + r] == -7.0f);
                             if (c >= nc) continue;
@@ -408,7 +424,8 @@ TEST(simd_vec_dot_rows_matches_scalar) {
             }
         }
     }
-    std::printf("  %d row-block dots compared\n", compared);
+    std::printf("  %d row-block dots compared, %d packed row blocks bit-identical to plain\n", compared, packed_compared);
+    CHECK(packed_compared > 0);
 }
 
 TEST(simd_q8_0_fill_aux) {
