@@ -9,10 +9,9 @@
 //   - fused (router and lora_A in one pass over the input: the engine's path),
 //   - unfused (router and lora_A as passes of their own: what fusing saves),
 //   - re-encoded as q8_0 at load (half the adapter bytes of f16 per token),
-// in one process (one model instance per configuration over the same mapped file), the
-// configurations taking turns prompt by prompt and decode step by decode step, so a busy
-// machine slows them alike; each is compared with the base of the same round (paired
-// ratios), medians reported.
+// in one process (one model holding every configuration as a plugin), the configurations
+// taking turns prompt by prompt and decode run by decode run, so a busy machine slows them
+// alike; each is compared with the base of the same round (paired ratios), medians reported.
 // At one token a step reads every weight once, so the overhead to expect is the adapters'
 // bytes over the base's: printed beside the measurement.
 //
@@ -35,7 +34,7 @@ const USAGE = `usage: node tools/bench-hlora.mjs [options]
   --threads N       threads (default: ${availableParallelism()}, one per core)
   --repeats N       timed prompt runs of each configuration, the median reported (default 3)
   --prompt N        prompt tokens for prompt processing (default 64)
-  --decode N        single decode steps of each configuration, the median reported (default 16)
+  --decode N        decode steps per run (one run per configuration and round; default 16)
   --context N       KV cache positions (default 256)
   --model FILE      a phi3 GGUF to use instead of the cached random Phi-3-mini Q4_0
   --cache DIR       where the random model and plugins are kept (default ~/.cache/healthgpt/bench)`;
@@ -154,38 +153,53 @@ async function main() {
   // name -> [plugin file, spec, load options]; undefined: the base alone
   const configs = [
     { name: 'base', plugin: undefined },
-    { name: 'comprehension', spec: M3_COMPREHENSION, file: com, options: {}, bytesPerValue: 2 },
-    { name: 'comprehension unfused', spec: M3_COMPREHENSION, file: com, options: { fused: false }, bytesPerValue: 2 },
+    { name: 'comprehension', spec: M3_COMPREHENSION, file: com, options: { adapterType: 'f16' }, bytesPerValue: 2 },
+    { name: 'comprehension unfused', spec: M3_COMPREHENSION, file: com, options: { adapterType: 'f16', fused: false }, bytesPerValue: 2 },
     { name: 'comprehension q8_0', spec: M3_COMPREHENSION, file: com, options: { adapterType: 'q8_0' }, bytesPerValue: 34 / 32 },
-    { name: 'generation', spec: M3_GENERATION, file: gen, options: {}, bytesPerValue: 2 },
-    { name: 'generation unfused', spec: M3_GENERATION, file: gen, options: { fused: false }, bytesPerValue: 2 },
+    { name: 'generation', spec: M3_GENERATION, file: gen, options: { adapterType: 'f16' }, bytesPerValue: 2 },
+    { name: 'generation unfused', spec: M3_GENERATION, file: gen, options: { adapterType: 'f16', fused: false }, bytesPerValue: 2 },
     { name: 'generation q8_0', spec: M3_GENERATION, file: gen, options: { adapterType: 'q8_0' }, bytesPerValue: 34 / 32 },
   ];
-  // One model instance per configuration: the file's pages are mapped once and shared, each
-  // instance has its own KV cache and holds only its own plugin; so configurations can take
-  // turns token by token.
-  log(`loading ${model} ${configs.length} times (shared pages), each with its plugin (${o.threads} threads) ...`);
+  // One model holds every configuration as a plugin of its own (a plugin is picked per
+  // request and shares the base weights): one copy of the packed base, as an application
+  // with both plugins has.
+  log(`loading ${model} with ${configs.length - 1} plugins (${o.threads} threads) ...`);
   const t0 = performance.now();
+  const lm = await LanguageModel.load(model, { threads: o.threads, contextSize: o.context, kvType: 'f16' });
+  const loadMs = performance.now() - t0;
   for (const c of configs) {
-    c.model = await LanguageModel.load(model, { threads: o.threads, contextSize: o.context, kvType: 'f16' });
-    if (c === configs[0]) c.loadMs = performance.now() - t0;
     if (!c.spec) continue;
     const t = performance.now();
-    await c.model.loadPlugin(c.name, c.file, c.options);
+    await lm.loadPlugin(c.name.replace(/ /g, '-'), c.file, c.options);
     c.pluginLoadMs = performance.now() - t;
-    c.plugin = c.name;
+    c.plugin = c.name.replace(/ /g, '-');
   }
 
   const prefill = async (c, prompt) => {
     const t = performance.now();
-    for await (const _ of c.model.generate(prompt, { maxTokens: 1, stopTokens: [], plugin: c.plugin }));
+    for await (const _ of lm.generate(prompt, { maxTokens: 1, stopTokens: [], plugin: c.plugin }));
     return performance.now() - t;
   };
+  // A run of decode steps after a one-token prompt: the median time of its steps.
+  const decode = async (c, first) => {
+    const steps = [];
+    const g = lm.generate([first], { maxTokens: o.decode + 1, stopTokens: [], plugin: c.plugin });
+    await g.next(); // the one-token prompt and the first token
+    for (let k = 0; k < o.decode; k++) {
+      const t = performance.now();
+      const step = await g.next();
+      if (step.done) throw new Error(`${c.name}: decode ended after ${k} steps`);
+      steps.push(performance.now() - t);
+    }
+    await g.return(undefined);
+    return median(steps);
+  };
 
-  // Configurations take turns: one prompt each per round, and one decode step each per
-  // round, so a load that comes and goes on this shared machine lands on all of them alike;
-  // each configuration's time is also compared with the base's of the same round (paired).
-  log(`warming up, then ${o.repeats} rounds of prompts (${o.prompt} tokens) and ${o.decode} rounds of single decode steps, configurations in turn ...`);
+  // Configurations take turns: one prompt each per round, then one run of decode steps each
+  // per round, so a load that comes and goes on this shared machine lands on all of them
+  // alike; each configuration's time is also compared with the base's of the same round
+  // (paired).
+  log(`warming up, then ${o.repeats} rounds of prompts (${o.prompt} tokens) and of ${o.decode} decode steps, configurations in turn ...`);
   for (const c of configs) await prefill(c, tokens(16, shape.vocab, 7)); // pages the weights in
   const ppMs = Object.fromEntries(configs.map((c) => [c.name, []]));
   const tgMs = Object.fromEntries(configs.map((c) => [c.name, []]));
@@ -194,19 +208,11 @@ async function main() {
     for (const c of configs) ppMs[c.name].push(await prefill(c, tokens(o.prompt, shape.vocab, seed++)));
     log(`  prompt round ${r + 1}/${o.repeats} done`);
   }
-  const gens = configs.map((c) => c.model.generate(tokens(1, shape.vocab, seed++), { maxTokens: o.decode + 1, stopTokens: [], plugin: c.plugin }));
-  for (const g of gens) await g.next(); // the one-token prompt and the first token
-  for (let k = 0; k < o.decode; k++) {
-    for (let i = 0; i < configs.length; i++) {
-      const t = performance.now();
-      const step = await gens[i].next();
-      if (step.done) throw new Error(`${configs[i].name}: decode ended after ${k} steps`);
-      tgMs[configs[i].name].push(performance.now() - t);
-    }
-    if ((k + 1) % 4 === 0) log(`  decode step ${k + 1}/${o.decode} done`);
+  for (let r = 0; r < o.repeats; r++) {
+    for (const c of configs) tgMs[c.name].push(await decode(c, tokens(1, shape.vocab, seed++)[0]));
+    log(`  decode round ${r + 1}/${o.repeats} done`);
   }
-  for (const g of gens) await g.return(undefined);
-  for (const c of configs) c.model.dispose();
+  lm.dispose();
 
   const paired = (xs, base) => median(xs.map((x, i) => x / base[i] - 1));
   const rows = configs.map((c) => {
@@ -218,7 +224,7 @@ async function main() {
       promptTokensPerSecond: (o.prompt * 1000) / median(ppMs[c.name]),
       decodeTokensPerSecond: 1000 / median(tgMs[c.name]),
       promptRunsMs: ppMs[c.name],
-      decodeStepsMs: tgMs[c.name],
+      decodeStepMsByRound: tgMs[c.name],
       // time per token over the base's in the same round, minus one (median over rounds):
       // 0.10 = 10% slower
       promptOverhead: paired(ppMs[c.name], ppMs.base),
@@ -229,7 +235,6 @@ async function main() {
       pluginLoadMs: c.pluginLoadMs,
     };
   });
-  const loadMs = configs[0].loadMs;
   const byName = Object.fromEntries(rows.map((r) => [r.name, r]));
   // speed of the fused path over the unfused, paired round by round
   const fusedOverUnfused = (n) => ({
@@ -260,7 +265,7 @@ async function main() {
   console.log('');
   console.log(`model     ${model}`);
   console.log(`          phi3, ${shape.layers} layers, hidden ${shape.hidden}, ffn ${shape.ffn}, ${(baseBytesPerToken / GB).toFixed(2)} GB of weights read per token`);
-  console.log(`settings  ${o.threads} threads, context ${o.context}, KV cache f16, CPU ${native().cpu().active}; medians of ${o.repeats} prompt rounds and ${o.decode} decode rounds, configurations in turn`);
+  console.log(`settings  ${o.threads} threads, context ${o.context}, KV cache f16, CPU ${native().cpu().active}; medians of ${o.repeats} rounds (prompts; runs of ${o.decode} decode steps), configurations in turn`);
   console.log('');
   console.log('                          prompt tok/s  (time)   decode tok/s  (time)   adapter MB/token  (expected)');
   for (const r of rows)
@@ -273,7 +278,7 @@ async function main() {
   console.log(`targets   decode overhead: comprehension <= 10% (f16 ${pct(result.targets.comprehension).trim()}, q8_0 ${pct(result.targets.comprehensionQ8_0).trim()}), generation <= 25% (f16 ${pct(result.targets.generation).trim()}, q8_0 ${pct(result.targets.generationQ8_0).trim()})`);
   console.log('');
   console.log("(time: median over rounds of the time per token over the base's in the same round; expected: the adapters' bytes over the base's)");
-  for (const r of rows) console.log(`  ${r.name.padEnd(22)} prompt ms [${runs(r.promptRunsMs)}] decode step ms [${runs(r.decodeStepsMs)}]`);
+  for (const r of rows) console.log(`  ${r.name.padEnd(22)} prompt ms [${runs(r.promptRunsMs)}] decode step ms by round [${r.decodeStepMsByRound.map((x) => x.toFixed(1)).join(', ')}]`);
 }
 
 main().catch((err) => {

@@ -14,8 +14,10 @@ import { Sampler, validateSampling, type SamplingOptions } from './sampler.js';
 
 export interface PluginOptions {
   /**
-   * Re-encode the plugin's adapters at load: 'q8_0' reads about half the bytes of f16 per
-   * token (a cheaper decode) at 8-bit precision; default: as the file holds them.
+   * Re-encode the plugin's adapters at load. 'q8_0' reads about half the bytes of f16 per
+   * token (on a Phi-3-mini Q4_0 base: decode +5% for comprehension and +20% for generation,
+   * against +13% and +47% with f16). Default: 'q8_0' over a quantized base (whose every
+   * product already rounds its activations to 8 bits), else as the file holds them.
    */
   adapterType?: 'f32' | 'f16' | 'bf16' | 'q8_0';
   /** run the router and lora_A as one pass over the input (default true; false for benchmarks) */
@@ -107,6 +109,10 @@ function validatePluginName(name: unknown): asserts name is string {
 }
 
 const ADAPTER_TYPES = { f32: 0, f16: 1, bf16: 30, q8_0: 8 } as const;
+/** The native adapter type: a ggml id, or -1 for the file's own. */
+function adapterTypeId(t: keyof typeof ADAPTER_TYPES | undefined): number {
+  return t === undefined ? -1 : ADAPTER_TYPES[t];
+}
 
 function validatePluginOptions(o: PluginOptions, prefix = ''): void {
   if (typeof o !== 'object' || o === null) throw new HealthGPTError('ERR_INVALID_OPTION', `${prefix || 'plugin options'} must be an object, got ${String(o)}`);
@@ -136,16 +142,22 @@ export class LanguageModel {
   private tok: Tokenizer | undefined;
   private eog: number[] | undefined;
 
-  private constructor(path: string, handle: NativeModel, metadata: GGUFInfo['metadata']) {
+  /** The base's linears are quantized (not f32/f16/bf16): plugins default to q8_0 adapters. */
+  private readonly baseQuantized: boolean;
+
+  private constructor(path: string, handle: NativeModel, metadata: GGUFInfo['metadata'], baseQuantized: boolean) {
     this.path = path;
     this.handle = handle;
     this.metadata = metadata;
+    this.baseQuantized = baseQuantized;
   }
 
   static async load(path: string, options: LoadOptions = {}): Promise<LanguageModel> {
     validateLoad(options);
     const file = GGUFFile.open(path); // the reader's checks and messages, and the metadata
     const metadata = file.info.metadata;
+    const qkv = file.info.tensors.find((t) => t.name === 'blk.0.attn_qkv.weight');
+    const baseQuantized = qkv !== undefined && !['f32', 'f16', 'bf16'].includes(qkv.type);
     file.close();
     try {
       const handle = await native().Model.load(path, {
@@ -154,7 +166,7 @@ export class LanguageModel {
         kvType: options.kvType === 'f32' ? 0 : 1,
         repack: options.repack === false ? 0 : 1,
       });
-      const model = new LanguageModel(path, handle, metadata);
+      const model = new LanguageModel(path, handle, metadata, baseQuantized);
       try {
         for (const [name, file] of Object.entries(options.plugins ?? {})) await model.loadPlugin(name, file, options.pluginOptions);
       } catch (err) {
@@ -181,7 +193,7 @@ export class LanguageModel {
     try {
       const h = this.live();
       const { id } = await h.loadPlugin(path, {
-        adapterType: options.adapterType === undefined ? -1 : ADAPTER_TYPES[options.adapterType],
+        adapterType: adapterTypeId(options.adapterType ?? (this.baseQuantized ? 'q8_0' : undefined)),
         fused: options.fused ?? true,
       });
       this.pluginIds.set(name, id);

@@ -4,14 +4,6 @@
 
 namespace hg {
 
-static inline void cpu_relax() {
-#if defined(__x86_64__) || defined(__i386__)
-    __builtin_ia32_pause();
-#elif defined(__aarch64__)
-    __asm__ __volatile__("yield");
-#endif
-}
-
 // How long an idle worker spins before it sleeps: long enough to cover the gap between
 // two matmuls of a decode step, short enough not to burn a core when the engine is idle.
 static constexpr auto kSpin = std::chrono::microseconds(300);

@@ -48,6 +48,15 @@ class ThreadPool {
     std::exception_ptr error_;
 };
 
+// A spin-wait's pause: frees the core's shared resources for its sibling while waiting.
+inline void cpu_relax() {
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#elif defined(__aarch64__)
+    __asm__ __volatile__("yield");
+#endif
+}
+
 // Static split of [0, n) among nth threads: the half-open range of thread ith.
 inline void split_range(int64_t n, int ith, int nth, int64_t &begin, int64_t &end) {
     const int64_t per = n / nth, extra = n % nth;

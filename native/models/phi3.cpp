@@ -165,7 +165,9 @@ void Phi3Model::pack_weights(ThreadPool *pool) {
     size_t total = 0;
     std::vector<size_t> at;
     for (auto it = todo.begin(); it != todo.end();) {
-        if (!packable((*it)->t->type) || (*it)->ne1() < kRowBlock) {
+        // f16 rows already stream one after another, and their tile kernel serves prefill
+        const int type = (*it)->t->type;
+        if (!pack_pays(type) || type == HG_TYPE_F16 || (*it)->ne1() < kRowBlock) {
             it = todo.erase(it);
             continue;
         }

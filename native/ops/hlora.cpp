@@ -4,11 +4,13 @@
 #include <atomic>
 #include <cmath>
 #include <cstring>
+#include <memory>
 
 #include "core/error.h"
 #include "core/fp16.h"
 #include "ops/matmul.h"
 #include "quant/quant.h"
+#include "quant/repack.h"
 
 namespace hg {
 
@@ -96,6 +98,7 @@ HLoraAdapter HLoraAdapter::make(const std::string &name, int64_t in, int64_t out
     ad.in = in, ad.out = out, ad.rank = rank, ad.n_experts = n_experts, ad.alpha = alpha;
     // one matrix for the router and lora_A, so one matmul serves both
     ad.router_lora_a_type = router.type == lora_a.type ? router.type : HG_TYPE_F32;
+    ad.a_row = n_experts;
     ad.router_lora_a.reserve(row_bytes(ad.router_lora_a_type, in) * (size_t)(n_experts + rank));
     append(ad.router_lora_a, ad.router_lora_a_type, router);
     append(ad.router_lora_a, ad.router_lora_a_type, lora_a);
@@ -110,6 +113,7 @@ void HLoraAdapter::convert(int type) {
         fail(name + ": adapter type " + (ti ? ti->name : std::to_string(type)) +
              " is not supported (f32, f16, bf16 or q8_0)");
     }
+    if (is_packed(router_lora_a_type) || is_packed(lora_b_type)) fail(name + ": convert after pack");
     const type_info *dst = type_traits(type);
     auto recode = [&](int &mtype, std::vector<uint8_t> &m, int64_t rows, int64_t cols) {
         if (mtype == type || cols % dst->block_size != 0) return;
@@ -124,17 +128,37 @@ void HLoraAdapter::convert(int type) {
     recode(lora_b_type, lora_b, out, rank);
 }
 
+void HLoraAdapter::pack() {
+    if (!is_packed(router_lora_a_type) && pack_pays(router_lora_a_type) && n_experts + rank >= kRowBlock) {
+        const int64_t pad = (n_experts + kRowBlock - 1) / kRowBlock * kRowBlock;
+        const size_t row = row_bytes(router_lora_a_type, in);
+        std::vector<uint8_t> stacked(row * (size_t)(pad + rank), 0); // zero rows: d = 0 or 0.0
+        std::memcpy(stacked.data(), router_lora_a.data(), row * (size_t)n_experts);
+        std::memcpy(stacked.data() + row * pad, router_lora_a.data() + row * n_experts, row * (size_t)rank);
+        router_lora_a.assign(stacked.size(), 0);
+        pack_rows(router_lora_a_type, stacked.data(), pad + rank, in, 0, pad + rank, router_lora_a.data());
+        router_lora_a_type = packed_type(router_lora_a_type);
+        a_row = pad;
+    }
+    if (!is_packed(lora_b_type) && pack_pays(lora_b_type) && out >= kRowBlock) {
+        std::vector<uint8_t> packed(lora_b.size());
+        pack_rows(lora_b_type, lora_b.data(), out, rank, 0, out, packed.data());
+        lora_b.swap(packed);
+        lora_b_type = packed_type(lora_b_type);
+    }
+}
+
 namespace {
 
 // g of every token from the router logits and A x in s.logits_a: per token softmax over the
 // experts, expansion to the rank slots, scale. O(tokens * rank), microseconds even for a
 // prompt: on this thread, not worth a pool wake-up.
 void expert_mix(const HLoraAdapter &ad, int64_t n_tokens, Scratch &s) {
-    const int64_t n = ad.n_experts, r = ad.rank, per = r / n, nr = n + r;
+    const int64_t n = ad.n_experts, r = ad.rank, per = r / n, nr = ad.ra_rows();
     s.g.resize((size_t)(r * n_tokens));
     const float scale = ad.scale();
     for (int64_t c = 0; c < n_tokens; c++) {
-        const float *logits = &s.logits_a[(size_t)(c * nr)], *a = logits + n;
+        const float *logits = &s.logits_a[(size_t)(c * nr)], *a = logits + ad.a_row;
         float *g = &s.g[(size_t)(c * r)];
         float mx = logits[0], sum = 0;
         for (int64_t j = 1; j < n; j++) mx = std::max(mx, logits[j]);
@@ -167,40 +191,51 @@ void add_lora_b(ThreadPool &pool, const HLoraAdapter &ad, int64_t n_tokens, floa
     });
 }
 
-// Rows per task of a decode step, handed out dynamically (a busy machine's slow thread takes
-// fewer).
-constexpr int64_t kDecodeRows = 32;
-
-// One token: W x and [R; A] x share one pool job, B g and the sum another, where the general
-// path takes six (a conversion and a product per matmul). MatVec runs hg::matmul's own
-// one-column kernels over 32-row ranges (multiples of its 16-row blocks), so the result is
-// hg::matmul's, bit for bit.
+// One token, one pool job: the strips of [R; A] x first, then those of W x, then those of
+// B g, all taken from one counter. Whichever thread finishes the last [R; A] strip mixes
+// the experts (g) while the others are still on W x, so B g waits on no barrier; its
+// strips go to s.bg and are added to y after the job (a B strip may finish before the W
+// strip of its rows). MatVec runs hg::matmul's own one-column kernels over hg::matmul's
+// decode strips, so the result is hg::matmul's, bit for bit, as on the unfused path.
 void hlora_linear_one(ThreadPool &pool, const HLoraAdapter &ad, int w_type, const void *w, const float *x,
                       float *y, Scratch &s) {
-    const int64_t nr = ad.n_experts + ad.rank, out = ad.out;
+    const int64_t nr = ad.ra_rows(), out = ad.out;
     s.logits_a.resize((size_t)nr);
+    s.bg.resize((size_t)out);
     const MatVec W(w_type, w, out, ad.in, x);
     const MatVec RA(ad.router_lora_a_type, ad.router_lora_a.data(), nr, ad.in, x);
-    const int64_t nw = (out + kDecodeRows - 1) / kDecodeRows, na = (nr + kDecodeRows - 1) / kDecodeRows;
-    std::atomic<int64_t> next{0};
+    const int64_t sw = decode_strip_rows(out, pool.size()), sa = decode_strip_rows(nr, pool.size());
+    const int64_t nw = (out + sw - 1) / sw, na = (nr + sa - 1) / sa;
+    std::unique_ptr<MatVec> B;
+    std::atomic<int64_t> next{0}, ra_left{na};
+    std::atomic<int> g_state{0}; // 0: being computed, 1: ready, -1: failed (the pool rethrows)
     pool.run([&](int, int) {
-        for (int64_t t; (t = next.fetch_add(1, std::memory_order_relaxed)) < nw + na;) {
-            const bool is_w = t < nw;
-            const int64_t r0 = (is_w ? t : t - nw) * kDecodeRows, r1 = std::min(is_w ? out : nr, r0 + kDecodeRows);
-            (is_w ? W : RA).compute(r0, r1, (is_w ? y : s.logits_a.data()) + r0);
+        for (int64_t t; (t = next.fetch_add(1, std::memory_order_relaxed)) < na + 2 * nw;) {
+            if (t < na) {
+                const int64_t r0 = t * sa, r1 = std::min(nr, r0 + sa);
+                RA.compute(r0, r1, s.logits_a.data() + r0);
+                if (ra_left.fetch_sub(1, std::memory_order_acq_rel) != 1) continue;
+                try { // the last [R; A] strip: g, and B's converted input
+                    expert_mix(ad, 1, s);
+                    B.reset(new MatVec(ad.lora_b_type, ad.lora_b.data(), out, ad.rank, s.g.data()));
+                } catch (...) {
+                    g_state.store(-1, std::memory_order_release);
+                    throw;
+                }
+                g_state.store(1, std::memory_order_release);
+            } else if (t < na + nw) {
+                const int64_t r0 = (t - na) * sw, r1 = std::min(out, r0 + sw);
+                W.compute(r0, r1, y + r0);
+            } else {
+                int state;
+                while ((state = g_state.load(std::memory_order_acquire)) == 0) cpu_relax();
+                if (state < 0) return;
+                const int64_t r0 = (t - na - nw) * sw, r1 = std::min(out, r0 + sw);
+                B->compute(r0, r1, &s.bg[r0]);
+            }
         }
     });
-    expert_mix(ad, 1, s);
-    const MatVec B(ad.lora_b_type, ad.lora_b.data(), out, ad.rank, s.g.data());
-    next = 0;
-    pool.run([&](int, int) {
-        float bg[kDecodeRows];
-        for (int64_t t; (t = next.fetch_add(1, std::memory_order_relaxed)) < nw;) {
-            const int64_t r0 = t * kDecodeRows, r1 = std::min(out, r0 + kDecodeRows);
-            B.compute(r0, r1, bg);
-            for (int64_t r = r0; r < r1; r++) y[r] += bg[r - r0];
-        }
-    });
+    for (int64_t r = 0; r < out; r++) y[r] += s.bg[r];
 }
 
 } // namespace
@@ -210,7 +245,7 @@ void hlora_linear(ThreadPool &pool, const HLoraAdapter &ad, int w_type, const vo
     if (n_tokens <= 0) return;
     Scratch &s = scratch;
     if (n_tokens == 1) return hlora_linear_one(pool, ad, w_type, w, x, y, s);
-    const int64_t nr = ad.n_experts + ad.rank;
+    const int64_t nr = ad.ra_rows();
     s.logits_a.resize((size_t)(nr * n_tokens));
     matmul(pool, w_type, w, ad.out, ad.in, x, n_tokens, y);
     // router logits and A x of every token in one pass over x
@@ -222,12 +257,12 @@ void hlora_linear(ThreadPool &pool, const HLoraAdapter &ad, int w_type, const vo
 void hlora_linear_unfused(ThreadPool &pool, const HLoraAdapter &ad, int w_type, const void *w,
                           const float *x, int64_t n_tokens, float *y) {
     if (n_tokens <= 0) return;
-    const int64_t n = ad.n_experts, r = ad.rank, nr = n + r;
+    const int64_t n = ad.a_row, r = ad.rank, nr = ad.ra_rows(); // n: the router's rows, padding included
     Scratch &s = scratch;
     s.logits_a.resize((size_t)(nr * n_tokens));
     std::vector<float> route((size_t)(n * n_tokens)), a((size_t)(r * n_tokens));
     matmul(pool, w_type, w, ad.out, ad.in, x, n_tokens, y);
-    const size_t row = row_bytes(ad.router_lora_a_type, ad.in);
+    const size_t row = row_bytes(plain_type(ad.router_lora_a_type), ad.in);
     matmul(pool, ad.router_lora_a_type, ad.router_lora_a.data(), n, ad.in, x, n_tokens, route.data());
     matmul(pool, ad.router_lora_a_type, ad.router_lora_a.data() + (size_t)n * row, r, ad.in, x, n_tokens, a.data());
     for (int64_t c = 0; c < n_tokens; c++) { // the fused layout, for the shared epilogue
@@ -243,6 +278,8 @@ void hlora_linear_ref(const HLoraAdapter &ad, int w_type, const void *w, const f
     const type_info *ti = type_traits(w_type);
     if (!ti || !ti->supported || !ti->to_float)
         fail("hlora " + ad.name + ": weight type " + (ti ? ti->name : std::to_string(w_type)) + " is not supported");
+    if (is_packed(ad.router_lora_a_type) || is_packed(ad.lora_b_type))
+        fail("hlora " + ad.name + ": the reference reads plain adapters, this one is packed");
     const int64_t in = ad.in, out = ad.out, n = ad.n_experts, r = ad.rank, per = r / n;
     const double s = (double)ad.alpha / (double)r * (double)n;
     const std::vector<float> ra = to_floats(ad.router_lora_a_type, ad.router_lora_a, n + r, in);

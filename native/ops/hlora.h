@@ -31,12 +31,14 @@ struct HLoraAdapter {
     std::string name; // e.g. "blk.3.attn_qkv": prefixes every message about this adapter
     int64_t in = 0, out = 0, rank = 0, n_experts = 0;
     float alpha = 0;
-    // (n_experts + rank) x in: the router's rows, then lora_A's. In their common type when
-    // both came in the same one, else F32 (an F16/BF16 half is widened exactly).
+    // (a_row + rank) x in: the router's rows, then lora_A's from row a_row. In their common
+    // type when both came in the same one, else F32 (an F16/BF16 half is widened exactly).
     int router_lora_a_type = 0;
     std::vector<uint8_t> router_lora_a;
+    int64_t a_row = 0; // n_experts; once packed, n_experts rounded up to whole row groups
     int lora_b_type = 0; // out x rank, kept in its own type
     std::vector<uint8_t> lora_b;
+    int64_t ra_rows() const { return a_row + rank; }
 
     float scale() const { return alpha / (float)rank * (float)n_experts; }
 
@@ -52,6 +54,13 @@ struct HLoraAdapter {
     // are not whole blocks of `type` (lora_B with a rank that is not a multiple of 32 for Q8_0)
     // keeps its type. Fails naming the adapter on any other type.
     void convert(int type);
+    // Regroups both matrices for the row-block kernels where that pays on this processor
+    // (quant/repack.h: Q8_0 and F16 under AVX-512): a decode step then reads each as one
+    // stream, and lora_B's short rows (rank values) cost no call per row. The router gets
+    // zero rows up to a whole group, so that it and lora_A start groups of their own (the
+    // unfused path multiplies them apart). Call after convert; the reference refuses packed
+    // adapters.
+    void pack();
 };
 
 // y (n_tokens columns of out floats) = W x + B g, fused and threaded on the pool. W: out x in

@@ -19,6 +19,7 @@ struct plan {
     vec_dot_tile_fn tile;   // kDotTileRows x kDotTileCols dots at once, or null
     vec_dot_rows_fn rows;   // kRowBlock rows x 1..kRowBlockCols columns at once, or null
     bool packed;            // weights in packed groups (quant/repack.h): rows is their kernel
+    bool aux;               // activation columns carry a q8_0_aux (the q8_0 row-block kernels)
     from_float_fn quantize; // null when activations stay f32
     size_t w_row;           // bytes of one weight row
     size_t x_row;           // bytes of one converted activation column (q8_0_aux included)
@@ -67,7 +68,8 @@ plan make_plan(const kernel_table &kt, int weight_type, int64_t rows, int64_t k,
         fail(std::string("matmul: no kernel for ") + ti->name);
     p.w_row = row_bytes(type, k);
     p.x_row = row_bytes(ti->vec_dot_type, k);
-    if (p.rows) p.x_row = q8_0_row_with_aux(k);
+    p.aux = p.rows && ti->vec_dot_type == HG_TYPE_Q8_0;
+    if (p.aux) p.x_row = q8_0_row_with_aux(k);
     return p;
 }
 
@@ -75,7 +77,7 @@ plan make_plan(const kernel_table &kt, int weight_type, int64_t rows, int64_t k,
 void convert_column(const plan &p, const float *x, int64_t k, int64_t c, uint8_t *out) {
     uint8_t *col = out + c * p.x_row;
     p.quantize(x + c * k, col, k);
-    if (p.rows) q8_0_fill_aux(col, k, reinterpret_cast<q8_0_aux *>(col + q8_0_aux_offset(k)));
+    if (p.aux) q8_0_fill_aux(col, k, reinterpret_cast<q8_0_aux *>(col + q8_0_aux_offset(k)));
 }
 
 // Tile sizes: a block of weight rows is reused across a block of columns while it sits in
@@ -145,14 +147,10 @@ void matmul(ThreadPool &pool, int type, const void *w, int64_t rows, int64_t k, 
         xq = converted.data();
     }
 
-    // One column (decode): a tile is a strip of rows, about 8 per thread so that a thread
-    // slowed by others on a shared machine leaves little to wait for, while each grab of the
-    // shared counter (a cache line moving between cores) is paid once per ~100 KB of weights
-    // rather than once per 16 rows.
+    // One column (decode): a tile is a strip of rows (decode_strip_rows); each grab of the
+    // shared counter (a cache line moving between cores) is paid once per ~100 KB of weights.
     const int64_t tile_cols = n == 1 ? 1 : p.rows ? kPanelCols : kTileCols;
-    const int64_t tile_rows =
-        n == 1 ? std::max<int64_t>(kTileRows, (rows / (8 * pool.size()) + kTileRows - 1) / kTileRows * kTileRows)
-               : p.rows ? kPanelRows : kTileRows;
+    const int64_t tile_rows = n == 1 ? decode_strip_rows(rows, pool.size()) : p.rows ? kPanelRows : kTileRows;
     const int64_t n_row_tiles = (rows + tile_rows - 1) / tile_rows;
     const int64_t n_col_tiles = (n + tile_cols - 1) / tile_cols;
     const int64_t n_tiles = n_row_tiles * n_col_tiles;
@@ -170,6 +168,11 @@ void matmul(ThreadPool &pool, int type, const void *w, int64_t rows, int64_t k, 
             compute_tile(p, wb, xq, rows, k, r0, r1, c0, c1, y);
         }
     });
+}
+
+int64_t decode_strip_rows(int64_t rows, int n_threads) {
+    const int64_t per = rows / (8 * std::max(1, n_threads));
+    return std::max<int64_t>(kTileRows, (per + kTileRows - 1) / kTileRows * kTileRows);
 }
 
 struct MatVec::Impl {

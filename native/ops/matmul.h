@@ -15,6 +15,11 @@ namespace hg {
 void matmul(ThreadPool &pool, int type, const void *w, int64_t rows, int64_t k, const float *x,
             int64_t n, float *y);
 
+// Rows per task when one column (decode) is shared out in strips taken dynamically: about 8
+// strips per thread, so that a thread slowed by others on a shared machine leaves little to
+// wait for, while each strip is a multiple of 16 rows and long enough to be one stream.
+int64_t decode_strip_rows(int64_t rows, int n_threads);
+
 // The same product with a given kernel table on the calling thread only (tests pass
 // kernels_scalar() to get the reference).
 void matmul_with(const kernel_table &kt, int type, const void *w, int64_t rows, int64_t k,

@@ -410,6 +410,107 @@ void vec_dot_rows_q4_0_any(int64_t n, float *s, size_t bs, const void *x, size_t
     default: return vec_dot_rows_q4_0_n<8, Packed>(n, s, bs, x, bx, y, by);
     }
 }
+// ---- packed q8_0 groups (quant/repack.h): 16 rows x up to 8 columns ----
+//
+// The record's quants are stored + 128, so each chunk L_j is vpdpbusd's unsigned operand
+// against the column's four activation bytes 4j..4j+3 broadcast; the offset comes out as
+// 128 * sum(y) of the block (the column's q8_0_aux), subtracted up front (exact in int32:
+// |sum| <= 32 * 255 * 127 + 128 * 32 * 127).
+template <int C>
+void rows_packed_q8_0_n(int64_t n, float *s, size_t bs, const void *vx, const void *vy, size_t by) {
+    const int64_t nb = n / QK8_0;
+    const uint8_t *x = (const uint8_t *)vx;
+    const block_q8_0 *y[C];
+    const q8_0_aux *a[C];
+    const size_t aux_at = q8_0_aux_offset(n);
+    __m512 acc[C];
+    for (int c = 0; c < C; c++) {
+        y[c] = (const block_q8_0 *)((const uint8_t *)vy + c * by);
+        a[c] = (const q8_0_aux *)((const uint8_t *)y[c] + aux_at);
+        acc[c] = _mm512_setzero_ps();
+    }
+    for (int64_t b = 0; b < nb; b++) {
+        const uint8_t *p = x + b * kRowBlock * sizeof(block_q8_0);
+        const __m512 dx = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)p));
+        __m512i w[8];
+#pragma GCC unroll 8
+        for (int j = 0; j < 8; j++) w[j] = _mm512_loadu_si512(p + 32 + 64 * j);
+#pragma GCC unroll 8
+        for (int c = 0; c < C; c++) {
+            int32_t yw[8];
+            std::memcpy(yw, y[c][b].qs, sizeof yw);
+            __m512i sum = _mm512_set1_epi32(-128 * a[c][b].sum), o = _mm512_setzero_si512();
+#pragma GCC unroll 8
+            for (int j = 0; j < 8; j += 2) {
+                sum = _mm512_dpbusd_epi32(sum, w[j], _mm512_set1_epi32(yw[j]));
+                o = _mm512_dpbusd_epi32(o, w[j + 1], _mm512_set1_epi32(yw[j + 1]));
+            }
+            sum = _mm512_add_epi32(sum, o);
+            acc[c] = _mm512_fmadd_ps(_mm512_mul_ps(dx, _mm512_set1_ps(a[c][b].d)), _mm512_cvtepi32_ps(sum), acc[c]);
+        }
+    }
+    for (int c = 0; c < C; c++) _mm512_storeu_ps(s + c * bs, acc[c]);
+}
+
+// ---- packed f16 groups: element k of the 16 rows is one 32-byte load ----
+//
+// Against f32 columns: per element, the 16 rows' weights times the column's x[k] broadcast,
+// in U chains per column (U * C >= 4 keeps the multiply-adds from waiting on each other).
+template <int C>
+void rows_packed_f16_n(int64_t n, float *s, size_t bs, const void *vx, const void *vy, size_t by) {
+    constexpr int U = C >= 4 ? 1 : 4 / C;
+    const fp16_t *x = (const fp16_t *)vx;
+    const float *y[C];
+    __m512 acc[C][U];
+    for (int c = 0; c < C; c++) {
+        y[c] = (const float *)((const uint8_t *)vy + c * by);
+        for (int u = 0; u < U; u++) acc[c][u] = _mm512_setzero_ps();
+    }
+    int64_t k = 0;
+    for (; k + U <= n; k += U)
+#pragma GCC unroll 4
+        for (int u = 0; u < U; u++) {
+            const __m512 w = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(x + (k + u) * kRowBlock)));
+#pragma GCC unroll 8
+            for (int c = 0; c < C; c++) acc[c][u] = _mm512_fmadd_ps(w, _mm512_set1_ps(y[c][k + u]), acc[c][u]);
+        }
+    for (; k < n; k++) {
+        const __m512 w = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(x + k * kRowBlock)));
+        for (int c = 0; c < C; c++) acc[c][0] = _mm512_fmadd_ps(w, _mm512_set1_ps(y[c][k]), acc[c][0]);
+    }
+    for (int c = 0; c < C; c++) {
+        __m512 t = acc[c][0];
+        for (int u = 1; u < U; u++) t = _mm512_add_ps(t, acc[c][u]);
+        _mm512_storeu_ps(s + c * bs, t);
+    }
+}
+
+void vec_dot_rows_packed_q8_0(int64_t n, float *s, size_t bs, const void *x, size_t, const void *y, size_t by, int nc) {
+    switch (nc) {
+    case 1: return rows_packed_q8_0_n<1>(n, s, bs, x, y, by);
+    case 2: return rows_packed_q8_0_n<2>(n, s, bs, x, y, by);
+    case 3: return rows_packed_q8_0_n<3>(n, s, bs, x, y, by);
+    case 4: return rows_packed_q8_0_n<4>(n, s, bs, x, y, by);
+    case 5: return rows_packed_q8_0_n<5>(n, s, bs, x, y, by);
+    case 6: return rows_packed_q8_0_n<6>(n, s, bs, x, y, by);
+    case 7: return rows_packed_q8_0_n<7>(n, s, bs, x, y, by);
+    default: return rows_packed_q8_0_n<8>(n, s, bs, x, y, by);
+    }
+}
+
+void vec_dot_rows_packed_f16(int64_t n, float *s, size_t bs, const void *x, size_t, const void *y, size_t by, int nc) {
+    switch (nc) {
+    case 1: return rows_packed_f16_n<1>(n, s, bs, x, y, by);
+    case 2: return rows_packed_f16_n<2>(n, s, bs, x, y, by);
+    case 3: return rows_packed_f16_n<3>(n, s, bs, x, y, by);
+    case 4: return rows_packed_f16_n<4>(n, s, bs, x, y, by);
+    case 5: return rows_packed_f16_n<5>(n, s, bs, x, y, by);
+    case 6: return rows_packed_f16_n<6>(n, s, bs, x, y, by);
+    case 7: return rows_packed_f16_n<7>(n, s, bs, x, y, by);
+    default: return rows_packed_f16_n<8>(n, s, bs, x, y, by);
+    }
+}
+
 static_assert(kRowBlock == 16 && kRowBlockCols == 8, "vec_dot_rows_q4_0 is written for 16 rows, 1-8 columns");
 
 // ---- k-quants ----
@@ -592,6 +693,8 @@ constexpr kernel_table make_table() {
     t.vec_dot_tile[HG_TYPE_Q8_0] = vec_dot_tile<tile_q8_0>;
     t.vec_dot_rows[HG_TYPE_Q4_0] = vec_dot_rows_q4_0_any<false>;
     t.vec_dot_rows_packed[HG_TYPE_Q4_0] = vec_dot_rows_q4_0_any<true>;
+    t.vec_dot_rows_packed[HG_TYPE_Q8_0] = vec_dot_rows_packed_q8_0;
+    t.vec_dot_rows_packed[HG_TYPE_F16] = vec_dot_rows_packed_f16;
     return t;
 }
 

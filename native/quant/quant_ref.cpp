@@ -393,13 +393,26 @@ void vec_dot_rows_q4_0_q8_0_ref(int64_t n, float *s, size_t bs, const void *x, s
             vec_dot_q4_0_q8_0_ref(n, &s[c * bs + r], (const uint8_t *)x + r * bx, (const uint8_t *)y + c * by);
 }
 
+// A packed group (quant/repack.h): each row unpacked, then the plain scalar dot.
+template <int Type, class Block, int QK, void (*Dot)(int64_t, float *, const void *, const void *)>
+void rows_packed_ref(int64_t n, float *s, size_t bs, const void *x, const void *y, size_t by, int nc) {
+    std::vector<Block> row((size_t)(n / QK));
+    for (int r = 0; r < kRowBlock; r++) {
+        for (int64_t b = 0; b < n / QK; b++) unpack_block(Type, x, r, b, &row[(size_t)b]);
+        for (int c = 0; c < nc; c++) Dot(n, &s[c * bs + r], row.data(), (const uint8_t *)y + c * by);
+    }
+}
 void vec_dot_rows_packed_q4_0_q8_0_ref(int64_t n, float *s, size_t bs, const void *x, size_t, const void *y,
                                        size_t by, int nc) {
-    std::vector<block_q4_0> row((size_t)(n / QK4_0));
-    for (int r = 0; r < kRowBlock; r++) {
-        for (int64_t b = 0; b < n / QK4_0; b++) unpack_block(HG_TYPE_Q4_0, x, r, b, &row[(size_t)b]);
-        for (int c = 0; c < nc; c++) vec_dot_q4_0_q8_0_ref(n, &s[c * bs + r], row.data(), (const uint8_t *)y + c * by);
-    }
+    rows_packed_ref<HG_TYPE_Q4_0, block_q4_0, QK4_0, vec_dot_q4_0_q8_0_ref>(n, s, bs, x, y, by, nc);
+}
+void vec_dot_rows_packed_q8_0_q8_0_ref(int64_t n, float *s, size_t bs, const void *x, size_t, const void *y,
+                                       size_t by, int nc) {
+    rows_packed_ref<HG_TYPE_Q8_0, block_q8_0, QK8_0, vec_dot_q8_0_q8_0_ref>(n, s, bs, x, y, by, nc);
+}
+void vec_dot_rows_packed_f16_f32_ref(int64_t n, float *s, size_t bs, const void *x, size_t, const void *y,
+                                     size_t by, int nc) {
+    rows_packed_ref<HG_TYPE_F16, fp16_t, 1, vec_dot_f16_f32_ref>(n, s, bs, x, y, by, nc);
 }
 
 size_t q8_0_aux_offset(int64_t n) {
@@ -445,6 +458,8 @@ const kernel_table &kernels_scalar() {
         k.vec_dot_tile[HG_TYPE_Q4_K] = vec_dot_tile_q4_K_q8_K_ref;
         k.vec_dot_rows[HG_TYPE_Q4_0] = vec_dot_rows_q4_0_q8_0_ref;
         k.vec_dot_rows_packed[HG_TYPE_Q4_0] = vec_dot_rows_packed_q4_0_q8_0_ref;
+        k.vec_dot_rows_packed[HG_TYPE_Q8_0] = vec_dot_rows_packed_q8_0_q8_0_ref;
+        k.vec_dot_rows_packed[HG_TYPE_F16] = vec_dot_rows_packed_f16_f32_ref;
         return k;
     }();
     return t;

@@ -80,9 +80,14 @@ void vec_dot_tile_q4_K_q8_K_ref(int64_t n, float *s, size_t bs, const void *x, s
 // ---- row-block kernels (quant.h's vec_dot_rows_fn): every dot by the kernel above ----
 void vec_dot_rows_q4_0_q8_0_ref(int64_t n, float *s, size_t bs, const void *x, size_t bx, const void *y, size_t by,
                                 int nc);
-// The same over a packed group (quant/repack.h): each row unpacked, then the kernel above.
+// The same over packed groups (quant/repack.h): each row unpacked, then the plain dot.
+// Columns are the plain dot's activation rows (q8_0 with its aux, or f32 for f16).
 void vec_dot_rows_packed_q4_0_q8_0_ref(int64_t n, float *s, size_t bs, const void *x, size_t bx, const void *y,
                                        size_t by, int nc);
+void vec_dot_rows_packed_q8_0_q8_0_ref(int64_t n, float *s, size_t bs, const void *x, size_t bx, const void *y,
+                                       size_t by, int nc);
+void vec_dot_rows_packed_f16_f32_ref(int64_t n, float *s, size_t bs, const void *x, size_t bx, const void *y,
+                                     size_t by, int nc);
 
 // Round to nearest, ties to even (llama.cpp's nearest_int), for |v| < 2^22.
 inline int nearest_int(float v) {

@@ -16,6 +16,7 @@
 #include "healthgpt.h"
 #include "ops/hlora.h"
 #include "ops/matmul.h"
+#include "quant/repack.h"
 #include "tests/check.h"
 
 namespace {
@@ -228,6 +229,53 @@ TEST(hlora_adapter_converted_to_q8_0) {
         CHECK_MSG(e < 2e-2, "q8_0 adapter r=" + std::to_string(r) + ": " + std::to_string(e));
         expect_fail("q: adapter type q4_0 is not supported", [&] { q.convert(HG_TYPE_Q4_0); });
     }
+}
+
+TEST(hlora_packed_adapters_match_reference) {
+    // Adapters regrouped for the row-block kernels (HLoraAdapter::pack: f16 and q8_0 under
+    // AVX-512; elsewhere pack leaves them as they are and this checks the plain path again):
+    // the same tolerances as the plain adapters against the reference on the unpacked copy,
+    // and the unfused path, which multiplies the padded router group and lora_A apart, gives
+    // the fused path's bits.
+    hg::ThreadPool pool(3);
+    const int64_t n = 4;
+    int packed_seen = 0;
+    for (int ad_type : {HG_TYPE_F16, HG_TYPE_Q8_0})
+        for (int64_t in : {224, 352})
+            for (int64_t out : {41, 75})
+                for (int64_t r : {8, 64, 256}) {
+                    const float sd = 1.0f / std::sqrt((float)in);
+                    const Tensor R = tensor(HG_TYPE_F16, randn((size_t)(n * in), 31 + r, 2 * sd), n, in),
+                                 A = tensor(HG_TYPE_F16, randn((size_t)(r * in), 32 + r, sd), r, in),
+                                 B = tensor(HG_TYPE_F16, randn((size_t)(out * r), 33 + r, 0.5f / std::sqrt((float)r)), out, r);
+                    auto plain = hg::HLoraAdapter::make("p", in, out, r, n, 2.0f * r, R.view, A.view, B.view);
+                    if (ad_type != HG_TYPE_F16) plain.convert(ad_type);
+                    auto packed = plain;
+                    packed.pack();
+                    const bool ra = hg::is_packed(packed.router_lora_a_type), b = hg::is_packed(packed.lora_b_type);
+                    CHECK(ra == (hg::pack_pays(plain.router_lora_a_type) && n + r >= hg::kRowBlock));
+                    CHECK(b == hg::pack_pays(plain.lora_b_type));
+                    CHECK(packed.a_row == (ra ? 16 : n));
+                    packed_seen += ra + b;
+                    auto w = randn((size_t)(out * in), 34, sd);
+                    for (int64_t tokens : {1, 7}) {
+                        auto x = randn((size_t)(in * tokens), 35 + tokens, 1.0f);
+                        std::vector<float> got((size_t)(out * tokens)), unfused(got.size()), ref(got.size());
+                        hg::hlora_linear(pool, packed, HG_TYPE_F32, w.data(), x.data(), tokens, got.data());
+                        hg::hlora_linear_unfused(pool, packed, HG_TYPE_F32, w.data(), x.data(), tokens, unfused.data());
+                        hg::hlora_linear_ref(plain, HG_TYPE_F32, w.data(), x.data(), tokens, ref.data());
+                        const double e = max_rel(got, ref), tol = ad_type == HG_TYPE_F16 ? 3e-3 : 2e-2;
+                        CHECK_MSG(e < tol, std::string(type_name(ad_type)) + " in " + std::to_string(in) + " out " +
+                                               std::to_string(out) + " r " + std::to_string(r) + " tokens " +
+                                               std::to_string(tokens) + ": " + std::to_string(e));
+                        CHECK(unfused == got);
+                    }
+                    if (ra || b) expect_fail("the reference reads plain adapters", [&] {
+                        std::vector<float> y((size_t)out);
+                        hg::hlora_linear_ref(packed, HG_TYPE_F32, w.data(), w.data(), 1, y.data());
+                    });
+                }
+    std::printf("    %d matrices packed\n", packed_seen);
 }
 
 TEST(hlora_stacks_mixed_adapter_types_exactly) {

@@ -189,44 +189,60 @@ TEST(matmul_refuses_bad_arguments) {
     hg_pool_free(pool);
 }
 
-// Packed weights (quant/repack.h) through hg::matmul and MatVec: the same bits as the plain
-// layout at every level and thread count, for row counts with and without a plain tail and
-// column counts from decode's one to several panels; MatVec refuses ranges that cut a group.
-TEST(matmul_packed_weights_equal_plain) {
+// Packed weights (quant/repack.h) through hg::matmul and MatVec, at every level and thread
+// count, for row counts with and without a plain tail and column counts from decode's one to
+// several panels: q4_0 gives the plain layout's very bits (the same arithmetic in the same
+// order); q8_0 and f16 sum in another order, so within float reordering of the plain result.
+// MatVec refuses ranges that cut a group.
+TEST(matmul_packed_weights_match_plain) {
     const int64_t shapes[][3] = {{16, 3, 1}, {37, 2, 1}, {100, 3, 1}, {517, 2, 1}, {48, 5, 7}, {35, 3, 12}, {130, 2, 70}};
     uint32_t seed = 500;
-    for (auto &s : shapes) {
-        const int64_t rows = s[0], k = s[1] * 32, n = s[2];
-        problem p = make_problem(HG_TYPE_Q4_0, rows, k, n, seed++);
-        std::vector<uint8_t> packed(p.w.size());
-        hg::pack_rows(HG_TYPE_Q4_0, p.w.data(), rows, k, 0, rows, packed.data());
-        for (int isa = HG_ISA_SCALAR; isa <= hg_isa_best(); isa++) {
-            CHECK(hg_isa_force(isa) == 0);
-            for (int threads : {1, 2, 3}) {
-                hg::ThreadPool pool(threads);
-                std::vector<float> plain(rows * n, NAN), got(rows * n, NAN);
-                hg::matmul(pool, HG_TYPE_Q4_0, p.w.data(), rows, k, p.x.data(), n, plain.data());
-                hg::matmul(pool, hg::packed_type(HG_TYPE_Q4_0), packed.data(), rows, k, p.x.data(), n, got.data());
-                CHECK_MSG(std::memcmp(plain.data(), got.data(), got.size() * sizeof(float)) == 0,
-                          "isa " + std::to_string(isa) + " rows " + std::to_string(rows) + " n " + std::to_string(n));
-            }
-            if (n == 1) {
-                const hg::MatVec mv(hg::packed_type(HG_TYPE_Q4_0), packed.data(), rows, k, p.x.data());
-                std::vector<float> plain(rows), got(rows, NAN);
-                hg::matmul_with(hg::kernels_active(), HG_TYPE_Q4_0, p.w.data(), rows, k, p.x.data(), 1, plain.data());
-                for (int64_t r0 = 0; r0 < rows; r0 += 32) mv.compute(r0, std::min(rows, r0 + 32), &got[r0]);
-                CHECK(std::memcmp(plain.data(), got.data(), got.size() * sizeof(float)) == 0);
-                bool refused = false;
-                try {
-                    mv.compute(8, 16, got.data());
-                } catch (const hg::Error &) {
-                    refused = true;
+    for (int type : {HG_TYPE_Q4_0, HG_TYPE_Q8_0, HG_TYPE_F16})
+        for (auto &s : shapes) {
+            const int64_t rows = s[0], k = s[1] * 32, n = s[2];
+            problem p = make_problem(type, rows, k, n, seed++);
+            std::vector<uint8_t> packed(p.w.size());
+            hg::pack_rows(type, p.w.data(), rows, k, 0, rows, packed.data());
+            auto same = [&](const std::vector<float> &plain, const std::vector<float> &got, const std::string &what) {
+                if (type == HG_TYPE_Q4_0) {
+                    CHECK_MSG(std::memcmp(plain.data(), got.data(), got.size() * sizeof(float)) == 0, what);
+                    return;
                 }
-                CHECK(refused);
+                for (size_t i = 0; i < got.size(); i++) {
+                    double mag = 0;
+                    const int64_t r = (int64_t)i % rows, c = (int64_t)i / rows;
+                    for (int64_t j = 0; j < k; j++) mag += std::fabs(p.w_deq[r * k + j] * p.x[c * k + j]);
+                    CHECK_NEAR(got[i], plain[i], 1e-5 * mag + 1e-6);
+                }
+            };
+            for (int isa = HG_ISA_SCALAR; isa <= hg_isa_best(); isa++) {
+                CHECK(hg_isa_force(isa) == 0);
+                const std::string what = std::string(hg_type_name(type)) + " isa " + std::to_string(isa) + " rows " +
+                                         std::to_string(rows) + " n " + std::to_string(n);
+                for (int threads : {1, 2, 3}) {
+                    hg::ThreadPool pool(threads);
+                    std::vector<float> plain(rows * n, NAN), got(rows * n, NAN);
+                    hg::matmul(pool, type, p.w.data(), rows, k, p.x.data(), n, plain.data());
+                    hg::matmul(pool, hg::packed_type(type), packed.data(), rows, k, p.x.data(), n, got.data());
+                    same(plain, got, what);
+                }
+                if (n == 1) {
+                    const hg::MatVec mv(hg::packed_type(type), packed.data(), rows, k, p.x.data());
+                    std::vector<float> plain(rows), got(rows, NAN);
+                    hg::matmul_with(hg::kernels_active(), type, p.w.data(), rows, k, p.x.data(), 1, plain.data());
+                    for (int64_t r0 = 0; r0 < rows; r0 += 32) mv.compute(r0, std::min(rows, r0 + 32), &got[r0]);
+                    same(plain, got, what + " MatVec");
+                    bool refused = false;
+                    try {
+                        mv.compute(8, 16, got.data());
+                    } catch (const hg::Error &) {
+                        refused = true;
+                    }
+                    CHECK(refused);
+                }
             }
+            hg_isa_force(-1);
         }
-        hg_isa_force(-1);
-    }
 }
 
 HG_TEST_MAIN()

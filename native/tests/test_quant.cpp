@@ -506,51 +506,55 @@ TEST(golden_dequantize_floats_match_gguf_py) {
         check_fixture(name);
 }
 
-// Packed q4_0 (quant/repack.h): every block of every row comes back from its group, rows
+// Packed layouts (quant/repack.h): every block of every row comes back from its group, rows
 // past the last whole group stay as they were, ranges packed apart give the whole, and
 // ranges that cut a group are refused.
-TEST(repack_q4_0_round_trip) {
+TEST(repack_round_trip) {
     std::mt19937 rng(77);
-    const int64_t k = 5 * 32;
-    const size_t w_row = hg::row_bytes(HG_TYPE_Q4_0, k);
-    for (int64_t rows : {16, 37, 48, 5}) {
-        std::vector<uint8_t> plain(w_row * rows);
-        for (auto &b : plain) b = (uint8_t)rng();
-        std::vector<uint8_t> whole(plain.size(), 0xee), parts(plain.size(), 0xee);
-        hg::pack_rows(HG_TYPE_Q4_0, plain.data(), rows, k, 0, rows, whole.data());
-        const int64_t cut = rows >= 32 ? 16 : 0;
-        hg::pack_rows(HG_TYPE_Q4_0, plain.data(), rows, k, 0, cut, parts.data());
-        hg::pack_rows(HG_TYPE_Q4_0, plain.data(), rows, k, cut, rows, parts.data());
-        CHECK(whole == parts);
-        const int64_t groups = rows / hg::kRowBlock;
-        for (int64_t r = 0; r < rows; r++) {
-            if (r >= groups * hg::kRowBlock) {
-                CHECK(std::memcmp(&whole[r * w_row], &plain[r * w_row], w_row) == 0);
-                continue;
+    for (int type : {HG_TYPE_Q4_0, HG_TYPE_Q8_0, HG_TYPE_F16}) {
+        const hg::type_info *ti = hg::type_traits(type);
+        const int64_t k = 5 * 32;
+        const size_t w_row = hg::row_bytes(type, k), bb = ti->block_bytes;
+        for (int64_t rows : {16, 37, 48, 5}) {
+            std::vector<uint8_t> plain(w_row * rows);
+            for (auto &b : plain) b = (uint8_t)rng();
+            std::vector<uint8_t> whole(plain.size(), 0xee), parts(plain.size(), 0xee);
+            hg::pack_rows(type, plain.data(), rows, k, 0, rows, whole.data());
+            const int64_t cut = rows >= 32 ? 16 : 0;
+            hg::pack_rows(type, plain.data(), rows, k, 0, cut, parts.data());
+            hg::pack_rows(type, plain.data(), rows, k, cut, rows, parts.data());
+            CHECK(whole == parts);
+            const int64_t groups = rows / hg::kRowBlock;
+            for (int64_t r = 0; r < rows; r++) {
+                if (r >= groups * hg::kRowBlock) {
+                    CHECK(std::memcmp(&whole[r * w_row], &plain[r * w_row], w_row) == 0);
+                    continue;
+                }
+                const int64_t g = r / hg::kRowBlock;
+                for (int64_t b = 0; b < (int64_t)(w_row / bb); b++) {
+                    uint8_t blk[64];
+                    hg::unpack_block(type, &whole[g * hg::kRowBlock * w_row], (int)(r % hg::kRowBlock), b, blk);
+                    CHECK_MSG(std::memcmp(blk, &plain[r * w_row + b * bb], bb) == 0, std::string(ti->name) + " row " + std::to_string(r));
+                }
             }
-            const int64_t g = r / hg::kRowBlock;
-            for (int64_t b = 0; b < k / 32; b++) {
-                hg::block_q4_0 blk;
-                hg::unpack_block(HG_TYPE_Q4_0, &whole[g * hg::kRowBlock * w_row], (int)(r % hg::kRowBlock), b, &blk);
-                CHECK(std::memcmp(&blk, &plain[r * w_row + b * sizeof blk], sizeof blk) == 0);
-            }
+            if (groups > 0) CHECK(whole != plain); // something moved
         }
-        if (groups > 0) CHECK(whole != plain); // something moved
+        CHECK(hg::packable(type));
     }
-    std::vector<uint8_t> a(w_row * 40), b(a.size());
-    auto refused = [&](int type, int64_t kk, int64_t r0, int64_t r1) {
+    const int64_t k = 64;
+    std::vector<uint8_t> a(hg::row_bytes(HG_TYPE_Q4_0, k) * 40), b(a.size());
+    auto refused = [&](int type, int64_t r0, int64_t r1) {
         try {
-            hg::pack_rows(type, a.data(), 40, kk, r0, r1, b.data());
+            hg::pack_rows(type, a.data(), 40, k, r0, r1, b.data());
         } catch (const hg::Error &) {
             return true;
         }
         return false;
     };
-    CHECK(refused(HG_TYPE_Q4_0, k, 8, 40));  // starts inside a group
-    CHECK(refused(HG_TYPE_Q4_0, k, 0, 20));  // ends inside one
-    CHECK(refused(HG_TYPE_Q8_0, 32, 0, 40)); // no packed layout
-    CHECK(hg::packable(HG_TYPE_Q4_0));
-    CHECK(!hg::packable(HG_TYPE_Q8_0));
+    CHECK(refused(HG_TYPE_Q4_0, 8, 40)); // starts inside a group
+    CHECK(refused(HG_TYPE_Q4_0, 0, 20)); // ends inside one
+    CHECK(refused(HG_TYPE_Q5_0, 0, 40)); // no packed layout
+    CHECK(!hg::packable(HG_TYPE_Q5_0));
 }
 
 HG_TEST_MAIN()
