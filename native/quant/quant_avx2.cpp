@@ -642,6 +642,95 @@ void vec_dot_rows_q4_0(int64_t n, float *s, size_t bs, const void *vx, size_t bx
 }
 static_assert(kRowBlock == 16, "vec_dot_rows_q4_0 is written for 16 rows");
 
+// ---- packed q8_0 groups (quant/repack.h): 8 rows a pass, up to 4 columns a call ----
+//
+// The record's quants are stored + 128; flipping the top bit gives the int8 back, and
+// vpmaddubsw(|w|, y * sign(w)) multiplies pairs without overflow (2 * 128 * 127 < 2^15),
+// widened per chunk by vpmaddwd against ones.
+template <int C>
+void rows8_packed_q8_0(int64_t nb, float *s, size_t bs, const uint8_t *x, int h, const uint8_t *vy, size_t by) {
+    const __m256i flip = _mm256_set1_epi8((char)0x80), ones = _mm256_set1_epi16(1);
+    const block_q8_0 *y[C];
+    __m256 acc[C];
+    for (int c = 0; c < C; c++) {
+        y[c] = (const block_q8_0 *)(vy + c * by);
+        acc[c] = _mm256_setzero_ps();
+    }
+    for (int64_t b = 0; b < nb; b++) {
+        const uint8_t *p = x + b * kRowBlock * sizeof(block_q8_0);
+        const __m256 dx = _mm256_cvtph_ps(loadu128(p + 2 * h));
+        __m256i sum[C];
+        for (int c = 0; c < C; c++) sum[c] = _mm256_setzero_si256();
+        for (int j = 0; j < 8; j++) {
+            const __m256i w = _mm256_xor_si256(_mm256_loadu_si256((const __m256i *)(p + 32 + 64 * j + 4 * h)), flip);
+            const __m256i aw = _mm256_sign_epi8(w, w);
+            for (int c = 0; c < C; c++) {
+                int32_t yw;
+                std::memcpy(&yw, y[c][b].qs + 4 * j, 4);
+                const __m256i prod = _mm256_maddubs_epi16(aw, _mm256_sign_epi8(_mm256_set1_epi32(yw), w));
+                sum[c] = _mm256_add_epi32(sum[c], _mm256_madd_epi16(prod, ones));
+            }
+        }
+        for (int c = 0; c < C; c++)
+            acc[c] = _mm256_fmadd_ps(_mm256_mul_ps(dx, _mm256_set1_ps(h2f(y[c][b].d))), _mm256_cvtepi32_ps(sum[c]), acc[c]);
+    }
+    for (int c = 0; c < C; c++) _mm256_storeu_ps(s + c * bs, acc[c]);
+}
+
+// ---- packed f16 groups: rows h..h+7 of element k are 16 bytes at 32 k + 2 h ----
+template <int C>
+void rows8_packed_f16(int64_t n, float *s, size_t bs, const uint8_t *x, int h, const uint8_t *vy, size_t by) {
+    constexpr int U = C >= 4 ? 1 : 4 / C;
+    const float *y[C];
+    __m256 acc[C][U];
+    for (int c = 0; c < C; c++) {
+        y[c] = (const float *)(vy + c * by);
+        for (int u = 0; u < U; u++) acc[c][u] = _mm256_setzero_ps();
+    }
+    int64_t k = 0;
+    for (; k + U <= n; k += U)
+        for (int u = 0; u < U; u++) {
+            const __m256 w = _mm256_cvtph_ps(loadu128(x + (k + u) * 2 * kRowBlock + 2 * h));
+            for (int c = 0; c < C; c++) acc[c][u] = _mm256_fmadd_ps(w, _mm256_set1_ps(y[c][k + u]), acc[c][u]);
+        }
+    for (; k < n; k++) {
+        const __m256 w = _mm256_cvtph_ps(loadu128(x + k * 2 * kRowBlock + 2 * h));
+        for (int c = 0; c < C; c++) acc[c][0] = _mm256_fmadd_ps(w, _mm256_set1_ps(y[c][k]), acc[c][0]);
+    }
+    for (int c = 0; c < C; c++) {
+        __m256 t = acc[c][0];
+        for (int u = 1; u < U; u++) t = _mm256_add_ps(t, acc[c][u]);
+        _mm256_storeu_ps(s + c * bs, t);
+    }
+}
+
+// two passes of 8 rows, columns 4 at a time, as vec_dot_rows_q4_0
+template <void (*K1)(int64_t, float *, size_t, const uint8_t *, int, const uint8_t *, size_t),
+          void (*K2)(int64_t, float *, size_t, const uint8_t *, int, const uint8_t *, size_t),
+          void (*K3)(int64_t, float *, size_t, const uint8_t *, int, const uint8_t *, size_t),
+          void (*K4)(int64_t, float *, size_t, const uint8_t *, int, const uint8_t *, size_t)>
+void rows_packed(int64_t len, float *s, size_t bs, const void *vx, const void *vy, size_t by, int nc) {
+    for (int h = 0; h < kRowBlock; h += 8)
+        for (int c = 0; c < nc; c += 4) {
+            const uint8_t *y = (const uint8_t *)vy + c * by;
+            float *o = s + c * bs + h;
+            switch (nc - c < 4 ? nc - c : 4) {
+            case 1: K1(len, o, bs, (const uint8_t *)vx, h, y, by); break;
+            case 2: K2(len, o, bs, (const uint8_t *)vx, h, y, by); break;
+            case 3: K3(len, o, bs, (const uint8_t *)vx, h, y, by); break;
+            default: K4(len, o, bs, (const uint8_t *)vx, h, y, by); break;
+            }
+        }
+}
+
+void vec_dot_rows_packed_q8_0(int64_t n, float *s, size_t bs, const void *x, size_t, const void *y, size_t by, int nc) {
+    rows_packed<rows8_packed_q8_0<1>, rows8_packed_q8_0<2>, rows8_packed_q8_0<3>, rows8_packed_q8_0<4>>(n / QK8_0, s, bs, x, y,
+                                                                                                       by, nc);
+}
+void vec_dot_rows_packed_f16(int64_t n, float *s, size_t bs, const void *x, size_t, const void *y, size_t by, int nc) {
+    rows_packed<rows8_packed_f16<1>, rows8_packed_f16<2>, rows8_packed_f16<3>, rows8_packed_f16<4>>(n, s, bs, x, y, by, nc);
+}
+
 constexpr kernel_table make_table() {
     kernel_table t{};
     t.vec_dot[HG_TYPE_F32] = vec_dot_f32;
@@ -657,6 +746,8 @@ constexpr kernel_table make_table() {
     t.vec_dot[HG_TYPE_Q6_K] = vec_dot_q6_K;
     t.vec_dot_rows[HG_TYPE_Q4_0] = vec_dot_rows_q4_0<false>;
     t.vec_dot_rows_packed[HG_TYPE_Q4_0] = vec_dot_rows_q4_0<true>;
+    t.vec_dot_rows_packed[HG_TYPE_Q8_0] = vec_dot_rows_packed_q8_0;
+    t.vec_dot_rows_packed[HG_TYPE_F16] = vec_dot_rows_packed_f16;
     t.from_float[HG_TYPE_Q8_0] = quantize_q8_0;
     t.from_float[HG_TYPE_Q8_1] = quantize_q8_1;
     t.from_float[HG_TYPE_Q8_K] = quantize_q8_K;
