@@ -22,6 +22,7 @@
       "native/ops/group_norm.cpp",
       "native/ops/upsample.cpp",
       "native/ops/spatial_attention.cpp",
+      "native/models/packed_weights.cpp",
       "native/models/phi3.cpp",
       "native/ops/layer_norm.cpp",
       "native/ops/gelu.cpp",

@@ -35,8 +35,8 @@ hg_clip *hg_clip_load(const char *path, const hg_clip_params *params) {
         if (!path) hg::fail("hg_clip_load: null path");
         const hg_clip_params p = params ? *params : hg_clip_default_params();
         std::unique_ptr<hg_clip> c(new hg_clip());
-        c->model = hg::ClipModel::load(hg::GGUFFile::open(path));
         c->pool.reset(new hg::ThreadPool(p.n_threads));
+        c->model = hg::ClipModel::load(hg::GGUFFile::open(path), c->pool.get());
         return c.release();
     });
 }

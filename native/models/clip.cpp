@@ -122,7 +122,7 @@ void dequantize_rows(const ClipWeight &w, int64_t row_len, int64_t n_rows, std::
 
 } // namespace
 
-std::unique_ptr<ClipModel> ClipModel::load(std::unique_ptr<GGUFFile> file) {
+std::unique_ptr<ClipModel> ClipModel::load(std::unique_ptr<GGUFFile> file, ThreadPool *pool, bool repack) {
     if (!file) fail("clip: no file");
     const GGUFFile &f = *file;
     const int64_t arch = f.find_key("general.architecture");
@@ -240,6 +240,19 @@ std::unique_ptr<ClipModel> ClipModel::load(std::unique_ptr<GGUFFile> file) {
         pj.present = true;
     }
     m->file_ = std::move(file);
+    if (repack) {
+        // every product here runs over all the image's positions: packed f16 pays too
+        std::vector<ClipWeight *> ws;
+        for (ClipLayer &l : m->layers_)
+            for (ClipWeight *w : {&l.attn_q_w, &l.attn_k_w, &l.attn_v_w, &l.attn_out_w, &l.ffn_up_w, &l.ffn_down_w})
+                ws.push_back(w);
+        for (ClipProjector &pj : m->proj_)
+            if (pj.present) ws.push_back(&pj.w0), ws.push_back(&pj.w2);
+        std::vector<const GGUFTensor *> ts;
+        for (ClipWeight *w : ws) ts.push_back(w->t);
+        const std::vector<const void *> packed = m->packed_.pack(*m->file_, ts, pool, true);
+        for (size_t i = 0; i < ws.size(); i++) ws[i]->packed = packed[i];
+    }
     return m;
 }
 

@@ -40,6 +40,8 @@
 
 #include "core/threadpool.h"
 #include "gguf/gguf.h"
+#include "models/packed_weights.h"
+#include "quant/quant.h"
 
 namespace hg {
 
@@ -61,11 +63,13 @@ struct ClipHParams {
     int64_t n_pos() const { return n_patches() + 1; }
 };
 
-// A weight as the forward pass reads it: type, shape (ggml order) and bytes in the mapping.
+// A weight as the forward pass reads it: type, shape (ggml order) and bytes in the mapping,
+// or in packed groups (models/packed_weights.h; type() is then the packed type).
 struct ClipWeight {
     const GGUFTensor *t = nullptr;
-    int type() const { return t->type; }
-    const void *data() const { return t->data; }
+    const void *packed = nullptr;
+    int type() const { return packed ? packed_type(t->type) : t->type; }
+    const void *data() const { return packed ? packed : t->data; }
     const float *f32() const { return reinterpret_cast<const float *>(t->data); }
 };
 
@@ -87,8 +91,10 @@ enum ClipProjectorKind { CLIP_PROJECTOR_COMPREHENSION = 0, CLIP_PROJECTOR_GENERA
 class ClipModel {
 public:
     // Reads and validates the hyper-parameters and every tensor (presence, shape, type);
-    // throws hg::Error naming the file and the key or tensor at fault.
-    static std::unique_ptr<ClipModel> load(std::unique_ptr<GGUFFile> file);
+    // throws hg::Error naming the file and the key or tensor at fault. The linears are
+    // packed (models/packed_weights.h) with the pool's threads unless repack is false.
+    static std::unique_ptr<ClipModel> load(std::unique_ptr<GGUFFile> file, ThreadPool *pool = nullptr,
+                                           bool repack = true);
 
     const ClipHParams &hparams() const { return hp_; }
     const ClipProjector &projector(int kind) const;
@@ -107,6 +113,7 @@ private:
     ClipModel() = default;
 
     std::unique_ptr<GGUFFile> file_;
+    PackedWeights packed_;
     ClipHParams hp_;
     ClipWeight patch_embd_, class_embd_, position_embd_, pre_ln_w_, pre_ln_b_;
     std::vector<ClipLayer> layers_;

@@ -19,6 +19,7 @@
 #include "core/threadpool.h"
 #include "gguf/gguf.h"
 #include "models/hlora_plugin.h"
+#include "models/packed_weights.h"
 #include "ops/attention.h"
 #include "quant/quant.h"
 
@@ -121,12 +122,8 @@ private:
                     float *logits, bool all_logits, const HLoraPlugin *plugin);
     void pack_weights(ThreadPool *pool);
 
-    struct AlignedFree {
-        void operator()(uint8_t *p) const;
-    };
-
     std::unique_ptr<GGUFFile> file_;
-    std::unique_ptr<uint8_t, AlignedFree> packed_; // the packed linears, one allocation
+    PackedWeights packed_; // the packed linears
     Phi3HParams hp_;
     Phi3Weight token_embd_, output_norm_, output_;
     std::vector<Phi3Layer> layers_;
