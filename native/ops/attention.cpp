@@ -84,6 +84,8 @@ void attention(ThreadPool &pool, const kv_layer &kv, const float *q, int64_t q_s
     // Both cache types dot against plain floats: the query and the probabilities are never
     // rounded to the cache's type.
     if (!dot) fail("attention: no dot kernel for the cache type");
+    const kernel_table *level = kernel_level(kt, kv.type);
+    const vec_dot_rows_fn rows = level ? level->vec_dot_rows[kv.type] : nullptr;
     const uint8_t *kb = static_cast<const uint8_t *>(kv.k), *vb = static_cast<const uint8_t *>(kv.v);
 
     const int64_t n_items = n_heads * n_tokens;
@@ -98,9 +100,13 @@ void attention(ThreadPool &pool, const kv_layer &kv, const float *q, int64_t q_s
             const void *q_op = qh;
             scores.resize(n_keys);
             const uint8_t *k_rows = kb + (kvh * n_ctx + j0) * hd * eb;
+            int64_t j = 0;
+            if (rows) // 16 keys a call: a call per head_dim-long dot costs as much as the dot
+                for (; j + kRowBlock <= n_keys; j += kRowBlock)
+                    rows(hd, &scores[j], kRowBlock, k_rows + j * hd * eb, (size_t)(hd * eb), q_op, 0, 1);
+            for (; j < n_keys; j++) dot(hd, &scores[j], k_rows + j * hd * eb, q_op);
             float max_score = -INFINITY;
-            for (int64_t j = 0; j < n_keys; j++) {
-                dot(hd, &scores[j], k_rows + j * hd * eb, q_op);
+            for (j = 0; j < n_keys; j++) {
                 scores[j] *= scale;
                 max_score = std::max(max_score, scores[j]);
             }

@@ -25,16 +25,6 @@ struct plan {
     size_t x_row;           // bytes of one converted activation column (q8_0_aux included)
 };
 
-// The optional kernels that belong with kt's vec_dot: the dispatcher merges the levels'
-// vec_dot entries, so they are taken from the level whose vec_dot kt runs (a level without
-// one for this type leaves the plain loop of dots).
-const kernel_table *level_of(const kernel_table &kt, int type) {
-    const vec_dot_fn dot = kt.vec_dot[type];
-    for (const kernel_table *l : {&kernels_avx512(), &kernels_avx2(), &kernels_scalar()})
-        if (l->vec_dot[type] && l->vec_dot[type] == dot) return l;
-    return nullptr;
-}
-
 plan make_plan(const kernel_table &kt, int weight_type, int64_t rows, int64_t k, int64_t n) {
     const bool packed = is_packed(weight_type);
     const int type = plain_type(weight_type);
@@ -52,7 +42,7 @@ plan make_plan(const kernel_table &kt, int weight_type, int64_t rows, int64_t k,
     plan p;
     p.packed = packed;
     p.dot = kt.vec_dot[type];
-    const kernel_table *level = level_of(kt, type);
+    const kernel_table *level = kernel_level(kt, type);
     p.tile = level ? level->vec_dot_tile[type] : nullptr;
     if (packed) {
         p.rows = kt.vec_dot_rows_packed[type];

@@ -2,6 +2,7 @@
 // (scalar | avx2 | avx512) or hg_isa_force() says otherwise. Entries a level leaves null are
 // taken from the level below, so every supported type always has a kernel.
 #include <atomic>
+#include <initializer_list>
 #include <cstdlib>
 #include <cstring>
 #include <string>
@@ -46,6 +47,14 @@ static int isa_from_env() {
 static std::atomic<int> &active_isa() {
     static std::atomic<int> isa{isa_from_env()};
     return isa;
+}
+
+const kernel_table *kernel_level(const kernel_table &kt, int type) {
+    if (type < 0 || type >= HG_TYPE_COUNT) return nullptr;
+    const vec_dot_fn dot = kt.vec_dot[type];
+    for (const kernel_table *l : {&kernels_avx512(), &kernels_avx2(), &kernels_scalar()})
+        if (l->vec_dot[type] && l->vec_dot[type] == dot) return l;
+    return nullptr;
 }
 
 const kernel_table &kernels_active() { return table_for(active_isa().load(std::memory_order_relaxed)); }

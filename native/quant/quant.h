@@ -98,6 +98,10 @@ const kernel_table &kernels_avx512();
 // already filled from the levels below.
 const kernel_table &kernels_active();
 
+// The level whose vec_dot for `type` a merged table runs (null if none): its optional tile
+// and row-block kernels are the ones that belong with that vec_dot.
+const kernel_table *kernel_level(const kernel_table &kt, int type);
+
 } // namespace hg
 
 namespace hg {

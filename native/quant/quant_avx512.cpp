@@ -410,6 +410,42 @@ void vec_dot_rows_q4_0_any(int64_t n, float *s, size_t bs, const void *x, size_t
     default: return vec_dot_rows_q4_0_n<8, Packed>(n, s, bs, x, bx, y, by);
     }
 }
+// ---- plain f16 row blocks: 16 rows at any stride x up to 8 f32 columns ----
+//
+// For products too short for a call per dot to pay (attention's query against 16 keys of
+// head_dim values): four rows at a time, each a chain per column, summed across at the end.
+template <int C>
+void rows4_f16(int64_t n, float *s, size_t bs, const uint8_t *x, size_t bx, const uint8_t *vy, size_t by) {
+    __m512 acc[4][C];
+    for (int r = 0; r < 4; r++)
+        for (int c = 0; c < C; c++) acc[r][c] = _mm512_setzero_ps();
+    int64_t i = 0;
+    for (; i + 16 <= n; i += 16)
+        for (int r = 0; r < 4; r++) {
+            const __m512 w = load_f16x16((const fp16_t *)(x + r * bx) + i);
+            for (int c = 0; c < C; c++) acc[r][c] = _mm512_fmadd_ps(w, _mm512_loadu_ps((const float *)(vy + c * by) + i), acc[r][c]);
+        }
+    if (i < n) {
+        const __mmask16 k = (__mmask16)((1u << (n - i)) - 1);
+        for (int r = 0; r < 4; r++) {
+            const __m512 w = _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(k, (const fp16_t *)(x + r * bx) + i));
+            for (int c = 0; c < C; c++)
+                acc[r][c] = _mm512_fmadd_ps(w, _mm512_maskz_loadu_ps(k, (const float *)(vy + c * by) + i), acc[r][c]);
+        }
+    }
+    for (int c = 0; c < C; c++)
+        for (int r = 0; r < 4; r++) s[c * bs + r] = _mm512_reduce_add_ps(acc[r][c]);
+}
+
+void vec_dot_rows_f16(int64_t n, float *s, size_t bs, const void *vx, size_t bx, const void *vy, size_t by, int nc) {
+    for (int r = 0; r < kRowBlock; r += 4)
+        for (int c = 0; c < nc; c += 2) {
+            const uint8_t *x = (const uint8_t *)vx + r * bx, *y = (const uint8_t *)vy + c * by;
+            if (nc - c == 1) rows4_f16<1>(n, s + c * bs + r, bs, x, bx, y, by);
+            else rows4_f16<2>(n, s + c * bs + r, bs, x, bx, y, by);
+        }
+}
+
 // ---- packed q8_0 groups (quant/repack.h): 16 rows x up to 8 columns ----
 //
 // The record's quants are stored + 128, so each chunk L_j is vpdpbusd's unsigned operand
@@ -695,6 +731,7 @@ constexpr kernel_table make_table() {
     t.vec_dot_rows_packed[HG_TYPE_Q4_0] = vec_dot_rows_q4_0_any<true>;
     t.vec_dot_rows_packed[HG_TYPE_Q8_0] = vec_dot_rows_packed_q8_0;
     t.vec_dot_rows_packed[HG_TYPE_F16] = vec_dot_rows_packed_f16;
+    t.vec_dot_rows[HG_TYPE_F16] = vec_dot_rows_f16;
     return t;
 }
 

@@ -393,6 +393,13 @@ void vec_dot_rows_q4_0_q8_0_ref(int64_t n, float *s, size_t bs, const void *x, s
             vec_dot_q4_0_q8_0_ref(n, &s[c * bs + r], (const uint8_t *)x + r * bx, (const uint8_t *)y + c * by);
 }
 
+void vec_dot_rows_f16_f32_ref(int64_t n, float *s, size_t bs, const void *x, size_t bx, const void *y, size_t by,
+                              int nc) {
+    for (int c = 0; c < nc; c++)
+        for (int r = 0; r < kRowBlock; r++)
+            vec_dot_f16_f32_ref(n, &s[c * bs + r], (const uint8_t *)x + r * bx, (const uint8_t *)y + c * by);
+}
+
 // A packed group (quant/repack.h): each row unpacked, then the plain scalar dot.
 template <int Type, class Block, int QK, void (*Dot)(int64_t, float *, const void *, const void *)>
 void rows_packed_ref(int64_t n, float *s, size_t bs, const void *x, const void *y, size_t by, int nc) {
@@ -457,6 +464,7 @@ const kernel_table &kernels_scalar() {
         k.vec_dot_tile[HG_TYPE_Q8_0] = vec_dot_tile_q8_0_q8_0_ref;
         k.vec_dot_tile[HG_TYPE_Q4_K] = vec_dot_tile_q4_K_q8_K_ref;
         k.vec_dot_rows[HG_TYPE_Q4_0] = vec_dot_rows_q4_0_q8_0_ref;
+        k.vec_dot_rows[HG_TYPE_F16] = vec_dot_rows_f16_f32_ref;
         k.vec_dot_rows_packed[HG_TYPE_Q4_0] = vec_dot_rows_packed_q4_0_q8_0_ref;
         k.vec_dot_rows_packed[HG_TYPE_Q8_0] = vec_dot_rows_packed_q8_0_q8_0_ref;
         k.vec_dot_rows_packed[HG_TYPE_F16] = vec_dot_rows_packed_f16_f32_ref;

@@ -80,6 +80,8 @@ void vec_dot_tile_q4_K_q8_K_ref(int64_t n, float *s, size_t bs, const void *x, s
 // ---- row-block kernels (quant.h's vec_dot_rows_fn): every dot by the kernel above ----
 void vec_dot_rows_q4_0_q8_0_ref(int64_t n, float *s, size_t bs, const void *x, size_t bx, const void *y, size_t by,
                                 int nc);
+void vec_dot_rows_f16_f32_ref(int64_t n, float *s, size_t bs, const void *x, size_t bx, const void *y, size_t by,
+                              int nc);
 // The same over packed groups (quant/repack.h): each row unpacked, then the plain dot.
 // Columns are the plain dot's activation rows (q8_0 with its aux, or f32 for f16).
 void vec_dot_rows_packed_q4_0_q8_0_ref(int64_t n, float *s, size_t bs, const void *x, size_t bx, const void *y,
