@@ -660,12 +660,13 @@ TEST(simd_timing) {
         if (!hg::kernels_scalar().vec_dot_rows[t]) continue;
         case_data c = make_case(t, n, RANDOM, RANDOM, rng);
         if (!c.ok) continue;
-        const size_t by = hg::q8_0_row_with_aux(n);
+        const bool aux = hg::type_traits(t)->vec_dot_type == HG_TYPE_Q8_0; // else f32 columns
+        const size_t by = aux ? hg::q8_0_row_with_aux(n) : c.a.size();
         std::vector<uint8_t> W, A(by * hg::kRowBlockCols);
         for (int r = 0; r < hg::kRowBlock; ++r) W.insert(W.end(), c.w.begin(), c.w.end());
         for (int r = 0; r < hg::kRowBlockCols; ++r) {
             std::memcpy(&A[r * by], c.a.data(), c.a.size());
-            hg::q8_0_fill_aux(&A[r * by], n, reinterpret_cast<hg::q8_0_aux *>(&A[r * by + hg::q8_0_aux_offset(n)]));
+            if (aux) hg::q8_0_fill_aux(&A[r * by], n, reinterpret_cast<hg::q8_0_aux *>(&A[r * by + hg::q8_0_aux_offset(n)]));
         }
         for (int nc : {1, hg::kRowBlockCols}) {
             char name[32];
