@@ -11,6 +11,7 @@
 
 #include <cstddef>
 #include <cstring>
+#include <type_traits>
 
 #include "quant/blocks.h"
 
@@ -310,6 +311,19 @@ void vec_dot_tile(int64_t n, float *s, size_t bs, const void *vx, size_t bx, con
         for (int r = 0; r < R; r++) s[c * bs + r] = _mm512_reduce_add_ps(acc[r][c]);
 }
 
+// The activation columns of a row-block call: q8_0 rows, each with its q8_0_aux.
+template <int C> struct q8_columns {
+    const block_q8_0 *y[C];
+    const q8_0_aux *a[C];
+    q8_columns(const void *vy, size_t by, int64_t n) {
+        const size_t aux_at = q8_0_aux_offset(n);
+        for (int c = 0; c < C; c++) {
+            y[c] = (const block_q8_0 *)((const uint8_t *)vy + c * by);
+            a[c] = (const q8_0_aux *)((const uint8_t *)y[c] + aux_at);
+        }
+    }
+};
+
 // ---- row blocks: kRowBlock weight rows x up to kRowBlockCols columns (quant.h) ----
 //
 // One register holds one dword per row, so a block of 16 rows needs no horizontal sums:
@@ -329,15 +343,11 @@ void vec_dot_rows_q4_0_n(int64_t n, float *s, size_t bs, const void *vx, size_t 
     const __m512i rowoff = _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
                                               _mm512_set1_epi32((int)bx));
     const __m512i m4 = _mm512_set1_epi8(0x0f);
-    const block_q8_0 *y[C];
-    const q8_0_aux *a[C];
-    const size_t aux_at = q8_0_aux_offset(n);
+    const q8_columns<C> col(vy, by, n);
+    const block_q8_0 *const *y = col.y;
+    const q8_0_aux *const *a = col.a;
     __m512 acc[C];
-    for (int c = 0; c < C; c++) {
-        y[c] = (const block_q8_0 *)((const uint8_t *)vy + c * by);
-        a[c] = (const q8_0_aux *)((const uint8_t *)y[c] + aux_at);
-        acc[c] = _mm512_setzero_ps();
-    }
+    for (int c = 0; c < C; c++) acc[c] = _mm512_setzero_ps();
     for (int64_t b = 0; b < nb; b++) {
         __m512i l[4];
         __m512 dx;
@@ -397,19 +407,26 @@ void vec_dot_rows_q4_0_n(int64_t n, float *s, size_t bs, const void *vx, size_t 
     for (int c = 0; c < C; c++) _mm512_storeu_ps(s + c * bs, acc[c]);
 }
 
-template <bool Packed>
-void vec_dot_rows_q4_0_any(int64_t n, float *s, size_t bs, const void *x, size_t bx, const void *y, size_t by, int nc) {
+// Calls f(std::integral_constant<int, nc>) for nc = 1..kRowBlockCols: each kernel is
+// instantiated, and unrolled, per column count.
+template <class F> void for_columns(int nc, F &&f) {
     switch (nc) {
-    case 1: return vec_dot_rows_q4_0_n<1, Packed>(n, s, bs, x, bx, y, by);
-    case 2: return vec_dot_rows_q4_0_n<2, Packed>(n, s, bs, x, bx, y, by);
-    case 3: return vec_dot_rows_q4_0_n<3, Packed>(n, s, bs, x, bx, y, by);
-    case 4: return vec_dot_rows_q4_0_n<4, Packed>(n, s, bs, x, bx, y, by);
-    case 5: return vec_dot_rows_q4_0_n<5, Packed>(n, s, bs, x, bx, y, by);
-    case 6: return vec_dot_rows_q4_0_n<6, Packed>(n, s, bs, x, bx, y, by);
-    case 7: return vec_dot_rows_q4_0_n<7, Packed>(n, s, bs, x, bx, y, by);
-    default: return vec_dot_rows_q4_0_n<8, Packed>(n, s, bs, x, bx, y, by);
+    case 1: return f(std::integral_constant<int, 1>());
+    case 2: return f(std::integral_constant<int, 2>());
+    case 3: return f(std::integral_constant<int, 3>());
+    case 4: return f(std::integral_constant<int, 4>());
+    case 5: return f(std::integral_constant<int, 5>());
+    case 6: return f(std::integral_constant<int, 6>());
+    case 7: return f(std::integral_constant<int, 7>());
+    default: return f(std::integral_constant<int, 8>());
     }
 }
+
+template <bool Packed>
+void vec_dot_rows_q4_0_any(int64_t n, float *s, size_t bs, const void *x, size_t bx, const void *y, size_t by, int nc) {
+    for_columns(nc, [&](auto c) { vec_dot_rows_q4_0_n<decltype(c)::value, Packed>(n, s, bs, x, bx, y, by); });
+}
+
 // ---- plain f16 row blocks: 16 rows at any stride x up to 8 f32 columns ----
 //
 // For products too short for a call per dot to pay (attention's query against 16 keys of
@@ -456,15 +473,11 @@ template <int C>
 void rows_packed_q8_0_n(int64_t n, float *s, size_t bs, const void *vx, const void *vy, size_t by) {
     const int64_t nb = n / QK8_0;
     const uint8_t *x = (const uint8_t *)vx;
-    const block_q8_0 *y[C];
-    const q8_0_aux *a[C];
-    const size_t aux_at = q8_0_aux_offset(n);
+    const q8_columns<C> col(vy, by, n);
+    const block_q8_0 *const *y = col.y;
+    const q8_0_aux *const *a = col.a;
     __m512 acc[C];
-    for (int c = 0; c < C; c++) {
-        y[c] = (const block_q8_0 *)((const uint8_t *)vy + c * by);
-        a[c] = (const q8_0_aux *)((const uint8_t *)y[c] + aux_at);
-        acc[c] = _mm512_setzero_ps();
-    }
+    for (int c = 0; c < C; c++) acc[c] = _mm512_setzero_ps();
     for (int64_t b = 0; b < nb; b++) {
         const uint8_t *p = x + b * kRowBlock * sizeof(block_q8_0);
         const __m512 dx = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)p));
@@ -522,29 +535,11 @@ void rows_packed_f16_n(int64_t n, float *s, size_t bs, const void *vx, const voi
 }
 
 void vec_dot_rows_packed_q8_0(int64_t n, float *s, size_t bs, const void *x, size_t, const void *y, size_t by, int nc) {
-    switch (nc) {
-    case 1: return rows_packed_q8_0_n<1>(n, s, bs, x, y, by);
-    case 2: return rows_packed_q8_0_n<2>(n, s, bs, x, y, by);
-    case 3: return rows_packed_q8_0_n<3>(n, s, bs, x, y, by);
-    case 4: return rows_packed_q8_0_n<4>(n, s, bs, x, y, by);
-    case 5: return rows_packed_q8_0_n<5>(n, s, bs, x, y, by);
-    case 6: return rows_packed_q8_0_n<6>(n, s, bs, x, y, by);
-    case 7: return rows_packed_q8_0_n<7>(n, s, bs, x, y, by);
-    default: return rows_packed_q8_0_n<8>(n, s, bs, x, y, by);
-    }
+    for_columns(nc, [&](auto c) { rows_packed_q8_0_n<decltype(c)::value>(n, s, bs, x, y, by); });
 }
 
 void vec_dot_rows_packed_f16(int64_t n, float *s, size_t bs, const void *x, size_t, const void *y, size_t by, int nc) {
-    switch (nc) {
-    case 1: return rows_packed_f16_n<1>(n, s, bs, x, y, by);
-    case 2: return rows_packed_f16_n<2>(n, s, bs, x, y, by);
-    case 3: return rows_packed_f16_n<3>(n, s, bs, x, y, by);
-    case 4: return rows_packed_f16_n<4>(n, s, bs, x, y, by);
-    case 5: return rows_packed_f16_n<5>(n, s, bs, x, y, by);
-    case 6: return rows_packed_f16_n<6>(n, s, bs, x, y, by);
-    case 7: return rows_packed_f16_n<7>(n, s, bs, x, y, by);
-    default: return rows_packed_f16_n<8>(n, s, bs, x, y, by);
-    }
+    for_columns(nc, [&](auto c) { rows_packed_f16_n<decltype(c)::value>(n, s, bs, x, y, by); });
 }
 
 static_assert(kRowBlock == 16 && kRowBlockCols == 8, "vec_dot_rows_q4_0 is written for 16 rows, 1-8 columns");

@@ -349,74 +349,77 @@ TEST(simd_vec_dot_tile_matches_scalar) {
     std::printf("  %d tile dots compared\n", compared);
 }
 
-// Row-block kernels (vec_dot_rows): kRowBlock weight rows x nc = 1..kRowBlockCols columns
-// (q8_0 with their q8_0_aux appended), at odd strides, against the scalar vec_dot of every
-// (row, column) pair; the output's gaps and the columns past nc must stay untouched. Every
-// row and column gets its own data, so a row or column mixed up with another shows.
+// Row-block kernels: kRowBlock weight rows x nc = 1..kRowBlockCols columns (q8_0 with their
+// q8_0_aux appended, or plain f32), against the scalar vec_dot of every (row, column) pair;
+// the output's gaps and the columns past nc must stay untouched. Plain kernels (vec_dot_rows)
+// read rows at an odd stride; packed ones (vec_dot_rows_packed, quant/repack.h) read the same
+// rows packed, from an odd address. Every row and column gets its own data, so a row or
+// column mixed up with another shows. Packed q4_0 must also give the plain kernel's very
+// bits at its level (the same arithmetic in the same order).
 TEST(simd_vec_dot_rows_matches_scalar) {
     std::mt19937 rng(8765);
     const kernel_table &ref = hg::kernels_scalar();
     constexpr int R = hg::kRowBlock, C = hg::kRowBlockCols;
     std::vector<level> lv = cpu_levels();
     lv.insert(lv.begin(), level{"scalar", &ref});
-    int compared = 0, packed_compared = 0;
+    int compared[2] = {0, 0}, bit_identical = 0;
     for (const auto &l : lv) {
         for (int t = 0; t < HG_TYPE_COUNT; ++t) {
-            hg::vec_dot_rows_fn fn = l.table->vec_dot_rows[t];
-            if (!fn) continue;
-            const bool aux = hg::type_traits(t)->vec_dot_type == HG_TYPE_Q8_0; // else plain f32 columns
-            const bool exact = l.table == &ref;
-            for (int64_t n : dot_sizes(t)) {
-                for (int ws = 0; ws <= N_SHAPES; ++ws) {
-                    if (ws == SPECIALS || ws == TIES) continue;
-                    for (int nc = 1; nc <= C; ++nc) {
-                        std::vector<case_data> cs;
-                        for (int i = 0; i < R; ++i)
-                            cs.push_back(make_case(t, n, ws, i % 3 ? RANDOM : (shape)(ws < N_SHAPES ? ws : RANDOM), rng));
-                        bool ok = true;
-                        for (auto &c : cs) ok = ok && c.ok;
-                        if (!ok) continue;
-                        const size_t wb = cs[0].w.size(), ab = cs[0].a.size();
-                        // odd weight and output strides; columns with a gap, aux aligned
-                        const size_t bx = wb + (aux ? 5 : 6), by = (aux ? hg::q8_0_row_with_aux(n) : ab) + 4, bs = R + 3;
-                        std::vector<uint8_t> W(bx * R, 0xcd), A(by * C, 0xab);
-                        for (int r = 0; r < R; ++r) std::memcpy(&W[r * bx], cs[r].w.data(), wb);
-                        for (int c = 0; c < C; ++c) {
-                            std::memcpy(&A[c * by], cs[c].a.data(), ab);
-                            if (aux) hg::q8_0_fill_aux(&A[c * by], n, reinterpret_cast<hg::q8_0_aux *>(&A[c * by + hg::q8_0_aux_offset(n)]));
-                        }
-                        std::vector<float> out(bs * C, -7.0f);
-                        fn(n, out.data(), bs, W.data(), bx, A.data(), by, nc);
-                        // q4_0's rows packed (quant/repack.h), from an odd address: the same
-                        // arithmetic in the same order, so the same bits (the other packed
-                        // kernels sum in their own order: their own test below)
-                        hg::vec_dot_rows_fn packed = t == HG_TYPE_Q4_0 ? l.table->vec_dot_rows_packed[t] : nullptr;
-                        if (packed) {
-                            std::vector<uint8_t> plain(wb * R), P(wb * R + 1);
+            for (const bool packed : {false, true}) {
+                hg::vec_dot_rows_fn fn = packed ? l.table->vec_dot_rows_packed[t] : l.table->vec_dot_rows[t];
+                if (!fn) continue;
+                if (packed) CHECK_MSG(hg::packable(t), std::string(l.name) + " packed " + tname(t));
+                const bool aux = hg::type_traits(t)->vec_dot_type == HG_TYPE_Q8_0; // else plain f32 columns
+                const bool exact = l.table == &ref;
+                const char *kind = packed ? "packed rows" : "rows";
+                for (int64_t n : dot_sizes(t)) {
+                    for (int ws = 0; ws <= N_SHAPES; ++ws) {
+                        if (ws == SPECIALS || ws == TIES) continue;
+                        for (int nc = 1; nc <= C; ++nc) {
+                            std::vector<case_data> cs;
+                            for (int i = 0; i < R; ++i)
+                                cs.push_back(make_case(t, n, ws, i % 3 ? RANDOM : (shape)(ws < N_SHAPES ? ws : RANDOM), rng));
+                            bool ok = true;
+                            for (auto &c : cs) ok = ok && c.ok;
+                            if (!ok) continue;
+                            const size_t wb = cs[0].w.size(), ab = cs[0].a.size();
+                            // odd weight and output strides; columns with a gap, aux aligned
+                            const size_t bx = wb + (aux ? 5 : 6), by = (aux ? hg::q8_0_row_with_aux(n) : ab) + 4, bs = R + 3;
+                            std::vector<uint8_t> W(bx * R, 0xcd), A(by * C, 0xab), plain(wb * R), P(wb * R + 1);
+                            for (int r = 0; r < R; ++r) std::memcpy(&W[r * bx], cs[r].w.data(), wb);
                             for (int r = 0; r < R; ++r) std::memcpy(&plain[r * wb], cs[r].w.data(), wb);
-                            hg::pack_rows(t, plain.data(), R, n, 0, R, P.data() + 1);
-                            std::vector<float> pout(bs * C, -7.0f);
-                            packed(n, pout.data(), bs, P.data() + 1, 0, A.data(), by, nc);
-                            CHECK_MSG(std::memcmp(pout.data(), out.data(), out.size() * sizeof(float)) == 0,
-                                      std::string(l.name) + " packed rows " + tname(t) + " n=" + std::to_string(n) +
-                                          " nc=" + std::to_string(nc) + " differ from the plain row block");
-                            ++packed_compared;
-                        }
-                        for (int c = 0; c < C; ++c) {
-                            for (size_t r = c < nc ? R : 0; r < bs; ++r) CHECK(out[c * bs + r] == -7.0f);
-                            if (c >= nc) continue;
-                            for (int r = 0; r < R; ++r) {
-                                float want = NAN;
-                                ref.vec_dot[t](n, &want, cs[r].w.data(), cs[c].a.data());
-                                const float got = out[c * bs + r];
-                                const double tol = exact ? 0.0 : tolerance(t, cs[r], cs[c], n);
-                                char what[200];
-                                std::snprintf(what, sizeof what, "%s rows %s n=%lld nc=%d r=%d c=%d w=%s: got %.9g want %.9g tol %.3g",
-                                              l.name, tname(t), (long long)n, nc, r, c, ws < N_SHAPES ? shape_name[ws] : "random-bytes",
-                                              got, want, tol);
-                                if (std::isfinite(want)) CHECK_MSG(std::isfinite(got) && std::fabs((double)got - want) <= tol, what);
-                                else CHECK_MSG(!std::isfinite(got), what);
-                                ++compared;
+                            for (int c = 0; c < C; ++c) {
+                                std::memcpy(&A[c * by], cs[c].a.data(), ab);
+                                if (aux) hg::q8_0_fill_aux(&A[c * by], n, reinterpret_cast<hg::q8_0_aux *>(&A[c * by + hg::q8_0_aux_offset(n)]));
+                            }
+                            if (packed) hg::pack_rows(t, plain.data(), R, n, 0, R, P.data() + 1);
+                            std::vector<float> out(bs * C, -7.0f);
+                            if (packed) fn(n, out.data(), bs, P.data() + 1, 0, A.data(), by, nc);
+                            else fn(n, out.data(), bs, W.data(), bx, A.data(), by, nc);
+                            if (packed && t == HG_TYPE_Q4_0 && l.table->vec_dot_rows[t]) {
+                                std::vector<float> pout(bs * C, -7.0f);
+                                l.table->vec_dot_rows[t](n, pout.data(), bs, W.data(), bx, A.data(), by, nc);
+                                CHECK_MSG(std::memcmp(pout.data(), out.data(), out.size() * sizeof(float)) == 0,
+                                          std::string(l.name) + " packed rows " + tname(t) + " n=" + std::to_string(n) +
+                                              " nc=" + std::to_string(nc) + " differ from the plain row block");
+                                ++bit_identical;
+                            }
+                            for (int c = 0; c < C; ++c) {
+                                for (size_t r = c < nc ? R : 0; r < bs; ++r) CHECK(out[c * bs + r] == -7.0f);
+                                if (c >= nc) continue;
+                                for (int r = 0; r < R; ++r) {
+                                    float want = NAN;
+                                    ref.vec_dot[t](n, &want, cs[r].w.data(), cs[c].a.data());
+                                    const float got = out[c * bs + r];
+                                    const double tol = exact ? 0.0 : tolerance(t, cs[r], cs[c], n);
+                                    char what[200];
+                                    std::snprintf(what, sizeof what, "%s %s %s n=%lld nc=%d r=%d c=%d w=%s: got %.9g want %.9g tol %.3g",
+                                                  l.name, kind, tname(t), (long long)n, nc, r, c,
+                                                  ws < N_SHAPES ? shape_name[ws] : "random-bytes", got, want, tol);
+                                    if (std::isfinite(want)) CHECK_MSG(std::isfinite(got) && std::fabs((double)got - want) <= tol, what);
+                                    else CHECK_MSG(!std::isfinite(got), what);
+                                    ++compared[packed];
+                                }
                             }
                         }
                     }
@@ -424,72 +427,9 @@ TEST(simd_vec_dot_rows_matches_scalar) {
             }
         }
     }
-    std::printf("  %d row-block dots compared, %d packed row blocks bit-identical to plain\n", compared, packed_compared);
-    CHECK(packed_compared > 0);
-}
-
-// Packed row-block kernels (quant/repack.h) of every type and level: 16 rows packed from
-// an odd address, 1..kRowBlockCols columns (q8_0 with their aux, or plain floats), against
-// the scalar vec_dot of every (row, column) pair on the plain rows; gaps stay untouched.
-TEST(simd_vec_dot_rows_packed_matches_scalar) {
-    std::mt19937 rng(4321);
-    const kernel_table &ref = hg::kernels_scalar();
-    constexpr int R = hg::kRowBlock, C = hg::kRowBlockCols;
-    std::vector<level> lv = cpu_levels();
-    lv.insert(lv.begin(), level{"scalar", &ref});
-    int compared = 0;
-    for (const auto &l : lv) {
-        for (int t = 0; t < HG_TYPE_COUNT; ++t) {
-            hg::vec_dot_rows_fn fn = l.table->vec_dot_rows_packed[t];
-            if (!fn) continue;
-            CHECK_MSG(hg::packable(t), std::string(l.name) + " packed " + tname(t));
-            const int vdt = hg::type_traits(t)->vec_dot_type;
-            const bool exact = l.table == &ref;
-            for (int64_t n : dot_sizes(t)) {
-                for (int ws = 0; ws <= N_SHAPES; ++ws) {
-                    if (ws == SPECIALS || ws == TIES) continue;
-                    for (int nc : {1, 2, 3, 5, 8}) {
-                        std::vector<case_data> cs;
-                        for (int i = 0; i < R; ++i)
-                            cs.push_back(make_case(t, n, ws, i % 3 ? RANDOM : (shape)(ws < N_SHAPES ? ws : RANDOM), rng));
-                        bool ok = true;
-                        for (auto &c : cs) ok = ok && c.ok;
-                        if (!ok) continue;
-                        const size_t wb = cs[0].w.size(), ab = cs[0].a.size();
-                        const bool aux = vdt == HG_TYPE_Q8_0;
-                        const size_t by = (aux ? hg::q8_0_row_with_aux(n) : ab) + 4, bs = R + 3;
-                        std::vector<uint8_t> plain(wb * R), P(wb * R + 1), A(by * C, 0xab);
-                        for (int r = 0; r < R; ++r) std::memcpy(&plain[r * wb], cs[r].w.data(), wb);
-                        hg::pack_rows(t, plain.data(), R, n, 0, R, P.data() + 1);
-                        for (int c = 0; c < C; ++c) {
-                            std::memcpy(&A[c * by], cs[c].a.data(), ab);
-                            if (aux) hg::q8_0_fill_aux(&A[c * by], n, reinterpret_cast<hg::q8_0_aux *>(&A[c * by + hg::q8_0_aux_offset(n)]));
-                        }
-                        std::vector<float> out(bs * C, -7.0f);
-                        fn(n, out.data(), bs, P.data() + 1, 0, A.data(), by, nc);
-                        for (int c = 0; c < C; ++c) {
-                            for (size_t r = c < nc ? R : 0; r < bs; ++r) CHECK(out[c * bs + r] == -7.0f);
-                            if (c >= nc) continue;
-                            for (int r = 0; r < R; ++r) {
-                                float want = NAN;
-                                ref.vec_dot[t](n, &want, cs[r].w.data(), cs[c].a.data());
-                                const float got = out[c * bs + r];
-                                const double tol = exact ? 0.0 : tolerance(t, cs[r], cs[c], n);
-                                char what[200];
-                                std::snprintf(what, sizeof what, "%s packed rows %s n=%lld nc=%d r=%d c=%d: got %.9g want %.9g tol %.3g",
-                                              l.name, tname(t), (long long)n, nc, r, c, got, want, tol);
-                                if (std::isfinite(want)) CHECK_MSG(std::isfinite(got) && std::fabs((double)got - want) <= tol, what);
-                                else CHECK_MSG(!std::isfinite(got), what);
-                                ++compared;
-                            }
-                        }
-                    }
-                }
-            }
-        }
-    }
-    std::printf("  %d packed row-block dots compared\n", compared);
-    CHECK(compared > 0);
+    std::printf("  %d plain and %d packed row-block dots compared, %d packed q4_0 blocks bit-identical to plain\n", compared[0],
+                compared[1], bit_identical);
+    CHECK(compared[1] > 0 && bit_identical > 0);
 }
 
 TEST(simd_q8_0_fill_aux) {
