@@ -212,10 +212,11 @@ void hlora_linear_one(ThreadPool &pool, const HLoraAdapter &ad, int w_type, cons
     pool.run([&](int, int) {
         for (int64_t t; (t = next.fetch_add(1, std::memory_order_relaxed)) < na + 2 * nw;) {
             if (t < na) {
-                const int64_t r0 = t * sa, r1 = std::min(nr, r0 + sa);
-                RA.compute(r0, r1, s.logits_a.data() + r0);
-                if (ra_left.fetch_sub(1, std::memory_order_acq_rel) != 1) continue;
-                try { // the last [R; A] strip: g, and B's converted input
+                try { // a failure here must free the threads waiting for g
+                    const int64_t r0 = t * sa, r1 = std::min(nr, r0 + sa);
+                    RA.compute(r0, r1, s.logits_a.data() + r0);
+                    if (ra_left.fetch_sub(1, std::memory_order_acq_rel) != 1) continue;
+                    // the last [R; A] strip: g, and B's converted input
                     expert_mix(ad, 1, s);
                     B.reset(new MatVec(ad.lora_b_type, ad.lora_b.data(), out, ad.rank, s.g.data()));
                 } catch (...) {
