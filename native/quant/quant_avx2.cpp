@@ -553,6 +553,10 @@ void quantize_bf16(const float *x, void *vy, int64_t n) {
     for (; i < n; ++i) y[i] = f32_to_bf16(x[i]);
 }
 
+// Four activation bytes broadcast to every lane, straight from memory (vbroadcastss: a
+// load, where a broadcast from a general register costs a move and a shuffle).
+inline __m256i bcast4(const int8_t *p) { return _mm256_castps_si256(_mm256_broadcast_ss((const float *)p)); }
+
 // ---- row blocks: 16 weight rows x up to 8 columns (quant.h's vec_dot_rows_fn) ----
 //
 // As in quant_avx512.cpp: one row per 32-bit lane, so no horizontal sums. Here 8 rows a
@@ -610,10 +614,9 @@ void rows8_q4_0(int64_t nb, float *s, size_t bs, const uint8_t *x, size_t bx, in
             w[j + 4] = _mm256_and_si256(_mm256_srli_epi16(l[j], 4), m4);
         }
         for (int c = 0; c < C; c++) {
-            int32_t yw[8];
-            std::memcpy(yw, y[c][b].qs, sizeof yw);
-            __m256i s16 = _mm256_maddubs_epi16(w[0], _mm256_set1_epi32(yw[0]));
-            for (int j = 1; j < 8; j++) s16 = _mm256_add_epi16(s16, _mm256_maddubs_epi16(w[j], _mm256_set1_epi32(yw[j])));
+            const int8_t *yq = y[c][b].qs;
+            __m256i s16 = _mm256_maddubs_epi16(w[0], bcast4(yq));
+            for (int j = 1; j < 8; j++) s16 = _mm256_add_epi16(s16, _mm256_maddubs_epi16(w[j], bcast4(yq + 4 * j)));
             const __m256i s32 = _mm256_add_epi32(_mm256_madd_epi16(s16, ones), _mm256_set1_epi32(-8 * a[c][b].sum));
             acc[c] = _mm256_fmadd_ps(_mm256_mul_ps(dx, _mm256_set1_ps(a[c][b].d)), _mm256_cvtepi32_ps(s32), acc[c]);
         }
@@ -665,9 +668,7 @@ void rows8_packed_q8_0(int64_t nb, float *s, size_t bs, const uint8_t *x, int h,
             const __m256i w = _mm256_xor_si256(_mm256_loadu_si256((const __m256i *)(p + 32 + 64 * j + 4 * h)), flip);
             const __m256i aw = _mm256_sign_epi8(w, w);
             for (int c = 0; c < C; c++) {
-                int32_t yw;
-                std::memcpy(&yw, y[c][b].qs + 4 * j, 4);
-                const __m256i prod = _mm256_maddubs_epi16(aw, _mm256_sign_epi8(_mm256_set1_epi32(yw), w));
+                const __m256i prod = _mm256_maddubs_epi16(aw, _mm256_sign_epi8(bcast4(y[c][b].qs + 4 * j), w));
                 sum[c] = _mm256_add_epi32(sum[c], _mm256_madd_epi16(prod, ones));
             }
         }

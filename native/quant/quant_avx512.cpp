@@ -311,6 +311,10 @@ void vec_dot_tile(int64_t n, float *s, size_t bs, const void *vx, size_t bx, con
         for (int r = 0; r < R; r++) s[c * bs + r] = _mm512_reduce_add_ps(acc[r][c]);
 }
 
+// Four activation bytes broadcast to every lane, straight from memory (a load-port
+// broadcast: through a general register it would take the shuffle port vpdpbusd needs).
+inline __m512i bcast4(const int8_t *p) { return _mm512_castps_si512(_mm512_broadcastss_ps(_mm_load_ss((const float *)p))); }
+
 // The activation columns of a row-block call: q8_0 rows, each with its q8_0_aux.
 template <int C> struct q8_columns {
     const block_q8_0 *y[C];
@@ -384,22 +388,20 @@ void vec_dot_rows_q4_0_n(int64_t n, float *s, size_t bs, const void *vx, size_t 
 #pragma GCC unroll 8
         for (int c = 0; c < C; c++) {
             const int8_t *yq = y[c][b].qs;
-            int32_t yw[8];
-            std::memcpy(yw, yq, sizeof yw);
             __m512i sum = _mm512_set1_epi32(-8 * a[c][b].sum);
             if (C == 1) {
                 // two chains of four, so consecutive vpdpbusd do not wait on each other
                 __m512i o = _mm512_setzero_si512();
 #pragma GCC unroll 8
                 for (int j = 0; j < 8; j += 2) {
-                    sum = _mm512_dpbusd_epi32(sum, w[j], _mm512_set1_epi32(yw[j]));
-                    o = _mm512_dpbusd_epi32(o, w[j + 1], _mm512_set1_epi32(yw[j + 1]));
+                    sum = _mm512_dpbusd_epi32(sum, w[j], bcast4(yq + 4 * j));
+                    o = _mm512_dpbusd_epi32(o, w[j + 1], bcast4(yq + 4 * (j + 1)));
                 }
                 sum = _mm512_add_epi32(sum, o);
             } else {
                 // the columns' chains interleave
 #pragma GCC unroll 8
-                for (int j = 0; j < 8; j++) sum = _mm512_dpbusd_epi32(sum, w[j], _mm512_set1_epi32(yw[j]));
+                for (int j = 0; j < 8; j++) sum = _mm512_dpbusd_epi32(sum, w[j], bcast4(yq + 4 * j));
             }
             acc[c] = _mm512_fmadd_ps(_mm512_mul_ps(dx, _mm512_set1_ps(a[c][b].d)), _mm512_cvtepi32_ps(sum), acc[c]);
         }
@@ -486,13 +488,12 @@ void rows_packed_q8_0_n(int64_t n, float *s, size_t bs, const void *vx, const vo
         for (int j = 0; j < 8; j++) w[j] = _mm512_loadu_si512(p + 32 + 64 * j);
 #pragma GCC unroll 8
         for (int c = 0; c < C; c++) {
-            int32_t yw[8];
-            std::memcpy(yw, y[c][b].qs, sizeof yw);
+            const int8_t *yq = y[c][b].qs;
             __m512i sum = _mm512_set1_epi32(-128 * a[c][b].sum), o = _mm512_setzero_si512();
 #pragma GCC unroll 8
             for (int j = 0; j < 8; j += 2) {
-                sum = _mm512_dpbusd_epi32(sum, w[j], _mm512_set1_epi32(yw[j]));
-                o = _mm512_dpbusd_epi32(o, w[j + 1], _mm512_set1_epi32(yw[j + 1]));
+                sum = _mm512_dpbusd_epi32(sum, w[j], bcast4(yq + 4 * j));
+                o = _mm512_dpbusd_epi32(o, w[j + 1], bcast4(yq + 4 * (j + 1)));
             }
             sum = _mm512_add_epi32(sum, o);
             acc[c] = _mm512_fmadd_ps(_mm512_mul_ps(dx, _mm512_set1_ps(a[c][b].d)), _mm512_cvtepi32_ps(sum), acc[c]);
