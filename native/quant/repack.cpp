@@ -26,8 +26,8 @@ size_t block_bytes(int type) {
 
 // Plain block of row r (bytes `blk`) into record o, and back; quant dwords go to chunk j's lane r.
 void to_record(int type, const uint8_t *blk, int r, uint8_t *o) {
-    if (type == HG_TYPE_F16) return std::memcpy(o + 2 * r, blk, 2), void();
-    std::memcpy(o + 2 * r, blk, 2); // d
+    std::memcpy(o + 2 * r, blk, 2); // d, or the f16 element itself
+    if (type == HG_TYPE_F16) return;
     const int n_chunks = type == HG_TYPE_Q4_0 ? 4 : 8;
     for (int j = 0; j < n_chunks; j++) {
         uint8_t *q = o + 32 + 64 * j + 4 * r;
@@ -38,8 +38,8 @@ void to_record(int type, const uint8_t *blk, int r, uint8_t *o) {
 }
 
 void from_record(int type, const uint8_t *o, int r, uint8_t *blk) {
-    if (type == HG_TYPE_F16) return std::memcpy(blk, o + 2 * r, 2), void();
     std::memcpy(blk, o + 2 * r, 2);
+    if (type == HG_TYPE_F16) return;
     const int n_chunks = type == HG_TYPE_Q4_0 ? 4 : 8;
     for (int j = 0; j < n_chunks; j++) {
         std::memcpy(blk + 2 + 4 * j, o + 32 + 64 * j + 4 * r, 4);
