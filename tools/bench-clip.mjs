@@ -19,13 +19,10 @@
 // q8_0 about 0.35 GB), each tensor drawn and converted as the writer reaches it. The library
 // comes from dist/ (`npx tsc -p .`).
 import { existsSync, mkdirSync, statSync } from 'node:fs';
-import { createRequire } from 'node:module';
 import { availableParallelism, homedir } from 'node:os';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
+import { benchCli } from './bench-cli.mjs';
 
-const root = join(dirname(fileURLToPath(import.meta.url)), '..');
-const require = createRequire(import.meta.url);
 
 const USAGE = `usage: node tools/bench-clip.mjs [options]
   --json            print one JSON object instead of the table
@@ -33,40 +30,13 @@ const USAGE = `usage: node tools/bench-clip.mjs [options]
   --repeats N       timed runs of each measurement, the median reported (default 3)
   --types LIST      weight types, comma-separated, of f16, q8_0, f32, bf16 (default f16,q8_0)
   --cache DIR       where the random towers are kept (default ~/.cache/healthgpt/bench)`;
-
-function fail(message) {
-  console.error(`bench-clip: ${message}`);
-  process.exit(2);
-}
+const { fail, lib, parse } = benchCli('bench-clip', USAGE);
 
 function parseArgs(argv) {
-  const o = { json: false, threads: availableParallelism(), repeats: 3, types: 'f16,q8_0', cache: join(homedir(), '.cache', 'healthgpt', 'bench') };
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i];
-    if (a === '--json') o.json = true;
-    else if (a === '--help' || a === '-h') {
-      console.log(USAGE);
-      process.exit(0);
-    } else if (a.startsWith('--') && a.slice(2) in o) {
-      const k = a.slice(2);
-      const v = argv[++i];
-      if (v === undefined) fail(`${a} needs a value`);
-      if (k === 'threads' || k === 'repeats') {
-        const n = Number(v);
-        if (!Number.isInteger(n) || n < 1) fail(`${a} must be a positive integer, got ${v}`);
-        o[k] = n;
-      } else o[k] = v;
-    } else fail(`unknown argument ${a}\n${USAGE}`);
-  }
+  const o = parse(argv, { json: false, threads: availableParallelism(), repeats: 3, types: 'f16,q8_0', cache: join(homedir(), '.cache', 'healthgpt', 'bench') }, ['threads', 'repeats']);
   o.types = o.types.split(',');
   for (const t of o.types) if (!['f16', 'q8_0', 'f32', 'bf16'].includes(t)) fail(`--types: unknown type ${t}`);
   return o;
-}
-
-function lib(path) {
-  const file = join(root, 'dist', path);
-  if (!existsSync(file)) fail(`${file} is missing: compile the library first (npx tsc -p .)`);
-  return require(file);
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -20,14 +20,11 @@
 // F32 model of the same vocabulary instead (hidden 256, 2 layers: a smoke test, seconds to
 // make). The library comes from dist/ (`npx tsc -p .`).
 import { existsSync, mkdirSync, statSync } from 'node:fs';
-import { createRequire } from 'node:module';
 import { availableParallelism, homedir } from 'node:os';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import { BENCH_MODEL_VERSION, writeRandomPhi3Q4 } from './bench-model.mjs';
+import { benchCli } from './bench-cli.mjs';
 
-const root = join(dirname(fileURLToPath(import.meta.url)), '..');
-const require = createRequire(import.meta.url);
 
 const USAGE = `usage: node tools/bench-generate.mjs [options]
   --json            print one JSON object instead of the table
@@ -38,42 +35,14 @@ const USAGE = `usage: node tools/bench-generate.mjs [options]
   --model FILE      a phi3 GGUF with HealthGPT's image tokens to use instead
   --plugin FILE     a generation plugin GGUF for that model
   --cache DIR       where the random model and plugin are kept (default ~/.cache/healthgpt/bench)`;
-
-function fail(message) {
-  console.error(`bench-generate: ${message}`);
-  process.exit(2);
-}
+const { fail, lib, parse } = benchCli('bench-generate', USAGE);
 
 function parseArgs(argv) {
-  const o = { json: false, tiny: false, threads: availableParallelism(), tokens: 64, repeats: 3, model: undefined, plugin: undefined, cache: join(homedir(), '.cache', 'healthgpt', 'bench') };
-  const ints = new Set(['threads', 'tokens', 'repeats']);
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i];
-    if (a === '--json') o.json = true;
-    else if (a === '--tiny') o.tiny = true;
-    else if (a === '--help' || a === '-h') {
-      console.log(USAGE);
-      process.exit(0);
-    } else if (a.startsWith('--') && a.slice(2) in o) {
-      const k = a.slice(2);
-      const v = argv[++i];
-      if (v === undefined) fail(`${a} needs a value`);
-      if (ints.has(k)) {
-        const n = Number(v);
-        if (!Number.isInteger(n) || n < 1) fail(`${a} must be a positive integer, got ${v}`);
-        o[k] = n;
-      } else o[k] = v;
-    } else fail(`unknown argument ${a}\n${USAGE}`);
-  }
+  const o = parse(argv, { json: false, tiny: false, threads: availableParallelism(), tokens: 64, repeats: 3, model: undefined, plugin: undefined, cache: join(homedir(), '.cache', 'healthgpt', 'bench') },
+    ['threads', 'tokens', 'repeats']);
   if (o.tokens < 2) fail('--tokens must be at least 2 (the rate is over the steps between tokens)');
   if ((o.model === undefined) !== (o.plugin === undefined)) fail('--model and --plugin go together');
   return o;
-}
-
-function lib(path) {
-  const file = join(root, 'dist', path);
-  if (!existsSync(file)) fail(`${file} is missing: compile the library first (npx tsc -p .)`);
-  return require(file);
 }
 
 const GB = 1e9;

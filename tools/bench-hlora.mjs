@@ -20,14 +20,11 @@
 // beside it (lib/synthetic/hlora: about 0.2 GB and 0.8 GB). The library comes from dist/
 // (`npx tsc -p .`).
 import { existsSync, mkdirSync } from 'node:fs';
-import { createRequire } from 'node:module';
 import { availableParallelism, homedir } from 'node:os';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import { ensureBenchModel } from './bench-model.mjs';
+import { benchCli } from './bench-cli.mjs';
 
-const root = join(dirname(fileURLToPath(import.meta.url)), '..');
-const require = createRequire(import.meta.url);
 
 const USAGE = `usage: node tools/bench-hlora.mjs [options]
   --json            print one JSON object instead of the table
@@ -38,40 +35,13 @@ const USAGE = `usage: node tools/bench-hlora.mjs [options]
   --context N       KV cache positions (default 256)
   --model FILE      a phi3 GGUF to use instead of the cached random Phi-3-mini Q4_0
   --cache DIR       where the random model and plugins are kept (default ~/.cache/healthgpt/bench)`;
+const { fail, lib, parse } = benchCli('bench-hlora', USAGE);
 
 function parseArgs(argv) {
-  const o = { json: false, threads: availableParallelism(), repeats: 3, prompt: 64, decode: 16, context: 256, model: undefined, cache: join(homedir(), '.cache', 'healthgpt', 'bench') };
-  const ints = new Set(['threads', 'repeats', 'prompt', 'decode', 'context']);
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i];
-    if (a === '--json') o.json = true;
-    else if (a === '--help' || a === '-h') {
-      console.log(USAGE);
-      process.exit(0);
-    } else if (a.startsWith('--') && a.slice(2) in o && a !== '--json') {
-      const k = a.slice(2);
-      const v = argv[++i];
-      if (v === undefined) fail(`${a} needs a value`);
-      if (ints.has(k)) {
-        const n = Number(v);
-        if (!Number.isInteger(n) || n < 1) fail(`${a} must be a positive integer, got ${v}`);
-        o[k] = n;
-      } else o[k] = v;
-    } else fail(`unknown argument ${a}\n${USAGE}`);
-  }
+  const o = parse(argv, { json: false, threads: availableParallelism(), repeats: 3, prompt: 64, decode: 16, context: 256, model: undefined, cache: join(homedir(), '.cache', 'healthgpt', 'bench') },
+    ['threads', 'repeats', 'prompt', 'decode', 'context']);
   if (o.prompt + 1 > o.context || o.decode + 2 > o.context) fail(`--context ${o.context} is too small for --prompt ${o.prompt} and --decode ${o.decode}`);
   return o;
-}
-
-function fail(message) {
-  console.error(`bench-hlora: ${message}`);
-  process.exit(2);
-}
-
-function lib(path) {
-  const file = join(root, 'dist', path);
-  if (!existsSync(file)) fail(`${file} is missing: compile the library first (npx tsc -p .)`);
-  return require(file);
 }
 
 const GB = 1e9;

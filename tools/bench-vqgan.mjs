@@ -19,13 +19,10 @@
 // The decoder-only GGUF files (162 MB f32, 81 MB f16) are made once into --cache
 // (default ~/.cache/healthgpt/bench-vqgan). The library comes from dist/ (npx tsc -p .).
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
-import { createRequire } from 'node:module';
 import { availableParallelism, homedir } from 'node:os';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
+import { benchCli } from './bench-cli.mjs';
 
-const root = join(dirname(fileURLToPath(import.meta.url)), '..');
-const require = createRequire(import.meta.url);
 
 const USAGE = `usage: node tools/bench-vqgan.mjs [options]
   --json          one JSON object instead of the table
@@ -33,39 +30,13 @@ const USAGE = `usage: node tools/bench-vqgan.mjs [options]
   --repeats N     timed decodes per type, the median reported (default 3)
   --types LIST    f32,f16 (default both)
   --cache DIR     where the random-weight files are kept (default ~/.cache/healthgpt/bench-vqgan)`;
-
-function fail(msg) {
-  console.error(`bench-vqgan: ${msg}`);
-  process.exit(2);
-}
+const { fail, lib, parse } = benchCli('bench-vqgan', USAGE);
 
 function parseArgs(argv) {
-  const o = { json: false, threads: availableParallelism(), repeats: 3, types: ['f32', 'f16'], cache: join(homedir(), '.cache', 'healthgpt', 'bench-vqgan') };
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i];
-    if (a === '--json') o.json = true;
-    else if (a === '--help' || a === '-h') {
-      console.log(USAGE);
-      process.exit(0);
-    } else if (a === '--threads' || a === '--repeats') {
-      const n = Number(argv[++i]);
-      if (!Number.isInteger(n) || n < 1) fail(`${a} must be a positive integer`);
-      o[a.slice(2)] = n;
-    } else if (a === '--types') {
-      o.types = String(argv[++i] ?? '').split(',');
-      for (const t of o.types) if (t !== 'f32' && t !== 'f16') fail(`--types: unknown type '${t}' (f32, f16)`);
-    } else if (a === '--cache') {
-      o.cache = argv[++i];
-      if (!o.cache) fail('--cache needs a directory');
-    } else fail(`unknown option ${a}\n${USAGE}`);
-  }
+  const o = parse(argv, { json: false, threads: availableParallelism(), repeats: 3, types: 'f32,f16', cache: join(homedir(), '.cache', 'healthgpt', 'bench-vqgan') }, ['threads', 'repeats']);
+  o.types = o.types.split(',');
+  for (const t of o.types) if (t !== 'f32' && t !== 'f16') fail(`--types: unknown type '${t}' (f32, f16)`);
   return o;
-}
-
-function lib(path) {
-  const file = join(root, 'dist', path);
-  if (!existsSync(file)) fail(`${file} is missing: compile the library first (npx tsc -p .)`);
-  return require(file);
 }
 
 // The released model.yaml's decoder.

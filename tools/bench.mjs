@@ -19,14 +19,12 @@
 // from dist/ (`npx tsc -p .`), llama.cpp from the node-llama-cpp devDependency (`npm install`).
 import { spawn } from 'node:child_process';
 import { existsSync, readFileSync, statSync } from 'node:fs';
-import { createRequire } from 'node:module';
 import { availableParallelism, homedir } from 'node:os';
-import { dirname, join } from 'node:path';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ensureBenchModel } from './bench-model.mjs';
+import { benchCli } from './bench-cli.mjs';
 
-const root = join(dirname(fileURLToPath(import.meta.url)), '..');
-const require = createRequire(import.meta.url);
 
 // ---------------------------------------------------------------------------------------------
 // options
@@ -40,40 +38,13 @@ const USAGE = `usage: npm run bench [-- options]
   --context N       KV cache positions for both engines (default 1024)
   --model FILE      a phi3 GGUF to use instead of the cached random Phi-3-mini Q4_0
   --cache DIR       where the random model is kept (default ~/.cache/healthgpt/bench)`;
+const { fail, lib, parse, root } = benchCli('bench', USAGE);
 
 function parseArgs(argv) {
-  const o = { json: false, threads: availableParallelism(), repeats: 3, prompt: 512, decode: 64, context: 1024, model: undefined, cache: join(homedir(), '.cache', 'healthgpt', 'bench'), worker: undefined };
-  const ints = new Set(['threads', 'repeats', 'prompt', 'decode', 'context']);
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i];
-    if (a === '--json') o.json = true;
-    else if (a === '--help' || a === '-h') {
-      console.log(USAGE);
-      process.exit(0);
-    } else if (a.startsWith('--') && a.slice(2) in o) {
-      const k = a.slice(2);
-      const v = argv[++i];
-      if (v === undefined) fail(`${a} needs a value`);
-      if (ints.has(k)) {
-        const n = Number(v);
-        if (!Number.isInteger(n) || n < 1) fail(`${a} must be a positive integer, got ${v}`);
-        o[k] = n;
-      } else o[k] = v;
-    } else fail(`unknown argument ${a}\n${USAGE}`);
-  }
+  const o = parse(argv, { json: false, threads: availableParallelism(), repeats: 3, prompt: 512, decode: 64, context: 1024, model: undefined, cache: join(homedir(), '.cache', 'healthgpt', 'bench'), worker: undefined },
+    ['threads', 'repeats', 'prompt', 'decode', 'context']);
   if (o.prompt + 1 > o.context || o.decode + 2 > o.context) fail(`--context ${o.context} is too small for --prompt ${o.prompt} and --decode ${o.decode}`);
   return o;
-}
-
-function fail(message) {
-  console.error(`bench: ${message}`);
-  process.exit(2);
-}
-
-function lib(path) {
-  const file = join(root, 'dist', path);
-  if (!existsSync(file)) fail(`${file} is missing: compile the library first (npx tsc -p .)`);
-  return require(file);
 }
 
 const median = (xs) => lib('cli/format.js').median(xs);
