@@ -216,7 +216,21 @@ double tolerance(int t, const case_data &w, const case_data &a, int64_t n) {
     const double m = is_float_type(t) ? (double)n : (double)(n / ti->block_size) + 16.0;
     return 2.0 * (m + 4.0) * std::ldexp(1.0, -24) * S + (double)FLT_MIN * sum_abs;
 }
-double tolerance(int t, const case_data &c, int64_t n) { return tolerance(t, c, c, n); }
+
+// got, a kernel's dot of w's weight row and a's activation row, against the scalar vec_dot:
+// equal for the scalar table's own kernels (exact), else within tolerance(); label names the
+// case in a failure.
+void check_dot(int t, const case_data &w, const case_data &a, int64_t n, float got, bool exact, const std::string &label) {
+    float want = NAN;
+    hg::kernels_scalar().vec_dot[t](n, &want, w.w.data(), a.a.data());
+    const double tol = exact ? 0.0 : tolerance(t, w, a, n);
+    char what[300];
+    std::snprintf(what, sizeof what, "%s: got %.9g want %.9g tol %.3g", label.c_str(), got, want, tol);
+    if (std::isfinite(want)) CHECK_MSG(std::isfinite(got) && std::fabs((double)got - want) <= tol, what);
+    // the format itself overflowed (q8_1's fp16 s = d * sum(q) past 65504 with |x| ~ 1e4): no
+    // value to compare, only its kind
+    else CHECK_MSG(!std::isfinite(got), what);
+}
 
 std::vector<int64_t> dot_sizes(int t) {
     if (is_float_type(t)) return {1, 3, 7, 8, 15, 16, 31, 32, 33, 63, 64, 65, 100, 13 * 32 + 5, 64 * 32, 64 * 32 + 7};
@@ -267,21 +281,12 @@ TEST(simd_vec_dot_matches_scalar) {
                     for (int as : {(int)RANDOM, ws < N_SHAPES ? ws : (int)RANDOM, (int)SPIKES}) {
                         case_data c = make_case(t, n, ws, (shape)as, rng);
                         if (!c.ok) continue;
-                        float want = NAN, got = NAN;
-                        ref.vec_dot[t](n, &want, c.w.data(), c.a.data());
+                        float got = NAN;
                         fn(n, &got, c.w.data(), c.a.data());
-                        const double tol = tolerance(t, c, n);
-                        char what[160];
-                        std::snprintf(what, sizeof what, "%s %s n=%lld w=%s a=%s: got %.9g want %.9g tol %.3g", l.name,
-                                      tname(t), (long long)n, ws < N_SHAPES ? shape_name[ws] : "random-bytes",
-                                      shape_name[as], got, want, tol);
-                        if (std::isfinite(want)) {
-                            CHECK_MSG(std::isfinite(got) && std::fabs((double)got - want) <= tol, what);
-                        } else {
-                            // the format itself overflowed (q8_1's fp16 s = d * sum(q) past
-                            // 65504 with |x| ~ 1e4): no value to compare, only its kind
-                            CHECK_MSG(!std::isfinite(got), what);
-                        }
+                        char label[120];
+                        std::snprintf(label, sizeof label, "%s %s n=%lld w=%s a=%s", l.name, tname(t), (long long)n,
+                                      ws < N_SHAPES ? shape_name[ws] : "random-bytes", shape_name[as]);
+                        check_dot(t, c, c, n, got, false, label);
                         ++compared;
                     }
                 }
@@ -328,16 +333,10 @@ TEST(simd_vec_dot_tile_matches_scalar) {
                         for (int c = 0; c < C; ++c) {
                             for (size_t r = R; r < bs; ++r) CHECK(out[c * bs + r] == -7.0f);
                             for (int r = 0; r < R; ++r) {
-                                float want = NAN;
-                                ref.vec_dot[t](n, &want, cs[r].w.data(), cs[c].a.data());
-                                const float got = out[c * bs + r];
-                                const double tol = exact ? 0.0 : tolerance(t, cs[r], cs[c], n);
-                                char what[200];
-                                std::snprintf(what, sizeof what, "%s tile %s n=%lld r=%d c=%d w=%s a=%s: got %.9g want %.9g tol %.3g",
-                                              l.name, tname(t), (long long)n, r, c, ws < N_SHAPES ? shape_name[ws] : "random-bytes",
-                                              shape_name[as], got, want, tol);
-                                if (std::isfinite(want)) CHECK_MSG(std::isfinite(got) && std::fabs((double)got - want) <= tol, what);
-                                else CHECK_MSG(!std::isfinite(got), what);
+                                char label[160];
+                                std::snprintf(label, sizeof label, "%s tile %s n=%lld r=%d c=%d w=%s a=%s", l.name, tname(t),
+                                              (long long)n, r, c, ws < N_SHAPES ? shape_name[ws] : "random-bytes", shape_name[as]);
+                                check_dot(t, cs[r], cs[c], n, out[c * bs + r], exact, label);
                                 ++compared;
                             }
                         }
@@ -408,16 +407,10 @@ TEST(simd_vec_dot_rows_matches_scalar) {
                                 for (size_t r = c < nc ? R : 0; r < bs; ++r) CHECK(out[c * bs + r] == -7.0f);
                                 if (c >= nc) continue;
                                 for (int r = 0; r < R; ++r) {
-                                    float want = NAN;
-                                    ref.vec_dot[t](n, &want, cs[r].w.data(), cs[c].a.data());
-                                    const float got = out[c * bs + r];
-                                    const double tol = exact ? 0.0 : tolerance(t, cs[r], cs[c], n);
-                                    char what[200];
-                                    std::snprintf(what, sizeof what, "%s %s %s n=%lld nc=%d r=%d c=%d w=%s: got %.9g want %.9g tol %.3g",
-                                                  l.name, kind, tname(t), (long long)n, nc, r, c,
-                                                  ws < N_SHAPES ? shape_name[ws] : "random-bytes", got, want, tol);
-                                    if (std::isfinite(want)) CHECK_MSG(std::isfinite(got) && std::fabs((double)got - want) <= tol, what);
-                                    else CHECK_MSG(!std::isfinite(got), what);
+                                    char label[160];
+                                    std::snprintf(label, sizeof label, "%s %s %s n=%lld nc=%d r=%d c=%d w=%s", l.name, kind, tname(t),
+                                                  (long long)n, nc, r, c, ws < N_SHAPES ? shape_name[ws] : "random-bytes");
+                                    check_dot(t, cs[r], cs[c], n, out[c * bs + r], exact, label);
                                     ++compared[packed];
                                 }
                             }
