@@ -13,6 +13,7 @@ import { generateCommand } from './generate.js';
 import { infoCommand } from './info.js';
 import { pullCommand } from './pull.js';
 import { quantizeCommand } from './quantize.js';
+import { serveCommand } from './serve.js';
 import { tokenizeCommand } from './tokenize.js';
 
 export function program(): Command {
@@ -33,6 +34,7 @@ export function program(): Command {
   p.addCommand(convertCommand());
   p.addCommand(benchCommand());
   p.addCommand(benchKernelsCommand());
+  p.addCommand(serveCommand());
   return p;
 }
 

@@ -9,8 +9,10 @@ import { GGUFFile, type GGUFInfo } from '../gguf/file.js';
 import { native, type NativeModel } from '../native.js';
 import { renderChat, templateFor, type ChatMessage, type ChatTemplate } from '../prompt/template.js';
 import { Tokenizer, type EncodeOptions } from '../tokenizer/index.js';
+import { tokenLogprobs, validateTopLogprobs, type TokenLogprobs } from './logprobs.js';
 import { Mutex } from './queue.js';
 import { Sampler, validateSampling, type SamplingOptions } from './sampler.js';
+import { StopText } from './stop-text.js';
 
 export interface PluginOptions {
   /**
@@ -50,6 +52,10 @@ export interface GenerateOptions extends SamplingOptions, RequestOptions {
   /** stop (without emitting it) when one of these is sampled; default: the model's EOS/EOT tokens */
   stopTokens?: number[];
   signal?: AbortSignal;
+  /** called with each generated token's log-probability (lib/model/logprobs.ts) just before it is yielded */
+  onLogprobs?: (entry: TokenLogprobs) => void;
+  /** with onLogprobs: how many most likely alternatives each entry lists (0..20); default 0 */
+  topLogprobs?: number;
 }
 
 export interface CompleteOptions extends GenerateOptions {
@@ -339,6 +345,8 @@ export class LanguageModel {
     const maxTokens = options.maxTokens ?? 256;
     if (!Number.isInteger(maxTokens) || maxTokens < 0) throw new HealthGPTError('ERR_INVALID_OPTION', `maxTokens must be a non-negative integer, got ${String(maxTokens)}`);
     if (options.signal !== undefined && !(options.signal instanceof AbortSignal)) throw new HealthGPTError('ERR_INVALID_OPTION', 'signal must be an AbortSignal');
+    if (options.onLogprobs !== undefined && typeof options.onLogprobs !== 'function') throw new HealthGPTError('ERR_INVALID_OPTION', `onLogprobs must be a function, got ${typeof options.onLogprobs}`);
+    validateTopLogprobs(options.topLogprobs);
     const positions = this.positions(prompt);
     const plugin = this.pluginId(options.plugin);
     const stop = new Set(options.stopTokens ?? this.defaultStopTokens());
@@ -361,6 +369,8 @@ export class LanguageModel {
       let length = positions.length;
       for (let i = 0; i < maxTokens; i++) {
         checkAbort();
+        // the sampler changes the row in place (penalty, mask): log-probabilities come from a copy
+        const raw = options.onLogprobs ? logits.slice() : undefined;
         const token = sampler.sample(logits, history);
         if (stop.has(token)) {
           finish = 'stop';
@@ -368,6 +378,7 @@ export class LanguageModel {
         }
         history.push(token);
         length++;
+        if (raw) options.onLogprobs!(tokenLogprobs(raw, token, options.topLogprobs ?? 0));
         yield token;
         if (i + 1 === maxTokens) break;
         if (length > nCtx) {
@@ -398,30 +409,21 @@ export class LanguageModel {
     if (!Array.isArray(stops) || stops.some((s) => typeof s !== 'string' || s === '')) throw new HealthGPTError('ERR_INVALID_OPTION', 'stop must be an array of non-empty strings');
     const tokens = this.tokenize(prompt, { special: options.special ?? false, prefixStyle: options.prefixStyle });
     const decoder = this.tokenizer.streamDecoder();
-    let pending = '';
+    const filter = new StopText(stops);
     const gen = this.generate(tokens, options);
     for (;;) {
       const step = await gen.next();
       if (step.done) {
-        pending += decoder.flush();
-        if (pending) yield pending;
+        const rest = filter.flush(decoder.flush());
+        if (rest) yield rest;
         return step.value;
       }
-      pending += decoder.push(step.value);
-      const hit = stops.map((s) => pending.indexOf(s)).filter((i) => i >= 0);
-      if (hit.length) {
-        const cut = Math.min(...hit);
-        if (cut > 0) yield pending.slice(0, cut);
+      const out = filter.push(decoder.push(step.value));
+      if (out.text) yield out.text;
+      if (out.stopped) {
         await gen.return('stop');
         this.lastFinish = 'stop';
         return 'stop';
-      }
-      // emit all but a tail that could still grow into a stop string
-      let keep = 0;
-      for (const s of stops) for (let k = Math.min(s.length - 1, pending.length); k > keep; k--) if (s.startsWith(pending.slice(pending.length - k))) keep = k;
-      if (pending.length > keep) {
-        yield pending.slice(0, pending.length - keep);
-        pending = pending.slice(pending.length - keep);
       }
     }
   }

@@ -21,7 +21,7 @@ import { HealthGPTError } from '../errors.js';
 import { GENERATION_TASKS, isGenerationTask, taskMessage, type GenerationTask } from '../generate/tasks.js';
 import { findImageTokens, imageIndices, imageTokenMask, type ImageTokenIds } from '../generate/image-tokens.js';
 import { encodePng, loadPixelValues, type ImageDecodeOptions, type ImageInput } from '../image/index.js';
-import { LanguageModel, type FinishReason, type PluginOptions, type PromptPiece } from '../model/model.js';
+import { LanguageModel, type FinishReason, type GenerateOptions, type PluginOptions, type PromptPiece } from '../model/model.js';
 import { validateSampling, type SamplingOptions } from '../model/sampler.js';
 import { IMAGE_PLACEHOLDER, countImages, tokenizeImagePrompt } from '../prompt/multimodal.js';
 import { renderChat, templateFor, type ChatMessage, type ChatTemplate } from '../prompt/template.js';
@@ -76,6 +76,12 @@ export interface AskOptions extends SamplingRequest {
   system?: string;
   /** decoding of DICOM / 16-bit inputs (window etc.) */
   imageOptions?: ImageDecodeOptions;
+  /** each answer token's log-probability, before its text is yielded (LanguageModel.generate) */
+  onLogprobs?: GenerateOptions['onLogprobs'];
+  /** with onLogprobs: the most likely alternatives listed per token (0..20) */
+  topLogprobs?: number;
+  /** called once the prompt is built, with its length in positions (tokens and image patches) */
+  onPrompt?: (positions: number) => void;
 }
 
 export interface AskTimings {
@@ -119,7 +125,7 @@ export interface GenerateImageResult {
 
 const LOAD_KEYS = new Set(['model', 'vision', 'plugins', 'vqgan', 'threads', 'contextSize', 'kvType', 'pluginOptions', 'imageCacheSize']);
 const SAMPLING_KEYS = ['temperature', 'topK', 'topP', 'minP', 'repeatPenalty', 'repeatLastN', 'seed', 'signal'];
-const ASK_KEYS = new Set([...SAMPLING_KEYS, 'question', 'image', 'images', 'history', 'maxTokens', 'system', 'imageOptions']);
+const ASK_KEYS = new Set([...SAMPLING_KEYS, 'question', 'image', 'images', 'history', 'maxTokens', 'system', 'imageOptions', 'onLogprobs', 'topLogprobs', 'onPrompt']);
 const GEN_KEYS = new Set([...SAMPLING_KEYS, 'task', 'image', 'report', 'instruction', 'onToken', 'imageOptions']);
 
 function invalid(message: string): HealthGPTError {
@@ -321,6 +327,7 @@ export class HealthGPT {
     }
     if (o.maxTokens !== undefined && (!Number.isInteger(o.maxTokens) || o.maxTokens < 1)) throw invalid(`maxTokens must be a positive integer, got ${String(o.maxTokens)}`);
     if (o.system !== undefined && typeof o.system !== 'string') throw invalid(`system must be a string, got ${typeof o.system}`);
+    if (o.onPrompt !== undefined && typeof o.onPrompt !== 'function') throw invalid(`onPrompt must be a function, got ${typeof o.onPrompt}`);
     validateSamplingRequest(o, 'ask');
   }
 
@@ -357,6 +364,7 @@ export class HealthGPT {
     this.validateAsk(options);
     this.needPlugin('comprehension');
     const { prompt, encodeMs } = await this.askPrompt(options);
+    options.onPrompt?.(prompt.reduce<number>((n, p) => n + (typeof p === 'number' ? 1 : p.length / this.model.info.nEmbd), 0));
     const tPrefill = performance.now();
     const timings: AskTimings = { encode_ms: encodeMs, prefill_ms: 0, decode_ms: 0 };
     let tFirst: number | undefined;
@@ -365,6 +373,7 @@ export class HealthGPT {
     const decoder = this.model.tokenizer.streamDecoder();
     const gen = this.model.generate(prompt, {
       temperature: 0, ...pickSampling(options), maxTokens: options.maxTokens ?? 512, stopTokens: this.stopTokens(), plugin: 'comprehension', signal: options.signal,
+      onLogprobs: options.onLogprobs, topLogprobs: options.topLogprobs,
     });
     try {
       for (;;) {

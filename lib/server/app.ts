@@ -1,0 +1,128 @@
+/**
+ * `healthgpt serve`'s HTTP server (fastify): OpenAI's chat completions and images endpoints
+ * over one HealthGPT session, plus /v1/models and /health. Safe defaults: it listens on
+ * 127.0.0.1, and anywhere else only with an API key (Bearer); bodies and images are bounded
+ * (413); at most `queue` requests wait (429 with Retry-After); each request has a deadline
+ * (504); a client that disconnects stops its request. Logs are fastify's (pino, JSON lines)
+ * and hold no prompt text unless logPrompts, and never image content.
+ */
+import { createHash, timingSafeEqual } from 'node:crypto';
+import multipart from '@fastify/multipart';
+import { HealthGPTError } from '../errors.js';
+import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify';
+import { Admission } from './admission.js';
+import { chatCompletions } from './chat.js';
+import type { ServedSession, ServerContext } from './context.js';
+import { ApiError, apiErrorOf } from './errors.js';
+import { ImageSource } from './image-source.js';
+import { imageEdits, imageGenerations } from './images.js';
+
+export interface ServerOptions {
+  session: ServedSession;
+  /** the name /v1/models lists and requests give as `model` */
+  modelId: string;
+  /** default 127.0.0.1; any other address needs apiKey */
+  host?: string;
+  /** default 8080; 0 picks a free port */
+  port?: number;
+  /** clients send `Authorization: Bearer <apiKey>` (every path but /health) */
+  apiKey?: string;
+  /** folders whose files requests may name as images */
+  allowDirs?: string[];
+  /** largest request body in bytes (JSON with data: URLs, or a multipart upload); default 32 MiB */
+  bodyLimit?: number;
+  /** largest image in pixels; default 25e6 */
+  maxPixels?: number;
+  /** requests that may wait for the model beyond the one it runs; default 16 */
+  queue?: number;
+  /** per-request deadline from arrival, ms; default 600000 */
+  timeoutMs?: number;
+  logPrompts?: boolean;
+  /** fastify's logger option (pino); default: info level on stdout */
+  logger?: FastifyServerOptions['logger'];
+}
+
+export interface RunningServer {
+  app: FastifyInstance;
+  /** http://host:port */
+  url: string;
+  /** stops listening, stops requests in flight; the session stays the caller's */
+  close(): Promise<void>;
+}
+
+const LOOPBACK = /^(127(\.\d{1,3}){3}|::1|localhost)$/;
+
+/** One model step at a time today: the session runs one request's tokens per step. */
+const SLOTS = 1;
+
+function sameKey(given: string, key: string): boolean {
+  const h = (s: string) => createHash('sha256').update(s).digest();
+  return timingSafeEqual(h(given), h(key));
+}
+
+export async function startServer(o: ServerOptions): Promise<RunningServer> {
+  const host = o.host ?? '127.0.0.1';
+  if (!LOOPBACK.test(host) && !o.apiKey) throw new HealthGPTError('ERR_INVALID_OPTION', `listening on ${host} (not this machine alone) needs an API key: --api-key or HEALTHGPT_API_KEY`);
+  if (o.apiKey !== undefined && o.apiKey.length < 8) throw new HealthGPTError('ERR_INVALID_OPTION', 'the API key must be at least 8 characters');
+  for (const k of ['bodyLimit', 'maxPixels', 'queue', 'timeoutMs'] as const) {
+    const v = o[k];
+    if (v !== undefined && (!Number.isSafeInteger(v) || v < (k === 'queue' ? 0 : 1))) throw new HealthGPTError('ERR_INVALID_OPTION', `${k} must be a ${k === 'queue' ? 'non-negative' : 'positive'} integer, got ${String(v)}`);
+  }
+  const bodyLimit = o.bodyLimit ?? 32 << 20;
+  const shutdown = new AbortController();
+  const ctx: ServerContext = {
+    session: o.session,
+    modelId: o.modelId,
+    images: await ImageSource.create(o.allowDirs),
+    admission: new Admission(SLOTS, o.queue ?? 16),
+    timeoutMs: o.timeoutMs ?? 600_000,
+    maxPixels: o.maxPixels ?? 25_000_000,
+    logPrompts: o.logPrompts ?? false,
+    shutdown: shutdown.signal,
+  };
+
+  const app = Fastify({ logger: o.logger ?? { level: 'info' }, bodyLimit, return503OnClosing: true });
+  await app.register(multipart, { limits: { fileSize: bodyLimit, files: 1, fields: 16, fieldSize: 1 << 20, parts: 32 } });
+
+  app.setErrorHandler((err, req, reply) => {
+    const { error, internal } = apiErrorOf(err);
+    if (internal) req.log.error({ err }, 'request failed');
+    else req.log.info({ status: error.status, code: error.code }, error.message);
+    return reply.code(error.status).headers(error.headers).send(error.body());
+  });
+  app.setNotFoundHandler((req, reply) => {
+    const e = new ApiError(404, `Unknown request URL: ${req.method} ${req.url}`, 'unknown_url');
+    return reply.code(404).send(e.body());
+  });
+  if (o.apiKey !== undefined) {
+    const key = o.apiKey;
+    app.addHook('onRequest', async (req) => {
+      if (req.url === '/health') return;
+      const m = /^Bearer (.+)$/.exec(req.headers.authorization ?? '');
+      if (!m || !sameKey(m[1]!, key)) throw new ApiError(401, 'a valid API key is required: Authorization: Bearer <key>', 'invalid_api_key');
+    });
+  }
+
+  app.get('/health', async (_req, reply) =>
+    reply.send({ status: 'ok', model: ctx.modelId, running: ctx.admission.running, waiting: ctx.admission.waiting, queue: ctx.admission.queue }),
+  );
+  const model = () => ({ id: ctx.modelId, object: 'model', created: 0, owned_by: 'healthgpt' });
+  app.get('/v1/models', async () => ({ object: 'list', data: [model()] }));
+  app.get<{ Params: { id: string } }>('/v1/models/:id', async (req) => {
+    if (req.params.id !== ctx.modelId) throw new ApiError(404, `The model '${req.params.id}' does not exist`, 'model_not_found', 'model');
+    return model();
+  });
+  app.post('/v1/chat/completions', (req, reply) => chatCompletions(ctx, req, reply));
+  app.post('/v1/images/edits', (req, reply) => imageEdits(ctx, req, reply));
+  app.post('/v1/images/generations', (req, reply) => imageGenerations(ctx, req, reply));
+
+  const url = await app.listen({ host, port: o.port ?? 8080 });
+  return {
+    app,
+    url,
+    close: async () => {
+      shutdown.abort(new Error('the server is shutting down'));
+      await app.close();
+    },
+  };
+}
