@@ -61,7 +61,7 @@ export function serveCommand(): Command {
           modelId: o.name ?? (o.model.length === 1 && !o.model[0]!.endsWith('.gguf') ? basename(o.model[0]!) : 'healthgpt'),
           host: o.host,
           port: o.port,
-          apiKey: o.apiKey,
+          apiKey: o.apiKey || undefined,
           allowDirs: o.allowDir,
           bodyLimit: Math.round(o.maxBodyMb * 2 ** 20),
           maxPixels: Math.round(o.maxPixels),

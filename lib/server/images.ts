@@ -42,6 +42,7 @@ async function respond(ctx: ServerContext, req: FastifyRequest, reply: FastifyRe
       size: `${r.width}x${r.height}`,
     });
   } catch (err) {
+    if (scope.ended === 'client-gone') req.log.info({ endpoint, task: options.task, ms: Math.round(performance.now() - t0), aborted: 'client disconnected' }, 'image request stopped');
     throw scope.failure(err);
   } finally {
     scope.close();
