@@ -30,3 +30,6 @@ export {
   type GenerateImageResult, type Turn, type SessionImage, type SamplingRequest,
 } from './session/healthgpt.js';
 export { GENERATION_TASKS, type GenerationTask } from './generate/tasks.js';
+export { startServer, type ServerOptions, type RunningServer } from './server/app.js';
+export { resolveModelFiles, type ModelFiles } from './session/model-files.js';
+export type { TokenLogprobs, TokenLogprob } from './model/logprobs.js';

@@ -134,6 +134,11 @@ describe('healthgpt serve (OpenAI API)', () => {
       expect(e.logprob).toBeLessThanOrEqual(0);
       for (let i = 1; i < 3; i++) expect(e.top_logprobs[i]!.logprob).toBeLessThanOrEqual(e.top_logprobs[i - 1]!.logprob);
     }
+    // streamed: the same entries, spread over the chunks
+    const stream = await client.chat.completions.create({ model: MODEL, messages: imageQuestion(), max_tokens: 4, logprobs: true, top_logprobs: 3, stream: true });
+    const streamed: OpenAI.ChatCompletionTokenLogprob[] = [];
+    for await (const c of stream) streamed.push(...(c.choices[0]?.logprobs?.content ?? []));
+    expect(streamed).toEqual(lp);
     // the first step against transformers' logits (log-softmax in float64): the engine's
     // logits are within 1e-5 of the peak (test/healthgpt.test.ts), a log-probability moves by
     // at most twice the largest logit error

@@ -116,7 +116,13 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
   app.post('/v1/images/edits', (req, reply) => imageEdits(ctx, req, reply));
   app.post('/v1/images/generations', (req, reply) => imageGenerations(ctx, req, reply));
 
-  const url = await app.listen({ host, port: o.port ?? 8080 });
+  let url: string;
+  try {
+    url = await app.listen({ host, port: o.port ?? 8080 });
+  } catch (err) {
+    await app.close();
+    throw new HealthGPTError('ERR_LISTEN', `cannot listen on ${host}:${o.port ?? 8080}: ${(err as Error).message}`, { cause: err });
+  }
   return {
     app,
     url,

@@ -5,6 +5,7 @@
  * gets its proper status; an error after that arrives as an `{error}` event.
  */
 import { randomUUID } from 'node:crypto';
+import { once } from 'node:events';
 import { PassThrough } from 'node:stream';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { TokenLogprob, TokenLogprobs } from '../model/logprobs.js';
@@ -105,8 +106,10 @@ export async function chatCompletions(ctx: ServerContext, req: FastifyRequest, r
 
   const sse = new PassThrough();
   sse.on('error', () => undefined); // a client gone mid-write: the scope's signal handles it
-  const send = (data: unknown): void => {
-    if (!sse.destroyed && !sse.writableEnded) sse.write(`data: ${typeof data === 'string' ? data : JSON.stringify(data)}\n\n`);
+  // a client that reads slowly slows its generation instead of growing a buffer here
+  const send = async (data: unknown): Promise<void> => {
+    if (sse.destroyed || sse.writableEnded) return;
+    if (!sse.write(`data: ${typeof data === 'string' ? data : JSON.stringify(data)}\n\n`)) await once(sse, 'drain', { signal: scope.signal });
   };
   const chunk = (delta: Record<string, unknown>, finish: string | null, logprobs = takeLogprobs()) => ({
     id, object: 'chat.completion.chunk', created, model: ctx.modelId,
@@ -115,14 +118,14 @@ export async function chatCompletions(ctx: ServerContext, req: FastifyRequest, r
   reply.header('content-type', 'text/event-stream; charset=utf-8').header('cache-control', 'no-cache').header('x-accel-buffering', 'no');
   void reply.send(sse);
   try {
-    send(chunk({ role: 'assistant', content: '' }, null, null));
+    await send(chunk({ role: 'assistant', content: '' }, null, null));
     let piece = first;
     for (;;) {
-      if (piece.text) send(chunk({ content: piece.text }, null));
+      if (piece.text) await send(chunk({ content: piece.text }, null));
       if (piece.finish !== undefined) {
-        send(chunk({}, piece.finish));
-        if (chat.includeUsage) send({ id, object: 'chat.completion.chunk', created, model: ctx.modelId, choices: [], usage: usage() });
-        send('[DONE]');
+        await send(chunk({}, piece.finish));
+        if (chat.includeUsage) await send({ id, object: 'chat.completion.chunk', created, model: ctx.modelId, choices: [], usage: usage() });
+        await send('[DONE]');
         logDone(piece.finish);
         break;
       }
@@ -135,7 +138,7 @@ export async function chatCompletions(ctx: ServerContext, req: FastifyRequest, r
       const { error, internal } = apiErrorOf(scope.failure(err));
       if (internal) req.log.error({ err }, 'chat completion failed mid-stream');
       else logDone('error', { status: error.status, code: error.code });
-      send(error.body());
+      await send(error.body()).catch(() => undefined);
     }
   } finally {
     scope.close();
