@@ -6,6 +6,7 @@
 // that disconnects mid-stream.
 import { spawn } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
+import { request } from 'node:http';
 import { join } from 'node:path';
 import OpenAI, { toFile } from 'openai';
 import sharp from 'sharp';
@@ -257,6 +258,21 @@ describe('healthgpt serve (OpenAI API)', () => {
     expect((await clientOf(keyed, 'secret-key-123').models.list()).data[0]!.id).toBe(MODEL);
     expect((await fetch(`${keyed.url}/health`)).status).toBe(200);
     await expect(startServer({ session: hg, modelId: MODEL, port: 0, host: '0.0.0.0', logger: false })).rejects.toThrow(/needs an API key/);
+  });
+
+  it('403 without an API key: a request for another host (DNS rebinding) or from a foreign web page', async () => {
+    const status = (headers: Record<string, string>) =>
+      new Promise<number>((resolve, reject) => {
+        const u = new URL(`${main.url}/v1/models`);
+        request({ host: u.hostname, port: u.port, path: u.pathname, headers }, (res) => {
+          res.resume();
+          resolve(res.statusCode!);
+        }).on('error', reject).end();
+      });
+    expect(await status({ host: 'evil.example:8080' })).toBe(403);
+    expect(await status({ host: `localhost:${new URL(main.url).port}`, origin: 'https://evil.example' })).toBe(403);
+    expect(await status({ host: `localhost:${new URL(main.url).port}`, origin: 'http://localhost:3000' })).toBe(200);
+    expect(await status({ host: new URL(main.url).host })).toBe(200);
   });
 
   it('413: a body, an upload or an image past its limit', async () => {

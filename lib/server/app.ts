@@ -1,7 +1,8 @@
 /**
  * `healthgpt serve`'s HTTP server (fastify): OpenAI's chat completions and images endpoints
  * over one HealthGPT session, plus /v1/models and /health. Safe defaults: it listens on
- * 127.0.0.1, and anywhere else only with an API key (Bearer); bodies and images are bounded
+ * 127.0.0.1, and anywhere else only with an API key (Bearer); without a key it answers
+ * requests for a loopback host from no foreign web page (lib/server/local-guard.ts); bodies and images are bounded
  * (413); at most `queue` requests wait (429 with Retry-After); each request has a deadline
  * (504); a client that disconnects stops its request. Logs are fastify's (pino, JSON lines)
  * and hold no prompt text unless logPrompts, and never image content.
@@ -16,6 +17,7 @@ import type { ServedSession, ServerContext } from './context.js';
 import { ApiError, apiErrorOf } from './errors.js';
 import { ImageSource } from './image-source.js';
 import { imageEdits, imageGenerations } from './images.js';
+import { checkLocalRequest } from './local-guard.js';
 
 export interface ServerOptions {
   session: ServedSession;
@@ -101,6 +103,8 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
       const m = /^Bearer (.+)$/.exec(req.headers.authorization ?? '');
       if (!m || !sameKey(m[1]!, key)) throw new ApiError(401, 'a valid API key is required: Authorization: Bearer <key>', 'invalid_api_key');
     });
+  } else {
+    app.addHook('onRequest', async (req) => checkLocalRequest(req));
   }
 
   app.get('/health', async (_req, reply) =>
