@@ -103,6 +103,16 @@ describe('healthgpt serve (OpenAI API)', () => {
     expect(r.usage).toEqual({ prompt_tokens: promptLength, completion_tokens: 8, total_tokens: promptLength + 8 });
   });
 
+  it('temperature, top_p and seed reach the sampler: the session\'s sampled answer, reproduced', async () => {
+    const want = await hg.answer({ question: manifest.question, image: inputPng, maxTokens: 12, temperature: 0.9, topP: 0.95, seed: 11 });
+    const greedy = await hg.answer({ question: manifest.question, image: inputPng, maxTokens: 12 });
+    expect(want.answer).not.toBe(greedy.answer);
+    for (let i = 0; i < 2; i++) {
+      const r = await client.chat.completions.create({ model: MODEL, messages: imageQuestion(), max_tokens: 12, temperature: 0.9, top_p: 0.95, seed: 11 });
+      expect(r.choices[0]!.message.content).toBe(want.answer);
+    }
+  });
+
   it('chat with an image, streamed: the same text in chunks, then the finish, usage and [DONE]', async () => {
     const whole = await client.chat.completions.create({ model: MODEL, messages: imageQuestion(), max_tokens: 12 });
     const stream = await client.chat.completions.create({ model: MODEL, messages: imageQuestion(), max_tokens: 12, stream: true, stream_options: { include_usage: true } });
