@@ -12,7 +12,6 @@ import { OpaqueObject, unpickle } from '../lib/convert/pickle.js';
 import { openSafetensors } from '../lib/convert/safetensors.js';
 import { openTorchCheckpoint } from '../lib/convert/torch.js';
 import { writeSafetensors, type SafetensorsEntry } from '../lib/synthetic/safetensors-writer.js';
-import { parseYaml } from '../lib/convert/yaml.js';
 import { readVqganConfig } from '../lib/convert/vqgan.js';
 import { GGUFFile } from '../lib/gguf/file.js';
 import { LanguageModel } from '../lib/model/model.js';
@@ -95,7 +94,8 @@ describe('convert the released layout (f32) and run each part', () => {
     expect(readdirSync(out).sort()).toEqual(['comprehension.gguf', 'generation.gguf', 'healthgpt.json', 'model.gguf', 'vision.gguf', 'vqgan.gguf']);
     const onDisk = JSON.parse(readFileSync(join(out, 'healthgpt.json'), 'utf8')) as HealthGPTManifest;
     expect(onDisk).toEqual(manifest);
-    expect(manifest.notes.join('\n')).toMatch(/stacked adapters[\s\S]*per-expert adapters[\s\S]*unverified/);
+    expect(manifest.notes.join('\n')).toMatch(/stacked adapters[\s\S]*per-expert adapters/);
+    expect(manifest.notes.join('\n')).not.toMatch(/unverified/);
   });
 
   // F32 everywhere: float32 rounding only. Measured: 2.2e-7 (comprehension, stacked adapters)
@@ -153,6 +153,76 @@ describe('convert the released layout (f32) and run each part', () => {
   });
 
   afterAll(() => undefined);
+});
+
+// The fixture above holds the converter's other accepted forms (.default adapter names,
+// per-expert lora_A{j} / lora_B{j}, the comprehension projector and the rows in other files).
+// Re-keyed into the release's own layout (docs/model.md, "The released files"), the same
+// tensors must give the same files, and the generation plugin the same logits.
+describe("HealthGPT's released key layout, re-keyed from the fixture", () => {
+  it('converts to the same language model, vision tower and comprehension plugin, and the same generation adapters', async () => {
+    const d = tempDir('healthgpt-true-layout-');
+    const read = async (f: string): Promise<Map<string, TorchTensor>> => {
+      const c = await openTorchCheckpoint(f);
+      try {
+        const m = new Map<string, TorchTensor>();
+        for (const t of c.tensors) m.set(t.name, new TorchTensor([...t.shape], await t.readF32()));
+        return m;
+      } finally {
+        await c.close();
+      }
+    };
+    const [com, gen, fusion] = [await read(plugins[0]!), await read(plugins[1]!), await read(plugins[2]!)];
+    const P = 'base_model.model.';
+    const comTrue: Array<[string, TorchTensor]> = [...com].map(([k, t]) => [k.replace('.default', ''), t]);
+    for (const [k, t] of fusion) comTrue.push([P + k, t]); // the comprehension projector, model.mm_projector.*
+    expect(comTrue.every(([k]) => k.startsWith(P + 'model.') && !k.includes('default'))).toBe(true);
+    // generation: per-expert A_j (r/n x in) stacked by rows, B_j (out x r/n) side by side
+    const n = 4;
+    const genTrue: Array<[string, TorchTensor]> = [];
+    const fusionTrue: Array<[string, TorchTensor]> = [];
+    for (const [k, t] of gen) {
+      if (/embed_tokens|lm_head/.test(k)) fusionTrue.push([k, t]);
+      else if (/mm_projector|lora_route/.test(k)) genTrue.push([k.replace('.default', ''), t]);
+      else if (/lora_A0\./.test(k) || /lora_B0\./.test(k)) {
+        const part = (j: number): TorchTensor => gen.get(k.replace(/lora_([AB])0\./, `lora_$1${j}.`))!;
+        const [rows, cols] = part(0).shape as [number, number];
+        if (k.includes('lora_A0')) {
+          const a = new Float32Array(n * rows * cols);
+          for (let j = 0; j < n; j++) a.set(part(j).data, j * rows * cols);
+          genTrue.push([k.replace('lora_A0.default', 'lora_A'), new TorchTensor([n * rows, cols], a)]);
+        } else {
+          const b = new Float32Array(rows * n * cols);
+          for (let j = 0; j < n; j++) for (let i = 0; i < rows; i++) b.set(part(j).data.subarray(i * cols, (i + 1) * cols), i * n * cols + j * cols);
+          genTrue.push([k.replace('lora_B0.default', 'lora_B'), new TorchTensor([rows, n * cols], b)]);
+        }
+      }
+    }
+    expect(fusionTrue.map(([k]) => k).sort()).toEqual([`${P}lm_head.weight`, `${P}model.embed_tokens.weight`]);
+    const files = { com: join(d, 'com_hlora_weights.bin'), gen: join(d, 'gen_hlora_weights.bin'), fusion: join(d, 'fusion_layer_weights.bin') };
+    await writeTorchSave(files.com, new TorchDict(comTrue, true));
+    await writeTorchSave(files.gen, new TorchDict(genTrue, true));
+    await writeTorchSave(files.fusion, new TorchDict(fusionTrue, true));
+    const { pluginFirstRow: _, vqgan: __, ...opts } = base;
+    const [want, got] = [join(d, 'fixture'), join(d, 'release')];
+    await convertHealthGPT(want, { ...opts, pluginFirstRow: 400, type: 'f32' });
+    const m = await convertHealthGPT(got, { ...opts, plugins: [files.com, files.gen, files.fusion], type: 'f32' });
+    expect(m.notes.join('\n')).toMatch(/comprehension: 2 layers, stacked adapters[\s\S]*generation: 2 layers, stacked adapters/);
+    for (const f of ['model.gguf', 'vision.gguf', 'comprehension.gguf']) expect(readFileSync(join(got, f)).equals(readFileSync(join(want, f))), f).toBe(true);
+    // generation: every adapter tensor the same bytes as from the per-expert form (whose logits
+    // match torch above); its trained rows now live in the fusion file, which the language model
+    // takes when it resizes the vocabulary (here 416 rows = vocab_size: nothing to resize)
+    const [g, w] = [GGUFFile.open(join(got, 'generation.gguf')), GGUFFile.open(join(want, 'generation.gguf'))];
+    try {
+      const names = g.info.tensors.map((t) => t.name);
+      expect(names.length).toBe(2 * 4 * 3); // 2 layers x 4 linears x router, A, B (projectors are in vision.gguf)
+      expect(w.info.tensors.map((t) => t.name).filter((n) => !names.includes(n)).sort()).toEqual(['output.weight', 'token_embd.weight']);
+      for (const n of names) expect(Buffer.from(await g.tensorData(g.tensorIndex(n))).equals(Buffer.from(await w.tensorData(w.tensorIndex(n)))), n).toBe(true);
+    } finally {
+      g.close();
+      w.close();
+    }
+  });
 });
 
 describe('convert through the CLI (f16)', () => {
@@ -258,7 +328,7 @@ describe('refusals', () => {
     entries.push(['base_model.model.model.layers.1.mlp.down_proj.lora_route.bias', new TorchTensor([4], new Float32Array(4))]);
     await writeTorchSave(join(d, 'com_hlora_weights.bin'), new TorchDict(entries, true));
     const err = (await convertHealthGPT(join(d, 'out'), { plugins: [join(d, 'com_hlora_weights.bin')], pluginSpecs: base.pluginSpecs }).catch((e: unknown) => e)) as Error;
-    expect(err.message).toMatch(/1 key\(s\) this converter does not know \(the release's layout is unverified; see lib\/convert\/hlora\.ts\): base_model\.model\.model\.layers\.1\.mlp\.down_proj\.lora_route\.bias/);
+    expect(err.message).toMatch(/1 key\(s\) that are not H-LoRA adapters, projector or embedding rows \(the layouts read are in lib\/convert\/hlora\.ts\): base_model\.model\.model\.layers\.1\.mlp\.down_proj\.lora_route\.bias/);
     expect(existsSync(join(d, 'out'))).toBe(false);
   });
 
@@ -288,7 +358,7 @@ describe('refusals', () => {
   it('an unknown key in a plugin file is named', async () => {
     // a Lightning checkpoint given as a plugin: its state_dict keys are not H-LoRA keys
     const out = join(tempDir(), 'x');
-    await expectConvertError(convertHealthGPT(out, { ...base, llm: undefined, vision: undefined, vqgan: undefined, plugins: [`comprehension=${join(rel, 'callbacks.ckpt')}`] }), /does not know[\s\S]*decoder\.conv_out\.bias/);
+    await expectConvertError(convertHealthGPT(out, { ...base, llm: undefined, vision: undefined, vqgan: undefined, plugins: [`comprehension=${join(rel, 'callbacks.ckpt')}`] }), /not H-LoRA adapters[\s\S]*decoder\.conv_out\.bias/);
     expect(existsSync(out)).toBe(false);
   });
 
@@ -393,16 +463,59 @@ describe('Lightning extras: known-inert classes', () => {
   });
 });
 
-describe('model.yaml reader', () => {
-  it("reads the fixture's hyper-parameters", () => {
-    const h = readVqganConfig(readFileSync(join(vqDir, 'checkpoint', 'model.yaml'), 'utf8'), 'model.yaml');
-    expect(h).toEqual({ ch: 32, num_res_blocks: 1, z_channels: 16, resolution: 16, in_channels: 3, out_ch: 3, embed_dim: 16, n_embed: 64, ch_mult: [1, 1], attn_resolutions: [8] });
+describe('model.yaml reader (the yaml package)', () => {
+  const fixture = readFileSync(join(vqDir, 'checkpoint', 'model.yaml'), 'utf8');
+  const tiny = { ch: 32, num_res_blocks: 1, z_channels: 16, resolution: 16, in_channels: 3, out_ch: 3, embed_dim: 16, n_embed: 64, ch_mult: [1, 1], attn_resolutions: [8] };
+  // the fixture's lists in block style, as HealthGPT's taming_transformers/ckpt/model.yaml writes them
+  const block = fixture.replace('ch_mult: [1, 1]', 'ch_mult:\n      - 1\n      - 1').replace('attn_resolutions: [8]', 'attn_resolutions:\n      - 8');
+  // and the whole ddconfig as one flow mapping
+  const flow = fixture.replace(/ddconfig:\n(?: {6}.*\n)+/, 'ddconfig: {double_z: false, z_channels: 16, resolution: 16, in_channels: 3, out_ch: 3, ch: 32, ch_mult: [1, 1], num_res_blocks: 1, attn_resolutions: [8], dropout: 0.0}\n');
+
+  it("reads the fixture's hyper-parameters in flow, block and all-flow style alike", () => {
+    expect(block).toMatch(/ch_mult:\n {6}- 1\n {6}- 1\n/);
+    expect(flow).toMatch(/ddconfig: \{double_z/);
+    for (const text of [fixture, block, flow]) expect(readVqganConfig(text, 'model.yaml')).toEqual(tiny);
   });
-  it('refuses what it does not read, naming the line', () => {
-    expect(() => parseYaml('a:\n  - 1\n', 'm.yaml')).toThrow(/m\.yaml:2: block sequences/);
-    expect(() => parseYaml('a: 1\na: 2\n', 'm.yaml')).toThrow(/m\.yaml:2: key 'a' appears twice/);
-    expect(() => parseYaml('a:\n  b: 1\n c: 2\n', 'm.yaml')).toThrow(/m\.yaml:3: indentation 1/);
-    expect(() => parseYaml('a: &x 1\n', 'm.yaml')).toThrow(/m\.yaml:1: YAML feature '&'/);
-    expect(parseYaml('m:\n  p:\n    x: [1, 2]\n  q: -1.5e-3 # c\nn: "s"\n', 'm.yaml')).toEqual({ m: { p: { x: [1, 2] }, q: -1.5e-3 }, n: 's' });
+
+  it("reads the shipped file's exact text (block sequences on their own lines): HealthGPT's f8 GumbelVQ", () => {
+    const h = readVqganConfig(readFileSync(join(vqDir, 'healthgpt-model.yaml'), 'utf8'), 'model.yaml');
+    expect(h).toEqual({ ch: 128, num_res_blocks: 2, z_channels: 256, resolution: 256, in_channels: 3, out_ch: 3, embed_dim: 256, n_embed: 8192, ch_mult: [1, 1, 2, 4], attn_resolutions: [32] });
+  });
+
+  it('block and flow style both convert to the same file as the fixture', async () => {
+    const d = tempDir();
+    const outs: Buffer[] = [];
+    for (const [name, text] of [['fixture', fixture], ['block', block], ['flow', flow]] as const) {
+      mkdirSync(join(d, name));
+      writeFileSync(join(d, name, 'model.yaml'), text);
+      const m = await convertHealthGPT(join(d, name, 'out'), { vqgan: join(vqDir, 'checkpoint', 'last.ckpt'), vqganConfig: join(d, name, 'model.yaml'), type: 'f32', threads: 1 });
+      expect(m.files.map((f) => f.role)).toContain('image-decoder');
+      outs.push(readFileSync(join(d, name, 'out', 'vqgan.gguf')));
+    }
+    expect(outs[1]!.equals(outs[0]!)).toBe(true);
+    expect(outs[2]!.equals(outs[0]!)).toBe(true);
+  });
+
+  it('refuses what is not a taming GumbelVQ config, naming the key, the line or the target', () => {
+    const fail = (text: string): string => {
+      try {
+        readVqganConfig(text, 'm.yaml');
+      } catch (e) {
+        return (e as Error).message;
+      }
+      throw new Error('accepted');
+    };
+    expect(fail('a: 1\na: 2\n')).toMatch(/^m\.yaml: .*(unique|duplicate).*line 2/i);
+    expect(fail('model: [1, 2\n')).toMatch(/^m\.yaml: .*line/);
+    expect(fail('params: {}\n')).toMatch(/m\.yaml: no 'model' mapping/);
+    expect(fail(fixture.replace('taming.models.vqgan.GumbelVQ', 'taming.models.vqgan.VQModel'))).toMatch(/model\.target is "taming\.models\.vqgan\.VQModel", not taming's GumbelVQ/);
+    expect(fail(fixture.replace(/ddconfig:\n(?: {6}.*\n)+/, 'ddconfig: 3\n'))).toMatch(/no model\.params\.ddconfig mapping/);
+    expect(fail(fixture.replace('ch_mult: [1, 1]', 'ch_mult: 2'))).toMatch(/model\.params\.ddconfig\.ch_mult must be a list of integers, got 2/);
+    expect(fail(fixture.replace('ch_mult: [1, 1]', 'ch_mult:\n      - 1\n      - x'))).toMatch(/model\.params\.ddconfig\.ch_mult\[1\] must be a positive integer, got "x"/);
+    expect(fail(fixture.replace('n_embed: 64', 'n_embed: 6.5'))).toMatch(/model\.params\.n_embed must be a positive integer, got 6\.5/);
+    expect(fail(fixture.replace('double_z: false', 'double_z: true'))).toMatch(/model\.params\.ddconfig\.double_z true/);
+    // an alias bomb is refused by the parser's alias limit, not expanded
+    const bomb = ['a: &a [x, x, x, x, x, x, x, x, x, x]', ...Array.from({ length: 8 }, (_, i) => `${String.fromCharCode(98 + i)}: &${String.fromCharCode(98 + i)} [${Array(10).fill('*' + String.fromCharCode(97 + i)).join(', ')}]`)].join('\n');
+    expect(fail(bomb)).toMatch(/^m\.yaml: .*alias/i);
   });
 });

@@ -19,7 +19,7 @@ import { writeSafetensors } from '../lib/synthetic/safetensors-writer.js';
 import { TorchDict, TorchTensor, writeTorchSave } from '../lib/synthetic/torch-writer.js';
 import { VisionTower } from '../lib/vision/clip.js';
 import { Vqgan } from '../lib/vqgan/decoder.js';
-import { tempDir } from './helpers.js';
+import { root, tempDir } from './helpers.js';
 
 describe('torch.save and safetensors writers', () => {
   it('round-trip names, shapes, values and Lightning extras through our readers', async () => {
@@ -84,10 +84,54 @@ describe('the synthetic release', () => {
     notes = (await convertHealthGPT(out, { ...opts, type: 'f16', threads: 1 })).notes.join('\n');
   });
 
-  it('can generate: one <idx_k> per VQGAN code after the tokenizer, rows resized from the fusion file, the generation plugin\'s rows from there', async () => {
+  it("holds HealthGPT's released keys exactly: bf16, stacked adapters with no .default, a projector per plugin, only the rows in fusion", async () => {
+    const s = SYNTHETIC_RELEASE.llm;
+    const qkv = s.hidden + (2 * s.kvHeads * s.hidden) / s.heads;
+    const linears: Array<[string, number, number]> = [
+      ['self_attn.qkv_proj', s.hidden, qkv],
+      ['self_attn.o_proj', s.hidden, s.hidden],
+      ['mlp.gate_up_proj', s.hidden, 2 * s.ffn],
+      ['mlp.down_proj', s.ffn, s.hidden],
+    ];
+    const keys = async (f: string): Promise<Array<[string, string, number[]]>> => {
+      const c = await openTorchCheckpoint(join(dir, 'release', f));
+      try {
+        return c.tensors.map((t) => [t.name, t.dtype, [...t.shape]]);
+      } finally {
+        await c.close();
+      }
+    };
+    for (const [file, plugin] of [['com_hlora_weights.bin', 'comprehension'], ['gen_hlora_weights.bin', 'generation']] as const) {
+      const { rank: r, experts: n } = SYNTHETIC_RELEASE.plugins[plugin];
+      const want: Array<[string, string, number[]]> = [];
+      for (let i = 0; i < s.layers; i++)
+        for (const [lin, din, dout] of linears) {
+          const p = `base_model.model.model.layers.${i}.${lin}`;
+          want.push([`${p}.lora_route.weight`, 'BF16', [n, din]], [`${p}.lora_A.weight`, 'BF16', [r, din]], [`${p}.lora_B.weight`, 'BF16', [dout, r]]);
+        }
+      const w = SYNTHETIC_RELEASE.clip.width;
+      for (const [k, shape] of [['0.weight', [s.hidden, w]], ['0.bias', [s.hidden]], ['2.weight', [s.hidden, s.hidden]], ['2.bias', [s.hidden]]] as const) want.push([`base_model.model.model.mm_projector.${k}`, 'BF16', [...shape]]);
+      expect(await keys(file), file).toEqual(want);
+    }
+    expect(await keys('fusion_layer_weights.bin')).toEqual([
+      ['base_model.model.model.embed_tokens.weight', 'BF16', [SYNTHETIC_RELEASE_ROWS, s.hidden]],
+      ['base_model.model.lm_head.weight', 'BF16', [SYNTHETIC_RELEASE_ROWS, s.hidden]],
+    ]);
+  });
+
+  it("its model.yaml is HealthGPT's shipped file line for line, numbers aside", () => {
+    const shipped = readFileSync(join(root, 'test', 'fixtures', 'vqgan', 'healthgpt-model.yaml'), 'utf8');
+    const ours = readFileSync(join(dir, 'release', 'vqgan', 'model.yaml'), 'utf8');
+    expect(ours).toMatch(/ch_mult:\n {6}- 1\n/);
+    expect(ours.replace(/\d+/g, 'N')).toBe(shipped.replace(/\d+/g, 'N'));
+  });
+
+  it('can generate: one <idx_k> per VQGAN code after the tokenizer, rows resized from the fusion file, each plugin\'s projector in the vision file', async () => {
     const s = SYNTHETIC_RELEASE;
     expect(SYNTHETIC_RELEASE_ROWS).toBe(s.llm.tokenizer + s.vqgan.n_embed + 3);
     expect(notes).toMatch(new RegExp(`embeddings and head resized to ${SYNTHETIC_RELEASE_ROWS} rows from .*fusion_layer_weights\\.bin`));
+    expect(notes).toMatch(/comprehension: 2 layers, stacked adapters[\s\S]*generation: 2 layers, stacked adapters/);
+    expect(notes).toMatch(/projectors: comprehension, generation/);
     const m = await LanguageModel.load(join(out, 'model.gguf'), { threads: 1 });
     try {
       expect(m.info.nVocab).toBe(SYNTHETIC_RELEASE_ROWS);
@@ -97,11 +141,14 @@ describe('the synthetic release', () => {
     } finally {
       m.dispose();
     }
-    const g = GGUFFile.open(join(out, 'generation.gguf'));
-    try {
-      expect(g.info.tensors[g.tensorIndex('token_embd.weight')]!.shape).toEqual([s.llm.hidden, SYNTHETIC_RELEASE_ROWS - s.firstRow]);
-    } finally {
-      g.close();
+    for (const plugin of ['comprehension', 'generation']) {
+      const g = GGUFFile.open(join(out, `${plugin}.gguf`));
+      try {
+        // neither plugin has rows of its own: both run over fusion's
+        expect(g.info.tensors.some((t) => t.name === 'token_embd.weight' || t.name === 'output.weight')).toBe(false);
+      } finally {
+        g.close();
+      }
     }
   });
 

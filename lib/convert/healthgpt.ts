@@ -222,7 +222,6 @@ export async function convertHealthGPT(outDir: string, o: ConvertHealthGPTOption
     }
     checkAbort();
     for (const f of files) f.bytes = (await stat(join(stage, f.file))).size;
-    if (plugins.size) notes.push('the H-LoRA key layout of the released .bin files is unverified (lib/convert/hlora.ts)');
     const manifest: HealthGPTManifest = { format: 'healthgpt-model', version: 1, type, files, notes };
     await writeFile(join(stage, MANIFEST_NAME), JSON.stringify(manifest, null, 1) + '\n');
     for (const f of [...files.map((x) => x.file), MANIFEST_NAME]) await rename(join(stage, f), join(out, f));

@@ -3,26 +3,22 @@
  * weights (PyTorch pickles of partial state dicts of the PEFT-wrapped LLaVA-Phi model) to the
  * engine's plugin GGUF (README.md "H-LoRA plugin files"; native/models/hlora_plugin.cpp).
  *
- * UNVERIFIED LAYOUT. The release's exact key names are not documented anywhere we could read.
- * HealthGPT's peft fork descends from LoRAMoE-style code, so per adapted linear this reads
- *   <prefix>model.layers.N.<linear>.lora_route[.default].weight        R  (n x in)
- * and either the stacked form
- *   <prefix>model.layers.N.<linear>.lora_A[.default].weight            A  (r x in)
- *   <prefix>model.layers.N.<linear>.lora_B[.default].weight            B  (out x r)
- * or the per-expert form (j = 0 .. n-1)
- *   <prefix>model.layers.N.<linear>.lora_A{j}[.default].weight         A_j (r/n x in), stacked in
- *                                                                      expert order into A
- *   <prefix>model.layers.N.<linear>.lora_B{j}[.default].weight         B_j (out x r/n), its columns
- *                                                                      concatenated into B
- * with <prefix> = 'base_model.model.' (PEFT) or none, <linear> one of self_attn.qkv_proj,
- * self_attn.o_proj, mlp.gate_up_proj, mlp.down_proj. Besides the adapters:
- *   <prefix>model.mm_projector.{0,2}.{weight,bias}  -> mm.{0,2}.{weight,bias} (the plugin's projector)
- *   <prefix>model.embed_tokens.weight, <prefix>lm_head.weight
- *                                                   -> token_embd / output rows first_row..end
- * Every other key is an error naming it, so a user with a file laid out otherwise gets a precise
- * message rather than a plugin built from a guess. rank, alpha and the expert count are not in
- * the file: they come from options (the release's scripts: com r 64 alpha 128, gen r 256 alpha
- * 512, 4 experts each), and the file's shapes must agree with them.
+ * The release's layout (docs/model.md, "The released files"), from HealthGPT's own loader:
+ * llava/demo/utils.py load_weights calls model.load_state_dict(torch.load(file), strict=False) on
+ * the PEFT-wrapped model, and llava/peft/tuners/lora.py's Linear owns lora_route (n x in), one
+ * lora_A (r x in) and one lora_B (out x r), with no adapter-name level. So per adapted linear:
+ *   base_model.model.model.layers.N.<linear>.lora_route.weight   R (n x in)
+ *   base_model.model.model.layers.N.<linear>.lora_A.weight       A (r x in; expert j: rows j*r/n ..)
+ *   base_model.model.model.layers.N.<linear>.lora_B.weight       B (out x r)
+ * with <linear> one of self_attn.qkv_proj, self_attn.o_proj, mlp.gate_up_proj, mlp.down_proj,
+ * and the plugin's projector base_model.model.model.mm_projector.{0,2}.{weight,bias} -> mm.*.
+ * Also read, for checkpoints saved by other PEFT versions: the prefix absent, a `.default`
+ * adapter level, and per-expert lora_A{j} (r/n x in, stacked in expert order into A) /
+ * lora_B{j} (out x r/n, its columns concatenated into B). embed_tokens / lm_head in a plugin's
+ * own file become its rows from first_row (the release keeps them in fusion_layer_weights.bin,
+ * which the language model takes). Every other key is an error naming it. rank, alpha and the
+ * expert count are not in the file: they come from options (the release's scripts: com r 64
+ * alpha 128, gen r 256 alpha 512, 4 experts each), and the file's shapes must agree with them.
  */
 import { GGMLType } from '../gguf/constants.js';
 import { GGUFWriter } from '../gguf/writer.js';
@@ -49,7 +45,7 @@ export interface HLoraConvertOptions {
   onTensor?: (name: string, done: number, total: number) => void;
 }
 
-/** Rank, alpha and experts of the released files, by plugin (HealthGPT-M3's scripts; MODEL.md). */
+/** Rank, alpha and experts of the released files, by plugin (HealthGPT-M3's scripts; docs/model.md). */
 export const RELEASE_PLUGIN_DEFAULTS: Record<string, { rank: number; alpha: number; experts: number }> = {
   comprehension: { rank: 64, alpha: 128, experts: 4 },
   generation: { rank: 256, alpha: 512, experts: 4 },
@@ -155,7 +151,7 @@ export async function convertHLoraPlugin(files: string[], output: string, o: HLo
         else unknown.push(`${t.name} (${t.file})`);
       }
     });
-    if (unknown.length) convertFail(`plugin ${o.name}: ${unknown.length} key(s) this converter does not know (the release's layout is unverified; see lib/convert/hlora.ts): ${listNames(unknown)}`);
+    if (unknown.length) convertFail(`plugin ${o.name}: ${unknown.length} key(s) that are not H-LoRA adapters, projector or embedding rows (the layouts read are in lib/convert/hlora.ts): ${listNames(unknown)}`);
     if (linears.size === 0) convertFail(`plugin ${o.name}: ${files[0]} holds no H-LoRA adapter tensors (model.layers.N.<linear>.lora_route / lora_A / lora_B)`);
     const layerIds = [...new Set([...linears.keys()].map((k) => Number(k.split('.')[0])))];
     const nLayers = Math.max(...layerIds) + 1;

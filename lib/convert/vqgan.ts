@@ -1,7 +1,8 @@
 /**
  * `healthgpt convert --vqgan last.ckpt`: taming-transformers' GumbelVQ Lightning checkpoint (and
  * the model.yaml beside it) to the engine's vqgan GGUF (native/models/vqgan.h): the state dict's
- * keys verbatim, hyper-parameters from model.yaml's model.params (ddconfig, embed_dim, n_embed),
+ * keys verbatim, hyper-parameters from model.yaml's model.params (ddconfig, embed_dim, n_embed;
+ * read with the `yaml` package, so block, flow and the release's own layout all parse),
  * or, without a model.yaml, inferred from the shapes for a given resolution (default 256).
  *
  * Which checkpoint tensors are kept, by an explicit rule on the key's first component:
@@ -22,7 +23,7 @@ import { abortError } from '../model/model.js';
 import { native } from '../native.js';
 import { openTorchCheckpoint } from './torch.js';
 import { convertFail, numel, type LazyTensor } from './tensor.js';
-import { parseYaml, type YamlMap, type YamlValue } from './yaml.js';
+import { parseDocument } from 'yaml';
 
 export interface VqganHparams {
   ch: number;
@@ -53,30 +54,54 @@ export const VQGAN_SKIPPED_PREFIXES = ['loss.'];
 
 const INT_KEYS = ['ch', 'num_res_blocks', 'z_channels', 'resolution', 'in_channels', 'out_ch'] as const;
 
-function positiveInt(v: YamlValue | undefined, what: string): number {
+function positiveInt(v: unknown, what: string): number {
   if (typeof v !== 'number' || !Number.isSafeInteger(v) || v <= 0) convertFail(`${what} must be a positive integer, got ${JSON.stringify(v)}`);
   return v as number;
 }
 
-function intList(v: YamlValue | undefined, what: string, allowEmpty: boolean): number[] {
+function intList(v: unknown, what: string, allowEmpty: boolean): number[] {
   if (!Array.isArray(v) || (!allowEmpty && v.length === 0)) convertFail(`${what} must be a list of integers, got ${JSON.stringify(v)}`);
-  return (v as YamlValue[]).map((x, i) => positiveInt(x, `${what}[${i}]`));
+  return (v as unknown[]).map((x, i) => positiveInt(x, `${what}[${i}]`));
+}
+
+type YamlMap = Record<string, unknown>;
+const isMap = (v: unknown): v is YamlMap => typeof v === 'object' && v !== null && !Array.isArray(v);
+
+/**
+ * A YAML file as plain values (YAML 1.2 core schema). Syntax errors, duplicate keys and alias
+ * bombs are refused with the file, line and column; nothing in the file is executed (no tags
+ * beyond the core schema's).
+ */
+export function parseModelYaml(text: string, file: string): unknown {
+  const doc = parseDocument(text, { uniqueKeys: true, prettyErrors: true, schema: 'core' });
+  const err = doc.errors[0];
+  if (err) convertFail(`${file}: ${err.message.split('\n')[0]}`);
+  try {
+    return doc.toJS({ maxAliasCount: 100 });
+  } catch (e) {
+    return convertFail(`${file}: ${(e as Error).message}`);
+  }
 }
 
 /** model.yaml's hyper-parameters, checked. */
 export function readVqganConfig(text: string, file: string): VqganHparams {
-  const y = parseYaml(text, file);
-  const params = ((y.model as YamlMap | undefined)?.params ?? undefined) as YamlMap | undefined;
-  if (!params || typeof params !== 'object') convertFail(`${file}: no model.params mapping`);
-  const dd = params!.ddconfig as YamlMap | undefined;
-  if (!dd || typeof dd !== 'object' || Array.isArray(dd)) convertFail(`${file}: no model.params.ddconfig mapping`);
+  const y = parseModelYaml(text, file);
+  const model = isMap(y) ? y.model : undefined;
+  if (!isMap(model)) return convertFail(`${file}: no 'model' mapping (not a taming-transformers config)`);
+  // the engine decodes taming's GumbelVQ (its codebook is quantize.embed); other targets have other tensors
+  if (model.target !== undefined && !(typeof model.target === 'string' && /(^|\.)GumbelVQ$/.test(model.target)))
+    convertFail(`${file}: model.target is ${JSON.stringify(model.target)}, not taming's GumbelVQ (taming.models.vqgan.GumbelVQ)`);
+  const params = model.params;
+  if (!isMap(params)) return convertFail(`${file}: no model.params mapping`);
+  const dd = params.ddconfig;
+  if (!isMap(dd)) return convertFail(`${file}: no model.params.ddconfig mapping`);
   const h = {} as VqganHparams;
-  for (const k of INT_KEYS) h[k] = positiveInt(dd![k], `${file}: model.params.ddconfig.${k}`);
-  h.embed_dim = positiveInt(params!.embed_dim, `${file}: model.params.embed_dim`);
-  h.n_embed = positiveInt(params!.n_embed, `${file}: model.params.n_embed`);
-  h.ch_mult = intList(dd!.ch_mult, `${file}: model.params.ddconfig.ch_mult`, false);
-  h.attn_resolutions = intList(dd!.attn_resolutions ?? [], `${file}: model.params.ddconfig.attn_resolutions`, true);
-  if (dd!.double_z === true) convertFail(`${file}: ddconfig.double_z true is not a VQGAN decoder config`);
+  for (const k of INT_KEYS) h[k] = positiveInt(dd[k], `${file}: model.params.ddconfig.${k}`);
+  h.embed_dim = positiveInt(params.embed_dim, `${file}: model.params.embed_dim`);
+  h.n_embed = positiveInt(params.n_embed, `${file}: model.params.n_embed`);
+  h.ch_mult = intList(dd.ch_mult, `${file}: model.params.ddconfig.ch_mult`, false);
+  h.attn_resolutions = intList(dd.attn_resolutions ?? [], `${file}: model.params.ddconfig.attn_resolutions`, true);
+  if (dd.double_z === true) convertFail(`${file}: model.params.ddconfig.double_z true is not a VQGAN decoder config`);
   return h;
 }
 

@@ -8,17 +8,24 @@
  *   clip/      config.json (CLIPModel with vision_config), preprocessor_config.json,
  *              model.safetensors (vision_model.* with post_layernorm and position_ids, plus
  *              text-model tensors and logit_scale the converter skips)
- *   com_hlora_weights.bin     comprehension H-LoRA, stacked lora_A / lora_B, PEFT names
- *   gen_hlora_weights.bin     generation H-LoRA, per-expert lora_A{j} / lora_B{j}, its own
- *                             projector and resized embed_tokens / lm_head (trained rows from
- *                             SYNTHETIC_RELEASE.firstRow)
- *   fusion_layer_weights.bin  the comprehension projector (model.mm_projector.{0,2}) and the
- *                             embed_tokens / lm_head resized for the image tokens (tokenizer +
- *                             n_embed + 3 rows, as the release's 32011 + 8195)
+ *   com_hlora_weights.bin, gen_hlora_weights.bin   one plugin each, bf16, keys exactly as
+ *              HealthGPT's release holds them (docs/model.md, "The released files"):
+ *              base_model.model.model.layers.N.<linear>.lora_route.weight [n, in],
+ *              .lora_A.weight [r, in] (the experts' rows stacked), .lora_B.weight [out, r],
+ *              for <linear> in self_attn.qkv_proj, self_attn.o_proj, mlp.gate_up_proj,
+ *              mlp.down_proj; and the plugin's projector base_model.model.model.mm_projector.{0,2}
+ *   fusion_layer_weights.bin   base_model.model.model.embed_tokens.weight and
+ *              base_model.model.lm_head.weight only, resized for the image tokens (tokenizer +
+ *              n_embed + 3 rows, as the release's 32011 + 8195), bf16
  *   vqgan/     last.ckpt (a Lightning dict: epoch, global_step, state_dict with loss.* too),
- *              model.yaml (taming's layout)
- * The .bin / .ckpt are torch.save zips (lib/synthetic/torch-writer.ts). The H-LoRA key layout
- * follows lib/convert/hlora.ts's reading of the release, which is unverified.
+ *              model.yaml (laid out as HealthGPT's taming_transformers/ckpt/model.yaml, block
+ *              sequences included, with this model's numbers)
+ * The .bin / .ckpt are torch.save zips (lib/synthetic/torch-writer.ts). The layout is what
+ * HealthGPT's loader implies: llava/demo/utils.py load_weights runs
+ * model.load_state_dict(torch.load(file), strict=False) on the PEFT-wrapped model, whose H-LoRA
+ * linears (llava/peft/tuners/lora.py) own lora_route, one stacked lora_A and one lora_B, with no
+ * adapter-name level; the Hugging Face file sizes of the M3 release equal these tensors' bf16
+ * bytes (com 231 MB, gen 835 MB, fusion 494 MB).
  * Random weights: nothing means anything; sizes are small so writing and converting take about
  * a second. The VQGAN has HealthGPT's f8 geometry (a 32 x 32 latent, 256 x 256 images) so that a
  * generation emits 1024 image tokens, as the real model's does.
@@ -46,8 +53,7 @@ export const SYNTHETIC_RELEASE = {
   },
   /**
    * HealthGPT's image tokens start here (right after the tokenizer's own): the resized
-   * embeddings / head in fusion_layer_weights.bin have tokenizer + n_embed + 3 rows, and the
-   * generation plugin's trained rows start here
+   * embeddings / head in fusion_layer_weights.bin have tokenizer + n_embed + 3 rows
    */
   firstRow: 1000,
   /** the f8 geometry of HealthGPT's VQGAN (256 px, 32 x 32 latent, attention at 32), narrow and with a small codebook */
@@ -227,17 +233,18 @@ async function writeClip(dir: string, seed: number): Promise<void> {
   await writeSafetensors(join(dir, 'model.safetensors'), t);
 }
 
-function projector(prefix: string, seed: number): Array<[string, TorchValue]> {
+/** A plugin's mlp2x_gelu projector, under the PEFT-wrapped model's names. */
+function projector(tag: string, seed: number): Array<[string, TorchValue]> {
   const d = SYNTHETIC_RELEASE.llm.hidden;
   const w = SYNTHETIC_RELEASE.clip.width;
-  const t = (n: string, shape: number[], kind: 'bias' | 'matrix'): [string, TorchValue] => [`${prefix}model.mm_projector.${n}`, new TorchTensor(shape, weight(`${prefix}${n}`, shape, seed, kind))];
+  const t = (n: string, shape: number[], kind: 'bias' | 'matrix'): [string, TorchValue] => [`${PEFT}model.mm_projector.${n}`, new TorchTensor(shape, weight(`${tag}.mm_projector.${n}`, shape, seed, kind), 'bf16')];
   return [t('0.weight', [d, w], 'matrix'), t('0.bias', [d], 'bias'), t('2.weight', [d, d], 'matrix'), t('2.bias', [d], 'bias')];
 }
 
-/** The adapters of one plugin, PEFT-named, stacked or per expert. */
-function adapters(name: string, perExpert: boolean, seed: number): Array<[string, TorchValue]> {
+/** The H-LoRA adapters of one plugin: router, stacked A, B per linear, bf16. */
+function adapters(name: 'comprehension' | 'generation', seed: number): Array<[string, TorchValue]> {
   const s = SYNTHETIC_RELEASE.llm;
-  const { rank: r, experts: n } = SYNTHETIC_RELEASE.plugins[name as 'comprehension' | 'generation'];
+  const { rank: r, experts: n } = SYNTHETIC_RELEASE.plugins[name];
   const qkv = s.hidden + (2 * s.kvHeads * s.hidden) / s.heads;
   const linears: Array<[string, number, number]> = [
     ['self_attn.qkv_proj', s.hidden, qkv],
@@ -251,21 +258,9 @@ function adapters(name: string, perExpert: boolean, seed: number): Array<[string
       const base = `${PEFT}model.layers.${i}.${lin}`;
       const key = `${name}.${base}`;
       // magnitudes as lib/synthetic/hlora.ts: router 2/sqrt(in), A 1/sqrt(in), B 0.15/sqrt(r)
-      out.push([`${base}.lora_route${perExpert ? '.default' : ''}.weight`, new TorchTensor([n, din], weight(`${key}.route`, [n, din], seed, 'matrix', 2))]);
-      const A = weight(`${key}.A`, [r, din], seed, 'matrix');
-      const B = randomNormal(dout * r, seedOf(`${key}.B`, seed), 0.15 / Math.sqrt(r));
-      if (!perExpert) {
-        out.push([`${base}.lora_A.default.weight`, new TorchTensor([r, din], A)]);
-        out.push([`${base}.lora_B.default.weight`, new TorchTensor([dout, r], B)]);
-      } else {
-        const rj = r / n;
-        for (let j = 0; j < n; j++) out.push([`${base}.lora_A${j}.default.weight`, new TorchTensor([rj, din], A.slice(j * rj * din, (j + 1) * rj * din))]);
-        for (let j = 0; j < n; j++) {
-          const bj = new Float32Array(dout * rj);
-          for (let row = 0; row < dout; row++) bj.set(B.subarray(row * r + j * rj, row * r + (j + 1) * rj), row * rj);
-          out.push([`${base}.lora_B${j}.default.weight`, new TorchTensor([dout, rj], bj)]);
-        }
-      }
+      out.push([`${base}.lora_route.weight`, new TorchTensor([n, din], weight(`${key}.route`, [n, din], seed, 'matrix', 2), 'bf16')]);
+      out.push([`${base}.lora_A.weight`, new TorchTensor([r, din], weight(`${key}.A`, [r, din], seed, 'matrix'), 'bf16')]);
+      out.push([`${base}.lora_B.weight`, new TorchTensor([dout, r], randomNormal(dout * r, seedOf(`${key}.B`, seed), 0.15 / Math.sqrt(r)), 'bf16')]);
     }
   return out;
 }
@@ -290,7 +285,9 @@ async function writeVqgan(dir: string, seed: number): Promise<void> {
       ['state_dict', new TorchDict(sd, true)],
     ]),
   );
-  const list = (v: readonly number[]): string => `[${v.join(', ')}]`;
+  // HealthGPT's taming_transformers/ckpt/model.yaml line for line (block sequences, the unused
+  // temperature schedule, the blank line), with this model's numbers
+  const list = (v: readonly number[]): string => v.map((x) => `\n      - ${x}`).join('');
   await writeFile(
     join(dir, 'model.yaml'),
     `model:
@@ -301,6 +298,14 @@ async function writeVqgan(dir: string, seed: number): Promise<void> {
     embed_dim: ${h.embed_dim}
     n_embed: ${h.n_embed}
     monitor: val/rec_loss
+    temperature_scheduler_config:
+      target: taming.lr_scheduler.LambdaWarmUpCosineScheduler
+      params:
+        warm_up_steps: 0
+        max_decay_steps: 1000001
+        lr_start: 0.9
+        lr_max: 0.9
+        lr_min: 1.0e-06
     ddconfig:
       double_z: false
       z_channels: ${h.z_channels}
@@ -308,10 +313,11 @@ async function writeVqgan(dir: string, seed: number): Promise<void> {
       in_channels: ${h.in_channels}
       out_ch: ${h.out_ch}
       ch: ${h.ch}
-      ch_mult: ${list(h.ch_mult)}
+      ch_mult:${list(h.ch_mult)}
       num_res_blocks: ${h.num_res_blocks}
-      attn_resolutions: ${list(h.attn_resolutions)}
+      attn_resolutions:${list(h.attn_resolutions)}
       dropout: 0.0
+
     lossconfig:
       target: taming.modules.losses.vqperceptual.DummyLoss
 `,
@@ -326,30 +332,16 @@ export async function writeSyntheticRelease(dir: string, seed = 2024): Promise<C
   await mkdir(dir, { recursive: true });
   await writeLlm(join(dir, 'llm'), seed);
   await writeClip(join(dir, 'clip'), seed);
-  await writeTorchSave(join(dir, 'com_hlora_weights.bin'), new TorchDict(adapters('comprehension', false, seed), true));
+  for (const [file, name, tag] of [['com_hlora_weights.bin', 'comprehension', 'com'], ['gen_hlora_weights.bin', 'generation', 'gen']] as const)
+    await writeTorchSave(join(dir, file), new TorchDict([...adapters(name, seed), ...projector(tag, seed)], true));
   const s = SYNTHETIC_RELEASE.llm;
-  const rowsOf = (which: 'embed' | 'head', tag: string): TorchTensor => new TorchTensor([SYNTHETIC_RELEASE_ROWS, s.hidden], resizedRows(which, tag, seed));
-  await writeTorchSave(
-    join(dir, 'gen_hlora_weights.bin'),
-    new TorchDict(
-      [
-        ...adapters('generation', true, seed),
-        ...projector(PEFT, seed + 1),
-        // the generation plugin's own rows (trained from firstRow: the image tokens)
-        [`${PEFT}model.embed_tokens.weight`, rowsOf('embed', 'gen')],
-        [`${PEFT}lm_head.weight`, rowsOf('head', 'gen')],
-      ],
-      true,
-    ),
-  );
+  const rowsOf = (which: 'embed' | 'head'): TorchTensor => new TorchTensor([SYNTHETIC_RELEASE_ROWS, s.hidden], resizedRows(which, 'fusion', seed), 'bf16');
   await writeTorchSave(
     join(dir, 'fusion_layer_weights.bin'),
     new TorchDict(
       [
-        ...projector('', seed + 2),
-        // the resized embeddings / head the language model takes (tokenizer + image tokens)
-        [`${PEFT}model.embed_tokens.weight`, rowsOf('embed', 'fusion')],
-        [`${PEFT}lm_head.weight`, rowsOf('head', 'fusion')],
+        [`${PEFT}model.embed_tokens.weight`, rowsOf('embed')],
+        [`${PEFT}lm_head.weight`, rowsOf('head')],
       ],
       true,
     ),
@@ -366,7 +358,6 @@ export function syntheticReleaseOptions(dir: string): ConvertHealthGPTOptions {
     plugins: ['com_hlora_weights.bin', 'gen_hlora_weights.bin', 'fusion_layer_weights.bin'].map((f) => join(dir, f)),
     vqgan: join(dir, 'vqgan', 'last.ckpt'),
     pluginSpecs: { ...SYNTHETIC_RELEASE.plugins },
-    pluginFirstRow: SYNTHETIC_RELEASE.firstRow,
     // the image tokens, one <idx_k> per entry of the VQGAN's codebook (read from vqgan/model.yaml)
     healthgptTokens: true,
   };

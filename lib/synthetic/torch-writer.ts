@@ -11,12 +11,29 @@ import { writeFile } from 'node:fs/promises';
 
 /** A float32 tensor to save. */
 export class TorchTensor {
+  /**
+   * `dtype` 'bf16' stores the values rounded to bfloat16 (nearest, ties to even) in a
+   * BFloat16Storage, as HealthGPT's released .bin files hold their tensors.
+   */
   constructor(
     readonly shape: number[],
     readonly data: Float32Array,
+    readonly dtype: 'f32' | 'bf16' = 'f32',
   ) {
     if (shape.reduce((a, b) => a * b, 1) !== data.length) throw new Error(`tensor of shape [${shape.join(', ')}] with ${data.length} values`);
   }
+}
+
+/** float32 -> bfloat16 bits, round to nearest even (torch's .to(torch.bfloat16)); NaN stays NaN. */
+export function toBf16(v: Float32Array): Uint16Array {
+  const u = new Uint32Array(v.buffer, v.byteOffset, v.length);
+  const out = new Uint16Array(v.length);
+  for (let i = 0; i < v.length; i++) {
+    const x = u[i]!;
+    if ((x & 0x7fffffff) > 0x7f800000) out[i] = (x >>> 16) | 0x40;
+    else out[i] = (x + 0x7fff + ((x >>> 16) & 1)) >>> 16;
+  }
+  return out;
 }
 
 /** A Python value this writer pickles: an ordered dict of anything (OrderedDict when `ordered`). */
@@ -30,7 +47,7 @@ export class TorchDict {
 
 class Pickler {
   private readonly out: number[] = [];
-  readonly storages: Float32Array[] = [];
+  readonly storages: Array<Float32Array | Uint16Array> = [];
   private byte(...b: number[]): void {
     for (const x of b) this.out.push(x);
   }
@@ -96,7 +113,7 @@ class Pickler {
   }
   private tensor(t: TorchTensor): void {
     const key = String(this.storages.length);
-    this.storages.push(t.data);
+    this.storages.push(t.dtype === 'bf16' ? toBf16(t.data) : t.data);
     const stride: number[] = [];
     let s = 1;
     for (let i = t.shape.length - 1; i >= 0; i--) {
@@ -105,7 +122,7 @@ class Pickler {
     }
     this.global('torch._utils', '_rebuild_tensor_v2');
     this.byte(0x28); // MARK: the arguments
-    this.tuple([() => this.str('storage'), () => this.global('torch', 'FloatStorage'), () => this.str(key), () => this.str('cpu'), () => this.int(t.data.length)]);
+    this.tuple([() => this.str('storage'), () => this.global('torch', t.dtype === 'bf16' ? 'BFloat16Storage' : 'FloatStorage'), () => this.str(key), () => this.str('cpu'), () => this.int(t.data.length)]);
     this.byte(0x51); // BINPERSID
     this.int(0); // storage offset
     this.tuple(t.shape.map((d) => () => this.int(d)));
