@@ -4,6 +4,8 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { decodeImage } from '../lib/image/index.js';
+import { LanguageModel } from '../lib/model/model.js';
+import { answerText } from '../lib/session/answer-text.js';
 import { cli, root, tempDir } from './helpers.js';
 
 const dir = join(root, 'test', 'fixtures', 'healthgpt');
@@ -13,15 +15,20 @@ const refIndices = [...new Int32Array(new Uint8Array(readFileSync(f('gen.indices
 const base = ['-m', f('lm.gguf'), '--vision', f('clip.gguf'), '--threads', '2'];
 
 describe('healthgpt ask / generate', () => {
-  it('ask --json: {answer, tokens, timings}, greedy first token as the reference', () => {
+  it('ask --json: {answer, tokens, stop, timings}, greedy first token as the reference, the answer decoded as HealthGPT decodes', async () => {
     const r = cli(['ask', ...base, '--plugin-com', f('com.gguf'), '--image', f('input.png'), manifest.question, '-n', '3', '--json']);
     expect(r.stderr).toBe('');
     expect(r.status).toBe(0);
-    const out = JSON.parse(r.stdout) as { answer: string; tokens: number[]; finish_reason: string; timings: Record<string, number> };
+    const out = JSON.parse(r.stdout) as { answer: string; tokens: number[]; stop: unknown; timings: Record<string, number> };
     expect(out.tokens.length).toBe(3);
     expect(out.tokens[0]).toBe(manifest.ask.argmax);
-    expect(typeof out.answer).toBe('string');
-    expect(out.finish_reason).toBe('length');
+    expect(out.stop).toEqual({ reason: 'length', token: null, text: null });
+    const lm = await LanguageModel.load(f('lm.gguf'), { threads: 1 });
+    try {
+      expect(out.answer).toBe(answerText(lm.tokenizer, out.tokens));
+    } finally {
+      lm.dispose();
+    }
     for (const k of ['load_ms', 'encode_ms', 'prefill_ms', 'decode_ms']) expect(out.timings[k]).toBeGreaterThanOrEqual(0);
   });
 

@@ -1,6 +1,6 @@
 /**
  * `healthgpt ask --model M --vision V --plugin-com P [--image scan.png ...] "question"`: the
- * answer streamed to stdout, or with --json one object {answer, tokens, timings}.
+ * answer streamed to stdout, or with --json one object {answer, tokens, stop, timings}.
  */
 import { Command, Option } from 'commander';
 import { HealthGPT } from '../session/healthgpt.js';
@@ -29,7 +29,9 @@ export function askCommand(): Command {
       const request = { question, images: o.image ?? [], maxTokens: o.maxTokens, imageOptions: imageOptionsOf(o), signal: stop.signal, ...samplingOf(o) };
       if (o.json) {
         const r = await hg.answer(request);
-        process.stdout.write(toJson({ answer: r.answer, tokens: r.tokens, finish_reason: r.finishReason, timings: { load_ms: loadMs, ...r.timings } }) + '\n');
+        // stop: why the answer ended, and the stop token (id and text) when one did
+        const stop = { reason: r.finishReason, token: r.stopToken ?? null, text: r.stopToken === undefined ? null : hg.model.tokenizer.vocab.tokens[r.stopToken] };
+        process.stdout.write(toJson({ answer: r.answer, tokens: r.tokens, stop, timings: { load_ms: loadMs, ...r.timings } }) + '\n');
       } else {
         for await (const piece of hg.ask(request)) process.stdout.write(piece);
         process.stdout.write('\n');

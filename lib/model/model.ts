@@ -51,6 +51,8 @@ export interface GenerateOptions extends SamplingOptions, RequestOptions {
   maxTokens?: number;
   /** stop (without emitting it) when one of these is sampled; default: the model's EOS/EOT tokens */
   stopTokens?: number[];
+  /** called with the stop token that ended the generation (it is not yielded) */
+  onStop?: (token: number) => void;
   signal?: AbortSignal;
   /** called with each generated token's log-probability (lib/model/logprobs.ts) just before it is yielded */
   onLogprobs?: (entry: TokenLogprobs) => void;
@@ -374,6 +376,7 @@ export class LanguageModel {
         const token = sampler.sample(logits, history);
         if (stop.has(token)) {
           finish = 'stop';
+          options.onStop?.(token);
           break;
         }
         history.push(token);

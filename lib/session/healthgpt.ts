@@ -28,6 +28,7 @@ import { renderChat, templateFor, type ChatMessage, type ChatTemplate } from '..
 import { VisionTower, type VisionTap } from '../vision/clip.js';
 import { Vqgan } from '../vqgan/decoder.js';
 import { FeatureCache, pixelHash } from './image-cache.js';
+import { AnswerText } from './answer-text.js';
 import { PluginProjector } from './projector.js';
 
 export interface HealthGPTLoadOptions {
@@ -94,10 +95,13 @@ export interface AskTimings {
 }
 
 export interface AskResult {
+  /** the text as HealthGPT decodes it: decode(tokens, skip_special_tokens=True) (lib/session/answer-text.ts) */
   answer: string;
   /** generated token ids (the stop token excluded) */
   tokens: number[];
   finishReason: FinishReason;
+  /** the stop token that ended the answer (finishReason 'stop'), else undefined */
+  stopToken?: number;
   timings: AskTimings;
 }
 
@@ -339,6 +343,7 @@ export class HealthGPT {
 
   private lastTimings: AskTimings | undefined;
   private lastAnswerTokens: number[] = [];
+  private lastStopToken: number | undefined;
 
   /** Timings of the last finished (or failed) ask stream. */
   get timings(): AskTimings | undefined {
@@ -370,10 +375,12 @@ export class HealthGPT {
     let tFirst: number | undefined;
     const tokens: number[] = [];
     this.lastAnswerTokens = tokens;
-    const decoder = this.model.tokenizer.streamDecoder();
+    this.lastStopToken = undefined;
+    const decoder = new AnswerText(this.model.tokenizer);
     const gen = this.model.generate(prompt, {
       temperature: 0, ...pickSampling(options), maxTokens: options.maxTokens ?? 512, stopTokens: this.stopTokens(), plugin: 'comprehension', signal: options.signal,
       onLogprobs: options.onLogprobs, topLogprobs: options.topLogprobs,
+      onStop: (t) => (this.lastStopToken = t),
     });
     try {
       for (;;) {
@@ -412,7 +419,7 @@ export class HealthGPT {
       }
       answer += s.value;
     }
-    return { answer, tokens: this.lastAnswerTokens.slice(), finishReason, timings: this.lastTimings! };
+    return { answer, tokens: this.lastAnswerTokens.slice(), finishReason, stopToken: this.lastStopToken, timings: this.lastTimings! };
   }
 
   private validateGenerate(o: GenerateImageOptions): void {
