@@ -1,14 +1,16 @@
 /**
- * `healthgpt ask --model M --vision V --plugin-com P [--image scan.png ...] "question"`: the
+ * `healthgpt ask -m healthgpt-m3/ [--image scan.png ...] "question"` (or -m m3 after pull, or
+ * -m model.gguf --vision V --plugin-com P; separate files replace the folder's): the
  * answer streamed to stdout, or with --json one object {answer, tokens, stop, timings}.
  */
 import { Command, Option } from 'commander';
 import { HealthGPT } from '../session/healthgpt.js';
+import { CLI_PART_NAMES, modelParts } from '../session/model-folder.js';
 import { toJson } from './format.js';
 import { addSessionOptions, imageOptionsOf, interruptSignal, samplingOf, type SessionFlags } from './session-flags.js';
 
 interface AskFlags extends SessionFlags {
-  pluginCom: string;
+  pluginCom?: string;
   image?: string[];
   maxTokens: number;
 }
@@ -17,12 +19,13 @@ export function askCommand(): Command {
   const c = new Command('ask')
     .description('answer a question about medical images (comprehension plugin; streamed)')
     .argument('<question>', 'the question')
-    .requiredOption('--plugin-com <file>', 'comprehension H-LoRA plugin GGUF')
+    .option('--plugin-com <file>', "comprehension H-LoRA plugin GGUF; replaces the folder's")
     .option('-i, --image <file>', 'an image: PNG, JPEG, WebP, TIFF or DICOM (repeat for several)', (v: string, prev: string[] = []) => [...prev, v])
     .addOption(new Option('-n, --max-tokens <n>', 'tokens to generate at most').argParser(Number).default(512));
   return addSessionOptions(c).action(async (question: string, o: AskFlags) => {
     const t0 = performance.now();
-    const hg = await HealthGPT.load({ model: o.model, vision: o.vision, plugins: { comprehension: o.pluginCom }, threads: o.threads, contextSize: o.context, kvType: o.kvType });
+    const parts = modelParts(o.model, { vision: o.vision, plugins: { comprehension: o.pluginCom } }, ['vision', 'comprehension'], CLI_PART_NAMES);
+    const hg = await HealthGPT.load({ model: parts.model, vision: parts.vision, plugins: { comprehension: parts.plugins.comprehension }, threads: o.threads, contextSize: o.context, kvType: o.kvType });
     const loadMs = performance.now() - t0;
     const stop = interruptSignal();
     try {

@@ -90,15 +90,10 @@ export async function runDemoPipeline(o: DemoPipelineOptions): Promise<DemoPipel
   for (const f of manifest.files) say(`  ${f.file.padEnd(20)} ${f.role}${f.plugin ? ` (${f.plugin})` : ''}, ${formatBytes(f.bytes)}`);
 
   const t1 = performance.now();
-  const hg = await HealthGPT.load({
-    model: join(converted, 'model.gguf'),
-    vision: join(converted, 'vision.gguf'),
-    plugins: { comprehension: join(converted, 'comprehension.gguf'), generation: join(converted, 'generation.gguf') },
-    vqgan: join(converted, 'vqgan.gguf'),
-    threads: o.threads,
-  });
+  // one name for every part: the folder's healthgpt.json says which file is which
+  const hg = await HealthGPT.load({ model: converted, threads: o.threads });
   const load_ms = performance.now() - t1;
-  say(`loaded (HealthGPT.load: language model, both H-LoRA plugins, CLIP tower, VQGAN) in ${ms(load_ms)}`);
+  say(`loaded (HealthGPT.load('${converted}'): language model, both H-LoRA plugins, CLIP tower, VQGAN) in ${ms(load_ms)}`);
   try {
     const phantom = sheppLogan(256);
     const png = await encodePng(phantom);
@@ -113,6 +108,7 @@ export async function runDemoPipeline(o: DemoPipelineOptions): Promise<DemoPipel
     const a = answer.timings;
     say(`< ${printable(answer.answer)}`);
     say(`  ${answer.tokens.length} tokens (${answer.finishReason}); encode ${ms(a.encode_ms)}, prefill ${ms(a.prefill_ms)}, decode ${ms(a.decode_ms)}`);
+    say(`  the same from the command line: healthgpt ask -m ${converted} -i ${inputPng} "${DEMO_QUESTION}"`);
 
     say('\nimage generation (reconstruct the example image), generation plugin + VQGAN:');
     const image = await hg.generateImage({ task: 'reconstruct', image: png, seed, onToken: o.onToken });

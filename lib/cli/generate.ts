@@ -1,6 +1,7 @@
 /**
- * `healthgpt generate --model M --vision V --plugin-gen P --vqgan Q --task T [--image in.png]
- * [--report "text"] -o out.png`: HealthGPT image generation (CT to MRI, MRI to CT,
+ * `healthgpt generate -m healthgpt-m3/ --task T [--image in.png] [--report "text"] -o out.png`
+ * (or -m m3 after pull, or -m model.gguf --vision V --plugin-gen P --vqgan Q; separate files
+ * replace the folder's): HealthGPT image generation (CT to MRI, MRI to CT,
  * super-resolution, reconstruction, report to chest X-ray), a progress bar over the image
  * tokens on stderr, the PNG written to --output; --json prints {output, indices, timings}.
  */
@@ -9,13 +10,14 @@ import { Command, Option } from 'commander';
 import { HealthGPTError } from '../errors.js';
 import { GENERATION_TASKS } from '../generate/tasks.js';
 import { HealthGPT } from '../session/healthgpt.js';
+import { CLI_PART_NAMES, modelParts } from '../session/model-folder.js';
 import { toJson } from './format.js';
 import { Progress } from './progress.js';
 import { addSessionOptions, imageOptionsOf, interruptSignal, samplingOf, type SessionFlags } from './session-flags.js';
 
 interface GenerateFlags extends SessionFlags {
-  pluginGen: string;
-  vqgan: string;
+  pluginGen?: string;
+  vqgan?: string;
   task: string;
   image?: string;
   report?: string;
@@ -26,8 +28,8 @@ interface GenerateFlags extends SessionFlags {
 export function generateCommand(): Command {
   const c = new Command('generate')
     .description('generate a medical image (generation plugin + VQGAN) and write it as PNG')
-    .requiredOption('--plugin-gen <file>', 'generation H-LoRA plugin GGUF')
-    .requiredOption('--vqgan <file>', 'VQGAN GGUF')
+    .option('--plugin-gen <file>', "generation H-LoRA plugin GGUF; replaces the folder's")
+    .option('--vqgan <file>', "VQGAN GGUF; replaces the folder's")
     .addOption(new Option('-t, --task <task>', 'what to generate').choices(Object.keys(GENERATION_TASKS)).makeOptionMandatory())
     .option('-i, --image <file>', 'the input image (every task but report2cxr)')
     .option('--report <text>', 'the report text (report2cxr)')
@@ -36,7 +38,8 @@ export function generateCommand(): Command {
   return addSessionOptions(c).action(async (o: GenerateFlags) => {
     if (o.output === '') throw new HealthGPTError('ERR_INVALID_OPTION', '--output must be a file path, got ""');
     const t0 = performance.now();
-    const hg = await HealthGPT.load({ model: o.model, vision: o.vision, plugins: { generation: o.pluginGen }, vqgan: o.vqgan, threads: o.threads, contextSize: o.context, kvType: o.kvType });
+    const parts = modelParts(o.model, { vision: o.vision, plugins: { generation: o.pluginGen }, vqgan: o.vqgan }, ['vision', 'generation', 'vqgan'], CLI_PART_NAMES);
+    const hg = await HealthGPT.load({ model: parts.model, vision: parts.vision, plugins: { generation: parts.plugins.generation }, vqgan: parts.vqgan, threads: o.threads, contextSize: o.context, kvType: o.kvType });
     const loadMs = performance.now() - t0;
     const stop = interruptSignal();
     let bar: Progress | undefined;

@@ -8,7 +8,7 @@ const num = (v: string) => Number(v);
 
 export interface SessionFlags {
   model: string;
-  vision: string;
+  vision?: string;
   threads?: number;
   context?: number;
   kvType?: 'f16' | 'f32';
@@ -24,8 +24,8 @@ export interface SessionFlags {
 
 export function addSessionOptions(c: Command): Command {
   return c
-    .requiredOption('-m, --model <file>', 'language model GGUF (HealthGPT vocabulary)')
-    .requiredOption('--vision <file>', 'CLIP vision tower GGUF (mmproj layout)')
+    .requiredOption('-m, --model <name>', 'a folder from convert / pull (healthgpt.json names every part), m3 or l14 after pull, or a language model GGUF')
+    .option('--vision <file>', "CLIP vision tower GGUF (mmproj layout); replaces the folder's")
     .addOption(new Option('--window <center,width>', 'VOI window for DICOM / 16-bit images, e.g. -600,1500'))
     .addOption(new Option('--temperature <t>', '0: greedy (default)').argParser(num))
     .addOption(new Option('--top-k <k>', 'keep the k most likely tokens (0: all)').argParser(num))

@@ -29,15 +29,20 @@ import { VisionTower, type VisionTap } from '../vision/clip.js';
 import { Vqgan } from '../vqgan/decoder.js';
 import { FeatureCache, pixelHash } from './image-cache.js';
 import { AnswerText } from './answer-text.js';
+import { expandLoadOptions } from './model-folder.js';
 import { PluginProjector } from './projector.js';
 
 export interface HealthGPTLoadOptions {
-  /** the language model GGUF (phi3 layout, HealthGPT vocabulary) */
+  /**
+   * the language model GGUF (phi3 layout, HealthGPT vocabulary), or a folder from `healthgpt
+   * convert` / `pull` (its healthgpt.json names every part), or `m3` / `l14` once pulled; the
+   * options below then replace the folder's parts (lib/session/model-folder.ts)
+   */
   model: string;
-  /** the CLIP vision tower GGUF (mmproj layout with mm.gen.*) */
-  vision: string;
+  /** the CLIP vision tower GGUF (mmproj layout with mm.gen.*); with a folder, its vision.gguf */
+  vision?: string;
   /** H-LoRA plugin files; comprehension for ask, generation for generateImage */
-  plugins: { comprehension?: string; generation?: string };
+  plugins?: { comprehension?: string; generation?: string };
   /** the VQGAN GGUF, needed by generateImage */
   vqgan?: string;
   /** threads of each part's pool; default one per core */
@@ -200,7 +205,9 @@ export class HealthGPT {
     this.template = templateFor(model.metadata);
   }
 
-  static async load(options: HealthGPTLoadOptions): Promise<HealthGPT> {
+  /** Loads the parts named by `options`, or by one folder or release name (`HealthGPT.load('healthgpt-m3/')`). */
+  static async load(nameOrOptions: string | HealthGPTLoadOptions): Promise<HealthGPT> {
+    const options = expandLoadOptions(nameOrOptions) as HealthGPTLoadOptions & Required<Pick<HealthGPTLoadOptions, 'vision' | 'plugins'>>;
     validateLoadOptions(options);
     const threads = options.threads ?? 0;
     const plugins: Record<string, string> = {};
