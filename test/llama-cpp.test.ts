@@ -1,4 +1,4 @@
-// llama.cpp as a peer (DESIGN.md, "How we know it is right", 2): node-llama-cpp's prebuilt CPU
+// llama.cpp as a peer (docs/design.md, "How we know it is right", 2): node-llama-cpp's prebuilt CPU
 // llama.cpp loads the very GGUF files this engine loads, and the two must agree on the
 // next-token probabilities at every prompt position, at every step of a greedy continuation
 // (prefill and single-token decode both), and on the greedy tokens themselves.

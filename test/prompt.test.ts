@@ -1,9 +1,9 @@
-// The chat templates render exactly MODEL.md's prompts.
+// The chat templates render exactly docs/model.md's prompts.
 import { describe, expect, it } from 'vitest';
 import { PHI3_INSTRUCT, PHI4_INSTRUCT, renderChat } from '../lib/prompt/template.js';
 
 describe('chat templates', () => {
-  it('phi3_instruct, one turn: MODEL.md\'s prompt to the byte', () => {
+  it('phi3_instruct, one turn: docs/model.md\'s prompt to the byte', () => {
     expect(renderChat(PHI3_INSTRUCT, [{ role: 'user', content: '<image>\nWhat is shown?' }])).toBe(
       '<|system|>\nYou are a helpful AI assistant.<|end|>\n<|user|>\n<image>\nWhat is shown?<|end|>\n<|assistant|>\n',
     );

@@ -1,5 +1,5 @@
 // lib/synthetic/vocab.ts at HealthGPT's vocabulary size: Phi-3's added tokens and HealthGPT's
-// image tokens at their real ids (MODEL.md), so benchmarks can generate images on it.
+// image tokens at their real ids (docs/model.md), so benchmarks can generate images on it.
 import { describe, expect, it } from 'vitest';
 import { findImageTokens } from '../lib/generate/image-tokens.js';
 import { HEALTHGPT_VOCAB_SIZE, syntheticSpmVocab } from '../lib/synthetic/vocab.js';

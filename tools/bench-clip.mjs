@@ -40,7 +40,7 @@ function parseArgs(argv) {
 }
 
 // ---------------------------------------------------------------------------------------------
-// ViT-L/14-336 (MODEL.md "Vision tower") and the FLOPs of an encode
+// ViT-L/14-336 (docs/model.md "Vision tower") and the FLOPs of an encode
 
 const V = { image: 336, patch: 14, width: 1024, ff: 4096, heads: 16, layers: 23, proj: 3072 };
 const N_PATCHES = (V.image / V.patch) ** 2; // 576

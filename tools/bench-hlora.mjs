@@ -2,7 +2,7 @@
 // node tools/bench-hlora.mjs [--json] [--threads N] [--repeats N] [--prompt N] [--decode N]
 //                            [--context N] [--model FILE.gguf] [--cache DIR]
 //
-// What H-LoRA plugins cost (DESIGN.md, "How we know it is fast": H-LoRA overhead against the
+// What H-LoRA plugins cost (docs/design.md, "How we know it is fast": H-LoRA overhead against the
 // base model alone): prompt processing and decode tokens/s of one phi3 model run alone and
 // with HealthGPT-M3's plugin shapes, comprehension (r=64, alpha=128, 4 experts) and
 // generation (r=256, alpha=512, 4 experts), each

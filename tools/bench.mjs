@@ -3,7 +3,7 @@
 //                 [--model FILE.gguf] [--cache DIR]
 //
 // Language-model speed of this engine against llama.cpp (node-llama-cpp's prebuilt CPU build)
-// on the same GGUF file and thread count, in one run (DESIGN.md, "How we know it is fast"):
+// on the same GGUF file and thread count, in one run (docs/design.md, "How we know it is fast"):
 // prompt processing (a 512-token prompt to its first token) and decode (64 tokens, one at a
 // time) in tokens/s, medians of a few runs, side by side with the ratio; the decode roofline
 // (memory read bandwidth / bytes of weights read per token); and the peak RSS of our decode

@@ -8,7 +8,7 @@
  * -2 of the original tower (23 of ViT-L's 24), and record it as clip.vision.feature_layer =
  * [L - 1] with clip.vision.block_count = L - 1; the generation tap (hidden state 1) is
  * clip.vision.generation_feature_layer. The last layer and post_layernorm are never run
- * (MODEL.md), so they are not written.
+ * (docs/model.md), so they are not written.
  * Projectors: HealthGPT trains one per plugin (model.mm_projector in each plugin's file); the
  * engine runs them in the VisionTower, so the comprehension plugin's becomes mm.0 / mm.2 and
  * the generation plugin's mm.gen.0 / mm.gen.2 here (and the plugin files go without them).

@@ -25,7 +25,7 @@ function fail(message: string): never {
 }
 
 /**
- * HealthGPT's image tokens (MODEL.md): <start_index>, <idx_0> .. <idx_{K-1}>, <end_index>,
+ * HealthGPT's image tokens (docs/model.md): <start_index>, <idx_0> .. <idx_{K-1}>, <end_index>,
  * <pixel_newline>, one <idx_k> per VQGAN codebook entry (the release's VQGAN: K = 8192).
  */
 export const HEALTHGPT_CODEBOOK = 8192;

@@ -1,5 +1,5 @@
 /**
- * Image tokens (MODEL.md "Phi-3 tokens and the prompt"): HealthGPT appends `<start_index>`,
+ * Image tokens (docs/model.md "Tokens"): HealthGPT appends `<start_index>`,
  * `<idx_0>` .. `<idx_{K-1}>` (one per VQGAN codebook entry), `<end_index>` and
  * `<pixel_newline>` to the vocabulary. Generation puts `<start_index>` at the end of the prompt
  * and the model must answer with exactly one `<idx_k>` per latent position (1024 for a 32 x 32

@@ -1,5 +1,5 @@
 /**
- * Prompts with images (MODEL.md "Phi-3 tokens and the prompt", LLaVA's tokenizer_image_token):
+ * Prompts with images (docs/model.md "Prompts", LLaVA's tokenizer_image_token):
  * the text is split on `<image>` and each chunk is tokenized on its own, so the SentencePiece
  * space rule applies at the start of every chunk; a BOS the tokenizer puts in front of a later
  * chunk is dropped (only the first chunk keeps it); each `<image>` becomes the projected image

@@ -1,6 +1,6 @@
 /**
- * HealthGPT's chat templates (LLaVA conversation styles, MODEL.md "Phi-3 tokens and the
- * prompt"): `phi3_instruct` for HealthGPT-M3 and `phi4_instruct` for HealthGPT-L14. Both are
+ * HealthGPT's chat templates (LLaVA conversation styles, docs/model.md "Prompts"):
+ * `phi3_instruct` for HealthGPT-M3 and `phi4_instruct` for HealthGPT-L14. Both are
  * the MPT separator style: the system text and the separator, then for each turn
  * role + message + separator, and the open turn is just the assistant role.
  */

@@ -1,5 +1,5 @@
 /**
- * What `healthgpt pull` fetches for each released model (MODEL.md "The two released models"):
+ * What `healthgpt pull` fetches for each released model (docs/model.md "The two released models"):
  * the base language model, the CLIP tower and HealthGPT's own files, each from its Hugging
  * Face repository. Only the files the converter reads are taken (weights in safetensors where
  * the repository has them, configs, tokenizer files), never a whole repository.

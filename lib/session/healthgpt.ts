@@ -1,7 +1,7 @@
 /**
  * HealthGPT end to end: one language model with its two H-LoRA plugins, the CLIP vision tower
  * and (for image generation) the VQGAN, wired as HealthGPT's released inference does
- * (com_infer.py / gen_infer.py, MODEL.md):
+ * (com_infer.py / gen_infer.py, docs/model.md):
  *
  * - ask: phi3_instruct (or phi4_instruct) chat, user turn `<image>\n{question}`, CLIP hidden
  *   state -2, the comprehension projector and plugin, ends at <|end|> / <|endoftext|>;

@@ -16,7 +16,7 @@ export interface HLoraShape {
   experts: number;
 }
 
-/** HealthGPT-M3's plugins (MODEL.md). */
+/** HealthGPT-M3's plugins (docs/model.md). */
 export const M3_COMPREHENSION: HLoraShape = { name: 'comprehension', rank: 64, alpha: 128, experts: 4 };
 export const M3_GENERATION: HLoraShape = { name: 'generation', rank: 256, alpha: 512, experts: 4 };
 

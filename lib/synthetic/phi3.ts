@@ -19,7 +19,7 @@ export interface Phi3Shape {
   ropeTheta: number;
 }
 
-/** Phi-3-mini-4k-instruct's geometry (MODEL.md), with HealthGPT-M3's resized vocabulary. */
+/** Phi-3-mini-4k-instruct's geometry (docs/model.md), with HealthGPT-M3's resized vocabulary. */
 export const PHI3_MINI: Phi3Shape = { vocab: 40206, hidden: 3072, ffn: 8192, layers: 32, heads: 32, kvHeads: 32, context: 4096, ropeTheta: 10000 };
 
 /** A tiny model with the same structure: fast to make and run anywhere. */

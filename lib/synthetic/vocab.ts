@@ -21,7 +21,7 @@ const CHAT_TOKENS = ['<|endoftext|>', '<|assistant|>', '<|system|>', '<|end|>', 
 export const HEALTHGPT_VOCAB_SIZE = 40206;
 
 /**
- * Phi-3's added tokens at their ids (MODEL.md: 32000 <|endoftext|> .. 32010 <|user|>, the
+ * Phi-3's added tokens at their ids (docs/model.md: 32000 <|endoftext|> .. 32010 <|user|>, the
  * unnamed ones as <|placeholderN|>), then HealthGPT's image tokens: 32011 <start_index>,
  * 32012 .. 40203 <idx_0> .. <idx_8191>, 40204 <end_index>, 40205 <pixel_newline>.
  */

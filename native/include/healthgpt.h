@@ -298,7 +298,7 @@ int hg_vqgan_decode(hg_vqgan *vq, const int32_t *indices, int64_t n_indices, flo
 int hg_vqgan_encode(hg_vqgan *vq, const float *chw, int64_t n_values, int32_t *indices,
                     int64_t n_indices);
 
-/* ---- H-LoRA plugins (MODEL.md "H-LoRA"; the file format: README.md, "H-LoRA plugin files") ----
+/* ---- H-LoRA plugins (docs/model.md "H-LoRA"; the file format: README.md, "H-LoRA plugin files") ----
  * A plugin holds one task's adapters (router, lora_A, lora_B for every linear of the language
  * model) in a GGUF file of its own, checked against the base model at load. A model may hold
  * several; each eval names the plugin it runs with (hard routing): switching costs nothing,

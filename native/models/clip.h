@@ -1,5 +1,5 @@
 // The CLIP ViT vision tower (HealthGPT's visual encoder) and its mlp2x_gelu projectors on the
-// CPU, from a GGUF in llama.cpp's mmproj layout (MODEL.md "Vision tower").
+// CPU, from a GGUF in llama.cpp's mmproj layout (docs/model.md "Vision tower").
 //
 //   embeddings   = [class_embd, patch_embd(pixels)] + position_embd     (n_pos x n_embd)
 //   hidden_state 0 = pre_ln(embeddings)

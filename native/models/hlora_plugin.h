@@ -1,4 +1,4 @@
-// An H-LoRA plugin (MODEL.md "H-LoRA"): one task's adapters for every linear of the language
+// An H-LoRA plugin (docs/model.md "H-LoRA"): one task's adapters for every linear of the language
 // model, read from its own GGUF file and applied over the base model's weights, which are
 // never copied. A model may hold several plugins; the caller picks one per request (hard
 // routing). The file format is described at the top of hlora_plugin.cpp and in README.md.

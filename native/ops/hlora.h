@@ -1,4 +1,4 @@
-// H-LoRA (heterogeneous low-rank adaptation, MODEL.md "H-LoRA"): one plugin's adapter for one
+// H-LoRA (heterogeneous low-rank adaptation, docs/model.md "H-LoRA"): one plugin's adapter for one
 // linear layer. For a frozen weight W (out x in), router R (n x in), lora_A (r x in) and
 // lora_B (out x r):
 //

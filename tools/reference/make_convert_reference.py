@@ -50,7 +50,7 @@ OUT = os.path.join("test", "fixtures", "convert")
 TF4_PYTHON = os.environ.get("TF4_PYTHON", "/opt/tf4-venv/bin/python")
 MAX_TOTAL_BYTES = 1536 * 1024
 SP_VOCAB = 400
-# Phi-3's added tokens, ids after the SentencePiece pieces (MODEL.md), rstrip as Phi-3's config
+# Phi-3's added tokens, ids after the SentencePiece pieces (docs/model.md), rstrip as Phi-3's config
 ADDED = ["<|endoftext|>", "<|assistant|>", "<|placeholder1|>", "<|placeholder2|>", "<|placeholder3|>",
          "<|placeholder4|>", "<|system|>", "<|end|>", "<|placeholder5|>", "<|placeholder6|>", "<|user|>"]
 VOCAB = 416  # padded past the tokenizer as Phi-3's 32064 is past its 32011

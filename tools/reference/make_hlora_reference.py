@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Golden vectors for one H-LoRA linear layer (native/ops/hlora.cpp, read by
-native/tests/test_hlora.cpp), from a torch module written from MODEL.md's formula:
+native/tests/test_hlora.cpp), from a torch module written from docs/model.md's formula:
 
     route = softmax(router(x)); a = lora_A(x) * alpha / r * n
     g = route.repeat_interleave(r // n) * a; y = W x + lora_B(g)

@@ -2,7 +2,7 @@
 """Golden logits for the Phi-3 decoder with H-LoRA plugins (native/models/hlora_plugin.cpp,
 read by native/tests/test_phi3_hlora.cpp and test/plugins.test.ts): transformers' own
 Phi3ForCausalLM on a tiny random model, with every targeted linear (qkv_proj, o_proj,
-gate_up_proj, down_proj; never lm_head) wrapped in an H-LoRA layer written from MODEL.md's
+gate_up_proj, down_proj; never lm_head) wrapped in an H-LoRA layer written from docs/model.md's
 formula:
 
     route = softmax(R x);  a = (A x) * alpha / r * n
