@@ -1,6 +1,7 @@
-// `healthgpt convert` on a tiny HealthGPT in the released layouts
-// (tools/reference/make_release_reference.py: CLIP safetensors + configs, the three PEFT-named
-// .bin partial state dicts, with test/fixtures/convert/model as the Phi-3 folder and
+// `healthgpt convert` on a tiny HealthGPT in the release's file formats
+// (tools/reference/make_release_reference.py: CLIP safetensors + configs, three PEFT-named .bin
+// partial state dicts in the converter's other accepted key forms, re-keyed below into the
+// release's exact layout, with test/fixtures/convert/model as the Phi-3 folder and
 // test/fixtures/vqgan/checkpoint as the VQGAN): each converted part loads in the engine and
 // agrees with the torch / transformers reference; bad input is refused by name, and a failed
 // conversion leaves nothing behind.

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""A tiny HealthGPT in the RELEASED file layouts, for the converter (`healthgpt convert --llm
+"""A tiny HealthGPT in the file formats of the release, for the converter (`healthgpt convert --llm
 --vision --plugins --vqgan -o DIR`, lib/convert/*, test/convert-release.test.ts), and the
 reference outputs each converted part must reproduce.
 
@@ -27,8 +27,13 @@ Outputs in test/fixtures/release/ (CI has no Python):
                   base_model.model.model.mm_projector.{0,2}; the resized (full, 416-row)
                   base_model.model.model.embed_tokens.weight and base_model.model.lm_head.weight,
                   trained rows 400..415
-  fusion_layer_weights.bin  model.mm_projector.{0,2} (the comprehension projector here; the
-                  release's real content is not documented)
+  fusion_layer_weights.bin  model.mm_projector.{0,2} (the comprehension projector)
+  These keys are the converter's OTHER accepted forms (a .default adapter level, per-expert
+  lora_A{j} / lora_B{j}, a projector without the PEFT prefix in a shared file, a plugin's own
+  rows). The release's own layout (docs/model.md, "The released files": stacked, no .default,
+  each plugin's projector in its file, the rows in fusion only) is what lib/synthetic/release.ts
+  writes; test/convert-release.test.ts re-keys these same tensors into it and checks that the
+  converted files are the same.
   callbacks.ckpt  a Lightning-style checkpoint whose extras carry classes the unpickler must
                   accept as inert (PL 1.x callbacks keyed by ModelCheckpoint, an argparse
                   Namespace of hyper-parameters) around a 2-tensor state_dict
