@@ -3,7 +3,9 @@
 // writers (torch.save zip + protocol-2 pickle, safetensors, tokenizer.model) must round-trip
 // through our readers exactly. (Checked once by hand with Python: torch 2.15.0's
 // torch.load(weights_only=True), safetensors 0.8.0's load_file and sentencepiece 0.2.1 read
-// every file it writes; see the commit message.)
+// every file it writes; the bf16 .bin files are read by torch.load(weights_only=True) in
+// tools/reference/make_synthetic_release_reference.py.)
+import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
@@ -19,7 +21,7 @@ import { writeSafetensors } from '../lib/synthetic/safetensors-writer.js';
 import { TorchDict, TorchTensor, writeTorchSave } from '../lib/synthetic/torch-writer.js';
 import { VisionTower } from '../lib/vision/clip.js';
 import { Vqgan } from '../lib/vqgan/decoder.js';
-import { root, tempDir } from './helpers.js';
+import { maxRel, root, tempDir } from './helpers.js';
 
 describe('torch.save and safetensors writers', () => {
   it('round-trip names, shapes, values and Lightning extras through our readers', async () => {
@@ -149,6 +151,55 @@ describe('the synthetic release', () => {
       } finally {
         g.close();
       }
+    }
+  });
+
+  // HealthGPT's loader and H-LoRA on these very files (tools/reference/make_synthetic_release_reference.py:
+  // load_state_dict(strict=False) leaves no unexpected key; float64 torch): the converted release
+  // must give its logits and projections. F32 conversion of bf16 files is exact, so only float32
+  // arithmetic separates them: measured 4.1e-7 / 3.3e-7 of the largest logit (comprehension /
+  // generation), 1.0e-7 for the projections; 1e-5 leaves 25x and fails on any mis-stacked expert
+  // or projector taken from the wrong file.
+  it("converted, computes what HealthGPT's loader and H-LoRA compute on the same files", async () => {
+    const b = readFileSync(join(root, 'test', 'fixtures', 'release', 'synthetic-release.ref'));
+    expect(b.toString('latin1', 0, 4)).toBe('HGSR');
+    const [version, nTok, nVocab, nPatches, width, nEmbd] = Array.from({ length: 6 }, (_, i) => b.readUInt32LE(4 + 4 * i));
+    expect([version, nVocab, width, nEmbd]).toEqual([1, SYNTHETIC_RELEASE_ROWS, SYNTHETIC_RELEASE.clip.width, SYNTHETIC_RELEASE.llm.hidden]);
+    let off = 28;
+    for (const f of ['com_hlora_weights.bin', 'gen_hlora_weights.bin', 'fusion_layer_weights.bin']) {
+      const want = b.subarray(off, off + 32).toString('hex');
+      off += 32;
+      expect(createHash('sha256').update(readFileSync(join(dir, 'release', f))).digest('hex'), `${f} changed: regenerate tools/reference/make_synthetic_release_reference.py`).toBe(want);
+    }
+    const tokens = Array.from({ length: nTok! }, (_, i) => b.readInt32LE(off + 4 * i));
+    off += 4 * nTok!;
+    const take = (n: number): Float32Array => {
+      const a = new Float32Array(b.buffer.slice(b.byteOffset + off, b.byteOffset + off + 4 * n));
+      off += 4 * n;
+      return a;
+    };
+    const logits = { comprehension: take(nTok! * nVocab!), generation: take(nTok! * nVocab!) };
+    const features = take(nPatches! * width!);
+    const projected = { comprehension: take(nPatches! * nEmbd!), generation: take(nPatches! * nEmbd!) };
+    expect(off).toBe(b.length);
+
+    const f32 = join(dir, 'converted-f32');
+    await convertHealthGPT(f32, { ...syntheticReleaseOptions(join(dir, 'release')), type: 'f32', threads: 1 });
+    const m = await LanguageModel.load(join(f32, 'model.gguf'), { kvType: 'f32', threads: 2, plugins: { comprehension: join(f32, 'comprehension.gguf'), generation: join(f32, 'generation.gguf') } });
+    try {
+      for (const plugin of ['comprehension', 'generation'] as const) {
+        expect(maxRel(await m.evaluate(tokens, { plugin }), logits[plugin]), plugin).toBeLessThan(1e-5);
+        // the plugins matter here: without one the logits are far off
+        expect(maxRel(await m.evaluate(tokens), logits[plugin])).toBeGreaterThan(1e-2);
+      }
+    } finally {
+      m.dispose();
+    }
+    const t = await VisionTower.load(join(f32, 'vision.gguf'), { threads: 2 });
+    try {
+      for (const tap of ['comprehension', 'generation'] as const) expect(maxRel(await t.project(features, tap), projected[tap]), tap).toBeLessThan(1e-5);
+    } finally {
+      t.dispose();
     }
   });
 
