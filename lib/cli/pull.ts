@@ -1,6 +1,6 @@
 /** `healthgpt pull m3|l14`: downloads a released HealthGPT's files from the Hugging Face Hub. */
 import { Command } from 'commander';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { convertHealthGPT } from '../convert/healthgpt.js';
 import { HealthGPTError } from '../errors.js';
 import { parseTarget } from '../quantize/quantize.js';
@@ -89,7 +89,12 @@ export function pullCommand(): Command {
       if (opts.json) process.stdout.write(JSON.stringify(result, null, 2) + '\n');
       else if (!opts.dryRun) {
         process.stdout.write(`done: ${gb(fetched)} fetched in ${result.seconds.toFixed(1)} s\n`);
-        if (converted.length) process.stdout.write(`converted into ${output}:\n${converted.map((f) => `  ${f}\n`).join('')}`);
+        if (converted.length) {
+          process.stdout.write(`converted into ${output}:\n${converted.map((f) => `  ${f}\n`).join('')}`);
+          // one name loads every part: the release's name where -m finds it, else the folder
+          const name = resolve(output) === resolve(defaultCacheDir(), 'models', model) ? model : output;
+          process.stdout.write(`use it: healthgpt ask -m ${name} -i scan.png "What is shown?"\n`);
+        }
         if (!opts.vqgan && opts.convert) process.stdout.write(`image generation needs the VQGAN: download it (${VQGAN_SOURCE}) and run pull again with --vqgan last.ckpt\n`);
       }
     });
