@@ -47,6 +47,6 @@ export function demoCommand(): Command {
       say(`\nfiles in ${dir}`);
       say('Random weights: the answer is noise and the image is noise. They show that every part of the');
       say('pipeline runs (converter, CLIP, H-LoRA plugins, 1024 image tokens, VQGAN); they are not medicine.');
-      say('For the real model: npx healthgpt pull m3 (downloads and converts; --vqgan last.ckpt for generation), then npx healthgpt ask / generate.');
+      say('For the real model: npx healthgpt pull m3 (downloads and converts; --vqgan last.ckpt for generation), then npx healthgpt ask -m m3 -i scan.png "question" or npx healthgpt generate -m m3 --task ct2mri -i ct.png -o mri.png.');
     });
 }
