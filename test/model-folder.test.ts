@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { HealthGPT } from '../lib/session/healthgpt.js';
 import { expandLoadOptions, modelParts, CLI_PART_NAMES } from '../lib/session/model-folder.js';
+import { resolveModelFiles } from '../lib/session/model-files.js';
 import { cli, root, tempDir } from './helpers.js';
 
 const fx = join(root, 'test', 'fixtures', 'healthgpt');
@@ -73,6 +74,20 @@ describe('one name for every part', () => {
     } finally {
       hg.dispose();
     }
+  });
+
+  it("serve's resolveModelFiles takes the same names: the folder through its healthgpt.json, m3 from the cache", async () => {
+    const m3 = join(base, 'cache', 'models', 'm3');
+    const prev = process.env.HEALTHGPT_CACHE;
+    process.env.HEALTHGPT_CACHE = join(base, 'cache');
+    try {
+      expect(await resolveModelFiles(['m3'])).toMatchObject({ model: join(m3, 'a-language.gguf'), vision: join(m3, 'b-tower.gguf'), plugins: { comprehension: join(m3, 'c-com.gguf'), generation: join(m3, 'd-gen.gguf') }, vqgan: join(m3, 'e-decoder.gguf') });
+      await expect(resolveModelFiles(['l14'])).rejects.toThrow(/l14: not in the cache .*healthgpt pull l14/);
+    } finally {
+      if (prev === undefined) delete process.env.HEALTHGPT_CACHE;
+      else process.env.HEALTHGPT_CACHE = prev;
+    }
+    expect((await resolveModelFiles([full])).vqgan).toBe(join(full, 'e-decoder.gguf'));
   });
 
   it("separate files replace the folder's parts, the others stay", () => {

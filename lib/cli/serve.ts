@@ -33,7 +33,7 @@ const num = (v: string) => Number(v);
 export function serveCommand(): Command {
   return new Command('serve')
     .description('serve the model over an OpenAI-compatible HTTP API (chat completions, images)')
-    .requiredOption('-m, --model <paths...>', 'a converted model folder (healthgpt.json), or its GGUF files')
+    .requiredOption('-m, --model <paths...>', 'a converted model folder (healthgpt.json), m3 / l14 after pull, or its GGUF files')
     .option('--name <id>', "the model's name in the API (default: the folder's name, else healthgpt)")
     .option('--host <address>', 'address to listen on; other than loopback needs --api-key', '127.0.0.1')
     .addOption(new Option('--port <n>', 'port (0: any free one)').argParser(num).default(8080))

@@ -1,15 +1,18 @@
 /**
  * A HealthGPT model given as a folder or as files: a folder that `healthgpt convert` or
- * `healthgpt pull` wrote is read through its manifest (healthgpt.json); otherwise each GGUF
- * says what it is by general.architecture (clip, hlora with hlora.plugin, vqgan; anything
- * else is the language model).
+ * `healthgpt pull` wrote is read through its manifest (healthgpt.json, model-folder.ts), as is
+ * `m3` / `l14` once pulled; otherwise each GGUF says what it is by general.architecture (clip,
+ * hlora with hlora.plugin, vqgan; anything else is the language model).
  */
-import { readdir, readFile, stat } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { readdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import { MANIFEST_NAME, type HealthGPTManifest } from '../convert/healthgpt.js';
+import { MANIFEST_NAME } from '../convert/healthgpt.js';
 import { HealthGPTError } from '../errors.js';
 import { GGUFFile } from '../gguf/file.js';
+import { isReleaseName } from '../pull/pull.js';
 import type { HealthGPTLoadOptions } from './healthgpt.js';
+import { readModelFolder, resolveModelName, type ModelParts } from './model-folder.js';
 
 export type ModelFiles = Pick<HealthGPTLoadOptions, 'model' | 'vision' | 'plugins' | 'vqgan'> & {
   /** the language model's general.name, when it has one */
@@ -18,29 +21,26 @@ export type ModelFiles = Pick<HealthGPTLoadOptions, 'model' | 'vision' | 'plugin
 
 const invalid = (message: string) => new HealthGPTError('ERR_INVALID_ARG', message);
 
-async function fromManifest(dir: string): Promise<string[] | undefined> {
-  let text: string;
-  try {
-    text = await readFile(join(dir, MANIFEST_NAME), 'utf8');
-  } catch {
-    return undefined;
-  }
-  const m = JSON.parse(text) as HealthGPTManifest;
-  if (m.format !== 'healthgpt-model' || !Array.isArray(m.files)) throw invalid(`${join(dir, MANIFEST_NAME)} is not a HealthGPT model manifest`);
-  return m.files.map((f) => join(dir, f.file));
-}
+/** The files a folder's parts name (every part it has). */
+const partFiles = (p: ModelParts): string[] =>
+  [p.model, p.vision, p.plugins.comprehension, p.plugins.generation, p.vqgan].filter((f): f is string => f !== undefined);
 
 /** The files of `paths` (folders expanded), sorted into the session's parts. */
 export async function resolveModelFiles(paths: readonly string[]): Promise<ModelFiles> {
   const files: string[] = [];
   for (const p of paths) {
     const s = await stat(p).catch(() => undefined);
+    // m3 / l14: the folder `healthgpt pull` converted into (lib/session/model-folder.ts)
+    if (!s && isReleaseName(p)) {
+      files.push(...partFiles(resolveModelName(p).parts));
+      continue;
+    }
     if (!s) throw invalid(`${p}: no such file or folder`);
     if (!s.isDirectory()) {
       files.push(p);
       continue;
     }
-    const listed = (await fromManifest(p)) ?? (await readdir(p)).filter((f) => f.endsWith('.gguf')).sort().map((f) => join(p, f));
+    const listed = existsSync(join(p, MANIFEST_NAME)) ? partFiles(readModelFolder(p)) : (await readdir(p)).filter((f) => f.endsWith('.gguf')).sort().map((f) => join(p, f));
     if (listed.length === 0) throw invalid(`${p}: neither a ${MANIFEST_NAME} nor any .gguf file`);
     files.push(...listed);
   }
