@@ -25,6 +25,7 @@ interface ConvertOpts {
   type: string;
   name?: string;
   healthgptTokens?: boolean;
+  embeddings?: string;
   threads: number;
   verbose?: boolean;
 }
@@ -43,7 +44,8 @@ export function convertCommand(): Command {
     .option('-o, --output <path>', 'GGUF to write (--llm alone), else the folder to write every part and healthgpt.json into')
     .option('--type <type>', `weights type: ${QUANTIZE_TARGETS.join(' | ')}`, 'f16')
     .option('--name <text>', 'general.name to record (default: the folder name)')
-    .option('--healthgpt-tokens', "append HealthGPT's image tokens to the vocabulary: one <idx_k> per code of the --vqgan converted alongside, else 8192 (embeddings must be resized for them)")
+    .option('--healthgpt-tokens', "append HealthGPT's image tokens to the vocabulary: one <idx_k> per code of the --vqgan converted alongside, else 8192; without a fusion file the embeddings and head are resized for them as HealthGPT's utils.py does")
+    .option('--embeddings <rows>', "language model rows with --plugins: fusion (the fusion file's trained rows, as app.py / gen_infer.py; default) or base (the base model's, the 8195 new rows = their mean, as com_infer.py)")
     .option('--threads <n>', 'quantization threads (default: one per core)', (v) => parseInt(v, 10), 0)
     .option('-v, --verbose', "print each tensor's type")
     .action(async (o: ConvertOpts) => {
@@ -52,6 +54,7 @@ export function convertCommand(): Command {
       if (!o.output) throw new HealthGPTError('ERR_INVALID_ARG', several ? 'convert needs -o <folder>' : 'convert needs -o <output.gguf>');
       const type = parseTarget(o.type);
       if (!Number.isInteger(o.threads) || o.threads < 0) throw new HealthGPTError('ERR_INVALID_ARG', `--threads must be a non-negative integer, got ${o.threads}`);
+      if (o.embeddings !== undefined && o.embeddings !== 'fusion' && o.embeddings !== 'base') throw new HealthGPTError('ERR_INVALID_ARG', `--embeddings must be fusion or base, got '${o.embeddings}'`);
       if (several) return convertAll(o, type);
       let progress: Progress | undefined;
       // Ctrl-C stops between two slices of work, so the partial file is removed, not left behind
@@ -103,6 +106,7 @@ async function convertAll(o: ConvertOpts, type: ReturnType<typeof parseTarget>):
       vqganResolution: o.vqganResolution,
       type,
       healthgptTokens: o.healthgptTokens,
+      embeddings: o.embeddings as 'fusion' | 'base' | undefined,
       pluginFirstRow: o.pluginFirstRow,
       pluginSpecs: parsePluginSpecs(o.pluginSpec),
       threads: o.threads,

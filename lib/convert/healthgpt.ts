@@ -56,6 +56,13 @@ export interface ConvertHealthGPTOptions {
   codebookSize?: number;
   /** first trained row of embed_tokens / lm_head in the plugin files */
   pluginFirstRow?: number;
+  /**
+   * the language model's embeddings / head: 'fusion' (default) the trained rows of the fusion
+   * file (else of a plugin file) as app.py and gen_infer.py load them; 'base' the base model's
+   * rows resized as utils.py does (the 8195 new rows = the mean of the old), as com_infer.py
+   * runs comprehension without a fusion file
+   */
+  embeddings?: 'fusion' | 'base';
   /** rank / alpha / experts per plugin name (default: RELEASE_PLUGIN_DEFAULTS) */
   pluginSpecs?: Record<string, PluginSpec>;
   threads?: number;
@@ -148,11 +155,12 @@ export async function convertHealthGPT(outDir: string, o: ConvertHealthGPTOption
       // used when its row count differs from config.json's vocab_size (the image tokens added)
       const order = [...shared, ...(['comprehension', 'generation'].map((n) => plugins.get(n)).filter((f): f is string => f !== undefined))];
       const codebookSize = o.codebookSize ?? (o.healthgptTokens && o.vqgan ? await vqganCodebookSize(o.vqgan, o.vqganConfig) : undefined);
-      const rows = await openResizedRows(order);
+      if (o.embeddings !== undefined && o.embeddings !== 'fusion' && o.embeddings !== 'base') convertFail(`embeddings must be 'fusion' or 'base', got ${String(o.embeddings)}`);
+      const rows = await openResizedRows(o.embeddings === 'base' ? [] : order);
       try {
         const vocabSize = await configVocabSize(o.llm);
         const resized = rows.embed && rows.head && rows.embed.shape[0] !== vocabSize ? { embed: rows.embed, head: rows.head } : undefined;
-        await convertLanguageModel(o.llm, join(stage, 'model.gguf'), {
+        const r = await convertLanguageModel(o.llm, join(stage, 'model.gguf'), {
           type,
           threads: o.threads,
           signal: o.signal,
@@ -163,6 +171,7 @@ export async function convertHealthGPT(outDir: string, o: ConvertHealthGPTOption
         });
         files.push({ file: 'model.gguf', role: 'language-model', sources: resized ? [o.llm, resized.embed.file] : [o.llm], bytes: 0 });
         if (resized) notes.push(`model: embeddings and head resized to ${resized.embed.shape[0]} rows from ${resized.embed.file}`);
+        else if (r.resizedWithMean) notes.push(`model: embeddings and head resized to ${r.vocabSize} rows as HealthGPT's utils.py does (the ${r.resizedWithMean} new rows = the mean of the base model's)`);
       } finally {
         await rows.close();
       }

@@ -9,14 +9,22 @@
  *   tokenizer.json's added_tokens) at their ids, score -1000, CONTROL when special else
  *   USER_DEFINED; ids past the tokenizer up to the model's vocab_size become [PAD{id}] (UNUSED);
  * - BOS / EOS / UNK / PAD ids from the config's token texts, add_bos_token / add_eos_token, and
- *   the chat template.
- * HealthGPT's 8195 image tokens can be appended after the tokenizer's own tokens.
+ *   the chat template;
+ * - beyond llama.cpp: the added tokens' lstrip / rstrip / single_word / normalized flags
+ *   (tokenizer_config.json's added_tokens_decoder, else tokenizer.json's added_tokens: the slow
+ *   tokenizer HealthGPT loads reads the former) and the ids generation stops at
+ *   (generation_config.json's eos_token_id, else config.json's), under HF_TOKEN_FLAG_KEYS /
+ *   EOS_IDS_KEY.
+ * HealthGPT's 8195 image tokens can be appended after the tokenizer's own tokens, either into
+ * rows the checkpoint already has (resized embeddings from HealthGPT's files) or as
+ * llava/demo/utils.py adds them: the vocabulary becomes exactly the tokenizer's tokens plus
+ * HealthGPT's, and the caller resizes the embeddings and head to it (resize.ts).
  */
 import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { HealthGPTError } from '../errors.js';
-import { TokenType } from '../tokenizer/types.js';
+import { TokenType, type AddedTokenFlags } from '../tokenizer/types.js';
 import { bpeVocabFromHfTokenizerJson, spmVocabFromHfTokenizerJson, type BpeVocab, type SpmVocab } from '../tokenizer/vocab-gguf.js';
 import { modelTypeName, parseSentencePieceModel } from './sentencepiece.js';
 
@@ -37,7 +45,16 @@ export function healthgptTokens(codebookSize = HEALTHGPT_CODEBOOK): string[] {
   return t;
 }
 
-export type ConvertedVocab = { kind: 'spm'; vocab: SpmVocab; chatTemplate?: string; tokenizerSize: number } | { kind: 'bpe'; vocab: BpeVocab; chatTemplate?: string; tokenizerSize: number };
+interface ConvertedCommon {
+  chatTemplate?: string;
+  tokenizerSize: number;
+  /**
+   * Set when HealthGPT's tokens were added as utils.py adds them: the embeddings and head must
+   * be resized to `rows`, rows [0, keep) kept and the rest set to the mean of those.
+   */
+  resize?: { rows: number; keep: number };
+}
+export type ConvertedVocab = ({ kind: 'spm'; vocab: SpmVocab } | { kind: 'bpe'; vocab: BpeVocab }) & ConvertedCommon;
 
 export interface VocabOptions {
   /** the model's vocab_size (embedding rows): the vocabulary is padded to it */
@@ -46,7 +63,16 @@ export interface VocabOptions {
   healthgptTokens?: boolean;
   /** how many <idx_k> tokens healthgptTokens appends: the VQGAN's codebook size (default 8192) */
   codebookSize?: number;
-  /** BPE pre-tokenizer name for a GPT2Tokenizer (Phi-4's is "dbrx") */
+  /**
+   * with healthgptTokens: no resized rows come with the checkpoint, so the tokens are added as
+   * utils.py adds them (the vocabulary is not padded to vocabSize; see ConvertedVocab.resize)
+   */
+  resize?: boolean;
+  /**
+   * BPE pre-tokenizer name for a GPT2Tokenizer. Default: "gpt-2" for a HealthGPT vocabulary
+   * (HealthGPT loads the slow GPT2Tokenizer, which always splits with GPT-2's expression), else
+   * "dbrx" (cl100k, what Phi-4's tokenizer.json and llama.cpp use)
+   */
   bpePre?: string;
 }
 
@@ -73,7 +99,20 @@ interface Added {
   id: number;
   content: string;
   special: boolean;
+  lstrip?: boolean;
+  rstrip?: boolean;
+  singleWord?: boolean;
+  normalized?: boolean;
 }
+
+type RawAdded = { id?: unknown; content?: unknown; special?: unknown; lstrip?: unknown; rstrip?: unknown; single_word?: unknown; normalized?: unknown };
+const flagsOf = (v: RawAdded): Omit<Added, 'id' | 'content' | 'special'> => ({
+  lstrip: v.lstrip === true,
+  rstrip: v.rstrip === true,
+  singleWord: v.single_word === true,
+  // AddedToken's default: normalized unless special
+  normalized: typeof v.normalized === 'boolean' ? v.normalized : v.special !== true,
+});
 
 function addedTokens(config: Record<string, unknown> | undefined, tokJson: Record<string, unknown> | undefined, addedJson: Record<string, unknown> | undefined, dir: string): Added[] {
   const out: Added[] = [];
@@ -87,22 +126,45 @@ function addedTokens(config: Record<string, unknown> | undefined, tokJson: Recor
       out.push({ id: id as number, content, special: false });
     }
   }
-  const dec = config?.added_tokens_decoder;
-  if (dec && typeof dec === 'object') {
-    for (const [k, v] of Object.entries(dec as Record<string, { content?: unknown; special?: unknown }>)) {
-      const id = Number(k);
-      check(id, v?.content, join(dir, 'tokenizer_config.json'));
-      out.push({ id, content: v.content as string, special: v.special === true });
-    }
-  }
   const list = tokJson?.added_tokens;
   if (Array.isArray(list)) {
-    for (const v of list as Array<{ id?: unknown; content?: unknown; special?: unknown }>) {
+    for (const v of list as RawAdded[]) {
       check(v?.id, v?.content, join(dir, 'tokenizer.json'));
-      out.push({ id: v.id as number, content: v.content as string, special: v.special === true });
+      out.push({ id: v.id as number, content: v.content as string, special: v.special === true, ...flagsOf(v) });
+    }
+  }
+  // last: tokenizer_config.json's entries win (the slow tokenizer HealthGPT loads reads them)
+  const dec = config?.added_tokens_decoder;
+  if (dec && typeof dec === 'object') {
+    for (const [k, v] of Object.entries(dec as Record<string, RawAdded>)) {
+      const id = Number(k);
+      check(id, v?.content, join(dir, 'tokenizer_config.json'));
+      out.push({ id, content: v.content as string, special: v.special === true, ...flagsOf(v) });
     }
   }
   return out;
+}
+
+/** The added tokens' flags by id (the last entry for an id wins); absent when no file has any. */
+function addedFlags(added: readonly Added[]): AddedTokenFlags | undefined {
+  const last = new Map<number, Added>();
+  for (const a of added) if (a.lstrip !== undefined) last.set(a.id, a);
+  if (last.size === 0) return undefined;
+  const ids = [...last.keys()].sort((a, b) => a - b);
+  const pick = (f: 'lstrip' | 'rstrip' | 'singleWord' | 'normalized'): number[] => ids.filter((id) => last.get(id)![f] === true);
+  return { lstrip: pick('lstrip'), rstrip: pick('rstrip'), singleWord: pick('singleWord'), normalized: pick('normalized') };
+}
+
+/** generation_config.json's eos_token_id (an id or a list), else config.json's. */
+async function eosTokenIds(dir: string, size: number): Promise<number[] | undefined> {
+  for (const f of ['generation_config.json', 'config.json']) {
+    const v = (await readJson(join(dir, f)))?.eos_token_id;
+    if (v === undefined || v === null) continue;
+    const list = Array.isArray(v) ? v : [v];
+    for (const id of list) if (!Number.isSafeInteger(id) || id < 0 || id >= size) fail(`${join(dir, f)}: eos_token_id ${JSON.stringify(id)} is not a token id of the vocabulary (${size})`);
+    return list as number[];
+  }
+  return undefined;
 }
 
 /** Reads the tokenizer files of a Hugging Face model folder into a GGUF vocabulary. */
@@ -115,13 +177,15 @@ export async function loadHfVocab(dir: string, opts: VocabOptions): Promise<Conv
 
   if (config?.tokenizer_class === 'GPT2Tokenizer') {
     if (!tokJson) fail(`${dir}: tokenizer_config.json names GPT2Tokenizer but there is no tokenizer.json`);
-    const v = bpeVocabFromHfTokenizerJson(tokJson, opts.bpePre ?? 'dbrx');
+    const v = bpeVocabFromHfTokenizerJson(tokJson, opts.bpePre ?? (opts.healthgptTokens ? 'gpt-2' : 'dbrx'));
     const tokenizerSize = v.tokens.length;
     const tokens = [...v.tokens];
     const types = Array.from(v.types ?? new Array<number>(tokens.length).fill(TokenType.NORMAL));
-    extend(tokens, types, undefined, opts, dir);
-    const vocab: BpeVocab = { ...v, tokens, types, ...specials(config, tokens) };
-    return { kind: 'bpe', vocab, chatTemplate, tokenizerSize };
+    const added = addedTokens(config, tokJson, undefined, dir);
+    for (const a of added) if (a.id < tokens.length) types[a.id] = a.special ? TokenType.CONTROL : TokenType.USER_DEFINED;
+    const resize = extend(tokens, types, undefined, opts, dir);
+    const vocab: BpeVocab = { ...v, tokens, types, ...specials(config, tokens), flags: addedFlags(added), eosTokenIds: await eosTokenIds(dir, tokens.length) };
+    return { kind: 'bpe', vocab, chatTemplate, tokenizerSize, resize };
   }
 
   let pieces: string[];
@@ -153,7 +217,7 @@ export async function loadHfVocab(dir: string, opts: VocabOptions): Promise<Conv
   const added = addedTokens(config, tokJson, addedJson, dir);
   let tokenizerSize = tokenizerSizeBefore;
   for (const a of added) tokenizerSize = Math.max(tokenizerSize, a.id + 1);
-  if (tokenizerSize > opts.vocabSize) fail(`${dir}: the tokenizer has ${tokenizerSize} tokens, more than the model's vocab_size ${opts.vocabSize}`);
+  if (tokenizerSize > opts.vocabSize && !(opts.healthgptTokens && opts.resize)) fail(`${dir}: the tokenizer has ${tokenizerSize} tokens, more than the model's vocab_size ${opts.vocabSize}`);
   for (let i = pieces.length; i < tokenizerSize; i++) {
     pieces.push(`[PAD${i}]`);
     scores.push(-10000);
@@ -164,31 +228,43 @@ export async function loadHfVocab(dir: string, opts: VocabOptions): Promise<Conv
     scores[a.id] = -1000;
     types[a.id] = a.special ? TokenType.CONTROL : TokenType.USER_DEFINED;
   }
-  extend(pieces, types, scores, opts, dir);
-  const vocab: SpmVocab = { pieces, scores, types, addSpacePrefix, ...specials(config, pieces, fallback) };
-  return { kind: 'spm', vocab, chatTemplate, tokenizerSize };
+  const resize = extend(pieces, types, scores, opts, dir);
+  const vocab: SpmVocab = { pieces, scores, types, addSpacePrefix, ...specials(config, pieces, fallback), flags: addedFlags(added), eosTokenIds: await eosTokenIds(dir, pieces.length) };
+  return { kind: 'spm', vocab, chatTemplate, tokenizerSize, resize };
 }
 
-/** Appends HealthGPT's tokens when asked, then pads with [PAD{id}] to the model's vocab_size. */
-function extend(tokens: string[], types: number[], scores: number[] | undefined, opts: VocabOptions, dir: string): void {
+/**
+ * Appends HealthGPT's tokens when asked, then pads with [PAD{id}] to the model's vocab_size.
+ * With opts.resize the tokens are added as utils.py's add_special_tokens_and_resize_model adds
+ * them: unless the tokenizer has them already, they follow the tokenizer's own tokens and the
+ * vocabulary ends there (resize_token_embeddings(len(tokenizer))); the returned plan says so.
+ */
+function extend(tokens: string[], types: number[], scores: number[] | undefined, opts: VocabOptions, dir: string): { rows: number; keep: number } | undefined {
+  let resize: { rows: number; keep: number } | undefined;
   if (opts.healthgptTokens) {
     const extra = healthgptTokens(opts.codebookSize);
-    if (tokens.length + extra.length > opts.vocabSize)
-      fail(`${dir}: the tokenizer's ${tokens.length} tokens and HealthGPT's ${extra.length} make ${tokens.length + extra.length}, more than the model's ${opts.vocabSize} embedding rows (convert a checkpoint whose embeddings were resized for HealthGPT)`);
     const seen = new Set(tokens);
-    for (const t of extra) {
-      if (seen.has(t)) fail(`${dir}: the tokenizer already has '${t}'`);
-      tokens.push(t);
-      types.push(TokenType.USER_DEFINED);
-      scores?.push(-1000);
+    const present = extra.filter((t) => seen.has(t)).length;
+    if (present > 0 && present < extra.length) fail(`${dir}: the tokenizer has ${present} of HealthGPT's ${extra.length} tokens (all or none expected)`);
+    if (present === 0) {
+      if (opts.resize) resize = { rows: tokens.length + extra.length, keep: tokens.length };
+      else if (tokens.length + extra.length > opts.vocabSize)
+        fail(`${dir}: the tokenizer's ${tokens.length} tokens and HealthGPT's ${extra.length} make ${tokens.length + extra.length}, more than the ${opts.vocabSize} embedding rows given`);
+      for (const t of extra) {
+        tokens.push(t);
+        types.push(TokenType.USER_DEFINED);
+        scores?.push(-1000);
+      }
     }
   }
-  if (tokens.length > opts.vocabSize) fail(`${dir}: the tokenizer has ${tokens.length} tokens, more than the model's vocab_size ${opts.vocabSize}`);
-  for (let i = tokens.length; i < opts.vocabSize; i++) {
+  const size = resize?.rows ?? opts.vocabSize;
+  if (tokens.length > size) fail(`${dir}: the tokenizer has ${tokens.length} tokens, more than the model's vocab_size ${size}`);
+  for (let i = tokens.length; i < size; i++) {
     tokens.push(`[PAD${i}]`);
     types.push(TokenType.UNUSED);
     scores?.push(-10000);
   }
+  return resize;
 }
 
 type Fallback = { bosId?: number; eosId?: number; unknownId?: number; paddingId?: number };

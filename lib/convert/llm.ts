@@ -18,6 +18,7 @@ import { addBpeVocab, addSpmVocab } from '../tokenizer/vocab-gguf.js';
 import { openCheckpoint } from './checkpoint.js';
 import { QuantizePool } from './quantize-pool.js';
 import { loadHfVocab } from './hf-tokenizer.js';
+import { resizeWithMean } from './resize.js';
 import { addPhi3Metadata, ignoredTensor, phi3ExpectedShapes, phi3HfName, phi3TensorName, readPhi3Config } from './phi3.js';
 import { convertFail, numel, type LazyTensor } from './tensor.js';
 
@@ -26,7 +27,10 @@ export interface ConvertLlmOptions {
   type?: QuantizeTarget;
   /** general.name (default: the folder's name) */
   name?: string;
-  /** append HealthGPT's 8195 image tokens to the vocabulary (needs embeddings resized for them) */
+  /**
+   * append HealthGPT's 8195 image tokens to the vocabulary; without `resized` rows the
+   * embeddings and head are resized for them as HealthGPT's utils.py does (resize.ts)
+   */
   healthgptTokens?: boolean;
   /** with healthgptTokens: how many <idx_k> tokens (the VQGAN's codebook size; default 8192) */
   codebookSize?: number;
@@ -37,7 +41,7 @@ export interface ConvertLlmOptions {
   /** stops the conversion between two slices of work (ABORT_ERR); nothing is left on disk */
   signal?: AbortSignal;
   /**
-   * Resized embeddings / head that replace the folder's (HealthGPT's files carry them as
+   * Resized embeddings / head that replace the folder's (HealthGPT's fusion file carries them as
    * trained, with the image tokens' rows): the vocabulary size becomes their row count.
    */
   resized?: { embed: LazyTensor; head: LazyTensor };
@@ -47,6 +51,8 @@ export interface ConvertResult {
   output: string;
   plan: PlanEntry[];
   vocabSize: number;
+  /** how many rows were added as the mean of the others (utils.py's resize), if any */
+  resizedWithMean?: number;
   bytesWritten: number;
   seconds: number;
 }
@@ -89,7 +95,7 @@ export async function convertLanguageModel(dir: string, output: string, opts: Co
     if (rs.embed.shape[0] !== rs.head.shape[0]) convertFail(`resized embeddings (${rs.embed.shape[0]} rows, ${rs.embed.file}) and head (${rs.head.shape[0]} rows, ${rs.head.file}) differ`);
     h.vocabSize = rs.embed.shape[0]!;
   }
-  const vocab = await loadHfVocab(dir, { vocabSize: h.vocabSize, healthgptTokens: opts.healthgptTokens, codebookSize: opts.codebookSize });
+  const vocab = await loadHfVocab(dir, { vocabSize: h.vocabSize, healthgptTokens: opts.healthgptTokens, codebookSize: opts.codebookSize, resize: !rs });
 
   const ckpt = await openCheckpoint(dir);
   let pool: QuantizePool | undefined;
@@ -121,6 +127,15 @@ export async function convertLanguageModel(dir: string, output: string, opts: Co
       if (t.shape.length !== shape.length || t.shape.some((d, i) => d !== shape[i]))
         convertFail(`tensor '${t.name}' (${t.file}) has shape [${t.shape.join(', ')}], config.json implies [${shape.join(', ')}]`);
       if (!ELEMENT_TYPE[t.dtype]) convertFail(`tensor '${t.name}' (${t.file}) is ${t.dtype}; weights must be F32, F16 or BF16`);
+    }
+    // HealthGPT's tokens added as utils.py adds them: embeddings and head resized with the mean
+    if (vocab.resize) {
+      const { rows, keep } = vocab.resize;
+      for (const g of ['token_embd.weight', 'output.weight']) {
+        byGguf.set(g, resizeWithMean(byGguf.get(g)!, keep, rows));
+        expected.set(g, [rows, h.hidden]);
+      }
+      h.vocabSize = rows;
     }
 
     // types: llama.cpp's choices (1-D and small tensors f32, k-quant fallbacks by row length)
@@ -156,7 +171,8 @@ export async function convertLanguageModel(dir: string, output: string, opts: Co
       });
     });
     await w.write(output);
-    return { output, plan, vocabSize: h.vocabSize, bytesWritten, seconds: (Date.now() - started) / 1000 };
+    const resizedWithMean = vocab.resize ? vocab.resize.rows - vocab.resize.keep : undefined;
+    return { output, plan, vocabSize: h.vocabSize, resizedWithMean, bytesWritten, seconds: (Date.now() - started) / 1000 };
   } finally {
     await pool?.close();
     await ckpt.close();

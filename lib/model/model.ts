@@ -260,13 +260,17 @@ export class LanguageModel {
     return this.tokenizer.decode(ids);
   }
 
-  /** Tokens that end a turn: the vocabulary's end-of-generation tokens, else EOS/EOT ids. */
+  /**
+   * Tokens that end a turn: the ids the model's generation config lists (recorded by the
+   * converter), else the vocabulary's end-of-generation tokens, else EOS/EOT ids.
+   */
   defaultStopTokens(): number[] {
     if (this.eog) return this.eog;
     const out: number[] = [];
     if (typeof this.metadata['tokenizer.ggml.model'] === 'string') {
       const t = this.tokenizer;
-      for (let id = 0; id < t.size; id++) if (t.isEog(id)) out.push(id);
+      if (t.eosTokenIds) out.push(...t.eosTokenIds);
+      else for (let id = 0; id < t.size; id++) if (t.isEog(id)) out.push(id);
     } else {
       for (const k of ['tokenizer.ggml.eos_token_id', 'tokenizer.ggml.eot_token_id']) {
         const v = this.metadata[k];

@@ -342,8 +342,14 @@ export class HealthGPT {
     validateSamplingRequest(o, 'ask');
   }
 
-  /** The stop tokens of the chat template that the vocabulary holds. */
+  /**
+   * Where the answer ends: the ids the converted model's generation config lists (as
+   * transformers' generate() stops), else, for files converted without them, the chat
+   * template's stop tokens that the vocabulary holds.
+   */
   private stopTokens(): number[] {
+    const own = this.model.tokenizer.eosTokenIds;
+    if (own) return [...own];
     const ids = this.template.stop.map((s) => this.model.tokenizer.vocab.tokenToId.get(s)).filter((v): v is number => v !== undefined);
     return ids.length ? ids : this.model.defaultStopTokens();
   }

@@ -75,6 +75,14 @@ export class Tokenizer {
     return this.vocab.addBos;
   }
 
+  /**
+   * The ids the model's own generation config ends generation at (generation_config.json's
+   * eos_token_id, recorded by the converter), or null for a file without them.
+   */
+  get eosTokenIds(): readonly number[] | null {
+    return this.vocab.eosTokenIds;
+  }
+
   /** True for tokens that end generation (EOS, EOT, <|end|>, <|endoftext|>, <|im_end|>, ...). */
   isEog(id: number): boolean {
     return this.vocab.eogIds.has(id);

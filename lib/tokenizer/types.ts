@@ -28,11 +28,36 @@ export const TokenAttr = {
 
 export type TokenizerModelName = 'llama' | 'gpt2';
 
+/**
+ * GGUF keys the converter adds for what llama.cpp's keys cannot say (llama.cpp ignores them):
+ * - the Hugging Face added tokens' flags (tokenizer.json added_tokens / tokenizer_config.json
+ *   added_tokens_decoder), each the u32 ids of the added tokens with the flag set; when any of
+ *   them is present they replace llama.cpp's by-name Phi-3 RSTRIP rule;
+ * - the ids generation stops at: generation_config.json's eos_token_id (an id or a list),
+ *   else config.json's, as transformers' generate() reads them.
+ */
+export const HF_TOKEN_FLAG_KEYS = {
+  lstrip: 'healthgpt.tokenizer.lstrip',
+  rstrip: 'healthgpt.tokenizer.rstrip',
+  singleWord: 'healthgpt.tokenizer.single_word',
+  normalized: 'healthgpt.tokenizer.normalized',
+} as const;
+export const EOS_IDS_KEY = 'healthgpt.tokenizer.eos_token_ids';
+
+/** Added-token flags by token id (see HF_TOKEN_FLAG_KEYS). */
+export interface AddedTokenFlags {
+  lstrip: number[];
+  rstrip: number[];
+  singleWord: number[];
+  normalized: number[];
+}
+
 export interface TokenizerOptions {
   /**
    * Mark special tokens RSTRIP (whitespace after them is dropped when they are matched in text).
-   * Default: llama.cpp's rule, on when general.name contains "phi-3"/"phi3": every control and
-   * user-defined token and </s>, except <unk>, <s> and <|endoftext|>.
+   * Default: the added-token flags the file carries (HF_TOKEN_FLAG_KEYS); without them llama.cpp's
+   * rule, on when general.name contains "phi-3"/"phi3": every control and user-defined token and
+   * </s>, except <unk>, <s> and <|endoftext|>.
    */
   phi3Rstrip?: boolean;
   /**

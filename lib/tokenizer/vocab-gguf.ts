@@ -5,7 +5,7 @@
  */
 import { HealthGPTError } from '../errors.js';
 import type { GGUFWriter } from '../gguf/writer.js';
-import { TokenType } from './types.js';
+import { EOS_IDS_KEY, HF_TOKEN_FLAG_KEYS, TokenType, type AddedTokenFlags } from './types.js';
 
 function fail(message: string): never {
   throw new HealthGPTError('ERR_TOKENIZER', message);
@@ -20,6 +20,10 @@ export interface SpecialTokenConfig {
   eotId?: number;
   addBos?: boolean;
   addEos?: boolean;
+  /** Hugging Face added-token flags (written as HF_TOKEN_FLAG_KEYS) */
+  flags?: AddedTokenFlags;
+  /** the ids generation stops at (EOS_IDS_KEY) */
+  eosTokenIds?: number[];
 }
 
 export interface SpmVocab extends SpecialTokenConfig {
@@ -77,6 +81,12 @@ function addSpecials(w: GGUFWriter, c: SpecialTokenConfig, n: number, what: stri
   id('eot_token_id', c.eotId);
   if (c.addBos !== undefined) w.addKV('tokenizer.ggml.add_bos_token', c.addBos);
   if (c.addEos !== undefined) w.addKV('tokenizer.ggml.add_eos_token', c.addEos);
+  const ids = (key: string, list: number[]): void => {
+    for (const v of list) if (!Number.isInteger(v) || v < 0 || v >= n) fail(`${what}: ${key} id ${String(v)} is out of range`);
+    w.addKV(key, { type: 'u32', value: list });
+  };
+  if (c.flags) for (const [k, key] of Object.entries(HF_TOKEN_FLAG_KEYS)) ids(key, c.flags[k as keyof AddedTokenFlags]);
+  if (c.eosTokenIds) ids(EOS_IDS_KEY, c.eosTokenIds);
 }
 
 /** Writes a SentencePiece ("llama") vocabulary. */

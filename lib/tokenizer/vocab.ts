@@ -6,7 +6,7 @@
  */
 import { HealthGPTError } from '../errors.js';
 import { preTokenizerSpec, withRegexesOf, type PreTokenizerSpec } from './pretokenize.js';
-import { TokenAttr, TokenType, type TokenizerModelName, type TokenizerOptions } from './types.js';
+import { EOS_IDS_KEY, HF_TOKEN_FLAG_KEYS, TokenAttr, TokenType, type TokenizerModelName, type TokenizerOptions } from './types.js';
 
 type Metadata = Record<string, unknown>;
 
@@ -41,6 +41,19 @@ function optArray(md: Metadata, key: string): ArrayLike<unknown> | undefined {
   if (v === undefined) return undefined;
   if (!Array.isArray(v) && !ArrayBuffer.isView(v)) fail(`${key} must be an array`);
   return v as unknown as ArrayLike<unknown>;
+}
+
+/** A u32 id list key; every id must be a token of the vocabulary. */
+function idList(md: Metadata, key: string, n: number): number[] | undefined {
+  const v = optArray(md, key);
+  if (v === undefined) return undefined;
+  const out: number[] = [];
+  for (let i = 0; i < v.length; i++) {
+    const x = typeof v[i] === 'bigint' ? Number(v[i]) : v[i];
+    if (typeof x !== 'number' || !Number.isInteger(x) || x < 0 || x >= n) fail(`${key}[${i}] = ${String(v[i])} is not a token id (vocabulary of ${n})`);
+    out.push(x);
+  }
+  return out;
 }
 
 const EOT_TEXTS = ['<|eot_id|>', '<|im_end|>', '<|end|>', '<end_of_turn>', '<|endoftext|>', '<|end_of_text|>', '<EOT>', '_<EOT>', '[EOT]', '<｜end▁of▁sentence｜>', '<end_of_utterance>'];
@@ -92,6 +105,8 @@ export class Vocab {
   readonly cleanSpaces: boolean;
   readonly ignoreMerges: boolean;
   readonly eogIds: ReadonlySet<number>;
+  /** the ids the model's generation config stops at (EOS_IDS_KEY), when the file says */
+  readonly eosTokenIds: readonly number[] | null;
   /** Control, user-defined and unknown tokens, longest text (UTF-8 bytes) first, then by id. */
   readonly specialCache: readonly number[];
 
@@ -287,9 +302,20 @@ export class Vocab {
     special.sort((a, b) => byteLen[b]! - byteLen[a]! || a - b);
     this.specialCache = special;
 
-    // Per-model attributes (llama.cpp sets them by general.name).
+    // Hugging Face added-token flags, when the converter recorded them.
+    const flagAttr = { lstrip: TokenAttr.LSTRIP, rstrip: TokenAttr.RSTRIP, singleWord: TokenAttr.SINGLE_WORD, normalized: TokenAttr.NORMALIZED };
+    let hfFlags = false;
+    for (const [k, key] of Object.entries(HF_TOKEN_FLAG_KEYS)) {
+      const list = idList(md, key, n);
+      if (list === undefined) continue;
+      hfFlags = true;
+      for (const id of list) attrs[id]! |= flagAttr[k as keyof typeof flagAttr];
+    }
+    this.eosTokenIds = idList(md, EOS_IDS_KEY, n) ?? null;
+
+    // Per-model attributes (llama.cpp sets them by general.name; the file's own flags win).
     const name = (optString(md, 'general.name') ?? '').toLowerCase();
-    const phi3 = options.phi3Rstrip ?? (name.includes('phi-3') || name.includes('phi3'));
+    const phi3 = options.phi3Rstrip ?? (!hfFlags && (name.includes('phi-3') || name.includes('phi3')));
     if (phi3) {
       for (const id of special) attrs[id]! |= TokenAttr.RSTRIP;
       const set = (t: string, on: boolean): void => {
