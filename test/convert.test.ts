@@ -233,12 +233,15 @@ describe('tokenizer', () => {
     expect((await refusal(loadHfVocab(join(fx, 'model'), { vocabSize: 405 }))).message).toMatch(/the tokenizer has 411 tokens, more than the model's vocab_size 405/);
   });
 
-  it('HealthGPT tokens: 8195 after the tokenizer, refused when the embeddings have no rows for them', async () => {
+  it('HealthGPT tokens: 8195 after the tokenizer, into rows given (fusion) or as utils.py resizes; refused when given rows are too few', async () => {
     const t = healthgptTokens();
     expect([t.length, t[0], t[1], t[8192], t[8193], t[8194]]).toEqual([8195, '<start_index>', '<idx_0>', '<idx_8191>', '<end_index>', '<pixel_newline>']);
     const v = await loadHfVocab(join(fx, 'model'), { vocabSize: 411 + 8195 + 2, healthgptTokens: true });
-    expect(v.kind === 'spm' && [v.vocab.pieces[411], v.vocab.pieces[411 + 8194], v.vocab.pieces.length]).toEqual(['<start_index>', '<pixel_newline>', 411 + 8195 + 2]);
-    expect((await refusal(loadHfVocab(join(fx, 'model'), { vocabSize: 416, healthgptTokens: true }))).message).toMatch(/more than the model's 416 embedding rows/);
+    expect(v.kind === 'spm' && [v.vocab.pieces[411], v.vocab.pieces[411 + 8194], v.vocab.pieces.length, v.resize]).toEqual(['<start_index>', '<pixel_newline>', 411 + 8195 + 2, undefined]);
+    expect((await refusal(loadHfVocab(join(fx, 'model'), { vocabSize: 416, healthgptTokens: true }))).message).toMatch(/make 8606, more than the 416 embedding rows given/);
+    // no rows given: resize_token_embeddings(len(tokenizer)): exactly 411 + 8195, no padding
+    const r = await loadHfVocab(join(fx, 'model'), { vocabSize: 416, healthgptTokens: true, resize: true });
+    expect(r.kind === 'spm' && [r.vocab.pieces.length, r.vocab.pieces[410], r.vocab.pieces[411], r.resize]).toEqual([8606, '<|user|>', '<start_index>', { rows: 8606, keep: 411 }]);
   });
 
   it('HealthGPT tokens for another codebook size (a VQGAN with K codes: K <idx_k>), a bad size refused by code', async () => {
@@ -474,33 +477,36 @@ describe('convert --llm', () => {
     expect(err.message).toMatch(/no-such-folder does not exist/);
   });
 
-  it('--healthgpt-tokens: embeddings resized for the 8195 image tokens, which tokenize as one id each', async () => {
-    // the fixture's weights with embed_tokens / lm_head grown to 411 + 8195 rows (+2 of padding)
-    const rows = 411 + 8195 + 2;
-    const f = await openSafetensors(join(fx, 'model', 'model.safetensors'));
-    const header: Record<string, unknown> = {};
-    const parts: Buffer[] = [];
-    let at = 0;
-    for (const t of f.tensors) {
-      const grow = t.name === 'model.embed_tokens.weight' || t.name === 'lm_head.weight';
-      const shape = grow ? [rows, 32] : [...t.shape];
-      const v = grow ? Float32Array.from({ length: rows * 32 }, (_, i) => Math.sin(i) * 0.5) : await t.readF32();
-      header[t.name] = { dtype: 'F32', shape, data_offsets: [at, at + v.byteLength] };
-      parts.push(Buffer.from(v.buffer, v.byteOffset, v.byteLength));
-      at += v.byteLength;
-    }
-    await f.close();
-    const dir = modelCopy({ name: 'model.safetensors', bytes: safetensorsBytes(header, Buffer.concat(parts)) });
-    const cfg = JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8'));
-    writeFileSync(join(dir, 'config.json'), JSON.stringify({ ...cfg, vocab_size: rows }));
+  it('--healthgpt-tokens without HealthGPT rows (M3, no fusion file): resized as utils.py, the 8195 new rows = the mean of rows 0..410', async () => {
     const p = join(out, 'healthgpt-tokens.gguf');
-    await convertLanguageModel(dir, p, { type: 'f32', name, healthgptTokens: true });
+    const r = await convertLanguageModel(modelCopy(), p, { type: 'f32', name, healthgptTokens: true });
+    expect([r.vocabSize, r.resizedWithMean]).toEqual([411 + 8195, 8195]);
+    const f = await openSafetensors(join(fx, 'model', 'model.safetensors'));
+    const g = GGUFFile.open(p);
+    try {
+      for (const [gguf, hf] of [['token_embd.weight', 'model.embed_tokens.weight'], ['output.weight', 'lm_head.weight']]) {
+        const base = await f.tensors.find((t) => t.name === hf)!.readF32(); // 416 rows: 411..415 are dropped
+        const i = g.info.tensors.findIndex((t) => t.name === gguf);
+        const b = await g.tensorData(i);
+        const got = new Float32Array(b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength));
+        expect(got.length).toBe((411 + 8195) * 32);
+        expect(got.subarray(0, 411 * 32)).toEqual(base.subarray(0, 411 * 32));
+        const mean = new Float32Array(32).map((_, c) => {
+          let s = 0;
+          for (let row = 0; row < 411; row++) s += base[row * 32 + c]!;
+          return s / 411;
+        });
+        for (const row of [411, 412, 411 + 8192, 411 + 8194]) expect(got.subarray(row * 32, (row + 1) * 32), `${gguf} row ${row}`).toEqual(mean);
+      }
+    } finally {
+      g.close();
+      await f.close();
+    }
     const m = await LanguageModel.load(p, { kvType: 'f32', threads: 2 });
     try {
-      expect(m.info.nVocab).toBe(rows);
+      expect(m.info.nVocab).toBe(411 + 8195);
       expect(m.tokenize('<start_index><idx_0><idx_8191><end_index><pixel_newline>', { addSpecial: false })).toEqual([411, 412, 411 + 8192, 411 + 8193, 411 + 8194]);
-      expect(m.tokenizer.tokenText(rows - 1)).toBe(`[PAD${rows - 1}]`);
-      expect((await m.evaluate([1, 411, 412])).length).toBe(3 * rows);
+      expect((await m.evaluate([1, 411, 412])).length).toBe(3 * (411 + 8195));
     } finally {
       m.dispose();
     }
