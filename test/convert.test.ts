@@ -238,7 +238,7 @@ describe('tokenizer', () => {
     expect([t.length, t[0], t[1], t[8192], t[8193], t[8194]]).toEqual([8195, '<start_index>', '<idx_0>', '<idx_8191>', '<end_index>', '<pixel_newline>']);
     const v = await loadHfVocab(join(fx, 'model'), { vocabSize: 411 + 8195 + 2, healthgptTokens: true });
     expect(v.kind === 'spm' && [v.vocab.pieces[411], v.vocab.pieces[411 + 8194], v.vocab.pieces.length, v.resize]).toEqual(['<start_index>', '<pixel_newline>', 411 + 8195 + 2, undefined]);
-    expect((await refusal(loadHfVocab(join(fx, 'model'), { vocabSize: 416, healthgptTokens: true }))).message).toMatch(/make 8606, more than the 416 embedding rows given/);
+    expect((await refusal(loadHfVocab(join(fx, 'model'), { vocabSize: 416, healthgptTokens: true }))).message).toMatch(/make 8606, more than the model's 416 embedding rows/);
     // no rows given: resize_token_embeddings(len(tokenizer)): exactly 411 + 8195, no padding
     const r = await loadHfVocab(join(fx, 'model'), { vocabSize: 416, healthgptTokens: true, resize: true });
     expect(r.kind === 'spm' && [r.vocab.pieces.length, r.vocab.pieces[410], r.vocab.pieces[411], r.resize]).toEqual([8606, '<|user|>', '<start_index>', { rows: 8606, keep: 411 }]);

@@ -7,6 +7,8 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, test } from 'vitest';
+import { tokenizeImagePrompt } from '../lib/prompt/multimodal.js';
+import { PHI4_INSTRUCT, renderChat } from '../lib/prompt/template.js';
 import type { Tokenizer } from '../lib/tokenizer/index.js';
 import { CORPUS, longText, randomTexts } from './fixtures/tokenizer/corpus.js';
 import { ggufTokenizer, hasModule } from './fixtures/tokenizer/refs.js';
@@ -91,13 +93,36 @@ describe('HealthGPT vocabularies', () => {
     expect(noStrip.encode(PHI3_CHUNKS[1]!, o)).toEqual([1, 29871, 13, 5618, 338, 4318, 29973, 32007, 13, 32001, 13]);
   });
 
-  test('Phi-4 prompt (byte-level BPE: no space prefix, no strip)', async () => {
+  // llama.cpp's own Phi-4 GGUF carries no added-token flags and strips nothing: every "\n"
+  // around a role marker stays a token (198)
+  test('Phi-4 prompt, llama.cpp behaviour (a GGUF without added-token flags)', async () => {
     const phi4 = await tok('phi4-dbrx');
     expect(phi4.encode(PHI4_CHUNK, { special: true })).toEqual([
       100264, 9125, 100266, 198, 2675, 527, 264, 42108, 47709, 323, 2011, 3493, 41941, 311, 6617, 1274, 13, 100265, 198, 100264, 882, 100266, 198,
     ]);
     expect(phi4.decode(phi4.encode(PHI4_CHUNK, { special: true }), { special: true })).toBe(PHI4_CHUNK);
     expect(phi4.decode(phi4.encode(PHI4_CHUNK, { special: true }))).toBe('system\nYou are a medieval knight and must provide explanations to modern people.\nuser\n');
+  });
+
+  // Phi-4's tokenizer files give all 96 added tokens lstrip and rstrip, and both Hugging Face
+  // tokenizers drop the whitespace around them; the converter carries the flags. HealthGPT-L14's
+  // whole phi4_instruct prompt with an image: 20 + 9 ids, where a file without the flags gives
+  // 23 + 11 (five "\n" tokens more, the answer's first token then conditioned differently).
+  test('Phi-4 prompt, as Hugging Face tokenizes it (the added tokens strip the newlines around them)', async () => {
+    const phi4 = await tok('phi4');
+    expect(phi4.encode(PHI4_CHUNK, { special: true })).toEqual([
+      100264, 9125, 100266, 2675, 527, 264, 42108, 47709, 323, 2011, 3493, 41941, 311, 6617, 1274, 13, 100265, 100264, 882, 100266,
+    ]);
+    expect(phi4.eosTokenIds).toEqual([100265]);
+    const hg = await tok('healthgpt-phi4');
+    expect([hg.size, hg.tokenId('<start_index>'), hg.tokenId('<pixel_newline>')]).toEqual([108547, 100352, 108546]);
+    const prompt = renderChat(PHI4_INSTRUCT, [{ role: 'user', content: '<image>\nWhat is shown?' }]);
+    const pieces = tokenizeImagePrompt(hg, prompt);
+    expect(pieces.map((p) => (p.kind === 'tokens' ? p.tokens.length : 'image'))).toEqual([20, 'image', 9]);
+    // the "\n" after <image> starts its own chunk: no added token before it to strip it
+    expect(pieces[2]).toEqual({ kind: 'tokens', tokens: [198, 3923, 374, 6982, 30, 100265, 100264, 78191, 100266] });
+    const plain = await tok('phi4-dbrx');
+    expect(tokenizeImagePrompt(plain, prompt).map((p) => (p.kind === 'tokens' ? p.tokens.length : 'image'))).toEqual([23, 'image', 11]);
   });
 
   const texts = [...CORPUS, ...randomTexts(11, 500)];
