@@ -4,7 +4,7 @@
 // and the release's com_hlora_weights_phi4.bin, no fusion file. Golden ids come from
 // transformers' SLOW GPT2Tokenizer (use_fast=False, as HealthGPT loads it) and HealthGPT's
 // prompt construction; the resize from utils.py restated in numpy.
-import { mkdirSync, readFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { convertHealthGPT } from '../lib/convert/healthgpt.js';
@@ -27,6 +27,7 @@ interface Golden {
   healthgpt_ids: Record<'start_index' | 'idx_0' | 'idx_8191' | 'end_index' | 'pixel_newline', number>;
   resize: { rows: number; embed_mean: number[]; head_mean: number[]; embed_sum: number; head_sum: number };
   eos_token_ids: number[];
+  single_word: { text: string; slow: number[] }[];
 }
 
 const fx = join(root, 'test', 'fixtures', 'phi4');
@@ -181,5 +182,19 @@ describe('HealthGPT-L14 (Phi-4): the release layout converts and tokenizes as th
     // (Hugging Face strips Unicode whitespace around added tokens, as prefixStyle 'hf-slow' does)
     for (const c of golden.corpus) expect(plain.encode(c.text, { special: true, prefixStyle: 'hf-slow' }), JSON.stringify(c.text)).toEqual(c.fast);
     for (const pr of golden.prompts) expect(flatten(tokenizeImagePrompt(plain, pr.text))).toEqual(pr.fast);
+  });
+
+  it("single_word (none of Phi-4's tokens has it) follows the slow tokenizer's rule", async () => {
+    const dir = join(out, 'single-word');
+    mkdirSync(dir);
+    for (const f of readdirSync(llm)) copyFileSync(join(llm, f), join(dir, f));
+    copyFileSync(join(fx, 'single-word', 'tokenizer_config.json'), join(dir, 'tokenizer_config.json'));
+    const p = join(out, 'single-word.gguf');
+    await convertLanguageModel(dir, p, { type: 'f32', healthgptTokens: true, threads: 1 });
+    const g = GGUFFile.open(p);
+    const sw = Tokenizer.fromGGUF(g.info);
+    expect(Array.from(g.info.metadata['healthgpt.tokenizer.single_word'] as ArrayLike<number>)).toEqual([golden.added['<|dummy_3|>'], golden.added['<|dummy_4|>']]);
+    g.close();
+    for (const c of golden.single_word) expect(sw.encode(c.text, { special: true, prefixStyle: 'hf-slow' }), JSON.stringify(c.text)).toEqual(c.slow);
   });
 });

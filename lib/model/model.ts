@@ -440,7 +440,7 @@ export class LanguageModel {
     const template = options.template ?? templateFor(this.metadata);
     const prompt = renderChat(template, messages, options.system);
     // HealthGPT was trained with the Hugging Face slow tokenizer: its space rule around specials
-    return yield* this.complete(prompt, { prefixStyle: 'hf-slow', ...options, special: true, stop: [...template.stop, ...(options.stop ?? [])] });
+    return yield* this.complete(prompt, { prefixStyle: 'hf-slow', ...options, special: true });
   }
 
   /** Frees the native model (weights mapping, KV cache, threads). Later calls throw ERR_DISPOSED. */

@@ -18,16 +18,15 @@ export interface ChatTemplate {
   system: string;
   roles: Record<Role, string>;
   separator: string;
-  /** strings that end the assistant's turn */
-  stop: string[];
 }
+// Where a turn ends is the model's own: its generation config's end-of-sequence ids, recorded
+// by the converter (LanguageModel.defaultStopTokens), not a list per template.
 
 export const PHI3_INSTRUCT: ChatTemplate = {
   name: 'phi3_instruct',
   system: '<|system|>\nYou are a helpful AI assistant.',
   roles: { user: '\n<|user|>\n', assistant: '\n<|assistant|>\n' },
   separator: '<|end|>',
-  stop: ['<|end|>', '<|endoftext|>'],
 };
 
 /** The released L14 code's system text, kept verbatim for fidelity (the caller may replace it). */
@@ -36,7 +35,6 @@ export const PHI4_INSTRUCT: ChatTemplate = {
   system: '<|im_start|>system<|im_sep|>\nYou are a medieval knight and must provide explanations to modern people.',
   roles: { user: '\n<|im_start|>user<|im_sep|>\n', assistant: '\n<|im_start|>assistant<|im_sep|>\n' },
   separator: '<|im_end|>',
-  stop: ['<|im_end|>', '<|endoftext|>'],
 };
 
 export const TEMPLATES = { phi3_instruct: PHI3_INSTRUCT, phi4_instruct: PHI4_INSTRUCT } as const;

@@ -4,7 +4,8 @@
  * (com_infer.py / gen_infer.py, docs/model.md):
  *
  * - ask: phi3_instruct (or phi4_instruct) chat, user turn `<image>\n{question}`, CLIP hidden
- *   state -2, the comprehension projector and plugin, ends at <|end|> / <|endoftext|>;
+ *   state -2, the comprehension projector and plugin, ends at the model's end-of-sequence ids
+ *   (generation_config.json's, recorded by the converter);
  * - generateImage: user turn `<image>\n{instruction}` (no image for report2cxr), `<start_index>`
  *   after the open assistant role, CLIP hidden state 1, the generation projector and plugin,
  *   then exactly latent^2 `<idx_k>` tokens (a logit mask enforces it) and `<end_index>`; the
@@ -344,14 +345,11 @@ export class HealthGPT {
 
   /**
    * Where the answer ends: the ids the converted model's generation config lists (as
-   * transformers' generate() stops), else, for files converted without them, the chat
-   * template's stop tokens that the vocabulary holds.
+   * transformers' generate() stops; Phi-3: <|endoftext|>, <|assistant|>, <|end|>; Phi-4:
+   * <|im_end|>), else, for a file converted without them, its end-of-generation tokens.
    */
   private stopTokens(): number[] {
-    const own = this.model.tokenizer.eosTokenIds;
-    if (own) return [...own];
-    const ids = this.template.stop.map((s) => this.model.tokenizer.vocab.tokenToId.get(s)).filter((v): v is number => v !== undefined);
-    return ids.length ? ids : this.model.defaultStopTokens();
+    return this.model.defaultStopTokens();
   }
 
   private lastTimings: AskTimings | undefined;

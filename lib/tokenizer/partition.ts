@@ -78,14 +78,15 @@ function occurring(vocab: Vocab, text: string): Set<number> {
   return found;
 }
 
-export function partitionSpecial(vocab: Vocab, text: string, parseSpecial: boolean, isSpace: (c: number) => boolean = isCSpace): Fragment[] {
+/** `strip: false` ignores LSTRIP/RSTRIP (the caller applies them, see Tokenizer's slow rules). */
+export function partitionSpecial(vocab: Vocab, text: string, parseSpecial: boolean, isSpace: (c: number) => boolean = isCSpace, strip = true): Fragment[] {
   let frags: Fragment[] = text.length > 0 ? [{ start: 0, end: text.length }] : [];
   if (frags.length === 0 || vocab.specialCache.length === 0) return frags;
   const present = occurring(vocab, text);
   if (present.size === 0) return frags;
   for (const id of vocab.specialCache) {
     if (!present.has(id)) continue;
-    const attr = vocab.attrs[id]!;
+    const attr = vocab.attrs[id]! & (strip ? ~0 : ~(TokenAttr.LSTRIP | TokenAttr.RSTRIP));
     if (!parseSpecial && attr & (TokenAttr.CONTROL | TokenAttr.UNKNOWN)) continue;
     const t = vocab.tokens[id]!;
     const next: Fragment[] = [];

@@ -30,6 +30,63 @@ import { TokenAttr, type DecodeOptions, type EncodeOptions, type TokenizerOption
 import { wellFormed } from './unicode.js';
 import { Vocab } from './vocab.js';
 
+/** A token, or text to encode (`atStart`: it begins the input). */
+type Piece = { token: number } | { text: string; atStart: boolean };
+
+/**
+ * Hugging Face's slow tokenizer's loop over the added tokens (PreTrainedTokenizer.tokenize),
+ * used when a token has single_word: for each token in turn, with `left` / `right` its
+ * neighbours as they stand before its own changes: rstrip strips the right neighbour's leading
+ * whitespace, lstrip the left's trailing (str.isspace); then single_word glues the token onto a
+ * non-empty left neighbour not ending in " " (or takes on a non-empty right one not starting
+ * with " "), and the glued string is encoded as text. Empty pieces are dropped after.
+ * (None of Phi-3's, Phi-4's or HealthGPT's tokens has single_word; this is for other files.)
+ */
+function slowAddedTokenRules(v: Vocab, pieces: Piece[]): Piece[] {
+  const str = (p: Piece): string => ('token' in p ? v.tokens[p.token]! : p.text);
+  const lstrip = (t: string): string => {
+    let i = 0;
+    while (i < t.length && isPythonSpace(t.charCodeAt(i))) i++;
+    return t.slice(i);
+  };
+  const rstrip = (t: string): string => {
+    let i = t.length;
+    while (i > 0 && isPythonSpace(t.charCodeAt(i - 1))) i--;
+    return t.slice(0, i);
+  };
+  const out = pieces.slice();
+  // a stripped piece stays a token when it was one (stripping a token's text changes nothing)
+  const set = (i: number, text: string): void => {
+    const p = out[i]!;
+    if (!('token' in p) || text !== str(p)) out[i] = { text, atStart: 'token' in p ? i === 0 : p.atStart };
+  };
+  for (let i = 0; i < out.length; i++) {
+    const p = out[i]!;
+    if (!('token' in p)) continue;
+    const attr = v.attrs[p.token]!;
+    const left = i > 0 ? str(out[i - 1]!) : '';
+    const right = i + 1 < out.length ? str(out[i + 1]!) : '';
+    if (attr & TokenAttr.RSTRIP && right) set(i + 1, lstrip(right));
+    if (attr & TokenAttr.LSTRIP && left) set(i - 1, rstrip(left));
+    if (!(attr & TokenAttr.SINGLE_WORD)) continue;
+    if (left && !left.endsWith(' ')) {
+      out[i - 1] = { text: str(out[i - 1]!) + str(p), atStart: i - 1 === 0 };
+      out[i] = { text: '', atStart: false };
+    } else if (right && !right.startsWith(' ')) {
+      out[i] = { text: str(p) + str(out[i + 1]!), atStart: i === 0 };
+      out[i + 1] = { text: '', atStart: false };
+    }
+  }
+  // a piece whose text is exactly an added token is that token again (the slow tokenizer looks
+  // every piece up in its added tokens)
+  return out.flatMap((p): Piece[] => {
+    if ('token' in p) return [p];
+    if (p.text === '') return [];
+    const id = v.tokenToId.get(p.text);
+    return id !== undefined && v.hasAttr(id, TokenAttr.CONTROL | TokenAttr.USER_DEFINED) ? [{ token: id }] : [p];
+  });
+}
+
 export class Tokenizer {
   readonly vocab: Vocab;
   private readonly bpe: BpeSession | undefined;
@@ -115,7 +172,12 @@ export class Tokenizer {
     }
     let raw = wellFormed(text);
     if (hfSlow && v.model === 'llama') raw = raw.replaceAll('\u2581', ' ');
-    const frags = partitionSpecial(v, raw, options.special ?? false, hfSlow ? isPythonSpace : isCSpace);
+    const singleWord = hfSlow && v.hasSingleWord;
+    // (with a single_word token the slow tokenizer's own loop strips, and its order matters)
+    let frags: Piece[] = partitionSpecial(v, raw, options.special ?? false, hfSlow ? isPythonSpace : isCSpace, !singleWord).map((f) =>
+      'token' in f ? f : { text: raw.slice(f.start, f.end), atStart: f.start === 0 },
+    );
+    if (singleWord) frags = slowAddedTokenRules(v, frags);
     const out: number[] = [];
     if (addSpecial && v.addBos) out.push(v.bosId!);
     if (v.model === 'llama') {
@@ -133,15 +195,15 @@ export class Tokenizer {
           prevSpecial = true;
           continue;
         }
-        const prefix = v.addSpacePrefix && (hfSlow ? f.start === 0 : prevSpecial);
-        const piece = (prefix ? ' ' : '') + raw.slice(f.start, f.end);
+        const prefix = v.addSpacePrefix && (hfSlow ? f.atStart : prevSpecial);
+        const piece = (prefix ? ' ' : '') + f.text;
         spmTokenize(v, piece.replaceAll(' ', '\u2581'), out);
         prevSpecial = false;
       }
     } else {
       for (const f of frags) {
         if ('token' in f) out.push(f.token);
-        else this.bpe!.tokenize(raw.slice(f.start, f.end), out);
+        else this.bpe!.tokenize(f.text, out);
       }
     }
     if (addSpecial && v.addEos) out.push(v.eosId!);

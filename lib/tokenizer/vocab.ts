@@ -105,6 +105,8 @@ export class Vocab {
   readonly cleanSpaces: boolean;
   readonly ignoreMerges: boolean;
   readonly eogIds: ReadonlySet<number>;
+  /** some added token has single_word (only the Hugging Face slow rule uses it) */
+  readonly hasSingleWord: boolean;
   /** the ids the model's generation config stops at (EOS_IDS_KEY), when the file says */
   readonly eosTokenIds: readonly number[] | null;
   /** Control, user-defined and unknown tokens, longest text (UTF-8 bytes) first, then by id. */
@@ -312,6 +314,7 @@ export class Vocab {
       for (const id of list) attrs[id]! |= flagAttr[k as keyof typeof flagAttr];
     }
     this.eosTokenIds = idList(md, EOS_IDS_KEY, n) ?? null;
+    this.hasSingleWord = attrs.some((a) => (a & TokenAttr.SINGLE_WORD) !== 0);
 
     // Per-model attributes (llama.cpp sets them by general.name; the file's own flags win).
     const name = (optString(md, 'general.name') ?? '').toLowerCase();

@@ -10,6 +10,8 @@ BPE tokenizer in Phi-4's STYLE and records, with the tokenizer classes HealthGPT
                             (GPT2Tokenizer, Phi-4's bos/eos/pad/unk), config.json (Phi3ForCausalLM,
                             tiny), generation_config.json, model.safetensors (bf16, random)
   test/fixtures/phi4/golden.json
+  test/fixtures/phi4/single-word/tokenizer_config.json  the same with single_word on two added
+                            tokens (Phi-4 has none), for the slow tokenizer's single_word rule
 
 Phi-4's vocabulary layout is kept with a shift: its 96 added tokens (ids 100256..100351, every
 one lstrip + rstrip, normalized false) sit at B..B+95 for the B trained tokens, in Phi-4's order
@@ -183,6 +185,25 @@ def main() -> None:
         text = mpt_prompt([(ROLES[0], "<image>\n" + q), (ROLES[1], None)])
         prompts.append({"question": q, "text": text, "ids": tokenizer_image_token(text, slow), "fast": tokenizer_image_token(text, fast)})
 
+    # the slow tokenizer's single_word rule (tokenization_utils.py tokenize): on <|dummy_3|>
+    # (no strips) and <|dummy_4|> (lstrip + rstrip, as Phi-4's)
+    sw_dir = os.path.join(OUT, "single-word")
+    os.makedirs(sw_dir)
+    sw = json.loads(json.dumps(config))
+    sw["added_tokens_decoder"][str(ids["<|dummy_3|>"])].update(single_word=True, lstrip=False, rstrip=False)
+    sw["added_tokens_decoder"][str(ids["<|dummy_4|>"])].update(single_word=True)
+    json.dump(sw, open(os.path.join(sw_dir, "tokenizer_config.json"), "w", encoding="utf-8"), indent=2, ensure_ascii=False)
+    for f in ("vocab.json", "merges.txt"):
+        shutil.copy(os.path.join(LLM, f), os.path.join(sw_dir, f))
+    sw_tok = GPT2Tokenizer.from_pretrained(sw_dir)
+    for f in ("vocab.json", "merges.txt", "special_tokens_map.json"):
+        if os.path.exists(os.path.join(sw_dir, f)):
+            os.remove(os.path.join(sw_dir, f))
+    SW_TEXTS = ["abc<|dummy_3|>def", "abc <|dummy_3|> def", "<|dummy_3|>x-ray", "a <|dummy_3|>b", "a<|dummy_3|> b",
+                "x<|dummy_4|>  y", "x  <|dummy_4|>y", "<|dummy_4|><|dummy_3|>z", "t <|dummy_4|> <|dummy_3|> u",
+                "<|im_end|><|dummy_3|>\n<|dummy_4|>", "12<|dummy_3|>34 <|dummy_4|>"]
+    single_word = [{"text": t, "slow": sw_tok(t).input_ids} for t in SW_TEXTS]
+
     # utils.py add_special_tokens_and_resize_model, on the slow tokenizer
     assert len(slow.additional_special_tokens) == 0
     new = ["<start_index>"] + [f"<idx_{i}>" for i in range(8192)] + ["<end_index>", "<pixel_newline>"]
@@ -254,7 +275,7 @@ def main() -> None:
     golden = {
         "versions": {"transformers": TF_VERSION, "tokenizers": __import__("tokenizers").__version__, "numpy": np.__version__},
         "trained_tokens": B, "tokenizer_size": n_tok, "added": ids,
-        "corpus": corpus, "prompts": prompts,
+        "corpus": corpus, "prompts": prompts, "single_word": single_word,
         "healthgpt_ids": dict(zip(("start_index", "idx_0", "idx_8191", "end_index", "pixel_newline"), new_ids)),
         "resize": {
             "rows": int(emb.shape[0]),
