@@ -1,7 +1,7 @@
 // HealthGPT-L14 as the original runs it (com_infer_phi4.py): a tiny Phi-4-style folder
 // (test/fixtures/phi4, tools/reference/make_phi4_reference.py: byte-level BPE trained on cl100k
 // pre-tokens, Phi-4's 96 added tokens with their lstrip/rstrip flags, generation_config.json)
-// and the release's com_hlora_weights_phi4.bin, no fusion file. Golden ids come from
+// and the release's com_hlora_weights_phi4.bin, no fusion file, with a tiny CLIP tower. Golden ids come from
 // transformers' SLOW GPT2Tokenizer (use_fast=False, as HealthGPT loads it) and HealthGPT's
 // prompt construction; the resize from utils.py restated in numpy.
 import { copyFileSync, mkdirSync, readdirSync, readFileSync } from 'node:fs';
@@ -11,6 +11,7 @@ import { convertHealthGPT } from '../lib/convert/healthgpt.js';
 import { convertLanguageModel } from '../lib/convert/llm.js';
 import { openSafetensors } from '../lib/convert/safetensors.js';
 import { GGUFFile } from '../lib/gguf/file.js';
+import { HealthGPT } from '../lib/session/healthgpt.js';
 import { LanguageModel } from '../lib/model/model.js';
 import { tokenizeImagePrompt } from '../lib/prompt/multimodal.js';
 import { PHI4_INSTRUCT, renderChat, templateFor } from '../lib/prompt/template.js';
@@ -35,6 +36,8 @@ const llm = join(fx, 'llm');
 const golden = JSON.parse(readFileSync(join(fx, 'golden.json'), 'utf8')) as Golden;
 const HIDDEN = 16;
 const IMAGE = -200; // LLaVA's IMAGE_TOKEN_INDEX in the golden ids
+const clip = join(root, 'test', 'fixtures', 'release', 'clip'); // a tiny CLIP tower (width 32)
+const CLIP_WIDTH = 32;
 
 /** The release's com_hlora_weights_phi4.bin layout for the tiny model: r 32, 4 experts, bf16-free f32. */
 async function writeComPlugin(path: string): Promise<void> {
@@ -55,7 +58,7 @@ async function writeComPlugin(path: string): Promise<void> {
     sd.push([`${base}.lora_A.weight`, new TorchTensor([r, din], rnd(r * din))]);
     sd.push([`${base}.lora_B.weight`, new TorchTensor([dout, r], rnd(dout * r))]);
   }
-  sd.push(['base_model.model.model.mm_projector.0.weight', new TorchTensor([HIDDEN, 24], rnd(HIDDEN * 24))]);
+  sd.push(['base_model.model.model.mm_projector.0.weight', new TorchTensor([HIDDEN, CLIP_WIDTH], rnd(HIDDEN * CLIP_WIDTH))]);
   sd.push(['base_model.model.model.mm_projector.0.bias', new TorchTensor([HIDDEN], rnd(HIDDEN))]);
   sd.push(['base_model.model.model.mm_projector.2.weight', new TorchTensor([HIDDEN, HIDDEN], rnd(HIDDEN * HIDDEN))]);
   sd.push(['base_model.model.model.mm_projector.2.bias', new TorchTensor([HIDDEN], rnd(HIDDEN))]);
@@ -88,8 +91,8 @@ describe('HealthGPT-L14 (Phi-4): the release layout converts and tokenizes as th
     mkdirSync(rel);
     await writeComPlugin(join(rel, 'com_hlora_weights_phi4.bin'));
     // as `pull l14` converts: phi-4 + com_hlora_weights_phi4.bin (release defaults r 32 / alpha 64 / 4), no fusion file
-    const m = await convertHealthGPT(l14, { llm, plugins: [join(rel, 'com_hlora_weights_phi4.bin')], healthgptTokens: true, type: 'f32', threads: 1 });
-    expect(m.files.map((f) => f.file)).toEqual(['model.gguf', 'comprehension.gguf']);
+    const m = await convertHealthGPT(l14, { llm, vision: clip, plugins: [join(rel, 'com_hlora_weights_phi4.bin')], healthgptTokens: true, type: 'f32', threads: 1 });
+    expect(m.files.map((f) => f.file)).toEqual(['model.gguf', 'comprehension.gguf', 'vision.gguf']);
     expect(m.notes.join('\n')).toMatch(/resized to 8960 rows as HealthGPT's utils.py does \(the 8195 new rows/);
     expect(m.notes.join('\n')).toMatch(/rank 32, alpha 64, 4 experts/);
     const g = GGUFFile.open(join(l14, 'model.gguf'));
@@ -131,6 +134,19 @@ describe('HealthGPT-L14 (Phi-4): the release layout converts and tokenizes as th
     const first = golden.prompts[0]!.ids;
     expect(first.slice(0, 4)).toEqual([golden.added['<|im_start|>'], first[1], golden.added['<|im_sep|>'], first[3]]);
     expect(tok.decode([first[3]!])).not.toMatch(/^\n/);
+  });
+
+  it('the session (HealthGPT.load on the converted folder) feeds the model exactly those ids, the image where -200 stands', async () => {
+    const hg = await HealthGPT.load({ model: join(l14, 'model.gguf'), vision: join(l14, 'vision.gguf'), plugins: { comprehension: join(l14, 'comprehension.gguf') }, threads: 1 });
+    try {
+      expect(hg.template).toBe(PHI4_INSTRUCT);
+      for (const p of golden.prompts) {
+        const { prompt } = await hg.askPrompt({ question: p.question, image: join(root, 'test', 'fixtures', 'image', 'gray_45x45.png') });
+        expect(prompt.flatMap((x) => (typeof x === 'number' ? [x] : [IMAGE])), p.question).toEqual(p.ids);
+      }
+    } finally {
+      hg.dispose();
+    }
   });
 
   it("embeddings and head resized as utils.py: old rows kept bit for bit, the 8195 new rows = the mean of the old", async () => {
