@@ -3,8 +3,11 @@ export { Tokenizer } from './tokenizer.js';
 export { StreamingDecoder, type StreamingDecoderOptions } from './stream.js';
 export { Vocab } from './vocab.js';
 export {
+  EOS_IDS_KEY,
+  HF_TOKEN_FLAG_KEYS,
   TokenAttr,
   TokenType,
+  type AddedTokenFlags,
   type DecodeOptions,
   type EncodeOptions,
   type SpacePrefixStyle,
