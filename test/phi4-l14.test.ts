@@ -39,7 +39,7 @@ const IMAGE = -200; // LLaVA's IMAGE_TOKEN_INDEX in the golden ids
 const clip = join(root, 'test', 'fixtures', 'release', 'clip'); // a tiny CLIP tower (width 32)
 const CLIP_WIDTH = 32;
 
-/** The release's com_hlora_weights_phi4.bin layout for the tiny model: r 32, 4 experts, bf16-free f32. */
+/** The release's com_hlora_weights_phi4.bin layout for the tiny model: r 32, 4 experts (f32). */
 async function writeComPlugin(path: string): Promise<void> {
   const r = 32;
   const n = 4;
