@@ -4,9 +4,14 @@
 // and the release's com_hlora_weights_phi4.bin, no fusion file, with a tiny CLIP tower. Golden ids come from
 // transformers' SLOW GPT2Tokenizer (use_fast=False, as HealthGPT loads it) and HealthGPT's
 // prompt construction; the resize from utils.py restated in numpy.
+import { execFile } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { copyFileSync, mkdirSync, readdirSync, readFileSync } from 'node:fs';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
-import { beforeAll, describe, expect, it } from 'vitest';
+import { promisify } from 'node:util';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { convertHealthGPT } from '../lib/convert/healthgpt.js';
 import { convertLanguageModel } from '../lib/convert/llm.js';
 import { openSafetensors } from '../lib/convert/safetensors.js';
@@ -212,5 +217,65 @@ describe('HealthGPT-L14 (Phi-4): the release layout converts and tokenizes as th
     expect(Array.from(g.info.metadata['healthgpt.tokenizer.single_word'] as ArrayLike<number>)).toEqual([golden.added['<|dummy_3|>'], golden.added['<|dummy_4|>']]);
     g.close();
     for (const c of golden.single_word) expect(sw.encode(c.text, { special: true, prefixStyle: 'hf-slow' }), JSON.stringify(c.text)).toEqual(c.slow);
+  });
+});
+
+// `healthgpt pull l14` against a local server answering as the Hugging Face Hub (listing with
+// blob ids, /resolve/): the release's three repositories holding the tiny files above
+describe('pull l14: what it downloads and gives', () => {
+  const repos: Record<string, Record<string, Buffer>> = {};
+  let server: Server;
+  let endpoint = '';
+  const blobId = (d: Buffer): string => createHash('sha1').update(`blob ${d.length}\0`).update(d).digest('hex');
+
+  beforeAll(async () => {
+    const files = (dir: string): Record<string, Buffer> => Object.fromEntries(readdirSync(dir).map((f) => [f, readFileSync(join(dir, f))]));
+    const d = tempDir('healthgpt-hub-l14-');
+    await writeComPlugin(join(d, 'com_hlora_weights_phi4.bin'));
+    repos['microsoft/phi-4'] = files(llm);
+    repos['openai/clip-vit-large-patch14-336'] = files(clip);
+    repos['lintw/HealthGPT-L14'] = { 'com_hlora_weights_phi4.bin': readFileSync(join(d, 'com_hlora_weights_phi4.bin')), 'README.md': Buffer.from('# not fetched') };
+    const commit = 'd'.repeat(40);
+    server = createServer((req, res) => {
+      const url = new URL(req.url!, 'http://x');
+      const api = /^\/api\/models\/([^/]+\/[^/]+)\/revision\/[^/]+$/.exec(url.pathname);
+      const get = /^\/([^/]+\/[^/]+)\/resolve\/[^/]+\/(.+)$/.exec(url.pathname);
+      const repo = repos[(api ?? get)?.[1] ?? ''];
+      if (!repo) return void res.writeHead(404).end();
+      if (api) {
+        const siblings = Object.entries(repo).map(([rfilename, b]) => ({ rfilename, size: b.length, blobId: blobId(b) }));
+        return void res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ sha: commit, siblings }));
+      }
+      const body = repo[decodeURIComponent(get![2]!)];
+      if (!body) return void res.writeHead(404).end();
+      res.writeHead(200, { 'content-length': body.length }).end(body);
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+    endpoint = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  });
+  afterAll(() => new Promise<void>((r) => server.close(() => r())));
+
+  it('phi-4 (weights, configs, tokenizer files), CLIP and com_hlora_weights_phi4.bin; converted to model, vision and comprehension: ask only', async () => {
+    const cache = tempDir('healthgpt-pull-l14-');
+    const { stdout } = await promisify(execFile)(process.execPath, [join(root, 'bin', 'healthgpt.js'), 'pull', 'l14', '--cache', cache, '--type', 'f32', '--json'], {
+      env: { ...process.env, HF_ENDPOINT: endpoint, HEALTHGPT_NO_PROGRESS: '1' },
+    });
+    const r = JSON.parse(stdout) as { converted: string[]; parts: { role: string; repo: string; files: string[] }[] };
+    expect(r.parts.map((p) => [p.role, p.repo])).toEqual([['llm', 'microsoft/phi-4'], ['vision', 'openai/clip-vit-large-patch14-336'], ['plugins', 'lintw/HealthGPT-L14']]);
+    expect(r.parts[0]!.files.sort()).toEqual(readdirSync(llm).sort());
+    expect(r.parts[2]!.files).toEqual(['com_hlora_weights_phi4.bin']);
+    const out = join(cache, 'models', 'l14');
+    expect(r.converted.map((f) => f.slice(out.length + 1))).toEqual(['model.gguf', 'comprehension.gguf', 'vision.gguf']);
+    const manifest = JSON.parse(readFileSync(join(out, 'healthgpt.json'), 'utf8')) as { notes: string[] };
+    expect(manifest.notes.join('\n')).toMatch(/resized to 8960 rows as HealthGPT's utils.py does/);
+    const hg = await HealthGPT.load({ model: join(out, 'model.gguf'), vision: join(out, 'vision.gguf'), plugins: { comprehension: join(out, 'comprehension.gguf') }, threads: 1 });
+    try {
+      const p = golden.prompts[1]!;
+      const { prompt } = await hg.askPrompt({ question: p.question, image: join(root, 'test', 'fixtures', 'image', 'gray_45x45.png') });
+      expect(prompt.flatMap((x) => (typeof x === 'number' ? [x] : [IMAGE]))).toEqual(p.ids);
+      expect(hg.model.defaultStopTokens()).toEqual(golden.eos_token_ids);
+    } finally {
+      hg.dispose();
+    }
   });
 });
