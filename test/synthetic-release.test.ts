@@ -233,6 +233,9 @@ describe('the synthetic release', () => {
       const ids = m.tokenize('the chest scan');
       expect(ids.length).toBe(3); // whole-word pieces of the synthetic vocabulary
       expect(m.detokenize(ids)).toBe('the chest scan');
+      // generation_config.json's three ends of sequence, as Phi-3-mini lists them (32000, 32001, 32007)
+      const named = ['<|endoftext|>', '<|assistant|>', '<|end|>'].map((t) => m.tokenize(t, { special: true })[0]);
+      expect(m.defaultStopTokens()).toEqual(named);
       const tokens = [...ids, SYNTHETIC_RELEASE.firstRow + 5, 17];
       const none = await m.evaluate(tokens);
       for (const plugin of ['comprehension', 'generation']) {

@@ -19,7 +19,7 @@ import { sheppLogan } from '../synthetic/phantom.js';
 import { writeSyntheticRelease } from '../synthetic/release.js';
 
 /** Bump when the synthetic release or the converter's output changes: a fresh cache copy is made. */
-export const DEMO_RELEASE_VERSION = 3;
+export const DEMO_RELEASE_VERSION = 4;
 
 export const DEMO_QUESTION = 'What does this scan show?';
 

@@ -3,7 +3,7 @@
  * has no Python): what `healthgpt convert --llm --vision --plugins --vqgan` reads, so the demo
  * can make it once, cache it, and convert it as a user converts the real release.
  *
- *   llm/       config.json (Phi3ForCausalLM), model.safetensors, tokenizer.model,
+ *   llm/       config.json (Phi3ForCausalLM), generation_config.json, model.safetensors, tokenizer.model,
  *              tokenizer_config.json (added chat tokens, BOS/EOS)
  *   clip/      config.json (CLIPModel with vision_config), preprocessor_config.json,
  *              model.safetensors (vision_model.* with post_layernorm and position_ids, plus
@@ -129,6 +129,14 @@ async function writeLlm(dir: string, seed: number): Promise<void> {
     bos_token_id: vocab.bosId,
     eos_token_id: vocab.eosId,
     torch_dtype: 'float32',
+  });
+  // Phi-3-mini's generation_config.json lists three ends of sequence (32000 <|endoftext|>,
+  // 32001 <|assistant|>, 32007 <|end|>); the converter records them and generation stops there
+  const id = (piece: string): number => vocab.pieces.indexOf(piece);
+  await json(join(dir, 'generation_config.json'), {
+    bos_token_id: vocab.bosId,
+    eos_token_id: [id('<|endoftext|>'), id('<|assistant|>'), id('<|end|>')],
+    pad_token_id: vocab.eosId,
   });
   await writeSentencePieceModel(join(dir, 'tokenizer.model'), vocab);
   const added: Record<string, unknown> = {};
