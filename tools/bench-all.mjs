@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// npm run bench [-- --json] [--threads N] [--only lm,hlora,clip,vqgan,generate]
+// npm run bench [-- --json] [--threads N] [--only lm,hlora,clip,vqgan,generate,dicom]
 //
 // Every benchmark of the project, one after the other (never two at once: they would share
 // the cores), each in its own process so memory figures are its own:
@@ -9,6 +9,7 @@
 //   clip      tools/bench-clip.mjs      CLIP ViT-L/14-336 encode at both taps, GFLOP/s
 //   vqgan     tools/bench-vqgan.mjs     VQGAN decode at 256x256, GFLOP/s
 //   generate  tools/bench-generate.mjs  image-token decode tok/s with the generation plugin
+//   dicom     tools/bench-dicom.mjs     decode time of a 512x512 16-bit JPEG 2000 / JPEG-LS / RLE slice
 // Options other than --only go to every script. With --json, one object keyed by section.
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
@@ -22,6 +23,7 @@ const SECTIONS = {
   clip: 'bench-clip.mjs',
   vqgan: 'bench-vqgan.mjs',
   generate: 'bench-generate.mjs',
+  dicom: 'bench-dicom.mjs',
 };
 
 const argv = process.argv.slice(2);

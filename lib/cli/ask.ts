@@ -20,7 +20,7 @@ export function askCommand(): Command {
     .description('answer a question about medical images (comprehension plugin; streamed)')
     .argument('<question>', 'the question')
     .option('--plugin-com <file>', "comprehension H-LoRA plugin GGUF; replaces the folder's")
-    .option('-i, --image <file>', 'an image: PNG, JPEG, WebP, TIFF or DICOM (repeat for several)', (v: string, prev: string[] = []) => [...prev, v])
+    .option('-i, --image <file>', 'an image: PNG, JPEG, WebP, TIFF, DICOM, a DICOMDIR or a folder holding one DICOM image (repeat for several)', (v: string, prev: string[] = []) => [...prev, v])
     .addOption(new Option('-n, --max-tokens <n>', 'tokens to generate at most').argParser(Number).default(512));
   return addSessionOptions(c).action(async (question: string, o: AskFlags) => {
     const t0 = performance.now();

@@ -31,7 +31,7 @@ export function generateCommand(): Command {
     .option('--plugin-gen <file>', "generation H-LoRA plugin GGUF; replaces the folder's")
     .option('--vqgan <file>', "VQGAN GGUF; replaces the folder's")
     .addOption(new Option('-t, --task <task>', 'what to generate').choices(Object.keys(GENERATION_TASKS)).makeOptionMandatory())
-    .option('-i, --image <file>', 'the input image (every task but report2cxr)')
+    .option('-i, --image <file>', 'the input image (every task but report2cxr): PNG, JPEG, WebP, TIFF, DICOM, a DICOMDIR or a folder holding one DICOM image')
     .option('--report <text>', 'the report text (report2cxr)')
     .option('--instruction <text>', "replaces the task's instruction")
     .requiredOption('-o, --output <file>', 'the PNG to write');

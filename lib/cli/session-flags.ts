@@ -13,6 +13,7 @@ export interface SessionFlags {
   context?: number;
   kvType?: 'f16' | 'f32';
   window?: string;
+  frame?: string;
   temperature?: number;
   topK?: number;
   topP?: number;
@@ -27,6 +28,7 @@ export function addSessionOptions(c: Command): Command {
     .requiredOption('-m, --model <name>', 'a folder from convert / pull (healthgpt.json names every part), m3 or l14 after pull, or a language model GGUF')
     .option('--vision <file>', "CLIP vision tower GGUF (mmproj layout); replaces the folder's")
     .addOption(new Option('--window <center,width>', 'VOI window for DICOM / 16-bit images, e.g. -600,1500'))
+    .addOption(new Option('--frame <n>', 'frame of a multi-frame DICOM image (default 0)'))
     .addOption(new Option('--temperature <t>', '0: greedy (default)').argParser(num))
     .addOption(new Option('--top-k <k>', 'keep the k most likely tokens (0: all)').argParser(num))
     .addOption(new Option('--top-p <p>', 'nucleus sampling').argParser(num))
@@ -51,11 +53,19 @@ export function samplingOf(f: SessionFlags): SamplingRequest {
 }
 
 export function imageOptionsOf(f: SessionFlags): ImageDecodeOptions | undefined {
-  if (f.window === undefined) return undefined;
-  const parts = f.window.split(',').map(Number);
-  if (parts.length !== 2 || !parts.every(Number.isFinite) || parts[1]! <= 0)
-    throw new HealthGPTError('ERR_INVALID_OPTION', `--window must be "center,width" with a positive width, got ${JSON.stringify(f.window)}`);
-  return { window: { center: parts[0]!, width: parts[1]! } };
+  if (f.window === undefined && f.frame === undefined) return undefined;
+  const out: ImageDecodeOptions = {};
+  if (f.window !== undefined) {
+    const parts = f.window.split(',').map(Number);
+    if (parts.length !== 2 || !parts.every(Number.isFinite) || parts[1]! <= 0)
+      throw new HealthGPTError('ERR_INVALID_OPTION', `--window must be "center,width" with a positive width, got ${JSON.stringify(f.window)}`);
+    out.window = { center: parts[0]!, width: parts[1]! };
+  }
+  if (f.frame !== undefined) {
+    if (!/^\d+$/.test(f.frame)) throw new HealthGPTError('ERR_INVALID_OPTION', `--frame must be a non-negative integer, got ${JSON.stringify(f.frame)}`);
+    out.frame = Number(f.frame);
+  }
+  return out;
 }
 
 /** Ctrl-C stops the generation within one token instead of killing the process mid-write. */

@@ -12,6 +12,7 @@ import { open, readFile, stat } from 'node:fs/promises';
 import type { Metadata, OutputInfo } from 'sharp';
 import { HealthGPTError } from '../errors.js';
 import { decodeDicom, isDicom, validateWindow, windowTo8, type DicomInfo, type VoiWindow } from './dicom.js';
+import { isDicomdir, pickFromDicomdir, pickFromFolder } from './dicom-series.js';
 import type { RgbImage } from './image.js';
 import { sharp } from './lazy.js';
 
@@ -137,33 +138,43 @@ async function decodeWithSharp(input: string | Buffer, name: string, limits: Lim
   return { width: info.width, height: info.height, data: toRgb(samples, ch, n, bits, limits.window), format: format as ImageFormat, bitDepth: bits };
 }
 
-function dicomImage(bytes: Uint8Array, name: string, limits: Limits): DecodedImage {
-  const { image, info } = decodeDicom(bytes, name, { window: limits.window, frame: limits.frame, maxPixels: limits.maxPixels });
+async function dicomImage(bytes: Uint8Array, name: string, limits: Limits): Promise<DecodedImage> {
+  const { image, info } = await decodeDicom(bytes, name, { window: limits.window, frame: limits.frame, maxPixels: limits.maxPixels, maxInflatedBytes: limits.maxFileBytes });
   return { ...image, format: 'dicom', bitDepth: info.bitsAllocated, dicom: info };
 }
 
+async function readDicomFile(path: string, limits: Limits): Promise<Uint8Array> {
+  try {
+    const { size } = await stat(path);
+    if (size > limits.maxFileBytes) throw new HealthGPTError('ERR_IMAGE_TOO_LARGE', `${path}: ${size} bytes, more than maxFileBytes = ${limits.maxFileBytes}`);
+    return await readFile(path);
+  } catch (err) {
+    throw err instanceof HealthGPTError ? err : readError(path, err);
+  }
+}
+
 /**
- * Decodes an image file (path) or its bytes to 8-bit RGB. Errors are HealthGPTErrors:
- * ERR_IMAGE_READ, ERR_IMAGE_DECODE, ERR_IMAGE_FORMAT, ERR_IMAGE_TOO_LARGE, ERR_DICOM,
- * ERR_DICOM_UNSUPPORTED, ERR_DICOM_NO_PIXELS, ERR_INVALID_OPTION, ERR_INVALID_ARG.
+ * Decodes an image file (path) or its bytes to 8-bit RGB. A path may also be a folder of DICOM
+ * files or a DICOMDIR holding one image (several are listed in the error). Errors are
+ * HealthGPTErrors: ERR_IMAGE_READ, ERR_IMAGE_DECODE, ERR_IMAGE_FORMAT, ERR_IMAGE_TOO_LARGE,
+ * ERR_DICOM, ERR_DICOM_UNSUPPORTED, ERR_DICOM_NO_PIXELS, ERR_DICOM_AMBIGUOUS, ERR_INVALID_OPTION,
+ * ERR_INVALID_ARG.
  */
 export async function decodeImage(input: ImageInput, options: ImageDecodeOptions = {}): Promise<DecodedImage> {
   const limits = validateDecode(options);
   if (typeof input === 'string') {
     let head: Uint8Array;
     try {
+      if ((await stat(input)).isDirectory()) input = await pickFromFolder(input);
       head = await readHead(input, 132);
     } catch (err) {
-      throw readError(input, err);
+      throw err instanceof HealthGPTError ? err : readError(input, err);
     }
     if (isDicom(head)) {
-      let bytes: Uint8Array;
-      try {
-        const { size } = await stat(input);
-        if (size > limits.maxFileBytes) throw new HealthGPTError('ERR_IMAGE_TOO_LARGE', `${input}: ${size} bytes, more than maxFileBytes = ${limits.maxFileBytes}`);
-        bytes = await readFile(input);
-      } catch (err) {
-        throw err instanceof HealthGPTError ? err : readError(input, err);
+      let bytes = await readDicomFile(input, limits);
+      if (isDicomdir(bytes)) {
+        input = await pickFromDicomdir(bytes, input);
+        bytes = await readDicomFile(input, limits);
       }
       return dicomImage(bytes, input, limits);
     }

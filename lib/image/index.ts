@@ -3,7 +3,7 @@ import { decodeImage, type DecodedImage, type ImageDecodeOptions, type ImageInpu
 import { preprocessImage, type PreprocessOptions } from './preprocess.js';
 
 export { decodeImage, DEFAULT_MAX_FILE_BYTES, DEFAULT_MAX_PIXELS, type DecodedImage, type ImageDecodeOptions, type ImageFormat, type ImageInput } from './decode.js';
-export { decodeDicom, isDicom, type DicomInfo, type DicomOptions, type VoiWindow } from './dicom.js';
+export { decodeDicom, isDicom, readDicomFrame, type DicomFrame, type DicomInfo, type DicomOptions, type VoiWindow } from './dicom.js';
 export { decoderOutputToImage, encodePng, writePng } from './encode.js';
 export { checkRgbImage, type RgbImage } from './image.js';
 export {
