@@ -328,7 +328,8 @@ async function frameOf(p: Parsed, name: string, options: Omit<DicomOptions, 'win
       decoded = 'YBR_FULL';
     } else if (planar && spp === 3) samples = interleavePlanes(samples, n, spp);
   } else {
-    if (bitsAllocated !== 8 && bitsAllocated !== 16) fail('ERR_DICOM_UNSUPPORTED', name, `${p.ts.name} with Bits Allocated ${bitsAllocated} is not supported (8 or 16 are)`);
+    const bits = encoding === 'rle' ? [8, 16, 32] : [8, 16];
+    if (!bits.includes(bitsAllocated)) fail('ERR_DICOM_UNSUPPORTED', name, `${p.ts.name} with Bits Allocated ${bitsAllocated} is not supported (${bits.join(' or ')} are)`);
     const enc = readFragments(p.bytes, p.pixels.offset, name);
     const data = frameData(enc, frames, frame, name, p.extended);
     if (encoding === 'rle') {

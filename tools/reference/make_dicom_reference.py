@@ -21,7 +21,8 @@ For each case cases.json records:
 Lossless cases are checked here against the array they were made from, and against GDCM's decode
 where GDCM reads the syntax.
 
-Hostile files (hostile_*.dcm) are made by patching good ones.
+Hostile files (hostile_*.dcm) are made by patching good ones. Every file is byte-for-byte
+reproducible except the three GDCM writes (GDCM stamps its own UIDs and times).
 
 Pinned (PyPI): numpy 2.4.6, pydicom 3.0.2, pylibjpeg 2.1.0, pylibjpeg-libjpeg 2.5.0,
 pylibjpeg-openjpeg 2.6.0, pylibjpeg-rle 2.2.0, pyjpegls 1.5.1, python-gdcm 3.2.6, pillow 13.0.0.
@@ -323,6 +324,20 @@ def uncompressed():
     write("float32.dcm", ds)
     case("float32.dcm", "Float Pixel Data (7FE0,0008), 32-bit", made=a.astype(np.float64))
 
+    rng = np.random.default_rng(14)
+    a = rng.normal(0, 1e6, size=(H, W))
+    ds = base_ds(ExplicitVRLittleEndian, SamplesPerPixel=1, PhotometricInterpretation="MONOCHROME2", BitsAllocated=64)
+    ds.DoubleFloatPixelData = a.astype("<f8").tobytes()
+    write("float64.dcm", ds)
+    case("float64.dcm", "Double Float Pixel Data (7FE0,0009), 64-bit", made=a)
+
+    # YBR_FULL, implicit VR little endian
+    ybr = image(15, bits=8, channels=3)
+    ds = base_ds(ImplicitVRLittleEndian, **colour(photometric="YBR_FULL"))
+    ds.PixelData = ybr.tobytes()
+    write("implicit_ybr_full.dcm", ds)
+    case("implicit_ybr_full.dcm", "implicit VR little endian, YBR_FULL converted to RGB", made=ybr)
+
     # YBR_FULL_422: Y Y Cb Cr per pair of pixels
     ybr = image(8, bits=8, channels=3)
     ybr[:, 1::2, 1:] = ybr[:, 0::2, 1:]
@@ -409,16 +424,28 @@ def dims(arr, attrs):
     return dict(rows=shape[0], cols=shape[1])
 
 
-def compressed(name, ts, arr, attrs, note, frame=None, lossy=False, **kw):
+def compressed(name, ts, arr, attrs, note, frame=None, lossy=False, photometric=None, **kw):
     ds = base_ds(ExplicitVRLittleEndian, **dims(arr, attrs), **attrs)
     ds.PixelData = arr.tobytes() if attrs.get("PlanarConfiguration", 0) == 0 else np.ascontiguousarray(np.moveaxis(arr, -1, -3)).tobytes()
-    ds.compress(ts, **kw)
+    ds.compress(ts, generate_instance_uid=False, **kw)
+    if photometric:  # PS3.5 8.2.4: a JPEG 2000 stream with a colour transform is YBR_RCT / YBR_ICT
+        ds.PhotometricInterpretation = photometric
     write(name, ds)
     case(name, note, frame=frame, made=(arr[frame] if frame is not None else arr), lossy=lossy)
     return ds
 
 
 def codecs():
+    # 32-bit RLE is valid (PS3.5 G.2: up to 15 segments) but pydicom's encoder stops at 16 bits:
+    # four segments of its PackBits rows, most significant byte first
+    from pydicom.pixels.encoders.native import _encode_segment
+    a = image(19, bits=32, signed=True)
+    planes = [(a.view(np.uint32) >> (8 * (3 - k)) & 0xFF).astype(np.uint8).tobytes() for k in range(4)]
+    segments = [bytes(_encode_segment(p, W)) for p in planes]
+    offsets = np.cumsum([64] + [len(x) for x in segments[:-1]])
+    frame = struct.pack("<16I", 4, *offsets, *([0] * 11)) + b"".join(segments)
+    encapsulated_file("rle_mono32s.dcm", RLELossless, 1, mono(32, signed=True), encapsulate([frame]))
+    case("rle_mono32s.dcm", "RLE, signed 32-bit (four segments)", made=a)
     # RLE
     compressed("rle_mono16s.dcm", RLELossless, image(20, bits=16, signed=True), mono(16, signed=True), "RLE, signed 16-bit", encoding_plugin="pydicom")
     compressed("rle_rgb8_3f.dcm", RLELossless, image(21, bits=8, channels=3, frames=3), colour(frames=3), "RLE, RGB 8-bit, frame 2 of 3", frame=2, encoding_plugin="pydicom")
@@ -431,9 +458,9 @@ def codecs():
 
     # JPEG 2000 (OpenJPEG through pylibjpeg-openjpeg)
     compressed("j2k_mono16s.dcm", JPEG2000Lossless, image(26, bits=16, signed=True, **J2K), mono(16, signed=True), "JPEG 2000 lossless, signed 16-bit")
-    compressed("j2k_rct.dcm", JPEG2000Lossless, image(27, bits=8, channels=3, **J2K), colour(photometric="RGB"), "JPEG 2000 lossless, RGB through the reversible colour transform (YBR_RCT)", use_mct=True)
+    compressed("j2k_rct.dcm", JPEG2000Lossless, image(27, bits=8, channels=3, **J2K), colour(photometric="RGB"), "JPEG 2000 lossless, YBR_RCT (reversible colour transform)", photometric="YBR_RCT", use_mct=True)
     compressed("j2k_lossy_mono12.dcm", JPEG2000, image(28, bits=12, **J2K), mono(16, 12), "JPEG 2000 lossy (9/7 wavelet), 12-bit, ratio 5", lossy=True, j2k_cr=[5])
-    compressed("j2k_ict.dcm", JPEG2000, image(29, bits=8, channels=3, **J2K), colour(photometric="RGB"), "JPEG 2000 lossy, RGB through the irreversible colour transform (YBR_ICT)", lossy=True, j2k_cr=[4], use_mct=True)
+    compressed("j2k_ict.dcm", JPEG2000, image(29, bits=8, channels=3, **J2K), colour(photometric="RGB"), "JPEG 2000 lossy, YBR_ICT (irreversible colour transform)", lossy=True, j2k_cr=[4], photometric="YBR_ICT", use_mct=True)
 
     # multi-frame JPEG 2000, two fragments per frame, with a Basic Offset Table
     frames = image(30, bits=12, frames=3, **J2K)
@@ -491,7 +518,7 @@ def codecs():
 def compressed_frame(ts, arr, attrs):
     ds = base_ds(ExplicitVRLittleEndian, **dims(arr, attrs), **attrs)
     ds.PixelData = arr.tobytes()
-    ds.compress(ts)
+    ds.compress(ts, generate_instance_uid=False)
     return next(iter(pydicom.encaps.generate_frames(ds.PixelData, number_of_frames=1)))
 
 
@@ -543,6 +570,7 @@ def dicomdirs():
     from pydicom.fileset import FileSet
     for folder, n in (("dicomdir_one", 1), ("dicomdir_two", 2)):
         fs = FileSet()
+        fs.UID = generate_uid(entropy_srcs=[folder, "file-set"])  # fixed, so that the files are reproducible
         for i in range(n):
             ds = base_ds(ExplicitVRLittleEndian, rows=8, cols=8, **mono(8))
             ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = generate_uid(entropy_srcs=[folder, str(i)])
