@@ -14,7 +14,7 @@ const DICOMDIR_CLASS = '1.2.840.10008.1.3.10';
 /** files looked at in a folder (its subfolders included) before giving up */
 const MAX_FILES = 20000;
 /** enough for any header before Pixel Data; the rest of the file is not read here */
-const HEAD_BYTES = 1 << 20;
+const HEAD_BYTES = 256 << 10;
 const LISTED = 20;
 
 interface Candidate {
@@ -35,14 +35,19 @@ async function readStart(path: string, n: number): Promise<Uint8Array> {
   }
 }
 
-/** the dataset (Pixel Data within the bytes read), or undefined if the file is not DICOM or not readable */
+/** the dataset up to its pixels, or undefined if the file is not DICOM or not readable */
 function header(bytes: Uint8Array): DataSet | undefined {
   if (!isDicom(bytes)) return undefined;
-  try {
-    return dicomParser().parseDicom(bytes, { untilTag: 'x7fe00001' });
-  } catch {
-    return undefined;
+  // x7fe00001: dicom-parser cannot read past an Extended Offset Table (VR OV); x7fe00010: the
+  // fragments of compressed Pixel Data run past the bytes read here
+  for (const untilTag of ['x7fe00001', 'x7fe00010']) {
+    try {
+      return dicomParser().parseDicom(bytes, { untilTag });
+    } catch {
+      // next
+    }
   }
+  return undefined;
 }
 
 /** Whether these Part 10 bytes are a DICOMDIR (Media Storage Directory Storage). */
