@@ -125,6 +125,14 @@ describe('hostile files: a clear error, bounded memory', () => {
     await rejects(decodeImage(b), 'ERR_DICOM', /12-bit JPEG Extended \(process 4\) is not supported/);
   });
 
+  it('16-bit colour lossless JPEG is refused by name (its decoder gets it wrong)', async () => {
+    // patch the SOF3 precision of the 8-bit RGB fixture to 16, and Bits Allocated / Stored / High Bit to match
+    const b = Buffer.from(readFileSync(fx('jpeg_sv1_rgb8.dcm')));
+    b[b.indexOf(Buffer.from([0xff, 0xc3])) + 4] = 16;
+    for (const [el, v] of [[0x00, 16], [0x01, 16], [0x02, 15]]) b.writeUInt16LE(v, b.indexOf(Buffer.from([0x28, 0, el, 0x01, 0x55, 0x53, 2, 0])) + 8);
+    await rejects(decodeImage(b), 'ERR_DICOM_UNSUPPORTED', /lossless JPEG with 3 components of 16 bits is not supported/);
+  });
+
   it('compressed files cut short and with flipped bytes never take the process down', async () => {
     let refused = 0;
     for (const f of ['jpeg_baseline_ybr422.dcm', 'jpegls_rgb8.dcm', 'j2k_mono16s.dcm', 'htj2k_mono16.dcm', 'rle_rgb8_3f.dcm', 'jpeg_sv1_mono16.dcm', 'jpegls_3f_eot.dcm', 'deflate_mono12.dcm']) {

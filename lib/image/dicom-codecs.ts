@@ -145,6 +145,10 @@ function checkHeader(kind: CompressedEncoding, d: Uint8Array, shape: FrameShape,
     if (h.marker !== 0xc0 && h.marker !== 0xc1 && h.marker !== 0xc2) fail(name, `JPEG frame type SOF${h.marker! - 0xc0} (arithmetic or hierarchical coding) is not supported`);
   }
   if (kind === 'jpeg-lossless' && h.marker !== 0xc3) fail(name, `the JPEG stream is not lossless (SOF${(h.marker ?? 0) - 0xc0}) although the transfer syntax says JPEG Lossless`);
+  // jpeg-lossless-decoder-js interleaves such samples wrongly (checked against pydicom / GDCM)
+  if (kind === 'jpeg-lossless' && h.components > 1 && h.precision > 8) {
+    throw new HealthGPTError('ERR_DICOM_UNSUPPORTED', `${name}: lossless JPEG with ${h.components} components of ${h.precision} bits is not supported (colour is read at 8 bits); convert the file (e.g. gdcmconv --raw)`);
+  }
   if (kind === 'jpeg-ls' && h.marker !== 0xf7) fail(name, 'the stream is not JPEG-LS (no SOF55 marker) although the transfer syntax says JPEG-LS');
   if (h.precision > 16) fail(name, `the ${what} codestream has ${h.precision}-bit samples; up to 16 are read`);
   if (h.precision < 1 || h.precision > shape.bitsAllocated) fail(name, `the ${what} codestream has ${h.precision}-bit samples, more than Bits Allocated ${shape.bitsAllocated}`);
