@@ -9,6 +9,7 @@
  * is refused without allocating for it.
  */
 import { HealthGPTError } from '../errors.js';
+import { interleavePlanes } from './dicom-pixels.js';
 import type { PixelEncoding } from './dicom-syntax.js';
 
 /** a decoded frame: samples pixel-interleaved, in the smallest container that holds them */
@@ -171,12 +172,6 @@ function decodeWasm(m: WasmModule, cls: string, d: Uint8Array): { samples: Codec
   }
 }
 
-function interleave<T extends CodecSamples>(planes: T, pixels: number, spp: number): T {
-  const out = new (planes.constructor as new (n: number) => T)(planes.length);
-  for (let s = 0; s < spp; s++) for (let i = 0; i < pixels; i++) out[i * spp + s] = planes[s * pixels + i];
-  return out;
-}
-
 /** Decodes one compressed frame to pixel-interleaved samples. */
 export async function decodeCompressed(kind: CompressedEncoding, data: Uint8Array, shape: FrameShape, name: string): Promise<CodecSamples> {
   const d = kind === 'j2k' || kind === 'htj2k' ? j2kCodestream(data) : data;
@@ -199,7 +194,7 @@ export async function decodeCompressed(kind: CompressedEncoding, data: Uint8Arra
       }
       lastMessage = '';
       const r = decodeWasm(m, cls, d);
-      samples = r.planar ? interleave(r.samples, pixels, shape.samplesPerPixel) : r.samples;
+      samples = r.planar ? interleavePlanes(r.samples, pixels, shape.samplesPerPixel) : r.samples;
     }
   } catch (err) {
     if (err instanceof HealthGPTError) throw err;
