@@ -11,46 +11,90 @@ namespace hg {
 
 namespace {
 
-static_assert(kRowBlock * sizeof(block_q4_0) == 32 + 4 * 64, "q4_0 record: 16 scales and 4 x 64 quant bytes");
-static_assert(kRowBlock * sizeof(block_q8_0) == 32 + 8 * 64, "q8_0 record: 16 scales and 8 x 64 quant bytes");
+// A record is a type's plain block fields, one after another, each regrouped for 16 rows:
+// a 2-byte field as 16 consecutive values (lane r = row r), a longer one (a multiple of 4
+// bytes) as 64-byte chunks whose dword r holds row r's bytes 4j..4j+3 of the field.
+struct field {
+    int offset; // in the plain block
+    int bytes;  // per row
+    uint8_t flip;  // xor'ed into every stored byte (q8_0's int8 -> uint8 + 128)
+    bool pair_order; // a dword's bytes stored as 0, 2, 1, 3 (q6_K's scales, see repack.h)
+};
+struct layout {
+    int block_bytes;
+    int n_fields;
+    field f[5];
+};
 
-// Bytes of one plain block of the type (the record is kRowBlock of them).
-size_t block_bytes(int type) {
+const layout *layout_of(int type) {
+    static const layout q4_0{sizeof(block_q4_0), 2, {{0, 2, 0, false}, {2, 16, 0, false}}};
+    static const layout q8_0{sizeof(block_q8_0), 2, {{0, 2, 0, false}, {2, 32, 0x80, false}}};
+    static const layout f16{sizeof(fp16_t), 1, {{0, 2, 0, false}}};
+    static const layout q4_K{sizeof(block_q4_K), 4,
+                             {{offsetof(block_q4_K, d), 2, 0, false},
+                              {offsetof(block_q4_K, dmin), 2, 0, false},
+                              {offsetof(block_q4_K, scales), K_SCALE_SIZE, 0, false},
+                              {offsetof(block_q4_K, qs), QK_K / 2, 0, false}}};
+    static const layout q5_K{sizeof(block_q5_K), 5,
+                             {{offsetof(block_q5_K, d), 2, 0, false},
+                              {offsetof(block_q5_K, dmin), 2, 0, false},
+                              {offsetof(block_q5_K, scales), K_SCALE_SIZE, 0, false},
+                              {offsetof(block_q5_K, qh), QK_K / 8, 0, false},
+                              {offsetof(block_q5_K, qs), QK_K / 2, 0, false}}};
+    static const layout q6_K{sizeof(block_q6_K), 4,
+                             {{offsetof(block_q6_K, d), 2, 0, false},
+                              {offsetof(block_q6_K, scales), QK_K / 16, 0, true},
+                              {offsetof(block_q6_K, ql), QK_K / 2, 0, false},
+                              {offsetof(block_q6_K, qh), QK_K / 4, 0, false}}};
     switch (type) {
-    case HG_TYPE_Q4_0: return sizeof(block_q4_0);
-    case HG_TYPE_Q8_0: return sizeof(block_q8_0);
-    case HG_TYPE_F16: return sizeof(fp16_t);
-    default: fail("type " + std::to_string(type) + " has no packed layout");
+    case HG_TYPE_Q4_0: return &q4_0;
+    case HG_TYPE_Q8_0: return &q8_0;
+    case HG_TYPE_F16: return &f16;
+    case HG_TYPE_Q4_K: return &q4_K;
+    case HG_TYPE_Q5_K: return &q5_K;
+    case HG_TYPE_Q6_K: return &q6_K;
+    default: return nullptr;
     }
 }
 
-// Plain block of row r (bytes `blk`) into record o, and back; quant dwords go to chunk j's lane r.
-void to_record(int type, const uint8_t *blk, int r, uint8_t *o) {
-    std::memcpy(o + 2 * r, blk, 2); // d, or the f16 element itself
-    if (type == HG_TYPE_F16) return;
-    const int n_chunks = type == HG_TYPE_Q4_0 ? 4 : 8;
-    for (int j = 0; j < n_chunks; j++) {
-        uint8_t *q = o + 32 + 64 * j + 4 * r;
-        std::memcpy(q, blk + 2 + 4 * j, 4);
-        if (type == HG_TYPE_Q8_0)
-            for (int i = 0; i < 4; i++) q[i] ^= 0x80; // int8 q -> uint8 q + 128
+const layout &layout_or_fail(int type) {
+    const layout *l = layout_of(type);
+    if (!l) fail("type " + std::to_string(type) + " has no packed layout");
+    return *l;
+}
+
+// Where byte k of dword j of a field's row r sits in its part of the record.
+inline int stored_at(const field &f, int r, int j, int k) {
+    constexpr int pair_order[4] = {0, 2, 1, 3};
+    return 64 * j + 4 * r + (f.pair_order ? pair_order[k] : k);
+}
+
+// Plain block of row r (bytes `blk`) into record o, and back.
+void to_record(const layout &l, const uint8_t *blk, int r, uint8_t *o) {
+    for (int i = 0; i < l.n_fields; o += kRowBlock * l.f[i].bytes, i++) {
+        const field &f = l.f[i];
+        const uint8_t *b = blk + f.offset;
+        if (f.bytes == 2) std::memcpy(o + 2 * r, b, 2);
+        else
+            for (int j = 0; j < f.bytes / 4; j++)
+                for (int k = 0; k < 4; k++) o[stored_at(f, r, j, k)] = (uint8_t)(b[4 * j + k] ^ f.flip);
     }
 }
 
-void from_record(int type, const uint8_t *o, int r, uint8_t *blk) {
-    std::memcpy(blk, o + 2 * r, 2);
-    if (type == HG_TYPE_F16) return;
-    const int n_chunks = type == HG_TYPE_Q4_0 ? 4 : 8;
-    for (int j = 0; j < n_chunks; j++) {
-        std::memcpy(blk + 2 + 4 * j, o + 32 + 64 * j + 4 * r, 4);
-        if (type == HG_TYPE_Q8_0)
-            for (int i = 0; i < 4; i++) blk[2 + 4 * j + i] ^= 0x80;
+void from_record(const layout &l, const uint8_t *o, int r, uint8_t *blk) {
+    for (int i = 0; i < l.n_fields; o += kRowBlock * l.f[i].bytes, i++) {
+        const field &f = l.f[i];
+        uint8_t *b = blk + f.offset;
+        if (f.bytes == 2) std::memcpy(b, o + 2 * r, 2);
+        else
+            for (int j = 0; j < f.bytes / 4; j++)
+                for (int k = 0; k < 4; k++) b[4 * j + k] = (uint8_t)(o[stored_at(f, r, j, k)] ^ f.flip);
     }
 }
 
 } // namespace
 
-bool packable(int type) { return type == HG_TYPE_Q4_0 || type == HG_TYPE_Q8_0 || type == HG_TYPE_F16; }
+bool packable(int type) { return layout_of(type) != nullptr; }
 
 bool pack_pays(int type) {
     if (!packable(type)) return false;
@@ -62,18 +106,21 @@ bool pack_pays(int type) {
 }
 
 void pack_rows(int type, const void *src, int64_t rows, int64_t k, int64_t r0, int64_t r1, void *dst) {
-    if (!packable(type)) fail("pack_rows: type " + std::to_string(type) + " has no packed layout");
+    const layout *lp = layout_of(type);
+    if (!lp) fail("pack_rows: type " + std::to_string(type) + " has no packed layout");
+    const layout &l = *lp;
     const int64_t whole = rows / kRowBlock * kRowBlock;
     if (r0 < 0 || r0 > r1 || r1 > rows || r0 % kRowBlock != 0 || (r1 % kRowBlock != 0 && r1 != rows))
         fail("pack_rows: rows " + std::to_string(r0) + ".." + std::to_string(r1) + " of " + std::to_string(rows) +
              " do not start and end on " + std::to_string(kRowBlock) + "-row groups");
-    const size_t w_row = row_bytes(type, k), bb = block_bytes(type), rec = kRowBlock * bb;
+    const size_t w_row = row_bytes(type, k), bb = (size_t)l.block_bytes, rec = kRowBlock * bb;
     const int64_t nb = (int64_t)(w_row / bb);
     const uint8_t *s = static_cast<const uint8_t *>(src);
     uint8_t *d = static_cast<uint8_t *>(dst);
     for (int64_t g = r0; g < r1 && g < whole; g += kRowBlock)
         for (int64_t b = 0; b < nb; b++)
-            for (int r = 0; r < kRowBlock; r++) to_record(type, s + (g + r) * w_row + b * bb, r, d + g * w_row + b * rec);
+            for (int r = 0; r < kRowBlock; r++)
+                to_record(l, s + (g + r) * w_row + b * bb, r, d + g * w_row + b * rec);
     if (r1 > whole) {
         const int64_t from = r0 > whole ? r0 : whole;
         std::memcpy(d + from * w_row, s + from * w_row, (size_t)(r1 - from) * w_row);
@@ -81,8 +128,8 @@ void pack_rows(int type, const void *src, int64_t rows, int64_t k, int64_t r0, i
 }
 
 void unpack_block(int type, const void *group, int r, int64_t b, void *block) {
-    const size_t bb = block_bytes(type);
-    from_record(type, static_cast<const uint8_t *>(group) + b * kRowBlock * bb, r, static_cast<uint8_t *>(block));
+    const layout &l = layout_or_fail(type);
+    from_record(l, static_cast<const uint8_t *>(group) + b * kRowBlock * l.block_bytes, r, static_cast<uint8_t *>(block));
 }
 
 } // namespace hg

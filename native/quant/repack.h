@@ -9,6 +9,15 @@
 //                    operand; the kernels subtract 128 * sum(y) of the block
 // f16 (32 bytes):    element b of rows 0..15 (a block is one element)
 //
+// and for the k-quants (b a 256-element super-block), each field of the plain block in turn,
+// 2-byte ones as 16 values, longer ones as 64-byte chunks as above (dword r of chunk j =
+// the field's bytes 4j..4j+3 of row r):
+// q4_K (2304 bytes): d x 16, dmin x 16, scales (3 chunks), qs (32 chunks)
+// q5_K (2816 bytes): d x 16, dmin x 16, scales (3 chunks), qh (8 chunks), qs (32 chunks)
+// q6_K (3360 bytes): d x 16, scales (4 chunks, each dword's bytes stored in the order
+//                    0, 2, 1, 3, so that its low and high 16-bit halves sign-extend to the
+//                    scale pairs (0, 1) and (2, 3)), ql (32 chunks), qh (16 chunks)
+//
 // which is what a row-block kernel wants in its registers: one row per 32-bit lane.
 #pragma once
 

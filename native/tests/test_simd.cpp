@@ -217,6 +217,10 @@ double tolerance(int t, const case_data &w, const case_data &a, int64_t n) {
     return 2.0 * (m + 4.0) * std::ldexp(1.0, -24) * S + (double)FLT_MIN * sum_abs;
 }
 
+// The k-quant dots sum each super-block exactly in integers and apply its scales in one
+// float formula, the same at every level: their kernels must give the scalar bits.
+bool exact_everywhere(int t) { return t == HG_TYPE_Q4_K || t == HG_TYPE_Q5_K || t == HG_TYPE_Q6_K; }
+
 // got, a kernel's dot of w's weight row and a's activation row, against the scalar vec_dot:
 // equal for the scalar table's own kernels (exact), else within tolerance(); label names the
 // case in a failure.
@@ -286,7 +290,7 @@ TEST(simd_vec_dot_matches_scalar) {
                         char label[120];
                         std::snprintf(label, sizeof label, "%s %s n=%lld w=%s a=%s", l.name, tname(t), (long long)n,
                                       ws < N_SHAPES ? shape_name[ws] : "random-bytes", shape_name[as]);
-                        check_dot(t, c, c, n, got, false, label);
+                        check_dot(t, c, c, n, got, exact_everywhere(t), label);
                         ++compared;
                     }
                 }
@@ -349,12 +353,13 @@ TEST(simd_vec_dot_tile_matches_scalar) {
 }
 
 // Row-block kernels: kRowBlock weight rows x nc = 1..kRowBlockCols columns (q8_0 with their
-// q8_0_aux appended, or plain f32), against the scalar vec_dot of every (row, column) pair;
+// q8_0_aux appended, q8_K, or plain f32), against the scalar vec_dot of every (row, column) pair;
 // the output's gaps and the columns past nc must stay untouched. Plain kernels (vec_dot_rows)
 // read rows at an odd stride; packed ones (vec_dot_rows_packed, quant/repack.h) read the same
 // rows packed, from an odd address. Every row and column gets its own data, so a row or
 // column mixed up with another shows. Packed q4_0 must also give the plain kernel's very
-// bits at its level (the same arithmetic in the same order).
+// bits at its level (the same arithmetic in the same order), and packed k-quants the scalar
+// vec_dot's (exact_everywhere).
 TEST(simd_vec_dot_rows_matches_scalar) {
     std::mt19937 rng(8765);
     const kernel_table &ref = hg::kernels_scalar();
@@ -369,7 +374,7 @@ TEST(simd_vec_dot_rows_matches_scalar) {
                 if (!fn) continue;
                 if (packed) CHECK_MSG(hg::packable(t), std::string(l.name) + " packed " + tname(t));
                 const bool aux = hg::type_traits(t)->vec_dot_type == HG_TYPE_Q8_0; // else plain f32 columns
-                const bool exact = l.table == &ref;
+                const bool exact = l.table == &ref || exact_everywhere(t);
                 const char *kind = packed ? "packed rows" : "rows";
                 for (int64_t n : dot_sizes(t)) {
                     for (int ws = 0; ws <= N_SHAPES; ++ws) {
@@ -588,31 +593,39 @@ TEST(simd_timing) {
             },
             [&](const kernel_table *k) { return k && k->vec_dot_tile[t]; });
     }
-    // a whole row block per call, 1 and kRowBlockCols columns: compare with kRowBlock * nc dots
-    for (int t : kDotTypes) {
-        if (!hg::kernels_scalar().vec_dot_rows[t]) continue;
-        case_data c = make_case(t, n, RANDOM, RANDOM, rng);
-        if (!c.ok) continue;
-        const bool aux = hg::type_traits(t)->vec_dot_type == HG_TYPE_Q8_0; // else f32 columns
-        const size_t by = aux ? hg::q8_0_row_with_aux(n) : c.a.size();
-        std::vector<uint8_t> W, A(by * hg::kRowBlockCols);
-        for (int r = 0; r < hg::kRowBlock; ++r) W.insert(W.end(), c.w.begin(), c.w.end());
-        for (int r = 0; r < hg::kRowBlockCols; ++r) {
-            std::memcpy(&A[r * by], c.a.data(), c.a.size());
-            if (aux) hg::q8_0_fill_aux(&A[r * by], n, reinterpret_cast<hg::q8_0_aux *>(&A[r * by + hg::q8_0_aux_offset(n)]));
+    // a whole row block per call, plain and packed, 1 and kRowBlockCols columns: compare with
+    // kRowBlock * nc dots
+    for (const bool packed : {false, true})
+        for (int t : kDotTypes) {
+            auto fn = [&](const kernel_table *k) { return !k ? nullptr : packed ? k->vec_dot_rows_packed[t] : k->vec_dot_rows[t]; };
+            if (!fn(&hg::kernels_scalar())) continue;
+            case_data c = make_case(t, n, RANDOM, RANDOM, rng);
+            if (!c.ok) continue;
+            const bool aux = hg::type_traits(t)->vec_dot_type == HG_TYPE_Q8_0; // else q8_K or f32 columns
+            const size_t by = aux ? hg::q8_0_row_with_aux(n) : c.a.size();
+            std::vector<uint8_t> W, A(by * hg::kRowBlockCols);
+            for (int r = 0; r < hg::kRowBlock; ++r) W.insert(W.end(), c.w.begin(), c.w.end());
+            if (packed) {
+                std::vector<uint8_t> P(W.size());
+                hg::pack_rows(t, W.data(), hg::kRowBlock, n, 0, hg::kRowBlock, P.data());
+                W = P;
+            }
+            for (int r = 0; r < hg::kRowBlockCols; ++r) {
+                std::memcpy(&A[r * by], c.a.data(), c.a.size());
+                if (aux) hg::q8_0_fill_aux(&A[r * by], n, reinterpret_cast<hg::q8_0_aux *>(&A[r * by + hg::q8_0_aux_offset(n)]));
+            }
+            for (int nc : {1, hg::kRowBlockCols}) {
+                char name[32];
+                std::snprintf(name, sizeof name, "%s%dx%d %s", packed ? "packed" : "rows", hg::kRowBlock, nc, tname(t));
+                row(name,
+                    [&](const kernel_table &k) {
+                        float s[hg::kRowBlock * hg::kRowBlockCols];
+                        fn(&k)(n, s, hg::kRowBlock, W.data(), c.w.size(), A.data(), by, nc);
+                        g_sink = s[0];
+                    },
+                    [&](const kernel_table *k) { return fn(k) != nullptr; });
+            }
         }
-        for (int nc : {1, hg::kRowBlockCols}) {
-            char name[32];
-            std::snprintf(name, sizeof name, "rows%dx%d %s", hg::kRowBlock, nc, tname(t));
-            row(name,
-                [&](const kernel_table &k) {
-                    float s[hg::kRowBlock * hg::kRowBlockCols];
-                    k.vec_dot_rows[t](n, s, hg::kRowBlock, W.data(), c.w.size(), A.data(), by, nc);
-                    g_sink = s[0];
-                },
-                [&](const kernel_table *k) { return k && k->vec_dot_rows[t]; });
-        }
-    }
     std::vector<float> x(n);
     fill(x, RANDOM, rng);
     std::vector<uint8_t> out(n * 4);
