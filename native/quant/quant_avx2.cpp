@@ -813,6 +813,70 @@ void vec_dot_rows_packed_k4(int64_t n, float *s, size_t bs, const void *x, size_
                                                                                                              by, nc);
 }
 
+// ---- packed q6_K groups: 8 rows a pass, up to 4 columns a call ----
+//
+// As quant_avx512.cpp's rows_packed_q6_K_n (the same chunks, scale pairs and exact sums),
+// without VNNI: vpmaddubsw pairs of a 6-bit quant by an activation (<= 2 * 63 * 127) add up
+// two at a time in int16, then vpmaddwd against the sub-block's scale in both halves of
+// each row's lane.
+template <int C>
+void rows8_packed_q6_K(int64_t nb, float *s, size_t bs, const uint8_t *x, int h8, const uint8_t *vy, size_t by) {
+    const block_q8_K *y[C];
+    for (int c = 0; c < C; c++) {
+        y[c] = (const block_q8_K *)(vy + c * by);
+        _mm256_storeu_ps(s + c * bs, _mm256_setzero_ps());
+    }
+    const __m256i m4 = _mm256_set1_epi8(0x0f), m2 = _mm256_set1_epi8(0x30);
+    for (int64_t b = 0; b < nb; b++) {
+        const uint8_t *p = x + b * kRowBlock * sizeof(block_q6_K);
+        const uint8_t *scp = p + 32 + 4 * h8, *ql = p + 32 + 256 + 4 * h8, *qh = ql + 2048;
+        auto pair = [&](int t, int hi) {
+            const __m256i v = loadu(scp + 64 * t);
+            return hi ? _mm256_srai_epi16(v, 8) : _mm256_srai_epi16(_mm256_slli_epi16(v, 8), 8);
+        };
+        __m256i sumi[C];
+        for (int c = 0; c < C; c++) {
+            __m256i off = _mm256_setzero_si256();
+            for (int t = 0; t < 4; t++) {
+                off = _mm256_add_epi32(off, _mm256_madd_epi16(pair(t, 0), bcast4((const int8_t *)(y[c][b].bsums + 4 * t))));
+                off = _mm256_add_epi32(off, _mm256_madd_epi16(pair(t, 1), bcast4((const int8_t *)(y[c][b].bsums + 4 * t + 2))));
+            }
+            sumi[c] = _mm256_sub_epi32(_mm256_setzero_si256(), _mm256_slli_epi32(off, 5));
+        }
+        for (int h = 0; h < 2; h++)
+            for (int sb = 0; sb < 2; sb++)
+                for (int g = 0; g < 4; g++) { // sub-block 8h + 2g + sb
+                    __m256i w[4];
+                    for (int i = 0; i < 4; i++) {
+                        const int l = 4 * sb + i;
+                        const __m256i q = loadu(ql + 64 * (16 * h + 8 * (g & 1) + l)), hb = loadu(qh + 64 * (8 * h + l));
+                        const __m256i nib = _mm256_and_si256(g < 2 ? q : _mm256_srli_epi16(q, 4), m4);
+                        const __m256i hi2 = g == 0 ? _mm256_slli_epi16(hb, 4) : g == 1 ? _mm256_slli_epi16(hb, 2)
+                                          : g == 2 ? hb : _mm256_srli_epi16(hb, 2);
+                        w[i] = _mm256_or_si256(nib, _mm256_and_si256(hi2, m2));
+                    }
+                    const __m256i pr = pair(2 * h + g / 2, g % 2);
+                    const __m256i sc = sb ? _mm256_srai_epi32(pr, 16) : _mm256_srai_epi32(_mm256_slli_epi32(pr, 16), 16);
+                    const __m256i sc16 = _mm256_or_si256(_mm256_and_si256(sc, _mm256_set1_epi32(0xffff)), _mm256_slli_epi32(sc, 16));
+                    for (int c = 0; c < C; c++) {
+                        const int8_t *yq = y[c][b].qs + 128 * h + 32 * g + 16 * sb;
+                        const __m256i s01 = _mm256_add_epi16(_mm256_maddubs_epi16(w[0], bcast4(yq)), _mm256_maddubs_epi16(w[1], bcast4(yq + 4)));
+                        const __m256i s23 = _mm256_add_epi16(_mm256_maddubs_epi16(w[2], bcast4(yq + 8)), _mm256_maddubs_epi16(w[3], bcast4(yq + 12)));
+                        sumi[c] = _mm256_add_epi32(sumi[c], _mm256_add_epi32(_mm256_madd_epi16(s01, sc16), _mm256_madd_epi16(s23, sc16)));
+                    }
+                }
+        const __m256 dx = _mm256_cvtph_ps(loadu128(p + 2 * h8));
+        for (int c = 0; c < C; c++) {
+            const __m256 part = _mm256_mul_ps(_mm256_mul_ps(dx, _mm256_set1_ps(y[c][b].d)), _mm256_cvtepi32_ps(sumi[c]));
+            _mm256_storeu_ps(s + c * bs, _mm256_add_ps(_mm256_loadu_ps(s + c * bs), part));
+        }
+    }
+}
+
+void vec_dot_rows_packed_q6_K(int64_t n, float *s, size_t bs, const void *x, size_t, const void *y, size_t by, int nc) {
+    rows_packed<rows8_packed_q6_K<1>, rows8_packed_q6_K<2>, rows8_packed_q6_K<3>, rows8_packed_q6_K<4>>(n / QK_K, s, bs, x, y, by, nc);
+}
+
 constexpr kernel_table make_table() {
     kernel_table t{};
     t.vec_dot[HG_TYPE_F32] = vec_dot_f32;
@@ -832,6 +896,7 @@ constexpr kernel_table make_table() {
     t.vec_dot_rows_packed[HG_TYPE_F16] = vec_dot_rows_packed_f16;
     t.vec_dot_rows_packed[HG_TYPE_Q4_K] = vec_dot_rows_packed_k4<false>;
     t.vec_dot_rows_packed[HG_TYPE_Q5_K] = vec_dot_rows_packed_k4<true>;
+    t.vec_dot_rows_packed[HG_TYPE_Q6_K] = vec_dot_rows_packed_q6_K;
     t.from_float[HG_TYPE_Q8_0] = quantize_q8_0;
     t.from_float[HG_TYPE_Q8_1] = quantize_q8_1;
     t.from_float[HG_TYPE_Q8_K] = quantize_q8_K;
