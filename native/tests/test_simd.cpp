@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "core/fp16.h"
+#include "ops/softmax_exp.h"
 #include "quant/blocks.h"
 #include "quant/quant.h"
 #include "quant/repack.h"
@@ -428,6 +429,44 @@ TEST(simd_vec_dot_rows_matches_scalar) {
     std::printf("  %d plain and %d packed row-block dots compared, %d packed q4_0 blocks bit-identical to plain\n", compared[0],
                 compared[1], bit_identical);
     CHECK(compared[1] > 0 && bit_identical > 0);
+}
+
+// The softmax's vector exp (ops/softmax_exp.h) at every level against std::exp: each value
+// within 2 ulp (2^-23 relative) or, where std::exp is under FLT_MIN, at most FLT_MIN away;
+// the sum within float rounding of n terms. Lengths leave every tail; values from 0 down to
+// past the underflow, with -inf, NaN and a max that is not among them.
+TEST(simd_exp_sum_matches_std_exp) {
+    std::mt19937 rng(99);
+    std::uniform_real_distribution<float> u(-110.0f, 0.0f), near(-3.0f, 0.0f);
+    int compared = 0;
+    for (const auto &l : cpu_levels()) {
+        const int isa = std::string(l.name) == "avx512" ? HG_ISA_AVX512 : HG_ISA_AVX2;
+        for (int64_t n : {1, 3, 7, 8, 15, 16, 17, 31, 33, 100, 513}) {
+            std::vector<float> x(n);
+            for (int64_t j = 0; j < n; j++) x[j] = j % 3 ? near(rng) : u(rng);
+            if (n > 10) x[3] = -INFINITY, x[5] = 0.0f, x[7] = -87.3f, x[9] = -87.4f;
+            const float max = 0.25f; // every exponent x - max <= -0.25
+            std::vector<float> got = x;
+            const float sum = hg::exp_sum_at(isa, got.data(), n, max);
+            double want_sum = 0;
+            for (int64_t j = 0; j < n; j++) {
+                const float want = std::exp(x[j] - max);
+                want_sum += want;
+                char what[160];
+                std::snprintf(what, sizeof what, "%s exp(%.9g): got %.9g want %.9g", l.name, x[j] - max, got[j], want);
+                CHECK_MSG(std::fabs((double)got[j] - want) <= std::max(std::ldexp((double)want, -23), (double)FLT_MIN), what);
+                ++compared;
+            }
+            CHECK_NEAR(sum, want_sum, (n + 4) * std::ldexp(want_sum, -23));
+        }
+        float special[4] = {NAN, 1.0f, 50.0f, 100.0f};
+        hg::exp_sum_at(isa, special, 4, 0.0f);
+        CHECK(std::isnan(special[0]));
+        CHECK_NEAR(special[1], std::exp(1.0f), std::ldexp(std::exp(1.0), -23));
+        CHECK_NEAR(special[2], std::exp(50.0f), std::ldexp(std::exp(50.0), -23));
+        CHECK(std::isinf(special[3]));
+    }
+    std::printf("  %d exponentials compared\n", compared);
 }
 
 TEST(simd_q8_0_fill_aux) {
