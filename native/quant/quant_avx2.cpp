@@ -819,6 +819,9 @@ void vec_dot_rows_packed_k4(int64_t n, float *s, size_t bs, const void *x, size_
 // without VNNI: vpmaddubsw pairs of a 6-bit quant by an activation (<= 2 * 63 * 127) add up
 // two at a time in int16, then vpmaddwd against the sub-block's scale in both halves of
 // each row's lane.
+// a group's record without d (the d of its super-blocks follow the last record)
+constexpr size_t kQ6Record = kRowBlock * (sizeof(block_q6_K) - sizeof(fp16_t));
+
 template <int C>
 void rows8_packed_q6_K(int64_t nb, float *s, size_t bs, const uint8_t *x, int h8, const uint8_t *vy, size_t by) {
     const block_q8_K *y[C];
@@ -828,8 +831,8 @@ void rows8_packed_q6_K(int64_t nb, float *s, size_t bs, const uint8_t *x, int h8
     }
     const __m256i m4 = _mm256_set1_epi8(0x0f), m2 = _mm256_set1_epi8(0x30);
     for (int64_t b = 0; b < nb; b++) {
-        const uint8_t *p = x + b * kRowBlock * sizeof(block_q6_K);
-        const uint8_t *scp = p + 32 + 4 * h8, *ql = p + 32 + 256 + 4 * h8, *qh = ql + 2048;
+        const uint8_t *p = x + b * kQ6Record;
+        const uint8_t *scp = p + 4 * h8, *ql = p + 256 + 4 * h8, *qh = ql + 2048;
         auto pair = [&](int t, int hi) {
             const __m256i v = loadu(scp + 64 * t);
             return hi ? _mm256_srai_epi16(v, 8) : _mm256_srai_epi16(_mm256_slli_epi16(v, 8), 8);
@@ -865,7 +868,7 @@ void rows8_packed_q6_K(int64_t nb, float *s, size_t bs, const uint8_t *x, int h8
                         sumi[c] = _mm256_add_epi32(sumi[c], _mm256_add_epi32(_mm256_madd_epi16(s01, sc16), _mm256_madd_epi16(s23, sc16)));
                     }
                 }
-        const __m256 dx = _mm256_cvtph_ps(loadu128(p + 2 * h8));
+        const __m256 dx = _mm256_cvtph_ps(loadu128(x + nb * kQ6Record + 32 * b + 2 * h8));
         for (int c = 0; c < C; c++) {
             const __m256 part = _mm256_mul_ps(_mm256_mul_ps(dx, _mm256_set1_ps(y[c][b].d)), _mm256_cvtepi32_ps(sumi[c]));
             _mm256_storeu_ps(s + c * bs, _mm256_add_ps(_mm256_loadu_ps(s + c * bs), part));

@@ -816,6 +816,9 @@ void vec_dot_rows_packed_k4(int64_t n, float *s, size_t bs, const void *x, size_
 // each scale dword's bytes in the order 0, 2, 1, 3: its 16-bit halves sign-extend to the
 // pairs (sc 4t, sc 4t+1) and (sc 4t+2, sc 4t+3), against bsums pairs broadcast (vpdpwssd),
 // and each scale alone for the sub-block products (vpmulld).
+// a group's record without d (the d of its super-blocks follow the last record)
+constexpr size_t kQ6Record = kRowBlock * (sizeof(block_q6_K) - sizeof(fp16_t));
+
 template <int C>
 void rows_packed_q6_K_n(int64_t n, float *s, size_t bs, const void *vx, const void *vy, size_t by) {
     const int64_t nb = n / QK_K;
@@ -827,8 +830,8 @@ void rows_packed_q6_K_n(int64_t n, float *s, size_t bs, const void *vx, const vo
     }
     const __m512i m4 = _mm512_set1_epi8(0x0f), m2 = _mm512_set1_epi8(0x30);
     for (int64_t b = 0; b < nb; b++) {
-        const uint8_t *p = x + b * kRowBlock * sizeof(block_q6_K);
-        const uint8_t *scp = p + 32, *ql = p + 32 + 256, *qh = ql + 2048;
+        const uint8_t *p = x + b * kQ6Record;
+        const uint8_t *scp = p, *ql = p + 256, *qh = ql + 2048;
         // pair[t][0] = (sc 4t, sc 4t+1), pair[t][1] = (sc 4t+2, sc 4t+3) as int16 halves
         auto pair = [&](int t, int hi) {
             const __m512i v = loadu512(scp + 64 * t);
@@ -879,7 +882,7 @@ void rows_packed_q6_K_n(int64_t n, float *s, size_t bs, const void *vx, const vo
                     }
                 }
             }
-        const __m512 dx = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)p));
+        const __m512 dx = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(x + nb * kQ6Record + 32 * b)));
 #pragma GCC unroll 8
         for (int c = 0; c < C; c++) {
             const __m512 part = _mm512_mul_ps(_mm512_mul_ps(dx, _mm512_set1_ps(y[c][b].d)), _mm512_cvtepi32_ps(sumi[c]));

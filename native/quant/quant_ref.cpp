@@ -405,7 +405,7 @@ template <int Type, class Block, int QK, void (*Dot)(int64_t, float *, const voi
 void rows_packed_ref(int64_t n, float *s, size_t bs, const void *x, const void *y, size_t by, int nc) {
     std::vector<Block> row((size_t)(n / QK));
     for (int r = 0; r < kRowBlock; r++) {
-        for (int64_t b = 0; b < n / QK; b++) unpack_block(Type, x, r, b, &row[(size_t)b]);
+        for (int64_t b = 0; b < n / QK; b++) unpack_block(Type, x, n / QK, r, b, &row[(size_t)b]);
         for (int c = 0; c < nc; c++) Dot(n, &s[c * bs + r], row.data(), (const uint8_t *)y + c * by);
     }
 }

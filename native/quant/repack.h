@@ -14,9 +14,11 @@
 // the field's bytes 4j..4j+3 of row r):
 // q4_K (2304 bytes): d x 16, dmin x 16, scales (3 chunks), qs (32 chunks)
 // q5_K (2816 bytes): d x 16, dmin x 16, scales (3 chunks), qh (8 chunks), qs (32 chunks)
-// q6_K (3360 bytes): d x 16, scales (4 chunks, each dword's bytes stored in the order
-//                    0, 2, 1, 3, so that its low and high 16-bit halves sign-extend to the
-//                    scale pairs (0, 1) and (2, 3)), ql (32 chunks), qh (16 chunks)
+// q6_K (3328 bytes): scales (4 chunks, each dword's bytes stored in the order 0, 2, 1, 3,
+//                    so that its low and high 16-bit halves sign-extend to the scale pairs
+//                    (0, 1) and (2, 3)), ql (32 chunks), qh (16 chunks); the d x 16 of all
+//                    the group's super-blocks after its last record (32 bytes each), so
+//                    that every record stays on 64-byte lines
 //
 // which is what a row-block kernel wants in its registers: one row per 32-bit lane.
 #pragma once
@@ -38,7 +40,8 @@ bool pack_pays(int type);
 // r1 one too or rows; ranges may be packed by different threads.
 void pack_rows(int type, const void *src, int64_t rows, int64_t k, int64_t r0, int64_t r1, void *dst);
 
-// Row r of a group's block b, back in the plain block layout (for the scalar kernels and tests).
-void unpack_block(int type, const void *group, int r, int64_t b, void *block);
+// Row r of a group's block b (of nb blocks a row), back in the plain block layout (for the
+// scalar kernels and tests).
+void unpack_block(int type, const void *group, int64_t nb, int r, int64_t b, void *block);
 
 } // namespace hg
