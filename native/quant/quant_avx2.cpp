@@ -758,8 +758,9 @@ void rows8_packed_k4(int64_t nb, float *s, size_t bs, const uint8_t *x, int h, c
     for (int64_t b = 0; b < nb; b++) {
         const uint8_t *p = x + b * kRowBlock * sizeof(block);
         const __m256i s0 = loadu(p + 64 + 4 * h), s1 = loadu(p + 128 + 4 * h), s2 = loadu(p + 192 + 4 * h);
-        const uint8_t *qh = p + 256 + 4 * h;
-        const uint8_t *qs = qh + (Q5 ? 16 * QK_K / 8 : 0);
+        // quant chunk j (q5_K: qh chunk i < 8, then quant chunk i, then quant chunks 8..31)
+        auto qs_at = [p, h](int j) { return p + 256 + 4 * h + (!Q5 ? 64 * j : j < 8 ? 128 * j + 64 : 1024 + 64 * (j - 8)); };
+        auto qh_at = [p, h](int i) { return p + 256 + 4 * h + 128 * i; };
         const __m256i sc_lo = _mm256_and_si256(s0, m6);
         const __m256i sc_hi = _mm256_or_si256(_mm256_and_si256(s2, m4), _mm256_slli_epi32(_mm256_and_si256(_mm256_srli_epi32(s0, 6), m2), 4));
         __m256i sumi[C];
@@ -770,10 +771,10 @@ void rows8_packed_k4(int64_t nb, float *s, size_t bs, const uint8_t *x, int h, c
                 const int bit = 2 * ch + half; // of each qh byte, to bit 4
                 __m256i w[8];
                 for (int i = 0; i < 8; i++) {
-                    const __m256i q = loadu(qs + 64 * (8 * ch + i));
+                    const __m256i q = loadu(qs_at(8 * ch + i));
                     w[i] = _mm256_and_si256(half ? _mm256_srli_epi16(q, 4) : q, m4);
                     if (Q5) {
-                        const __m256i hb = loadu(qh + 64 * i);
+                        const __m256i hb = loadu(qh_at(i));
                         const __m256i at4 = bit <= 4 ? _mm256_slli_epi16(hb, 4 - bit) : _mm256_srli_epi16(hb, bit - 4);
                         w[i] = _mm256_or_si256(w[i], _mm256_and_si256(at4, b4));
                     }
@@ -832,7 +833,7 @@ void rows8_packed_q6_K(int64_t nb, float *s, size_t bs, const uint8_t *x, int h8
     const __m256i m4 = _mm256_set1_epi8(0x0f), m2 = _mm256_set1_epi8(0x30);
     for (int64_t b = 0; b < nb; b++) {
         const uint8_t *p = x + b * kQ6Record;
-        const uint8_t *scp = p + 4 * h8, *ql = p + 256 + 4 * h8, *qh = ql + 2048;
+        const uint8_t *scp = p + 4 * h8;
         auto pair = [&](int t, int hi) {
             const __m256i v = loadu(scp + 64 * t);
             return hi ? _mm256_srai_epi16(v, 8) : _mm256_srai_epi16(_mm256_slli_epi16(v, 8), 8);
@@ -851,8 +852,8 @@ void rows8_packed_q6_K(int64_t nb, float *s, size_t bs, const uint8_t *x, int h8
                 for (int g = 0; g < 4; g++) { // sub-block 8h + 2g + sb
                     __m256i w[4];
                     for (int i = 0; i < 4; i++) {
-                        const int l = 4 * sb + i;
-                        const __m256i q = loadu(ql + 64 * (16 * h + 8 * (g & 1) + l)), hb = loadu(qh + 64 * (8 * h + l));
+                        const uint8_t *abh = p + 256 + 192 * (4 * (2 * h + sb) + i) + 4 * h8; // A, B, H in a row
+                        const __m256i q = loadu(abh + 64 * (g & 1)), hb = loadu(abh + 128);
                         const __m256i nib = _mm256_and_si256(g < 2 ? q : _mm256_srli_epi16(q, 4), m4);
                         const __m256i hi2 = g == 0 ? _mm256_slli_epi16(hb, 4) : g == 1 ? _mm256_slli_epi16(hb, 2)
                                           : g == 2 ? hb : _mm256_srli_epi16(hb, 2);

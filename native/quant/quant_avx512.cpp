@@ -736,8 +736,9 @@ void rows_packed_k4_n(int64_t n, float *s, size_t bs, const void *vx, const void
     for (int64_t b = 0; b < nb; b++) {
         const uint8_t *p = x + b * kRowBlock * sizeof(block);
         const __m512i s0 = loadu512(p + 64), s1 = loadu512(p + 128), s2 = loadu512(p + 192);
-        const uint8_t *qh = p + 256;
-        const uint8_t *qs = qh + (Q5 ? 16 * QK_K / 8 : 0);
+        // quant chunk j (q5_K: qh chunk i < 8, then quant chunk i, then quant chunks 8..31)
+        auto qs_at = [p](int j) { return p + 256 + (!Q5 ? 64 * j : j < 8 ? 128 * j + 64 : 1024 + 64 * (j - 8)); };
+        auto qh_at = [p](int i) { return p + 256 + 128 * i; };
         // bytes j of a row's lanes: scales 0..3, 4..7; mins 0..3, 4..7
         const __m512i sc_lo = _mm512_and_si512(s0, m6);
         const __m512i sc_hi = _mm512_or_si512(_mm512_and_si512(s2, m4), _mm512_slli_epi32(_mm512_and_si512(_mm512_srli_epi32(s0, 6), m2), 4));
@@ -751,12 +752,12 @@ void rows_packed_k4_n(int64_t n, float *s, size_t bs, const void *vx, const void
             __m512i lo[8], hi[8];
 #pragma GCC unroll 8
             for (int i = 0; i < 8; i++) {
-                const __m512i q = loadu512(qs + 64 * (8 * ch + i));
+                const __m512i q = loadu512(qs_at(8 * ch + i));
                 lo[i] = _mm512_and_si512(q, m4);
                 hi[i] = _mm512_and_si512(_mm512_srli_epi16(q, 4), m4);
                 if (Q5) {
                     // bit 2ch (low half) and 2ch + 1 (high half) of each qh byte to bit 4
-                    const __m512i h = loadu512(qh + 64 * i);
+                    const __m512i h = loadu512(qh_at(i));
                     const __m512i hl = ch < 2 ? _mm512_slli_epi16(h, 4 - 2 * ch) : _mm512_srli_epi16(h, 2 * ch - 4);
                     const __m512i hh = ch < 2 ? _mm512_slli_epi16(h, 3 - 2 * ch) : _mm512_srli_epi16(h, 2 * ch - 3);
                     lo[i] = _mm512_ternarylogic_epi32(lo[i], hl, b4, 0xf8); // lo | (hl & b4)
@@ -831,7 +832,7 @@ void rows_packed_q6_K_n(int64_t n, float *s, size_t bs, const void *vx, const vo
     const __m512i m4 = _mm512_set1_epi8(0x0f), m2 = _mm512_set1_epi8(0x30);
     for (int64_t b = 0; b < nb; b++) {
         const uint8_t *p = x + b * kQ6Record;
-        const uint8_t *scp = p, *ql = p + 256, *qh = ql + 2048;
+        const uint8_t *scp = p;
         // pair[t][0] = (sc 4t, sc 4t+1), pair[t][1] = (sc 4t+2, sc 4t+3) as int16 halves
         auto pair = [&](int t, int hi) {
             const __m512i v = loadu512(scp + 64 * t);
@@ -855,9 +856,8 @@ void rows_packed_q6_K_n(int64_t n, float *s, size_t bs, const void *vx, const vo
                 __m512i w[4][4];
 #pragma GCC unroll 4
                 for (int i = 0; i < 4; i++) {
-                    const int l = 4 * sb + i;
-                    const __m512i a = loadu512(ql + 64 * (16 * h + l)), bb = loadu512(ql + 64 * (16 * h + 8 + l));
-                    const __m512i hb = loadu512(qh + 64 * (8 * h + l));
+                    const uint8_t *abh = p + 256 + 192 * (4 * (2 * h + sb) + i); // A, B, H in a row
+                    const __m512i a = loadu512(abh), bb = loadu512(abh + 64), hb = loadu512(abh + 128);
                     w[0][i] = _mm512_ternarylogic_epi32(_mm512_and_si512(a, m4), _mm512_slli_epi16(hb, 4), m2, 0xf8);
                     w[1][i] = _mm512_ternarylogic_epi32(_mm512_and_si512(bb, m4), _mm512_slli_epi16(hb, 2), m2, 0xf8);
                     w[2][i] = _mm512_ternarylogic_epi32(_mm512_and_si512(_mm512_srli_epi16(a, 4), m4), hb, m2, 0xf8);

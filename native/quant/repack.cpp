@@ -2,6 +2,7 @@
 
 #include <cstring>
 #include <string>
+#include <vector>
 
 #include "core/error.h"
 #include "quant/blocks.h"
@@ -11,45 +12,78 @@ namespace hg {
 
 namespace {
 
-// A record is a type's plain block fields, one after another, each regrouped for 16 rows:
-// a 2-byte field as 16 consecutive values (lane r = row r), a longer one (a multiple of 4
-// bytes) as 64-byte chunks whose dword r holds row r's bytes 4j..4j+3 of the field. A field
-// marked `side` is kept apart, after the records of all the group's blocks (block b's at
-// b times its size), so that the records' chunks stay on 64-byte lines (q6_K's 32-byte d
-// would shift every other record by half a line).
-struct field {
+// A record is a sequence of pieces of a type's plain block, each regrouped for 16 rows: a
+// 2-byte field as 16 consecutive values (lane r = row r), four bytes of a longer field as a
+// 64-byte chunk whose dword r holds row r's four bytes. Pieces come in the order the
+// row-block kernel reads them, so that it streams each record front to back (the hardware
+// prefetchers follow a record read out of order badly: a q6_K matrix read fields-first ran
+// at half the rate). A piece marked `side` is kept apart, after the records of all the
+// group's blocks (block b's at b times their size), so that the records' chunks stay on
+// 64-byte lines (q6_K's 32-byte d would shift every other record by half a line).
+struct piece {
     int offset; // in the plain block
-    int bytes;  // per row
+    int bytes;  // 2 or 4
     uint8_t flip;  // xor'ed into every stored byte (q8_0's int8 -> uint8 + 128)
     bool pair_order; // a dword's bytes stored as 0, 2, 1, 3 (q6_K's scales, see repack.h)
     bool side;
 };
 struct layout {
-    int block_bytes;
-    int n_fields;
-    field f[5];
+    int block_bytes = 0;
+    std::vector<piece> p;
+    std::vector<size_t> at; // each piece's place: in its record, or in its block's side part
+    size_t record = 0, side = 0;
+    // a whole field: one 2-byte piece, or its dwords in order
+    layout &field(int offset, int bytes, uint8_t flip = 0, bool pair_order = false, bool side = false) {
+        if (bytes == 2) return add({offset, 2, flip, pair_order, side});
+        for (int j = 0; j < bytes; j += 4) add({offset + j, 4, flip, pair_order, side});
+        return *this;
+    }
+    layout &add(piece q) {
+        size_t &end = q.side ? side : record;
+        p.push_back(q);
+        at.push_back(end);
+        end += (size_t)kRowBlock * q.bytes;
+        return *this;
+    }
 };
 
+layout make(int block_bytes) {
+    layout l;
+    l.block_bytes = block_bytes;
+    return l;
+}
+
 const layout *layout_of(int type) {
-    static const layout q4_0{sizeof(block_q4_0), 2, {{0, 2, 0, false}, {2, 16, 0, false}}};
-    static const layout q8_0{sizeof(block_q8_0), 2, {{0, 2, 0, false}, {2, 32, 0x80, false}}};
-    static const layout f16{sizeof(fp16_t), 1, {{0, 2, 0, false}}};
-    static const layout q4_K{sizeof(block_q4_K), 4,
-                             {{offsetof(block_q4_K, d), 2, 0, false},
-                              {offsetof(block_q4_K, dmin), 2, 0, false},
-                              {offsetof(block_q4_K, scales), K_SCALE_SIZE, 0, false},
-                              {offsetof(block_q4_K, qs), QK_K / 2, 0, false}}};
-    static const layout q5_K{sizeof(block_q5_K), 5,
-                             {{offsetof(block_q5_K, d), 2, 0, false},
-                              {offsetof(block_q5_K, dmin), 2, 0, false},
-                              {offsetof(block_q5_K, scales), K_SCALE_SIZE, 0, false},
-                              {offsetof(block_q5_K, qh), QK_K / 8, 0, false},
-                              {offsetof(block_q5_K, qs), QK_K / 2, 0, false}}};
-    static const layout q6_K{sizeof(block_q6_K), 4,
-                             {{offsetof(block_q6_K, scales), QK_K / 16, 0, true},
-                              {offsetof(block_q6_K, ql), QK_K / 2, 0, false},
-                              {offsetof(block_q6_K, qh), QK_K / 4, 0, false},
-                              {offsetof(block_q6_K, d), 2, 0, false, true}}};
+    static const layout q4_0 = make(sizeof(block_q4_0)).field(0, 2).field(2, 16);
+    static const layout q8_0 = make(sizeof(block_q8_0)).field(0, 2).field(2, 32, 0x80);
+    static const layout f16 = make(sizeof(fp16_t)).field(0, 2);
+    static const layout q4_K = make(sizeof(block_q4_K))
+                                   .field(offsetof(block_q4_K, d), 2)
+                                   .field(offsetof(block_q4_K, dmin), 2)
+                                   .field(offsetof(block_q4_K, scales), K_SCALE_SIZE)
+                                   .field(offsetof(block_q4_K, qs), QK_K / 2);
+    // qh dword i beside quant dword i (the first chunk reads both; the later ones read qh again)
+    static const layout q5_K = [] {
+        layout l = make(sizeof(block_q5_K));
+        l.field(offsetof(block_q5_K, d), 2).field(offsetof(block_q5_K, dmin), 2).field(offsetof(block_q5_K, scales), K_SCALE_SIZE);
+        for (int i = 0; i < 8; i++) l.add({(int)offsetof(block_q5_K, qh) + 4 * i, 4, 0, false, false}).add({(int)offsetof(block_q5_K, qs) + 4 * i, 4, 0, false, false});
+        return l.field(offsetof(block_q5_K, qs) + 32, QK_K / 2 - 32);
+    }();
+    // per half h, sub-block pair sb and i < 4: ql dwords 16h + 4sb + i and 16h + 8 + 4sb + i,
+    // then qh dword 8h + 4sb + i
+    static const layout q6_K = [] {
+        layout l = make(sizeof(block_q6_K));
+        l.field(offsetof(block_q6_K, scales), QK_K / 16, 0, true);
+        for (int h = 0; h < 2; h++)
+            for (int sb = 0; sb < 2; sb++)
+                for (int i = 0; i < 4; i++) {
+                    const int j = 4 * sb + i;
+                    l.add({(int)offsetof(block_q6_K, ql) + 4 * (16 * h + j), 4, 0, false, false});
+                    l.add({(int)offsetof(block_q6_K, ql) + 4 * (16 * h + 8 + j), 4, 0, false, false});
+                    l.add({(int)offsetof(block_q6_K, qh) + 4 * (8 * h + j), 4, 0, false, false});
+                }
+        return l.field(offsetof(block_q6_K, d), 2, 0, false, true);
+    }();
     switch (type) {
     case HG_TYPE_Q4_0: return &q4_0;
     case HG_TYPE_Q8_0: return &q8_0;
@@ -67,46 +101,23 @@ const layout &layout_or_fail(int type) {
     return *l;
 }
 
-// Where byte k of dword j of a field's row r sits in its part of the record.
-inline int stored_at(const field &f, int r, int j, int k) {
+// Where byte k of row r of piece i of block b sits in a group of nb blocks.
+inline size_t stored_at(const layout &l, size_t i, int r, int k, int64_t b, int64_t nb) {
     constexpr int pair_order[4] = {0, 2, 1, 3};
-    return 64 * j + 4 * r + (f.pair_order ? pair_order[k] : k);
-}
-
-// Where field i of block b starts in a group of nb blocks.
-size_t field_at(const layout &l, int i, int64_t b, int64_t nb) {
-    size_t main = 0, side = 0, before_main = 0, before_side = 0;
-    for (int j = 0; j < l.n_fields; j++) {
-        const size_t bytes = (size_t)kRowBlock * l.f[j].bytes;
-        if (j < i) (l.f[j].side ? before_side : before_main) += bytes;
-        (l.f[j].side ? side : main) += bytes;
-    }
-    return l.f[i].side ? nb * main + b * side + before_side : b * main + before_main;
+    const piece &q = l.p[i];
+    const size_t base = q.side ? nb * l.record + b * l.side : b * l.record;
+    return base + l.at[i] + (size_t)(q.bytes * r) + (q.pair_order ? pair_order[k] : k);
 }
 
 // Row r's plain block b (bytes `blk`) into its group, and back.
 void to_group(const layout &l, const uint8_t *blk, int r, int64_t b, int64_t nb, uint8_t *group) {
-    for (int i = 0; i < l.n_fields; i++) {
-        const field &f = l.f[i];
-        const uint8_t *in = blk + f.offset;
-        uint8_t *o = group + field_at(l, i, b, nb);
-        if (f.bytes == 2) std::memcpy(o + 2 * r, in, 2);
-        else
-            for (int j = 0; j < f.bytes / 4; j++)
-                for (int k = 0; k < 4; k++) o[stored_at(f, r, j, k)] = (uint8_t)(in[4 * j + k] ^ f.flip);
-    }
+    for (size_t i = 0; i < l.p.size(); i++)
+        for (int k = 0; k < l.p[i].bytes; k++) group[stored_at(l, i, r, k, b, nb)] = (uint8_t)(blk[l.p[i].offset + k] ^ l.p[i].flip);
 }
 
 void from_group(const layout &l, const uint8_t *group, int r, int64_t b, int64_t nb, uint8_t *blk) {
-    for (int i = 0; i < l.n_fields; i++) {
-        const field &f = l.f[i];
-        uint8_t *out = blk + f.offset;
-        const uint8_t *o = group + field_at(l, i, b, nb);
-        if (f.bytes == 2) std::memcpy(out, o + 2 * r, 2);
-        else
-            for (int j = 0; j < f.bytes / 4; j++)
-                for (int k = 0; k < 4; k++) out[4 * j + k] = (uint8_t)(o[stored_at(f, r, j, k)] ^ f.flip);
-    }
+    for (size_t i = 0; i < l.p.size(); i++)
+        for (int k = 0; k < l.p[i].bytes; k++) blk[l.p[i].offset + k] = (uint8_t)(group[stored_at(l, i, r, k, b, nb)] ^ l.p[i].flip);
 }
 
 } // namespace

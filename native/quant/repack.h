@@ -9,14 +9,16 @@
 //                    operand; the kernels subtract 128 * sum(y) of the block
 // f16 (32 bytes):    element b of rows 0..15 (a block is one element)
 //
-// and for the k-quants (b a 256-element super-block), each field of the plain block in turn,
-// 2-byte ones as 16 values, longer ones as 64-byte chunks as above (dword r of chunk j =
-// the field's bytes 4j..4j+3 of row r):
+// and for the k-quants (b a 256-element super-block), pieces of the plain block in the order
+// the kernel reads them, 2-byte fields as 16 values, longer ones as 64-byte chunks as above
+// (chunk j of a field: dword r = the field's bytes 4j..4j+3 of row r):
 // q4_K (2304 bytes): d x 16, dmin x 16, scales (3 chunks), qs (32 chunks)
-// q5_K (2816 bytes): d x 16, dmin x 16, scales (3 chunks), qh (8 chunks), qs (32 chunks)
+// q5_K (2816 bytes): d x 16, dmin x 16, scales (3 chunks), qh chunk i then qs chunk i for
+//                    i < 8, qs chunks 8..31
 // q6_K (3328 bytes): scales (4 chunks, each dword's bytes stored in the order 0, 2, 1, 3,
 //                    so that its low and high 16-bit halves sign-extend to the scale pairs
-//                    (0, 1) and (2, 3)), ql (32 chunks), qh (16 chunks); the d x 16 of all
+//                    (0, 1) and (2, 3)), then for half h, sb < 2, i < 4 with j = 4 sb + i:
+//                    ql chunks 16h + j and 16h + 8 + j, qh chunk 8h + j; the d x 16 of all
 //                    the group's super-blocks after its last record (32 bytes each), so
 //                    that every record stays on 64-byte lines
 //
