@@ -128,7 +128,12 @@ bool pack_pays(int type) {
     if (!packable(type)) return false;
     switch (isa_active()) {
     case HG_ISA_AVX512: return kernels_avx512().vec_dot_rows_packed[type] != nullptr;
-    case HG_ISA_AVX2: return kernels_avx2().vec_dot_rows_packed[type] != nullptr;
+    // AVX2's packed q5_K and q6_K kernels, without VNNI, are slower than the plain dot at
+    // one column (a 3072 x 8192 matrix, one thread: q5_K 13.7 vs 16.1 GB/s, q6_K 9.4 vs
+    // 21.8), and decode is what a model mostly does: those stay plain there (twice as fast
+    // packed at 8 columns; a level forced down to AVX2 after packing still runs them)
+    case HG_ISA_AVX2:
+        return kernels_avx2().vec_dot_rows_packed[type] != nullptr && type != HG_TYPE_Q5_K && type != HG_TYPE_Q6_K;
     default: return false;
     }
 }
