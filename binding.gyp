@@ -28,6 +28,7 @@
       "native/ops/gelu.cpp",
       "native/ops/patch_embed.cpp",
       "native/ops/vit_attention.cpp",
+      "native/ops/softmax_exp.cpp",
       "native/models/clip.cpp",
       "native/models/vqgan.cpp",
       "native/models/hlora_plugin.cpp",
@@ -42,12 +43,14 @@
     "hg_avx2_sources": [
       "native/quant/quant_avx2.cpp",
       "native/ops/vit_attention_avx2.cpp",
-      "native/ops/conv2d_avx2.cpp"
+      "native/ops/conv2d_avx2.cpp",
+      "native/ops/softmax_exp_avx2.cpp"
     ],
     "hg_avx512_sources": [
       "native/quant/quant_avx512.cpp",
       "native/ops/vit_attention_avx512.cpp",
-      "native/ops/conv2d_avx512.cpp"
+      "native/ops/conv2d_avx512.cpp",
+      "native/ops/softmax_exp_avx512.cpp"
     ],
     "hg_addon_sources": [
       "src/addon.cpp",

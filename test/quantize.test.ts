@@ -27,6 +27,17 @@ describe('quantization plan', () => {
     expect(useMoreBits(5, 32)).toBe(false);
   });
 
+  it('q5_k_m and q6_k follow llama.cpp: q5_K with q6_K output, fused qkv and more-bits ffn_down; q6_K everywhere', () => {
+    const q5 = new Map(planQuantization(tensors, 'q5_k_m', 32, sizes, readable).map((e) => [e.name, e.to]));
+    expect(q5.get('output.weight')).toBe('q6_K');
+    expect(q5.get('blk.7.attn_qkv.weight')).toBe('q6_K');
+    expect(q5.get('blk.7.attn_output.weight')).toBe('q5_K');
+    expect(q5.get('blk.6.ffn_down.weight')).toBe('q6_K');
+    expect(q5.get('blk.7.ffn_down.weight')).toBe('q5_K');
+    const q6 = planQuantization(tensors, 'q6_k', 32, sizes, readable);
+    expect(new Set(q6.filter((e) => e.shape.length > 1).map((e) => e.to))).toEqual(new Set(['q6_K']));
+  });
+
   it('norms stay f32, and a row length the block does not divide falls back', () => {
     expect(plan.get('blk.0.attn_norm.weight')).toBe('f32');
     const odd = planQuantization(

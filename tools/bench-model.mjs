@@ -1,6 +1,6 @@
-// The random Phi-3-mini-shaped Q4_0 model the benchmarks share (tools/bench.mjs,
-// bench-hlora.mjs, bench-generate.mjs), made once into the cache: one recipe, so the files
-// hold the same weights and a second benchmark never quantizes 2 GB again.
+// The random Phi-3-mini-shaped models the benchmarks share (tools/bench.mjs in every file
+// type, bench-hlora.mjs and bench-generate.mjs in Q4_0), made once into the cache: one
+// recipe, so the files hold the same weights and a second benchmark never quantizes 2 GB again.
 import { existsSync, mkdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 
@@ -40,35 +40,38 @@ export function benchSpmVocab(n) {
 }
 
 /**
- * Writes a phi3 GGUF of `shape` (lib/synthetic/phi3.ts's) with random Q4_0 matrices and f32
- * norms near 1, each tensor drawn and quantized in slices as the writer reaches it (at most
- * ~16M floats in memory). `addVocab(writer)` adds the vocabulary. `lib(path)` loads a module
- * of the compiled library (dist/).
+ * Writes a phi3 GGUF of `shape` (lib/synthetic/phi3.ts's) with random matrices quantized as
+ * `healthgpt quantize <target>` would type them (lib/quantize/plan.ts: q4_0, q8_0, or the
+ * k-quant mixes q4_k_m, q5_k_m, q6_k) and f32 norms near 1, each tensor drawn and quantized
+ * in slices as the writer reaches it (at most ~16M floats in memory, never the F32 model).
+ * `addVocab(writer)` adds the vocabulary. `lib(path)` loads a module of the compiled library (dist/).
  */
-export async function writeRandomPhi3Q4(lib, path, shape, addVocab, log) {
+export async function writeRandomPhi3Quantized(lib, path, shape, target, addVocab, log) {
   const { GGUFWriter } = lib('gguf/writer.js');
-  const { GGMLType, tensorBytes } = lib('gguf/constants.js');
+  const { ggmlType, tensorBytes } = lib('gguf/constants.js');
   const { addPhi3Hparams, phi3Tensors } = lib('synthetic/phi3.js');
+  const { FILE_TYPE, planQuantization } = lib('quantize/plan.js');
   const { native } = lib('native.js');
   const started = Date.now();
   const w = new GGUFWriter();
   addPhi3Hparams(w, shape, 'healthgpt bench: random weights (not a trained model)');
-  w.addKV('general.file_type', 2, 'u32'); // MOSTLY_Q4_0
+  w.addKV('general.file_type', FILE_TYPE[target], 'u32');
   w.addKV('general.quantization_version', 2, 'u32');
   addVocab(w);
-  const q4 = GGMLType.Q4_0;
   const tensors = phi3Tensors(shape);
+  const plan = planQuantization(tensors.map((t) => ({ ...t, type: 'f32' })), target, shape.layers, { blockSize: (n) => ggmlType(n).blockSize }, () => true);
   tensors.forEach((t, i) => {
     if (t.shape.length === 1) {
       const ones = new Float32Array(t.shape[0]);
       fillRandom(ones, 1000 + i, 0.1);
       for (let k = 0; k < ones.length; k++) ones[k] += 1;
-      w.addTensor(t.name, t.shape, GGMLType.F32, new Uint8Array(ones.buffer));
+      w.addTensor(t.name, t.shape, ggmlType('f32').id, new Uint8Array(ones.buffer));
       return;
     }
+    const type = ggmlType(plan[i].to).id;
     const [k, rows] = t.shape;
-    w.addTensor(t.name, t.shape, q4, () => {
-      const out = Buffer.allocUnsafe(tensorBytes(q4, t.shape));
+    w.addTensor(t.name, t.shape, type, () => {
+      const out = Buffer.allocUnsafe(tensorBytes(type, t.shape));
       const rowBytes = out.length / rows;
       const step = Math.max(1, Math.floor((16 << 20) / k));
       const f = new Float32Array(step * k);
@@ -76,7 +79,7 @@ export async function writeRandomPhi3Q4(lib, path, shape, addVocab, log) {
         const n = Math.min(step, rows - r);
         const slice = f.subarray(0, n * k);
         fillRandom(slice, (i + 1) * 1_000_003 + r, 1 / Math.sqrt(k));
-        native().quantizeRow(q4, slice).copy(out, r * rowBytes);
+        native().quantizeRow(type, slice).copy(out, r * rowBytes);
       }
       if (i % 16 === 0) log(`  ${i + 1}/${tensors.length} tensors`);
       return out;
@@ -86,16 +89,26 @@ export async function writeRandomPhi3Q4(lib, path, shape, addVocab, log) {
   log(`  done in ${((Date.now() - started) / 1000).toFixed(0)} s, ${(statSync(path).size / 1e9).toFixed(2)} GB`);
 }
 
-/** The shared file: Phi-3-mini's shape and HealthGPT's vocabulary size, bench vocabulary. */
-export async function ensureBenchModel(lib, dir, log) {
+/** writeRandomPhi3Quantized for Q4_0, the type the H-LoRA and generation benches use. */
+export async function writeRandomPhi3Q4(lib, path, shape, addVocab, log) {
+  await writeRandomPhi3Quantized(lib, path, shape, 'q4_0', addVocab, log);
+}
+
+/**
+ * The shared file of a type (`target` as `healthgpt quantize` takes it): Phi-3-mini's shape
+ * and HealthGPT's vocabulary size, bench vocabulary. `layers` makes a shallower model of the
+ * same widths (bench --quick).
+ */
+export async function ensureBenchModel(lib, dir, log, target = 'q4_0', layers = undefined) {
   const { PHI3_MINI } = lib('synthetic/phi3.js');
   const { addSpmVocab } = lib('tokenizer/vocab-gguf.js');
-  const s = PHI3_MINI;
-  const path = join(dir, `phi3-mini-random-q4_0-v${BENCH_MODEL_VERSION}-${s.vocab}.gguf`);
+  const s = layers ? { ...PHI3_MINI, layers } : PHI3_MINI;
+  const depth = layers ? `-${layers}l` : '';
+  const path = join(dir, `phi3-mini${depth}-random-${target}-v${BENCH_MODEL_VERSION}-${s.vocab}.gguf`);
   if (existsSync(path)) return path;
   mkdirSync(dir, { recursive: true });
-  log(`making ${path} (Phi-3-mini shape, random weights, Q4_0; once) ...`);
+  log(`making ${path} (Phi-3-mini shape${layers ? `, ${layers} layers` : ''}, random weights, ${target}; once) ...`);
   const v = benchSpmVocab(s.vocab);
-  await writeRandomPhi3Q4(lib, path, s, (w) => addSpmVocab(w, { pieces: v.tokens, scores: v.scores, types: v.types, unknownId: 0, bosId: 1, eosId: 2 }), log);
+  await writeRandomPhi3Quantized(lib, path, s, target, (w) => addSpmVocab(w, { pieces: v.tokens, scores: v.scores, types: v.types, unknownId: 0, bosId: 1, eosId: 2 }), log);
   return path;
 }

@@ -1,49 +1,74 @@
 #!/usr/bin/env node
 // npm run bench [-- --json] [--threads N] [--repeats N] [--prompt N] [--decode N] [--context N]
-//                 [--model FILE.gguf] [--cache DIR]
+//                 [--types q4_0,q8_0,q4_k_m,q5_k_m,q6_k] [--model FILE.gguf] [--cache DIR]
+//                 [--no-native] [--quick]
 //
-// Language-model speed of this engine against llama.cpp (node-llama-cpp's prebuilt CPU build)
-// on the same GGUF file and thread count, in one run (docs/design.md, "How we know it is fast"):
+// Language-model speed of this engine against llama.cpp on the same GGUF file and thread
+// count, in one run (docs/design.md, "How we know it is fast"), for each file type:
 // prompt processing (a 512-token prompt to its first token) and decode (64 tokens, one at a
-// time) in tokens/s, medians of a few runs, side by side with the ratio; the decode roofline
-// (memory read bandwidth / bytes of weights read per token); and the peak RSS of our decode
-// against the weights plus the KV cache.
+// time) in tokens/s, side by side with two llama.cpp builds and the ratio to each:
+//   - llama-bench built for this processor (-march=native, CPU only: tools/llama-bench-native.mjs,
+//     from the source node-llama-cpp bundles; built once into the cache, no network), what
+//     the engineers of the field compare with;
+//   - node-llama-cpp's prebuilt CPU binaries, what a Node user gets.
+// The engines run interleaved, one round at a time (this engine, llama-bench, node-llama-cpp,
+// the order turning each round), each round preceded by a measurement of the machine's
+// memory read bandwidth, so that a shared machine's swings fall on all engines alike; each
+// figure is the median of the rounds, each decode also a share of its own round's roofline
+// (bandwidth / bytes read per token). Also the peak RSS of our decode against the weights
+// plus the KV cache.
 //
-// The file is Phi-3-mini-shaped (lib/synthetic PHI3_MINI: 32 layers, hidden 3072, ffn 8192,
-// HealthGPT's 40206-token vocabulary) with random weights, in Q4_0: made once into
-// ~/.cache/healthgpt/bench/ (about 2.1 GB), each tensor drawn and quantized on its own as
-// the writer reaches it, so memory holds one tensor, never the F32 model (15 GB).
+// The files are Phi-3-mini-shaped (lib/synthetic PHI3_MINI: 32 layers, hidden 3072, ffn 8192,
+// HealthGPT's 40206-token vocabulary) with random weights, typed as `healthgpt quantize`
+// types them (Q4_0, Q8_0, Q4_K_M, Q5_K_M, Q6_K: 2.1 to 3.1 GB each), made once into
+// ~/.cache/healthgpt/bench/, each tensor drawn and quantized on its own as the writer
+// reaches it, so memory holds one tensor, never the F32 model (15 GB). --quick: 2 layers,
+// a 64-token prompt, 16 decoded tokens and 2 rounds (a check that everything runs).
 //
-// Each engine runs in a child process of its own, one after the other (so the peak RSS is
-// that engine's, and neither competes with the other for cores or memory). The library comes
-// from dist/ (`npx tsc -p .`), llama.cpp from the node-llama-cpp devDependency (`npm install`).
+// Each engine runs in a child process of its own (so the peak RSS is that engine's, and
+// neither competes with another for cores or memory). The library comes from dist/
+// (`npx tsc -p .`), node-llama-cpp from the devDependency (`npm install`).
 import { spawn } from 'node:child_process';
-import { existsSync, readFileSync, statSync } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
 import { availableParallelism, homedir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ensureBenchModel } from './bench-model.mjs';
 import { benchCli } from './bench-cli.mjs';
+import { ensureLlamaBench, runLlamaBench } from './llama-bench-native.mjs';
 
 
 // ---------------------------------------------------------------------------------------------
 // options
 
+const TYPES = ['q4_0', 'q8_0', 'q4_k_m', 'q5_k_m', 'q6_k'];
 const USAGE = `usage: npm run bench [-- options]
-  --json            print one JSON object instead of the table
-  --threads N       threads for both engines (default: ${availableParallelism()}, one per core)
-  --repeats N       timed runs of each measurement, the median reported (default 3)
+  --json            print one JSON object instead of the tables
+  --threads N       threads for every engine (default: ${availableParallelism()}, one per core)
+  --repeats N       rounds (each engine once per round, interleaved); medians reported (default 5)
   --prompt N        prompt tokens for prompt processing (default 512)
   --decode N        tokens decoded one at a time (default 64)
-  --context N       KV cache positions for both engines (default 1024)
-  --model FILE      a phi3 GGUF to use instead of the cached random Phi-3-mini Q4_0
-  --cache DIR       where the random model is kept (default ~/.cache/healthgpt/bench)`;
+  --context N       KV cache positions for our engine and node-llama-cpp (default 1024)
+  --types LIST      file types, comma-separated (default ${TYPES.join(',')})
+  --model FILE      a phi3 GGUF to use instead of the cached random Phi-3-mini files
+  --cache DIR       where the random models and the native llama-bench are kept (default ~/.cache/healthgpt/bench)
+  --no-native       leave out the native llama-bench (no build)
+  --quick           2-layer models, --prompt 64 --decode 16 --repeats 2 unless given: a check that it all runs`;
 const { fail, lib, parse, root } = benchCli('bench', USAGE);
 
 function parseArgs(argv) {
-  const o = parse(argv, { json: false, threads: availableParallelism(), repeats: 3, prompt: 512, decode: 64, context: 1024, model: undefined, cache: join(homedir(), '.cache', 'healthgpt', 'bench'), worker: undefined },
+  const given = (k) => argv.includes(`--${k}`);
+  const o = parse(argv, { json: false, threads: availableParallelism(), repeats: 5, prompt: 512, decode: 64, context: 1024, types: TYPES.join(','), model: undefined, cache: join(homedir(), '.cache', 'healthgpt', 'bench'), 'no-native': false, quick: false, worker: undefined },
     ['threads', 'repeats', 'prompt', 'decode', 'context']);
+  if (o.quick) {
+    if (!given('prompt')) o.prompt = 64;
+    if (!given('decode')) o.decode = 16;
+    if (!given('repeats')) o.repeats = 2;
+  }
   if (o.prompt + 1 > o.context || o.decode + 2 > o.context) fail(`--context ${o.context} is too small for --prompt ${o.prompt} and --decode ${o.decode}`);
+  o.typeList = o.types.split(',').filter(Boolean);
+  const bad = o.typeList.filter((t) => !TYPES.includes(t));
+  if (bad.length || o.typeList.length === 0) fail(`--types takes a comma-separated list of ${TYPES.join(', ')}; got ${bad.join(', ') || 'nothing'}`);
   return o;
 }
 
@@ -194,13 +219,30 @@ async function main() {
 
   const o = parseArgs(argv);
   const log = o.json ? (m) => console.error(m) : (m) => console.log(m);
-  await nodeLlamaCpp(); // fail now, not after making the model
+  await nodeLlamaCpp(); // fail now, not after making the models
   const { native } = lib('native.js');
-  const { GGUFFile } = lib('gguf/file.js');
-  o.model = o.model ?? (await ensureBenchModel(lib, o.cache, log));
+  const native_ = o['no-native'] ? undefined : ensureLlamaBench(root, o.cache, log, fail);
+  const files = [];
+  if (o.model) files.push({ type: 'file', path: o.model });
+  else for (const t of o.typeList) files.push({ type: t, path: await ensureBenchModel(lib, o.cache, log, t, o.quick ? 2 : undefined) });
 
-  // what a token reads: every weight once, but only one row of the token embedding
-  const f = GGUFFile.open(o.model);
+  const results = [];
+  for (const file of files) results.push(await benchFile(o, file, native_, native, log));
+  const result = {
+    settings: {
+      threads: o.threads, promptTokens: o.prompt, decodeTokens: o.decode, contextSize: o.context, kvType: 'f16', rounds: o.repeats, flashAttention: false, cpu: native().cpu(),
+      llamaBench: native_ ? { path: native_.path, release: native_.tag, build: 'GGML_NATIVE=ON (-march=native), CPU only' } : null,
+    },
+    files: results,
+  };
+  if (o.json) console.log(JSON.stringify(result, null, 2));
+  else printTables(o, result);
+}
+
+/** Rounds of every engine on one file; what the tables and the JSON report for it. */
+async function benchFile(o, file, llamaBench, native, log) {
+  const { GGUFFile } = lib('gguf/file.js');
+  const f = GGUFFile.open(file.path);
   const info = f.info;
   f.close();
   const md = info.metadata;
@@ -212,98 +254,119 @@ async function main() {
   const kvWidth = (hidden / heads) * kvHeads;
   const weightBytes = info.tensors.reduce((a, t) => a + t.bytes, 0);
   const embd = info.tensors.find((t) => t.name === 'token_embd.weight');
-  o.vocab = embd.shape[1];
+  const vocab = embd.shape[1];
   const hasOutput = info.tensors.some((t) => t.name === 'output.weight');
-  const perTokenWeights = weightBytes - (hasOutput ? embd.bytes - embd.bytes / o.vocab : 0); // tied embeddings are read whole, as the lm_head
+  // what a token reads: every weight once, but only one row of the token embedding (tied
+  // embeddings are read whole, as the lm_head)
+  const perTokenWeights = weightBytes - (hasOutput ? embd.bytes - embd.bytes / vocab : 0);
   const params = info.tensors.reduce((a, t) => a + t.shape.reduce((x, y) => x * y, 1), 0) - (hasOutput ? embd.shape[0] * embd.shape[1] : 0);
   const kvBytes = 2 * nLayers * o.context * kvWidth * 2; // K and V, F16, whole cache
   const kvUsedBytes = 2 * nLayers * Math.max(o.prompt, o.decode + 1) * kvWidth * 2; // the positions the runs write
   const kvReadPerToken = 2 * nLayers * kvWidth * 2 * (1 + o.decode / 2); // average over the decode (positions 1..decode)
+  const perToken = perTokenWeights + kvReadPerToken;
+  // the probe reads as many bytes as a decode step does, so that a large last-level cache
+  // keeps the same share of the probe as of the weights (this machine's L3 is 480 MB)
+  const probeMiB = Math.ceil(perToken / 2 ** 20);
+  const types = [...new Set(info.tensors.filter((t) => t.shape.length > 1).map((t) => t.type))].sort();
 
-  // the roofline is what the machine can do: the best of three medians (others share these cores),
-  // reading as many bytes as a decode step does, so that a large last-level cache keeps the
-  // same share of the probe as of the weights (this machine's L3 is 480 MB)
-  const probeMiB = Math.ceil((perTokenWeights + kvReadPerToken) / 2 ** 20);
-  log(`measuring memory read bandwidth (${o.threads} threads, ${probeMiB} MiB) ...`);
+  const one = { ...o, model: file.path, vocab, repeats: 1 };
+  const engines = [
+    ['healthgpt', () => runWorker('ours', one)],
+    ...(llamaBench ? [['llamaBench', async () => runLlamaBench(llamaBench.path, file.path, o, fail)]] : []),
+    ['nodeLlamaCpp', () => runWorker('llama', one)],
+  ];
+  const runs = Object.fromEntries(engines.map(([k]) => [k, { pp: [], tg: [] }]));
   const bandwidthRuns = [];
-  for (let i = 0; i < 3; i++) bandwidthRuns.push(await native().readBandwidth(probeMiB, 5, o.threads));
-  const bandwidth = Math.max(...bandwidthRuns);
-  log(`running healthgpt (${o.repeats} prompt runs of ${o.prompt} tokens, ${o.repeats} decode runs of ${o.decode}) ...`);
-  const ours = await runWorker('ours', o);
-  log(`running llama.cpp (the same) ...`);
-  const theirs = await runWorker('llama', o);
-
-  const roofline = (bandwidth * GB) / (perTokenWeights + kvReadPerToken);
-  const summary = (r) => ({
-    engine: r.engine,
-    promptTokensPerSecond: median(r.pp),
-    decodeTokensPerSecond: median(r.tg),
-    promptRuns: r.pp,
-    decodeRuns: r.tg,
-    peakRssBytes: r.peakRss,
-  });
-  const result = {
-    model: { path: o.model, fileBytes: statSync(o.model).size, weightBytes, parameters: params, layers: nLayers, hidden, vocab: o.vocab, type: md['general.file_type'] },
-    settings: { threads: o.threads, promptTokens: o.prompt, decodeTokens: o.decode, contextSize: o.context, kvType: 'f16', repeats: o.repeats, flashAttention: false, cpu: native().cpu() },
-    healthgpt: summary(ours),
-    llamaCpp: summary(theirs),
-    ratio: {
-      prompt: median(ours.pp) / median(theirs.pp),
-      decode: median(ours.tg) / median(theirs.tg),
-    },
+  let peakRss = 0;
+  let nodeEngine = '';
+  for (let r = 0; r < o.repeats; r++) {
+    log(`${file.type}: round ${r + 1}/${o.repeats}: read bandwidth (${probeMiB} MiB, ${o.threads} threads), then ${engines.map(([k]) => k).join(', ')} ...`);
+    bandwidthRuns.push(await native().readBandwidth(probeMiB, 5, o.threads));
+    for (let i = 0; i < engines.length; i++) {
+      const [name, go] = engines[(r + i) % engines.length]; // the order turns each round
+      const x = await go();
+      runs[name].pp.push(...[x.pp].flat());
+      runs[name].tg.push(...[x.tg].flat());
+      if (name === 'healthgpt') peakRss = Math.max(peakRss, x.peakRss);
+      if (name === 'nodeLlamaCpp') nodeEngine = x.engine;
+    }
+  }
+  const engine = (k) => {
+    const x = runs[k];
+    if (!x) return null;
+    return {
+      promptTokensPerSecond: median(x.pp),
+      decodeTokensPerSecond: median(x.tg),
+      promptRuns: x.pp,
+      decodeRuns: x.tg,
+      // decode of each round against that round's roofline
+      decodeRooflineShares: x.tg.map((t, i) => (t * perToken) / (bandwidthRuns[i] * GB)),
+      promptGflops: (2 * params * median(x.pp)) / GB,
+    };
+  };
+  const ours = engine('healthgpt');
+  const ratio = (k) => {
+    const e = engine(k);
+    return e && { prompt: ours.promptTokensPerSecond / e.promptTokensPerSecond, decode: ours.decodeTokensPerSecond / e.decodeTokensPerSecond };
+  };
+  return {
+    type: file.type,
+    model: { path: file.path, fileBytes: statSync(file.path).size, weightBytes, tensorTypes: types, parameters: params, layers: nLayers, hidden, vocab, fileType: md['general.file_type'] },
+    healthgpt: ours,
+    llamaBench: engine('llamaBench'),
+    nodeLlamaCpp: { ...engine('nodeLlamaCpp'), engine: nodeEngine },
+    ratio: { llamaBench: ratio('llamaBench'), nodeLlamaCpp: ratio('nodeLlamaCpp') },
     roofline: {
-      readBandwidthGBps: bandwidth,
       readBandwidthRunsGBps: bandwidthRuns,
-      bytesReadPerToken: perTokenWeights + kvReadPerToken,
+      bytesReadPerToken: perToken,
       weightBytesPerToken: perTokenWeights,
       kvBytesPerToken: kvReadPerToken,
-      decodeTokensPerSecond: roofline,
-      healthgptShare: median(ours.tg) / roofline,
-      llamaCppShare: median(theirs.tg) / roofline,
+      decodeTokensPerSecond: (median(bandwidthRuns) * GB) / perToken,
     },
     memory: {
-      healthgptPeakRssBytes: ours.peakRss,
-      llamaCppPeakRssBytes: theirs.peakRss,
+      healthgptPeakRssBytes: peakRss,
       weightBytes,
       kvCacheBytes: kvBytes,
       kvCacheWrittenBytes: kvUsedBytes,
       // pages of the cache never written are never resident
-      overheadBytes: ours.peakRss - weightBytes - kvUsedBytes,
+      overheadBytes: peakRss - weightBytes - kvUsedBytes,
     },
-    promptGflops: { healthgpt: (2 * params * median(ours.pp)) / GB, llamaCpp: (2 * params * median(theirs.pp)) / GB },
   };
-  if (o.json) {
-    console.log(JSON.stringify(result, null, 2));
-    return;
-  }
+}
 
+function printTables(o, result) {
   const g = (b) => `${(b / GB).toFixed(2)} GB`;
   const ts = (x) => x.toFixed(2).padStart(9);
-  const runs = (xs) => xs.map((x) => x.toFixed(2)).join(', ');
+  const list = (xs, d = 2) => xs.map((x) => x.toFixed(d)).join(', ');
+  const pct = (xs) => xs.map((x) => `${(100 * x).toFixed(0)}%`).join(', ');
+  const s = result.settings;
   console.log('');
-  console.log(`model     ${o.model}`);
-  console.log(`          phi3, ${nLayers} layers, hidden ${hidden}, vocab ${o.vocab}, ${(params / 1e9).toFixed(2)} B parameters, ${g(weightBytes)} of weights (file type ${md['general.file_type']})`);
-  console.log(`settings  ${o.threads} threads, context ${o.context}, KV cache f16, no flash attention, CPU ${native().cpu().active}; medians of ${o.repeats} runs`);
-  console.log('');
-  console.log(`                          healthgpt    llama.cpp    ratio (healthgpt / llama.cpp)`);
-  console.log(`prompt (${String(o.prompt).padStart(4)} tokens) tok/s ${ts(median(ours.pp))}    ${ts(median(theirs.pp))}    ${result.ratio.prompt.toFixed(2)}`);
-  console.log(`decode (${String(o.decode).padStart(4)} tokens) tok/s ${ts(median(ours.tg))}    ${ts(median(theirs.tg))}    ${result.ratio.decode.toFixed(2)}`);
-  console.log(`  runs: healthgpt prompt [${runs(ours.pp)}] decode [${runs(ours.tg)}]`);
-  console.log(`        llama.cpp prompt [${runs(theirs.pp)}] decode [${runs(theirs.tg)}]`);
-  console.log(`  prompt throughput: healthgpt ${result.promptGflops.healthgpt.toFixed(1)} GFLOP/s, llama.cpp ${result.promptGflops.llamaCpp.toFixed(1)} GFLOP/s (2 x ${(params / 1e9).toFixed(2)} B per token)`);
-  console.log(`  peer: ${theirs.engine}`);
-  console.log('');
-  console.log(
-    `roofline  decode <= read bandwidth / bytes read per token = ${bandwidth.toFixed(1)} GB/s / ${g(perTokenWeights + kvReadPerToken)} ` +
-      `(weights ${g(perTokenWeights)} + KV ${(kvReadPerToken / 1e6).toFixed(0)} MB) = ${roofline.toFixed(2)} tok/s`,
-  );
-  console.log(`          (bandwidth: best of [${runs(bandwidthRuns)}] GB/s, ${g(probeMiB * 2 ** 20)} read ${o.threads === 1 ? 'by 1 thread' : `by ${o.threads} threads`} as a decode step reads)`);
-  console.log(`          healthgpt decode at ${(100 * result.roofline.healthgptShare).toFixed(0)}% of it, llama.cpp at ${(100 * result.roofline.llamaCppShare).toFixed(0)}%`);
-  console.log(
-    `memory    healthgpt peak RSS ${g(ours.peakRss)}: weights ${g(weightBytes)} + KV cache ${g(kvBytes)} (f16, ${o.context} positions; ` +
-      `${g(kvUsedBytes)} of it written, ${Math.max(o.prompt, o.decode + 1)} positions) + ${((ours.peakRss - weightBytes - kvUsedBytes) / 1e6).toFixed(0)} MB else`,
-  );
-  console.log(`          (llama.cpp peak RSS ${g(theirs.peakRss)})`);
+  console.log(`settings  ${s.threads} threads, context ${s.contextSize}, KV cache f16, no flash attention, CPU ${s.cpu.active}; medians of ${s.rounds} interleaved rounds`);
+  console.log(`peers     llama-bench ${s.llamaBench ? `${s.llamaBench.release}, built here with ${s.llamaBench.build}` : '(left out: --no-native)'}`);
+  console.log(`          ${result.files[0]?.nodeLlamaCpp.engine ?? ''}`);
+  for (const f of result.files) {
+    const m = f.model;
+    console.log('');
+    console.log(`${f.type.toUpperCase()}  ${m.path}`);
+    console.log(`          phi3, ${m.layers} layers, hidden ${m.hidden}, vocab ${m.vocab}, ${(m.parameters / 1e9).toFixed(2)} B parameters, ${g(m.weightBytes)} of weights (${m.tensorTypes.join(', ')})`);
+    console.log(`                           healthgpt  llama-bench  node-llama-cpp   ratio: native   node`);
+    const row = (what, key) => {
+      const n = f.llamaBench, p = f.nodeLlamaCpp;
+      const r = (x) => (x ? x[key].toFixed(2) : '-').padStart(6);
+      console.log(`${what} tok/s ${ts(f.healthgpt[`${key}TokensPerSecond`])}    ${n ? ts(n[`${key}TokensPerSecond`]) : '        -'}      ${ts(p[`${key}TokensPerSecond`])}          ${r(f.ratio.llamaBench)} ${r(f.ratio.nodeLlamaCpp)}`);
+    };
+    row(`prompt (${String(o.prompt).padStart(4)} tokens)`, 'prompt');
+    row(`decode (${String(o.decode).padStart(4)} tokens)`, 'decode');
+    console.log(`  bandwidth of each round [${list(f.roofline.readBandwidthRunsGBps, 1)}] GB/s; a token reads ${g(f.roofline.bytesReadPerToken)}`);
+    for (const [name, e] of [['healthgpt', f.healthgpt], ['llama-bench', f.llamaBench], ['node-llama-cpp', f.nodeLlamaCpp]]) {
+      if (!e) continue;
+      console.log(`  ${name.padEnd(15)} prompt [${list(e.promptRuns)}] decode [${list(e.decodeRuns)}] = [${pct(e.decodeRooflineShares)}] of each round's roofline; prompt ${e.promptGflops.toFixed(1)} GFLOP/s`);
+    }
+    const mem = f.memory;
+    console.log(
+      `  memory: healthgpt peak RSS ${g(mem.healthgptPeakRssBytes)} = weights ${g(mem.weightBytes)} + KV ${g(mem.kvCacheWrittenBytes)} written + ${(mem.overheadBytes / 1e6).toFixed(0)} MB else`,
+    );
+  }
 }
 
 main().catch((err) => {

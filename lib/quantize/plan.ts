@@ -6,16 +6,18 @@
  * - q4_k_m: q4_K, with q6_K for `output` and for `attn_v` / `ffn_down` in the layers that
  *   llama.cpp gives more bits (the first and last eighth, and every third between), q5_K for
  *   a fused `attn_qkv`;
+ * - q5_k_m: the same with q5_K for q4_K, and q6_K for a fused `attn_qkv`;
+ * - q6_k: q6_K everywhere;
  * - a row length the type's block does not divide falls back (k-quants to q5_0 / q8_0 as
  *   llama.cpp does, then to f16).
  */
 import { HealthGPTError } from '../errors.js';
 
-export type QuantizeTarget = 'f32' | 'f16' | 'bf16' | 'q8_0' | 'q4_0' | 'q4_k_m';
-export const QUANTIZE_TARGETS: QuantizeTarget[] = ['f32', 'f16', 'bf16', 'q8_0', 'q4_0', 'q4_k_m'];
+export type QuantizeTarget = 'f32' | 'f16' | 'bf16' | 'q8_0' | 'q4_0' | 'q4_k_m' | 'q5_k_m' | 'q6_k';
+export const QUANTIZE_TARGETS: QuantizeTarget[] = ['f32', 'f16', 'bf16', 'q8_0', 'q4_0', 'q4_k_m', 'q5_k_m', 'q6_k'];
 
 /** llama.cpp's `general.file_type` (LLAMA_FTYPE_*) per target. */
-export const FILE_TYPE: Record<QuantizeTarget, number> = { f32: 0, f16: 1, q4_0: 2, q8_0: 7, q4_k_m: 15, bf16: 32 };
+export const FILE_TYPE: Record<QuantizeTarget, number> = { f32: 0, f16: 1, q4_0: 2, q8_0: 7, q4_k_m: 15, q5_k_m: 17, q6_k: 18, bf16: 32 };
 
 /** Tensors with fewer elements than this stay F32: quantizing them saves nothing. */
 export const SMALL_TENSOR = 1024;
@@ -66,12 +68,16 @@ function targetFor(t: PlanInput, target: QuantizeTarget, nLayers: number): strin
       return 'q8_0';
     case 'q4_0':
       return 'q4_0';
-    case 'q4_k_m': {
+    case 'q6_k':
+      return 'q6_K';
+    case 'q4_k_m':
+    case 'q5_k_m': {
+      const q5 = target === 'q5_k_m';
       if (t.name === 'output.weight') return 'q6_K';
-      if (/\.attn_qkv\.weight$/.test(t.name)) return 'q5_K';
+      if (/\.attn_qkv\.weight$/.test(t.name)) return q5 ? 'q6_K' : 'q5_K';
       const layer = layerOf(t.name);
       if (/\.(attn_v|ffn_down)\.weight$/.test(t.name) && layer !== undefined && useMoreBits(layer, nLayers)) return 'q6_K';
-      return 'q4_K';
+      return q5 ? 'q5_K' : 'q4_K';
     }
   }
 }

@@ -8,6 +8,7 @@
 
 #include "core/error.h"
 #include "core/fp16.h"
+#include "ops/softmax_exp.h"
 #include "quant/quant.h"
 
 namespace hg {
@@ -110,11 +111,7 @@ void attention(ThreadPool &pool, const kv_layer &kv, const float *q, int64_t q_s
                 scores[j] *= scale;
                 max_score = std::max(max_score, scores[j]);
             }
-            float sum = 0.0f;
-            for (int64_t j = 0; j < n_keys; j++) {
-                scores[j] = std::exp(scores[j] - max_score);
-                sum += scores[j];
-            }
+            const float sum = exp_sum(scores.data(), n_keys, max_score);
             const float inv_sum = 1.0f / sum;
             for (int64_t j = 0; j < n_keys; j++) scores[j] *= inv_sum;
             const void *p_op = scores.data();

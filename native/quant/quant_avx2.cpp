@@ -13,6 +13,7 @@
 
 #include <cstddef>
 #include <cstring>
+#include <type_traits>
 
 #include "quant/blocks.h"
 
@@ -268,12 +269,21 @@ inline void unpack_scales_k4(const uint8_t *p, uint8_t sc[8], uint8_t mn[8]) {
     std::memcpy(mn + 4, &m_hi, 4);
 }
 
-// sum over the 8 sub-blocks of mins[j] * (bsums[2j] + bsums[2j+1]), as 4 int32 lanes.
-// Pair sums of bsums are <= 32 * 127 = 4064 in magnitude: no int16 overflow in the hadd.
-inline __m128i mins_dot_bsums(const uint8_t mn[8], const int16_t *bsums) {
+// sum over the 8 sub-blocks of mins[j] * (bsums[2j] + bsums[2j+1]), exact. Pair sums of
+// bsums are <= 32 * 127 = 4064 in magnitude: no int16 overflow in the hadd.
+inline int mins_dot_bsums(const uint8_t mn[8], const int16_t *bsums) {
     const __m128i pairs = _mm_hadd_epi16(loadu128(bsums), loadu128(bsums + 8));
     const __m128i m16 = _mm_cvtepu8_epi16(_mm_loadl_epi64((const __m128i *)mn));
-    return _mm_madd_epi16(pairs, m16);
+    __m128i a = _mm_madd_epi16(pairs, m16);
+    a = _mm_add_epi32(a, _mm_shuffle_epi32(a, _MM_SHUFFLE(1, 0, 3, 2)));
+    return _mm_cvtsi128_si32(_mm_add_epi32(a, _mm_shuffle_epi32(a, _MM_SHUFFLE(2, 3, 0, 1))));
+}
+
+// One q4_K / q5_K super-block's share of the dot from its exact integer sums (scales by
+// quants times activations, mins by bsums), in the scalar reference's float operations and
+// order, so that every level and the packed row-block kernels give its very bits.
+inline float super_block_k4(fp16_t d, fp16_t dmin, float dy, int sumi, int summ) {
+    return h2f(d) * dy * (float)sumi - h2f(dmin) * dy * (float)summ;
 }
 
 // vpmaddwd against a sub-block scale (0..63): int16 pair sums below are <= 2 * 31 * 127,
@@ -285,14 +295,10 @@ void vec_dot_q4_K(int64_t n, float *s, const void *vx, const void *vy) {
     const block_q8_K *y = (const block_q8_K *)vy;
     const int64_t nb = n / QK_K;
     const __m256i m4 = _mm256_set1_epi8(0x0f);
-    __m256 acc = _mm256_setzero_ps();
-    __m128 accm = _mm_setzero_ps();
+    float sum = 0.0f;
     for (int64_t i = 0; i < nb; ++i) {
-        const float d = y[i].d * h2f(x[i].d);
-        const float dmin = -y[i].d * h2f(x[i].dmin);
         uint8_t sc[8], mn[8];
         unpack_scales_k4(x[i].scales, sc, mn);
-        accm = _mm_fmadd_ps(_mm_set1_ps(dmin), _mm_cvtepi32_ps(mins_dot_bsums(mn, y[i].bsums)), accm);
 
         const uint8_t *q4 = x[i].qs;
         const int8_t *q8 = y[i].qs;
@@ -305,9 +311,9 @@ void vec_dot_q4_K(int64_t n, float *s, const void *vx, const void *vy) {
             const __m256i phi = _mm256_maddubs_epi16(hi, loadu(q8 + 64 * j + 32));
             sumi = _mm256_add_epi32(sumi, _mm256_add_epi32(scale_i16(plo, sc[2 * j]), scale_i16(phi, sc[2 * j + 1])));
         }
-        acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(sumi), acc);
+        sum += super_block_k4(x[i].d, x[i].dmin, y[i].d, hsum_i32(sumi), mins_dot_bsums(mn, y[i].bsums));
     }
-    *s = hsum(acc) + hsum(accm);
+    *s = sum;
 }
 
 void vec_dot_q5_K(int64_t n, float *s, const void *vx, const void *vy) {
@@ -316,14 +322,10 @@ void vec_dot_q5_K(int64_t n, float *s, const void *vx, const void *vy) {
     const int64_t nb = n / QK_K;
     const __m256i m4 = _mm256_set1_epi8(0x0f);
     const __m256i b4 = _mm256_set1_epi8(0x10);
-    __m256 acc = _mm256_setzero_ps();
-    __m128 accm = _mm_setzero_ps();
+    float sum = 0.0f;
     for (int64_t i = 0; i < nb; ++i) {
-        const float d = y[i].d * h2f(x[i].d);
-        const float dmin = -y[i].d * h2f(x[i].dmin);
         uint8_t sc[8], mn[8];
         unpack_scales_k4(x[i].scales, sc, mn);
-        accm = _mm_fmadd_ps(_mm_set1_ps(dmin), _mm_cvtepi32_ps(mins_dot_bsums(mn, y[i].bsums)), accm);
 
         const uint8_t *q4 = x[i].qs;
         const int8_t *q8 = y[i].qs;
@@ -341,9 +343,9 @@ void vec_dot_q5_K(int64_t n, float *s, const void *vx, const void *vy) {
             const __m256i phi = _mm256_maddubs_epi16(hi, loadu(q8 + 64 * j + 32));
             sumi = _mm256_add_epi32(sumi, _mm256_add_epi32(scale_i16(plo, sc[2 * j]), scale_i16(phi, sc[2 * j + 1])));
         }
-        acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(sumi), acc);
+        sum += super_block_k4(x[i].d, x[i].dmin, y[i].d, hsum_i32(sumi), mins_dot_bsums(mn, y[i].bsums));
     }
-    *s = hsum(acc) + hsum(accm);
+    *s = sum;
 }
 
 // q6_K: sum sc * (q - 32) * y = sum sc * q * y - 32 * sum sc * bsum, so the 6-bit quants
@@ -732,6 +734,153 @@ void vec_dot_rows_packed_f16(int64_t n, float *s, size_t bs, const void *x, size
     rows_packed<rows8_packed_f16<1>, rows8_packed_f16<2>, rows8_packed_f16<3>, rows8_packed_f16<4>>(n, s, bs, x, y, by, nc);
 }
 
+// ---- packed q4_K / q5_K groups: 8 rows a pass, up to 4 columns a call ----
+//
+// As quant_avx512.cpp's rows_packed_k4_n (exact integer sums per row and super-block, then
+// super_block_k4's float operations lane by lane: vec_dot_q4_K's very bits), without VNNI:
+// a sub-block's vpmaddubsw products add up in int16 (8 pairs of q4 <= 15 * 127: <= 30480;
+// q5's 31 allows 4 pairs), and vpmaddwd against the scale in both 16-bit halves of each
+// row's lane widens them scaled. Rows h..h+7 of a chunk are its 32 bytes at 4h.
+template <int C, bool Q5>
+void rows8_packed_k4(int64_t nb, float *s, size_t bs, const uint8_t *x, int h, const uint8_t *vy, size_t by) {
+    using block = typename std::conditional<Q5, block_q5_K, block_q4_K>::type;
+    const block_q8_K *y[C];
+    for (int c = 0; c < C; c++) {
+        y[c] = (const block_q8_K *)(vy + c * by);
+        _mm256_storeu_ps(s + c * bs, _mm256_setzero_ps());
+    }
+    const __m256i m4 = _mm256_set1_epi8(0x0f), m6 = _mm256_set1_epi8(0x3f), m2 = _mm256_set1_epi8(0x03);
+    const __m256i b4 = _mm256_set1_epi8(0x10), byte0 = _mm256_set1_epi32(0xff);
+    auto dup16 = [&](__m256i v, int byte) { // byte `byte` of each lane into both 16-bit halves
+        const __m256i m = _mm256_and_si256(_mm256_srli_epi32(v, 8 * byte), byte0);
+        return _mm256_or_si256(m, _mm256_slli_epi32(m, 16));
+    };
+    for (int64_t b = 0; b < nb; b++) {
+        const uint8_t *p = x + b * kRowBlock * sizeof(block);
+        const __m256i s0 = loadu(p + 64 + 4 * h), s1 = loadu(p + 128 + 4 * h), s2 = loadu(p + 192 + 4 * h);
+        // quant chunk j (q5_K: qh chunk i < 8, then quant chunk i, then quant chunks 8..31)
+        auto qs_at = [p, h](int j) { return p + 256 + 4 * h + (!Q5 ? 64 * j : j < 8 ? 128 * j + 64 : 1024 + 64 * (j - 8)); };
+        auto qh_at = [p, h](int i) { return p + 256 + 4 * h + 128 * i; };
+        const __m256i sc_lo = _mm256_and_si256(s0, m6);
+        const __m256i sc_hi = _mm256_or_si256(_mm256_and_si256(s2, m4), _mm256_slli_epi32(_mm256_and_si256(_mm256_srli_epi32(s0, 6), m2), 4));
+        __m256i sumi[C];
+        for (int c = 0; c < C; c++) sumi[c] = _mm256_setzero_si256();
+        for (int ch = 0; ch < 4; ch++)
+            for (int half = 0; half < 2; half++) { // sub-block 2 ch + half
+                const __m256i sc16 = dup16(ch < 2 ? sc_lo : sc_hi, 2 * (ch & 1) + half);
+                const int bit = 2 * ch + half; // of each qh byte, to bit 4
+                __m256i w[8];
+                for (int i = 0; i < 8; i++) {
+                    const __m256i q = loadu(qs_at(8 * ch + i));
+                    w[i] = _mm256_and_si256(half ? _mm256_srli_epi16(q, 4) : q, m4);
+                    if (Q5) {
+                        const __m256i hb = loadu(qh_at(i));
+                        const __m256i at4 = bit <= 4 ? _mm256_slli_epi16(hb, 4 - bit) : _mm256_srli_epi16(hb, bit - 4);
+                        w[i] = _mm256_or_si256(w[i], _mm256_and_si256(at4, b4));
+                    }
+                }
+                for (int c = 0; c < C; c++) {
+                    const int8_t *yq = y[c][b].qs + 64 * ch + 32 * half;
+                    for (int i0 = 0; i0 < 8; i0 += Q5 ? 4 : 8) {
+                        __m256i s16 = _mm256_maddubs_epi16(w[i0], bcast4(yq + 4 * i0));
+                        for (int i = i0 + 1; i < i0 + (Q5 ? 4 : 8); i++)
+                            s16 = _mm256_add_epi16(s16, _mm256_maddubs_epi16(w[i], bcast4(yq + 4 * i)));
+                        sumi[c] = _mm256_add_epi32(sumi[c], _mm256_madd_epi16(s16, sc16));
+                    }
+                }
+            }
+        const __m256i mn_lo = _mm256_and_si256(s1, m6);
+        const __m256i mn_hi = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi32(s2, 4), m4), _mm256_slli_epi32(_mm256_and_si256(_mm256_srli_epi32(s1, 6), m2), 4));
+        __m256i summ[C];
+        for (int c = 0; c < C; c++) summ[c] = _mm256_setzero_si256();
+        for (int j = 0; j < 8; j++) {
+            const __m256i mdup = dup16(j < 4 ? mn_lo : mn_hi, j & 3);
+            for (int c = 0; c < C; c++)
+                summ[c] = _mm256_add_epi32(summ[c], _mm256_madd_epi16(mdup, bcast4((const int8_t *)(y[c][b].bsums + 2 * j))));
+        }
+        const __m256 dx = _mm256_cvtph_ps(loadu128(p + 2 * h)), dmx = _mm256_cvtph_ps(loadu128(p + 32 + 2 * h));
+        for (int c = 0; c < C; c++) {
+            const __m256 dy = _mm256_set1_ps(y[c][b].d);
+            const __m256 part = _mm256_sub_ps(_mm256_mul_ps(_mm256_mul_ps(dx, dy), _mm256_cvtepi32_ps(sumi[c])),
+                                              _mm256_mul_ps(_mm256_mul_ps(dmx, dy), _mm256_cvtepi32_ps(summ[c])));
+            _mm256_storeu_ps(s + c * bs, _mm256_add_ps(_mm256_loadu_ps(s + c * bs), part));
+        }
+    }
+}
+
+template <bool Q5>
+void vec_dot_rows_packed_k4(int64_t n, float *s, size_t bs, const void *x, size_t, const void *y, size_t by, int nc) {
+    rows_packed<rows8_packed_k4<1, Q5>, rows8_packed_k4<2, Q5>, rows8_packed_k4<3, Q5>, rows8_packed_k4<4, Q5>>(n / QK_K, s, bs, x, y,
+                                                                                                             by, nc);
+}
+
+// ---- packed q6_K groups: 8 rows a pass, up to 4 columns a call ----
+//
+// As quant_avx512.cpp's rows_packed_q6_K_n (the same chunks, scale pairs and exact sums),
+// without VNNI: vpmaddubsw pairs of a 6-bit quant by an activation (<= 2 * 63 * 127) add up
+// two at a time in int16, then vpmaddwd against the sub-block's scale in both halves of
+// each row's lane.
+// a group's record without d (the d of its super-blocks follow the last record)
+constexpr size_t kQ6Record = kRowBlock * (sizeof(block_q6_K) - sizeof(fp16_t));
+
+template <int C>
+void rows8_packed_q6_K(int64_t nb, float *s, size_t bs, const uint8_t *x, int h8, const uint8_t *vy, size_t by) {
+    const block_q8_K *y[C];
+    for (int c = 0; c < C; c++) {
+        y[c] = (const block_q8_K *)(vy + c * by);
+        _mm256_storeu_ps(s + c * bs, _mm256_setzero_ps());
+    }
+    const __m256i m4 = _mm256_set1_epi8(0x0f), m2 = _mm256_set1_epi8(0x30);
+    for (int64_t b = 0; b < nb; b++) {
+        const uint8_t *p = x + b * kQ6Record;
+        const uint8_t *scp = p + 4 * h8;
+        auto pair = [&](int t, int hi) {
+            const __m256i v = loadu(scp + 64 * t);
+            return hi ? _mm256_srai_epi16(v, 8) : _mm256_srai_epi16(_mm256_slli_epi16(v, 8), 8);
+        };
+        __m256i sumi[C];
+        for (int c = 0; c < C; c++) {
+            __m256i off = _mm256_setzero_si256();
+            for (int t = 0; t < 4; t++) {
+                off = _mm256_add_epi32(off, _mm256_madd_epi16(pair(t, 0), bcast4((const int8_t *)(y[c][b].bsums + 4 * t))));
+                off = _mm256_add_epi32(off, _mm256_madd_epi16(pair(t, 1), bcast4((const int8_t *)(y[c][b].bsums + 4 * t + 2))));
+            }
+            sumi[c] = _mm256_sub_epi32(_mm256_setzero_si256(), _mm256_slli_epi32(off, 5));
+        }
+        for (int h = 0; h < 2; h++)
+            for (int sb = 0; sb < 2; sb++)
+                for (int g = 0; g < 4; g++) { // sub-block 8h + 2g + sb
+                    __m256i w[4];
+                    for (int i = 0; i < 4; i++) {
+                        const uint8_t *abh = p + 256 + 192 * (4 * (2 * h + sb) + i) + 4 * h8; // A, B, H in a row
+                        const __m256i q = loadu(abh + 64 * (g & 1)), hb = loadu(abh + 128);
+                        const __m256i nib = _mm256_and_si256(g < 2 ? q : _mm256_srli_epi16(q, 4), m4);
+                        const __m256i hi2 = g == 0 ? _mm256_slli_epi16(hb, 4) : g == 1 ? _mm256_slli_epi16(hb, 2)
+                                          : g == 2 ? hb : _mm256_srli_epi16(hb, 2);
+                        w[i] = _mm256_or_si256(nib, _mm256_and_si256(hi2, m2));
+                    }
+                    const __m256i pr = pair(2 * h + g / 2, g % 2);
+                    const __m256i sc = sb ? _mm256_srai_epi32(pr, 16) : _mm256_srai_epi32(_mm256_slli_epi32(pr, 16), 16);
+                    const __m256i sc16 = _mm256_or_si256(_mm256_and_si256(sc, _mm256_set1_epi32(0xffff)), _mm256_slli_epi32(sc, 16));
+                    for (int c = 0; c < C; c++) {
+                        const int8_t *yq = y[c][b].qs + 128 * h + 32 * g + 16 * sb;
+                        const __m256i s01 = _mm256_add_epi16(_mm256_maddubs_epi16(w[0], bcast4(yq)), _mm256_maddubs_epi16(w[1], bcast4(yq + 4)));
+                        const __m256i s23 = _mm256_add_epi16(_mm256_maddubs_epi16(w[2], bcast4(yq + 8)), _mm256_maddubs_epi16(w[3], bcast4(yq + 12)));
+                        sumi[c] = _mm256_add_epi32(sumi[c], _mm256_add_epi32(_mm256_madd_epi16(s01, sc16), _mm256_madd_epi16(s23, sc16)));
+                    }
+                }
+        const __m256 dx = _mm256_cvtph_ps(loadu128(x + nb * kQ6Record + 32 * b + 2 * h8));
+        for (int c = 0; c < C; c++) {
+            const __m256 part = _mm256_mul_ps(_mm256_mul_ps(dx, _mm256_set1_ps(y[c][b].d)), _mm256_cvtepi32_ps(sumi[c]));
+            _mm256_storeu_ps(s + c * bs, _mm256_add_ps(_mm256_loadu_ps(s + c * bs), part));
+        }
+    }
+}
+
+void vec_dot_rows_packed_q6_K(int64_t n, float *s, size_t bs, const void *x, size_t, const void *y, size_t by, int nc) {
+    rows_packed<rows8_packed_q6_K<1>, rows8_packed_q6_K<2>, rows8_packed_q6_K<3>, rows8_packed_q6_K<4>>(n / QK_K, s, bs, x, y, by, nc);
+}
+
 constexpr kernel_table make_table() {
     kernel_table t{};
     t.vec_dot[HG_TYPE_F32] = vec_dot_f32;
@@ -749,6 +898,9 @@ constexpr kernel_table make_table() {
     t.vec_dot_rows_packed[HG_TYPE_Q4_0] = vec_dot_rows_q4_0<true>;
     t.vec_dot_rows_packed[HG_TYPE_Q8_0] = vec_dot_rows_packed_q8_0;
     t.vec_dot_rows_packed[HG_TYPE_F16] = vec_dot_rows_packed_f16;
+    t.vec_dot_rows_packed[HG_TYPE_Q4_K] = vec_dot_rows_packed_k4<false>;
+    t.vec_dot_rows_packed[HG_TYPE_Q5_K] = vec_dot_rows_packed_k4<true>;
+    t.vec_dot_rows_packed[HG_TYPE_Q6_K] = vec_dot_rows_packed_q6_K;
     t.from_float[HG_TYPE_Q8_0] = quantize_q8_0;
     t.from_float[HG_TYPE_Q8_1] = quantize_q8_1;
     t.from_float[HG_TYPE_Q8_K] = quantize_q8_K;

@@ -563,10 +563,20 @@ inline void unpack_scales_k4(const uint8_t *p, uint8_t sc[8], uint8_t mn[8]) {
     std::memcpy(mn + 4, &m_hi, 4);
 }
 
-inline __m128i mins_dot_bsums(const uint8_t mn[8], const int16_t *bsums) {
+// sum over the 8 sub-blocks of mins[j] * (bsums[2j] + bsums[2j+1]), exact
+inline int mins_dot_bsums(const uint8_t mn[8], const int16_t *bsums) {
     const __m128i pairs = _mm_hadd_epi16(loadu128(bsums), loadu128(bsums + 8));
     const __m128i m16 = _mm_cvtepu8_epi16(_mm_loadl_epi64((const __m128i *)mn));
-    return _mm_madd_epi16(pairs, m16);
+    __m128i a = _mm_madd_epi16(pairs, m16);
+    a = _mm_add_epi32(a, _mm_shuffle_epi32(a, _MM_SHUFFLE(1, 0, 3, 2)));
+    return _mm_cvtsi128_si32(_mm_add_epi32(a, _mm_shuffle_epi32(a, _MM_SHUFFLE(2, 3, 0, 1))));
+}
+
+// One q4_K / q5_K super-block's share of the dot from its exact integer sums (scales by
+// quants times activations, mins by bsums), in the scalar reference's float operations and
+// order, so that every level and the packed row-block kernels give its very bits.
+inline float super_block_k4(fp16_t d, fp16_t dmin, float dy, int sumi, int summ) {
+    return h2f(d) * dy * (float)sumi - h2f(dmin) * dy * (float)summ;
 }
 
 // vpermw indices: int16 lane l of 64-element chunk j's scale vector holds scale 2j + (l >= 16)
@@ -586,14 +596,10 @@ void vec_dot_q4_K(int64_t n, float *s, const void *vx, const void *vy) {
     const __m512i m4 = _mm512_set1_epi8(0x0f);
     __m512i pick[4];
     k4_scale_pick(pick);
-    __m512 acc = _mm512_setzero_ps();
-    __m128 accm = _mm_setzero_ps();
+    float sum = 0.0f;
     for (int64_t i = 0; i < nb; ++i) {
-        const float d = y[i].d * h2f(x[i].d);
-        const float dmin = -y[i].d * h2f(x[i].dmin);
         uint8_t sc[8], mn[8];
         unpack_scales_k4(x[i].scales, sc, mn);
-        accm = _mm_fmadd_ps(_mm_set1_ps(dmin), _mm_cvtepi32_ps(mins_dot_bsums(mn, y[i].bsums)), accm);
         const __m512i sc16 = _mm512_castsi128_si512(_mm_cvtepu8_epi16(_mm_loadl_epi64((const __m128i *)sc)));
 
         const uint8_t *q4 = x[i].qs;
@@ -606,9 +612,9 @@ void vec_dot_q4_K(int64_t n, float *s, const void *vx, const void *vy) {
             const __m512i p = _mm512_maddubs_epi16(q, loadu512(q8 + 64 * j));
             sumi = _mm512_dpwssd_epi32(sumi, p, _mm512_permutexvar_epi16(pick[j], sc16));
         }
-        acc = _mm512_fmadd_ps(_mm512_set1_ps(d), _mm512_cvtepi32_ps(sumi), acc);
+        sum += super_block_k4(x[i].d, x[i].dmin, y[i].d, _mm512_reduce_add_epi32(sumi), mins_dot_bsums(mn, y[i].bsums));
     }
-    *s = _mm512_reduce_add_ps(acc) + hsum(accm);
+    *s = sum;
 }
 
 // q5_K: q4_K plus a fifth bit. Chunk j takes bit 2j (low half) and 2j+1 (high half) of each
@@ -625,14 +631,10 @@ void vec_dot_q5_K(int64_t n, float *s, const void *vx, const void *vy) {
     const __m512i two = _mm512_set1_epi64(2);
     __m512i pick[4];
     k4_scale_pick(pick);
-    __m512 acc = _mm512_setzero_ps();
-    __m128 accm = _mm_setzero_ps();
+    float sum = 0.0f;
     for (int64_t i = 0; i < nb; ++i) {
-        const float d = y[i].d * h2f(x[i].d);
-        const float dmin = -y[i].d * h2f(x[i].dmin);
         uint8_t sc[8], mn[8];
         unpack_scales_k4(x[i].scales, sc, mn);
-        accm = _mm_fmadd_ps(_mm_set1_ps(dmin), _mm_cvtepi32_ps(mins_dot_bsums(mn, y[i].bsums)), accm);
         const __m512i sc16 = _mm512_castsi128_si512(_mm_cvtepu8_epi16(_mm_loadl_epi64((const __m128i *)sc)));
 
         const uint8_t *q4 = x[i].qs;
@@ -648,9 +650,9 @@ void vec_dot_q5_K(int64_t n, float *s, const void *vx, const void *vy) {
             const __m512i p = _mm512_maddubs_epi16(q, loadu512(q8 + 64 * j));
             sumi = _mm512_dpwssd_epi32(sumi, p, _mm512_permutexvar_epi16(pick[j], sc16));
         }
-        acc = _mm512_fmadd_ps(_mm512_set1_ps(d), _mm512_cvtepi32_ps(sumi), acc);
+        sum += super_block_k4(x[i].d, x[i].dmin, y[i].d, _mm512_reduce_add_epi32(sumi), mins_dot_bsums(mn, y[i].bsums));
     }
-    *s = _mm512_reduce_add_ps(acc) + hsum(accm);
+    *s = sum;
 }
 
 // q6_K, per 128-element half: 64 ql bytes give elements 0..63 (low nibbles) and 64..127
@@ -706,6 +708,193 @@ void vec_dot_q6_K(int64_t n, float *s, const void *vx, const void *vy) {
     *s = acc;
 }
 
+// ---- packed q4_K / q5_K groups (quant/repack.h): 16 rows x up to 8 columns ----
+//
+// Per super-block, row r's exact integer sums in lane r: sumi = sum_j sc_j (q . y)_j over
+// the 8 sub-blocks of 32 and summ = sum_j m_j bsum_j, then super_block_k4's float
+// operations lane by lane, so each row gets vec_dot_q4_K's (and the scalar reference's)
+// very bits. Chunk 8c + i of the quants holds bytes 4i..4i+3 of every row's 64-element
+// chunk c: low nibbles are elements 64c + 4i.., against the column's four activation bytes
+// there broadcast (vpdpbusd, unsigned quants), high nibbles elements 64c + 32 + 4i... A
+// sub-block's dot (<= 32 * 31 * 127) times its 6-bit scale is one vpmulld. The scales and
+// mins are unpacked from the three scale chunks for all 16 rows at once, as
+// unpack_scales_k4 does for one; m_j goes to both 16-bit halves of a lane, against
+// bsums[2j], bsums[2j + 1] broadcast (vpdpwssd). The float sums go through the output
+// (once per super-block), so that 16 quant registers and 8 columns' sums stay in registers.
+template <int C, bool Q5>
+void rows_packed_k4_n(int64_t n, float *s, size_t bs, const void *vx, const void *vy, size_t by) {
+    using block = typename std::conditional<Q5, block_q5_K, block_q4_K>::type;
+    const int64_t nb = n / QK_K;
+    const uint8_t *x = (const uint8_t *)vx;
+    const block_q8_K *y[C];
+    for (int c = 0; c < C; c++) {
+        y[c] = (const block_q8_K *)((const uint8_t *)vy + c * by);
+        _mm512_storeu_ps(s + c * bs, _mm512_setzero_ps());
+    }
+    const __m512i m4 = _mm512_set1_epi8(0x0f), m6 = _mm512_set1_epi8(0x3f), m2 = _mm512_set1_epi8(0x03);
+    const __m512i b4 = _mm512_set1_epi8(0x10), byte0 = _mm512_set1_epi32(0xff);
+    for (int64_t b = 0; b < nb; b++) {
+        const uint8_t *p = x + b * kRowBlock * sizeof(block);
+        const __m512i s0 = loadu512(p + 64), s1 = loadu512(p + 128), s2 = loadu512(p + 192);
+        // quant chunk j (q5_K: qh chunk i < 8, then quant chunk i, then quant chunks 8..31)
+        auto qs_at = [p](int j) { return p + 256 + (!Q5 ? 64 * j : j < 8 ? 128 * j + 64 : 1024 + 64 * (j - 8)); };
+        auto qh_at = [p](int i) { return p + 256 + 128 * i; };
+        // bytes j of a row's lanes: scales 0..3, 4..7; mins 0..3, 4..7
+        const __m512i sc_lo = _mm512_and_si512(s0, m6);
+        const __m512i sc_hi = _mm512_or_si512(_mm512_and_si512(s2, m4), _mm512_slli_epi32(_mm512_and_si512(_mm512_srli_epi32(s0, 6), m2), 4));
+        __m512i sumi[C];
+        for (int c = 0; c < C; c++) sumi[c] = _mm512_setzero_si512();
+#pragma GCC unroll 4
+        for (int ch = 0; ch < 4; ch++) {
+            const __m512i scs = ch < 2 ? sc_lo : sc_hi;
+            const __m512i sc_a = _mm512_and_si512(_mm512_srli_epi32(scs, 16 * (ch & 1)), byte0);
+            const __m512i sc_b = _mm512_and_si512(_mm512_srli_epi32(scs, 16 * (ch & 1) + 8), byte0);
+            __m512i lo[8], hi[8];
+#pragma GCC unroll 8
+            for (int i = 0; i < 8; i++) {
+                const __m512i q = loadu512(qs_at(8 * ch + i));
+                lo[i] = _mm512_and_si512(q, m4);
+                hi[i] = _mm512_and_si512(_mm512_srli_epi16(q, 4), m4);
+                if (Q5) {
+                    // bit 2ch (low half) and 2ch + 1 (high half) of each qh byte to bit 4
+                    const __m512i h = loadu512(qh_at(i));
+                    const __m512i hl = ch < 2 ? _mm512_slli_epi16(h, 4 - 2 * ch) : _mm512_srli_epi16(h, 2 * ch - 4);
+                    const __m512i hh = ch < 2 ? _mm512_slli_epi16(h, 3 - 2 * ch) : _mm512_srli_epi16(h, 2 * ch - 3);
+                    lo[i] = _mm512_ternarylogic_epi32(lo[i], hl, b4, 0xf8); // lo | (hl & b4)
+                    hi[i] = _mm512_ternarylogic_epi32(hi[i], hh, b4, 0xf8);
+                }
+            }
+#pragma GCC unroll 8
+            for (int c = 0; c < C; c++) {
+                const int8_t *yq = y[c][b].qs + 64 * ch;
+                __m512i da = _mm512_setzero_si512(), db = _mm512_setzero_si512();
+#pragma GCC unroll 8
+                for (int i = 0; i < 8; i++) {
+                    da = _mm512_dpbusd_epi32(da, lo[i], bcast4(yq + 4 * i));
+                    db = _mm512_dpbusd_epi32(db, hi[i], bcast4(yq + 32 + 4 * i));
+                }
+                sumi[c] = _mm512_add_epi32(sumi[c], _mm512_add_epi32(_mm512_mullo_epi32(da, sc_a), _mm512_mullo_epi32(db, sc_b)));
+            }
+        }
+        const __m512i mn_lo = _mm512_and_si512(s1, m6);
+        const __m512i mn_hi = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi32(s2, 4), m4), _mm512_slli_epi32(_mm512_and_si512(_mm512_srli_epi32(s1, 6), m2), 4));
+        __m512i mdup[8]; // m_j in both 16-bit halves of each row's lane
+#pragma GCC unroll 8
+        for (int j = 0; j < 8; j++) {
+            const __m512i v = j < 4 ? mn_lo : mn_hi;
+            const __m512i m = _mm512_and_si512(_mm512_srli_epi32(v, 8 * (j & 3)), byte0);
+            mdup[j] = _mm512_or_si512(m, _mm512_slli_epi32(m, 16));
+        }
+        const __m512 dx = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)p));
+        const __m512 dmx = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(p + 32)));
+#pragma GCC unroll 8
+        for (int c = 0; c < C; c++) {
+            __m512i summ = _mm512_setzero_si512();
+#pragma GCC unroll 8
+            for (int j = 0; j < 8; j++) summ = _mm512_dpwssd_epi32(summ, mdup[j], bcast4((const int8_t *)(y[c][b].bsums + 2 * j)));
+            const __m512 dy = _mm512_set1_ps(y[c][b].d);
+            const __m512 part = _mm512_sub_ps(_mm512_mul_ps(_mm512_mul_ps(dx, dy), _mm512_cvtepi32_ps(sumi[c])),
+                                              _mm512_mul_ps(_mm512_mul_ps(dmx, dy), _mm512_cvtepi32_ps(summ)));
+            _mm512_storeu_ps(s + c * bs, _mm512_add_ps(_mm512_loadu_ps(s + c * bs), part));
+        }
+    }
+}
+
+template <bool Q5>
+void vec_dot_rows_packed_k4(int64_t n, float *s, size_t bs, const void *x, size_t, const void *y, size_t by, int nc) {
+    for_columns(nc, [&](auto c) { rows_packed_k4_n<decltype(c)::value, Q5>(n, s, bs, x, y, by); });
+}
+
+// ---- packed q6_K groups: 16 rows x up to 8 columns ----
+//
+// As the q4_K kernel: row r's exact integer sum in lane r, then the scalar reference's float
+// formula, sum += d_x d_y sumi, lane by lane. Quants go unsigned (0..63) into vpdpbusd:
+// sumi = sum_j sc_j (q . y)_j - 32 sum_j sc_j bsums[j] (q8_K's bsums are per 16 elements,
+// q6_K's sub-blocks). For half h and ql chunk pairs A = 16h + l, B = 16h + 8 + l with qh
+// chunk H = 8h + l, the four byte sets of the lanes are elements 128h + 4l + 32g (g = 0..3):
+// A's low nibbles with H's bits 0-1, B's low with bits 2-3, A's high with 4-5, B's high with
+// 6-7; l = 0..3 fill sub-blocks 8h + 2g, l = 4..7 sub-blocks 8h + 2g + 1. The record keeps
+// each scale dword's bytes in the order 0, 2, 1, 3: its 16-bit halves sign-extend to the
+// pairs (sc 4t, sc 4t+1) and (sc 4t+2, sc 4t+3), against bsums pairs broadcast (vpdpwssd),
+// and each scale alone for the sub-block products (vpmulld).
+// a group's record without d (the d of its super-blocks follow the last record)
+constexpr size_t kQ6Record = kRowBlock * (sizeof(block_q6_K) - sizeof(fp16_t));
+
+template <int C>
+void rows_packed_q6_K_n(int64_t n, float *s, size_t bs, const void *vx, const void *vy, size_t by) {
+    const int64_t nb = n / QK_K;
+    const uint8_t *x = (const uint8_t *)vx;
+    const block_q8_K *y[C];
+    for (int c = 0; c < C; c++) {
+        y[c] = (const block_q8_K *)((const uint8_t *)vy + c * by);
+        _mm512_storeu_ps(s + c * bs, _mm512_setzero_ps());
+    }
+    const __m512i m4 = _mm512_set1_epi8(0x0f), m2 = _mm512_set1_epi8(0x30);
+    for (int64_t b = 0; b < nb; b++) {
+        const uint8_t *p = x + b * kQ6Record;
+        const uint8_t *scp = p;
+        // pair[t][0] = (sc 4t, sc 4t+1), pair[t][1] = (sc 4t+2, sc 4t+3) as int16 halves
+        auto pair = [&](int t, int hi) {
+            const __m512i v = loadu512(scp + 64 * t);
+            return hi ? _mm512_srai_epi16(v, 8) : _mm512_srai_epi16(_mm512_slli_epi16(v, 8), 8);
+        };
+        __m512i sumi[C];
+#pragma GCC unroll 8
+        for (int c = 0; c < C; c++) {
+            __m512i off = _mm512_setzero_si512();
+#pragma GCC unroll 4
+            for (int t = 0; t < 4; t++) {
+                off = _mm512_dpwssd_epi32(off, pair(t, 0), bcast4((const int8_t *)(y[c][b].bsums + 4 * t)));
+                off = _mm512_dpwssd_epi32(off, pair(t, 1), bcast4((const int8_t *)(y[c][b].bsums + 4 * t + 2)));
+            }
+            sumi[c] = _mm512_sub_epi32(_mm512_setzero_si512(), _mm512_slli_epi32(off, 5));
+        }
+#pragma GCC unroll 2
+        for (int h = 0; h < 2; h++)
+#pragma GCC unroll 2
+            for (int sb = 0; sb < 2; sb++) { // l = 4 sb .. 4 sb + 3: sub-blocks 8h + 2g + sb
+                __m512i w[4][4];
+#pragma GCC unroll 4
+                for (int i = 0; i < 4; i++) {
+                    const uint8_t *abh = p + 256 + 192 * (4 * (2 * h + sb) + i); // A, B, H in a row
+                    const __m512i a = loadu512(abh), bb = loadu512(abh + 64), hb = loadu512(abh + 128);
+                    w[0][i] = _mm512_ternarylogic_epi32(_mm512_and_si512(a, m4), _mm512_slli_epi16(hb, 4), m2, 0xf8);
+                    w[1][i] = _mm512_ternarylogic_epi32(_mm512_and_si512(bb, m4), _mm512_slli_epi16(hb, 2), m2, 0xf8);
+                    w[2][i] = _mm512_ternarylogic_epi32(_mm512_and_si512(_mm512_srli_epi16(a, 4), m4), hb, m2, 0xf8);
+                    w[3][i] = _mm512_ternarylogic_epi32(_mm512_and_si512(_mm512_srli_epi16(bb, 4), m4), _mm512_srli_epi16(hb, 2), m2, 0xf8);
+                }
+                // sub-block 8h + 2g + sb: scale chunk 2h + g / 2, pair g % 2, element sb
+                __m512i sc[4];
+#pragma GCC unroll 4
+                for (int g = 0; g < 4; g++) {
+                    const __m512i pr = pair(2 * h + g / 2, g % 2);
+                    sc[g] = sb ? _mm512_srai_epi32(pr, 16) : _mm512_srai_epi32(_mm512_slli_epi32(pr, 16), 16);
+                }
+#pragma GCC unroll 8
+                for (int c = 0; c < C; c++) {
+                    const int8_t *yq = y[c][b].qs + 128 * h + 16 * sb;
+#pragma GCC unroll 4
+                    for (int g = 0; g < 4; g++) {
+                        __m512i d = _mm512_setzero_si512();
+#pragma GCC unroll 4
+                        for (int i = 0; i < 4; i++) d = _mm512_dpbusd_epi32(d, w[g][i], bcast4(yq + 32 * g + 4 * i));
+                        sumi[c] = _mm512_add_epi32(sumi[c], _mm512_mullo_epi32(d, sc[g]));
+                    }
+                }
+            }
+        const __m512 dx = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(x + nb * kQ6Record + 32 * b)));
+#pragma GCC unroll 8
+        for (int c = 0; c < C; c++) {
+            const __m512 part = _mm512_mul_ps(_mm512_mul_ps(dx, _mm512_set1_ps(y[c][b].d)), _mm512_cvtepi32_ps(sumi[c]));
+            _mm512_storeu_ps(s + c * bs, _mm512_add_ps(_mm512_loadu_ps(s + c * bs), part));
+        }
+    }
+}
+
+void vec_dot_rows_packed_q6_K(int64_t n, float *s, size_t bs, const void *x, size_t, const void *y, size_t by, int nc) {
+    for_columns(nc, [&](auto c) { rows_packed_q6_K_n<decltype(c)::value>(n, s, bs, x, y, by); });
+}
+
 // Kept because measured faster than AVX2 (test_simd's timing: ns per 4096-element dot, data
 // in L1, AMD EPYC Zen 5, GCC 12 -O2): f32 179 -> 148, f16 151 -> 112, bf16 180 -> 78,
 // q8_0 118 -> 94, q4_0 168 -> 101, q4_K 90 -> 67, q5_K 121 -> 75, q6_K 110 -> 65.
@@ -728,6 +917,9 @@ constexpr kernel_table make_table() {
     t.vec_dot_rows_packed[HG_TYPE_Q8_0] = vec_dot_rows_packed_q8_0;
     t.vec_dot_rows_packed[HG_TYPE_F16] = vec_dot_rows_packed_f16;
     t.vec_dot_rows[HG_TYPE_F16] = vec_dot_rows_f16;
+    t.vec_dot_rows_packed[HG_TYPE_Q4_K] = vec_dot_rows_packed_k4<false>;
+    t.vec_dot_rows_packed[HG_TYPE_Q5_K] = vec_dot_rows_packed_k4<true>;
+    t.vec_dot_rows_packed[HG_TYPE_Q6_K] = vec_dot_rows_packed_q6_K;
     return t;
 }
 

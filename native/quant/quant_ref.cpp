@@ -405,7 +405,7 @@ template <int Type, class Block, int QK, void (*Dot)(int64_t, float *, const voi
 void rows_packed_ref(int64_t n, float *s, size_t bs, const void *x, const void *y, size_t by, int nc) {
     std::vector<Block> row((size_t)(n / QK));
     for (int r = 0; r < kRowBlock; r++) {
-        for (int64_t b = 0; b < n / QK; b++) unpack_block(Type, x, r, b, &row[(size_t)b]);
+        for (int64_t b = 0; b < n / QK; b++) unpack_block(Type, x, n / QK, r, b, &row[(size_t)b]);
         for (int c = 0; c < nc; c++) Dot(n, &s[c * bs + r], row.data(), (const uint8_t *)y + c * by);
     }
 }
@@ -420,6 +420,18 @@ void vec_dot_rows_packed_q8_0_q8_0_ref(int64_t n, float *s, size_t bs, const voi
 void vec_dot_rows_packed_f16_f32_ref(int64_t n, float *s, size_t bs, const void *x, size_t, const void *y,
                                      size_t by, int nc) {
     rows_packed_ref<HG_TYPE_F16, fp16_t, 1, vec_dot_f16_f32_ref>(n, s, bs, x, y, by, nc);
+}
+void vec_dot_rows_packed_q4_K_q8_K_ref(int64_t n, float *s, size_t bs, const void *x, size_t, const void *y,
+                                       size_t by, int nc) {
+    rows_packed_ref<HG_TYPE_Q4_K, block_q4_K, QK_K, vec_dot_q4_K_q8_K_ref>(n, s, bs, x, y, by, nc);
+}
+void vec_dot_rows_packed_q5_K_q8_K_ref(int64_t n, float *s, size_t bs, const void *x, size_t, const void *y,
+                                       size_t by, int nc) {
+    rows_packed_ref<HG_TYPE_Q5_K, block_q5_K, QK_K, vec_dot_q5_K_q8_K_ref>(n, s, bs, x, y, by, nc);
+}
+void vec_dot_rows_packed_q6_K_q8_K_ref(int64_t n, float *s, size_t bs, const void *x, size_t, const void *y,
+                                       size_t by, int nc) {
+    rows_packed_ref<HG_TYPE_Q6_K, block_q6_K, QK_K, vec_dot_q6_K_q8_K_ref>(n, s, bs, x, y, by, nc);
 }
 
 size_t q8_0_aux_offset(int64_t n) {
@@ -468,6 +480,9 @@ const kernel_table &kernels_scalar() {
         k.vec_dot_rows_packed[HG_TYPE_Q4_0] = vec_dot_rows_packed_q4_0_q8_0_ref;
         k.vec_dot_rows_packed[HG_TYPE_Q8_0] = vec_dot_rows_packed_q8_0_q8_0_ref;
         k.vec_dot_rows_packed[HG_TYPE_F16] = vec_dot_rows_packed_f16_f32_ref;
+        k.vec_dot_rows_packed[HG_TYPE_Q4_K] = vec_dot_rows_packed_q4_K_q8_K_ref;
+        k.vec_dot_rows_packed[HG_TYPE_Q5_K] = vec_dot_rows_packed_q5_K_q8_K_ref;
+        k.vec_dot_rows_packed[HG_TYPE_Q6_K] = vec_dot_rows_packed_q6_K_q8_K_ref;
         return k;
     }();
     return t;

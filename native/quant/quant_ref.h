@@ -90,6 +90,12 @@ void vec_dot_rows_packed_q8_0_q8_0_ref(int64_t n, float *s, size_t bs, const voi
                                        size_t by, int nc);
 void vec_dot_rows_packed_f16_f32_ref(int64_t n, float *s, size_t bs, const void *x, size_t bx, const void *y,
                                      size_t by, int nc);
+void vec_dot_rows_packed_q4_K_q8_K_ref(int64_t n, float *s, size_t bs, const void *x, size_t bx, const void *y,
+                                       size_t by, int nc);
+void vec_dot_rows_packed_q5_K_q8_K_ref(int64_t n, float *s, size_t bs, const void *x, size_t bx, const void *y,
+                                       size_t by, int nc);
+void vec_dot_rows_packed_q6_K_q8_K_ref(int64_t n, float *s, size_t bs, const void *x, size_t bx, const void *y,
+                                       size_t by, int nc);
 
 // Round to nearest, ties to even (llama.cpp's nearest_int), for |v| < 2^22.
 inline int nearest_int(float v) {

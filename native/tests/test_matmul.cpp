@@ -191,20 +191,21 @@ TEST(matmul_refuses_bad_arguments) {
 
 // Packed weights (quant/repack.h) through hg::matmul and MatVec, at every level and thread
 // count, for row counts with and without a plain tail and column counts from decode's one to
-// several panels: q4_0 gives the plain layout's very bits (the same arithmetic in the same
-// order); q8_0 and f16 sum in another order, so within float reordering of the plain result.
-// MatVec refuses ranges that cut a group.
+// several panels: q4_0 and the k-quants give the plain layout's very bits (the same
+// arithmetic in the same order); q8_0 and f16 sum in another order, so within float
+// reordering of the plain result. MatVec refuses ranges that cut a group.
 TEST(matmul_packed_weights_match_plain) {
     const int64_t shapes[][3] = {{16, 3, 1}, {37, 2, 1}, {100, 3, 1}, {517, 2, 1}, {48, 5, 7}, {35, 3, 12}, {130, 2, 70}};
     uint32_t seed = 500;
-    for (int type : {HG_TYPE_Q4_0, HG_TYPE_Q8_0, HG_TYPE_F16})
+    for (int type : {HG_TYPE_Q4_0, HG_TYPE_Q8_0, HG_TYPE_F16, HG_TYPE_Q4_K, HG_TYPE_Q5_K, HG_TYPE_Q6_K})
         for (auto &s : shapes) {
-            const int64_t rows = s[0], k = s[1] * 32, n = s[2];
+            const bool k_quant = hg_type_block_size(type) == 256;
+            const int64_t rows = s[0], k = s[1] * (k_quant ? 256 : 32), n = s[2];
             problem p = make_problem(type, rows, k, n, seed++);
             std::vector<uint8_t> packed(p.w.size());
             hg::pack_rows(type, p.w.data(), rows, k, 0, rows, packed.data());
             auto same = [&](const std::vector<float> &plain, const std::vector<float> &got, const std::string &what) {
-                if (type == HG_TYPE_Q4_0) {
+                if (type == HG_TYPE_Q4_0 || k_quant) {
                     CHECK_MSG(std::memcmp(plain.data(), got.data(), got.size() * sizeof(float)) == 0, what);
                     return;
                 }

@@ -2,6 +2,7 @@
 // per type, dots against double precision, edge values, and bytes against llama.cpp's
 // rounding through the gguf-py fixtures in test/fixtures/quant (tools/reference/
 // gen_quant_vectors.py makes them; the test only reads them).
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <cstring>
@@ -511,9 +512,9 @@ TEST(golden_dequantize_floats_match_gguf_py) {
 // ranges that cut a group are refused.
 TEST(repack_round_trip) {
     std::mt19937 rng(77);
-    for (int type : {HG_TYPE_Q4_0, HG_TYPE_Q8_0, HG_TYPE_F16}) {
+    for (int type : {HG_TYPE_Q4_0, HG_TYPE_Q8_0, HG_TYPE_F16, HG_TYPE_Q4_K, HG_TYPE_Q5_K, HG_TYPE_Q6_K}) {
         const hg::type_info *ti = hg::type_traits(type);
-        const int64_t k = 5 * 32;
+        const int64_t k = 5 * std::max<int64_t>(32, ti->block_size);
         const size_t w_row = hg::row_bytes(type, k), bb = ti->block_bytes;
         for (int64_t rows : {16, 37, 48, 5}) {
             std::vector<uint8_t> plain(w_row * rows);
@@ -532,8 +533,8 @@ TEST(repack_round_trip) {
                 }
                 const int64_t g = r / hg::kRowBlock;
                 for (int64_t b = 0; b < (int64_t)(w_row / bb); b++) {
-                    uint8_t blk[64];
-                    hg::unpack_block(type, &whole[g * hg::kRowBlock * w_row], (int)(r % hg::kRowBlock), b, blk);
+                    uint8_t blk[256];
+                    hg::unpack_block(type, &whole[g * hg::kRowBlock * w_row], (int64_t)(w_row / bb), (int)(r % hg::kRowBlock), b, blk);
                     CHECK_MSG(std::memcmp(blk, &plain[r * w_row + b * bb], bb) == 0, std::string(ti->name) + " row " + std::to_string(r));
                 }
             }

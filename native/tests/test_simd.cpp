@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "core/fp16.h"
+#include "ops/softmax_exp.h"
 #include "quant/blocks.h"
 #include "quant/quant.h"
 #include "quant/repack.h"
@@ -217,6 +218,10 @@ double tolerance(int t, const case_data &w, const case_data &a, int64_t n) {
     return 2.0 * (m + 4.0) * std::ldexp(1.0, -24) * S + (double)FLT_MIN * sum_abs;
 }
 
+// The k-quant dots sum each super-block exactly in integers and apply its scales in one
+// float formula, the same at every level: their kernels must give the scalar bits.
+bool exact_everywhere(int t) { return t == HG_TYPE_Q4_K || t == HG_TYPE_Q5_K || t == HG_TYPE_Q6_K; }
+
 // got, a kernel's dot of w's weight row and a's activation row, against the scalar vec_dot:
 // equal for the scalar table's own kernels (exact), else within tolerance(); label names the
 // case in a failure.
@@ -286,7 +291,7 @@ TEST(simd_vec_dot_matches_scalar) {
                         char label[120];
                         std::snprintf(label, sizeof label, "%s %s n=%lld w=%s a=%s", l.name, tname(t), (long long)n,
                                       ws < N_SHAPES ? shape_name[ws] : "random-bytes", shape_name[as]);
-                        check_dot(t, c, c, n, got, false, label);
+                        check_dot(t, c, c, n, got, exact_everywhere(t), label);
                         ++compared;
                     }
                 }
@@ -349,12 +354,13 @@ TEST(simd_vec_dot_tile_matches_scalar) {
 }
 
 // Row-block kernels: kRowBlock weight rows x nc = 1..kRowBlockCols columns (q8_0 with their
-// q8_0_aux appended, or plain f32), against the scalar vec_dot of every (row, column) pair;
+// q8_0_aux appended, q8_K, or plain f32), against the scalar vec_dot of every (row, column) pair;
 // the output's gaps and the columns past nc must stay untouched. Plain kernels (vec_dot_rows)
 // read rows at an odd stride; packed ones (vec_dot_rows_packed, quant/repack.h) read the same
 // rows packed, from an odd address. Every row and column gets its own data, so a row or
 // column mixed up with another shows. Packed q4_0 must also give the plain kernel's very
-// bits at its level (the same arithmetic in the same order).
+// bits at its level (the same arithmetic in the same order), and packed k-quants the scalar
+// vec_dot's (exact_everywhere).
 TEST(simd_vec_dot_rows_matches_scalar) {
     std::mt19937 rng(8765);
     const kernel_table &ref = hg::kernels_scalar();
@@ -369,7 +375,7 @@ TEST(simd_vec_dot_rows_matches_scalar) {
                 if (!fn) continue;
                 if (packed) CHECK_MSG(hg::packable(t), std::string(l.name) + " packed " + tname(t));
                 const bool aux = hg::type_traits(t)->vec_dot_type == HG_TYPE_Q8_0; // else plain f32 columns
-                const bool exact = l.table == &ref;
+                const bool exact = l.table == &ref || exact_everywhere(t);
                 const char *kind = packed ? "packed rows" : "rows";
                 for (int64_t n : dot_sizes(t)) {
                     for (int ws = 0; ws <= N_SHAPES; ++ws) {
@@ -423,6 +429,44 @@ TEST(simd_vec_dot_rows_matches_scalar) {
     std::printf("  %d plain and %d packed row-block dots compared, %d packed q4_0 blocks bit-identical to plain\n", compared[0],
                 compared[1], bit_identical);
     CHECK(compared[1] > 0 && bit_identical > 0);
+}
+
+// The softmax's vector exp (ops/softmax_exp.h) at every level against std::exp: each value
+// within 2 ulp (2^-23 relative) or, where std::exp is under FLT_MIN, at most FLT_MIN away;
+// the sum within float rounding of n terms. Lengths leave every tail; values from 0 down to
+// past the underflow, with -inf, NaN and a max that is not among them.
+TEST(simd_exp_sum_matches_std_exp) {
+    std::mt19937 rng(99);
+    std::uniform_real_distribution<float> u(-110.0f, 0.0f), near(-3.0f, 0.0f);
+    int compared = 0;
+    for (const auto &l : cpu_levels()) {
+        const int isa = std::string(l.name) == "avx512" ? HG_ISA_AVX512 : HG_ISA_AVX2;
+        for (int64_t n : {1, 3, 7, 8, 15, 16, 17, 31, 33, 100, 513}) {
+            std::vector<float> x(n);
+            for (int64_t j = 0; j < n; j++) x[j] = j % 3 ? near(rng) : u(rng);
+            if (n > 10) x[3] = -INFINITY, x[5] = 0.0f, x[7] = -87.3f, x[9] = -87.4f;
+            const float max = 0.25f; // every exponent x - max <= -0.25
+            std::vector<float> got = x;
+            const float sum = hg::exp_sum_at(isa, got.data(), n, max);
+            double want_sum = 0;
+            for (int64_t j = 0; j < n; j++) {
+                const float want = std::exp(x[j] - max);
+                want_sum += want;
+                char what[160];
+                std::snprintf(what, sizeof what, "%s exp(%.9g): got %.9g want %.9g", l.name, x[j] - max, got[j], want);
+                CHECK_MSG(std::fabs((double)got[j] - want) <= std::max(std::ldexp((double)want, -23), (double)FLT_MIN), what);
+                ++compared;
+            }
+            CHECK_NEAR(sum, want_sum, (n + 4) * std::ldexp(want_sum, -23));
+        }
+        float special[4] = {NAN, 1.0f, 50.0f, 100.0f};
+        hg::exp_sum_at(isa, special, 4, 0.0f);
+        CHECK(std::isnan(special[0]));
+        CHECK_NEAR(special[1], std::exp(1.0f), std::ldexp(std::exp(1.0), -23));
+        CHECK_NEAR(special[2], std::exp(50.0f), std::ldexp(std::exp(50.0), -23));
+        CHECK(std::isinf(special[3]));
+    }
+    std::printf("  %d exponentials compared\n", compared);
 }
 
 TEST(simd_q8_0_fill_aux) {
@@ -588,31 +632,39 @@ TEST(simd_timing) {
             },
             [&](const kernel_table *k) { return k && k->vec_dot_tile[t]; });
     }
-    // a whole row block per call, 1 and kRowBlockCols columns: compare with kRowBlock * nc dots
-    for (int t : kDotTypes) {
-        if (!hg::kernels_scalar().vec_dot_rows[t]) continue;
-        case_data c = make_case(t, n, RANDOM, RANDOM, rng);
-        if (!c.ok) continue;
-        const bool aux = hg::type_traits(t)->vec_dot_type == HG_TYPE_Q8_0; // else f32 columns
-        const size_t by = aux ? hg::q8_0_row_with_aux(n) : c.a.size();
-        std::vector<uint8_t> W, A(by * hg::kRowBlockCols);
-        for (int r = 0; r < hg::kRowBlock; ++r) W.insert(W.end(), c.w.begin(), c.w.end());
-        for (int r = 0; r < hg::kRowBlockCols; ++r) {
-            std::memcpy(&A[r * by], c.a.data(), c.a.size());
-            if (aux) hg::q8_0_fill_aux(&A[r * by], n, reinterpret_cast<hg::q8_0_aux *>(&A[r * by + hg::q8_0_aux_offset(n)]));
+    // a whole row block per call, plain and packed, 1 and kRowBlockCols columns: compare with
+    // kRowBlock * nc dots
+    for (const bool packed : {false, true})
+        for (int t : kDotTypes) {
+            auto fn = [&](const kernel_table *k) { return !k ? nullptr : packed ? k->vec_dot_rows_packed[t] : k->vec_dot_rows[t]; };
+            if (!fn(&hg::kernels_scalar())) continue;
+            case_data c = make_case(t, n, RANDOM, RANDOM, rng);
+            if (!c.ok) continue;
+            const bool aux = hg::type_traits(t)->vec_dot_type == HG_TYPE_Q8_0; // else q8_K or f32 columns
+            const size_t by = aux ? hg::q8_0_row_with_aux(n) : c.a.size();
+            std::vector<uint8_t> W, A(by * hg::kRowBlockCols);
+            for (int r = 0; r < hg::kRowBlock; ++r) W.insert(W.end(), c.w.begin(), c.w.end());
+            if (packed) {
+                std::vector<uint8_t> P(W.size());
+                hg::pack_rows(t, W.data(), hg::kRowBlock, n, 0, hg::kRowBlock, P.data());
+                W = P;
+            }
+            for (int r = 0; r < hg::kRowBlockCols; ++r) {
+                std::memcpy(&A[r * by], c.a.data(), c.a.size());
+                if (aux) hg::q8_0_fill_aux(&A[r * by], n, reinterpret_cast<hg::q8_0_aux *>(&A[r * by + hg::q8_0_aux_offset(n)]));
+            }
+            for (int nc : {1, hg::kRowBlockCols}) {
+                char name[32];
+                std::snprintf(name, sizeof name, "%s%dx%d %s", packed ? "packed" : "rows", hg::kRowBlock, nc, tname(t));
+                row(name,
+                    [&](const kernel_table &k) {
+                        float s[hg::kRowBlock * hg::kRowBlockCols];
+                        fn(&k)(n, s, hg::kRowBlock, W.data(), c.w.size(), A.data(), by, nc);
+                        g_sink = s[0];
+                    },
+                    [&](const kernel_table *k) { return fn(k) != nullptr; });
+            }
         }
-        for (int nc : {1, hg::kRowBlockCols}) {
-            char name[32];
-            std::snprintf(name, sizeof name, "rows%dx%d %s", hg::kRowBlock, nc, tname(t));
-            row(name,
-                [&](const kernel_table &k) {
-                    float s[hg::kRowBlock * hg::kRowBlockCols];
-                    k.vec_dot_rows[t](n, s, hg::kRowBlock, W.data(), c.w.size(), A.data(), by, nc);
-                    g_sink = s[0];
-                },
-                [&](const kernel_table *k) { return k && k->vec_dot_rows[t]; });
-        }
-    }
     std::vector<float> x(n);
     fill(x, RANDOM, rng);
     std::vector<uint8_t> out(n * 4);
