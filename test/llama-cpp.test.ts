@@ -213,9 +213,16 @@ interface Variant {
 // Q8_0 5e-3 / 2e-2, Q4_0 4e-3 / 9e-3, Q4_K_M 2e-2 / 2e-2).
 // That the formats are read identically shows where no boundary is crossed: tokens evaluated
 // alone from an empty cache (nothing carried over) agree to float32 rounding, measured
-// 24/24 (Q8_0), 23/24 (Q4_0, Q4_K_M), 19/24 (F16 cache), 12/24 (F16 weights: every activation
-// is rounded to F16, whose steps are 16 times finer than Q8's, so boundaries lie closer to any
-// value and are crossed more often); half or a quarter is asked.
+// 24/24 (Q8_0), 23/24 (Q4_0, Q4_K_M), 19/24 (F16 cache); half or a quarter is asked.
+// This holds only where both engines round the same values. F16 weights are the exception:
+// this engine multiplies them with float32 activations on every processor, llama.cpp rounds
+// the activations to F16 first except on processors with AVX-512 FP16 or AMX (its F16 dot is
+// then float). Which one a llama.cpp build does is read from the data: each engine's single
+// positions are compared with exact arithmetic, and an engine that agrees with it to float32
+// rounding no more often than the share asked rounds its activations. Where the two engines
+// round differently the float32-level share is not asked (skipped, with the reason printed);
+// what both guarantee everywhere still is: every single position within twice llama.cpp's
+// own distance from exact arithmetic (never below the F32 case's 1e-3 in logits).
 // The quantized variants use an F32 cache to keep the F16 cache's rounding out of them (it has
 // its own variant).
 const VARIANTS: Variant[] = [
@@ -363,8 +370,10 @@ describe('agreement with llama.cpp (node-llama-cpp, CPU)', () => {
       // --- exact arithmetic on the same weights (F32 path, F32 cache), over prompt + continuation
       const ref = await LanguageModel.load(v.weights === 'f32' ? path : file(v.weights, '.dequantized'), { kvType: 'f32', threads: THREADS, contextSize: CONTEXT });
       let exact: Float32Array;
+      const exactSingles = new Float32Array(singles.length * V);
       try {
         exact = await ref.evaluate([...prompt, ...theirGreedy.slice(0, -1)]);
+        for (const [i, t] of singles.entries()) exactSingles.set(await ref.evaluate([t]), i * V);
       } finally {
         ref.dispose();
       }
@@ -375,6 +384,12 @@ describe('agreement with llama.cpp (node-llama-cpp, CPU)', () => {
       const pre = compare(ourPrefill, theirPrefill, n, V);
       const dec = compare(ourSteps, theirSteps, GREEDY_TOKENS, V);
       const one = compare(ourSingles, theirSingles, singles.length, V);
+      const oneNoise = compare(theirSingles, exactSingles, singles.length, V);
+      const oursVsExact = compare(ourSingles, exactSingles, singles.length, V);
+      const exactWanted = Math.ceil(v.exactShare * singles.length);
+      // an engine whose lone positions match exact arithmetic at least as often as asked computes at float precision
+      const roundsActivations = (c: Comparison): boolean => c.exact < exactWanted;
+      const sameRounding = roundsActivations(oneNoise) === roundsActivations(oursVsExact);
       const preNoise = compare(theirPrefill, exactPrefill, n, V);
       const decNoise = compare(theirSteps, exactSteps, GREEDY_TOKENS, V);
       const firstDiff = ourGreedy.findIndex((t, i) => t !== theirGreedy[i]);
@@ -384,7 +399,9 @@ describe('agreement with llama.cpp (node-llama-cpp, CPU)', () => {
         `|dp| ${c.maxDp.toExponential(1)} (llama.cpp vs exact ${noise.maxDp.toExponential(1)}), |dlogit| ${c.maxDl.toExponential(1)} (${noise.maxDl.toExponential(1)}), argmax ${c.argmaxAgree}/${rows}`;
       const line =
         `${title.padEnd(25)} prefill: ${fmt(pre, preNoise, n)}; decode: ${fmt(dec, decNoise, GREEDY_TOKENS)}; ` +
-        `single positions at float32 level: ${one.exact}/${singles.length}; ` +
+        `single positions at float32 level: ${one.exact}/${singles.length}` +
+        (sameRounding ? '' : ` (not asked: llama.cpp ${roundsActivations(oneNoise) ? 'rounds' : 'does not round'} the activations here, this engine ${roundsActivations(oursVsExact) ? 'does' : 'does not'}; vs exact ${oneNoise.exact} and ${oursVsExact.exact}/${singles.length})`) +
+        '; ' +
         `greedy ${firstDiff < 0 ? `${GREEDY_TOKENS}/${GREEDY_TOKENS} identical` : `differs from step ${firstDiff}`} (smallest top-2 gap ${minGap.toFixed(2)})`;
       summary.push(line);
 
@@ -406,7 +423,12 @@ describe('agreement with llama.cpp (node-llama-cpp, CPU)', () => {
         // the top token agrees wherever llama.cpp's margin exceeds its own rounding noise
         expect(c.argmaxMissesAbove(noise.maxDl), line).toBe(0);
       }
-      expect(one.exact, line).toBeGreaterThanOrEqual(Math.ceil(v.exactShare * singles.length));
+      if (sameRounding) expect(one.exact, line).toBeGreaterThanOrEqual(exactWanted);
+      else console.log(`${title}: skipped the float32-level share of single positions: the engines round different values on this processor (llama.cpp computes F16 weights at float precision only with AVX-512 FP16 or AMX)`);
+      if (v.weights !== 'f32' || v.kv !== 'f32') {
+        expect(one.maxDp, line).toBeLessThanOrEqual(Math.max(2 * oneNoise.maxDp, 1e-6));
+        expect(one.maxDl, line).toBeLessThanOrEqual(Math.max(2 * oneNoise.maxDl, 1e-3));
+      }
       expect(ourGreedy, line).toEqual(theirGreedy);
       // the continuation must wander, or it would prove little
       expect(new Set(ourGreedy).size, 'distinct tokens in the greedy continuation').toBeGreaterThan(GREEDY_TOKENS / 2);

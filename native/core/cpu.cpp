@@ -1,5 +1,8 @@
 #include "core/cpu.h"
 
+#include <cstdlib>
+#include <cstring>
+
 #include "healthgpt.h"
 
 namespace hg {
@@ -49,7 +52,7 @@ std::string cpu_feature_string() {
     return s;
 }
 
-int isa_best() {
+static int isa_of_processor() {
     const cpu_features &f = cpu();
     const bool avx2 = f.avx2 && f.fma && f.f16c;
     // quant_avx512.cpp is compiled with all of these, so the level needs all of them.
@@ -57,6 +60,18 @@ int isa_best() {
         return HG_ISA_AVX512;
     if (avx2) return HG_ISA_AVX2;
     return HG_ISA_SCALAR;
+}
+
+int isa_best() {
+    static const int best = [] {
+        const int have = isa_of_processor();
+        const char *e = std::getenv("HEALTHGPT_ISA");
+        int cap = have;
+        if (e && !std::strcmp(e, "scalar")) cap = HG_ISA_SCALAR;
+        else if (e && !std::strcmp(e, "avx2")) cap = HG_ISA_AVX2;
+        return cap < have ? cap : have; // never a level the processor lacks
+    }();
+    return best;
 }
 
 } // namespace hg

@@ -14,7 +14,9 @@ struct cpu_features {
 const cpu_features &cpu();
 std::string cpu_feature_string();
 
-// Highest kernel level this processor can run: HG_ISA_SCALAR, _AVX2 or _AVX512.
+// Highest kernel level this process may run: HG_ISA_SCALAR, _AVX2 or _AVX512, the processor's
+// best lowered by HEALTHGPT_ISA=scalar|avx2 (so tests and users see exactly what an older
+// processor would: nothing, not even a forced level, runs above it).
 int isa_best();
 
 } // namespace hg

@@ -33,19 +33,9 @@ static const kernel_table &table_for(int isa) {
     return tables[isa];
 }
 
-static int isa_from_env() {
-    const char *e = std::getenv("HEALTHGPT_ISA");
-    const int best = isa_best();
-    if (!e || !*e) return best;
-    int want = best;
-    if (!std::strcmp(e, "scalar")) want = HG_ISA_SCALAR;
-    else if (!std::strcmp(e, "avx2")) want = HG_ISA_AVX2;
-    else if (!std::strcmp(e, "avx512")) want = HG_ISA_AVX512;
-    return want <= best ? want : best; // never run an ISA the CPU lacks
-}
-
+// isa_best() already holds HEALTHGPT_ISA's cap
 static std::atomic<int> &active_isa() {
-    static std::atomic<int> isa{isa_from_env()};
+    static std::atomic<int> isa{isa_best()};
     return isa;
 }
 
@@ -63,11 +53,11 @@ int isa_active() { return active_isa().load(); }
 
 void isa_force(int isa) {
     if (isa < 0) {
-        active_isa().store(isa_from_env());
+        active_isa().store(isa_best());
         return;
     }
     if (isa > HG_ISA_AVX512) fail("unknown kernel level " + std::to_string(isa));
-    if (isa > isa_best()) fail("this processor cannot run kernel level " + std::to_string(isa));
+    if (isa > isa_best()) fail("kernel level " + std::to_string(isa) + " is above this processor's (or HEALTHGPT_ISA's) " + std::to_string(isa_best()));
     active_isa().store(isa);
 }
 
