@@ -167,10 +167,7 @@ TEST(fp16_matches_double_oracle) {
 
 TEST(fp16_matches_f16c) {
 #if defined(__x86_64__)
-    if (!have_f16c()) {
-        std::printf("  (no F16C on this processor: skipped)\n");
-        return;
-    }
+    if (!have_f16c()) SKIP("no F16C on this processor");
     int bad = 0;
     for (float f : probe_floats()) { // NaNs included: F16C quiets them the same way
         const uint16_t got = hg::f32_to_fp16(f), want = f16c_from_f32(f);
@@ -193,7 +190,7 @@ TEST(fp16_matches_f16c) {
     }
     CHECK_MSG(bad_up == 0, std::to_string(bad_up) + " halves decode differently from _cvtsh_ss");
 #else
-    std::printf("  (not x86-64: skipped)\n");
+    SKIP("not x86-64");
 #endif
 }
 

@@ -651,10 +651,7 @@ bool same_value(int type, const Json &j, U u, I i, F f, S str) {
 TEST(pygguf_fixture) {
     const char *path = "test/fixtures/gguf/pygguf.gguf";
     std::ifstream in("test/fixtures/gguf/pygguf.expected.json");
-    if (!in || access(path, R_OK) != 0) {
-        std::printf("  (skipped: run from the repository root with test/fixtures/gguf present)\n");
-        return;
-    }
+    if (!in || access(path, R_OK) != 0) SKIP("run from the repository root with test/fixtures/gguf present");
     std::stringstream ss;
     ss << in.rdbuf();
     std::string text = ss.str();

@@ -372,15 +372,13 @@ TEST(tiny_bad_files_are_named) {
 
 // ---- the real geometry ----
 
-bool real_enabled() {
+void need_real() {
     const char *e = std::getenv("HG_VQGAN_REAL");
-    if (e && std::strcmp(e, "1") == 0) return true;
-    std::printf("  skipped: the 256x256 geometry runs in the test_vqgan_real entry (HG_VQGAN_REAL=1)\n");
-    return false;
+    if (!e || std::strcmp(e, "1") != 0) SKIP("the 256x256 geometry runs in the test_vqgan_real entry (HG_VQGAN_REAL=1)");
 }
 
 TEST(real_decode_matches_torch) {
-    if (!real_enabled()) return;
+    need_real();
     std::vector<int32_t> idx;
     std::vector<uint16_t> ref16;
     CHECK(read_raw(kDir + "real_indices.i32", idx, 1024));
@@ -428,7 +426,7 @@ TEST(real_decode_matches_torch) {
 }
 
 TEST(real_encode_argmax_matches_torch) {
-    if (!real_enabled()) return;
+    need_real();
     std::vector<int32_t> ref;
     std::vector<float> margin;
     CHECK(read_raw(kDir + "real_enc_indices.i32", ref, 1024));
