@@ -1,5 +1,5 @@
 /** healthgpt: the public API. */
-export { HealthGPTError } from './errors.js';
+export { HealthGPTError, ERROR_CODES, type ErrorCode } from './errors.js';
 export { GGUFFile, type GGUFInfo, type GGUFTensor, type GGUFValue } from './gguf/file.js';
 export { GGUFWriter, type GGUFWriterOptions, type TensorSource } from './gguf/writer.js';
 export { GGML_TYPES, GGMLType, ggmlType, tensorBytes, type GGMLTypeInfo } from './gguf/constants.js';

@@ -52,11 +52,10 @@ export interface NativeTypeInfo {
 /** A loaded language model (src/model_binding.cpp). */
 export interface NativeModel {
   info(): { nVocab: number; nEmbd: number; nCtx: number };
-  /** plugin: an id from loadPlugin, -1 (default) for the base alone; embd: nEmbd floats per token that is -1, in order */
+  /** Forgets cached positions >= startPos, then runs the tokens from there. plugin: an id from loadPlugin, -1 (default) for the base alone; embd: nEmbd floats per token that is -1, in order */
   eval(tokens: Int32Array, startPos: number, allLogits: boolean, plugin?: number, embd?: Float32Array): Promise<Float32Array>;
   /** adapterType: a ggml type id (0 f32, 1 f16, 30 bf16, 8 q8_0) or -1 for the file's own */
   loadPlugin(path: string, options?: { adapterType?: number; fused?: boolean }): Promise<{ id: number; name: string }>;
-  kvClear(fromPos: number): void;
   dispose(): void;
 }
 

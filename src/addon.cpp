@@ -17,8 +17,20 @@ void throw_error(Napi::Env env, const std::string &code, const std::string &mess
     throw make_error(env, code, message);
 }
 
-void check_status(Napi::Env env, int status, const char *code) {
-    if (status < 0) throw_error(env, code, hg_last_error());
+const char *status_code(int status) {
+    switch (status) {
+    case HG_ERR_FILE: return "ERR_INVALID_FILE";
+    case HG_ERR_NO_MEMORY: return "ERR_NO_MEMORY";
+    case HG_ERR_CONTEXT_FULL: return "ERR_CONTEXT";
+    case HG_ERR_UNSUPPORTED: return "ERR_UNSUPPORTED";
+    default: return "ERR_INVALID_ARG";
+    }
+}
+
+native_failure native_error() { return native_failure(hg_last_error(), hg_last_status()); }
+
+void check_status(Napi::Env env, int status) {
+    if (status < 0) throw_error(env, status_code(hg_last_status()), hg_last_error());
 }
 
 namespace {
@@ -39,6 +51,12 @@ class PromiseWorker : public Napi::AsyncWorker {
     void Execute() override {
         try {
             work_();
+        } catch (const native_failure &e) {
+            code_ = status_code(e.status);
+            SetError(e.what());
+        } catch (const std::bad_alloc &) {
+            code_ = status_code(HG_ERR_NO_MEMORY);
+            SetError("out of memory");
         } catch (const std::exception &e) {
             SetError(e.what());
         } catch (...) {
@@ -54,12 +72,14 @@ class PromiseWorker : public Napi::AsyncWorker {
         }
     }
     void OnError(const Napi::Error &e) override {
-        Napi::Error err = make_error(Env(), "ERR_NATIVE", e.Message());
+        Napi::Error err = make_error(Env(), code_, e.Message());
         deferred_.Reject(err.Value());
     }
 
   private:
     Napi::Promise::Deferred deferred_;
+    // the cause's code; a job's own checks (sizes, a disposed handle) are argument errors
+    const char *code_ = "ERR_INVALID_ARG";
     std::function<void()> work_;
     std::function<Napi::Value(Napi::Env, Napi::Value)> done_;
     Napi::Reference<Napi::Value> result_;
@@ -91,7 +111,7 @@ pool_lease lease_pool(int n_threads) {
         slot = &pools[n_threads];
         if (!slot->pool) {
             slot->pool = hg_pool_create(n_threads);
-            if (!slot->pool) throw std::runtime_error(hg_last_error());
+            if (!slot->pool) throw native_error();
         }
     }
     return pool_lease{slot->pool, std::unique_lock<std::mutex>(slot->busy)};

@@ -8,6 +8,7 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -27,8 +28,19 @@ Napi::Promise run_async(Napi::Env env, const char *name, std::function<void()> w
                         std::function<Napi::Value(Napi::Env, Napi::Value result)> done,
                         Napi::Value result, std::vector<Napi::Value> inputs = {});
 
-// Throws hg_last_error() as a JS error when status < 0 (for synchronous calls).
-void check_status(Napi::Env env, int status, const char *code);
+// The JS error code of an hg_status (lib/errors.ts, ErrorCode).
+const char *status_code(int status);
+
+// A failed engine call inside a job: hg_last_error() and hg_last_status() of the thread
+// that made it, so the promise rejects with the cause's own code.
+struct native_failure : std::runtime_error {
+    int status;
+    native_failure(const std::string &msg, int status) : std::runtime_error(msg), status(status) {}
+};
+native_failure native_error();
+
+// Throws hg_last_error() with its status's code as a JS error when status < 0 (synchronous calls).
+void check_status(Napi::Env env, int status);
 
 // A pool per thread count, each used by one job at a time.
 struct pool_lease {

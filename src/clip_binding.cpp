@@ -63,7 +63,7 @@ Napi::Value Load(const Napi::CallbackInfo &info) {
         env, "healthgpt.Clip.load",
         [box, path, p] {
             box->clip = hg_clip_load(path.c_str(), &p);
-            if (!box->clip) throw std::runtime_error(hg_last_error());
+            if (!box->clip) throw native_error();
             box->image_size = hg_clip_image_size(box->clip);
             box->n_embd = hg_clip_n_embd(box->clip);
             box->n_patches = hg_clip_n_patches(box->clip);
@@ -124,7 +124,7 @@ Napi::Value Encode(const Napi::CallbackInfo &info) {
             std::lock_guard<std::mutex> lk(b->busy);
             const int rc = by_index ? hg_clip_encode_hidden_state(b->clip, in, hidden_state, o)
                                     : hg_clip_encode(b->clip, in, tap, o);
-            if (rc < 0) throw std::runtime_error(hg_last_error());
+            if (rc < 0) throw native_error();
         },
         [](Napi::Env, Napi::Value kept) { return kept; }, out, {pixels});
 }
@@ -155,7 +155,7 @@ Napi::Value Project(const Napi::CallbackInfo &info) {
         env, "healthgpt.Clip.project",
         [b, which, in, n, o] {
             std::lock_guard<std::mutex> lk(b->busy);
-            if (hg_clip_project(b->clip, which, in, n, o) < 0) throw std::runtime_error(hg_last_error());
+            if (hg_clip_project(b->clip, which, in, n, o) < 0) throw native_error();
         },
         [](Napi::Env, Napi::Value kept) { return kept; }, out, {features});
 }

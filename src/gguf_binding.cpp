@@ -83,13 +83,13 @@ class GGUFFile : public Napi::ObjectWrap<GGUFFile> {
     explicit GGUFFile(const Napi::CallbackInfo &info) : Napi::ObjectWrap<GGUFFile>(info) {
         const std::string path = arg_string(info, 0, "path");
         hg_gguf *f = hg_gguf_open(path.c_str());
-        if (!f) throw_error(info.Env(), "ERR_GGUF", hg_last_error());
+        if (!f) check_status(info.Env(), -1);
         file_ = gguf_ptr(f, hg_gguf_close);
     }
 
   private:
     const hg_gguf *open_file(Napi::Env env) {
-        if (!file_) throw_error(env, "ERR_CLOSED", "GGUF file is closed");
+        if (!file_) throw_error(env, "ERR_DISPOSED", "GGUF file is closed");
         return file_.get();
     }
 
@@ -195,7 +195,7 @@ class GGUFFile : public Napi::ObjectWrap<GGUFFile> {
                 pool_lease lease = lease_pool(threads);
                 if (hg_convert_rows(lease.pool, src, hg_gguf_tensor_data(f.get(), t), dst, data, n_rows,
                                     row_len) < 0)
-                    throw std::runtime_error(hg_last_error());
+                    throw native_error();
             },
             [](Napi::Env, Napi::Value kept) { return kept; }, out);
     }

@@ -30,7 +30,6 @@ class Model : public Napi::ObjectWrap<Model> {
                                StaticMethod("load", &Model::Load),
                                InstanceMethod("eval", &Model::Eval),
                                InstanceMethod("loadPlugin", &Model::LoadPlugin),
-                               InstanceMethod("kvClear", &Model::KvClear),
                                InstanceMethod("info", &Model::Info),
                                InstanceMethod("dispose", &Model::Dispose),
                            });
@@ -72,7 +71,7 @@ class Model : public Napi::ObjectWrap<Model> {
             env, "healthgpt.Model.load",
             [box, path, p] {
                 box->model = hg_model_load(path.c_str(), &p);
-                if (!box->model) throw std::runtime_error(hg_last_error());
+                if (!box->model) throw native_error();
             },
             [box](Napi::Env env, Napi::Value) -> Napi::Value {
                 model_ptr holder = box;
@@ -95,8 +94,10 @@ class Model : public Napi::ObjectWrap<Model> {
     }
 
     // eval(tokens: Int32Array, startPos, allLogits, plugin = -1, embd?: Float32Array):
-    // Promise<Float32Array>. Logits of the last token (n_vocab) or of every token
-    // (n * n_vocab) when allLogits. plugin: an id from loadPlugin, -1 for the base alone.
+    // Promise<Float32Array>. Forgets cached positions >= startPos first (prefix reuse: in the
+    // job, so the JS thread never waits for the model's lock), then runs the tokens from
+    // there. Logits of the last token (n_vocab) or of every token (n * n_vocab) when
+    // allLogits. plugin: an id from loadPlugin, -1 for the base alone.
     // embd: one row of nEmbd floats for each token that is -1, in order.
     Napi::Value Eval(const Napi::CallbackInfo &info) {
         Napi::Env env = info.Env();
@@ -134,8 +135,9 @@ class Model : public Napi::ObjectWrap<Model> {
             env, "healthgpt.Model.eval",
             [b, in, embd, n, start, out, all, plugin] {
                 std::lock_guard<std::mutex> lk(b->busy);
-                if (hg_model_eval_embd(b->model, plugin, in, embd, n, start, out, all ? 1 : 0) < 0)
-                    throw std::runtime_error(hg_last_error());
+                if (hg_model_kv_clear(b->model, start) < 0 ||
+                    hg_model_eval_embd(b->model, plugin, in, embd, n, start, out, all ? 1 : 0) < 0)
+                    throw native_error();
             },
             [](Napi::Env, Napi::Value kept) { return kept; }, logits, inputs);
     }
@@ -161,7 +163,7 @@ class Model : public Napi::ObjectWrap<Model> {
             [b, path, p, result] {
                 std::lock_guard<std::mutex> lk(b->busy);
                 const int id = hg_model_load_plugin(b->model, path.c_str(), &p);
-                if (id < 0) throw std::runtime_error(hg_last_error());
+                if (id < 0) throw native_error();
                 result->first = id;
                 result->second = hg_model_plugin_name(b->model, id);
             },
@@ -172,16 +174,6 @@ class Model : public Napi::ObjectWrap<Model> {
                 return o;
             },
             env.Undefined());
-    }
-
-    // kvClear(fromPos): forget cached positions >= fromPos (synchronous: it only moves a count)
-    Napi::Value KvClear(const Napi::CallbackInfo &info) {
-        Napi::Env env = info.Env();
-        model_ptr b = live(env);
-        const int from = arg_int32(info, 0, "fromPos");
-        std::lock_guard<std::mutex> lk(b->busy);
-        check_status(env, hg_model_kv_clear(b->model, from), "ERR_INVALID_ARG");
-        return env.Undefined();
     }
 
     Napi::Value Dispose(const Napi::CallbackInfo &info) {

@@ -59,7 +59,7 @@ Napi::Value SetIsa(const Napi::CallbackInfo &info) {
     int isa = s == "scalar" ? HG_ISA_SCALAR : s == "avx2" ? HG_ISA_AVX2 : s == "avx512" ? HG_ISA_AVX512
               : s == "auto" ? -1 : -2;
     if (isa == -2) throw_error(info.Env(), "ERR_INVALID_ARG", "isa must be scalar, avx2, avx512 or auto, got " + s);
-    check_status(info.Env(), hg_isa_force(isa), "ERR_INVALID_ARG");
+    check_status(info.Env(), hg_isa_force(isa));
     return info.Env().Undefined();
 }
 
@@ -78,7 +78,7 @@ Napi::Value QuantizeRow(const Napi::CallbackInfo &info) {
     Napi::Float32Array src = typed_array_arg<Napi::Float32Array>(info, 1, "values");
     const int64_t bytes = checked_row(info, type, (int64_t)src.ElementLength());
     Napi::Buffer<uint8_t> out = Napi::Buffer<uint8_t>::New(info.Env(), (size_t)bytes);
-    check_status(info.Env(), hg_quantize_row(type, src.Data(), out.Data(), (int64_t)src.ElementLength()), "ERR_INVALID_ARG");
+    check_status(info.Env(), hg_quantize_row(type, src.Data(), out.Data(), (int64_t)src.ElementLength()));
     return out;
 }
 
@@ -92,7 +92,7 @@ Napi::Value DequantizeRow(const Napi::CallbackInfo &info) {
         throw_error(info.Env(), "ERR_INVALID_ARG", "data holds " + std::to_string(src.ByteLength()) +
                                                        " bytes, " + std::to_string(bytes) + " needed");
     Napi::Float32Array out = Napi::Float32Array::New(info.Env(), (size_t)n);
-    check_status(info.Env(), hg_dequantize_row(type, src.Data(), out.Data(), n), "ERR_INVALID_ARG");
+    check_status(info.Env(), hg_dequantize_row(type, src.Data(), out.Data(), n));
     return out;
 }
 
@@ -117,7 +117,7 @@ Napi::Value Matmul(const Napi::CallbackInfo &info) {
         env, "healthgpt.matmul",
         [=] {
             pool_lease lease = lease_pool(threads);
-            if (hg_matmul(lease.pool, type, wp, rows, k, xp, n, yp) < 0) throw std::runtime_error(hg_last_error());
+            if (hg_matmul(lease.pool, type, wp, rows, k, xp, n, yp) < 0) throw native_error();
         },
         [](Napi::Env, Napi::Value kept) { return kept; }, y, {w, x});
 }
@@ -149,14 +149,14 @@ Napi::Value BenchMatmul(const Napi::CallbackInfo &info) {
             const size_t copies = std::max<size_t>(1, ((size_t)512 << 20) / w_bytes + 1);
             std::vector<uint8_t> w(w_bytes * copies);
             if (hg_convert_rows(lease.pool, HG_TYPE_F32, wf.data(), type, w.data(), rows, k) < 0)
-                throw std::runtime_error(hg_last_error());
+                throw native_error();
             std::vector<float>().swap(wf);
             for (size_t c = 1; c < copies; c++) std::memcpy(&w[c * w_bytes], w.data(), w_bytes);
             for (int i = -1; i < iters; i++) { // one untimed warm-up run
                 const uint8_t *wi = &w[(size_t)(i + 1) % copies * w_bytes];
                 const auto t0 = std::chrono::steady_clock::now();
                 if (hg_matmul(lease.pool, type, wi, rows, k, x.data(), n, y.data()) < 0)
-                    throw std::runtime_error(hg_last_error());
+                    throw native_error();
                 const auto t1 = std::chrono::steady_clock::now();
                 if (i >= 0) times->push_back(std::chrono::duration<double, std::milli>(t1 - t0).count());
             }
@@ -182,7 +182,7 @@ Napi::Value ReadBandwidth(const Napi::CallbackInfo &info) {
         [=] {
             pool_lease lease = lease_pool(threads);
             *gbs = hg_read_bandwidth(lease.pool, (size_t)mb << 20, reps);
-            if (*gbs < 0) throw std::runtime_error(hg_last_error());
+            if (*gbs < 0) throw native_error();
         },
         [gbs](Napi::Env env, Napi::Value) -> Napi::Value { return Napi::Number::New(env, *gbs); },
         env.Undefined());

@@ -63,7 +63,7 @@ class Vqgan : public Napi::ObjectWrap<Vqgan> {
             [box, path, threads] {
                 box->vq = hg_vqgan_load(path.c_str(), threads);
                 if (!box->vq || hg_vqgan_get_info(box->vq, &box->info) < 0)
-                    throw std::runtime_error(hg_last_error());
+                    throw native_error();
             },
             [box, ctor](Napi::Env env, Napi::Value) -> Napi::Value {
                 vqgan_ptr holder = box;
@@ -111,7 +111,7 @@ class Vqgan : public Napi::ObjectWrap<Vqgan> {
             env, "healthgpt.Vqgan.decode",
             [b, in, n, chw_p, rgb_p] {
                 std::lock_guard<std::mutex> lk(b->busy);
-                if (hg_vqgan_decode(b->vq, in, n, chw_p, rgb_p) < 0) throw std::runtime_error(hg_last_error());
+                if (hg_vqgan_decode(b->vq, in, n, chw_p, rgb_p) < 0) throw native_error();
             },
             [](Napi::Env, Napi::Value kept) { return kept; }, out, {idx});
     }
@@ -138,7 +138,7 @@ class Vqgan : public Napi::ObjectWrap<Vqgan> {
             env, "healthgpt.Vqgan.encode",
             [b, in, n, out_p, n_idx] {
                 std::lock_guard<std::mutex> lk(b->busy);
-                if (hg_vqgan_encode(b->vq, in, n, out_p, n_idx) < 0) throw std::runtime_error(hg_last_error());
+                if (hg_vqgan_encode(b->vq, in, n, out_p, n_idx) < 0) throw native_error();
             },
             [](Napi::Env, Napi::Value kept) { return kept; }, out, {img});
     }

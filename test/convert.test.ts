@@ -249,7 +249,7 @@ describe('tokenizer', () => {
     expect([t.length, t[1], t[64], t[65], t[66]]).toEqual([67, '<idx_0>', '<idx_63>', '<end_index>', '<pixel_newline>']);
     const v = await loadHfVocab(join(fx, 'model'), { vocabSize: 411 + 67, healthgptTokens: true, codebookSize: 64 });
     expect(v.kind === 'spm' && [v.vocab.pieces[411 + 64], v.vocab.pieces[411 + 66], v.vocab.pieces.length]).toEqual(['<idx_63>', '<pixel_newline>', 411 + 67]);
-    for (const bad of [0, -1, 1.5, Number.NaN]) expect(() => healthgptTokens(bad)).toThrow(expect.objectContaining({ code: 'ERR_INVALID_OPTION' }));
+    for (const bad of [0, -1, 1.5, Number.NaN]) expect(() => healthgptTokens(bad)).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARG' }));
   });
 });
 

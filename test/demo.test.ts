@@ -59,7 +59,7 @@ describe('the demo pipeline', () => {
   });
 
   it('refuses a missing cache folder option by code', async () => {
-    await expect(runDemoPipeline({ cache: '' })).rejects.toMatchObject({ code: 'ERR_INVALID_OPTION' });
+    await expect(runDemoPipeline({ cache: '' })).rejects.toMatchObject({ code: 'ERR_INVALID_ARG' });
   });
 });
 

@@ -152,7 +152,7 @@ describe('bad files', () => {
         err = e;
       }
       expect(err).toBeInstanceOf(HealthGPTError);
-      expect((err as HealthGPTError).code).toBe('ERR_GGUF');
+      expect((err as HealthGPTError).code).toBe('ERR_INVALID_FILE');
       expect((err as Error).message).toContain(p);
       expect((err as Error).message).toMatch(message);
     });
@@ -164,9 +164,9 @@ describe('bad files', () => {
     expect(r.stderr).toMatch(/^healthgpt: .*cli-magic\.gguf.*magic/im);
   });
 
-  it('calls on a closed file throw ERR_CLOSED', async () => {
+  it('calls on a closed file throw ERR_DISPOSED', async () => {
     const f = GGUFFile.open(fixture);
     f.close();
-    await expect(f.tensorData(0)).rejects.toMatchObject({ code: 'ERR_CLOSED' });
+    await expect(f.tensorData(0)).rejects.toMatchObject({ code: 'ERR_DISPOSED' });
   });
 });

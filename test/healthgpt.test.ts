@@ -180,7 +180,7 @@ describe('HealthGPT session: cache, cancelling, options', () => {
     const rows = prompt.filter((p): p is Float32Array => typeof p !== 'number');
     expect(rows.length).toBe(2);
     expect(rows[0]).not.toEqual(rows[1]);
-    await rejects(hg.askPrompt({ images: [a, a], question: '<image> only one mark' }), 'ERR_INVALID_OPTION', /question has 1 <image> marks but 2 image/);
+    await rejects(hg.askPrompt({ images: [a, a], question: '<image> only one mark' }), 'ERR_INVALID_ARG', /question has 1 <image> marks but 2 image/);
   });
 
   it('cancelling mid-image stops within one token; the session works afterwards', async () => {
@@ -207,22 +207,22 @@ describe('HealthGPT session: cache, cancelling, options', () => {
   }, 120_000);
 
   it('refuses bad options by name', async () => {
-    await rejects(HealthGPT.load({ ...fixtureOptions(), model: '' }), 'ERR_INVALID_OPTION', /model must be a file path, got ""/);
-    await rejects(HealthGPT.load({ ...fixtureOptions(), plugins: {} }), 'ERR_INVALID_OPTION', /plugins must name/);
-    await rejects(HealthGPT.load({ ...fixtureOptions(), plugins: { comprehension: file('com.gguf'), extra: 'x' } as never }), 'ERR_INVALID_OPTION', /plugins\.extra/);
-    await rejects(HealthGPT.load({ ...fixtureOptions(), threads: -1 }), 'ERR_INVALID_OPTION', /threads must be a non-negative integer, got -1/);
-    await rejects(HealthGPT.load({ ...fixtureOptions(), colour: 1 } as never), 'ERR_INVALID_OPTION', /unknown option "colour"/);
+    await rejects(HealthGPT.load({ ...fixtureOptions(), model: '' }), 'ERR_INVALID_ARG', /model must be a file path, got ""/);
+    await rejects(HealthGPT.load({ ...fixtureOptions(), plugins: {} }), 'ERR_INVALID_ARG', /plugins must name/);
+    await rejects(HealthGPT.load({ ...fixtureOptions(), plugins: { comprehension: file('com.gguf'), extra: 'x' } as never }), 'ERR_INVALID_ARG', /plugins\.extra/);
+    await rejects(HealthGPT.load({ ...fixtureOptions(), threads: -1 }), 'ERR_INVALID_ARG', /threads must be a non-negative integer, got -1/);
+    await rejects(HealthGPT.load({ ...fixtureOptions(), colour: 1 } as never), 'ERR_INVALID_ARG', /unknown option "colour"/);
     // a missing file: the reader's error, naming the path
     await expect(HealthGPT.load({ ...fixtureOptions(), vqgan: file('nope.gguf') })).rejects.toThrow(/nope\.gguf/);
-    await rejects(hg.answer({ question: '' }), 'ERR_INVALID_OPTION', /question must be a non-empty string/);
-    await rejects(hg.answer({ question: 'q', image: 42 as never }), 'ERR_INVALID_OPTION', /image must be a file path or the bytes/);
-    await rejects(hg.answer({ question: 'q', temperature: -1 }), 'ERR_INVALID_OPTION', /temperature/);
-    await rejects(hg.answer({ question: 'q', maxTokens: 0 }), 'ERR_INVALID_OPTION', /maxTokens must be a positive integer, got 0/);
-    await rejects(hg.answer({ question: 'q', history: [{ role: 'robot', content: 'x' }] as never }), 'ERR_INVALID_OPTION', /history\[0\]\.role/);
-    await rejects(hg.generateImage({ task: 'paint' as never }), 'ERR_INVALID_OPTION', /task must be one of .* got paint/);
-    await rejects(hg.generateImage({ task: 'reconstruct' }), 'ERR_INVALID_OPTION', /task reconstruct needs an input image/);
-    await rejects(hg.generateImage({ task: 'report2cxr' }), 'ERR_INVALID_OPTION', /needs a non-empty report/);
-    await rejects(hg.generateImage({ task: 'reconstruct', image: file('input.png'), onToken: 3 as never }), 'ERR_INVALID_OPTION', /onToken must be a function/);
+    await rejects(hg.answer({ question: '' }), 'ERR_INVALID_ARG', /question must be a non-empty string/);
+    await rejects(hg.answer({ question: 'q', image: 42 as never }), 'ERR_INVALID_ARG', /image must be a file path or the bytes/);
+    await rejects(hg.answer({ question: 'q', temperature: -1 }), 'ERR_INVALID_ARG', /temperature/);
+    await rejects(hg.answer({ question: 'q', maxTokens: 0 }), 'ERR_INVALID_ARG', /maxTokens must be a positive integer, got 0/);
+    await rejects(hg.answer({ question: 'q', history: [{ role: 'robot', content: 'x' }] as never }), 'ERR_INVALID_ARG', /history\[0\]\.role/);
+    await rejects(hg.generateImage({ task: 'paint' as never }), 'ERR_INVALID_ARG', /task must be one of .* got paint/);
+    await rejects(hg.generateImage({ task: 'reconstruct' }), 'ERR_INVALID_ARG', /task reconstruct needs an input image/);
+    await rejects(hg.generateImage({ task: 'report2cxr' }), 'ERR_INVALID_ARG', /needs a non-empty report/);
+    await rejects(hg.generateImage({ task: 'reconstruct', image: file('input.png'), onToken: 3 as never }), 'ERR_INVALID_ARG', /onToken must be a function/);
     const noGen = await HealthGPT.load(fixtureOptions({ plugins: { comprehension: file('com.gguf') }, vqgan: undefined }));
     await rejects(noGen.generateImage({ task: 'reconstruct', image: file('input.png') }), 'ERR_NO_PLUGIN', /plugins\.generation/);
     noGen.dispose();

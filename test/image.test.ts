@@ -178,11 +178,11 @@ describe('DICOM', () => {
     // the same file under a transfer syntax that is not read (same UID length: JPIP Referenced)
     const jpip = Buffer.from(readFileSync(fx('jpeg_baseline.dcm')).toString('latin1').replace('1.2.840.10008.1.2.4.50', '1.2.840.10008.1.2.4.94'), 'latin1');
     await rejects(decodeImage(jpip), 'ERR_DICOM_UNSUPPORTED', /transfer syntax 1\.2\.840\.10008\.1\.2\.4\.94 \(JPIP Referenced\) is not supported; these are read: 1\.2\.840\.10008\.1\.2, /);
-    await rejects(decodeImage(fx('multiframe.dcm'), { frame: 3 }), 'ERR_INVALID_OPTION', /frame 3 was asked for but the file has 3 frames/);
+    await rejects(decodeImage(fx('multiframe.dcm'), { frame: 3 }), 'ERR_INVALID_ARG', /frame 3 was asked for but the file has 3 frames/);
     const bytes = readFileSync(fx('mono2_u12.dcm'));
     await rejects(decodeImage(bytes.subarray(0, bytes.length - 10)), 'ERR_DICOM', /image buffer \(DICOM\): .*truncated/);
-    await rejects(decodeImage(fx('rgb_planar.dcm'), { window: { center: 40, width: 400 } }), 'ERR_INVALID_OPTION', /rgb_planar\.dcm: window applies to greyscale \(MONOCHROME1\/2\) images; this one is RGB/);
-    await rejects(decodeImage(fx('ct_s16.dcm'), { window: { center: 40, width: 0 } }), 'ERR_INVALID_OPTION', /window must be \{ center, width \}.*"width":0/);
+    await rejects(decodeImage(fx('rgb_planar.dcm'), { window: { center: 40, width: 400 } }), 'ERR_INVALID_ARG', /rgb_planar\.dcm: window applies to greyscale \(MONOCHROME1\/2\) images; this one is RGB/);
+    await rejects(decodeImage(fx('ct_s16.dcm'), { window: { center: 40, width: 0 } }), 'ERR_INVALID_ARG', /window must be \{ center, width \}.*"width":0/);
   });
 
   it('refuses a header claiming 40000 x 40000 before reading pixels', async () => {
@@ -226,8 +226,8 @@ describe('bad images', () => {
     await rejects(decodeImage(fx('nope.png')), 'ERR_IMAGE_READ', /cannot read image file .*nope\.png: no such file/);
     await rejects(decodeImage(dir), 'ERR_DICOM_AMBIGUOUS', /folder .*image holds 7 DICOM images; name one/);
     await rejects(decodeImage(42 as unknown as string), 'ERR_INVALID_ARG', /image must be a file path or a Uint8Array/);
-    await rejects(decodeImage(fx('rgb_50x80.png'), { maxPixels: -1 }), 'ERR_INVALID_OPTION', /maxPixels must be a positive integer, got -1/);
-    await rejects(decodeImage(fx('rgb_50x80.png'), { frame: 1 }), 'ERR_INVALID_OPTION', /frame applies to DICOM files only/);
+    await rejects(decodeImage(fx('rgb_50x80.png'), { maxPixels: -1 }), 'ERR_INVALID_ARG', /maxPixels must be a positive integer, got -1/);
+    await rejects(decodeImage(fx('rgb_50x80.png'), { frame: 1 }), 'ERR_INVALID_ARG', /frame applies to DICOM files only/);
   });
 
   it('a truncated PNG and a truncated JPEG', async () => {

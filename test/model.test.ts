@@ -4,7 +4,7 @@
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { HealthGPTError } from '../lib/errors.js';
-import { LanguageModel } from '../lib/model/model.js';
+import { LanguageModel, type FinishReason } from '../lib/model/model.js';
 import { Sampler, softmax } from '../lib/model/sampler.js';
 import { root, maxRel, readLogits } from './helpers.js';
 
@@ -48,11 +48,20 @@ describe('LanguageModel requests', () => {
     for await (const t of it) out.push(t);
     return out;
   };
+  /** the tokens and the generator's return value: why it ended */
+  const run = async (it: AsyncGenerator<number, FinishReason, void>): Promise<{ tokens: number[]; finish: FinishReason }> => {
+    const tokens: number[] = [];
+    for (;;) {
+      const s = await it.next();
+      if (s.done) return { tokens, finish: s.value };
+      tokens.push(s.value);
+    }
+  };
 
   it('greedy decode (KV cache) picks the argmax of a full evaluation at every step', async () => {
-    const gen = await collect(m.generate(prompt, { maxTokens: 20, stopTokens: [] }));
+    const { tokens: gen, finish } = await run(m.generate(prompt, { maxTokens: 20, stopTokens: [] }));
     expect(gen.length).toBe(20);
-    expect(m.finishReason).toBe('length');
+    expect(finish).toBe('length');
     const all = [...prompt, ...gen];
     const logits = await m.evaluate(all);
     const V = m.info.nVocab;
@@ -78,6 +87,16 @@ describe('LanguageModel requests', () => {
     expect(c2).toEqual(alone2);
   });
 
+  it('an iterator dropped after its first token (no return()) does not hold the model', async () => {
+    const dropped = m.generate(prompt, { maxTokens: 12, stopTokens: [] });
+    const first = await dropped.next();
+    expect(first.done).toBe(false);
+    // its producer runs to its end and lets go: the next request is served, and equals a fresh run
+    const next = await collect(m.generate(prompt, { maxTokens: 12, stopTokens: [] }));
+    expect(next[0]).toBe(first.value);
+    expect(next.length).toBe(12);
+  });
+
   it('an AbortSignal stops within one token and leaves the model usable', async () => {
     const ac = new AbortController();
     const got: number[] = [];
@@ -90,7 +109,6 @@ describe('LanguageModel requests', () => {
       })(),
     ).rejects.toMatchObject({ code: 'ABORT_ERR' });
     expect(got.length).toBe(3);
-    expect(m.finishReason).toBe('abort');
     const again = await collect(m.generate(prompt, { maxTokens: 3, stopTokens: [] }));
     expect(again.length).toBe(3);
   });
@@ -99,13 +117,13 @@ describe('LanguageModel requests', () => {
     const free = await collect(m.generate(prompt, { maxTokens: 10, stopTokens: [] }));
     const stopAt = free[4];
     const first = free.indexOf(stopAt);
-    const stopped = await collect(m.generate(prompt, { maxTokens: 10, stopTokens: [stopAt] }));
-    expect(stopped).toEqual(free.slice(0, first));
-    expect(m.finishReason).toBe('stop');
+    const stopped = await run(m.generate(prompt, { maxTokens: 10, stopTokens: [stopAt] }));
+    expect(stopped.tokens).toEqual(free.slice(0, first));
+    expect(stopped.finish).toBe('stop');
     const nCtx = m.info.nCtx;
-    const long = await collect(m.generate(prompt, { maxTokens: 1000, stopTokens: [] }));
-    expect(prompt.length + long.length).toBe(nCtx + 1); // the last one is sampled, never fed
-    expect(m.finishReason).toBe('context');
+    const long = await run(m.generate(prompt, { maxTokens: 1000, stopTokens: [] }));
+    expect(prompt.length + long.tokens.length).toBe(nCtx + 1); // the last one is sampled, never fed
+    expect(long.finish).toBe('context');
   });
 
   it('refuses bad input with errors naming the option or token', async () => {

@@ -81,7 +81,7 @@ describe('LanguageModel with H-LoRA plugins', () => {
   it('refuses an unknown plugin naming the option and the value', async () => {
     const { tokens } = golden('base.f32.none');
     await expect(m.evaluate(tokens, { plugin: 'vision' })).rejects.toThrow('plugin must be one of "comprehension", "generation", got "vision"');
-    await expect(collect(m.generate(tokens, { plugin: 3 as unknown as string }))).rejects.toMatchObject({ code: 'ERR_INVALID_OPTION' });
+    await expect(collect(m.generate(tokens, { plugin: 3 as unknown as string }))).rejects.toMatchObject({ code: 'ERR_INVALID_ARG' });
   });
 
   it('refuses a second plugin under a name in use', async () => {

@@ -129,7 +129,7 @@ describe('pull', () => {
   });
 
   it('a gated repository without HF_TOKEN is refused with a hint', async () => {
-    await expect(listRepoFiles('lintw/HealthGPT-M3', 'main', { endpoint, token: '' })).rejects.toThrow(/HTTP 401.*set HF_TOKEN/);
+    await expect(listRepoFiles('lintw/HealthGPT-M3', 'main', { endpoint, token: '' })).rejects.toMatchObject({ code: 'ERR_HTTP', message: expect.stringMatching(/HTTP 401.*set HF_TOKEN/) });
   });
 
   it('resumes a cut download with a Range request and verifies the whole file', async () => {
@@ -155,7 +155,7 @@ describe('pull', () => {
     for (const name of ['tokenizer.model', 'config.json']) {
       const dest = join(tempDir(), name);
       hub.corrupt = name;
-      await expect(downloadFile(listing, listing.files.find((f) => f.path === name)!, dest, opts())).rejects.toThrow(name === 'config.json' ? /git blob sha1 .* does not match/ : /sha256 .* does not match/);
+      await expect(downloadFile(listing, listing.files.find((f) => f.path === name)!, dest, opts())).rejects.toMatchObject({ code: 'ERR_CHECKSUM', message: expect.stringMatching(name === 'config.json' ? /git blob sha1 .* does not match/ : /sha256 .* does not match/) });
       hub.corrupt = '';
       expect(existsSync(dest) || existsSync(`${dest}.part`)).toBe(false);
     }

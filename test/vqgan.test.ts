@@ -117,7 +117,7 @@ describe('Vqgan errors', () => {
   });
 
   it('validates options', async () => {
-    await expect(Vqgan.load(join(dir, 'tiny.gguf'), { threads: -1 })).rejects.toMatchObject({ code: 'ERR_INVALID_OPTION' });
+    await expect(Vqgan.load(join(dir, 'tiny.gguf'), { threads: -1 })).rejects.toMatchObject({ code: 'ERR_INVALID_ARG' });
   });
 });
 

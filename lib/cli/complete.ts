@@ -18,13 +18,19 @@ export function completeCommand(): Command {
     try {
       let out = '';
       const gen = model.complete(text, { ...generationOptions(o), special: o.special });
-      for await (const piece of gen) {
-        out += piece;
-        if (!o.json) process.stdout.write(piece);
+      let finish: string;
+      for (;;) {
+        const step = await gen.next();
+        if (step.done) {
+          finish = step.value;
+          break;
+        }
+        out += step.value;
+        if (!o.json) process.stdout.write(step.value);
       }
       const done = performance.now();
       if (o.json) {
-        process.stdout.write(toJson({ text: out, finish_reason: model.finishReason, timings: { load_ms: loaded - t0, generate_ms: done - loaded } }) + '\n');
+        process.stdout.write(toJson({ text: out, finish_reason: finish, timings: { load_ms: loaded - t0, generate_ms: done - loaded } }) + '\n');
       } else process.stdout.write('\n');
     } finally {
       model.dispose();

@@ -65,7 +65,7 @@ export const printable = (s: string): string => s.replace(/[\u0000-\u001f\u007f-
 
 /** Writes (once) and converts (once) the tiny release, then runs one question and one generation. */
 export async function runDemoPipeline(o: DemoPipelineOptions): Promise<DemoPipelineResult> {
-  if (typeof o?.cache !== 'string' || o.cache === '') throw new HealthGPTError('ERR_INVALID_OPTION', `cache must be a folder path, got ${String(o?.cache)}`);
+  if (typeof o?.cache !== 'string' || o.cache === '') throw new HealthGPTError('ERR_INVALID_ARG', `cache must be a folder path, got ${String(o?.cache)}`);
   const say = o.say ?? (() => undefined);
   // versioned names: a later layout or converter change makes fresh copies, never mixes them
   const release = join(o.cache, `release-v${DEMO_RELEASE_VERSION}`);

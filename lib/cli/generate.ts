@@ -36,7 +36,7 @@ export function generateCommand(): Command {
     .option('--instruction <text>', "replaces the task's instruction")
     .requiredOption('-o, --output <file>', 'the PNG to write');
   return addSessionOptions(c).action(async (o: GenerateFlags) => {
-    if (o.output === '') throw new HealthGPTError('ERR_INVALID_OPTION', '--output must be a file path, got ""');
+    if (o.output === '') throw new HealthGPTError('ERR_INVALID_ARG', '--output must be a file path, got ""');
     const t0 = performance.now();
     const parts = modelParts(o.model, { vision: o.vision, plugins: { generation: o.pluginGen }, vqgan: o.vqgan }, ['vision', 'generation', 'vqgan'], CLI_PART_NAMES);
     const hg = await HealthGPT.load({ model: parts.model, vision: parts.vision, plugins: { generation: parts.plugins.generation }, vqgan: parts.vqgan, threads: o.threads, contextSize: o.context, kvType: o.kvType });

@@ -50,7 +50,7 @@ export function serveCommand(): Command {
     .addOption(new Option('--kv-type <type>', 'KV cache precision (default f16)').choices(['f16', 'f32']))
     .action(async (o: ServeFlags) => {
       for (const k of ['port', 'maxBodyMb', 'maxPixels', 'queue', 'timeout'] as const)
-        if (!Number.isFinite(o[k]) || o[k] < 0) throw new HealthGPTError('ERR_INVALID_OPTION', `--${k.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)} must be a non-negative number, got ${String(o[k])}`);
+        if (!Number.isFinite(o[k]) || o[k] < 0) throw new HealthGPTError('ERR_INVALID_ARG', `--${k.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)} must be a non-negative number, got ${String(o[k])}`);
       const files = await resolveModelFiles(o.model);
       const { name: _name, ...parts } = files;
       const hg = await HealthGPT.load({ ...parts, threads: o.threads, contextSize: o.context, kvType: o.kvType });

@@ -58,11 +58,11 @@ export function imageOptionsOf(f: SessionFlags): ImageDecodeOptions | undefined 
   if (f.window !== undefined) {
     const parts = f.window.split(',').map(Number);
     if (parts.length !== 2 || !parts.every(Number.isFinite) || parts[1]! <= 0)
-      throw new HealthGPTError('ERR_INVALID_OPTION', `--window must be "center,width" with a positive width, got ${JSON.stringify(f.window)}`);
+      throw new HealthGPTError('ERR_INVALID_ARG', `--window must be "center,width" with a positive width, got ${JSON.stringify(f.window)}`);
     out.window = { center: parts[0]!, width: parts[1]! };
   }
   if (f.frame !== undefined) {
-    if (!/^\d+$/.test(f.frame)) throw new HealthGPTError('ERR_INVALID_OPTION', `--frame must be a non-negative integer, got ${JSON.stringify(f.frame)}`);
+    if (!/^\d+$/.test(f.frame)) throw new HealthGPTError('ERR_INVALID_ARG', `--frame must be a non-negative integer, got ${JSON.stringify(f.frame)}`);
     out.frame = Number(f.frame);
   }
   return out;

@@ -38,7 +38,7 @@ function fail(message: string): never {
  */
 export const HEALTHGPT_CODEBOOK = 8192;
 export function healthgptTokens(codebookSize = HEALTHGPT_CODEBOOK): string[] {
-  if (!Number.isSafeInteger(codebookSize) || codebookSize < 1) throw new HealthGPTError('ERR_INVALID_OPTION', `codebook size must be a positive integer, got ${String(codebookSize)}`);
+  if (!Number.isSafeInteger(codebookSize) || codebookSize < 1) throw new HealthGPTError('ERR_INVALID_ARG', `codebook size must be a positive integer, got ${String(codebookSize)}`);
   const t = ['<start_index>'];
   for (let k = 0; k < codebookSize; k++) t.push(`<idx_${k}>`);
   t.push('<end_index>', '<pixel_newline>');

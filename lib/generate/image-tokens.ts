@@ -52,7 +52,7 @@ export function findImageTokens(tokenToId: ReadonlyMap<string, number>): ImageTo
  * `<end_index>`. `position` is the sampler's: the history length when the token is drawn.
  */
 export function imageTokenMask(ids: ImageTokenIds, startPosition: number, count = IMAGE_TOKEN_COUNT): (logits: Float32Array, position: number) => void {
-  if (!Number.isInteger(count) || count < 1) throw new HealthGPTError('ERR_INVALID_OPTION', `count must be a positive integer, got ${String(count)}`);
+  if (!Number.isInteger(count) || count < 1) throw new HealthGPTError('ERR_INVALID_ARG', `count must be a positive integer, got ${String(count)}`);
   const lo = ids.firstIndex;
   const hi = ids.firstIndex + ids.codebookSize;
   return (logits, position) => {

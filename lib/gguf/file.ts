@@ -61,7 +61,7 @@ export class GGUFFile {
     };
   }
 
-  /** Opens and validates a GGUF file; throws a HealthGPTError (code ERR_GGUF) naming the fault. */
+  /** Opens and validates a GGUF file; throws a HealthGPTError (code ERR_INVALID_FILE) naming the fault. */
   static open(path: string): GGUFFile {
     try {
       return new GGUFFile(path, new (native().GGUFFile)(path));

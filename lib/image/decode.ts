@@ -52,12 +52,12 @@ interface Limits {
 }
 
 function validateDecode(o: ImageDecodeOptions): Limits {
-  if (o === null || typeof o !== 'object') throw new HealthGPTError('ERR_INVALID_OPTION', `options must be an object, got ${String(o)}`);
+  if (o === null || typeof o !== 'object') throw new HealthGPTError('ERR_INVALID_ARG', `options must be an object, got ${String(o)}`);
   for (const k of ['maxPixels', 'maxFileBytes'] as const) {
     const v = o[k];
-    if (v !== undefined && (!Number.isSafeInteger(v) || v < 1)) throw new HealthGPTError('ERR_INVALID_OPTION', `${k} must be a positive integer, got ${String(v)}`);
+    if (v !== undefined && (!Number.isSafeInteger(v) || v < 1)) throw new HealthGPTError('ERR_INVALID_ARG', `${k} must be a positive integer, got ${String(v)}`);
   }
-  if (o.frame !== undefined && (!Number.isInteger(o.frame) || o.frame < 0)) throw new HealthGPTError('ERR_INVALID_OPTION', `frame must be a non-negative integer, got ${String(o.frame)}`);
+  if (o.frame !== undefined && (!Number.isInteger(o.frame) || o.frame < 0)) throw new HealthGPTError('ERR_INVALID_ARG', `frame must be a non-negative integer, got ${String(o.frame)}`);
   return {
     maxPixels: o.maxPixels ?? DEFAULT_MAX_PIXELS,
     maxFileBytes: o.maxFileBytes ?? DEFAULT_MAX_FILE_BYTES,
@@ -157,7 +157,7 @@ async function readDicomFile(path: string, limits: Limits): Promise<Uint8Array> 
  * Decodes an image file (path) or its bytes to 8-bit RGB. A path may also be a folder of DICOM
  * files or a DICOMDIR holding one image (several are listed in the error). Errors are
  * HealthGPTErrors: ERR_IMAGE_READ, ERR_IMAGE_DECODE, ERR_IMAGE_FORMAT, ERR_IMAGE_TOO_LARGE,
- * ERR_DICOM, ERR_DICOM_UNSUPPORTED, ERR_DICOM_NO_PIXELS, ERR_DICOM_AMBIGUOUS, ERR_INVALID_OPTION,
+ * ERR_DICOM, ERR_DICOM_UNSUPPORTED, ERR_DICOM_NO_PIXELS, ERR_DICOM_AMBIGUOUS,
  * ERR_INVALID_ARG.
  */
 export async function decodeImage(input: ImageInput, options: ImageDecodeOptions = {}): Promise<DecodedImage> {
@@ -178,12 +178,12 @@ export async function decodeImage(input: ImageInput, options: ImageDecodeOptions
       }
       return dicomImage(bytes, input, limits);
     }
-    if (limits.frame !== undefined) throw new HealthGPTError('ERR_INVALID_OPTION', `frame applies to DICOM files only; ${input} is not one`);
+    if (limits.frame !== undefined) throw new HealthGPTError('ERR_INVALID_ARG', `frame applies to DICOM files only; ${input} is not one`);
     return decodeWithSharp(input, input, limits);
   }
   if (!(input instanceof Uint8Array)) throw new HealthGPTError('ERR_INVALID_ARG', `image must be a file path or a Uint8Array/Buffer of file bytes, got ${Object.prototype.toString.call(input)}`);
   if (input.length === 0) throw new HealthGPTError('ERR_IMAGE_DECODE', 'image buffer: it is empty (0 bytes)');
   if (isDicom(input)) return dicomImage(input, 'image buffer (DICOM)', limits);
-  if (limits.frame !== undefined) throw new HealthGPTError('ERR_INVALID_OPTION', 'frame applies to DICOM files only; the image buffer is not one');
+  if (limits.frame !== undefined) throw new HealthGPTError('ERR_INVALID_ARG', 'frame applies to DICOM files only; the image buffer is not one');
   return decodeWithSharp(Buffer.from(input.buffer, input.byteOffset, input.length), 'image buffer', limits);
 }

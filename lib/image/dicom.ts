@@ -14,7 +14,7 @@
  */
 import { inflateRawSync } from 'node:zlib';
 import type { DataSet, Element } from 'dicom-parser';
-import { HealthGPTError } from '../errors.js';
+import { HealthGPTError, type ErrorCode } from '../errors.js';
 import { decodeCompressed, type CompressedEncoding } from './dicom-codecs.js';
 import { frameData, readFragments, type ExtendedOffsets } from './dicom-encapsulated.js';
 import { lookup, readLut, type Lut } from './dicom-lut.js';
@@ -72,7 +72,7 @@ export function isDicom(head: Uint8Array): boolean {
   return head.length >= 132 && head[128] === 0x44 && head[129] === 0x49 && head[130] === 0x43 && head[131] === 0x4d;
 }
 
-function fail(code: string, name: string, msg: string): never {
+function fail(code: ErrorCode, name: string, msg: string): never {
   throw new HealthGPTError(code, `${name}: ${msg}`);
 }
 
@@ -80,7 +80,7 @@ export function validateWindow(w: unknown, name = 'window'): VoiWindow | undefin
   if (w === undefined) return undefined;
   const o = w as VoiWindow;
   if (o === null || typeof o !== 'object' || !Number.isFinite(o.center) || !Number.isFinite(o.width) || o.width <= 0) {
-    throw new HealthGPTError('ERR_INVALID_OPTION', `${name} must be { center, width } with finite numbers and width > 0, got ${JSON.stringify(w)}`);
+    throw new HealthGPTError('ERR_INVALID_ARG', `${name} must be { center, width } with finite numbers and width > 0, got ${JSON.stringify(w)}`);
   }
   return { center: o.center, width: o.width };
 }
@@ -280,7 +280,7 @@ async function frameOf(p: Parsed, name: string, options: Omit<DicomOptions, 'win
   const frames = ds.intString('x00280008') ?? 1;
   if (!Number.isInteger(frames) || frames < 1) fail('ERR_DICOM', name, `Number of Frames (0028,0008) must be a positive integer, got ${String(frames)}`);
   const frame = options.frame ?? 0;
-  if (frame >= frames) fail('ERR_INVALID_OPTION', name, `frame ${frame} was asked for but the file has ${frames} frame${frames === 1 ? '' : 's'} (0..${frames - 1})`);
+  if (frame >= frames) fail('ERR_INVALID_ARG', name, `frame ${frame} was asked for but the file has ${frames} frame${frames === 1 ? '' : 's'} (0..${frames - 1})`);
   const info: DicomInfo = { transferSyntax: p.uid, photometric, frames, bitsAllocated, lossy: p.ts.lossy };
 
   if (!PHOTOMETRIC.includes(photometric)) fail('ERR_DICOM_UNSUPPORTED', name, `Photometric Interpretation ${photometric || '(none)'} is not supported (${PHOTOMETRIC.join(', ')} are)`);
@@ -418,7 +418,7 @@ export async function decodeDicom(bytes: Uint8Array, name: string, options: Dico
   const signed = (p.ds.uint16('x00280103') ?? 0) === 1;
   const image = (data: Uint8Array) => ({ image: { width: f.width, height: f.height, data }, info });
   if (f.samplesPerPixel === 3 || f.photometric === 'PALETTE COLOR') {
-    if (options.window) fail('ERR_INVALID_OPTION', name, `window applies to greyscale (MONOCHROME1/2) images; this one is ${info.photometric}`);
+    if (options.window) fail('ERR_INVALID_ARG', name, `window applies to greyscale (MONOCHROME1/2) images; this one is ${info.photometric}`);
     if (f.photometric === 'PALETTE COLOR') return image(palette(p, f.values as Float64Array, signed, name));
     const v = f.values as Uint8Array | Uint16Array;
     if (f.photometric === 'YBR_FULL' && v instanceof Uint16Array) fail('ERR_DICOM_UNSUPPORTED', name, 'YBR_FULL with 16-bit samples is not supported');

@@ -37,7 +37,7 @@ export async function encodePng(img: RgbImage): Promise<Buffer> {
   try {
     return await sharp()(img.data, { raw: { width: img.width, height: img.height, channels: 3 } }).png().toBuffer();
   } catch (err) {
-    throw new HealthGPTError('ERR_IMAGE_ENCODE', `cannot encode ${img.width}x${img.height} PNG: ${(err as Error).message ?? String(err)}`, { cause: err });
+    throw new HealthGPTError('ERR_IMAGE_WRITE', `cannot encode ${img.width}x${img.height} PNG: ${(err as Error).message ?? String(err)}`, { cause: err });
   }
 }
 

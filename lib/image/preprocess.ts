@@ -34,15 +34,15 @@ const MAX_SIZE = 4096;
 
 function validateSize(size: unknown, name: string): number {
   if (!Number.isInteger(size) || (size as number) < 1 || (size as number) > MAX_SIZE) {
-    throw new HealthGPTError('ERR_INVALID_OPTION', `${name} must be an integer from 1 to ${MAX_SIZE}, got ${String(size)}`);
+    throw new HealthGPTError('ERR_INVALID_ARG', `${name} must be an integer from 1 to ${MAX_SIZE}, got ${String(size)}`);
   }
   return size as number;
 }
 
 function validatePreprocess(o: PreprocessOptions): { size: number; pad: boolean } {
-  if (o === null || typeof o !== 'object') throw new HealthGPTError('ERR_INVALID_OPTION', `options must be an object, got ${String(o)}`);
+  if (o === null || typeof o !== 'object') throw new HealthGPTError('ERR_INVALID_ARG', `options must be an object, got ${String(o)}`);
   const size = validateSize(o.size ?? CLIP_IMAGE_SIZE, 'size');
-  if (o.pad !== undefined && typeof o.pad !== 'boolean') throw new HealthGPTError('ERR_INVALID_OPTION', `pad must be a boolean, got ${String(o.pad)}`);
+  if (o.pad !== undefined && typeof o.pad !== 'boolean') throw new HealthGPTError('ERR_INVALID_ARG', `pad must be a boolean, got ${String(o.pad)}`);
   return { size, pad: o.pad ?? true };
 }
 

@@ -20,7 +20,7 @@ export interface TokenLogprobs extends TokenLogprob {
 
 export function validateTopLogprobs(v: unknown): void {
   if (v !== undefined && (typeof v !== 'number' || !Number.isInteger(v) || v < 0 || v > MAX_TOP_LOGPROBS))
-    throw new HealthGPTError('ERR_INVALID_OPTION', `topLogprobs must be an integer in 0..${MAX_TOP_LOGPROBS}, got ${String(v)}`);
+    throw new HealthGPTError('ERR_INVALID_ARG', `topLogprobs must be an integer in 0..${MAX_TOP_LOGPROBS}, got ${String(v)}`);
 }
 
 /** The chosen token's log-probability and the `top` most likely tokens', from one row of raw logits. */

@@ -3,6 +3,14 @@
  * pool) with prompt-prefix reuse, sampling and streaming on top. Every request holds the
  * model's lock for its whole run, so concurrent calls queue instead of mixing in the cache;
  * native work runs off the JS thread; an AbortSignal stops a generation within one token.
+ *
+ * A generation runs as a producer: it takes the lock, evaluates its prompt, samples to its
+ * end (stop token, maxTokens, the context, an abort) into its own TokenBuffer and releases
+ * the lock, whether or not its caller reads on. Its iterator reads that buffer. So an
+ * iterator dropped mid-way (never finished, no return()) costs at most its remaining tokens,
+ * never the model; return() stops the producer at its next token. Everything a request
+ * returns lives in that request's objects; the model itself keeps only the KV cache (and
+ * the positions it holds, for prefix reuse).
  */
 import { HealthGPTError, wrapNative } from '../errors.js';
 import { GGUFFile, type GGUFInfo } from '../gguf/file.js';
@@ -11,6 +19,7 @@ import { renderChat, templateFor, type ChatMessage, type ChatTemplate } from '..
 import { Tokenizer, type EncodeOptions } from '../tokenizer/index.js';
 import { tokenLogprobs, validateTopLogprobs, type TokenLogprobs } from './logprobs.js';
 import { Mutex } from './queue.js';
+import { TokenBuffer } from './token-buffer.js';
 import { Sampler, validateSampling, type SamplingOptions } from './sampler.js';
 import { StopText } from './stop-text.js';
 
@@ -98,22 +107,22 @@ function samePosition(a: Position, b: Position): boolean {
 function validateLoad(o: LoadOptions): void {
   for (const k of ['contextSize', 'threads'] as const) {
     const v = o[k];
-    if (v !== undefined && (!Number.isInteger(v) || v < 0)) throw new HealthGPTError('ERR_INVALID_OPTION', `${k} must be a non-negative integer, got ${String(v)}`);
+    if (v !== undefined && (!Number.isInteger(v) || v < 0)) throw new HealthGPTError('ERR_INVALID_ARG', `${k} must be a non-negative integer, got ${String(v)}`);
   }
-  if (o.kvType !== undefined && o.kvType !== 'f16' && o.kvType !== 'f32') throw new HealthGPTError('ERR_INVALID_OPTION', `kvType must be "f16" or "f32", got ${String(o.kvType)}`);
-  if (o.repack !== undefined && typeof o.repack !== 'boolean') throw new HealthGPTError('ERR_INVALID_OPTION', `repack must be a boolean, got ${String(o.repack)}`);
+  if (o.kvType !== undefined && o.kvType !== 'f16' && o.kvType !== 'f32') throw new HealthGPTError('ERR_INVALID_ARG', `kvType must be "f16" or "f32", got ${String(o.kvType)}`);
+  if (o.repack !== undefined && typeof o.repack !== 'boolean') throw new HealthGPTError('ERR_INVALID_ARG', `repack must be a boolean, got ${String(o.repack)}`);
   if (o.plugins !== undefined) {
-    if (typeof o.plugins !== 'object' || o.plugins === null || Array.isArray(o.plugins)) throw new HealthGPTError('ERR_INVALID_OPTION', `plugins must be an object of name: path, got ${String(o.plugins)}`);
+    if (typeof o.plugins !== 'object' || o.plugins === null || Array.isArray(o.plugins)) throw new HealthGPTError('ERR_INVALID_ARG', `plugins must be an object of name: path, got ${String(o.plugins)}`);
     for (const [name, path] of Object.entries(o.plugins)) {
       validatePluginName(name);
-      if (typeof path !== 'string' || path === '') throw new HealthGPTError('ERR_INVALID_OPTION', `plugins.${name} must be a file path, got ${String(path)}`);
+      if (typeof path !== 'string' || path === '') throw new HealthGPTError('ERR_INVALID_ARG', `plugins.${name} must be a file path, got ${String(path)}`);
     }
   }
   if (o.pluginOptions !== undefined) validatePluginOptions(o.pluginOptions, 'pluginOptions.');
 }
 
 function validatePluginName(name: unknown): asserts name is string {
-  if (typeof name !== 'string' || name === '') throw new HealthGPTError('ERR_INVALID_OPTION', `a plugin name must be a non-empty string, got ${String(name)}`);
+  if (typeof name !== 'string' || name === '') throw new HealthGPTError('ERR_INVALID_ARG', `a plugin name must be a non-empty string, got ${String(name)}`);
 }
 
 const ADAPTER_TYPES = { f32: 0, f16: 1, bf16: 30, q8_0: 8 } as const;
@@ -123,10 +132,32 @@ function adapterTypeId(t: keyof typeof ADAPTER_TYPES | undefined): number {
 }
 
 function validatePluginOptions(o: PluginOptions, prefix = ''): void {
-  if (typeof o !== 'object' || o === null) throw new HealthGPTError('ERR_INVALID_OPTION', `${prefix || 'plugin options'} must be an object, got ${String(o)}`);
+  if (typeof o !== 'object' || o === null) throw new HealthGPTError('ERR_INVALID_ARG', `${prefix || 'plugin options'} must be an object, got ${String(o)}`);
   if (o.adapterType !== undefined && !Object.hasOwn(ADAPTER_TYPES, o.adapterType))
-    throw new HealthGPTError('ERR_INVALID_OPTION', `${prefix}adapterType must be one of ${Object.keys(ADAPTER_TYPES).map((k) => `"${k}"`).join(', ')}, got ${String(o.adapterType)}`);
-  if (o.fused !== undefined && typeof o.fused !== 'boolean') throw new HealthGPTError('ERR_INVALID_OPTION', `${prefix}fused must be a boolean, got ${String(o.fused)}`);
+    throw new HealthGPTError('ERR_INVALID_ARG', `${prefix}adapterType must be one of ${Object.keys(ADAPTER_TYPES).map((k) => `"${k}"`).join(', ')}, got ${String(o.adapterType)}`);
+  if (o.fused !== undefined && typeof o.fused !== 'boolean') throw new HealthGPTError('ERR_INVALID_ARG', `${prefix}fused must be a boolean, got ${String(o.fused)}`);
+}
+
+/** One generation request: what it asks, and the buffer its tokens go to. */
+interface Generation {
+  positions: Position[];
+  /** native plugin id, -1 for none */
+  plugin: number;
+  stop: Set<number>;
+  sampler: Sampler;
+  maxTokens: number;
+  signal: AbortSignal | undefined;
+  /** the stop token that ended it, for onStop */
+  stopToken?: number;
+  /** set when the caller wants each token's log-probabilities: how many alternatives */
+  topLogprobs: number | undefined;
+  out: TokenBuffer<Produced, FinishReason>;
+}
+
+/** A generated token, with its log-probabilities when asked. */
+interface Produced {
+  token: number;
+  logprobs: TokenLogprobs | undefined;
 }
 
 export function abortError(signal: AbortSignal): HealthGPTError {
@@ -146,7 +177,6 @@ export class LanguageModel {
   private cachedPlugin = -1;
   /** plugin name -> native id */
   private readonly pluginIds = new Map<string, number>();
-  private lastFinish: FinishReason | undefined;
   private tok: Tokenizer | undefined;
   private eog: number[] | undefined;
 
@@ -223,7 +253,7 @@ export class LanguageModel {
     const id = typeof plugin === 'string' ? this.pluginIds.get(plugin) : undefined;
     if (id === undefined) {
       const known = this.plugins.map((n) => `"${n}"`).join(', ');
-      throw new HealthGPTError('ERR_INVALID_OPTION', `plugin must be ${known ? `one of ${known}` : 'omitted (no plugin is loaded)'}, got ${typeof plugin === 'string' ? `"${plugin}"` : String(plugin)}`);
+      throw new HealthGPTError('ERR_INVALID_ARG', `plugin must be ${known ? `one of ${known}` : 'omitted (no plugin is loaded)'}, got ${typeof plugin === 'string' ? `"${plugin}"` : String(plugin)}`);
     }
     return id;
   }
@@ -235,11 +265,6 @@ export class LanguageModel {
 
   get info(): { nVocab: number; nEmbd: number; nCtx: number } {
     return this.live().info();
-  }
-
-  /** Why the last generation ended. */
-  get finishReason(): FinishReason | undefined {
-    return this.lastFinish;
   }
 
   /** The model's tokenizer, built from the GGUF vocabulary; ERR_NO_TOKENIZER when the file has none. */
@@ -313,7 +338,7 @@ export class LanguageModel {
       while (common < tokens.length && common < this.cached.length && samePosition(tokens[common], this.cached[common])) common++;
     if (allLogits) common = 0; // every position's logits are wanted: recompute them all
     if (common === tokens.length) common--; // the last token must run to give its logits
-    h.kvClear(common);
+    // eval forgets the cached positions from `common` on, in its job
     this.cached = this.cached.slice(0, common);
     this.cachedPlugin = plugin;
     const rest = tokens.slice(common);
@@ -339,70 +364,114 @@ export class LanguageModel {
     const plugin = this.pluginId(options.plugin);
     const release = await this.lock.acquire();
     try {
-      return (await this.feed(positions, true, plugin)).logits;
+      const { logits } = await this.feed(positions, true, plugin);
+      this.live(); // disposed meanwhile: ERR_DISPOSED
+      return logits;
     } finally {
       release();
     }
   }
 
-  /** Streams generated token ids after the prompt (token ids and embeddings). */
+  /**
+   * Streams generated token ids after the prompt (token ids and embeddings); returns why it
+   * ended. The tokens come from a producer that does not wait for this iterator (above).
+   */
   async *generate(prompt: readonly PromptPiece[], options: GenerateOptions = {}): AsyncGenerator<number, FinishReason, void> {
     validateSampling(options);
     const maxTokens = options.maxTokens ?? 256;
-    if (!Number.isInteger(maxTokens) || maxTokens < 0) throw new HealthGPTError('ERR_INVALID_OPTION', `maxTokens must be a non-negative integer, got ${String(maxTokens)}`);
-    if (options.signal !== undefined && !(options.signal instanceof AbortSignal)) throw new HealthGPTError('ERR_INVALID_OPTION', 'signal must be an AbortSignal');
-    if (options.onLogprobs !== undefined && typeof options.onLogprobs !== 'function') throw new HealthGPTError('ERR_INVALID_OPTION', `onLogprobs must be a function, got ${typeof options.onLogprobs}`);
+    if (!Number.isInteger(maxTokens) || maxTokens < 0) throw new HealthGPTError('ERR_INVALID_ARG', `maxTokens must be a non-negative integer, got ${String(maxTokens)}`);
+    if (options.signal !== undefined && !(options.signal instanceof AbortSignal)) throw new HealthGPTError('ERR_INVALID_ARG', 'signal must be an AbortSignal');
+    if (options.onLogprobs !== undefined && typeof options.onLogprobs !== 'function') throw new HealthGPTError('ERR_INVALID_ARG', `onLogprobs must be a function, got ${typeof options.onLogprobs}`);
     validateTopLogprobs(options.topLogprobs);
-    const positions = this.positions(prompt);
-    const plugin = this.pluginId(options.plugin);
-    const stop = new Set(options.stopTokens ?? this.defaultStopTokens());
-    const sampler = new Sampler(options);
-    const signal = options.signal;
-
-    const release = await this.lock.acquire();
-    let finish: FinishReason = 'length';
-    const checkAbort = (): void => {
-      if (!signal?.aborted) return;
-      finish = 'abort';
-      throw abortError(signal);
+    const request: Generation = {
+      positions: this.positions(prompt),
+      plugin: this.pluginId(options.plugin),
+      stop: new Set(options.stopTokens ?? this.defaultStopTokens()),
+      sampler: new Sampler(options),
+      maxTokens,
+      signal: options.signal,
+      topLogprobs: options.onLogprobs ? (options.topLogprobs ?? 0) : undefined,
+      out: new TokenBuffer<Produced, FinishReason>(),
     };
+    void this.produce(request);
+    const { out, signal } = request;
     try {
+      for (;;) {
+        if (signal?.aborted) throw abortError(signal);
+        const step = await out.take();
+        if (step.done) {
+          if (request.stopToken !== undefined) options.onStop?.(request.stopToken);
+          return step.value;
+        }
+        // called by the reader, just before the token it describes
+        if (step.value.logprobs) options.onLogprobs?.(step.value.logprobs);
+        yield step.value.token;
+      }
+    } finally {
+      out.cancelled = true;
+    }
+  }
+
+  /**
+   * Runs one generation to its end into its buffer, holding the lock from its prompt to its
+   * last token. Never rejects: its error goes to the buffer. (The one place requests are
+   * scheduled: a batching scheduler would step several Generations here.)
+   */
+  private async produce(g: Generation): Promise<void> {
+    const { out, signal, sampler, stop, plugin, positions } = g;
+    if (out.cancelled) return out.end('abort');
+    const release = await this.lock.acquire();
+    try {
+      const checkAbort = (): void => {
+        if (signal?.aborted) throw abortError(signal);
+      };
       checkAbort();
       const nCtx = this.live().info().nCtx;
       let { logits } = await this.feed(positions, false, plugin);
+      this.live(); // disposed meanwhile: ERR_DISPOSED
       // the sampler's repetition penalty looks at token ids only
       const history = positions.filter((t): t is number => typeof t === 'number');
       let length = positions.length;
-      for (let i = 0; i < maxTokens; i++) {
+      let finish: FinishReason = 'length';
+      for (let i = 0; i < g.maxTokens; i++) {
         checkAbort();
+        if (out.cancelled) {
+          finish = 'abort';
+          break;
+        }
         // the sampler changes the row in place (penalty, mask): log-probabilities come from a copy
-        const raw = options.onLogprobs ? logits.slice() : undefined;
+        const raw = g.topLogprobs !== undefined ? logits.slice() : undefined;
         const token = sampler.sample(logits, history);
         if (stop.has(token)) {
           finish = 'stop';
-          options.onStop?.(token);
+          g.stopToken = token;
           break;
         }
         history.push(token);
         length++;
-        if (raw) options.onLogprobs!(tokenLogprobs(raw, token, options.topLogprobs ?? 0));
-        yield token;
-        if (i + 1 === maxTokens) break;
+        out.push({ token, logprobs: raw && tokenLogprobs(raw, token, g.topLogprobs ?? 0) });
+        if (i + 1 === g.maxTokens) break;
         if (length > nCtx) {
           finish = 'context';
           break;
         }
         checkAbort();
+        if (out.cancelled) {
+          finish = 'abort';
+          break;
+        }
         try {
           logits = await this.live().eval(Int32Array.of(token), this.cached.length, false, plugin);
         } catch (err) {
           throw wrapNative(err, 'eval');
         }
+        this.live();
         this.cached.push(token);
       }
-      return finish;
+      out.end(finish);
+    } catch (err) {
+      out.fail(err);
     } finally {
-      this.lastFinish = finish;
       release();
     }
   }
@@ -413,7 +482,7 @@ export class LanguageModel {
    */
   async *complete(prompt: string, options: CompleteOptions = {}): AsyncGenerator<string, FinishReason, void> {
     const stops = options.stop ?? [];
-    if (!Array.isArray(stops) || stops.some((s) => typeof s !== 'string' || s === '')) throw new HealthGPTError('ERR_INVALID_OPTION', 'stop must be an array of non-empty strings');
+    if (!Array.isArray(stops) || stops.some((s) => typeof s !== 'string' || s === '')) throw new HealthGPTError('ERR_INVALID_ARG', 'stop must be an array of non-empty strings');
     const tokens = this.tokenize(prompt, { special: options.special ?? false, prefixStyle: options.prefixStyle });
     const decoder = this.tokenizer.streamDecoder();
     const filter = new StopText(stops);
@@ -429,7 +498,6 @@ export class LanguageModel {
       if (out.text) yield out.text;
       if (out.stopped) {
         await gen.return('stop');
-        this.lastFinish = 'stop';
         return 'stop';
       }
     }

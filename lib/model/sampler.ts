@@ -30,7 +30,7 @@ export interface SamplingOptions {
 
 function check(name: string, v: number | undefined, ok: (v: number) => boolean, what: string): void {
   if (v !== undefined && (typeof v !== 'number' || !Number.isFinite(v) || !ok(v)))
-    throw new HealthGPTError('ERR_INVALID_OPTION', `${name} must be ${what}, got ${String(v)}`);
+    throw new HealthGPTError('ERR_INVALID_ARG', `${name} must be ${what}, got ${String(v)}`);
 }
 
 export function validateSampling(o: SamplingOptions): void {
@@ -42,7 +42,7 @@ export function validateSampling(o: SamplingOptions): void {
   check('repeatLastN', o.repeatLastN, (v) => Number.isInteger(v) && v >= 0, 'an integer >= 0');
   check('seed', o.seed, (v) => Number.isInteger(v), 'an integer');
   if (o.logitMask !== undefined && typeof o.logitMask !== 'function')
-    throw new HealthGPTError('ERR_INVALID_OPTION', `logitMask must be a function, got ${typeof o.logitMask}`);
+    throw new HealthGPTError('ERR_INVALID_ARG', `logitMask must be a function, got ${typeof o.logitMask}`);
 }
 
 /** mulberry32: small, fast, good enough for sampling, reproducible from a 32-bit seed. */

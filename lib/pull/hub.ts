@@ -52,7 +52,7 @@ async function request(url: string, o: HubOptions, extra: Record<string, string>
   try {
     return await fetch(url, { headers: { ...headers(o), ...extra }, signal: o.signal, redirect: 'follow' });
   } catch (err) {
-    if (o.signal?.aborted) throw new HealthGPTError('ERR_ABORTED', 'download aborted', { cause: err });
+    if (o.signal?.aborted) throw new HealthGPTError('ABORT_ERR', 'download aborted', { cause: err });
     throw new HealthGPTError('ERR_NETWORK', `cannot reach ${new URL(url).origin}: ${(err as Error).message}`, { cause: err });
   }
 }
@@ -146,7 +146,7 @@ export async function downloadFile(listing: RepoListing, file: HubFile, dest: st
   } catch (err) {
     await new Promise<void>((r) => out.end(() => r()));
     if (err instanceof HealthGPTError && err.code === 'ERR_CHECKSUM') unlinkSync(part);
-    if (o.signal?.aborted) throw new HealthGPTError('ERR_ABORTED', `download of ${file.path} aborted (${done} of ${file.size} bytes kept in ${part} to resume)`, { cause: err });
+    if (o.signal?.aborted) throw new HealthGPTError('ABORT_ERR', `download of ${file.path} aborted (${done} of ${file.size} bytes kept in ${part} to resume)`, { cause: err });
     if (err instanceof HealthGPTError) throw err;
     throw new HealthGPTError('ERR_NETWORK', `downloading ${listing.repo}/${file.path}: connection lost at ${done} of ${file.size} bytes (run pull again to resume): ${(err as Error).message}`, { cause: err });
   }

@@ -88,7 +88,7 @@ export function planQuantization(tensors: PlanInput[], target: QuantizeTarget, n
     const keep = (to: string, note: string): PlanEntry => ({ name: t.name, shape: t.shape, from: t.type, to, note });
     if (!readable(t.type)) {
       if (t.shape.length === 1 || elements < SMALL_TENSOR) return keep(t.type, 'copied as is');
-      throw new HealthGPTError('ERR_QUANTIZE', `tensor ${t.name}: source type ${t.type} cannot be read by this engine`);
+      throw new HealthGPTError('ERR_UNSUPPORTED', `tensor ${t.name}: source type ${t.type} cannot be read by this engine`);
     }
     if (t.shape.length === 1 || elements < SMALL_TENSOR) return keep('f32', t.shape.length === 1 ? '1-D: kept f32' : 'small: kept f32');
     let to = targetFor(t, target, nLayers);

@@ -45,7 +45,7 @@ export async function quantizeFile(input: string, output: string, target: Quanti
     for (const [key, value] of Object.entries(info.metadata)) {
       if (key === 'general.alignment' || key === 'general.file_type' || key === 'general.quantization_version') continue;
       const t = info.types[key];
-      if (t.type === 'array' && t.itemType === 'array') throw new HealthGPTError('ERR_QUANTIZE', `metadata ${key}: nested arrays are not copied`);
+      if (t.type === 'array' && t.itemType === 'array') throw new HealthGPTError('ERR_UNSUPPORTED', `metadata ${key}: nested arrays are not copied`);
       w.addKV(key, value as GGUFWriterValue, (t.type === 'array' ? t.itemType : t.type) as GGUFType);
     }
     w.addKV('general.file_type', FILE_TYPE[target], 'u32');

@@ -64,11 +64,11 @@ function sameKey(given: string, key: string): boolean {
 
 export async function startServer(o: ServerOptions): Promise<RunningServer> {
   const host = o.host ?? '127.0.0.1';
-  if (!LOOPBACK.test(host) && !o.apiKey) throw new HealthGPTError('ERR_INVALID_OPTION', `listening on ${host} (not this machine alone) needs an API key: --api-key or HEALTHGPT_API_KEY`);
-  if (o.apiKey !== undefined && o.apiKey.length < 8) throw new HealthGPTError('ERR_INVALID_OPTION', 'the API key must be at least 8 characters');
+  if (!LOOPBACK.test(host) && !o.apiKey) throw new HealthGPTError('ERR_INVALID_ARG', `listening on ${host} (not this machine alone) needs an API key: --api-key or HEALTHGPT_API_KEY`);
+  if (o.apiKey !== undefined && o.apiKey.length < 8) throw new HealthGPTError('ERR_INVALID_ARG', 'the API key must be at least 8 characters');
   for (const k of ['bodyLimit', 'maxPixels', 'queue', 'timeoutMs'] as const) {
     const v = o[k];
-    if (v !== undefined && (!Number.isSafeInteger(v) || v < (k === 'queue' ? 0 : 1))) throw new HealthGPTError('ERR_INVALID_OPTION', `${k} must be a ${k === 'queue' ? 'non-negative' : 'positive'} integer, got ${String(v)}`);
+    if (v !== undefined && (!Number.isSafeInteger(v) || v < (k === 'queue' ? 0 : 1))) throw new HealthGPTError('ERR_INVALID_ARG', `${k} must be a ${k === 'queue' ? 'non-negative' : 'positive'} integer, got ${String(v)}`);
   }
   const bodyLimit = o.bodyLimit ?? 32 << 20;
   const shutdown = new AbortController();

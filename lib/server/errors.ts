@@ -3,7 +3,7 @@
  * so every OpenAI client shows them as it shows OpenAI's own. Library errors map by their code;
  * anything unexpected is a 500 whose details go to the log, not to the client.
  */
-import { HealthGPTError } from '../errors.js';
+import { HealthGPTError, type ErrorCode } from '../errors.js';
 
 export class ApiError extends Error {
   constructor(
@@ -33,8 +33,7 @@ export class ApiError extends Error {
 export const badRequest = (message: string, param: string | null = null, code: string | null = null): ApiError => new ApiError(400, message, code, param);
 
 /** Library error codes that are the request's fault, by HTTP status (others are the server's: 500). */
-const CLIENT_CODES: Record<string, [status: number, code: string | null]> = {
-  ERR_INVALID_OPTION: [400, null],
+const CLIENT_CODES: Partial<Record<ErrorCode, [status: number, code: string | null]>> = {
   ERR_INVALID_ARG: [400, null],
   ERR_TOKENIZER: [400, null],
   ERR_CONTEXT: [400, 'context_length_exceeded'],

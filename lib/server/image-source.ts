@@ -20,7 +20,7 @@ export class ImageSource {
       try {
         real.push(await realpath(d));
       } catch {
-        throw new HealthGPTError('ERR_INVALID_OPTION', `--allow-dir ${d}: no such folder`);
+        throw new HealthGPTError('ERR_INVALID_ARG', `--allow-dir ${d}: no such folder`);
       }
     }
     return new ImageSource(real);

@@ -139,7 +139,7 @@ const ASK_KEYS = new Set([...SAMPLING_KEYS, 'question', 'image', 'images', 'hist
 const GEN_KEYS = new Set([...SAMPLING_KEYS, 'task', 'image', 'report', 'instruction', 'onToken', 'imageOptions']);
 
 function invalid(message: string): HealthGPTError {
-  return new HealthGPTError('ERR_INVALID_OPTION', message);
+  return new HealthGPTError('ERR_INVALID_ARG', message);
 }
 
 function checkKeys(o: object, allowed: Set<string>, what: string): void {
@@ -270,10 +270,12 @@ export class HealthGPT {
     if (signal?.aborted) throw new HealthGPTError('ABORT_ERR', 'the operation was aborted');
     const t0 = performance.now();
     const feats = await this.vision.encode(img.pixels, { tap });
+    this.live();
     this.encodeCount++;
     if (signal?.aborted) throw new HealthGPTError('ABORT_ERR', 'the operation was aborted');
     const own = this.pluginProjectors[tap];
     const rows = own ? await own.project(feats, this.threads) : await this.vision.project(feats, tap);
+    this.live();
     this.cache.set(key, rows);
     return { rows, ms: performance.now() - t0 };
   }
@@ -352,15 +354,6 @@ export class HealthGPT {
     return this.model.defaultStopTokens();
   }
 
-  private lastTimings: AskTimings | undefined;
-  private lastAnswerTokens: number[] = [];
-  private lastStopToken: number | undefined;
-
-  /** Timings of the last finished (or failed) ask stream. */
-  get timings(): AskTimings | undefined {
-    return this.lastTimings;
-  }
-
   /**
    * The prompt ask() feeds the model: token ids, and the projected features (Float32Array,
    * nPatches rows) where each `<image>` stood; encodeMs is the CLIP + projector time.
@@ -374,24 +367,31 @@ export class HealthGPT {
     return { prompt, encodeMs };
   }
 
-  /** Streams the answer to a question about zero or more images. */
-  async *ask(options: AskOptions): AsyncGenerator<string, FinishReason, void> {
+  /** Streams the answer to a question about zero or more images; returns why it ended. */
+  ask(options: AskOptions): AsyncGenerator<string, FinishReason, void> {
+    return this.askRun(options, { tokens: [], timings: { encode_ms: 0, prefill_ms: 0, decode_ms: 0 } });
+  }
+
+  /**
+   * ask() with its tokens and timings written into `out`, an object of this request alone
+   * (concurrent requests on one session never read each other's).
+   */
+  private async *askRun(options: AskOptions, out: AskRecord): AsyncGenerator<string, FinishReason, void> {
     this.live();
     this.validateAsk(options);
     this.needPlugin('comprehension');
     const { prompt, encodeMs } = await this.askPrompt(options);
+    this.live();
     options.onPrompt?.(prompt.reduce<number>((n, p) => n + (typeof p === 'number' ? 1 : p.length / this.model.info.nEmbd), 0));
     const tPrefill = performance.now();
-    const timings: AskTimings = { encode_ms: encodeMs, prefill_ms: 0, decode_ms: 0 };
+    const { timings, tokens } = out;
+    timings.encode_ms = encodeMs;
     let tFirst: number | undefined;
-    const tokens: number[] = [];
-    this.lastAnswerTokens = tokens;
-    this.lastStopToken = undefined;
     const decoder = new AnswerText(this.model.tokenizer);
     const gen = this.model.generate(prompt, {
       temperature: 0, ...pickSampling(options), maxTokens: options.maxTokens ?? 512, stopTokens: this.stopTokens(), plugin: 'comprehension', signal: options.signal,
       onLogprobs: options.onLogprobs, topLogprobs: options.topLogprobs,
-      onStop: (t) => (this.lastStopToken = t),
+      onStop: (t) => (out.stopToken = t),
     });
     try {
       for (;;) {
@@ -411,16 +411,15 @@ export class HealthGPT {
       }
     } finally {
       timings.decode_ms = tFirst === undefined ? 0 : performance.now() - tFirst;
-      timings.encode_ms = encodeMs;
-      this.lastTimings = timings;
       await gen.return('abort');
     }
   }
 
   /** ask() gathered: the whole answer, its tokens and timings. */
   async answer(options: AskOptions): Promise<AskResult> {
+    const out: AskRecord = { tokens: [], timings: { encode_ms: 0, prefill_ms: 0, decode_ms: 0 } };
     let answer = '';
-    const gen = this.ask(options);
+    const gen = this.askRun(options, out);
     let finishReason: FinishReason = 'length';
     for (;;) {
       const s = await gen.next();
@@ -430,7 +429,7 @@ export class HealthGPT {
       }
       answer += s.value;
     }
-    return { answer, tokens: this.lastAnswerTokens.slice(), finishReason, stopToken: this.lastStopToken, timings: this.lastTimings! };
+    return { answer, tokens: out.tokens, finishReason, stopToken: out.stopToken, timings: out.timings };
   }
 
   private validateGenerate(o: GenerateImageOptions): void {
@@ -455,6 +454,7 @@ export class HealthGPT {
     const images = options.image !== undefined ? [await this.prepare(options.image, options.imageOptions)] : [];
     const text = renderChat(this.template, [{ role: 'user', content: message }]) + '<start_index>';
     const { prompt, tokenCount, encodeMs } = await this.pieces(text, images, 'generation', options.signal);
+    this.live();
     const last = prompt[prompt.length - 1];
     if (last !== ids.start) throw new HealthGPTError('ERR_VOCAB', `the prompt does not end with <start_index> (id ${ids.start}): the tokenizer split it`);
     const tPrefill = performance.now();
@@ -469,6 +469,7 @@ export class HealthGPT {
       tokens.push(t);
       options.onToken?.(Math.min(tokens.length, count), count);
     }
+    this.live();
     const tDecoded = performance.now();
     const indices = imageIndices(tokens, ids, count);
     const out = await vqgan.decode(indices);
@@ -489,6 +490,14 @@ export class HealthGPT {
     this.vision.dispose();
     this.vqgan?.dispose();
   }
+}
+
+/** What one ask() request gathers besides its text (its own object, never the session's). */
+interface AskRecord {
+  tokens: number[];
+  timings: AskTimings;
+  /** the stop token that ended the answer */
+  stopToken?: number;
 }
 
 function pickSampling(o: SamplingRequest): SamplingOptions {

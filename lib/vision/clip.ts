@@ -6,9 +6,10 @@
  *
  * Hierarchical perception: the comprehension tap is hidden state -2 (abstract features), the
  * generation tap hidden state 1 (concrete features); the tower runs only up to the tap.
- * Work runs off the JS thread; two calls on one tower queue in the native lock.
+ * Work runs off the JS thread; two calls on one tower queue in order (a JS-side lock).
  */
 import { HealthGPTError, wrapNative } from '../errors.js';
+import { Mutex } from '../model/queue.js';
 import { native } from '../native.js';
 
 export type VisionTap = 'comprehension' | 'generation';
@@ -86,6 +87,9 @@ export class VisionTower {
     }
   }
 
+  /** one job at a time: the rest wait here, not on a thread of libuv's pool */
+  private readonly lock = new Mutex();
+
   private live(): Handle {
     if (!this.handle) throw new HealthGPTError('ERR_DISPOSED', 'the vision tower has been disposed');
     return this.handle;
@@ -93,7 +97,7 @@ export class VisionTower {
 
   /** Features of one image at a tap: nPatches x nEmbd floats, row by row. */
   async encode(pixels: Float32Array, options: EncodeOptions = {}): Promise<Float32Array> {
-    const h = this.live();
+    this.live();
     if (!(pixels instanceof Float32Array)) throw new HealthGPTError('ERR_INVALID_ARG', 'pixels must be a Float32Array');
     const want = 3 * this.info.imageSize * this.info.imageSize;
     if (pixels.length !== want)
@@ -103,7 +107,7 @@ export class VisionTower {
     if (hs !== undefined && (!Number.isInteger(hs) || hs < 0 || hs > this.info.nLayer))
       throw new HealthGPTError('ERR_INVALID_ARG', `hiddenState must be an integer in 0..${this.info.nLayer}, got ${hs}`);
     try {
-      return await clipAddon().encode(h, pixels, tap, hs);
+      return await this.lock.run(async () => clipAddon().encode(this.live(), pixels, tap, hs));
     } catch (err) {
       throw wrapNative(err, 'encode');
     }
@@ -111,7 +115,7 @@ export class VisionTower {
 
   /** The plugin's projector (mlp2x_gelu) on rows of nEmbd floats: rows x projectorDim floats. */
   async project(features: Float32Array, projector: VisionTap = 'comprehension'): Promise<Float32Array> {
-    const h = this.live();
+    this.live();
     const which = tapOf(projector, 'projector');
     if (!(features instanceof Float32Array)) throw new HealthGPTError('ERR_INVALID_ARG', 'features must be a Float32Array');
     const dim = which === 0 ? this.info.comprehensionProjectorDim : this.info.generationProjectorDim;
@@ -119,7 +123,7 @@ export class VisionTower {
     if (features.length === 0 || features.length % this.info.nEmbd !== 0)
       throw new HealthGPTError('ERR_INVALID_ARG', `features has ${features.length} values, not a whole number of rows of ${this.info.nEmbd}`);
     try {
-      return await clipAddon().project(h, which, features);
+      return await this.lock.run(async () => clipAddon().project(this.live(), which, features));
     } catch (err) {
       throw wrapNative(err, 'project');
     }

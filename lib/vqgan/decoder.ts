@@ -5,6 +5,7 @@
  * and an image back to its indices. Work runs off the JS thread.
  */
 import { HealthGPTError, wrapNative } from '../errors.js';
+import { Mutex } from '../model/queue.js';
 import { native } from '../native.js';
 
 export interface VqganInfo {
@@ -62,7 +63,7 @@ export class Vqgan {
   static async load(path: string, options: VqganLoadOptions = {}): Promise<Vqgan> {
     if (typeof path !== 'string' || path === '') throw new HealthGPTError('ERR_INVALID_ARG', 'path must be a non-empty string');
     const t = options.threads;
-    if (t !== undefined && (!Number.isInteger(t) || t < 0)) throw new HealthGPTError('ERR_INVALID_OPTION', `threads must be a non-negative integer, got ${String(t)}`);
+    if (t !== undefined && (!Number.isInteger(t) || t < 0)) throw new HealthGPTError('ERR_INVALID_ARG', `threads must be a non-negative integer, got ${String(t)}`);
     const cls = (native() as unknown as { Vqgan: NativeVqganClass }).Vqgan;
     try {
       return new Vqgan(path, await cls.load(path, t ?? 0));
@@ -71,6 +72,9 @@ export class Vqgan {
     }
   }
 
+  /** one job at a time: the rest wait here, not on a thread of libuv's pool */
+  private readonly lock = new Mutex();
+
   private live(): NativeVqgan {
     if (!this.handle) throw new HealthGPTError('ERR_DISPOSED', 'the VQGAN has been disposed');
     return this.handle;
@@ -78,7 +82,7 @@ export class Vqgan {
 
   /** latent^2 code indices (integers in [0, nEmbed)) to an image. */
   async decode(indices: Int32Array | ArrayLike<number>): Promise<DecodedImage> {
-    const h = this.live();
+    this.live();
     const { latent, nEmbed, resolution } = this.info;
     if (indices.length !== latent * latent) throw new HealthGPTError('ERR_INVALID_ARG', `indices has ${indices.length} values, expected ${latent * latent} (${latent} x ${latent})`);
     let idx: Int32Array;
@@ -93,7 +97,7 @@ export class Vqgan {
       }
     }
     try {
-      const out = await h.decode(idx);
+      const out = await this.lock.run(async () => this.live().decode(idx));
       return { rgb: out.rgb, chw: out.chw, width: resolution, height: resolution };
     } catch (err) {
       throw wrapNative(err, 'vqgan decode');
@@ -102,7 +106,7 @@ export class Vqgan {
 
   /** An image of resolution x resolution pixels to its latent^2 code indices (argmax, deterministic). */
   async encode(image: VqganInput): Promise<Int32Array> {
-    const h = this.live();
+    this.live();
     const { resolution, inChannels } = this.info;
     let chw: Float32Array;
     if (image instanceof Float32Array) {
@@ -117,7 +121,7 @@ export class Vqgan {
       for (let p = 0; p < n; p++) for (let c = 0; c < inChannels; c++) chw[c * n + p] = rgb[p * inChannels + c] / 127.5 - 1;
     }
     try {
-      return await h.encode(chw);
+      return await this.lock.run(async () => this.live().encode(chw));
     } catch (err) {
       throw wrapNative(err, 'vqgan encode');
     }

@@ -34,7 +34,7 @@ static const type_info &convertible(int type, int64_t n, bool to_float) {
     const type_info *t = type_traits(type);
     if (!t) fail("unknown tensor type id " + std::to_string(type));
     if (to_float ? !t->to_float : !t->from_float_ref)
-        fail(std::string("type ") + t->name + " cannot be " +
+        fail(HG_ERR_UNSUPPORTED, std::string("type ") + t->name + " cannot be " +
              (to_float ? "dequantized" : "quantized") + " by this engine");
     row_bytes(type, n); // checks n against the block size
     return *t;

@@ -539,7 +539,7 @@ std::unique_ptr<GGUFFile> GGUFFile::parse(const void *data, uint64_t size, const
     try {
         GGUFParser(*f).run();
     } catch (const std::bad_alloc &) {
-        fail(name + ": out of memory while reading the metadata");
+        fail(HG_ERR_NO_MEMORY, name + ": out of memory while reading the metadata");
     }
     return f;
 }

@@ -19,6 +19,17 @@ extern "C" {
 /* The message of the last failed call on this thread ("" when none). */
 const char *hg_last_error(void);
 
+/* Why this thread's last failed call failed (hg_last_error() says it in words). */
+typedef enum hg_status {
+    HG_OK = 0,
+    HG_ERR_INVALID_ARG = -1,  /* an argument out of range, or calls out of order */
+    HG_ERR_FILE = -2,         /* a file that cannot be read, or is not what it claims to be */
+    HG_ERR_NO_MEMORY = -3,    /* an allocation failed */
+    HG_ERR_CONTEXT_FULL = -4, /* positions past the KV cache's size */
+    HG_ERR_UNSUPPORTED = -5   /* a tensor type or a model feature this engine does not compute */
+} hg_status;
+int hg_last_status(void);
+
 /* ---- tensor types: the ggml ids, so GGUF files from llama.cpp load as they are ---- */
 typedef enum hg_type {
     HG_TYPE_F32 = 0,
@@ -73,8 +84,9 @@ int hg_dequantize_row(int type, const void *src, float *dst, int64_t n);
 
 /* ---- CPU features and kernel choice ---- */
 typedef enum hg_isa { HG_ISA_SCALAR = 0, HG_ISA_AVX2 = 1, HG_ISA_AVX512 = 2 } hg_isa;
-/* Best level this processor supports, the level in use, and a forced level for tests and
- * benchmarks (-1 returns to automatic). Forcing a level the CPU lacks fails. */
+/* Best level this process may use (the processor's, lowered by HEALTHGPT_ISA=scalar|avx2),
+ * the level in use, and a forced level for tests and benchmarks (-1 returns to automatic).
+ * Forcing a level above the best fails. */
 int hg_isa_best(void);
 int hg_isa_active(void);
 int hg_isa_force(int isa);

@@ -84,7 +84,7 @@ ClipWeight tensor(const GGUFFile &f, const std::string &name, std::initializer_l
             fail(f.name() + ": tensor " + name + " has type " + type_name(t.type) + ", expected f32");
     } else {
         if (!ti || !ti->supported || !ti->to_float)
-            fail(f.name() + ": tensor " + name + " has type " + type_name(t.type) + ", which this engine cannot read");
+            fail(HG_ERR_UNSUPPORTED, f.name() + ": tensor " + name + " has type " + type_name(t.type) + ", which this engine cannot read");
         // a matrix row: every dim but the last (the conv weight's is channels x patch x patch)
         int64_t k = 1;
         for (int d = 0; d < (kind == Kind::matrix ? n - 1 : 1); d++) k *= want[d];
@@ -132,7 +132,7 @@ std::unique_ptr<ClipModel> ClipModel::load(std::unique_ptr<GGUFFile> file, Threa
     if (!meta_bool(f, "clip.has_vision_encoder", true))
         fail(f.name() + ": clip.has_vision_encoder is false: the file holds no vision tower");
     if (meta_bool(f, "clip.use_gelu", false))
-        fail(f.name() + ": clip.use_gelu is true; only quick_gelu towers (CLIP ViT) are supported");
+        fail(HG_ERR_UNSUPPORTED, f.name() + ": clip.use_gelu is true; only quick_gelu towers (CLIP ViT) are supported");
     if (const GGUFKV *pt = find_kv(f, "clip.projector_type")) {
         if (pt->type != HG_GGUF_STRING || f.kv_str(f.find_key("clip.projector_type")) != "mlp")
             fail(f.name() + ": clip.projector_type must be 'mlp' (mlp2x_gelu)");

@@ -86,7 +86,7 @@ inline const GGUFTensor &checked_tensor(const GGUFFile &f, const std::string &na
             fail(f.name() + ": tensor " + name + " has type " + type_name(t.type) + ", expected f32");
     } else {
         if (!ti || !ti->supported)
-            fail(f.name() + ": tensor " + name + " has type " + type_name(t.type) +
+            fail(HG_ERR_UNSUPPORTED, f.name() + ": tensor " + name + " has type " + type_name(t.type) +
                  ", which this engine cannot multiply");
         const int64_t act_block = type_traits(ti->vec_dot_type)->block_size;
         if (ne0 % ti->block_size != 0 || ne0 % act_block != 0)

@@ -47,7 +47,7 @@ template <class Fn> void for_rows(ThreadPool &pool, int64_t n, Fn &&fn) {
 
 Phi3KVCache::Phi3KVCache(const Phi3HParams &hp, int type, int64_t n_ctx) : type_(type), n_ctx_(n_ctx) {
     if (type != HG_TYPE_F16 && type != HG_TYPE_F32)
-        fail("KV cache type " + type_name(type) + " is not supported (f16 or f32)");
+        fail(HG_ERR_UNSUPPORTED, "KV cache type " + type_name(type) + " is not supported (f16 or f32)");
     const int64_t per_layer = kv_layer_bytes(type, n_ctx, hp.n_head_kv, hp.head_dim);
     // Left uninitialised: only positions below n_past are ever read, and untouched pages of
     // a long context cost no memory until they are used.
@@ -55,7 +55,7 @@ Phi3KVCache::Phi3KVCache(const Phi3HParams &hp, int type, int64_t n_ctx) : type_
         k_.reset(new uint8_t[per_layer * hp.n_layer]);
         v_.reset(new uint8_t[per_layer * hp.n_layer]);
     } catch (const std::bad_alloc &) {
-        fail("KV cache of " + std::to_string(2 * per_layer * hp.n_layer >> 20) + " MiB (n_ctx " +
+        fail(HG_ERR_NO_MEMORY, "KV cache of " + std::to_string(2 * per_layer * hp.n_layer >> 20) + " MiB (n_ctx " +
              std::to_string(n_ctx) + ") could not be allocated");
     }
     for (int64_t il = 0; il < hp.n_layer; il++) {
@@ -135,7 +135,7 @@ std::unique_ptr<Phi3Model> Phi3Model::load(std::unique_ptr<GGUFFile> file, const
     m->output_ = weight(f, "output.weight", E, hp.n_vocab);
 
     const int64_t n_ctx = opt.n_ctx > 0 ? opt.n_ctx : hp.n_ctx_train;
-    if (n_ctx > kMaxDim) fail("phi3: n_ctx " + std::to_string(n_ctx) + " is too large");
+    if (n_ctx > kMaxDim) fail(HG_ERR_INVALID_ARG, "phi3: n_ctx " + std::to_string(n_ctx) + " is too large");
     m->kv_ = Phi3KVCache(hp, opt.kv_type, n_ctx);
     m->file_ = std::move(file);
     if (opt.repack) m->pack_weights(opt.pool);
@@ -194,7 +194,7 @@ void Phi3Model::eval(ThreadPool &pool, const int32_t *tokens, int64_t n_tokens, 
         fail("eval: start_pos " + std::to_string(start_pos) + " but the KV cache holds " +
              std::to_string(kv_.n_past()) + " positions (kv_clear to reuse a shorter prefix)");
     if (start_pos + n_tokens > kv_.n_ctx())
-        fail("eval: " + std::to_string(n_tokens) + " tokens at position " + std::to_string(start_pos) +
+        fail(HG_ERR_CONTEXT_FULL, "eval: " + std::to_string(n_tokens) + " tokens at position " + std::to_string(start_pos) +
              " would exceed the context of " + std::to_string(kv_.n_ctx()) + " tokens");
     const HLoraPlugin *plugin = plugin_id == -1 ? nullptr : &this->plugin(plugin_id);
     int64_t n_embd_rows = 0;

@@ -77,7 +77,7 @@ const GGUFTensor &tensor(const GGUFFile &f, const std::string &name, std::vector
         fail(f.name() + ": tensor " + name + " has shape " + shape_str(t.ne, t.n_dims) + ", expected " +
              shape_str(want.data(), (int)want.size()));
     if (t.type != HG_TYPE_F32 && t.type != HG_TYPE_F16)
-        fail(f.name() + ": tensor " + name + " has type " + hg_type_name(t.type) + ", expected f32 or f16");
+        fail(HG_ERR_UNSUPPORTED, f.name() + ": tensor " + name + " has type " + hg_type_name(t.type) + ", expected f32 or f16");
     return t;
 }
 

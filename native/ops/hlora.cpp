@@ -31,7 +31,7 @@ void check_tensor(const std::string &name, const char *what, const HLoraTensor &
     const std::string who = name + "." + what;
     if (t.type != HG_TYPE_F32 && t.type != HG_TYPE_F16 && t.type != HG_TYPE_BF16) {
         const type_info *ti = type_traits(t.type);
-        fail(who + ": type " + (ti ? ti->name : std::to_string(t.type)) + " is not supported (f32, f16 or bf16)");
+        fail(HG_ERR_UNSUPPORTED, who + ": type " + (ti ? ti->name : std::to_string(t.type)) + " is not supported (f32, f16 or bf16)");
     }
     if (t.rows != rows || t.cols != cols)
         fail(who + ": " + std::to_string(t.rows) + " x " + std::to_string(t.cols) + ", expected " +
@@ -110,7 +110,7 @@ HLoraAdapter HLoraAdapter::make(const std::string &name, int64_t in, int64_t out
 void HLoraAdapter::convert(int type) {
     if (type != HG_TYPE_F32 && type != HG_TYPE_F16 && type != HG_TYPE_BF16 && type != HG_TYPE_Q8_0) {
         const type_info *ti = type_traits(type);
-        fail(name + ": adapter type " + (ti ? ti->name : std::to_string(type)) +
+        fail(HG_ERR_UNSUPPORTED, name + ": adapter type " + (ti ? ti->name : std::to_string(type)) +
              " is not supported (f32, f16, bf16 or q8_0)");
     }
     if (is_packed(router_lora_a_type) || is_packed(lora_b_type)) fail(name + ": convert after pack");
@@ -278,7 +278,7 @@ void hlora_linear_ref(const HLoraAdapter &ad, int w_type, const void *w, const f
                       int64_t n_tokens, float *y) {
     const type_info *ti = type_traits(w_type);
     if (!ti || !ti->supported || !ti->to_float)
-        fail("hlora " + ad.name + ": weight type " + (ti ? ti->name : std::to_string(w_type)) + " is not supported");
+        fail(HG_ERR_UNSUPPORTED, "hlora " + ad.name + ": weight type " + (ti ? ti->name : std::to_string(w_type)) + " is not supported");
     if (is_packed(ad.router_lora_a_type) || is_packed(ad.lora_b_type))
         fail("hlora " + ad.name + ": the reference reads plain adapters, this one is packed");
     const int64_t in = ad.in, out = ad.out, n = ad.n_experts, r = ad.rank, per = r / n;

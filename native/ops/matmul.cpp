@@ -30,7 +30,7 @@ plan make_plan(const kernel_table &kt, int weight_type, int64_t rows, int64_t k,
     const int type = plain_type(weight_type);
     const type_info *ti = type_traits(type);
     if (!ti || !ti->supported)
-        fail(std::string("matmul: weight type ") + (ti ? ti->name : std::to_string(weight_type)) +
+        fail(HG_ERR_UNSUPPORTED, std::string("matmul: weight type ") + (ti ? ti->name : std::to_string(weight_type)) +
              " is not supported");
     if (rows <= 0 || k <= 0 || n <= 0)
         fail("matmul: empty shape rows=" + std::to_string(rows) + " k=" + std::to_string(k) +
