@@ -112,8 +112,8 @@ describe('addon argument checks', () => {
     const { join } = await import('node:path');
     const { root } = await import('./helpers.js');
     const m = await LanguageModel.load(join(root, 'test', 'fixtures', 'phi3', 'gqa.f32.gguf'));
-    const h = (m as unknown as { handle: { kvClear(n: number): void; eval(t: Int32Array, s: number, a: boolean): Promise<Float32Array> } }).handle;
-    expect(() => h.kvClear(2 ** 33)).toThrow(/out of range/);
+    const h = (m as unknown as { handle: { eval(t: Int32Array, s: number, a: boolean): Promise<Float32Array> } }).handle;
+    expect(() => h.eval(Int32Array.of(1), 2 ** 33, false)).toThrow(/out of range/);
     expect(() => h.eval(Int32Array.of(1), -(2 ** 40), false)).toThrow(/out of range/);
     m.dispose();
   });

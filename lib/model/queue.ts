@@ -5,24 +5,61 @@
  * native mutex.
  */
 export class Mutex {
-  private tail: Promise<void> = Promise.resolve();
+  private held = false;
+  private readonly waiting: (() => void)[] = [];
 
   /** Resolves, in call order, with the function that releases the lock. */
   acquire(): Promise<() => void> {
-    let release!: () => void;
-    const held = new Promise<void>((resolve) => (release = resolve));
-    const ready = this.tail.then(() => release);
-    this.tail = this.tail.then(() => held);
-    return ready;
+    return new Promise((resolve) => this.enter(() => resolve(this.releaser())));
   }
 
-  /** Runs fn holding the lock; released however fn ends. */
-  async run<T>(fn: () => Promise<T>): Promise<T> {
-    const release = await this.acquire();
-    try {
-      return await fn();
-    } finally {
-      release();
+  /**
+   * Runs fn holding the lock; released however fn ends. A free lock runs fn at once, in this
+   * call (so work started before a dispose() is already on its way).
+   */
+  run<T>(fn: () => Promise<T>): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      this.enter(() => {
+        const release = this.releaser();
+        let work: Promise<T>;
+        try {
+          work = fn();
+        } catch (err) {
+          release();
+          return reject(err);
+        }
+        work.then(
+          (v) => {
+            release();
+            resolve(v);
+          },
+          (err) => {
+            release();
+            reject(err);
+          },
+        );
+      }, true);
+    });
+  }
+
+  private enter(start: () => void, now = false): void {
+    if (!this.held && this.waiting.length === 0) {
+      this.held = true;
+      if (now) start();
+      else queueMicrotask(start);
+    } else {
+      this.waiting.push(start);
     }
+  }
+
+  private releaser(): () => void {
+    let done = false;
+    return () => {
+      if (done) return;
+      done = true;
+      const next = this.waiting.shift();
+      if (next) next();
+      else this.held = false;
+    };
   }
 }

@@ -31,14 +31,14 @@ hg_clip_params hg_clip_default_params(void) {
 }
 
 hg_clip *hg_clip_load(const char *path, const hg_clip_params *params) {
-    return hg::guarded<hg_clip *>(nullptr, [&] {
+    return hg::guarded_load<hg_clip *>(nullptr, [&] {
         if (!path) hg::fail(HG_ERR_INVALID_ARG, "hg_clip_load: null path");
         const hg_clip_params p = params ? *params : hg_clip_default_params();
         std::unique_ptr<hg_clip> c(new hg_clip());
         c->pool.reset(new hg::ThreadPool(p.n_threads));
         c->model = hg::ClipModel::load(hg::GGUFFile::open(path), c->pool.get());
         return c.release();
-    }, HG_ERR_FILE);
+    });
 }
 
 void hg_clip_free(hg_clip *clip) { delete clip; }

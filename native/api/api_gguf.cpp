@@ -23,12 +23,12 @@ const hg::GGUFFile &get(const hg_gguf *f) {
 extern "C" {
 
 hg_gguf *hg_gguf_open(const char *path) {
-    return hg::guarded<hg_gguf *>(nullptr, [&]() -> hg_gguf * {
+    return hg::guarded_load<hg_gguf *>(nullptr, [&]() -> hg_gguf * {
         if (!path) hg::fail(HG_ERR_INVALID_ARG, "hg_gguf_open: null path");
         auto h = std::make_unique<hg_gguf>();
         h->file = hg::GGUFFile::open(path);
         return h.release();
-    }, HG_ERR_FILE);
+    });
 }
 
 void hg_gguf_close(hg_gguf *f) { delete f; }

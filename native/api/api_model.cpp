@@ -39,7 +39,7 @@ hg_model_params hg_model_default_params(void) {
 }
 
 hg_model *hg_model_load(const char *path, const hg_model_params *params) {
-    return hg::guarded<hg_model *>(nullptr, [&] {
+    return hg::guarded_load<hg_model *>(nullptr, [&] {
         if (!path) hg::fail(HG_ERR_INVALID_ARG, "hg_model_load: null path");
         const hg_model_params p = params ? *params : hg_model_default_params();
         hg::Phi3Options opt;
@@ -51,7 +51,7 @@ hg_model *hg_model_load(const char *path, const hg_model_params *params) {
         opt.pool = m->pool.get();
         m->phi3 = hg::Phi3Model::load(hg::GGUFFile::open(path), opt);
         return m.release();
-    }, HG_ERR_FILE);
+    });
 }
 
 void hg_model_free(hg_model *model) { delete model; }
@@ -85,7 +85,7 @@ hg_plugin_params hg_plugin_default_params(void) {
 }
 
 int hg_model_load_plugin(hg_model *model, const char *path, const hg_plugin_params *params) {
-    return hg::guarded(-1, [&] {
+    return hg::guarded_load(-1, [&] {
         hg_model *m = need(model, "hg_model_load_plugin");
         if (!path) hg::fail(HG_ERR_INVALID_ARG, "hg_model_load_plugin: null path");
         const hg_plugin_params p = params ? *params : hg_plugin_default_params();
@@ -93,7 +93,7 @@ int hg_model_load_plugin(hg_model *model, const char *path, const hg_plugin_para
         opt.adapter_type = p.adapter_type;
         opt.fused = p.fused != 0;
         return m->phi3->add_plugin(hg::HLoraPlugin::load(hg::GGUFFile::open(path), m->phi3->base_shape(), opt));
-    }, HG_ERR_FILE);
+    });
 }
 
 int hg_model_n_plugins(const hg_model *model) {

@@ -27,13 +27,13 @@ template <class T> T *need(T *vq, const char *fn) {
 extern "C" {
 
 hg_vqgan *hg_vqgan_load(const char *path, int n_threads) {
-    return hg::guarded<hg_vqgan *>(nullptr, [&] {
+    return hg::guarded_load<hg_vqgan *>(nullptr, [&] {
         if (!path) hg::fail(HG_ERR_INVALID_ARG, "hg_vqgan_load: null path");
         std::unique_ptr<hg_vqgan> vq(new hg_vqgan());
         vq->model = hg::VqganModel::load(hg::GGUFFile::open(path));
         vq->pool.reset(new hg::ThreadPool(n_threads));
         return vq.release();
-    }, HG_ERR_FILE);
+    });
 }
 
 void hg_vqgan_free(hg_vqgan *vq) { delete vq; }

@@ -40,4 +40,9 @@ template <class T, class Fn> T guarded(T fallback, Fn &&fn, int cause = HG_ERR_I
     return fallback;
 }
 
+// guarded() for the loaders: a fault that names no cause of its own is the file's.
+template <class T, class Fn> T guarded_load(T fallback, Fn &&fn) noexcept {
+    return guarded(fallback, static_cast<Fn &&>(fn), HG_ERR_FILE);
+}
+
 } // namespace hg
