@@ -297,7 +297,7 @@ describe('convert --llm', () => {
         const ctx = await lm.createContext({ contextSize: 64, batchSize: 64, sequences: 1, threads: 2, flashAttention: false, experimentalKvCacheKeyType: 'F32', experimentalKvCacheValueType: 'F32' });
         const got = new Float32Array(ref.logits.length).fill(Number.NaN);
         try {
-          const out = await ctx.getSequence().controlledEvaluate(ref.tokens.map((t) => [t, { generateNext: { logits: true } }] as const));
+          const out = await ctx.getSequence().controlledEvaluate(ref.tokens.map((t) => [t as import('node-llama-cpp').Token, { generateNext: { logits: true } }] as const));
           out.forEach((o, p) => {
             for (const [tok, logit] of o!.next.logits!) got[p * ref.nVocab + tok] = logit;
           });

@@ -25,6 +25,8 @@ import { addPhi3Hparams, phi3Tensors, PHI3_TINY, randomNormal, type Phi3Shape } 
 // node-llama-cpp, loaded lazily (an ES module; a missing install must fail loudly)
 
 type NodeLlamaCpp = typeof import('node-llama-cpp');
+/** llama.cpp's token ids: numbers, branded */
+type Token = import('node-llama-cpp').Token;
 type Llama = Awaited<ReturnType<NodeLlamaCpp['getLlama']>>;
 
 async function loadNodeLlamaCpp(): Promise<NodeLlamaCpp> {
@@ -242,7 +244,7 @@ describe('agreement with llama.cpp (node-llama-cpp, CPU)', () => {
   let llama: Llama;
   let dir: string;
   const file = (weights: string, suffix = ''): string => join(dir, `phi3-tiny.${weights}${suffix}.gguf`);
-  let prompt: number[];
+  let prompt: Token[];
   const summary: string[] = [];
 
   beforeAll(async () => {
@@ -296,8 +298,8 @@ describe('agreement with llama.cpp (node-llama-cpp, CPU)', () => {
       const lm = await llama.loadModel({ modelPath: path, gpuLayers: 0 });
       const theirPrefill = new Float32Array(n * V).fill(Number.NaN);
       const theirSteps = new Float32Array(GREEDY_TOKENS * V).fill(Number.NaN);
-      const theirGreedy: number[] = [];
-      const theirGreedyApi: number[] = [];
+      const theirGreedy: Token[] = [];
+      const theirGreedyApi: Token[] = [];
       const singles = [...new Set(prompt)].slice(0, SINGLES);
       const theirSingles = new Float32Array(singles.length * V).fill(Number.NaN);
       try {

@@ -8,6 +8,13 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { isMainThread, parentPort, workerData } from 'node:worker_threads';
 
+/**
+ * @typedef {{ kind: string, key: string, spec: any, abortAt?: number, drop?: boolean }} Request
+ * @typedef {{ status: 'ok' | 'aborted' | 'dropped', digest?: string, first?: string }} Outcome
+ * @typedef {{ requests: number, aborted: number, dropped: number, completed: number, equalToSolo: number, differing: string[] }} Tally
+ * @typedef {import('../lib/session/healthgpt.js').HealthGPT} HealthGPT
+ */
+
 const here = dirname(fileURLToPath(import.meta.url));
 const root = join(here, '..');
 const lib = createRequire(import.meta.url)(join(root, 'dist', 'index.js'));
@@ -47,6 +54,7 @@ const KINDS = [...Array(15).fill('ask'), ...Array(15).fill('answer'), ...Array(1
  * The requests of one round: {kind, key (the spec; equal keys ask the same thing), spec,
  * abortAt?: a piece / image token / millisecond count, drop?: read one piece then let go}.
  */
+/** @returns {Request[]} */
 export function makeRequests(seed) {
   const rand = prng(seed);
   const pick = (a) => a[Math.floor(rand() * a.length)];
@@ -55,15 +63,17 @@ export function makeRequests(seed) {
     const j = Math.floor(rand() * (i + 1));
     [kinds[i], kinds[j]] = [kinds[j], kinds[i]];
   }
-  const reqs = kinds.map((kind) => {
-    const question = pick(QUESTIONS);
-    let spec;
-    if (kind === 'ask' || kind === 'answer') spec = { question, image: rand() < 0.5, maxTokens: pick([4, 8]) };
-    else if (kind === 'evaluate') spec = { question, plugin: pick(PLUGINS) };
-    else if (kind === 'chat') spec = { question, maxTokens: pick([4, 6]) };
-    else spec = { task: 'reconstruct' };
-    return { kind, spec, key: `${kind} ${JSON.stringify(spec)}` };
-  });
+  const reqs = kinds.map(
+    /** @returns {Request} */ (kind) => {
+      const question = pick(QUESTIONS);
+      let spec;
+      if (kind === 'ask' || kind === 'answer') spec = { question, image: rand() < 0.5, maxTokens: pick([4, 8]) };
+      else if (kind === 'evaluate') spec = { question, plugin: pick(PLUGINS) };
+      else if (kind === 'chat') spec = { question, maxTokens: pick([4, 6]) };
+      else spec = { task: 'reconstruct' };
+      return { kind, spec, key: `${kind} ${JSON.stringify(spec)}` };
+    },
+  );
   // a quarter aborted (evaluate takes no signal), three streams dropped
   const abortable = reqs.filter((r) => r.kind !== 'evaluate');
   let aborts = 0;
@@ -108,6 +118,7 @@ async function readStream(gen, r, ac) {
  * Runs one request on a session: {status: 'ok', digest} | {status: 'aborted'} |
  * {status: 'dropped', first}. Other errors reject.
  */
+/** @param {HealthGPT} hg @param {Request} r @returns {Promise<Outcome>} */
 export async function runOne(hg, r, { solo = false } = {}) {
   const ac = new AbortController();
   const signal = solo ? undefined : ac.signal;
@@ -162,15 +173,17 @@ export async function runOne(hg, r, { solo = false } = {}) {
     }
     return typeof out === 'string' ? { status: 'ok', digest: out } : { status: 'dropped', first: out.dropped };
   } catch (err) {
-    if (err?.code === 'ABORT_ERR' && !solo) return { status: 'aborted' };
+    if (/** @type {{ code?: string }} */ (err)?.code === 'ABORT_ERR' && !solo) return { status: 'aborted' };
     throw err;
   }
 }
 
 /** Every distinct request of `reqs`, each run alone on the session: key -> digest. */
+/** @param {HealthGPT} hg @param {Request[]} reqs */
 export async function runSolo(hg, reqs) {
+  /** @type {Record<string, string>} */
   const solo = {};
-  for (const r of reqs) if (!(r.key in solo)) solo[r.key] = (await runOne(hg, r, { solo: true })).digest;
+  for (const r of reqs) if (!(r.key in solo)) solo[r.key] = (await runOne(hg, r, { solo: true })).digest ?? '';
   return solo;
 }
 
@@ -178,7 +191,9 @@ export async function runSolo(hg, reqs) {
  * One round: the requests dealt to `callers` async callers that each issue theirs without
  * waiting for the previous one; settles when all have. Returns each request's outcome.
  */
+/** @param {HealthGPT} hg @param {Request[]} reqs @returns {Promise<Outcome[]>} */
 export async function runRound(hg, reqs, callers = 4) {
+  /** @type {Outcome[]} */
   const out = new Array(reqs.length);
   await Promise.all(
     Array.from({ length: callers }, async (_, c) => {
@@ -194,7 +209,9 @@ export async function runRound(hg, reqs, callers = 4) {
 }
 
 /** Tallies a round against the solo digests. */
+/** @param {Request[]} reqs @param {Outcome[]} outcomes @param {Record<string, string>} solo @returns {Tally} */
 export function tally(reqs, outcomes, solo) {
+  /** @type {Tally} */
   const t = { requests: reqs.length, aborted: 0, dropped: 0, completed: 0, equalToSolo: 0, differing: [] };
   outcomes.forEach((o, i) => {
     if (o.status === 'aborted') t.aborted++;
@@ -222,8 +239,9 @@ if (isMainThread && process.argv[1] === fileURLToPath(import.meta.url) && proces
       const rss = [];
       for (let i = 0; i < 2; i++) {
         tallies.push(tally(reqs, await runRound(hg, reqs), solo));
-        globalThis.gc();
-        globalThis.gc();
+        const gc = /** @type {() => void} */ (globalThis.gc); // node --expose-gc
+        gc();
+        gc();
         rss.push(process.memoryUsage().rss);
       }
       process.stdout.write(JSON.stringify({ solo, tallies, rss }));
@@ -243,9 +261,9 @@ if (!isMainThread && workerData?.stress) {
     try {
       const reqs = makeRequests(workerData.seed);
       const outcomes = await runRound(hg, reqs);
-      parentPort.postMessage(tally(reqs, outcomes, workerData.solo));
+      parentPort?.postMessage(tally(reqs, outcomes, workerData.solo));
     } finally {
       hg.dispose();
     }
-  })().catch((e) => parentPort.postMessage({ error: `${e.code ?? ''} ${e.stack ?? e}` }));
+  })().catch((e) => parentPort?.postMessage({ error: `${e.code ?? ''} ${e.stack ?? e}` }));
 }

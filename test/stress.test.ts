@@ -10,35 +10,9 @@ import { promisify } from 'node:util';
 import { Worker } from 'node:worker_threads';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { HealthGPT } from '../lib/session/healthgpt.js';
-// @ts-expect-error: plain JS, shared with the worker (typed by its use here)
-import * as driver from './stress-driver.mjs';
+import * as d from './stress-driver.mjs';
 
-interface Request {
-  kind: string;
-  key: string;
-  abortAt?: number;
-  drop?: boolean;
-}
-interface Outcome {
-  status: 'ok' | 'aborted' | 'dropped';
-  digest?: string;
-}
-interface Tally {
-  requests: number;
-  aborted: number;
-  dropped: number;
-  completed: number;
-  equalToSolo: number;
-  differing: string[];
-}
-const d = driver as {
-  loadSession(): Promise<HealthGPT>;
-  makeRequests(seed: number): Request[];
-  runSolo(hg: HealthGPT, reqs: Request[]): Promise<Record<string, string>>;
-  runRound(hg: HealthGPT, reqs: Request[]): Promise<Outcome[]>;
-  runOne(hg: HealthGPT, r: Request): Promise<Outcome>;
-  tally(reqs: Request[], outcomes: Outcome[], solo: Record<string, string>): Tally;
-};
+type Tally = d.Tally;
 
 const SEED = 1313;
 

@@ -14,6 +14,7 @@ const require = createRequire(import.meta.url);
  * a key in ints a positive integer, any other a string), --help prints the usage.
  */
 export function benchCli(name, usage) {
+  /** @type {(message: string) => never} */
   const fail = (message) => {
     console.error(`${name}: ${message}`);
     process.exit(2);

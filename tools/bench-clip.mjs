@@ -81,7 +81,7 @@ function towerTensors() {
   ];
   for (let i = 0; i < V.layers; i++) {
     const p = `v.blk.${i}.`;
-    for (const [n, k, rows] of [['attn_q', E, E], ['attn_k', E, E], ['attn_v', E, E], ['attn_out', E, E], ['ffn_up', E, V.ff], ['ffn_down', V.ff, E]])
+    for (const [n, k, rows] of /** @type {[string, number, number][]} */ ([['attn_q', E, E], ['attn_k', E, E], ['attn_v', E, E], ['attn_out', E, E], ['ffn_up', E, V.ff], ['ffn_down', V.ff, E]]))
       t.push({ name: `${p}${n}.weight`, shape: [k, rows] }, { name: `${p}${n}.bias`, shape: [rows] });
     t.push({ name: `${p}ln1.weight`, shape: [E], norm: true }, { name: `${p}ln1.bias`, shape: [E] });
     t.push({ name: `${p}ln2.weight`, shape: [E], norm: true }, { name: `${p}ln2.bias`, shape: [E] });

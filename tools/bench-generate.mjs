@@ -138,8 +138,8 @@ async function main() {
   if (prompt[prompt.length - 1] !== ids.start) fail('the prompt does not end with <start_index>: is this a HealthGPT vocabulary?');
 
   const configs = [{ name: 'generation plugin', plugin: 'generation' }, { name: 'base alone', plugin: undefined }];
-  const rates = Object.fromEntries(configs.map((c) => [c.name, []]));
-  const prefill = Object.fromEntries(configs.map((c) => [c.name, []]));
+  const rates = Object.fromEntries(configs.map((c) => [c.name, /** @type {number[]} */ ([])]));
+  const prefill = Object.fromEntries(configs.map((c) => [c.name, /** @type {number[]} */ ([])]));
   for (let r = 0; r < o.repeats; r++) {
     for (const c of configs) {
       // a fresh prompt each run: no prefix reuse across runs (the first token differs)

@@ -122,7 +122,7 @@ async function main() {
 
   // name -> [plugin file, spec, load options]; undefined: the base alone
   const configs = [
-    { name: 'base', plugin: undefined },
+    { name: 'base', plugin: /** @type {string | undefined} */ (undefined) },
     { name: 'comprehension', spec: M3_COMPREHENSION, file: com, options: { adapterType: 'f16' }, bytesPerValue: 2 },
     { name: 'comprehension unfused', spec: M3_COMPREHENSION, file: com, options: { adapterType: 'f16', fused: false }, bytesPerValue: 2 },
     { name: 'comprehension q8_0', spec: M3_COMPREHENSION, file: com, options: { adapterType: 'q8_0' }, bytesPerValue: 34 / 32 },
@@ -171,8 +171,8 @@ async function main() {
   // (paired).
   log(`warming up, then ${o.repeats} rounds of prompts (${o.prompt} tokens) and of ${o.decode} decode steps, configurations in turn ...`);
   for (const c of configs) await prefill(c, tokens(16, shape.vocab, 7)); // pages the weights in
-  const ppMs = Object.fromEntries(configs.map((c) => [c.name, []]));
-  const tgMs = Object.fromEntries(configs.map((c) => [c.name, []]));
+  const ppMs = Object.fromEntries(configs.map((c) => [c.name, /** @type {number[]} */ ([])]));
+  const tgMs = Object.fromEntries(configs.map((c) => [c.name, /** @type {number[]} */ ([])]));
   let seed = 1;
   for (let r = 0; r < o.repeats; r++) {
     for (const c of configs) ppMs[c.name].push(await prefill(c, tokens(o.prompt, shape.vocab, seed++)));

@@ -122,7 +122,7 @@ async function makeFile(path, type) {
     const typeId = matrix && type === 'f16' ? GGMLType.F16 : GGMLType.F32;
     w.addTensor(t.name, dims, typeId, () => {
       const v = new Float32Array(n);
-      if (t.norm) fillUniform(v, 7 + i, 0.1, t.name.endsWith('.weight') ? 1 : 0);
+      if ('norm' in t && t.norm) fillUniform(v, 7 + i, 0.1, t.name.endsWith('.weight') ? 1 : 0);
       else if (t.codebook) fillUniform(v, 7 + i, 1);
       else if (matrix) fillUniform(v, 7 + i, 1 / Math.sqrt(t.shape.slice(1).reduce((a, b) => a * b, 1))); // 1/sqrt(fan_in)
       else fillUniform(v, 7 + i, 0.1); // conv bias

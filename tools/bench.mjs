@@ -78,7 +78,7 @@ async function nodeLlamaCpp() {
   try {
     return await import('node-llama-cpp');
   } catch (err) {
-    fail(`node-llama-cpp (the llama.cpp peer, a devDependency) is not installed: run npm install (${err.message})`);
+    return fail(`node-llama-cpp (the llama.cpp peer, a devDependency) is not installed: run npm install (${/** @type {Error} */ (err).message})`);
   }
 }
 

@@ -91,7 +91,6 @@ export function allowedGlobal(module: string, name: string): boolean {
   return CALLABLE.has(`${module}.${name}`) || INERT_GLOBALS.has(`${module}.${name}`);
 }
 
-const MARK = Symbol('mark');
 const MAX_DEPTH = 1 << 20;
 
 export interface UnpickleOptions {

@@ -29,7 +29,7 @@ export const GENERATION_TASKS: Readonly<Record<GenerationTask, TaskSpec>> = {
 };
 
 export function isGenerationTask(t: unknown): t is GenerationTask {
-  return typeof t === 'string' && Object.prototype.hasOwnProperty.call(GENERATION_TASKS, t);
+  return typeof t === 'string' && Object.hasOwn(GENERATION_TASKS, t);
 }
 
 /** The user message for a task: `<image>\n` + instruction (+ report), validated. */

@@ -22,7 +22,7 @@ export function defaultCacheDir(): string {
 }
 
 export function isReleaseName(x: unknown): x is ReleaseName {
-  return typeof x === 'string' && Object.prototype.hasOwnProperty.call(RELEASES, x);
+  return typeof x === 'string' && Object.hasOwn(RELEASES, x);
 }
 
 /** Lists what pulling `name` would fetch (no download). */
