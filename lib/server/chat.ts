@@ -106,7 +106,8 @@ export async function chatCompletions(ctx: ServerContext, req: FastifyRequest, r
 
   const sse = new PassThrough();
   sse.on('error', () => undefined); // a client gone mid-write: the scope's signal handles it
-  // a client that reads slowly slows its generation instead of growing a buffer here
+  // a client that reads slowly is written to as it drains, not into a growing buffer here (the
+  // generation runs on into its own token buffer, bounded by max_tokens, and frees the model)
   const send = async (data: unknown): Promise<void> => {
     if (sse.destroyed || sse.writableEnded) return;
     if (!sse.write(`data: ${typeof data === 'string' ? data : JSON.stringify(data)}\n\n`)) await once(sse, 'drain', { signal: scope.signal });
