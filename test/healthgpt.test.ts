@@ -30,7 +30,7 @@ const manifest = JSON.parse(readFileSync(file('manifest.json'), 'utf8')) as {
   generate: { ids: (number | null)[]; min_gap: number };
 };
 
-export const fixtureOptions = (over: Partial<HealthGPTLoadOptions> = {}): HealthGPTLoadOptions => ({
+const fixtureOptions = (over: Partial<HealthGPTLoadOptions> = {}): HealthGPTLoadOptions => ({
   model: file('lm.gguf'),
   vision: file('clip.gguf'),
   plugins: { comprehension: file('com.gguf'), generation: file('gen.gguf') },

@@ -6,7 +6,7 @@
 import { basename } from 'node:path';
 import { Command, Option } from 'commander';
 import { HealthGPTError } from '../errors.js';
-import { startServer } from '../server/app.js';
+import { startServer, type RunningServer } from '../server/app.js';
 import { HealthGPT } from '../session/healthgpt.js';
 import { resolveModelFiles } from '../session/model-files.js';
 
@@ -54,7 +54,7 @@ export function serveCommand(): Command {
       const files = await resolveModelFiles(o.model);
       const { name: _name, ...parts } = files;
       const hg = await HealthGPT.load({ ...parts, threads: o.threads, contextSize: o.context, kvType: o.kvType });
-      let server;
+      let server: RunningServer | undefined;
       try {
         server = await startServer({
           session: hg,

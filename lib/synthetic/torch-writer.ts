@@ -74,10 +74,14 @@ class Pickler {
     } else throw new Error(`pickle: ${n} is past int32 (not needed here)`);
   }
   private tuple(items: Array<() => void>): void {
-    if (items.length === 0) return this.byte(0x29); // EMPTY_TUPLE
+    if (items.length === 0) {
+      this.byte(0x29); // EMPTY_TUPLE
+      return;
+    }
     if (items.length <= 3) {
       items.forEach((f) => f());
-      return this.byte([0x85, 0x86, 0x87][items.length - 1]!); // TUPLE1..3
+      this.byte([0x85, 0x86, 0x87][items.length - 1]!); // TUPLE1..3
+      return;
     }
     this.byte(0x28); // MARK
     items.forEach((f) => f());
