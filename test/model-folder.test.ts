@@ -24,7 +24,7 @@ const PARTS = [
 /** A converted folder of the fixture's files, with the parts `drop` left out of it. */
 function folder(dir: string, drop: string[] = []): string {
   mkdirSync(dir, { recursive: true });
-  const files = [];
+  const files: object[] = [];
   for (const [from, to, role, plugin] of PARTS) {
     if (drop.includes(role) || (plugin && drop.includes(plugin))) continue;
     copyFileSync(join(fx, from), join(dir, to));
