@@ -99,7 +99,7 @@ export async function writeRandomPhi3Q4(lib, path, shape, addVocab, log) {
  * and HealthGPT's vocabulary size, bench vocabulary. `layers` makes a shallower model of the
  * same widths (bench --quick).
  */
-export async function ensureBenchModel(lib, dir, log, target = 'q4_0', layers = undefined) {
+export async function ensureBenchModel(lib, dir, log, target = 'q4_0', layers = /** @type {number | undefined} */ (undefined)) {
   const { PHI3_MINI } = lib('synthetic/phi3.js');
   const { addSpmVocab } = lib('tokenizer/vocab-gguf.js');
   const s = layers ? { ...PHI3_MINI, layers } : PHI3_MINI;

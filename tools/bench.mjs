@@ -270,12 +270,13 @@ async function benchFile(o, file, llamaBench, native, log) {
   const types = [...new Set(info.tensors.filter((t) => t.shape.length > 1).map((t) => t.type))].sort();
 
   const one = { ...o, model: file.path, vocab, repeats: 1 };
+  /** @type {[string, () => Promise<any>][]} */
   const engines = [
     ['healthgpt', () => runWorker('ours', one)],
-    ...(llamaBench ? [['llamaBench', async () => runLlamaBench(llamaBench.path, file.path, o, fail)]] : []),
+    ...(llamaBench ? [/** @type {[string, () => Promise<any>]} */ (['llamaBench', async () => runLlamaBench(llamaBench.path, file.path, o, fail)])] : []),
     ['nodeLlamaCpp', () => runWorker('llama', one)],
   ];
-  const runs = Object.fromEntries(engines.map(([k]) => [k, { pp: [], tg: [] }]));
+  const runs = Object.fromEntries(engines.map(([k]) => [k, { pp: /** @type {number[]} */ ([]), tg: /** @type {number[]} */ ([]) }]));
   const bandwidthRuns = [];
   let peakRss = 0;
   let nodeEngine = '';
@@ -304,7 +305,7 @@ async function benchFile(o, file, llamaBench, native, log) {
       promptGflops: (2 * params * median(x.pp)) / GB,
     };
   };
-  const ours = engine('healthgpt');
+  const ours = /** @type {NonNullable<ReturnType<typeof engine>>} */ (engine('healthgpt'));
   const ratio = (k) => {
     const e = engine(k);
     return e && { prompt: ours.promptTokensPerSecond / e.promptTokensPerSecond, decode: ours.decodeTokensPerSecond / e.decodeTokensPerSecond };

@@ -45,7 +45,7 @@ export function bundledLlamaCpp(root) {
  */
 export function ensureLlamaBench(root, cacheDir, log, fail) {
   const src = bundledLlamaCpp(root);
-  if (!src) fail('node-llama-cpp\'s bundled llama.cpp source (llama/gitRelease.bundle) is missing: run npm install');
+  if (!src) return fail('node-llama-cpp\'s bundled llama.cpp source (llama/gitRelease.bundle) is missing: run npm install');
   const cpu = createHash('sha256').update(cpus()[0]?.model ?? 'unknown').digest('hex').slice(0, 8);
   const base = join(cacheDir, `llama.cpp-${src.tag}`);
   const build = join(cacheDir, `llama-bench-${src.tag}-native-${cpu}`);
