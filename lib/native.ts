@@ -51,7 +51,8 @@ export interface NativeTypeInfo {
 
 /** A loaded language model (src/model_binding.cpp). */
 export interface NativeModel {
-  info(): { nVocab: number; nEmbd: number; nCtx: number };
+  /** backend: "cpu", "cuda: <device> (...)", or "cpu (<why not cuda>)" after gpu 'auto' */
+  info(): { nVocab: number; nEmbd: number; nCtx: number; backend: string };
   /** Forgets cached positions >= startPos, then runs the tokens from there. plugin: an id from loadPlugin, -1 (default) for the base alone; embd: nEmbd floats per token that is -1, in order */
   eval(tokens: Int32Array, startPos: number, allLogits: boolean, plugin?: number, embd?: Float32Array): Promise<Float32Array>;
   /** adapterType: a ggml type id (0 f32, 1 f16, 30 bf16, 8 q8_0) or -1 for the file's own */
@@ -61,8 +62,8 @@ export interface NativeModel {
 
 export interface NativeAddon {
   GGUFFile: new (path: string) => NativeGGUFFile;
-  /** kvType: 0 (f32) or 1 (f16), the ggml type ids */
-  Model: { load(path: string, options: { contextSize?: number; threads?: number; kvType?: number; repack?: number }): Promise<NativeModel> };
+  /** kvType: 0 (f32) or 1 (f16), the ggml type ids; gpu: 0 off, 1 auto, 2 cuda (hg_gpu) */
+  Model: { load(path: string, options: { contextSize?: number; threads?: number; kvType?: number; repack?: number; gpu?: number }): Promise<NativeModel> };
   types(): NativeTypeInfo[];
   cpu(): { features: string; best: string; active: string };
   setIsa(isa: 'scalar' | 'avx2' | 'avx512' | 'auto'): void;

@@ -48,7 +48,7 @@ class Model : public Napi::ObjectWrap<Model> {
         return box_;
     }
 
-    // load(path, {contextSize, threads, kvType, repack}): Promise<Model>
+    // load(path, {contextSize, threads, kvType, repack, gpu}): Promise<Model>
     static Napi::Value Load(const Napi::CallbackInfo &info) {
         Napi::Env env = info.Env();
         const std::string path = arg_string(info, 0, "path");
@@ -65,6 +65,7 @@ class Model : public Napi::ObjectWrap<Model> {
             opt_int("threads", p.n_threads);
             opt_int("kvType", p.kv_type);
             opt_int("repack", p.repack);
+            opt_int("gpu", p.gpu);
         }
         auto box = std::make_shared<model_box>();
         return run_async(
@@ -90,6 +91,7 @@ class Model : public Napi::ObjectWrap<Model> {
         o.Set("nVocab", hg_model_n_vocab(b->model));
         o.Set("nEmbd", hg_model_n_embd(b->model));
         o.Set("nCtx", hg_model_n_ctx(b->model));
+        o.Set("backend", hg_model_backend(b->model));
         return o;
     }
 

@@ -7,7 +7,7 @@ import { Command, Option } from 'commander';
 import { HealthGPT } from '../session/healthgpt.js';
 import { CLI_PART_NAMES, modelParts } from '../session/model-folder.js';
 import { toJson } from './format.js';
-import { addSessionOptions, imageOptionsOf, interruptSignal, samplingOf, type SessionFlags } from './session-flags.js';
+import { addSessionOptions, gpuOf, imageOptionsOf, interruptSignal, reportBackend, samplingOf, type SessionFlags } from './session-flags.js';
 
 interface AskFlags extends SessionFlags {
   pluginCom?: string;
@@ -25,8 +25,9 @@ export function askCommand(): Command {
   return addSessionOptions(c).action(async (question: string, o: AskFlags) => {
     const t0 = performance.now();
     const parts = modelParts(o.model, { vision: o.vision, plugins: { comprehension: o.pluginCom } }, ['vision', 'comprehension'], CLI_PART_NAMES);
-    const hg = await HealthGPT.load({ model: parts.model, vision: parts.vision, plugins: { comprehension: parts.plugins.comprehension }, threads: o.threads, contextSize: o.context, kvType: o.kvType });
+    const hg = await HealthGPT.load({ model: parts.model, vision: parts.vision, plugins: { comprehension: parts.plugins.comprehension }, threads: o.threads, contextSize: o.context, kvType: o.kvType, gpu: gpuOf(o) });
     const loadMs = performance.now() - t0;
+    reportBackend(hg.model.info.backend, gpuOf(o));
     const stop = interruptSignal();
     try {
       const request = { question, images: o.image ?? [], maxTokens: o.maxTokens, imageOptions: imageOptionsOf(o), signal: stop.signal, ...samplingOf(o) };

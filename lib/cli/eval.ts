@@ -2,12 +2,13 @@
  * `healthgpt eval --model M --tokens 1,2,3 [--top 5] --json`: next-token probabilities after
  * each position, and the mean negative log-likelihood of tokens[1..] with its perplexity.
  */
-import { Command } from 'commander';
+import { Command, Option } from 'commander';
 import { readFileSync } from 'node:fs';
 import { HealthGPTError } from '../errors.js';
 import { LanguageModel } from '../model/model.js';
 import { softmax } from '../model/sampler.js';
 import { toJson } from './format.js';
+import { gpuOf, reportBackend } from './session-flags.js';
 
 export interface EvalResult {
   nll: number;
@@ -46,11 +47,13 @@ export function evalCommand(): Command {
     .option('--file <text>', 'a text file (needs the model\'s tokenizer)')
     .option('--top <k>', 'probabilities to list per position', (v) => parseInt(v, 10), 5)
     .option('--threads <n>', 'threads', (v) => parseInt(v, 10))
+    .addOption(new Option('--gpu <mode>', 'where the model runs: auto (CUDA when present and it fits), cuda, off').choices(['auto', 'cuda', 'off']))
     .option('--json', 'print JSON')
-    .action(async (o: { model: string; tokens?: string; file?: string; top: number; threads?: number; json?: boolean }) => {
+    .action(async (o: { model: string; tokens?: string; file?: string; top: number; threads?: number; gpu?: 'auto' | 'cuda' | 'off'; json?: boolean }) => {
       if (!o.tokens === !o.file) throw new HealthGPTError('ERR_INVALID_ARG', 'give exactly one of --tokens or --file');
       if (!Number.isInteger(o.top) || o.top < 1) throw new HealthGPTError('ERR_INVALID_ARG', `--top must be a positive integer, got ${o.top}`);
-      const model = await LanguageModel.load(o.model, { threads: o.threads });
+      const model = await LanguageModel.load(o.model, { threads: o.threads, gpu: gpuOf(o) });
+      reportBackend(model.info.backend, gpuOf(o));
       try {
         const tokens = o.tokens ? parseTokenList(o.tokens) : model.tokenize(readFileSync(o.file!, 'utf8'));
         if (tokens.length > model.info.nCtx) throw new HealthGPTError('ERR_CONTEXT', `${tokens.length} tokens do not fit the context of ${model.info.nCtx}`);

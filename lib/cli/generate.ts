@@ -13,7 +13,7 @@ import { HealthGPT } from '../session/healthgpt.js';
 import { CLI_PART_NAMES, modelParts } from '../session/model-folder.js';
 import { toJson } from './format.js';
 import { Progress } from './progress.js';
-import { addSessionOptions, imageOptionsOf, interruptSignal, samplingOf, type SessionFlags } from './session-flags.js';
+import { addSessionOptions, gpuOf, imageOptionsOf, interruptSignal, reportBackend, samplingOf, type SessionFlags } from './session-flags.js';
 
 interface GenerateFlags extends SessionFlags {
   pluginGen?: string;
@@ -39,8 +39,9 @@ export function generateCommand(): Command {
     if (o.output === '') throw new HealthGPTError('ERR_INVALID_ARG', '--output must be a file path, got ""');
     const t0 = performance.now();
     const parts = modelParts(o.model, { vision: o.vision, plugins: { generation: o.pluginGen }, vqgan: o.vqgan }, ['vision', 'generation', 'vqgan'], CLI_PART_NAMES);
-    const hg = await HealthGPT.load({ model: parts.model, vision: parts.vision, plugins: { generation: parts.plugins.generation }, vqgan: parts.vqgan, threads: o.threads, contextSize: o.context, kvType: o.kvType });
+    const hg = await HealthGPT.load({ model: parts.model, vision: parts.vision, plugins: { generation: parts.plugins.generation }, vqgan: parts.vqgan, threads: o.threads, contextSize: o.context, kvType: o.kvType, gpu: gpuOf(o) });
     const loadMs = performance.now() - t0;
+    reportBackend(hg.model.info.backend, gpuOf(o));
     const stop = interruptSignal();
     let bar: Progress | undefined;
     try {

@@ -2,6 +2,7 @@
 import { Command, Option } from 'commander';
 import { HealthGPTError } from '../errors.js';
 import type { ImageDecodeOptions } from '../image/index.js';
+import type { GpuOption } from '../model/model.js';
 import type { SamplingRequest } from '../session/healthgpt.js';
 
 const num = (v: string) => Number(v);
@@ -12,6 +13,7 @@ export interface SessionFlags {
   threads?: number;
   context?: number;
   kvType?: 'f16' | 'f32';
+  gpu?: 'auto' | 'cuda' | 'off';
   window?: string;
   frame?: string;
   temperature?: number;
@@ -38,7 +40,19 @@ export function addSessionOptions(c: Command): Command {
     .addOption(new Option('--threads <n>', 'threads (default: one per core)').argParser(num))
     .addOption(new Option('--context <n>', "context size (default: the model's)").argParser(num))
     .addOption(new Option('--kv-type <type>', 'KV cache precision (default f16)').choices(['f16', 'f32']))
+    .addOption(new Option('--gpu <mode>', 'where the language model runs: auto (CUDA when present and it fits), cuda, off').choices(['auto', 'cuda', 'off']))
     .option('--json', 'print one JSON object at the end instead of streaming');
+}
+
+/** --gpu as LoadOptions.gpu. */
+export function gpuOf(f: { gpu?: 'auto' | 'cuda' | 'off' }): GpuOption | undefined {
+  return f.gpu === undefined ? undefined : f.gpu === 'off' ? false : f.gpu;
+}
+
+/** After gpu 'auto' fell back to the CPU in a CUDA build: one line on stderr saying why. */
+export function reportBackend(backend: string, gpu: GpuOption | undefined): void {
+  if (gpu === false || !backend.startsWith('cpu (') || backend.includes('built without the CUDA backend')) return;
+  process.stderr.write(`healthgpt: running on the ${backend}\n`);
 }
 
 export function samplingOf(f: SessionFlags): SamplingRequest {

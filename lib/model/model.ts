@@ -35,6 +35,9 @@ export interface PluginOptions {
   fused?: boolean;
 }
 
+export type GpuOption = 'auto' | 'cuda' | false;
+const GPU_IDS = { off: 0, auto: 1, cuda: 2 } as const;
+
 export interface LoadOptions {
   /** positions the KV cache holds; default: the model's trained context */
   contextSize?: number;
@@ -44,6 +47,12 @@ export interface LoadOptions {
   kvType?: 'f16' | 'f32';
   /** regroup q4_0 weights at load for the matmul kernels (default true: faster; the weights move from the file's mapping into the model's memory). false reads every weight in place, for machines that cannot hold the model in memory. */
   repack?: boolean;
+  /**
+   * Where the forward pass runs: 'auto' (default) uses CUDA when the engine was built with it,
+   * a device is present and the model fits, else the CPU (`backend` says why); 'cuda' fails
+   * with the reason when CUDA cannot be used; false keeps the CPU.
+   */
+  gpu?: GpuOption;
   /** H-LoRA plugin files to load with the model, by the name requests will use, e.g. {comprehension: 'com.gguf', generation: 'gen.gguf'} */
   plugins?: Record<string, string>;
   /** how the plugins above are loaded */
@@ -111,6 +120,7 @@ function validateLoad(o: LoadOptions): void {
   }
   if (o.kvType !== undefined && o.kvType !== 'f16' && o.kvType !== 'f32') throw new HealthGPTError('ERR_INVALID_ARG', `kvType must be "f16" or "f32", got ${String(o.kvType)}`);
   if (o.repack !== undefined && typeof o.repack !== 'boolean') throw new HealthGPTError('ERR_INVALID_ARG', `repack must be a boolean, got ${String(o.repack)}`);
+  if (o.gpu !== undefined && o.gpu !== 'auto' && o.gpu !== 'cuda' && o.gpu !== false) throw new HealthGPTError('ERR_INVALID_ARG', `gpu must be "auto", "cuda" or false, got ${String(o.gpu)}`);
   if (o.plugins !== undefined) {
     if (typeof o.plugins !== 'object' || o.plugins === null || Array.isArray(o.plugins)) throw new HealthGPTError('ERR_INVALID_ARG', `plugins must be an object of name: path, got ${String(o.plugins)}`);
     for (const [name, path] of Object.entries(o.plugins)) {
@@ -203,6 +213,7 @@ export class LanguageModel {
         threads: options.threads,
         kvType: options.kvType === 'f32' ? 0 : 1,
         repack: options.repack === false ? 0 : 1,
+        gpu: GPU_IDS[options.gpu === false ? 'off' : options.gpu ?? 'auto'],
       });
       const model = new LanguageModel(path, handle, metadata, baseQuantized);
       try {
@@ -263,7 +274,8 @@ export class LanguageModel {
     return this.handle;
   }
 
-  get info(): { nVocab: number; nEmbd: number; nCtx: number } {
+  /** sizes fixed at load, and where the forward pass runs (LoadOptions.gpu) */
+  get info(): { nVocab: number; nEmbd: number; nCtx: number; backend: string } {
     return this.live().info();
   }
 

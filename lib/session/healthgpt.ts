@@ -22,7 +22,7 @@ import { HealthGPTError } from '../errors.js';
 import { GENERATION_TASKS, isGenerationTask, taskMessage, type GenerationTask } from '../generate/tasks.js';
 import { findImageTokens, imageIndices, imageTokenMask, type ImageTokenIds } from '../generate/image-tokens.js';
 import { encodePng, loadPixelValues, type ImageDecodeOptions, type ImageInput } from '../image/index.js';
-import { LanguageModel, type FinishReason, type GenerateOptions, type PluginOptions, type PromptPiece } from '../model/model.js';
+import { LanguageModel, type FinishReason, type GenerateOptions, type GpuOption, type PluginOptions, type PromptPiece } from '../model/model.js';
 import { validateSampling, type SamplingOptions } from '../model/sampler.js';
 import { IMAGE_PLACEHOLDER, countImages, tokenizeImagePrompt } from '../prompt/multimodal.js';
 import { renderChat, templateFor, type ChatMessage, type ChatTemplate } from '../prompt/template.js';
@@ -52,6 +52,8 @@ export interface HealthGPTLoadOptions {
   contextSize?: number;
   /** KV cache precision; default f16 */
   kvType?: 'f16' | 'f32';
+  /** where the language model runs (LoadOptions.gpu); default 'auto' */
+  gpu?: GpuOption;
   pluginOptions?: PluginOptions;
   /** projected images kept (LRU); default 8, 0 disables the cache */
   imageCacheSize?: number;
@@ -133,7 +135,7 @@ export interface GenerateImageResult {
   timings: AskTimings & { vqgan_ms: number };
 }
 
-const LOAD_KEYS = new Set(['model', 'vision', 'plugins', 'vqgan', 'threads', 'contextSize', 'kvType', 'pluginOptions', 'imageCacheSize']);
+const LOAD_KEYS = new Set(['model', 'vision', 'plugins', 'vqgan', 'threads', 'contextSize', 'kvType', 'gpu', 'pluginOptions', 'imageCacheSize']);
 const SAMPLING_KEYS = ['temperature', 'topK', 'topP', 'minP', 'repeatPenalty', 'repeatLastN', 'seed', 'signal'];
 const ASK_KEYS = new Set([...SAMPLING_KEYS, 'question', 'image', 'images', 'history', 'maxTokens', 'system', 'imageOptions', 'onLogprobs', 'topLogprobs', 'onPrompt']);
 const GEN_KEYS = new Set([...SAMPLING_KEYS, 'task', 'image', 'report', 'instruction', 'onToken', 'imageOptions']);
@@ -215,7 +217,7 @@ export class HealthGPT {
     for (const [k, v] of Object.entries(options.plugins)) if (v !== undefined) plugins[k] = v;
     const parts: { dispose(): void }[] = [];
     try {
-      const model = await LanguageModel.load(options.model, { threads, contextSize: options.contextSize, kvType: options.kvType, plugins, pluginOptions: options.pluginOptions });
+      const model = await LanguageModel.load(options.model, { threads, contextSize: options.contextSize, kvType: options.kvType, gpu: options.gpu, plugins, pluginOptions: options.pluginOptions });
       parts.push(model);
       const vision = await VisionTower.load(options.vision, { threads });
       parts.push(vision);

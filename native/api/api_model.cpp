@@ -29,12 +29,17 @@ const hg_model *need(const hg_model *m, const char *fn) {
 
 extern "C" {
 
+const char *hg_model_backend(const hg_model *model) {
+    return hg::guarded<const char *>(nullptr, [&] { return need(model, "hg_model_backend")->phi3->backend().c_str(); });
+}
+
 hg_model_params hg_model_default_params(void) {
     hg_model_params p;
     p.n_ctx = 0;
     p.n_threads = 0;
     p.kv_type = HG_TYPE_F16;
     p.repack = 1;
+    p.gpu = HG_GPU_OFF;
     return p;
 }
 
@@ -46,6 +51,9 @@ hg_model *hg_model_load(const char *path, const hg_model_params *params) {
         opt.n_ctx = p.n_ctx;
         opt.kv_type = p.kv_type;
         opt.repack = p.repack != 0;
+        if (p.gpu != HG_GPU_OFF && p.gpu != HG_GPU_AUTO && p.gpu != HG_GPU_CUDA)
+            hg::fail("hg_model_load: gpu " + std::to_string(p.gpu) + " (0 off, 1 auto, 2 cuda)");
+        opt.gpu = p.gpu;
         std::unique_ptr<hg_model> m(new hg_model());
         m->pool.reset(new hg::ThreadPool(p.n_threads));
         opt.pool = m->pool.get();
@@ -92,6 +100,7 @@ int hg_model_load_plugin(hg_model *model, const char *path, const hg_plugin_para
         hg::HLoraPluginOptions opt;
         opt.adapter_type = p.adapter_type;
         opt.fused = p.fused != 0;
+        opt.pack = !m->phi3->on_device(); // the device reads plain layouts
         return m->phi3->add_plugin(hg::HLoraPlugin::load(hg::GGUFFile::open(path), m->phi3->base_shape(), opt));
     });
 }

@@ -19,6 +19,7 @@ static_assert(Q8_0_BLOCK_BYTES == 34, "q8_0 block is 34 bytes");
 
 // hg::Error is header-only, so this library needs nothing from the engine to link.
 [[noreturn]] void cuda_fail(const char *what, cudaError_t e) {
+    (void)cudaGetLastError(); // a non-sticky error must not be reported again by the next check
     throw Error(std::string(what) + ": " + cudaGetErrorName(e) + " (" + cudaGetErrorString(e) +
                 ")");
 }
@@ -81,15 +82,6 @@ void check_q8_0_count(int64_t n) {
         throw Error("q8_0: " + std::to_string(n) + " values is too many");
 }
 
-// Frees a device buffer when leaving scope (the host wrapper may throw between allocations).
-struct device_buffer {
-    void *p = nullptr;
-    explicit device_buffer(size_t bytes) : p(cuda_malloc(bytes)) {}
-    ~device_buffer() { cuda_free(p); }
-    device_buffer(const device_buffer &) = delete;
-    device_buffer &operator=(const device_buffer &) = delete;
-};
-
 } // namespace
 
 int cuda_device_count() noexcept {
@@ -149,6 +141,41 @@ void cuda_synchronize() {
     check(cudaDeviceSynchronize(), "cudaDeviceSynchronize");
 }
 
+void cuda_memory_info(size_t &free_bytes, size_t &total_bytes) {
+    require_device();
+    check(cudaMemGetInfo(&free_bytes, &total_bytes), "cudaMemGetInfo");
+}
+
+void cuda_copy_to_device_async(void *dev_dst, const void *host_src, size_t bytes, void *stream) {
+    if (bytes == 0) return;
+    check(cudaMemcpyAsync(dev_dst, host_src, bytes, cudaMemcpyHostToDevice, (cudaStream_t)stream),
+          "cudaMemcpyAsync to device");
+}
+
+void cuda_copy_to_host_async(void *host_dst, const void *dev_src, size_t bytes, void *stream) {
+    if (bytes == 0) return;
+    check(cudaMemcpyAsync(host_dst, dev_src, bytes, cudaMemcpyDeviceToHost, (cudaStream_t)stream),
+          "cudaMemcpyAsync to host");
+}
+
+void cuda_memset_async(void *dev, int value, size_t bytes, void *stream) {
+    if (bytes == 0) return;
+    check(cudaMemsetAsync(dev, value, bytes, (cudaStream_t)stream), "cudaMemsetAsync");
+}
+
+CudaStream::CudaStream() {
+    require_device();
+    cudaStream_t s = nullptr;
+    check(cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking), "cudaStreamCreate");
+    s_ = s;
+}
+
+CudaStream::~CudaStream() {
+    if (s_) (void)cudaStreamDestroy((cudaStream_t)s_);
+}
+
+void CudaStream::synchronize() { check(cudaStreamSynchronize((cudaStream_t)s_), "cudaStreamSynchronize"); }
+
 void cuda_dequantize_q8_0(const void *dev_src, float *dev_dst, int64_t n, void *stream) {
     check_q8_0_count(n);
     if (n == 0) return;
@@ -167,10 +194,10 @@ void cuda_dequantize_q8_0_host(const void *host_src, float *host_dst, int64_t n)
     if (n == 0) return;
     const size_t src_bytes = (size_t)(n / QK8_0) * Q8_0_BLOCK_BYTES;
     const size_t dst_bytes = (size_t)n * sizeof(float);
-    device_buffer src(src_bytes), dst(dst_bytes);
-    cuda_copy_to_device(src.p, host_src, src_bytes);
-    cuda_dequantize_q8_0(src.p, static_cast<float *>(dst.p), n, nullptr);
-    cuda_copy_to_host(host_dst, dst.p, dst_bytes); // synchronizes with the default stream
+    DeviceBuffer src(src_bytes), dst(dst_bytes);
+    cuda_copy_to_device(src.get(), host_src, src_bytes);
+    cuda_dequantize_q8_0(src.get(), dst.as<float>(), n, nullptr);
+    cuda_copy_to_host(host_dst, dst.get(), dst_bytes); // synchronizes with the default stream
 }
 
 } // namespace hg

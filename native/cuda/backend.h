@@ -47,6 +47,56 @@ void cuda_copy_to_host(void *host_dst, const void *dev_src, size_t bytes);
 // Waits for all work on the current device; reports errors from earlier launches.
 void cuda_synchronize();
 
+// Free and total memory of the current device, in bytes (cudaMemGetInfo).
+void cuda_memory_info(size_t &free_bytes, size_t &total_bytes);
+
+// Copies enqueued on a stream (host memory may be pageable: the copy then completes before
+// the call returns for host-to-device, and before the stream moves on for device-to-host).
+void cuda_copy_to_device_async(void *dev_dst, const void *host_src, size_t bytes, void *stream);
+void cuda_copy_to_host_async(void *host_dst, const void *dev_src, size_t bytes, void *stream);
+void cuda_memset_async(void *dev, int value, size_t bytes, void *stream);
+
+// A stream of its own (non-blocking with respect to the legacy default stream), destroyed
+// with the object. synchronize() waits for its work and reports any error it met.
+class CudaStream {
+public:
+    CudaStream();
+    ~CudaStream();
+    CudaStream(const CudaStream &) = delete;
+    CudaStream &operator=(const CudaStream &) = delete;
+    void *get() const { return s_; }
+    void synchronize();
+
+private:
+    void *s_ = nullptr;
+};
+
+// Device memory freed with the object; empty when default-constructed.
+class DeviceBuffer {
+public:
+    DeviceBuffer() = default;
+    explicit DeviceBuffer(size_t bytes) : p_(cuda_malloc(bytes)), bytes_(bytes) {}
+    ~DeviceBuffer() { cuda_free(p_); }
+    DeviceBuffer(DeviceBuffer &&o) noexcept : p_(o.p_), bytes_(o.bytes_) { o.p_ = nullptr, o.bytes_ = 0; }
+    DeviceBuffer &operator=(DeviceBuffer &&o) noexcept {
+        if (this != &o) {
+            cuda_free(p_);
+            p_ = o.p_, bytes_ = o.bytes_;
+            o.p_ = nullptr, o.bytes_ = 0;
+        }
+        return *this;
+    }
+    DeviceBuffer(const DeviceBuffer &) = delete;
+    DeviceBuffer &operator=(const DeviceBuffer &) = delete;
+    void *get() const { return p_; }
+    template <class T> T *as() const { return static_cast<T *>(p_); }
+    size_t size() const { return bytes_; }
+
+private:
+    void *p_ = nullptr;
+    size_t bytes_ = 0;
+};
+
 // Dequantizes n q8_0 values (n a multiple of 32; blocks of {half d; int8 qs[32]} = 34 bytes,
 // x = d * q) from device memory to device f32. Enqueued on `stream`; returns after the launch
 // (launch errors are thrown, execution errors appear at the next synchronizing call).

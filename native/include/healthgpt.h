@@ -98,6 +98,14 @@ const char *hg_cpu_features(void);
  * backend, or when there is no driver or GPU (never an error). */
 int hg_cuda_devices(void);
 
+/* Where a model runs (hg_model_params.gpu). */
+typedef enum hg_gpu {
+    HG_GPU_OFF = 0,  /* the CPU */
+    HG_GPU_AUTO = 1, /* CUDA when the engine has it, a device is present and the model fits;
+                        else the CPU, with the reason in hg_model_backend() */
+    HG_GPU_CUDA = 2  /* CUDA, or a load error saying why not */
+} hg_gpu;
+
 /* ---- thread pool ---- */
 typedef struct hg_pool hg_pool;
 /* n_threads <= 0 means one per core. */
@@ -203,6 +211,9 @@ typedef struct hg_model_params {
     int repack;    /* 1 (default): q4_0 linears are regrouped at load for the kernels (faster;
                       they move from the file's mapping to the model's memory); 0: all read
                       in place from the mapping */
+    int gpu;       /* hg_gpu: HG_GPU_OFF (default), HG_GPU_AUTO or HG_GPU_CUDA. On CUDA the
+                      weights are uploaded once at load in their file types, the KV cache
+                      lives in device memory, and only the logits come back to the host. */
 } hg_model_params;
 
 hg_model_params hg_model_default_params(void);
@@ -216,6 +227,9 @@ int hg_model_n_vocab(const hg_model *model); /* -1 on a NULL model */
 int hg_model_n_embd(const hg_model *model);
 int hg_model_n_ctx(const hg_model *model);  /* the KV cache's size */
 int hg_model_n_past(const hg_model *model); /* positions the KV cache holds now */
+/* Where the forward pass runs: "cpu", "cuda: <device name> (...)", or, when gpu was
+ * HG_GPU_AUTO and CUDA could not be used, "cpu (<why>)". NULL on a NULL model. */
+const char *hg_model_backend(const hg_model *model);
 
 /* Runs n tokens at positions start_pos .. start_pos + n - 1; start_pos must equal
  * hg_model_n_past() (use hg_model_kv_clear to go back). One path for prefill (n > 1) and

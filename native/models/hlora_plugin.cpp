@@ -135,7 +135,7 @@ std::unique_ptr<HLoraPlugin> HLoraPlugin::load(std::unique_ptr<GGUFFile> file, c
                                          p->alpha_, adapter_tensor(f, stem + ".router"),
                                          adapter_tensor(f, stem + ".lora_A"), adapter_tensor(f, stem + ".lora_B"));
             if (opt.adapter_type >= 0) ads[j]->convert(opt.adapter_type);
-            ads[j]->pack();
+            if (opt.pack) ads[j]->pack();
         }
         p->layers_.push_back(std::move(l));
     }

@@ -22,6 +22,7 @@ struct HLoraBaseShape {
 struct HLoraPluginOptions {
     int adapter_type = -1; // -1: as the file holds them; else HLoraAdapter::convert's types
     bool fused = true;     // false: router and lora_A in passes of their own (benchmarks)
+    bool pack = true;      // false: adapters stay in plain layouts (for a device to upload)
 };
 
 // Rows first_row .. first_row + n_rows - 1 of token_embd or output that the plugin trained;

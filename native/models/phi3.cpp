@@ -14,6 +14,10 @@
 #include "ops/norm.h"
 #include "ops/rope.h"
 #include "quant/quant.h"
+#ifdef HEALTHGPT_HAVE_CUDA
+#include "cuda/backend.h"
+#include "cuda/phi3_cuda.h"
+#endif
 
 namespace hg {
 
@@ -138,8 +142,36 @@ std::unique_ptr<Phi3Model> Phi3Model::load(std::unique_ptr<GGUFFile> file, const
     if (n_ctx > kMaxDim) fail(HG_ERR_INVALID_ARG, "phi3: n_ctx " + std::to_string(n_ctx) + " is too large");
     m->kv_ = Phi3KVCache(hp, opt.kv_type, n_ctx);
     m->file_ = std::move(file);
-    if (opt.repack) m->pack_weights(opt.pool);
+    if (opt.gpu != HG_GPU_OFF) m->use_device(opt.gpu, n_ctx, opt.kv_type);
+    if (opt.repack && !m->device_) m->pack_weights(opt.pool);
     return m;
+}
+
+// ---- the device ----
+
+void Phi3Model::use_device(int gpu, int64_t n_ctx, int kv_type) {
+    // HG_GPU_CUDA: any failure is the load's; HG_GPU_AUTO: the CPU, saying why
+    std::string why;
+#ifdef HEALTHGPT_HAVE_CUDA
+    if (cuda_device_count() == 0) {
+        const std::string s = cuda_status();
+        why = "no CUDA device" + (s.empty() ? std::string() : ": " + s);
+    } else {
+        try {
+            device_ = make_phi3_cuda(*this, kv_type, n_ctx, kChunk);
+            backend_ = device_->describe();
+            return;
+        } catch (const Error &e) {
+            if (gpu == HG_GPU_CUDA) throw;
+            why = e.what();
+        }
+    }
+#else
+    (void)n_ctx, (void)kv_type;
+    why = "this engine was built without the CUDA backend";
+#endif
+    if (gpu == HG_GPU_CUDA) fail("gpu 'cuda': " + why);
+    backend_ = "cpu (" + why + ")";
 }
 
 // ---- packing ----
@@ -177,6 +209,7 @@ HLoraBaseShape Phi3Model::base_shape() const {
 int Phi3Model::add_plugin(std::unique_ptr<HLoraPlugin> plugin) {
     if (!plugin) fail("add_plugin: no plugin");
     if (plugins_.size() >= 1024) fail("add_plugin: 1024 plugins are loaded already");
+    if (device_) device_->add_plugin(*plugin);
     plugins_.push_back(std::move(plugin));
     return (int)plugins_.size() - 1;
 }
@@ -218,7 +251,8 @@ void Phi3Model::eval(ThreadPool &pool, const int32_t *tokens, int64_t n_tokens, 
             const int64_t n = std::min(kChunk, n_tokens - c);
             const bool last = c + n == n_tokens;
             float *out = !logits ? nullptr : all_logits ? logits + c * hp_.n_vocab : last ? logits : nullptr;
-            eval_chunk(pool, tokens + c, e, n, start_pos + c, out, all_logits, plugin);
+            if (device_) device_->eval_chunk(tokens + c, e, n, start_pos + c, out, all_logits, plugin_id);
+            else eval_chunk(pool, tokens + c, e, n, start_pos + c, out, all_logits, plugin);
             if (e)
                 for (int64_t i = c; i < c + n; i++) e += tokens[i] == -1 ? hp_.n_embd : 0;
             kv_.set_n_past(start_pos + c + n);

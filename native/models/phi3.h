@@ -20,6 +20,7 @@
 #include "gguf/gguf.h"
 #include "models/hlora_plugin.h"
 #include "models/packed_weights.h"
+#include "models/phi3_device.h"
 #include "ops/attention.h"
 #include "quant/quant.h"
 
@@ -81,6 +82,10 @@ struct Phi3Options {
     // place from the mapping (no copy at load, pages the kernel may evict under pressure).
     bool repack = true;
     ThreadPool *pool = nullptr; // packs with these threads; null: the calling thread
+    // HG_GPU_OFF: the CPU; HG_GPU_CUDA: the CUDA backend or an error saying why not;
+    // HG_GPU_AUTO: CUDA when the engine has it, a device is present and the model fits, else
+    // the CPU (backend() says why).
+    int gpu = HG_GPU_OFF;
 };
 
 class Phi3Model {
@@ -91,6 +96,15 @@ public:
 
     const Phi3HParams &hparams() const { return hp_; }
     const Phi3KVCache &kv_cache() const { return kv_; }
+    // The weights as the file holds them, for a device to upload.
+    const Phi3Weight &token_embd() const { return token_embd_; }
+    const Phi3Weight &output_norm() const { return output_norm_; }
+    const Phi3Weight &output() const { return output_; }
+    const Phi3Layer &layer(int64_t il) const { return layers_[(size_t)il]; }
+    // Where the forward pass runs: "cpu", "cuda: <device>", or "cpu (<why not cuda>)" when
+    // gpu was HG_GPU_AUTO and CUDA could not be used.
+    const std::string &backend() const { return backend_; }
+    bool on_device() const { return device_ != nullptr; }
 
     // Runs n_tokens tokens at positions start_pos.. (start_pos must equal n_past: the cache
     // is continued, never silently overwritten) and fills logits with the last token's
@@ -121,6 +135,7 @@ private:
     void eval_chunk(ThreadPool &pool, const int32_t *tokens, const float *embd, int64_t n, int64_t pos0,
                     float *logits, bool all_logits, const HLoraPlugin *plugin);
     void pack_weights(ThreadPool *pool);
+    void use_device(int gpu, int64_t n_ctx, int kv_type);
 
     std::unique_ptr<GGUFFile> file_;
     PackedWeights packed_; // the packed linears
@@ -129,6 +144,8 @@ private:
     std::vector<Phi3Layer> layers_;
     Phi3KVCache kv_;
     std::vector<std::unique_ptr<HLoraPlugin>> plugins_;
+    std::unique_ptr<Phi3Device> device_; // null: the CPU runs the forward pass
+    std::string backend_ = "cpu";
 };
 
 } // namespace hg

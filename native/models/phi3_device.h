@@ -1,0 +1,29 @@
+// The backend boundary of the Phi-3 decoder: a device that runs the forward pass with
+// weights, KV cache and scratch memory of its own (the CUDA backend: cuda/phi3_cuda.h).
+// Phi3Model keeps the file, the hyper-parameters, the plugins and n_past, checks every call,
+// and hands each chunk of tokens to the device in place of its CPU forward pass.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "models/hlora_plugin.h"
+
+namespace hg {
+
+class Phi3Device {
+public:
+    virtual ~Phi3Device() = default;
+    // e.g. "cuda: NVIDIA H100 80GB HBM3 (sm_90, 79.1 GiB)"
+    virtual std::string describe() const = 0;
+    // Phi3Model::eval_chunk on the device: n tokens (already checked) at positions pos0..;
+    // logits (host memory, may be null) as eval_chunk fills them. plugin: -1 or an id that
+    // add_plugin returned. Returns once the logits are on the host and the work is done.
+    virtual void eval_chunk(const int32_t *tokens, const float *embd, int64_t n, int64_t pos0, float *logits,
+                            bool all_logits, int plugin) = 0;
+    // Uploads a plugin's adapters (they must be in plain layouts: HLoraPluginOptions::pack
+    // off); ids count up from 0 in the order of the model's add_plugin.
+    virtual void add_plugin(const HLoraPlugin &plugin) = 0;
+};
+
+} // namespace hg
