@@ -1,0 +1,195 @@
+#!/usr/bin/env bash
+# tools/device-check.sh - everything of the CUDA backend that needs an NVIDIA GPU, in ONE run
+# on a machine with nvcc, CMake, a C++ compiler and Python but no npm and no network
+# (budget: 8 minutes on an H100). From the repository root:
+#
+#   tools/device-check.sh            on the GPU machine: results under $OUT (default ./device-check-out)
+#   tools/device-check.sh --dry-run  anywhere: the same steps without a GPU (CPU timings, a
+#                                    tiny model, test_cuda skipping), to check the script itself
+#   --with-llama                     with --dry-run: also build llama.cpp (CPU) and time it
+#
+# Steps, each under its own time limit so that a slow one cannot eat the others:
+#   1. in the background: llama.cpp from the source node-llama-cpp bundles
+#      (node_modules/node-llama-cpp/llama/gitRelease.bundle, a git bundle: the device machine
+#      has no npm, so CARRY THAT PATH with the working tree), built with CUDA for this GPU's
+#      architecture only, target llama-bench. Flash attention kernels are left out
+#      (GGML_CUDA_FA=OFF) to fit the budget; LLAMA_CUDA_FA=ON puts them back.
+#   2. the engine with CUDA for this GPU's architecture only, the native tests and tools
+#      (build under /tmp, the tree stays clean);
+#   3. test_cuda (every CUDA op against the CPU op, the golden models' logits and greedy
+#      tokens CUDA vs CPU), then test_phi3 and test_phi3_hlora (the CPU engine on this machine);
+#   4. make_phi3_gguf: a Phi-3-mini-shaped Q4_0 with random weights (2.2 GB, seconds);
+#   5. bench_phi3 --gpu cuda: prefill 512 and decode 128 tokens, as llama-bench measures them;
+#   6. llama-bench -ngl 99 on the same file, same GPU;
+#   7. $OUT/summary.txt: the GPU, the test verdicts, both engines' figures and their ratios.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+START=$(date +%s)
+BUDGET=${DEVICE_CHECK_BUDGET:-470}
+DRY=0
+WITH_LLAMA=1
+for a in "$@"; do
+  case "$a" in
+    --dry-run) DRY=1; WITH_LLAMA=0 ;;
+    --with-llama) WITH_LLAMA=1 ;;
+    -h|--help) sed -n '2,/^set -uo/p' "$0" | sed '$d' | sed 's/^# \{0,1\}//'; exit 0 ;;
+    *) echo "device-check: unknown argument $a" >&2; exit 2 ;;
+  esac
+done
+OUT=${OUT:-$ROOT/device-check-out}
+mkdir -p "$OUT"
+WORK=${DEVICE_CHECK_WORK:-/tmp/hg-device-check}
+mkdir -p "$WORK"
+SUMMARY="$OUT/summary.txt"
+: > "$SUMMARY"
+say() { echo "$*" | tee -a "$SUMMARY"; }
+elapsed() { echo $(( $(date +%s) - START )); }
+left() { local l=$(( BUDGET - $(elapsed) )); (( l < 5 )) && l=5; echo $l; }
+JOBS=$(nproc 2>/dev/null || echo 4)
+
+# ---- the toolchain and the GPU ----
+NVCC=${CUDACXX:-$(command -v nvcc || true)}
+[[ -z "$NVCC" && -x /usr/local/cuda/bin/nvcc ]] && NVCC=/usr/local/cuda/bin/nvcc
+ARCH=""
+GPU="none"
+if [[ $DRY == 0 ]]; then
+  command -v nvidia-smi >/dev/null && GPU=$(nvidia-smi --query-gpu=name,compute_cap,memory.total,driver_version --format=csv,noheader | head -1)
+  cc=$(nvidia-smi --query-gpu=compute_cap --format=csv,noheader 2>/dev/null | head -1 | tr -d ' .')
+  ARCH=${cc:-native}
+  [[ -z "$NVCC" ]] && { say "device-check: no nvcc found (PATH, CUDACXX, /usr/local/cuda/bin)"; exit 1; }
+fi
+say "device-check: $(date -u +%FT%TZ), GPU: $GPU, arch: ${ARCH:-none}, nvcc: ${NVCC:-none}, $JOBS cores, dry run: $DRY"
+[[ -n "$NVCC" ]] && say "  $("$NVCC" --version | tail -2 | head -1)"
+
+# ---- 1. llama.cpp in the background ----
+BUNDLE=node_modules/node-llama-cpp/llama/gitRelease.bundle
+LLAMA_SRC=$WORK/llama.cpp
+LLAMA_BUILD=$WORK/llama-build
+LLAMA_BENCH=""
+llama_pid=""
+if [[ $WITH_LLAMA == 1 ]]; then
+  if [[ ! -f $BUNDLE ]]; then
+    say "llama.cpp: skipped - $BUNDLE is missing (carry it with the working tree)"
+    WITH_LLAMA=0
+  elif ! command -v git >/dev/null; then
+    say "llama.cpp: skipped - no git to unpack $BUNDLE"
+    WITH_LLAMA=0
+  else
+    (
+      set -e
+      [[ -d $LLAMA_SRC/.git ]] || git clone -q "$BUNDLE" "$LLAMA_SRC"
+      cuda_flags=(-DGGML_CUDA=OFF)
+      if [[ $DRY == 0 ]]; then
+        cuda_flags=(-DGGML_CUDA=ON -DCMAKE_CUDA_COMPILER="$NVCC" -DCMAKE_CUDA_ARCHITECTURES="$ARCH"
+                    -DGGML_CUDA_FA="${LLAMA_CUDA_FA:-OFF}" -DGGML_CUDA_NCCL=OFF)
+      fi
+      cmake -S "$LLAMA_SRC" -B "$LLAMA_BUILD" -DCMAKE_BUILD_TYPE=Release "${cuda_flags[@]}" \
+        -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_SERVER=OFF -DLLAMA_BUILD_APP=OFF \
+        -DLLAMA_OPENSSL=OFF -DLLAMA_BUILD_UI=OFF
+      cmake --build "$LLAMA_BUILD" -j "$JOBS" --target llama-bench
+    ) > "$WORK/llama-build.log" 2>&1 &
+    llama_pid=$!
+  fi
+fi
+
+# ---- 2. this engine ----
+BUILD=$WORK/build
+cuda_opts=(-DHEALTHGPT_CUDA=OFF)
+if [[ -n "$NVCC" ]]; then
+  cuda_opts=(-DHEALTHGPT_CUDA=ON -DCMAKE_CUDA_COMPILER="$NVCC" -DCMAKE_CUDA_ARCHITECTURES="${ARCH:-75}")
+  home=$(dirname "$(dirname "$NVCC")")
+  [[ -d $home/lib || -d $home/lib64 ]] && cuda_opts+=(-DCUDAToolkit_ROOT="$home")
+fi
+t0=$(elapsed)
+if timeout "$(left)" cmake -S "$ROOT" -B "$BUILD" -DCMAKE_BUILD_TYPE=Release -DHEALTHGPT_BUILD_TESTS=ON \
+     -DHEALTHGPT_BUILD_TOOLS=ON "${cuda_opts[@]}" > "$WORK/build.log" 2>&1 &&
+   timeout "$(left)" cmake --build "$BUILD" -j "$JOBS" --target test_cuda test_phi3 test_phi3_hlora make_phi3_gguf bench_phi3 \
+     >> "$WORK/build.log" 2>&1; then
+  say "build: ok in $(( $(elapsed) - t0 )) s ($(grep -o 'CUDA backend [A-Z]*' "$WORK/build.log" | head -1))"
+else
+  say "build: FAILED (log: build.log)"
+  tail -c 60000 "$WORK/build.log" > "$OUT/build.log"
+  [[ -n $llama_pid ]] && kill "$llama_pid" 2>/dev/null
+  exit 1
+fi
+
+# ---- 3. tests ----
+run_test() { # name, seconds
+  local name=$1 limit=$2 rc
+  timeout "$limit" "$BUILD/$name" > "$WORK/$name.log" 2>&1
+  rc=$?
+  local verdict
+  verdict=$(grep -E '^[0-9]+ passed, [0-9]+ failed' "$WORK/$name.log" | tail -1)
+  say "$name: rc $rc, ${verdict:-no verdict (crashed or timed out)}"
+  grep -E '^ *FAIL|skipped' "$WORK/$name.log" | head -20 | sed 's/^/    /' | tee -a "$SUMMARY"
+}
+run_test test_cuda 150
+grep -E '^    .*(prefill|embedding rows)|device 0' "$WORK/test_cuda.log" | sed 's/^/  /' | tee -a "$SUMMARY"
+cp "$WORK/test_cuda.log" "$OUT/test_cuda.log"
+run_test test_phi3 60
+run_test test_phi3_hlora 60
+
+# ---- 4. the timing model ----
+MODEL=$WORK/phi3-mini-random-q4_0.gguf
+shape=()
+[[ $DRY == 1 ]] && MODEL=$WORK/phi3-tiny-random-q4_0.gguf && shape=(--layers 2 --hidden 256 --ffn 512 --heads 4 --kv-heads 4 --vocab 1024 --context 1024)
+[[ -f $MODEL ]] || timeout 120 "$BUILD/make_phi3_gguf" "$MODEL" "${shape[@]}" | tee -a "$SUMMARY"
+
+# ---- 5. this engine's prefill and decode ----
+P=512 N=128 R=3
+gpu_flag=cuda
+[[ $DRY == 1 ]] && gpu_flag=auto
+timeout 120 "$BUILD/bench_phi3" "$MODEL" --gpu $gpu_flag -p $P -n $N -r $R > "$WORK/bench.log" 2>&1
+say "healthgpt ($gpu_flag): rc $?"
+sed 's/^/  /' "$WORK/bench.log" | tee -a "$SUMMARY"
+ours=$(grep '^{' "$WORK/bench.log" | tail -1)
+
+# ---- 6. llama.cpp on the same file ----
+theirs=""
+if [[ -n $llama_pid ]]; then
+  waited=0
+  while kill -0 "$llama_pid" 2>/dev/null && (( $(left) > 45 )); do sleep 2; done
+  if kill -0 "$llama_pid" 2>/dev/null; then
+    kill -- "$llama_pid" 2>/dev/null
+    say "llama.cpp: build did not finish within the budget (log: llama-build.log)"
+  elif wait "$llama_pid"; then
+    LLAMA_BENCH=$LLAMA_BUILD/bin/llama-bench
+    say "llama.cpp: built ($(cd "$LLAMA_SRC" && git log -1 --format=%h 2>/dev/null), GGML_CUDA_FA=${LLAMA_CUDA_FA:-OFF})"
+  else
+    say "llama.cpp: build FAILED (log: llama-build.log)"
+  fi
+  tail -c 30000 "$WORK/llama-build.log" > "$OUT/llama-build.log"
+fi
+if [[ -n $LLAMA_BENCH && -x $LLAMA_BENCH ]]; then
+  ngl=99
+  [[ $DRY == 1 ]] && ngl=0
+  timeout "$(left)" "$LLAMA_BENCH" -m "$MODEL" -p $P -n $N -r $R -ngl $ngl -o json > "$OUT/llama-bench.json" 2> "$WORK/llama-bench.err"
+  say "llama-bench: rc $?"
+  theirs=$(python3 - "$OUT/llama-bench.json" <<'PY'
+import json, sys
+try:
+    rows = json.load(open(sys.argv[1]))
+except Exception as e:
+    print("unreadable:", e); sys.exit(0)
+for r in rows:
+    kind = "pp" if r.get("n_prompt", 0) > 0 else "tg"
+    print(f'{kind} {r.get("avg_ts", 0):.3f} {r.get("n_prompt", 0) or r.get("n_gen", 0)} {r.get("gpu_info", "") or r.get("cpu_info", "")}')
+PY
+)
+  echo "$theirs" | sed 's/^/  llama.cpp /' | tee -a "$SUMMARY"
+fi
+
+# ---- 7. ratios ----
+if [[ -n $ours && -n $theirs ]]; then
+  python3 - "$ours" "$theirs" <<'PY' | tee -a "$SUMMARY"
+import json, sys
+o = json.loads(sys.argv[1])
+t = {l.split()[0]: float(l.split()[1]) for l in sys.argv[2].splitlines() if l[:2] in ("pp", "tg")}
+for kind, key, goal in (("pp", "pp_tok_s", "prefill >= 0.8x"), ("tg", "tg_tok_s", "decode >= 1.0x (goal 1.2x)")):
+    if t.get(kind):
+        print(f"ratio {kind}: healthgpt {o[key]:.1f} / llama.cpp {t[kind]:.1f} tok/s = {o[key] / t[kind]:.2f}x ({goal})")
+PY
+fi
+cp "$WORK/bench.log" "$OUT/bench.log" 2>/dev/null
+say "device-check: done in $(elapsed) s; results in $OUT"
