@@ -13,8 +13,12 @@ namespace {
 constexpr int kMaxHeadDim = 256; // attention keeps a head's accumulators in registers
 constexpr int kAttnWarps = 4;
 
-void need(bool ok, const std::string &what) {
-    if (!ok) throw Error("cuda " + what);
+// Checks run on every launch: the message is built only on a failure.
+void need(bool ok, const char *what) {
+    if (!ok) throw Error(std::string("cuda ") + what);
+}
+template <class Msg> void need(bool ok, Msg &&what) {
+    if (!ok) throw Error("cuda " + std::string(what()));
 }
 
 // ---- rms_norm: one block per row; the sum of squares in float as the CPU keeps it ----
@@ -257,7 +261,7 @@ void add(float *y, const float *x, int64_t n, void *stream) {
 }
 
 void get_rows(int type, const void *table, int64_t n, const int32_t *rows, int64_t n_tokens, float *out, void *stream) {
-    need(dq_block_bytes(type) != 0, "get_rows: type " + std::to_string(type) + " is not supported");
+    need(dq_block_bytes(type) != 0, [&] { return "get_rows: type " + std::to_string(type) + " is not supported"; });
     need(n > 0 && n % dq_block_size(type) == 0 && (dq_is_float(type) || n % 32 == 0), "get_rows: bad row length");
     need(n_tokens > 0 && n_tokens <= 0x7fffffff, "get_rows: bad token count");
     need(table && rows && out, "get_rows: null pointer");
@@ -271,8 +275,10 @@ void kv_store(const kv_cache_layer &kv, const float *k, const float *v, int64_t 
               int64_t pos0, void *stream) {
     need(kv.type == HG_TYPE_F16 || kv.type == HG_TYPE_F32, "kv_store: cache type must be f16 or f32");
     need(pos0 >= 0 && n_tokens > 0 && pos0 + n_tokens <= kv.n_ctx,
-         "kv_store: positions " + std::to_string(pos0) + ".." + std::to_string(pos0 + n_tokens - 1) +
-             " outside a cache of " + std::to_string(kv.n_ctx));
+         [&] {
+             return "kv_store: positions " + std::to_string(pos0) + ".." + std::to_string(pos0 + n_tokens - 1) +
+                    " outside a cache of " + std::to_string(kv.n_ctx);
+         });
     const int64_t total = n_tokens * kv.n_kv_heads * kv.head_dim;
     cudaStream_t s = as_stream(stream);
     if (kv.type == HG_TYPE_F16)
@@ -295,9 +301,9 @@ void attention(const kv_cache_layer &kv, const float *q, int64_t q_stride, int64
                size_t scratch_floats, void *stream) {
     need(kv.type == HG_TYPE_F16 || kv.type == HG_TYPE_F32, "attention: cache type must be f16 or f32");
     need(kv.head_dim > 0 && kv.head_dim <= kMaxHeadDim,
-         "attention: head_dim " + std::to_string(kv.head_dim) + " (at most " + std::to_string(kMaxHeadDim) + ")");
+         [&] { return "attention: head_dim " + std::to_string(kv.head_dim) + " (at most " + std::to_string(kMaxHeadDim) + ")"; });
     need(kv.n_kv_heads > 0 && n_heads > 0 && n_heads % kv.n_kv_heads == 0 && n_heads <= 65535,
-         "attention: " + std::to_string(n_heads) + " heads cannot share " + std::to_string(kv.n_kv_heads) + " kv heads");
+         [&] { return "attention: " + std::to_string(n_heads) + " heads cannot share " + std::to_string(kv.n_kv_heads) + " kv heads"; });
     need(pos0 >= 0 && n_tokens > 0 && n_tokens <= 0x7fffffff && pos0 + n_tokens <= kv.n_ctx,
          "attention: positions outside the cache");
     const int64_t n_keys_max = sliding_window > 0 ? std::min(pos0 + n_tokens, sliding_window) : pos0 + n_tokens;
