@@ -176,6 +176,52 @@ CudaStream::~CudaStream() {
 
 void CudaStream::synchronize() { check(cudaStreamSynchronize((cudaStream_t)s_), "cudaStreamSynchronize"); }
 
+PinnedBuffer::PinnedBuffer(size_t bytes) {
+    require_device();
+    check(cudaHostAlloc(&p_, bytes ? bytes : 1, cudaHostAllocDefault), "cudaHostAlloc");
+    bytes_ = bytes;
+}
+
+PinnedBuffer::~PinnedBuffer() {
+    if (p_) (void)cudaFreeHost(p_);
+}
+
+CudaGraph::~CudaGraph() {
+    if (exec_) (void)cudaGraphExecDestroy((cudaGraphExec_t)exec_);
+}
+
+void CudaGraph::begin(void *stream) {
+    if (exec_) {
+        (void)cudaGraphExecDestroy((cudaGraphExec_t)exec_);
+        exec_ = nullptr;
+    }
+    check(cudaStreamBeginCapture((cudaStream_t)stream, cudaStreamCaptureModeThreadLocal), "cudaStreamBeginCapture");
+}
+
+void CudaGraph::end(void *stream) {
+    cudaGraph_t g = nullptr;
+    check(cudaStreamEndCapture((cudaStream_t)stream, &g), "cudaStreamEndCapture");
+    cudaGraphExec_t e = nullptr;
+    const cudaError_t err = cudaGraphInstantiate(&e, g, 0);
+    (void)cudaGraphDestroy(g);
+    check(err, "cudaGraphInstantiate");
+    exec_ = e;
+}
+
+void CudaGraph::abandon(void *stream) noexcept {
+    cudaStreamCaptureStatus st = cudaStreamCaptureStatusNone;
+    if (cudaStreamIsCapturing((cudaStream_t)stream, &st) == cudaSuccess && st != cudaStreamCaptureStatusNone) {
+        cudaGraph_t g = nullptr;
+        if (cudaStreamEndCapture((cudaStream_t)stream, &g) == cudaSuccess && g) (void)cudaGraphDestroy(g);
+    }
+    (void)cudaGetLastError();
+}
+
+void CudaGraph::launch(void *stream) {
+    if (!exec_) throw Error("CUDA graph launched before it was recorded");
+    check(cudaGraphLaunch((cudaGraphExec_t)exec_, (cudaStream_t)stream), "cudaGraphLaunch");
+}
+
 void cuda_dequantize_q8_0(const void *dev_src, float *dev_dst, int64_t n, void *stream) {
     check_q8_0_count(n);
     if (n == 0) return;

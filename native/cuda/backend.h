@@ -71,6 +71,41 @@ private:
     void *s_ = nullptr;
 };
 
+// Page-locked host memory (cudaHostAlloc): copies to and from it can sit in a CUDA graph.
+class PinnedBuffer {
+public:
+    PinnedBuffer() = default;
+    explicit PinnedBuffer(size_t bytes);
+    ~PinnedBuffer();
+    PinnedBuffer(const PinnedBuffer &) = delete;
+    PinnedBuffer &operator=(const PinnedBuffer &) = delete;
+    template <class T> T *as() const { return static_cast<T *>(p_); }
+    size_t size() const { return bytes_; }
+
+private:
+    void *p_ = nullptr;
+    size_t bytes_ = 0;
+};
+
+// A CUDA graph recorded from the work enqueued on a stream between begin() and end(), then
+// replayed with launch(): one submission for a whole decode step instead of one per kernel.
+// If anything throws between begin() and end(), call abandon() so the stream leaves capture.
+class CudaGraph {
+public:
+    CudaGraph() = default;
+    ~CudaGraph();
+    CudaGraph(const CudaGraph &) = delete;
+    CudaGraph &operator=(const CudaGraph &) = delete;
+    void begin(void *stream);
+    void end(void *stream); // instantiates; throws on failure (the stream is then out of capture)
+    void abandon(void *stream) noexcept;
+    void launch(void *stream);
+    bool ready() const { return exec_ != nullptr; }
+
+private:
+    void *exec_ = nullptr;
+};
+
 // Device memory freed with the object; empty when default-constructed.
 class DeviceBuffer {
 public:

@@ -44,7 +44,9 @@ __global__ void rms_norm_kernel(const float *__restrict__ x, const float *__rest
 
 // ---- rope: rotate-half on the first n_rot values of each head (ops/rope.cpp) ----
 __global__ void rope_kernel(float *x, int64_t n_tokens, int64_t token_stride, int64_t n_heads, int64_t head_dim,
-                            int half, const float *__restrict__ cos, const float *__restrict__ sin, int64_t pos0) {
+                            int half, const float *__restrict__ cos, const float *__restrict__ sin, int64_t pos_host,
+                            const int32_t *__restrict__ pos_dev) {
+    const int64_t pos0 = pos_dev ? *pos_dev : pos_host;
     const int64_t total = n_tokens * n_heads * half;
     for (int64_t e = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; e < total; e += (int64_t)gridDim.x * blockDim.x) {
         const int64_t i = e % half, h = (e / half) % n_heads, t = e / (half * n_heads);
@@ -98,8 +100,9 @@ __device__ __forceinline__ float from_cache(__half v) { return __half2float(v); 
 
 template <class T>
 __global__ void kv_store_kernel(T *kc, T *vc, const float *__restrict__ k, const float *__restrict__ v,
-                                int64_t token_stride, int64_t n_tokens, int64_t pos0, int64_t n_ctx,
-                                int64_t n_kv_heads, int64_t hd) {
+                                int64_t token_stride, int64_t n_tokens, int64_t pos_host, const int32_t *__restrict__ pos_dev,
+                                int64_t n_ctx, int64_t n_kv_heads, int64_t hd) {
+    const int64_t pos0 = pos_dev ? *pos_dev : pos_host;
     const int64_t total = n_tokens * n_kv_heads * hd;
     for (int64_t e = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; e < total; e += (int64_t)gridDim.x * blockDim.x) {
         const int64_t d = e % hd, h = (e / hd) % n_kv_heads, t = e / (hd * n_kv_heads);
@@ -118,8 +121,9 @@ __global__ void kv_store_kernel(T *kc, T *vc, const float *__restrict__ k, const
 template <class T>
 __global__ void __launch_bounds__(kAttnWarps * 32)
 attention_kernel(const T *__restrict__ kc, const T *__restrict__ vc, int64_t n_ctx, int64_t hd, int64_t group,
-                 const float *__restrict__ q, int64_t q_stride, int64_t pos0, int64_t n_heads, int64_t window,
-                 float scale, int n_split, float *__restrict__ part) {
+                 const float *__restrict__ q, int64_t q_stride, int64_t pos_host, const int32_t *__restrict__ pos_dev,
+                 int64_t n_heads, int64_t window, float scale, int n_split, float *__restrict__ part) {
+    const int64_t pos0 = pos_dev ? *pos_dev : pos_host;
     constexpr int D = kMaxHeadDim / 32;
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
     const int64_t t = blockIdx.x, h = blockIdx.y, s = blockIdx.z, kvh = h / group;
@@ -237,14 +241,14 @@ void rms_norm(const float *x, const float *weight, float *y, int64_t n, int64_t 
 }
 
 void rope(float *x, int64_t n_tokens, int64_t token_stride, int64_t n_heads, int64_t head_dim, int n_rot,
-          const float *cos, const float *sin, int64_t pos0, void *stream) {
+          const float *cos, const float *sin, int64_t pos0, void *stream, const int32_t *pos0_dev) {
     need(n_tokens > 0 && n_heads > 0 && n_rot > 0 && n_rot % 2 == 0 && n_rot <= head_dim &&
              token_stride >= n_heads * head_dim && pos0 >= 0,
          "rope: bad shape");
     need(x && cos && sin, "rope: null pointer");
     const int64_t total = n_tokens * n_heads * (n_rot / 2);
     rope_kernel<<<grid_for(total, 256), 256, 0, as_stream(stream)>>>(x, n_tokens, token_stride, n_heads, head_dim,
-                                                                      n_rot / 2, cos, sin, pos0);
+                                                                      n_rot / 2, cos, sin, pos0, pos0_dev);
     check_launch("rope");
 }
 
@@ -272,7 +276,7 @@ void get_rows(int type, const void *table, int64_t n, const int32_t *rows, int64
 }
 
 void kv_store(const kv_cache_layer &kv, const float *k, const float *v, int64_t token_stride, int64_t n_tokens,
-              int64_t pos0, void *stream) {
+              int64_t pos0, void *stream, const int32_t *pos0_dev) {
     need(kv.type == HG_TYPE_F16 || kv.type == HG_TYPE_F32, "kv_store: cache type must be f16 or f32");
     need(pos0 >= 0 && n_tokens > 0 && pos0 + n_tokens <= kv.n_ctx,
          [&] {
@@ -283,22 +287,23 @@ void kv_store(const kv_cache_layer &kv, const float *k, const float *v, int64_t 
     cudaStream_t s = as_stream(stream);
     if (kv.type == HG_TYPE_F16)
         kv_store_kernel<__half><<<grid_for(total, 256), 256, 0, s>>>(static_cast<__half *>(kv.k), static_cast<__half *>(kv.v),
-                                                                     k, v, token_stride, n_tokens, pos0, kv.n_ctx,
+                                                                     k, v, token_stride, n_tokens, pos0, pos0_dev, kv.n_ctx,
                                                                      kv.n_kv_heads, kv.head_dim);
     else
         kv_store_kernel<float><<<grid_for(total, 256), 256, 0, s>>>(static_cast<float *>(kv.k), static_cast<float *>(kv.v),
-                                                                    k, v, token_stride, n_tokens, pos0, kv.n_ctx,
+                                                                    k, v, token_stride, n_tokens, pos0, pos0_dev, kv.n_ctx,
                                                                     kv.n_kv_heads, kv.head_dim);
     check_launch("kv_store");
 }
 
-size_t attention_scratch_floats(int64_t n_tokens, int64_t n_heads, int64_t head_dim, int64_t n_keys_max) {
+size_t attention_scratch_floats(int64_t n_tokens, int64_t n_heads, int64_t head_dim, int64_t n_ctx, int64_t sliding_window) {
+    const int64_t n_keys_max = sliding_window > 0 ? std::min(n_ctx, sliding_window) : n_ctx;
     return (size_t)(n_tokens * n_heads * split_count(n_tokens, n_heads, n_keys_max) * (head_dim + 2));
 }
 
 void attention(const kv_cache_layer &kv, const float *q, int64_t q_stride, int64_t n_tokens, int64_t pos0,
                int64_t n_heads, int64_t sliding_window, float *out, int64_t out_stride, float *scratch,
-               size_t scratch_floats, void *stream) {
+               size_t scratch_floats, void *stream, const int32_t *pos0_dev) {
     need(kv.type == HG_TYPE_F16 || kv.type == HG_TYPE_F32, "attention: cache type must be f16 or f32");
     need(kv.head_dim > 0 && kv.head_dim <= kMaxHeadDim,
          [&] { return "attention: head_dim " + std::to_string(kv.head_dim) + " (at most " + std::to_string(kMaxHeadDim) + ")"; });
@@ -306,9 +311,11 @@ void attention(const kv_cache_layer &kv, const float *q, int64_t q_stride, int64
          [&] { return "attention: " + std::to_string(n_heads) + " heads cannot share " + std::to_string(kv.n_kv_heads) + " kv heads"; });
     need(pos0 >= 0 && n_tokens > 0 && n_tokens <= 0x7fffffff && pos0 + n_tokens <= kv.n_ctx,
          "attention: positions outside the cache");
-    const int64_t n_keys_max = sliding_window > 0 ? std::min(pos0 + n_tokens, sliding_window) : pos0 + n_tokens;
+    // splits from the cache's size, not the position: one launch shape for every decode step
+    // (a CUDA graph replays it), and the same sums whichever way a step runs
+    const int64_t n_keys_max = sliding_window > 0 ? std::min(kv.n_ctx, sliding_window) : kv.n_ctx;
     const int n_split = split_count(n_tokens, n_heads, n_keys_max);
-    need(scratch && scratch_floats >= attention_scratch_floats(n_tokens, n_heads, kv.head_dim, n_keys_max),
+    need(scratch && scratch_floats >= attention_scratch_floats(n_tokens, n_heads, kv.head_dim, kv.n_ctx, sliding_window),
          "attention: scratch too small");
     const float scale = 1.0f / sqrtf((float)kv.head_dim);
     const int64_t group = n_heads / kv.n_kv_heads;
@@ -317,12 +324,12 @@ void attention(const kv_cache_layer &kv, const float *q, int64_t q_stride, int64
     if (kv.type == HG_TYPE_F16)
         attention_kernel<__half><<<grid, kAttnWarps * 32, 0, s>>>(static_cast<const __half *>(kv.k),
                                                                  static_cast<const __half *>(kv.v), kv.n_ctx, kv.head_dim,
-                                                                 group, q, q_stride, pos0, n_heads, sliding_window,
+                                                                 group, q, q_stride, pos0, pos0_dev, n_heads, sliding_window,
                                                                  scale, n_split, scratch);
     else
         attention_kernel<float><<<grid, kAttnWarps * 32, 0, s>>>(static_cast<const float *>(kv.k),
                                                                 static_cast<const float *>(kv.v), kv.n_ctx, kv.head_dim,
-                                                                group, q, q_stride, pos0, n_heads, sliding_window,
+                                                                group, q, q_stride, pos0, pos0_dev, n_heads, sliding_window,
                                                                 scale, n_split, scratch);
     check_launch("attention");
     attention_combine_kernel<<<dim3((unsigned)n_tokens, (unsigned)n_heads), 128, 0, s>>>(scratch, n_split, kv.head_dim,

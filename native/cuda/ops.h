@@ -35,7 +35,8 @@ void rms_norm(const float *x, const float *weight, float *y, int64_t n, int64_t 
 // ops/rope.h rope_apply with the tables indexed by position: token t rotates with row
 // pos0 + t of cos / sin (n_rot / 2 floats a row, as rope_cos_sin writes them).
 void rope(float *x, int64_t n_tokens, int64_t token_stride, int64_t n_heads, int64_t head_dim,
-          int n_rot, const float *cos, const float *sin, int64_t pos0, void *stream);
+          int n_rot, const float *cos, const float *sin, int64_t pos0, void *stream,
+          const int32_t *pos0_dev = nullptr);
 // ops/activation.h silu_mul.
 void silu_mul(const float *gate_up, float *act, int64_t n_ff, int64_t n_tokens, void *stream);
 // y[i] += x[i], n values.
@@ -55,14 +56,20 @@ struct kv_cache_layer {
     void *k = nullptr, *v = nullptr;
     int64_t n_ctx = 0, n_kv_heads = 0, head_dim = 0;
 };
+// Position-dependent ops (rope, kv_store, attention) take pos0 from the host, or, when pos0_dev
+// is given, from that device int at run time (pos0 then only serves the host's checks): a CUDA
+// graph of a decode step replays at every position.
+//
 // kv_store: token t's K at k + t * token_stride (n_kv_heads * head_dim floats), V likewise.
 void kv_store(const kv_cache_layer &kv, const float *k, const float *v, int64_t token_stride,
-              int64_t n_tokens, int64_t pos0, void *stream);
-// Scratch floats attention needs for its split-K partials.
-size_t attention_scratch_floats(int64_t n_tokens, int64_t n_heads, int64_t head_dim, int64_t n_keys_max);
+              int64_t n_tokens, int64_t pos0, void *stream, const int32_t *pos0_dev = nullptr);
+// Scratch floats attention needs for its split-K partials (the split count follows the cache's
+// size and window, not the position).
+size_t attention_scratch_floats(int64_t n_tokens, int64_t n_heads, int64_t head_dim, int64_t n_ctx,
+                                int64_t sliding_window);
 void attention(const kv_cache_layer &kv, const float *q, int64_t q_stride, int64_t n_tokens,
                int64_t pos0, int64_t n_heads, int64_t sliding_window, float *out, int64_t out_stride,
-               float *scratch, size_t scratch_floats, void *stream);
+               float *scratch, size_t scratch_floats, void *stream, const int32_t *pos0_dev = nullptr);
 
 // ---- H-LoRA epilogue (ops/hlora.cpp expert_mix) ----
 // logits_a: n_tokens columns of ra_rows floats (router logits at 0.., A x at a_row..);

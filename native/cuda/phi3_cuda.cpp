@@ -7,6 +7,8 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <cstdlib>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -63,6 +65,10 @@ private:
     void check_fits(size_t need, const std::string &what) const;
     void linear(const DevMatrix &w, const Adapter *ad, const float *x, int64_t n, float *y);
     void ensure_logits(int64_t rows);
+    void enqueue_forward(int64_t n, int64_t pos0, const int32_t *pos_dev, bool any_base, bool any_own, int64_t n_given,
+                         int64_t n_logits, const Plugin *pl);
+    void decode_with_graph(int32_t token, int64_t pos0, float *logits, int plugin_id);
+    void drop_graphs() { graphs_.clear(); }
 
     Phi3HParams hp_;
     int64_t n_ctx_, max_chunk_;
@@ -79,6 +85,11 @@ private:
     size_t mm_scratch_bytes_ = 0, attn_scratch_floats_ = 0;
     int64_t logits_rows_ = 0, lora_ra_max_ = 0, lora_rank_max_ = 0;
     std::vector<Plugin> plugins_;
+    // decode steps as CUDA graphs, one per plugin (index plugin + 1), recorded at first use
+    bool use_graphs_ = true;
+    std::vector<std::unique_ptr<CudaGraph>> graphs_;
+    std::unique_ptr<PinnedBuffer> step_in_, step_logits_; // a step's rows and position; its logits
+    DeviceBuffer pos_dev_;
 };
 
 void CudaPhi3::check_weight(const Phi3Weight &w, const char *name) {
@@ -207,10 +218,17 @@ CudaPhi3::CudaPhi3(const Phi3Model &m, int kv_type, int64_t n_ctx, int64_t max_c
     rows_ = DeviceBuffer(4 * (size_t)(3 * C));
     embd_rows_ = DeviceBuffer(4 * (size_t)(C * E));
     ensure_logits(1);
+
+    const char *g = std::getenv("HEALTHGPT_CUDA_GRAPHS"); // "0": every step launches its kernels
+    use_graphs_ = !(g && std::string(g) == "0");
+    step_in_.reset(new PinnedBuffer(4 * 4));
+    step_logits_.reset(new PinnedBuffer(4 * (size_t)V));
+    pos_dev_ = DeviceBuffer(4);
 }
 
 void CudaPhi3::ensure_logits(int64_t rows) {
     if (rows <= logits_rows_) return;
+    drop_graphs(); // they hold the old buffer's address
     logits_ = DeviceBuffer(); // free before allocating the larger one
     logits_ = DeviceBuffer(4 * (size_t)(rows * hp_.n_vocab));
     logits_rows_ = rows;
@@ -236,6 +254,7 @@ void CudaPhi3::add_plugin(const HLoraPlugin &p) {
             plan.add(row_bytes(r->t->type, r->t->ne[0]) * (size_t)r->n_rows);
         }
     check_fits(plan.bytes, "plugin " + p.name());
+    drop_graphs(); // scratch may move below
 
     Plugin d;
     for (int64_t il = 0; il < hp_.n_layer; il++) {
@@ -293,11 +312,10 @@ void CudaPhi3::eval_chunk(const int32_t *tokens, const float *embd, int64_t n, i
     if (n <= 0 || n > max_chunk_) fail("cuda eval: chunk of " + std::to_string(n) + " tokens");
     if (pos0 < 0 || pos0 + n > n_ctx_) fail("cuda eval: positions past the context");
     if (plugin_id < -1 || plugin_id >= (int)plugins_.size()) fail("cuda eval: plugin " + std::to_string(plugin_id));
+    if (n == 1 && tokens[0] != -1 && use_graphs_) return decode_with_graph(tokens[0], pos0, logits, plugin_id);
     const Plugin *pl = plugin_id >= 0 ? &plugins_[(size_t)plugin_id] : nullptr;
-    const int64_t E = hp_.n_embd, Q = hp_.n_qkv(), F = hp_.n_ff, hd = hp_.head_dim, V = hp_.n_vocab;
+    const int64_t E = hp_.n_embd, V = hp_.n_vocab;
     void *s = stream_.get();
-    float *hidden = hidden_.as<float>(), *normed = normed_.as<float>(), *qkv = qkv_.as<float>();
-    float *attn = attn_.as<float>(), *proj = proj_.as<float>(), *gate_up = gate_up_.as<float>(), *act = act_.as<float>();
 
     // Embeddings: the base table's rows, the plugin's own rows, or the caller's vectors where
     // the token is -1 (Phi3Model::eval checked every index).
@@ -312,15 +330,63 @@ void CudaPhi3::eval_chunk(const int32_t *tokens, const float *embd, int64_t n, i
             own[t] = (int32_t)(tok - pl->embd_first), any_own = true;
         else base[t] = tok, any_base = true;
     }
+    if (n_given && !embd) fail("cuda eval: embedding rows expected");
+    const int64_t n_logits = !logits ? 0 : all_logits ? n : 1;
+    if (n_logits) ensure_logits(n_logits);
     cuda_copy_to_device_async(rows_.get(), rows.data(), rows.size() * 4, s);
+    if (n_given) cuda_copy_to_device_async(embd_rows_.get(), embd, (size_t)(n_given * E) * 4, s);
+    enqueue_forward(n, pos0, nullptr, any_base, any_own, n_given, n_logits, pl);
+    if (n_logits) cuda_copy_to_host_async(logits, logits_.get(), (size_t)(n_logits * V) * 4, s);
+    stream_.synchronize();
+}
+
+// One token through a recorded graph: the step's rows and position go through pinned memory,
+// so the same graph serves every position; recorded at this plugin's first decode step.
+void CudaPhi3::decode_with_graph(int32_t token, int64_t pos0, float *logits, int plugin_id) {
+    const Plugin *pl = plugin_id >= 0 ? &plugins_[(size_t)plugin_id] : nullptr;
+    const int64_t V = hp_.n_vocab;
+    void *s = stream_.get();
+    int32_t *in = step_in_->as<int32_t>(); // base row, own row, given row, position
+    const bool own = pl && pl->token_embd.rows && token >= pl->embd_first && token < pl->embd_first + pl->token_embd.rows;
+    in[0] = own ? -1 : token;
+    in[1] = own ? (int32_t)(token - pl->embd_first) : -1;
+    in[2] = -1;
+    in[3] = (int32_t)pos0;
+    if (graphs_.size() < plugins_.size() + 1) graphs_.resize(plugins_.size() + 1);
+    std::unique_ptr<CudaGraph> &g = graphs_[(size_t)(plugin_id + 1)];
+    if (!g || !g->ready()) {
+        g.reset(new CudaGraph());
+        g->begin(s);
+        try {
+            cuda_copy_to_device_async(rows_.get(), in, 3 * 4, s);
+            cuda_copy_to_device_async(pos_dev_.get(), in + 3, 4, s);
+            enqueue_forward(1, pos0, pos_dev_.as<int32_t>(), true, pl && pl->token_embd.rows, 0, 1, pl);
+            cuda_copy_to_host_async(step_logits_->as<float>(), logits_.get(), (size_t)V * 4, s);
+        } catch (...) {
+            g->abandon(s);
+            g.reset();
+            throw;
+        }
+        g->end(s);
+    }
+    g->launch(s);
+    stream_.synchronize();
+    if (logits) std::copy(step_logits_->as<float>(), step_logits_->as<float>() + V, logits);
+}
+
+// The steps of Phi3Model::eval_chunk for n tokens whose embedding rows are in rows_ (base,
+// own, given; embd_rows_ holds the given vectors), at pos0, or at *pos_dev when given; the
+// last n_logits rows' logits into logits_.
+void CudaPhi3::enqueue_forward(int64_t n, int64_t pos0, const int32_t *pos_dev, bool any_base, bool any_own,
+                               int64_t n_given, int64_t n_logits, const Plugin *pl) {
+    const int64_t E = hp_.n_embd, Q = hp_.n_qkv(), F = hp_.n_ff, hd = hp_.head_dim, V = hp_.n_vocab;
+    void *s = stream_.get();
+    float *hidden = hidden_.as<float>(), *normed = normed_.as<float>(), *qkv = qkv_.as<float>();
+    float *attn = attn_.as<float>(), *proj = proj_.as<float>(), *gate_up = gate_up_.as<float>(), *act = act_.as<float>();
     const int32_t *d_rows = rows_.as<int32_t>();
     if (any_base) cuda::get_rows(token_embd_.type, token_embd_.buf.get(), E, d_rows, n, hidden, s);
     if (any_own) cuda::get_rows(pl->token_embd.type, pl->token_embd.buf.get(), E, d_rows + n, n, hidden, s);
-    if (n_given) {
-        if (!embd) fail("cuda eval: embedding rows expected");
-        cuda_copy_to_device_async(embd_rows_.get(), embd, (size_t)(n_given * E) * 4, s);
-        cuda::get_rows(HG_TYPE_F32, embd_rows_.get(), E, d_rows + 2 * n, n, hidden, s);
-    }
+    if (n_given) cuda::get_rows(HG_TYPE_F32, embd_rows_.get(), E, d_rows + 2 * n, n, hidden, s);
 
     for (int64_t il = 0; il < hp_.n_layer; il++) {
         const Layer &l = layers_[(size_t)il];
@@ -332,10 +398,10 @@ void CudaPhi3::eval_chunk(const int32_t *tokens, const float *embd, int64_t n, i
         float *k = qkv + hp_.n_head * hd, *v = k + hp_.n_head_kv * hd;
         // q and k heads are adjacent: one rotation over both
         cuda::rope(qkv, n, Q, hp_.n_head + hp_.n_head_kv, hd, hp_.n_rot, rope_cos_.as<float>(), rope_sin_.as<float>(),
-                   pos0, s);
-        cuda::kv_store(kv, k, v, Q, n, pos0, s);
+                   pos0, s, pos_dev);
+        cuda::kv_store(kv, k, v, Q, n, pos0, s, pos_dev);
         cuda::attention(kv, qkv, Q, n, pos0, hp_.n_head, hp_.sliding_window, attn, E, attn_scratch_.as<float>(),
-                        attn_scratch_floats_, s);
+                        attn_scratch_floats_, s, pos_dev);
         linear(l.attn_output, ad ? ad + 1 : nullptr, attn, n, proj);
         cuda::add(hidden, proj, n * E, s);
         // MLP block
@@ -345,20 +411,16 @@ void CudaPhi3::eval_chunk(const int32_t *tokens, const float *embd, int64_t n, i
         linear(l.ffn_down, ad ? ad + 3 : nullptr, act, n, proj);
         cuda::add(hidden, proj, n * E, s);
     }
-
-    if (logits) {
-        const int64_t first = all_logits ? 0 : n - 1, nr = n - first;
-        ensure_logits(nr);
-        float *dl = logits_.as<float>();
-        cuda::rms_norm(hidden + first * E, output_norm_.buf.as<float>(), normed, E, nr, hp_.rms_eps, s);
-        cuda::matmul(output_.type, output_.buf.get(), V, E, normed, nr, dl, V, false, mm_scratch_.get(),
-                     mm_scratch_.size(), s);
-        if (pl && pl->output.rows) // the plugin's trained lm_head rows replace the base's
-            cuda::matmul(pl->output.type, pl->output.buf.get(), pl->output.rows, E, normed, nr, dl + pl->out_first, V,
-                         false, mm_scratch_.get(), mm_scratch_.size(), s);
-        cuda_copy_to_host_async(logits, dl, (size_t)(nr * V) * 4, s);
-    }
-    stream_.synchronize();
+    if (!n_logits) return;
+    // lm_head on the rows asked for only; the plugin's trained rows replace the base's
+    const int64_t first = n - n_logits;
+    float *dl = logits_.as<float>();
+    cuda::rms_norm(hidden + first * E, output_norm_.buf.as<float>(), normed, E, n_logits, hp_.rms_eps, s);
+    cuda::matmul(output_.type, output_.buf.get(), V, E, normed, n_logits, dl, V, false, mm_scratch_.get(),
+                 mm_scratch_.size(), s);
+    if (pl && pl->output.rows)
+        cuda::matmul(pl->output.type, pl->output.buf.get(), pl->output.rows, E, normed, n_logits, dl + pl->out_first, V,
+                     false, mm_scratch_.get(), mm_scratch_.size(), s);
 }
 
 } // namespace

@@ -414,8 +414,8 @@ TEST(rms_norm_matches_cpu) {
             hg::rms_norm(x.data(), w.data(), want.data(), n, rows, 1e-5f);
             Dev dx = Dev::of(x), dw = Dev::of(w), dy(want.size() * 4);
             hg::cuda::rms_norm(dx.p<float>(), dw.p<float>(), dy.p<float>(), n, rows, 1e-5f, nullptr);
-            // only the order of the sum of squares differs
-            CHECK_MSG(count_diff(dy.read<float>(want.size()), want, 4e-6, "rms_norm") == 0, std::to_string(n));
+            // only the order of the sum of squares differs (~sqrt(n) 2^-24 relative, halved by the sqrt)
+            CHECK_MSG(count_diff(dy.read<float>(want.size()), want, 2e-5, "rms_norm") == 0, std::to_string(n));
         }
 }
 
@@ -499,7 +499,7 @@ TEST(attention_matches_cpu_gqa_window_long_context) {
         std::vector<float> want((size_t)(c.n_tokens * os), 0.0f);
         hg::attention(pool, cpu, q.data(), qs, c.n_tokens, c.pos0, c.n_heads, c.window, want.data(), os);
         Dev dq = Dev::of(q), dout = Dev::of(std::vector<float>(want.size(), 0.0f));
-        const size_t sf = hg::cuda::attention_scratch_floats(c.n_tokens, c.n_heads, c.hd, n_fill);
+        const size_t sf = hg::cuda::attention_scratch_floats(c.n_tokens, c.n_heads, c.hd, n_ctx, c.window);
         Dev dscr(sf * 4);
         hg::cuda::attention(gpu, dq.p<float>(), qs, c.n_tokens, c.pos0, c.n_heads, c.window, dout.p<float>(), os,
                             dscr.p<float>(), sf, nullptr);
@@ -548,8 +548,11 @@ TEST(hlora_linear_matches_cpu) {
         da.scale = ad.scale();
         hg::cuda::hlora_linear(c.w_type, dw.p<void>(), da, dx.p<float>(), c.n, dy.p<float>(), dla.p<float>(), dg.p<float>(),
                                ds.p<void>(), sb, nullptr);
-        // K-quant weights meet f32 activations on the GPU, q8_K ones on the CPU
-        const double tol = c.w_type == HG_TYPE_Q4_K ? 2e-2 : 1e-4;
+        // f32 / f16 adapters: float rounding alone. bf16 / q8_0 adapters round g (which differs
+        // between the two in its last bits) before B: a value on a rounding boundary may go either
+        // way, one bf16 / q8_0 step of one g value. K-quant weights meet f32 activations on the
+        // GPU, q8_K ones on the CPU.
+        const double tol = c.w_type == HG_TYPE_Q4_K ? 2e-2 : c.ad_type == HG_TYPE_Q8_0 ? 1e-2 : c.ad_type == HG_TYPE_BF16 ? 3e-3 : 1e-4;
         CHECK_MSG(count_diff(dy.read<float>(want.size()), want, tol, "hlora_linear") == 0,
                   std::string("w ") + name_of(c.w_type) + ", adapters " + name_of(c.ad_type));
     }
@@ -678,6 +681,37 @@ TEST(plugins_and_embedding_rows_on_cuda_match_cpu) {
         hg_model_free(cpu);
         hg_model_free(gpu);
     }
+}
+
+TEST(decode_steps_as_cuda_graphs_equal_plain_launches) {
+    if (!have_device()) return;
+    // the same kernels with the same launch shapes: bit for bit, at every position
+    const std::string path = "test/fixtures/phi3-hlora/base.f32.gguf";
+    hg_model *graphed = load(path, HG_TYPE_F16, HG_GPU_CUDA);
+    setenv("HEALTHGPT_CUDA_GRAPHS", "0", 1);
+    hg_model *plain = load(path, HG_TYPE_F16, HG_GPU_CUDA);
+    unsetenv("HEALTHGPT_CUDA_GRAPHS");
+    if (graphed && plain) {
+        const std::string plugin = "test/fixtures/phi3-hlora/generation.f32.gguf";
+        CHECK(hg_model_load_plugin(graphed, plugin.c_str(), nullptr) == 0);
+        CHECK(hg_model_load_plugin(plain, plugin.c_str(), nullptr) == 0);
+        const int V = hg_model_n_vocab(plain);
+        std::vector<float> a((size_t)V), b((size_t)V);
+        int bad = 0;
+        for (int plug : {-1, 0, -1}) {
+            hg_model_kv_clear(graphed, 0), hg_model_kv_clear(plain, 0);
+            for (int t = 0; t < 20; t++) {
+                const int32_t tok = (int32_t)((t * 37 + 11) % V);
+                CHECK(hg_model_eval_plugin(graphed, plug, &tok, 1, t, a.data(), 0) == 0);
+                CHECK(hg_model_eval_plugin(plain, plug, &tok, 1, t, b.data(), 0) == 0);
+                if (std::memcmp(a.data(), b.data(), a.size() * 4) != 0 && bad++ < 3)
+                    std::fprintf(stderr, "    plugin %d position %d: graph and plain launches differ\n", plug, t);
+            }
+        }
+        CHECK(bad == 0);
+    }
+    hg_model_free(graphed);
+    hg_model_free(plain);
 }
 
 TEST(cuda_model_refuses_bad_calls_and_keeps_its_state) {
