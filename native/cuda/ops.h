@@ -23,6 +23,10 @@ namespace cuda {
 // types (q4_1, q5_0, q5_1, q4_K, q5_K, q6_K) are dequantized on the fly against f32
 // activations (the CPU rounds those to q8_1 / q8_K first: results differ by that rounding).
 bool matmul_supports(int type);
+// More than 8 tokens of q4_0 / q8_0 run on int8 tensor cores (the same integer sums per quant
+// block, scaled and added in the same order); off: the dp4a kernels. Default on, unless the
+// environment has HEALTHGPT_CUDA_MMA=0.
+void matmul_use_tensor_cores(bool on);
 // Device scratch bytes matmul needs for the activations of n columns of k.
 size_t matmul_scratch_bytes(int type, int64_t k, int64_t n);
 void matmul(int type, const void *w, int64_t rows, int64_t k, const float *x, int64_t n, float *y,

@@ -360,6 +360,23 @@ TEST(matmul_every_type_odd_shapes) {
         for (const MatmulCase &c : f_cases) check_matmul(t, c, seed++, false);
 }
 
+TEST(matmul_prefill_on_tensor_cores_and_off) {
+    if (!have_device()) return;
+    // more than 8 tokens of q4_0 / q8_0 take the int8 tensor-core kernel: partial tiles of rows
+    // and tokens, several blocks of each, and the same shapes on the dp4a kernels
+    uint32_t seed = 900;
+    const MatmulCase cases[] = {{64, 32, 64}, {65, 64, 9}, {200, 512, 70}, {3, 96, 130}, {129, 3072 / 4, 33}};
+    for (bool on : {true, false}) {
+        hg::cuda::matmul_use_tensor_cores(on);
+        for (int t : {HG_TYPE_Q4_0, HG_TYPE_Q8_0})
+            for (const MatmulCase &c : cases) {
+                check_matmul(t, c, seed++, false);
+                check_matmul(t, c, seed++, true);
+            }
+    }
+    hg::cuda::matmul_use_tensor_cores(true);
+}
+
 TEST(matmul_accumulates_onto_y) {
     if (!have_device()) return;
     uint32_t seed = 500;
