@@ -63,7 +63,7 @@ export interface NativeModel {
 export interface NativeAddon {
   GGUFFile: new (path: string) => NativeGGUFFile;
   /** kvType: 0 (f32) or 1 (f16), the ggml type ids; gpu: 0 off, 1 auto, 2 cuda (hg_gpu) */
-  Model: { load(path: string, options: { contextSize?: number; threads?: number; kvType?: number; repack?: number; gpu?: number }): Promise<NativeModel> };
+  Model: { load(path: string, options: { contextSize?: number; threads?: number; kvType?: number; repack?: number; gpu?: number; gpuLayers?: number }): Promise<NativeModel> };
   types(): NativeTypeInfo[];
   cpu(): { features: string; best: string; active: string };
   setIsa(isa: 'scalar' | 'avx2' | 'avx512' | 'auto'): void;

@@ -48,7 +48,7 @@ class Model : public Napi::ObjectWrap<Model> {
         return box_;
     }
 
-    // load(path, {contextSize, threads, kvType, repack, gpu}): Promise<Model>
+    // load(path, {contextSize, threads, kvType, repack, gpu, gpuLayers}): Promise<Model>
     static Napi::Value Load(const Napi::CallbackInfo &info) {
         Napi::Env env = info.Env();
         const std::string path = arg_string(info, 0, "path");
@@ -66,6 +66,7 @@ class Model : public Napi::ObjectWrap<Model> {
             opt_int("kvType", p.kv_type);
             opt_int("repack", p.repack);
             opt_int("gpu", p.gpu);
+            opt_int("gpuLayers", p.gpu_layers);
         }
         auto box = std::make_shared<model_box>();
         return run_async(

@@ -48,11 +48,12 @@ export function evalCommand(): Command {
     .option('--top <k>', 'probabilities to list per position', (v) => parseInt(v, 10), 5)
     .option('--threads <n>', 'threads', (v) => parseInt(v, 10))
     .addOption(new Option('--gpu <mode>', 'where the model runs: auto (CUDA when present and it fits), cuda, off').choices(['auto', 'cuda', 'off']))
+    .addOption(new Option('--gpu-layers <n>', 'with a GPU: only the first n layers there, the rest on the CPU').argParser(Number))
     .option('--json', 'print JSON')
-    .action(async (o: { model: string; tokens?: string; file?: string; top: number; threads?: number; gpu?: 'auto' | 'cuda' | 'off'; json?: boolean }) => {
+    .action(async (o: { model: string; tokens?: string; file?: string; top: number; threads?: number; gpu?: 'auto' | 'cuda' | 'off'; gpuLayers?: number; json?: boolean }) => {
       if (!o.tokens === !o.file) throw new HealthGPTError('ERR_INVALID_ARG', 'give exactly one of --tokens or --file');
       if (!Number.isInteger(o.top) || o.top < 1) throw new HealthGPTError('ERR_INVALID_ARG', `--top must be a positive integer, got ${o.top}`);
-      const model = await LanguageModel.load(o.model, { threads: o.threads, gpu: gpuOf(o) });
+      const model = await LanguageModel.load(o.model, { threads: o.threads, gpu: gpuOf(o), gpuLayers: o.gpuLayers });
       reportBackend(model.info.backend, gpuOf(o));
       try {
         const tokens = o.tokens ? parseTokenList(o.tokens) : model.tokenize(readFileSync(o.file!, 'utf8'));

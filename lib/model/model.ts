@@ -53,6 +53,8 @@ export interface LoadOptions {
    * with the reason when CUDA cannot be used; false keeps the CPU.
    */
   gpu?: GpuOption;
+  /** with a GPU: run only the first n layers there, the rest and the output head on the CPU (for cards that cannot hold the model); default all; 0: the CPU alone */
+  gpuLayers?: number;
   /** H-LoRA plugin files to load with the model, by the name requests will use, e.g. {comprehension: 'com.gguf', generation: 'gen.gguf'} */
   plugins?: Record<string, string>;
   /** how the plugins above are loaded */
@@ -114,7 +116,7 @@ function samePosition(a: Position, b: Position): boolean {
 }
 
 function validateLoad(o: LoadOptions): void {
-  for (const k of ['contextSize', 'threads'] as const) {
+  for (const k of ['contextSize', 'threads', 'gpuLayers'] as const) {
     const v = o[k];
     if (v !== undefined && (!Number.isInteger(v) || v < 0)) throw new HealthGPTError('ERR_INVALID_ARG', `${k} must be a non-negative integer, got ${String(v)}`);
   }
@@ -214,6 +216,7 @@ export class LanguageModel {
         kvType: options.kvType === 'f32' ? 0 : 1,
         repack: options.repack === false ? 0 : 1,
         gpu: GPU_IDS[options.gpu === false ? 'off' : options.gpu ?? 'auto'],
+        gpuLayers: options.gpuLayers ?? -1,
       });
       const model = new LanguageModel(path, handle, metadata, baseQuantized);
       try {

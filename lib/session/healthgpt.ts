@@ -54,6 +54,8 @@ export interface HealthGPTLoadOptions {
   kvType?: 'f16' | 'f32';
   /** where the language model runs (LoadOptions.gpu); default 'auto' */
   gpu?: GpuOption;
+  /** LoadOptions.gpuLayers */
+  gpuLayers?: number;
   pluginOptions?: PluginOptions;
   /** projected images kept (LRU); default 8, 0 disables the cache */
   imageCacheSize?: number;
@@ -135,7 +137,7 @@ export interface GenerateImageResult {
   timings: AskTimings & { vqgan_ms: number };
 }
 
-const LOAD_KEYS = new Set(['model', 'vision', 'plugins', 'vqgan', 'threads', 'contextSize', 'kvType', 'gpu', 'pluginOptions', 'imageCacheSize']);
+const LOAD_KEYS = new Set(['model', 'vision', 'plugins', 'vqgan', 'threads', 'contextSize', 'kvType', 'gpu', 'gpuLayers', 'pluginOptions', 'imageCacheSize']);
 const SAMPLING_KEYS = ['temperature', 'topK', 'topP', 'minP', 'repeatPenalty', 'repeatLastN', 'seed', 'signal'];
 const ASK_KEYS = new Set([...SAMPLING_KEYS, 'question', 'image', 'images', 'history', 'maxTokens', 'system', 'imageOptions', 'onLogprobs', 'topLogprobs', 'onPrompt']);
 const GEN_KEYS = new Set([...SAMPLING_KEYS, 'task', 'image', 'report', 'instruction', 'onToken', 'imageOptions']);
@@ -217,7 +219,7 @@ export class HealthGPT {
     for (const [k, v] of Object.entries(options.plugins)) if (v !== undefined) plugins[k] = v;
     const parts: { dispose(): void }[] = [];
     try {
-      const model = await LanguageModel.load(options.model, { threads, contextSize: options.contextSize, kvType: options.kvType, gpu: options.gpu, plugins, pluginOptions: options.pluginOptions });
+      const model = await LanguageModel.load(options.model, { threads, contextSize: options.contextSize, kvType: options.kvType, gpu: options.gpu, gpuLayers: options.gpuLayers, plugins, pluginOptions: options.pluginOptions });
       parts.push(model);
       const vision = await VisionTower.load(options.vision, { threads });
       parts.push(vision);

@@ -40,6 +40,7 @@ hg_model_params hg_model_default_params(void) {
     p.kv_type = HG_TYPE_F16;
     p.repack = 1;
     p.gpu = HG_GPU_OFF;
+    p.gpu_layers = -1;
     return p;
 }
 
@@ -53,7 +54,8 @@ hg_model *hg_model_load(const char *path, const hg_model_params *params) {
         opt.repack = p.repack != 0;
         if (p.gpu != HG_GPU_OFF && p.gpu != HG_GPU_AUTO && p.gpu != HG_GPU_CUDA)
             hg::fail("hg_model_load: gpu " + std::to_string(p.gpu) + " (0 off, 1 auto, 2 cuda)");
-        opt.gpu = p.gpu;
+        opt.gpu = p.gpu_layers == 0 ? HG_GPU_OFF : p.gpu;
+        opt.gpu_layers = p.gpu_layers;
         std::unique_ptr<hg_model> m(new hg_model());
         m->pool.reset(new hg::ThreadPool(p.n_threads));
         opt.pool = m->pool.get();

@@ -39,10 +39,11 @@ struct Plan {
 
 class CudaPhi3 final : public Phi3Device {
 public:
-    CudaPhi3(const Phi3Model &m, int kv_type, int64_t n_ctx, int64_t max_chunk);
+    CudaPhi3(const Phi3Model &m, int kv_type, int64_t n_ctx, int64_t max_chunk, int64_t n_layers);
     std::string describe() const override { return describe_; }
+    int64_t n_layers() const override { return n_layers_; }
     void eval_chunk(const int32_t *tokens, const float *embd, int64_t n, int64_t pos0, float *logits, bool all_logits,
-                    int plugin) override;
+                    int plugin, float *hidden_out) override;
     void add_plugin(const HLoraPlugin &plugin) override;
 
 private:
@@ -72,6 +73,8 @@ private:
 
     Phi3HParams hp_;
     int64_t n_ctx_, max_chunk_;
+    int64_t n_layers_; // layers on the device: all (and then the output head too) or the first ones
+    bool head_ = true; // the output head is here
     std::string describe_, device_name_;
     CudaStream stream_;
     DevMatrix token_embd_, output_norm_, output_;
@@ -118,8 +121,11 @@ void CudaPhi3::check_fits(size_t need, const std::string &what) const {
              mib(free_b) + " of " + mib(total_b) + " are free on " + device_name_);
 }
 
-CudaPhi3::CudaPhi3(const Phi3Model &m, int kv_type, int64_t n_ctx, int64_t max_chunk)
-    : hp_(m.hparams()), n_ctx_(n_ctx), max_chunk_(max_chunk) {
+CudaPhi3::CudaPhi3(const Phi3Model &m, int kv_type, int64_t n_ctx, int64_t max_chunk, int64_t n_layers)
+    : hp_(m.hparams()), n_ctx_(n_ctx), max_chunk_(max_chunk),
+      n_layers_(n_layers < 0 || n_layers >= m.hparams().n_layer ? m.hparams().n_layer : n_layers) {
+    if (n_layers_ <= 0) fail("cuda: no layers to run on the device");
+    head_ = n_layers_ == hp_.n_layer;
     const cuda_device_props props = cuda_device_properties(0);
     cuda_set_device(0);
     device_name_ = props.name;
@@ -137,9 +143,8 @@ CudaPhi3::CudaPhi3(const Phi3Model &m, int kv_type, int64_t n_ctx, int64_t max_c
         plan.add(row_bytes(w.t->type, w.t->ne[0]) * (size_t)std::max<int64_t>(1, w.t->ne[1]));
     };
     plan_weight(m.token_embd(), "token_embd.weight");
-    plan_weight(m.output_norm(), "output_norm.weight");
-    plan_weight(m.output(), "output.weight");
-    for (int64_t il = 0; il < hp_.n_layer; il++) {
+    if (head_) plan_weight(m.output_norm(), "output_norm.weight"), plan_weight(m.output(), "output.weight");
+    for (int64_t il = 0; il < n_layers_; il++) {
         const Phi3Layer &l = m.layer(il);
         plan_weight(l.attn_norm, "attn_norm"), plan_weight(l.attn_qkv, "attn_qkv");
         plan_weight(l.attn_output, "attn_output"), plan_weight(l.ffn_norm, "ffn_norm");
@@ -148,10 +153,10 @@ CudaPhi3::CudaPhi3(const Phi3Model &m, int kv_type, int64_t n_ctx, int64_t max_c
     const size_t weights = plan.bytes;
     const size_t kv_elem = kv_type == HG_TYPE_F16 ? 2 : 4;
     const size_t kv_layer = kv_elem * (size_t)(n_ctx * hp_.n_head_kv * hp_.head_dim);
-    plan.add(kv_layer * (size_t)hp_.n_layer), plan.add(kv_layer * (size_t)hp_.n_layer);
+    plan.add(kv_layer * (size_t)n_layers_), plan.add(kv_layer * (size_t)n_layers_);
     const size_t kv_bytes = plan.bytes - weights;
-    for (const Phi3Weight *w : {&m.output()}) mm_scratch_bytes_ = std::max(mm_scratch_bytes_, cuda::matmul_scratch_bytes(w->t->type, E, C));
-    for (int64_t il = 0; il < hp_.n_layer; il++) {
+    if (head_) mm_scratch_bytes_ = cuda::matmul_scratch_bytes(m.output().t->type, E, C);
+    for (int64_t il = 0; il < n_layers_; il++) {
         const Phi3Layer &l = m.layer(il);
         for (const Phi3Weight *w : {&l.attn_qkv, &l.attn_output, &l.ffn_up})
             mm_scratch_bytes_ = std::max(mm_scratch_bytes_, cuda::matmul_scratch_bytes(w->t->type, E, C));
@@ -172,9 +177,12 @@ CudaPhi3::CudaPhi3(const Phi3Model &m, int kv_type, int64_t n_ctx, int64_t max_c
         return upload(w.t->type, w.t->data, std::max<int64_t>(1, w.t->ne[1]), w.t->ne[0]);
     };
     token_embd_ = up(m.token_embd());
-    output_norm_ = up(m.output_norm());
-    output_ = up(m.output());
-    for (int64_t il = 0; il < hp_.n_layer; il++) {
+    if (head_) {
+        output_norm_ = up(m.output_norm());
+        output_ = up(m.output());
+        if (output_norm_.type != HG_TYPE_F32) fail("cuda: output_norm.weight is not f32");
+    }
+    for (int64_t il = 0; il < n_layers_; il++) {
         const Phi3Layer &l = m.layer(il);
         Layer d;
         d.attn_norm = up(l.attn_norm), d.attn_qkv = up(l.attn_qkv), d.attn_output = up(l.attn_output);
@@ -183,12 +191,11 @@ CudaPhi3::CudaPhi3(const Phi3Model &m, int kv_type, int64_t n_ctx, int64_t max_c
             if (n->type != HG_TYPE_F32) fail("cuda: layer " + std::to_string(il) + " norm weight is not f32");
         layers_.push_back(std::move(d));
     }
-    if (output_norm_.type != HG_TYPE_F32) fail("cuda: output_norm.weight is not f32");
 
     // KV cache
-    k_cache_ = DeviceBuffer(kv_layer * (size_t)hp_.n_layer);
-    v_cache_ = DeviceBuffer(kv_layer * (size_t)hp_.n_layer);
-    for (int64_t il = 0; il < hp_.n_layer; il++) {
+    k_cache_ = DeviceBuffer(kv_layer * (size_t)n_layers_);
+    v_cache_ = DeviceBuffer(kv_layer * (size_t)n_layers_);
+    for (int64_t il = 0; il < n_layers_; il++) {
         cuda::kv_cache_layer l;
         l.type = kv_type;
         l.k = k_cache_.as<uint8_t>() + il * kv_layer;
@@ -244,12 +251,12 @@ void CudaPhi3::add_plugin(const HLoraPlugin &p) {
         plan.add(ad.router_lora_a.size()), plan.add(ad.lora_b.size());
         plan.add(cuda::matmul_scratch_bytes(ad.router_lora_a_type, ad.in, C));
     };
-    for (int64_t il = 0; il < hp_.n_layer; il++) {
+    for (int64_t il = 0; il < n_layers_; il++) {
         const HLoraPlugin::Layer &l = p.layer(il);
         for (const HLoraAdapter *ad : {&l.attn_qkv, &l.attn_output, &l.ffn_up, &l.ffn_down}) plan_adapter(*ad);
     }
     for (const HLoraRows *r : {&p.token_embd(), &p.output()})
-        if (r->t) {
+        if (r->t && (head_ || r == &p.token_embd())) {
             if (!cuda::matmul_supports(r->t->type)) fail("cuda: plugin " + p.name() + ": rows of an unsupported type");
             plan.add(row_bytes(r->t->type, r->t->ne[0]) * (size_t)r->n_rows);
         }
@@ -257,7 +264,7 @@ void CudaPhi3::add_plugin(const HLoraPlugin &p) {
     drop_graphs(); // scratch may move below
 
     Plugin d;
-    for (int64_t il = 0; il < hp_.n_layer; il++) {
+    for (int64_t il = 0; il < n_layers_; il++) {
         const HLoraPlugin::Layer &l = p.layer(il);
         for (const HLoraAdapter *ad : {&l.attn_qkv, &l.attn_output, &l.ffn_up, &l.ffn_down}) {
             Adapter a;
@@ -278,7 +285,7 @@ void CudaPhi3::add_plugin(const HLoraPlugin &p) {
         d.token_embd = upload(r.t->type, r.t->data, r.n_rows, E);
         d.embd_first = r.first_row;
     }
-    if (p.output().t) {
+    if (p.output().t && head_) {
         const HLoraRows &r = p.output();
         d.output = upload(r.t->type, r.t->data, r.n_rows, E);
         d.out_first = r.first_row;
@@ -308,11 +315,12 @@ void CudaPhi3::linear(const DevMatrix &w, const Adapter *ad, const float *x, int
 }
 
 void CudaPhi3::eval_chunk(const int32_t *tokens, const float *embd, int64_t n, int64_t pos0, float *logits,
-                          bool all_logits, int plugin_id) {
+                          bool all_logits, int plugin_id, float *hidden_out) {
     if (n <= 0 || n > max_chunk_) fail("cuda eval: chunk of " + std::to_string(n) + " tokens");
     if (pos0 < 0 || pos0 + n > n_ctx_) fail("cuda eval: positions past the context");
     if (plugin_id < -1 || plugin_id >= (int)plugins_.size()) fail("cuda eval: plugin " + std::to_string(plugin_id));
-    if (n == 1 && tokens[0] != -1 && use_graphs_) return decode_with_graph(tokens[0], pos0, logits, plugin_id);
+    if (!head_ && !hidden_out) fail("cuda eval: the device runs some of the layers: the hidden state must come back");
+    if (n == 1 && tokens[0] != -1 && use_graphs_ && head_) return decode_with_graph(tokens[0], pos0, logits, plugin_id);
     const Plugin *pl = plugin_id >= 0 ? &plugins_[(size_t)plugin_id] : nullptr;
     const int64_t E = hp_.n_embd, V = hp_.n_vocab;
     void *s = stream_.get();
@@ -331,12 +339,13 @@ void CudaPhi3::eval_chunk(const int32_t *tokens, const float *embd, int64_t n, i
         else base[t] = tok, any_base = true;
     }
     if (n_given && !embd) fail("cuda eval: embedding rows expected");
-    const int64_t n_logits = !logits ? 0 : all_logits ? n : 1;
+    const int64_t n_logits = !logits || !head_ ? 0 : all_logits ? n : 1;
     if (n_logits) ensure_logits(n_logits);
     cuda_copy_to_device_async(rows_.get(), rows.data(), rows.size() * 4, s);
     if (n_given) cuda_copy_to_device_async(embd_rows_.get(), embd, (size_t)(n_given * E) * 4, s);
     enqueue_forward(n, pos0, nullptr, any_base, any_own, n_given, n_logits, pl);
     if (n_logits) cuda_copy_to_host_async(logits, logits_.get(), (size_t)(n_logits * V) * 4, s);
+    if (!head_) cuda_copy_to_host_async(hidden_out, hidden_.get(), (size_t)(n * E) * 4, s);
     stream_.synchronize();
 }
 
@@ -388,7 +397,7 @@ void CudaPhi3::enqueue_forward(int64_t n, int64_t pos0, const int32_t *pos_dev, 
     if (any_own) cuda::get_rows(pl->token_embd.type, pl->token_embd.buf.get(), E, d_rows + n, n, hidden, s);
     if (n_given) cuda::get_rows(HG_TYPE_F32, embd_rows_.get(), E, d_rows + 2 * n, n, hidden, s);
 
-    for (int64_t il = 0; il < hp_.n_layer; il++) {
+    for (int64_t il = 0; il < n_layers_; il++) {
         const Layer &l = layers_[(size_t)il];
         const Adapter *ad = pl ? &pl->adapters[(size_t)(il * 4)] : nullptr;
         const cuda::kv_cache_layer &kv = kv_[(size_t)il];
@@ -425,8 +434,9 @@ void CudaPhi3::enqueue_forward(int64_t n, int64_t pos0, const int32_t *pos_dev, 
 
 } // namespace
 
-std::unique_ptr<Phi3Device> make_phi3_cuda(const Phi3Model &m, int kv_type, int64_t n_ctx, int64_t max_chunk) {
-    return std::unique_ptr<Phi3Device>(new CudaPhi3(m, kv_type, n_ctx, max_chunk));
+std::unique_ptr<Phi3Device> make_phi3_cuda(const Phi3Model &m, int kv_type, int64_t n_ctx, int64_t max_chunk,
+                                           int64_t n_layers) {
+    return std::unique_ptr<Phi3Device>(new CudaPhi3(m, kv_type, n_ctx, max_chunk, n_layers));
 }
 
 } // namespace hg

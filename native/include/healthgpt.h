@@ -214,6 +214,9 @@ typedef struct hg_model_params {
     int gpu;       /* hg_gpu: HG_GPU_OFF (default), HG_GPU_AUTO or HG_GPU_CUDA. On CUDA the
                       weights are uploaded once at load in their file types, the KV cache
                       lives in device memory, and only the logits come back to the host. */
+    int gpu_layers; /* with a GPU: how many layers (the first ones) run there, the rest and the
+                       output head on the CPU, for a card that cannot hold the model; < 0
+                       (default): all; 0: none (the CPU alone) */
 } hg_model_params;
 
 hg_model_params hg_model_default_params(void);

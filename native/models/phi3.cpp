@@ -142,14 +142,14 @@ std::unique_ptr<Phi3Model> Phi3Model::load(std::unique_ptr<GGUFFile> file, const
     if (n_ctx > kMaxDim) fail(HG_ERR_INVALID_ARG, "phi3: n_ctx " + std::to_string(n_ctx) + " is too large");
     m->kv_ = Phi3KVCache(hp, opt.kv_type, n_ctx);
     m->file_ = std::move(file);
-    if (opt.gpu != HG_GPU_OFF) m->use_device(opt.gpu, n_ctx, opt.kv_type);
-    if (opt.repack && !m->device_) m->pack_weights(opt.pool);
+    if (opt.gpu != HG_GPU_OFF) m->use_device(opt.gpu, n_ctx, opt.kv_type, opt.gpu_layers);
+    if (opt.repack && m->cpu_first_layer() < hp.n_layer) m->pack_weights(opt.pool);
     return m;
 }
 
 // ---- the device ----
 
-void Phi3Model::use_device(int gpu, int64_t n_ctx, int kv_type) {
+void Phi3Model::use_device(int gpu, int64_t n_ctx, int kv_type, int64_t gpu_layers) {
     // HG_GPU_CUDA: any failure is the load's; HG_GPU_AUTO: the CPU, saying why
     std::string why;
 #ifdef HEALTHGPT_HAVE_CUDA
@@ -158,8 +158,11 @@ void Phi3Model::use_device(int gpu, int64_t n_ctx, int kv_type) {
         why = "no CUDA device" + (s.empty() ? std::string() : ": " + s);
     } else {
         try {
-            device_ = make_phi3_cuda(*this, kv_type, n_ctx, kChunk);
+            device_ = make_phi3_cuda(*this, kv_type, n_ctx, kChunk, gpu_layers);
             backend_ = device_->describe();
+            if (device_->n_layers() < hp_.n_layer)
+                backend_ += ", layers 0.." + std::to_string(device_->n_layers() - 1) + " of " +
+                            std::to_string(hp_.n_layer) + " (the rest and the output on the cpu)";
             return;
         } catch (const Error &e) {
             if (gpu == HG_GPU_CUDA) throw;
@@ -167,7 +170,7 @@ void Phi3Model::use_device(int gpu, int64_t n_ctx, int kv_type) {
         }
     }
 #else
-    (void)n_ctx, (void)kv_type;
+    (void)n_ctx, (void)kv_type, (void)gpu_layers;
     why = "this engine was built without the CUDA backend";
 #endif
     if (gpu == HG_GPU_CUDA) fail("gpu 'cuda': " + why);
@@ -179,9 +182,12 @@ void Phi3Model::use_device(int gpu, int64_t n_ctx, int kv_type) {
 void Phi3Model::pack_weights(ThreadPool *pool) {
     // f16 stays in place: its rows already stream one after another at decode, where the
     // packed f16 kernel measured about 10% slower
+    // (the layers a device runs are read from the mapping by its upload: left as they are)
     std::vector<Phi3Weight *> ws;
-    for (Phi3Layer &l : layers_)
-        for (Phi3Weight *w : {&l.attn_qkv, &l.attn_output, &l.ffn_up, &l.ffn_down}) ws.push_back(w);
+    for (int64_t il = cpu_first_layer(); il < hp_.n_layer; il++)
+        for (Phi3Weight *w : {&layers_[(size_t)il].attn_qkv, &layers_[(size_t)il].attn_output,
+                              &layers_[(size_t)il].ffn_up, &layers_[(size_t)il].ffn_down})
+            ws.push_back(w);
     ws.push_back(&output_);
     std::vector<const GGUFTensor *> ts;
     for (Phi3Weight *w : ws) ts.push_back(w->t);
@@ -251,8 +257,16 @@ void Phi3Model::eval(ThreadPool &pool, const int32_t *tokens, int64_t n_tokens, 
             const int64_t n = std::min(kChunk, n_tokens - c);
             const bool last = c + n == n_tokens;
             float *out = !logits ? nullptr : all_logits ? logits + c * hp_.n_vocab : last ? logits : nullptr;
-            if (device_) device_->eval_chunk(tokens + c, e, n, start_pos + c, out, all_logits, plugin_id);
-            else eval_chunk(pool, tokens + c, e, n, start_pos + c, out, all_logits, plugin);
+            if (!device_) {
+                eval_chunk(pool, tokens + c, e, n, start_pos + c, out, all_logits, plugin);
+            } else if (device_->n_layers() == hp_.n_layer) {
+                device_->eval_chunk(tokens + c, e, n, start_pos + c, out, all_logits, plugin_id, nullptr);
+            } else { // the first layers on the device, the rest here
+                std::vector<float> hidden((size_t)(n * hp_.n_embd));
+                device_->eval_chunk(tokens + c, e, n, start_pos + c, nullptr, false, plugin_id, hidden.data());
+                eval_chunk(pool, tokens + c, e, n, start_pos + c, out, all_logits, plugin, hidden.data(),
+                           device_->n_layers());
+            }
             if (e)
                 for (int64_t i = c; i < c + n; i++) e += tokens[i] == -1 ? hp_.n_embd : 0;
             kv_.set_n_past(start_pos + c + n);
@@ -264,7 +278,8 @@ void Phi3Model::eval(ThreadPool &pool, const int32_t *tokens, int64_t n_tokens, 
 }
 
 void Phi3Model::eval_chunk(ThreadPool &pool, const int32_t *tokens, const float *embd, int64_t n, int64_t pos0,
-                           float *logits, bool all_logits, const HLoraPlugin *plugin) {
+                           float *logits, bool all_logits, const HLoraPlugin *plugin, const float *hidden_in,
+                           int64_t first_layer) {
     const Phi3HParams &hp = hp_;
     const int64_t E = hp.n_embd, Q = hp.n_qkv(), F = hp.n_ff, hd = hp.head_dim;
     std::vector<float> hidden_state(n * E), normed(n * E), qkv(n * Q), attn(n * E), proj(n * E),
@@ -276,7 +291,8 @@ void Phi3Model::eval_chunk(ThreadPool &pool, const int32_t *tokens, const float 
     for (int64_t t = 0; t < n; t++)
         if (tokens[t] == -1) given[t] = embd, embd += E;
     const HLoraRows *own = plugin && plugin->token_embd().t ? &plugin->token_embd() : nullptr;
-    for_rows(pool, n, [&](int64_t r0, int64_t r1) {
+    if (hidden_in) std::copy(hidden_in, hidden_in + n * E, hidden_state.begin());
+    else for_rows(pool, n, [&](int64_t r0, int64_t r1) {
         for (int64_t t = r0; t < r1; t++) {
             if (given[t]) {
                 std::copy(given[t], given[t] + E, &hidden_state[t * E]);
@@ -316,7 +332,7 @@ void Phi3Model::eval_chunk(ThreadPool &pool, const int32_t *tokens, const float 
         });
     };
 
-    for (int64_t il = 0; il < hp.n_layer; il++) {
+    for (int64_t il = first_layer; il < hp.n_layer; il++) {
         const Phi3Layer &l = layers_[il];
         const HLoraPlugin::Layer *pl = plugin ? &plugin->layer(il) : nullptr;
         // Attention block. qkv_proj rows: q heads, then k heads, then v heads.

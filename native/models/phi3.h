@@ -86,6 +86,9 @@ struct Phi3Options {
     // HG_GPU_AUTO: CUDA when the engine has it, a device is present and the model fits, else
     // the CPU (backend() says why).
     int gpu = HG_GPU_OFF;
+    // With a device: the first gpu_layers layers run there, the rest and the output head on the
+    // CPU (one copy of the hidden state per chunk between them); < 0 or >= n_layer: all.
+    int64_t gpu_layers = -1;
 };
 
 class Phi3Model {
@@ -132,10 +135,14 @@ public:
 
 private:
     Phi3Model() : kv_(Phi3HParams{}, HG_TYPE_F32, 0) {}
+    // hidden_in: the hidden state after layer first_layer - 1 (a device ran the layers before),
+    // in place of the embeddings.
     void eval_chunk(ThreadPool &pool, const int32_t *tokens, const float *embd, int64_t n, int64_t pos0,
-                    float *logits, bool all_logits, const HLoraPlugin *plugin);
+                    float *logits, bool all_logits, const HLoraPlugin *plugin, const float *hidden_in = nullptr,
+                    int64_t first_layer = 0);
     void pack_weights(ThreadPool *pool);
-    void use_device(int gpu, int64_t n_ctx, int kv_type);
+    void use_device(int gpu, int64_t n_ctx, int kv_type, int64_t gpu_layers);
+    int64_t cpu_first_layer() const { return device_ ? device_->n_layers() : 0; }
 
     std::unique_ptr<GGUFFile> file_;
     PackedWeights packed_; // the packed linears

@@ -16,11 +16,15 @@ public:
     virtual ~Phi3Device() = default;
     // e.g. "cuda: NVIDIA H100 80GB HBM3 (sm_90, 79.1 GiB)"
     virtual std::string describe() const = 0;
+    // Layers 0 .. n_layers() - 1 run here; when that is all of them, the output head too.
+    virtual int64_t n_layers() const = 0;
     // Phi3Model::eval_chunk on the device: n tokens (already checked) at positions pos0..;
     // logits (host memory, may be null) as eval_chunk fills them. plugin: -1 or an id that
-    // add_plugin returned. Returns once the logits are on the host and the work is done.
+    // add_plugin returned. With some layers left to the CPU, hidden_out (host, n x n_embd
+    // floats) receives the hidden state after the device's last layer instead of logits.
+    // Returns once the results are on the host and the work is done.
     virtual void eval_chunk(const int32_t *tokens, const float *embd, int64_t n, int64_t pos0, float *logits,
-                            bool all_logits, int plugin) = 0;
+                            bool all_logits, int plugin, float *hidden_out) = 0;
     // Uploads a plugin's adapters (they must be in plain layouts: HLoraPluginOptions::pack
     // off); ids count up from 0 in the order of the model's add_plugin.
     virtual void add_plugin(const HLoraPlugin &plugin) = 0;

@@ -293,6 +293,13 @@ TEST(gpu_option_without_device_falls_back_or_fails_saying_why) {
     const int32_t tok = 5;
     CHECK(hg_model_eval(m, &tok, 1, 0, logits.data(), 0) == 0);
     hg_model_free(m);
+    p.gpu = HG_GPU_CUDA; // no layers on the GPU: the CPU alone, whatever the machine
+    p.gpu_layers = 0;
+    m = hg_model_load("test/fixtures/phi3/gqa.f32.gguf", &p);
+    CHECK_MSG(m != nullptr, hg_last_error());
+    if (m) CHECK(std::string(hg_model_backend(m)) == "cpu");
+    hg_model_free(m);
+    p.gpu_layers = -1;
     p.gpu = 7;
     CHECK(hg_model_load("test/fixtures/phi3/gqa.f32.gguf", &p) == nullptr);
     CHECK(std::string(hg_last_error()).find("gpu 7") != std::string::npos);
@@ -579,8 +586,9 @@ TEST(hlora_linear_matches_cpu) {
 
 namespace {
 
-hg_model *load(const std::string &path, int kv_type, int gpu) {
+hg_model *load(const std::string &path, int kv_type, int gpu, int gpu_layers = -1) {
     hg_model_params p = hg_model_default_params();
+    p.gpu_layers = gpu_layers;
     p.kv_type = kv_type;
     p.n_ctx = 32;
     p.n_threads = 2;
@@ -698,6 +706,26 @@ TEST(plugins_and_embedding_rows_on_cuda_match_cpu) {
         hg_model_free(cpu);
         hg_model_free(gpu);
     }
+}
+
+TEST(first_layers_on_cuda_the_rest_on_cpu_match_cpu) {
+    if (!have_device()) return;
+    const std::string dir = "test/fixtures/phi3-hlora/";
+    const Reference ref = read_reference(dir + "base.f32.none.logits");
+    CHECK(ref.ok);
+    hg_model *cpu = load(dir + "base.f32.gguf", HG_TYPE_F16, HG_GPU_OFF);
+    hg_model *split = load(dir + "base.f32.gguf", HG_TYPE_F16, HG_GPU_CUDA, 1);
+    if (cpu && split && ref.ok) {
+        const std::string b = hg_model_backend(split);
+        CHECK_MSG(b.find("layers 0..0 of 2") != std::string::npos, b);
+        compare_models(cpu, split, -1, -1, ref.tokens, 1e-4, "base.f32, 1 of 2 layers on cuda");
+        const std::string plugin = dir + "generation.f32.gguf"; // own token_embd and output rows
+        const int pc = hg_model_load_plugin(cpu, plugin.c_str(), nullptr), ps = hg_model_load_plugin(split, plugin.c_str(), nullptr);
+        CHECK_MSG(pc >= 0 && ps >= 0, hg_last_error());
+        if (pc >= 0 && ps >= 0) compare_models(cpu, split, pc, ps, ref.tokens, 1e-4, "base.f32 + generation.f32, 1 of 2 layers");
+    }
+    hg_model_free(cpu);
+    hg_model_free(split);
 }
 
 TEST(decode_steps_as_cuda_graphs_equal_plain_launches) {

@@ -3,7 +3,7 @@
 // at a time from an empty cache, logits each step), so the two engines' figures compare on
 // one file. Prints a line per test and, last, one JSON object.
 //
-//   bench_phi3 MODEL.gguf [--gpu off|auto|cuda] [-p 512] [-n 128] [-r 3] [-t threads] [-c ctx]
+//   bench_phi3 MODEL.gguf [--gpu off|auto|cuda] [-p 512] [-n 128] [-r 3] [-t threads] [-c ctx] [-ngl layers]
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -26,7 +26,7 @@ double median(std::vector<double> v) {
 }
 
 int usage() {
-    std::fprintf(stderr, "usage: bench_phi3 MODEL.gguf [--gpu off|auto|cuda] [-p 512] [-n 128] [-r 3] [-t threads] [-c ctx]\n");
+    std::fprintf(stderr, "usage: bench_phi3 MODEL.gguf [--gpu off|auto|cuda] [-p 512] [-n 128] [-r 3] [-t threads] [-c ctx] [-ngl layers]\n");
     return 2;
 }
 
@@ -35,7 +35,7 @@ int usage() {
 int main(int argc, char **argv) {
     if (argc < 2 || argv[1][0] == '-') return usage();
     const char *path = argv[1];
-    int gpu = HG_GPU_AUTO, n_prompt = 512, n_gen = 128, reps = 3, threads = 0, n_ctx = 0;
+    int gpu = HG_GPU_AUTO, n_prompt = 512, n_gen = 128, reps = 3, threads = 0, n_ctx = 0, gpu_layers = -1;
     for (int i = 2; i < argc; i++) {
         const std::string a = argv[i];
         if (i + 1 >= argc) return usage();
@@ -46,12 +46,14 @@ int main(int argc, char **argv) {
         else if (a == "-r") reps = std::atoi(v.c_str());
         else if (a == "-t") threads = std::atoi(v.c_str());
         else if (a == "-c") n_ctx = std::atoi(v.c_str());
+        else if (a == "-ngl") gpu_layers = std::atoi(v.c_str());
         else return usage();
     }
     if (gpu < 0 || n_prompt < 0 || n_gen < 0 || reps < 1) return usage();
     hg_model_params p = hg_model_default_params();
     p.gpu = gpu;
     p.n_threads = threads;
+    p.gpu_layers = gpu_layers;
     p.n_ctx = n_ctx > 0 ? n_ctx : std::max(n_prompt, n_gen) + 16;
     const double t0 = now_s();
     hg_model *m = hg_model_load(path, &p);
