@@ -6,6 +6,7 @@
 import { basename } from 'node:path';
 import { Command, Option } from 'commander';
 import { HealthGPTError } from '../errors.js';
+import { gpuOf, reportBackend } from './session-flags.js';
 import { startServer, type RunningServer } from '../server/app.js';
 import { HealthGPT } from '../session/healthgpt.js';
 import { resolveModelFiles } from '../session/model-files.js';
@@ -26,6 +27,8 @@ interface ServeFlags {
   threads?: number;
   context?: number;
   kvType?: 'f16' | 'f32';
+  gpu?: 'auto' | 'cuda' | 'off';
+  gpuLayers?: number;
 }
 
 const num = (v: string) => Number(v);
@@ -48,12 +51,15 @@ export function serveCommand(): Command {
     .addOption(new Option('--threads <n>', 'threads (default: one per core)').argParser(num))
     .addOption(new Option('--context <n>', "context size (default: the model's)").argParser(num))
     .addOption(new Option('--kv-type <type>', 'KV cache precision (default f16)').choices(['f16', 'f32']))
+    .addOption(new Option('--gpu <mode>', 'where the language model runs: auto (CUDA when present and it fits), cuda, off').choices(['auto', 'cuda', 'off']))
+    .addOption(new Option('--gpu-layers <n>', 'with a GPU: only the first n layers there, the rest on the CPU').argParser(num))
     .action(async (o: ServeFlags) => {
       for (const k of ['port', 'maxBodyMb', 'maxPixels', 'queue', 'timeout'] as const)
         if (!Number.isFinite(o[k]) || o[k] < 0) throw new HealthGPTError('ERR_INVALID_ARG', `--${k.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)} must be a non-negative number, got ${String(o[k])}`);
       const files = await resolveModelFiles(o.model);
       const { name: _name, ...parts } = files;
-      const hg = await HealthGPT.load({ ...parts, threads: o.threads, contextSize: o.context, kvType: o.kvType });
+      const hg = await HealthGPT.load({ ...parts, threads: o.threads, contextSize: o.context, kvType: o.kvType, gpu: gpuOf(o), gpuLayers: o.gpuLayers });
+      reportBackend(hg.model.info.backend, gpuOf(o));
       let server: RunningServer | undefined;
       try {
         server = await startServer({
