@@ -286,7 +286,8 @@ void Phi3Model::eval_chunk(ThreadPool &pool, const int32_t *tokens, const float 
         gate_up(n * 2 * F), act(n * F);
 
     // Embedding rows, dequantized from whatever type token_embd has (the plugin's own rows
-    // where it trained them), or the caller's vectors at positions whose token is -1.
+    // where it trained them), or the caller's vectors at positions whose token is -1; or, when
+    // a device ran the layers before first_layer, the hidden state it handed back.
     std::vector<const float *> given(n, nullptr);
     for (int64_t t = 0; t < n; t++)
         if (tokens[t] == -1) given[t] = embd, embd += E;
