@@ -53,6 +53,24 @@ describe('healthgpt ask / generate', () => {
     expect([png.format, png.width, png.height]).toEqual(['png', 256, 256]);
   }, 120_000);
 
+  it("--gpu: 'cuda' without CUDA fails saying why, 'off' runs quietly on the CPU, bad values are refused", async () => {
+    const probe = await LanguageModel.load(f('lm.gguf'), { threads: 1 });
+    const onCuda = probe.info.backend.startsWith('cuda: ');
+    probe.dispose();
+    const ask = ['ask', ...base, '--plugin-com', f('com.gguf'), manifest.question, '-n', '1'];
+    if (!onCuda) {
+      const r = cli([...ask, '--gpu', 'cuda']);
+      expect(r.status).toBe(1);
+      expect(r.stderr).toMatch(/gpu 'cuda': /);
+    }
+    const off = cli([...ask, '--gpu', 'off', '--json']);
+    expect(off.status).toBe(0);
+    expect(off.stderr).toBe('');
+    const bad = cli([...ask, '--gpu', 'gpu0']);
+    expect(bad.status).not.toBe(0);
+    expect(bad.stderr).toMatch(/--gpu/);
+  });
+
   it('refuses bad arguments by name', () => {
     const gen = ['generate', ...base, '--plugin-gen', f('gen.gguf'), '--vqgan', f('vqgan.gguf')];
     let r = cli([...gen, '--task', 'paint', '-o', '/tmp/x.png']);
