@@ -159,6 +159,7 @@ void Phi3Model::use_device(int gpu, int64_t n_ctx, int kv_type, int64_t gpu_laye
     } else {
         try {
             device_ = make_phi3_cuda(*this, kv_type, n_ctx, kChunk, gpu_layers);
+            release_device_weights();
             backend_ = device_->describe();
             if (device_->n_layers() < hp_.n_layer)
                 backend_ += ", layers 0.." + std::to_string(device_->n_layers() - 1) + " of " +
@@ -175,6 +176,18 @@ void Phi3Model::use_device(int gpu, int64_t n_ctx, int kv_type, int64_t gpu_laye
 #endif
     if (gpu == HG_GPU_CUDA) fail("gpu 'cuda': " + why);
     backend_ = "cpu (" + why + ")";
+}
+
+// The device holds its own copies: their pages of the mapping go back (read again from the
+// file only if something ever touches them), so resident memory holds one copy of the model.
+void Phi3Model::release_device_weights() {
+    file_->release(*token_embd_.t); // embeddings are always looked up on the device
+    for (int64_t il = 0; il < device_->n_layers(); il++) {
+        const Phi3Layer &l = layers_[(size_t)il];
+        for (const Phi3Weight *w : {&l.attn_norm, &l.attn_qkv, &l.attn_output, &l.ffn_norm, &l.ffn_up, &l.ffn_down})
+            file_->release(*w->t);
+    }
+    if (device_->n_layers() == hp_.n_layer) file_->release(*output_.t), file_->release(*output_norm_.t);
 }
 
 // ---- packing ----

@@ -142,6 +142,7 @@ private:
                     int64_t first_layer = 0);
     void pack_weights(ThreadPool *pool);
     void use_device(int gpu, int64_t n_ctx, int kv_type, int64_t gpu_layers);
+    void release_device_weights();
     int64_t cpu_first_layer() const { return device_ ? device_->n_layers() : 0; }
 
     std::unique_ptr<GGUFFile> file_;
