@@ -76,19 +76,22 @@ if [[ $WITH_LLAMA == 1 ]]; then
     say "llama.cpp: skipped - no git to unpack $BUNDLE"
     WITH_LLAMA=0
   else
-    (
+    cuda_flags="-DGGML_CUDA=OFF"
+    if [[ $DRY == 0 ]]; then
+      cuda_flags="-DGGML_CUDA=ON -DCMAKE_CUDA_COMPILER=$NVCC -DCMAKE_CUDA_ARCHITECTURES=$ARCH"
+      cuda_flags+=" -DGGML_CUDA_FA=${LLAMA_CUDA_FA:-OFF} -DGGML_CUDA_NCCL=OFF"
+    fi
+    export BUNDLE LLAMA_SRC LLAMA_BUILD JOBS cuda_flags
+    # timeout runs the build in a process group of its own and ends all of it (compilers
+    # included) at the deadline, which leaves a minute for llama-bench
+    timeout --kill-after=10 "$(( BUDGET - 60 ))" bash -c '
       set -e
       [[ -d $LLAMA_SRC/.git ]] || git clone -q "$BUNDLE" "$LLAMA_SRC"
-      cuda_flags=(-DGGML_CUDA=OFF)
-      if [[ $DRY == 0 ]]; then
-        cuda_flags=(-DGGML_CUDA=ON -DCMAKE_CUDA_COMPILER="$NVCC" -DCMAKE_CUDA_ARCHITECTURES="$ARCH"
-                    -DGGML_CUDA_FA="${LLAMA_CUDA_FA:-OFF}" -DGGML_CUDA_NCCL=OFF)
-      fi
-      cmake -S "$LLAMA_SRC" -B "$LLAMA_BUILD" -DCMAKE_BUILD_TYPE=Release "${cuda_flags[@]}" \
+      cmake -S "$LLAMA_SRC" -B "$LLAMA_BUILD" -DCMAKE_BUILD_TYPE=Release $cuda_flags \
         -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_SERVER=OFF -DLLAMA_BUILD_APP=OFF \
         -DLLAMA_OPENSSL=OFF -DLLAMA_BUILD_UI=OFF
       cmake --build "$LLAMA_BUILD" -j "$JOBS" --target llama-bench
-    ) > "$WORK/llama-build.log" 2>&1 &
+    ' > "$WORK/llama-build.log" 2>&1 &
     llama_pid=$!
   fi
 fi
@@ -151,12 +154,11 @@ ours=$(grep '^{' "$WORK/bench.log" | tail -1)
 # ---- 6. llama.cpp on the same file ----
 theirs=""
 if [[ -n $llama_pid ]]; then
-  waited=0
-  while kill -0 "$llama_pid" 2>/dev/null && (( $(left) > 45 )); do sleep 2; done
-  if kill -0 "$llama_pid" 2>/dev/null; then
-    kill -- "$llama_pid" 2>/dev/null
+  wait "$llama_pid" # ends by its timeout at the latest
+  rc=$?
+  if (( rc == 124 || rc == 137 )); then
     say "llama.cpp: build did not finish within the budget (log: llama-build.log)"
-  elif wait "$llama_pid"; then
+  elif (( rc == 0 )); then
     LLAMA_BENCH=$LLAMA_BUILD/bin/llama-bench
     say "llama.cpp: built ($(cd "$LLAMA_SRC" && git log -1 --format=%h 2>/dev/null), GGML_CUDA_FA=${LLAMA_CUDA_FA:-OFF})"
   else
