@@ -103,8 +103,5 @@ export function native(): NativeAddon {
       tried.push(`${file} (${(err as Error).message})`);
     }
   }
-  throw new HealthGPTError(
-    'ERR_NO_ADDON',
-    `the healthgpt native addon could not be loaded; run \`npm install\` (or \`npm run compile\`) to build it. Tried:\n  ${tried.join('\n  ')}`,
-  );
+  throw new HealthGPTError('ERR_NO_ADDON', `the healthgpt native addon could not be loaded; run \`npm install\` (or \`npm run compile\`) to build it. Tried:\n  ${tried.join('\n  ')}`);
 }

@@ -125,9 +125,10 @@ class Model : public Napi::ObjectWrap<Model> {
             Napi::Float32Array e = info[4].As<Napi::Float32Array>();
             const size_t want = n_rows * (size_t)hg_model_n_embd(b->model);
             if (e.ElementLength() != want)
-                throw_error(env, "ERR_INVALID_ARG", "embd has " + std::to_string(e.ElementLength()) + " floats, expected " +
-                                                        std::to_string(n_rows) + " rows of " +
-                                                        std::to_string(hg_model_n_embd(b->model)) + " (one per token -1)");
+                throw_error(env, "ERR_INVALID_ARG",
+                            "embd has " + std::to_string(e.ElementLength()) + " floats, expected " +
+                                std::to_string(n_rows) + " rows of " + std::to_string(hg_model_n_embd(b->model)) +
+                                " (one per token -1)");
             embd = e.Data();
             inputs.push_back(e);
         }
@@ -155,7 +156,8 @@ class Model : public Napi::ObjectWrap<Model> {
         if (info.Length() > 1 && info[1].IsObject()) {
             Napi::Object o = info[1].As<Napi::Object>();
             if (o.Has("adapterType") && !o.Get("adapterType").IsUndefined()) {
-                if (!o.Get("adapterType").IsNumber()) throw_error(env, "ERR_INVALID_ARG", "adapterType must be a number");
+                if (!o.Get("adapterType").IsNumber())
+                    throw_error(env, "ERR_INVALID_ARG", "adapterType must be a number");
                 p.adapter_type = o.Get("adapterType").As<Napi::Number>().Int32Value();
             }
             if (o.Has("fused") && !o.Get("fused").IsUndefined()) p.fused = o.Get("fused").ToBoolean().Value() ? 1 : 0;

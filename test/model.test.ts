@@ -11,13 +11,15 @@ import { root, maxRel, readLogits } from './helpers.js';
 const fixtures = join(root, 'test', 'fixtures', 'phi3');
 const golden = (name: string) => readLogits(join(fixtures, `${name}.logits`));
 
-
-
 const argmax = (row: Float32Array): number => row.reduce((best, v, i) => (v > row[best] ? i : best), 0);
 
 describe('LanguageModel on transformers golden vectors', () => {
   // F32 weights and cache: float32 rounding only (the native test explains the bound)
-  for (const [name, kvType, tol] of [['gqa.f32', 'f32', 1e-4], ['swa.f32', 'f32', 1e-4], ['gqa.q8_0', 'f16', 3e-2]] as const) {
+  for (const [name, kvType, tol] of [
+    ['gqa.f32', 'f32', 1e-4],
+    ['swa.f32', 'f32', 1e-4],
+    ['gqa.q8_0', 'f16', 3e-2],
+  ] as const) {
     it(`${name} (kv ${kvType}): logits at every position within ${tol} relative`, async () => {
       const ref = golden(name);
       const m = await LanguageModel.load(join(fixtures, `${name}.gguf`), { kvType, threads: 2 });
@@ -25,8 +27,7 @@ describe('LanguageModel on transformers golden vectors', () => {
         const got = await m.evaluate(ref.tokens);
         expect(got.length).toBe(ref.logits.length);
         expect(maxRel(got, ref.logits)).toBeLessThan(tol);
-        for (let t = 0; t < ref.tokens.length; t++)
-          expect(argmax(got.subarray(t * ref.nVocab, (t + 1) * ref.nVocab))).toBe(argmax(ref.logits.subarray(t * ref.nVocab, (t + 1) * ref.nVocab)));
+        for (let t = 0; t < ref.tokens.length; t++) expect(argmax(got.subarray(t * ref.nVocab, (t + 1) * ref.nVocab))).toBe(argmax(ref.logits.subarray(t * ref.nVocab, (t + 1) * ref.nVocab)));
       } finally {
         m.dispose();
       }

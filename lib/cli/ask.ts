@@ -25,7 +25,16 @@ export function askCommand(): Command {
   return addSessionOptions(c).action(async (question: string, o: AskFlags) => {
     const t0 = performance.now();
     const parts = modelParts(o.model, { vision: o.vision, plugins: { comprehension: o.pluginCom } }, ['vision', 'comprehension'], CLI_PART_NAMES);
-    const hg = await HealthGPT.load({ model: parts.model, vision: parts.vision, plugins: { comprehension: parts.plugins.comprehension }, threads: o.threads, contextSize: o.context, kvType: o.kvType, gpu: gpuOf(o), gpuLayers: o.gpuLayers });
+    const hg = await HealthGPT.load({
+      model: parts.model,
+      vision: parts.vision,
+      plugins: { comprehension: parts.plugins.comprehension },
+      threads: o.threads,
+      contextSize: o.context,
+      kvType: o.kvType,
+      gpu: gpuOf(o),
+      gpuLayers: o.gpuLayers,
+    });
     const loadMs = performance.now() - t0;
     reportBackend(hg.model.info.backend, gpuOf(o));
     const stop = interruptSignal();

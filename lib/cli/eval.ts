@@ -24,7 +24,9 @@ export async function evalTokens(model: LanguageModel, tokens: number[], top: nu
   for (let t = 0; t < tokens.length; t++) {
     const p = softmax(logits.subarray(t * V, (t + 1) * V));
     if (t + 1 < tokens.length) nll -= Math.log(p[tokens[t + 1]]);
-    const ids = Array.from(p.keys()).sort((a, b) => p[b] - p[a]).slice(0, top);
+    const ids = Array.from(p.keys())
+      .sort((a, b) => p[b] - p[a])
+      .slice(0, top);
     out.push(ids.map((i) => [i, p[i]]));
   }
   const n = Math.max(1, tokens.length - 1);
@@ -44,7 +46,7 @@ export function evalCommand(): Command {
     .description('next-token probabilities and perplexity of a token sequence or a text file')
     .requiredOption('-m, --model <file>', 'GGUF model')
     .option('--tokens <ids>', 'comma-separated token ids')
-    .option('--file <text>', 'a text file (needs the model\'s tokenizer)')
+    .option('--file <text>', "a text file (needs the model's tokenizer)")
     .option('--top <k>', 'probabilities to list per position', (v) => parseInt(v, 10), 5)
     .option('--threads <n>', 'threads', (v) => parseInt(v, 10))
     .addOption(new Option('--gpu <mode>', 'where the model runs: auto (CUDA when present and it fits), cuda, off').choices(['auto', 'cuda', 'off']))

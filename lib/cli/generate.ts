@@ -39,15 +39,30 @@ export function generateCommand(): Command {
     if (o.output === '') throw new HealthGPTError('ERR_INVALID_ARG', '--output must be a file path, got ""');
     const t0 = performance.now();
     const parts = modelParts(o.model, { vision: o.vision, plugins: { generation: o.pluginGen }, vqgan: o.vqgan }, ['vision', 'generation', 'vqgan'], CLI_PART_NAMES);
-    const hg = await HealthGPT.load({ model: parts.model, vision: parts.vision, plugins: { generation: parts.plugins.generation }, vqgan: parts.vqgan, threads: o.threads, contextSize: o.context, kvType: o.kvType, gpu: gpuOf(o), gpuLayers: o.gpuLayers });
+    const hg = await HealthGPT.load({
+      model: parts.model,
+      vision: parts.vision,
+      plugins: { generation: parts.plugins.generation },
+      vqgan: parts.vqgan,
+      threads: o.threads,
+      contextSize: o.context,
+      kvType: o.kvType,
+      gpu: gpuOf(o),
+      gpuLayers: o.gpuLayers,
+    });
     const loadMs = performance.now() - t0;
     reportBackend(hg.model.info.backend, gpuOf(o));
     const stop = interruptSignal();
     let bar: Progress | undefined;
     try {
       const r = await hg.generateImage({
-        task: o.task as keyof typeof GENERATION_TASKS, image: o.image, report: o.report, instruction: o.instruction,
-        imageOptions: imageOptionsOf(o), signal: stop.signal, ...samplingOf(o),
+        task: o.task as keyof typeof GENERATION_TASKS,
+        image: o.image,
+        report: o.report,
+        instruction: o.instruction,
+        imageOptions: imageOptionsOf(o),
+        signal: stop.signal,
+        ...samplingOf(o),
         onToken: (done, total) => {
           bar ??= new Progress('image tokens', total);
           bar.tick(1, `${done}/${total}`);

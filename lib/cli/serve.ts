@@ -55,7 +55,8 @@ export function serveCommand(): Command {
     .addOption(new Option('--gpu-layers <n>', 'with a GPU: only the first n layers there, the rest on the CPU').argParser(num))
     .action(async (o: ServeFlags) => {
       for (const k of ['port', 'maxBodyMb', 'maxPixels', 'queue', 'timeout'] as const)
-        if (!Number.isFinite(o[k]) || o[k] < 0) throw new HealthGPTError('ERR_INVALID_ARG', `--${k.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)} must be a non-negative number, got ${String(o[k])}`);
+        if (!Number.isFinite(o[k]) || o[k] < 0)
+          throw new HealthGPTError('ERR_INVALID_ARG', `--${k.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)} must be a non-negative number, got ${String(o[k])}`);
       const files = await resolveModelFiles(o.model);
       const { name: _name, ...parts } = files;
       const hg = await HealthGPT.load({ ...parts, threads: o.threads, contextSize: o.context, kvType: o.kvType, gpu: gpuOf(o), gpuLayers: o.gpuLayers });

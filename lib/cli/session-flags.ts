@@ -1,5 +1,5 @@
 /** Flags shared by `ask` and `generate`: the model files, threads and sampling. */
-import { Command, Option } from 'commander';
+import { type Command, Option } from 'commander';
 import { HealthGPTError } from '../errors.js';
 import type { ImageDecodeOptions } from '../image/index.js';
 import type { GpuOption } from '../model/model.js';

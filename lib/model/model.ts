@@ -124,7 +124,8 @@ function validateLoad(o: LoadOptions): void {
   if (o.repack !== undefined && typeof o.repack !== 'boolean') throw new HealthGPTError('ERR_INVALID_ARG', `repack must be a boolean, got ${String(o.repack)}`);
   if (o.gpu !== undefined && o.gpu !== 'auto' && o.gpu !== 'cuda' && o.gpu !== false) throw new HealthGPTError('ERR_INVALID_ARG', `gpu must be "auto", "cuda" or false, got ${String(o.gpu)}`);
   if (o.plugins !== undefined) {
-    if (typeof o.plugins !== 'object' || o.plugins === null || Array.isArray(o.plugins)) throw new HealthGPTError('ERR_INVALID_ARG', `plugins must be an object of name: path, got ${String(o.plugins)}`);
+    if (typeof o.plugins !== 'object' || o.plugins === null || Array.isArray(o.plugins))
+      throw new HealthGPTError('ERR_INVALID_ARG', `plugins must be an object of name: path, got ${String(o.plugins)}`);
     for (const [name, path] of Object.entries(o.plugins)) {
       validatePluginName(name);
       if (typeof path !== 'string' || path === '') throw new HealthGPTError('ERR_INVALID_ARG', `plugins.${name} must be a file path, got ${String(path)}`);
@@ -146,7 +147,12 @@ function adapterTypeId(t: keyof typeof ADAPTER_TYPES | undefined): number {
 function validatePluginOptions(o: PluginOptions, prefix = ''): void {
   if (typeof o !== 'object' || o === null) throw new HealthGPTError('ERR_INVALID_ARG', `${prefix || 'plugin options'} must be an object, got ${String(o)}`);
   if (o.adapterType !== undefined && !Object.hasOwn(ADAPTER_TYPES, o.adapterType))
-    throw new HealthGPTError('ERR_INVALID_ARG', `${prefix}adapterType must be one of ${Object.keys(ADAPTER_TYPES).map((k) => `"${k}"`).join(', ')}, got ${String(o.adapterType)}`);
+    throw new HealthGPTError(
+      'ERR_INVALID_ARG',
+      `${prefix}adapterType must be one of ${Object.keys(ADAPTER_TYPES)
+        .map((k) => `"${k}"`)
+        .join(', ')}, got ${String(o.adapterType)}`,
+    );
   if (o.fused !== undefined && typeof o.fused !== 'boolean') throw new HealthGPTError('ERR_INVALID_ARG', `${prefix}fused must be a boolean, got ${String(o.fused)}`);
 }
 
@@ -215,7 +221,7 @@ export class LanguageModel {
         threads: options.threads,
         kvType: options.kvType === 'f32' ? 0 : 1,
         repack: options.repack === false ? 0 : 1,
-        gpu: GPU_IDS[options.gpu === false ? 'off' : options.gpu ?? 'auto'],
+        gpu: GPU_IDS[options.gpu === false ? 'off' : (options.gpu ?? 'auto')],
         gpuLayers: options.gpuLayers ?? -1,
       });
       const model = new LanguageModel(path, handle, metadata, baseQuantized);
@@ -349,8 +355,7 @@ export class LanguageModel {
     const h = this.live();
     let common = 0;
     // keys and values depend on the plugin: a prefix computed under another one is not reused
-    if (plugin === this.cachedPlugin)
-      while (common < tokens.length && common < this.cached.length && samePosition(tokens[common], this.cached[common])) common++;
+    if (plugin === this.cachedPlugin) while (common < tokens.length && common < this.cached.length && samePosition(tokens[common], this.cached[common])) common++;
     if (allLogits) common = 0; // every position's logits are wanted: recompute them all
     if (common === tokens.length) common--; // the last token must run to give its logits
     // eval forgets the cached positions from `common` on, in its job
@@ -365,7 +370,13 @@ export class LanguageModel {
       rows.forEach((r, i) => embd?.set(r, i * r.length));
     }
     try {
-      const logits = await h.eval(Int32Array.from(rest, (t) => (typeof t === 'number' ? t : -1)), common, allLogits, plugin, embd);
+      const logits = await h.eval(
+        Int32Array.from(rest, (t) => (typeof t === 'number' ? t : -1)),
+        common,
+        allLogits,
+        plugin,
+        embd,
+      );
       this.cached = tokens.slice();
       return { logits, from: common };
     } catch (err) {

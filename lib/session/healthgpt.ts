@@ -219,7 +219,15 @@ export class HealthGPT {
     for (const [k, v] of Object.entries(options.plugins)) if (v !== undefined) plugins[k] = v;
     const parts: { dispose(): void }[] = [];
     try {
-      const model = await LanguageModel.load(options.model, { threads, contextSize: options.contextSize, kvType: options.kvType, gpu: options.gpu, gpuLayers: options.gpuLayers, plugins, pluginOptions: options.pluginOptions });
+      const model = await LanguageModel.load(options.model, {
+        threads,
+        contextSize: options.contextSize,
+        kvType: options.kvType,
+        gpu: options.gpu,
+        gpuLayers: options.gpuLayers,
+        plugins,
+        pluginOptions: options.pluginOptions,
+      });
       parts.push(model);
       const vision = await VisionTower.load(options.vision, { threads });
       parts.push(vision);
@@ -393,8 +401,14 @@ export class HealthGPT {
     let tFirst: number | undefined;
     const decoder = new AnswerText(this.model.tokenizer);
     const gen = this.model.generate(prompt, {
-      temperature: 0, ...pickSampling(options), maxTokens: options.maxTokens ?? 512, stopTokens: this.stopTokens(), plugin: 'comprehension', signal: options.signal,
-      onLogprobs: options.onLogprobs, topLogprobs: options.topLogprobs,
+      temperature: 0,
+      ...pickSampling(options),
+      maxTokens: options.maxTokens ?? 512,
+      stopTokens: this.stopTokens(),
+      plugin: 'comprehension',
+      signal: options.signal,
+      onLogprobs: options.onLogprobs,
+      topLogprobs: options.topLogprobs,
       onStop: (t) => (out.stopToken = t),
     });
     try {
@@ -465,7 +479,12 @@ export class HealthGPT {
     let tFirst = tPrefill;
     const tokens: number[] = [];
     const gen = this.model.generate(prompt, {
-      temperature: 0, ...pickSampling(options), maxTokens: count + 1, stopTokens: [ids.end], plugin: 'generation', signal: options.signal,
+      temperature: 0,
+      ...pickSampling(options),
+      maxTokens: count + 1,
+      stopTokens: [ids.end],
+      plugin: 'generation',
+      signal: options.signal,
       logitMask: imageTokenMask(ids, tokenCount, count),
     });
     for await (const t of gen) {
@@ -480,7 +499,11 @@ export class HealthGPT {
     const tVq = performance.now();
     const png = await encodePng({ width: out.width, height: out.height, data: out.rgb });
     return {
-      png, indices, rgb: out.rgb, width: out.width, height: out.height,
+      png,
+      indices,
+      rgb: out.rgb,
+      width: out.width,
+      height: out.height,
       timings: { encode_ms: encodeMs, prefill_ms: tFirst - tPrefill, decode_ms: tDecoded - tFirst, vqgan_ms: tVq - tDecoded },
     };
   }

@@ -82,8 +82,7 @@ int hg_model_n_past(const hg_model *model) {
     return hg::guarded(-1, [&] { return (int)need(model, "hg_model_n_past")->phi3->kv_cache().n_past(); });
 }
 
-int hg_model_eval(hg_model *model, const int32_t *tokens, int n, int start_pos, float *logits,
-                  int all_logits) {
+int hg_model_eval(hg_model *model, const int32_t *tokens, int n, int start_pos, float *logits, int all_logits) {
     return hg_model_eval_embd(model, -1, tokens, nullptr, n, start_pos, logits, all_logits);
 }
 
@@ -112,18 +111,17 @@ int hg_model_n_plugins(const hg_model *model) {
 }
 
 const char *hg_model_plugin_name(const hg_model *model, int plugin) {
-    return hg::guarded<const char *>(nullptr, [&] {
-        return need(model, "hg_model_plugin_name")->phi3->plugin(plugin).name().c_str();
-    });
+    return hg::guarded<const char *>(
+        nullptr, [&] { return need(model, "hg_model_plugin_name")->phi3->plugin(plugin).name().c_str(); });
 }
 
-int hg_model_eval_plugin(hg_model *model, int plugin, const int32_t *tokens, int n, int start_pos,
-                         float *logits, int all_logits) {
+int hg_model_eval_plugin(hg_model *model, int plugin, const int32_t *tokens, int n, int start_pos, float *logits,
+                         int all_logits) {
     return hg_model_eval_embd(model, plugin, tokens, nullptr, n, start_pos, logits, all_logits);
 }
 
-int hg_model_eval_embd(hg_model *model, int plugin, const int32_t *tokens, const float *embd, int n,
-                       int start_pos, float *logits, int all_logits) {
+int hg_model_eval_embd(hg_model *model, int plugin, const int32_t *tokens, const float *embd, int n, int start_pos,
+                       float *logits, int all_logits) {
     return hg::guarded(-1, [&] {
         hg_model *m = need(model, "hg_model_eval");
         if (!tokens || n <= 0) hg::fail("hg_model_eval: no tokens (n = " + std::to_string(n) + ")");

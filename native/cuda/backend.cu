@@ -20,8 +20,7 @@ static_assert(Q8_0_BLOCK_BYTES == 34, "q8_0 block is 34 bytes");
 // hg::Error is header-only, so this library needs nothing from the engine to link.
 [[noreturn]] void cuda_fail(const char *what, cudaError_t e) {
     (void)cudaGetLastError(); // a non-sticky error must not be reported again by the next check
-    throw Error(std::string(what) + ": " + cudaGetErrorName(e) + " (" + cudaGetErrorString(e) +
-                ")");
+    throw Error(std::string(what) + ": " + cudaGetErrorName(e) + " (" + cudaGetErrorString(e) + ")");
 }
 
 void check(cudaError_t e, const char *what) {
@@ -42,8 +41,7 @@ const device_census &census() {
             // No driver (cudaErrorInsufficientDriver), no device (cudaErrorNoDevice), ...:
             // not an error for a machine without a GPU. Clear it so it does not linger.
             (void)cudaGetLastError();
-            r.status = std::string("cudaGetDeviceCount: ") + cudaGetErrorName(e) + " (" +
-                       cudaGetErrorString(e) + ")";
+            r.status = std::string("cudaGetDeviceCount: ") + cudaGetErrorName(e) + " (" + cudaGetErrorString(e) + ")";
             n = 0;
         }
         r.count = n > 0 ? n : 0;
@@ -62,8 +60,7 @@ void require_device() {
 // One thread per value; a warp covers one block, so the 32 int8 loads and the 32 f32 stores
 // of a warp are contiguous. d is read byte by byte: blocks are 34 bytes, so a tensor inside a
 // mapped file need not be 2-byte aligned. Grid-stride over 64-bit indices.
-__global__ void dequantize_q8_0_kernel(const uint8_t *__restrict__ src, float *__restrict__ dst,
-                                       int64_t n) {
+__global__ void dequantize_q8_0_kernel(const uint8_t *__restrict__ src, float *__restrict__ dst, int64_t n) {
     const int64_t stride = (int64_t)gridDim.x * blockDim.x;
     for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += stride) {
         const uint8_t *b = src + (i / QK8_0) * Q8_0_BLOCK_BYTES;
@@ -75,8 +72,7 @@ __global__ void dequantize_q8_0_kernel(const uint8_t *__restrict__ src, float *_
 }
 
 void check_q8_0_count(int64_t n) {
-    if (n < 0 || n % QK8_0 != 0)
-        throw Error("q8_0: " + std::to_string(n) + " values is not a multiple of 32");
+    if (n < 0 || n % QK8_0 != 0) throw Error("q8_0: " + std::to_string(n) + " values is not a multiple of 32");
     // the f32 output (4 bytes a value) is the larger of the two buffers
     if ((uint64_t)n > std::numeric_limits<size_t>::max() / sizeof(float))
         throw Error("q8_0: " + std::to_string(n) + " values is too many");
@@ -97,8 +93,8 @@ std::string cuda_status() { return census().status; }
 cuda_device_props cuda_device_properties(int device) {
     require_device();
     if (device < 0 || device >= census().count)
-        throw Error("CUDA device " + std::to_string(device) + " out of range (" +
-                    std::to_string(census().count) + " devices)");
+        throw Error("CUDA device " + std::to_string(device) + " out of range (" + std::to_string(census().count) +
+                    " devices)");
     cudaDeviceProp p;
     check(cudaGetDeviceProperties(&p, device), "cudaGetDeviceProperties");
     cuda_device_props r;
@@ -230,8 +226,8 @@ void cuda_dequantize_q8_0(const void *dev_src, float *dev_dst, int64_t n, void *
     constexpr int threads = 256;
     const int64_t want = (n + threads - 1) / threads;
     const unsigned blocks = (unsigned)(want < (1 << 20) ? want : (1 << 20)); // grid-stride beyond
-    dequantize_q8_0_kernel<<<blocks, threads, 0, (cudaStream_t)stream>>>(
-        static_cast<const uint8_t *>(dev_src), dev_dst, n);
+    dequantize_q8_0_kernel<<<blocks, threads, 0, (cudaStream_t)stream>>>(static_cast<const uint8_t *>(dev_src), dev_dst,
+                                                                         n);
     check(cudaGetLastError(), "dequantize_q8_0 launch");
 }
 

@@ -29,9 +29,9 @@ std::string cuda_status();
 
 struct cuda_device_props {
     std::string name;
-    int cc_major = 0;           // compute capability, e.g. 9.0 for H100
+    int cc_major = 0; // compute capability, e.g. 9.0 for H100
     int cc_minor = 0;
-    size_t total_bytes = 0;     // global memory
+    size_t total_bytes = 0; // global memory
     int multiprocessors = 0;
 };
 cuda_device_props cuda_device_properties(int device);
@@ -59,7 +59,7 @@ void cuda_memset_async(void *dev, int value, size_t bytes, void *stream);
 // A stream of its own (non-blocking with respect to the legacy default stream), destroyed
 // with the object. synchronize() waits for its work and reports any error it met.
 class CudaStream {
-public:
+  public:
     CudaStream();
     ~CudaStream();
     CudaStream(const CudaStream &) = delete;
@@ -67,13 +67,13 @@ public:
     void *get() const { return s_; }
     void synchronize();
 
-private:
+  private:
     void *s_ = nullptr;
 };
 
 // Page-locked host memory (cudaHostAlloc): copies to and from it can sit in a CUDA graph.
 class PinnedBuffer {
-public:
+  public:
     PinnedBuffer() = default;
     explicit PinnedBuffer(size_t bytes);
     ~PinnedBuffer();
@@ -82,7 +82,7 @@ public:
     template <class T> T *as() const { return static_cast<T *>(p_); }
     size_t size() const { return bytes_; }
 
-private:
+  private:
     void *p_ = nullptr;
     size_t bytes_ = 0;
 };
@@ -91,7 +91,7 @@ private:
 // replayed with launch(): one submission for a whole decode step instead of one per kernel.
 // If anything throws between begin() and end(), call abandon() so the stream leaves capture.
 class CudaGraph {
-public:
+  public:
     CudaGraph() = default;
     ~CudaGraph();
     CudaGraph(const CudaGraph &) = delete;
@@ -102,13 +102,13 @@ public:
     void launch(void *stream);
     bool ready() const { return exec_ != nullptr; }
 
-private:
+  private:
     void *exec_ = nullptr;
 };
 
 // Device memory freed with the object; empty when default-constructed.
 class DeviceBuffer {
-public:
+  public:
     DeviceBuffer() = default;
     explicit DeviceBuffer(size_t bytes) : p_(cuda_malloc(bytes)), bytes_(bytes) {}
     ~DeviceBuffer() { cuda_free(p_); }
@@ -127,7 +127,7 @@ public:
     template <class T> T *as() const { return static_cast<T *>(p_); }
     size_t size() const { return bytes_; }
 
-private:
+  private:
     void *p_ = nullptr;
     size_t bytes_ = 0;
 };

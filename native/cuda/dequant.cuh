@@ -12,14 +12,23 @@ namespace cuda {
 
 // Bytes of one block and values per block of the types the CUDA backend reads (0: not one).
 __host__ __device__ constexpr int dq_block_bytes(int type) {
-    return type == HG_TYPE_Q4_0 ? 18 : type == HG_TYPE_Q4_1 ? 20 : type == HG_TYPE_Q5_0 ? 22
-         : type == HG_TYPE_Q5_1 ? 24 : type == HG_TYPE_Q8_0 ? 34 : type == HG_TYPE_Q4_K ? 144
-         : type == HG_TYPE_Q5_K ? 176 : type == HG_TYPE_Q6_K ? 210 : type == HG_TYPE_F32 ? 4
-         : type == HG_TYPE_F16 ? 2 : type == HG_TYPE_BF16 ? 2 : 0;
+    return type == HG_TYPE_Q4_0   ? 18
+           : type == HG_TYPE_Q4_1 ? 20
+           : type == HG_TYPE_Q5_0 ? 22
+           : type == HG_TYPE_Q5_1 ? 24
+           : type == HG_TYPE_Q8_0 ? 34
+           : type == HG_TYPE_Q4_K ? 144
+           : type == HG_TYPE_Q5_K ? 176
+           : type == HG_TYPE_Q6_K ? 210
+           : type == HG_TYPE_F32  ? 4
+           : type == HG_TYPE_F16  ? 2
+           : type == HG_TYPE_BF16 ? 2
+                                  : 0;
 }
 __host__ __device__ constexpr int dq_block_size(int type) {
     return type == HG_TYPE_Q4_K || type == HG_TYPE_Q5_K || type == HG_TYPE_Q6_K ? 256
-         : type == HG_TYPE_F32 || type == HG_TYPE_F16 || type == HG_TYPE_BF16 ? 1 : 32;
+           : type == HG_TYPE_F32 || type == HG_TYPE_F16 || type == HG_TYPE_BF16 ? 1
+                                                                                : 32;
 }
 __host__ __device__ constexpr bool dq_is_float(int type) {
     return type == HG_TYPE_F32 || type == HG_TYPE_F16 || type == HG_TYPE_BF16;
@@ -114,7 +123,8 @@ __device__ inline void dequant_unit(int type, const uint8_t *row, int64_t u, flo
         const float ds = ld_half(b) * sc, dm = ld_half(b + 2) * m;
         const uint8_t *qh = b + 16, *qs = b + 48 + 32 * (j >> 1);
         const int shift = (j & 1) * 4;
-        for (int l = 0; l < 32; l++) v[l] = __fmul_rn(ds, (float)(((qs[l] >> shift) & 0x0f) | (((qh[l] >> j) & 1) << 4))) - dm;
+        for (int l = 0; l < 32; l++)
+            v[l] = __fmul_rn(ds, (float)(((qs[l] >> shift) & 0x0f) | (((qh[l] >> j) & 1) << 4))) - dm;
         break;
     }
     case HG_TYPE_Q6_K: {

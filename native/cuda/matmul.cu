@@ -45,8 +45,8 @@ __global__ void round_bf16_kernel(const float *__restrict__ x, float *__restrict
         y[i] = __bfloat162float(__float2bfloat16_rn(x[i]));
 }
 
-template <int NC> __device__ __forceinline__ void store(float (&acc)[NC], float *y, int64_t ldy, int64_t r,
-                                                        int64_t c0, int64_t n, bool accumulate) {
+template <int NC> __device__ __forceinline__ void store(float (&acc)[NC], float *y, int64_t ldy, int64_t r, int64_t c0,
+                                                        int64_t n, bool accumulate) {
     const int lane = threadIdx.x & 31;
 #pragma unroll
     for (int c = 0; c < NC; c++) {
@@ -60,10 +60,9 @@ template <int NC> __device__ __forceinline__ void store(float (&acc)[NC], float 
 
 // q4_0 / q8_0 weights x q8_0 activations: integer dot products of a block (dp4a), scaled by
 // the two f16 scales as the CPU does: (float)sumi * (d_w * d_x).
-template <int TYPE, int NC>
-__global__ void __launch_bounds__(kWarps * 32)
-mm_q8_kernel(const uint8_t *__restrict__ w, int64_t rows, int64_t nb, const int8_t *__restrict__ aq,
-             const float *__restrict__ ad, float *__restrict__ y, int64_t ldy, int64_t n, bool accumulate) {
+template <int TYPE, int NC> __global__ void __launch_bounds__(kWarps * 32)
+    mm_q8_kernel(const uint8_t *__restrict__ w, int64_t rows, int64_t nb, const int8_t *__restrict__ aq,
+                 const float *__restrict__ ad, float *__restrict__ y, int64_t ldy, int64_t n, bool accumulate) {
     constexpr int BB = TYPE == HG_TYPE_Q4_0 ? 18 : 34;
     const int lane = threadIdx.x & 31;
     const int64_t r = (int64_t)blockIdx.x * kWarps + (threadIdx.x >> 5);
@@ -108,10 +107,9 @@ mm_q8_kernel(const uint8_t *__restrict__ w, int64_t rows, int64_t nb, const int8
 }
 
 // f32 / f16 / bf16 weights x float activations: lanes stride the row, so loads coalesce.
-template <int NC>
-__global__ void __launch_bounds__(kWarps * 32)
-mm_float_kernel(int type, const uint8_t *__restrict__ w, size_t row_bytes, int64_t rows, int64_t k,
-                const float *__restrict__ x, float *__restrict__ y, int64_t ldy, int64_t n, bool accumulate) {
+template <int NC> __global__ void __launch_bounds__(kWarps * 32)
+    mm_float_kernel(int type, const uint8_t *__restrict__ w, size_t row_bytes, int64_t rows, int64_t k,
+                    const float *__restrict__ x, float *__restrict__ y, int64_t ldy, int64_t n, bool accumulate) {
     const int lane = threadIdx.x & 31;
     const int64_t r = (int64_t)blockIdx.x * kWarps + (threadIdx.x >> 5);
     const int64_t c0 = (int64_t)blockIdx.y * NC;
@@ -130,10 +128,9 @@ mm_float_kernel(int type, const uint8_t *__restrict__ w, size_t row_bytes, int64
 }
 
 // Other quant types, dequantized 32 values at a time per lane against float activations.
-template <int NC>
-__global__ void __launch_bounds__(kWarps * 32)
-mm_dequant_kernel(int type, const uint8_t *__restrict__ w, size_t row_bytes, int64_t rows, int64_t k,
-                  const float *__restrict__ x, float *__restrict__ y, int64_t ldy, int64_t n, bool accumulate) {
+template <int NC> __global__ void __launch_bounds__(kWarps * 32)
+    mm_dequant_kernel(int type, const uint8_t *__restrict__ w, size_t row_bytes, int64_t rows, int64_t k,
+                      const float *__restrict__ x, float *__restrict__ y, int64_t ldy, int64_t n, bool accumulate) {
     const int lane = threadIdx.x & 31;
     const int64_t r = (int64_t)blockIdx.x * kWarps + (threadIdx.x >> 5);
     const int64_t c0 = (int64_t)blockIdx.y * NC;
@@ -164,16 +161,15 @@ constexpr int kTile = 64; // weight rows and tokens per block; 4 warps of 32 x 3
 // Shared tiles: a quant block's 32 values split in two halves of 16 (WMMA's k), so every
 // fragment pointer is 32-byte aligned with a 16-byte leading dimension.
 struct mma_smem {
-    int8_t a[2][kTile][16];    // weights: [k half][row][k], q - 8 for q4_0
-    int8_t b[2][kTile][16];    // activations: [k half][token][k] (column-major B)
+    int8_t a[2][kTile][16];     // weights: [k half][row][k], q - 8 for q4_0
+    int8_t b[2][kTile][16];     // activations: [k half][token][k] (column-major B)
     float dw[kTile], dx[kTile]; // the block's scales (0 past the edges)
-    int c[4][32][32];          // each warp's integer sums of one block
+    int c[4][32][32];           // each warp's integer sums of one block
 };
 
-template <int TYPE>
-__global__ void __launch_bounds__(128)
-mm_q8_mma_kernel(const uint8_t *__restrict__ w, int64_t rows, int64_t nb, const int8_t *__restrict__ aq,
-                 const float *__restrict__ ad, float *__restrict__ y, int64_t ldy, int64_t n, bool accumulate) {
+template <int TYPE> __global__ void __launch_bounds__(128)
+    mm_q8_mma_kernel(const uint8_t *__restrict__ w, int64_t rows, int64_t nb, const int8_t *__restrict__ aq,
+                     const float *__restrict__ ad, float *__restrict__ y, int64_t ldy, int64_t n, bool accumulate) {
     namespace wmma = nvcuda::wmma;
     constexpr int BB = TYPE == HG_TYPE_Q4_0 ? 18 : 34;
     __shared__ __align__(32) mma_smem sm;
@@ -293,8 +289,8 @@ size_t matmul_scratch_bytes(int type, int64_t k, int64_t n) {
     return 0;
 }
 
-void matmul(int type, const void *w, int64_t rows, int64_t k, const float *x, int64_t n, float *y,
-            int64_t ldy, bool accumulate, void *scratch, size_t scratch_bytes, void *stream) {
+void matmul(int type, const void *w, int64_t rows, int64_t k, const float *x, int64_t n, float *y, int64_t ldy,
+            bool accumulate, void *scratch, size_t scratch_bytes, void *stream) {
     if (!matmul_supports(type)) throw Error("cuda matmul: weight " + type_label(type) + " is not supported");
     if (rows <= 0 || k <= 0 || n <= 0)
         throw Error("cuda matmul: empty shape rows=" + std::to_string(rows) + " k=" + std::to_string(k) +
@@ -329,17 +325,23 @@ void matmul(int type, const void *w, int64_t rows, int64_t k, const float *x, in
             const int64_t tr = (rows + kTile - 1) / kTile, tc = (n + kTile - 1) / kTile;
             if (tr > 0x7fffffff || tc > 65535) throw Error("cuda matmul: shape too large for the tensor-core path");
             const dim3 tgrid((unsigned)tr, (unsigned)tc);
-            if (type == HG_TYPE_Q4_0) mm_q8_mma_kernel<HG_TYPE_Q4_0><<<tgrid, 128, 0, s>>>(wb, rows, nb, aq, ad, y, ldy, n, accumulate);
-            else mm_q8_mma_kernel<HG_TYPE_Q8_0><<<tgrid, 128, 0, s>>>(wb, rows, nb, aq, ad, y, ldy, n, accumulate);
+            if (type == HG_TYPE_Q4_0)
+                mm_q8_mma_kernel<HG_TYPE_Q4_0><<<tgrid, 128, 0, s>>>(wb, rows, nb, aq, ad, y, ldy, n, accumulate);
+            else
+                mm_q8_mma_kernel<HG_TYPE_Q8_0><<<tgrid, 128, 0, s>>>(wb, rows, nb, aq, ad, y, ldy, n, accumulate);
             check_launch("mm_q8_mma");
             return;
         }
         if (type == HG_TYPE_Q4_0) {
-            if (one) mm_q8_kernel<HG_TYPE_Q4_0, 1><<<grid, block, 0, s>>>(wb, rows, nb, aq, ad, y, ldy, n, accumulate);
-            else mm_q8_kernel<HG_TYPE_Q4_0, kCols><<<grid, block, 0, s>>>(wb, rows, nb, aq, ad, y, ldy, n, accumulate);
+            if (one)
+                mm_q8_kernel<HG_TYPE_Q4_0, 1><<<grid, block, 0, s>>>(wb, rows, nb, aq, ad, y, ldy, n, accumulate);
+            else
+                mm_q8_kernel<HG_TYPE_Q4_0, kCols><<<grid, block, 0, s>>>(wb, rows, nb, aq, ad, y, ldy, n, accumulate);
         } else {
-            if (one) mm_q8_kernel<HG_TYPE_Q8_0, 1><<<grid, block, 0, s>>>(wb, rows, nb, aq, ad, y, ldy, n, accumulate);
-            else mm_q8_kernel<HG_TYPE_Q8_0, kCols><<<grid, block, 0, s>>>(wb, rows, nb, aq, ad, y, ldy, n, accumulate);
+            if (one)
+                mm_q8_kernel<HG_TYPE_Q8_0, 1><<<grid, block, 0, s>>>(wb, rows, nb, aq, ad, y, ldy, n, accumulate);
+            else
+                mm_q8_kernel<HG_TYPE_Q8_0, kCols><<<grid, block, 0, s>>>(wb, rows, nb, aq, ad, y, ldy, n, accumulate);
         }
         check_launch("mm_q8");
         return;
@@ -352,13 +354,17 @@ void matmul(int type, const void *w, int64_t rows, int64_t k, const float *x, in
             check_launch("round_bf16");
             xa = xr;
         }
-        if (one) mm_float_kernel<1><<<grid, block, 0, s>>>(type, wb, row_bytes, rows, k, xa, y, ldy, n, accumulate);
-        else mm_float_kernel<kCols><<<grid, block, 0, s>>>(type, wb, row_bytes, rows, k, xa, y, ldy, n, accumulate);
+        if (one)
+            mm_float_kernel<1><<<grid, block, 0, s>>>(type, wb, row_bytes, rows, k, xa, y, ldy, n, accumulate);
+        else
+            mm_float_kernel<kCols><<<grid, block, 0, s>>>(type, wb, row_bytes, rows, k, xa, y, ldy, n, accumulate);
         check_launch("mm_float");
         return;
     }
-    if (one) mm_dequant_kernel<1><<<grid, block, 0, s>>>(type, wb, row_bytes, rows, k, x, y, ldy, n, accumulate);
-    else mm_dequant_kernel<kCols><<<grid, block, 0, s>>>(type, wb, row_bytes, rows, k, x, y, ldy, n, accumulate);
+    if (one)
+        mm_dequant_kernel<1><<<grid, block, 0, s>>>(type, wb, row_bytes, rows, k, x, y, ldy, n, accumulate);
+    else
+        mm_dequant_kernel<kCols><<<grid, block, 0, s>>>(type, wb, row_bytes, rows, k, x, y, ldy, n, accumulate);
     check_launch("mm_dequant");
 }
 

@@ -59,7 +59,8 @@ __global__ void rope_kernel(float *x, int64_t n_tokens, int64_t token_stride, in
     }
 }
 
-__global__ void silu_mul_kernel(const float *__restrict__ gate_up, float *__restrict__ act, int64_t n_ff, int64_t n_tokens) {
+__global__ void silu_mul_kernel(const float *__restrict__ gate_up, float *__restrict__ act, int64_t n_ff,
+                                int64_t n_tokens) {
     const int64_t total = n_ff * n_tokens;
     for (int64_t e = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; e < total; e += (int64_t)gridDim.x * blockDim.x) {
         const int64_t t = e / n_ff, i = e % n_ff;
@@ -98,10 +99,10 @@ template <> __device__ __forceinline__ __half to_cache<__half>(float v) { return
 __device__ __forceinline__ float from_cache(float v) { return v; }
 __device__ __forceinline__ float from_cache(__half v) { return __half2float(v); }
 
-template <class T>
-__global__ void kv_store_kernel(T *kc, T *vc, const float *__restrict__ k, const float *__restrict__ v,
-                                int64_t token_stride, int64_t n_tokens, int64_t pos_host, const int32_t *__restrict__ pos_dev,
-                                int64_t n_ctx, int64_t n_kv_heads, int64_t hd) {
+template <class T> __global__ void kv_store_kernel(T *kc, T *vc, const float *__restrict__ k,
+                                                   const float *__restrict__ v, int64_t token_stride, int64_t n_tokens,
+                                                   int64_t pos_host, const int32_t *__restrict__ pos_dev, int64_t n_ctx,
+                                                   int64_t n_kv_heads, int64_t hd) {
     const int64_t pos0 = pos_dev ? *pos_dev : pos_host;
     const int64_t total = n_tokens * n_kv_heads * hd;
     for (int64_t e = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; e < total; e += (int64_t)gridDim.x * blockDim.x) {
@@ -118,11 +119,11 @@ __global__ void kv_store_kernel(T *kc, T *vc, const float *__restrict__ k, const
 // lane + 32, ... of the query and of the running sum of V. The warps merge in shared memory
 // and write one partial (max, sum, acc[head_dim]) per split; attention_combine_kernel merges
 // the splits. A partial with no keys has max -inf and sum 0.
-template <class T>
-__global__ void __launch_bounds__(kAttnWarps * 32)
-attention_kernel(const T *__restrict__ kc, const T *__restrict__ vc, int64_t n_ctx, int64_t hd, int64_t group,
-                 const float *__restrict__ q, int64_t q_stride, int64_t pos_host, const int32_t *__restrict__ pos_dev,
-                 int64_t n_heads, int64_t window, float scale, int n_split, float *__restrict__ part) {
+template <class T> __global__ void __launch_bounds__(kAttnWarps * 32)
+    attention_kernel(const T *__restrict__ kc, const T *__restrict__ vc, int64_t n_ctx, int64_t hd, int64_t group,
+                     const float *__restrict__ q, int64_t q_stride, int64_t pos_host,
+                     const int32_t *__restrict__ pos_dev, int64_t n_heads, int64_t window, float scale, int n_split,
+                     float *__restrict__ part) {
     const int64_t pos0 = pos_dev ? *pos_dev : pos_host;
     constexpr int D = kMaxHeadDim / 32;
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
@@ -216,8 +217,8 @@ int split_count(int64_t n_tokens, int64_t n_heads, int64_t n_keys_max) {
 }
 
 // ---- H-LoRA: softmax over the experts, expansion to the rank slots, scale (ops/hlora.cpp) ----
-__global__ void hlora_mix_kernel(const float *__restrict__ logits_a, int64_t ra_rows, int64_t a_row,
-                                 int64_t n_experts, int64_t rank, float scale, float *__restrict__ g) {
+__global__ void hlora_mix_kernel(const float *__restrict__ logits_a, int64_t ra_rows, int64_t a_row, int64_t n_experts,
+                                 int64_t rank, float scale, float *__restrict__ g) {
     const int64_t c = blockIdx.x, per = rank / n_experts;
     const float *logits = logits_a + c * ra_rows, *a = logits + a_row;
     // every thread computes the same max and sum, in the CPU's order
@@ -248,7 +249,7 @@ void rope(float *x, int64_t n_tokens, int64_t token_stride, int64_t n_heads, int
     need(x && cos && sin, "rope: null pointer");
     const int64_t total = n_tokens * n_heads * (n_rot / 2);
     rope_kernel<<<grid_for(total, 256), 256, 0, as_stream(stream)>>>(x, n_tokens, token_stride, n_heads, head_dim,
-                                                                      n_rot / 2, cos, sin, pos0, pos0_dev);
+                                                                     n_rot / 2, cos, sin, pos0, pos0_dev);
     check_launch("rope");
 }
 
@@ -271,32 +272,32 @@ void get_rows(int type, const void *table, int64_t n, const int32_t *rows, int64
     need(table && rows && out, "get_rows: null pointer");
     const size_t row_bytes = (size_t)(n / dq_block_size(type)) * dq_block_bytes(type);
     get_rows_kernel<<<(unsigned)n_tokens, 128, 0, as_stream(stream)>>>(type, static_cast<const uint8_t *>(table),
-                                                                        row_bytes, n, rows, out);
+                                                                       row_bytes, n, rows, out);
     check_launch("get_rows");
 }
 
 void kv_store(const kv_cache_layer &kv, const float *k, const float *v, int64_t token_stride, int64_t n_tokens,
               int64_t pos0, void *stream, const int32_t *pos0_dev) {
     need(kv.type == HG_TYPE_F16 || kv.type == HG_TYPE_F32, "kv_store: cache type must be f16 or f32");
-    need(pos0 >= 0 && n_tokens > 0 && pos0 + n_tokens <= kv.n_ctx,
-         [&] {
-             return "kv_store: positions " + std::to_string(pos0) + ".." + std::to_string(pos0 + n_tokens - 1) +
-                    " outside a cache of " + std::to_string(kv.n_ctx);
-         });
+    need(pos0 >= 0 && n_tokens > 0 && pos0 + n_tokens <= kv.n_ctx, [&] {
+        return "kv_store: positions " + std::to_string(pos0) + ".." + std::to_string(pos0 + n_tokens - 1) +
+               " outside a cache of " + std::to_string(kv.n_ctx);
+    });
     const int64_t total = n_tokens * kv.n_kv_heads * kv.head_dim;
     cudaStream_t s = as_stream(stream);
     if (kv.type == HG_TYPE_F16)
-        kv_store_kernel<__half><<<grid_for(total, 256), 256, 0, s>>>(static_cast<__half *>(kv.k), static_cast<__half *>(kv.v),
-                                                                     k, v, token_stride, n_tokens, pos0, pos0_dev, kv.n_ctx,
-                                                                     kv.n_kv_heads, kv.head_dim);
+        kv_store_kernel<__half><<<grid_for(total, 256), 256, 0, s>>>(
+            static_cast<__half *>(kv.k), static_cast<__half *>(kv.v), k, v, token_stride, n_tokens, pos0, pos0_dev,
+            kv.n_ctx, kv.n_kv_heads, kv.head_dim);
     else
-        kv_store_kernel<float><<<grid_for(total, 256), 256, 0, s>>>(static_cast<float *>(kv.k), static_cast<float *>(kv.v),
-                                                                    k, v, token_stride, n_tokens, pos0, pos0_dev, kv.n_ctx,
-                                                                    kv.n_kv_heads, kv.head_dim);
+        kv_store_kernel<float><<<grid_for(total, 256), 256, 0, s>>>(
+            static_cast<float *>(kv.k), static_cast<float *>(kv.v), k, v, token_stride, n_tokens, pos0, pos0_dev,
+            kv.n_ctx, kv.n_kv_heads, kv.head_dim);
     check_launch("kv_store");
 }
 
-size_t attention_scratch_floats(int64_t n_tokens, int64_t n_heads, int64_t head_dim, int64_t n_ctx, int64_t sliding_window) {
+size_t attention_scratch_floats(int64_t n_tokens, int64_t n_heads, int64_t head_dim, int64_t n_ctx,
+                                int64_t sliding_window) {
     const int64_t n_keys_max = sliding_window > 0 ? std::min(n_ctx, sliding_window) : n_ctx;
     return (size_t)(n_tokens * n_heads * split_count(n_tokens, n_heads, n_keys_max) * (head_dim + 2));
 }
@@ -305,35 +306,37 @@ void attention(const kv_cache_layer &kv, const float *q, int64_t q_stride, int64
                int64_t n_heads, int64_t sliding_window, float *out, int64_t out_stride, float *scratch,
                size_t scratch_floats, void *stream, const int32_t *pos0_dev) {
     need(kv.type == HG_TYPE_F16 || kv.type == HG_TYPE_F32, "attention: cache type must be f16 or f32");
-    need(kv.head_dim > 0 && kv.head_dim <= kMaxHeadDim,
-         [&] { return "attention: head_dim " + std::to_string(kv.head_dim) + " (at most " + std::to_string(kMaxHeadDim) + ")"; });
-    need(kv.n_kv_heads > 0 && n_heads > 0 && n_heads % kv.n_kv_heads == 0 && n_heads <= 65535,
-         [&] { return "attention: " + std::to_string(n_heads) + " heads cannot share " + std::to_string(kv.n_kv_heads) + " kv heads"; });
+    need(kv.head_dim > 0 && kv.head_dim <= kMaxHeadDim, [&] {
+        return "attention: head_dim " + std::to_string(kv.head_dim) + " (at most " + std::to_string(kMaxHeadDim) + ")";
+    });
+    need(kv.n_kv_heads > 0 && n_heads > 0 && n_heads % kv.n_kv_heads == 0 && n_heads <= 65535, [&] {
+        return "attention: " + std::to_string(n_heads) + " heads cannot share " + std::to_string(kv.n_kv_heads) +
+               " kv heads";
+    });
     need(pos0 >= 0 && n_tokens > 0 && n_tokens <= 0x7fffffff && pos0 + n_tokens <= kv.n_ctx,
          "attention: positions outside the cache");
     // splits from the cache's size, not the position: one launch shape for every decode step
     // (a CUDA graph replays it), and the same sums whichever way a step runs
     const int64_t n_keys_max = sliding_window > 0 ? std::min(kv.n_ctx, sliding_window) : kv.n_ctx;
     const int n_split = split_count(n_tokens, n_heads, n_keys_max);
-    need(scratch && scratch_floats >= attention_scratch_floats(n_tokens, n_heads, kv.head_dim, kv.n_ctx, sliding_window),
+    need(scratch &&
+             scratch_floats >= attention_scratch_floats(n_tokens, n_heads, kv.head_dim, kv.n_ctx, sliding_window),
          "attention: scratch too small");
     const float scale = 1.0f / sqrtf((float)kv.head_dim);
     const int64_t group = n_heads / kv.n_kv_heads;
     cudaStream_t s = as_stream(stream);
     const dim3 grid((unsigned)n_tokens, (unsigned)n_heads, (unsigned)n_split);
     if (kv.type == HG_TYPE_F16)
-        attention_kernel<__half><<<grid, kAttnWarps * 32, 0, s>>>(static_cast<const __half *>(kv.k),
-                                                                 static_cast<const __half *>(kv.v), kv.n_ctx, kv.head_dim,
-                                                                 group, q, q_stride, pos0, pos0_dev, n_heads, sliding_window,
-                                                                 scale, n_split, scratch);
+        attention_kernel<__half><<<grid, kAttnWarps * 32, 0, s>>>(
+            static_cast<const __half *>(kv.k), static_cast<const __half *>(kv.v), kv.n_ctx, kv.head_dim, group, q,
+            q_stride, pos0, pos0_dev, n_heads, sliding_window, scale, n_split, scratch);
     else
-        attention_kernel<float><<<grid, kAttnWarps * 32, 0, s>>>(static_cast<const float *>(kv.k),
-                                                                static_cast<const float *>(kv.v), kv.n_ctx, kv.head_dim,
-                                                                group, q, q_stride, pos0, pos0_dev, n_heads, sliding_window,
-                                                                scale, n_split, scratch);
+        attention_kernel<float><<<grid, kAttnWarps * 32, 0, s>>>(
+            static_cast<const float *>(kv.k), static_cast<const float *>(kv.v), kv.n_ctx, kv.head_dim, group, q,
+            q_stride, pos0, pos0_dev, n_heads, sliding_window, scale, n_split, scratch);
     check_launch("attention");
     attention_combine_kernel<<<dim3((unsigned)n_tokens, (unsigned)n_heads), 128, 0, s>>>(scratch, n_split, kv.head_dim,
-                                                                                        n_heads, out, out_stride);
+                                                                                         n_heads, out, out_stride);
     check_launch("attention_combine");
 }
 
@@ -342,7 +345,8 @@ void hlora_mix(const float *logits_a, int64_t ra_rows, int64_t a_row, int64_t n_
     need(n_experts > 0 && rank > 0 && rank % n_experts == 0 && a_row >= n_experts && a_row + rank <= ra_rows,
          "hlora_mix: bad shape");
     need(n_tokens > 0 && n_tokens <= 0x7fffffff, "hlora_mix: bad token count");
-    hlora_mix_kernel<<<(unsigned)n_tokens, 64, 0, as_stream(stream)>>>(logits_a, ra_rows, a_row, n_experts, rank, scale, g);
+    hlora_mix_kernel<<<(unsigned)n_tokens, 64, 0, as_stream(stream)>>>(logits_a, ra_rows, a_row, n_experts, rank, scale,
+                                                                       g);
     check_launch("hlora_mix");
 }
 

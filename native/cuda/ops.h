@@ -29,18 +29,16 @@ bool matmul_supports(int type);
 void matmul_use_tensor_cores(bool on);
 // Device scratch bytes matmul needs for the activations of n columns of k.
 size_t matmul_scratch_bytes(int type, int64_t k, int64_t n);
-void matmul(int type, const void *w, int64_t rows, int64_t k, const float *x, int64_t n, float *y,
-            int64_t ldy, bool accumulate, void *scratch, size_t scratch_bytes, void *stream);
+void matmul(int type, const void *w, int64_t rows, int64_t k, const float *x, int64_t n, float *y, int64_t ldy,
+            bool accumulate, void *scratch, size_t scratch_bytes, void *stream);
 
 // ---- element-wise and per-row ops ----
 // ops/norm.h rms_norm: n_rows rows of n.
-void rms_norm(const float *x, const float *weight, float *y, int64_t n, int64_t n_rows, float eps,
-              void *stream);
+void rms_norm(const float *x, const float *weight, float *y, int64_t n, int64_t n_rows, float eps, void *stream);
 // ops/rope.h rope_apply with the tables indexed by position: token t rotates with row
 // pos0 + t of cos / sin (n_rot / 2 floats a row, as rope_cos_sin writes them).
-void rope(float *x, int64_t n_tokens, int64_t token_stride, int64_t n_heads, int64_t head_dim,
-          int n_rot, const float *cos, const float *sin, int64_t pos0, void *stream,
-          const int32_t *pos0_dev = nullptr);
+void rope(float *x, int64_t n_tokens, int64_t token_stride, int64_t n_heads, int64_t head_dim, int n_rot,
+          const float *cos, const float *sin, int64_t pos0, void *stream, const int32_t *pos0_dev = nullptr);
 // ops/activation.h silu_mul.
 void silu_mul(const float *gate_up, float *act, int64_t n_ff, int64_t n_tokens, void *stream);
 // y[i] += x[i], n values.
@@ -49,8 +47,7 @@ void add(float *y, const float *x, int64_t n, void *stream);
 // Embedding rows: out row t (n floats) = row rows[t] of `table` (n_table_rows rows of n values
 // of `type`, any type matmul_supports), dequantized; rows[t] < 0 leaves out row t alone.
 // rows is device memory; an index >= n_table_rows is a caller's bug, caught on the host.
-void get_rows(int type, const void *table, int64_t n, const int32_t *rows, int64_t n_tokens,
-              float *out, void *stream);
+void get_rows(int type, const void *table, int64_t n, const int32_t *rows, int64_t n_tokens, float *out, void *stream);
 
 // ---- attention (ops/attention.h) ----
 // One layer's cache on the device: K and V both [n_kv_heads][n_ctx][head_dim] of
@@ -65,21 +62,21 @@ struct kv_cache_layer {
 // graph of a decode step replays at every position.
 //
 // kv_store: token t's K at k + t * token_stride (n_kv_heads * head_dim floats), V likewise.
-void kv_store(const kv_cache_layer &kv, const float *k, const float *v, int64_t token_stride,
-              int64_t n_tokens, int64_t pos0, void *stream, const int32_t *pos0_dev = nullptr);
+void kv_store(const kv_cache_layer &kv, const float *k, const float *v, int64_t token_stride, int64_t n_tokens,
+              int64_t pos0, void *stream, const int32_t *pos0_dev = nullptr);
 // Scratch floats attention needs for its split-K partials (the split count follows the cache's
 // size and window, not the position).
 size_t attention_scratch_floats(int64_t n_tokens, int64_t n_heads, int64_t head_dim, int64_t n_ctx,
                                 int64_t sliding_window);
-void attention(const kv_cache_layer &kv, const float *q, int64_t q_stride, int64_t n_tokens,
-               int64_t pos0, int64_t n_heads, int64_t sliding_window, float *out, int64_t out_stride,
-               float *scratch, size_t scratch_floats, void *stream, const int32_t *pos0_dev = nullptr);
+void attention(const kv_cache_layer &kv, const float *q, int64_t q_stride, int64_t n_tokens, int64_t pos0,
+               int64_t n_heads, int64_t sliding_window, float *out, int64_t out_stride, float *scratch,
+               size_t scratch_floats, void *stream, const int32_t *pos0_dev = nullptr);
 
 // ---- H-LoRA epilogue (ops/hlora.cpp expert_mix) ----
 // logits_a: n_tokens columns of ra_rows floats (router logits at 0.., A x at a_row..);
 // g: n_tokens columns of rank floats = A x * softmax(router)[slot / (rank / n_experts)] * scale.
-void hlora_mix(const float *logits_a, int64_t ra_rows, int64_t a_row, int64_t n_experts, int64_t rank,
-               float scale, int64_t n_tokens, float *g, void *stream);
+void hlora_mix(const float *logits_a, int64_t ra_rows, int64_t a_row, int64_t n_experts, int64_t rank, float scale,
+               int64_t n_tokens, float *g, void *stream);
 
 // One adapter in device memory (ops/hlora.h HLoraAdapter, plain layouts).
 struct hlora_adapter {

@@ -38,7 +38,7 @@ struct Plan {
 };
 
 class CudaPhi3 final : public Phi3Device {
-public:
+  public:
     CudaPhi3(const Phi3Model &m, int kv_type, int64_t n_ctx, int64_t max_chunk, int64_t n_layers);
     std::string describe() const override { return describe_; }
     int64_t n_layers() const override { return n_layers_; }
@@ -46,7 +46,7 @@ public:
                     int plugin, float *hidden_out) override;
     void add_plugin(const HLoraPlugin &plugin) override;
 
-private:
+  private:
     struct Adapter {
         int64_t in = 0, out = 0, rank = 0, n_experts = 0, a_row = 0;
         float scale = 0;
@@ -130,7 +130,8 @@ CudaPhi3::CudaPhi3(const Phi3Model &m, int kv_type, int64_t n_ctx, int64_t max_c
     cuda_set_device(0);
     device_name_ = props.name;
     char cc[64];
-    std::snprintf(cc, sizeof cc, " (sm_%d%d, %.1f GiB)", props.cc_major, props.cc_minor, props.total_bytes / 1073741824.0);
+    std::snprintf(cc, sizeof cc, " (sm_%d%d, %.1f GiB)", props.cc_major, props.cc_minor,
+                  props.total_bytes / 1073741824.0);
     describe_ = "cuda: " + props.name + cc;
     if (kv_type != HG_TYPE_F16 && kv_type != HG_TYPE_F32) fail("cuda: KV cache type must be f16 or f32");
     if (hp_.head_dim > 256) fail("cuda: head_dim " + std::to_string(hp_.head_dim) + " (the kernels take up to 256)");
@@ -235,7 +236,7 @@ CudaPhi3::CudaPhi3(const Phi3Model &m, int kv_type, int64_t n_ctx, int64_t max_c
 
 void CudaPhi3::ensure_logits(int64_t rows) {
     if (rows <= logits_rows_) return;
-    drop_graphs(); // they hold the old buffer's address
+    drop_graphs();            // they hold the old buffer's address
     logits_ = DeviceBuffer(); // free before allocating the larger one
     logits_ = DeviceBuffer(4 * (size_t)(rows * hp_.n_vocab));
     logits_rows_ = rows;
@@ -247,7 +248,8 @@ void CudaPhi3::add_plugin(const HLoraPlugin &p) {
     auto plan_adapter = [&](const HLoraAdapter &ad) {
         for (int t : {ad.router_lora_a_type, ad.lora_b_type})
             if (is_packed(t) || !cuda::matmul_supports(t))
-                fail("cuda: plugin " + p.name() + ": adapter " + ad.name + " is in a layout the CUDA kernels do not read");
+                fail("cuda: plugin " + p.name() + ": adapter " + ad.name +
+                     " is in a layout the CUDA kernels do not read");
         plan.add(ad.router_lora_a.size()), plan.add(ad.lora_b.size());
         plan.add(cuda::matmul_scratch_bytes(ad.router_lora_a_type, ad.in, C));
     };
@@ -274,8 +276,9 @@ void CudaPhi3::add_plugin(const HLoraPlugin &p) {
             a.b = upload(ad->lora_b_type, ad->lora_b.data(), ad->out, ad->rank);
             lora_ra_max_ = std::max(lora_ra_max_, ad->ra_rows());
             lora_rank_max_ = std::max(lora_rank_max_, ad->rank);
-            mm_scratch_bytes_ = std::max({mm_scratch_bytes_, cuda::matmul_scratch_bytes(ad->router_lora_a_type, ad->in, C),
-                                          cuda::matmul_scratch_bytes(ad->lora_b_type, ad->rank, C)});
+            mm_scratch_bytes_ =
+                std::max({mm_scratch_bytes_, cuda::matmul_scratch_bytes(ad->router_lora_a_type, ad->in, C),
+                          cuda::matmul_scratch_bytes(ad->lora_b_type, ad->rank, C)});
             d.adapters.push_back(std::move(a));
         }
     }
@@ -301,7 +304,8 @@ void CudaPhi3::add_plugin(const HLoraPlugin &p) {
 void CudaPhi3::linear(const DevMatrix &w, const Adapter *ad, const float *x, int64_t n, float *y) {
     void *s = stream_.get();
     if (!ad) {
-        cuda::matmul(w.type, w.buf.get(), w.rows, w.cols, x, n, y, w.rows, false, mm_scratch_.get(), mm_scratch_.size(), s);
+        cuda::matmul(w.type, w.buf.get(), w.rows, w.cols, x, n, y, w.rows, false, mm_scratch_.get(), mm_scratch_.size(),
+                     s);
         return;
     }
     cuda::hlora_adapter a;
@@ -333,10 +337,12 @@ void CudaPhi3::eval_chunk(const int32_t *tokens, const float *embd, int64_t n, i
     bool any_base = false, any_own = false;
     for (int64_t t = 0; t < n; t++) {
         const int32_t tok = tokens[t];
-        if (tok == -1) given[t] = (int32_t)n_given++;
+        if (tok == -1)
+            given[t] = (int32_t)n_given++;
         else if (pl && pl->token_embd.rows && tok >= pl->embd_first && tok < pl->embd_first + pl->token_embd.rows)
             own[t] = (int32_t)(tok - pl->embd_first), any_own = true;
-        else base[t] = tok, any_base = true;
+        else
+            base[t] = tok, any_base = true;
     }
     if (n_given && !embd) fail("cuda eval: embedding rows expected");
     const int64_t n_logits = !logits || !head_ ? 0 : all_logits ? n : 1;
@@ -356,7 +362,8 @@ void CudaPhi3::decode_with_graph(int32_t token, int64_t pos0, float *logits, int
     const int64_t V = hp_.n_vocab;
     void *s = stream_.get();
     int32_t *in = step_in_->as<int32_t>(); // base row, own row, given row, position
-    const bool own = pl && pl->token_embd.rows && token >= pl->embd_first && token < pl->embd_first + pl->token_embd.rows;
+    const bool own =
+        pl && pl->token_embd.rows && token >= pl->embd_first && token < pl->embd_first + pl->token_embd.rows;
     in[0] = own ? -1 : token;
     in[1] = own ? (int32_t)(token - pl->embd_first) : -1;
     in[2] = -1;
@@ -391,7 +398,8 @@ void CudaPhi3::enqueue_forward(int64_t n, int64_t pos0, const int32_t *pos_dev, 
     const int64_t E = hp_.n_embd, Q = hp_.n_qkv(), F = hp_.n_ff, hd = hp_.head_dim, V = hp_.n_vocab;
     void *s = stream_.get();
     float *hidden = hidden_.as<float>(), *normed = normed_.as<float>(), *qkv = qkv_.as<float>();
-    float *attn = attn_.as<float>(), *proj = proj_.as<float>(), *gate_up = gate_up_.as<float>(), *act = act_.as<float>();
+    float *attn = attn_.as<float>(), *proj = proj_.as<float>(), *gate_up = gate_up_.as<float>(),
+          *act = act_.as<float>();
     const int32_t *d_rows = rows_.as<int32_t>();
     if (any_base) cuda::get_rows(token_embd_.type, token_embd_.buf.get(), E, d_rows, n, hidden, s);
     if (any_own) cuda::get_rows(pl->token_embd.type, pl->token_embd.buf.get(), E, d_rows + n, n, hidden, s);

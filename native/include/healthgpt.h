@@ -117,16 +117,14 @@ int hg_pool_size(const hg_pool *pool);
  * W: rows x k in `type` (row-major, one row = k values), X: n columns of k floats each
  * (contiguous, column after column), Y: n columns of `rows` floats. Activations are
  * quantized on the fly to the type the kernel pairs with W. Returns 0 or -1. */
-int hg_matmul(hg_pool *pool, int type, const void *w, int64_t rows, int64_t k,
-              const float *x, int64_t n, float *y);
+int hg_matmul(hg_pool *pool, int type, const void *w, int64_t rows, int64_t k, const float *x, int64_t n, float *y);
 /* Same product computed by the scalar reference, one thread: for tests. */
-int hg_matmul_ref(int type, const void *w, int64_t rows, int64_t k, const float *x,
-                  int64_t n, float *y);
+int hg_matmul_ref(int type, const void *w, int64_t rows, int64_t k, const float *x, int64_t n, float *y);
 
 /* Converts n_rows rows of row_len values from src_type to dst_type (dequantize to f32, then
  * the reference quantizer), rows shared among the pool's threads. Returns 0 or -1. */
-int hg_convert_rows(hg_pool *pool, int src_type, const void *src, int dst_type, void *dst,
-                    int64_t n_rows, int64_t row_len);
+int hg_convert_rows(hg_pool *pool, int src_type, const void *src, int dst_type, void *dst, int64_t n_rows,
+                    int64_t row_len);
 
 /* Measured read bandwidth of this machine in GB/s (1e9 bytes/s): the median of `reps`
  * passes over a buffer of `bytes` bytes summed by the pool's threads. Returns < 0 on error. */
@@ -205,13 +203,13 @@ const void *hg_gguf_tensor_data(const hg_gguf *f, int64_t t);
 typedef struct hg_model hg_model;
 
 typedef struct hg_model_params {
-    int n_ctx;     /* positions the KV cache holds; <= 0: the file's context_length */
-    int n_threads; /* <= 0: one per core */
-    int kv_type;   /* HG_TYPE_F16 (default) or HG_TYPE_F32 */
-    int repack;    /* 1 (default): q4_0 linears are regrouped at load for the kernels (faster;
+    int n_ctx;      /* positions the KV cache holds; <= 0: the file's context_length */
+    int n_threads;  /* <= 0: one per core */
+    int kv_type;    /* HG_TYPE_F16 (default) or HG_TYPE_F32 */
+    int repack;     /* 1 (default): q4_0 linears are regrouped at load for the kernels (faster;
                       they move from the file's mapping to the model's memory); 0: all read
                       in place from the mapping */
-    int gpu;       /* hg_gpu: HG_GPU_OFF (default), HG_GPU_AUTO or HG_GPU_CUDA. On CUDA the
+    int gpu;        /* hg_gpu: HG_GPU_OFF (default), HG_GPU_AUTO or HG_GPU_CUDA. On CUDA the
                       weights are uploaded once at load in their file types, the KV cache
                       lives in device memory, and only the logits come back to the host. */
     int gpu_layers; /* with a GPU: how many layers (the first ones) run there, the rest and the
@@ -239,8 +237,7 @@ const char *hg_model_backend(const hg_model *model);
  * decode (n = 1). logits: n_vocab floats for the last token, or n * n_vocab (token after
  * token) when all_logits; NULL to only fill the cache. Returns 0, or -1 with hg_last_error()
  * (a token outside the vocabulary, a sequence past n_ctx); on failure the cache is as before. */
-int hg_model_eval(hg_model *model, const int32_t *tokens, int n, int start_pos, float *logits,
-                  int all_logits);
+int hg_model_eval(hg_model *model, const int32_t *tokens, int n, int start_pos, float *logits, int all_logits);
 
 /* Forgets positions from_pos and later, keeping the prefix before it for reuse; 0 empties
  * the cache. A from_pos past n_past changes nothing. Returns 0 or -1. */
@@ -276,10 +273,10 @@ void hg_clip_free(hg_clip *clip);
 int hg_clip_image_size(const hg_clip *clip); /* pixels per side; -1 on a NULL tower */
 int hg_clip_patch_size(const hg_clip *clip);
 int hg_clip_n_embd(const hg_clip *clip);
-int hg_clip_n_patches(const hg_clip *clip);  /* rows of a feature map */
-int hg_clip_n_layer(const hg_clip *clip);    /* layers the file holds */
-int hg_clip_tap_layer(const hg_clip *clip, int tap);            /* hidden-state index of a tap */
-int hg_clip_projector_dim(const hg_clip *clip, int projector);  /* output width; 0: absent */
+int hg_clip_n_patches(const hg_clip *clip);                    /* rows of a feature map */
+int hg_clip_n_layer(const hg_clip *clip);                      /* layers the file holds */
+int hg_clip_tap_layer(const hg_clip *clip, int tap);           /* hidden-state index of a tap */
+int hg_clip_projector_dim(const hg_clip *clip, int projector); /* output width; 0: absent */
 /* clip.vision.image_mean / image_std (3 floats each) into mean and std; 0 or -1. */
 int hg_clip_image_norm(const hg_clip *clip, float *mean, float *std);
 
@@ -318,14 +315,12 @@ int hg_vqgan_get_info(const hg_vqgan *vq, hg_vqgan_info *info); /* 0 or -1 */
  * (optional) receives resolution^2 * out_ch bytes, row-major pixels, as taming's
  * custom_to_pil makes them (clamp to [-1, 1], (x + 1) / 2 * 255, truncated). Returns 0, or -1
  * (an index outside the codebook is named with its position). */
-int hg_vqgan_decode(hg_vqgan *vq, const int32_t *indices, int64_t n_indices, float *chw,
-                    uint8_t *rgb);
+int hg_vqgan_decode(hg_vqgan *vq, const int32_t *indices, int64_t n_indices, float *chw, uint8_t *rgb);
 
 /* An image of in_channels * resolution^2 floats, channel-major, in [-1, 1] -> latent^2
  * indices: the argmax of quantize.proj's logits at each position (the reference samples
  * with Gumbel noise; this is its deterministic mode). Returns 0 or -1. */
-int hg_vqgan_encode(hg_vqgan *vq, const float *chw, int64_t n_values, int32_t *indices,
-                    int64_t n_indices);
+int hg_vqgan_encode(hg_vqgan *vq, const float *chw, int64_t n_values, int32_t *indices, int64_t n_indices);
 
 /* ---- H-LoRA plugins (docs/model.md "H-LoRA"; the file format: README.md, "H-LoRA plugin files") ----
  * A plugin holds one task's adapters (router, lora_A, lora_B for every linear of the language
@@ -352,15 +347,15 @@ int hg_model_n_plugins(const hg_model *model);
 const char *hg_model_plugin_name(const hg_model *model, int plugin);
 
 /* hg_model_eval with a plugin: -1 for none, else an id from hg_model_load_plugin. */
-int hg_model_eval_plugin(hg_model *model, int plugin, const int32_t *tokens, int n, int start_pos,
-                         float *logits, int all_logits);
+int hg_model_eval_plugin(hg_model *model, int plugin, const int32_t *tokens, int n, int start_pos, float *logits,
+                         int all_logits);
 
 /* hg_model_eval_plugin where some positions take a vector in place of a token: wherever
  * tokens[i] is -1, the next row of embd (hg_model_n_embd() floats; rows in the order of the
  * -1s) enters the model as that position's embedding, e.g. projected image features.
  * embd may be NULL when no token is -1. */
-int hg_model_eval_embd(hg_model *model, int plugin, const int32_t *tokens, const float *embd, int n,
-                       int start_pos, float *logits, int all_logits);
+int hg_model_eval_embd(hg_model *model, int plugin, const int32_t *tokens, const float *embd, int n, int start_pos,
+                       float *logits, int all_logits);
 
 #ifdef __cplusplus
 }

@@ -34,7 +34,7 @@ struct HLoraRows {
 };
 
 class HLoraPlugin {
-public:
+  public:
     // Reads and validates the whole file against the base (every key, every tensor's presence,
     // shape, type and values); throws hg::Error naming the file and the key or tensor at fault.
     static std::unique_ptr<HLoraPlugin> load(std::unique_ptr<GGUFFile> file, const HLoraBaseShape &base,
@@ -58,7 +58,7 @@ public:
     const GGUFTensor *mm_2_weight() const { return mm_[2]; }
     const GGUFTensor *mm_2_bias() const { return mm_[3]; }
 
-private:
+  private:
     HLoraPlugin() = default;
 
     std::unique_ptr<GGUFFile> file_;

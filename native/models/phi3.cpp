@@ -60,7 +60,7 @@ Phi3KVCache::Phi3KVCache(const Phi3HParams &hp, int type, int64_t n_ctx) : type_
         v_.reset(new uint8_t[per_layer * hp.n_layer]);
     } catch (const std::bad_alloc &) {
         fail(HG_ERR_NO_MEMORY, "KV cache of " + std::to_string(2 * per_layer * hp.n_layer >> 20) + " MiB (n_ctx " +
-             std::to_string(n_ctx) + ") could not be allocated");
+                                   std::to_string(n_ctx) + ") could not be allocated");
     }
     for (int64_t il = 0; il < hp.n_layer; il++) {
         kv_layer l;
@@ -239,15 +239,16 @@ const HLoraPlugin &Phi3Model::plugin(int id) const {
     return *plugins_[(size_t)id];
 }
 
-void Phi3Model::eval(ThreadPool &pool, const int32_t *tokens, int64_t n_tokens, int64_t start_pos,
-                     float *logits, bool all_logits, int plugin_id, const float *embd) {
+void Phi3Model::eval(ThreadPool &pool, const int32_t *tokens, int64_t n_tokens, int64_t start_pos, float *logits,
+                     bool all_logits, int plugin_id, const float *embd) {
     if (!tokens || n_tokens <= 0) fail("eval: no tokens");
     if (start_pos != kv_.n_past())
         fail("eval: start_pos " + std::to_string(start_pos) + " but the KV cache holds " +
              std::to_string(kv_.n_past()) + " positions (kv_clear to reuse a shorter prefix)");
     if (start_pos + n_tokens > kv_.n_ctx())
-        fail(HG_ERR_CONTEXT_FULL, "eval: " + std::to_string(n_tokens) + " tokens at position " + std::to_string(start_pos) +
-             " would exceed the context of " + std::to_string(kv_.n_ctx()) + " tokens");
+        fail(HG_ERR_CONTEXT_FULL, "eval: " + std::to_string(n_tokens) + " tokens at position " +
+                                      std::to_string(start_pos) + " would exceed the context of " +
+                                      std::to_string(kv_.n_ctx()) + " tokens");
     const HLoraPlugin *plugin = plugin_id == -1 ? nullptr : &this->plugin(plugin_id);
     int64_t n_embd_rows = 0;
     for (int64_t i = 0; i < n_tokens; i++) {
@@ -260,9 +261,9 @@ void Phi3Model::eval(ThreadPool &pool, const int32_t *tokens, int64_t n_tokens, 
             continue;
         }
         if (tokens[i] < 0 || tokens[i] >= hp_.n_vocab)
-            fail("eval: token " + std::to_string(tokens[i]) + " at index " + std::to_string(i) +
-                 " (position " + std::to_string(start_pos + i) + ") is outside the vocabulary of " +
-                 std::to_string(hp_.n_vocab) + (tokens[i] == -1 ? " (-1 takes an embedding row: none given)" : ""));
+            fail("eval: token " + std::to_string(tokens[i]) + " at index " + std::to_string(i) + " (position " +
+                 std::to_string(start_pos + i) + ") is outside the vocabulary of " + std::to_string(hp_.n_vocab) +
+                 (tokens[i] == -1 ? " (-1 takes an embedding row: none given)" : ""));
     }
     try {
         const float *e = embd;
@@ -295,8 +296,8 @@ void Phi3Model::eval_chunk(ThreadPool &pool, const int32_t *tokens, const float 
                            int64_t first_layer) {
     const Phi3HParams &hp = hp_;
     const int64_t E = hp.n_embd, Q = hp.n_qkv(), F = hp.n_ff, hd = hp.head_dim;
-    std::vector<float> hidden_state(n * E), normed(n * E), qkv(n * Q), attn(n * E), proj(n * E),
-        gate_up(n * 2 * F), act(n * F);
+    std::vector<float> hidden_state(n * E), normed(n * E), qkv(n * Q), attn(n * E), proj(n * E), gate_up(n * 2 * F),
+        act(n * F);
 
     // Embedding rows, dequantized from whatever type token_embd has (the plugin's own rows
     // where it trained them), or the caller's vectors at positions whose token is -1; or, when
@@ -305,28 +306,34 @@ void Phi3Model::eval_chunk(ThreadPool &pool, const int32_t *tokens, const float 
     for (int64_t t = 0; t < n; t++)
         if (tokens[t] == -1) given[t] = embd, embd += E;
     const HLoraRows *own = plugin && plugin->token_embd().t ? &plugin->token_embd() : nullptr;
-    if (hidden_in) std::copy(hidden_in, hidden_in + n * E, hidden_state.begin());
-    else for_rows(pool, n, [&](int64_t r0, int64_t r1) {
-        for (int64_t t = r0; t < r1; t++) {
-            if (given[t]) {
-                std::copy(given[t], given[t] + E, &hidden_state[t * E]);
-            } else if (own && own->covers(tokens[t])) {
-                const int type = own->t->type;
-                type_traits(type)->to_float(own->t->data + (tokens[t] - own->first_row) * row_bytes(type, E),
-                                            &hidden_state[t * E], E);
-            } else {
-                const int type = token_embd_.type();
-                type_traits(type)->to_float(static_cast<const uint8_t *>(token_embd_.data()) + tokens[t] * row_bytes(type, E),
-                                            &hidden_state[t * E], E);
+    if (hidden_in)
+        std::copy(hidden_in, hidden_in + n * E, hidden_state.begin());
+    else
+        for_rows(pool, n, [&](int64_t r0, int64_t r1) {
+            for (int64_t t = r0; t < r1; t++) {
+                if (given[t]) {
+                    std::copy(given[t], given[t] + E, &hidden_state[t * E]);
+                } else if (own && own->covers(tokens[t])) {
+                    const int type = own->t->type;
+                    type_traits(type)->to_float(own->t->data + (tokens[t] - own->first_row) * row_bytes(type, E),
+                                                &hidden_state[t * E], E);
+                } else {
+                    const int type = token_embd_.type();
+                    type_traits(type)->to_float(static_cast<const uint8_t *>(token_embd_.data()) +
+                                                    tokens[t] * row_bytes(type, E),
+                                                &hidden_state[t * E], E);
+                }
             }
-        }
-    });
+        });
 
     // Every linear of a layer: W x alone, or with the plugin's adapter (never lm_head).
     auto linear = [&](const Phi3Weight &w, const HLoraAdapter *ad, int64_t rows, int64_t k, const float *x, float *y) {
-        if (!ad) matmul(pool, w.type(), w.data(), rows, k, x, n, y);
-        else if (plugin->fused()) hlora_linear(pool, *ad, w.type(), w.data(), x, n, y);
-        else hlora_linear_unfused(pool, *ad, w.type(), w.data(), x, n, y);
+        if (!ad)
+            matmul(pool, w.type(), w.data(), rows, k, x, n, y);
+        else if (plugin->fused())
+            hlora_linear(pool, *ad, w.type(), w.data(), x, n, y);
+        else
+            hlora_linear_unfused(pool, *ad, w.type(), w.data(), x, n, y);
     };
 
     std::vector<int32_t> pos(n);
@@ -341,8 +348,8 @@ void Phi3Model::eval_chunk(ThreadPool &pool, const int32_t *tokens, const float 
     };
     auto norm = [&](const Phi3Weight &w) {
         for_rows(pool, n, [&](int64_t r0, int64_t r1) {
-            rms_norm(&hidden_state[r0 * E], static_cast<const float *>(w.data()), &normed[r0 * E], E,
-                     r1 - r0, hp.rms_eps);
+            rms_norm(&hidden_state[r0 * E], static_cast<const float *>(w.data()), &normed[r0 * E], E, r1 - r0,
+                     hp.rms_eps);
         });
     };
 
@@ -366,9 +373,7 @@ void Phi3Model::eval_chunk(ThreadPool &pool, const int32_t *tokens, const float 
         // MLP block: gate_up_proj, silu(gate) * up, down_proj.
         norm(l.ffn_norm);
         linear(l.ffn_up, pl ? &pl->ffn_up : nullptr, 2 * F, E, normed.data(), gate_up.data());
-        for_rows(pool, n, [&](int64_t r0, int64_t r1) {
-            silu_mul(&gate_up[r0 * 2 * F], &act[r0 * F], F, r1 - r0);
-        });
+        for_rows(pool, n, [&](int64_t r0, int64_t r1) { silu_mul(&gate_up[r0 * 2 * F], &act[r0 * F], F, r1 - r0); });
         linear(l.ffn_down, pl ? &pl->ffn_down : nullptr, E, F, act.data(), proj.data());
         add_residual(proj);
     }
@@ -377,8 +382,8 @@ void Phi3Model::eval_chunk(ThreadPool &pool, const int32_t *tokens, const float 
     // lm_head on the rows asked for only: a decode or a prefill wanting the last token
     // skips n - 1 of the widest matmul.
     const int64_t first = all_logits ? 0 : n - 1, rows = n - first;
-    rms_norm(&hidden_state[first * E], static_cast<const float *>(output_norm_.data()), normed.data(), E,
-             rows, hp.rms_eps);
+    rms_norm(&hidden_state[first * E], static_cast<const float *>(output_norm_.data()), normed.data(), E, rows,
+             hp.rms_eps);
     matmul(pool, output_.type(), output_.data(), hp.n_vocab, E, normed.data(), rows, logits);
     if (plugin && plugin->output().t) {
         // the plugin's trained lm_head rows replace the base's for its token range

@@ -27,18 +27,18 @@
 namespace hg {
 
 struct Phi3HParams {
-    int64_t n_vocab = 0;       // rows of token_embd
-    int64_t n_ctx_train = 0;   // phi3.context_length
-    int64_t n_embd = 0;        // phi3.embedding_length (hidden size)
-    int64_t n_ff = 0;          // phi3.feed_forward_length
-    int64_t n_layer = 0;       // phi3.block_count
-    int64_t n_head = 0;        // phi3.attention.head_count
-    int64_t n_head_kv = 0;     // phi3.attention.head_count_kv (default: n_head)
-    int64_t head_dim = 0;      // n_embd / n_head
-    int n_rot = 0;             // phi3.rope.dimension_count (default: head_dim)
+    int64_t n_vocab = 0;             // rows of token_embd
+    int64_t n_ctx_train = 0;         // phi3.context_length
+    int64_t n_embd = 0;              // phi3.embedding_length (hidden size)
+    int64_t n_ff = 0;                // phi3.feed_forward_length
+    int64_t n_layer = 0;             // phi3.block_count
+    int64_t n_head = 0;              // phi3.attention.head_count
+    int64_t n_head_kv = 0;           // phi3.attention.head_count_kv (default: n_head)
+    int64_t head_dim = 0;            // n_embd / n_head
+    int n_rot = 0;                   // phi3.rope.dimension_count (default: head_dim)
     float rope_freq_base = 10000.0f; // phi3.rope.freq_base
-    float rms_eps = 1e-5f;     // phi3.attention.layer_norm_rms_epsilon
-    int64_t sliding_window = 0; // phi3.attention.sliding_window, 0: none
+    float rms_eps = 1e-5f;           // phi3.attention.layer_norm_rms_epsilon
+    int64_t sliding_window = 0;      // phi3.attention.sliding_window, 0: none
 
     int64_t n_qkv() const { return (n_head + 2 * n_head_kv) * head_dim; }
 };
@@ -60,7 +60,7 @@ struct Phi3Layer {
 
 // Keys and values of every layer for positions 0..n_ctx-1; n_past of them are filled.
 class Phi3KVCache {
-public:
+  public:
     Phi3KVCache(const Phi3HParams &hp, int type, int64_t n_ctx);
     int type() const { return type_; }
     int64_t n_ctx() const { return n_ctx_; }
@@ -68,7 +68,7 @@ public:
     void set_n_past(int64_t n) { n_past_ = n; }
     const kv_layer &layer(int64_t il) const { return layers_[il]; }
 
-private:
+  private:
     int type_;
     int64_t n_ctx_, n_past_ = 0;
     std::unique_ptr<uint8_t[]> k_, v_;
@@ -76,8 +76,8 @@ private:
 };
 
 struct Phi3Options {
-    int64_t n_ctx = 0;          // <= 0: the model's context_length
-    int kv_type = HG_TYPE_F16;  // HG_TYPE_F16 or HG_TYPE_F32
+    int64_t n_ctx = 0;         // <= 0: the model's context_length
+    int kv_type = HG_TYPE_F16; // HG_TYPE_F16 or HG_TYPE_F32
     // Pack the linears whose type has a packed layout (q4_0). Off: every weight is read in
     // place from the mapping (no copy at load, pages the kernel may evict under pressure).
     bool repack = true;
@@ -92,7 +92,7 @@ struct Phi3Options {
 };
 
 class Phi3Model {
-public:
+  public:
     // Reads and validates the hyper-parameters and every tensor (presence, shape, type);
     // throws hg::Error naming the file and the key or tensor at fault.
     static std::unique_ptr<Phi3Model> load(std::unique_ptr<GGUFFile> file, const Phi3Options &opt);
@@ -120,8 +120,8 @@ public:
     // not continue a prefix computed under another plugin (LanguageModel keys it).
     // embd: where tokens[i] is -1, the position takes the next row of embd (n_embd floats,
     // rows in order) in place of a token's embedding, e.g. projected image features.
-    void eval(ThreadPool &pool, const int32_t *tokens, int64_t n_tokens, int64_t start_pos,
-              float *logits, bool all_logits, int plugin = -1, const float *embd = nullptr);
+    void eval(ThreadPool &pool, const int32_t *tokens, int64_t n_tokens, int64_t start_pos, float *logits,
+              bool all_logits, int plugin = -1, const float *embd = nullptr);
 
     // Takes a plugin loaded against this model's shape (HLoraPlugin::load with base_shape());
     // returns its id. Plugins share the base weights and stay until the model is freed.
@@ -133,12 +133,12 @@ public:
     // Forgets positions from_pos.. so a shared prefix can be reused (0 clears everything).
     void kv_clear(int64_t from_pos);
 
-private:
+  private:
     Phi3Model() : kv_(Phi3HParams{}, HG_TYPE_F32, 0) {}
     // hidden_in: the hidden state after layer first_layer - 1 (a device ran the layers before),
     // in place of the embeddings.
-    void eval_chunk(ThreadPool &pool, const int32_t *tokens, const float *embd, int64_t n, int64_t pos0,
-                    float *logits, bool all_logits, const HLoraPlugin *plugin, const float *hidden_in = nullptr,
+    void eval_chunk(ThreadPool &pool, const int32_t *tokens, const float *embd, int64_t n, int64_t pos0, float *logits,
+                    bool all_logits, const HLoraPlugin *plugin, const float *hidden_in = nullptr,
                     int64_t first_layer = 0);
     void pack_weights(ThreadPool *pool);
     void use_device(int gpu, int64_t n_ctx, int kv_type, int64_t gpu_layers);

@@ -12,7 +12,7 @@
 namespace hg {
 
 class Phi3Device {
-public:
+  public:
     virtual ~Phi3Device() = default;
     // e.g. "cuda: NVIDIA H100 80GB HBM3 (sm_90, 79.1 GiB)"
     virtual std::string describe() const = 0;

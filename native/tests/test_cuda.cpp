@@ -131,7 +131,8 @@ void check_matmul(int type, const MatmulCase &mc, uint32_t seed, bool accumulate
     Dev dw = Dev::of(w), dx = Dev::of(x), dy = Dev::of(y0);
     const size_t sb = hg::cuda::matmul_scratch_bytes(type, k, n);
     Dev ds(std::max<size_t>(sb, 1));
-    hg::cuda::matmul(type, dw.p<void>(), rows, k, dx.p<float>(), n, dy.p<float>(), ldy, accumulate, ds.p<void>(), sb, nullptr);
+    hg::cuda::matmul(type, dw.p<void>(), rows, k, dx.p<float>(), n, dy.p<float>(), ldy, accumulate, ds.p<void>(), sb,
+                     nullptr);
     const std::vector<float> y = dy.read<float>(y0.size());
 
     const bool same_pairing = type == HG_TYPE_Q4_0 || type == HG_TYPE_Q8_0 || type == HG_TYPE_F32 ||
@@ -145,7 +146,8 @@ void check_matmul(int type, const MatmulCase &mc, uint32_t seed, bool accumulate
             const float got = y[(size_t)(c * ldy + r)], before = y0[(size_t)(c * ldy + r)];
             if (r >= rows) { // the gap between columns is never written
                 if (std::memcmp(&got, &before, 4) != 0 && bad++ < 3)
-                    std::fprintf(stderr, "    %s: gap at col %lld row %lld written\n", name_of(type), (long long)c, (long long)r);
+                    std::fprintf(stderr, "    %s: gap at col %lld row %lld written\n", name_of(type), (long long)c,
+                                 (long long)r);
                 continue;
             }
             double ref = 0, mag = 0;
@@ -161,12 +163,14 @@ void check_matmul(int type, const MatmulCase &mc, uint32_t seed, bool accumulate
                 ok = std::fabs(got - cw) <= 2 * tol + (accumulate ? 1e-6 : 0.0);
             }
             if (!ok && bad++ < 3)
-                std::fprintf(stderr, "    %s %lldx%lldx%lld: y[%lld][%lld] gpu %.9g want %.9g (tol %.3g)\n", name_of(type),
-                             (long long)rows, (long long)k, (long long)n, (long long)c, (long long)r, got, want, tol);
+                std::fprintf(stderr, "    %s %lldx%lldx%lld: y[%lld][%lld] gpu %.9g want %.9g (tol %.3g)\n",
+                             name_of(type), (long long)rows, (long long)k, (long long)n, (long long)c, (long long)r,
+                             got, want, tol);
         }
     }
     CHECK_MSG(bad == 0, std::string(name_of(type)) + " " + std::to_string(rows) + "x" + std::to_string(k) + "x" +
-                            std::to_string(n) + (accumulate ? " accumulate" : "") + ": " + std::to_string(bad) + " wrong");
+                            std::to_string(n) + (accumulate ? " accumulate" : "") + ": " + std::to_string(bad) +
+                            " wrong");
 }
 
 const int kQuantTypes[] = {HG_TYPE_Q4_0, HG_TYPE_Q8_0, HG_TYPE_Q4_1, HG_TYPE_Q5_0, HG_TYPE_Q5_1};
@@ -186,8 +190,9 @@ int count_diff(const std::vector<float> &a, const std::vector<float> &b, double 
     double mx = 0;
     for (float v : b) mx = std::max(mx, (double)std::fabs(v));
     for (size_t i = 0; i < a.size(); i++) {
-        const bool ok = tol_rel == 0 ? std::memcmp(&a[i], &b[i], 4) == 0
-                                     : std::isfinite(a[i]) && std::fabs((double)a[i] - b[i]) <= tol_rel * std::max(1e-30, mx);
+        const bool ok = tol_rel == 0
+                            ? std::memcmp(&a[i], &b[i], 4) == 0
+                            : std::isfinite(a[i]) && std::fabs((double)a[i] - b[i]) <= tol_rel * std::max(1e-30, mx);
         if (!ok && bad++ < 3) std::fprintf(stderr, "    %s [%zu] gpu %.9g cpu %.9g\n", what, i, a[i], b[i]);
     }
     return bad;
@@ -356,7 +361,8 @@ TEST(dequantize_q8_0_device_unaligned_source) {
 TEST(matmul_every_type_odd_shapes) {
     if (!have_device()) return;
     uint32_t seed = 1;
-    const MatmulCase q_cases[] = {{1, 32, 1}, {7, 64, 3}, {33, 96, 1}, {130, 256, 9}, {67, 3072 / 8, 17}, {5, 1024, 8}, {300, 160, 2}};
+    const MatmulCase q_cases[] = {{1, 32, 1},         {7, 64, 3},   {33, 96, 1},  {130, 256, 9},
+                                  {67, 3072 / 8, 17}, {5, 1024, 8}, {300, 160, 2}};
     for (int t : kQuantTypes)
         for (const MatmulCase &c : q_cases) check_matmul(t, c, seed++, false);
     const MatmulCase k_cases[] = {{1, 256, 1}, {13, 256, 3}, {37, 512, 9}, {129, 768, 1}};
@@ -419,7 +425,8 @@ TEST(get_rows_every_type_matches_cpu_dequantize) {
         for (int64_t n : {256, 512}) {
             const std::vector<uint8_t> table = make_weights(t, 11, n, rng);
             const std::vector<float> want = cpu_rows(t, table, n, rows);
-            Dev dt = Dev::of(table), dr = Dev::of(rows), dout = Dev::of(std::vector<float>(rows.size() * (size_t)n, -5.0f));
+            Dev dt = Dev::of(table), dr = Dev::of(rows),
+                dout = Dev::of(std::vector<float>(rows.size() * (size_t)n, -5.0f));
             hg::cuda::get_rows(t, dt.p<void>(), n, dr.p<int32_t>(), (int64_t)rows.size(), dout.p<float>(), nullptr);
             const std::vector<float> got = dout.read<float>(want.size());
             // the same dequantization: bit for bit (rows of -1 keep their -5)
@@ -451,7 +458,8 @@ TEST(rope_matches_cpu_bit_for_bit) {
         int n_rot;
         int64_t pos0;
     };
-    for (const C c : {C{1, 1, 2, 2, 0}, C{5, 3, 16, 12, 7}, C{9, 6, 96, 96, 1000}, C{4, 40, 128, 64, 31}, C{3, 5, 80, 32, 3}}) {
+    for (const C c :
+         {C{1, 1, 2, 2, 0}, C{5, 3, 16, 12, 7}, C{9, 6, 96, 96, 1000}, C{4, 40, 128, 64, 31}, C{3, 5, 80, 32, 3}}) {
         const int64_t stride = c.n_heads * c.head_dim + 5, n_ctx = c.pos0 + c.n_tokens, half = c.n_rot / 2;
         std::vector<int32_t> pos((size_t)n_ctx);
         for (int64_t p = 0; p < n_ctx; p++) pos[(size_t)p] = (int32_t)p;
@@ -496,9 +504,11 @@ TEST(attention_matches_cpu_gqa_window_long_context) {
         int type;
     };
     const C cases[] = {
-        {4, 2, 16, 12, 0, 0, HG_TYPE_F32},     {4, 2, 16, 1, 11, 0, HG_TYPE_F16},    {4, 4, 16, 7, 3, 5, HG_TYPE_F16},
-        {6, 2, 96, 1, 1500, 0, HG_TYPE_F16},   {6, 3, 80, 9, 40, 0, HG_TYPE_F32},    {32, 32, 96, 1, 4000, 0, HG_TYPE_F16},
-        {40, 10, 128, 3, 700, 256, HG_TYPE_F16}, {2, 1, 256, 2, 70, 0, HG_TYPE_F16}, {3, 1, 40, 33, 0, 0, HG_TYPE_F16},
+        {4, 2, 16, 12, 0, 0, HG_TYPE_F32},       {4, 2, 16, 1, 11, 0, HG_TYPE_F16},
+        {4, 4, 16, 7, 3, 5, HG_TYPE_F16},        {6, 2, 96, 1, 1500, 0, HG_TYPE_F16},
+        {6, 3, 80, 9, 40, 0, HG_TYPE_F32},       {32, 32, 96, 1, 4000, 0, HG_TYPE_F16},
+        {40, 10, 128, 3, 700, 256, HG_TYPE_F16}, {2, 1, 256, 2, 70, 0, HG_TYPE_F16},
+        {3, 1, 40, 33, 0, 0, HG_TYPE_F16},
     };
     for (const C &c : cases) {
         const int64_t n_ctx = c.pos0 + c.n_tokens + 3, kvw = c.n_kv * c.hd, qs = c.n_heads * c.hd + 2 * kvw;
@@ -507,12 +517,14 @@ TEST(attention_matches_cpu_gqa_window_long_context) {
         const std::vector<float> kvrows = randn((size_t)(n_fill * qs), rng);
         std::vector<uint8_t> kc((size_t)hg::kv_layer_bytes(c.type, n_ctx, c.n_kv, c.hd)), vc(kc.size());
         hg::kv_layer cpu;
-        cpu.type = c.type, cpu.k = kc.data(), cpu.v = vc.data(), cpu.n_ctx = n_ctx, cpu.n_kv_heads = c.n_kv, cpu.head_dim = c.hd;
+        cpu.type = c.type, cpu.k = kc.data(), cpu.v = vc.data(), cpu.n_ctx = n_ctx, cpu.n_kv_heads = c.n_kv,
+        cpu.head_dim = c.hd;
         const float *k0 = kvrows.data() + c.n_heads * c.hd, *v0 = k0 + kvw;
         hg::kv_store(cpu, k0, v0, qs, n_fill, 0);
         Dev dkv = Dev::of(kvrows), dk(kc.size()), dv(vc.size());
         hg::cuda::kv_cache_layer gpu;
-        gpu.type = c.type, gpu.k = dk.p<void>(), gpu.v = dv.p<void>(), gpu.n_ctx = n_ctx, gpu.n_kv_heads = c.n_kv, gpu.head_dim = c.hd;
+        gpu.type = c.type, gpu.k = dk.p<void>(), gpu.v = dv.p<void>(), gpu.n_ctx = n_ctx, gpu.n_kv_heads = c.n_kv,
+        gpu.head_dim = c.hd;
         // stored in two calls, as a prefill then a chunk would
         const float *dk0 = dkv.p<float>() + c.n_heads * c.hd, *dv0 = dk0 + kvw;
         if (c.pos0 > 0) hg::cuda::kv_store(gpu, dk0, dv0, qs, c.pos0, 0, nullptr);
@@ -545,11 +557,14 @@ TEST(hlora_linear_matches_cpu) {
         int w_type, ad_type;
         int64_t in, out, rank, experts, n;
     };
-    const C cases[] = {{HG_TYPE_F32, HG_TYPE_F32, 64, 96, 8, 4, 1},   {HG_TYPE_Q8_0, HG_TYPE_F16, 96, 64, 16, 4, 5},
-                       {HG_TYPE_Q4_0, HG_TYPE_Q8_0, 256, 320, 64, 4, 3}, {HG_TYPE_F16, HG_TYPE_BF16, 64, 33, 6, 3, 9},
+    const C cases[] = {{HG_TYPE_F32, HG_TYPE_F32, 64, 96, 8, 4, 1},
+                       {HG_TYPE_Q8_0, HG_TYPE_F16, 96, 64, 16, 4, 5},
+                       {HG_TYPE_Q4_0, HG_TYPE_Q8_0, 256, 320, 64, 4, 3},
+                       {HG_TYPE_F16, HG_TYPE_BF16, 64, 33, 6, 3, 9},
                        {HG_TYPE_Q4_K, HG_TYPE_F32, 256, 40, 8, 2, 2}};
     for (const C &c : cases) {
-        const std::vector<float> R = randn((size_t)(c.experts * c.in), rng), A = randn((size_t)(c.rank * c.in), rng, 0.2f),
+        const std::vector<float> R = randn((size_t)(c.experts * c.in), rng),
+                                 A = randn((size_t)(c.rank * c.in), rng, 0.2f),
                                  B = randn((size_t)(c.out * c.rank), rng, 0.2f);
         hg::HLoraTensor tr{HG_TYPE_F32, R.data(), c.experts, c.in}, ta{HG_TYPE_F32, A.data(), c.rank, c.in},
             tb{HG_TYPE_F32, B.data(), c.out, c.rank};
@@ -568,15 +583,19 @@ TEST(hlora_linear_matches_cpu) {
         Dev ds(sb);
         hg::cuda::hlora_adapter da;
         da.ra_type = ad.router_lora_a_type, da.b_type = ad.lora_b_type, da.ra = dra.p<void>(), da.b = db.p<void>();
-        da.in = c.in, da.out = c.out, da.rank = c.rank, da.n_experts = c.experts, da.a_row = ad.a_row, da.ra_rows = ad.ra_rows();
+        da.in = c.in, da.out = c.out, da.rank = c.rank, da.n_experts = c.experts, da.a_row = ad.a_row,
+        da.ra_rows = ad.ra_rows();
         da.scale = ad.scale();
-        hg::cuda::hlora_linear(c.w_type, dw.p<void>(), da, dx.p<float>(), c.n, dy.p<float>(), dla.p<float>(), dg.p<float>(),
-                               ds.p<void>(), sb, nullptr);
+        hg::cuda::hlora_linear(c.w_type, dw.p<void>(), da, dx.p<float>(), c.n, dy.p<float>(), dla.p<float>(),
+                               dg.p<float>(), ds.p<void>(), sb, nullptr);
         // f32 / f16 adapters: float rounding alone. bf16 / q8_0 adapters round g (which differs
         // between the two in its last bits) before B: a value on a rounding boundary may go either
         // way, one bf16 / q8_0 step of one g value. K-quant weights meet f32 activations on the
         // GPU, q8_K ones on the CPU.
-        const double tol = c.w_type == HG_TYPE_Q4_K ? 2e-2 : c.ad_type == HG_TYPE_Q8_0 ? 1e-2 : c.ad_type == HG_TYPE_BF16 ? 3e-3 : 1e-4;
+        const double tol = c.w_type == HG_TYPE_Q4_K    ? 2e-2
+                           : c.ad_type == HG_TYPE_Q8_0 ? 1e-2
+                           : c.ad_type == HG_TYPE_BF16 ? 3e-3
+                                                       : 1e-4;
         CHECK_MSG(count_diff(dy.read<float>(want.size()), want, tol, "hlora_linear") == 0,
                   std::string("w ") + name_of(c.w_type) + ", adapters " + name_of(c.ad_type));
     }
@@ -651,8 +670,9 @@ TEST(phi3_fixtures_on_cuda_match_cpu) {
         int kv_type;
         double tol; // f32 / f16 weights: float rounding alone; q8_0: a quant step may flip
     };
-    for (const V &v : {V{"gqa.f32", HG_TYPE_F32, 1e-4}, V{"gqa.f32", HG_TYPE_F16, 1e-4}, V{"gqa.f16", HG_TYPE_F16, 1e-4},
-                       V{"gqa.q8_0", HG_TYPE_F16, 1e-2}, V{"swa.f32", HG_TYPE_F32, 1e-4}, V{"swa.q8_0", HG_TYPE_F16, 1e-2}}) {
+    for (const V &v :
+         {V{"gqa.f32", HG_TYPE_F32, 1e-4}, V{"gqa.f32", HG_TYPE_F16, 1e-4}, V{"gqa.f16", HG_TYPE_F16, 1e-4},
+          V{"gqa.q8_0", HG_TYPE_F16, 1e-2}, V{"swa.f32", HG_TYPE_F32, 1e-4}, V{"swa.q8_0", HG_TYPE_F16, 1e-2}}) {
         const std::string path = std::string("test/fixtures/phi3/") + v.name + ".gguf";
         const Reference ref = read_reference(std::string("test/fixtures/phi3/") + v.name + ".logits");
         CHECK(ref.ok);
@@ -674,7 +694,8 @@ TEST(plugins_and_embedding_rows_on_cuda_match_cpu) {
     CHECK(ref.ok);
     if (!ref.ok) return;
     for (const char *base : {"base.f32", "base.q8_0"}) {
-        hg_model *cpu = load(dir + base + ".gguf", HG_TYPE_F16, HG_GPU_OFF), *gpu = load(dir + base + ".gguf", HG_TYPE_F16, HG_GPU_CUDA);
+        hg_model *cpu = load(dir + base + ".gguf", HG_TYPE_F16, HG_GPU_OFF),
+                 *gpu = load(dir + base + ".gguf", HG_TYPE_F16, HG_GPU_CUDA);
         if (!cpu || !gpu) {
             hg_model_free(cpu), hg_model_free(gpu);
             continue;
@@ -685,7 +706,8 @@ TEST(plugins_and_embedding_rows_on_cuda_match_cpu) {
             const int pg = hg_model_load_plugin(gpu, (dir + plugin + ".gguf").c_str(), nullptr);
             CHECK_MSG(pc >= 0 && pg >= 0, hg_last_error());
             if (pc < 0 || pg < 0) continue;
-            compare_models(cpu, gpu, pc, pg, ref.tokens, std::string(plugin).find("f32") != std::string::npos ? tol : std::max(tol, 1e-3),
+            compare_models(cpu, gpu, pc, pg, ref.tokens,
+                           std::string(plugin).find("f32") != std::string::npos ? tol : std::max(tol, 1e-3),
                            std::string(base) + " + " + plugin);
         }
         compare_models(cpu, gpu, -1, -1, ref.tokens, tol, std::string(base) + ", no plugin after plugins");
@@ -720,9 +742,11 @@ TEST(first_layers_on_cuda_the_rest_on_cpu_match_cpu) {
         CHECK_MSG(b.find("layers 0..0 of 2") != std::string::npos, b);
         compare_models(cpu, split, -1, -1, ref.tokens, 1e-4, "base.f32, 1 of 2 layers on cuda");
         const std::string plugin = dir + "generation.f32.gguf"; // own token_embd and output rows
-        const int pc = hg_model_load_plugin(cpu, plugin.c_str(), nullptr), ps = hg_model_load_plugin(split, plugin.c_str(), nullptr);
+        const int pc = hg_model_load_plugin(cpu, plugin.c_str(), nullptr),
+                  ps = hg_model_load_plugin(split, plugin.c_str(), nullptr);
         CHECK_MSG(pc >= 0 && ps >= 0, hg_last_error());
-        if (pc >= 0 && ps >= 0) compare_models(cpu, split, pc, ps, ref.tokens, 1e-4, "base.f32 + generation.f32, 1 of 2 layers");
+        if (pc >= 0 && ps >= 0)
+            compare_models(cpu, split, pc, ps, ref.tokens, 1e-4, "base.f32 + generation.f32, 1 of 2 layers");
     }
     hg_model_free(cpu);
     hg_model_free(split);

@@ -16,9 +16,7 @@
 
 namespace {
 
-double now_s() {
-    return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
-}
+double now_s() { return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count(); }
 
 double median(std::vector<double> v) {
     std::sort(v.begin(), v.end());
@@ -26,7 +24,8 @@ double median(std::vector<double> v) {
 }
 
 int usage() {
-    std::fprintf(stderr, "usage: bench_phi3 MODEL.gguf [--gpu off|auto|cuda] [-p 512] [-n 128] [-r 3] [-t threads] [-c ctx] [-ngl layers]\n");
+    std::fprintf(stderr, "usage: bench_phi3 MODEL.gguf [--gpu off|auto|cuda] [-p 512] [-n 128] [-r 3] [-t threads] [-c "
+                         "ctx] [-ngl layers]\n");
     return 2;
 }
 
@@ -40,14 +39,22 @@ int main(int argc, char **argv) {
         const std::string a = argv[i];
         if (i + 1 >= argc) return usage();
         const std::string v = argv[++i];
-        if (a == "--gpu") gpu = v == "off" ? HG_GPU_OFF : v == "cuda" ? HG_GPU_CUDA : v == "auto" ? HG_GPU_AUTO : -1;
-        else if (a == "-p") n_prompt = std::atoi(v.c_str());
-        else if (a == "-n") n_gen = std::atoi(v.c_str());
-        else if (a == "-r") reps = std::atoi(v.c_str());
-        else if (a == "-t") threads = std::atoi(v.c_str());
-        else if (a == "-c") n_ctx = std::atoi(v.c_str());
-        else if (a == "-ngl") gpu_layers = std::atoi(v.c_str());
-        else return usage();
+        if (a == "--gpu")
+            gpu = v == "off" ? HG_GPU_OFF : v == "cuda" ? HG_GPU_CUDA : v == "auto" ? HG_GPU_AUTO : -1;
+        else if (a == "-p")
+            n_prompt = std::atoi(v.c_str());
+        else if (a == "-n")
+            n_gen = std::atoi(v.c_str());
+        else if (a == "-r")
+            reps = std::atoi(v.c_str());
+        else if (a == "-t")
+            threads = std::atoi(v.c_str());
+        else if (a == "-c")
+            n_ctx = std::atoi(v.c_str());
+        else if (a == "-ngl")
+            gpu_layers = std::atoi(v.c_str());
+        else
+            return usage();
     }
     if (gpu < 0 || n_prompt < 0 || n_gen < 0 || reps < 1) return usage();
     hg_model_params p = hg_model_default_params();
@@ -102,7 +109,8 @@ int main(int argc, char **argv) {
     if (n_gen > 0) std::printf("tg%d: %.2f tok/s (median of %d)\n", n_gen, median(tg), reps);
     std::string b;
     for (const char *c = backend; *c; c++) b += *c == '"' || *c == '\\' ? '\'' : *c;
-    std::printf("{\"engine\":\"healthgpt\",\"backend\":\"%s\",\"n_prompt\":%d,\"pp_tok_s\":%.3f,\"n_gen\":%d,\"tg_tok_s\":%.3f,\"load_s\":%.3f}\n",
+    std::printf("{\"engine\":\"healthgpt\",\"backend\":\"%s\",\"n_prompt\":%d,\"pp_tok_s\":%.3f,\"n_gen\":%d,\"tg_tok_"
+                "s\":%.3f,\"load_s\":%.3f}\n",
                 b.c_str(), n_prompt, median(pp), n_gen, median(tg), load_s);
     hg_model_free(m);
     return 0;

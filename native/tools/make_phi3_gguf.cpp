@@ -138,18 +138,30 @@ int main(int argc, char **argv) {
         const std::string v = argv[++i];
         const uint32_t n = (uint32_t)std::strtoul(v.c_str(), nullptr, 10);
         if (a == "--type") {
-            if (v == "q4_0") type = HG_TYPE_Q4_0;
-            else if (v == "q8_0") type = HG_TYPE_Q8_0;
-            else if (v == "f16") type = HG_TYPE_F16;
-            else return usage();
-        } else if (a == "--layers") s.layers = n;
-        else if (a == "--vocab") s.vocab = n;
-        else if (a == "--hidden") s.hidden = n;
-        else if (a == "--ffn") s.ffn = n;
-        else if (a == "--heads") s.heads = n;
-        else if (a == "--kv-heads") s.kv_heads = n;
-        else if (a == "--context") s.context = n;
-        else return usage();
+            if (v == "q4_0")
+                type = HG_TYPE_Q4_0;
+            else if (v == "q8_0")
+                type = HG_TYPE_Q8_0;
+            else if (v == "f16")
+                type = HG_TYPE_F16;
+            else
+                return usage();
+        } else if (a == "--layers")
+            s.layers = n;
+        else if (a == "--vocab")
+            s.vocab = n;
+        else if (a == "--hidden")
+            s.hidden = n;
+        else if (a == "--ffn")
+            s.ffn = n;
+        else if (a == "--heads")
+            s.heads = n;
+        else if (a == "--kv-heads")
+            s.kv_heads = n;
+        else if (a == "--context")
+            s.context = n;
+        else
+            return usage();
     }
     if (!s.layers || !s.heads || !s.kv_heads || s.hidden % s.heads || s.heads % s.kv_heads || s.hidden % 32 ||
         s.ffn % 32 || s.vocab < 300) {
@@ -225,8 +237,10 @@ int main(int argc, char **argv) {
     }
     long pos = std::ftell(f);
     const std::vector<uint8_t> zeros(align, 0);
-    if (pos < 0) w.ok = false;
-    else w.bytes(zeros.data(), (size_t)((align - (uint64_t)pos % align) % align));
+    if (pos < 0)
+        w.ok = false;
+    else
+        w.bytes(zeros.data(), (size_t)((align - (uint64_t)pos % align) % align));
 
     Rng rng{0x9e3779b9u};
     std::vector<uint8_t> data;
@@ -247,7 +261,7 @@ int main(int argc, char **argv) {
         std::fprintf(stderr, "make_phi3_gguf: writing %s failed\n", out.c_str());
         return 1;
     }
-    std::printf("make_phi3_gguf: %s (%u layers, hidden %u, ffn %u, vocab %u, %.2f GB)\n", out.c_str(), s.layers, s.hidden,
-                s.ffn, s.vocab, (double)off / 1e9);
+    std::printf("make_phi3_gguf: %s (%u layers, hidden %u, ffn %u, vocab %u, %.2f GB)\n", out.c_str(), s.layers,
+                s.hidden, s.ffn, s.vocab, (double)off / 1e9);
     return 0;
 }
