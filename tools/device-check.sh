@@ -126,9 +126,9 @@ run_test() { # name, seconds
   timeout "$limit" "$BUILD/$name" > "$WORK/$name.log" 2>&1
   rc=$?
   local verdict
-  verdict=$(grep -E '^[0-9]+ passed, [0-9]+ failed' "$WORK/$name.log" | tail -1)
+  verdict=$(grep -E '^[0-9]+ passed, ([0-9]+ skipped, )?[0-9]+ failed' "$WORK/$name.log" | tail -1)
   say "$name: rc $rc, ${verdict:-no verdict (crashed or timed out)}"
-  grep -E '^ *FAIL|skipped' "$WORK/$name.log" | head -20 | sed 's/^/    /' | tee -a "$SUMMARY"
+  grep -E '^ *FAIL|^skip|skipped' "$WORK/$name.log" | head -20 | sed 's/^/    /' | tee -a "$SUMMARY"
 }
 run_test test_cuda 150
 grep -E '^    .*(prefill|embedding rows)|device 0' "$WORK/test_cuda.log" | sed 's/^/  /' | tee -a "$SUMMARY"

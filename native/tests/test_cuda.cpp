@@ -1,9 +1,10 @@
 // The CUDA backend against the CPU engine, op by op on the same inputs over odd shapes and
 // every weight type (the pattern of llama.cpp's test-backend-ops), then whole models: the
 // golden Phi-3 fixtures' logits and greedy tokens on CUDA against the CPU, with and without
-// H-LoRA plugins and embedding rows. Without a device every GPU test prints
-// "skipped: no CUDA device" and passes; what runs everywhere: the device query, the errors
-// a machine without a GPU must give, and gpu 'auto' falling back to the CPU.
+// H-LoRA plugins and embedding rows. Without a device the binary prints "skipped: no CUDA
+// device" (with CUDA's reason) and every GPU test ends as skipped; what runs everywhere: the
+// device query, argument checks, the errors a machine without a GPU must give, and gpu
+// 'auto' falling back to the CPU.
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
@@ -34,16 +35,15 @@ namespace {
 constexpr int QK = 32;
 constexpr int BLOCK_BYTES = 34;
 
-bool have_device() {
-    static const bool have = [] {
-        const int n = hg::cuda_device_count();
-        if (n == 0) {
-            const std::string why = hg::cuda_status();
-            std::printf("skipped: no CUDA device%s%s\n", why.empty() ? "" : " - ", why.c_str());
-        }
-        return n > 0;
+// GPU tests call this first: without a device they end as skipped, saying why (once in full).
+void need_device() {
+    static const std::string why = [] {
+        if (hg::cuda_device_count() > 0) return std::string();
+        const std::string status = hg::cuda_status();
+        std::printf("skipped: no CUDA device%s%s\n", status.empty() ? "" : " - ", status.c_str());
+        return std::string("no CUDA device");
     }();
-    return have;
+    if (!why.empty()) SKIP(why);
 }
 
 // ---- device memory for the tests ----
@@ -333,7 +333,7 @@ TEST(matmul_supports_the_model_types) {
 // ---- op by op, on a device ----
 
 TEST(dequantize_q8_0_host_matches_cpu) {
-    if (!have_device()) return;
+    need_device();
     for (int64_t n_blocks : {1, 7, 1000, 123457}) {
         const int64_t n = n_blocks * QK;
         const std::vector<uint8_t> q = make_q8_0(n_blocks, (uint32_t)n_blocks);
@@ -345,7 +345,7 @@ TEST(dequantize_q8_0_host_matches_cpu) {
 }
 
 TEST(dequantize_q8_0_device_unaligned_source) {
-    if (!have_device()) return;
+    need_device();
     const int64_t n_blocks = 513, n = n_blocks * QK;
     const std::vector<uint8_t> q = make_q8_0(n_blocks, 99);
     const std::vector<float> want = cpu_dequantize(q, n);
@@ -359,7 +359,7 @@ TEST(dequantize_q8_0_device_unaligned_source) {
 }
 
 TEST(matmul_every_type_odd_shapes) {
-    if (!have_device()) return;
+    need_device();
     uint32_t seed = 1;
     const MatmulCase q_cases[] = {{1, 32, 1},         {7, 64, 3},   {33, 96, 1},  {130, 256, 9},
                                   {67, 3072 / 8, 17}, {5, 1024, 8}, {300, 160, 2}};
@@ -374,7 +374,7 @@ TEST(matmul_every_type_odd_shapes) {
 }
 
 TEST(matmul_prefill_on_tensor_cores_and_off) {
-    if (!have_device()) return;
+    need_device();
     // more than 8 tokens of q4_0 / q8_0 take the int8 tensor-core kernel: partial tiles of rows
     // and tokens, several blocks of each, and the same shapes on the dp4a kernels
     uint32_t seed = 900;
@@ -391,7 +391,7 @@ TEST(matmul_prefill_on_tensor_cores_and_off) {
 }
 
 TEST(matmul_accumulates_onto_y) {
-    if (!have_device()) return;
+    need_device();
     uint32_t seed = 500;
     for (int t : {HG_TYPE_Q4_0, HG_TYPE_Q8_0, HG_TYPE_F32, HG_TYPE_F16, HG_TYPE_BF16, HG_TYPE_Q6_K})
         for (const MatmulCase &c : {MatmulCase{19, 256, 1}, MatmulCase{23, 256, 10}}) check_matmul(t, c, seed++, true);
@@ -417,7 +417,7 @@ TEST(matmul_refuses_bad_calls) {
 }
 
 TEST(get_rows_every_type_matches_cpu_dequantize) {
-    if (!have_device()) return;
+    need_device();
     std::mt19937 rng(7);
     const std::vector<int32_t> rows = {3, -1, 0, 10, 10, 1, -1, 7};
     for (int t : {HG_TYPE_Q4_0, HG_TYPE_Q8_0, HG_TYPE_Q4_1, HG_TYPE_Q5_0, HG_TYPE_Q5_1, HG_TYPE_Q4_K, HG_TYPE_Q5_K,
@@ -436,7 +436,7 @@ TEST(get_rows_every_type_matches_cpu_dequantize) {
 }
 
 TEST(rms_norm_matches_cpu) {
-    if (!have_device()) return;
+    need_device();
     std::mt19937 rng(11);
     for (int64_t n : {1, 31, 64, 97, 3072, 5120})
         for (int64_t rows : {1, 3, 17}) {
@@ -451,7 +451,7 @@ TEST(rms_norm_matches_cpu) {
 }
 
 TEST(rope_matches_cpu_bit_for_bit) {
-    if (!have_device()) return;
+    need_device();
     std::mt19937 rng(13);
     struct C {
         int64_t n_tokens, n_heads, head_dim;
@@ -476,7 +476,7 @@ TEST(rope_matches_cpu_bit_for_bit) {
 }
 
 TEST(silu_mul_and_add_match_cpu) {
-    if (!have_device()) return;
+    need_device();
     std::mt19937 rng(17);
     for (int64_t n_ff : {1, 95, 8192})
         for (int64_t nt : {1, 6}) {
@@ -496,7 +496,7 @@ TEST(silu_mul_and_add_match_cpu) {
 }
 
 TEST(attention_matches_cpu_gqa_window_long_context) {
-    if (!have_device()) return;
+    need_device();
     std::mt19937 rng(19);
     hg::ThreadPool pool(2);
     struct C {
@@ -550,7 +550,7 @@ TEST(attention_matches_cpu_gqa_window_long_context) {
 }
 
 TEST(hlora_linear_matches_cpu) {
-    if (!have_device()) return;
+    need_device();
     std::mt19937 rng(23);
     hg::ThreadPool pool(2);
     struct C {
@@ -664,7 +664,7 @@ void compare_models(hg_model *cpu, hg_model *gpu, int pc, int pg, const std::vec
 } // namespace
 
 TEST(phi3_fixtures_on_cuda_match_cpu) {
-    if (!have_device()) return;
+    need_device();
     struct V {
         const char *name;
         int kv_type;
@@ -688,7 +688,7 @@ TEST(phi3_fixtures_on_cuda_match_cpu) {
 }
 
 TEST(plugins_and_embedding_rows_on_cuda_match_cpu) {
-    if (!have_device()) return;
+    need_device();
     const std::string dir = "test/fixtures/phi3-hlora/";
     const Reference ref = read_reference(dir + "base.f32.none.logits");
     CHECK(ref.ok);
@@ -731,7 +731,7 @@ TEST(plugins_and_embedding_rows_on_cuda_match_cpu) {
 }
 
 TEST(first_layers_on_cuda_the_rest_on_cpu_match_cpu) {
-    if (!have_device()) return;
+    need_device();
     const std::string dir = "test/fixtures/phi3-hlora/";
     const Reference ref = read_reference(dir + "base.f32.none.logits");
     CHECK(ref.ok);
@@ -753,7 +753,7 @@ TEST(first_layers_on_cuda_the_rest_on_cpu_match_cpu) {
 }
 
 TEST(decode_steps_as_cuda_graphs_equal_plain_launches) {
-    if (!have_device()) return;
+    need_device();
     // the same kernels with the same launch shapes: bit for bit, at every position
     const std::string path = "test/fixtures/phi3-hlora/base.f32.gguf";
     hg_model *graphed = load(path, HG_TYPE_F16, HG_GPU_CUDA);
@@ -784,7 +784,7 @@ TEST(decode_steps_as_cuda_graphs_equal_plain_launches) {
 }
 
 TEST(cuda_model_refuses_bad_calls_and_keeps_its_state) {
-    if (!have_device()) return;
+    need_device();
     hg_model *m = load("test/fixtures/phi3/gqa.f32.gguf", HG_TYPE_F16, HG_GPU_CUDA);
     if (!m) return;
     const int32_t toks[3] = {1, 2, 3}, bad = 100000;
