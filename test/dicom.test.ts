@@ -4,10 +4,12 @@
 import { copyFileSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { gunzipSync } from 'node:zlib';
-import { describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { HealthGPTError } from '../lib/errors.js';
 import { decodeImage } from '../lib/image/decode.js';
 import { readDicomFrame } from '../lib/image/dicom.js';
+import { stopCodecWorker } from '../lib/image/dicom-codec-worker.js';
+import { decodeCompressed } from '../lib/image/dicom-codecs.js';
 import { encodePng } from '../lib/image/encode.js';
 import { cli, root, tempDir } from './helpers.js';
 
@@ -183,22 +185,84 @@ describe('folders and DICOMDIRs', () => {
 });
 
 describe('codecs load only when a compressed frame needs them', () => {
-  it('a PNG and an uncompressed DICOM load none; a JPEG-LS file loads CharLS only', () => {
+  it('a PNG and an uncompressed DICOM start no codec worker; a JPEG-LS file sends CharLS only to it', () => {
     const script = `
+      const { Worker } = require('node:worker_threads');
+      const sent = [];
+      const post = Worker.prototype.postMessage;
+      Worker.prototype.postMessage = function (m, t) { sent.push(m.path.replace(/.*node_modules./, '')); return post.call(this, m, t); };
       const { decodeImage } = require(${JSON.stringify(join(root, 'dist', 'image', 'index.js'))});
-      const loaded = () => Object.keys(require.cache).filter((k) => /codec-|jpeg-lossless/.test(k)).map((k) => k.replace(/.*node_modules./, ''));
+      const { codecWorkerRunning } = require(${JSON.stringify(join(root, 'dist', 'image', 'dicom-codec-worker.js'))});
+      const loaded = () => Object.keys(require.cache).filter((k) => /node_modules.*(codec-|jpeg-lossless)/.test(k));
       (async () => {
         await decodeImage(${JSON.stringify(join(root, 'test', 'fixtures', 'image', 'rgb_50x80.png'))});
         await decodeImage(${JSON.stringify(fx('be_mono16s.dcm'))});
-        const a = loaded();
+        const before = { worker: codecWorkerRunning(), loaded: loaded(), sent: [...sent] };
         await decodeImage(${JSON.stringify(fx('jpegls_rgb8.dcm'))});
-        console.log(JSON.stringify([a, loaded()]));
+        console.log(JSON.stringify([before, { worker: codecWorkerRunning(), loaded: loaded(), sent }]));
       })();`;
-    const r = require('node:child_process').spawnSync(process.execPath, ['-e', script], { encoding: 'utf8' });
+    // the process ends by itself once the decodes are done: the idle worker does not hold it
+    const r = require('node:child_process').spawnSync(process.execPath, ['-e', script], { encoding: 'utf8', timeout: 30_000 });
     expect(r.stderr).toBe('');
-    const [before, after] = JSON.parse(r.stdout) as string[][];
-    expect(before).toEqual([]);
-    expect(after).toEqual(['@cornerstonejs/codec-charls/dist/charlswasm_decode.js']);
+    expect(r.status).toBe(0);
+    const [before, after] = JSON.parse(r.stdout);
+    expect(before).toEqual({ worker: false, loaded: [], sent: [] });
+    // the codec loads in the worker, not on the JS thread
+    expect(after).toEqual({ worker: true, loaded: [], sent: ['@cornerstonejs/codec-charls/dist/charlswasm_decode.js'] });
+  });
+});
+
+describe('decoding leaves the JS thread free', () => {
+  const N = 512;
+  const shape = { rows: N, columns: N, samplesPerPixel: 1, bitsAllocated: 16 };
+  let source: Uint16Array;
+  let stream: Uint8Array;
+
+  /** a 512 x 512 16-bit CT-like slice and its JPEG 2000 lossless codestream, by OpenJPEG's encoder */
+  async function slice(): Promise<void> {
+    source = new Uint16Array(N * N);
+    let seed = 7;
+    for (let i = 0; i < source.length; i++) {
+      seed = (seed * 1103515245 + 12345) >>> 0;
+      const x = i % N;
+      const y = (i / N) | 0;
+      source[i] = (Math.hypot(x - N / 2, y - N / 2) < 200 ? 1000 + 40 * Math.sin(x / 9) : 24) + (seed >>> 27);
+    }
+    const m = await require('@cornerstonejs/codec-openjpeg/wasmjs')();
+    const e = new m.J2KEncoder();
+    e.getDecodedBuffer({ width: N, height: N, bitsPerSample: 16, componentCount: 1, isSigned: false, isUsingColorTransform: false }).set(new Uint8Array(source.buffer));
+    e.setQuality(true, 0);
+    e.encode();
+    stream = Uint8Array.from(e.getEncodedBuffer());
+    e.delete();
+  }
+
+  beforeAll(slice);
+
+  it('a 5 ms timer keeps firing while four 512 x 512 16-bit JPEG 2000 slices decode', async () => {
+    expect(Array.from(await decodeCompressed('j2k', stream, shape, 'slice'))).toEqual(Array.from(source)); // warm: codec loaded
+    let last = performance.now();
+    let maxGap = 0;
+    const timer = setInterval(() => {
+      const now = performance.now();
+      maxGap = Math.max(maxGap, now - last);
+      last = now;
+    }, 5);
+    const t0 = performance.now();
+    const out = await Promise.all([0, 1, 2, 3].map(() => decodeCompressed('j2k', stream, shape, 'slice')));
+    const took = performance.now() - t0;
+    maxGap = Math.max(maxGap, performance.now() - last);
+    clearInterval(timer);
+    for (const o of out) expect(o).toEqual(source);
+    // on the JS thread the four decodes run back to back and the timer waits for all of them
+    expect(maxGap).toBeLessThan(took / 4);
+  });
+
+  it('a worker that stops rejects its pending decode by name; the next decode starts a fresh one', async () => {
+    const pending = decodeCompressed('j2k', stream, shape, 'slice.dcm');
+    await stopCodecWorker();
+    await rejects(pending, 'ERR_DICOM', /slice\.dcm: the JPEG 2000 frame cannot be decoded: the codec worker thread stopped \(exit code 1\)/);
+    expect(await decodeCompressed('j2k', stream, shape, 'slice.dcm')).toEqual(source);
   });
 });
 

@@ -2,18 +2,16 @@
  * Compressed frames to samples, through maintained decoders loaded on first use (a PNG or an
  * uncompressed DICOM never loads them): libjpeg-turbo, CharLS, OpenJPEG and OpenJPH as
  * Cornerstone's WebAssembly builds (the .wasm ships in the package and is read from disk), and
- * jpeg-lossless-decoder-js for JPEG process 14.
+ * jpeg-lossless-decoder-js for JPEG process 14. They run on a worker thread (dicom-codec-worker).
  *
  * Before a codec sees a frame, the codestream's own header (JPEG SOF, JPEG-LS SOF55, JPEG 2000
  * SIZ) must agree with Rows, Columns and Samples per Pixel, so a stream claiming 65535 x 65535
  * is refused without allocating for it.
  */
 import { HealthGPTError } from '../errors.js';
+import { decodeOnWorker, type CodecResult, type CodecSamples } from './dicom-codec-worker.js';
 import { interleavePlanes } from './dicom-pixels.js';
 import type { PixelEncoding } from './dicom-syntax.js';
-
-/** a decoded frame: samples pixel-interleaved, in the smallest container that holds them */
-export type CodecSamples = Uint8Array | Uint16Array | Int16Array;
 
 export interface FrameShape {
   rows: number;
@@ -22,38 +20,14 @@ export interface FrameShape {
   bitsAllocated: number;
 }
 
-interface WasmDecoder {
-  getEncodedBuffer(n: number): Uint8Array;
-  getDecodedBuffer(): Uint8Array;
-  decode(): void;
-  getFrameInfo(): { width: number; height: number; bitsPerSample: number; componentCount: number; isSigned: boolean };
-  getInterleaveMode?(): number;
-  delete(): void;
-}
-type WasmModule = Record<string, new () => WasmDecoder>;
-
-const WASM: Record<'jpeg' | 'jpeg-ls' | 'j2k' | 'htj2k', { pkg: string; cls: string }> = {
+/** the codec module and, for the WebAssembly ones, its decoder class */
+const CODEC: Record<CompressedEncoding, { pkg: string; cls?: string }> = {
   jpeg: { pkg: '@cornerstonejs/codec-libjpeg-turbo-8bit/decodewasmjs', cls: 'JPEGDecoder' },
+  'jpeg-lossless': { pkg: 'jpeg-lossless-decoder-js' },
   'jpeg-ls': { pkg: '@cornerstonejs/codec-charls/decodewasmjs', cls: 'JpegLSDecoder' },
   j2k: { pkg: '@cornerstonejs/codec-openjpeg/decodewasmjs', cls: 'J2KDecoder' },
   htj2k: { pkg: '@cornerstonejs/codec-openjph/wasmjs', cls: 'HTJ2KDecoder' },
 };
-const modules = new Map<string, Promise<WasmModule>>();
-/** what the codec last printed (OpenJPEG reports its errors this way), for the error message */
-let lastMessage = '';
-
-function wasmModule(kind: keyof typeof WASM): Promise<WasmModule> {
-  let m = modules.get(kind);
-  if (!m) {
-    const factory = require(WASM[kind].pkg) as (o: object) => Promise<WasmModule>;
-    // the codecs print progress ("[INFO] ...") to stdout, which is the CLI's answer stream
-    const keep = (s: string) => void (lastMessage = String(s).trim());
-    m = factory({ print: keep, printErr: keep });
-    modules.set(kind, m);
-    m.catch(() => modules.delete(kind));
-  }
-  return m;
-}
 
 function fail(name: string, msg: string): never {
   throw new HealthGPTError('ERR_DICOM', `${name}: ${msg}`);
@@ -156,53 +130,28 @@ function checkHeader(kind: CompressedEncoding, d: Uint8Array, shape: FrameShape,
   return h;
 }
 
-function decodeWasm(m: WasmModule, cls: string, d: Uint8Array): { samples: CodecSamples; planar: boolean } {
-  const dec = new m[cls]();
-  try {
-    dec.getEncodedBuffer(d.length).set(d);
-    dec.decode();
-    const info = dec.getFrameInfo();
-    const raw = dec.getDecodedBuffer();
-    // a view into the WebAssembly heap: copy it out before the decoder is deleted
-    const bytes = Uint8Array.from(raw);
-    const samples = info.bitsPerSample <= 8 ? bytes : info.isSigned ? new Int16Array(bytes.buffer) : new Uint16Array(bytes.buffer);
-    return { samples, planar: info.componentCount > 1 && dec.getInterleaveMode?.() === 0 };
-  } finally {
-    dec.delete();
-  }
-}
-
-/** Decodes one compressed frame to pixel-interleaved samples. */
+/** Decodes one compressed frame to pixel-interleaved samples, on the codec worker thread. */
 export async function decodeCompressed(kind: CompressedEncoding, data: Uint8Array, shape: FrameShape, name: string): Promise<CodecSamples> {
   const d = kind === 'j2k' || kind === 'htj2k' ? j2kCodestream(data) : data;
   checkHeader(kind, d, shape, name);
+  const what = CODEC_NAME[kind];
+  const { pkg, cls } = CODEC[kind];
   const pixels = shape.rows * shape.columns;
   const want = pixels * shape.samplesPerPixel;
-  let samples: CodecSamples;
+  let r: CodecResult;
   try {
-    if (kind === 'jpeg-lossless') {
-      const { Decoder } = require('jpeg-lossless-decoder-js') as { Decoder: new () => { decode(b: ArrayBuffer, offset: number, length: number): Uint8Array | Uint16Array } };
-      const copy = Uint8Array.from(d);
-      samples = new Decoder().decode(copy.buffer, 0, copy.length) as Uint8Array | Uint16Array;
-    } else {
-      const { pkg, cls } = WASM[kind];
-      let m: WasmModule;
-      try {
-        m = await wasmModule(kind);
-      } catch (err) {
-        throw new HealthGPTError('ERR_DICOM', `${name}: cannot load the ${CODEC_NAME[kind]} decoder (${pkg}): ${(err as Error).message ?? String(err)}`, { cause: err });
-      }
-      lastMessage = '';
-      const r = decodeWasm(m, cls, d);
-      samples = r.planar ? interleavePlanes(r.samples, pixels, shape.samplesPerPixel) : r.samples;
-    }
+    // the frame is a view into the caller's file (often a Buffer): the worker gets a copy it owns
+    r = await decodeOnWorker(require.resolve(pkg), cls, new Uint8Array(d));
   } catch (err) {
-    if (err instanceof HealthGPTError) throw err;
-    // a WebAssembly abort can leave the instance unusable: load a fresh one next time
-    if (kind !== 'jpeg-lossless') modules.delete(kind);
-    const msg = (typeof err === 'string' ? err : ((err as Error)?.message ?? String(err))) + (lastMessage ? `; the decoder said: ${lastMessage}` : '');
-    throw new HealthGPTError('ERR_DICOM', `${name}: the ${CODEC_NAME[kind]} frame cannot be decoded (${msg}; corrupt?)`, { cause: err });
+    const msg = (err as Error).message ?? String(err);
+    if ((err as NodeJS.ErrnoException).code === 'MODULE_NOT_FOUND') throw new HealthGPTError('ERR_DICOM', `${name}: cannot load the ${what} decoder (${pkg}): ${msg}`, { cause: err });
+    throw new HealthGPTError('ERR_DICOM', `${name}: the ${what} frame cannot be decoded: ${msg}`, { cause: err });
   }
-  if (samples.length !== want) fail(name, `the ${CODEC_NAME[kind]} decoder gave ${samples.length} samples, ${shape.columns}x${shape.rows}x${shape.samplesPerPixel} = ${want} expected`);
+  if ('failed' in r) {
+    if (r.failed === 'load') throw new HealthGPTError('ERR_DICOM', `${name}: cannot load the ${what} decoder (${pkg}): ${r.message}`);
+    throw new HealthGPTError('ERR_DICOM', `${name}: the ${what} frame cannot be decoded (${r.message}${r.said ? `; the decoder said: ${r.said}` : ''}; corrupt?)`);
+  }
+  const samples = r.planar ? interleavePlanes(r.samples, pixels, shape.samplesPerPixel) : r.samples;
+  if (samples.length !== want) fail(name, `the ${what} decoder gave ${samples.length} samples, ${shape.columns}x${shape.rows}x${shape.samplesPerPixel} = ${want} expected`);
   return samples;
 }
