@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-'use strict';
+
 require('../dist/cli/index.js')
   .main(process.argv)
   .catch((err) => {

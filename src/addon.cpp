@@ -40,8 +40,8 @@ class PromiseWorker : public Napi::AsyncWorker {
     PromiseWorker(Napi::Env env, const char *name, std::function<void()> work,
                   std::function<Napi::Value(Napi::Env, Napi::Value)> done, Napi::Value result,
                   std::vector<Napi::Value> inputs)
-        : Napi::AsyncWorker(env, name), deferred_(Napi::Promise::Deferred::New(env)),
-          work_(std::move(work)), done_(std::move(done)) {
+        : Napi::AsyncWorker(env, name), deferred_(Napi::Promise::Deferred::New(env)), work_(std::move(work)),
+          done_(std::move(done)) {
         // references to primitives need Node-API 10: keep objects only (results are buffers)
         if (result.IsObject()) result_ = Napi::Persistent(result);
         for (auto &v : inputs) inputs_.push_back(Napi::Persistent(v));

@@ -25,8 +25,8 @@ Napi::Error make_error(Napi::Env env, const std::string &code, const std::string
 // value (typically the output buffer `work` fills) held alive until then; `inputs` are held
 // alive too, so buffers `work` reads are not collected meanwhile.
 Napi::Promise run_async(Napi::Env env, const char *name, std::function<void()> work,
-                        std::function<Napi::Value(Napi::Env, Napi::Value result)> done,
-                        Napi::Value result, std::vector<Napi::Value> inputs = {});
+                        std::function<Napi::Value(Napi::Env, Napi::Value result)> done, Napi::Value result,
+                        std::vector<Napi::Value> inputs = {});
 
 // The JS error code of an hg_status (lib/errors.ts, ErrorCode).
 const char *status_code(int status);

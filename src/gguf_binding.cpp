@@ -14,7 +14,7 @@ namespace {
 using gguf_ptr = std::shared_ptr<hg_gguf>;
 
 const char *value_type_name(int t) {
-    static const char *names[] = {"u8",  "i8",  "u16",   "i16",   "u32", "i32", "f32",
+    static const char *names[] = {"u8",   "i8",  "u16",   "i16", "u32", "i32", "f32",
                                   "bool", "str", "array", "u64", "i64", "f64"};
     return t >= 0 && t <= 12 ? names[t] : "unknown";
 }
@@ -31,14 +31,17 @@ Napi::Value i64_value(Napi::Env env, int64_t v) {
 
 Napi::Value scalar(Napi::Env env, const hg_gguf *f, int64_t i, int type) {
     switch (type) {
-    case HG_GGUF_UINT8: case HG_GGUF_UINT16: case HG_GGUF_UINT32: case HG_GGUF_UINT64:
-        return u64_value(env, hg_gguf_kv_u64(f, i));
-    case HG_GGUF_INT8: case HG_GGUF_INT16: case HG_GGUF_INT32: case HG_GGUF_INT64:
-        return i64_value(env, hg_gguf_kv_i64(f, i));
-    case HG_GGUF_FLOAT32: case HG_GGUF_FLOAT64:
-        return Napi::Number::New(env, hg_gguf_kv_f64(f, i));
-    case HG_GGUF_BOOL:
-        return Napi::Boolean::New(env, hg_gguf_kv_u64(f, i) != 0);
+    case HG_GGUF_UINT8:
+    case HG_GGUF_UINT16:
+    case HG_GGUF_UINT32:
+    case HG_GGUF_UINT64: return u64_value(env, hg_gguf_kv_u64(f, i));
+    case HG_GGUF_INT8:
+    case HG_GGUF_INT16:
+    case HG_GGUF_INT32:
+    case HG_GGUF_INT64: return i64_value(env, hg_gguf_kv_i64(f, i));
+    case HG_GGUF_FLOAT32:
+    case HG_GGUF_FLOAT64: return Napi::Number::New(env, hg_gguf_kv_f64(f, i));
+    case HG_GGUF_BOOL: return Napi::Boolean::New(env, hg_gguf_kv_u64(f, i) != 0);
     case HG_GGUF_STRING: {
         uint64_t len = 0;
         const char *s = hg_gguf_kv_str(f, i, &len);
@@ -50,14 +53,17 @@ Napi::Value scalar(Napi::Env env, const hg_gguf *f, int64_t i, int type) {
 
 Napi::Value array_item(Napi::Env env, const hg_gguf *f, int64_t i, uint64_t j, int type) {
     switch (type) {
-    case HG_GGUF_UINT8: case HG_GGUF_UINT16: case HG_GGUF_UINT32: case HG_GGUF_UINT64:
-        return u64_value(env, hg_gguf_kv_arr_u64(f, i, j));
-    case HG_GGUF_INT8: case HG_GGUF_INT16: case HG_GGUF_INT32: case HG_GGUF_INT64:
-        return i64_value(env, hg_gguf_kv_arr_i64(f, i, j));
-    case HG_GGUF_FLOAT32: case HG_GGUF_FLOAT64:
-        return Napi::Number::New(env, hg_gguf_kv_arr_f64(f, i, j));
-    case HG_GGUF_BOOL:
-        return Napi::Boolean::New(env, hg_gguf_kv_arr_u64(f, i, j) != 0);
+    case HG_GGUF_UINT8:
+    case HG_GGUF_UINT16:
+    case HG_GGUF_UINT32:
+    case HG_GGUF_UINT64: return u64_value(env, hg_gguf_kv_arr_u64(f, i, j));
+    case HG_GGUF_INT8:
+    case HG_GGUF_INT16:
+    case HG_GGUF_INT32:
+    case HG_GGUF_INT64: return i64_value(env, hg_gguf_kv_arr_i64(f, i, j));
+    case HG_GGUF_FLOAT32:
+    case HG_GGUF_FLOAT64: return Napi::Number::New(env, hg_gguf_kv_arr_f64(f, i, j));
+    case HG_GGUF_BOOL: return Napi::Boolean::New(env, hg_gguf_kv_arr_u64(f, i, j) != 0);
     case HG_GGUF_STRING: {
         uint64_t len = 0;
         const char *s = hg_gguf_kv_arr_str(f, i, j, &len);
@@ -183,8 +189,8 @@ class GGUFFile : public Napi::ObjectWrap<GGUFFile> {
         if (row_len % dbs != 0)
             throw_error(env, "ERR_INVALID_ARG",
                         std::string("tensor ") + hg_gguf_tensor_name(f0, t) + ": row length " +
-                            std::to_string(row_len) + " is not a multiple of the " +
-                            hg_type_name(dst) + " block (" + std::to_string(dbs) + ")");
+                            std::to_string(row_len) + " is not a multiple of the " + hg_type_name(dst) + " block (" +
+                            std::to_string(dbs) + ")");
         const int64_t n_rows = n / row_len;
         gguf_ptr f = file_;
         Napi::Buffer<uint8_t> out = Napi::Buffer<uint8_t>::New(env, (size_t)(n / dbs) * hg_type_block_bytes(dst));
@@ -193,8 +199,7 @@ class GGUFFile : public Napi::ObjectWrap<GGUFFile> {
             env, "healthgpt.convertTensor",
             [f, t, src, dst, row_len, n_rows, threads, data] {
                 pool_lease lease = lease_pool(threads);
-                if (hg_convert_rows(lease.pool, src, hg_gguf_tensor_data(f.get(), t), dst, data, n_rows,
-                                    row_len) < 0)
+                if (hg_convert_rows(lease.pool, src, hg_gguf_tensor_data(f.get(), t), dst, data, n_rows, row_len) < 0)
                     throw native_error();
             },
             [](Napi::Env, Napi::Value kept) { return kept; }, out);
@@ -210,8 +215,6 @@ class GGUFFile : public Napi::ObjectWrap<GGUFFile> {
 
 } // namespace
 
-void init_gguf(Napi::Env env, Napi::Object exports) {
-    exports.Set("GGUFFile", GGUFFile::Define(env));
-}
+void init_gguf(Napi::Env env, Napi::Object exports) { exports.Set("GGUFFile", GGUFFile::Define(env)); }
 
 } // namespace hgnode

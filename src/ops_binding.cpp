@@ -56,8 +56,11 @@ Napi::Value Cpu(const Napi::CallbackInfo &info) {
 // setIsa("scalar" | "avx2" | "avx512" | "auto")
 Napi::Value SetIsa(const Napi::CallbackInfo &info) {
     const std::string s = arg_string(info, 0, "isa");
-    int isa = s == "scalar" ? HG_ISA_SCALAR : s == "avx2" ? HG_ISA_AVX2 : s == "avx512" ? HG_ISA_AVX512
-              : s == "auto" ? -1 : -2;
+    int isa = s == "scalar"   ? HG_ISA_SCALAR
+              : s == "avx2"   ? HG_ISA_AVX2
+              : s == "avx512" ? HG_ISA_AVX512
+              : s == "auto"   ? -1
+                              : -2;
     if (isa == -2) throw_error(info.Env(), "ERR_INVALID_ARG", "isa must be scalar, avx2, avx512 or auto, got " + s);
     check_status(info.Env(), hg_isa_force(isa));
     return info.Env().Undefined();
@@ -67,8 +70,8 @@ int64_t checked_row(const Napi::CallbackInfo &info, int type, int64_t n) {
     const int64_t bs = hg_type_block_size(type);
     if (n <= 0 || n % bs != 0)
         throw_error(info.Env(), "ERR_INVALID_ARG",
-                    "length " + std::to_string(n) + " is not a positive multiple of the " +
-                        hg_type_name(type) + " block (" + std::to_string(bs) + ")");
+                    "length " + std::to_string(n) + " is not a positive multiple of the " + hg_type_name(type) +
+                        " block (" + std::to_string(bs) + ")");
     return n / bs * (int64_t)hg_type_block_bytes(type);
 }
 
@@ -89,8 +92,8 @@ Napi::Value DequantizeRow(const Napi::CallbackInfo &info) {
     const int64_t n = arg_int32(info, 2, "n");
     const int64_t bytes = checked_row(info, type, n);
     if ((int64_t)src.ByteLength() < bytes)
-        throw_error(info.Env(), "ERR_INVALID_ARG", "data holds " + std::to_string(src.ByteLength()) +
-                                                       " bytes, " + std::to_string(bytes) + " needed");
+        throw_error(info.Env(), "ERR_INVALID_ARG",
+                    "data holds " + std::to_string(src.ByteLength()) + " bytes, " + std::to_string(bytes) + " needed");
     Napi::Float32Array out = Napi::Float32Array::New(info.Env(), (size_t)n);
     check_status(info.Env(), hg_dequantize_row(type, src.Data(), out.Data(), n));
     return out;
@@ -148,15 +151,13 @@ Napi::Value BenchMatmul(const Napi::CallbackInfo &info) {
             // runs cycle through copies of the matrix that together exceed any L3.
             const size_t copies = std::max<size_t>(1, ((size_t)512 << 20) / w_bytes + 1);
             std::vector<uint8_t> w(w_bytes * copies);
-            if (hg_convert_rows(lease.pool, HG_TYPE_F32, wf.data(), type, w.data(), rows, k) < 0)
-                throw native_error();
+            if (hg_convert_rows(lease.pool, HG_TYPE_F32, wf.data(), type, w.data(), rows, k) < 0) throw native_error();
             std::vector<float>().swap(wf);
             for (size_t c = 1; c < copies; c++) std::memcpy(&w[c * w_bytes], w.data(), w_bytes);
             for (int i = -1; i < iters; i++) { // one untimed warm-up run
                 const uint8_t *wi = &w[(size_t)(i + 1) % copies * w_bytes];
                 const auto t0 = std::chrono::steady_clock::now();
-                if (hg_matmul(lease.pool, type, wi, rows, k, x.data(), n, y.data()) < 0)
-                    throw native_error();
+                if (hg_matmul(lease.pool, type, wi, rows, k, x.data(), n, y.data()) < 0) throw native_error();
                 const auto t1 = std::chrono::steady_clock::now();
                 if (i >= 0) times->push_back(std::chrono::duration<double, std::milli>(t1 - t0).count());
             }
@@ -184,8 +185,7 @@ Napi::Value ReadBandwidth(const Napi::CallbackInfo &info) {
             *gbs = hg_read_bandwidth(lease.pool, (size_t)mb << 20, reps);
             if (*gbs < 0) throw native_error();
         },
-        [gbs](Napi::Env env, Napi::Value) -> Napi::Value { return Napi::Number::New(env, *gbs); },
-        env.Undefined());
+        [gbs](Napi::Env env, Napi::Value) -> Napi::Value { return Napi::Number::New(env, *gbs); }, env.Undefined());
 }
 
 } // namespace

@@ -62,8 +62,7 @@ class Vqgan : public Napi::ObjectWrap<Vqgan> {
             env, "healthgpt.Vqgan.load",
             [box, path, threads] {
                 box->vq = hg_vqgan_load(path.c_str(), threads);
-                if (!box->vq || hg_vqgan_get_info(box->vq, &box->info) < 0)
-                    throw native_error();
+                if (!box->vq || hg_vqgan_get_info(box->vq, &box->info) < 0) throw native_error();
             },
             [box, ctor](Napi::Env env, Napi::Value) -> Napi::Value {
                 vqgan_ptr holder = box;

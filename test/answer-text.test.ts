@@ -14,7 +14,13 @@ interface Case {
   text?: string;
   printed?: string;
 }
-const ref = JSON.parse(readFileSync(join(root, 'test', 'fixtures', 'tokenizer', 'hf-decode.json'), 'utf8')) as { transformers: string; codebook_size: number; cases: Case[]; end_cases: Case[]; kept: Case[] };
+const ref = JSON.parse(readFileSync(join(root, 'test', 'fixtures', 'tokenizer', 'hf-decode.json'), 'utf8')) as {
+  transformers: string;
+  codebook_size: number;
+  cases: Case[];
+  end_cases: Case[];
+  kept: Case[];
+};
 
 describe('answer text = tokenizer.decode(ids, skip_special_tokens=True)', () => {
   let model: LanguageModel;
@@ -40,7 +46,7 @@ describe('answer text = tokenizer.decode(ids, skip_special_tokens=True)', () => 
     expect(ref.cases.some((c) => c.ids[0] === 1 && c.text === 'Normal')).toBe(true);
   });
 
-  it("is what com_infer.py prints when the answer ends at <|end|> (decode(...)[:-8]; the engine stops before it)", () => {
+  it('is what com_infer.py prints when the answer ends at <|end|> (decode(...)[:-8]; the engine stops before it)', () => {
     for (const c of ref.end_cases) expect(answerText(model.tokenizer, c.ids)).toBe(c.printed);
   });
 

@@ -16,7 +16,10 @@ function cmakeAddonSources(): string[] {
   const text = readFileSync(join(root, 'CMakeLists.txt'), 'utf8');
   const m = text.match(/add_library\(healthgpt_addon SHARED ([^)]*)\)/);
   if (!m) throw new Error('healthgpt_addon not found in CMakeLists.txt');
-  return m[1].split(/\s+/).filter((s) => s.startsWith('src/')).sort();
+  return m[1]
+    .split(/\s+/)
+    .filter((s) => s.startsWith('src/'))
+    .sort();
 }
 
 describe('build source lists', () => {
@@ -31,7 +34,6 @@ describe('build source lists', () => {
   });
 
   it('every listed source exists', () => {
-    for (const list of [v.hg_cpu_sources, v.hg_avx2_sources, v.hg_avx512_sources, v.hg_addon_sources])
-      for (const f of list) expect(existsSync(join(root, f)), f).toBe(true);
+    for (const list of [v.hg_cpu_sources, v.hg_avx2_sources, v.hg_avx512_sources, v.hg_addon_sources]) for (const f of list) expect(existsSync(join(root, f)), f).toBe(true);
   });
 });

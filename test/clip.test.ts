@@ -44,7 +44,6 @@ function readGolden(variant: string): Golden {
   return { image, nEmbd, nPatches, comprehension, generation, pixels, hidden, projected, genProjected };
 }
 
-
 describe('VisionTower (tiny CLIP, f32)', () => {
   const g = readGolden('f32');
   let tower: VisionTower;
@@ -55,8 +54,15 @@ describe('VisionTower (tiny CLIP, f32)', () => {
 
   it('reports the sizes and taps of the file', () => {
     expect(tower.info).toMatchObject({
-      imageSize: 56, patchSize: 14, nEmbd: 32, nPatches: 16, nLayer: 3,
-      comprehensionLayer: 3, generationLayer: 1, comprehensionProjectorDim: 64, generationProjectorDim: 32,
+      imageSize: 56,
+      patchSize: 14,
+      nEmbd: 32,
+      nPatches: 16,
+      nLayer: 3,
+      comprehensionLayer: 3,
+      generationLayer: 1,
+      comprehensionProjectorDim: 64,
+      generationProjectorDim: 32,
     });
     expect(tower.info.imageMean[0]).toBeCloseTo(0.48145466, 6);
   });
@@ -81,11 +87,7 @@ describe('VisionTower (tiny CLIP, f32)', () => {
   });
 
   it('queues concurrent calls without mixing them', async () => {
-    const [a, b, c] = await Promise.all([
-      tower.encode(g.pixels, { tap: 'generation' }),
-      tower.encode(g.pixels, { tap: 'comprehension' }),
-      tower.encode(g.pixels, { tap: 'generation' }),
-    ]);
+    const [a, b, c] = await Promise.all([tower.encode(g.pixels, { tap: 'generation' }), tower.encode(g.pixels, { tap: 'comprehension' }), tower.encode(g.pixels, { tap: 'generation' })]);
     expect(a).toEqual(c);
     expect(maxRel(b, g.hidden[g.comprehension])).toBeLessThan(1e-4);
   });

@@ -68,7 +68,6 @@ function readRef(): Ref {
   return { tokens, logits: { comprehension: lc, generation: lg }, pixels, hidden: { comprehension: hc, generation: hg }, projected: { comprehension: pc, generation: pg } };
 }
 
-
 function psnr(a: Float32Array, b: Float32Array): number {
   const c = (x: number): number => Math.min(1, Math.max(-1, x));
   let se = 0;
@@ -121,7 +120,7 @@ describe('convert the released layout (f32) and run each part', () => {
     });
 
   // measured 2.0e-7 (hidden states) and 1.3e-7 (projections); 1e-5 leaves 50x
-  it('the vision tower encodes both taps and runs both plugins\' projectors as transformers / torch do', async () => {
+  it("the vision tower encodes both taps and runs both plugins' projectors as transformers / torch do", async () => {
     const t = await VisionTower.load(join(out, 'vision.gguf'), { threads: 2 });
     try {
       expect(t.info).toMatchObject({ imageSize: 56, nEmbd: 32, nLayer: 3, comprehensionLayer: 3, generationLayer: 1, comprehensionProjectorDim: 32, generationProjectorDim: 32 });
@@ -217,7 +216,12 @@ describe("HealthGPT's released key layout, re-keyed from the fixture", () => {
     try {
       const names = g.info.tensors.map((t) => t.name);
       expect(names.length).toBe(2 * 4 * 3); // 2 layers x 4 linears x router, A, B (projectors are in vision.gguf)
-      expect(w.info.tensors.map((t) => t.name).filter((n) => !names.includes(n)).sort()).toEqual(['output.weight', 'token_embd.weight']);
+      expect(
+        w.info.tensors
+          .map((t) => t.name)
+          .filter((n) => !names.includes(n))
+          .sort(),
+      ).toEqual(['output.weight', 'token_embd.weight']);
       for (const n of names) expect(Buffer.from(await g.tensorData(g.tensorIndex(n))).equals(Buffer.from(await w.tensorData(w.tensorIndex(n)))), n).toBe(true);
     } finally {
       g.close();
@@ -229,7 +233,23 @@ describe("HealthGPT's released key layout, re-keyed from the fixture", () => {
 describe('convert through the CLI (f16)', () => {
   it('prints what it wrote and the plugins load over the model', async () => {
     const out = join(tempDir('healthgpt-release-cli-'), 'm');
-    const r = cli(['convert', '--llm', llm, '--vision', join(rel, 'clip'), '--plugins', plugins.join(','), '--plugin-spec', 'comprehension:8:16:4', '--plugin-spec', 'generation:16:32:4', '--plugin-first-row', '400', '-o', out]);
+    const r = cli([
+      'convert',
+      '--llm',
+      llm,
+      '--vision',
+      join(rel, 'clip'),
+      '--plugins',
+      plugins.join(','),
+      '--plugin-spec',
+      'comprehension:8:16:4',
+      '--plugin-spec',
+      'generation:16:32:4',
+      '--plugin-first-row',
+      '400',
+      '-o',
+      out,
+    ]);
     expect(r.status, r.stderr).toBe(0);
     expect(r.stderr).not.toMatch(/healthgpt:|error/i);
     expect(r.stdout).toMatch(/wrote comprehension\.gguf \(plugin comprehension\)/);
@@ -244,7 +264,7 @@ describe('convert through the CLI (f16)', () => {
 });
 
 describe('resized vocabulary from fusion_layer_weights.bin', () => {
-  it('replaces the model\'s embeddings and head (image tokens one id each); the plugins do not take them', async () => {
+  it("replaces the model's embeddings and head (image tokens one id each); the plugins do not take them", async () => {
     // a fusion file carrying embed_tokens / lm_head grown to 411 + 8195 rows (+2 of padding),
     // as HealthGPT's resized model saves them (written with our torch.save writer, which
     // torch.load(weights_only=True) reads: synthetic-release.test.ts)
@@ -254,7 +274,13 @@ describe('resized vocabulary from fusion_layer_weights.bin', () => {
     const head = Float32Array.from({ length: rows * 32 }, (_, i) => Math.cos(i) * 0.5);
     await writeTorchSave(
       join(d, 'fusion_layer_weights.bin'),
-      new TorchDict([['base_model.model.model.embed_tokens.weight', new TorchTensor([rows, 32], embed)], ['base_model.model.lm_head.weight', new TorchTensor([rows, 32], head)]], true),
+      new TorchDict(
+        [
+          ['base_model.model.model.embed_tokens.weight', new TorchTensor([rows, 32], embed)],
+          ['base_model.model.lm_head.weight', new TorchTensor([rows, 32], head)],
+        ],
+        true,
+      ),
     );
     const out = join(d, 'out');
     const m = await convertHealthGPT(out, { llm, plugins: [plugins[0]!, join(d, 'fusion_layer_weights.bin')], pluginSpecs: base.pluginSpecs, healthgptTokens: true, type: 'f32', threads: 1 });
@@ -280,12 +306,18 @@ describe('resized vocabulary from fusion_layer_weights.bin', () => {
 });
 
 describe('vision tower, q8_0', () => {
-  it('quantizes the matrices as llama.cpp does and stays within clip.test.ts\'s q8_0 bound', async () => {
+  it("quantizes the matrices as llama.cpp does and stays within clip.test.ts's q8_0 bound", async () => {
     const out = join(tempDir(), 'q');
     await convertHealthGPT(out, { vision: base.vision, plugins: plugins.slice(0, 2).concat(plugins[2]!), pluginSpecs: base.pluginSpecs, pluginFirstRow: 400, type: 'q8_0' });
     const f = GGUFFile.open(join(out, 'vision.gguf'));
     const typeOf = (n: string): string => f.info.tensors[f.tensorIndex(n)]!.type;
-    expect([typeOf('v.patch_embd.weight'), typeOf('v.position_embd.weight'), typeOf('v.blk.0.attn_q.weight'), typeOf('mm.0.weight'), typeOf('v.blk.0.attn_q.bias')]).toEqual(['f16', 'f16', 'q8_0', 'q8_0', 'f32']);
+    expect([typeOf('v.patch_embd.weight'), typeOf('v.position_embd.weight'), typeOf('v.blk.0.attn_q.weight'), typeOf('mm.0.weight'), typeOf('v.blk.0.attn_q.bias')]).toEqual([
+      'f16',
+      'f16',
+      'q8_0',
+      'q8_0',
+      'f32',
+    ]);
     f.close();
     const ref = readRef();
     const t = await VisionTower.load(join(out, 'vision.gguf'));
@@ -329,7 +361,9 @@ describe('refusals', () => {
     entries.push(['base_model.model.model.layers.1.mlp.down_proj.lora_route.bias', new TorchTensor([4], new Float32Array(4))]);
     await writeTorchSave(join(d, 'com_hlora_weights.bin'), new TorchDict(entries, true));
     const err = (await convertHealthGPT(join(d, 'out'), { plugins: [join(d, 'com_hlora_weights.bin')], pluginSpecs: base.pluginSpecs }).catch((e: unknown) => e)) as Error;
-    expect(err.message).toMatch(/1 key\(s\) that are not H-LoRA adapters, projector or embedding rows \(the layouts read are in lib\/convert\/hlora\.ts\): base_model\.model\.model\.layers\.1\.mlp\.down_proj\.lora_route\.bias/);
+    expect(err.message).toMatch(
+      /1 key\(s\) that are not H-LoRA adapters, projector or embedding rows \(the layouts read are in lib\/convert\/hlora\.ts\): base_model\.model\.model\.layers\.1\.mlp\.down_proj\.lora_route\.bias/,
+    );
     expect(existsSync(join(d, 'out'))).toBe(false);
   });
 
@@ -359,7 +393,10 @@ describe('refusals', () => {
   it('an unknown key in a plugin file is named', async () => {
     // a Lightning checkpoint given as a plugin: its state_dict keys are not H-LoRA keys
     const out = join(tempDir(), 'x');
-    await expectConvertError(convertHealthGPT(out, { ...base, llm: undefined, vision: undefined, vqgan: undefined, plugins: [`comprehension=${join(rel, 'callbacks.ckpt')}`] }), /not H-LoRA adapters[\s\S]*decoder\.conv_out\.bias/);
+    await expectConvertError(
+      convertHealthGPT(out, { ...base, llm: undefined, vision: undefined, vqgan: undefined, plugins: [`comprehension=${join(rel, 'callbacks.ckpt')}`] }),
+      /not H-LoRA adapters[\s\S]*decoder\.conv_out\.bias/,
+    );
     expect(existsSync(out)).toBe(false);
   });
 
@@ -373,13 +410,23 @@ describe('refusals', () => {
 
   it('a shape that disagrees with the given rank is named with the tensor', async () => {
     await expectConvertError(
-      convertHealthGPT(join(tempDir(), 'x'), { ...base, llm: undefined, vision: undefined, vqgan: undefined, plugins: [plugins[0]!], pluginSpecs: { comprehension: { rank: 16, alpha: 32, experts: 4 } } }),
+      convertHealthGPT(join(tempDir(), 'x'), {
+        ...base,
+        llm: undefined,
+        vision: undefined,
+        vqgan: undefined,
+        plugins: [plugins[0]!],
+        pluginSpecs: { comprehension: { rank: 16, alpha: 32, experts: 4 } },
+      }),
       /'base_model\.model\.model\.layers\.0\.self_attn\.qkv_proj\.lora_A\.default\.weight' .* has shape \[8, 32\], expected \[16, 32\]/,
     );
   });
 
   it('without --plugin-spec the release defaults apply (M3: 64 / 128 / 4; a *phi4* file: 32 / 64 / 4) and the shape error says how to change them', async () => {
-    await expectConvertError(convertHealthGPT(join(tempDir(), 'x'), { plugins: [plugins[0]!] }), /expected \[64, 32\] \(rank 64, 4 experts; other sizes: --plugin-spec comprehension:rank:alpha:experts\)/);
+    await expectConvertError(
+      convertHealthGPT(join(tempDir(), 'x'), { plugins: [plugins[0]!] }),
+      /expected \[64, 32\] \(rank 64, 4 experts; other sizes: --plugin-spec comprehension:rank:alpha:experts\)/,
+    );
     const d = tempDir();
     writeFileSync(join(d, 'com_hlora_weights_phi4.bin'), readFileSync(plugins[0]!));
     await expectConvertError(convertHealthGPT(join(d, 'x'), { plugins: [join(d, 'com_hlora_weights_phi4.bin')] }), /expected \[32, 32\] \(rank 32, 4 experts/);
@@ -470,7 +517,10 @@ describe('model.yaml reader (the yaml package)', () => {
   // the fixture's lists in block style, as HealthGPT's taming_transformers/ckpt/model.yaml writes them
   const block = fixture.replace('ch_mult: [1, 1]', 'ch_mult:\n      - 1\n      - 1').replace('attn_resolutions: [8]', 'attn_resolutions:\n      - 8');
   // and the whole ddconfig as one flow mapping
-  const flow = fixture.replace(/ddconfig:\n(?: {6}.*\n)+/, 'ddconfig: {double_z: false, z_channels: 16, resolution: 16, in_channels: 3, out_ch: 3, ch: 32, ch_mult: [1, 1], num_res_blocks: 1, attn_resolutions: [8], dropout: 0.0}\n');
+  const flow = fixture.replace(
+    /ddconfig:\n(?: {6}.*\n)+/,
+    'ddconfig: {double_z: false, z_channels: 16, resolution: 16, in_channels: 3, out_ch: 3, ch: 32, ch_mult: [1, 1], num_res_blocks: 1, attn_resolutions: [8], dropout: 0.0}\n',
+  );
 
   it("reads the fixture's hyper-parameters in flow, block and all-flow style alike", () => {
     expect(block).toMatch(/ch_mult:\n {6}- 1\n {6}- 1\n/);
@@ -486,7 +536,11 @@ describe('model.yaml reader (the yaml package)', () => {
   it('block and flow style both convert to the same file as the fixture', async () => {
     const d = tempDir();
     const outs: Buffer[] = [];
-    for (const [name, text] of [['fixture', fixture], ['block', block], ['flow', flow]] as const) {
+    for (const [name, text] of [
+      ['fixture', fixture],
+      ['block', block],
+      ['flow', flow],
+    ] as const) {
       mkdirSync(join(d, name));
       writeFileSync(join(d, name, 'model.yaml'), text);
       const m = await convertHealthGPT(join(d, name, 'out'), { vqgan: join(vqDir, 'checkpoint', 'last.ckpt'), vqganConfig: join(d, name, 'model.yaml'), type: 'f32', threads: 1 });
@@ -516,7 +570,16 @@ describe('model.yaml reader (the yaml package)', () => {
     expect(fail(fixture.replace('n_embed: 64', 'n_embed: 6.5'))).toMatch(/model\.params\.n_embed must be a positive integer, got 6\.5/);
     expect(fail(fixture.replace('double_z: false', 'double_z: true'))).toMatch(/model\.params\.ddconfig\.double_z true/);
     // an alias bomb is refused by the parser's alias limit, not expanded
-    const bomb = ['a: &a [x, x, x, x, x, x, x, x, x, x]', ...Array.from({ length: 8 }, (_, i) => `${String.fromCharCode(98 + i)}: &${String.fromCharCode(98 + i)} [${Array(10).fill('*' + String.fromCharCode(97 + i)).join(', ')}]`)].join('\n');
+    const bomb = [
+      'a: &a [x, x, x, x, x, x, x, x, x, x]',
+      ...Array.from(
+        { length: 8 },
+        (_, i) =>
+          `${String.fromCharCode(98 + i)}: &${String.fromCharCode(98 + i)} [${Array(10)
+            .fill('*' + String.fromCharCode(97 + i))
+            .join(', ')}]`,
+      ),
+    ].join('\n');
     expect(fail(bomb)).toMatch(/^m\.yaml: .*alias/i);
   });
 });

@@ -48,7 +48,13 @@ describe("the language model's embeddings: fusion (default) or base (com_infer.p
   beforeAll(async () => {
     await writeTorchSave(
       fusion,
-      new TorchDict([['base_model.model.model.embed_tokens.weight', new TorchTensor([rows, W], fusionEmbed)], ['base_model.model.lm_head.weight', new TorchTensor([rows, W], fusionHead)]], true),
+      new TorchDict(
+        [
+          ['base_model.model.model.embed_tokens.weight', new TorchTensor([rows, W], fusionEmbed)],
+          ['base_model.model.lm_head.weight', new TorchTensor([rows, W], fusionHead)],
+        ],
+        true,
+      ),
     );
     const st = await openSafetensors(join(fx, 'model.safetensors'));
     const read = (n: string): Promise<Float32Array> => st.tensors.find((t) => t.name === n)!.readF32();
@@ -67,7 +73,10 @@ describe("the language model's embeddings: fusion (default) or base (com_infer.p
     const out = join(d, 'base');
     const m = await convertHealthGPT(out, { llm: fx, plugins: [com, fusion], pluginSpecs: specs, healthgptTokens: true, embeddings: 'base', type: 'f32', threads: 1 });
     expect(m.notes.join('\n')).toMatch(/resized to 8606 rows as HealthGPT's utils.py does/);
-    for (const [name, src] of [['token_embd.weight', base.embed], ['output.weight', base.head]] as const) {
+    for (const [name, src] of [
+      ['token_embd.weight', base.embed],
+      ['output.weight', base.head],
+    ] as const) {
       const got = await tensor(join(out, 'model.gguf'), name);
       expect(got.length).toBe(rows * W);
       expect(got.subarray(0, 411 * W)).toEqual(src.subarray(0, 411 * W));

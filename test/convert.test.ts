@@ -11,7 +11,7 @@ import { GGUFFile } from '../lib/gguf/file.js';
 import { LanguageModel } from '../lib/model/model.js';
 import { healthgptTokens, loadHfVocab } from '../lib/convert/hf-tokenizer.js';
 import { convertLanguageModel } from '../lib/convert/llm.js';
-import { PyTuple, unpickle } from '../lib/convert/pickle.js';
+import { type PyTuple, unpickle } from '../lib/convert/pickle.js';
 import { openSafetensors, openSafetensorsIndex } from '../lib/convert/safetensors.js';
 import { parseSentencePieceModel } from '../lib/convert/sentencepiece.js';
 import type { LazyTensor } from '../lib/convert/tensor.js';
@@ -38,7 +38,10 @@ const manifest = JSON.parse(readFileSync(join(fx, 'manifest.json'), 'utf8')) as 
 };
 const TORCH_DTYPE: Record<string, string> = { float32: 'F32', bfloat16: 'BF16', float16: 'F16', float64: 'F64', int64: 'I64' };
 
-const sha = (a: Float32Array): string => createHash('sha256').update(new Uint8Array(a.buffer, a.byteOffset, a.byteLength)).digest('hex');
+const sha = (a: Float32Array): string =>
+  createHash('sha256')
+    .update(new Uint8Array(a.buffer, a.byteOffset, a.byteLength))
+    .digest('hex');
 
 async function expectSameTensors(tensors: LazyTensor[], ref: Record<string, TensorDesc>): Promise<void> {
   expect(tensors.map((t) => t.name).sort()).toEqual(Object.keys(ref).sort());
@@ -114,9 +117,21 @@ describe('safetensors reader', () => {
   it.each([
     ['a truncated header', () => write('trunc.safetensors', safetensorsBytes(good, new Uint8Array(16)).subarray(0, 30)), /header claims \d+ bytes, the file has/],
     ['a header that claims 2^40 bytes', () => write('huge.safetensors', safetensorsBytes(good, new Uint8Array(16), 1n << 40n)), /header claims 1099511627776 bytes/],
-    ['offsets past the data', () => write('past.safetensors', safetensorsBytes({ w: { dtype: 'F32', shape: [2, 2], data_offsets: [0, 16] } }, new Uint8Array(8))), /tensor 'w': data_offsets \[0, 16\] run past the 8 bytes/],
-    ['a byte count that does not match the shape', () => write('count.safetensors', safetensorsBytes({ w: { dtype: 'F32', shape: [2, 3], data_offsets: [0, 16] } }, new Uint8Array(16))), /tensor 'w': 16 bytes for F32 \[2, 3\], which needs 24/],
-    ['an unknown dtype', () => write('dtype.safetensors', safetensorsBytes({ w: { dtype: 'F8_E4M3', shape: [4], data_offsets: [0, 4] } }, new Uint8Array(4))), /tensor 'w': dtype "F8_E4M3" is not supported/],
+    [
+      'offsets past the data',
+      () => write('past.safetensors', safetensorsBytes({ w: { dtype: 'F32', shape: [2, 2], data_offsets: [0, 16] } }, new Uint8Array(8))),
+      /tensor 'w': data_offsets \[0, 16\] run past the 8 bytes/,
+    ],
+    [
+      'a byte count that does not match the shape',
+      () => write('count.safetensors', safetensorsBytes({ w: { dtype: 'F32', shape: [2, 3], data_offsets: [0, 16] } }, new Uint8Array(16))),
+      /tensor 'w': 16 bytes for F32 \[2, 3\], which needs 24/,
+    ],
+    [
+      'an unknown dtype',
+      () => write('dtype.safetensors', safetensorsBytes({ w: { dtype: 'F8_E4M3', shape: [4], data_offsets: [0, 4] } }, new Uint8Array(4))),
+      /tensor 'w': dtype "F8_E4M3" is not supported/,
+    ],
     ['a header that is not JSON', () => write('json.safetensors', Buffer.concat([Buffer.from([5, 0, 0, 0, 0, 0, 0, 0]), Buffer.from('{"w":')])), /not valid JSON/],
   ])('refuses %s', async (_what, make, message) => {
     const err = await refusal(openSafetensors(make()));
@@ -190,10 +205,7 @@ describe('unpickler', () => {
     // {'a': [1, -2, 3.5, None, True], 'b': (2**70,)} written by hand in protocol 2
     const long70 = [0x8a, 9, 0, 0, 0, 0, 0, 0, 0, 0, 0x40];
     const v = unpickle(
-      p2([
-        0x7d, 0x28, 0x58, 1, 0, 0, 0, 0x61, 0x5d, 0x28, 0x4b, 1, 0x4a, 0xfe, 0xff, 0xff, 0xff,
-        0x47, 0x40, 0x0c, 0, 0, 0, 0, 0, 0, 0x4e, 0x88, 0x65, 0x58, 1, 0, 0, 0, 0x62, ...long70, 0x85, 0x75,
-      ]),
+      p2([0x7d, 0x28, 0x58, 1, 0, 0, 0, 0x61, 0x5d, 0x28, 0x4b, 1, 0x4a, 0xfe, 0xff, 0xff, 0xff, 0x47, 0x40, 0x0c, 0, 0, 0, 0, 0, 0, 0x4e, 0x88, 0x65, 0x58, 1, 0, 0, 0, 0x62, ...long70, 0x85, 0x75]),
     ) as Map<string, unknown>;
     expect(v.get('a')).toEqual([1, -2, 3.5, null, true]);
     expect((v.get('b') as PyTuple).items).toEqual([1n << 70n]);
@@ -287,7 +299,7 @@ describe('convert --llm', () => {
     expect(maxRel(got, ref.logits)).toBeLessThan(1e-4);
   });
 
-  it('llama.cpp (node-llama-cpp) loads the file: the same logits inside the sliding window, and the slow tokenizer\'s ids for plain text', async () => {
+  it("llama.cpp (node-llama-cpp) loads the file: the same logits inside the sliding window, and the slow tokenizer's ids for plain text", async () => {
     const nlc = await import('node-llama-cpp');
     const llama = await nlc.getLlama({ gpu: false, build: 'never', logLevel: nlc.LlamaLogLevel.error, progressLogs: false });
     try {
@@ -337,7 +349,7 @@ describe('convert --llm', () => {
     }
   });
 
-  it('token ids equal the Hugging Face slow tokenizer\'s', () => {
+  it("token ids equal the Hugging Face slow tokenizer's", () => {
     const g = GGUFFile.open(f32);
     const tok = Tokenizer.fromGGUF(g.info);
     g.close();
@@ -412,7 +424,10 @@ describe('convert --llm', () => {
     // against the unquantized model, so this is the weights' rounding: measured 8.2e-4 (f16) and
     // 1.85e-2 (q8_0, row length 32: one block per row); bounds ~1.6-2.5x that
     const ref = readLogits();
-    for (const [type, tol] of [['f16', 2e-3], ['q8_0', 3e-2]] as const) {
+    for (const [type, tol] of [
+      ['f16', 2e-3],
+      ['q8_0', 3e-2],
+    ] as const) {
       const p = join(out, `tiny.${type}.gguf`);
       await convertLanguageModel(join(fx, 'model'), p, { type, name });
       expect(maxRel(await logitsOf(p), ref.logits), type).toBeLessThan(tol);
@@ -484,7 +499,10 @@ describe('convert --llm', () => {
     const f = await openSafetensors(join(fx, 'model', 'model.safetensors'));
     const g = GGUFFile.open(p);
     try {
-      for (const [gguf, hf] of [['token_embd.weight', 'model.embed_tokens.weight'], ['output.weight', 'lm_head.weight']]) {
+      for (const [gguf, hf] of [
+        ['token_embd.weight', 'model.embed_tokens.weight'],
+        ['output.weight', 'lm_head.weight'],
+      ]) {
         const base = await f.tensors.find((t) => t.name === hf)!.readF32(); // 416 rows: 411..415 are dropped
         const i = g.info.tensors.findIndex((t) => t.name === gguf);
         const b = await g.tensorData(i);
@@ -563,5 +581,3 @@ describe('healthgpt convert (CLI)', () => {
     expect(cli(['convert', '--llm', join(fx, 'model'), '-o', o, '--type', 'q3']).stderr).toMatch(/unknown quantization type "q3"/);
   });
 });
-
-

@@ -17,7 +17,7 @@ const expected = parseExactJson(readFileSync(join(root, 'test', 'fixtures', 'ggu
   tensors: unknown[];
 };
 
-describe('a GGUF written by gguf-py (llama.cpp\'s writer)', () => {
+describe("a GGUF written by gguf-py (llama.cpp's writer)", () => {
   it('lists the same metadata and tensors gguf-py reads back', () => {
     const f = GGUFFile.open(fixture);
     try {
@@ -67,7 +67,10 @@ describe('our writer', () => {
     w.addKV('t.i32s', new Int32Array([1, -2, 3]));
     w.addKV('t.empty', [], 'u32');
     const a = new Float32Array([1, 2, 3, 4, 5, 6]);
-    const q = native().quantizeRow(8, new Float32Array(64).map((_, i) => Math.cos(i)));
+    const q = native().quantizeRow(
+      8,
+      new Float32Array(64).map((_, i) => Math.cos(i)),
+    );
     w.addTensor('a.weight', [3, 2], 'f32', new Uint8Array(a.buffer));
     w.addTensor('q.weight', [64], 'q8_0', () => q);
     await w.write(path);
@@ -114,7 +117,9 @@ describe('our writer', () => {
   });
 
   it('knows the same ggml types, ids and block sizes as the native engine', () => {
-    const nat = native().types().map((t) => ({ id: t.id, name: t.name, blockSize: t.blockSize, typeSize: t.blockBytes }));
+    const nat = native()
+      .types()
+      .map((t) => ({ id: t.id, name: t.name, blockSize: t.blockSize, typeSize: t.blockBytes }));
     expect([...GGML_TYPES].map((t) => ({ id: t.id, name: t.name, blockSize: t.blockSize, typeSize: t.typeSize }))).toEqual(nat);
   });
 });
@@ -136,7 +141,15 @@ describe('bad files', () => {
   const cases: Array<[string, Uint8Array, RegExp]> = [
     ['empty.gguf', new Uint8Array(0), /truncated|empty|too small/i],
     ['magic.gguf', Buffer.concat([Buffer.from('GGML'), good.subarray(4)]), /magic/i],
-    ['version.gguf', (() => { const b = Buffer.from(good); b.writeUInt32LE(9, 4); return b; })(), /version/i],
+    [
+      'version.gguf',
+      (() => {
+        const b = Buffer.from(good);
+        b.writeUInt32LE(9, 4);
+        return b;
+      })(),
+      /version/i,
+    ],
     ['header-cut.gguf', good.subarray(0, 40), /truncated/i],
     ['data-cut.gguf', good.subarray(0, good.length - 20), /truncated|past the end|beyond/i],
     ['tensors-2e60.gguf', withU64(8, 2n ** 60n), /tensor/i],

@@ -53,7 +53,6 @@ async function firstLogits(plugin: string): Promise<Float32Array> {
   }
 }
 
-
 describe('plugin projectors', () => {
   it('erf: known values to double precision', () => {
     // erf(0.5), erf(1), erf(2), erf(3.5) from tables (Abramowitz & Stegun 7.1, 16+ digits)

@@ -173,7 +173,10 @@ describe('HealthGPT session: cache, cancelling, options', () => {
     const a = file('input.png');
     const b = readFileSync(file('gen.png'));
     const { prompt } = await hg.askPrompt({
-      history: [{ role: 'user', content: 'Compare.', images: [a] }, { role: 'assistant', content: 'ok' }],
+      history: [
+        { role: 'user', content: 'Compare.', images: [a] },
+        { role: 'assistant', content: 'ok' },
+      ],
       images: [b],
       question: 'And this one?',
     });
@@ -189,14 +192,17 @@ describe('HealthGPT session: cache, cancelling, options', () => {
     let afterAbort = 0;
     await rejects(
       hg.generateImage({
-        task: 'reconstruct', image: file('input.png'), signal: ac.signal,
+        task: 'reconstruct',
+        image: file('input.png'),
+        signal: ac.signal,
         onToken: (done) => {
           seen = done;
           if (ac.signal.aborted) afterAbort++;
           if (done === 100) ac.abort();
         },
       }),
-      'ABORT_ERR', /abort/,
+      'ABORT_ERR',
+      /abort/,
     );
     expect(seen).toBe(100);
     expect(afterAbort).toBe(0);

@@ -23,7 +23,7 @@ export function cli(args: string[], env: Record<string, string> = {}): { status:
 
 /** JSON.parse keeping integers past 2^53 exact, as strings (both sides of a comparison). */
 export function parseExactJson(text: string): unknown {
-  return JSON.parse(text.replace(/(?<=[:\[,]\s*)(-?\d{16,})(?=\s*[,\]}])/g, '"$1"'));
+  return JSON.parse(text.replace(/(?<=[:[,]\s*)(-?\d{16,})(?=\s*[,\]}])/g, '"$1"'));
 }
 
 /** Same normalisation for values already in memory: bigints and unsafe integers as strings. */

@@ -350,7 +350,10 @@ describe('agreement with llama.cpp (node-llama-cpp, CPU)', () => {
       } finally {
         await lm.dispose();
       }
-      expect([theirPrefill, theirSteps, theirSingles].some((a) => a.some(Number.isNaN)), 'llama.cpp returned every logit').toBe(false);
+      expect(
+        [theirPrefill, theirSteps, theirSingles].some((a) => a.some(Number.isNaN)),
+        'llama.cpp returned every logit',
+      ).toBe(false);
       expect(theirGreedyApi, 'llama.cpp: evaluate() and the controlledEvaluate() loop generate alike').toEqual(theirGreedy);
 
       // --- this engine: prefill (evaluate) and decode (generate; each step's logits seen by logitMask)
@@ -402,7 +405,9 @@ describe('agreement with llama.cpp (node-llama-cpp, CPU)', () => {
       const line =
         `${title.padEnd(25)} prefill: ${fmt(pre, preNoise, n)}; decode: ${fmt(dec, decNoise, GREEDY_TOKENS)}; ` +
         `single positions at float32 level: ${one.exact}/${singles.length}` +
-        (sameRounding ? '' : ` (not asked: llama.cpp ${roundsActivations(oneNoise) ? 'rounds' : 'does not round'} the activations here, this engine ${roundsActivations(oursVsExact) ? 'does' : 'does not'}; vs exact ${oneNoise.exact} and ${oursVsExact.exact}/${singles.length})`) +
+        (sameRounding
+          ? ''
+          : ` (not asked: llama.cpp ${roundsActivations(oneNoise) ? 'rounds' : 'does not round'} the activations here, this engine ${roundsActivations(oursVsExact) ? 'does' : 'does not'}; vs exact ${oneNoise.exact} and ${oursVsExact.exact}/${singles.length})`) +
         '; ' +
         `greedy ${firstDiff < 0 ? `${GREEDY_TOKENS}/${GREEDY_TOKENS} identical` : `differs from step ${firstDiff}`} (smallest top-2 gap ${minGap.toFixed(2)})`;
       summary.push(line);
@@ -426,7 +431,10 @@ describe('agreement with llama.cpp (node-llama-cpp, CPU)', () => {
         expect(c.argmaxMissesAbove(noise.maxDl), line).toBe(0);
       }
       if (sameRounding) expect(one.exact, line).toBeGreaterThanOrEqual(exactWanted);
-      else console.log(`${title}: skipped the float32-level share of single positions: the engines round different values on this processor (llama.cpp computes F16 weights at float precision only with AVX-512 FP16 or AMX)`);
+      else
+        console.log(
+          `${title}: skipped the float32-level share of single positions: the engines round different values on this processor (llama.cpp computes F16 weights at float precision only with AVX-512 FP16 or AMX)`,
+        );
       if (v.weights !== 'f32' || v.kv !== 'f32') {
         expect(one.maxDp, line).toBeLessThanOrEqual(Math.max(2 * oneNoise.maxDp, 1e-6));
         expect(one.maxDl, line).toBeLessThanOrEqual(Math.max(2 * oneNoise.maxDl, 1e-3));

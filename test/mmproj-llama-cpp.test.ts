@@ -70,8 +70,7 @@ function pixels(): Float32Array {
 /** max |a - b| over rows [a0, a0 + n) of a against rows [b0, b0 + n) of b, width w */
 function maxDiffRows(a: Float32Array, a0: number, b: Float32Array, b0: number, n: number, w: number): number {
   let m = 0;
-  for (let r = 0; r < n; r++)
-    for (let i = 0; i < w; i++) m = Math.max(m, Math.abs(a[(a0 + r) * w + i]! - b[(b0 + r) * w + i]!));
+  for (let r = 0; r < n; r++) for (let i = 0; i < w; i++) m = Math.max(m, Math.abs(a[(a0 + r) * w + i]! - b[(b0 + r) * w + i]!));
   return m;
 }
 
@@ -134,10 +133,8 @@ describe('mmproj files: ours in llama.cpp ' + manifest.llama_cpp_revision.slice(
         const hf = split(f32(join(dir, `tiny-constpos.${variant}.hf.f32`)));
         // ours against transformers (every row): the engine's own accuracy on this file
         const v = variant;
-        expect(note(`constpos ${v} ours vs hf features`, maxDiffRows(feat, 0, hf.feat, 0, P, E), maxAbs(hf.feat)))
-          .toBeLessThan(OURS_TOL[v]! * maxAbs(hf.feat));
-        expect(note(`constpos ${v} ours vs hf projected`, maxDiffRows(proj, 0, hf.proj, 0, P, D), maxAbs(hf.proj)))
-          .toBeLessThan(OURS_TOL[v]! * maxAbs(hf.proj));
+        expect(note(`constpos ${v} ours vs hf features`, maxDiffRows(feat, 0, hf.feat, 0, P, E), maxAbs(hf.feat))).toBeLessThan(OURS_TOL[v]! * maxAbs(hf.feat));
+        expect(note(`constpos ${v} ours vs hf projected`, maxDiffRows(proj, 0, hf.proj, 0, P, D), maxAbs(hf.proj))).toBeLessThan(OURS_TOL[v]! * maxAbs(hf.proj));
         // ours (patches 1..P-1) against llama.cpp (its rows 0..P-2)
         const df = note(`constpos ${v} ours vs llama.cpp features`, maxDiffRows(feat, 1, cpp.feat, 0, P - 1, E), maxAbs(cpp.feat));
         const dp = note(`constpos ${v} ours vs llama.cpp projected`, maxDiffRows(proj, 1, cpp.proj, 0, P - 1, D), maxAbs(cpp.proj));
@@ -151,7 +148,6 @@ describe('mmproj files: ours in llama.cpp ' + manifest.llama_cpp_revision.slice(
       }
     });
   }
-
 });
 
 describe("mmproj files: llama.cpp's legacy converter in our engine", () => {
@@ -164,10 +160,8 @@ describe("mmproj files: llama.cpp's legacy converter in our engine", () => {
       try {
         expect(tower.info.comprehensionLayer).toBe(info.hf_hidden_state);
         const hf = split(f32(join(dir, `${name}.hf.f32`)));
-        expect(note(`${name} ours vs hf features`, maxDiffRows(feat, 0, hf.feat, 0, P, E), maxAbs(hf.feat)))
-          .toBeLessThan(1e-4 * maxAbs(hf.feat));
-        expect(note(`${name} ours vs hf projected`, maxDiffRows(proj, 0, hf.proj, 0, P, D), maxAbs(hf.proj)))
-          .toBeLessThan(1e-4 * maxAbs(hf.proj));
+        expect(note(`${name} ours vs hf features`, maxDiffRows(feat, 0, hf.feat, 0, P, E), maxAbs(hf.feat))).toBeLessThan(1e-4 * maxAbs(hf.feat));
+        expect(note(`${name} ours vs hf projected`, maxDiffRows(proj, 0, hf.proj, 0, P, D), maxAbs(hf.proj))).toBeLessThan(1e-4 * maxAbs(hf.proj));
         const cpp = split(f32(join(dir, `${name}.llama-cpp.f32`)));
         note(`${name} ours vs llama.cpp features`, maxDiffRows(feat, 1, cpp.feat, 0, P - 1, E), maxAbs(cpp.feat));
         const dp = note(`${name} ours vs llama.cpp projected`, maxDiffRows(proj, 1, cpp.proj, 0, P - 1, D), maxAbs(cpp.proj));
@@ -221,8 +215,7 @@ describe('mmproj files: our converter (lib/convert/clip.ts) in llama.cpp', () =>
           if (type === 'f32') {
             // the same tower and projector as legacy-select (make_hf(7)): transformers' numbers
             const hf = split(f32(join(dir, 'legacy-select.hf.f32')));
-            expect(note('converted f32 ours vs hf projected', maxDiffRows(projected, 0, hf.proj, 0, P, D), maxAbs(hf.proj)))
-              .toBeLessThan(1e-4 * maxAbs(hf.proj));
+            expect(note('converted f32 ours vs hf projected', maxDiffRows(projected, 0, hf.proj, 0, P, D), maxAbs(hf.proj))).toBeLessThan(1e-4 * maxAbs(hf.proj));
           }
         } finally {
           tower.dispose();

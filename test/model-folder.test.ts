@@ -49,7 +49,10 @@ describe('one name for every part', () => {
     expect(want.status, want.stderr).toBe(0);
     const w = JSON.parse(want.stdout) as { tokens: number[]; answer: string };
     expect(w.tokens[0]).toBe(ref.ask.argmax);
-    for (const [name, env] of [[full, {}], ['m3', { HEALTHGPT_CACHE: join(base, 'cache') }]] as const) {
+    for (const [name, env] of [
+      [full, {}],
+      ['m3', { HEALTHGPT_CACHE: join(base, 'cache') }],
+    ] as const) {
       const r = cli(['ask', '-m', name, '-i', join(fx, 'input.png'), q, '-n', '3', '--json', '--threads', '2'], env);
       expect(r.status, r.stderr).toBe(0);
       const g = JSON.parse(r.stdout) as { tokens: number[]; answer: string };
@@ -81,7 +84,12 @@ describe('one name for every part', () => {
     const prev = process.env.HEALTHGPT_CACHE;
     process.env.HEALTHGPT_CACHE = join(base, 'cache');
     try {
-      expect(await resolveModelFiles(['m3'])).toMatchObject({ model: join(m3, 'a-language.gguf'), vision: join(m3, 'b-tower.gguf'), plugins: { comprehension: join(m3, 'c-com.gguf'), generation: join(m3, 'd-gen.gguf') }, vqgan: join(m3, 'e-decoder.gguf') });
+      expect(await resolveModelFiles(['m3'])).toMatchObject({
+        model: join(m3, 'a-language.gguf'),
+        vision: join(m3, 'b-tower.gguf'),
+        plugins: { comprehension: join(m3, 'c-com.gguf'), generation: join(m3, 'd-gen.gguf') },
+        vqgan: join(m3, 'e-decoder.gguf'),
+      });
       await expect(resolveModelFiles(['l14'])).rejects.toThrow(/l14: not in the cache .*healthgpt pull l14/);
     } finally {
       if (prev === undefined) delete process.env.HEALTHGPT_CACHE;
@@ -113,7 +121,9 @@ describe('one name for every part', () => {
     const noVq = folder(join(base, 'no-vqgan'), ['image-decoder']);
     let r = cli(['generate', '-m', noVq, '--task', 'reconstruct', '-i', join(fx, 'input.png'), '-o', join(base, 'x.png')]);
     expect(r.status).toBe(1);
-    expect(r.stderr).toMatch(/no-vqgan has no VQGAN \(vqgan\.gguf\): the VQGAN is not on the Hugging Face Hub: download last\.ckpt .*healthgpt pull m3 --vqgan last\.ckpt.*or give --vqgan vqgan\.gguf/);
+    expect(r.stderr).toMatch(
+      /no-vqgan has no VQGAN \(vqgan\.gguf\): the VQGAN is not on the Hugging Face Hub: download last\.ckpt .*healthgpt pull m3 --vqgan last\.ckpt.*or give --vqgan vqgan\.gguf/,
+    );
     // ask does not need it
     r = cli(['ask', '-m', noVq, '-i', join(fx, 'input.png'), q, '-n', '1', '--json']);
     expect(r.status, r.stderr).toBe(0);

@@ -11,7 +11,6 @@ const typeId = (name: string): number => {
   return t.id;
 };
 
-
 describe('native types', () => {
   it('lists the ggml types with llama.cpp block sizes', () => {
     const byName = new Map(addon.types().map((t) => [t.name, t]));
@@ -30,7 +29,19 @@ describe('native types', () => {
 });
 
 describe('matmul from JS', () => {
-  const cases: Array<[string, number]> = [['f32', 64], ['f16', 64], ['bf16', 64], ['q8_0', 96], ['q4_0', 64], ['q4_1', 64], ['q5_0', 64], ['q5_1', 64], ['q4_K', 256], ['q5_K', 512], ['q6_K', 256]];
+  const cases: Array<[string, number]> = [
+    ['f32', 64],
+    ['f16', 64],
+    ['bf16', 64],
+    ['q8_0', 96],
+    ['q4_0', 64],
+    ['q4_1', 64],
+    ['q5_0', 64],
+    ['q5_1', 64],
+    ['q4_K', 256],
+    ['q5_K', 512],
+    ['q6_K', 256],
+  ];
   const levels = ['scalar', 'avx2', 'avx512'].slice(0, ['scalar', 'avx2', 'avx512'].indexOf(addon.cpu().best) + 1);
 
   for (const [name, k] of cases) {

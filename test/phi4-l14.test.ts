@@ -151,14 +151,17 @@ describe('HealthGPT-L14 (Phi-4): the release layout converts and tokenizes as th
       expect(hg.template).toBe(PHI4_INSTRUCT);
       for (const p of golden.prompts) {
         const { prompt } = await hg.askPrompt({ question: p.question, image: join(root, 'test', 'fixtures', 'image', 'gray_45x45.png') });
-        expect(prompt.flatMap((x) => (typeof x === 'number' ? [x] : [IMAGE])), p.question).toEqual(p.ids);
+        expect(
+          prompt.flatMap((x) => (typeof x === 'number' ? [x] : [IMAGE])),
+          p.question,
+        ).toEqual(p.ids);
       }
     } finally {
       hg.dispose();
     }
   });
 
-  it("embeddings and head resized as utils.py: old rows kept bit for bit, the 8195 new rows = the mean of the old", async () => {
+  it('embeddings and head resized as utils.py: old rows kept bit for bit, the 8195 new rows = the mean of the old', async () => {
     const st = await openSafetensors(join(llm, 'model.safetensors'));
     try {
       for (const [gguf, hf, mean, sum] of [
@@ -265,7 +268,11 @@ describe('pull l14: what it downloads and gives', () => {
       env: { ...process.env, HF_ENDPOINT: endpoint, HEALTHGPT_NO_PROGRESS: '1' },
     });
     const r = JSON.parse(stdout) as { converted: string[]; parts: { role: string; repo: string; files: string[] }[] };
-    expect(r.parts.map((p) => [p.role, p.repo])).toEqual([['llm', 'microsoft/phi-4'], ['vision', 'openai/clip-vit-large-patch14-336'], ['plugins', 'lintw/HealthGPT-L14']]);
+    expect(r.parts.map((p) => [p.role, p.repo])).toEqual([
+      ['llm', 'microsoft/phi-4'],
+      ['vision', 'openai/clip-vit-large-patch14-336'],
+      ['plugins', 'lintw/HealthGPT-L14'],
+    ]);
     expect(r.parts[0]!.files.sort()).toEqual(readdirSync(llm).sort());
     expect(r.parts[2]!.files).toEqual(['com_hlora_weights_phi4.bin']);
     const out = join(cache, 'models', 'l14');

@@ -15,8 +15,6 @@ const fixtures = join(root, 'test', 'fixtures', 'phi3-hlora');
 const golden = (name: string) => readLogits(join(fixtures, `${name}.logits`));
 const file = (name: string): string => join(fixtures, `${name}.gguf`);
 
-
-
 const collect = async (it: AsyncGenerator<number, unknown, void>): Promise<number[]> => {
   const out: number[] = [];
   for await (const t of it) out.push(t);

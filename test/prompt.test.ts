@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { PHI3_INSTRUCT, PHI4_INSTRUCT, renderChat } from '../lib/prompt/template.js';
 
 describe('chat templates', () => {
-  it('phi3_instruct, one turn: docs/model.md\'s prompt to the byte', () => {
+  it("phi3_instruct, one turn: docs/model.md's prompt to the byte", () => {
     expect(renderChat(PHI3_INSTRUCT, [{ role: 'user', content: '<image>\nWhat is shown?' }])).toBe(
       '<|system|>\nYou are a helpful AI assistant.<|end|>\n<|user|>\n<image>\nWhat is shown?<|end|>\n<|assistant|>\n',
     );
@@ -29,6 +29,11 @@ describe('chat templates', () => {
   it('refuses malformed conversations, naming the field', () => {
     expect(() => renderChat(PHI3_INSTRUCT, [])).toThrow(/non-empty/);
     expect(() => renderChat(PHI3_INSTRUCT, [{ role: 'system' as 'user', content: 'x' }])).toThrow(/messages\[0\]\.role/);
-    expect(() => renderChat(PHI3_INSTRUCT, [{ role: 'user', content: 'x' }, { role: 'assistant', content: 'y' }])).toThrow(/last message/);
+    expect(() =>
+      renderChat(PHI3_INSTRUCT, [
+        { role: 'user', content: 'x' },
+        { role: 'assistant', content: 'y' },
+      ]),
+    ).toThrow(/last message/);
   });
 });

@@ -68,7 +68,10 @@ function handle(req: IncomingMessage, res: ServerResponse): void {
   if (api) {
     if (url.searchParams.get('blobs') !== 'true') return void res.writeHead(400).end();
     const siblings = Object.entries(repo.files).map(([name, f]) =>
-      f.lfs ? { rfilename: name, size: f.data.length, blobId: 'x', lfs: { sha256: sha256(f.data), size: f.data.length, pointerSize: 130 } } : { rfilename: name, size: f.data.length, blobId: blobId(f.data) });
+      f.lfs
+        ? { rfilename: name, size: f.data.length, blobId: 'x', lfs: { sha256: sha256(f.data), size: f.data.length, pointerSize: 130 } }
+        : { rfilename: name, size: f.data.length, blobId: blobId(f.data) },
+    );
     return void res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ id: repoName, sha: repo.commit, siblings }));
   }
   const path = decodeURIComponent((resolve?.[3] ?? cdn?.[2])!);
@@ -112,7 +115,10 @@ describe('pull', () => {
     const plan = await planPull('m3', tempDir(), opts());
     const names = plan.map((e) => [e.part.repo, e.files.map((f) => f.path).sort()]);
     expect(names).toEqual([
-      ['microsoft/Phi-3-mini-4k-instruct', ['config.json', 'model-00001-of-00002.safetensors', 'model-00002-of-00002.safetensors', 'model.safetensors.index.json', 'tokenizer.model', 'tokenizer_config.json']],
+      [
+        'microsoft/Phi-3-mini-4k-instruct',
+        ['config.json', 'model-00001-of-00002.safetensors', 'model-00002-of-00002.safetensors', 'model.safetensors.index.json', 'tokenizer.model', 'tokenizer_config.json'],
+      ],
       ['openai/clip-vit-large-patch14-336', ['config.json', 'preprocessor_config.json', 'pytorch_model.bin']],
       ['lintw/HealthGPT-M3', ['com_hlora_weights.bin', 'fusion_layer_weights.bin', 'gen_hlora_weights.bin']],
     ]);
@@ -155,7 +161,10 @@ describe('pull', () => {
     for (const name of ['tokenizer.model', 'config.json']) {
       const dest = join(tempDir(), name);
       hub.corrupt = name;
-      await expect(downloadFile(listing, listing.files.find((f) => f.path === name)!, dest, opts())).rejects.toMatchObject({ code: 'ERR_CHECKSUM', message: expect.stringMatching(name === 'config.json' ? /git blob sha1 .* does not match/ : /sha256 .* does not match/) });
+      await expect(downloadFile(listing, listing.files.find((f) => f.path === name)!, dest, opts())).rejects.toMatchObject({
+        code: 'ERR_CHECKSUM',
+        message: expect.stringMatching(name === 'config.json' ? /git blob sha1 .* does not match/ : /sha256 .* does not match/),
+      });
       hub.corrupt = '';
       expect(existsSync(dest) || existsSync(`${dest}.part`)).toBe(false);
     }
@@ -182,7 +191,10 @@ describe('pull', () => {
     const output = join(cache, 'out');
     const failed = await run(process.execPath, [join(root, 'bin', 'healthgpt.js'), 'pull', 'm3', '--cache', cache, '-o', output], {
       env: { ...process.env, HF_ENDPOINT: endpoint, HF_TOKEN: hub.token, HEALTHGPT_NO_PROGRESS: '1' },
-    }).then(() => undefined, (e: { code: number; stderr: string }) => e);
+    }).then(
+      () => undefined,
+      (e: { code: number; stderr: string }) => e,
+    );
     expect(failed?.code).toBe(1);
     expect(failed?.stderr).toMatch(/healthgpt: \/.*(\.bin|\.safetensors): /);
     expect(existsSync(output) ? readdirSync(output).filter((f) => !f.startsWith('.')) : []).toEqual([]);
@@ -192,6 +204,8 @@ describe('pull', () => {
     const again = JSON.parse(downloaded.stdout);
     expect(again.fetched).toBe(0); // the failed run's downloads are kept and checked, not fetched again
     expect(again.converted).toEqual([]);
-    await expect(run(process.execPath, [join(root, 'bin', 'healthgpt.js'), 'pull', 'x9'], { env: { ...process.env, HF_ENDPOINT: endpoint } })).rejects.toMatchObject({ stderr: expect.stringMatching(/model must be m3 or l14/) });
+    await expect(run(process.execPath, [join(root, 'bin', 'healthgpt.js'), 'pull', 'x9'], { env: { ...process.env, HF_ENDPOINT: endpoint } })).rejects.toMatchObject({
+      stderr: expect.stringMatching(/model must be m3 or l14/),
+    });
   });
 });

@@ -23,7 +23,12 @@ describe('quantization plan', () => {
     expect(plan.get('blk.7.ffn_up.weight')).toBe('q4_K');
     const down = Array.from({ length: 32 }, (_, i) => plan.get(`blk.${i}.ffn_down.weight`));
     // first and last eighth, and every third between (layers 6, 9, ..., 27)
-    expect(down.map((t, i) => [i, t]).filter(([, t]) => t === 'q6_K').map(([i]) => i)).toEqual([0, 1, 2, 3, 6, 9, 12, 15, 18, 21, 24, 27, 28, 29, 30, 31]);
+    expect(
+      down
+        .map((t, i) => [i, t])
+        .filter(([, t]) => t === 'q6_K')
+        .map(([i]) => i),
+    ).toEqual([0, 1, 2, 3, 6, 9, 12, 15, 18, 21, 24, 27, 28, 29, 30, 31]);
     expect(useMoreBits(5, 32)).toBe(false);
   });
 

@@ -53,8 +53,6 @@ describe('repacked weights', () => {
   });
 
   it('refuses a repack option that is not a boolean', async () => {
-    await expect(LanguageModel.load('x.gguf', { repack: 'yes' as unknown as boolean })).rejects.toThrow(
-      new HealthGPTError('ERR_INVALID_ARG', 'repack must be a boolean, got yes'),
-    );
+    await expect(LanguageModel.load('x.gguf', { repack: 'yes' as unknown as boolean })).rejects.toThrow(new HealthGPTError('ERR_INVALID_ARG', 'repack must be a boolean, got yes'));
   });
 });

@@ -26,7 +26,13 @@ const TEXT_QUESTION = 'Describe the image in detail.';
 
 /** The image question of the reference, as OpenAI message parts. */
 const imageQuestion = (url = dataUrl(inputPng)): OpenAI.ChatCompletionMessageParam[] => [
-  { role: 'user', content: [{ type: 'image_url', image_url: { url } }, { type: 'text', text: manifest.question }] },
+  {
+    role: 'user',
+    content: [
+      { type: 'image_url', image_url: { url } },
+      { type: 'text', text: manifest.question },
+    ],
+  },
 ];
 
 /** The APIError a call is refused with. */
@@ -90,7 +96,7 @@ describe('healthgpt serve (OpenAI API)', () => {
     expect((await health(main)).running).toBe(0);
   });
 
-  it('chat with an image: the session\'s own greedy answer, its usage counted', async () => {
+  it("chat with an image: the session's own greedy answer, its usage counted", async () => {
     const want = await hg.answer({ question: manifest.question, image: inputPng, maxTokens: 8 });
     const r = await client.chat.completions.create({ model: MODEL, messages: imageQuestion(), max_tokens: 8 });
     expect(r.object).toBe('chat.completion');
@@ -103,7 +109,7 @@ describe('healthgpt serve (OpenAI API)', () => {
     expect(r.usage).toEqual({ prompt_tokens: promptLength, completion_tokens: 8, total_tokens: promptLength + 8 });
   });
 
-  it('temperature, top_p and seed reach the sampler: the session\'s sampled answer, reproduced', async () => {
+  it("temperature, top_p and seed reach the sampler: the session's sampled answer, reproduced", async () => {
     const want = await hg.answer({ question: manifest.question, image: inputPng, maxTokens: 12, temperature: 0.9, topP: 0.95, seed: 11 });
     const greedy = await hg.answer({ question: manifest.question, image: inputPng, maxTokens: 12 });
     expect(want.answer).not.toBe(greedy.answer);
@@ -190,7 +196,7 @@ describe('healthgpt serve (OpenAI API)', () => {
     }
   });
 
-  it('images.edit: a task by name gives the session\'s PNG as b64_json; DICOM accepted', async () => {
+  it("images.edit: a task by name gives the session's PNG as b64_json; DICOM accepted", async () => {
     const want = await hg.generateImage({ task: 'reconstruct', image: inputPng });
     const r = await client.images.edit({ model: MODEL, image: await toFile(inputPng, 'in.png', { type: 'image/png' }), prompt: 'reconstruct' });
     expect(r.data).toHaveLength(1);
@@ -224,14 +230,27 @@ describe('healthgpt serve (OpenAI API)', () => {
     expect([e.status, e.code, e.param]).toEqual([400, 'remote_url_refused', 'messages[0].content[0].image_url.url']);
   });
 
-  it('400: bad requests are refused in OpenAI\'s error shape, naming the parameter', async () => {
+  it("400: bad requests are refused in OpenAI's error shape, naming the parameter", async () => {
     const cases: [Record<string, unknown>, string][] = [
       [{ messages: [{ role: 'user', content: 'hi' }], temperature: 5 }, 'temperature'],
       [{ messages: [] }, 'messages'],
       [{ messages: [{ role: 'user', content: 'hi' }], n: 2 }, 'n'],
       [{ messages: [{ role: 'user', content: 'hi' }], top_logprobs: 2 }, 'top_logprobs'],
       [{ messages: [{ role: 'tool', content: 'x' }] }, 'messages[0].role'],
-      [{ messages: [{ role: 'user', content: [{ type: 'image_url', image_url: { url: 'data:image/png;base64,AAAA' } }, { type: 'text', text: 'q' }] }] }, ''],
+      [
+        {
+          messages: [
+            {
+              role: 'user',
+              content: [
+                { type: 'image_url', image_url: { url: 'data:image/png;base64,AAAA' } },
+                { type: 'text', text: 'q' },
+              ],
+            },
+          ],
+        },
+        '',
+      ],
     ];
     for (const [body, param] of cases) {
       const e = await refusal(client.chat.completions.create({ model: MODEL, ...body } as unknown as OpenAI.ChatCompletionCreateParamsNonStreaming));
@@ -260,7 +279,7 @@ describe('healthgpt serve (OpenAI API)', () => {
 
   it('401: a wrong or missing API key; another address than loopback needs one', async () => {
     const keyed = await serve({ apiKey: 'secret-key-123' });
-    let e = await refusal(clientOf(keyed, 'wrong-key').models.list());
+    const e = await refusal(clientOf(keyed, 'wrong-key').models.list());
     expect([e.status, e.code]).toEqual([401, 'invalid_api_key']);
     const bare = await fetch(`${keyed.url}/v1/models`);
     expect(bare.status).toBe(401);
@@ -277,7 +296,9 @@ describe('healthgpt serve (OpenAI API)', () => {
         request({ host: u.hostname, port: u.port, path: u.pathname, headers }, (res) => {
           res.resume();
           resolve(res.statusCode!);
-        }).on('error', reject).end();
+        })
+          .on('error', reject)
+          .end();
       });
     expect(await status({ host: 'evil.example:8080' })).toBe(403);
     expect(await status({ host: `localhost:${new URL(main.url).port}`, origin: 'https://evil.example' })).toBe(403);
@@ -358,7 +379,15 @@ describe('healthgpt serve (OpenAI API)', () => {
 
   it('logs hold no prompt text and no image content unless --log-prompts', async () => {
     const marker = 'zebra-marker-7431';
-    const messages: OpenAI.ChatCompletionMessageParam[] = [{ role: 'user', content: [{ type: 'image_url', image_url: { url: dataUrl(inputPng) } }, { type: 'text', text: marker }] }];
+    const messages: OpenAI.ChatCompletionMessageParam[] = [
+      {
+        role: 'user',
+        content: [
+          { type: 'image_url', image_url: { url: dataUrl(inputPng) } },
+          { type: 'text', text: marker },
+        ],
+      },
+    ];
     const before = logs.length;
     await client.chat.completions.create({ model: MODEL, messages, max_tokens: 2 });
     const quiet = logs.slice(before).join('');

@@ -36,7 +36,17 @@ describe('torch.save and safetensors writers', () => {
         ['name', 'é'],
         ['flag', true],
         ['none', null],
-        ['state_dict', new TorchDict([['w', new TorchTensor([2, 3], a)], ['nested.v', new TorchTensor([20], b)], ['s', new TorchTensor([], Float32Array.of(3.5))]], true)],
+        [
+          'state_dict',
+          new TorchDict(
+            [
+              ['w', new TorchTensor([2, 3], a)],
+              ['nested.v', new TorchTensor([20], b)],
+              ['s', new TorchTensor([], Float32Array.of(3.5))],
+            ],
+            true,
+          ),
+        ],
       ]),
     );
     const c = await openTorchCheckpoint(join(d, 'x.ckpt'));
@@ -103,7 +113,10 @@ describe('the synthetic release', () => {
         await c.close();
       }
     };
-    for (const [file, plugin] of [['com_hlora_weights.bin', 'comprehension'], ['gen_hlora_weights.bin', 'generation']] as const) {
+    for (const [file, plugin] of [
+      ['com_hlora_weights.bin', 'comprehension'],
+      ['gen_hlora_weights.bin', 'generation'],
+    ] as const) {
       const { rank: r, experts: n } = SYNTHETIC_RELEASE.plugins[plugin];
       const want: Array<[string, string, number[]]> = [];
       for (let i = 0; i < s.layers; i++)
@@ -112,7 +125,13 @@ describe('the synthetic release', () => {
           want.push([`${p}.lora_route.weight`, 'BF16', [n, din]], [`${p}.lora_A.weight`, 'BF16', [r, din]], [`${p}.lora_B.weight`, 'BF16', [dout, r]]);
         }
       const w = SYNTHETIC_RELEASE.clip.width;
-      for (const [k, shape] of [['0.weight', [s.hidden, w]], ['0.bias', [s.hidden]], ['2.weight', [s.hidden, s.hidden]], ['2.bias', [s.hidden]]] as const) want.push([`base_model.model.model.mm_projector.${k}`, 'BF16', [...shape]]);
+      for (const [k, shape] of [
+        ['0.weight', [s.hidden, w]],
+        ['0.bias', [s.hidden]],
+        ['2.weight', [s.hidden, s.hidden]],
+        ['2.bias', [s.hidden]],
+      ] as const)
+        want.push([`base_model.model.model.mm_projector.${k}`, 'BF16', [...shape]]);
       expect(await keys(file), file).toEqual(want);
     }
     expect(await keys('fusion_layer_weights.bin')).toEqual([
@@ -128,7 +147,7 @@ describe('the synthetic release', () => {
     expect(ours.replace(/\d+/g, 'N')).toBe(shipped.replace(/\d+/g, 'N'));
   });
 
-  it('can generate: one <idx_k> per VQGAN code after the tokenizer, rows resized from the fusion file, each plugin\'s projector in the vision file', async () => {
+  it("can generate: one <idx_k> per VQGAN code after the tokenizer, rows resized from the fusion file, each plugin's projector in the vision file", async () => {
     const s = SYNTHETIC_RELEASE;
     expect(SYNTHETIC_RELEASE_ROWS).toBe(s.llm.tokenizer + s.vqgan.n_embed + 3);
     expect(notes).toMatch(new RegExp(`embeddings and head resized to ${SYNTHETIC_RELEASE_ROWS} rows from .*fusion_layer_weights\\.bin`));
@@ -169,7 +188,12 @@ describe('the synthetic release', () => {
     for (const f of ['com_hlora_weights.bin', 'gen_hlora_weights.bin', 'fusion_layer_weights.bin']) {
       const want = b.subarray(off, off + 32).toString('hex');
       off += 32;
-      expect(createHash('sha256').update(readFileSync(join(dir, 'release', f))).digest('hex'), `${f} changed: regenerate tools/reference/make_synthetic_release_reference.py`).toBe(want);
+      expect(
+        createHash('sha256')
+          .update(readFileSync(join(dir, 'release', f)))
+          .digest('hex'),
+        `${f} changed: regenerate tools/reference/make_synthetic_release_reference.py`,
+      ).toBe(want);
     }
     const tokens = Array.from({ length: nTok! }, (_, i) => b.readInt32LE(off + 4 * i));
     off += 4 * nTok!;
@@ -203,7 +227,7 @@ describe('the synthetic release', () => {
     }
   });
 
-  it('without --vqgan the image tokens default to the release\'s 8192 (too many for these rows: refused by code); codebookSize says how many', async () => {
+  it("without --vqgan the image tokens default to the release's 8192 (too many for these rows: refused by code); codebookSize says how many", async () => {
     const { vqgan: _, ...opts } = syntheticReleaseOptions(join(dir, 'release'));
     const err = (await convertHealthGPT(join(dir, 'no-vqgan'), { ...opts, plugins: opts.plugins!.slice(1), type: 'f32', threads: 1 }).catch((e: unknown) => e)) as { code?: string; message?: string };
     expect(err).toMatchObject({ code: 'ERR_TOKENIZER' });
@@ -254,7 +278,13 @@ describe('the synthetic release', () => {
     const c = SYNTHETIC_RELEASE.clip;
     const t = await VisionTower.load(join(out, 'vision.gguf'));
     try {
-      expect(t.info).toMatchObject({ imageSize: c.imageSize, nEmbd: c.width, nLayer: c.layers - 1, comprehensionProjectorDim: SYNTHETIC_RELEASE.llm.hidden, generationProjectorDim: SYNTHETIC_RELEASE.llm.hidden });
+      expect(t.info).toMatchObject({
+        imageSize: c.imageSize,
+        nEmbd: c.width,
+        nLayer: c.layers - 1,
+        comprehensionProjectorDim: SYNTHETIC_RELEASE.llm.hidden,
+        generationProjectorDim: SYNTHETIC_RELEASE.llm.hidden,
+      });
       const px = randomNormal(3 * c.imageSize * c.imageSize, 5);
       for (const tap of ['comprehension', 'generation'] as const) {
         const p = await t.project(await t.encode(px, { tap }), tap);

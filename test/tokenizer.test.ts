@@ -77,7 +77,10 @@ describe('SentencePiece (llama) encoding', () => {
     const noPrefix = spm({ 'tokenizer.ggml.add_space_prefix': false });
     expect(noPrefix.encode('abc', { addSpecial: false })).toEqual([264, 262]); // ab(-2) = bc(-2): leftmost
     const bcFirst = Tokenizer.fromMetadata(
-      spmMeta({ 'tokenizer.ggml.add_space_prefix': false }, SPM_PIECES.map((p) => (p[0] === 'bc' ? [p[0], -1.5, p[2]] : p))),
+      spmMeta(
+        { 'tokenizer.ggml.add_space_prefix': false },
+        SPM_PIECES.map((p) => (p[0] === 'bc' ? [p[0], -1.5, p[2]] : p)),
+      ),
     );
     expect(bcFirst.encode('abc', { addSpecial: false })).toEqual([260, 265]);
     // "▁abc": ▁a (-1) first, then bc (-2) beats ▁ab (-3)
@@ -284,7 +287,9 @@ describe('errors', () => {
     expect(code(() => spm({ 'tokenizer.ggml.scores': [0, 1] }))).toBe('ERR_TOKENIZER');
     expect(code(() => spm({ 'tokenizer.ggml.token_type': SPM_PIECES.map(() => 'x') }))).toBe('ERR_TOKENIZER');
     expect(code(() => spm({ 'tokenizer.ggml.bos_token_id': 99999 }))).toBe(undefined); // ignored, default kept
-    expect(code(() => spm({ 'tokenizer.ggml.bos_token_id': 99999, 'tokenizer.ggml.tokens': SPM_PIECES.map((p) => p[0]).slice(0, 1), 'tokenizer.ggml.scores': [0], 'tokenizer.ggml.token_type': [1] }))).toBe('ERR_TOKENIZER');
+    expect(
+      code(() => spm({ 'tokenizer.ggml.bos_token_id': 99999, 'tokenizer.ggml.tokens': SPM_PIECES.map((p) => p[0]).slice(0, 1), 'tokenizer.ggml.scores': [0], 'tokenizer.ggml.token_type': [1] })),
+    ).toBe('ERR_TOKENIZER');
     expect(code(() => Tokenizer.fromMetadata(bpeMeta('dbrx', { 'tokenizer.ggml.merges': undefined })))).toBe('ERR_TOKENIZER');
     expect(code(() => Tokenizer.fromMetadata(bpeMeta('no-such-pre')))).toBe('ERR_TOKENIZER');
     expect(code(() => Tokenizer.fromGGUF({} as never))).toBe('ERR_TOKENIZER');

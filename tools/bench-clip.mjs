@@ -23,7 +23,6 @@ import { availableParallelism, homedir } from 'node:os';
 import { join } from 'node:path';
 import { benchCli } from './bench-cli.mjs';
 
-
 const USAGE = `usage: node tools/bench-clip.mjs [options]
   --json            print one JSON object instead of the table
   --threads N       threads of the tower's pool (default: ${availableParallelism()}, one per core)
@@ -81,7 +80,14 @@ function towerTensors() {
   ];
   for (let i = 0; i < V.layers; i++) {
     const p = `v.blk.${i}.`;
-    for (const [n, k, rows] of /** @type {[string, number, number][]} */ ([['attn_q', E, E], ['attn_k', E, E], ['attn_v', E, E], ['attn_out', E, E], ['ffn_up', E, V.ff], ['ffn_down', V.ff, E]]))
+    for (const [n, k, rows] of /** @type {[string, number, number][]} */ ([
+      ['attn_q', E, E],
+      ['attn_k', E, E],
+      ['attn_v', E, E],
+      ['attn_out', E, E],
+      ['ffn_up', E, V.ff],
+      ['ffn_down', V.ff, E],
+    ]))
       t.push({ name: `${p}${n}.weight`, shape: [k, rows] }, { name: `${p}${n}.bias`, shape: [rows] });
     t.push({ name: `${p}ln1.weight`, shape: [E], norm: true }, { name: `${p}ln1.bias`, shape: [E] });
     t.push({ name: `${p}ln2.weight`, shape: [E], norm: true }, { name: `${p}ln2.bias`, shape: [E] });
@@ -139,11 +145,14 @@ async function ensureTower(dir, type, log) {
       if (tt === GGMLType.F32) return new Uint8Array(f.buffer);
       const rowLen = t.conv && t.shape.length === 4 ? t.shape[0] * t.shape[1] * t.shape[2] : t.shape[0];
       const out = Buffer.allocUnsafe(tensorBytes(tt, t.shape));
-      const rows = n / rowLen, rowBytes = out.length / rows;
+      const rows = n / rowLen,
+        rowBytes = out.length / rows;
       const step = Math.max(1, Math.floor((4 << 20) / rowLen));
       for (let r = 0; r < rows; r += step) {
         const m = Math.min(step, rows - r);
-        native().quantizeRow(tt, f.subarray(r * rowLen, (r + m) * rowLen)).copy(out, r * rowBytes);
+        native()
+          .quantizeRow(tt, f.subarray(r * rowLen, (r + m) * rowLen))
+          .copy(out, r * rowBytes);
       }
       return out;
     });

@@ -26,7 +26,7 @@ const N = 512;
 function slice() {
   const px = new Uint16Array(N * N);
   let seed = 1;
-  const rand = () => ((seed = (seed * 1103515245 + 12345) >>> 0) / 2 ** 32);
+  const rand = () => (seed = (seed * 1103515245 + 12345) >>> 0) / 2 ** 32;
   for (let y = 0; y < N; y++) {
     for (let x = 0; x < N; x++) {
       const r = Math.hypot(x - N / 2, y - N / 2);
@@ -101,11 +101,18 @@ function part10(ts, frame, encapsulated) {
   ]);
   const groupLength = el(0x0002, 0x0000, 'UL', Buffer.from(Uint32Array.of(meta.length).buffer));
   const data = Buffer.concat([
-    el(0x0028, 0x0002, 'US', us(1)), el(0x0028, 0x0004, 'CS', cs('MONOCHROME2')),
-    el(0x0028, 0x0010, 'US', us(N)), el(0x0028, 0x0011, 'US', us(N)),
-    el(0x0028, 0x0100, 'US', us(16)), el(0x0028, 0x0101, 'US', us(16)), el(0x0028, 0x0102, 'US', us(15)), el(0x0028, 0x0103, 'US', us(0)),
-    el(0x0028, 0x1050, 'DS', cs('40')), el(0x0028, 0x1051, 'DS', cs('400')),
-    el(0x0028, 0x1052, 'DS', cs('-1024')), el(0x0028, 0x1053, 'DS', cs('1')),
+    el(0x0028, 0x0002, 'US', us(1)),
+    el(0x0028, 0x0004, 'CS', cs('MONOCHROME2')),
+    el(0x0028, 0x0010, 'US', us(N)),
+    el(0x0028, 0x0011, 'US', us(N)),
+    el(0x0028, 0x0100, 'US', us(16)),
+    el(0x0028, 0x0101, 'US', us(16)),
+    el(0x0028, 0x0102, 'US', us(15)),
+    el(0x0028, 0x0103, 'US', us(0)),
+    el(0x0028, 0x1050, 'DS', cs('40')),
+    el(0x0028, 0x1051, 'DS', cs('400')),
+    el(0x0028, 0x1052, 'DS', cs('-1024')),
+    el(0x0028, 0x1053, 'DS', cs('1')),
   ]);
   let pixels;
   if (!encapsulated) pixels = el(0x7fe0, 0x0010, 'OW', frame);
@@ -146,7 +153,7 @@ for (const [name, bytes] of Object.entries(files)) {
     await decodeImage(bytes);
     times.push(performance.now() - t);
   }
-  results[name] = { bytes: bytes.length, ratio: +(px.length * 2 / bytes.length).toFixed(2), first_ms: +first.toFixed(1), median_ms: +median(times).toFixed(1) };
+  results[name] = { bytes: bytes.length, ratio: +((px.length * 2) / bytes.length).toFixed(2), first_ms: +first.toFixed(1), median_ms: +median(times).toFixed(1) };
 }
 
 if (o.json) process.stdout.write(JSON.stringify({ size: `${N}x${N}x16`, repeats: o.repeats, results }, null, 2) + '\n');

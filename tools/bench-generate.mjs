@@ -25,7 +25,6 @@ import { join } from 'node:path';
 import { BENCH_MODEL_VERSION, writeRandomPhi3Q4 } from './bench-model.mjs';
 import { benchCli } from './bench-cli.mjs';
 
-
 const USAGE = `usage: node tools/bench-generate.mjs [options]
   --json            print one JSON object instead of the table
   --threads N       threads (default: ${availableParallelism()}, one per core)
@@ -38,8 +37,11 @@ const USAGE = `usage: node tools/bench-generate.mjs [options]
 const { fail, lib, parse } = benchCli('bench-generate', USAGE);
 
 function parseArgs(argv) {
-  const o = parse(argv, { json: false, tiny: false, threads: availableParallelism(), tokens: 64, repeats: 3, model: undefined, plugin: undefined, cache: join(homedir(), '.cache', 'healthgpt', 'bench') },
-    ['threads', 'tokens', 'repeats']);
+  const o = parse(
+    argv,
+    { json: false, tiny: false, threads: availableParallelism(), tokens: 64, repeats: 3, model: undefined, plugin: undefined, cache: join(homedir(), '.cache', 'healthgpt', 'bench') },
+    ['threads', 'tokens', 'repeats'],
+  );
   if (o.tokens < 2) fail('--tokens must be at least 2 (the rate is over the steps between tokens)');
   if ((o.model === undefined) !== (o.plugin === undefined)) fail('--model and --plugin go together');
   return o;
@@ -133,11 +135,15 @@ async function main() {
   const model = await LanguageModel.load(modelPath, { threads: o.threads, contextSize: 512 + o.tokens, plugins: { generation: pluginPath } });
   const loadMs = performance.now() - t0;
   const ids = findImageTokens(model.tokenizer.vocab.tokenToId);
-  const text = renderChat(PHI3_INSTRUCT, [{ role: 'user', content: taskMessage('report2cxr', { hasImage: false, report: 'No acute cardiopulmonary process. Heart size is normal.' }) }]) + '<start_index>';
+  const text =
+    renderChat(PHI3_INSTRUCT, [{ role: 'user', content: taskMessage('report2cxr', { hasImage: false, report: 'No acute cardiopulmonary process. Heart size is normal.' }) }]) + '<start_index>';
   const prompt = model.tokenize(text, { special: true, prefixStyle: 'hf-slow' });
   if (prompt[prompt.length - 1] !== ids.start) fail('the prompt does not end with <start_index>: is this a HealthGPT vocabulary?');
 
-  const configs = [{ name: 'generation plugin', plugin: 'generation' }, { name: 'base alone', plugin: undefined }];
+  const configs = [
+    { name: 'generation plugin', plugin: 'generation' },
+    { name: 'base alone', plugin: undefined },
+  ];
   const rates = Object.fromEntries(configs.map((c) => [c.name, /** @type {number[]} */ ([])]));
   const prefill = Object.fromEntries(configs.map((c) => [c.name, /** @type {number[]} */ ([])]));
   for (let r = 0; r < o.repeats; r++) {

@@ -25,7 +25,6 @@ import { join } from 'node:path';
 import { ensureBenchModel } from './bench-model.mjs';
 import { benchCli } from './bench-cli.mjs';
 
-
 const USAGE = `usage: node tools/bench-hlora.mjs [options]
   --json            print one JSON object instead of the table
   --threads N       threads (default: ${availableParallelism()}, one per core)
@@ -38,8 +37,13 @@ const USAGE = `usage: node tools/bench-hlora.mjs [options]
 const { fail, lib, parse } = benchCli('bench-hlora', USAGE);
 
 function parseArgs(argv) {
-  const o = parse(argv, { json: false, threads: availableParallelism(), repeats: 3, prompt: 64, decode: 16, context: 256, model: undefined, cache: join(homedir(), '.cache', 'healthgpt', 'bench') },
-    ['threads', 'repeats', 'prompt', 'decode', 'context']);
+  const o = parse(argv, { json: false, threads: availableParallelism(), repeats: 3, prompt: 64, decode: 16, context: 256, model: undefined, cache: join(homedir(), '.cache', 'healthgpt', 'bench') }, [
+    'threads',
+    'repeats',
+    'prompt',
+    'decode',
+    'context',
+  ]);
   if (o.prompt + 1 > o.context || o.decode + 2 > o.context) fail(`--context ${o.context} is too small for --prompt ${o.prompt} and --decode ${o.decode}`);
   return o;
 }
@@ -235,7 +239,9 @@ async function main() {
   console.log('');
   console.log(`model     ${model}`);
   console.log(`          phi3, ${shape.layers} layers, hidden ${shape.hidden}, ffn ${shape.ffn}, ${(baseBytesPerToken / GB).toFixed(2)} GB of weights read per token`);
-  console.log(`settings  ${o.threads} threads, context ${o.context}, KV cache f16, CPU ${native().cpu().active}; medians of ${o.repeats} rounds (prompts; runs of ${o.decode} decode steps), configurations in turn`);
+  console.log(
+    `settings  ${o.threads} threads, context ${o.context}, KV cache f16, CPU ${native().cpu().active}; medians of ${o.repeats} rounds (prompts; runs of ${o.decode} decode steps), configurations in turn`,
+  );
   console.log('');
   console.log('                          prompt tok/s  (time)   decode tok/s  (time)   adapter MB/token  (expected)');
   for (const r of rows)
@@ -245,7 +251,9 @@ async function main() {
   console.log('');
   for (const n of ['comprehension', 'generation'])
     console.log(`fused / unfused ${n.padEnd(14)} prompt ${result.fusedOverUnfused[n].prompt.toFixed(2)}x, decode ${result.fusedOverUnfused[n].decode.toFixed(2)}x`);
-  console.log(`targets   decode overhead: comprehension <= 10% (f16 ${pct(result.targets.comprehension).trim()}, q8_0 ${pct(result.targets.comprehensionQ8_0).trim()}), generation <= 25% (f16 ${pct(result.targets.generation).trim()}, q8_0 ${pct(result.targets.generationQ8_0).trim()})`);
+  console.log(
+    `targets   decode overhead: comprehension <= 10% (f16 ${pct(result.targets.comprehension).trim()}, q8_0 ${pct(result.targets.comprehensionQ8_0).trim()}), generation <= 25% (f16 ${pct(result.targets.generation).trim()}, q8_0 ${pct(result.targets.generationQ8_0).trim()})`,
+  );
   console.log('');
   console.log("(time: median over rounds of the time per token over the base's in the same round; expected: the adapters' bytes over the base's)");
   for (const r of rows) console.log(`  ${r.name.padEnd(22)} prompt ms [${runs(r.promptRunsMs)}] decode step ms by round [${r.decodeStepMsByRound.map((x) => x.toFixed(1)).join(', ')}]`);

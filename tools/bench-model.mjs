@@ -59,7 +59,13 @@ export async function writeRandomPhi3Quantized(lib, path, shape, target, addVoca
   w.addKV('general.quantization_version', 2, 'u32');
   addVocab(w);
   const tensors = phi3Tensors(shape);
-  const plan = planQuantization(tensors.map((t) => ({ ...t, type: 'f32' })), target, shape.layers, { blockSize: (n) => ggmlType(n).blockSize }, () => true);
+  const plan = planQuantization(
+    tensors.map((t) => ({ ...t, type: 'f32' })),
+    target,
+    shape.layers,
+    { blockSize: (n) => ggmlType(n).blockSize },
+    () => true,
+  );
   tensors.forEach((t, i) => {
     if (t.shape.length === 1) {
       const ones = new Float32Array(t.shape[0]);
@@ -79,7 +85,9 @@ export async function writeRandomPhi3Quantized(lib, path, shape, target, addVoca
         const n = Math.min(step, rows - r);
         const slice = f.subarray(0, n * k);
         fillRandom(slice, (i + 1) * 1_000_003 + r, 1 / Math.sqrt(k));
-        native().quantizeRow(type, slice).copy(out, r * rowBytes);
+        native()
+          .quantizeRow(type, slice)
+          .copy(out, r * rowBytes);
       }
       if (i % 16 === 0) log(`  ${i + 1}/${tensors.length} tensors`);
       return out;

@@ -23,7 +23,6 @@ import { availableParallelism, homedir } from 'node:os';
 import { join } from 'node:path';
 import { benchCli } from './bench-cli.mjs';
 
-
 const USAGE = `usage: node tools/bench-vqgan.mjs [options]
   --json          one JSON object instead of the table
   --threads N     decoder threads (default ${availableParallelism()}, one per core)
@@ -110,7 +109,16 @@ async function makeFile(path, type) {
   const w = new GGUFWriter();
   w.addKV('general.architecture', 'vqgan');
   w.addKV('general.name', 'healthgpt bench: random VQGAN decoder (not a trained model)');
-  for (const [k, v] of Object.entries({ ch: CFG.ch, num_res_blocks: CFG.numResBlocks, z_channels: CFG.zChannels, resolution: CFG.resolution, in_channels: CFG.inChannels, out_ch: CFG.outCh, embed_dim: CFG.embedDim, n_embed: CFG.nEmbed }))
+  for (const [k, v] of Object.entries({
+    ch: CFG.ch,
+    num_res_blocks: CFG.numResBlocks,
+    z_channels: CFG.zChannels,
+    resolution: CFG.resolution,
+    in_channels: CFG.inChannels,
+    out_ch: CFG.outCh,
+    embed_dim: CFG.embedDim,
+    n_embed: CFG.nEmbed,
+  }))
     w.addKV(`vqgan.${k}`, v, 'u32');
   w.addKV('vqgan.ch_mult', { type: 'i32', value: CFG.chMult });
   w.addKV('vqgan.attn_resolutions', { type: 'i32', value: CFG.attnResolutions });
@@ -124,7 +132,8 @@ async function makeFile(path, type) {
       const v = new Float32Array(n);
       if ('norm' in t && t.norm) fillUniform(v, 7 + i, 0.1, t.name.endsWith('.weight') ? 1 : 0);
       else if (t.codebook) fillUniform(v, 7 + i, 1);
-      else if (matrix) fillUniform(v, 7 + i, 1 / Math.sqrt(t.shape.slice(1).reduce((a, b) => a * b, 1))); // 1/sqrt(fan_in)
+      else if (matrix)
+        fillUniform(v, 7 + i, 1 / Math.sqrt(t.shape.slice(1).reduce((a, b) => a * b, 1))); // 1/sqrt(fan_in)
       else fillUniform(v, 7 + i, 0.1); // conv bias
       const f32 = new Uint8Array(v.buffer);
       return typeId === GGMLType.F32 ? f32 : native().quantizeRow(GGMLType.F16, v);
@@ -189,10 +198,31 @@ async function main() {
     const mmGflops = (2 * 128 * 1152 * 4096) / (median(mm) / 1e3) / 1e9;
     const s = median(secs);
     const cpu_s = median(cpus);
-    rows.push({ type, seconds: s, all_seconds: secs, cpu_seconds: cpu_s, gflop_per_cpu_second: flops / cpu_s / 1e9, gflop: flops / 1e9, gflops: flops / s / 1e9, matmul_gflops: mmGflops, of_matmul: flops / s / 1e9 / mmGflops, of_peak: flops / s / 1e9 / peak.gflops });
+    rows.push({
+      type,
+      seconds: s,
+      all_seconds: secs,
+      cpu_seconds: cpu_s,
+      gflop_per_cpu_second: flops / cpu_s / 1e9,
+      gflop: flops / 1e9,
+      gflops: flops / s / 1e9,
+      matmul_gflops: mmGflops,
+      of_matmul: flops / s / 1e9 / mmGflops,
+      of_peak: flops / s / 1e9 / peak.gflops,
+    });
   }
 
-  const result = { geometry: '1024 indices -> 3x256x256', params, gflop_per_decode: flops / 1e9, threads: o.threads, isa: cpu.active, cpu_mhz: peak.mhz, peak_gflops: peak.gflops, peak_note: `${o.threads} threads x ${peak.mhz} MHz x ${peak.perCycle} FLOP/cycle (${cpu.active})`, rows };
+  const result = {
+    geometry: '1024 indices -> 3x256x256',
+    params,
+    gflop_per_decode: flops / 1e9,
+    threads: o.threads,
+    isa: cpu.active,
+    cpu_mhz: peak.mhz,
+    peak_gflops: peak.gflops,
+    peak_note: `${o.threads} threads x ${peak.mhz} MHz x ${peak.perCycle} FLOP/cycle (${cpu.active})`,
+    rows,
+  };
   if (o.json) {
     console.log(JSON.stringify(result, null, 2));
     return;
@@ -201,8 +231,10 @@ async function main() {
   console.log(`peak ${peak.gflops.toFixed(0)} GFLOP/s = ${result.peak_note}; matmul = hg::matmul measured at 128x1152x4096\n`);
   console.log('type   seconds (median)   GFLOP/s   matmul GFLOP/s   of matmul   of peak   CPU-s   GFLOP per CPU-s');
   for (const r of rows)
-    console.log(`${r.type.padEnd(6)} ${r.seconds.toFixed(2).padStart(16)}   ${r.gflops.toFixed(1).padStart(7)}   ${r.matmul_gflops.toFixed(1).padStart(14)}   ${(100 * r.of_matmul).toFixed(0).padStart(8)}%   ${(100 * r.of_peak).toFixed(1).padStart(6)}%   ${r.cpu_seconds.toFixed(1).padStart(5)}   ${r.gflop_per_cpu_second.toFixed(1).padStart(15)}`);
-  console.log('\nCPU-s: the process\'s user + system time per decode; GFLOP per CPU-s stays meaningful when other work shares the cores.');
+    console.log(
+      `${r.type.padEnd(6)} ${r.seconds.toFixed(2).padStart(16)}   ${r.gflops.toFixed(1).padStart(7)}   ${r.matmul_gflops.toFixed(1).padStart(14)}   ${(100 * r.of_matmul).toFixed(0).padStart(8)}%   ${(100 * r.of_peak).toFixed(1).padStart(6)}%   ${r.cpu_seconds.toFixed(1).padStart(5)}   ${r.gflop_per_cpu_second.toFixed(1).padStart(15)}`,
+    );
+  console.log("\nCPU-s: the process's user + system time per decode; GFLOP per CPU-s stays meaningful when other work shares the cores.");
 }
 
 main().catch((err) => {

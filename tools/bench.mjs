@@ -37,7 +37,6 @@ import { ensureBenchModel } from './bench-model.mjs';
 import { benchCli } from './bench-cli.mjs';
 import { ensureLlamaBench, runLlamaBench } from './llama-bench-native.mjs';
 
-
 // ---------------------------------------------------------------------------------------------
 // options
 
@@ -58,8 +57,24 @@ const { fail, lib, parse, root } = benchCli('bench', USAGE);
 
 function parseArgs(argv) {
   const given = (k) => argv.includes(`--${k}`);
-  const o = parse(argv, { json: false, threads: availableParallelism(), repeats: 5, prompt: 512, decode: 64, context: 1024, types: TYPES.join(','), model: undefined, cache: join(homedir(), '.cache', 'healthgpt', 'bench'), 'no-native': false, quick: false, worker: undefined },
-    ['threads', 'repeats', 'prompt', 'decode', 'context']);
+  const o = parse(
+    argv,
+    {
+      json: false,
+      threads: availableParallelism(),
+      repeats: 5,
+      prompt: 512,
+      decode: 64,
+      context: 1024,
+      types: TYPES.join(','),
+      model: undefined,
+      cache: join(homedir(), '.cache', 'healthgpt', 'bench'),
+      'no-native': false,
+      quick: false,
+      worker: undefined,
+    },
+    ['threads', 'repeats', 'prompt', 'decode', 'context'],
+  );
   if (o.quick) {
     if (!given('prompt')) o.prompt = 64;
     if (!given('decode')) o.decode = 16;
@@ -180,8 +195,25 @@ async function workerLlama(o) {
 
 function runWorker(kind, o) {
   return new Promise((resolve, reject) => {
-    const args = [fileURLToPath(import.meta.url), '--worker', kind, '--model', o.model, '--threads', String(o.threads), '--repeats', String(o.repeats),
-      '--prompt', String(o.prompt), '--decode', String(o.decode), '--context', String(o.context), '--vocab', String(o.vocab)];
+    const args = [
+      fileURLToPath(import.meta.url),
+      '--worker',
+      kind,
+      '--model',
+      o.model,
+      '--threads',
+      String(o.threads),
+      '--repeats',
+      String(o.repeats),
+      '--prompt',
+      String(o.prompt),
+      '--decode',
+      String(o.decode),
+      '--context',
+      String(o.context),
+      '--vocab',
+      String(o.vocab),
+    ];
     const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'inherit'] });
     let out = '';
     child.stdout.on('data', (d) => (out += d));
@@ -230,7 +262,14 @@ async function main() {
   for (const file of files) results.push(await benchFile(o, file, native_, native, log));
   const result = {
     settings: {
-      threads: o.threads, promptTokens: o.prompt, decodeTokens: o.decode, contextSize: o.context, kvType: 'f16', rounds: o.repeats, flashAttention: false, cpu: native().cpu(),
+      threads: o.threads,
+      promptTokens: o.prompt,
+      decodeTokens: o.decode,
+      contextSize: o.context,
+      kvType: 'f16',
+      rounds: o.repeats,
+      flashAttention: false,
+      cpu: native().cpu(),
       llamaBench: native_ ? { path: native_.path, release: native_.tag, build: 'GGML_NATIVE=ON (-march=native), CPU only' } : null,
     },
     files: results,
@@ -349,19 +388,30 @@ function printTables(o, result) {
     const m = f.model;
     console.log('');
     console.log(`${f.type.toUpperCase()}  ${m.path}`);
-    console.log(`          phi3, ${m.layers} layers, hidden ${m.hidden}, vocab ${m.vocab}, ${(m.parameters / 1e9).toFixed(2)} B parameters, ${g(m.weightBytes)} of weights (${m.tensorTypes.join(', ')})`);
+    console.log(
+      `          phi3, ${m.layers} layers, hidden ${m.hidden}, vocab ${m.vocab}, ${(m.parameters / 1e9).toFixed(2)} B parameters, ${g(m.weightBytes)} of weights (${m.tensorTypes.join(', ')})`,
+    );
     console.log(`                           healthgpt  llama-bench  node-llama-cpp   ratio: native   node`);
     const row = (what, key) => {
-      const n = f.llamaBench, p = f.nodeLlamaCpp;
+      const n = f.llamaBench,
+        p = f.nodeLlamaCpp;
       const r = (x) => (x ? x[key].toFixed(2) : '-').padStart(6);
-      console.log(`${what} tok/s ${ts(f.healthgpt[`${key}TokensPerSecond`])}    ${n ? ts(n[`${key}TokensPerSecond`]) : '        -'}      ${ts(p[`${key}TokensPerSecond`])}          ${r(f.ratio.llamaBench)} ${r(f.ratio.nodeLlamaCpp)}`);
+      console.log(
+        `${what} tok/s ${ts(f.healthgpt[`${key}TokensPerSecond`])}    ${n ? ts(n[`${key}TokensPerSecond`]) : '        -'}      ${ts(p[`${key}TokensPerSecond`])}          ${r(f.ratio.llamaBench)} ${r(f.ratio.nodeLlamaCpp)}`,
+      );
     };
     row(`prompt (${String(o.prompt).padStart(4)} tokens)`, 'prompt');
     row(`decode (${String(o.decode).padStart(4)} tokens)`, 'decode');
     console.log(`  bandwidth of each round [${list(f.roofline.readBandwidthRunsGBps, 1)}] GB/s; a token reads ${g(f.roofline.bytesReadPerToken)}`);
-    for (const [name, e] of [['healthgpt', f.healthgpt], ['llama-bench', f.llamaBench], ['node-llama-cpp', f.nodeLlamaCpp]]) {
+    for (const [name, e] of [
+      ['healthgpt', f.healthgpt],
+      ['llama-bench', f.llamaBench],
+      ['node-llama-cpp', f.nodeLlamaCpp],
+    ]) {
       if (!e) continue;
-      console.log(`  ${name.padEnd(15)} prompt [${list(e.promptRuns)}] decode [${list(e.decodeRuns)}] = [${pct(e.decodeRooflineShares)}] of each round's roofline; prompt ${e.promptGflops.toFixed(1)} GFLOP/s`);
+      console.log(
+        `  ${name.padEnd(15)} prompt [${list(e.promptRuns)}] decode [${list(e.decodeRuns)}] = [${pct(e.decodeRooflineShares)}] of each round's roofline; prompt ${e.promptGflops.toFixed(1)} GFLOP/s`,
+      );
     }
     const mem = f.memory;
     console.log(

@@ -15,20 +15,43 @@ const arg = (name, dflt) => {
 const types = arg('--type', 'q4_0').split(',');
 const dir = arg('--dir', '/tmp/healthgpt-convert-rss');
 const root = join(import.meta.dirname, '..');
-const H = 3072, F = 8192, L = 32, V = 32064;
+const H = 3072,
+  F = 8192,
+  L = 32,
+  V = 32064;
 
 // Phi-3-mini-4k-instruct's config.json fields that matter
 const config = {
-  architectures: ['Phi3ForCausalLM'], model_type: 'phi3', vocab_size: V, hidden_size: H, intermediate_size: F,
-  num_hidden_layers: L, num_attention_heads: 32, num_key_value_heads: 32, max_position_embeddings: 4096,
-  original_max_position_embeddings: 4096, rms_norm_eps: 1e-5, rope_theta: 10000.0, rope_scaling: null,
-  sliding_window: 2047, tie_word_embeddings: false, bos_token_id: 1, eos_token_id: 32000, torch_dtype: 'float16',
+  architectures: ['Phi3ForCausalLM'],
+  model_type: 'phi3',
+  vocab_size: V,
+  hidden_size: H,
+  intermediate_size: F,
+  num_hidden_layers: L,
+  num_attention_heads: 32,
+  num_key_value_heads: 32,
+  max_position_embeddings: 4096,
+  original_max_position_embeddings: 4096,
+  rms_norm_eps: 1e-5,
+  rope_theta: 10000.0,
+  rope_scaling: null,
+  sliding_window: 2047,
+  tie_word_embeddings: false,
+  bos_token_id: 1,
+  eos_token_id: 32000,
+  torch_dtype: 'float16',
 };
 const tensors = [['model.embed_tokens.weight', [V, H]]];
 for (let i = 0; i < L; i++) {
   const p = `model.layers.${i}.`;
-  tensors.push([p + 'input_layernorm.weight', [H]], [p + 'self_attn.qkv_proj.weight', [3 * H, H]], [p + 'self_attn.o_proj.weight', [H, H]],
-    [p + 'post_attention_layernorm.weight', [H]], [p + 'mlp.gate_up_proj.weight', [2 * F, H]], [p + 'mlp.down_proj.weight', [H, F]]);
+  tensors.push(
+    [p + 'input_layernorm.weight', [H]],
+    [p + 'self_attn.qkv_proj.weight', [3 * H, H]],
+    [p + 'self_attn.o_proj.weight', [H, H]],
+    [p + 'post_attention_layernorm.weight', [H]],
+    [p + 'mlp.gate_up_proj.weight', [2 * F, H]],
+    [p + 'mlp.down_proj.weight', [H, F]],
+  );
 }
 tensors.push(['model.norm.weight', [H]], ['lm_head.weight', [V, H]]);
 
@@ -36,14 +59,14 @@ tensors.push(['model.norm.weight', [H]], ['lm_head.weight', [V, H]]);
 const POOL = 8 * 1024 * 1024;
 const pool = new Uint16Array(POOL);
 let s = 12345;
-const rnd = () => ((s = (s * 1103515245 + 12345) >>> 0) / 4294967296);
+const rnd = () => (s = (s * 1103515245 + 12345) >>> 0) / 4294967296;
 const f32 = new Float32Array(1);
 const u32 = new Uint32Array(f32.buffer);
 for (let i = 0; i < POOL; i++) {
   f32[0] = (rnd() + rnd() + rnd() - 1.5) * 0.04;
   const x = u32[0];
   const e = ((x >>> 23) & 0xff) - 127 + 15;
-  pool[i] = (x >>> 16) & 0x8000 | (e <= 0 ? 0 : (e << 10) | ((x >>> 13) & 0x3ff));
+  pool[i] = ((x >>> 16) & 0x8000) | (e <= 0 ? 0 : (e << 10) | ((x >>> 13) & 0x3ff));
 }
 const poolBytes = new Uint8Array(pool.buffer);
 
@@ -103,7 +126,16 @@ for (const type of types) {
   process.stdout.write(r.stdout);
   if (r.status !== 0) process.stderr.write(r.stderr);
   const outBytes = r.status === 0 ? statSync(out).size : 0;
-  console.log(JSON.stringify({ type, input_gb: +(inBytes / 1e9).toFixed(2), output_gb: +(outBytes / 1e9).toFixed(2), wall_s: +wall.toFixed(1), peak_rss_mb: rss ? Math.round(Number(rss[1]) / 1024) : null, status: r.status }));
+  console.log(
+    JSON.stringify({
+      type,
+      input_gb: +(inBytes / 1e9).toFixed(2),
+      output_gb: +(outBytes / 1e9).toFixed(2),
+      wall_s: +wall.toFixed(1),
+      peak_rss_mb: rss ? Math.round(Number(rss[1]) / 1024) : null,
+      status: r.status,
+    }),
+  );
   rmSync(out, { force: true });
 }
 rmSync(dir, { recursive: true, force: true });

@@ -45,8 +45,11 @@ export function bundledLlamaCpp(root) {
  */
 export function ensureLlamaBench(root, cacheDir, log, fail) {
   const src = bundledLlamaCpp(root);
-  if (!src) return fail('node-llama-cpp\'s bundled llama.cpp source (llama/gitRelease.bundle) is missing: run npm install');
-  const cpu = createHash('sha256').update(cpus()[0]?.model ?? 'unknown').digest('hex').slice(0, 8);
+  if (!src) return fail("node-llama-cpp's bundled llama.cpp source (llama/gitRelease.bundle) is missing: run npm install");
+  const cpu = createHash('sha256')
+    .update(cpus()[0]?.model ?? 'unknown')
+    .digest('hex')
+    .slice(0, 8);
   const base = join(cacheDir, `llama.cpp-${src.tag}`);
   const build = join(cacheDir, `llama-bench-${src.tag}-native-${cpu}`);
   const bin = join(build, 'bin', 'llama-bench');
@@ -71,12 +74,7 @@ export function ensureLlamaBench(root, cacheDir, log, fail) {
  * Resolves { pp, tg } in tokens/s.
  */
 export function runLlamaBench(bin, model, { prompt, decode, threads }, fail) {
-  const out = run(
-    bin,
-    ['-m', model, '-p', String(prompt), '-n', String(decode), '-t', String(threads), '-r', '1', '-ctk', 'f16', '-ctv', 'f16', '-fa', '0', '-o', 'json'],
-    'llama-bench',
-    fail,
-  );
+  const out = run(bin, ['-m', model, '-p', String(prompt), '-n', String(decode), '-t', String(threads), '-r', '1', '-ctk', 'f16', '-ctv', 'f16', '-fa', '0', '-o', 'json'], 'llama-bench', fail);
   let rows;
   try {
     rows = JSON.parse(out);

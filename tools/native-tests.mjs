@@ -17,7 +17,6 @@ function run(cmd, args) {
   if (r.status !== 0) process.exit(r.status ?? 1);
 }
 
-run('cmake', ['-S', '.', '-B', dir, '-DHEALTHGPT_BUILD_TESTS=ON', `-DHEALTHGPT_SANITIZE=${asan ? 'ON' : 'OFF'}`,
-  '-DHEALTHGPT_CUDA=OFF', '-DCMAKE_BUILD_TYPE=Release']);
+run('cmake', ['-S', '.', '-B', dir, '-DHEALTHGPT_BUILD_TESTS=ON', `-DHEALTHGPT_SANITIZE=${asan ? 'ON' : 'OFF'}`, '-DHEALTHGPT_CUDA=OFF', '-DCMAKE_BUILD_TYPE=Release']);
 run('cmake', ['--build', dir, '-j', jobs]);
 run('ctest', ['--test-dir', dir, '--output-on-failure', '--no-tests=error', '-j', '1', ...process.argv.slice(2)]);

@@ -16,7 +16,6 @@ const SHAPES: Array<{ name: string; k: number; rows: number }> = [
   { name: 'gate_up_proj', k: 3072, rows: 16384 },
 ];
 
-
 export interface KernelBenchRow {
   isa: string;
   type: string;
@@ -81,7 +80,11 @@ export function benchKernelsCommand(): Command {
     .option('--isa <list>', 'kernel levels to compare: auto, or any of scalar,avx2,avx512', 'auto')
     .option('--json', 'print JSON')
     .action(async (o: { threads: number; types: string; batch: number; iters: number; isa: string; json?: boolean }) => {
-      for (const [name, v] of [['--threads', o.threads], ['--batch', o.batch], ['--iters', o.iters]] as const)
+      for (const [name, v] of [
+        ['--threads', o.threads],
+        ['--batch', o.batch],
+        ['--iters', o.iters],
+      ] as const)
         if (!Number.isInteger(v) || v < 1) throw new Error(`${name} must be a positive integer, got ${v}`);
       const r = await benchKernels({ threads: o.threads, types: o.types.split(','), batch: o.batch, iters: o.iters, isas: o.isa.split(',') });
       if (o.json) {

@@ -8,7 +8,6 @@ import { cpus } from 'node:os';
 import { LanguageModel } from '../model/model.js';
 import { median, toJson } from './format.js';
 
-
 export interface BenchResult {
   model: string;
   threads: number;

@@ -6,7 +6,10 @@ import type { ChatMessage } from '../prompt/template.js';
 import { addGenerationOptions, generationOptions, type GenerationFlags } from './sampling.js';
 
 export function chatCommand(): Command {
-  const c = new Command('chat').description('talk with the model (one line per message; Ctrl-D ends)').requiredOption('-m, --model <file>', 'GGUF model').option('--system <text>', 'replace the template\'s system text');
+  const c = new Command('chat')
+    .description('talk with the model (one line per message; Ctrl-D ends)')
+    .requiredOption('-m, --model <file>', 'GGUF model')
+    .option('--system <text>', "replace the template's system text");
   return addGenerationOptions(c).action(async (o: GenerationFlags & { model: string; system?: string }) => {
     const model = await LanguageModel.load(o.model, { threads: o.threads, contextSize: o.context });
     const rl = createInterface({ input: process.stdin, output: process.stdout, terminal: Boolean(process.stdin.isTTY) });

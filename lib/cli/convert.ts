@@ -36,7 +36,12 @@ export function convertCommand(): Command {
     .option('--llm <dir>', 'Hugging Face Phi3ForCausalLM folder (config.json, weights, tokenizer files)')
     .option('--vision <dir>', 'CLIP vision tower folder (config.json, preprocessor_config.json, weights)')
     .option('--plugins <files>', 'HealthGPT plugin files, comma-separated: com_hlora_weights.bin,gen_hlora_weights.bin,fusion_layer_weights.bin (or name=path)')
-    .option('--plugin-spec <name:rank:alpha:experts>', 'H-LoRA sizes of a plugin (default comprehension:64:128:4, generation:256:512:4); repeatable', (v: string, acc: string[]) => [...acc, v], [] as string[])
+    .option(
+      '--plugin-spec <name:rank:alpha:experts>',
+      'H-LoRA sizes of a plugin (default comprehension:64:128:4, generation:256:512:4); repeatable',
+      (v: string, acc: string[]) => [...acc, v],
+      [] as string[],
+    )
     .option('--plugin-first-row <n>', 'first trained row of the embeddings / head the plugin files carry', (v) => parseInt(v, 10))
     .option('--vqgan <file>', 'taming VQGAN Lightning checkpoint (last.ckpt)')
     .option('--vqgan-config <file>', 'its model.yaml (default: beside the checkpoint; without one the hyper-parameters are inferred from the shapes)')
@@ -44,8 +49,14 @@ export function convertCommand(): Command {
     .option('-o, --output <path>', 'GGUF to write (--llm alone), else the folder to write every part and healthgpt.json into')
     .option('--type <type>', `weights type: ${QUANTIZE_TARGETS.join(' | ')}`, 'f16')
     .option('--name <text>', 'general.name to record (default: the folder name)')
-    .option('--healthgpt-tokens', "append HealthGPT's image tokens to the vocabulary: one <idx_k> per code of the --vqgan converted alongside, else 8192; without a fusion file the embeddings and head are resized for them as HealthGPT's utils.py does")
-    .option('--embeddings <rows>', "language model rows with --plugins: fusion (the fusion file's trained rows, as app.py / gen_infer.py; default) or base (the base model's, the 8195 new rows = their mean, as com_infer.py)")
+    .option(
+      '--healthgpt-tokens',
+      "append HealthGPT's image tokens to the vocabulary: one <idx_k> per code of the --vqgan converted alongside, else 8192; without a fusion file the embeddings and head are resized for them as HealthGPT's utils.py does",
+    )
+    .option(
+      '--embeddings <rows>',
+      "language model rows with --plugins: fusion (the fusion file's trained rows, as app.py / gen_infer.py; default) or base (the base model's, the 8195 new rows = their mean, as com_infer.py)",
+    )
     .option('--threads <n>', 'quantization threads (default: one per core)', (v) => parseInt(v, 10), 0)
     .option('-v, --verbose', "print each tensor's type")
     .action(async (o: ConvertOpts) => {
@@ -100,7 +111,10 @@ async function convertAll(o: ConvertOpts, type: ReturnType<typeof parseTarget>):
     const m = await convertHealthGPT(o.output!, {
       llm: o.llm,
       vision: o.vision,
-      plugins: o.plugins?.split(',').map((s) => s.trim()).filter((s) => s !== ''),
+      plugins: o.plugins
+        ?.split(',')
+        .map((s) => s.trim())
+        .filter((s) => s !== ''),
       vqgan: o.vqgan,
       vqganConfig: o.vqganConfig,
       vqganResolution: o.vqganResolution,

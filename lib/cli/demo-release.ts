@@ -121,7 +121,9 @@ export async function runDemoPipeline(o: DemoPipelineOptions): Promise<DemoPipel
     for (const i of image.indices) [lo, hi] = [Math.min(lo, i), Math.max(hi, i)];
     say(`  ${image.indices.length} image tokens, codebook indices ${lo}..${hi} (valid: 0..${k - 1})`);
     say(`  ${image.width} x ${image.height} PNG: ${outputPng}`);
-    say(`  encode ${ms(t.encode_ms)}, prefill ${ms(t.prefill_ms)}, decode ${ms(t.decode_ms)} (${(image.indices.length / Math.max(t.decode_ms / 1000, 1e-9)).toFixed(0)} tokens/s), VQGAN ${ms(t.vqgan_ms)}`);
+    say(
+      `  encode ${ms(t.encode_ms)}, prefill ${ms(t.prefill_ms)}, decode ${ms(t.decode_ms)} (${(image.indices.length / Math.max(t.decode_ms / 1000, 1e-9)).toFixed(0)} tokens/s), VQGAN ${ms(t.vqgan_ms)}`,
+    );
     return { release, converted, made, prepare_ms, load_ms, manifest, inputPng, question: DEMO_QUESTION, answer, outputPng, image, codebookSize: k };
   } finally {
     hg.dispose();

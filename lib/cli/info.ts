@@ -52,7 +52,7 @@ export function infoText(info: GGUFInfo): string {
 
 export function infoCommand(): Command {
   return new Command('info')
-    .description('print a GGUF file\'s architecture, metadata and tensor table')
+    .description("print a GGUF file's architecture, metadata and tensor table")
     .argument('<file>', 'GGUF file')
     .option('--json', 'print {"metadata": {...}, "tensors": [...]} as JSON')
     .action((file: string, opts: { json?: boolean }) => {

@@ -18,7 +18,7 @@ export function pullCommand(): Command {
     .option('--dry-run', 'list what would be downloaded, download nothing')
     .option('--json', 'print the result as JSON')
     .option('-o, --output <dir>', 'where the converted GGUF files go (default: <cache>/models/<model>)')
-    .option('--type <type>', 'the language model\'s type after conversion: f16, q8_0, q4_0, q4_k_m', 'q4_k_m')
+    .option('--type <type>', "the language model's type after conversion: f16, q8_0, q4_0, q4_k_m", 'q4_k_m')
     .option('--vqgan <last.ckpt>', 'the VQGAN checkpoint you downloaded (not on the Hub); without it, image generation is not converted')
     .option('--no-convert', 'download only')
     .action(async (model: string, opts: { cache: string; dryRun?: boolean; json?: boolean; output?: string; type: string; vqgan?: string; convert: boolean }) => {

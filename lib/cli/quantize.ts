@@ -12,7 +12,7 @@ export function quantizeCommand(): Command {
     .argument('<output>', 'GGUF to write')
     .argument('<type>', QUANTIZE_TARGETS.join(' | '))
     .option('--threads <n>', 'threads (default: one per core)', (v) => parseInt(v, 10), 0)
-    .option('-v, --verbose', 'print each tensor\'s type')
+    .option('-v, --verbose', "print each tensor's type")
     .action(async (input: string, output: string, type: string, o: { threads: number; verbose?: boolean }) => {
       const target = parseTarget(type);
       if (!Number.isInteger(o.threads) || o.threads < 0) throw new Error(`--threads must be a non-negative integer, got ${o.threads}`);
@@ -28,9 +28,10 @@ export function quantizeCommand(): Command {
       });
       const counts = new Map<string, number>();
       for (const e of r.plan) counts.set(e.to, (counts.get(e.to) ?? 0) + 1);
-      const mix = [...counts].sort(([a], [b]) => a.localeCompare(b)).map(([t, n]) => `${t}: ${n}`).join(', ');
-      process.stdout.write(
-        `wrote ${output}: ${r.plan.length} tensors (${mix}), ${formatBytes(r.inputBytes)} -> ${formatBytes(r.outputBytes)} of tensor data in ${r.seconds.toFixed(1)} s\n`,
-      );
+      const mix = [...counts]
+        .sort(([a], [b]) => a.localeCompare(b))
+        .map(([t, n]) => `${t}: ${n}`)
+        .join(', ');
+      process.stdout.write(`wrote ${output}: ${r.plan.length} tensors (${mix}), ${formatBytes(r.inputBytes)} -> ${formatBytes(r.outputBytes)} of tensor data in ${r.seconds.toFixed(1)} s\n`);
     });
 }

@@ -1,5 +1,5 @@
 /** The sampling and generation options shared by `complete` and `chat`. */
-import { Command, Option } from 'commander';
+import { type Command, Option } from 'commander';
 import type { CompleteOptions } from '../model/model.js';
 
 const num = (v: string) => Number(v);
@@ -15,7 +15,7 @@ export function addGenerationOptions(c: Command): Command {
     .addOption(new Option('--seed <s>', 'PRNG seed').argParser(num))
     .addOption(new Option('--stop <text...>', 'stop strings'))
     .addOption(new Option('--threads <n>', 'threads (default: one per core)').argParser(num))
-    .addOption(new Option('--context <n>', 'context size (default: the model\'s)').argParser(num));
+    .addOption(new Option('--context <n>', "context size (default: the model's)").argParser(num));
 }
 
 export interface GenerationFlags {

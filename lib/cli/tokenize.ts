@@ -6,7 +6,7 @@ import { toJson } from './format.js';
 
 export function tokenizeCommand(): Command {
   return new Command('tokenize')
-    .description('split a text into the model\'s tokens')
+    .description("split a text into the model's tokens")
     .requiredOption('-m, --model <file>', 'GGUF model (only its vocabulary is read)')
     .argument('<text>', 'text')
     .option('--special', 'recognise special tokens such as <|user|> in the text')

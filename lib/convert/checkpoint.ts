@@ -36,7 +36,8 @@ async function torchIndex(indexPath: string, dir: string): Promise<Checkpoint> {
   }
   if (!map || typeof map !== 'object' || Array.isArray(map)) convertFail(`${indexPath}: no weight_map object`);
   const files = [...new Set(Object.values(map as Record<string, unknown>))];
-  for (const f of files) if (typeof f !== 'string' || f !== basename(f) || f === '..' || f.includes('\\')) convertFail(`${indexPath}: shard ${JSON.stringify(f)} is not a file name in the same folder`);
+  for (const f of files)
+    if (typeof f !== 'string' || f !== basename(f) || f === '..' || f.includes('\\')) convertFail(`${indexPath}: shard ${JSON.stringify(f)} is not a file name in the same folder`);
   const opened: Checkpoint[] = [];
   const close = async (): Promise<void> => {
     for (const c of opened) await c.close().catch(() => undefined);

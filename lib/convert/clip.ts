@@ -217,22 +217,31 @@ export async function convertClip(dir: string, output: string, o: ConvertClipOpt
     if (missing.length) convertFail(`${dir}: ${missing.length} tensor(s) missing: ${missing.slice(0, 12).map(hfName).join(', ')}`);
     for (const [g, shape] of expected) {
       const t = byName.get(g)!;
-      if (t.shape.length !== shape.length || t.shape.some((d, i) => d !== shape[i])) convertFail(`${dir}: tensor '${t.name}' has shape [${t.shape.join(', ')}], config.json implies [${shape.join(', ')}]`);
+      if (t.shape.length !== shape.length || t.shape.some((d, i) => d !== shape[i]))
+        convertFail(`${dir}: tensor '${t.name}' has shape [${t.shape.join(', ')}], config.json implies [${shape.join(', ')}]`);
       if (!['F32', 'F16', 'BF16'].includes(t.dtype)) convertFail(`${dir}: tensor '${t.name}' is ${t.dtype}, not a float type`);
     }
     const tensors: Array<[string, LazyTensor]> = [...expected.keys()].map((g) => [g, byName.get(g)!]);
     const projectors: string[] = [];
     let projDim = 0;
-    for (const [which, prefix] of [['comprehension', 'mm.'], ['generation', 'mm.gen.']] as const) {
+    for (const [which, prefix] of [
+      ['comprehension', 'mm.'],
+      ['generation', 'mm.gen.'],
+    ] as const) {
       const p = o[which];
       if (!p) continue;
       const w0 = p['mm.0.weight'];
       if (w0.shape.length !== 2 || w0.shape[1] !== h.width) convertFail(`${which} projector: '${w0.name}' (${w0.file}) has shape [${w0.shape.join(', ')}]; the tower's width is ${h.width}`);
       const d = w0.shape[0]!;
       const out = p['mm.2.weight'].shape[0]!;
-      const want: Array<[LazyTensor, number[]]> = [[p['mm.0.bias'], [d]], [p['mm.2.weight'], [out, d]], [p['mm.2.bias'], [out]]];
+      const want: Array<[LazyTensor, number[]]> = [
+        [p['mm.0.bias'], [d]],
+        [p['mm.2.weight'], [out, d]],
+        [p['mm.2.bias'], [out]],
+      ];
       for (const [t, shape] of want)
-        if (t.shape.length !== shape.length || t.shape.some((x, i) => x !== shape[i])) convertFail(`${which} projector: '${t.name}' (${t.file}) has shape [${t.shape.join(', ')}], expected [${shape.join(', ')}]`);
+        if (t.shape.length !== shape.length || t.shape.some((x, i) => x !== shape[i]))
+          convertFail(`${which} projector: '${t.name}' (${t.file}) has shape [${t.shape.join(', ')}], expected [${shape.join(', ')}]`);
       if (which === 'comprehension') projDim = out;
       for (const k of ['mm.0.weight', 'mm.0.bias', 'mm.2.weight', 'mm.2.bias'] as const) tensors.push([prefix + k.slice(3), p[k]]);
       projectors.push(which);

@@ -153,7 +153,7 @@ export async function convertHealthGPT(outDir: string, o: ConvertHealthGPTOption
       checkAbort();
       // resized embeddings / head: the first pair in fusion, comprehension, generation order,
       // used when its row count differs from config.json's vocab_size (the image tokens added)
-      const order = [...shared, ...(['comprehension', 'generation'].map((n) => plugins.get(n)).filter((f): f is string => f !== undefined))];
+      const order = [...shared, ...['comprehension', 'generation'].map((n) => plugins.get(n)).filter((f): f is string => f !== undefined)];
       const codebookSize = o.codebookSize ?? (o.healthgptTokens && o.vqgan ? await vqganCodebookSize(o.vqgan, o.vqganConfig) : undefined);
       if (o.embeddings !== undefined && o.embeddings !== 'fusion' && o.embeddings !== 'base') convertFail(`embeddings must be 'fusion' or 'base', got ${String(o.embeddings)}`);
       const rows = await openResizedRows(o.embeddings === 'base' ? [] : order);
@@ -171,7 +171,8 @@ export async function convertHealthGPT(outDir: string, o: ConvertHealthGPTOption
         });
         files.push({ file: 'model.gguf', role: 'language-model', sources: resized ? [o.llm, resized.embed.file] : [o.llm], bytes: 0 });
         if (resized) notes.push(`model: embeddings and head resized to ${resized.embed.shape[0]} rows from ${resized.embed.file}`);
-        else if (r.resizedWithMean) notes.push(`model: embeddings and head resized to ${r.vocabSize} rows as HealthGPT's utils.py does (the ${r.resizedWithMean} new rows = the mean of the base model's)`);
+        else if (r.resizedWithMean)
+          notes.push(`model: embeddings and head resized to ${r.vocabSize} rows as HealthGPT's utils.py does (the ${r.resizedWithMean} new rows = the mean of the base model's)`);
       } finally {
         await rows.close();
       }
@@ -227,7 +228,9 @@ export async function convertHealthGPT(outDir: string, o: ConvertHealthGPTOption
         onTensor: (t, done, total) => o.onTensor?.('vqgan', t, done, total),
       });
       files.push({ file: 'vqgan.gguf', role: 'image-decoder', sources: [o.vqgan], bytes: 0 });
-      notes.push(`vqgan: ${r.tensors} tensors kept, ${r.skipped.length} training-only skipped (loss.*)${r.inferred ? `; no model.yaml: hyper-parameters inferred from the shapes for ${r.hparams.resolution} px` : ''}`);
+      notes.push(
+        `vqgan: ${r.tensors} tensors kept, ${r.skipped.length} training-only skipped (loss.*)${r.inferred ? `; no model.yaml: hyper-parameters inferred from the shapes for ${r.hparams.resolution} px` : ''}`,
+      );
     }
     checkAbort();
     for (const f of files) f.bytes = (await stat(join(stage, f.file))).size;

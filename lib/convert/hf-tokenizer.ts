@@ -249,7 +249,9 @@ function extend(tokens: string[], types: number[], scores: number[] | undefined,
     if (present === 0) {
       if (opts.resize) resize = { rows: tokens.length + extra.length, keep: tokens.length };
       else if (tokens.length + extra.length > opts.vocabSize)
-        fail(`${dir}: the tokenizer's ${tokens.length} tokens and HealthGPT's ${extra.length} make ${tokens.length + extra.length}, more than the model's ${opts.vocabSize} embedding rows (the resized rows given)`);
+        fail(
+          `${dir}: the tokenizer's ${tokens.length} tokens and HealthGPT's ${extra.length} make ${tokens.length + extra.length}, more than the model's ${opts.vocabSize} embedding rows (the resized rows given)`,
+        );
       for (const t of extra) {
         tokens.push(t);
         types.push(TokenType.USER_DEFINED);

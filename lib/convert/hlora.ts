@@ -91,7 +91,10 @@ function listNames(names: string[]): string {
 }
 
 /** Rows lo..hi-1 of a 2-D tensor (reads the whole tensor: embeddings are the largest, and one at a time). */
-const rowsOf = (t: LazyTensor, lo: number): (() => Promise<Float32Array>) => async () => (await t.readF32()).slice(lo * t.shape[1]!);
+const rowsOf =
+  (t: LazyTensor, lo: number): (() => Promise<Float32Array>) =>
+  async () =>
+    (await t.readF32()).slice(lo * t.shape[1]!);
 
 export interface HLoraConvertResult {
   output: string;
@@ -111,7 +114,10 @@ export interface HLoraConvertResult {
  * not the plugin's rows.
  */
 export async function convertHLoraPlugin(files: string[], output: string, o: HLoraConvertOptions): Promise<HLoraConvertResult> {
-  for (const [k, v] of [['rank', o.rank], ['experts', o.experts]] as const)
+  for (const [k, v] of [
+    ['rank', o.rank],
+    ['experts', o.experts],
+  ] as const)
     if (!Number.isSafeInteger(v) || v <= 0) convertFail(`plugin ${o.name}: ${k} must be a positive integer, got ${v}`);
   if (!(o.alpha > 0) || !Number.isFinite(o.alpha)) convertFail(`plugin ${o.name}: alpha must be a positive number, got ${o.alpha}`);
   if (o.rank % o.experts) convertFail(`plugin ${o.name}: rank ${o.rank} is not a multiple of ${o.experts} experts`);
@@ -145,13 +151,15 @@ export async function convertHLoraPlugin(files: string[], output: string, o: HLo
           continue;
         }
         if ((m = PROJECTOR_KEY.exec(t.name))) proj.set(`mm.${m[1]}.${m[2]}`, t);
-        else if ((EMBED_KEY.test(t.name) || HEAD_KEY.test(t.name)) && fi > 0) continue; // a shared file's vocabulary goes to the language model
+        else if ((EMBED_KEY.test(t.name) || HEAD_KEY.test(t.name)) && fi > 0)
+          continue; // a shared file's vocabulary goes to the language model
         else if (EMBED_KEY.test(t.name)) embed = t;
         else if (HEAD_KEY.test(t.name)) head = t;
         else unknown.push(`${t.name} (${t.file})`);
       }
     });
-    if (unknown.length) convertFail(`plugin ${o.name}: ${unknown.length} key(s) that are not H-LoRA adapters, projector or embedding rows (the layouts read are in lib/convert/hlora.ts): ${listNames(unknown)}`);
+    if (unknown.length)
+      convertFail(`plugin ${o.name}: ${unknown.length} key(s) that are not H-LoRA adapters, projector or embedding rows (the layouts read are in lib/convert/hlora.ts): ${listNames(unknown)}`);
     if (linears.size === 0) convertFail(`plugin ${o.name}: ${files[0]} holds no H-LoRA adapter tensors (model.layers.N.<linear>.lora_route / lora_A / lora_B)`);
     const layerIds = [...new Set([...linears.keys()].map((k) => Number(k.split('.')[0])))];
     const nLayers = Math.max(...layerIds) + 1;
@@ -181,7 +189,10 @@ export async function convertHLoraPlugin(files: string[], output: string, o: HLo
     if (forms.size > 1) convertFail(`plugin ${o.name}: some linears are stacked and others per-expert`);
 
     const want = (t: LazyTensor, shape: number[]): void => {
-      if (t.shape.length !== shape.length || t.shape.some((d, i) => d !== shape[i])) convertFail(`plugin ${o.name}: tensor '${t.name}' (${t.file}) has shape ${shapeStr(t.shape)}, expected ${shapeStr(shape)} (rank ${o.rank}, ${o.experts} experts; other sizes: --plugin-spec ${o.name}:rank:alpha:experts)`);
+      if (t.shape.length !== shape.length || t.shape.some((d, i) => d !== shape[i]))
+        convertFail(
+          `plugin ${o.name}: tensor '${t.name}' (${t.file}) has shape ${shapeStr(t.shape)}, expected ${shapeStr(shape)} (rank ${o.rank}, ${o.experts} experts; other sizes: --plugin-spec ${o.name}:rank:alpha:experts)`,
+        );
       if (!['F32', 'F16', 'BF16'].includes(t.dtype)) convertFail(`plugin ${o.name}: tensor '${t.name}' is ${t.dtype}, not a float type`);
     };
     const r = o.rank;
@@ -258,7 +269,10 @@ export async function convertHLoraPlugin(files: string[], output: string, o: HLo
     }
     // trained embedding / head rows
     const rowKeys: Array<[string, number]> = [];
-    for (const [t, g] of [[embed, 'token_embd'], [head, 'output']] as const) {
+    for (const [t, g] of [
+      [embed, 'token_embd'],
+      [head, 'output'],
+    ] as const) {
       if (!t) continue;
       if (t.shape.length !== 2 || t.shape[1] !== nEmbd) convertFail(`plugin ${o.name}: '${t.name}' has shape ${shapeStr(t.shape)}, expected [vocab, ${nEmbd}]`);
       const first = o.firstRow;
@@ -290,7 +304,16 @@ export async function convertHLoraPlugin(files: string[], output: string, o: HLo
         return bytes;
       });
     await w.write(output);
-    return { output, layers: nLayers, nEmbd, nFf, form: [...forms][0] as 'stacked' | 'per-expert', projector: proj.size === 4 && o.keepProjector !== false, rows: rowKeys.length > 0, tensors: planned.length };
+    return {
+      output,
+      layers: nLayers,
+      nEmbd,
+      nFf,
+      form: [...forms][0] as 'stacked' | 'per-expert',
+      projector: proj.size === 4 && o.keepProjector !== false,
+      rows: rowKeys.length > 0,
+      tensors: planned.length,
+    };
   } finally {
     for (const c of opened) await c.close().catch(() => undefined);
   }

@@ -68,7 +68,8 @@ function num(cfg: Record<string, unknown>, key: string, path: string, opts: { in
     if (opts.optional) return undefined;
     return convertFail(`${path}: ${key} is missing`);
   }
-  if (typeof v !== 'number' || !Number.isFinite(v) || (opts.int && (!Number.isSafeInteger(v) || v <= 0))) convertFail(`${path}: ${key} = ${JSON.stringify(v)} is not a ${opts.int ? 'positive integer' : 'number'}`);
+  if (typeof v !== 'number' || !Number.isFinite(v) || (opts.int && (!Number.isSafeInteger(v) || v <= 0)))
+    convertFail(`${path}: ${key} = ${JSON.stringify(v)} is not a ${opts.int ? 'positive integer' : 'number'}`);
   return v;
 }
 

@@ -151,5 +151,8 @@ export async function openSafetensorsIndex(indexPath: string): Promise<Safetenso
     const s = await stat(join(dir, f)).catch(() => undefined);
     if (!s?.isFile()) convertFail(`${indexPath}: shard ${f} is missing`);
   }
-  return openSet(files.map((f) => join(dir, f)), expect);
+  return openSet(
+    files.map((f) => join(dir, f)),
+    expect,
+  );
 }

@@ -114,7 +114,9 @@ export async function openTorchCheckpoint(path: string): Promise<TorchCheckpoint
     const folder = pkls[0]!.slice(0, -'/data.pkl'.length);
     const byteorder = entries.get(`${folder}/byteorder`);
     if (byteorder) {
-      const order = Buffer.from(await readZipEntry(fh, byteorder, path)).toString('latin1').trim();
+      const order = Buffer.from(await readZipEntry(fh, byteorder, path))
+        .toString('latin1')
+        .trim();
       if (order !== 'little') convertFail(`${path}: saved ${order}-endian; only little-endian checkpoints are read`);
     }
     const pklEntry = entries.get(pkls[0]!)!;

@@ -268,7 +268,8 @@ export async function convertVqgan(ckptPath: string, output: string, opts: Conve
     if (missing.length) convertFail(`${ckptPath}: ${missing.length} decoder tensor(s) missing (for ${cfgPath}'s hyper-parameters): ${missing.slice(0, 12).join(', ')}`);
     for (const [k, shape] of expected) {
       const t = byName.get(k)!;
-      if (t.shape.length !== shape.length || t.shape.some((d, i) => d !== shape[i])) convertFail(`${ckptPath}: tensor '${k}' has shape [${t.shape.join(', ')}], ${cfgPath} implies [${shape.join(', ')}]`);
+      if (t.shape.length !== shape.length || t.shape.some((d, i) => d !== shape[i]))
+        convertFail(`${ckptPath}: tensor '${k}' has shape [${t.shape.join(', ')}], ${cfgPath} implies [${shape.join(', ')}]`);
     }
     for (const t of kept) {
       if (t.name.length >= 64) convertFail(`${ckptPath}: tensor name '${t.name}' is ${t.name.length} bytes, over GGUF's 63`);

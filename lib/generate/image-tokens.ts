@@ -39,8 +39,7 @@ export function findImageTokens(tokenToId: ReadonlyMap<string, number>): ImageTo
   for (;;) {
     const id = tokenToId.get(`<idx_${codebookSize}>`);
     if (id === undefined) break;
-    if (id !== firstIndex + codebookSize)
-      throw new HealthGPTError('ERR_VOCAB', `<idx_${codebookSize}> has id ${id}, expected ${firstIndex + codebookSize}: the image tokens are not consecutive`);
+    if (id !== firstIndex + codebookSize) throw new HealthGPTError('ERR_VOCAB', `<idx_${codebookSize}> has id ${id}, expected ${firstIndex + codebookSize}: the image tokens are not consecutive`);
     codebookSize++;
   }
   return { start, end, firstIndex, codebookSize, pixelNewline: tokenToId.get('<pixel_newline>') };
@@ -80,8 +79,7 @@ export function imageIndices(tokens: readonly number[], ids: ImageTokenIds, coun
   const out = new Int32Array(count);
   for (let i = 0; i < count; i++) {
     const k = tokens[i] - ids.firstIndex;
-    if (!Number.isInteger(k) || k < 0 || k >= ids.codebookSize)
-      throw new HealthGPTError('ERR_IMAGE_TOKENS', `token ${i} (id ${tokens[i]}) is not an <idx_k> token`);
+    if (!Number.isInteger(k) || k < 0 || k >= ids.codebookSize) throw new HealthGPTError('ERR_IMAGE_TOKENS', `token ${i} (id ${tokens[i]}) is not an <idx_k> token`);
     out[i] = k;
   }
   return out;

@@ -34,16 +34,13 @@ export function isGenerationTask(t: unknown): t is GenerationTask {
 
 /** The user message for a task: `<image>\n` + instruction (+ report), validated. */
 export function taskMessage(task: GenerationTask, o: { hasImage: boolean; report?: string; instruction?: string }): string {
-  if (!isGenerationTask(task))
-    throw new HealthGPTError('ERR_INVALID_ARG', `task must be one of ${Object.keys(GENERATION_TASKS).join(', ')}, got ${String(task)}`);
+  if (!isGenerationTask(task)) throw new HealthGPTError('ERR_INVALID_ARG', `task must be one of ${Object.keys(GENERATION_TASKS).join(', ')}, got ${String(task)}`);
   const spec = GENERATION_TASKS[task];
   if (spec.image && !o.hasImage) throw new HealthGPTError('ERR_INVALID_ARG', `task ${task} needs an input image`);
   if (!spec.image && o.hasImage) throw new HealthGPTError('ERR_INVALID_ARG', `task ${task} takes no input image`);
-  if (spec.report && (typeof o.report !== 'string' || o.report.trim() === ''))
-    throw new HealthGPTError('ERR_INVALID_ARG', `task ${task} needs a non-empty report, got ${JSON.stringify(o.report)}`);
+  if (spec.report && (typeof o.report !== 'string' || o.report.trim() === '')) throw new HealthGPTError('ERR_INVALID_ARG', `task ${task} needs a non-empty report, got ${JSON.stringify(o.report)}`);
   if (!spec.report && o.report !== undefined) throw new HealthGPTError('ERR_INVALID_ARG', `task ${task} takes no report`);
-  if (o.instruction !== undefined && typeof o.instruction !== 'string')
-    throw new HealthGPTError('ERR_INVALID_ARG', `instruction must be a string, got ${typeof o.instruction}`);
+  if (o.instruction !== undefined && typeof o.instruction !== 'string') throw new HealthGPTError('ERR_INVALID_ARG', `instruction must be a string, got ${typeof o.instruction}`);
   const text = (o.instruction ?? spec.instruction) + (spec.report ? o.report!.trim() : '');
   return o.hasImage ? `<image>\n${text}` : text;
 }

@@ -26,9 +26,7 @@ export const GGUFValueType = {
 export type GGUFValueTypeId = (typeof GGUFValueType)[keyof typeof GGUFValueType];
 
 /** Upper-case names by id ("UINT32"), as gguf-py and llama.cpp print them. */
-export const GGUF_VALUE_TYPE_NAMES: readonly string[] = [
-  'UINT8', 'INT8', 'UINT16', 'INT16', 'UINT32', 'INT32', 'FLOAT32', 'BOOL', 'STRING', 'ARRAY', 'UINT64', 'INT64', 'FLOAT64',
-];
+export const GGUF_VALUE_TYPE_NAMES: readonly string[] = ['UINT8', 'INT8', 'UINT16', 'INT16', 'UINT32', 'INT32', 'FLOAT32', 'BOOL', 'STRING', 'ARRAY', 'UINT64', 'INT64', 'FLOAT64'];
 
 /** Short names for the scalar value types, used to tag values given to the writer. */
 export type GGUFType = 'u8' | 'i8' | 'u16' | 'i16' | 'u32' | 'i32' | 'f32' | 'bool' | 'str' | 'u64' | 'i64' | 'f64';
@@ -50,7 +48,18 @@ export const GGUF_TYPE_IDS: Readonly<Record<GGUFType, GGUFValueTypeId>> = {
 
 /** Bytes of one value of a fixed-size type; 0 for strings. */
 export const GGUF_TYPE_SIZES: Readonly<Record<GGUFType, number>> = {
-  u8: 1, i8: 1, u16: 2, i16: 2, u32: 4, i32: 4, f32: 4, bool: 1, str: 0, u64: 8, i64: 8, f64: 8,
+  u8: 1,
+  i8: 1,
+  u16: 2,
+  i16: 2,
+  u32: 4,
+  i32: 4,
+  f32: 4,
+  bool: 1,
+  str: 0,
+  u64: 8,
+  i64: 8,
+  f64: 8,
 };
 
 /** Tensor type ids (ggml_type). Ids 4, 5, 31-33 and 36-38 are retired and never valid. */

@@ -21,31 +21,10 @@ import { open, rename, rm } from 'node:fs/promises';
 import type { FileHandle } from 'node:fs/promises';
 
 import { HealthGPTError } from '../errors.js';
-import {
-  GGUF_DEFAULT_ALIGNMENT,
-  GGUF_MAGIC,
-  GGUF_TYPE_IDS,
-  GGUF_TYPE_SIZES,
-  GGUF_VERSION,
-  GGUFValueType,
-  ggmlType,
-  tensorBytes,
-  type GGUFType,
-} from './constants.js';
+import { GGUF_DEFAULT_ALIGNMENT, GGUF_MAGIC, GGUF_TYPE_IDS, GGUF_TYPE_SIZES, GGUF_VERSION, GGUFValueType, ggmlType, tensorBytes, type GGUFType } from './constants.js';
 
 export type GGUFScalar = string | number | bigint | boolean;
-export type GGUFArrayValue =
-  | readonly GGUFScalar[]
-  | Int8Array
-  | Uint8Array
-  | Int16Array
-  | Uint16Array
-  | Int32Array
-  | Uint32Array
-  | Float32Array
-  | Float64Array
-  | BigInt64Array
-  | BigUint64Array;
+export type GGUFArrayValue = readonly GGUFScalar[] | Int8Array | Uint8Array | Int16Array | Uint16Array | Int32Array | Uint32Array | Float32Array | Float64Array | BigInt64Array | BigUint64Array;
 /** A value with its type spelled out; for arrays, the element type. */
 export interface GGUFTypedValue {
   type: GGUFType;

@@ -110,7 +110,10 @@ function checkHeader(kind: CompressedEncoding, d: Uint8Array, shape: FrameShape,
   const h = kind === 'j2k' || kind === 'htj2k' ? j2kHeader(d) : jpegHeader(d);
   if (!h) fail(name, `the ${what} codestream has no readable frame header (corrupt, or not ${what})`);
   if (h.width !== shape.columns || h.height !== shape.rows || h.components !== shape.samplesPerPixel) {
-    fail(name, `the ${what} codestream is ${h.width}x${h.height} with ${h.components} component(s), the dataset says ${shape.columns}x${shape.rows} with ${shape.samplesPerPixel} (corrupt or hostile file)`);
+    fail(
+      name,
+      `the ${what} codestream is ${h.width}x${h.height} with ${h.components} component(s), the dataset says ${shape.columns}x${shape.rows} with ${shape.samplesPerPixel} (corrupt or hostile file)`,
+    );
   }
   // ITU T.800 A.4.2: tile indices are 16-bit
   if (h.tiles !== undefined && h.tiles > 65535) fail(name, `the ${what} codestream claims ${h.tiles} tiles, more than the 65535 the standard allows`);
@@ -122,7 +125,10 @@ function checkHeader(kind: CompressedEncoding, d: Uint8Array, shape: FrameShape,
   if (kind === 'jpeg-lossless' && h.marker !== 0xc3) fail(name, `the JPEG stream is not lossless (SOF${(h.marker ?? 0) - 0xc0}) although the transfer syntax says JPEG Lossless`);
   // jpeg-lossless-decoder-js interleaves such samples wrongly (checked against pydicom / GDCM)
   if (kind === 'jpeg-lossless' && h.components > 1 && h.precision > 8) {
-    throw new HealthGPTError('ERR_DICOM_UNSUPPORTED', `${name}: lossless JPEG with ${h.components} components of ${h.precision} bits is not supported (colour is read at 8 bits); convert the file (e.g. gdcmconv --raw)`);
+    throw new HealthGPTError(
+      'ERR_DICOM_UNSUPPORTED',
+      `${name}: lossless JPEG with ${h.components} components of ${h.precision} bits is not supported (colour is read at 8 bits); convert the file (e.g. gdcmconv --raw)`,
+    );
   }
   if (kind === 'jpeg-ls' && h.marker !== 0xf7) fail(name, 'the stream is not JPEG-LS (no SOF55 marker) although the transfer syntax says JPEG-LS');
   if (h.precision > 16) fail(name, `the ${what} codestream has ${h.precision}-bit samples; up to 16 are read`);

@@ -115,6 +115,7 @@ export function frameData(enc: Encapsulated, frames: number, frame: number, name
   if (frames === 1) return concat(fragments.map((f) => f.data));
   // several frames, more fragments, no table: a frame starts where a codestream starts
   const starts = fragments.flatMap((f, i) => (startsCodestream(f.data) ? [i] : []));
-  if (starts.length !== frames || starts[0] !== 0) fail(name, `has ${fragments.length} fragments for ${frames} frames and no offset table; ${starts.length} of them start a codestream, so the frames cannot be told apart`);
+  if (starts.length !== frames || starts[0] !== 0)
+    fail(name, `has ${fragments.length} fragments for ${frames} frames and no offset table; ${starts.length} of them start a codestream, so the frames cannot be told apart`);
   return concat(fragments.slice(starts[frame], starts[frame + 1] ?? fragments.length).map((f) => f.data));
 }

@@ -107,12 +107,17 @@ export async function pickFromDicomdir(bytes: Uint8Array, path: string): Promise
   for (const r of records) {
     const rec = r.dataSet;
     if (!rec || (rec.string('x00041430') ?? '').trim() !== 'IMAGE') continue;
-    const id = (rec.string('x00041500') ?? '').split('\\').map((c) => c.trim()).filter(Boolean);
+    const id = (rec.string('x00041500') ?? '')
+      .split('\\')
+      .map((c) => c.trim())
+      .filter(Boolean);
     if (id.length === 0) continue;
     const file = join(base, ...id);
     const head = await readStart(file, HEAD_BYTES).catch(() => undefined);
     const h = head && header(head);
-    found.push(h ? describe(h, file, base) : { path: file, instance: rec.intString('x00200013'), line: `  ${id.join('/')}  (instance ${rec.intString('x00200013') ?? '?'}; the file is missing or unreadable)` });
+    found.push(
+      h ? describe(h, file, base) : { path: file, instance: rec.intString('x00200013'), line: `  ${id.join('/')}  (instance ${rec.intString('x00200013') ?? '?'}; the file is missing or unreadable)` },
+    );
   }
   return choose(found, `DICOMDIR ${path}`, base, records.length);
 }
@@ -120,7 +125,12 @@ export async function pickFromDicomdir(bytes: Uint8Array, path: string): Promise
 /** The one DICOM image in folder `dir` (a DICOMDIR there is followed). */
 export async function pickFromFolder(dir: string): Promise<string> {
   const dicomdir = join(dir, 'DICOMDIR');
-  if (await stat(dicomdir).then((s) => s.isFile(), () => false)) {
+  if (
+    await stat(dicomdir).then(
+      (s) => s.isFile(),
+      () => false,
+    )
+  ) {
     const bytes = await readStart(dicomdir, (await stat(dicomdir)).size);
     if (isDicomdir(bytes)) return pickFromDicomdir(bytes, dicomdir);
   }

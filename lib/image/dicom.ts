@@ -290,8 +290,10 @@ async function frameOf(p: Parsed, name: string, options: Omit<DicomOptions, 'win
   if (bitsStored < 1 || bitsStored > bitsAllocated || highBit < bitsStored - 1 || highBit >= bitsAllocated) {
     fail('ERR_DICOM', name, `Bits Stored ${bitsStored} / High Bit ${highBit} do not fit Bits Allocated ${bitsAllocated}`);
   }
-  if (colour && (bitsAllocated > 16 || bitsAllocated === 1 || signed)) fail('ERR_DICOM_UNSUPPORTED', name, `${photometric} with ${signed ? 'signed ' : ''}${bitsAllocated}-bit samples is not supported (unsigned 8 or 16 bits are)`);
-  if (photometric === 'PALETTE COLOR' && bitsAllocated !== 8 && bitsAllocated !== 16) fail('ERR_DICOM_UNSUPPORTED', name, `PALETTE COLOR with ${bitsAllocated}-bit indices is not supported (8 or 16 are)`);
+  if (colour && (bitsAllocated > 16 || bitsAllocated === 1 || signed))
+    fail('ERR_DICOM_UNSUPPORTED', name, `${photometric} with ${signed ? 'signed ' : ''}${bitsAllocated}-bit samples is not supported (unsigned 8 or 16 bits are)`);
+  if (photometric === 'PALETTE COLOR' && bitsAllocated !== 8 && bitsAllocated !== 16)
+    fail('ERR_DICOM_UNSUPPORTED', name, `PALETTE COLOR with ${bitsAllocated}-bit indices is not supported (8 or 16 are)`);
   if ((photometric === 'YBR_ICT' || photometric === 'YBR_RCT') && p.ts.encoding !== 'j2k' && p.ts.encoding !== 'htj2k') {
     fail('ERR_DICOM', name, `${photometric} is defined for JPEG 2000 only, not ${p.ts.name}`);
   }
@@ -303,7 +305,13 @@ async function frameOf(p: Parsed, name: string, options: Omit<DicomOptions, 'win
   const { encoding } = p.ts;
 
   if (p.pixels.encapsulated !== (encoding !== 'native' && encoding !== 'big-endian')) {
-    fail('ERR_DICOM', name, p.pixels.encapsulated ? `Pixel Data is encapsulated (compressed) although the transfer syntax says ${p.ts.name}` : `Pixel Data is not encapsulated although the transfer syntax says ${p.ts.name}`);
+    fail(
+      'ERR_DICOM',
+      name,
+      p.pixels.encapsulated
+        ? `Pixel Data is encapsulated (compressed) although the transfer syntax says ${p.ts.name}`
+        : `Pixel Data is not encapsulated although the transfer syntax says ${p.ts.name}`,
+    );
   }
   if (encoding === 'native' || encoding === 'big-endian') {
     // YBR_FULL_422 stores two samples per pixel: Y for each, Cb and Cr shared by a pair
@@ -314,7 +322,11 @@ async function frameOf(p: Parsed, name: string, options: Omit<DicomOptions, 'win
     const have = Math.max(0, Math.min(p.pixels.length, p.bytes.length - p.pixels.offset));
     const need = Math.ceil((frames * frameBits) / 8);
     if (have < need) {
-      fail('ERR_DICOM', name, `Pixel Data holds ${have} bytes; Number of Frames ${frames} x ${cols}x${rows}x${ybr422 ? 2 : spp} samples of ${bitsAllocated} bits needs ${need} (truncated file, or a wrong Number of Frames?)`);
+      fail(
+        'ERR_DICOM',
+        name,
+        `Pixel Data holds ${have} bytes; Number of Frames ${frames} x ${cols}x${rows}x${ybr422 ? 2 : spp} samples of ${bitsAllocated} bits needs ${need} (truncated file, or a wrong Number of Frames?)`,
+      );
     }
     // 8-bit data written as OW in big endian comes byte-swapped in pairs
     let src = p.bytes.subarray(p.pixels.offset, p.pixels.offset + need);

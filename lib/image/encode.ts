@@ -13,7 +13,10 @@ import { sharp } from './lazy.js';
  */
 export function decoderOutputToImage(chw: Float32Array, width: number, height: number): RgbImage {
   if (!(chw instanceof Float32Array)) throw new HealthGPTError('ERR_INVALID_ARG', `decoder output must be a Float32Array, got ${Object.prototype.toString.call(chw)}`);
-  for (const [k, v] of [['width', width], ['height', height]] as const) {
+  for (const [k, v] of [
+    ['width', width],
+    ['height', height],
+  ] as const) {
     if (!Number.isInteger(v) || v <= 0) throw new HealthGPTError('ERR_INVALID_ARG', `${k} must be a positive integer, got ${String(v)}`);
   }
   const n = width * height;
@@ -35,7 +38,9 @@ export function decoderOutputToImage(chw: Float32Array, width: number, height: n
 export async function encodePng(img: RgbImage): Promise<Buffer> {
   checkRgbImage(img);
   try {
-    return await sharp()(img.data, { raw: { width: img.width, height: img.height, channels: 3 } }).png().toBuffer();
+    return await sharp()(img.data, { raw: { width: img.width, height: img.height, channels: 3 } })
+      .png()
+      .toBuffer();
   } catch (err) {
     throw new HealthGPTError('ERR_IMAGE_WRITE', `cannot encode ${img.width}x${img.height} PNG: ${(err as Error).message ?? String(err)}`, { cause: err });
   }

@@ -7,8 +7,16 @@ export { decodeDicom, isDicom, readDicomFrame, type DicomFrame, type DicomInfo, 
 export { decoderOutputToImage, encodePng, writePng } from './encode.js';
 export { checkRgbImage, type RgbImage } from './image.js';
 export {
-  CLIP_IMAGE_SIZE, CLIP_MEAN, CLIP_STD, PAD_BACKGROUND, VQGAN_IMAGE_SIZE,
-  normalizeForClip, preprocessImage, resizeForClip, vqganInput, type PreprocessOptions,
+  CLIP_IMAGE_SIZE,
+  CLIP_MEAN,
+  CLIP_STD,
+  PAD_BACKGROUND,
+  VQGAN_IMAGE_SIZE,
+  normalizeForClip,
+  preprocessImage,
+  resizeForClip,
+  vqganInput,
+  type PreprocessOptions,
 } from './preprocess.js';
 export { resample, type ResampleFilter, type RowSource } from './resample.js';
 

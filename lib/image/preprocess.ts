@@ -17,9 +17,7 @@ export const CLIP_IMAGE_SIZE = 336;
  * expand2square's fill: HealthGPT writes tuple(int(x * 255) for x in image_mean), and int()
  * truncates, so (122, 116, 104); rounding would have given (123, 117, 104).
  */
-export const PAD_BACKGROUND: readonly [number, number, number] = [
-  Math.trunc(CLIP_MEAN[0] * 255), Math.trunc(CLIP_MEAN[1] * 255), Math.trunc(CLIP_MEAN[2] * 255),
-];
+export const PAD_BACKGROUND: readonly [number, number, number] = [Math.trunc(CLIP_MEAN[0] * 255), Math.trunc(CLIP_MEAN[1] * 255), Math.trunc(CLIP_MEAN[2] * 255)];
 /** the VQGAN's image side (f8, 32 x 32 latent) */
 export const VQGAN_IMAGE_SIZE = 256;
 

@@ -29,8 +29,7 @@ export interface SamplingOptions {
 }
 
 function check(name: string, v: number | undefined, ok: (v: number) => boolean, what: string): void {
-  if (v !== undefined && (typeof v !== 'number' || !Number.isFinite(v) || !ok(v)))
-    throw new HealthGPTError('ERR_INVALID_ARG', `${name} must be ${what}, got ${String(v)}`);
+  if (v !== undefined && (typeof v !== 'number' || !Number.isFinite(v) || !ok(v))) throw new HealthGPTError('ERR_INVALID_ARG', `${name} must be ${what}, got ${String(v)}`);
 }
 
 export function validateSampling(o: SamplingOptions): void {
@@ -41,8 +40,7 @@ export function validateSampling(o: SamplingOptions): void {
   check('repeatPenalty', o.repeatPenalty, (v) => v > 0, 'a number > 0');
   check('repeatLastN', o.repeatLastN, (v) => Number.isInteger(v) && v >= 0, 'an integer >= 0');
   check('seed', o.seed, (v) => Number.isInteger(v), 'an integer');
-  if (o.logitMask !== undefined && typeof o.logitMask !== 'function')
-    throw new HealthGPTError('ERR_INVALID_ARG', `logitMask must be a function, got ${typeof o.logitMask}`);
+  if (o.logitMask !== undefined && typeof o.logitMask !== 'function') throw new HealthGPTError('ERR_INVALID_ARG', `logitMask must be a function, got ${typeof o.logitMask}`);
 }
 
 /** mulberry32: small, fast, good enough for sampling, reproducible from a 32-bit seed. */

@@ -48,7 +48,7 @@ export function renderChat(template: ChatTemplate, messages: readonly ChatMessag
     if (typeof m.content !== 'string') throw new HealthGPTError('ERR_INVALID_ARG', `messages[${i}].content must be a string`);
     out += template.roles[m.role as Role] + m.content + template.separator;
   });
-  if (messages[messages.length - 1].role !== 'user') throw new HealthGPTError('ERR_INVALID_ARG', 'the last message must be the user\'s');
+  if (messages[messages.length - 1].role !== 'user') throw new HealthGPTError('ERR_INVALID_ARG', "the last message must be the user's");
   return out + template.roles.assistant;
 }
 

@@ -74,7 +74,8 @@ export async function listRepoFiles(repo: string, revision = 'main', o: HubOptio
     const lfs = s.lfs as { sha256?: string; size?: number } | undefined;
     const size = lfs?.size ?? s.size;
     if (typeof s.rfilename !== 'string' || typeof size !== 'number') throw new HealthGPTError('ERR_HTTP', `listing ${repo}: a file entry lacks its name or size (was ?blobs=true honoured?)`);
-    if (s.rfilename.split('/').some((part: string) => part === '..' || part === '' || part === '.')) throw new HealthGPTError('ERR_HTTP', `listing ${repo}: refusing file path ${JSON.stringify(s.rfilename)}`);
+    if (s.rfilename.split('/').some((part: string) => part === '..' || part === '' || part === '.'))
+      throw new HealthGPTError('ERR_HTTP', `listing ${repo}: refusing file path ${JSON.stringify(s.rfilename)}`);
     return { path: s.rfilename, size, sha256: lfs?.sha256, blobId: lfs ? undefined : (s.blobId as string | undefined) };
   });
   return { repo, commit: body.sha, files };
@@ -148,7 +149,9 @@ export async function downloadFile(listing: RepoListing, file: HubFile, dest: st
     if (err instanceof HealthGPTError && err.code === 'ERR_CHECKSUM') unlinkSync(part);
     if (o.signal?.aborted) throw new HealthGPTError('ABORT_ERR', `download of ${file.path} aborted (${done} of ${file.size} bytes kept in ${part} to resume)`, { cause: err });
     if (err instanceof HealthGPTError) throw err;
-    throw new HealthGPTError('ERR_NETWORK', `downloading ${listing.repo}/${file.path}: connection lost at ${done} of ${file.size} bytes (run pull again to resume): ${(err as Error).message}`, { cause: err });
+    throw new HealthGPTError('ERR_NETWORK', `downloading ${listing.repo}/${file.path}: connection lost at ${done} of ${file.size} bytes (run pull again to resume): ${(err as Error).message}`, {
+      cause: err,
+    });
   }
   await new Promise<void>((resolve, reject) => out.end((err?: Error | null) => (err ? reject(err) : resolve())));
   if (done !== file.size) throw new HealthGPTError('ERR_NETWORK', `downloading ${listing.repo}/${file.path}: got ${done} of ${file.size} bytes (run pull again to resume)`);

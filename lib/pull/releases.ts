@@ -18,8 +18,16 @@ export interface ReleasePart {
 }
 
 const TOKENIZER_AND_CONFIG = new Set([
-  'config.json', 'generation_config.json', 'tokenizer.model', 'tokenizer.json', 'tokenizer_config.json',
-  'special_tokens_map.json', 'added_tokens.json', 'vocab.json', 'merges.txt', 'preprocessor_config.json',
+  'config.json',
+  'generation_config.json',
+  'tokenizer.model',
+  'tokenizer.json',
+  'tokenizer_config.json',
+  'special_tokens_map.json',
+  'added_tokens.json',
+  'vocab.json',
+  'merges.txt',
+  'preprocessor_config.json',
 ]);
 
 /** Top-level safetensors weights (and their index) plus configs and tokenizer files. */
@@ -31,7 +39,10 @@ function hfModel(files: readonly HubFile[]): HubFile[] {
   return [...weights, ...top.filter((f) => TOKENIZER_AND_CONFIG.has(f.path))];
 }
 
-const named = (...names: string[]) => (files: readonly HubFile[]) => files.filter((f) => names.includes(f.path));
+const named =
+  (...names: string[]) =>
+  (files: readonly HubFile[]) =>
+    files.filter((f) => names.includes(f.path));
 
 export const RELEASES: Readonly<Record<ReleaseName, readonly ReleasePart[]>> = {
   m3: [

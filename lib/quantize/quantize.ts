@@ -25,8 +25,7 @@ export interface QuantizeResult {
 
 export function parseTarget(s: string): QuantizeTarget {
   const t = s.toLowerCase() as QuantizeTarget;
-  if (!QUANTIZE_TARGETS.includes(t))
-    throw new HealthGPTError('ERR_INVALID_ARG', `unknown quantization type "${s}": expected one of ${QUANTIZE_TARGETS.join(', ')}`);
+  if (!QUANTIZE_TARGETS.includes(t)) throw new HealthGPTError('ERR_INVALID_ARG', `unknown quantization type "${s}": expected one of ${QUANTIZE_TARGETS.join(', ')}`);
   return t;
 }
 
@@ -38,7 +37,12 @@ export async function quantizeFile(input: string, output: string, target: Quanti
     const arch = info.metadata['general.architecture'];
     const blocks = typeof arch === 'string' ? info.metadata[`${arch}.block_count`] : undefined;
     const nLayers = typeof blocks === 'number' ? blocks : 0;
-    const readable = new Set(native().types().filter((t) => t.supported).map((t) => t.name));
+    const readable = new Set(
+      native()
+        .types()
+        .filter((t) => t.supported)
+        .map((t) => t.name),
+    );
     const plan = planQuantization(info.tensors, target, nLayers, { blockSize: (name) => ggmlType(name)!.blockSize }, (name) => readable.has(name));
 
     const w = new GGUFWriter({ alignment: info.alignment });

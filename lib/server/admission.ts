@@ -65,7 +65,8 @@ export class Admission {
       released = true;
       this.serviceMs = 0.8 * this.serviceMs + 0.2 * (performance.now() - t0);
       const next = this.waiters.shift();
-      if (next) next(); // the slot passes to the longest waiting request
+      if (next)
+        next(); // the slot passes to the longest waiting request
       else this.active--;
     };
   }

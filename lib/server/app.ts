@@ -68,7 +68,8 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
   if (o.apiKey !== undefined && o.apiKey.length < 8) throw new HealthGPTError('ERR_INVALID_ARG', 'the API key must be at least 8 characters');
   for (const k of ['bodyLimit', 'maxPixels', 'queue', 'timeoutMs'] as const) {
     const v = o[k];
-    if (v !== undefined && (!Number.isSafeInteger(v) || v < (k === 'queue' ? 0 : 1))) throw new HealthGPTError('ERR_INVALID_ARG', `${k} must be a ${k === 'queue' ? 'non-negative' : 'positive'} integer, got ${String(v)}`);
+    if (v !== undefined && (!Number.isSafeInteger(v) || v < (k === 'queue' ? 0 : 1)))
+      throw new HealthGPTError('ERR_INVALID_ARG', `${k} must be a ${k === 'queue' ? 'non-negative' : 'positive'} integer, got ${String(v)}`);
   }
   const bodyLimit = o.bodyLimit ?? 32 << 20;
   const shutdown = new AbortController();
@@ -107,9 +108,7 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
     app.addHook('onRequest', async (req) => checkLocalRequest(req));
   }
 
-  app.get('/health', async (_req, reply) =>
-    reply.send({ status: 'ok', model: ctx.modelId, running: ctx.admission.running, waiting: ctx.admission.waiting, queue: ctx.admission.queue }),
-  );
+  app.get('/health', async (_req, reply) => reply.send({ status: 'ok', model: ctx.modelId, running: ctx.admission.running, waiting: ctx.admission.waiting, queue: ctx.admission.queue }));
   const model = () => ({ id: ctx.modelId, object: 'model', created: 0, owned_by: 'healthgpt' });
   app.get('/v1/models', async () => ({ object: 'list', data: [model()] }));
   app.get<{ Params: { id: string } }>('/v1/models/:id', async (req) => {

@@ -74,7 +74,8 @@ export async function parseChatRequest(body: unknown, served: string, images: Im
   for (const key of ['tools', 'functions', 'tool_choice', 'function_call', 'audio', 'prediction'])
     if (body[key] !== undefined && body[key] !== null) throw badRequest(`${key} is not supported by this server`, key, 'unsupported_parameter');
   const format = body.response_format;
-  if (format !== undefined && format !== null && !(isObject(format) && format.type === 'text')) throw badRequest('response_format: only {"type": "text"} is supported', 'response_format', 'unsupported_parameter');
+  if (format !== undefined && format !== null && !(isObject(format) && format.type === 'text'))
+    throw badRequest('response_format: only {"type": "text"} is supported', 'response_format', 'unsupported_parameter');
   if (body.n !== undefined && body.n !== null && body.n !== 1) throw badRequest('n: only 1 choice per request is supported', 'n', 'unsupported_parameter');
   for (const key of ['frequency_penalty', 'presence_penalty'])
     if (body[key] !== undefined && body[key] !== null && body[key] !== 0) throw badRequest(`${key}: only 0 is supported`, key, 'unsupported_parameter');

@@ -72,7 +72,19 @@ export async function chatCompletions(ctx: ServerContext, req: FastifyRequest, r
   const created = Math.floor(Date.now() / 1000);
   const usage = () => ({ prompt_tokens: promptTokens, completion_tokens: completionTokens, total_tokens: promptTokens + completionTokens });
   const logDone = (finish: string, extra: Record<string, unknown> = {}) =>
-    req.log.info({ endpoint: 'chat.completions', stream: chat.stream, images: chat.imageCount, ...usage(), finish_reason: finish, ms: Math.round(performance.now() - t0), ...(ctx.logPrompts ? { question: chat.ask.question, system: chat.ask.system } : {}), ...extra }, 'chat completion');
+    req.log.info(
+      {
+        endpoint: 'chat.completions',
+        stream: chat.stream,
+        images: chat.imageCount,
+        ...usage(),
+        finish_reason: finish,
+        ms: Math.round(performance.now() - t0),
+        ...(ctx.logPrompts ? { question: chat.ask.question, system: chat.ask.system } : {}),
+        ...extra,
+      },
+      'chat completion',
+    );
 
   let first: { text: string; finish?: string };
   try {
@@ -93,7 +105,10 @@ export async function chatCompletions(ctx: ServerContext, req: FastifyRequest, r
       }
       logDone(finish);
       return reply.send({
-        id, object: 'chat.completion', created, model: ctx.modelId,
+        id,
+        object: 'chat.completion',
+        created,
+        model: ctx.modelId,
         choices: [{ index: 0, message: { role: 'assistant', content: text, refusal: null }, logprobs: takeLogprobs(), finish_reason: finish }],
         usage: usage(),
       });
@@ -113,7 +128,10 @@ export async function chatCompletions(ctx: ServerContext, req: FastifyRequest, r
     if (!sse.write(`data: ${typeof data === 'string' ? data : JSON.stringify(data)}\n\n`)) await once(sse, 'drain', { signal: scope.signal });
   };
   const chunk = (delta: Record<string, unknown>, finish: string | null, logprobs = takeLogprobs()) => ({
-    id, object: 'chat.completion.chunk', created, model: ctx.modelId,
+    id,
+    object: 'chat.completion.chunk',
+    created,
+    model: ctx.modelId,
     choices: [{ index: 0, delta, logprobs, finish_reason: finish }],
   });
   reply.header('content-type', 'text/event-stream; charset=utf-8').header('cache-control', 'no-cache').header('x-accel-buffering', 'no');

@@ -40,8 +40,7 @@ export class ImageSource {
       return this.localFile(path, param);
     }
     if (isAbsolute(url)) return this.localFile(url, param);
-    if (/^[a-z][a-z0-9+.-]*:/i.test(url))
-      throw badRequest(`${param}: remote image URLs are refused (this server never goes online): send the image as a data: URL`, param, 'remote_url_refused');
+    if (/^[a-z][a-z0-9+.-]*:/i.test(url)) throw badRequest(`${param}: remote image URLs are refused (this server never goes online): send the image as a data: URL`, param, 'remote_url_refused');
     throw badRequest(`${param} must be a data: URL, or an absolute path under an --allow-dir folder`, param, 'invalid_image_url');
   }
 

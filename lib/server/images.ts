@@ -22,7 +22,8 @@ type Fields = Record<string, unknown>;
 function checkImageFields(f: Fields, ctx: ServerContext): void {
   checkModel(f.model, ctx.modelId);
   if (f.n !== undefined && Number(f.n) !== 1) throw badRequest('n: only 1 image per request is supported', 'n', 'unsupported_parameter');
-  if (f.response_format !== undefined && f.response_format !== 'b64_json') throw badRequest('response_format: only "b64_json" is supported (the server hosts no URLs)', 'response_format', 'unsupported_parameter');
+  if (f.response_format !== undefined && f.response_format !== 'b64_json')
+    throw badRequest('response_format: only "b64_json" is supported (the server hosts no URLs)', 'response_format', 'unsupported_parameter');
   const side = ctx.session.vqgan?.info.resolution;
   if (f.size !== undefined && f.size !== 'auto' && side !== undefined && f.size !== `${side}x${side}`)
     throw badRequest(`size: this model makes ${side}x${side} images, got ${JSON.stringify(f.size)}`, 'size', 'unsupported_parameter');
@@ -57,7 +58,8 @@ export async function imageEdits(ctx: ServerContext, req: FastifyRequest, reply:
   let image: Buffer | undefined;
   for await (const part of req.parts()) {
     if (part.type === 'file') {
-      if (part.fieldname !== 'image' && part.fieldname !== 'image[]') throw badRequest(`unexpected file field "${part.fieldname}" (only "image"; masks are not supported)`, part.fieldname, 'unsupported_parameter');
+      if (part.fieldname !== 'image' && part.fieldname !== 'image[]')
+        throw badRequest(`unexpected file field "${part.fieldname}" (only "image"; masks are not supported)`, part.fieldname, 'unsupported_parameter');
       if (image) throw badRequest('one image per request', 'image', 'unsupported_parameter');
       image = await part.toBuffer();
     } else {

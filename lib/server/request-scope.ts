@@ -15,7 +15,11 @@ export class RequestScope {
   private readonly deadline: AbortSignal;
   private release: (() => void) | undefined;
 
-  private constructor(reply: FastifyReply, timeoutMs: number, private readonly shutdown: AbortSignal) {
+  private constructor(
+    reply: FastifyReply,
+    timeoutMs: number,
+    private readonly shutdown: AbortSignal,
+  ) {
     this.deadline = AbortSignal.timeout(timeoutMs);
     // 'close' before the response was finished: the client went away
     reply.raw.once('close', () => {

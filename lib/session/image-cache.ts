@@ -7,7 +7,9 @@
 import { createHash } from 'node:crypto';
 
 export function pixelHash(pixels: Float32Array): string {
-  return createHash('sha256').update(new Uint8Array(pixels.buffer, pixels.byteOffset, pixels.byteLength)).digest('hex');
+  return createHash('sha256')
+    .update(new Uint8Array(pixels.buffer, pixels.byteOffset, pixels.byteLength))
+    .digest('hex');
 }
 
 export class FeatureCache {

@@ -22,8 +22,7 @@ export type ModelFiles = Pick<HealthGPTLoadOptions, 'model' | 'vision' | 'plugin
 const invalid = (message: string) => new HealthGPTError('ERR_INVALID_ARG', message);
 
 /** The files a folder's parts name (every part it has). */
-const partFiles = (p: ModelParts): string[] =>
-  [p.model, p.vision, p.plugins.comprehension, p.plugins.generation, p.vqgan].filter((f): f is string => f !== undefined);
+const partFiles = (p: ModelParts): string[] => [p.model, p.vision, p.plugins.comprehension, p.plugins.generation, p.vqgan].filter((f): f is string => f !== undefined);
 
 /** The files of `paths` (folders expanded), sorted into the session's parts. */
 export async function resolveModelFiles(paths: readonly string[]): Promise<ModelFiles> {
@@ -40,7 +39,12 @@ export async function resolveModelFiles(paths: readonly string[]): Promise<Model
       files.push(p);
       continue;
     }
-    const listed = existsSync(join(p, MANIFEST_NAME)) ? partFiles(readModelFolder(p)) : (await readdir(p)).filter((f) => f.endsWith('.gguf')).sort().map((f) => join(p, f));
+    const listed = existsSync(join(p, MANIFEST_NAME))
+      ? partFiles(readModelFolder(p))
+      : (await readdir(p))
+          .filter((f) => f.endsWith('.gguf'))
+          .sort()
+          .map((f) => join(p, f));
     if (listed.length === 0) throw invalid(`${p}: neither a ${MANIFEST_NAME} nor any .gguf file`);
     files.push(...listed);
   }

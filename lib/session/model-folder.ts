@@ -44,7 +44,8 @@ export function readModelFolder(dir: string): ModelParts {
   if (m?.format !== 'healthgpt-model' || m.version !== 1 || !Array.isArray(m.files)) throw bad(`${path}: not a healthgpt-model manifest of version 1`);
   const parts: Partial<ModelParts> & { plugins: ModelParts['plugins'] } = { plugins: {} };
   for (const f of m.files) {
-    if (typeof f?.file !== 'string' || f.file.includes('/') || f.file.includes('\\') || f.file.startsWith('.')) throw bad(`${path}: file entry ${JSON.stringify(f?.file)} is not a file name in the folder`);
+    if (typeof f?.file !== 'string' || f.file.includes('/') || f.file.includes('\\') || f.file.startsWith('.'))
+      throw bad(`${path}: file entry ${JSON.stringify(f?.file)} is not a file name in the folder`);
     const file = join(dir, f.file);
     if (!existsSync(file)) throw bad(`${path} lists ${f.file} (${f.role}), which the folder does not have`);
     if (f.role === 'language-model') parts.model = file;
@@ -87,7 +88,9 @@ function missing(part: ModelPart, where: string | undefined, names: PartNames): 
     generation: `HealthGPT-M3's gen_hlora_weights.bin has one (HealthGPT-L14 releases none): convert it with healthgpt convert --plugins, or ${give} generation.gguf`,
     vqgan: `the VQGAN is not on the Hugging Face Hub: download last.ckpt and model.yaml from ${VQGAN_SOURCE}, then healthgpt pull m3 --vqgan last.ckpt (or healthgpt convert --vqgan last.ckpt), or ${give} vqgan.gguf`,
   }[part];
-  const label = { vision: 'vision tower (vision.gguf)', comprehension: 'comprehension plugin (comprehension.gguf)', generation: 'generation plugin (generation.gguf)', vqgan: 'VQGAN (vqgan.gguf)' }[part];
+  const label = { vision: 'vision tower (vision.gguf)', comprehension: 'comprehension plugin (comprehension.gguf)', generation: 'generation plugin (generation.gguf)', vqgan: 'VQGAN (vqgan.gguf)' }[
+    part
+  ];
   return new HealthGPTError('ERR_INVALID_ARG', `${where} has no ${label}: ${how}`);
 }
 

@@ -29,7 +29,8 @@ export function sheppLogan(size = 256): RgbImage {
       let v = 0;
       for (const [rho, a, b, x0, y0, deg] of ELLIPSES) {
         const t = (deg * Math.PI) / 180;
-        const dx = x - x0, dy = y - y0;
+        const dx = x - x0,
+          dy = y - y0;
         const u = dx * Math.cos(t) + dy * Math.sin(t);
         const w = -dx * Math.sin(t) + dy * Math.cos(t);
         if ((u * u) / (a * a) + (w * w) / (b * b) <= 1) v += rho;

@@ -245,7 +245,10 @@ async function writeClip(dir: string, seed: number): Promise<void> {
 function projector(tag: string, seed: number): Array<[string, TorchValue]> {
   const d = SYNTHETIC_RELEASE.llm.hidden;
   const w = SYNTHETIC_RELEASE.clip.width;
-  const t = (n: string, shape: number[], kind: 'bias' | 'matrix'): [string, TorchValue] => [`${PEFT}model.mm_projector.${n}`, new TorchTensor(shape, weight(`${tag}.mm_projector.${n}`, shape, seed, kind), 'bf16')];
+  const t = (n: string, shape: number[], kind: 'bias' | 'matrix'): [string, TorchValue] => [
+    `${PEFT}model.mm_projector.${n}`,
+    new TorchTensor(shape, weight(`${tag}.mm_projector.${n}`, shape, seed, kind), 'bf16'),
+  ];
   return [t('0.weight', [d, w], 'matrix'), t('0.bias', [d], 'bias'), t('2.weight', [d, d], 'matrix'), t('2.bias', [d], 'bias')];
 }
 
@@ -340,7 +343,10 @@ export async function writeSyntheticRelease(dir: string, seed = 2024): Promise<C
   await mkdir(dir, { recursive: true });
   await writeLlm(join(dir, 'llm'), seed);
   await writeClip(join(dir, 'clip'), seed);
-  for (const [file, name, tag] of [['com_hlora_weights.bin', 'comprehension', 'com'], ['gen_hlora_weights.bin', 'generation', 'gen']] as const)
+  for (const [file, name, tag] of [
+    ['com_hlora_weights.bin', 'comprehension', 'com'],
+    ['gen_hlora_weights.bin', 'generation', 'gen'],
+  ] as const)
     await writeTorchSave(join(dir, file), new TorchDict([...adapters(name, seed), ...projector(tag, seed)], true));
   const s = SYNTHETIC_RELEASE.llm;
   const rowsOf = (which: 'embed' | 'head'): TorchTensor => new TorchTensor([SYNTHETIC_RELEASE_ROWS, s.hidden], resizedRows(which, 'fusion', seed), 'bf16');

@@ -52,7 +52,13 @@ export async function writeSentencePieceModel(path: string, v: SpmVocab): Promis
       .done();
     top.bytes(1, piece);
   });
-  const trainer = new Proto().int(3, 2).int(35, 1).int(40, v.unknownId ?? 0).int(41, v.bosId ?? 1).int(42, 2).done();
+  const trainer = new Proto()
+    .int(3, 2)
+    .int(35, 1)
+    .int(40, v.unknownId ?? 0)
+    .int(41, v.bosId ?? 1)
+    .int(42, 2)
+    .done();
   top.bytes(2, trainer);
   top.bytes(3, new Proto().int(3, 1).done());
   await writeFile(path, top.done());

@@ -66,8 +66,10 @@ class Pickler {
   }
   private int(n: number): void {
     if (!Number.isSafeInteger(n)) throw new Error(`pickle: ${n} is not an integer`);
-    if (n >= 0 && n < 256) this.byte(0x4b, n); // BININT1
-    else if (n >= 0 && n < 65536) this.byte(0x4d, n & 0xff, n >> 8); // BININT2
+    if (n >= 0 && n < 256)
+      this.byte(0x4b, n); // BININT1
+    else if (n >= 0 && n < 65536)
+      this.byte(0x4d, n & 0xff, n >> 8); // BININT2
     else if (n >= -(2 ** 31) && n < 2 ** 31) {
       this.byte(0x4a); // BININT
       this.u32(n >>> 0);
@@ -126,7 +128,13 @@ class Pickler {
     }
     this.global('torch._utils', '_rebuild_tensor_v2');
     this.byte(0x28); // MARK: the arguments
-    this.tuple([() => this.str('storage'), () => this.global('torch', t.dtype === 'bf16' ? 'BFloat16Storage' : 'FloatStorage'), () => this.str(key), () => this.str('cpu'), () => this.int(t.data.length)]);
+    this.tuple([
+      () => this.str('storage'),
+      () => this.global('torch', t.dtype === 'bf16' ? 'BFloat16Storage' : 'FloatStorage'),
+      () => this.str(key),
+      () => this.str('cpu'),
+      () => this.int(t.data.length),
+    ]);
     this.byte(0x51); // BINPERSID
     this.int(0); // storage offset
     this.tuple(t.shape.map((d) => () => this.int(d)));

@@ -27,10 +27,18 @@ export const HEALTHGPT_VOCAB_SIZE = 40206;
  */
 function healthgptAddedTokens(): Array<[string, number]> {
   const out: Array<[string, number]> = [
-    ['<|endoftext|>', TokenType.CONTROL], ['<|assistant|>', TokenType.CONTROL],
-    ['<|placeholder1|>', TokenType.CONTROL], ['<|placeholder2|>', TokenType.CONTROL], ['<|placeholder3|>', TokenType.CONTROL], ['<|placeholder4|>', TokenType.CONTROL],
-    ['<|system|>', TokenType.CONTROL], ['<|end|>', TokenType.CONTROL], ['<|placeholder5|>', TokenType.CONTROL], ['<|placeholder6|>', TokenType.CONTROL],
-    ['<|user|>', TokenType.CONTROL], ['<start_index>', TokenType.USER_DEFINED],
+    ['<|endoftext|>', TokenType.CONTROL],
+    ['<|assistant|>', TokenType.CONTROL],
+    ['<|placeholder1|>', TokenType.CONTROL],
+    ['<|placeholder2|>', TokenType.CONTROL],
+    ['<|placeholder3|>', TokenType.CONTROL],
+    ['<|placeholder4|>', TokenType.CONTROL],
+    ['<|system|>', TokenType.CONTROL],
+    ['<|end|>', TokenType.CONTROL],
+    ['<|placeholder5|>', TokenType.CONTROL],
+    ['<|placeholder6|>', TokenType.CONTROL],
+    ['<|user|>', TokenType.CONTROL],
+    ['<start_index>', TokenType.USER_DEFINED],
   ];
   for (let k = 0; k < 8192; k++) out.push([`<idx_${k}>`, TokenType.USER_DEFINED]);
   out.push(['<end_index>', TokenType.USER_DEFINED], ['<pixel_newline>', TokenType.USER_DEFINED]);

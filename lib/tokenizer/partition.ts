@@ -96,7 +96,7 @@ export function partitionSpecial(vocab: Vocab, text: string, parseSpecial: boole
         continue;
       }
       let off = f.start;
-      let end = f.end;
+      const end = f.end;
       for (;;) {
         const m = text.indexOf(t, off);
         if (m === -1 || m + t.length > end) {

@@ -47,15 +47,9 @@ const spec = (regexes: readonly string[], o: Partial<PreDefaults> = {}): PreDefa
 const PRE: Record<string, PreDefaults> = {};
 const add = (names: string[], d: PreDefaults): void => names.forEach((n) => (PRE[n] = d));
 add(['default'], spec(RE_DEFAULT));
-add(
-  ['llama3', 'llama-v3', 'llama-bpe', 'falcon3', 'falcon-h1', 'pixtral', 'midm-2.0', 'lfm2', 'jina-v5-nano'],
-  spec([RE_LLAMA3], { ignoreMerges: true, addBos: true }),
-);
+add(['llama3', 'llama-v3', 'llama-bpe', 'falcon3', 'falcon-h1', 'pixtral', 'midm-2.0', 'lfm2', 'jina-v5-nano'], spec([RE_LLAMA3], { ignoreMerges: true, addBos: true }));
 add(['dbrx', 'smaug-bpe'], spec([RE_LLAMA3]));
-add(
-  ['gpt-2', 'phi-2', 'jina-es', 'jina-de', 'gigachat', 'jina-v2-es', 'jina-v2-de', 'a.x-4.0', 'mellum', 'modern-bert', 'mpt', 'olmo', 'jais', 'exaone4'],
-  spec([RE_GPT2]),
-);
+add(['gpt-2', 'phi-2', 'jina-es', 'jina-de', 'gigachat', 'jina-v2-es', 'jina-v2-de', 'a.x-4.0', 'mellum', 'modern-bert', 'mpt', 'olmo', 'jais', 'exaone4'], spec([RE_GPT2]));
 add(['trillion', 'granite-docling'], spec([RE_GPT2], { cleanSpaces: false }));
 add(['gpt-4o', 'llama4', 'kanana2', 'talkie', 'minimax-m2'], spec([RE_GPT4O], { cleanSpaces: false }));
 add(['qwen2', 'deepseek-r1-qwen', 'kormo', 'f2llmv2', 'hunyuan', 'solar-open'], spec([RE_QWEN2], { cleanSpaces: false }));
@@ -68,10 +62,7 @@ export function preTokenizerSpec(name: string | undefined): PreTokenizerSpec {
   const key = name === undefined || name === '' ? 'default' : name;
   const d = PRE[key];
   if (!d) {
-    throw new HealthGPTError(
-      'ERR_TOKENIZER',
-      `unsupported pre-tokenizer '${key}' (supported: ${SUPPORTED_PRE_TOKENIZERS.join(', ')})`,
-    );
+    throw new HealthGPTError('ERR_TOKENIZER', `unsupported pre-tokenizer '${key}' (supported: ${SUPPORTED_PRE_TOKENIZERS.join(', ')})`);
   }
   return { name: key, ...d };
 }

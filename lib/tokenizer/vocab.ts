@@ -67,20 +67,46 @@ const FIM_TEXTS = [
   ['<|file_sep|>'],
 ];
 const EOG_TEXTS = [
-  '<|eot_id|>', '<|im_end|>', '<|end|>', '<|return|>', '<|call|>', '<|flush|>', '<|calls|>', '<end_of_turn>', '<|endoftext|>',
-  '</s>', '<|eom_id|>', '<EOT>', '_<EOT>', '[EOT]', '[EOS]', '<|end_of_text|>', '<end_of_utterance>', '<eos>', '<turn|>',
-  '<|tool_response>', '<｜end▁of▁sentence｜>', '[e~[',
+  '<|eot_id|>',
+  '<|im_end|>',
+  '<|end|>',
+  '<|return|>',
+  '<|call|>',
+  '<|flush|>',
+  '<|calls|>',
+  '<end_of_turn>',
+  '<|endoftext|>',
+  '</s>',
+  '<|eom_id|>',
+  '<EOT>',
+  '_<EOT>',
+  '[EOT]',
+  '[EOS]',
+  '<|end_of_text|>',
+  '<end_of_utterance>',
+  '<eos>',
+  '<turn|>',
+  '<|tool_response>',
+  '<｜end▁of▁sentence｜>',
+  '[e~[',
 ];
 
 function typeToAttr(t: number): number {
   switch (t) {
-    case TokenType.UNKNOWN: return TokenAttr.UNKNOWN;
-    case TokenType.UNUSED: return TokenAttr.UNUSED;
-    case TokenType.NORMAL: return TokenAttr.NORMAL;
-    case TokenType.CONTROL: return TokenAttr.CONTROL;
-    case TokenType.USER_DEFINED: return TokenAttr.USER_DEFINED;
-    case TokenType.BYTE: return TokenAttr.BYTE;
-    default: return TokenAttr.UNDEFINED;
+    case TokenType.UNKNOWN:
+      return TokenAttr.UNKNOWN;
+    case TokenType.UNUSED:
+      return TokenAttr.UNUSED;
+    case TokenType.NORMAL:
+      return TokenAttr.NORMAL;
+    case TokenType.CONTROL:
+      return TokenAttr.CONTROL;
+    case TokenType.USER_DEFINED:
+      return TokenAttr.USER_DEFINED;
+    case TokenType.BYTE:
+      return TokenAttr.BYTE;
+    default:
+      return TokenAttr.UNDEFINED;
   }
 }
 

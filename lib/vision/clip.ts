@@ -59,8 +59,7 @@ function clipAddon(): NativeClip {
 
 function tapOf(tap: unknown, what: string): number {
   if (tap === undefined) return TAPS.comprehension;
-  if (tap !== 'comprehension' && tap !== 'generation')
-    throw new HealthGPTError('ERR_INVALID_ARG', `${what} must be 'comprehension' or 'generation', got ${JSON.stringify(tap)}`);
+  if (tap !== 'comprehension' && tap !== 'generation') throw new HealthGPTError('ERR_INVALID_ARG', `${what} must be 'comprehension' or 'generation', got ${JSON.stringify(tap)}`);
   return TAPS[tap];
 }
 
@@ -78,8 +77,7 @@ export class VisionTower {
   static async load(path: string, options: VisionLoadOptions = {}): Promise<VisionTower> {
     if (typeof path !== 'string' || path === '') throw new HealthGPTError('ERR_INVALID_ARG', 'path must be a non-empty string');
     const threads = options.threads;
-    if (threads !== undefined && (!Number.isInteger(threads) || threads < 0 || threads > 1024))
-      throw new HealthGPTError('ERR_INVALID_ARG', `threads must be an integer in 0..1024, got ${threads}`);
+    if (threads !== undefined && (!Number.isInteger(threads) || threads < 0 || threads > 1024)) throw new HealthGPTError('ERR_INVALID_ARG', `threads must be an integer in 0..1024, got ${threads}`);
     try {
       return new VisionTower(path, await clipAddon().load(path, { threads }));
     } catch (err) {
@@ -100,8 +98,7 @@ export class VisionTower {
     this.live();
     if (!(pixels instanceof Float32Array)) throw new HealthGPTError('ERR_INVALID_ARG', 'pixels must be a Float32Array');
     const want = 3 * this.info.imageSize * this.info.imageSize;
-    if (pixels.length !== want)
-      throw new HealthGPTError('ERR_INVALID_ARG', `pixels has ${pixels.length} values, expected 3 x ${this.info.imageSize} x ${this.info.imageSize} = ${want}`);
+    if (pixels.length !== want) throw new HealthGPTError('ERR_INVALID_ARG', `pixels has ${pixels.length} values, expected 3 x ${this.info.imageSize} x ${this.info.imageSize} = ${want}`);
     const tap = tapOf(options.tap, 'tap');
     const hs = options.hiddenState;
     if (hs !== undefined && (!Number.isInteger(hs) || hs < 0 || hs > this.info.nLayer))

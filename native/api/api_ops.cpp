@@ -19,8 +19,7 @@ void hg_pool_free(hg_pool *pool) { delete pool; }
 
 int hg_pool_size(const hg_pool *pool) { return pool ? pool->pool.size() : 0; }
 
-int hg_matmul(hg_pool *pool, int type, const void *w, int64_t rows, int64_t k, const float *x,
-              int64_t n, float *y) {
+int hg_matmul(hg_pool *pool, int type, const void *w, int64_t rows, int64_t k, const float *x, int64_t n, float *y) {
     return hg::guarded(-1, [&] {
         if (!pool || !w || !x || !y) hg::fail("hg_matmul: null argument");
         hg::matmul(pool->pool, type, w, rows, k, x, n, y);
@@ -28,8 +27,7 @@ int hg_matmul(hg_pool *pool, int type, const void *w, int64_t rows, int64_t k, c
     });
 }
 
-int hg_matmul_ref(int type, const void *w, int64_t rows, int64_t k, const float *x, int64_t n,
-                  float *y) {
+int hg_matmul_ref(int type, const void *w, int64_t rows, int64_t k, const float *x, int64_t n, float *y) {
     return hg::guarded(-1, [&] {
         if (!w || !x || !y) hg::fail("hg_matmul_ref: null argument");
         hg::matmul_with(hg::kernels_scalar(), type, w, rows, k, x, n, y);
@@ -44,8 +42,8 @@ int hg_matmul_ref(int type, const void *w, int64_t rows, int64_t k, const float 
 
 extern "C" {
 
-int hg_convert_rows(hg_pool *pool, int src_type, const void *src, int dst_type, void *dst,
-                    int64_t n_rows, int64_t row_len) {
+int hg_convert_rows(hg_pool *pool, int src_type, const void *src, int dst_type, void *dst, int64_t n_rows,
+                    int64_t row_len) {
     return hg::guarded(-1, [&] {
         if (!pool || !src || !dst) hg::fail("hg_convert_rows: null argument");
         hg::convert_rows(pool->pool, src_type, src, dst_type, dst, n_rows, row_len);

@@ -35,7 +35,7 @@ static const type_info &convertible(int type, int64_t n, bool to_float) {
     if (!t) fail("unknown tensor type id " + std::to_string(type));
     if (to_float ? !t->to_float : !t->from_float_ref)
         fail(HG_ERR_UNSUPPORTED, std::string("type ") + t->name + " cannot be " +
-             (to_float ? "dequantized" : "quantized") + " by this engine");
+                                     (to_float ? "dequantized" : "quantized") + " by this engine");
     row_bytes(type, n); // checks n against the block size
     return *t;
 }

@@ -67,8 +67,10 @@ int isa_best() {
         const int have = isa_of_processor();
         const char *e = std::getenv("HEALTHGPT_ISA");
         int cap = have;
-        if (e && !std::strcmp(e, "scalar")) cap = HG_ISA_SCALAR;
-        else if (e && !std::strcmp(e, "avx2")) cap = HG_ISA_AVX2;
+        if (e && !std::strcmp(e, "scalar"))
+            cap = HG_ISA_SCALAR;
+        else if (e && !std::strcmp(e, "avx2"))
+            cap = HG_ISA_AVX2;
         return cap < have ? cap : have; // never a level the processor lacks
     }();
     return best;

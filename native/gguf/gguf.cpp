@@ -83,9 +83,8 @@ void MappedFile::release(const void *p, uint64_t bytes) const {
 // ---- helpers ----
 
 const char *gguf_type_name(uint32_t type) {
-    static const char *const names[] = {"UINT8", "INT8",  "UINT16", "INT16", "UINT32",
-                                        "INT32", "FLOAT32", "BOOL", "STRING", "ARRAY",
-                                        "UINT64", "INT64", "FLOAT64"};
+    static const char *const names[] = {"UINT8", "INT8",   "UINT16", "INT16",  "UINT32", "INT32",  "FLOAT32",
+                                        "BOOL",  "STRING", "ARRAY",  "UINT64", "INT64",  "FLOAT64"};
     return type < sizeof names / sizeof names[0] ? names[type] : "?";
 }
 
@@ -96,8 +95,8 @@ constexpr uint64_t kDefaultAlignment = 32;
 constexpr uint32_t kMaxDims = 4;
 // The smallest encodings of a key/value and of a tensor info: counts are bounded by the bytes
 // left divided by these before anything is allocated.
-constexpr uint64_t kMinKVBytes = 8 + 1 + 4 + 1;                // key length, key, type, u8
-constexpr uint64_t kMinTensorInfoBytes = 8 + 1 + 4 + 4 + 8;    // name length, name, n_dims, type, offset
+constexpr uint64_t kMinKVBytes = 8 + 1 + 4 + 1;             // key length, key, type, u8
+constexpr uint64_t kMinTensorInfoBytes = 8 + 1 + 4 + 4 + 8; // name length, name, n_dims, type, offset
 // Reserve no more than this up front: a lying count must not cost memory before the bytes
 // behind it have been read.
 constexpr uint64_t kMaxReserve = 1u << 16;
@@ -105,17 +104,23 @@ constexpr uint64_t kMaxStringIndexReserve = 1u << 20;
 
 uint64_t scalar_size(uint32_t t) {
     switch (t) {
-    case HG_GGUF_UINT8: case HG_GGUF_INT8: case HG_GGUF_BOOL: return 1;
-    case HG_GGUF_UINT16: case HG_GGUF_INT16: return 2;
-    case HG_GGUF_UINT32: case HG_GGUF_INT32: case HG_GGUF_FLOAT32: return 4;
-    case HG_GGUF_UINT64: case HG_GGUF_INT64: case HG_GGUF_FLOAT64: return 8;
+    case HG_GGUF_UINT8:
+    case HG_GGUF_INT8:
+    case HG_GGUF_BOOL: return 1;
+    case HG_GGUF_UINT16:
+    case HG_GGUF_INT16: return 2;
+    case HG_GGUF_UINT32:
+    case HG_GGUF_INT32:
+    case HG_GGUF_FLOAT32: return 4;
+    case HG_GGUF_UINT64:
+    case HG_GGUF_INT64:
+    case HG_GGUF_FLOAT64: return 8;
     default: return 0;
     }
 }
 
 bool is_unsigned(uint32_t t) {
-    return t == HG_GGUF_UINT8 || t == HG_GGUF_UINT16 || t == HG_GGUF_UINT32 ||
-           t == HG_GGUF_UINT64 || t == HG_GGUF_BOOL;
+    return t == HG_GGUF_UINT8 || t == HG_GGUF_UINT16 || t == HG_GGUF_UINT32 || t == HG_GGUF_UINT64 || t == HG_GGUF_BOOL;
 }
 bool is_signed(uint32_t t) {
     return t == HG_GGUF_INT8 || t == HG_GGUF_INT16 || t == HG_GGUF_INT32 || t == HG_GGUF_INT64;
@@ -146,12 +151,12 @@ size_t utf8_error_at(const uint8_t *s, size_t n) {
             len = 2;
         } else if (c >= 0xE0 && c <= 0xEF) {
             len = 3;
-            if (c == 0xE0) lo = 0xA0;      // overlong
-            if (c == 0xED) hi = 0x9F;      // UTF-16 surrogates
+            if (c == 0xE0) lo = 0xA0; // overlong
+            if (c == 0xED) hi = 0x9F; // UTF-16 surrogates
         } else if (c >= 0xF0 && c <= 0xF4) {
             len = 4;
-            if (c == 0xF0) lo = 0x90;      // overlong
-            if (c == 0xF4) hi = 0x8F;      // past U+10FFFF
+            if (c == 0xF0) lo = 0x90; // overlong
+            if (c == 0xF4) hi = 0x8F; // past U+10FFFF
         } else {
             return i;
         }
@@ -193,9 +198,7 @@ std::string hex2(uint8_t c) {
     return b;
 }
 
-uint32_t bswap32(uint32_t v) {
-    return (v >> 24) | ((v >> 8) & 0xFF00) | ((v << 8) & 0xFF0000) | (v << 24);
-}
+uint32_t bswap32(uint32_t v) { return (v >> 24) | ((v >> 8) & 0xFF00) | ((v << 8) & 0xFF0000) | (v << 24); }
 
 std::string num(uint64_t v) { return std::to_string(v); }
 
@@ -204,7 +207,7 @@ std::string num(uint64_t v) { return std::to_string(v); }
 // ---- the parser ----
 
 class GGUFParser {
-public:
+  public:
     explicit GGUFParser(GGUFFile &f) : f_(f), p_(f.base_), n_(f.size_) {}
 
     void run() {
@@ -223,7 +226,7 @@ public:
         indexes(ti_at);
     }
 
-private:
+  private:
     GGUFFile &f_;
     const uint8_t *p_;
     uint64_t n_;
@@ -254,8 +257,7 @@ private:
 
     template <class T> T read(const char *what) {
         if (left() < sizeof(T))
-            fault(std::string("truncated: ") + what + " needs " + num(sizeof(T)) + " bytes, " +
-                      num(left()) + " left",
+            fault(std::string("truncated: ") + what + " needs " + num(sizeof(T)) + " bytes, " + num(left()) + " left",
                   pos_);
         T v;
         std::memcpy(&v, p_ + pos_, sizeof v);
@@ -269,18 +271,16 @@ private:
         uint64_t at = pos_;
         uint64_t len = read<uint64_t>(what);
         if (len > left())
-            fault(std::string("truncated: ") + what + " length " + num(len) +
-                      " runs past the end of the file (" + num(left()) + " bytes left)",
+            fault(std::string("truncated: ") + what + " length " + num(len) + " runs past the end of the file (" +
+                      num(left()) + " bytes left)",
                   at);
         const uint8_t *s = p_ + pos_;
         size_t bad = utf8_error_at(s, (size_t)len);
         if (bad != len)
-            fault(std::string(what) + " is not valid UTF-8 (bad byte 0x" + hex2(s[bad]) +
-                      " at index " + num(bad) + ")",
+            fault(std::string(what) + " is not valid UTF-8 (bad byte 0x" + hex2(s[bad]) + " at index " + num(bad) + ")",
                   pos_ + bad);
         if (is_name && len == 0) fault(std::string(what) + " is empty", at);
-        if (is_name && std::memchr(s, 0, (size_t)len))
-            fault(std::string(what) + " contains a NUL byte", at);
+        if (is_name && std::memchr(s, 0, (size_t)len)) fault(std::string(what) + " contains a NUL byte", at);
         pos_ += len;
         return std::string_view(reinterpret_cast<const char *>(s), (size_t)len);
     }
@@ -289,18 +289,16 @@ private:
         if (n_ == 0) fault("file is empty", 0);
         uint32_t magic = read<uint32_t>("magic");
         if (magic != kMagic) {
-            fault("not a GGUF file: bad magic (bytes " + hex2(p_[0]) + " " + hex2(p_[1]) + " " +
-                      hex2(p_[2]) + " " + hex2(p_[3]) + ", expected 47 47 55 46 \"GGUF\")",
+            fault("not a GGUF file: bad magic (bytes " + hex2(p_[0]) + " " + hex2(p_[1]) + " " + hex2(p_[2]) + " " +
+                      hex2(p_[3]) + ", expected 47 47 55 46 \"GGUF\")",
                   0);
         }
         uint32_t version = read<uint32_t>("version");
         // A byte-swapped small number: a file written for a big-endian host.
         if (version != 0 && (version & 0xFFFF) == 0)
             fault("big-endian GGUF (version " + num(bswap32(version)) + ") is not supported", 4);
-        if (version == 1)
-            fault("GGUF version 1 is not supported (32-bit counts; re-convert the model)", 4);
-        if (version != 2 && version != 3)
-            fault("unknown GGUF version " + num(version) + " (supported: 2, 3)", 4);
+        if (version == 1) fault("GGUF version 1 is not supported (32-bit counts; re-convert the model)", 4);
+        if (version != 2 && version != 3) fault("unknown GGUF version " + num(version) + " (supported: 2, 3)", 4);
         f_.version_ = version;
         n_tensors_ = read<uint64_t>("tensor count");
         n_kv_ = read<uint64_t>("metadata key/value count");
@@ -365,8 +363,8 @@ private:
         kv.arr_data = p_ + pos_;
         if (et == HG_GGUF_STRING) {
             if (count > left() / 8)
-                fault("truncated: array of " + num(count) + " strings needs at least " +
-                          "8 bytes each, " + num(left()) + " bytes left",
+                fault("truncated: array of " + num(count) + " strings needs at least " + "8 bytes each, " +
+                          num(left()) + " bytes left",
                       count_at);
             // One allocation for any real vocabulary; a lying count grows the index only as far
             // as the strings behind it really go.
@@ -384,8 +382,8 @@ private:
         if (!es) fault("unknown array element type " + num(et), type_at);
         if (count > left() / es)
             fault("truncated: array of " + num(count) + " " + gguf_type_name(et) + " needs " +
-                      (count > UINT64_MAX / es ? std::string("more than 2^64") : num(count * es)) +
-                      " bytes, " + num(left()) + " left",
+                      (count > UINT64_MAX / es ? std::string("more than 2^64") : num(count * es)) + " bytes, " +
+                      num(left()) + " left",
                   count_at);
         pos_ += count * es;
     }
@@ -415,8 +413,7 @@ private:
         ti.name.assign(name.data(), name.size());
         uint64_t dims_at = pos_;
         uint32_t n_dims = read<uint32_t>("dimension count");
-        if (n_dims > kMaxDims)
-            fault(num(n_dims) + " dimensions (at most " + num(kMaxDims) + " supported)", dims_at);
+        if (n_dims > kMaxDims) fault(num(n_dims) + " dimensions (at most " + num(kMaxDims) + " supported)", dims_at);
         ti.n_dims = (int)n_dims;
         int64_t n_elements = 1;
         for (uint32_t d = 0; d < n_dims; d++) {
@@ -434,17 +431,15 @@ private:
         uint64_t type_at = pos_;
         uint32_t type = read<uint32_t>("tensor type");
         const type_info *tr = type <= (uint32_t)INT_MAX ? type_traits((int)type) : nullptr;
-        if (!tr || tr->block_size <= 0 || tr->block_bytes == 0)
-            fault("unknown tensor type id " + num(type), type_at);
+        if (!tr || tr->block_size <= 0 || tr->block_bytes == 0) fault("unknown tensor type id " + num(type), type_at);
         ti.type = (int)type;
         if (ti.ne[0] % tr->block_size != 0)
-            fault("row length " + num((uint64_t)ti.ne[0]) + " is not a multiple of the " +
-                      tr->name + " block size " + num((uint64_t)tr->block_size),
+            fault("row length " + num((uint64_t)ti.ne[0]) + " is not a multiple of the " + tr->name + " block size " +
+                      num((uint64_t)tr->block_size),
                   dims_at);
         uint64_t blocks = (uint64_t)(n_elements / tr->block_size);
         if (blocks > UINT64_MAX / tr->block_bytes)
-            fault("byte size overflows: " + num(blocks) + " blocks of " + num(tr->block_bytes) + " bytes",
-                  dims_at);
+            fault("byte size overflows: " + num(blocks) + " blocks of " + num(tr->block_bytes) + " bytes", dims_at);
         ti.bytes = blocks * tr->block_bytes;
         offset_at.push_back(pos_);
         ti.offset = read<uint64_t>("tensor data offset");
@@ -459,8 +454,8 @@ private:
         f_.data_offset_ = start;
         if (f_.tensors_.empty()) return; // a metadata-only file may end without padding
         if (start > n_)
-            fault("truncated: tensor data section would start at " + num(start) +
-                      ", past the end of the file (" + num(n_) + " bytes)",
+            fault("truncated: tensor data section would start at " + num(start) + ", past the end of the file (" +
+                      num(n_) + " bytes)",
                   pos_);
         uint64_t size = n_ - start;
         std::vector<size_t> order(f_.tensors_.size());
@@ -472,23 +467,20 @@ private:
                 fault("data offset " + num(ti.offset) + " is not aligned to " + num(a), offset_at[t]);
             if (ti.offset > size || ti.bytes > size - ti.offset)
                 fault("truncated: data at offset " + num(ti.offset) + " + " + num(ti.bytes) +
-                          " bytes runs past the end of the file (data section holds " + num(size) +
-                          " bytes)",
+                          " bytes runs past the end of the file (data section holds " + num(size) + " bytes)",
                       offset_at[t]);
             ti.data = p_ + start + ti.offset;
             order[t] = t;
         }
-        std::sort(order.begin(), order.end(), [&](size_t x, size_t y) {
-            return f_.tensors_[x].offset < f_.tensors_[y].offset;
-        });
+        std::sort(order.begin(), order.end(),
+                  [&](size_t x, size_t y) { return f_.tensors_[x].offset < f_.tensors_[y].offset; });
         for (size_t k = 1; k < order.size(); k++) {
             const GGUFTensor &prev = f_.tensors_[order[k - 1]], &cur = f_.tensors_[order[k]];
             if (prev.offset + prev.bytes > cur.offset) {
                 context("tensor", (int64_t)order[k]);
                 ctx_name_ = cur.name;
-                fault("data [" + num(cur.offset) + ", " + num(cur.offset + cur.bytes) +
-                          ") overlaps tensor '" + printable(prev.name) + "' [" + num(prev.offset) +
-                          ", " + num(prev.offset + prev.bytes) + ")",
+                fault("data [" + num(cur.offset) + ", " + num(cur.offset + cur.bytes) + ") overlaps tensor '" +
+                          printable(prev.name) + "' [" + num(prev.offset) + ", " + num(prev.offset + prev.bytes) + ")",
                       offset_at[order[k]]);
             }
         }
@@ -510,8 +502,7 @@ private:
             if (!r.second) {
                 context("tensor", (int64_t)t);
                 ctx_name_ = f_.tensors_[t].name;
-                fault("duplicate tensor name (first at offset " + num(ti_at[(size_t)r.first->second]) + ")",
-                      ti_at[t]);
+                fault("duplicate tensor name (first at offset " + num(ti_at[(size_t)r.first->second]) + ")", ti_at[t]);
             }
         }
     }
@@ -556,8 +547,7 @@ int64_t GGUFFile::find_tensor(std::string_view name) const {
 
 const GGUFKV &GGUFFile::kv(int64_t i) const {
     if (i < 0 || i >= n_kv())
-        fail(name_ + ": metadata index " + std::to_string(i) + " out of range [0, " +
-             std::to_string(n_kv()) + ")");
+        fail(name_ + ": metadata index " + std::to_string(i) + " out of range [0, " + std::to_string(n_kv()) + ")");
     return kvs_[(size_t)i];
 }
 
@@ -598,16 +588,15 @@ const GGUFKV &GGUFFile::kv_array(int64_t i) const {
 const GGUFKV &GGUFFile::array_elem(int64_t i, uint64_t j, ElemKind kind) const {
     const GGUFKV &v = kv_array(i);
     if (j >= v.arr_n)
-        fail(name_ + ": key '" + printable(v.key) + "': element " + num(j) + " out of range [0, " +
-             num(v.arr_n) + ")");
+        fail(name_ + ": key '" + printable(v.key) + "': element " + num(j) + " out of range [0, " + num(v.arr_n) + ")");
     bool ok = kind == ElemKind::Unsigned ? is_unsigned(v.arr_type)
-            : kind == ElemKind::Signed   ? is_signed(v.arr_type)
-            : kind == ElemKind::Float    ? is_float(v.arr_type)
+              : kind == ElemKind::Signed ? is_signed(v.arr_type)
+              : kind == ElemKind::Float  ? is_float(v.arr_type)
                                          : v.arr_type == HG_GGUF_STRING;
     static const char *const wanted[] = {"unsigned integers or bools", "signed integers", "floats", "strings"};
     if (!ok)
-        fail(name_ + ": key '" + printable(v.key) + "' is an array of " + gguf_type_name(v.arr_type) +
-             ", not of " + wanted[(int)kind]);
+        fail(name_ + ": key '" + printable(v.key) + "' is an array of " + gguf_type_name(v.arr_type) + ", not of " +
+             wanted[(int)kind]);
     return v;
 }
 
@@ -617,9 +606,21 @@ uint64_t GGUFFile::arr_u64(int64_t i, uint64_t j) const {
     switch (v.arr_type) {
     case HG_GGUF_UINT8: return *p;
     case HG_GGUF_BOOL: return *p != 0;
-    case HG_GGUF_UINT16: { uint16_t x; std::memcpy(&x, p, 2); return x; }
-    case HG_GGUF_UINT32: { uint32_t x; std::memcpy(&x, p, 4); return x; }
-    default: { uint64_t x; std::memcpy(&x, p, 8); return x; }
+    case HG_GGUF_UINT16: {
+        uint16_t x;
+        std::memcpy(&x, p, 2);
+        return x;
+    }
+    case HG_GGUF_UINT32: {
+        uint32_t x;
+        std::memcpy(&x, p, 4);
+        return x;
+    }
+    default: {
+        uint64_t x;
+        std::memcpy(&x, p, 8);
+        return x;
+    }
     }
 }
 
@@ -628,9 +629,21 @@ int64_t GGUFFile::arr_i64(int64_t i, uint64_t j) const {
     const uint8_t *p = v.arr_data + j * scalar_size(v.arr_type);
     switch (v.arr_type) {
     case HG_GGUF_INT8: return (int8_t)*p;
-    case HG_GGUF_INT16: { int16_t x; std::memcpy(&x, p, 2); return x; }
-    case HG_GGUF_INT32: { int32_t x; std::memcpy(&x, p, 4); return x; }
-    default: { int64_t x; std::memcpy(&x, p, 8); return x; }
+    case HG_GGUF_INT16: {
+        int16_t x;
+        std::memcpy(&x, p, 2);
+        return x;
+    }
+    case HG_GGUF_INT32: {
+        int32_t x;
+        std::memcpy(&x, p, 4);
+        return x;
+    }
+    default: {
+        int64_t x;
+        std::memcpy(&x, p, 8);
+        return x;
+    }
     }
 }
 
@@ -664,8 +677,7 @@ const void *GGUFFile::arr_data(int64_t i) const {
 
 const GGUFTensor &GGUFFile::tensor(int64_t t) const {
     if (t < 0 || t >= n_tensors())
-        fail(name_ + ": tensor index " + std::to_string(t) + " out of range [0, " +
-             std::to_string(n_tensors()) + ")");
+        fail(name_ + ": tensor index " + std::to_string(t) + " out of range [0, " + std::to_string(n_tensors()) + ")");
     return tensors_[(size_t)t];
 }
 

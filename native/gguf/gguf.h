@@ -20,7 +20,7 @@ namespace hg {
 
 // A whole file mapped read-only; unmapped when destroyed.
 class MappedFile {
-public:
+  public:
     explicit MappedFile(const std::string &path);
     ~MappedFile();
     MappedFile(const MappedFile &) = delete;
@@ -33,7 +33,7 @@ public:
     // copied elsewhere and will not be read here again).
     void release(const void *p, uint64_t bytes) const;
 
-private:
+  private:
     const uint8_t *data_ = nullptr; // null for an empty file
     uint64_t size_ = 0;
 };
@@ -49,8 +49,8 @@ struct GGUFKV {
     // ARRAY
     hg_gguf_value_type arr_type = HG_GGUF_UINT8;
     uint64_t arr_n = 0;
-    const uint8_t *arr_data = nullptr;   // first element in the mapping (unaligned)
-    std::vector<uint64_t> arr_str_at;    // string arrays: each element's offset from arr_data
+    const uint8_t *arr_data = nullptr; // first element in the mapping (unaligned)
+    std::vector<uint64_t> arr_str_at;  // string arrays: each element's offset from arr_data
 };
 
 struct GGUFTensor {
@@ -64,7 +64,7 @@ struct GGUFTensor {
 };
 
 class GGUFFile {
-public:
+  public:
     // Maps and validates; throws hg::Error naming the file and the fault.
     static std::unique_ptr<GGUFFile> open(const std::string &path);
     // Validates a buffer the caller keeps alive for the life of the result; `name` stands
@@ -98,7 +98,7 @@ public:
     // MappedFile::release for a tensor the caller copied; nothing for a caller's buffer.
     void release(const GGUFTensor &t) const;
 
-private:
+  private:
     GGUFFile() = default;
     friend class GGUFParser;
 

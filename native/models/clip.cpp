@@ -48,7 +48,8 @@ int64_t meta_max_of_array(const GGUFFile &f, const char *key) {
     if (kv.type != HG_GGUF_ARRAY) fail(f.name() + ": metadata key " + key + " is not an array");
     const hg_gguf_value_type et = kv.arr_type;
     const bool is_signed = et == HG_GGUF_INT8 || et == HG_GGUF_INT16 || et == HG_GGUF_INT32 || et == HG_GGUF_INT64;
-    const bool is_unsigned = et == HG_GGUF_UINT8 || et == HG_GGUF_UINT16 || et == HG_GGUF_UINT32 || et == HG_GGUF_UINT64;
+    const bool is_unsigned =
+        et == HG_GGUF_UINT8 || et == HG_GGUF_UINT16 || et == HG_GGUF_UINT32 || et == HG_GGUF_UINT64;
     if (!is_signed && !is_unsigned)
         fail(f.name() + ": metadata key " + key + " holds " + gguf_type_name(et) + ", expected integers");
     if (kv.arr_n == 0) fail(f.name() + ": metadata key " + key + " is empty");
@@ -84,14 +85,15 @@ ClipWeight tensor(const GGUFFile &f, const std::string &name, std::initializer_l
             fail(f.name() + ": tensor " + name + " has type " + type_name(t.type) + ", expected f32");
     } else {
         if (!ti || !ti->supported || !ti->to_float)
-            fail(HG_ERR_UNSUPPORTED, f.name() + ": tensor " + name + " has type " + type_name(t.type) + ", which this engine cannot read");
+            fail(HG_ERR_UNSUPPORTED,
+                 f.name() + ": tensor " + name + " has type " + type_name(t.type) + ", which this engine cannot read");
         // a matrix row: every dim but the last (the conv weight's is channels x patch x patch)
         int64_t k = 1;
         for (int d = 0; d < (kind == Kind::matrix ? n - 1 : 1); d++) k *= want[d];
         const int64_t act_block = type_traits(ti->vec_dot_type)->block_size;
         if (k % ti->block_size != 0 || (kind == Kind::matrix && k % act_block != 0))
-            fail(f.name() + ": tensor " + name + " has rows of " + std::to_string(k) + " values, not a whole number of " +
-                 ti->name + " blocks");
+            fail(f.name() + ": tensor " + name + " has rows of " + std::to_string(k) +
+                 " values, not a whole number of " + ti->name + " blocks");
     }
     return ClipWeight{&t};
 }
@@ -106,8 +108,8 @@ template <class Fn> void for_rows(ThreadPool &pool, int64_t n, Fn &&fn) {
 }
 
 // Y = W X + b over n token-major rows.
-void linear(ThreadPool &pool, const ClipWeight &w, const ClipWeight &b, int64_t rows, int64_t k,
-            const float *x, int64_t n, float *y) {
+void linear(ThreadPool &pool, const ClipWeight &w, const ClipWeight &b, int64_t rows, int64_t k, const float *x,
+            int64_t n, float *y) {
     matmul(pool, w.type(), w.data(), rows, k, x, n, y);
     for_rows(pool, n, [&](int64_t r0, int64_t r1) { add_bias(y + r0 * rows, b.f32(), rows, r1 - r0); });
 }
@@ -314,9 +316,8 @@ void ClipModel::encode(ThreadPool &pool, const float *pixels, int64_t hidden_sta
 
         norm(l.ln2_w, l.ln2_b);
         matmul(pool, l.ffn_up_w.type(), l.ffn_up_w.data(), F, E, h.data(), n, up.data());
-        for_rows(pool, n, [&](int64_t r0, int64_t r1) {
-            bias_quick_gelu(&up[(size_t)(r0 * F)], l.ffn_up_b.f32(), F, r1 - r0);
-        });
+        for_rows(pool, n,
+                 [&](int64_t r0, int64_t r1) { bias_quick_gelu(&up[(size_t)(r0 * F)], l.ffn_up_b.f32(), F, r1 - r0); });
         linear(pool, l.ffn_down_w, l.ffn_down_b, E, F, up.data(), n, h.data());
         add_residual(h);
     }
@@ -326,9 +327,9 @@ void ClipModel::encode(ThreadPool &pool, const float *pixels, int64_t hidden_sta
 void ClipModel::project(ThreadPool &pool, int kind, const float *in, int64_t n, float *out) const {
     const ClipProjector &pj = projector(kind);
     if (!pj.present)
-        fail(std::string("clip project: the file has no ") +
-             (kind == CLIP_PROJECTOR_COMPREHENSION ? "comprehension projector (mm.0, mm.2)"
-                                                   : "generation projector (mm.gen.0, mm.gen.2)"));
+        fail(std::string("clip project: the file has no ") + (kind == CLIP_PROJECTOR_COMPREHENSION
+                                                                  ? "comprehension projector (mm.0, mm.2)"
+                                                                  : "generation projector (mm.gen.0, mm.gen.2)"));
     if (!in || !out || n <= 0) fail("clip project: no input rows (n = " + std::to_string(n) + ")");
     const int64_t E = hp_.n_embd, D = pj.n_out;
     std::vector<float> mid((size_t)(n * D));

@@ -46,16 +46,16 @@
 namespace hg {
 
 struct ClipHParams {
-    int64_t image_size = 0;  // clip.vision.image_size (square)
-    int64_t patch_size = 0;  // clip.vision.patch_size
-    int64_t n_embd = 0;      // clip.vision.embedding_length
-    int64_t n_ff = 0;        // clip.vision.feed_forward_length
-    int64_t n_layer = 0;     // clip.vision.block_count: the layers the file holds
-    int64_t n_head = 0;      // clip.vision.attention.head_count
-    int64_t head_dim = 0;    // n_embd / n_head
-    float eps = 1e-5f;       // clip.vision.attention.layer_norm_epsilon
-    int64_t comprehension_layer = 0; // hidden-state index of the comprehension tap
-    int64_t generation_layer = 1;    // hidden-state index of the generation tap
+    int64_t image_size = 0;                                    // clip.vision.image_size (square)
+    int64_t patch_size = 0;                                    // clip.vision.patch_size
+    int64_t n_embd = 0;                                        // clip.vision.embedding_length
+    int64_t n_ff = 0;                                          // clip.vision.feed_forward_length
+    int64_t n_layer = 0;                                       // clip.vision.block_count: the layers the file holds
+    int64_t n_head = 0;                                        // clip.vision.attention.head_count
+    int64_t head_dim = 0;                                      // n_embd / n_head
+    float eps = 1e-5f;                                         // clip.vision.attention.layer_norm_epsilon
+    int64_t comprehension_layer = 0;                           // hidden-state index of the comprehension tap
+    int64_t generation_layer = 1;                              // hidden-state index of the generation tap
     float image_mean[3] = {0, 0, 0}, image_std[3] = {1, 1, 1}; // clip.vision.image_mean/std
 
     int64_t grid() const { return image_size / patch_size; }
@@ -74,8 +74,8 @@ struct ClipWeight {
 };
 
 struct ClipLayer {
-    ClipWeight ln1_w, ln1_b, attn_q_w, attn_q_b, attn_k_w, attn_k_b, attn_v_w, attn_v_b,
-        attn_out_w, attn_out_b, ln2_w, ln2_b, ffn_up_w, ffn_up_b, ffn_down_w, ffn_down_b;
+    ClipWeight ln1_w, ln1_b, attn_q_w, attn_q_b, attn_k_w, attn_k_b, attn_v_w, attn_v_b, attn_out_w, attn_out_b, ln2_w,
+        ln2_b, ffn_up_w, ffn_up_b, ffn_down_w, ffn_down_b;
 };
 
 // mlp2x_gelu: Linear(n_embd -> n_out, bias), GELU (erf), Linear(n_out -> n_out, bias).
@@ -89,7 +89,7 @@ enum ClipTap { CLIP_TAP_COMPREHENSION = 0, CLIP_TAP_GENERATION = 1 };
 enum ClipProjectorKind { CLIP_PROJECTOR_COMPREHENSION = 0, CLIP_PROJECTOR_GENERATION = 1 };
 
 class ClipModel {
-public:
+  public:
     // Reads and validates the hyper-parameters and every tensor (presence, shape, type);
     // throws hg::Error naming the file and the key or tensor at fault. The linears are
     // packed (models/packed_weights.h) with the pool's threads unless repack is false.
@@ -109,7 +109,7 @@ public:
     // n rows of n_embd floats -> n rows of the projector's n_out floats.
     void project(ThreadPool &pool, int kind, const float *in, int64_t n, float *out) const;
 
-private:
+  private:
     ClipModel() = default;
 
     std::unique_ptr<GGUFFile> file_;

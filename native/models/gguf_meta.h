@@ -44,8 +44,7 @@ inline int64_t meta_int(const GGUFFile &f, const char *key, int64_t fallback, bo
     } else {
         fail(f.name() + ": metadata key " + key + " is a " + gguf_type_name(type) + ", expected an integer");
     }
-    if (v < 0 || v > max)
-        fail(f.name() + ": metadata key " + key + " = " + std::to_string(v) + " is out of range");
+    if (v < 0 || v > max) fail(f.name() + ": metadata key " + key + " = " + std::to_string(v) + " is out of range");
     return v;
 }
 
@@ -78,8 +77,8 @@ inline const GGUFTensor &checked_tensor(const GGUFFile &f, const std::string &na
     const int n_dims = ne1 == 0 ? 1 : 2;
     const int64_t want[4] = {ne0, ne1 == 0 ? 1 : ne1, 1, 1};
     if (t.n_dims > n_dims || t.ne[0] != want[0] || t.ne[1] != want[1] || t.ne[2] != 1 || t.ne[3] != 1)
-        fail(f.name() + ": tensor " + name + " has shape " + shape_str(t.ne, t.n_dims) +
-             ", expected " + shape_str(want, n_dims));
+        fail(f.name() + ": tensor " + name + " has shape " + shape_str(t.ne, t.n_dims) + ", expected " +
+             shape_str(want, n_dims));
     const type_info *ti = type_traits(t.type);
     if (ne1 == 0) {
         if (t.type != HG_TYPE_F32)
@@ -87,7 +86,7 @@ inline const GGUFTensor &checked_tensor(const GGUFFile &f, const std::string &na
     } else {
         if (!ti || !ti->supported)
             fail(HG_ERR_UNSUPPORTED, f.name() + ": tensor " + name + " has type " + type_name(t.type) +
-                 ", which this engine cannot multiply");
+                                         ", which this engine cannot multiply");
         const int64_t act_block = type_traits(ti->vec_dot_type)->block_size;
         if (ne0 % ti->block_size != 0 || ne0 % act_block != 0)
             fail(f.name() + ": tensor " + name + " has rows of " + std::to_string(ne0) +

@@ -45,10 +45,13 @@ std::vector<const void *> PackedWeights::pack(const GGUFFile &f, const std::vect
         auto run = [&](int ith, int nth) {
             int64_t g0, g1;
             split_range(groups, ith, nth, g0, g1);
-            if (g0 < g1) pack_rows(t.type, t.data, rows, k, g0 * kRowBlock, std::min(rows, g1 * kRowBlock), buf + at[i]);
+            if (g0 < g1)
+                pack_rows(t.type, t.data, rows, k, g0 * kRowBlock, std::min(rows, g1 * kRowBlock), buf + at[i]);
         };
-        if (pool) pool->run(run);
-        else run(0, 1);
+        if (pool)
+            pool->run(run);
+        else
+            run(0, 1);
         out[i] = buf + at[i];
         f.release(t);
     }

@@ -14,7 +14,7 @@
 namespace hg {
 
 class PackedWeights {
-public:
+  public:
     // Packs every tensor (a matrix: ne[0] the row length, ne[1] the rows) whose type packing
     // pays for here (pack_pays), f16 only when with_f16, and that holds a whole row group.
     // Returns, per tensor, its packed bytes, or null where it stays in the mapping (also for
@@ -22,7 +22,7 @@ public:
     std::vector<const void *> pack(const GGUFFile &f, const std::vector<const GGUFTensor *> &tensors, ThreadPool *pool,
                                    bool with_f16);
 
-private:
+  private:
     struct Free {
         void operator()(uint8_t *p) const;
     };

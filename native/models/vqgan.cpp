@@ -17,7 +17,7 @@ namespace {
 
 // Bounds every size read from the file, far from overflowing the products below.
 constexpr int64_t kMaxDim = int64_t(1) << 16;
-constexpr int64_t kGroups = 32;     // taming's Normalize
+constexpr int64_t kGroups = 32; // taming's Normalize
 constexpr float kNormEps = 1e-6f;
 
 int64_t meta_int(const GGUFFile &f, const std::string &key) {
@@ -47,7 +47,8 @@ std::vector<int64_t> meta_int_array(const GGUFFile &f, const std::string &key, s
     std::vector<int64_t> out;
     for (uint64_t j = 0; j < kv.arr_n; j++) {
         const hg_gguf_value_type t = kv.arr_type;
-        const bool is_unsigned = t == HG_GGUF_UINT8 || t == HG_GGUF_UINT16 || t == HG_GGUF_UINT32 || t == HG_GGUF_UINT64;
+        const bool is_unsigned =
+            t == HG_GGUF_UINT8 || t == HG_GGUF_UINT16 || t == HG_GGUF_UINT32 || t == HG_GGUF_UINT64;
         const bool is_signed = t == HG_GGUF_INT8 || t == HG_GGUF_INT16 || t == HG_GGUF_INT32 || t == HG_GGUF_INT64;
         if (!is_unsigned && !is_signed)
             fail(f.name() + ": metadata key " + key + " is an array of " + gguf_type_name(t) + ", expected integers");
@@ -77,7 +78,8 @@ const GGUFTensor &tensor(const GGUFFile &f, const std::string &name, std::vector
         fail(f.name() + ": tensor " + name + " has shape " + shape_str(t.ne, t.n_dims) + ", expected " +
              shape_str(want.data(), (int)want.size()));
     if (t.type != HG_TYPE_F32 && t.type != HG_TYPE_F16)
-        fail(HG_ERR_UNSUPPORTED, f.name() + ": tensor " + name + " has type " + hg_type_name(t.type) + ", expected f32 or f16");
+        fail(HG_ERR_UNSUPPORTED,
+             f.name() + ": tensor " + name + " has type " + hg_type_name(t.type) + ", expected f32 or f16");
     return t;
 }
 
@@ -90,9 +92,7 @@ std::vector<float> floats(const GGUFTensor &t) {
     return v;
 }
 
-std::vector<float> vec(const GGUFFile &f, const std::string &name, int64_t n) {
-    return floats(tensor(f, name, {n}));
-}
+std::vector<float> vec(const GGUFFile &f, const std::string &name, int64_t n) { return floats(tensor(f, name, {n})); }
 
 VqganNorm norm(const GGUFFile &f, const std::string &p, int64_t c) {
     if (c % kGroups != 0)
@@ -289,8 +289,8 @@ VqganAct VqganModel::resblock(ThreadPool &pool, const VqganResBlock &b, const Vq
 
 void VqganModel::attnblock(ThreadPool &pool, const VqganAttnBlock &a, VqganAct &x) const {
     VqganAct t = act(x.h, x.w, x.c);
-    group_norm(pool, x.d.data(), t.d.data(), x.h * x.w, x.c, kGroups, a.norm.gamma.data(), a.norm.beta.data(),
-               kNormEps, false);
+    group_norm(pool, x.d.data(), t.d.data(), x.h * x.w, x.c, kGroups, a.norm.gamma.data(), a.norm.beta.data(), kNormEps,
+               false);
     const VqganAct q = run_conv(pool, a.q, t, same(1));
     const VqganAct k = run_conv(pool, a.k, t, same(1));
     const VqganAct v = run_conv(pool, a.v, t, same(1));
@@ -318,10 +318,9 @@ void VqganModel::decode(ThreadPool &pool, const int32_t *indices, float *image_c
     for (int64_t i = 0; i < n; i++) {
         const int64_t row = indices[i];
         for (int64_t e = 0; e < E; e++)
-            z.d[(size_t)(i * E + e)] =
-                embed_->type == HG_TYPE_F32
-                    ? reinterpret_cast<const float *>(embed_->data)[row * E + e]
-                    : fp16_to_f32(reinterpret_cast<const fp16_t *>(embed_->data)[row * E + e]);
+            z.d[(size_t)(i * E + e)] = embed_->type == HG_TYPE_F32
+                                           ? reinterpret_cast<const float *>(embed_->data)[row * E + e]
+                                           : fp16_to_f32(reinterpret_cast<const fp16_t *>(embed_->data)[row * E + e]);
     }
     VqganAct h = run_conv(pool, post_quant_conv_, z, same(1));
     h = run_conv(pool, dec_conv_in_, h, same(3));
@@ -356,7 +355,8 @@ void VqganModel::encode(ThreadPool &pool, const float *image_chw, int32_t *indic
         for (int64_t p = 0; p < R * R; p++) {
             const float v = image_chw[c * R * R + p];
             if (!std::isfinite(v))
-                fail("vqgan encode: pixel " + std::to_string(p) + " of channel " + std::to_string(c) + " is not finite");
+                fail("vqgan encode: pixel " + std::to_string(p) + " of channel " + std::to_string(c) +
+                     " is not finite");
             h.d[(size_t)(p * C + c)] = v;
         }
     h = run_conv(pool, enc_conv_in_, h, same(3));

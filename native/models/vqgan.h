@@ -87,7 +87,7 @@ struct VqganAct {
 };
 
 class VqganModel {
-public:
+  public:
     // Reads and validates the hyper-parameters and every tensor; throws hg::Error naming the
     // file and the key or tensor at fault.
     static std::unique_ptr<VqganModel> load(std::unique_ptr<GGUFFile> file);
@@ -104,7 +104,7 @@ public:
     // logits (optional): latent^2 x n_embed floats, position-major.
     void encode(ThreadPool &pool, const float *image_chw, int32_t *indices, float *logits) const;
 
-private:
+  private:
     VqganModel() = default;
     VqganAct resblock(ThreadPool &pool, const VqganResBlock &b, const VqganAct &x) const;
     void attnblock(ThreadPool &pool, const VqganAttnBlock &a, VqganAct &x) const;

@@ -19,8 +19,7 @@ int64_t elem_bytes(int type) {
     if (type == HG_TYPE_F32) return 4;
     if (type == HG_TYPE_F16) return 2;
     fail(std::string("attention: KV cache type ") +
-         (type_traits(type) ? type_traits(type)->name : std::to_string(type)) +
-         " is not supported (f32 or f16)");
+         (type_traits(type) ? type_traits(type)->name : std::to_string(type)) + " is not supported (f32 or f16)");
 }
 
 float load(int type, const void *base, int64_t i) {
@@ -30,8 +29,8 @@ float load(int type, const void *base, int64_t i) {
 
 void check_heads(const kv_layer &kv, int64_t n_heads) {
     if (kv.n_kv_heads <= 0 || n_heads <= 0 || n_heads % kv.n_kv_heads != 0)
-        fail("attention: " + std::to_string(n_heads) + " heads cannot share " +
-             std::to_string(kv.n_kv_heads) + " kv heads");
+        fail("attention: " + std::to_string(n_heads) + " heads cannot share " + std::to_string(kv.n_kv_heads) +
+             " kv heads");
 }
 
 // The keys query position p sees: [j0, p].
@@ -45,13 +44,12 @@ int64_t kv_layer_bytes(int type, int64_t n_ctx, int64_t n_kv_heads, int64_t head
     return elem_bytes(type) * n_ctx * n_kv_heads * head_dim;
 }
 
-void kv_store(const kv_layer &kv, const float *k, const float *v, int64_t token_stride,
-              int64_t n_tokens, int64_t pos0) {
+void kv_store(const kv_layer &kv, const float *k, const float *v, int64_t token_stride, int64_t n_tokens,
+              int64_t pos0) {
     const int64_t eb = elem_bytes(kv.type), hd = kv.head_dim;
     if (pos0 < 0 || pos0 + n_tokens > kv.n_ctx)
-        fail("kv_store: positions " + std::to_string(pos0) + ".." +
-             std::to_string(pos0 + n_tokens - 1) + " outside a cache of " +
-             std::to_string(kv.n_ctx));
+        fail("kv_store: positions " + std::to_string(pos0) + ".." + std::to_string(pos0 + n_tokens - 1) +
+             " outside a cache of " + std::to_string(kv.n_ctx));
     uint8_t *kb = static_cast<uint8_t *>(kv.k);
     for (int64_t t = 0; t < n_tokens; t++) {
         const int64_t p = pos0 + t;
@@ -72,9 +70,8 @@ void kv_store(const kv_layer &kv, const float *k, const float *v, int64_t token_
     }
 }
 
-void attention(ThreadPool &pool, const kv_layer &kv, const float *q, int64_t q_stride,
-               int64_t n_tokens, int64_t pos0, int64_t n_heads, int64_t sliding_window,
-               float *out, int64_t out_stride) {
+void attention(ThreadPool &pool, const kv_layer &kv, const float *q, int64_t q_stride, int64_t n_tokens, int64_t pos0,
+               int64_t n_heads, int64_t sliding_window, float *out, int64_t out_stride) {
     check_heads(kv, n_heads);
     const int64_t eb = elem_bytes(kv.type), hd = kv.head_dim, n_ctx = kv.n_ctx;
     if (pos0 < 0 || pos0 + n_tokens > n_ctx) fail("attention: positions outside the cache");
@@ -123,9 +120,8 @@ void attention(ThreadPool &pool, const kv_layer &kv, const float *q, int64_t q_s
     });
 }
 
-void attention_ref(const kv_layer &kv, const float *q, int64_t q_stride, int64_t n_tokens,
-                   int64_t pos0, int64_t n_heads, int64_t sliding_window, float *out,
-                   int64_t out_stride) {
+void attention_ref(const kv_layer &kv, const float *q, int64_t q_stride, int64_t n_tokens, int64_t pos0,
+                   int64_t n_heads, int64_t sliding_window, float *out, int64_t out_stride) {
     check_heads(kv, n_heads);
     elem_bytes(kv.type);
     const int64_t hd = kv.head_dim, n_ctx = kv.n_ctx, group = n_heads / kv.n_kv_heads;

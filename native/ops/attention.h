@@ -29,22 +29,19 @@ int64_t kv_layer_bytes(int type, int64_t n_ctx, int64_t n_kv_heads, int64_t head
 
 // Writes the K and V of n_tokens tokens at positions pos0.. (token t's K at k + t *
 // token_stride, n_kv_heads * head_dim floats, heads one after the other; the same for V).
-void kv_store(const kv_layer &kv, const float *k, const float *v, int64_t token_stride,
-              int64_t n_tokens, int64_t pos0);
+void kv_store(const kv_layer &kv, const float *k, const float *v, int64_t token_stride, int64_t n_tokens, int64_t pos0);
 
 // q: token t's n_heads query heads at q + t * q_stride (already rotated); out: token t's
 // n_heads * head_dim floats at out + t * out_stride. The cache must already hold positions
 // 0..pos0 + n_tokens - 1. sliding_window <= 0: none. Work is shared out over (head, token)
 // pairs. With an F16 cache, q and the probabilities are rounded to F16 for the dot kernels
 // (as llama.cpp does); with F32 nothing is rounded.
-void attention(ThreadPool &pool, const kv_layer &kv, const float *q, int64_t q_stride,
-               int64_t n_tokens, int64_t pos0, int64_t n_heads, int64_t sliding_window,
-               float *out, int64_t out_stride);
+void attention(ThreadPool &pool, const kv_layer &kv, const float *q, int64_t q_stride, int64_t n_tokens, int64_t pos0,
+               int64_t n_heads, int64_t sliding_window, float *out, int64_t out_stride);
 
 // Plain scalar reference on one thread: the cache read element by element, q and the
 // probabilities unrounded, sums in double.
-void attention_ref(const kv_layer &kv, const float *q, int64_t q_stride, int64_t n_tokens,
-                   int64_t pos0, int64_t n_heads, int64_t sliding_window, float *out,
-                   int64_t out_stride);
+void attention_ref(const kv_layer &kv, const float *q, int64_t q_stride, int64_t n_tokens, int64_t pos0,
+                   int64_t n_heads, int64_t sliding_window, float *out, int64_t out_stride);
 
 } // namespace hg

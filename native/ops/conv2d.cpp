@@ -62,8 +62,8 @@ void gather_column(const Conv2dWeight &wt, const Conv2dGeom &g, const float *x, 
 
 } // namespace
 
-void conv_gemm(ThreadPool &pool, int type, const void *w, int64_t rows, int64_t k, const float *x, int64_t n,
-               float *y, bool simd) {
+void conv_gemm(ThreadPool &pool, int type, const void *w, int64_t rows, int64_t k, const float *x, int64_t n, float *y,
+               bool simd) {
     const gemm_block_fn fn = simd_kernel(simd, type);
     if (!fn || rows <= 0 || k <= 0 || n <= 0) {
         matmul(pool, type, w, rows, k, x, n, y);
@@ -84,13 +84,13 @@ void conv_gemm(ThreadPool &pool, int type, const void *w, int64_t rows, int64_t 
 int64_t conv2d_out_size(int64_t in, int64_t k, int64_t stride, int64_t pad_a, int64_t pad_b) {
     if (in <= 0 || k <= 0 || stride <= 0 || pad_a < 0 || pad_b < 0 || in + pad_a + pad_b < k)
         fail("conv2d: kernel " + std::to_string(k) + " (stride " + std::to_string(stride) +
-             ") does not fit an input of " + std::to_string(in) + " padded by " +
-             std::to_string(pad_a) + "+" + std::to_string(pad_b));
+             ") does not fit an input of " + std::to_string(in) + " padded by " + std::to_string(pad_a) + "+" +
+             std::to_string(pad_b));
     return (in + pad_a + pad_b - k) / stride + 1;
 }
 
-void conv2d(ThreadPool &pool, const Conv2dWeight &wt, const Conv2dGeom &g, const float *x,
-            int64_t h, int64_t w, float *y, int64_t col_bytes, bool simd) {
+void conv2d(ThreadPool &pool, const Conv2dWeight &wt, const Conv2dGeom &g, const float *x, int64_t h, int64_t w,
+            float *y, int64_t col_bytes, bool simd) {
     if (wt.type != HG_TYPE_F32 && wt.type != HG_TYPE_F16)
         fail("conv2d: weight type " + std::to_string(wt.type) + " is not f32 or f16");
     if (wt.c_in <= 0 || wt.c_out <= 0) fail("conv2d: empty channel count");
@@ -135,7 +135,8 @@ void conv2d(ThreadPool &pool, const Conv2dWeight &wt, const Conv2dGeom &g, const
         return;
     }
 
-    const int64_t rows_per_chunk = std::max<int64_t>(1, (col_bytes > 0 ? col_bytes : kColBytes) / (int64_t)sizeof(float) / (k * ow));
+    const int64_t rows_per_chunk =
+        std::max<int64_t>(1, (col_bytes > 0 ? col_bytes : kColBytes) / (int64_t)sizeof(float) / (k * ow));
     std::vector<float> col((size_t)(std::min(rows_per_chunk, oh) * ow * k));
     for (int64_t r0 = 0; r0 < oh; r0 += rows_per_chunk) {
         const int64_t r1 = std::min(oh, r0 + rows_per_chunk);
@@ -150,8 +151,8 @@ void conv2d(ThreadPool &pool, const Conv2dWeight &wt, const Conv2dGeom &g, const
     add_bias(pool, y, oh * ow, wt.c_out, wt.bias);
 }
 
-void conv2d_weight_from_torch(const void *src, int64_t elem_bytes, int64_t c_out, int64_t c_in,
-                              int64_t kh, int64_t kw, void *dst) {
+void conv2d_weight_from_torch(const void *src, int64_t elem_bytes, int64_t c_out, int64_t c_in, int64_t kh, int64_t kw,
+                              void *dst) {
     const uint8_t *s = static_cast<const uint8_t *>(src);
     uint8_t *d = static_cast<uint8_t *>(dst);
     for (int64_t o = 0; o < c_out; o++)
@@ -164,8 +165,8 @@ void conv2d_weight_from_torch(const void *src, int64_t elem_bytes, int64_t c_out
                 }
 }
 
-void conv2d_ref(const float *w_torch, const float *bias, int64_t c_in, int64_t c_out, int64_t kh,
-                int64_t kw, const Conv2dGeom &g, const float *x, int64_t h, int64_t w, float *y) {
+void conv2d_ref(const float *w_torch, const float *bias, int64_t c_in, int64_t c_out, int64_t kh, int64_t kw,
+                const Conv2dGeom &g, const float *x, int64_t h, int64_t w, float *y) {
     const int64_t oh = conv2d_out_size(h, kh, g.stride, g.pad_top, g.pad_bottom);
     const int64_t ow = conv2d_out_size(w, kw, g.stride, g.pad_left, g.pad_right);
     for (int64_t oy = 0; oy < oh; oy++)
@@ -178,8 +179,7 @@ void conv2d_ref(const float *w_torch, const float *bias, int64_t c_in, int64_t c
                             const int64_t iy = oy * g.stride + ky - g.pad_top;
                             const int64_t ix = ox * g.stride + kx - g.pad_left;
                             if (iy < 0 || iy >= h || ix < 0 || ix >= w) continue;
-                            s += (double)w_torch[((o * c_in + i) * kh + ky) * kw + kx] *
-                                 x[(iy * w + ix) * c_in + i];
+                            s += (double)w_torch[((o * c_in + i) * kh + ky) * kw + kx] * x[(iy * w + ix) * c_in + i];
                         }
                 y[(oy * ow + ox) * c_out + o] = (float)s;
             }

@@ -32,16 +32,16 @@ int64_t conv2d_out_size(int64_t in, int64_t k, int64_t stride, int64_t pad_a, in
 // (conv2d_gemm.h) im2col is fused into the product, block by block per thread; otherwise
 // (or simd false) columns go through a buffer of col_bytes (0: 16 MiB; tests pass less to
 // exercise the row chunks) and hg::matmul.
-void conv2d(ThreadPool &pool, const Conv2dWeight &wt, const Conv2dGeom &g, const float *x,
-            int64_t h, int64_t w, float *y, int64_t col_bytes = 0, bool simd = true);
+void conv2d(ThreadPool &pool, const Conv2dWeight &wt, const Conv2dGeom &g, const float *x, int64_t h, int64_t w,
+            float *y, int64_t col_bytes = 0, bool simd = true);
 
 // Reorders torch's [c_out][c_in][kh][kw] (elements of elem_bytes: 4 for f32, 2 for f16; a
 // pure permutation, no conversion) into conv2d's (ky, kx, c_in) rows.
-void conv2d_weight_from_torch(const void *src, int64_t elem_bytes, int64_t c_out, int64_t c_in,
-                              int64_t kh, int64_t kw, void *dst);
+void conv2d_weight_from_torch(const void *src, int64_t elem_bytes, int64_t c_out, int64_t c_in, int64_t kh, int64_t kw,
+                              void *dst);
 
 // Scalar reference: torch-order float weights, one output at a time, sums in double.
-void conv2d_ref(const float *w_torch, const float *bias, int64_t c_in, int64_t c_out, int64_t kh,
-                int64_t kw, const Conv2dGeom &g, const float *x, int64_t h, int64_t w, float *y);
+void conv2d_ref(const float *w_torch, const float *bias, int64_t c_in, int64_t c_out, int64_t kh, int64_t kw,
+                const Conv2dGeom &g, const float *x, int64_t h, int64_t w, float *y);
 
 } // namespace hg

@@ -26,7 +26,9 @@ struct avx512 {
     static constexpr int lanes = 16, rows = 4, cols = 6;
     static reg zero() { return _mm512_setzero_ps(); }
     static reg load(const float *p) { return _mm512_loadu_ps(p); }
-    static reg load(const fp16_t *p) { return _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i *>(p))); }
+    static reg load(const fp16_t *p) {
+        return _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i *>(p)));
+    }
     static reg fma(reg a, reg b, reg c) { return _mm512_fmadd_ps(a, b, c); }
     static float hsum(reg v) { return _mm512_reduce_add_ps(v); }
 };

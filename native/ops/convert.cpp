@@ -9,11 +9,10 @@
 
 namespace hg {
 
-void convert_rows(ThreadPool &pool, int src_type, const void *src, int dst_type, void *dst,
-                  int64_t n_rows, int64_t row_len) {
+void convert_rows(ThreadPool &pool, int src_type, const void *src, int dst_type, void *dst, int64_t n_rows,
+                  int64_t row_len) {
     const type_info *s = type_traits(src_type), *d = type_traits(dst_type);
-    if (!s || !s->to_float)
-        fail(std::string("convert: cannot read type ") + (s ? s->name : std::to_string(src_type)));
+    if (!s || !s->to_float) fail(std::string("convert: cannot read type ") + (s ? s->name : std::to_string(src_type)));
     if (!d || !d->from_float_ref)
         fail(std::string("convert: cannot write type ") + (d ? d->name : std::to_string(dst_type)));
     if (n_rows < 0 || row_len <= 0) fail("convert: empty shape");

@@ -8,7 +8,7 @@
 namespace hg {
 
 // Dequantizes each row of src to f32 and re-quantizes it with dst's reference quantizer.
-void convert_rows(ThreadPool &pool, int src_type, const void *src, int dst_type, void *dst,
-                  int64_t n_rows, int64_t row_len);
+void convert_rows(ThreadPool &pool, int src_type, const void *src, int dst_type, void *dst, int64_t n_rows,
+                  int64_t row_len);
 
 } // namespace hg

@@ -13,16 +13,16 @@ namespace {
 
 void check(int64_t n_pos, int64_t c, int64_t n_groups) {
     if (n_pos <= 0 || c <= 0 || n_groups <= 0 || c % n_groups != 0)
-        fail("group_norm: " + std::to_string(c) + " channels do not split into " +
-             std::to_string(n_groups) + " groups (positions " + std::to_string(n_pos) + ")");
+        fail("group_norm: " + std::to_string(c) + " channels do not split into " + std::to_string(n_groups) +
+             " groups (positions " + std::to_string(n_pos) + ")");
 }
 
 inline float swish1(float v) { return v / (1.0f + std::exp(-v)); }
 
 } // namespace
 
-void group_norm(ThreadPool &pool, const float *x, float *y, int64_t n_pos, int64_t c,
-                int64_t n_groups, const float *gamma, const float *beta, float eps, bool swish) {
+void group_norm(ThreadPool &pool, const float *x, float *y, int64_t n_pos, int64_t c, int64_t n_groups,
+                const float *gamma, const float *beta, float eps, bool swish) {
     check(n_pos, c, n_groups);
     const int64_t cg = c / n_groups;
     const int nth_all = pool.size();
@@ -95,8 +95,8 @@ void group_norm(ThreadPool &pool, const float *x, float *y, int64_t n_pos, int64
     });
 }
 
-void group_norm_ref(const float *x, float *y, int64_t n_pos, int64_t c, int64_t n_groups,
-                    const float *gamma, const float *beta, float eps, bool swish) {
+void group_norm_ref(const float *x, float *y, int64_t n_pos, int64_t c, int64_t n_groups, const float *gamma,
+                    const float *beta, float eps, bool swish) {
     check(n_pos, c, n_groups);
     const int64_t cg = c / n_groups;
     for (int64_t gi = 0; gi < n_groups; gi++) {

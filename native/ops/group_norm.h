@@ -12,11 +12,11 @@
 namespace hg {
 
 // x, y: n_pos * c floats; y may alias x. c must be a multiple of n_groups.
-void group_norm(ThreadPool &pool, const float *x, float *y, int64_t n_pos, int64_t c,
-                int64_t n_groups, const float *gamma, const float *beta, float eps, bool swish);
+void group_norm(ThreadPool &pool, const float *x, float *y, int64_t n_pos, int64_t c, int64_t n_groups,
+                const float *gamma, const float *beta, float eps, bool swish);
 
 // Scalar reference: two passes in double, one element at a time.
-void group_norm_ref(const float *x, float *y, int64_t n_pos, int64_t c, int64_t n_groups,
-                    const float *gamma, const float *beta, float eps, bool swish);
+void group_norm_ref(const float *x, float *y, int64_t n_pos, int64_t c, int64_t n_groups, const float *gamma,
+                    const float *beta, float eps, bool swish);
 
 } // namespace hg

@@ -26,12 +26,13 @@ float element(const HLoraTensor &t, int64_t i) {
 
 size_t elem_bytes(int type) { return type == HG_TYPE_F32 ? 4 : 2; }
 
-void check_tensor(const std::string &name, const char *what, const HLoraTensor &t, int64_t rows,
-                  int64_t cols, const char *shape) {
+void check_tensor(const std::string &name, const char *what, const HLoraTensor &t, int64_t rows, int64_t cols,
+                  const char *shape) {
     const std::string who = name + "." + what;
     if (t.type != HG_TYPE_F32 && t.type != HG_TYPE_F16 && t.type != HG_TYPE_BF16) {
         const type_info *ti = type_traits(t.type);
-        fail(HG_ERR_UNSUPPORTED, who + ": type " + (ti ? ti->name : std::to_string(t.type)) + " is not supported (f32, f16 or bf16)");
+        fail(HG_ERR_UNSUPPORTED,
+             who + ": type " + (ti ? ti->name : std::to_string(t.type)) + " is not supported (f32, f16 or bf16)");
     }
     if (t.rows != rows || t.cols != cols)
         fail(who + ": " + std::to_string(t.rows) + " x " + std::to_string(t.cols) + ", expected " +
@@ -79,9 +80,9 @@ thread_local Scratch scratch;
 
 } // namespace
 
-HLoraAdapter HLoraAdapter::make(const std::string &name, int64_t in, int64_t out, int64_t rank,
-                                int64_t n_experts, float alpha, const HLoraTensor &router,
-                                const HLoraTensor &lora_a, const HLoraTensor &lora_b) {
+HLoraAdapter HLoraAdapter::make(const std::string &name, int64_t in, int64_t out, int64_t rank, int64_t n_experts,
+                                float alpha, const HLoraTensor &router, const HLoraTensor &lora_a,
+                                const HLoraTensor &lora_b) {
     if (in <= 0 || out <= 0 || rank <= 0 || n_experts <= 0)
         fail(name + ": in, out, rank and experts must be positive (in " + std::to_string(in) + ", out " +
              std::to_string(out) + ", rank " + std::to_string(rank) + ", experts " + std::to_string(n_experts) + ")");
@@ -111,7 +112,7 @@ void HLoraAdapter::convert(int type) {
     if (type != HG_TYPE_F32 && type != HG_TYPE_F16 && type != HG_TYPE_BF16 && type != HG_TYPE_Q8_0) {
         const type_info *ti = type_traits(type);
         fail(HG_ERR_UNSUPPORTED, name + ": adapter type " + (ti ? ti->name : std::to_string(type)) +
-             " is not supported (f32, f16, bf16 or q8_0)");
+                                     " is not supported (f32, f16, bf16 or q8_0)");
     }
     if (is_packed(router_lora_a_type) || is_packed(lora_b_type)) fail(name + ": convert after pack");
     const type_info *dst = type_traits(type);
@@ -197,8 +198,8 @@ void add_lora_b(ThreadPool &pool, const HLoraAdapter &ad, int64_t n_tokens, floa
 // strips go to s.bg and are added to y after the job (a B strip may finish before the W
 // strip of its rows). MatVec runs hg::matmul's own one-column kernels over hg::matmul's
 // decode strips, so the result is hg::matmul's, bit for bit, as on the unfused path.
-void hlora_linear_one(ThreadPool &pool, const HLoraAdapter &ad, int w_type, const void *w, const float *x,
-                      float *y, Scratch &s) {
+void hlora_linear_one(ThreadPool &pool, const HLoraAdapter &ad, int w_type, const void *w, const float *x, float *y,
+                      Scratch &s) {
     const int64_t nr = ad.ra_rows(), out = ad.out;
     s.logits_a.resize((size_t)nr);
     s.bg.resize((size_t)out);
@@ -241,8 +242,8 @@ void hlora_linear_one(ThreadPool &pool, const HLoraAdapter &ad, int w_type, cons
 
 } // namespace
 
-void hlora_linear(ThreadPool &pool, const HLoraAdapter &ad, int w_type, const void *w,
-                  const float *x, int64_t n_tokens, float *y) {
+void hlora_linear(ThreadPool &pool, const HLoraAdapter &ad, int w_type, const void *w, const float *x, int64_t n_tokens,
+                  float *y) {
     if (n_tokens <= 0) return;
     Scratch &s = scratch;
     if (n_tokens == 1) return hlora_linear_one(pool, ad, w_type, w, x, y, s);
@@ -255,8 +256,8 @@ void hlora_linear(ThreadPool &pool, const HLoraAdapter &ad, int w_type, const vo
     add_lora_b(pool, ad, n_tokens, y, s);
 }
 
-void hlora_linear_unfused(ThreadPool &pool, const HLoraAdapter &ad, int w_type, const void *w,
-                          const float *x, int64_t n_tokens, float *y) {
+void hlora_linear_unfused(ThreadPool &pool, const HLoraAdapter &ad, int w_type, const void *w, const float *x,
+                          int64_t n_tokens, float *y) {
     if (n_tokens <= 0) return;
     const int64_t n = ad.a_row, r = ad.rank, nr = ad.ra_rows(); // n: the router's rows, padding included
     Scratch &s = scratch;
@@ -274,11 +275,11 @@ void hlora_linear_unfused(ThreadPool &pool, const HLoraAdapter &ad, int w_type, 
     add_lora_b(pool, ad, n_tokens, y, s);
 }
 
-void hlora_linear_ref(const HLoraAdapter &ad, int w_type, const void *w, const float *x,
-                      int64_t n_tokens, float *y) {
+void hlora_linear_ref(const HLoraAdapter &ad, int w_type, const void *w, const float *x, int64_t n_tokens, float *y) {
     const type_info *ti = type_traits(w_type);
     if (!ti || !ti->supported || !ti->to_float)
-        fail(HG_ERR_UNSUPPORTED, "hlora " + ad.name + ": weight type " + (ti ? ti->name : std::to_string(w_type)) + " is not supported");
+        fail(HG_ERR_UNSUPPORTED,
+             "hlora " + ad.name + ": weight type " + (ti ? ti->name : std::to_string(w_type)) + " is not supported");
     if (is_packed(ad.router_lora_a_type) || is_packed(ad.lora_b_type))
         fail("hlora " + ad.name + ": the reference reads plain adapters, this one is packed");
     const int64_t in = ad.in, out = ad.out, n = ad.n_experts, r = ad.rank, per = r / n;

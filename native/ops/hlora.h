@@ -35,7 +35,7 @@ struct HLoraAdapter {
     // type when both came in the same one, else F32 (an F16/BF16 half is widened exactly).
     int router_lora_a_type = 0;
     std::vector<uint8_t> router_lora_a;
-    int64_t a_row = 0; // n_experts; once packed, n_experts rounded up to whole row groups
+    int64_t a_row = 0;   // n_experts; once packed, n_experts rounded up to whole row groups
     int lora_b_type = 0; // out x rank, kept in its own type
     std::vector<uint8_t> lora_b;
     int64_t ra_rows() const { return a_row + rank; }
@@ -45,9 +45,9 @@ struct HLoraAdapter {
     // Copies, stacks and validates: types F32/F16, rank a multiple of the experts, every
     // shape against (in, out, rank, n_experts), finite values. Fails (hg::Error) naming the
     // tensor, e.g. "blk.3.attn_qkv.lora_A: non-finite value at row 2, column 17".
-    static HLoraAdapter make(const std::string &name, int64_t in, int64_t out, int64_t rank,
-                             int64_t n_experts, float alpha, const HLoraTensor &router,
-                             const HLoraTensor &lora_a, const HLoraTensor &lora_b);
+    static HLoraAdapter make(const std::string &name, int64_t in, int64_t out, int64_t rank, int64_t n_experts,
+                             float alpha, const HLoraTensor &router, const HLoraTensor &lora_a,
+                             const HLoraTensor &lora_b);
 
     // Re-encodes both matrices in `type` (F32, F16, BF16 or Q8_0) for speed: at one token a
     // linear costs the bytes it reads, and Q8_0 reads about half of F16. A matrix whose rows
@@ -65,18 +65,17 @@ struct HLoraAdapter {
 
 // y (n_tokens columns of out floats) = W x + B g, fused and threaded on the pool. W: out x in
 // of any type hg::matmul supports; x: n_tokens columns of in floats.
-void hlora_linear(ThreadPool &pool, const HLoraAdapter &ad, int w_type, const void *w,
-                  const float *x, int64_t n_tokens, float *y);
+void hlora_linear(ThreadPool &pool, const HLoraAdapter &ad, int w_type, const void *w, const float *x, int64_t n_tokens,
+                  float *y);
 
 // The same product unfused, for benchmarks: W x, R x and A x as three passes over x (the
 // router and lora_A rows of the stacked matrix multiplied on their own), then the epilogue
 // and B g. Same arithmetic as the fused path, so the same result to the last bit.
-void hlora_linear_unfused(ThreadPool &pool, const HLoraAdapter &ad, int w_type, const void *w,
-                          const float *x, int64_t n_tokens, float *y);
+void hlora_linear_unfused(ThreadPool &pool, const HLoraAdapter &ad, int w_type, const void *w, const float *x,
+                          int64_t n_tokens, float *y);
 
 // The formula as written, unfused, on the calling thread: W dequantized row by row, every
 // dot product and the softmax in double. The reference the fused path is tested against.
-void hlora_linear_ref(const HLoraAdapter &ad, int w_type, const void *w, const float *x,
-                      int64_t n_tokens, float *y);
+void hlora_linear_ref(const HLoraAdapter &ad, int w_type, const void *w, const float *x, int64_t n_tokens, float *y);
 
 } // namespace hg

@@ -28,8 +28,8 @@ float sum8(const float *x, int64_t n, float shift, bool square) {
 
 } // namespace
 
-void layer_norm(const float *x, const float *weight, const float *bias, float *y, int64_t n,
-                int64_t n_rows, float eps) {
+void layer_norm(const float *x, const float *weight, const float *bias, float *y, int64_t n, int64_t n_rows,
+                float eps) {
     for (int64_t r = 0; r < n_rows; r++) {
         const float *xr = x + r * n;
         float *yr = y + r * n;
@@ -40,8 +40,8 @@ void layer_norm(const float *x, const float *weight, const float *bias, float *y
     }
 }
 
-void layer_norm_ref(const float *x, const float *weight, const float *bias, float *y, int64_t n,
-                    int64_t n_rows, float eps) {
+void layer_norm_ref(const float *x, const float *weight, const float *bias, float *y, int64_t n, int64_t n_rows,
+                    float eps) {
     for (int64_t r = 0; r < n_rows; r++) {
         const float *xr = x + r * n;
         double mean = 0, var = 0;
@@ -50,8 +50,7 @@ void layer_norm_ref(const float *x, const float *weight, const float *bias, floa
         for (int64_t i = 0; i < n; i++) var += (xr[i] - mean) * (xr[i] - mean);
         var /= (double)n;
         const double inv_std = 1.0 / std::sqrt(var + (double)eps);
-        for (int64_t i = 0; i < n; i++)
-            y[r * n + i] = (float)((xr[i] - mean) * inv_std * weight[i] + bias[i]);
+        for (int64_t i = 0; i < n; i++) y[r * n + i] = (float)((xr[i] - mean) * inv_std * weight[i] + bias[i]);
     }
 }
 

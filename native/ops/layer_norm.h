@@ -7,11 +7,10 @@
 namespace hg {
 
 // n_rows rows of n floats each (contiguous); weight and bias have n floats. y may alias x.
-void layer_norm(const float *x, const float *weight, const float *bias, float *y, int64_t n,
-                int64_t n_rows, float eps);
+void layer_norm(const float *x, const float *weight, const float *bias, float *y, int64_t n, int64_t n_rows, float eps);
 
 // Plain scalar reference: mean and variance in double, two passes, one element at a time.
-void layer_norm_ref(const float *x, const float *weight, const float *bias, float *y, int64_t n,
-                    int64_t n_rows, float eps);
+void layer_norm_ref(const float *x, const float *weight, const float *bias, float *y, int64_t n, int64_t n_rows,
+                    float eps);
 
 } // namespace hg

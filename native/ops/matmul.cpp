@@ -30,15 +30,14 @@ plan make_plan(const kernel_table &kt, int weight_type, int64_t rows, int64_t k,
     const int type = plain_type(weight_type);
     const type_info *ti = type_traits(type);
     if (!ti || !ti->supported)
-        fail(HG_ERR_UNSUPPORTED, std::string("matmul: weight type ") + (ti ? ti->name : std::to_string(weight_type)) +
-             " is not supported");
+        fail(HG_ERR_UNSUPPORTED,
+             std::string("matmul: weight type ") + (ti ? ti->name : std::to_string(weight_type)) + " is not supported");
     if (rows <= 0 || k <= 0 || n <= 0)
         fail("matmul: empty shape rows=" + std::to_string(rows) + " k=" + std::to_string(k) +
              " n=" + std::to_string(n));
     const type_info *at = type_traits(ti->vec_dot_type);
     if (k % ti->block_size != 0 || k % at->block_size != 0)
-        fail(std::string("matmul: k=") + std::to_string(k) + " is not a multiple of the " +
-             ti->name + " block");
+        fail(std::string("matmul: k=") + std::to_string(k) + " is not a multiple of the " + ti->name + " block");
     plan p;
     p.packed = packed;
     p.dot = kt.vec_dot[type];
@@ -88,8 +87,8 @@ void dot_loop(const plan &p, const uint8_t *w, const uint8_t *xq, int64_t rows, 
     }
 }
 
-void compute_tile(const plan &p, const uint8_t *w, const uint8_t *xq, int64_t rows, int64_t k,
-                  int64_t r0, int64_t r1, int64_t c0, int64_t c1, float *y) {
+void compute_tile(const plan &p, const uint8_t *w, const uint8_t *xq, int64_t rows, int64_t k, int64_t r0, int64_t r1,
+                  int64_t c0, int64_t c1, float *y) {
     if (p.rows && r1 - r0 >= kRowBlock) {
         // whole row blocks by the row-block kernel, kRowBlockCols columns a call (a column
         // chunk stays in L1 across the panel's row blocks); the last rows by vec_dot (packed
@@ -118,8 +117,7 @@ void compute_tile(const plan &p, const uint8_t *w, const uint8_t *xq, int64_t ro
 
 } // namespace
 
-void matmul(ThreadPool &pool, int type, const void *w, int64_t rows, int64_t k, const float *x,
-            int64_t n, float *y) {
+void matmul(ThreadPool &pool, int type, const void *w, int64_t rows, int64_t k, const float *x, int64_t n, float *y) {
     const plan p = make_plan(kernels_active(), type, rows, k, n);
     const uint8_t *wb = static_cast<const uint8_t *>(w);
 
@@ -128,12 +126,14 @@ void matmul(ThreadPool &pool, int type, const void *w, int64_t rows, int64_t k, 
     if (p.quantize) {
         converted.resize(p.x_row * n);
         // one column (decode) on the caller: waking the pool costs more than the work
-        if (n == 1) convert_column(p, x, k, 0, converted.data());
-        else pool.run([&](int ith, int nth) {
-            int64_t c0, c1;
-            split_range(n, ith, nth, c0, c1);
-            for (int64_t c = c0; c < c1; c++) convert_column(p, x, k, c, converted.data());
-        });
+        if (n == 1)
+            convert_column(p, x, k, 0, converted.data());
+        else
+            pool.run([&](int ith, int nth) {
+                int64_t c0, c1;
+                split_range(n, ith, nth, c0, c1);
+                for (int64_t c = c0; c < c1; c++) convert_column(p, x, k, c, converted.data());
+            });
         xq = converted.data();
     }
 
@@ -190,17 +190,19 @@ MatVec::MatVec(int type, const void *w, int64_t rows, int64_t k, const float *x)
 
 void MatVec::compute(int64_t r0, int64_t r1, float *y) const {
     const Impl &m = *impl_;
-    if (r0 < 0 || r1 > m.rows || r0 > r1) fail("MatVec: rows " + std::to_string(r0) + ".." + std::to_string(r1) + " outside 0.." + std::to_string(m.rows));
+    if (r0 < 0 || r1 > m.rows || r0 > r1)
+        fail("MatVec: rows " + std::to_string(r0) + ".." + std::to_string(r1) + " outside 0.." +
+             std::to_string(m.rows));
     if (m.p.packed && (r0 % kRowBlock != 0 || (r1 % kRowBlock != 0 && r1 != m.rows)))
-        fail("MatVec: rows " + std::to_string(r0) + ".." + std::to_string(r1) + " of packed weights must start and end on " +
-             std::to_string(kRowBlock) + "-row groups");
+        fail("MatVec: rows " + std::to_string(r0) + ".." + std::to_string(r1) +
+             " of packed weights must start and end on " + std::to_string(kRowBlock) + "-row groups");
     // the range as a matrix of its own: row blocks start at r0 (a multiple of 16 gives
     // hg::matmul's blocks), y[0] is row r0
     compute_tile(m.p, m.w + r0 * m.p.w_row, m.xq, r1 - r0, m.k, 0, r1 - r0, 0, 1, y);
 }
 
-void matmul_with(const kernel_table &kt, int type, const void *w, int64_t rows, int64_t k,
-                 const float *x, int64_t n, float *y) {
+void matmul_with(const kernel_table &kt, int type, const void *w, int64_t rows, int64_t k, const float *x, int64_t n,
+                 float *y) {
     const plan p = make_plan(kt, type, rows, k, n);
     std::vector<uint8_t> converted;
     const uint8_t *xq = reinterpret_cast<const uint8_t *>(x);

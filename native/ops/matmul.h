@@ -12,8 +12,7 @@ namespace hg {
 // W: rows x k (one row = k values of `type`, or of its packed groups when type is
 // packed_type(t): quant/repack.h), X: n columns of k floats, Y: n columns of rows floats. Activations are converted once to W's vec_dot_type, then rows x columns tiles are
 // shared out among the pool's threads. Throws hg::Error on unsupported types or shapes.
-void matmul(ThreadPool &pool, int type, const void *w, int64_t rows, int64_t k, const float *x,
-            int64_t n, float *y);
+void matmul(ThreadPool &pool, int type, const void *w, int64_t rows, int64_t k, const float *x, int64_t n, float *y);
 
 // Rows per task when one column (decode) is shared out in strips taken dynamically: about 8
 // strips per thread, so that a thread slowed by others on a shared machine leaves little to
@@ -22,21 +21,21 @@ int64_t decode_strip_rows(int64_t rows, int n_threads);
 
 // The same product with a given kernel table on the calling thread only (tests pass
 // kernels_scalar() to get the reference).
-void matmul_with(const kernel_table &kt, int type, const void *w, int64_t rows, int64_t k,
-                 const float *x, int64_t n, float *y);
+void matmul_with(const kernel_table &kt, int type, const void *w, int64_t rows, int64_t k, const float *x, int64_t n,
+                 float *y);
 
 // One activation column converted once for W, then any range of rows computed with the
 // kernels hg::matmul uses for one column, so that a caller can share one pool job between
 // several products (H-LoRA's decode step) and still get hg::matmul's exact result, provided
 // its ranges start at multiples of 16 rows as hg::matmul's do (packed weights refuse others).
 class MatVec {
-public:
+  public:
     MatVec(int type, const void *w, int64_t rows, int64_t k, const float *x);
     // rows r0 .. r1 - 1 into y[0 .. r1 - r0 - 1]; safe from several threads on disjoint ranges
     void compute(int64_t r0, int64_t r1, float *y) const;
     int64_t rows() const { return rows_; }
 
-private:
+  private:
     struct Impl;
     std::shared_ptr<const Impl> impl_;
     int64_t rows_ = 0;

@@ -30,8 +30,7 @@ void rms_norm(const float *x, const float *weight, float *y, int64_t n, int64_t 
     }
 }
 
-void rms_norm_ref(const float *x, const float *weight, float *y, int64_t n, int64_t n_rows,
-                  float eps) {
+void rms_norm_ref(const float *x, const float *weight, float *y, int64_t n, int64_t n_rows, float eps) {
     for (int64_t r = 0; r < n_rows; r++) {
         double sum = 0;
         for (int64_t i = 0; i < n; i++) sum += (double)x[r * n + i] * x[r * n + i];

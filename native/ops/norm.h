@@ -10,7 +10,6 @@ namespace hg {
 void rms_norm(const float *x, const float *weight, float *y, int64_t n, int64_t n_rows, float eps);
 
 // Plain scalar reference: the sum of squares in double, one element at a time.
-void rms_norm_ref(const float *x, const float *weight, float *y, int64_t n, int64_t n_rows,
-                  float eps);
+void rms_norm_ref(const float *x, const float *weight, float *y, int64_t n, int64_t n_rows, float eps);
 
 } // namespace hg

@@ -7,8 +7,7 @@
 
 namespace hg {
 
-void patch_im2col(const float *pixels, int64_t channels, int64_t height, int64_t width,
-                  int64_t patch, float *cols) {
+void patch_im2col(const float *pixels, int64_t channels, int64_t height, int64_t width, int64_t patch, float *cols) {
     const int64_t gy = height / patch, gx = width / patch, k = channels * patch * patch;
     for (int64_t py = 0; py < gy; py++)
         for (int64_t px = 0; px < gx; px++) {
@@ -21,9 +20,8 @@ void patch_im2col(const float *pixels, int64_t channels, int64_t height, int64_t
         }
 }
 
-void patch_embed(ThreadPool &pool, int type, const void *weight, int64_t n_embd,
-                 const float *pixels, int64_t channels, int64_t height, int64_t width,
-                 int64_t patch, float *out) {
+void patch_embed(ThreadPool &pool, int type, const void *weight, int64_t n_embd, const float *pixels, int64_t channels,
+                 int64_t height, int64_t width, int64_t patch, float *out) {
     if (patch <= 0 || height % patch != 0 || width % patch != 0)
         fail("patch_embed: image " + std::to_string(height) + "x" + std::to_string(width) +
              " is not a whole number of " + std::to_string(patch) + " px patches");
@@ -33,8 +31,8 @@ void patch_embed(ThreadPool &pool, int type, const void *weight, int64_t n_embd,
     matmul(pool, type, weight, n_embd, k, cols.data(), n_patches, out);
 }
 
-void patch_embed_ref(const float *weight, int64_t n_embd, const float *pixels, int64_t channels,
-                     int64_t height, int64_t width, int64_t patch, float *out) {
+void patch_embed_ref(const float *weight, int64_t n_embd, const float *pixels, int64_t channels, int64_t height,
+                     int64_t width, int64_t patch, float *out) {
     const int64_t gy = height / patch, gx = width / patch;
     for (int64_t py = 0; py < gy; py++)
         for (int64_t px = 0; px < gx; px++)

@@ -4,8 +4,7 @@
 
 namespace hg {
 
-void rope_cos_sin(const int32_t *pos, int64_t n_tokens, int n_rot, float freq_base, float *cos,
-                  float *sin) {
+void rope_cos_sin(const int32_t *pos, int64_t n_tokens, int n_rot, float freq_base, float *cos, float *sin) {
     const int half = n_rot / 2;
     for (int64_t t = 0; t < n_tokens; t++)
         for (int i = 0; i < half; i++) {
@@ -16,8 +15,8 @@ void rope_cos_sin(const int32_t *pos, int64_t n_tokens, int n_rot, float freq_ba
         }
 }
 
-void rope_apply(float *x, int64_t n_tokens, int64_t token_stride, int64_t n_heads,
-                int64_t head_dim, int n_rot, const float *cos, const float *sin) {
+void rope_apply(float *x, int64_t n_tokens, int64_t token_stride, int64_t n_heads, int64_t head_dim, int n_rot,
+                const float *cos, const float *sin) {
     const int half = n_rot / 2;
     for (int64_t t = 0; t < n_tokens; t++) {
         const float *c = cos + t * half, *s = sin + t * half;
@@ -32,8 +31,8 @@ void rope_apply(float *x, int64_t n_tokens, int64_t token_stride, int64_t n_head
     }
 }
 
-void rope_ref(float *x, int64_t n_tokens, int64_t token_stride, int64_t n_heads,
-              int64_t head_dim, int n_rot, const int32_t *pos, float freq_base) {
+void rope_ref(float *x, int64_t n_tokens, int64_t token_stride, int64_t n_heads, int64_t head_dim, int n_rot,
+              const int32_t *pos, float freq_base) {
     const int half = n_rot / 2;
     for (int64_t t = 0; t < n_tokens; t++)
         for (int64_t h = 0; h < n_heads; h++) {

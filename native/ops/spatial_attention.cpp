@@ -18,14 +18,13 @@ namespace {
 constexpr int64_t kQueryBlock = 1024;
 
 void check(int64_t n, int64_t c) {
-    if (n <= 0 || c <= 0)
-        fail("spatial_attention: empty shape n=" + std::to_string(n) + " c=" + std::to_string(c));
+    if (n <= 0 || c <= 0) fail("spatial_attention: empty shape n=" + std::to_string(n) + " c=" + std::to_string(c));
 }
 
 } // namespace
 
-void spatial_attention(ThreadPool &pool, const float *q, const float *k, const float *v, int64_t n,
-                       int64_t c, float *out) {
+void spatial_attention(ThreadPool &pool, const float *q, const float *k, const float *v, int64_t n, int64_t c,
+                       float *out) {
     check(n, c);
     const float scale = (float)(1.0 / std::sqrt((double)c));
     // v transposed to c rows of n: the weights of the second product.
@@ -62,8 +61,7 @@ void spatial_attention(ThreadPool &pool, const float *q, const float *k, const f
     }
 }
 
-void spatial_attention_ref(const float *q, const float *k, const float *v, int64_t n, int64_t c,
-                           float *out) {
+void spatial_attention_ref(const float *q, const float *k, const float *v, int64_t n, int64_t c, float *out) {
     check(n, c);
     const double scale = 1.0 / std::sqrt((double)c);
     std::vector<double> s((size_t)n);

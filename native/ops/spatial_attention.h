@@ -12,11 +12,10 @@
 namespace hg {
 
 // q, k, v, out: n * c floats; out must not alias q, k or v.
-void spatial_attention(ThreadPool &pool, const float *q, const float *k, const float *v, int64_t n,
-                       int64_t c, float *out);
+void spatial_attention(ThreadPool &pool, const float *q, const float *k, const float *v, int64_t n, int64_t c,
+                       float *out);
 
 // Scalar reference in double, one query at a time.
-void spatial_attention_ref(const float *q, const float *k, const float *v, int64_t n, int64_t c,
-                           float *out);
+void spatial_attention_ref(const float *q, const float *k, const float *v, int64_t n, int64_t c, float *out);
 
 } // namespace hg

@@ -15,9 +15,8 @@ void vit_block_avx2(const float *const q[4], const float *kt, const float *v, in
 void vit_block_avx512(const float *const q[4], const float *kt, const float *v, int64_t n, int64_t n_pad,
                       int64_t head_dim, int64_t hd_pad, float scale, float *s, float *o);
 
-void vit_attention(ThreadPool &pool, const float *q, const float *k, const float *v,
-                   int64_t stride, int64_t n_pos, int64_t n_heads, int64_t head_dim, float *out,
-                   int64_t out_stride) {
+void vit_attention(ThreadPool &pool, const float *q, const float *k, const float *v, int64_t stride, int64_t n_pos,
+                   int64_t n_heads, int64_t head_dim, float *out, int64_t out_stride) {
     if (n_pos <= 0 || n_heads <= 0 || head_dim <= 0) fail("vit_attention: empty shape");
     const int64_t n = n_pos, hd = head_dim;
     const int64_t n_pad = (n + kPad - 1) / kPad * kPad, hd_pad = (hd + kPad - 1) / kPad * kPad;
@@ -36,8 +35,10 @@ void vit_attention(ThreadPool &pool, const float *q, const float *k, const float
     });
 
     auto block = vit_block; // this file's portable copy of the kernel
-    if (isa_active() >= HG_ISA_AVX512) block = vit_block_avx512;
-    else if (isa_active() >= HG_ISA_AVX2) block = vit_block_avx2;
+    if (isa_active() >= HG_ISA_AVX512)
+        block = vit_block_avx512;
+    else if (isa_active() >= HG_ISA_AVX2)
+        block = vit_block_avx2;
     const float scale = 1.0f / std::sqrt((float)hd);
     const int64_t n_blocks = (n + kQ - 1) / kQ, n_items = n_heads * n_blocks;
     pool.run([&](int ith, int nth) {
@@ -56,9 +57,8 @@ void vit_attention(ThreadPool &pool, const float *q, const float *k, const float
     });
 }
 
-void vit_attention_ref(const float *q, const float *k, const float *v, int64_t stride,
-                       int64_t n_pos, int64_t n_heads, int64_t head_dim, float *out,
-                       int64_t out_stride) {
+void vit_attention_ref(const float *q, const float *k, const float *v, int64_t stride, int64_t n_pos, int64_t n_heads,
+                       int64_t head_dim, float *out, int64_t out_stride) {
     const int64_t n = n_pos, hd = head_dim;
     std::vector<double> p((size_t)n);
     for (int64_t h = 0; h < n_heads; h++)
@@ -66,8 +66,7 @@ void vit_attention_ref(const float *q, const float *k, const float *v, int64_t s
             double max = -INFINITY, sum = 0;
             for (int64_t j = 0; j < n; j++) {
                 double s = 0;
-                for (int64_t d = 0; d < hd; d++)
-                    s += (double)q[t * stride + h * hd + d] * k[j * stride + h * hd + d];
+                for (int64_t d = 0; d < hd; d++) s += (double)q[t * stride + h * hd + d] * k[j * stride + h * hd + d];
                 p[(size_t)j] = s / std::sqrt((double)hd);
                 max = std::max(max, p[(size_t)j]);
             }

@@ -18,10 +18,10 @@
 
 namespace {
 
-constexpr int kQ = 4;                 // queries per block
-constexpr int kL = HG_VIT_LANES;      // floats per vector register
-constexpr int kW = 2 * kL;            // keys (scores) or head dims (values) per block
-constexpr int64_t kPad = 32;          // n and head_dim are padded to this (a multiple of every kW)
+constexpr int kQ = 4;            // queries per block
+constexpr int kL = HG_VIT_LANES; // floats per vector register
+constexpr int kW = 2 * kL;       // keys (scores) or head dims (values) per block
+constexpr int64_t kPad = 32;     // n and head_dim are padded to this (a multiple of every kW)
 
 #if defined(__GNUC__)
 // One register's worth of floats: with the width the file's flags give (xmm, ymm, zmm), GCC
@@ -59,8 +59,8 @@ inline void vit_store(float *p, const vit_vec &v) {
 
 // s[qi][j] = scale * q[qi] . k[j] for qi < kQ, j < n_pad (row stride n_pad): 4 queries x 2
 // vectors of keys per block, 8 accumulators.
-inline void vit_scores(const float *const q[kQ], const float *kt, int64_t n_pad, int64_t head_dim,
-                       float scale, float *s) {
+inline void vit_scores(const float *const q[kQ], const float *kt, int64_t n_pad, int64_t head_dim, float scale,
+                       float *s) {
     for (int64_t j0 = 0; j0 < n_pad; j0 += kW) {
         vit_vec a0 = {}, a1 = {}, a2 = {}, a3 = {}, b0 = {}, b1 = {}, b2 = {}, b3 = {};
         for (int64_t d = 0; d < head_dim; d++) {

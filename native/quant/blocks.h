@@ -15,7 +15,7 @@ constexpr int QK5_0 = 32;
 constexpr int QK5_1 = 32;
 constexpr int QK8_0 = 32;
 constexpr int QK8_1 = 32;
-constexpr int QK_K = 256;      // super-block of the k-quants
+constexpr int QK_K = 256;        // super-block of the k-quants
 constexpr int K_SCALE_SIZE = 12; // 8 six-bit scales and 8 six-bit mins of q4_K / q5_K
 
 // x = d * (q - 8), q in 0..15; qs[j] holds element j (low nibble) and j + 16 (high nibble)

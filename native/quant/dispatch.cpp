@@ -28,8 +28,7 @@ static kernel_table merged(int isa) {
 }
 
 static const kernel_table &table_for(int isa) {
-    static const kernel_table tables[3] = {merged(HG_ISA_SCALAR), merged(HG_ISA_AVX2),
-                                           merged(HG_ISA_AVX512)};
+    static const kernel_table tables[3] = {merged(HG_ISA_SCALAR), merged(HG_ISA_AVX2), merged(HG_ISA_AVX512)};
     return tables[isa];
 }
 
@@ -57,7 +56,9 @@ void isa_force(int isa) {
         return;
     }
     if (isa > HG_ISA_AVX512) fail("unknown kernel level " + std::to_string(isa));
-    if (isa > isa_best()) fail("kernel level " + std::to_string(isa) + " is above this processor's (or HEALTHGPT_ISA's) " + std::to_string(isa_best()));
+    if (isa > isa_best())
+        fail("kernel level " + std::to_string(isa) + " is above this processor's (or HEALTHGPT_ISA's) " +
+             std::to_string(isa_best()));
     active_isa().store(isa);
 }
 

@@ -22,8 +22,7 @@ typedef void (*vec_dot_fn)(int64_t n, float *s, const void *x, const void *y);
 // Row r starts at x + r * bx bytes, column c at y + c * by; s[c * bs + r] = dot(row r, col c).
 constexpr int kDotTileRows = 4;
 constexpr int kDotTileCols = 4;
-typedef void (*vec_dot_tile_fn)(int64_t n, float *s, size_t bs, const void *x, size_t bx, const void *y,
-                                size_t by);
+typedef void (*vec_dot_tile_fn)(int64_t n, float *s, size_t bs, const void *x, size_t bx, const void *y, size_t by);
 
 // Row block: kRowBlock weight rows x nc activation columns (1 <= nc <= kRowBlockCols) in one
 // call, for kernels that keep one row per register lane: no horizontal sums, and each weight
@@ -31,8 +30,8 @@ typedef void (*vec_dot_tile_fn)(int64_t n, float *s, size_t bs, const void *x, s
 // row is q8_0 with its q8_0_aux at q8_0_aux_offset (q8_0_fill_aux), which the kernel reads.
 constexpr int kRowBlock = 16;
 constexpr int kRowBlockCols = 8;
-typedef void (*vec_dot_rows_fn)(int64_t n, float *s, size_t bs, const void *x, size_t bx, const void *y,
-                                size_t by, int nc);
+typedef void (*vec_dot_rows_fn)(int64_t n, float *s, size_t bs, const void *x, size_t bx, const void *y, size_t by,
+                                int nc);
 
 // Packed weights (quant/repack.h): a weight type's rows regrouped at load so that a row block
 // is one contiguous stream that the row-block kernel reads in order (the plain layout makes
@@ -58,12 +57,12 @@ size_t q8_0_aux_offset(int64_t n);
 size_t q8_0_row_with_aux(int64_t n);
 
 struct type_info {
-    const char *name;     // ggml's name, e.g. "q4_K"
-    int64_t block_size;   // elements per block (1 for plain types)
-    size_t block_bytes;   // bytes per block
-    bool supported;       // we can convert and multiply it
-    hg_type vec_dot_type; // the activation type the dot kernel pairs it with
-    to_float_fn to_float;        // reference dequantize (null when unsupported)
+    const char *name;             // ggml's name, e.g. "q4_K"
+    int64_t block_size;           // elements per block (1 for plain types)
+    size_t block_bytes;           // bytes per block
+    bool supported;               // we can convert and multiply it
+    hg_type vec_dot_type;         // the activation type the dot kernel pairs it with
+    to_float_fn to_float;         // reference dequantize (null when unsupported)
     from_float_fn from_float_ref; // reference quantize (null when unsupported)
 };
 
@@ -74,8 +73,8 @@ const type_info *type_traits(int type);
 size_t row_bytes(int type, int64_t n);
 
 struct kernel_table {
-    vec_dot_fn vec_dot[HG_TYPE_COUNT];        // weight type -> dot with its vec_dot_type
-    from_float_fn from_float[HG_TYPE_COUNT];  // activation quantizers (q8_0, q8_1, q8_K, f16, bf16)
+    vec_dot_fn vec_dot[HG_TYPE_COUNT];       // weight type -> dot with its vec_dot_type
+    from_float_fn from_float[HG_TYPE_COUNT]; // activation quantizers (q8_0, q8_1, q8_K, f16, bf16)
     // Optional tile kernels (null: the caller loops vec_dot). Each is paired with the vec_dot
     // of its own level: a table's tile entry is only used where that level's vec_dot runs.
     vec_dot_tile_fn vec_dot_tile[HG_TYPE_COUNT];

@@ -68,9 +68,7 @@ inline __m256i dot_u8s8(__m256i u, __m256i s) {
 // The sign moves onto b so vpmaddubsw sees |a| <= 128 unsigned: pair sums <= 2 * 128 * 127
 // = 32512 < 32767. b = -128 would break the identity; the activation quantizers never
 // produce it.
-inline __m256i dot_s8s8(__m256i a, __m256i b) {
-    return dot_u8s8(_mm256_sign_epi8(a, a), _mm256_sign_epi8(b, a));
-}
+inline __m256i dot_s8s8(__m256i a, __m256i b) { return dot_u8s8(_mm256_sign_epi8(a, a), _mm256_sign_epi8(b, a)); }
 
 // 16 packed nibbles -> 32 bytes: low nibbles first (elements 0..15), then high (16..31),
 // the q4_0 / q4_1 / q5 element order.
@@ -85,8 +83,8 @@ inline __m256i bits_to_bytes(const uint8_t *qh) {
     uint32_t w;
     std::memcpy(&w, qh, 4);
     // byte j takes byte j / 8 of the word, then tests its bit j % 8
-    const __m256i spread = _mm256_setr_epi64x(0x0000000000000000, 0x0101010101010101,
-                                              0x0202020202020202, 0x0303030303030303);
+    const __m256i spread =
+        _mm256_setr_epi64x(0x0000000000000000, 0x0101010101010101, 0x0202020202020202, 0x0303030303030303);
     const __m256i v = _mm256_shuffle_epi8(_mm256_set1_epi32((int)w), spread);
     const __m256i bit = _mm256_set1_epi64x((long long)0x8040201008040201ULL);
     return _mm256_cmpeq_epi8(_mm256_and_si256(v, bit), bit);
@@ -175,9 +173,7 @@ void vec_dot_q8_0(int64_t n, float *s, const void *vx, const void *vy) {
     *s = hsum(_mm256_add_ps(a0, a1));
 }
 
-inline __m256i q4_0_signed(const block_q4_0 &b) {
-    return _mm256_sub_epi8(unpack_nibbles16(b.qs), _mm256_set1_epi8(8));
-}
+inline __m256i q4_0_signed(const block_q4_0 &b) { return _mm256_sub_epi8(unpack_nibbles16(b.qs), _mm256_set1_epi8(8)); }
 
 void vec_dot_q4_0(int64_t n, float *s, const void *vx, const void *vy) {
     const block_q4_0 *x = (const block_q4_0 *)vx;
@@ -366,10 +362,14 @@ void vec_dot_q6_K(int64_t n, float *s, const void *vx, const void *vy) {
     // vector v of a half covers sub-blocks 2v (low 128 bits) and 2v+1: pick their int16
     // scales out of a register holding 8 of them in both lanes
     const __m256i pick[4] = {
-        _mm256_setr_epi8(0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 2, 3, 2, 3, 2, 3, 2, 3, 2, 3, 2, 3, 2, 3, 2, 3),
-        _mm256_setr_epi8(4, 5, 4, 5, 4, 5, 4, 5, 4, 5, 4, 5, 4, 5, 4, 5, 6, 7, 6, 7, 6, 7, 6, 7, 6, 7, 6, 7, 6, 7, 6, 7),
-        _mm256_setr_epi8(8, 9, 8, 9, 8, 9, 8, 9, 8, 9, 8, 9, 8, 9, 8, 9, 10, 11, 10, 11, 10, 11, 10, 11, 10, 11, 10, 11, 10, 11, 10, 11),
-        _mm256_setr_epi8(12, 13, 12, 13, 12, 13, 12, 13, 12, 13, 12, 13, 12, 13, 12, 13, 14, 15, 14, 15, 14, 15, 14, 15, 14, 15, 14, 15, 14, 15, 14, 15),
+        _mm256_setr_epi8(0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 2, 3, 2, 3, 2, 3, 2, 3, 2, 3, 2, 3, 2, 3, 2,
+                         3),
+        _mm256_setr_epi8(4, 5, 4, 5, 4, 5, 4, 5, 4, 5, 4, 5, 4, 5, 4, 5, 6, 7, 6, 7, 6, 7, 6, 7, 6, 7, 6, 7, 6, 7, 6,
+                         7),
+        _mm256_setr_epi8(8, 9, 8, 9, 8, 9, 8, 9, 8, 9, 8, 9, 8, 9, 8, 9, 10, 11, 10, 11, 10, 11, 10, 11, 10, 11, 10, 11,
+                         10, 11, 10, 11),
+        _mm256_setr_epi8(12, 13, 12, 13, 12, 13, 12, 13, 12, 13, 12, 13, 12, 13, 12, 13, 14, 15, 14, 15, 14, 15, 14, 15,
+                         14, 15, 14, 15, 14, 15, 14, 15),
     };
     float acc = 0.0f;
     for (int64_t i = 0; i < nb; ++i) {
@@ -386,15 +386,22 @@ void vec_dot_q6_K(int64_t n, float *s, const void *vx, const void *vy) {
         for (int h = 0; h < 2; ++h) { // two halves of 128 elements, 8 scales each
             const __m256i scl = _mm256_broadcastsi128_si256(_mm_cvtepi8_epi16(h ? _mm_unpackhi_epi64(sc8, sc8) : sc8));
             const __m256i l0 = loadu(ql), l1 = loadu(ql + 32), hb = loadu(qh);
-            const __m256i q1 = _mm256_or_si256(_mm256_and_si256(l0, m4), _mm256_slli_epi16(_mm256_and_si256(hb, m2), 4));
-            const __m256i q2 = _mm256_or_si256(_mm256_and_si256(l1, m4), _mm256_slli_epi16(_mm256_and_si256(hb, m2s2), 2));
-            const __m256i q3 = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l0, 4), m4), _mm256_and_si256(hb, m2s4));
+            const __m256i q1 =
+                _mm256_or_si256(_mm256_and_si256(l0, m4), _mm256_slli_epi16(_mm256_and_si256(hb, m2), 4));
+            const __m256i q2 =
+                _mm256_or_si256(_mm256_and_si256(l1, m4), _mm256_slli_epi16(_mm256_and_si256(hb, m2s2), 2));
+            const __m256i q3 =
+                _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l0, 4), m4), _mm256_and_si256(hb, m2s4));
             const __m256i q4 = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l1, 4), m4),
                                                _mm256_srli_epi16(_mm256_and_si256(hb, m2s6), 2));
-            const __m256i p1 = _mm256_madd_epi16(_mm256_maddubs_epi16(q1, loadu(q8)), _mm256_shuffle_epi8(scl, pick[0]));
-            const __m256i p2 = _mm256_madd_epi16(_mm256_maddubs_epi16(q2, loadu(q8 + 32)), _mm256_shuffle_epi8(scl, pick[1]));
-            const __m256i p3 = _mm256_madd_epi16(_mm256_maddubs_epi16(q3, loadu(q8 + 64)), _mm256_shuffle_epi8(scl, pick[2]));
-            const __m256i p4 = _mm256_madd_epi16(_mm256_maddubs_epi16(q4, loadu(q8 + 96)), _mm256_shuffle_epi8(scl, pick[3]));
+            const __m256i p1 =
+                _mm256_madd_epi16(_mm256_maddubs_epi16(q1, loadu(q8)), _mm256_shuffle_epi8(scl, pick[0]));
+            const __m256i p2 =
+                _mm256_madd_epi16(_mm256_maddubs_epi16(q2, loadu(q8 + 32)), _mm256_shuffle_epi8(scl, pick[1]));
+            const __m256i p3 =
+                _mm256_madd_epi16(_mm256_maddubs_epi16(q3, loadu(q8 + 64)), _mm256_shuffle_epi8(scl, pick[2]));
+            const __m256i p4 =
+                _mm256_madd_epi16(_mm256_maddubs_epi16(q4, loadu(q8 + 96)), _mm256_shuffle_epi8(scl, pick[3]));
             sumi = _mm256_add_epi32(sumi, _mm256_add_epi32(_mm256_add_epi32(p1, p2), _mm256_add_epi32(p3, p4)));
             ql += 64;
             qh += 32;
@@ -490,7 +497,8 @@ void quantize_q8_K(const float *x, void *vy, int64_t n) {
         float max = 0.0f;
         const __m256 va = _mm256_set1_ps(amax);
         for (int j = 0; j < QK_K; j += 8) {
-            const int hit = _mm256_movemask_ps(_mm256_cmp_ps(_mm256_and_ps(_mm256_loadu_ps(x + j), abs_mask()), va, _CMP_EQ_OQ));
+            const int hit =
+                _mm256_movemask_ps(_mm256_cmp_ps(_mm256_and_ps(_mm256_loadu_ps(x + j), abs_mask()), va, _CMP_EQ_OQ));
             if (hit) {
                 max = x[j + __builtin_ctz((unsigned)hit)];
                 break;
@@ -514,8 +522,8 @@ void quantize_q8_K(const float *x, void *vy, int64_t n) {
             const __m256i *t = g + 8 * k;
             const __m256i h0 = _mm256_hadd_epi32(_mm256_hadd_epi32(t[0], t[1]), _mm256_hadd_epi32(t[2], t[3]));
             const __m256i h1 = _mm256_hadd_epi32(_mm256_hadd_epi32(t[4], t[5]), _mm256_hadd_epi32(t[6], t[7]));
-            const __m256i sums = _mm256_add_epi32(_mm256_permute2x128_si256(h0, h1, 0x20),
-                                                  _mm256_permute2x128_si256(h0, h1, 0x31));
+            const __m256i sums =
+                _mm256_add_epi32(_mm256_permute2x128_si256(h0, h1, 0x20), _mm256_permute2x128_si256(h0, h1, 0x31));
             const __m128i s16 = _mm_packs_epi32(_mm256_castsi256_si128(sums), _mm256_extracti128_si256(sums, 1));
             _mm_storeu_si128((__m128i *)(y[i].bsums + 8 * k), s16);
         }
@@ -601,7 +609,8 @@ void rows8_q4_0(int64_t nb, float *s, size_t bs, const uint8_t *x, size_t bx, in
             // z[g]: 128-bit lane l = quants of row 4l + g
             __m256i z[4];
             for (int g = 0; g < 4; g++)
-                z[g] = _mm256_inserti128_si256(_mm256_castsi128_si256(loadu128(q + g * bx)), loadu128(q + (4 + g) * bx), 1);
+                z[g] = _mm256_inserti128_si256(_mm256_castsi128_si256(loadu128(q + g * bx)), loadu128(q + (4 + g) * bx),
+                                               1);
             const __m256i t0 = _mm256_unpacklo_epi32(z[0], z[1]), t1 = _mm256_unpackhi_epi32(z[0], z[1]);
             const __m256i t2 = _mm256_unpacklo_epi32(z[2], z[3]), t3 = _mm256_unpackhi_epi32(z[2], z[3]);
             l[0] = _mm256_unpacklo_epi64(t0, t2), l[1] = _mm256_unpackhi_epi64(t0, t2);
@@ -675,7 +684,8 @@ void rows8_packed_q8_0(int64_t nb, float *s, size_t bs, const uint8_t *x, int h,
             }
         }
         for (int c = 0; c < C; c++)
-            acc[c] = _mm256_fmadd_ps(_mm256_mul_ps(dx, _mm256_set1_ps(h2f(y[c][b].d))), _mm256_cvtepi32_ps(sum[c]), acc[c]);
+            acc[c] =
+                _mm256_fmadd_ps(_mm256_mul_ps(dx, _mm256_set1_ps(h2f(y[c][b].d))), _mm256_cvtepi32_ps(sum[c]), acc[c]);
     }
     for (int c = 0; c < C; c++) _mm256_storeu_ps(s + c * bs, acc[c]);
 }
@@ -727,11 +737,12 @@ void rows_packed(int64_t len, float *s, size_t bs, const void *vx, const void *v
 }
 
 void vec_dot_rows_packed_q8_0(int64_t n, float *s, size_t bs, const void *x, size_t, const void *y, size_t by, int nc) {
-    rows_packed<rows8_packed_q8_0<1>, rows8_packed_q8_0<2>, rows8_packed_q8_0<3>, rows8_packed_q8_0<4>>(n / QK8_0, s, bs, x, y,
-                                                                                                       by, nc);
+    rows_packed<rows8_packed_q8_0<1>, rows8_packed_q8_0<2>, rows8_packed_q8_0<3>, rows8_packed_q8_0<4>>(
+        n / QK8_0, s, bs, x, y, by, nc);
 }
 void vec_dot_rows_packed_f16(int64_t n, float *s, size_t bs, const void *x, size_t, const void *y, size_t by, int nc) {
-    rows_packed<rows8_packed_f16<1>, rows8_packed_f16<2>, rows8_packed_f16<3>, rows8_packed_f16<4>>(n, s, bs, x, y, by, nc);
+    rows_packed<rows8_packed_f16<1>, rows8_packed_f16<2>, rows8_packed_f16<3>, rows8_packed_f16<4>>(n, s, bs, x, y, by,
+                                                                                                    nc);
 }
 
 // ---- packed q4_K / q5_K groups: 8 rows a pass, up to 4 columns a call ----
@@ -759,10 +770,13 @@ void rows8_packed_k4(int64_t nb, float *s, size_t bs, const uint8_t *x, int h, c
         const uint8_t *p = x + b * kRowBlock * sizeof(block);
         const __m256i s0 = loadu(p + 64 + 4 * h), s1 = loadu(p + 128 + 4 * h), s2 = loadu(p + 192 + 4 * h);
         // quant chunk j (q5_K: qh chunk i < 8, then quant chunk i, then quant chunks 8..31)
-        auto qs_at = [p, h](int j) { return p + 256 + 4 * h + (!Q5 ? 64 * j : j < 8 ? 128 * j + 64 : 1024 + 64 * (j - 8)); };
+        auto qs_at = [p, h](int j) {
+            return p + 256 + 4 * h + (!Q5 ? 64 * j : j < 8 ? 128 * j + 64 : 1024 + 64 * (j - 8));
+        };
         auto qh_at = [p, h](int i) { return p + 256 + 4 * h + 128 * i; };
         const __m256i sc_lo = _mm256_and_si256(s0, m6);
-        const __m256i sc_hi = _mm256_or_si256(_mm256_and_si256(s2, m4), _mm256_slli_epi32(_mm256_and_si256(_mm256_srli_epi32(s0, 6), m2), 4));
+        const __m256i sc_hi = _mm256_or_si256(_mm256_and_si256(s2, m4),
+                                              _mm256_slli_epi32(_mm256_and_si256(_mm256_srli_epi32(s0, 6), m2), 4));
         __m256i sumi[C];
         for (int c = 0; c < C; c++) sumi[c] = _mm256_setzero_si256();
         for (int ch = 0; ch < 4; ch++)
@@ -790,13 +804,15 @@ void rows8_packed_k4(int64_t nb, float *s, size_t bs, const uint8_t *x, int h, c
                 }
             }
         const __m256i mn_lo = _mm256_and_si256(s1, m6);
-        const __m256i mn_hi = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi32(s2, 4), m4), _mm256_slli_epi32(_mm256_and_si256(_mm256_srli_epi32(s1, 6), m2), 4));
+        const __m256i mn_hi = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi32(s2, 4), m4),
+                                              _mm256_slli_epi32(_mm256_and_si256(_mm256_srli_epi32(s1, 6), m2), 4));
         __m256i summ[C];
         for (int c = 0; c < C; c++) summ[c] = _mm256_setzero_si256();
         for (int j = 0; j < 8; j++) {
             const __m256i mdup = dup16(j < 4 ? mn_lo : mn_hi, j & 3);
             for (int c = 0; c < C; c++)
-                summ[c] = _mm256_add_epi32(summ[c], _mm256_madd_epi16(mdup, bcast4((const int8_t *)(y[c][b].bsums + 2 * j))));
+                summ[c] =
+                    _mm256_add_epi32(summ[c], _mm256_madd_epi16(mdup, bcast4((const int8_t *)(y[c][b].bsums + 2 * j))));
         }
         const __m256 dx = _mm256_cvtph_ps(loadu128(p + 2 * h)), dmx = _mm256_cvtph_ps(loadu128(p + 32 + 2 * h));
         for (int c = 0; c < C; c++) {
@@ -810,8 +826,8 @@ void rows8_packed_k4(int64_t nb, float *s, size_t bs, const uint8_t *x, int h, c
 
 template <bool Q5>
 void vec_dot_rows_packed_k4(int64_t n, float *s, size_t bs, const void *x, size_t, const void *y, size_t by, int nc) {
-    rows_packed<rows8_packed_k4<1, Q5>, rows8_packed_k4<2, Q5>, rows8_packed_k4<3, Q5>, rows8_packed_k4<4, Q5>>(n / QK_K, s, bs, x, y,
-                                                                                                             by, nc);
+    rows_packed<rows8_packed_k4<1, Q5>, rows8_packed_k4<2, Q5>, rows8_packed_k4<3, Q5>, rows8_packed_k4<4, Q5>>(
+        n / QK_K, s, bs, x, y, by, nc);
 }
 
 // ---- packed q6_K groups: 8 rows a pass, up to 4 columns a call ----
@@ -842,8 +858,10 @@ void rows8_packed_q6_K(int64_t nb, float *s, size_t bs, const uint8_t *x, int h8
         for (int c = 0; c < C; c++) {
             __m256i off = _mm256_setzero_si256();
             for (int t = 0; t < 4; t++) {
-                off = _mm256_add_epi32(off, _mm256_madd_epi16(pair(t, 0), bcast4((const int8_t *)(y[c][b].bsums + 4 * t))));
-                off = _mm256_add_epi32(off, _mm256_madd_epi16(pair(t, 1), bcast4((const int8_t *)(y[c][b].bsums + 4 * t + 2))));
+                off = _mm256_add_epi32(off,
+                                       _mm256_madd_epi16(pair(t, 0), bcast4((const int8_t *)(y[c][b].bsums + 4 * t))));
+                off = _mm256_add_epi32(
+                    off, _mm256_madd_epi16(pair(t, 1), bcast4((const int8_t *)(y[c][b].bsums + 4 * t + 2))));
             }
             sumi[c] = _mm256_sub_epi32(_mm256_setzero_si256(), _mm256_slli_epi32(off, 5));
         }
@@ -855,30 +873,39 @@ void rows8_packed_q6_K(int64_t nb, float *s, size_t bs, const uint8_t *x, int h8
                         const uint8_t *abh = p + 256 + 192 * (4 * (2 * h + sb) + i) + 4 * h8; // A, B, H in a row
                         const __m256i q = loadu(abh + 64 * (g & 1)), hb = loadu(abh + 128);
                         const __m256i nib = _mm256_and_si256(g < 2 ? q : _mm256_srli_epi16(q, 4), m4);
-                        const __m256i hi2 = g == 0 ? _mm256_slli_epi16(hb, 4) : g == 1 ? _mm256_slli_epi16(hb, 2)
-                                          : g == 2 ? hb : _mm256_srli_epi16(hb, 2);
+                        const __m256i hi2 = g == 0   ? _mm256_slli_epi16(hb, 4)
+                                            : g == 1 ? _mm256_slli_epi16(hb, 2)
+                                            : g == 2 ? hb
+                                                     : _mm256_srli_epi16(hb, 2);
                         w[i] = _mm256_or_si256(nib, _mm256_and_si256(hi2, m2));
                     }
                     const __m256i pr = pair(2 * h + g / 2, g % 2);
-                    const __m256i sc = sb ? _mm256_srai_epi32(pr, 16) : _mm256_srai_epi32(_mm256_slli_epi32(pr, 16), 16);
-                    const __m256i sc16 = _mm256_or_si256(_mm256_and_si256(sc, _mm256_set1_epi32(0xffff)), _mm256_slli_epi32(sc, 16));
+                    const __m256i sc =
+                        sb ? _mm256_srai_epi32(pr, 16) : _mm256_srai_epi32(_mm256_slli_epi32(pr, 16), 16);
+                    const __m256i sc16 =
+                        _mm256_or_si256(_mm256_and_si256(sc, _mm256_set1_epi32(0xffff)), _mm256_slli_epi32(sc, 16));
                     for (int c = 0; c < C; c++) {
                         const int8_t *yq = y[c][b].qs + 128 * h + 32 * g + 16 * sb;
-                        const __m256i s01 = _mm256_add_epi16(_mm256_maddubs_epi16(w[0], bcast4(yq)), _mm256_maddubs_epi16(w[1], bcast4(yq + 4)));
-                        const __m256i s23 = _mm256_add_epi16(_mm256_maddubs_epi16(w[2], bcast4(yq + 8)), _mm256_maddubs_epi16(w[3], bcast4(yq + 12)));
-                        sumi[c] = _mm256_add_epi32(sumi[c], _mm256_add_epi32(_mm256_madd_epi16(s01, sc16), _mm256_madd_epi16(s23, sc16)));
+                        const __m256i s01 = _mm256_add_epi16(_mm256_maddubs_epi16(w[0], bcast4(yq)),
+                                                             _mm256_maddubs_epi16(w[1], bcast4(yq + 4)));
+                        const __m256i s23 = _mm256_add_epi16(_mm256_maddubs_epi16(w[2], bcast4(yq + 8)),
+                                                             _mm256_maddubs_epi16(w[3], bcast4(yq + 12)));
+                        sumi[c] = _mm256_add_epi32(
+                            sumi[c], _mm256_add_epi32(_mm256_madd_epi16(s01, sc16), _mm256_madd_epi16(s23, sc16)));
                     }
                 }
         const __m256 dx = _mm256_cvtph_ps(loadu128(x + nb * kQ6Record + 32 * b + 2 * h8));
         for (int c = 0; c < C; c++) {
-            const __m256 part = _mm256_mul_ps(_mm256_mul_ps(dx, _mm256_set1_ps(y[c][b].d)), _mm256_cvtepi32_ps(sumi[c]));
+            const __m256 part =
+                _mm256_mul_ps(_mm256_mul_ps(dx, _mm256_set1_ps(y[c][b].d)), _mm256_cvtepi32_ps(sumi[c]));
             _mm256_storeu_ps(s + c * bs, _mm256_add_ps(_mm256_loadu_ps(s + c * bs), part));
         }
     }
 }
 
 void vec_dot_rows_packed_q6_K(int64_t n, float *s, size_t bs, const void *x, size_t, const void *y, size_t by, int nc) {
-    rows_packed<rows8_packed_q6_K<1>, rows8_packed_q6_K<2>, rows8_packed_q6_K<3>, rows8_packed_q6_K<4>>(n / QK_K, s, bs, x, y, by, nc);
+    rows_packed<rows8_packed_q6_K<1>, rows8_packed_q6_K<2>, rows8_packed_q6_K<3>, rows8_packed_q6_K<4>>(n / QK_K, s, bs,
+                                                                                                        x, y, by, nc);
 }
 
 constexpr kernel_table make_table() {
@@ -917,8 +944,7 @@ const kernel_table &kernels_avx2() {
     static constexpr kernel_table t = make_table();
     static constexpr kernel_table none{};
     __builtin_cpu_init();
-    const bool ok = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
-                    __builtin_cpu_supports("f16c");
+    const bool ok = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c");
     return ok ? t : none;
 }
 

@@ -15,7 +15,7 @@
 
 #include "quant/blocks.h"
 
-#if defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512VL__) && defined(__AVX512DQ__) && \
+#if defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512VL__) && defined(__AVX512DQ__) &&                 \
     defined(__AVX512VNNI__) && defined(__AVX512BF16__) && defined(__FMA__) && defined(__F16C__)
 #define HG_HAVE_AVX512_KERNELS 1
 // GCC 12's AVX-512 headers initialize their "undefined" vectors from themselves, which
@@ -46,8 +46,7 @@ inline __m512i load2x256(const void *lo, const void *hi) {
 }
 // d_x * d_y of four consecutive blocks with one conversion each, spread for the two
 // registers that hold blocks (0, 1) and (2, 3): [s0 x 8, s1 x 8] and [s2 x 8, s3 x 8].
-template <class BX, class BY>
-inline void scales4(const BX *x, const BY *y, __m512 &s01, __m512 &s23) {
+template <class BX, class BY> inline void scales4(const BX *x, const BY *y, __m512 &s01, __m512 &s23) {
     const __m128i xd = _mm_setr_epi16((short)x[0].d, (short)x[1].d, (short)x[2].d, (short)x[3].d, 0, 0, 0, 0);
     const __m128i yd = _mm_setr_epi16((short)y[0].d, (short)y[1].d, (short)y[2].d, (short)y[3].d, 0, 0, 0, 0);
     const __m512 d4 = _mm512_castps128_ps512(_mm_mul_ps(_mm_cvtph_ps(xd), _mm_cvtph_ps(yd)));
@@ -163,7 +162,8 @@ void vec_dot_q8_0(int64_t n, float *s, const void *vx, const void *vy) {
     __m256 t = _mm256_setzero_ps();
     for (; i < nb; ++i) {
         const __m256i xv = loadu(x[i].qs);
-        const __m256i p = _mm256_dpbusd_epi32(_mm256_setzero_si256(), _mm256_sign_epi8(xv, xv), _mm256_sign_epi8(loadu(y[i].qs), xv));
+        const __m256i p =
+            _mm256_dpbusd_epi32(_mm256_setzero_si256(), _mm256_sign_epi8(xv, xv), _mm256_sign_epi8(loadu(y[i].qs), xv));
         t = _mm256_fmadd_ps(_mm256_set1_ps(h2f(x[i].d) * h2f(y[i].d)), _mm256_cvtepi32_ps(p), t);
     }
     *s = _mm512_reduce_add_ps(_mm512_add_ps(a0, a1)) + hsum(t);
@@ -189,8 +189,10 @@ void vec_dot_q4_0(int64_t n, float *s, const void *vx, const void *vy) {
     int64_t i = 0;
     for (; i + 4 <= nb; i += 4) {
         const __m512i y0 = load2x256(y[i].qs, y[i + 1].qs), y1 = load2x256(y[i + 2].qs, y[i + 3].qs);
-        const __m512i p0 = _mm512_sub_epi32(_mm512_dpbusd_epi32(zero, q4_0_pair(x[i], x[i + 1]), y0), _mm512_dpbusd_epi32(zero, eight, y0));
-        const __m512i p1 = _mm512_sub_epi32(_mm512_dpbusd_epi32(zero, q4_0_pair(x[i + 2], x[i + 3]), y1), _mm512_dpbusd_epi32(zero, eight, y1));
+        const __m512i p0 = _mm512_sub_epi32(_mm512_dpbusd_epi32(zero, q4_0_pair(x[i], x[i + 1]), y0),
+                                            _mm512_dpbusd_epi32(zero, eight, y0));
+        const __m512i p1 = _mm512_sub_epi32(_mm512_dpbusd_epi32(zero, q4_0_pair(x[i + 2], x[i + 3]), y1),
+                                            _mm512_dpbusd_epi32(zero, eight, y1));
         __m512 s01, s23;
         scales4(x + i, y + i, s01, s23);
         a0 = _mm512_fmadd_ps(s01, _mm512_cvtepi32_ps(p0), a0);
@@ -199,7 +201,8 @@ void vec_dot_q4_0(int64_t n, float *s, const void *vx, const void *vy) {
     __m256 t = _mm256_setzero_ps();
     for (; i < nb; ++i) {
         const __m128i b = loadu128(x[i].qs);
-        const __m256i q = _mm256_and_si256(_mm256_inserti128_si256(_mm256_castsi128_si256(b), _mm_srli_epi16(b, 4), 1), _mm256_set1_epi8(0x0f));
+        const __m256i q = _mm256_and_si256(_mm256_inserti128_si256(_mm256_castsi128_si256(b), _mm_srli_epi16(b, 4), 1),
+                                           _mm256_set1_epi8(0x0f));
         const __m256i yv = loadu(y[i].qs);
         const __m256i p = _mm256_sub_epi32(_mm256_dpbusd_epi32(_mm256_setzero_si256(), q, yv),
                                            _mm256_dpbusd_epi32(_mm256_setzero_si256(), _mm256_set1_epi8(8), yv));
@@ -207,7 +210,6 @@ void vec_dot_q4_0(int64_t n, float *s, const void *vx, const void *vy) {
     }
     *s = _mm512_reduce_add_ps(_mm512_add_ps(a0, a1)) + hsum(t);
 }
-
 
 // ---- tile kernels: kDotTileRows weight rows x kDotTileCols activation columns ----
 //
@@ -220,8 +222,7 @@ void vec_dot_q4_0(int64_t n, float *s, const void *vx, const void *vy) {
 // [d0 x 8, d1 x 8] from two consecutive blocks in memory, W = the block's size in 16-bit
 // words: one masked load of the 36 bytes that hold both d fields (lm = 0x3 for a lone last
 // block: its partner's lanes read 0), vpermw, vcvtph2ps
-template <int W>
-inline __m512 pair_scale_at(const void *p, __mmask64 lm) {
+template <int W> inline __m512 pair_scale_at(const void *p, __mmask64 lm) {
     constexpr int w2 = W * 0x10001; // word W in both halves of a dword
     const __m512i raw = _mm512_maskz_loadu_epi8(lm, p);
     const __m512i idx = _mm512_setr_epi32(0, 0, 0, 0, w2, w2, w2, w2, 0, 0, 0, 0, 0, 0, 0, 0);
@@ -313,7 +314,9 @@ void vec_dot_tile(int64_t n, float *s, size_t bs, const void *vx, size_t bx, con
 
 // Four activation bytes broadcast to every lane, straight from memory (a load-port
 // broadcast: through a general register it would take the shuffle port vpdpbusd needs).
-inline __m512i bcast4(const int8_t *p) { return _mm512_castps_si512(_mm512_broadcastss_ps(_mm_load_ss((const float *)p))); }
+inline __m512i bcast4(const int8_t *p) {
+    return _mm512_castps_si512(_mm512_broadcastss_ps(_mm_load_ss((const float *)p)));
+}
 
 // The activation columns of a row-block call: q8_0 rows, each with its q8_0_aux.
 template <int C> struct q8_columns {
@@ -442,7 +445,8 @@ void rows4_f16(int64_t n, float *s, size_t bs, const uint8_t *x, size_t bx, cons
     for (; i + 16 <= n; i += 16)
         for (int r = 0; r < 4; r++) {
             const __m512 w = load_f16x16((const fp16_t *)(x + r * bx) + i);
-            for (int c = 0; c < C; c++) acc[r][c] = _mm512_fmadd_ps(w, _mm512_loadu_ps((const float *)(vy + c * by) + i), acc[r][c]);
+            for (int c = 0; c < C; c++)
+                acc[r][c] = _mm512_fmadd_ps(w, _mm512_loadu_ps((const float *)(vy + c * by) + i), acc[r][c]);
         }
     if (i < n) {
         const __mmask16 k = (__mmask16)((1u << (n - i)) - 1);
@@ -460,8 +464,10 @@ void vec_dot_rows_f16(int64_t n, float *s, size_t bs, const void *vx, size_t bx,
     for (int r = 0; r < kRowBlock; r += 4)
         for (int c = 0; c < nc; c += 2) {
             const uint8_t *x = (const uint8_t *)vx + r * bx, *y = (const uint8_t *)vy + c * by;
-            if (nc - c == 1) rows4_f16<1>(n, s + c * bs + r, bs, x, bx, y, by);
-            else rows4_f16<2>(n, s + c * bs + r, bs, x, bx, y, by);
+            if (nc - c == 1)
+                rows4_f16<1>(n, s + c * bs + r, bs, x, bx, y, by);
+            else
+                rows4_f16<2>(n, s + c * bs + r, bs, x, bx, y, by);
         }
 }
 
@@ -471,8 +477,7 @@ void vec_dot_rows_f16(int64_t n, float *s, size_t bs, const void *vx, size_t bx,
 // against the column's four activation bytes 4j..4j+3 broadcast; the offset comes out as
 // 128 * sum(y) of the block (the column's q8_0_aux), subtracted up front (exact in int32:
 // |sum| <= 32 * 255 * 127 + 128 * 32 * 127).
-template <int C>
-void rows_packed_q8_0_n(int64_t n, float *s, size_t bs, const void *vx, const void *vy, size_t by) {
+template <int C> void rows_packed_q8_0_n(int64_t n, float *s, size_t bs, const void *vx, const void *vy, size_t by) {
     const int64_t nb = n / QK8_0;
     const uint8_t *x = (const uint8_t *)vx;
     const q8_columns<C> col(vy, by, n);
@@ -506,8 +511,7 @@ void rows_packed_q8_0_n(int64_t n, float *s, size_t bs, const void *vx, const vo
 //
 // Against f32 columns: per element, the 16 rows' weights times the column's x[k] broadcast,
 // in U chains per column (U * C >= 4 keeps the multiply-adds from waiting on each other).
-template <int C>
-void rows_packed_f16_n(int64_t n, float *s, size_t bs, const void *vx, const void *vy, size_t by) {
+template <int C> void rows_packed_f16_n(int64_t n, float *s, size_t bs, const void *vx, const void *vy, size_t by) {
     constexpr int U = C >= 4 ? 1 : 4 / C;
     const fp16_t *x = (const fp16_t *)vx;
     const float *y[C];
@@ -581,8 +585,8 @@ inline float super_block_k4(fp16_t d, fp16_t dmin, float dy, int sumi, int summ)
 
 // vpermw indices: int16 lane l of 64-element chunk j's scale vector holds scale 2j + (l >= 16)
 inline void k4_scale_pick(__m512i pick[4]) {
-    const __m512i base = _mm512_setr_epi64(0, 0, 0, 0, 0x0001000100010001, 0x0001000100010001,
-                                           0x0001000100010001, 0x0001000100010001);
+    const __m512i base =
+        _mm512_setr_epi64(0, 0, 0, 0, 0x0001000100010001, 0x0001000100010001, 0x0001000100010001, 0x0001000100010001);
     for (int j = 0; j < 4; ++j) pick[j] = _mm512_add_epi16(base, _mm512_set1_epi16((short)(2 * j)));
 }
 
@@ -671,8 +675,9 @@ void vec_dot_q6_K(int64_t n, float *s, const void *vx, const void *vy) {
     // element groups 64..127: qh bits 4-5 (stay) and 6-7 (right by 2)
     const __m512i shr_b = _mm512_setr_epi64(0, 0, 0, 0, 2, 2, 2, 2);
     // int16 lane l of a 64-element register belongs to sub-block base + l / 8
-    const __m512i pick_a = _mm512_setr_epi64(0x0000000000000000, 0x0000000000000000, 0x0001000100010001, 0x0001000100010001,
-                                             0x0002000200020002, 0x0002000200020002, 0x0003000300030003, 0x0003000300030003);
+    const __m512i pick_a =
+        _mm512_setr_epi64(0x0000000000000000, 0x0000000000000000, 0x0001000100010001, 0x0001000100010001,
+                          0x0002000200020002, 0x0002000200020002, 0x0003000300030003, 0x0003000300030003);
     const __m512i four = _mm512_set1_epi16(4);
     float acc = 0.0f;
     for (int64_t i = 0; i < nb; ++i) {
@@ -689,7 +694,8 @@ void vec_dot_q6_K(int64_t n, float *s, const void *vx, const void *vy) {
         for (int h = 0; h < 2; ++h) {
             const __m512i l = loadu512(ql);
             const __m512i hb = _mm512_broadcast_i64x4(loadu(qh));
-            const __m512i qa = _mm512_or_si512(_mm512_and_si512(l, m4), _mm512_and_si512(_mm512_sllv_epi64(hb, shl_a), m6));
+            const __m512i qa =
+                _mm512_or_si512(_mm512_and_si512(l, m4), _mm512_and_si512(_mm512_sllv_epi64(hb, shl_a), m6));
             const __m512i qb = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(l, 4), m4),
                                                _mm512_and_si512(_mm512_srlv_epi64(hb, shr_b), m6));
             const __m512i pa = _mm512_maddubs_epi16(qa, loadu512(q8));
@@ -741,7 +747,8 @@ void rows_packed_k4_n(int64_t n, float *s, size_t bs, const void *vx, const void
         auto qh_at = [p](int i) { return p + 256 + 128 * i; };
         // bytes j of a row's lanes: scales 0..3, 4..7; mins 0..3, 4..7
         const __m512i sc_lo = _mm512_and_si512(s0, m6);
-        const __m512i sc_hi = _mm512_or_si512(_mm512_and_si512(s2, m4), _mm512_slli_epi32(_mm512_and_si512(_mm512_srli_epi32(s0, 6), m2), 4));
+        const __m512i sc_hi = _mm512_or_si512(_mm512_and_si512(s2, m4),
+                                              _mm512_slli_epi32(_mm512_and_si512(_mm512_srli_epi32(s0, 6), m2), 4));
         __m512i sumi[C];
         for (int c = 0; c < C; c++) sumi[c] = _mm512_setzero_si512();
 #pragma GCC unroll 4
@@ -773,11 +780,13 @@ void rows_packed_k4_n(int64_t n, float *s, size_t bs, const void *vx, const void
                     da = _mm512_dpbusd_epi32(da, lo[i], bcast4(yq + 4 * i));
                     db = _mm512_dpbusd_epi32(db, hi[i], bcast4(yq + 32 + 4 * i));
                 }
-                sumi[c] = _mm512_add_epi32(sumi[c], _mm512_add_epi32(_mm512_mullo_epi32(da, sc_a), _mm512_mullo_epi32(db, sc_b)));
+                sumi[c] = _mm512_add_epi32(
+                    sumi[c], _mm512_add_epi32(_mm512_mullo_epi32(da, sc_a), _mm512_mullo_epi32(db, sc_b)));
             }
         }
         const __m512i mn_lo = _mm512_and_si512(s1, m6);
-        const __m512i mn_hi = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi32(s2, 4), m4), _mm512_slli_epi32(_mm512_and_si512(_mm512_srli_epi32(s1, 6), m2), 4));
+        const __m512i mn_hi = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi32(s2, 4), m4),
+                                              _mm512_slli_epi32(_mm512_and_si512(_mm512_srli_epi32(s1, 6), m2), 4));
         __m512i mdup[8]; // m_j in both 16-bit halves of each row's lane
 #pragma GCC unroll 8
         for (int j = 0; j < 8; j++) {
@@ -791,7 +800,8 @@ void rows_packed_k4_n(int64_t n, float *s, size_t bs, const void *vx, const void
         for (int c = 0; c < C; c++) {
             __m512i summ = _mm512_setzero_si512();
 #pragma GCC unroll 8
-            for (int j = 0; j < 8; j++) summ = _mm512_dpwssd_epi32(summ, mdup[j], bcast4((const int8_t *)(y[c][b].bsums + 2 * j)));
+            for (int j = 0; j < 8; j++)
+                summ = _mm512_dpwssd_epi32(summ, mdup[j], bcast4((const int8_t *)(y[c][b].bsums + 2 * j)));
             const __m512 dy = _mm512_set1_ps(y[c][b].d);
             const __m512 part = _mm512_sub_ps(_mm512_mul_ps(_mm512_mul_ps(dx, dy), _mm512_cvtepi32_ps(sumi[c])),
                                               _mm512_mul_ps(_mm512_mul_ps(dmx, dy), _mm512_cvtepi32_ps(summ)));
@@ -820,8 +830,7 @@ void vec_dot_rows_packed_k4(int64_t n, float *s, size_t bs, const void *x, size_
 // a group's record without d (the d of its super-blocks follow the last record)
 constexpr size_t kQ6Record = kRowBlock * (sizeof(block_q6_K) - sizeof(fp16_t));
 
-template <int C>
-void rows_packed_q6_K_n(int64_t n, float *s, size_t bs, const void *vx, const void *vy, size_t by) {
+template <int C> void rows_packed_q6_K_n(int64_t n, float *s, size_t bs, const void *vx, const void *vy, size_t by) {
     const int64_t nb = n / QK_K;
     const uint8_t *x = (const uint8_t *)vx;
     const block_q8_K *y[C];
@@ -861,7 +870,8 @@ void rows_packed_q6_K_n(int64_t n, float *s, size_t bs, const void *vx, const vo
                     w[0][i] = _mm512_ternarylogic_epi32(_mm512_and_si512(a, m4), _mm512_slli_epi16(hb, 4), m2, 0xf8);
                     w[1][i] = _mm512_ternarylogic_epi32(_mm512_and_si512(bb, m4), _mm512_slli_epi16(hb, 2), m2, 0xf8);
                     w[2][i] = _mm512_ternarylogic_epi32(_mm512_and_si512(_mm512_srli_epi16(a, 4), m4), hb, m2, 0xf8);
-                    w[3][i] = _mm512_ternarylogic_epi32(_mm512_and_si512(_mm512_srli_epi16(bb, 4), m4), _mm512_srli_epi16(hb, 2), m2, 0xf8);
+                    w[3][i] = _mm512_ternarylogic_epi32(_mm512_and_si512(_mm512_srli_epi16(bb, 4), m4),
+                                                        _mm512_srli_epi16(hb, 2), m2, 0xf8);
                 }
                 // sub-block 8h + 2g + sb: scale chunk 2h + g / 2, pair g % 2, element sb
                 __m512i sc[4];
@@ -885,7 +895,8 @@ void rows_packed_q6_K_n(int64_t n, float *s, size_t bs, const void *vx, const vo
         const __m512 dx = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(x + nb * kQ6Record + 32 * b)));
 #pragma GCC unroll 8
         for (int c = 0; c < C; c++) {
-            const __m512 part = _mm512_mul_ps(_mm512_mul_ps(dx, _mm512_set1_ps(y[c][b].d)), _mm512_cvtepi32_ps(sumi[c]));
+            const __m512 part =
+                _mm512_mul_ps(_mm512_mul_ps(dx, _mm512_set1_ps(y[c][b].d)), _mm512_cvtepi32_ps(sumi[c]));
             _mm512_storeu_ps(s + c * bs, _mm512_add_ps(_mm512_loadu_ps(s + c * bs), part));
         }
     }

@@ -29,8 +29,8 @@ inline int level(float v, int lo, int hi) {
 // squared error. Starts from the plain min..max grid, then tries nstep + 1 stretched grids
 // (nmax + rmin + rdelta * k levels over the range), solving the 2x2 normal equations of
 // (scale, min) for each set of levels; keeps the best. Returns scale, writes mn.
-float fit_scale_min(int n, int nmax, const float *x, const float *w, uint8_t *L, uint8_t *Laux,
-                    float *mn, float rmin, float rdelta, int nstep) {
+float fit_scale_min(int n, int nmax, const float *x, const float *w, uint8_t *L, uint8_t *Laux, float *mn, float rmin,
+                    float rdelta, int nstep) {
     float lo = x[0], hi = x[0], sum_w = 0, sum_wx = 0;
     for (int i = 0; i < n; i++) {
         lo = std::fmin(lo, x[i]);
@@ -131,8 +131,8 @@ float fit_scale_symmetric(int n, int nmax, const float *x, uint8_t *L) {
 // q4_K / q5_K share everything but the level count and the search grid.
 // Sub-block j's levels in L[32 j ..], its scale and min packed 6-bit into y_scales; d and
 // dmin as stored (fp16).
-void quantize_k_scale_min(const float *x, int nmax, float rmin, float rdelta, int nstep,
-                          uint8_t *L, uint8_t *y_scales, fp16_t *y_d, fp16_t *y_dmin) {
+void quantize_k_scale_min(const float *x, int nmax, float rmin, float rdelta, int nstep, uint8_t *L, uint8_t *y_scales,
+                          fp16_t *y_d, fp16_t *y_dmin) {
     constexpr int NSUB = QK_K / 32;
     float scales[NSUB], mins[NSUB], w[32];
     uint8_t Laux[32];
@@ -226,8 +226,7 @@ void quantize_row_q4_K_ref(const float *x, void *vy, int64_t n) {
     for (int64_t i = 0; i < n / QK_K; i++, x += QK_K) {
         quantize_k_scale_min(x, 15, -1.0f, 0.1f, 20, L, y[i].scales, &y[i].d, &y[i].dmin);
         for (int c = 0; c < QK_K / 64; c++)
-            for (int l = 0; l < 32; l++)
-                y[i].qs[32 * c + l] = (uint8_t)(L[64 * c + l] | (L[64 * c + 32 + l] << 4));
+            for (int l = 0; l < 32; l++) y[i].qs[32 * c + l] = (uint8_t)(L[64 * c + l] | (L[64 * c + 32 + l] << 4));
     }
 }
 

@@ -56,12 +56,8 @@ inline int q5_value(const uint8_t *qs, uint32_t qh, int j) {
 
 // ---------------------------------------------------------------- f32, f16, bf16
 
-void dequantize_row_f32_ref(const void *x, float *y, int64_t n) {
-    std::memcpy(y, x, (size_t)n * sizeof(float));
-}
-void quantize_row_f32_ref(const float *x, void *y, int64_t n) {
-    std::memcpy(y, x, (size_t)n * sizeof(float));
-}
+void dequantize_row_f32_ref(const void *x, float *y, int64_t n) { std::memcpy(y, x, (size_t)n * sizeof(float)); }
+void quantize_row_f32_ref(const float *x, void *y, int64_t n) { std::memcpy(y, x, (size_t)n * sizeof(float)); }
 
 void dequantize_row_f16_ref(const void *x, float *y, int64_t n) {
     const fp16_t *h = (const fp16_t *)x;
@@ -320,8 +316,7 @@ void vec_dot_q4_1_q8_1_ref(int64_t n, float *s, const void *vx, const void *vy) 
             sumi += (x[i].qs[j] & 0x0f) * y[i].qs[j];
             sumi += (x[i].qs[j] >> 4) * y[i].qs[j + QK8_1 / 2];
         }
-        sum += (float)sumi * (fp16_to_f32(x[i].d) * fp16_to_f32(y[i].d)) +
-               fp16_to_f32(x[i].m) * fp16_to_f32(y[i].s);
+        sum += (float)sumi * (fp16_to_f32(x[i].d) * fp16_to_f32(y[i].d)) + fp16_to_f32(x[i].m) * fp16_to_f32(y[i].s);
     }
     *s = sum;
 }
@@ -349,8 +344,7 @@ void vec_dot_q5_1_q8_1_ref(int64_t n, float *s, const void *vx, const void *vy) 
         std::memcpy(&qh, x[i].qh, 4);
         int sumi = 0;
         for (int j = 0; j < QK8_1; j++) sumi += q5_value(x[i].qs, qh, j) * y[i].qs[j];
-        sum += (float)sumi * (fp16_to_f32(x[i].d) * fp16_to_f32(y[i].d)) +
-               fp16_to_f32(x[i].m) * fp16_to_f32(y[i].s);
+        sum += (float)sumi * (fp16_to_f32(x[i].d) * fp16_to_f32(y[i].d)) + fp16_to_f32(x[i].m) * fp16_to_f32(y[i].s);
     }
     *s = sum;
 }
@@ -409,28 +403,28 @@ void rows_packed_ref(int64_t n, float *s, size_t bs, const void *x, const void *
         for (int c = 0; c < nc; c++) Dot(n, &s[c * bs + r], row.data(), (const uint8_t *)y + c * by);
     }
 }
-void vec_dot_rows_packed_q4_0_q8_0_ref(int64_t n, float *s, size_t bs, const void *x, size_t, const void *y,
-                                       size_t by, int nc) {
+void vec_dot_rows_packed_q4_0_q8_0_ref(int64_t n, float *s, size_t bs, const void *x, size_t, const void *y, size_t by,
+                                       int nc) {
     rows_packed_ref<HG_TYPE_Q4_0, block_q4_0, QK4_0, vec_dot_q4_0_q8_0_ref>(n, s, bs, x, y, by, nc);
 }
-void vec_dot_rows_packed_q8_0_q8_0_ref(int64_t n, float *s, size_t bs, const void *x, size_t, const void *y,
-                                       size_t by, int nc) {
+void vec_dot_rows_packed_q8_0_q8_0_ref(int64_t n, float *s, size_t bs, const void *x, size_t, const void *y, size_t by,
+                                       int nc) {
     rows_packed_ref<HG_TYPE_Q8_0, block_q8_0, QK8_0, vec_dot_q8_0_q8_0_ref>(n, s, bs, x, y, by, nc);
 }
-void vec_dot_rows_packed_f16_f32_ref(int64_t n, float *s, size_t bs, const void *x, size_t, const void *y,
-                                     size_t by, int nc) {
+void vec_dot_rows_packed_f16_f32_ref(int64_t n, float *s, size_t bs, const void *x, size_t, const void *y, size_t by,
+                                     int nc) {
     rows_packed_ref<HG_TYPE_F16, fp16_t, 1, vec_dot_f16_f32_ref>(n, s, bs, x, y, by, nc);
 }
-void vec_dot_rows_packed_q4_K_q8_K_ref(int64_t n, float *s, size_t bs, const void *x, size_t, const void *y,
-                                       size_t by, int nc) {
+void vec_dot_rows_packed_q4_K_q8_K_ref(int64_t n, float *s, size_t bs, const void *x, size_t, const void *y, size_t by,
+                                       int nc) {
     rows_packed_ref<HG_TYPE_Q4_K, block_q4_K, QK_K, vec_dot_q4_K_q8_K_ref>(n, s, bs, x, y, by, nc);
 }
-void vec_dot_rows_packed_q5_K_q8_K_ref(int64_t n, float *s, size_t bs, const void *x, size_t, const void *y,
-                                       size_t by, int nc) {
+void vec_dot_rows_packed_q5_K_q8_K_ref(int64_t n, float *s, size_t bs, const void *x, size_t, const void *y, size_t by,
+                                       int nc) {
     rows_packed_ref<HG_TYPE_Q5_K, block_q5_K, QK_K, vec_dot_q5_K_q8_K_ref>(n, s, bs, x, y, by, nc);
 }
-void vec_dot_rows_packed_q6_K_q8_K_ref(int64_t n, float *s, size_t bs, const void *x, size_t, const void *y,
-                                       size_t by, int nc) {
+void vec_dot_rows_packed_q6_K_q8_K_ref(int64_t n, float *s, size_t bs, const void *x, size_t, const void *y, size_t by,
+                                       int nc) {
     rows_packed_ref<HG_TYPE_Q6_K, block_q6_K, QK_K, vec_dot_q6_K_q8_K_ref>(n, s, bs, x, y, by, nc);
 }
 

@@ -88,8 +88,8 @@ void vec_dot_rows_packed_q4_0_q8_0_ref(int64_t n, float *s, size_t bs, const voi
                                        size_t by, int nc);
 void vec_dot_rows_packed_q8_0_q8_0_ref(int64_t n, float *s, size_t bs, const void *x, size_t bx, const void *y,
                                        size_t by, int nc);
-void vec_dot_rows_packed_f16_f32_ref(int64_t n, float *s, size_t bs, const void *x, size_t bx, const void *y,
-                                     size_t by, int nc);
+void vec_dot_rows_packed_f16_f32_ref(int64_t n, float *s, size_t bs, const void *x, size_t bx, const void *y, size_t by,
+                                     int nc);
 void vec_dot_rows_packed_q4_K_q8_K_ref(int64_t n, float *s, size_t bs, const void *x, size_t bx, const void *y,
                                        size_t by, int nc);
 void vec_dot_rows_packed_q5_K_q8_K_ref(int64_t n, float *s, size_t bs, const void *x, size_t bx, const void *y,

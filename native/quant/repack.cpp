@@ -21,9 +21,9 @@ namespace {
 // group's blocks (block b's at b times their size), so that the records' chunks stay on
 // 64-byte lines (q6_K's 32-byte d would shift every other record by half a line).
 struct piece {
-    int offset; // in the plain block
-    int bytes;  // 2 or 4
-    uint8_t flip;  // xor'ed into every stored byte (q8_0's int8 -> uint8 + 128)
+    int offset;      // in the plain block
+    int bytes;       // 2 or 4
+    uint8_t flip;    // xor'ed into every stored byte (q8_0's int8 -> uint8 + 128)
     bool pair_order; // a dword's bytes stored as 0, 2, 1, 3 (q6_K's scales, see repack.h)
     bool side;
 };
@@ -65,8 +65,12 @@ const layout *layout_of(int type) {
     // qh dword i beside quant dword i (the first chunk reads both; the later ones read qh again)
     static const layout q5_K = [] {
         layout l = make(sizeof(block_q5_K));
-        l.field(offsetof(block_q5_K, d), 2).field(offsetof(block_q5_K, dmin), 2).field(offsetof(block_q5_K, scales), K_SCALE_SIZE);
-        for (int i = 0; i < 8; i++) l.add({(int)offsetof(block_q5_K, qh) + 4 * i, 4, 0, false, false}).add({(int)offsetof(block_q5_K, qs) + 4 * i, 4, 0, false, false});
+        l.field(offsetof(block_q5_K, d), 2)
+            .field(offsetof(block_q5_K, dmin), 2)
+            .field(offsetof(block_q5_K, scales), K_SCALE_SIZE);
+        for (int i = 0; i < 8; i++)
+            l.add({(int)offsetof(block_q5_K, qh) + 4 * i, 4, 0, false, false})
+                .add({(int)offsetof(block_q5_K, qs) + 4 * i, 4, 0, false, false});
         return l.field(offsetof(block_q5_K, qs) + 32, QK_K / 2 - 32);
     }();
     // per half h, sub-block pair sb and i < 4: ql dwords 16h + 4sb + i and 16h + 8 + 4sb + i,
@@ -112,12 +116,14 @@ inline size_t stored_at(const layout &l, size_t i, int r, int k, int64_t b, int6
 // Row r's plain block b (bytes `blk`) into its group, and back.
 void to_group(const layout &l, const uint8_t *blk, int r, int64_t b, int64_t nb, uint8_t *group) {
     for (size_t i = 0; i < l.p.size(); i++)
-        for (int k = 0; k < l.p[i].bytes; k++) group[stored_at(l, i, r, k, b, nb)] = (uint8_t)(blk[l.p[i].offset + k] ^ l.p[i].flip);
+        for (int k = 0; k < l.p[i].bytes; k++)
+            group[stored_at(l, i, r, k, b, nb)] = (uint8_t)(blk[l.p[i].offset + k] ^ l.p[i].flip);
 }
 
 void from_group(const layout &l, const uint8_t *group, int r, int64_t b, int64_t nb, uint8_t *blk) {
     for (size_t i = 0; i < l.p.size(); i++)
-        for (int k = 0; k < l.p[i].bytes; k++) blk[l.p[i].offset + k] = (uint8_t)(group[stored_at(l, i, r, k, b, nb)] ^ l.p[i].flip);
+        for (int k = 0; k < l.p[i].bytes; k++)
+            blk[l.p[i].offset + k] = (uint8_t)(group[stored_at(l, i, r, k, b, nb)] ^ l.p[i].flip);
 }
 
 } // namespace
@@ -152,8 +158,7 @@ void pack_rows(int type, const void *src, int64_t rows, int64_t k, int64_t r0, i
     uint8_t *d = static_cast<uint8_t *>(dst);
     for (int64_t g = r0; g < r1 && g < whole; g += kRowBlock)
         for (int64_t b = 0; b < nb; b++)
-            for (int r = 0; r < kRowBlock; r++)
-                to_group(l, s + (g + r) * w_row + b * bb, r, b, nb, d + g * w_row);
+            for (int r = 0; r < kRowBlock; r++) to_group(l, s + (g + r) * w_row + b * bb, r, b, nb, d + g * w_row);
     if (r1 > whole) {
         const int64_t from = r0 > whole ? r0 : whole;
         std::memcpy(d + from * w_row, s + from * w_row, (size_t)(r1 - from) * w_row);

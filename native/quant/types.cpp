@@ -19,8 +19,8 @@ struct table {
         t[id] = type_info{name, block, bytes, false, dot, nullptr, nullptr};
         known[id] = true;
     }
-    void def(hg_type id, const char *name, int64_t block, size_t bytes, hg_type dot,
-             to_float_fn to, from_float_fn from) {
+    void def(hg_type id, const char *name, int64_t block, size_t bytes, hg_type dot, to_float_fn to,
+             from_float_fn from) {
         t[id] = type_info{name, block, bytes, true, dot, to, from};
         known[id] = true;
     }
@@ -30,28 +30,28 @@ struct table {
         def(HG_TYPE_F32, "f32", 1, 4, HG_TYPE_F32, dequantize_row_f32_ref, quantize_row_f32_ref);
         def(HG_TYPE_F16, "f16", 1, 2, HG_TYPE_F32, dequantize_row_f16_ref, quantize_row_f16_ref);
         def(HG_TYPE_BF16, "bf16", 1, 2, HG_TYPE_BF16, dequantize_row_bf16_ref, quantize_row_bf16_ref);
-        def(HG_TYPE_Q4_0, "q4_0", QK4_0, sizeof(block_q4_0), HG_TYPE_Q8_0,
-            dequantize_row_q4_0_ref, quantize_row_q4_0_ref);
-        def(HG_TYPE_Q4_1, "q4_1", QK4_1, sizeof(block_q4_1), HG_TYPE_Q8_1,
-            dequantize_row_q4_1_ref, quantize_row_q4_1_ref);
-        def(HG_TYPE_Q5_0, "q5_0", QK5_0, sizeof(block_q5_0), HG_TYPE_Q8_0,
-            dequantize_row_q5_0_ref, quantize_row_q5_0_ref);
-        def(HG_TYPE_Q5_1, "q5_1", QK5_1, sizeof(block_q5_1), HG_TYPE_Q8_1,
-            dequantize_row_q5_1_ref, quantize_row_q5_1_ref);
-        def(HG_TYPE_Q8_0, "q8_0", QK8_0, sizeof(block_q8_0), HG_TYPE_Q8_0,
-            dequantize_row_q8_0_ref, quantize_row_q8_0_ref);
-        def(HG_TYPE_Q4_K, "q4_K", QK_K, sizeof(block_q4_K), HG_TYPE_Q8_K,
-            dequantize_row_q4_K_ref, quantize_row_q4_K_ref);
-        def(HG_TYPE_Q5_K, "q5_K", QK_K, sizeof(block_q5_K), HG_TYPE_Q8_K,
-            dequantize_row_q5_K_ref, quantize_row_q5_K_ref);
-        def(HG_TYPE_Q6_K, "q6_K", QK_K, sizeof(block_q6_K), HG_TYPE_Q8_K,
-            dequantize_row_q6_K_ref, quantize_row_q6_K_ref);
+        def(HG_TYPE_Q4_0, "q4_0", QK4_0, sizeof(block_q4_0), HG_TYPE_Q8_0, dequantize_row_q4_0_ref,
+            quantize_row_q4_0_ref);
+        def(HG_TYPE_Q4_1, "q4_1", QK4_1, sizeof(block_q4_1), HG_TYPE_Q8_1, dequantize_row_q4_1_ref,
+            quantize_row_q4_1_ref);
+        def(HG_TYPE_Q5_0, "q5_0", QK5_0, sizeof(block_q5_0), HG_TYPE_Q8_0, dequantize_row_q5_0_ref,
+            quantize_row_q5_0_ref);
+        def(HG_TYPE_Q5_1, "q5_1", QK5_1, sizeof(block_q5_1), HG_TYPE_Q8_1, dequantize_row_q5_1_ref,
+            quantize_row_q5_1_ref);
+        def(HG_TYPE_Q8_0, "q8_0", QK8_0, sizeof(block_q8_0), HG_TYPE_Q8_0, dequantize_row_q8_0_ref,
+            quantize_row_q8_0_ref);
+        def(HG_TYPE_Q4_K, "q4_K", QK_K, sizeof(block_q4_K), HG_TYPE_Q8_K, dequantize_row_q4_K_ref,
+            quantize_row_q4_K_ref);
+        def(HG_TYPE_Q5_K, "q5_K", QK_K, sizeof(block_q5_K), HG_TYPE_Q8_K, dequantize_row_q5_K_ref,
+            quantize_row_q5_K_ref);
+        def(HG_TYPE_Q6_K, "q6_K", QK_K, sizeof(block_q6_K), HG_TYPE_Q8_K, dequantize_row_q6_K_ref,
+            quantize_row_q6_K_ref);
         // Activation-only: quantized on the fly, never a weight, so no dot kernel of their own.
         // q8_1 is ggml's 36-byte struct (gguf-py's table still says 40).
-        def(HG_TYPE_Q8_1, "q8_1", QK8_1, sizeof(block_q8_1), HG_TYPE_Q8_1,
-            dequantize_row_q8_1_ref, quantize_row_q8_1_ref);
-        def(HG_TYPE_Q8_K, "q8_K", QK_K, sizeof(block_q8_K), HG_TYPE_Q8_K,
-            dequantize_row_q8_K_ref, quantize_row_q8_K_ref);
+        def(HG_TYPE_Q8_1, "q8_1", QK8_1, sizeof(block_q8_1), HG_TYPE_Q8_1, dequantize_row_q8_1_ref,
+            quantize_row_q8_1_ref);
+        def(HG_TYPE_Q8_K, "q8_K", QK_K, sizeof(block_q8_K), HG_TYPE_Q8_K, dequantize_row_q8_K_ref,
+            quantize_row_q8_K_ref);
 
         // Known but not computed with: sizes from gguf-py 0.19.0's GGML_QUANT_SIZES.
         def(HG_TYPE_Q2_K, "q2_K", 256, 84, HG_TYPE_Q8_K);
@@ -97,8 +97,8 @@ size_t row_bytes(int type, int64_t n) {
     const type_info *ti = type_traits(type);
     if (!ti) fail("unknown tensor type id " + std::to_string(type) + " (row of " + std::to_string(n) + " elements)");
     if (n < 0 || n % ti->block_size != 0)
-        fail(std::string("row of ") + std::to_string(n) + " elements is not a whole number of " +
-             ti->name + " blocks (" + std::to_string(ti->block_size) + " elements each)");
+        fail(std::string("row of ") + std::to_string(n) + " elements is not a whole number of " + ti->name +
+             " blocks (" + std::to_string(ti->block_size) + " elements each)");
     return (size_t)(n / ti->block_size) * ti->block_bytes;
 }
 

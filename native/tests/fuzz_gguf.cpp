@@ -103,11 +103,11 @@ std::vector<Seed> make_seeds() {
     // Many small tensors.
     FileSpec many;
     many.kvs = {{"general.architecture", str_value("phi3")}};
-    const uint32_t types[] = {HG_TYPE_F32, HG_TYPE_F16, HG_TYPE_Q4_1, HG_TYPE_Q5_0, HG_TYPE_Q2_K, HG_TYPE_IQ4_NL,
-                              HG_TYPE_I16, HG_TYPE_F64};
+    const uint32_t types[] = {HG_TYPE_F32,  HG_TYPE_F16,    HG_TYPE_Q4_1, HG_TYPE_Q5_0,
+                              HG_TYPE_Q2_K, HG_TYPE_IQ4_NL, HG_TYPE_I16,  HG_TYPE_F64};
     for (int i = 0; i < 16; i++)
-        many.tensors.push_back({"blk." + std::to_string(i) + ".w",
-                                {(uint64_t)hg_type_block_size((int)types[i % 8]), 2}, types[i % 8]});
+        many.tensors.push_back(
+            {"blk." + std::to_string(i) + ".w", {(uint64_t)hg_type_block_size((int)types[i % 8]), 2}, types[i % 8]});
     seeds.push_back(make_seed(many));
     return seeds;
 }
@@ -126,9 +126,31 @@ struct Rng {
 };
 
 uint64_t interesting_u64(Rng &r, uint64_t old, size_t size) {
-    const uint64_t v[] = {0, 1, 2, 3, 4, 31, 32, 33, 64, 255, 256, 65535, 1ull << 31, 1ull << 32,
-                          (1ull << 32) + 1, 1ull << 60, 1ull << 62, 1ull << 63, (1ull << 63) - 1, ~0ull,
-                          ~0ull - 31, ~0ull / 8, size, size - 1, size + 1};
+    const uint64_t v[] = {0,
+                          1,
+                          2,
+                          3,
+                          4,
+                          31,
+                          32,
+                          33,
+                          64,
+                          255,
+                          256,
+                          65535,
+                          1ull << 31,
+                          1ull << 32,
+                          (1ull << 32) + 1,
+                          1ull << 60,
+                          1ull << 62,
+                          1ull << 63,
+                          (1ull << 63) - 1,
+                          ~0ull,
+                          ~0ull - 31,
+                          ~0ull / 8,
+                          size,
+                          size - 1,
+                          size + 1};
     switch (r.below(4)) {
     case 0: return old + (r.below(2) ? 1 : -1);
     case 1: return old * 2 + r.below(64);
@@ -161,8 +183,8 @@ void mutate(std::vector<uint8_t> &b, const Seed &seed, const std::vector<Seed> &
             break;
         case 3:
         case 4: { // a u64 field (count, length, dim, offset) or any 8 bytes
-            size_t at = !seed.u64_at.empty() && r.below(4) ? seed.u64_at[r.below(seed.u64_at.size())]
-                                                           : (size_t)r.below(size);
+            size_t at =
+                !seed.u64_at.empty() && r.below(4) ? seed.u64_at[r.below(seed.u64_at.size())] : (size_t)r.below(size);
             if (at + 8 > size) break;
             uint64_t old;
             std::memcpy(&old, &b[at], 8);
@@ -221,16 +243,16 @@ void mutate(std::vector<uint8_t> &b, const Seed &seed, const std::vector<Seed> &
 
 // ---- one input ----
 
-std::string g_path;     // the temp file each input is written to
-std::string g_failure;  // what broke, when something did
+std::string g_path;       // the temp file each input is written to
+std::string g_failure;    // what broke, when something did
 volatile uint64_t g_sink; // keeps the reads of every byte from being optimised out
 
-#define EXPECT(cond)                                                                       \
-    do {                                                                                   \
-        if (!(cond)) {                                                                     \
-            g_failure = std::string("invariant broken: ") + #cond + " (line " + std::to_string(__LINE__) + ")"; \
-            return false;                                                                  \
-        }                                                                                  \
+#define EXPECT(cond)                                                                                                   \
+    do {                                                                                                               \
+        if (!(cond)) {                                                                                                 \
+            g_failure = std::string("invariant broken: ") + #cond + " (line " + std::to_string(__LINE__) + ")";        \
+            return false;                                                                                              \
+        }                                                                                                              \
     } while (0)
 
 uint64_t touch(const void *p, uint64_t n) {
@@ -241,18 +263,22 @@ uint64_t touch(const void *p, uint64_t n) {
 }
 
 bool is_unsigned(int t) {
-    return t == HG_GGUF_UINT8 || t == HG_GGUF_UINT16 || t == HG_GGUF_UINT32 || t == HG_GGUF_UINT64 ||
-           t == HG_GGUF_BOOL;
+    return t == HG_GGUF_UINT8 || t == HG_GGUF_UINT16 || t == HG_GGUF_UINT32 || t == HG_GGUF_UINT64 || t == HG_GGUF_BOOL;
 }
-bool is_signed(int t) {
-    return t == HG_GGUF_INT8 || t == HG_GGUF_INT16 || t == HG_GGUF_INT32 || t == HG_GGUF_INT64;
-}
+bool is_signed(int t) { return t == HG_GGUF_INT8 || t == HG_GGUF_INT16 || t == HG_GGUF_INT32 || t == HG_GGUF_INT64; }
 uint64_t elem_size(int t) {
     switch (t) {
-    case HG_GGUF_UINT8: case HG_GGUF_INT8: case HG_GGUF_BOOL: return 1;
-    case HG_GGUF_UINT16: case HG_GGUF_INT16: return 2;
-    case HG_GGUF_UINT32: case HG_GGUF_INT32: case HG_GGUF_FLOAT32: return 4;
-    case HG_GGUF_UINT64: case HG_GGUF_INT64: case HG_GGUF_FLOAT64: return 8;
+    case HG_GGUF_UINT8:
+    case HG_GGUF_INT8:
+    case HG_GGUF_BOOL: return 1;
+    case HG_GGUF_UINT16:
+    case HG_GGUF_INT16: return 2;
+    case HG_GGUF_UINT32:
+    case HG_GGUF_INT32:
+    case HG_GGUF_FLOAT32: return 4;
+    case HG_GGUF_UINT64:
+    case HG_GGUF_INT64:
+    case HG_GGUF_FLOAT64: return 8;
     default: return 0;
     }
 }
@@ -305,7 +331,7 @@ bool exercise(const hg_gguf *g) {
                 sum += touch(p, n * es);
                 for (uint64_t j = 0; j < n; j++)
                     sum += is_unsigned(et) ? hg_gguf_kv_arr_u64(g, i, j)
-                         : is_signed(et)   ? (uint64_t)hg_gguf_kv_arr_i64(g, i, j)
+                           : is_signed(et) ? (uint64_t)hg_gguf_kv_arr_i64(g, i, j)
                                            : (uint64_t)(hg_gguf_kv_arr_f64(g, i, j) != 0);
                 EXPECT(hg_gguf_kv_arr_str(g, i, 0, &len) == nullptr);
             }
@@ -350,7 +376,8 @@ bool exercise(const hg_gguf *g) {
     }
     EXPECT(hg_gguf_tensor_name(g, n_t) == nullptr && hg_gguf_tensor_dim(g, 0, 4) == -1);
     std::sort(extents.begin(), extents.end());
-    for (size_t k = 1; k < extents.size(); k++) EXPECT(extents[k - 1].first + extents[k - 1].second <= extents[k].first);
+    for (size_t k = 1; k < extents.size(); k++)
+        EXPECT(extents[k - 1].first + extents[k - 1].second <= extents[k].first);
     g_sink = g_sink + sum;
     return true;
 }
@@ -448,9 +475,12 @@ int main(int argc, char **argv) {
     uint64_t iters = 0, seed = (uint64_t)std::chrono::steady_clock::now().time_since_epoch().count();
     for (int i = 1; i < argc; i++) {
         std::string a = argv[i];
-        if (a == "--seconds" && i + 1 < argc) seconds = std::atof(argv[++i]);
-        else if (a == "--iters" && i + 1 < argc) iters = std::strtoull(argv[++i], nullptr, 10);
-        else if (a == "--seed" && i + 1 < argc) seed = std::strtoull(argv[++i], nullptr, 10);
+        if (a == "--seconds" && i + 1 < argc)
+            seconds = std::atof(argv[++i]);
+        else if (a == "--iters" && i + 1 < argc)
+            iters = std::strtoull(argv[++i], nullptr, 10);
+        else if (a == "--seed" && i + 1 < argc)
+            seed = std::strtoull(argv[++i], nullptr, 10);
         else {
             std::fprintf(stderr, "usage: fuzz_gguf [--seconds N | --iters N] [--seed N]\n");
             return 2;
@@ -465,8 +495,7 @@ int main(int argc, char **argv) {
     // Seeds must be accepted, or the fuzzer would only test the first bytes.
     for (size_t s = 0; s < seeds.size(); s++) {
         if (run_one(seeds[s].bytes.data(), seeds[s].bytes.size(), nullptr) != 1) {
-            std::fprintf(stderr, "fuzz_gguf: seed %zu is not accepted: %s %s\n", s, hg_last_error(),
-                         g_failure.c_str());
+            std::fprintf(stderr, "fuzz_gguf: seed %zu is not accepted: %s %s\n", s, hg_last_error(), g_failure.c_str());
             std::remove(g_path.c_str());
             return 1;
         }
@@ -481,8 +510,7 @@ int main(int argc, char **argv) {
     std::vector<uint8_t> buf;
     for (;; n++) {
         if (iters ? n >= iters : (n % 256 == 0 && elapsed >= seconds)) break;
-        if (n % 256 == 0)
-            elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+        if (n % 256 == 0) elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
         const Seed &sd = seeds[rng.below(seeds.size())];
         buf = !pool.empty() && rng.below(4) == 0 ? pool[rng.below(pool.size())] : sd.bytes;
         mutate(buf, sd, seeds, rng);
@@ -497,8 +525,10 @@ int main(int argc, char **argv) {
         }
         if (r == 1) {
             accepted++;
-            if (pool.size() < 256) pool.push_back(buf);
-            else pool[rng.below(pool.size())] = buf;
+            if (pool.size() < 256)
+                pool.push_back(buf);
+            else
+                pool[rng.below(pool.size())] = buf;
         } else {
             rejected++;
             reasons[reason_kind(reason)]++;

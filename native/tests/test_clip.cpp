@@ -105,7 +105,9 @@ TEST(gelus_match_reference) {
 
 TEST(patch_embed_matches_reference) {
     hg::ThreadPool pool(3);
-    struct Case { int64_t c, h, w, p, e; };
+    struct Case {
+        int64_t c, h, w, p, e;
+    };
     for (Case s : {Case{3, 28, 42, 14, 5}, Case{3, 56, 56, 14, 33}, Case{2, 9, 6, 3, 7}}) {
         const int64_t k = s.c * s.p * s.p, n = (s.h / s.p) * (s.w / s.p);
         auto w = randn((size_t)(s.e * k), 7), px = randn((size_t)(s.c * s.h * s.w), 8);
@@ -128,35 +130,38 @@ TEST(patch_embed_matches_reference) {
         CHECK_MSG(e16 < 3e-3, "f16 patch " + std::to_string(s.p));
     }
     std::vector<float> w(3 * 14 * 14), px(3 * 30 * 30), out(4);
-    CHECK(contains(error_of([&] { hg::patch_embed(pool, HG_TYPE_F32, w.data(), 1, px.data(), 3, 30, 30, 14, out.data()); }),
-                   "not a whole number of 14 px patches"));
+    CHECK(contains(
+        error_of([&] { hg::patch_embed(pool, HG_TYPE_F32, w.data(), 1, px.data(), 3, 30, 30, 14, out.data()); }),
+        "not a whole number of 14 px patches"));
 }
 
 TEST(vit_attention_matches_reference) {
     hg::ThreadPool pool(3);
-    struct Case { int64_t n, heads, hd; };
+    struct Case {
+        int64_t n, heads, hd;
+    };
     // every build of the kernel this CPU can run (isa_force refuses the others)
     for (int isa : {HG_ISA_SCALAR, HG_ISA_AVX2, HG_ISA_AVX512})
-    for (Case s : {Case{1, 1, 8}, Case{17, 2, 16}, Case{70, 3, 64}, Case{33, 16, 4}, Case{577, 2, 64}}) {
-        try {
-            hg::isa_force(isa);
-        } catch (const hg::Error &) {
-            continue;
+        for (Case s : {Case{1, 1, 8}, Case{17, 2, 16}, Case{70, 3, 64}, Case{33, 16, 4}, Case{577, 2, 64}}) {
+            try {
+                hg::isa_force(isa);
+            } catch (const hg::Error &) {
+                continue;
+            }
+            const int64_t E = s.heads * s.hd, stride = 3 * E + 5; // q, k, v interleaved, padded
+            auto qkv = randn((size_t)(s.n * stride), (uint32_t)s.n, 0.0f, 2.0f);
+            std::vector<float> got((size_t)(s.n * E)), ref(got.size());
+            hg::vit_attention(pool, qkv.data(), qkv.data() + E, qkv.data() + 2 * E, stride, s.n, s.heads, s.hd,
+                              got.data(), E);
+            hg::vit_attention_ref(qkv.data(), qkv.data() + E, qkv.data() + 2 * E, stride, s.n, s.heads, s.hd,
+                                  ref.data(), E);
+            // float softmax and sums over up to 577 keys: measured up to 2.2e-6 relative
+            const double e = max_rel(got.data(), ref.data(), got.size());
+            hg::isa_force(-1);
+            std::printf("  isa %d, %lld positions, %lld heads of %lld: max rel %.2e\n", isa, (long long)s.n,
+                        (long long)s.heads, (long long)s.hd, e);
+            CHECK_MSG(e < 1e-5, "n = " + std::to_string(s.n));
         }
-        const int64_t E = s.heads * s.hd, stride = 3 * E + 5; // q, k, v interleaved, padded
-        auto qkv = randn((size_t)(s.n * stride), (uint32_t)s.n, 0.0f, 2.0f);
-        std::vector<float> got((size_t)(s.n * E)), ref(got.size());
-        hg::vit_attention(pool, qkv.data(), qkv.data() + E, qkv.data() + 2 * E, stride, s.n, s.heads, s.hd,
-                          got.data(), E);
-        hg::vit_attention_ref(qkv.data(), qkv.data() + E, qkv.data() + 2 * E, stride, s.n, s.heads, s.hd,
-                              ref.data(), E);
-        // float softmax and sums over up to 577 keys: measured up to 2.2e-6 relative
-        const double e = max_rel(got.data(), ref.data(), got.size());
-        hg::isa_force(-1);
-        std::printf("  isa %d, %lld positions, %lld heads of %lld: max rel %.2e\n", isa, (long long)s.n,
-                    (long long)s.heads, (long long)s.hd, e);
-        CHECK_MSG(e < 1e-5, "n = " + std::to_string(s.n));
-    }
 }
 
 // ---- the tower against transformers ----
@@ -214,7 +219,8 @@ TEST(tower_matches_transformers) {
             m->encode(pool, g.pixels.data(), h, out.data());
             const double e = max_rel(out.data(), &g.hidden[h * per], per);
             std::printf("  %-5s hidden state %u: max rel %.2e\n", variant.c_str(), h, e);
-            CHECK_MSG(e < tolerance(variant), variant + " hidden state " + std::to_string(h) + ": " + std::to_string(e));
+            CHECK_MSG(e < tolerance(variant),
+                      variant + " hidden state " + std::to_string(h) + ": " + std::to_string(e));
         }
         // projectors on the reference's own features, so only the projector is measured
         std::vector<float> proj((size_t)g.n_patches * g.proj), gen((size_t)g.n_patches * g.gen_proj);
@@ -262,7 +268,8 @@ bool ends_with(const std::string &s, const std::string &e) {
 }
 float scale_of(const std::string &name) {
     if (ends_with(name, "ffn_down.weight")) return 1.0f / 32;
-    if (ends_with(name, ".weight") && (contains(name, "attn_") || contains(name, "ffn_up") || contains(name, "patch_embd")))
+    if (ends_with(name, ".weight") &&
+        (contains(name, "attn_") || contains(name, "ffn_up") || contains(name, "patch_embd")))
         return 1.0f / 16;
     if (name == "v.class_embd" || name == "v.position_embd.weight") return 0.5f;
     return 1.0f / 8;
@@ -364,8 +371,7 @@ TEST(real_geometry_matches_transformers) {
         CHECK(m->hparams().n_patches() == 576 && m->tap_layer(hg::CLIP_TAP_COMPREHENSION) == 2);
         for (int64_t h : {int64_t(1), int64_t(2)}) {
             m->encode(pool, pixels.data(), h, out.data());
-            for (size_t r = 0; r < rows.size(); r++)
-                std::copy_n(&out[rows[r] * 1024], 1024, &got[r * 1024]);
+            for (size_t r = 0; r < rows.size(); r++) std::copy_n(&out[rows[r] * 1024], 1024, &got[r * 1024]);
             const double e = max_rel(got.data(), &want[(size_t)set * rows.size() * 1024], got.size());
             std::printf("  %s hidden state %lld: max rel %.2e\n", type == HG_TYPE_F32 ? "f32" : "f16", (long long)h, e);
             CHECK_MSG(e < (type == HG_TYPE_F32 ? 1e-4 : 1e-3), "hidden state " + std::to_string(h));
@@ -401,7 +407,8 @@ TEST(bad_files_are_refused_naming_the_fault) {
 
     e = load_error(patched("clip.vision.embedding_length", set_u32(30)));
     CHECK_MSG(contains(e, "not a multiple of clip.vision.attention.head_count") ||
-                  contains(e, "v.patch_embd.weight has shape"), e);
+                  contains(e, "v.patch_embd.weight has shape"),
+              e);
 
     e = load_error(patched("clip.vision.generation_feature_layer", set_u32(4)));
     CHECK_MSG(contains(e, "clip.vision.generation_feature_layer 4 is past the 3 layers"), e);
@@ -471,8 +478,7 @@ TEST(mutated_headers_load_or_are_refused) {
         for (int k = 0; k < flips; k++) b[rng() % header] ^= (uint8_t)(1u << (rng() % 8));
         try {
             auto m = hg::ClipModel::load(hg::GGUFFile::parse(b.data(), b.size(), "mutated.gguf"));
-            if (m->hparams().n_patches() * m->hparams().n_embd <= (int64_t)out.size() &&
-                m->hparams().image_size == 56)
+            if (m->hparams().n_patches() * m->hparams().n_embd <= (int64_t)out.size() && m->hparams().image_size == 56)
                 m->encode(pool, pixels.data(), m->tap_layer(hg::CLIP_TAP_COMPREHENSION), out.data());
             loaded++;
         } catch (const hg::Error &) {

@@ -36,11 +36,11 @@ double half_value(uint16_t h) {
 uint16_t oracle_f32_to_fp16(float f) {
     const uint16_t sign = std::signbit(f) ? 0x8000 : 0;
     const double a = std::fabs((double)f);
-    if (std::isnan(f)) return 0; // not asked
+    if (std::isnan(f)) return 0;            // not asked
     if (a >= 65520.0) return sign | 0x7c00; // 65504 + half an ulp (32): ties to even go up
     int e;
-    std::frexp(a, &e); // a = frac * 2^e, frac in [0.5, 1)
-    int exp = e - 1;   // a in [2^exp, 2^(exp+1))
+    std::frexp(a, &e);                    // a = frac * 2^e, frac in [0.5, 1)
+    int exp = e - 1;                      // a in [2^exp, 2^(exp+1))
     if (a == 0.0 || exp < -14) exp = -14; // subnormal range shares the 2^-24 step
     const double step = std::ldexp(1.0, exp - 10);
     double q = std::nearbyint(a / step); // a / step is exact; default mode is ties-to-even
@@ -131,13 +131,13 @@ TEST(fp16_overflow_to_inf) {
 }
 
 TEST(fp16_subnormals_and_zero) {
-    CHECK(hg::f32_to_fp16(0x1p-24f) == 0x0001);         // smallest subnormal
-    CHECK(hg::f32_to_fp16(0x1p-14f) == 0x0400);         // smallest normal
+    CHECK(hg::f32_to_fp16(0x1p-24f) == 0x0001);            // smallest subnormal
+    CHECK(hg::f32_to_fp16(0x1p-14f) == 0x0400);            // smallest normal
     CHECK(hg::f32_to_fp16(0x1p-14f - 0x1p-24f) == 0x03ff); // largest subnormal
     CHECK(hg::f32_to_fp16(0x1p-26f) == 0x0000);
     CHECK(hg::f32_to_fp16(0.0f) == 0x0000);
     CHECK(hg::f32_to_fp16(-0.0f) == 0x8000);
-    CHECK(hg::f32_to_fp16(1e-40f) == 0x0000);  // f32 subnormal
+    CHECK(hg::f32_to_fp16(1e-40f) == 0x0000); // f32 subnormal
     CHECK(hg::f32_to_fp16(-1e-40f) == 0x8000);
     CHECK(hg::fp16_to_f32(0x0001) == 0x1p-24f);
     CHECK(hg::fp16_to_f32(0x03ff) == 0x1p-14f - 0x1p-24f);
@@ -174,8 +174,8 @@ TEST(fp16_matches_f16c) {
         if (got != want && bad++ < 5)
             std::fprintf(stderr, "  f32 %08x: got %04x, F16C %04x\n", f32_to_bits(f), got, want);
     }
-    const float edges[] = {0.0f, -0.0f, 65504.0f, 65520.0f, 65519.996f, 0x1p-24f, 0x1p-25f, 3 * 0x1p-25f,
-                           1e-40f, -1e-45f, INFINITY, -INFINITY, 3.4028235e38f, 1.0f + 0x1p-11f};
+    const float edges[] = {0.0f,         -0.0f,  65504.0f, 65520.0f, 65519.996f, 0x1p-24f,      0x1p-25f,
+                           3 * 0x1p-25f, 1e-40f, -1e-45f,  INFINITY, -INFINITY,  3.4028235e38f, 1.0f + 0x1p-11f};
     for (float f : edges) CHECK(hg::f32_to_fp16(f) == f16c_from_f32(f));
     CHECK_MSG(bad == 0, std::to_string(bad) + " floats differ from _cvtss_sh");
     int bad_up = 0;

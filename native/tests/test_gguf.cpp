@@ -32,16 +32,15 @@ std::string reject(const std::vector<uint8_t> &bytes, const char *file, int line
         return "";
     }
     std::string msg = hg_last_error();
-    if (msg.find(tf.path) == std::string::npos)
-        hgtest::report(file, line, "message does not name the file: " + msg);
+    if (msg.find(tf.path) == std::string::npos) hgtest::report(file, line, "message does not name the file: " + msg);
     return msg;
 }
 
-#define CHECK_REJECT(bytes, needle)                                                          \
-    do {                                                                                     \
-        std::string _m = reject((bytes), __FILE__, __LINE__);                                \
-        if (!_m.empty() && _m.find(needle) == std::string::npos)                             \
-            hgtest::report(__FILE__, __LINE__, std::string("message lacks '") + (needle) + "': " + _m); \
+#define CHECK_REJECT(bytes, needle)                                                                                    \
+    do {                                                                                                               \
+        std::string _m = reject((bytes), __FILE__, __LINE__);                                                          \
+        if (!_m.empty() && _m.find(needle) == std::string::npos)                                                       \
+            hgtest::report(__FILE__, __LINE__, std::string("message lacks '") + (needle) + "': " + _m);                \
     } while (0)
 
 // String getters as std::string ("<null>" on failure); a function so the length is read
@@ -182,8 +181,8 @@ void check_all_types(const hg_gguf *g, const Built &b, uint32_t version) {
     const int n_dims[5] = {2, 1, 2, 4, 1};
     const int types[5] = {HG_TYPE_F32, HG_TYPE_F16, HG_TYPE_Q8_0, HG_TYPE_Q4_K, HG_TYPE_I8};
     const uint64_t bytes[5] = {48, 16, 136, 144, 3};
-    const char *names[5] = {"token_embd.weight", "blk.0.attn_norm.weight", "blk.0.ffn_up.weight",
-                            "output.weight", "t\xc3\xa9nsor"};
+    const char *names[5] = {"token_embd.weight", "blk.0.attn_norm.weight", "blk.0.ffn_up.weight", "output.weight",
+                            "t\xc3\xa9nsor"};
     for (int t = 0; t < 5; t++) {
         CHECK(hg_gguf_find_tensor(g, names[t]) == t);
         CHECK(std::string(hg_gguf_tensor_name(g, t)) == names[t]);
@@ -397,8 +396,7 @@ TEST(rejects_bad_utf8_and_names) {
                  "key contains a NUL byte");
     CHECK_REJECT(build(one_kv("", scalar<uint8_t>(HG_GGUF_UINT8, 1))).bytes, "key is empty");
     CHECK_REJECT(build(one_tensor({"", {4}, HG_TYPE_F32})).bytes, "tensor name is empty");
-    CHECK_REJECT(build(one_tensor({std::string("w\0", 2), {4}, HG_TYPE_F32})).bytes,
-                 "tensor name contains a NUL byte");
+    CHECK_REJECT(build(one_tensor({std::string("w\0", 2), {4}, HG_TYPE_F32})).bytes, "tensor name contains a NUL byte");
 }
 
 TEST(rejects_bad_tensors) {
@@ -418,8 +416,7 @@ TEST(rejects_bad_tensors) {
     CHECK_REJECT(build(one_tensor({"w", {4}, HG_TYPE_F32, 8})).bytes, "data offset 8 is not aligned to 32");
     CHECK_REJECT(build(one_tensor({"w", {4}, HG_TYPE_F32, 1ll << 40})).bytes,
                  "truncated: data at offset 1099511627776 + 16 bytes runs past the end");
-    CHECK_REJECT(build(one_tensor({"w", {4}, HG_TYPE_F32, ~0ull - 31})).bytes,
-                 "runs past the end of the file");
+    CHECK_REJECT(build(one_tensor({"w", {4}, HG_TYPE_F32, ~0ull - 31})).bytes, "runs past the end of the file");
     CHECK_REJECT(build(one_tensor({"w", {1ull << 40}, HG_TYPE_F32})).bytes, "runs past the end of the file");
 
     FileSpec s;
@@ -628,15 +625,19 @@ struct JsonParser {
 };
 
 // One scalar of GGUF type `type`, read by `u`/`i`/`f`/`str`, against a JSON value.
-template <class U, class I, class F, class S>
-bool same_value(int type, const Json &j, U u, I i, F f, S str) {
+template <class U, class I, class F, class S> bool same_value(int type, const Json &j, U u, I i, F f, S str) {
     switch (type) {
     case HG_GGUF_BOOL: return j.kind == Json::Bool && u() == (uint64_t)j.b;
-    case HG_GGUF_UINT8: case HG_GGUF_UINT16: case HG_GGUF_UINT32: case HG_GGUF_UINT64:
-        return j.kind == Json::Num && u() == std::strtoull(j.text.c_str(), nullptr, 10);
-    case HG_GGUF_INT8: case HG_GGUF_INT16: case HG_GGUF_INT32: case HG_GGUF_INT64:
-        return j.kind == Json::Num && i() == std::strtoll(j.text.c_str(), nullptr, 10);
-    case HG_GGUF_FLOAT32: case HG_GGUF_FLOAT64: {
+    case HG_GGUF_UINT8:
+    case HG_GGUF_UINT16:
+    case HG_GGUF_UINT32:
+    case HG_GGUF_UINT64: return j.kind == Json::Num && u() == std::strtoull(j.text.c_str(), nullptr, 10);
+    case HG_GGUF_INT8:
+    case HG_GGUF_INT16:
+    case HG_GGUF_INT32:
+    case HG_GGUF_INT64: return j.kind == Json::Num && i() == std::strtoll(j.text.c_str(), nullptr, 10);
+    case HG_GGUF_FLOAT32:
+    case HG_GGUF_FLOAT64: {
         if (j.kind != Json::Num) return false;
         double want = std::strtod(j.text.c_str(), nullptr), got = f();
         return std::fabs(got - want) <= 1e-6 * std::max(1.0, std::fabs(want));
@@ -678,22 +679,20 @@ TEST(pygguf_fixture) {
             for (uint64_t j = 0; j < n && j < kv.second.arr.size(); j++)
                 CHECK_MSG(same_value(
                               et, kv.second.arr[j], [&] { return hg_gguf_kv_arr_u64(g, i, j); },
-                              [&] { return hg_gguf_kv_arr_i64(g, i, j); },
-                              [&] { return hg_gguf_kv_arr_f64(g, i, j); },
+                              [&] { return hg_gguf_kv_arr_i64(g, i, j); }, [&] { return hg_gguf_kv_arr_f64(g, i, j); },
                               [&] { return arr_string(g, i, j); }),
                           kv.first + "[" + std::to_string(j) + "]");
         } else {
             CHECK_MSG(same_value(
-                          type, kv.second, [&] { return hg_gguf_kv_u64(g, i); },
-                          [&] { return hg_gguf_kv_i64(g, i); }, [&] { return hg_gguf_kv_f64(g, i); },
-                          [&] { return kv_string(g, i); }),
+                          type, kv.second, [&] { return hg_gguf_kv_u64(g, i); }, [&] { return hg_gguf_kv_i64(g, i); },
+                          [&] { return hg_gguf_kv_f64(g, i); }, [&] { return kv_string(g, i); }),
                       kv.first);
         }
     }
     CHECK(hg_gguf_n_tensors(g) == (int64_t)tensors->arr.size());
     for (auto &tj : tensors->arr) {
-        const Json *name = tj.get("name"), *shape = tj.get("shape"), *type = tj.get("type"),
-                   *offset = tj.get("offset"), *bytes = tj.get("bytes");
+        const Json *name = tj.get("name"), *shape = tj.get("shape"), *type = tj.get("type"), *offset = tj.get("offset"),
+                   *bytes = tj.get("bytes");
         CHECK(name && shape && type && offset && bytes);
         if (!name || !shape || !type || !offset || !bytes) continue;
         int64_t t = hg_gguf_find_tensor(g, name->text.c_str());

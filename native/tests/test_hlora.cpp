@@ -48,8 +48,10 @@ Tensor tensor(int type, const std::vector<float> &v, int64_t rows, int64_t cols)
     Tensor t;
     t.f32 = v;
     for (float x : v)
-        if (type == HG_TYPE_F16) t.half.push_back(hg::f32_to_fp16(x));
-        else if (type == HG_TYPE_BF16) t.half.push_back(hg::f32_to_bf16(x));
+        if (type == HG_TYPE_F16)
+            t.half.push_back(hg::f32_to_fp16(x));
+        else if (type == HG_TYPE_BF16)
+            t.half.push_back(hg::f32_to_bf16(x));
     t.view.type = type;
     t.view.data = type == HG_TYPE_F32 ? (const void *)t.f32.data() : (const void *)t.half.data();
     t.view.rows = rows, t.view.cols = cols;
@@ -124,8 +126,8 @@ TEST(hlora_matches_torch_golden_vectors) {
         const bool ok = read_golden(path, g);
         CHECK_MSG(ok, "cannot read " + path + " (run from the repository root)");
         if (!ok) continue;
-        const Tensor R = tensor(HG_TYPE_F32, g.router, g.experts, g.in), A = tensor(HG_TYPE_F32, g.lora_a, g.rank, g.in),
-                     B = tensor(HG_TYPE_F32, g.lora_b, g.out, g.rank);
+        const Tensor R = tensor(HG_TYPE_F32, g.router, g.experts, g.in),
+                     A = tensor(HG_TYPE_F32, g.lora_a, g.rank, g.in), B = tensor(HG_TYPE_F32, g.lora_b, g.out, g.rank);
         auto ad = hg::HLoraAdapter::make(name, g.in, g.out, g.rank, g.experts, g.alpha, R.view, A.view, B.view);
         std::vector<float> fused(g.y.size()), ref(g.y.size()), base(g.y.size());
         hg::hlora_linear(pool, ad, HG_TYPE_F32, g.w.data(), g.x.data(), g.tokens, fused.data());
@@ -136,9 +138,10 @@ TEST(hlora_matches_torch_golden_vectors) {
         // <= 256 terms (~1e-6). 1e-4 leaves room for SIMD summation orders, and would still
         // catch a wrong scale, expert order or softmax (errors of order 1).
         const double e_fused = max_rel(fused, g.y), e_ref = max_rel(ref, g.y), adapter = max_rel(base, g.y);
-        std::printf("    %s (in %u, out %u, r %u, %u experts, alpha %g): max rel err vs torch: fused %.2e, reference %.2e "
-                    "(the adapter's share of y: %.2f)\n",
-                    name, g.in, g.out, g.rank, g.experts, (double)g.alpha, e_fused, e_ref, adapter);
+        std::printf(
+            "    %s (in %u, out %u, r %u, %u experts, alpha %g): max rel err vs torch: fused %.2e, reference %.2e "
+            "(the adapter's share of y: %.2f)\n",
+            name, g.in, g.out, g.rank, g.experts, (double)g.alpha, e_fused, e_ref, adapter);
         CHECK(e_fused < 1e-4);
         CHECK(e_ref < 1e-5);
         CHECK(adapter > 0.1); // the fixture exercises the adapter, not only W x
@@ -166,7 +169,8 @@ TEST(hlora_fused_matches_reference_over_shapes_and_types) {
                         auto w = randn((size_t)(out * in), seed, sd);
                         const Tensor R = tensor(ad_type, randn((size_t)(n * in), seed + 1, 2 * sd), n, in),
                                      A = tensor(ad_type, randn((size_t)(r * in), seed + 2, sd), r, in),
-                                     B = tensor(ad_type, randn((size_t)(out * r), seed + 3, 0.5f / std::sqrt((float)r)), out, r);
+                                     B = tensor(ad_type, randn((size_t)(out * r), seed + 3, 0.5f / std::sqrt((float)r)),
+                                                out, r);
                         auto ad = hg::HLoraAdapter::make("t", in, out, r, n, 2.0f * r, R.view, A.view, B.view);
                         auto x = randn((size_t)(in * tokens), seed + 4, 1.0f);
                         const auto wq = as_type(w_type, w, out, in);
@@ -247,7 +251,8 @@ TEST(hlora_packed_adapters_match_reference) {
                     const float sd = 1.0f / std::sqrt((float)in);
                     const Tensor R = tensor(HG_TYPE_F16, randn((size_t)(n * in), 31 + r, 2 * sd), n, in),
                                  A = tensor(HG_TYPE_F16, randn((size_t)(r * in), 32 + r, sd), r, in),
-                                 B = tensor(HG_TYPE_F16, randn((size_t)(out * r), 33 + r, 0.5f / std::sqrt((float)r)), out, r);
+                                 B = tensor(HG_TYPE_F16, randn((size_t)(out * r), 33 + r, 0.5f / std::sqrt((float)r)),
+                                            out, r);
                     auto plain = hg::HLoraAdapter::make("p", in, out, r, n, 2.0f * r, R.view, A.view, B.view);
                     if (ad_type != HG_TYPE_F16) plain.convert(ad_type);
                     auto packed = plain;
@@ -270,10 +275,11 @@ TEST(hlora_packed_adapters_match_reference) {
                                                std::to_string(tokens) + ": " + std::to_string(e));
                         CHECK(unfused == got);
                     }
-                    if (ra || b) expect_fail("the reference reads plain adapters", [&] {
-                        std::vector<float> y((size_t)out);
-                        hg::hlora_linear_ref(packed, HG_TYPE_F32, w.data(), w.data(), 1, y.data());
-                    });
+                    if (ra || b)
+                        expect_fail("the reference reads plain adapters", [&] {
+                            std::vector<float> y((size_t)out);
+                            hg::hlora_linear_ref(packed, HG_TYPE_F32, w.data(), w.data(), 1, y.data());
+                        });
                 }
     std::printf("    %d matrices packed\n", packed_seen);
 }
@@ -360,9 +366,9 @@ TEST(hlora_cost_at_a_phi3_shape) {
     for (int64_t r : {64, 256}) {
         const auto rv = randn((size_t)(n * in), 8, 0.02f), av = randn((size_t)(r * in), 9, 0.02f),
                    bv = randn((size_t)(out * r), 10, 0.02f);
-        const Tensor R = tensor(HG_TYPE_F32, rv, n, in), A = tensor(HG_TYPE_F32, av, r, in), B = tensor(HG_TYPE_F32, bv, out, r),
-                     R16 = tensor(HG_TYPE_F16, rv, n, in), A16 = tensor(HG_TYPE_F16, av, r, in),
-                     B16 = tensor(HG_TYPE_F16, bv, out, r);
+        const Tensor R = tensor(HG_TYPE_F32, rv, n, in), A = tensor(HG_TYPE_F32, av, r, in),
+                     B = tensor(HG_TYPE_F32, bv, out, r), R16 = tensor(HG_TYPE_F16, rv, n, in),
+                     A16 = tensor(HG_TYPE_F16, av, r, in), B16 = tensor(HG_TYPE_F16, bv, out, r);
         auto ad = hg::HLoraAdapter::make("bench", in, out, r, n, 2.0f * r, R.view, A.view, B.view);
         auto ad16 = hg::HLoraAdapter::make("bench16", in, out, r, n, 2.0f * r, R16.view, A16.view, B16.view);
         for (int64_t tokens : {1, 64}) {
@@ -370,14 +376,21 @@ TEST(hlora_cost_at_a_phi3_shape) {
             std::vector<float> y((size_t)(out * tokens));
             double base = 1e30, fused = 1e30, fused16 = 1e30;
             for (int i = 0; i < 10; i++) {
-                base = std::min(base, ms([&] { hg::matmul(pool, HG_TYPE_Q4_0, wq.data(), out, in, x.data(), tokens, y.data()); }));
-                fused = std::min(fused, ms([&] { hg::hlora_linear(pool, ad, HG_TYPE_Q4_0, wq.data(), x.data(), tokens, y.data()); }));
-                fused16 = std::min(fused16, ms([&] { hg::hlora_linear(pool, ad16, HG_TYPE_Q4_0, wq.data(), x.data(), tokens, y.data()); }));
+                base = std::min(
+                    base, ms([&] { hg::matmul(pool, HG_TYPE_Q4_0, wq.data(), out, in, x.data(), tokens, y.data()); }));
+                fused = std::min(fused, ms([&] {
+                                     hg::hlora_linear(pool, ad, HG_TYPE_Q4_0, wq.data(), x.data(), tokens, y.data());
+                                 }));
+                fused16 = std::min(
+                    fused16,
+                    ms([&] { hg::hlora_linear(pool, ad16, HG_TYPE_Q4_0, wq.data(), x.data(), tokens, y.data()); }));
             }
-            const double ref = ms([&] { hg::hlora_linear_ref(ad, HG_TYPE_Q4_0, wq.data(), x.data(), tokens, y.data()); });
-            std::printf("    r=%3lld tokens=%2lld: base %.3f ms; fused, f32 adapter %.3f ms (%.2fx base), f16 adapter %.3f ms "
-                        "(%.2fx base); reference %.1f ms (%.0fx fused f32)\n",
-                        (long long)r, (long long)tokens, base, fused, fused / base, fused16, fused16 / base, ref, ref / fused);
+            const double ref =
+                ms([&] { hg::hlora_linear_ref(ad, HG_TYPE_Q4_0, wq.data(), x.data(), tokens, y.data()); });
+            std::printf(
+                "    r=%3lld tokens=%2lld: base %.3f ms; fused, f32 adapter %.3f ms (%.2fx base), f16 adapter %.3f ms "
+                "(%.2fx base); reference %.1f ms (%.0fx fused f32)\n",
+                (long long)r, (long long)tokens, base, fused, fused / base, fused16, fused16 / base, ref, ref / fused);
         }
     }
 }

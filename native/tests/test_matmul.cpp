@@ -19,9 +19,8 @@
 #include "healthgpt.h"
 #include "tests/check.h"
 
-static const int kWeightTypes[] = {HG_TYPE_F32,  HG_TYPE_F16,  HG_TYPE_BF16, HG_TYPE_Q8_0,
-                                   HG_TYPE_Q4_0, HG_TYPE_Q4_1, HG_TYPE_Q5_0, HG_TYPE_Q5_1,
-                                   HG_TYPE_Q4_K, HG_TYPE_Q5_K, HG_TYPE_Q6_K};
+static const int kWeightTypes[] = {HG_TYPE_F32,  HG_TYPE_F16,  HG_TYPE_BF16, HG_TYPE_Q8_0, HG_TYPE_Q4_0, HG_TYPE_Q4_1,
+                                   HG_TYPE_Q5_0, HG_TYPE_Q5_1, HG_TYPE_Q4_K, HG_TYPE_Q5_K, HG_TYPE_Q6_K};
 
 TEST(pool_runs_every_thread_once) {
     for (int n : {1, 2, 3, 5}) {
@@ -122,7 +121,7 @@ double activation_bound(const problem &p, int64_t r, int64_t c) {
     }
     switch (p.type) {
     case HG_TYPE_F32: return 1e-4 * wsum * amax;
-    case HG_TYPE_F16: return 2e-3 * wsum * amax; // x rounded to half
+    case HG_TYPE_F16: return 2e-3 * wsum * amax;  // x rounded to half
     case HG_TYPE_BF16: return 1e-2 * wsum * amax; // x rounded to bfloat16
     default: return wsum * amax / 127.0 + 1e-4;
     }
@@ -136,9 +135,9 @@ TEST(matmul_matches_reference_at_every_level) {
     // short rows that only the plain dot loop sees; one column over enough rows for decode's
     // wider strips (32 rows at 2 threads, 5 rows over); several 64 x 64 panels with partial
     // ones at both edges
-    const int64_t shapes[][3] = {{1, 1, 1},   {3, 1, 2},   {17, 2, 1},  {67, 3, 5},  {40, 12, 17},
-                                 {5, 1, 33},  {48, 5, 7},  {33, 2, 6},  {517, 2, 1}, {20, 1, 10},
-                                 {18, 2, 3},  {35, 3, 12}, {130, 2, 70}};
+    const int64_t shapes[][3] = {{1, 1, 1},  {3, 1, 2},   {17, 2, 1},  {67, 3, 5},  {40, 12, 17},
+                                 {5, 1, 33}, {48, 5, 7},  {33, 2, 6},  {517, 2, 1}, {20, 1, 10},
+                                 {18, 2, 3}, {35, 3, 12}, {130, 2, 70}};
     uint32_t seed = 1;
     for (int type : kWeightTypes) {
         const int64_t bs = hg_type_block_size(type) == 1 ? 32 : hg_type_block_size(type);
@@ -195,7 +194,8 @@ TEST(matmul_refuses_bad_arguments) {
 // arithmetic in the same order); q8_0 and f16 sum in another order, so within float
 // reordering of the plain result. MatVec refuses ranges that cut a group.
 TEST(matmul_packed_weights_match_plain) {
-    const int64_t shapes[][3] = {{16, 3, 1}, {37, 2, 1}, {100, 3, 1}, {517, 2, 1}, {48, 5, 7}, {35, 3, 12}, {130, 2, 70}};
+    const int64_t shapes[][3] = {{16, 3, 1}, {37, 2, 1},  {100, 3, 1}, {517, 2, 1},
+                                 {48, 5, 7}, {35, 3, 12}, {130, 2, 70}};
     uint32_t seed = 500;
     for (int type : {HG_TYPE_Q4_0, HG_TYPE_Q8_0, HG_TYPE_F16, HG_TYPE_Q4_K, HG_TYPE_Q5_K, HG_TYPE_Q6_K})
         for (auto &s : shapes) {

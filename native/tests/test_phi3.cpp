@@ -27,16 +27,15 @@ namespace {
 
 bool contains(const std::string &s, const std::string &needle) { return s.find(needle) != std::string::npos; }
 
-#define CHECK_ERROR(call, needle)                                                            \
-    do {                                                                                     \
-        const bool _failed = (call);                                                         \
-        const std::string _msg = hg_last_error();                                            \
-        CHECK_MSG(_failed, std::string("no failure; expected: ") + (needle));                \
-        CHECK_MSG(contains(_msg, needle), "message '" + _msg + "' lacks '" + (needle) + "'"); \
+#define CHECK_ERROR(call, needle)                                                                                      \
+    do {                                                                                                               \
+        const bool _failed = (call);                                                                                   \
+        const std::string _msg = hg_last_error();                                                                      \
+        CHECK_MSG(_failed, std::string("no failure; expected: ") + (needle));                                          \
+        CHECK_MSG(contains(_msg, needle), "message '" + _msg + "' lacks '" + (needle) + "'");                          \
     } while (0)
 
 // ---- golden logits ----
-
 
 // max |got - ref| / max |ref| over rows [r0, r1): one number that does not blow up on the
 // many logits near zero. Argmax must agree on every row.
@@ -82,7 +81,7 @@ struct Variant {
 };
 
 const Variant kVariants[] = {
-    {"gqa.f32", HG_TYPE_F32, 1e-4}, {"gqa.f32", HG_TYPE_F16, 2e-3}, {"gqa.f16", HG_TYPE_F16, 3e-3},
+    {"gqa.f32", HG_TYPE_F32, 1e-4},  {"gqa.f32", HG_TYPE_F16, 2e-3}, {"gqa.f16", HG_TYPE_F16, 3e-3},
     {"gqa.q8_0", HG_TYPE_F16, 3e-2}, {"swa.f32", HG_TYPE_F32, 1e-4}, {"swa.f32", HG_TYPE_F16, 2e-3},
     {"swa.q8_0", HG_TYPE_F16, 3e-2},
 };
@@ -101,8 +100,8 @@ void check_result(const char *what, const Variant &v, const Compare &c) {
     std::printf("    %-9s kv %-3s %-22s max rel err %.3g (tol %.0e)\n", v.name,
                 v.kv_type == HG_TYPE_F32 ? "f32" : "f16", what, c.rel, v.tol);
     CHECK_MSG(c.rel <= v.tol, std::string(v.name) + " " + what + ": rel err " + std::to_string(c.rel));
-    CHECK_MSG(c.argmax_mismatches == 0,
-              std::string(v.name) + " " + what + ": argmax differs at " + std::to_string(c.argmax_mismatches) + " positions");
+    CHECK_MSG(c.argmax_mismatches == 0, std::string(v.name) + " " + what + ": argmax differs at " +
+                                            std::to_string(c.argmax_mismatches) + " positions");
 }
 
 } // namespace
@@ -282,7 +281,8 @@ std::vector<uint8_t> synthetic_phi3(const Shape &s, const Faults &fault = {}) {
     key_u32("phi3.attention.head_count", s.heads);
     key_u32("phi3.attention.head_count_kv", s.kv_heads);
     key_u32("phi3.rope.dimension_count", s.hidden / s.heads);
-    if (fault.drop_key != "phi3.attention.layer_norm_rms_epsilon") g.kv_f32("phi3.attention.layer_norm_rms_epsilon", 1e-5f);
+    if (fault.drop_key != "phi3.attention.layer_norm_rms_epsilon")
+        g.kv_f32("phi3.attention.layer_norm_rms_epsilon", 1e-5f);
     g.kv_f32("phi3.rope.freq_base", 10000.0f);
     const uint64_t hd = s.hidden / s.heads, qkv = s.hidden + 2 * s.kv_heads * hd;
     auto add = [&](const std::string &name, std::vector<uint64_t> dims) {
@@ -295,7 +295,8 @@ std::vector<uint8_t> synthetic_phi3(const Shape &s, const Faults &fault = {}) {
             return;
         }
         const bool vec = dims.size() == 1;
-        g.tensor(name, dims, HG_TYPE_F32, f32_bytes(n, rng, vec ? 1.0f : 0.0f, vec ? 0.1f : 1.0f / std::sqrt((float)dims[0])));
+        g.tensor(name, dims, HG_TYPE_F32,
+                 f32_bytes(n, rng, vec ? 1.0f : 0.0f, vec ? 0.1f : 1.0f / std::sqrt((float)dims[0])));
     };
     add("token_embd.weight", {(uint64_t)s.hidden, (uint64_t)s.vocab});
     for (int i = 0; i < s.layers; i++) {
@@ -468,7 +469,8 @@ TEST(rope_matches_double_rotate_half) {
         int head_dim, n_rot, heads;
         float base;
     };
-    for (const Case c : {Case{24, 24, 5, 10000.0f}, Case{24, 16, 3, 250000.0f}, Case{6, 2, 1, 10000.0f}, Case{96, 96, 2, 10000.0f}}) {
+    for (const Case c :
+         {Case{24, 24, 5, 10000.0f}, Case{24, 16, 3, 250000.0f}, Case{6, 2, 1, 10000.0f}, Case{96, 96, 2, 10000.0f}}) {
         const int n_tokens = 6, stride = c.heads * c.head_dim + 5; // padding: Q inside qkv
         const std::vector<int32_t> pos = {0, 1, 2, 17, 1023, 4095};
         std::vector<float> x(n_tokens * stride);
@@ -489,8 +491,10 @@ TEST(rope_matches_double_rotate_half) {
                     if (i < c.n_rot) {
                         const int j = i % half;
                         const double angle = pos[t] * std::pow((double)c.base, -2.0 * j / c.n_rot);
-                        const double a = x[t * stride + h * c.head_dim + j], b = x[t * stride + h * c.head_dim + j + half];
-                        want = i < half ? a * std::cos(angle) - b * std::sin(angle) : b * std::cos(angle) + a * std::sin(angle);
+                        const double a = x[t * stride + h * c.head_dim + j],
+                                     b = x[t * stride + h * c.head_dim + j + half];
+                        want = i < half ? a * std::cos(angle) - b * std::sin(angle)
+                                        : b * std::cos(angle) + a * std::sin(angle);
                     }
                     CHECK_NEAR(fast[at], want, tol);
                     CHECK_NEAR(ref[at], want, 1e-6);
@@ -560,7 +564,8 @@ void check_attention(hg::ThreadPool &pool, const AttnCase &c, uint32_t seed) {
             double mx = -INFINITY, sum = 0;
             for (int j = j0; j <= p; j++) {
                 double s = 0;
-                for (int d = 0; d < hd; d++) s += (double)q[t * q_stride + h * hd + d] * stored(k[j * stride + kvh * hd + d]);
+                for (int d = 0; d < hd; d++)
+                    s += (double)q[t * q_stride + h * hd + d] * stored(k[j * stride + kvh * hd + d]);
                 w[j - j0] = s / std::sqrt((double)hd);
                 mx = std::max(mx, w[j - j0]);
             }
@@ -582,13 +587,13 @@ void check_attention(hg::ThreadPool &pool, const AttnCase &c, uint32_t seed) {
 TEST(attention_matches_double) {
     hg::ThreadPool pool(3);
     const AttnCase cases[] = {
-        {4, 4, 16, 32, 0, 12, 0, HG_TYPE_F32},   // plain causal prefill
-        {6, 2, 20, 40, 9, 5, 0, HG_TYPE_F32},    // GQA, a batch on top of a prefix
+        {4, 4, 16, 32, 0, 12, 0, HG_TYPE_F32}, // plain causal prefill
+        {6, 2, 20, 40, 9, 5, 0, HG_TYPE_F32},  // GQA, a batch on top of a prefix
         {6, 2, 20, 40, 9, 5, 0, HG_TYPE_F16},
-        {3, 1, 12, 50, 30, 1, 0, HG_TYPE_F16},   // decode, one kv head
-        {4, 4, 24, 64, 20, 7, 5, HG_TYPE_F32},   // sliding window shorter than the batch
+        {3, 1, 12, 50, 30, 1, 0, HG_TYPE_F16}, // decode, one kv head
+        {4, 4, 24, 64, 20, 7, 5, HG_TYPE_F32}, // sliding window shorter than the batch
         {4, 2, 24, 64, 20, 7, 5, HG_TYPE_F16},
-        {5, 5, 7, 16, 0, 16, 1, HG_TYPE_F32},    // window 1: each token sees itself only
+        {5, 5, 7, 16, 0, 16, 1, HG_TYPE_F32}, // window 1: each token sees itself only
         {8, 2, 96, 200, 150, 33, 64, HG_TYPE_F16},
     };
     uint32_t seed = 10;
@@ -614,7 +619,8 @@ TEST(attention_4k_context_decode_is_not_slow) {
     std::vector<float> q(heads * hd, 0.1f), out(heads * hd);
     const auto t0 = std::chrono::steady_clock::now();
     const int reps = 4;
-    for (int r = 0; r < reps; r++) hg::attention(pool, kv, q.data(), heads * hd, 1, n_ctx - 1, heads, 0, out.data(), heads * hd);
+    for (int r = 0; r < reps; r++)
+        hg::attention(pool, kv, q.data(), heads * hd, 1, n_ctx - 1, heads, 0, out.data(), heads * hd);
     const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count() / reps;
     std::printf("    attention, 1 token over 4096 positions, 32 heads x 96, f16, 2 threads: %.2f ms\n", ms);
     // ~50 MB of cache read per call: tens of ms at worst on a slow shared machine. A second

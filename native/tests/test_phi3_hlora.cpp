@@ -23,7 +23,6 @@ const std::string kDir = "test/fixtures/phi3-hlora/";
 
 bool contains(const std::string &s, const std::string &needle) { return s.find(needle) != std::string::npos; }
 
-
 // max |got - ref| / max |ref| over every position, and positions whose argmax differs.
 struct Compare {
     double rel = 0;
@@ -118,8 +117,8 @@ void check_against(const Pair &p, const char *what, const Reference &ref, const 
     std::printf("    base %-4s plugin %-20s %-8s max rel err %.3g (tol %.0e)\n", p.base, p.plugin ? p.plugin : "none",
                 what, c.rel, p.tol);
     CHECK_MSG(c.rel <= p.tol, std::string(p.logits) + " " + what + ": rel err " + std::to_string(c.rel));
-    CHECK_MSG(c.argmax_mismatches == 0,
-              std::string(p.logits) + " " + what + ": argmax differs at " + std::to_string(c.argmax_mismatches) + " positions");
+    CHECK_MSG(c.argmax_mismatches == 0, std::string(p.logits) + " " + what + ": argmax differs at " +
+                                            std::to_string(c.argmax_mismatches) + " positions");
 }
 
 } // namespace
@@ -195,13 +194,15 @@ TEST(switching_plugins_gives_what_a_fresh_load_gives) {
     const char *files[] = {nullptr, "generation.f32", "comprehension.f32", nullptr, "generation.f32"};
     const int ids[] = {-1, gen, com, -1, gen};
     for (int i = 0; i < 5; i++) {
-        const std::vector<float> got = i % 2 ? decode(shared, ids[i], ref.tokens, V) : prefill(shared, ids[i], ref.tokens, V);
+        const std::vector<float> got =
+            i % 2 ? decode(shared, ids[i], ref.tokens, V) : prefill(shared, ids[i], ref.tokens, V);
         hg_model *fresh = load_base("f32", HG_TYPE_F16);
         if (!fresh) break;
         const int fid = files[i] ? load_plugin(fresh, files[i]) : -1;
         const std::vector<float> want = i % 2 ? decode(fresh, fid, ref.tokens, V) : prefill(fresh, fid, ref.tokens, V);
         CHECK_MSG(std::memcmp(got.data(), want.data(), got.size() * 4) == 0,
-                  std::string("request ") + std::to_string(i) + " (" + (files[i] ? files[i] : "none") + ") differs from a fresh load");
+                  std::string("request ") + std::to_string(i) + " (" + (files[i] ? files[i] : "none") +
+                      ") differs from a fresh load");
         hg_model_free(fresh);
     }
     hg_model_free(shared);
@@ -231,7 +232,8 @@ TEST(adapters_re_encoded_at_load) {
         const int id = load_plugin(m, "generation.f32", type);
         const Compare c = compare(ref, prefill(m, id, ref.tokens, ref.n_vocab).data());
         std::printf("    generation re-encoded as %s: max rel err %.3g (tol %.0e)\n", hg_type_name(type), c.rel, tol);
-        CHECK_MSG(c.rel <= tol && c.argmax_mismatches == 0, std::string(hg_type_name(type)) + ": " + std::to_string(c.rel));
+        CHECK_MSG(c.rel <= tol && c.argmax_mismatches == 0,
+                  std::string(hg_type_name(type)) + ": " + std::to_string(c.rel));
     }
     hg_plugin_params p = hg_plugin_default_params();
     p.adapter_type = HG_TYPE_Q4_0;
@@ -268,8 +270,9 @@ TEST(embeddings_in_place_of_tokens_give_the_same_logits) {
         // in two calls: the embedding rows must be consumed in order across chunks of a call,
         // and a call that starts with -1 must start at row 0 of its own embd
         CHECK_MSG(hg_model_eval_embd(m, plugin, mixed.data(), rows.data(), 4, 0, got.data(), 1) == 0, hg_last_error());
-        CHECK_MSG(hg_model_eval_embd(m, plugin, mixed.data() + 4, rows.data() + 2 * E, n - 4, 4, got.data() + 4 * V, 1) == 0,
-                  hg_last_error());
+        CHECK_MSG(
+            hg_model_eval_embd(m, plugin, mixed.data() + 4, rows.data() + 2 * E, n - 4, 4, got.data() + 4 * V, 1) == 0,
+            hg_last_error());
         CHECK(std::memcmp(got.data(), want.data(), got.size() * 4) == 0);
     }
     // across the 256-token chunks of a long prefill: every third position an embedding row
@@ -293,7 +296,8 @@ TEST(embeddings_in_place_of_tokens_give_the_same_logits) {
         std::vector<float> a(V), b(V);
         CHECK(hg_model_eval_plugin(big, gen, ids.data(), n_long, 0, a.data(), 0) == 0);
         CHECK(hg_model_kv_clear(big, 0) == 0);
-        CHECK_MSG(hg_model_eval_embd(big, gen, with_rows.data(), long_rows.data(), n_long, 0, b.data(), 0) == 0, hg_last_error());
+        CHECK_MSG(hg_model_eval_embd(big, gen, with_rows.data(), long_rows.data(), n_long, 0, b.data(), 0) == 0,
+                  hg_last_error());
         CHECK(a == b);
         hg_model_free(big);
     }
@@ -357,8 +361,9 @@ struct PluginSpec {
         return nullptr;
     }
     void drop(const std::string &name) {
-        tensors.erase(std::remove_if(tensors.begin(), tensors.end(), [&](const TensorSpec &t) { return t.name == name; }),
-                      tensors.end());
+        tensors.erase(
+            std::remove_if(tensors.begin(), tensors.end(), [&](const TensorSpec &t) { return t.name == name; }),
+            tensors.end());
     }
     // The file's bytes with small finite F32 values in every tensor (the builder's byte
     // pattern would read as arbitrary floats).

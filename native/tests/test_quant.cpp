@@ -110,18 +110,15 @@ TEST(type_table_sizes_names_and_support) {
     };
     // gguf-py 0.19.0 GGML_QUANT_SIZES, except q8_1: ggml's struct is 36 bytes
     const row rows[] = {
-        {0, "f32", 1, 4},          {1, "f16", 1, 2},          {2, "q4_0", 32, 18},
-        {3, "q4_1", 32, 20},       {6, "q5_0", 32, 22},       {7, "q5_1", 32, 24},
-        {8, "q8_0", 32, 34},       {9, "q8_1", 32, 36},       {10, "q2_K", 256, 84},
-        {11, "q3_K", 256, 110},    {12, "q4_K", 256, 144},    {13, "q5_K", 256, 176},
-        {14, "q6_K", 256, 210},    {15, "q8_K", 256, 292},    {16, "iq2_xxs", 256, 66},
-        {17, "iq2_xs", 256, 74},   {18, "iq3_xxs", 256, 98},  {19, "iq1_s", 256, 50},
-        {20, "iq4_nl", 32, 18},    {21, "iq3_s", 256, 110},   {22, "iq2_s", 256, 82},
-        {23, "iq4_xs", 256, 136},  {24, "i8", 1, 1},          {25, "i16", 1, 2},
-        {26, "i32", 1, 4},         {27, "i64", 1, 8},         {28, "f64", 1, 8},
-        {29, "iq1_m", 256, 56},    {30, "bf16", 1, 2},        {34, "tq1_0", 256, 54},
-        {35, "tq2_0", 256, 66},    {39, "mxfp4", 32, 17},     {40, "nvfp4", 64, 36},
-        {41, "q1_0", 128, 18},
+        {0, "f32", 1, 4},         {1, "f16", 1, 2},         {2, "q4_0", 32, 18},      {3, "q4_1", 32, 20},
+        {6, "q5_0", 32, 22},      {7, "q5_1", 32, 24},      {8, "q8_0", 32, 34},      {9, "q8_1", 32, 36},
+        {10, "q2_K", 256, 84},    {11, "q3_K", 256, 110},   {12, "q4_K", 256, 144},   {13, "q5_K", 256, 176},
+        {14, "q6_K", 256, 210},   {15, "q8_K", 256, 292},   {16, "iq2_xxs", 256, 66}, {17, "iq2_xs", 256, 74},
+        {18, "iq3_xxs", 256, 98}, {19, "iq1_s", 256, 50},   {20, "iq4_nl", 32, 18},   {21, "iq3_s", 256, 110},
+        {22, "iq2_s", 256, 82},   {23, "iq4_xs", 256, 136}, {24, "i8", 1, 1},         {25, "i16", 1, 2},
+        {26, "i32", 1, 4},        {27, "i64", 1, 8},        {28, "f64", 1, 8},        {29, "iq1_m", 256, 56},
+        {30, "bf16", 1, 2},       {34, "tq1_0", 256, 54},   {35, "tq2_0", 256, 66},   {39, "mxfp4", 32, 17},
+        {40, "nvfp4", 64, 36},    {41, "q1_0", 128, 18},
     };
     bool listed[HG_TYPE_COUNT] = {};
     for (const row &r : rows) {
@@ -216,8 +213,8 @@ TEST(quant_rmse_scales_with_data) {
         for (int t : SUPPORTED) {
             const std::vector<float> y = dequantize(t, quantize(t, x), (int64_t)n);
             const double e = rmse(x, y) / scale;
-            CHECK_MSG(e <= rmse_bound(t) * 1.1 + 1e-7, std::string(info(t).name) + " at scale " +
-                                                           std::to_string(scale) + ": " + std::to_string(e));
+            CHECK_MSG(e <= rmse_bound(t) * 1.1 + 1e-7,
+                      std::string(info(t).name) + " at scale " + std::to_string(scale) + ": " + std::to_string(e));
         }
     }
 }
@@ -281,8 +278,8 @@ static void check_vec_dot(int wt, size_t n, uint32_t seed) {
     float got = NAN;
     hg::kernels_scalar().vec_dot[wt]((int64_t)n, &got, wq.data(), aq.data());
     CHECK_MSG(std::fabs(got - ref) <= tol, std::string(w.name) + " n=" + std::to_string(n) + ": got " +
-                                                std::to_string(got) + " want " + std::to_string(ref) +
-                                                " tol " + std::to_string(tol));
+                                               std::to_string(got) + " want " + std::to_string(ref) + " tol " +
+                                               std::to_string(tol));
 }
 
 TEST(vec_dot_matches_double_dot_of_dequantized) {
@@ -483,8 +480,8 @@ void check_fixture(const char *name) {
         ti.to_float(f.src.data(), got.data(), f.n);
         size_t bad = 0, first = 0;
         for (size_t i = 0; i < f.n; i++) {
-            const bool same = (std::isnan(got[i]) && std::isnan(want[i])) ||
-                              hg::f32_to_bits(got[i]) == hg::f32_to_bits(want[i]);
+            const bool same =
+                (std::isnan(got[i]) && std::isnan(want[i])) || hg::f32_to_bits(got[i]) == hg::f32_to_bits(want[i]);
             if (!same && !bad++) first = i;
         }
         CHECK_MSG(bad == 0, path + ": " + std::to_string(bad) + " values differ, first at " + std::to_string(first) +
@@ -501,9 +498,9 @@ TEST(golden_quantize_bytes_match_gguf_py) {
 }
 
 TEST(golden_dequantize_floats_match_gguf_py) {
-    for (const char *name : {"q4_0_dequantize.bin", "q4_1_dequantize.bin", "q5_0_dequantize.bin",
-                             "q5_1_dequantize.bin", "q8_0_dequantize.bin", "q4_K_dequantize.bin",
-                             "q5_K_dequantize.bin", "q6_K_dequantize.bin"})
+    for (const char *name :
+         {"q4_0_dequantize.bin", "q4_1_dequantize.bin", "q5_0_dequantize.bin", "q5_1_dequantize.bin",
+          "q8_0_dequantize.bin", "q4_K_dequantize.bin", "q5_K_dequantize.bin", "q6_K_dequantize.bin"})
         check_fixture(name);
 }
 
@@ -534,8 +531,10 @@ TEST(repack_round_trip) {
                 const int64_t g = r / hg::kRowBlock;
                 for (int64_t b = 0; b < (int64_t)(w_row / bb); b++) {
                     uint8_t blk[256];
-                    hg::unpack_block(type, &whole[g * hg::kRowBlock * w_row], (int64_t)(w_row / bb), (int)(r % hg::kRowBlock), b, blk);
-                    CHECK_MSG(std::memcmp(blk, &plain[r * w_row + b * bb], bb) == 0, std::string(ti->name) + " row " + std::to_string(r));
+                    hg::unpack_block(type, &whole[g * hg::kRowBlock * w_row], (int64_t)(w_row / bb),
+                                     (int)(r % hg::kRowBlock), b, blk);
+                    CHECK_MSG(std::memcmp(blk, &plain[r * w_row + b * bb], bb) == 0,
+                              std::string(ti->name) + " row " + std::to_string(r));
                 }
             }
             if (groups > 0) CHECK(whole != plain); // something moved

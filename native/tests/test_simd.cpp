@@ -41,8 +41,7 @@ std::vector<level> cpu_levels() {
     std::vector<level> out;
 #if defined(__x86_64__) || defined(__i386__)
     __builtin_cpu_init();
-    const bool avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
-                      __builtin_cpu_supports("f16c");
+    const bool avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c");
     const bool avx512 = avx2 && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
                         __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq") &&
                         __builtin_cpu_supports("avx512vnni") && __builtin_cpu_supports("avx512bf16");
@@ -65,7 +64,8 @@ bool is_float_type(int t) { return t == HG_TYPE_F32 || t == HG_TYPE_F16 || t == 
 // ---- input data shapes ----
 
 enum shape { RANDOM, ZEROS, DENORMAL, MIXED_DENORMAL, LARGE, SPIKES, TIES, SPECIALS, N_SHAPES };
-const char *shape_name[N_SHAPES] = {"random", "zeros", "denormal", "mixed-denormal", "large", "spikes", "ties", "specials"};
+const char *shape_name[N_SHAPES] = {"random", "zeros",  "denormal", "mixed-denormal",
+                                    "large",  "spikes", "ties",     "specials"};
 
 float denormal(std::mt19937 &rng) {
     uint32_t bits = (rng() & 0x807fffffu) | 1u; // exponent 0: below FLT_MIN, never zero
@@ -75,8 +75,9 @@ float denormal(std::mt19937 &rng) {
 void fill(std::vector<float> &v, shape s, std::mt19937 &rng) {
     std::uniform_real_distribution<float> u(-1.0f, 1.0f);
     std::normal_distribution<float> g(0.0f, 1.0f);
-    const float specials[] = {INFINITY, -INFINITY, NAN, FLT_MAX, -FLT_MAX, 65504.0f, 65519.99f, 65520.0f,
-                              5.9604645e-8f, 2.9802322e-8f, 1.0009765625f, 1.00048828125f, -0.0f, FLT_MIN};
+    const float specials[] = {INFINITY,      -INFINITY,      NAN,      FLT_MAX,       -FLT_MAX,
+                              65504.0f,      65519.99f,      65520.0f, 5.9604645e-8f, 2.9802322e-8f,
+                              1.0009765625f, 1.00048828125f, -0.0f,    FLT_MIN};
     for (size_t i = 0; i < v.size(); ++i) {
         switch (s) {
         case RANDOM: v[i] = u(rng); break;
@@ -84,11 +85,17 @@ void fill(std::vector<float> &v, shape s, std::mt19937 &rng) {
         case DENORMAL: v[i] = denormal(rng); break;
         case MIXED_DENORMAL: v[i] = (i / 32) % 3 == 0 ? denormal(rng) : (rng() & 1 ? u(rng) : denormal(rng)); break;
         case LARGE: v[i] = (rng() & 1 ? 1e4f : -1e4f) * (0.5f + 0.5f * std::fabs(u(rng))); break;
-        case SPIKES: v[i] = rng() % 37 == 0 ? (rng() & 1 ? 100.0f : -80.0f) * (1.0f + u(rng) * 0.5f) : 0.01f * g(rng); break;
+        case SPIKES:
+            v[i] = rng() % 37 == 0 ? (rng() & 1 ? 100.0f : -80.0f) * (1.0f + u(rng) * 0.5f) : 0.01f * g(rng);
+            break;
         // amax 127 in every block of 32, so q8 scales are exactly 1 and x * id hits the
         // halfway points: exercises ties-away (q8_0/q8_1) and ties-to-even (q8_K)
-        case TIES: v[i] = i % 32 == 0 ? (rng() & 1 ? 127.0f : -127.0f) : (float)((int)(rng() % 254) - 127) + 0.5f; break;
-        case SPECIALS: v[i] = rng() % 3 ? u(rng) * 70000.0f : specials[rng() % (sizeof specials / sizeof *specials)]; break;
+        case TIES:
+            v[i] = i % 32 == 0 ? (rng() & 1 ? 127.0f : -127.0f) : (float)((int)(rng() % 254) - 127) + 0.5f;
+            break;
+        case SPECIALS:
+            v[i] = rng() % 3 ? u(rng) * 70000.0f : specials[rng() % (sizeof specials / sizeof *specials)];
+            break;
         default: break;
         }
     }
@@ -123,8 +130,10 @@ double act_abs(int vdt, const std::vector<uint8_t> &a, int64_t i) {
 double weight_min_abs(int t, const uint8_t *w, int64_t i) {
     double per_unit;
     switch (t) {
-    case HG_TYPE_Q4_1: case HG_TYPE_Q5_1: per_unit = 1.0; break;
-    case HG_TYPE_Q4_K: case HG_TYPE_Q5_K: per_unit = 63.0; break;
+    case HG_TYPE_Q4_1:
+    case HG_TYPE_Q5_1: per_unit = 1.0; break;
+    case HG_TYPE_Q4_K:
+    case HG_TYPE_Q5_K: per_unit = 63.0; break;
     default: return 0.0;
     }
     const hg::type_info *ti = hg::type_traits(t);
@@ -136,16 +145,21 @@ double weight_min_abs(int t, const uint8_t *w, int64_t i) {
 // Offsets of the fp16 scale fields in a block, for weights made of random bytes.
 std::vector<int> scale_offsets(int t) {
     switch (t) {
-    case HG_TYPE_Q4_0: case HG_TYPE_Q5_0: case HG_TYPE_Q8_0: return {0};
-    case HG_TYPE_Q4_1: case HG_TYPE_Q5_1: case HG_TYPE_Q4_K: case HG_TYPE_Q5_K: return {0, 2};
+    case HG_TYPE_Q4_0:
+    case HG_TYPE_Q5_0:
+    case HG_TYPE_Q8_0: return {0};
+    case HG_TYPE_Q4_1:
+    case HG_TYPE_Q5_1:
+    case HG_TYPE_Q4_K:
+    case HG_TYPE_Q5_K: return {0, 2};
     case HG_TYPE_Q6_K: return {208};
     default: return {};
     }
 }
 
 struct case_data {
-    std::vector<float> wf, af;      // float sources
-    std::vector<uint8_t> w, a;      // weight row, activation row (vec_dot_type)
+    std::vector<float> wf, af; // float sources
+    std::vector<uint8_t> w, a; // weight row, activation row (vec_dot_type)
     bool ok = false;
 };
 
@@ -180,13 +194,18 @@ case_data make_case(int t, int64_t n, int wshape, shape ashape, std::mt19937 &rn
                 const hg::fp16_t h = hg::f32_to_fp16(u(rng));
                 std::memcpy(c.w.data() + b * ti->block_bytes + off, &h, 2);
             }
-        if (ti->to_float) ti->to_float(c.w.data(), c.wf.data(), n);
-        else return c; // no way to bound the error
+        if (ti->to_float)
+            ti->to_float(c.w.data(), c.wf.data(), n);
+        else
+            return c; // no way to bound the error
     } else {
         fill(c.wf, (shape)wshape, rng);
-        if (t == HG_TYPE_F32) std::memcpy(c.w.data(), c.wf.data(), c.w.size());
-        else if (ti->from_float_ref) ti->from_float_ref(c.wf.data(), c.w.data(), n);
-        else return c;
+        if (t == HG_TYPE_F32)
+            std::memcpy(c.w.data(), c.wf.data(), c.w.size());
+        else if (ti->from_float_ref)
+            ti->from_float_ref(c.wf.data(), c.w.data(), n);
+        else
+            return c;
         if (ti->to_float) ti->to_float(c.w.data(), c.wf.data(), n); // bound with what is stored
     }
     fill(c.af, ashape, rng);
@@ -225,7 +244,8 @@ bool exact_everywhere(int t) { return t == HG_TYPE_Q4_K || t == HG_TYPE_Q5_K || 
 // got, a kernel's dot of w's weight row and a's activation row, against the scalar vec_dot:
 // equal for the scalar table's own kernels (exact), else within tolerance(); label names the
 // case in a failure.
-void check_dot(int t, const case_data &w, const case_data &a, int64_t n, float got, bool exact, const std::string &label) {
+void check_dot(int t, const case_data &w, const case_data &a, int64_t n, float got, bool exact,
+               const std::string &label) {
     float want = NAN;
     hg::kernels_scalar().vec_dot[t](n, &want, w.w.data(), a.a.data());
     const double tol = exact ? 0.0 : tolerance(t, w, a, n);
@@ -234,7 +254,8 @@ void check_dot(int t, const case_data &w, const case_data &a, int64_t n, float g
     if (std::isfinite(want)) CHECK_MSG(std::isfinite(got) && std::fabs((double)got - want) <= tol, what);
     // the format itself overflowed (q8_1's fp16 s = d * sum(q) past 65504 with |x| ~ 1e4): no
     // value to compare, only its kind
-    else CHECK_MSG(!std::isfinite(got), what);
+    else
+        CHECK_MSG(!std::isfinite(got), what);
 }
 
 std::vector<int64_t> dot_sizes(int t) {
@@ -252,13 +273,16 @@ TEST(simd_levels_present) {
     std::printf("%s\n", lv.empty() ? " none (scalar only)" : "");
     for (const auto &l : lv) {
         int n = 0;
-        for (int t = 0; t < HG_TYPE_COUNT; ++t) n += (l.table->vec_dot[t] != nullptr) + (l.table->from_float[t] != nullptr);
+        for (int t = 0; t < HG_TYPE_COUNT; ++t)
+            n += (l.table->vec_dot[t] != nullptr) + (l.table->from_float[t] != nullptr);
         std::printf("  %s: %d entries\n", l.name, n);
         // every entry must have a scalar counterpart to be tested against
         for (int t = 0; t < HG_TYPE_COUNT; ++t) {
-            if (l.table->vec_dot[t]) CHECK_MSG(hg::kernels_scalar().vec_dot[t] != nullptr, std::string(l.name) + " vec_dot " + tname(t));
+            if (l.table->vec_dot[t])
+                CHECK_MSG(hg::kernels_scalar().vec_dot[t] != nullptr, std::string(l.name) + " vec_dot " + tname(t));
             if (l.table->from_float[t])
-                CHECK_MSG(hg::kernels_scalar().from_float[t] != nullptr, std::string(l.name) + " from_float " + tname(t));
+                CHECK_MSG(hg::kernels_scalar().from_float[t] != nullptr,
+                          std::string(l.name) + " from_float " + tname(t));
         }
     }
 #if defined(__x86_64__)
@@ -339,8 +363,9 @@ TEST(simd_vec_dot_tile_matches_scalar) {
                             for (size_t r = R; r < bs; ++r) CHECK(out[c * bs + r] == -7.0f);
                             for (int r = 0; r < R; ++r) {
                                 char label[160];
-                                std::snprintf(label, sizeof label, "%s tile %s n=%lld r=%d c=%d w=%s a=%s", l.name, tname(t),
-                                              (long long)n, r, c, ws < N_SHAPES ? shape_name[ws] : "random-bytes", shape_name[as]);
+                                std::snprintf(label, sizeof label, "%s tile %s n=%lld r=%d c=%d w=%s a=%s", l.name,
+                                              tname(t), (long long)n, r, c,
+                                              ws < N_SHAPES ? shape_name[ws] : "random-bytes", shape_name[as]);
                                 check_dot(t, cs[r], cs[c], n, out[c * bs + r], exact, label);
                                 ++compared;
                             }
@@ -383,24 +408,31 @@ TEST(simd_vec_dot_rows_matches_scalar) {
                         for (int nc = 1; nc <= C; ++nc) {
                             std::vector<case_data> cs;
                             for (int i = 0; i < R; ++i)
-                                cs.push_back(make_case(t, n, ws, i % 3 ? RANDOM : (shape)(ws < N_SHAPES ? ws : RANDOM), rng));
+                                cs.push_back(
+                                    make_case(t, n, ws, i % 3 ? RANDOM : (shape)(ws < N_SHAPES ? ws : RANDOM), rng));
                             bool ok = true;
                             for (auto &c : cs) ok = ok && c.ok;
                             if (!ok) continue;
                             const size_t wb = cs[0].w.size(), ab = cs[0].a.size();
                             // odd weight and output strides; columns with a gap, aux aligned
-                            const size_t bx = wb + (aux ? 5 : 6), by = (aux ? hg::q8_0_row_with_aux(n) : ab) + 4, bs = R + 3;
+                            const size_t bx = wb + (aux ? 5 : 6), by = (aux ? hg::q8_0_row_with_aux(n) : ab) + 4,
+                                         bs = R + 3;
                             std::vector<uint8_t> W(bx * R, 0xcd), A(by * C, 0xab), plain(wb * R), P(wb * R + 1);
                             for (int r = 0; r < R; ++r) std::memcpy(&W[r * bx], cs[r].w.data(), wb);
                             for (int r = 0; r < R; ++r) std::memcpy(&plain[r * wb], cs[r].w.data(), wb);
                             for (int c = 0; c < C; ++c) {
                                 std::memcpy(&A[c * by], cs[c].a.data(), ab);
-                                if (aux) hg::q8_0_fill_aux(&A[c * by], n, reinterpret_cast<hg::q8_0_aux *>(&A[c * by + hg::q8_0_aux_offset(n)]));
+                                if (aux)
+                                    hg::q8_0_fill_aux(
+                                        &A[c * by], n,
+                                        reinterpret_cast<hg::q8_0_aux *>(&A[c * by + hg::q8_0_aux_offset(n)]));
                             }
                             if (packed) hg::pack_rows(t, plain.data(), R, n, 0, R, P.data() + 1);
                             std::vector<float> out(bs * C, -7.0f);
-                            if (packed) fn(n, out.data(), bs, P.data() + 1, 0, A.data(), by, nc);
-                            else fn(n, out.data(), bs, W.data(), bx, A.data(), by, nc);
+                            if (packed)
+                                fn(n, out.data(), bs, P.data() + 1, 0, A.data(), by, nc);
+                            else
+                                fn(n, out.data(), bs, W.data(), bx, A.data(), by, nc);
                             if (packed && t == HG_TYPE_Q4_0 && l.table->vec_dot_rows[t]) {
                                 std::vector<float> pout(bs * C, -7.0f);
                                 l.table->vec_dot_rows[t](n, pout.data(), bs, W.data(), bx, A.data(), by, nc);
@@ -414,8 +446,9 @@ TEST(simd_vec_dot_rows_matches_scalar) {
                                 if (c >= nc) continue;
                                 for (int r = 0; r < R; ++r) {
                                     char label[160];
-                                    std::snprintf(label, sizeof label, "%s %s %s n=%lld nc=%d r=%d c=%d w=%s", l.name, kind, tname(t),
-                                                  (long long)n, nc, r, c, ws < N_SHAPES ? shape_name[ws] : "random-bytes");
+                                    std::snprintf(label, sizeof label, "%s %s %s n=%lld nc=%d r=%d c=%d w=%s", l.name,
+                                                  kind, tname(t), (long long)n, nc, r, c,
+                                                  ws < N_SHAPES ? shape_name[ws] : "random-bytes");
                                     check_dot(t, cs[r], cs[c], n, out[c * bs + r], exact, label);
                                     ++compared[packed];
                                 }
@@ -426,8 +459,8 @@ TEST(simd_vec_dot_rows_matches_scalar) {
             }
         }
     }
-    std::printf("  %d plain and %d packed row-block dots compared, %d packed q4_0 blocks bit-identical to plain\n", compared[0],
-                compared[1], bit_identical);
+    std::printf("  %d plain and %d packed row-block dots compared, %d packed q4_0 blocks bit-identical to plain\n",
+                compared[0], compared[1], bit_identical);
     CHECK(compared[1] > 0 && bit_identical > 0);
 }
 
@@ -454,7 +487,8 @@ TEST(simd_exp_sum_matches_std_exp) {
                 want_sum += want;
                 char what[160];
                 std::snprintf(what, sizeof what, "%s exp(%.9g): got %.9g want %.9g", l.name, x[j] - max, got[j], want);
-                CHECK_MSG(std::fabs((double)got[j] - want) <= std::max(std::ldexp((double)want, -23), (double)FLT_MIN), what);
+                CHECK_MSG(std::fabs((double)got[j] - want) <= std::max(std::ldexp((double)want, -23), (double)FLT_MIN),
+                          what);
                 ++compared;
             }
             CHECK_NEAR(sum, want_sum, (n + 4) * std::ldexp(want_sum, -23));
@@ -488,7 +522,8 @@ TEST(simd_q8_0_fill_aux) {
     // rows with their aux end to end stay aligned
     for (int64_t nb : {1, 2, 7, 96}) {
         const size_t off = hg::q8_0_aux_offset(nb * 32), all = hg::q8_0_row_with_aux(nb * 32);
-        CHECK(off >= hg::row_bytes(HG_TYPE_Q8_0, nb * 32) && off < hg::row_bytes(HG_TYPE_Q8_0, nb * 32) + alignof(hg::q8_0_aux));
+        CHECK(off >= hg::row_bytes(HG_TYPE_Q8_0, nb * 32) &&
+              off < hg::row_bytes(HG_TYPE_Q8_0, nb * 32) + alignof(hg::q8_0_aux));
         CHECK(off % alignof(hg::q8_0_aux) == 0 && all % alignof(hg::q8_0_aux) == 0);
         CHECK(all == off + nb * sizeof(hg::q8_0_aux));
     }
@@ -516,8 +551,8 @@ TEST(simd_from_float_bit_identical) {
                     size_t at = 0;
                     while (at < nb && a[at] == b[at]) ++at;
                     char what[160];
-                    std::snprintf(what, sizeof what, "%s from_float %s n=%lld %s: first differing byte %zu of %zu", l.name,
-                                  tname(t), (long long)n, shape_name[s], at, nb);
+                    std::snprintf(what, sizeof what, "%s from_float %s n=%lld %s: first differing byte %zu of %zu",
+                                  l.name, tname(t), (long long)n, shape_name[s], at, nb);
                     CHECK_MSG(at == nb, what);
                     ++compared;
                 }
@@ -546,8 +581,10 @@ TEST(simd_quantizer_rounding_near_ties) {
     size_t vi = 0;
     while (vi < vals.size()) { // 256-element rows: element 0 of each 32 pins amax = 127
         for (int j = 0; j < 256; ++j) {
-            if (j % 32 == 0) x.push_back((j / 32) % 2 ? -127.0f : 127.0f);
-            else x.push_back(vi < vals.size() ? std::max(-127.0f, std::min(127.0f, vals[vi++])) : 0.0f);
+            if (j % 32 == 0)
+                x.push_back((j / 32) % 2 ? -127.0f : 127.0f);
+            else
+                x.push_back(vi < vals.size() ? std::max(-127.0f, std::min(127.0f, vals[vi++])) : 0.0f);
         }
     }
     const int64_t n = (int64_t)x.size();
@@ -598,7 +635,8 @@ TEST(simd_timing) {
             if (has(tabs[k])) ns[k] = time_ns([&] { call(*tabs[k]); }, reps[k]);
         char c[3][16], x[2][16];
         for (int k = 0; k < 3; ++k) std::snprintf(c[k], 16, ns[k] < 0 ? "-" : "%.0f", ns[k]);
-        for (int k = 0; k < 2; ++k) std::snprintf(x[k], 16, ns[k + 1] < 0 || ns[0] < 0 ? "" : "%.1f", ns[0] / ns[k + 1]);
+        for (int k = 0; k < 2; ++k)
+            std::snprintf(x[k], 16, ns[k + 1] < 0 || ns[0] < 0 ? "" : "%.1f", ns[0] / ns[k + 1]);
         std::printf("  %-16s %10s %10s %10s %9s %9s\n", name, c[0], c[1], c[2], x[0], x[1]);
     };
     for (int t : kDotTypes) {
@@ -606,7 +644,8 @@ TEST(simd_timing) {
         if (!c.ok) c = make_case(t, n, N_SHAPES, RANDOM, rng);
         if (!c.ok) continue;
         std::string name = std::string("dot ") + tname(t);
-        row(name.c_str(),
+        row(
+            name.c_str(),
             [&](const kernel_table &k) {
                 float s;
                 k.vec_dot[t](n, &s, c.w.data(), c.a.data());
@@ -624,7 +663,8 @@ TEST(simd_timing) {
         for (int r = 0; r < hg::kDotTileCols; ++r) A.insert(A.end(), c.a.begin(), c.a.end());
         char name[32];
         std::snprintf(name, sizeof name, "tile%dx%d %s", hg::kDotTileRows, hg::kDotTileCols, tname(t));
-        row(name,
+        row(
+            name,
             [&](const kernel_table &k) {
                 float s[hg::kDotTileRows * hg::kDotTileCols];
                 k.vec_dot_tile[t](n, s, hg::kDotTileRows, W.data(), c.w.size(), A.data(), c.a.size());
@@ -636,7 +676,9 @@ TEST(simd_timing) {
     // kRowBlock * nc dots
     for (const bool packed : {false, true})
         for (int t : kDotTypes) {
-            auto fn = [&](const kernel_table *k) { return !k ? nullptr : packed ? k->vec_dot_rows_packed[t] : k->vec_dot_rows[t]; };
+            auto fn = [&](const kernel_table *k) {
+                return !k ? nullptr : packed ? k->vec_dot_rows_packed[t] : k->vec_dot_rows[t];
+            };
             if (!fn(&hg::kernels_scalar())) continue;
             case_data c = make_case(t, n, RANDOM, RANDOM, rng);
             if (!c.ok) continue;
@@ -651,15 +693,18 @@ TEST(simd_timing) {
             }
             for (int r = 0; r < hg::kRowBlockCols; ++r) {
                 std::memcpy(&A[r * by], c.a.data(), c.a.size());
-                if (aux) hg::q8_0_fill_aux(&A[r * by], n, reinterpret_cast<hg::q8_0_aux *>(&A[r * by + hg::q8_0_aux_offset(n)]));
+                if (aux)
+                    hg::q8_0_fill_aux(&A[r * by], n,
+                                      reinterpret_cast<hg::q8_0_aux *>(&A[r * by + hg::q8_0_aux_offset(n)]));
             }
             for (int nc : {1, hg::kRowBlockCols}) {
                 char name[32];
                 std::snprintf(name, sizeof name, "%s%dx%d %s", packed ? "packed" : "rows", hg::kRowBlock, nc, tname(t));
-                row(name,
+                row(
+                    name,
                     [&](const kernel_table &k) {
                         float s[hg::kRowBlock * hg::kRowBlockCols];
-                        fn(&k)(n, s, hg::kRowBlock, W.data(), c.w.size(), A.data(), by, nc);
+                        fn (&k)(n, s, hg::kRowBlock, W.data(), c.w.size(), A.data(), by, nc);
                         g_sink = s[0];
                     },
                     [&](const kernel_table *k) { return fn(k) != nullptr; });
@@ -670,7 +715,8 @@ TEST(simd_timing) {
     std::vector<uint8_t> out(n * 4);
     for (int t : kActTypes) {
         std::string name = std::string("quantize ") + tname(t);
-        row(name.c_str(), [&](const kernel_table &k) { k.from_float[t](x.data(), out.data(), n); },
+        row(
+            name.c_str(), [&](const kernel_table &k) { k.from_float[t](x.data(), out.data(), n); },
             [&](const kernel_table *k) { return k && k->from_float[t]; });
     }
 }

@@ -139,8 +139,8 @@ inline std::vector<float> values(uint64_t seed, const Tensor &t) {
     const std::string &nm = t.name;
     const bool norm_w = ends_with(nm, "norm.weight") || ends_with(nm, "norm1.weight") ||
                         ends_with(nm, "norm2.weight") || ends_with(nm, "norm_out.weight");
-    const bool norm_b = ends_with(nm, "norm.bias") || ends_with(nm, "norm1.bias") ||
-                        ends_with(nm, "norm2.bias") || ends_with(nm, "norm_out.bias");
+    const bool norm_b = ends_with(nm, "norm.bias") || ends_with(nm, "norm1.bias") || ends_with(nm, "norm2.bias") ||
+                        ends_with(nm, "norm_out.bias");
     for (int64_t i = 0; i < n; i++) {
         const double r = s.r((uint64_t)i);
         if (norm_w) {
@@ -163,10 +163,14 @@ inline std::vector<uint8_t> gguf(const Config &c, uint64_t seed, int type, bool 
     using namespace gguftest;
     FileSpec fs;
     fs.kvs.push_back({"general.architecture", str_value("vqgan")});
-    const std::pair<const char *, int64_t> ints[] = {
-        {"vqgan.ch", c.ch}, {"vqgan.num_res_blocks", c.num_res_blocks}, {"vqgan.z_channels", c.z_channels},
-        {"vqgan.resolution", c.resolution}, {"vqgan.in_channels", c.in_channels}, {"vqgan.out_ch", c.out_ch},
-        {"vqgan.embed_dim", c.embed_dim}, {"vqgan.n_embed", c.n_embed}};
+    const std::pair<const char *, int64_t> ints[] = {{"vqgan.ch", c.ch},
+                                                     {"vqgan.num_res_blocks", c.num_res_blocks},
+                                                     {"vqgan.z_channels", c.z_channels},
+                                                     {"vqgan.resolution", c.resolution},
+                                                     {"vqgan.in_channels", c.in_channels},
+                                                     {"vqgan.out_ch", c.out_ch},
+                                                     {"vqgan.embed_dim", c.embed_dim},
+                                                     {"vqgan.n_embed", c.n_embed}};
     for (auto &kv : ints) fs.kvs.push_back({kv.first, scalar<uint32_t>(HG_GGUF_UINT32, (uint32_t)kv.second)});
     auto i32s = [](const std::vector<int64_t> &v) { return std::vector<int32_t>(v.begin(), v.end()); };
     fs.kvs.push_back({"vqgan.ch_mult", array_of<int32_t>(HG_GGUF_INT32, i32s(c.ch_mult))});
