@@ -226,7 +226,7 @@ export function tally(reqs, outcomes, solo) {
 }
 
 // As a process (`node test/stress-driver.mjs rounds SEED`, node run with --expose-gc): the
-// solo digests, two rounds' tallies and the RSS after each round (after a full collection),
+// solo digests, two rounds' tallies (after a warm-up round) and the RSS after each (after a full collection),
 // as JSON on stdout. Its own process so the RSS is of this work alone (test/stress.test.ts
 // also fixes glibc's mmap threshold there, so freed large buffers leave at once).
 if (isMainThread && process.argv[1] === fileURLToPath(import.meta.url) && process.argv[2] === 'rounds') {
@@ -237,10 +237,16 @@ if (isMainThread && process.argv[1] === fileURLToPath(import.meta.url) && proces
       const solo = await runSolo(hg, reqs);
       const tallies = [];
       const rss = [];
-      for (let i = 0; i < 2; i++) {
-        tallies.push(tally(reqs, await runRound(hg, reqs), solo));
-        const gc = /** @type {() => void} */ (globalThis.gc); // node --expose-gc
+      // a warm-up round first (JIT code, allocator arenas, the session's caches), then the two
+      // rounds compared; native buffers held by collected objects are freed by finalizers in
+      // a later task, so the RSS is read after a collection and a pause
+      const gc = /** @type {() => void} */ (globalThis.gc); // node --expose-gc
+      for (let i = 0; i < 3; i++) {
+        const t = tally(reqs, await runRound(hg, reqs), solo);
+        if (i === 0) continue;
+        tallies.push(t);
         gc();
+        await new Promise((resolve) => setTimeout(resolve, 100));
         gc();
         rss.push(process.memoryUsage().rss);
       }

@@ -47,7 +47,7 @@ describe('concurrent requests on one session', () => {
     expect(t.completed + t.aborted + t.dropped).toBe(64);
   });
 
-  it('two rounds in a process of their own: the same again, and RSS after the second within 5% of after the first', async () => {
+  it('two rounds in a process of their own (after a warm-up round): the same again, and RSS after the second within 5% of after the first', async () => {
     // glibc's mmap threshold fixed: freed large buffers (a decoded image, logits) go back to
     // the system at once instead of resting in an arena, so RSS shows what is still held
     const { stdout } = await promisify(execFile)(process.execPath, ['--expose-gc', fileURLToPath(new URL('./stress-driver.mjs', import.meta.url)), 'rounds', String(SEED)], {
