@@ -179,18 +179,21 @@ describe('Sampler', () => {
 describe('LanguageModel gpu option', () => {
   const file = join(fixtures, 'gqa.f32.gguf');
 
-  it('false keeps the CPU; auto falls back to it saying why when CUDA cannot be used', async () => {
+  it('false (the default) keeps the CPU; auto falls back to it saying why when CUDA cannot be used', async () => {
     const off = await LanguageModel.load(file, { gpu: false, threads: 1 });
     expect(off.info.backend).toBe('cpu');
     off.dispose();
-    const auto = await LanguageModel.load(file, { threads: 1 });
+    const plain = await LanguageModel.load(file, { threads: 1 });
+    expect(plain.info.backend).toBe('cpu');
+    plain.dispose();
+    const auto = await LanguageModel.load(file, { gpu: 'auto', threads: 1 });
     // a CPU-only engine or a machine without a GPU says why; a CUDA machine names its device
     expect(auto.info.backend).toMatch(/^(cpu \((this engine was built without the CUDA backend|no CUDA device.*|cuda: .*)\)|cuda: .+)$/);
     auto.dispose();
   });
 
   it("'cuda' fails with the reason when there is no CUDA, and bad values are refused", async () => {
-    const probe = await LanguageModel.load(file, { threads: 1 });
+    const probe = await LanguageModel.load(file, { gpu: 'auto', threads: 1 });
     const onCuda = probe.info.backend.startsWith('cuda: ');
     probe.dispose();
     if (!onCuda) await expect(LanguageModel.load(file, { gpu: 'cuda' })).rejects.toThrow(/gpu 'cuda': /);

@@ -49,7 +49,7 @@ export function evalCommand(): Command {
     .option('--file <text>', "a text file (needs the model's tokenizer)")
     .option('--top <k>', 'probabilities to list per position', (v) => parseInt(v, 10), 5)
     .option('--threads <n>', 'threads', (v) => parseInt(v, 10))
-    .addOption(new Option('--gpu <mode>', 'where the model runs: auto (CUDA when present and it fits), cuda, off').choices(['auto', 'cuda', 'off']))
+    .addOption(new Option('--gpu <mode>', 'where the model runs: off (default, the CPU), auto (CUDA when present and it fits), cuda').choices(['auto', 'cuda', 'off']))
     .addOption(new Option('--gpu-layers <n>', 'with a GPU: only the first n layers there, the rest on the CPU').argParser(Number))
     .option('--json', 'print JSON')
     .action(async (o: { model: string; tokens?: string; file?: string; top: number; threads?: number; gpu?: 'auto' | 'cuda' | 'off'; gpuLayers?: number; json?: boolean }) => {

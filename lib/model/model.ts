@@ -48,9 +48,10 @@ export interface LoadOptions {
   /** regroup q4_0 weights at load for the matmul kernels (default true: faster; the weights move from the file's mapping into the model's memory). false reads every weight in place, for machines that cannot hold the model in memory. */
   repack?: boolean;
   /**
-   * Where the forward pass runs: 'auto' (default) uses CUDA when the engine was built with it,
-   * a device is present and the model fits, else the CPU (`backend` says why); 'cuda' fails
-   * with the reason when CUDA cannot be used; false keeps the CPU.
+   * Where the forward pass runs: 'auto' uses CUDA when the engine was built with it, a device
+   * is present and the model fits, else the CPU (`backend` says why); 'cuda' fails with the
+   * reason when CUDA cannot be used; false (the default) keeps the CPU. The default stays false
+   * until the CUDA kernels have been checked on a GPU (README, "CUDA").
    */
   gpu?: GpuOption;
   /** with a GPU: run only the first n layers there, the rest and the output head on the CPU (for cards that cannot hold the model); default all; 0: the CPU alone */
@@ -221,7 +222,7 @@ export class LanguageModel {
         threads: options.threads,
         kvType: options.kvType === 'f32' ? 0 : 1,
         repack: options.repack === false ? 0 : 1,
-        gpu: GPU_IDS[options.gpu === false ? 'off' : (options.gpu ?? 'auto')],
+        gpu: GPU_IDS[options.gpu === false || options.gpu === undefined ? 'off' : options.gpu],
         gpuLayers: options.gpuLayers ?? -1,
       });
       const model = new LanguageModel(path, handle, metadata, baseQuantized);

@@ -52,7 +52,7 @@ export interface HealthGPTLoadOptions {
   contextSize?: number;
   /** KV cache precision; default f16 */
   kvType?: 'f16' | 'f32';
-  /** where the language model runs (LoadOptions.gpu); default 'auto' */
+  /** where the language model runs (LoadOptions.gpu); default false (the CPU) */
   gpu?: GpuOption;
   /** LoadOptions.gpuLayers */
   gpuLayers?: number;
