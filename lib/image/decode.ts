@@ -8,11 +8,11 @@
  * read. 16-bit samples become 8-bit with round(v / 257) (PIL would clip them at 255), or through
  * the caller's window.
  */
-import { open, readFile, stat } from 'node:fs/promises';
+import { readFile, stat } from 'node:fs/promises';
 import type { Metadata, OutputInfo } from 'sharp';
 import { HealthGPTError } from '../errors.js';
 import { decodeDicom, isDicom, validateWindow, windowTo8, type DicomInfo, type VoiWindow } from './dicom.js';
-import { isDicomdir, pickFromDicomdir, pickFromFolder } from './dicom-series.js';
+import { isDicomdir, pickFromDicomdir, pickFromFolder, readHead } from './dicom-series.js';
 import type { RgbImage } from './image.js';
 import { sharp } from './lazy.js';
 
@@ -64,17 +64,6 @@ function validateDecode(o: ImageDecodeOptions): Limits {
     window: validateWindow(o.window),
     frame: o.frame,
   };
-}
-
-async function readHead(path: string, n: number): Promise<Uint8Array> {
-  const fh = await open(path, 'r');
-  try {
-    const buf = new Uint8Array(n);
-    const { bytesRead } = await fh.read(buf, 0, n, 0);
-    return buf.subarray(0, bytesRead);
-  } finally {
-    await fh.close();
-  }
 }
 
 function readError(path: string, err: unknown): HealthGPTError {

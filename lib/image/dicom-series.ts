@@ -24,7 +24,8 @@ interface Candidate {
   line: string;
 }
 
-async function readStart(path: string, n: number): Promise<Uint8Array> {
+/** The first n bytes of a file (fewer if it is shorter). */
+export async function readHead(path: string, n: number): Promise<Uint8Array> {
   const fh = await open(path, 'r');
   try {
     const buf = new Uint8Array(n);
@@ -113,7 +114,7 @@ export async function pickFromDicomdir(bytes: Uint8Array, path: string): Promise
       .filter(Boolean);
     if (id.length === 0) continue;
     const file = join(base, ...id);
-    const head = await readStart(file, HEAD_BYTES).catch(() => undefined);
+    const head = await readHead(file, HEAD_BYTES).catch(() => undefined);
     const h = head && header(head);
     found.push(
       h ? describe(h, file, base) : { path: file, instance: rec.intString('x00200013'), line: `  ${id.join('/')}  (instance ${rec.intString('x00200013') ?? '?'}; the file is missing or unreadable)` },
@@ -131,14 +132,14 @@ export async function pickFromFolder(dir: string): Promise<string> {
       () => false,
     )
   ) {
-    const bytes = await readStart(dicomdir, (await stat(dicomdir)).size);
+    const bytes = await readHead(dicomdir, (await stat(dicomdir)).size);
     if (isDicomdir(bytes)) return pickFromDicomdir(bytes, dicomdir);
   }
   const files: string[] = [];
   await filesUnder(dir, files);
   const found: Candidate[] = [];
   for (const f of files) {
-    const h = header(await readStart(f, HEAD_BYTES));
+    const h = header(await readHead(f, HEAD_BYTES));
     // images only: no reports, presentation states or DICOMDIRs
     if (h && (h.elements.x7fe00010 || h.elements.x7fe00001 || h.elements.x7fe00008 || h.elements.x7fe00009)) found.push(describe(h, f, dir));
   }
