@@ -11,7 +11,7 @@ import { readDicomFrame } from '../lib/image/dicom.js';
 import { stopCodecWorker } from '../lib/image/dicom-codec-worker.js';
 import { decodeCompressed } from '../lib/image/dicom-codecs.js';
 import { encodePng } from '../lib/image/encode.js';
-import { cli, root, tempDir } from './helpers.js';
+import { cli, maxDiff, rejects, root, tempDir } from './helpers.js';
 
 const dir = join(root, 'test', 'fixtures', 'dicom');
 const fx = (f: string) => join(dir, f);
@@ -38,28 +38,6 @@ function expected(c: Case): number[] {
   if (c.dtype === 'f8') return Array.from(new Float64Array(buf));
   if (c.dtype === 'u2') return Array.from(new Uint16Array(buf));
   return Array.from(new Uint8Array(buf));
-}
-
-function maxDiff(a: ArrayLike<number>, b: ArrayLike<number>): { max: number; count: number } {
-  expect(a.length).toBe(b.length);
-  let max = 0;
-  let count = 0;
-  for (let i = 0; i < a.length; i++) {
-    const d = Math.abs(a[i] - b[i]);
-    if (d > 0) count++;
-    if (d > max) max = d;
-  }
-  return { max, count };
-}
-
-async function rejects(p: Promise<unknown>, code: string, text: RegExp): Promise<void> {
-  const err = await p.then(
-    () => undefined,
-    (e) => e,
-  );
-  expect(err).toBeInstanceOf(HealthGPTError);
-  expect(err.message).toMatch(text);
-  expect(err.code).toBe(code);
 }
 
 describe('stored values equal pydicom', () => {

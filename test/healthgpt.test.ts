@@ -6,10 +6,9 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { HealthGPTError } from '../lib/errors.js';
 import { decodeImage, loadPixelValues } from '../lib/image/index.js';
 import { HealthGPT, type HealthGPTLoadOptions } from '../lib/session/healthgpt.js';
-import { root } from './helpers.js';
+import { rejects, root } from './helpers.js';
 
 const dir = join(root, 'test', 'fixtures', 'healthgpt');
 const file = (name: string): string => join(dir, name);
@@ -43,18 +42,6 @@ const fixtureOptions = (over: Partial<HealthGPTLoadOptions> = {}): HealthGPTLoad
 /** A prompt as ids with null where the image rows go (one null per image, as the manifest). */
 function shape(prompt: (number | Float32Array)[]): (number | null)[] {
   return prompt.map((p) => (typeof p === 'number' ? p : null));
-}
-
-async function rejects(p: Promise<unknown> | (() => unknown), code: string, text: RegExp): Promise<void> {
-  let err: unknown;
-  try {
-    await (typeof p === 'function' ? p() : p);
-  } catch (e) {
-    err = e;
-  }
-  expect(err).toBeInstanceOf(HealthGPTError);
-  expect((err as HealthGPTError).code).toBe(code);
-  expect((err as HealthGPTError).message).toMatch(text);
 }
 
 describe('HealthGPT session on the tiny reference model', () => {

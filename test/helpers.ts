@@ -4,6 +4,7 @@ import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { expect } from 'vitest';
+import { HealthGPTError } from '../lib/errors.js';
 
 export const root = join(__dirname, '..');
 
@@ -56,4 +57,31 @@ export function readLogits(path: string): { tokens: number[]; nVocab: number; lo
   const off = 16 + 4 * n;
   const logits = new Float32Array(b.buffer.slice(b.byteOffset + off, b.byteOffset + off + 4 * n * nVocab));
   return { tokens, nVocab, logits };
+}
+
+/** Largest absolute difference of two equally long arrays, and how many elements differ at all. */
+export function maxDiff(a: ArrayLike<number>, b: ArrayLike<number>): { max: number; count: number } {
+  expect(a.length).toBe(b.length);
+  let max = 0;
+  let count = 0;
+  for (let i = 0; i < a.length; i++) {
+    const d = Math.abs(a[i] - b[i]);
+    if (d > 0) count++;
+    if (d > max) max = d;
+  }
+  return { max, count };
+}
+
+/** Expects p (or what calling it returns) to reject with a HealthGPTError of this code whose message matches text. */
+export async function rejects(p: Promise<unknown> | (() => unknown), code: string, text: RegExp): Promise<HealthGPTError> {
+  let err: unknown;
+  try {
+    await (typeof p === 'function' ? p() : p);
+  } catch (e) {
+    err = e;
+  }
+  expect(err).toBeInstanceOf(HealthGPTError);
+  expect((err as HealthGPTError).code).toBe(code);
+  expect((err as HealthGPTError).message).toMatch(text);
+  return err as HealthGPTError;
 }

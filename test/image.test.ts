@@ -11,7 +11,7 @@ import { decodeImage } from '../lib/image/decode.js';
 import { decoderOutputToImage, encodePng, writePng } from '../lib/image/encode.js';
 import { loadPixelValues } from '../lib/image/index.js';
 import { CLIP_IMAGE_SIZE, PAD_BACKGROUND, preprocessImage, resizeForClip, vqganInput } from '../lib/image/preprocess.js';
-import { root, tempDir } from './helpers.js';
+import { maxDiff, rejects, root, tempDir } from './helpers.js';
 
 const dir = join(root, 'test', 'fixtures', 'image');
 const fx = (f: string) => join(dir, f);
@@ -29,29 +29,6 @@ function referenceTensor(file: string, size: number): Float32Array {
   return t;
 }
 
-function maxAbs(a: Float32Array, b: Float32Array): { max: number; count: number } {
-  expect(a.length).toBe(b.length);
-  let max = 0;
-  let count = 0;
-  for (let i = 0; i < a.length; i++) {
-    const d = Math.abs(a[i] - b[i]);
-    if (d > 0) count++;
-    if (d > max) max = d;
-  }
-  return { max, count };
-}
-
-async function rejects(p: Promise<unknown>, code: string, text: RegExp): Promise<HealthGPTError> {
-  const err = await p.then(
-    () => undefined,
-    (e) => e,
-  );
-  expect(err).toBeInstanceOf(HealthGPTError);
-  expect(err.code).toBe(code);
-  expect(err.message).toMatch(text);
-  return err;
-}
-
 describe('pixel_values against CLIPImageProcessor after expand2square', () => {
   it('the pad colour is int(mean * 255) as HealthGPT writes it, not the rounded one', () => {
     expect([...PAD_BACKGROUND]).toEqual(cases.background);
@@ -63,7 +40,7 @@ describe('pixel_values against CLIPImageProcessor after expand2square', () => {
     it(`${c.name}: ${c.note}`, async () => {
       const px = await loadPixelValues(fx(c.file), { size: c.size, pad: c.pad });
       expect(px.size).toBe(c.size);
-      const { max, count } = maxAbs(px.data, referenceTensor(c.tensor, c.size));
+      const { max, count } = maxDiff(px.data, referenceTensor(c.tensor, c.size));
       if (lossless) {
         // lossless decodes and Pillow's resampler restated exactly: bit-identical (measured 0 on every case)
         expect(max).toBe(0);
@@ -141,7 +118,7 @@ describe('pixel_values against CLIPImageProcessor after expand2square', () => {
     const v = cases.vqgan_input;
     const img = await decodeImage(fx(v.file));
     const want = new Float32Array(new Uint8Array(gz(v.tensor)).buffer);
-    const { max } = maxAbs(vqganInput(img, v.size), want);
+    const { max } = maxDiff(vqganInput(img, v.size), want);
     // Math.sin vs C's sin could move a fixed-point weight by one unit; measured 0
     expect(max).toBeLessThanOrEqual(2 / 255);
     console.log(`vqgan input: max abs error ${max}`);
