@@ -1,14 +1,16 @@
 // Y = W X on the device for every weight type the Phi-3 files use, reading weights in their
 // file layout. Decode (and batches of up to kCols tokens): one warp per weight row, four rows a
-// block, int8 dp4a dot products for q4_0 / q8_0. Prefill of q4_0 / q8_0 (more than kCols
-// tokens): int8 tensor cores through WMMA, 64 rows x 64 tokens a block, one quant block (32
-// values) per step, each step's exact integer sums scaled by d_w * d_x and added in order, as
-// the CPU's scalar dot does.
+// block, int8 dp4a dot products for q4_0 / q8_0, f32 activations for the others. Prefill (more
+// than kCols tokens) on tensor cores through WMMA, 64 rows x 64 tokens a block: q4_0 / q8_0 one
+// quant block (32 values) per step, each step's exact integer sums scaled by d_w * d_x and
+// added in order, as the CPU's scalar dot does; q4_K / q5_K / q6_K likewise with a scale per
+// half block; f16 / bf16 in half-precision fragments with f32 accumulators.
 #include <mma.h>
 
 #include <atomic>
 #include <cstdlib>
 #include <string>
+#include <type_traits>
 
 #include "cuda/common.cuh"
 #include "cuda/dequant.cuh"
@@ -260,6 +262,259 @@ template <int TYPE> __global__ void __launch_bounds__(128)
     }
 }
 
+// ---- prefill of the K-quants: int8 tensor cores with a scale per half unit ----
+// A K-quant value is d_s q - m_s (q4_K, q5_K: q >= 0, a scale and a min per 32 values) or
+// d_s q (q6_K: q - 32 stored as int8, a scale per 16), so each 16-value half of a 32-value unit
+// is exact int8 times one float scale. The activations are q8_0 blocks of 32 (a finer rounding
+// than the CPU's q8_K blocks of 256); a step adds c_0 d_w0 d_x + c_1 d_w1 d_x - m_w d_x sum(a),
+// with c_h the exact integer sums of half h and sum(a) the block's quants summed.
+
+// Values 16 h .. 16 h + 15 of unit u (32 values) of a K-quant row as int8, their scale and the
+// unit's min (0 for q6_K).
+template <int TYPE> __device__ __forceinline__ void kq_unpack16(const uint8_t *row, int64_t u, int h, int8_t q[16],
+                                                                float &scale, float &min) {
+    const int j = (int)(u & 7);
+    if (TYPE == HG_TYPE_Q6_K) {
+        const uint8_t *b = row + (u >> 3) * 210;
+        const int hh = j >> 2, c = j & 3;
+        const uint8_t *ql = b + 64 * hh + 32 * (c & 1) + 16 * h, *qh = b + 128 + 32 * hh + 16 * h;
+        const int lshift = (c >> 1) * 4, hshift = 2 * c;
+#pragma unroll
+        for (int l = 0; l < 16; l++) q[l] = (int8_t)((((ql[l] >> lshift) & 0x0f) | (((qh[l] >> hshift) & 3) << 4)) - 32);
+        scale = ld_half(b + 208) * (float)reinterpret_cast<const int8_t *>(b + 192)[2 * j + h];
+        min = 0.0f;
+        return;
+    }
+    constexpr int BB = TYPE == HG_TYPE_Q4_K ? 144 : 176;
+    const uint8_t *b = row + (u >> 3) * BB;
+    int sc, m;
+    scale_min_k4(j, b + 4, sc, m);
+    scale = ld_half(b) * sc;
+    min = ld_half(b + 2) * m;
+    const int shift = (j & 1) * 4;
+    const uint8_t *qs = b + (TYPE == HG_TYPE_Q4_K ? 16 : 48) + 32 * (j >> 1) + 16 * h;
+#pragma unroll
+    for (int l = 0; l < 16; l++) {
+        int v = (qs[l] >> shift) & 0x0f;
+        if (TYPE == HG_TYPE_Q5_K) v |= ((b[16 + 16 * h + l] >> j) & 1) << 4;
+        q[l] = (int8_t)v;
+    }
+}
+
+struct kq_smem {
+    int8_t a[2][kTile][16];        // weights: [half][row][k]
+    int8_t b[2][kTile][16];        // activations: [half][token][k]
+    float dw[2][kTile], mw[kTile]; // the rows' half scales and unit min (0 past the edges)
+    float dx[kTile];               // the tokens' block scales
+    int ax[2][kTile];              // the tokens' quants summed per half
+    int c[4][2][32][32];           // each warp's integer sums, per half
+};
+
+template <int TYPE> __global__ void __launch_bounds__(128)
+    mm_kq_mma_kernel(const uint8_t *__restrict__ w, size_t row_bytes, int64_t rows, int64_t nb,
+                     const int8_t *__restrict__ aq, const float *__restrict__ ad, float *__restrict__ y, int64_t ldy,
+                     int64_t n, bool accumulate) {
+    namespace wmma = nvcuda::wmma;
+    __shared__ __align__(32) kq_smem sm;
+    const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5, wr = warp >> 1, wc = warp & 1;
+    const int64_t r0 = (int64_t)blockIdx.x * kTile, c0 = (int64_t)blockIdx.y * kTile, k = nb * 32;
+    const int lr = tid >> 1, half = tid & 1;
+    float acc[32];
+#pragma unroll
+    for (int i = 0; i < 32; i++) acc[i] = 0.0f;
+
+    for (int64_t b = 0; b < nb; b++) {
+        {
+            const int64_t r = r0 + lr;
+            int8_t q[16];
+            float scale = 0.0f, min = 0.0f;
+            if (r < rows) {
+                kq_unpack16<TYPE>(w + r * row_bytes, b, half, q, scale, min);
+            } else {
+#pragma unroll
+                for (int i = 0; i < 16; i++) q[i] = 0;
+            }
+#pragma unroll
+            for (int i = 0; i < 16; i++) sm.a[half][lr][i] = q[i];
+            sm.dw[half][lr] = scale;
+            if (half == 0) sm.mw[lr] = min;
+        }
+        {
+            const int64_t c = c0 + lr;
+            int4 v = make_int4(0, 0, 0, 0);
+            float d = 0.0f;
+            if (c < n) {
+                v = *reinterpret_cast<const int4 *>(aq + c * k + b * 32 + 16 * half);
+                d = ad[c * nb + b];
+            }
+            *reinterpret_cast<int4 *>(&sm.b[half][lr][0]) = v;
+            int s = 0;
+            for (int x : {v.x, v.y, v.z, v.w}) s = __dp4a(x, 0x01010101, s);
+            sm.ax[half][lr] = s;
+            if (half == 0) sm.dx[lr] = d;
+        }
+        __syncthreads();
+
+        for (int fr = 0; fr < 2; fr++)
+            for (int fc = 0; fc < 2; fc++)
+                for (int kh = 0; kh < 2; kh++) {
+                    wmma::fragment<wmma::accumulator, 16, 16, 16, int> c_frag;
+                    wmma::fragment<wmma::matrix_a, 16, 16, 16, signed char, wmma::row_major> a_frag;
+                    wmma::fragment<wmma::matrix_b, 16, 16, 16, signed char, wmma::col_major> b_frag;
+                    wmma::fill_fragment(c_frag, 0);
+                    wmma::load_matrix_sync(a_frag, &sm.a[kh][32 * wr + 16 * fr][0], 16);
+                    wmma::load_matrix_sync(b_frag, &sm.b[kh][32 * wc + 16 * fc][0], 16);
+                    wmma::mma_sync(c_frag, a_frag, b_frag, c_frag);
+                    wmma::store_matrix_sync(&sm.c[warp][kh][16 * fr][16 * fc], c_frag, 32, wmma::mem_row_major);
+                }
+        __syncwarp();
+        const int t = 32 * wc + lane;
+        const float dx = sm.dx[t];
+        const float asum = (float)(sm.ax[0][t] + sm.ax[1][t]);
+#pragma unroll
+        for (int i = 0; i < 32; i++) {
+            const int r = 32 * wr + i;
+            const float s = (float)sm.c[warp][0][i][lane] * sm.dw[0][r] + (float)sm.c[warp][1][i][lane] * sm.dw[1][r] -
+                            sm.mw[r] * asum;
+            acc[i] += s * dx;
+        }
+        __syncthreads();
+    }
+
+    const int64_t c = c0 + 32 * wc + lane;
+    if (c >= n) return;
+#pragma unroll
+    for (int i = 0; i < 32; i++) {
+        const int64_t r = r0 + 32 * wr + i;
+        if (r < rows) {
+            float *out = y + c * ldy + r;
+            *out = accumulate ? *out + acc[i] : acc[i];
+        }
+    }
+}
+
+// ---- prefill of f16 / bf16 weights: half-precision tensor cores, f32 accumulators ----
+// bf16: the activations rounded to bf16 (as the CPU pairs them), so every product is exact.
+// f16: an activation x is split into hi = f16(x) and lo = f16(x - hi), two products summed on
+// the tensor cores, which keeps x to about 2^-22 of itself (one f16 product would keep 2^-11);
+// |x| past the f16 range (65504) becomes inf, as in any f16 GEMM. k steps of 32, zero-padded.
+constexpr int kHalfK = 32;
+constexpr int kHalfLd = kHalfK + 8; // a multiple of 8 halves, as WMMA needs; spreads banks
+
+template <class T> struct half_smem {
+    T a[kTile][kHalfLd];         // weights [row][k]
+    T hi[kTile][kHalfLd];        // activations [token][k] (column-major B)
+    T lo[kTile][kHalfLd];        // f16 only: x - hi
+    float c[4][32][32];          // each warp's result, for the bounded store
+};
+
+template <class T> __device__ __forceinline__ T to_half_type(float v);
+template <> __device__ __forceinline__ __half to_half_type<__half>(float v) { return __float2half_rn(v); }
+template <> __device__ __forceinline__ __nv_bfloat16 to_half_type<__nv_bfloat16>(float v) {
+    return __float2bfloat16_rn(v);
+}
+template <class T> __device__ __forceinline__ float half_type_to_float(T v);
+template <> __device__ __forceinline__ float half_type_to_float<__half>(__half v) { return __half2float(v); }
+template <> __device__ __forceinline__ float half_type_to_float<__nv_bfloat16>(__nv_bfloat16 v) {
+    return __bfloat162float(v);
+}
+
+template <class T> __device__ __forceinline__ void half_mma_tile(const T *__restrict__ w, int64_t rows, int64_t k,
+                                                                 const float *__restrict__ x, float *__restrict__ y,
+                                                                 int64_t ldy, int64_t n, bool accumulate) {
+    namespace wmma = nvcuda::wmma;
+    constexpr bool kSplit = std::is_same<T, __half>::value;
+    __shared__ __align__(32) half_smem<T> sm;
+    const int tid = threadIdx.x, warp = tid >> 5, wr = warp >> 1, wc = warp & 1;
+    const int64_t r0 = (int64_t)blockIdx.x * kTile, c0 = (int64_t)blockIdx.y * kTile;
+    const int lr = tid >> 1, part = tid & 1; // the row (or token) and the 16 values this thread loads
+    wmma::fragment<wmma::accumulator, 16, 16, 16, float> acc[2][2];
+    for (int fr = 0; fr < 2; fr++)
+        for (int fc = 0; fc < 2; fc++) wmma::fill_fragment(acc[fr][fc], 0.0f);
+
+    for (int64_t k0 = 0; k0 < k; k0 += kHalfK) {
+        {
+            const int64_t r = r0 + lr;
+            const T *src = w + r * k + k0 + 16 * part;
+            for (int i = 0; i < 16; i++) {
+                const bool in = r < rows && k0 + 16 * part + i < k;
+                sm.a[lr][16 * part + i] = in ? src[i] : to_half_type<T>(0.0f);
+            }
+        }
+        {
+            const int64_t c = c0 + lr;
+            const float *src = x + c * k + k0 + 16 * part;
+            for (int i = 0; i < 16; i++) {
+                const float v = c < n && k0 + 16 * part + i < k ? src[i] : 0.0f;
+                const T hi = to_half_type<T>(v);
+                sm.hi[lr][16 * part + i] = hi;
+                if (kSplit) sm.lo[lr][16 * part + i] = to_half_type<T>(v - half_type_to_float<T>(hi));
+            }
+        }
+        __syncthreads();
+        for (int kh = 0; kh < kHalfK / 16; kh++)
+            for (int fr = 0; fr < 2; fr++) {
+                wmma::fragment<wmma::matrix_a, 16, 16, 16, T, wmma::row_major> a_frag;
+                wmma::load_matrix_sync(a_frag, &sm.a[32 * wr + 16 * fr][16 * kh], kHalfLd);
+                for (int fc = 0; fc < 2; fc++) {
+                    wmma::fragment<wmma::matrix_b, 16, 16, 16, T, wmma::col_major> b_frag;
+                    wmma::load_matrix_sync(b_frag, &sm.hi[32 * wc + 16 * fc][16 * kh], kHalfLd);
+                    wmma::mma_sync(acc[fr][fc], a_frag, b_frag, acc[fr][fc]);
+                    if (kSplit) {
+                        wmma::load_matrix_sync(b_frag, &sm.lo[32 * wc + 16 * fc][16 * kh], kHalfLd);
+                        wmma::mma_sync(acc[fr][fc], a_frag, b_frag, acc[fr][fc]);
+                    }
+                }
+            }
+        __syncthreads();
+    }
+    for (int fr = 0; fr < 2; fr++)
+        for (int fc = 0; fc < 2; fc++)
+            wmma::store_matrix_sync(&sm.c[warp][16 * fr][16 * fc], acc[fr][fc], 32, wmma::mem_row_major);
+    __syncwarp();
+    const int lane = tid & 31;
+    const int64_t c = c0 + 32 * wc + lane;
+    if (c >= n) return;
+    for (int i = 0; i < 32; i++) {
+        const int64_t r = r0 + 32 * wr + i;
+        if (r < rows) {
+            float *out = y + c * ldy + r;
+            *out = accumulate ? *out + sm.c[warp][i][lane] : sm.c[warp][i][lane];
+        }
+    }
+}
+
+__global__ void __launch_bounds__(128) mm_f16_mma_kernel(const __half *__restrict__ w, int64_t rows, int64_t k,
+                                                         const float *__restrict__ x, float *__restrict__ y,
+                                                         int64_t ldy, int64_t n, bool accumulate) {
+    half_mma_tile<__half>(w, rows, k, x, y, ldy, n, accumulate);
+}
+
+// bf16 fragments exist from sm_80; below, the kernel is empty and never launched (the host
+// keeps bf16 on the mat-vec kernel there).
+__global__ void __launch_bounds__(128) mm_bf16_mma_kernel(const __nv_bfloat16 *__restrict__ w, int64_t rows,
+                                                          int64_t k, const float *__restrict__ x,
+                                                          float *__restrict__ y, int64_t ldy, int64_t n,
+                                                          bool accumulate) {
+#if !defined(__CUDA_ARCH__) || __CUDA_ARCH__ >= 800
+    half_mma_tile<__nv_bfloat16>(w, rows, k, x, y, ldy, n, accumulate);
+#endif
+}
+
+// Compute capability major of the current device (bf16 tensor cores need 8 or more), cached.
+int device_cc_major() {
+    static std::atomic<int> cache[16] = {};
+    int dev = 0;
+    check(cudaGetDevice(&dev), "cudaGetDevice");
+    std::atomic<int> &slot = cache[dev & 15];
+    int v = slot.load(std::memory_order_relaxed);
+    if (v == 0) {
+        check(cudaDeviceGetAttribute(&v, cudaDevAttrComputeCapabilityMajor, dev), "cudaDeviceGetAttribute");
+        slot.store(v, std::memory_order_relaxed);
+    }
+    return v;
+}
+
 // HEALTHGPT_CUDA_MMA=0 keeps prefill on the dp4a kernels (a comparison, a workaround).
 std::atomic<int> g_tensor_cores{-1};
 bool tensor_cores_on() {
@@ -276,14 +531,23 @@ std::string type_label(int type) { return "type " + std::to_string(type); }
 
 size_t align256(size_t b) { return (b + 255) / 256 * 256; }
 
+bool is_k_quant(int type) { return type == HG_TYPE_Q4_K || type == HG_TYPE_Q5_K || type == HG_TYPE_Q6_K; }
+
 } // namespace
 
 bool matmul_supports(int type) { return dq_block_bytes(type) != 0; }
 
 void matmul_use_tensor_cores(bool on) { g_tensor_cores.store(on ? 1 : 0, std::memory_order_relaxed); }
 
+bool matmul_uses_tensor_cores(int type, int64_t n) {
+    if (n <= kCols || !tensor_cores_on()) return false;
+    if (type == HG_TYPE_BF16) return device_cc_major() >= 8;
+    return type == HG_TYPE_Q4_0 || type == HG_TYPE_Q8_0 || type == HG_TYPE_F16 || is_k_quant(type);
+}
+
 size_t matmul_scratch_bytes(int type, int64_t k, int64_t n) {
-    if (type == HG_TYPE_Q4_0 || type == HG_TYPE_Q8_0)
+    // the K-quants' tensor-core path quantizes the activations as q4_0 / q8_0 do
+    if (type == HG_TYPE_Q4_0 || type == HG_TYPE_Q8_0 || (is_k_quant(type) && n > kCols))
         return align256((size_t)(n * k)) + (size_t)(n * (k / 32)) * sizeof(float);
     if (type == HG_TYPE_BF16) return (size_t)(n * k) * sizeof(float);
     return 0;
@@ -321,7 +585,7 @@ void matmul(int type, const void *w, int64_t rows, int64_t k, const float *x, in
         float *ad = reinterpret_cast<float *>(static_cast<uint8_t *>(scratch) + align256((size_t)(n * k)));
         quantize_q8_0_kernel<<<grid_for(n_blocks * 32, 256, 0x7fffffff), 256, 0, s>>>(x, n_blocks, aq, ad);
         check_launch("quantize_q8_0");
-        if (n > kCols && tensor_cores_on()) {
+        if (matmul_uses_tensor_cores(type, n)) {
             const int64_t tr = (rows + kTile - 1) / kTile, tc = (n + kTile - 1) / kTile;
             if (tr > 0x7fffffff || tc > 65535) throw Error("cuda matmul: shape too large for the tensor-core path");
             const dim3 tgrid((unsigned)tr, (unsigned)tc);
@@ -344,6 +608,34 @@ void matmul(int type, const void *w, int64_t rows, int64_t k, const float *x, in
                 mm_q8_kernel<HG_TYPE_Q8_0, kCols><<<grid, block, 0, s>>>(wb, rows, nb, aq, ad, y, ldy, n, accumulate);
         }
         check_launch("mm_q8");
+        return;
+    }
+    if (matmul_uses_tensor_cores(type, n)) {
+        const int64_t tr = (rows + kTile - 1) / kTile, tc = (n + kTile - 1) / kTile;
+        if (tr > 0x7fffffff || tc > 65535) throw Error("cuda matmul: shape too large for the tensor-core path");
+        const dim3 tgrid((unsigned)tr, (unsigned)tc);
+        if (type == HG_TYPE_F16)
+            mm_f16_mma_kernel<<<tgrid, 128, 0, s>>>(static_cast<const __half *>(w), rows, k, x, y, ldy, n, accumulate);
+        else if (type == HG_TYPE_BF16)
+            mm_bf16_mma_kernel<<<tgrid, 128, 0, s>>>(static_cast<const __nv_bfloat16 *>(w), rows, k, x, y, ldy, n,
+                                                     accumulate);
+        else {
+            const int64_t nb = k / 32, n_blocks = n * nb;
+            int8_t *aq = static_cast<int8_t *>(scratch);
+            float *ad = reinterpret_cast<float *>(static_cast<uint8_t *>(scratch) + align256((size_t)(n * k)));
+            quantize_q8_0_kernel<<<grid_for(n_blocks * 32, 256, 0x7fffffff), 256, 0, s>>>(x, n_blocks, aq, ad);
+            check_launch("quantize_q8_0");
+            if (type == HG_TYPE_Q4_K)
+                mm_kq_mma_kernel<HG_TYPE_Q4_K><<<tgrid, 128, 0, s>>>(wb, row_bytes, rows, nb, aq, ad, y, ldy, n,
+                                                                     accumulate);
+            else if (type == HG_TYPE_Q5_K)
+                mm_kq_mma_kernel<HG_TYPE_Q5_K><<<tgrid, 128, 0, s>>>(wb, row_bytes, rows, nb, aq, ad, y, ldy, n,
+                                                                     accumulate);
+            else
+                mm_kq_mma_kernel<HG_TYPE_Q6_K><<<tgrid, 128, 0, s>>>(wb, row_bytes, rows, nb, aq, ad, y, ldy, n,
+                                                                     accumulate);
+        }
+        check_launch("mm_mma");
         return;
     }
     if (dq_is_float(type)) {

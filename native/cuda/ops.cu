@@ -1,5 +1,7 @@
 // The Phi-3 decoder's other ops on the device (declarations and contracts: cuda/ops.h).
 #include <algorithm>
+#include <atomic>
+#include <cstdlib>
 #include <string>
 
 #include "cuda/common.cuh"
@@ -12,6 +14,7 @@ namespace {
 
 constexpr int kMaxHeadDim = 256; // attention keeps a head's accumulators in registers
 constexpr int kAttnWarps = 4;
+constexpr int64_t kFlashMinTokens = 8; // fewer tokens (decode): the split-K kernel
 
 // Checks run on every launch: the message is built only on a failure.
 void need(bool ok, const char *what) {
@@ -208,6 +211,102 @@ __global__ void attention_combine_kernel(const float *__restrict__ part, int n_s
     }
 }
 
+// ---- attention of a prefill: tiles of queries against tiles of keys (flash attention) ----
+// Block (query tile, head h): kFlashQ consecutive tokens, kFlashQ / kAttnWarps of them per
+// warp, walk the keys any of them sees in tiles of kFlashK. A tile's keys go to shared memory
+// as floats (rows padded by one float: lane j reads key j without bank conflicts), each lane
+// scores one key against a query, the warp keeps that query's running max, sum and output
+// (dims lane, lane + 32, ...) with an online softmax, and V rows are read whole by the warp.
+// Masks: causal (key <= position), the sliding window (key > position - window), and the keys
+// past the tile's last query. Every K and V row is read from global memory once per tile of
+// kFlashQ queries instead of once per query.
+constexpr int kFlashQ = 16;
+constexpr int kFlashK = 32;
+
+size_t flash_smem_bytes(int64_t hd) { return (size_t)(kFlashQ * hd + kFlashK * (hd + 1)) * sizeof(float); }
+
+template <class T> __global__ void __launch_bounds__(kAttnWarps * 32)
+    flash_attention_kernel(const T *__restrict__ kc, const T *__restrict__ vc, int64_t n_ctx, int64_t hd,
+                           int64_t group, const float *__restrict__ q, int64_t q_stride, int64_t n_tokens,
+                           int64_t pos_host, const int32_t *__restrict__ pos_dev, int64_t window, float scale,
+                           float *__restrict__ out, int64_t out_stride) {
+    constexpr int D = kMaxHeadDim / 32, QW = kFlashQ / kAttnWarps;
+    extern __shared__ float flash_sm[];
+    float *qs = flash_sm, *ks = flash_sm + kFlashQ * hd; // [kFlashQ][hd], [kFlashK][hd + 1]
+    const int64_t pos0 = pos_dev ? *pos_dev : pos_host;
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    const int64_t t0 = (int64_t)blockIdx.x * kFlashQ, h = blockIdx.y, kvh = h / group;
+    const int64_t t_end = min(n_tokens, t0 + kFlashQ);
+    const int64_t p_first = pos0 + t0, p_last = pos0 + t_end - 1;
+    const int64_t j_lo = window > 0 ? max((int64_t)0, p_first - window + 1) : 0, j_hi = p_last + 1;
+    const T *kb = kc + kvh * n_ctx * hd, *vb = vc + kvh * n_ctx * hd;
+
+    for (int64_t e = threadIdx.x; e < kFlashQ * hd; e += blockDim.x) {
+        const int64_t t = t0 + e / hd;
+        qs[e] = t < n_tokens ? q[t * q_stride + h * hd + e % hd] : 0.0f;
+    }
+    float m[QW], l[QW], acc[QW][D];
+#pragma unroll
+    for (int i = 0; i < QW; i++) {
+        m[i] = -INFINITY, l[i] = 0.0f;
+#pragma unroll
+        for (int d = 0; d < D; d++) acc[i][d] = 0.0f;
+    }
+
+    for (int64_t j0 = j_lo; j0 < j_hi; j0 += kFlashK) {
+        const int nk = (int)min((int64_t)kFlashK, j_hi - j0);
+        __syncthreads(); // the previous tile is read (and, the first time, the queries are written)
+        for (int64_t e = threadIdx.x; e < kFlashK * hd; e += blockDim.x) {
+            const int jj = (int)(e / hd);
+            const int64_t d = e % hd;
+            ks[jj * (hd + 1) + d] = jj < nk ? from_cache(kb[(j0 + jj) * hd + d]) : 0.0f;
+        }
+        __syncthreads();
+#pragma unroll
+        for (int i = 0; i < QW; i++) {
+            const int r = warp * QW + i;
+            const int64_t t = t0 + r, p = pos0 + t;
+            if (t >= n_tokens) break; // whole warp
+            const int64_t j = j0 + lane;
+            float sc = -INFINITY;
+            if (lane < nk && j <= p && (window <= 0 || j > p - window)) {
+                const float *qr = qs + r * hd, *kr = ks + lane * (hd + 1);
+                float dot = 0.0f;
+                for (int64_t d = 0; d < hd; d++) dot += qr[d] * kr[d];
+                sc = dot * scale;
+            }
+            const float m_new = fmaxf(m[i], warp_max(sc));
+            if (m_new == -INFINITY) continue; // no key of this tile (nor before) is visible yet
+            const float corr = expf(m[i] - m_new), pe = expf(sc - m_new); // exp(-inf) = 0
+            l[i] = l[i] * corr + warp_sum(pe);
+#pragma unroll
+            for (int d = 0; d < D; d++) acc[i][d] *= corr;
+            for (int jj = 0; jj < nk; jj++) {
+                const float pj = __shfl_sync(0xffffffffu, pe, jj);
+                if (pj == 0.0f) continue; // masked (the same for the whole warp)
+                const T *vr = vb + (j0 + jj) * hd;
+#pragma unroll
+                for (int d = 0; d < D; d++) {
+                    const int64_t dd = lane + 32 * d;
+                    if (dd < hd) acc[i][d] += pj * from_cache(vr[dd]);
+                }
+            }
+            m[i] = m_new;
+        }
+    }
+#pragma unroll
+    for (int i = 0; i < QW; i++) {
+        const int64_t t = t0 + warp * QW + i;
+        if (t >= n_tokens) break;
+        const float inv = 1.0f / l[i];
+#pragma unroll
+        for (int d = 0; d < D; d++) {
+            const int64_t dd = lane + 32 * d;
+            if (dd < hd) out[t * out_stride + h * hd + dd] = acc[i][d] * inv;
+        }
+    }
+}
+
 // Splits per (token, head): enough blocks to fill a large GPU at one token (decode), none at a
 // long prefill, and no split with fewer than 64 keys.
 int split_count(int64_t n_tokens, int64_t n_heads, int64_t n_keys_max) {
@@ -232,7 +331,22 @@ __global__ void hlora_mix_kernel(const float *__restrict__ logits_a, int64_t ra_
     }
 }
 
+// HEALTHGPT_CUDA_FLASH=0 keeps prefill on the split-K kernel (a comparison, a workaround).
+std::atomic<int> g_flash{-1};
+
 } // namespace
+
+void attention_use_flash(bool on) { g_flash.store(on ? 1 : 0, std::memory_order_relaxed); }
+
+bool attention_uses_flash(int64_t n_tokens) {
+    int v = g_flash.load(std::memory_order_relaxed);
+    if (v < 0) {
+        const char *e = std::getenv("HEALTHGPT_CUDA_FLASH");
+        v = e && std::string(e) == "0" ? 0 : 1;
+        g_flash.store(v, std::memory_order_relaxed);
+    }
+    return v == 1 && n_tokens >= kFlashMinTokens;
+}
 
 void rms_norm(const float *x, const float *weight, float *y, int64_t n, int64_t n_rows, float eps, void *stream) {
     need(n > 0 && n_rows > 0 && n_rows <= 0x7fffffff, "rms_norm: bad shape");
@@ -325,6 +439,31 @@ void attention(const kv_cache_layer &kv, const float *q, int64_t q_stride, int64
     const float scale = 1.0f / sqrtf((float)kv.head_dim);
     const int64_t group = n_heads / kv.n_kv_heads;
     cudaStream_t s = as_stream(stream);
+    if (attention_uses_flash(n_tokens)) {
+        const int64_t tiles = (n_tokens + kFlashQ - 1) / kFlashQ;
+        need(tiles <= 0x7fffffff, "attention: too many tokens");
+        const dim3 fgrid((unsigned)tiles, (unsigned)n_heads);
+        const size_t smem = flash_smem_bytes(kv.head_dim);
+        if (kv.type == HG_TYPE_F16) {
+            if (smem > 48 * 1024)
+                check(cudaFuncSetAttribute(flash_attention_kernel<__half>,
+                                           cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem),
+                      "flash_attention shared memory");
+            flash_attention_kernel<__half><<<fgrid, kAttnWarps * 32, smem, s>>>(
+                static_cast<const __half *>(kv.k), static_cast<const __half *>(kv.v), kv.n_ctx, kv.head_dim, group, q,
+                q_stride, n_tokens, pos0, pos0_dev, sliding_window, scale, out, out_stride);
+        } else {
+            if (smem > 48 * 1024)
+                check(cudaFuncSetAttribute(flash_attention_kernel<float>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                           (int)smem),
+                      "flash_attention shared memory");
+            flash_attention_kernel<float><<<fgrid, kAttnWarps * 32, smem, s>>>(
+                static_cast<const float *>(kv.k), static_cast<const float *>(kv.v), kv.n_ctx, kv.head_dim, group, q,
+                q_stride, n_tokens, pos0, pos0_dev, sliding_window, scale, out, out_stride);
+        }
+        check_launch("flash_attention");
+        return;
+    }
     const dim3 grid((unsigned)n_tokens, (unsigned)n_heads, (unsigned)n_split);
     if (kv.type == HG_TYPE_F16)
         attention_kernel<__half><<<grid, kAttnWarps * 32, 0, s>>>(

@@ -23,10 +23,16 @@ namespace cuda {
 // types (q4_1, q5_0, q5_1, q4_K, q5_K, q6_K) are dequantized on the fly against f32
 // activations (the CPU rounds those to q8_1 / q8_K first: results differ by that rounding).
 bool matmul_supports(int type);
-// More than 8 tokens of q4_0 / q8_0 run on int8 tensor cores (the same integer sums per quant
-// block, scaled and added in the same order); off: the dp4a kernels. Default on, unless the
+// More than 8 tokens (prefill) run on tensor cores: q4_0 / q8_0 on int8 ones (the same integer
+// sums per quant block, scaled and added in the same order); q4_K / q5_K / q6_K on int8 ones
+// too, against activations quantized to q8_0 (the CPU rounds them to q8_K: results differ by
+// that rounding); f16 on f16 ones with each activation split into two f16 parts (about 2^-22
+// of it is kept); bf16 on bf16 ones from sm_80 (the mat-vec kernel below that), against
+// bf16-rounded activations as on the CPU. Off: the mat-vec kernels. Default on, unless the
 // environment has HEALTHGPT_CUDA_MMA=0.
 void matmul_use_tensor_cores(bool on);
+// Whether matmul of n columns of this type takes the tensor-core path on the current device.
+bool matmul_uses_tensor_cores(int type, int64_t n);
 // Device scratch bytes matmul needs for the activations of n columns of k.
 size_t matmul_scratch_bytes(int type, int64_t k, int64_t n);
 void matmul(int type, const void *w, int64_t rows, int64_t k, const float *x, int64_t n, float *y, int64_t ldy,
@@ -68,6 +74,11 @@ void kv_store(const kv_cache_layer &kv, const float *k, const float *v, int64_t 
 // size and window, not the position).
 size_t attention_scratch_floats(int64_t n_tokens, int64_t n_heads, int64_t head_dim, int64_t n_ctx,
                                 int64_t sliding_window);
+// Eight or more tokens (prefill) take a flash-attention kernel (tiles of 16 queries against
+// tiles of 32 keys, online softmax, no scratch), fewer the split-K kernel. Off: split-K always.
+// Default on, unless the environment has HEALTHGPT_CUDA_FLASH=0.
+void attention_use_flash(bool on);
+bool attention_uses_flash(int64_t n_tokens);
 void attention(const kv_cache_layer &kv, const float *q, int64_t q_stride, int64_t n_tokens, int64_t pos0,
                int64_t n_heads, int64_t sliding_window, float *out, int64_t out_stride, float *scratch,
                size_t scratch_floats, void *stream, const int32_t *pos0_dev = nullptr);

@@ -68,7 +68,7 @@ class CudaPhi3 final : public Phi3Device {
     void ensure_logits(int64_t rows);
     void enqueue_forward(int64_t n, int64_t pos0, const int32_t *pos_dev, bool any_base, bool any_own, int64_t n_given,
                          int64_t n_logits, const Plugin *pl);
-    void decode_with_graph(int32_t token, int64_t pos0, float *logits, int plugin_id);
+    void decode_with_graph(int32_t token, int64_t pos0, float *logits, int plugin_id, float *hidden_out);
     void drop_graphs() { graphs_.clear(); }
 
     Phi3HParams hp_;
@@ -91,7 +91,8 @@ class CudaPhi3 final : public Phi3Device {
     // decode steps as CUDA graphs, one per plugin (index plugin + 1), recorded at first use
     bool use_graphs_ = true;
     std::vector<std::unique_ptr<CudaGraph>> graphs_;
-    std::unique_ptr<PinnedBuffer> step_in_, step_logits_; // a step's rows and position; its logits
+    // a step's rows and position; its logits (all layers here) or hidden state (the first ones)
+    std::unique_ptr<PinnedBuffer> step_in_, step_out_;
     DeviceBuffer pos_dev_;
 };
 
@@ -230,7 +231,7 @@ CudaPhi3::CudaPhi3(const Phi3Model &m, int kv_type, int64_t n_ctx, int64_t max_c
     const char *g = std::getenv("HEALTHGPT_CUDA_GRAPHS"); // "0": every step launches its kernels
     use_graphs_ = !(g && std::string(g) == "0");
     step_in_.reset(new PinnedBuffer(4 * 4));
-    step_logits_.reset(new PinnedBuffer(4 * (size_t)V));
+    step_out_.reset(new PinnedBuffer(4 * (size_t)(head_ ? V : E)));
     pos_dev_ = DeviceBuffer(4);
 }
 
@@ -324,7 +325,8 @@ void CudaPhi3::eval_chunk(const int32_t *tokens, const float *embd, int64_t n, i
     if (pos0 < 0 || pos0 + n > n_ctx_) fail("cuda eval: positions past the context");
     if (plugin_id < -1 || plugin_id >= (int)plugins_.size()) fail("cuda eval: plugin " + std::to_string(plugin_id));
     if (!head_ && !hidden_out) fail("cuda eval: the device runs some of the layers: the hidden state must come back");
-    if (n == 1 && tokens[0] != -1 && use_graphs_ && head_) return decode_with_graph(tokens[0], pos0, logits, plugin_id);
+    if (n == 1 && tokens[0] != -1 && use_graphs_)
+        return decode_with_graph(tokens[0], pos0, logits, plugin_id, hidden_out);
     const Plugin *pl = plugin_id >= 0 ? &plugins_[(size_t)plugin_id] : nullptr;
     const int64_t E = hp_.n_embd, V = hp_.n_vocab;
     void *s = stream_.get();
@@ -356,10 +358,12 @@ void CudaPhi3::eval_chunk(const int32_t *tokens, const float *embd, int64_t n, i
 }
 
 // One token through a recorded graph: the step's rows and position go through pinned memory,
-// so the same graph serves every position; recorded at this plugin's first decode step.
-void CudaPhi3::decode_with_graph(int32_t token, int64_t pos0, float *logits, int plugin_id) {
+// so the same graph serves every position; recorded at this plugin's first decode step. With
+// the first layers only on the device, the graph ends with the hidden state copied back, and
+// the CPU runs the rest of the step.
+void CudaPhi3::decode_with_graph(int32_t token, int64_t pos0, float *logits, int plugin_id, float *hidden_out) {
     const Plugin *pl = plugin_id >= 0 ? &plugins_[(size_t)plugin_id] : nullptr;
-    const int64_t V = hp_.n_vocab;
+    const int64_t V = hp_.n_vocab, E = hp_.n_embd;
     void *s = stream_.get();
     int32_t *in = step_in_->as<int32_t>(); // base row, own row, given row, position
     const bool own =
@@ -376,8 +380,11 @@ void CudaPhi3::decode_with_graph(int32_t token, int64_t pos0, float *logits, int
         try {
             cuda_copy_to_device_async(rows_.get(), in, 3 * 4, s);
             cuda_copy_to_device_async(pos_dev_.get(), in + 3, 4, s);
-            enqueue_forward(1, pos0, pos_dev_.as<int32_t>(), true, pl && pl->token_embd.rows, 0, 1, pl);
-            cuda_copy_to_host_async(step_logits_->as<float>(), logits_.get(), (size_t)V * 4, s);
+            enqueue_forward(1, pos0, pos_dev_.as<int32_t>(), true, pl && pl->token_embd.rows, 0, head_ ? 1 : 0, pl);
+            if (head_)
+                cuda_copy_to_host_async(step_out_->as<float>(), logits_.get(), (size_t)V * 4, s);
+            else
+                cuda_copy_to_host_async(step_out_->as<float>(), hidden_.get(), (size_t)E * 4, s);
         } catch (...) {
             g->abandon(s);
             g.reset();
@@ -387,7 +394,9 @@ void CudaPhi3::decode_with_graph(int32_t token, int64_t pos0, float *logits, int
     }
     g->launch(s);
     stream_.synchronize();
-    if (logits) std::copy(step_logits_->as<float>(), step_logits_->as<float>() + V, logits);
+    const float *o = step_out_->as<float>();
+    if (head_ && logits) std::copy(o, o + V, logits);
+    if (!head_) std::copy(o, o + E, hidden_out);
 }
 
 // The steps of Phi3Model::eval_chunk for n tokens whose embedding rows are in rows_ (base,

@@ -90,11 +90,14 @@ std::vector<float> dequant_rows(int type, const std::vector<uint8_t> &w, int64_t
     return f;
 }
 
+bool is_k_quant(int type) { return type == HG_TYPE_Q4_K || type == HG_TYPE_Q5_K || type == HG_TYPE_Q6_K; }
+
 // The activations a type's GPU kernel is meant to see: q8_0-rounded for q4_0 / q8_0 (as the
-// CPU quantizes them), bf16-rounded for bf16, as given otherwise.
-std::vector<float> activations_for(int type, const std::vector<float> &x, int64_t k) {
+// CPU quantizes them) and for the K-quants on tensor cores, bf16-rounded for bf16, as given
+// otherwise (f16 on tensor cores keeps them to 2^-22: within the float tolerance).
+std::vector<float> activations_for(int type, const std::vector<float> &x, int64_t k, bool tensor_cores) {
     int at = HG_TYPE_F32;
-    if (type == HG_TYPE_Q4_0 || type == HG_TYPE_Q8_0) at = HG_TYPE_Q8_0;
+    if (type == HG_TYPE_Q4_0 || type == HG_TYPE_Q8_0 || (tensor_cores && is_k_quant(type))) at = HG_TYPE_Q8_0;
     if (type == HG_TYPE_BF16) at = HG_TYPE_BF16;
     if (at == HG_TYPE_F32) return x;
     const int64_t n = (int64_t)x.size() / k;
@@ -117,14 +120,18 @@ struct MatmulCase {
 
 // y on the device (ldy > rows, gaps poisoned) against a double-precision sum over the same
 // dequantized weights and the activations the kernel is meant to see, within float32
-// accumulation error (k * 2^-23 of sum |w x|); also the CPU engine's own matmul where it pairs
-// the weights with the same activations (q4_0, q8_0, f32, f16, bf16), within twice that.
+// accumulation error (k * 2^-23 of sum |w x|; twice that for f16 / bf16 fragments, whose
+// tensor-core sums may truncate instead of round), element by element; also the CPU engine's
+// own matmul where it pairs the weights with the same activations (q4_0, q8_0, f32, f16, bf16),
+// within twice that.
 void check_matmul(int type, const MatmulCase &mc, uint32_t seed, bool accumulate) {
     std::mt19937 rng(seed);
     const int64_t rows = mc.rows, k = mc.k, n = mc.n, ldy = rows + 3;
     const std::vector<uint8_t> w = make_weights(type, rows, k, rng);
     const std::vector<float> x = randn((size_t)(k * n), rng);
-    const std::vector<float> wf = dequant_rows(type, w, rows, k), xa = activations_for(type, x, k);
+    const bool tc = hg::cuda::matmul_uses_tensor_cores(type, n);
+    const std::vector<float> wf = dequant_rows(type, w, rows, k), xa = activations_for(type, x, k, tc);
+    const double acc_ulps = tc && (type == HG_TYPE_F16 || type == HG_TYPE_BF16) ? 2.0 : 1.0;
     std::vector<float> y0((size_t)(ldy * n));
     for (size_t i = 0; i < y0.size(); i++) y0[i] = accumulate ? (float)(i % 7) - 3.0f : -777.0f;
 
@@ -155,7 +162,7 @@ void check_matmul(int type, const MatmulCase &mc, uint32_t seed, bool accumulate
                 ref += (double)wf[(size_t)(r * k + i)] * xa[(size_t)(c * k + i)];
                 mag += std::fabs((double)wf[(size_t)(r * k + i)] * xa[(size_t)(c * k + i)]);
             }
-            const double tol = ((double)k * std::ldexp(1.0, -23) + 1e-6) * mag + 1e-30;
+            const double tol = (acc_ulps * (double)k * std::ldexp(1.0, -23) + 1e-6) * mag + 1e-30;
             const double want = ref + (accumulate ? before : 0.0);
             bool ok = std::isfinite(got) && std::fabs(got - want) <= tol + (accumulate ? 1e-6 : 0.0);
             if (ok && same_pairing) {
@@ -169,8 +176,8 @@ void check_matmul(int type, const MatmulCase &mc, uint32_t seed, bool accumulate
         }
     }
     CHECK_MSG(bad == 0, std::string(name_of(type)) + " " + std::to_string(rows) + "x" + std::to_string(k) + "x" +
-                            std::to_string(n) + (accumulate ? " accumulate" : "") + ": " + std::to_string(bad) +
-                            " wrong");
+                            std::to_string(n) + (accumulate ? " accumulate" : "") + (tc ? " tensor cores" : "") +
+                            ": " + std::to_string(bad) + " wrong");
 }
 
 const int kQuantTypes[] = {HG_TYPE_Q4_0, HG_TYPE_Q8_0, HG_TYPE_Q4_1, HG_TYPE_Q5_0, HG_TYPE_Q5_1};
@@ -390,11 +397,57 @@ TEST(matmul_prefill_on_tensor_cores_and_off) {
     hg::cuda::matmul_use_tensor_cores(true);
 }
 
+TEST(matmul_prefill_of_k_quants_and_halves_on_tensor_cores_and_off) {
+    need_device();
+    // f16 / bf16 (any k: partial k steps) and q4_K / q5_K / q6_K (k in 256s): partial tiles of
+    // rows and tokens, several k steps, n from 1 (mat-vec) to past two token tiles
+    uint32_t seed = 1300;
+    const MatmulCase half_cases[] = {{64, 32, 64}, {65, 33, 9},  {130, 257, 17}, {3, 100, 130},
+                                     {200, 1000, 70}, {17, 70, 1}, {9, 45, 2}};
+    const MatmulCase k_cases[] = {{64, 256, 64}, {65, 256, 9}, {130, 512, 17}, {3, 768, 130}, {129, 256, 1}, {70, 512, 2}};
+    std::printf("  bf16 on tensor cores here: %s\n", hg::cuda::matmul_uses_tensor_cores(HG_TYPE_BF16, 64) ? "yes" : "no (below sm_80)");
+    for (bool on : {true, false}) {
+        hg::cuda::matmul_use_tensor_cores(on);
+        for (int t : {HG_TYPE_F16, HG_TYPE_BF16})
+            for (const MatmulCase &c : half_cases) {
+                check_matmul(t, c, seed++, false);
+                check_matmul(t, c, seed++, true);
+            }
+        for (int t : kKTypes)
+            for (const MatmulCase &c : k_cases) {
+                check_matmul(t, c, seed++, false);
+                check_matmul(t, c, seed++, true);
+            }
+    }
+    hg::cuda::matmul_use_tensor_cores(true);
+}
+
 TEST(matmul_accumulates_onto_y) {
     need_device();
     uint32_t seed = 500;
     for (int t : {HG_TYPE_Q4_0, HG_TYPE_Q8_0, HG_TYPE_F32, HG_TYPE_F16, HG_TYPE_BF16, HG_TYPE_Q6_K})
         for (const MatmulCase &c : {MatmulCase{19, 256, 1}, MatmulCase{23, 256, 10}}) check_matmul(t, c, seed++, true);
+}
+
+TEST(prefill_paths_are_picked_by_type_and_tokens) {
+    // no device work for these types: holds without a GPU too
+    for (int t : {HG_TYPE_Q4_0, HG_TYPE_Q8_0, HG_TYPE_Q4_K, HG_TYPE_Q5_K, HG_TYPE_Q6_K, HG_TYPE_F16}) {
+        CHECK_MSG(!hg::cuda::matmul_uses_tensor_cores(t, 8), name_of(t));
+        CHECK_MSG(hg::cuda::matmul_uses_tensor_cores(t, 9), name_of(t));
+    }
+    for (int t : {HG_TYPE_F32, HG_TYPE_Q4_1, HG_TYPE_Q5_0, HG_TYPE_Q5_1})
+        CHECK_MSG(!hg::cuda::matmul_uses_tensor_cores(t, 64), name_of(t));
+    hg::cuda::matmul_use_tensor_cores(false);
+    CHECK(!hg::cuda::matmul_uses_tensor_cores(HG_TYPE_Q4_K, 64));
+    hg::cuda::matmul_use_tensor_cores(true);
+    // the K-quants' tensor-core path quantizes the activations: scratch only past 8 tokens
+    CHECK(hg::cuda::matmul_scratch_bytes(HG_TYPE_Q6_K, 256, 8) == 0);
+    CHECK(hg::cuda::matmul_scratch_bytes(HG_TYPE_Q6_K, 256, 9) >= 9 * 256 + 9 * 8 * sizeof(float));
+    CHECK(!hg::cuda::attention_uses_flash(1) && !hg::cuda::attention_uses_flash(7));
+    CHECK(hg::cuda::attention_uses_flash(8) && hg::cuda::attention_uses_flash(512));
+    hg::cuda::attention_use_flash(false);
+    CHECK(!hg::cuda::attention_uses_flash(512));
+    hg::cuda::attention_use_flash(true);
 }
 
 TEST(matmul_refuses_bad_calls) {
@@ -509,8 +562,17 @@ TEST(attention_matches_cpu_gqa_window_long_context) {
         {6, 3, 80, 9, 40, 0, HG_TYPE_F32},       {32, 32, 96, 1, 4000, 0, HG_TYPE_F16},
         {40, 10, 128, 3, 700, 256, HG_TYPE_F16}, {2, 1, 256, 2, 70, 0, HG_TYPE_F16},
         {3, 1, 40, 33, 0, 0, HG_TYPE_F16},
+        // prefills (8 tokens or more: the flash kernel): partial query tiles, several key
+        // tiles, GQA, windows cutting into tiles, head sizes that are not a multiple of 32,
+        // 256 (past 48 KiB of shared memory with an f32 cache)
+        {4, 2, 16, 17, 0, 0, HG_TYPE_F16},       {32, 8, 96, 64, 5, 0, HG_TYPE_F16},
+        {6, 2, 128, 65, 30, 40, HG_TYPE_F16},    {2, 1, 256, 20, 3, 0, HG_TYPE_F32},
+        {5, 5, 40, 9, 0, 7, HG_TYPE_F32},        {8, 2, 64, 33, 100, 16, HG_TYPE_F16},
+        {4, 4, 96, 8, 0, 0, HG_TYPE_F16},        {2, 2, 72, 40, 0, 33, HG_TYPE_F32},
     };
+    for (bool flash : {true, false})
     for (const C &c : cases) {
+        hg::cuda::attention_use_flash(flash);
         const int64_t n_ctx = c.pos0 + c.n_tokens + 3, kvw = c.n_kv * c.hd, qs = c.n_heads * c.hd + 2 * kvw;
         // the cache filled through both kv_store ops from one set of K/V rows
         const int64_t n_fill = c.pos0 + c.n_tokens;
@@ -541,12 +603,13 @@ TEST(attention_matches_cpu_gqa_window_long_context) {
                             dscr.p<float>(), sf, nullptr);
         const std::vector<float> got = dout.read<float>(want.size());
         char what[96];
-        std::snprintf(what, sizeof what, "attention h%lld/%lld d%lld t%lld@%lld w%lld %s", (long long)c.n_heads,
+        std::snprintf(what, sizeof what, "attention h%lld/%lld d%lld t%lld@%lld w%lld %s%s", (long long)c.n_heads,
                       (long long)c.n_kv, (long long)c.hd, (long long)c.n_tokens, (long long)c.pos0, (long long)c.window,
-                      name_of(c.type));
+                      name_of(c.type), hg::cuda::attention_uses_flash(c.n_tokens) ? " flash" : "");
         // the same cache values; only the order of float sums and exp differ
         CHECK_MSG(count_diff(got, want, 2e-5, what) == 0, what);
     }
+    hg::cuda::attention_use_flash(true);
 }
 
 TEST(hlora_linear_matches_cpu) {
@@ -754,33 +817,38 @@ TEST(first_layers_on_cuda_the_rest_on_cpu_match_cpu) {
 
 TEST(decode_steps_as_cuda_graphs_equal_plain_launches) {
     need_device();
-    // the same kernels with the same launch shapes: bit for bit, at every position
+    // the same kernels with the same launch shapes: bit for bit, at every position, with all
+    // layers on the device (the graph ends with the logits) and with the first of two (it ends
+    // with the hidden state, the CPU runs the second layer and the head)
     const std::string path = "test/fixtures/phi3-hlora/base.f32.gguf";
-    hg_model *graphed = load(path, HG_TYPE_F16, HG_GPU_CUDA);
-    setenv("HEALTHGPT_CUDA_GRAPHS", "0", 1);
-    hg_model *plain = load(path, HG_TYPE_F16, HG_GPU_CUDA);
-    unsetenv("HEALTHGPT_CUDA_GRAPHS");
-    if (graphed && plain) {
-        const std::string plugin = "test/fixtures/phi3-hlora/generation.f32.gguf";
-        CHECK(hg_model_load_plugin(graphed, plugin.c_str(), nullptr) == 0);
-        CHECK(hg_model_load_plugin(plain, plugin.c_str(), nullptr) == 0);
-        const int V = hg_model_n_vocab(plain);
-        std::vector<float> a((size_t)V), b((size_t)V);
-        int bad = 0;
-        for (int plug : {-1, 0, -1}) {
-            hg_model_kv_clear(graphed, 0), hg_model_kv_clear(plain, 0);
-            for (int t = 0; t < 20; t++) {
-                const int32_t tok = (int32_t)((t * 37 + 11) % V);
-                CHECK(hg_model_eval_plugin(graphed, plug, &tok, 1, t, a.data(), 0) == 0);
-                CHECK(hg_model_eval_plugin(plain, plug, &tok, 1, t, b.data(), 0) == 0);
-                if (std::memcmp(a.data(), b.data(), a.size() * 4) != 0 && bad++ < 3)
-                    std::fprintf(stderr, "    plugin %d position %d: graph and plain launches differ\n", plug, t);
+    for (int gpu_layers : {-1, 1}) {
+        hg_model *graphed = load(path, HG_TYPE_F16, HG_GPU_CUDA, gpu_layers);
+        setenv("HEALTHGPT_CUDA_GRAPHS", "0", 1);
+        hg_model *plain = load(path, HG_TYPE_F16, HG_GPU_CUDA, gpu_layers);
+        unsetenv("HEALTHGPT_CUDA_GRAPHS");
+        if (graphed && plain) {
+            const std::string plugin = "test/fixtures/phi3-hlora/generation.f32.gguf";
+            CHECK(hg_model_load_plugin(graphed, plugin.c_str(), nullptr) == 0);
+            CHECK(hg_model_load_plugin(plain, plugin.c_str(), nullptr) == 0);
+            const int V = hg_model_n_vocab(plain);
+            std::vector<float> a((size_t)V), b((size_t)V);
+            int bad = 0;
+            for (int plug : {-1, 0, -1}) {
+                hg_model_kv_clear(graphed, 0), hg_model_kv_clear(plain, 0);
+                for (int t = 0; t < 20; t++) {
+                    const int32_t tok = (int32_t)((t * 37 + 11) % V);
+                    CHECK(hg_model_eval_plugin(graphed, plug, &tok, 1, t, a.data(), 0) == 0);
+                    CHECK(hg_model_eval_plugin(plain, plug, &tok, 1, t, b.data(), 0) == 0);
+                    if (std::memcmp(a.data(), b.data(), a.size() * 4) != 0 && bad++ < 3)
+                        std::fprintf(stderr, "    gpu_layers %d plugin %d position %d: graph and plain launches differ\n",
+                                     gpu_layers, plug, t);
+                }
             }
+            CHECK_MSG(bad == 0, "gpu_layers " + std::to_string(gpu_layers));
         }
-        CHECK(bad == 0);
+        hg_model_free(graphed);
+        hg_model_free(plain);
     }
-    hg_model_free(graphed);
-    hg_model_free(plain);
 }
 
 TEST(cuda_model_refuses_bad_calls_and_keeps_its_state) {
