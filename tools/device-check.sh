@@ -18,10 +18,14 @@
 #      (build under /tmp, the tree stays clean);
 #   3. test_cuda (every CUDA op against the CPU op, the golden models' logits and greedy
 #      tokens CUDA vs CPU), then test_phi3 and test_phi3_hlora (the CPU engine on this machine);
-#   4. make_phi3_gguf: a Phi-3-mini-shaped Q4_0 with random weights (2.2 GB, seconds);
-#   5. bench_phi3 --gpu cuda: prefill 512 and decode 128 tokens, as llama-bench measures them;
-#   6. llama-bench -ngl 99 on the same file, same GPU;
-#   7. $OUT/summary.txt: the GPU, the test verdicts, both engines' figures and their ratios.
+#   4. make_phi3_gguf: Phi-3-mini-shaped files with random weights (seconds each): Q4_0
+#      (2.2 GB), Q4_K_M (llama.cpp's K-quant mix: q4_K, q5_K, q6_K) and the two H-LoRA
+#      plugins of that shape (comprehension r=64, generation r=256 with its image-token rows);
+#   5. bench_phi3 --gpu cuda: prefill 512 and decode 128 tokens, as llama-bench measures them,
+#      on Q4_0 (then again with each plugin: the adapters' decode overhead) and on Q4_K_M;
+#   6. llama-bench -ngl 99 on both files, same GPU;
+#   7. $OUT/summary.txt: the GPU, the test verdicts, both engines' figures and their ratios,
+#      and each plugin's decode speed against the base (goals: within 10% / 25%).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -136,20 +140,39 @@ cp "$WORK/test_cuda.log" "$OUT/test_cuda.log" 2>/dev/null
 run_test test_phi3 60
 run_test test_phi3_hlora 60
 
-# ---- 4. the timing model ----
-MODEL=$WORK/phi3-mini-random-q4_0.gguf
+# ---- 4. the timing models ----
+name=phi3-mini-random
 shape=()
-[[ $DRY == 1 ]] && MODEL=$WORK/phi3-tiny-random-q4_0.gguf && shape=(--layers 2 --hidden 256 --ffn 512 --heads 4 --kv-heads 4 --vocab 1024 --context 1024)
-[[ -f $MODEL ]] || timeout 120 "$BUILD/make_phi3_gguf" "$MODEL" "${shape[@]}" | tee -a "$SUMMARY"
+[[ $DRY == 1 ]] && name=phi3-tiny-random && shape=(--layers 2 --hidden 256 --ffn 512 --heads 4 --kv-heads 4 --vocab 1024 --context 1024)
+MODEL=$WORK/$name-q4_0.gguf
+MODEL_K=$WORK/$name-q4_k_m.gguf
+PLUGINS=("$WORK/$name-comprehension.gguf" "$WORK/$name-generation.gguf")
+make_file() { # out, make_phi3_gguf options
+  local out=$1
+  shift
+  [[ -f $out ]] || timeout 120 "$BUILD/make_phi3_gguf" "$out" "$@" "${shape[@]}" | tee -a "$SUMMARY"
+}
+make_file "$MODEL"
+make_file "$MODEL_K" --type q4_k_m
+make_file "${PLUGINS[0]}" --plugin comprehension
+make_file "${PLUGINS[1]}" --plugin generation
 
 # ---- 5. this engine's prefill and decode ----
 P=512 N=128 R=3
 gpu_flag=cuda
 [[ $DRY == 1 ]] && gpu_flag=auto
-timeout 120 "$BUILD/bench_phi3" "$MODEL" --gpu $gpu_flag -p $P -n $N -r $R > "$WORK/bench.log" 2>&1
-say "healthgpt ($gpu_flag): rc $?"
-sed 's/^/  /' "$WORK/bench.log" | tee -a "$SUMMARY"
+bench() { # log name, limit, model, bench_phi3 options
+  local log=$1 limit=$2 model=$3
+  shift 3
+  timeout "$limit" "$BUILD/bench_phi3" "$model" --gpu $gpu_flag -p $P -n $N -r $R "$@" > "$WORK/$log" 2>&1
+  say "healthgpt ($gpu_flag) $(basename "$model"): rc $?"
+  sed 's/^/  /' "$WORK/$log" | tee -a "$SUMMARY"
+  cp "$WORK/$log" "$OUT/$log" 2>/dev/null
+}
+bench bench.log 150 "$MODEL" --plugin "${PLUGINS[0]}" --plugin "${PLUGINS[1]}"
 ours=$(grep '^{' "$WORK/bench.log" | tail -1)
+bench bench-q4_k_m.log 90 "$MODEL_K"
+ours_k=$(grep '^{' "$WORK/bench-q4_k_m.log" | tail -1)
 
 # ---- 6. llama.cpp on the same file ----
 theirs=""
@@ -169,7 +192,7 @@ fi
 if [[ -n $LLAMA_BENCH && -x $LLAMA_BENCH ]]; then
   ngl=99
   [[ $DRY == 1 ]] && ngl=0
-  timeout "$(left)" "$LLAMA_BENCH" -m "$MODEL" -p $P -n $N -r $R -ngl $ngl -o json > "$OUT/llama-bench.json" 2> "$WORK/llama-bench.err"
+  timeout "$(left)" "$LLAMA_BENCH" -m "$MODEL" -m "$MODEL_K" -p $P -n $N -r $R -ngl $ngl -o json > "$OUT/llama-bench.json" 2> "$WORK/llama-bench.err"
   say "llama-bench: rc $?"
   theirs=$(python3 - "$OUT/llama-bench.json" <<'PY'
 import json, sys
@@ -179,22 +202,41 @@ except Exception as e:
     print("unreadable:", e); sys.exit(0)
 for r in rows:
     kind = "pp" if r.get("n_prompt", 0) > 0 else "tg"
-    print(f'{kind} {r.get("avg_ts", 0):.3f} {r.get("n_prompt", 0) or r.get("n_gen", 0)} {r.get("gpu_info", "") or r.get("cpu_info", "")}')
+    file = r.get("model_filename", "").rsplit("/", 1)[-1]
+    print(f'{kind} {r.get("avg_ts", 0):.3f} {file} {r.get("n_prompt", 0) or r.get("n_gen", 0)} {r.get("gpu_info", "") or r.get("cpu_info", "")}')
 PY
 )
   echo "$theirs" | sed 's/^/  llama.cpp /' | tee -a "$SUMMARY"
 fi
 
 # ---- 7. ratios ----
-if [[ -n $ours && -n $theirs ]]; then
-  python3 - "$ours" "$theirs" <<'PY' | tee -a "$SUMMARY"
+# against llama.cpp per file; each plugin's decode against the base's (H-LoRA overhead)
+python3 - "$ours" "$ours_k" "$theirs" "$(basename "$MODEL")" "$(basename "$MODEL_K")" <<'PY' | tee -a "$SUMMARY"
 import json, sys
-o = json.loads(sys.argv[1])
-t = {l.split()[0]: float(l.split()[1]) for l in sys.argv[2].splitlines() if l[:2] in ("pp", "tg")}
-for kind, key, goal in (("pp", "pp_tok_s", "prefill >= 0.8x"), ("tg", "tg_tok_s", "decode >= 1.0x (goal 1.2x)")):
-    if t.get(kind):
-        print(f"ratio {kind}: healthgpt {o[key]:.1f} / llama.cpp {t[kind]:.1f} tok/s = {o[key] / t[kind]:.2f}x ({goal})")
+ours, ours_k, theirs, f_q4, f_k = sys.argv[1:6]
+def load(s):
+    try:
+        return json.loads(s)
+    except Exception:
+        return None
+t = {}
+for l in theirs.splitlines():
+    p = l.split()
+    if len(p) >= 3 and p[0] in ("pp", "tg"):
+        t[(p[0], p[2])] = float(p[1])
+for o, f in ((load(ours), f_q4), (load(ours_k), f_k)):
+    if not o:
+        print(f"ratio {f}: no healthgpt figures")
+        continue
+    for kind, key, goal in (("pp", "pp_tok_s", "prefill >= 0.8x"), ("tg", "tg_tok_s", "decode >= 1.0x (goal 1.2x)")):
+        if t.get((kind, f)):
+            print(f"ratio {kind} {f}: healthgpt {o[key]:.1f} / llama.cpp {t[(kind, f)]:.1f} tok/s = {o[key] / t[(kind, f)]:.2f}x ({goal})")
+o = load(ours)
+for p in (o or {}).get("plugins", []):
+    goal = 0.90 if "comprehension" in p["plugin"] else 0.75
+    r = p["tg_tok_s"] / o["tg_tok_s"] if o["tg_tok_s"] else 0
+    verdict = "within" if r >= goal else "OUTSIDE"
+    print(f"H-LoRA {p['plugin']}: decode {p['tg_tok_s']:.1f} / base {o['tg_tok_s']:.1f} tok/s = {r:.3f}x, "
+          f"overhead {100 * (1 - r):.1f}% ({verdict} the goal of {100 * (1 - goal):.0f}%)")
 PY
-fi
-cp "$WORK/bench.log" "$OUT/bench.log" 2>/dev/null
 say "device-check: done in $(elapsed) s; results in $OUT"

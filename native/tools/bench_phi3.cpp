@@ -1,9 +1,11 @@
 // bench_phi3: prefill and decode speed of a phi3 GGUF through the C API, measured as
 // llama-bench measures them (pp: one batch of P tokens into an empty cache; tg: N tokens one
 // at a time from an empty cache, logits each step), so the two engines' figures compare on
-// one file. Prints a line per test and, last, one JSON object.
+// one file. With --plugin (repeatable), the same tests again with each H-LoRA plugin, after
+// the base's: the adapters' overhead. Prints a line per test and, last, one JSON object.
 //
 //   bench_phi3 MODEL.gguf [--gpu off|auto|cuda] [-p 512] [-n 128] [-r 3] [-t threads] [-c ctx] [-ngl layers]
+//              [--plugin PLUGIN.gguf]...
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -25,7 +27,7 @@ double median(std::vector<double> v) {
 
 int usage() {
     std::fprintf(stderr, "usage: bench_phi3 MODEL.gguf [--gpu off|auto|cuda] [-p 512] [-n 128] [-r 3] [-t threads] [-c "
-                         "ctx] [-ngl layers]\n");
+                         "ctx] [-ngl layers] [--plugin PLUGIN.gguf]...\n");
     return 2;
 }
 
@@ -35,6 +37,7 @@ int main(int argc, char **argv) {
     if (argc < 2 || argv[1][0] == '-') return usage();
     const char *path = argv[1];
     int gpu = HG_GPU_AUTO, n_prompt = 512, n_gen = 128, reps = 3, threads = 0, n_ctx = 0, gpu_layers = -1;
+    std::vector<std::string> plugins;
     for (int i = 2; i < argc; i++) {
         const std::string a = argv[i];
         if (i + 1 >= argc) return usage();
@@ -53,6 +56,8 @@ int main(int argc, char **argv) {
             n_ctx = std::atoi(v.c_str());
         else if (a == "-ngl")
             gpu_layers = std::atoi(v.c_str());
+        else if (a == "--plugin")
+            plugins.push_back(v);
         else
             return usage();
     }
@@ -86,32 +91,62 @@ int main(int argc, char **argv) {
     for (int i = 0; i < 4; i++)
         if (hg_model_eval(m, &toks[(size_t)i], 1, 16 + i, logits.data(), 0) != 0) return fail("warm-up");
 
-    std::vector<double> pp, tg;
-    for (int r = 0; r < reps; r++) {
-        if (n_prompt > 0) {
-            hg_model_kv_clear(m, 0);
-            const double a = now_s();
-            if (hg_model_eval(m, toks.data(), n_prompt, 0, logits.data(), 0) != 0) return fail("prefill");
-            pp.push_back(n_prompt / (now_s() - a));
-        }
-        if (n_gen > 0) {
-            hg_model_kv_clear(m, 0);
-            int32_t tok = toks[0];
-            const double a = now_s();
-            for (int i = 0; i < n_gen; i++) {
-                if (hg_model_eval(m, &tok, 1, i, logits.data(), 0) != 0) return fail("decode");
-                tok = (int32_t)(std::max_element(logits.begin(), logits.end()) - logits.begin());
+    // the median pp and tg of reps runs with plugin id (-1: the base), 0 where not asked for
+    auto measure = [&](int plugin, double &pp_med, double &tg_med) {
+        std::vector<double> pp, tg;
+        for (int r = 0; r < reps; r++) {
+            if (n_prompt > 0) {
+                hg_model_kv_clear(m, 0);
+                const double a = now_s();
+                if (hg_model_eval_plugin(m, plugin, toks.data(), n_prompt, 0, logits.data(), 0) != 0) return false;
+                pp.push_back(n_prompt / (now_s() - a));
             }
-            tg.push_back(n_gen / (now_s() - a));
+            if (n_gen > 0) {
+                hg_model_kv_clear(m, 0);
+                int32_t tok = toks[0];
+                const double a = now_s();
+                for (int i = 0; i < n_gen; i++) {
+                    if (hg_model_eval_plugin(m, plugin, &tok, 1, i, logits.data(), 0) != 0) return false;
+                    tok = (int32_t)(std::max_element(logits.begin(), logits.end()) - logits.begin());
+                }
+                tg.push_back(n_gen / (now_s() - a));
+            }
         }
+        pp_med = median(pp), tg_med = median(tg);
+        return true;
+    };
+    double pp = 0, tg = 0;
+    if (!measure(-1, pp, tg)) return fail("base");
+    if (n_prompt > 0) std::printf("pp%d: %.2f tok/s (median of %d)\n", n_prompt, pp, reps);
+    if (n_gen > 0) std::printf("tg%d: %.2f tok/s (median of %d)\n", n_gen, tg, reps);
+    std::string plugin_json;
+    for (const std::string &path : plugins) {
+        const int id = hg_model_load_plugin(m, path.c_str(), nullptr);
+        if (id < 0) return fail(path.c_str());
+        std::string name = path.substr(path.find_last_of('/') + 1);
+        for (char &c : name)
+            if (c == '"' || c == '\\') c = '\'';
+        // a decode step with a plugin first records its own CUDA graph: warm it up
+        hg_model_kv_clear(m, 0);
+        if (hg_model_eval_plugin(m, id, toks.data(), 16, 0, logits.data(), 0) != 0 ||
+            hg_model_eval_plugin(m, id, toks.data(), 1, 16, logits.data(), 0) != 0)
+            return fail("plugin warm-up");
+        double ppp = 0, tgp = 0;
+        if (!measure(id, ppp, tgp)) return fail(path.c_str());
+        if (n_prompt > 0)
+            std::printf("pp%d with %s: %.2f tok/s (%.3fx the base)\n", n_prompt, name.c_str(), ppp, pp > 0 ? ppp / pp : 0);
+        if (n_gen > 0)
+            std::printf("tg%d with %s: %.2f tok/s (%.3fx the base)\n", n_gen, name.c_str(), tgp, tg > 0 ? tgp / tg : 0);
+        char buf[512];
+        std::snprintf(buf, sizeof buf, "%s{\"plugin\":\"%s\",\"pp_tok_s\":%.3f,\"tg_tok_s\":%.3f}",
+                      plugin_json.empty() ? "" : ",", name.c_str(), ppp, tgp);
+        plugin_json += buf;
     }
-    if (n_prompt > 0) std::printf("pp%d: %.2f tok/s (median of %d)\n", n_prompt, median(pp), reps);
-    if (n_gen > 0) std::printf("tg%d: %.2f tok/s (median of %d)\n", n_gen, median(tg), reps);
     std::string b;
     for (const char *c = backend; *c; c++) b += *c == '"' || *c == '\\' ? '\'' : *c;
     std::printf("{\"engine\":\"healthgpt\",\"backend\":\"%s\",\"n_prompt\":%d,\"pp_tok_s\":%.3f,\"n_gen\":%d,\"tg_tok_"
-                "s\":%.3f,\"load_s\":%.3f}\n",
-                b.c_str(), n_prompt, median(pp), n_gen, median(tg), load_s);
+                "s\":%.3f,\"load_s\":%.3f,\"plugins\":[%s]}\n",
+                b.c_str(), n_prompt, pp, n_gen, tg, load_s, plugin_json.c_str());
     hg_model_free(m);
     return 0;
 }
