@@ -36,7 +36,7 @@ inline unsigned grid_for(int64_t n, int threads, int64_t cap = 1 << 20) {
 }
 
 // A half stored little-endian at any byte address (quant blocks put d at odd offsets).
-__device__ __forceinline__ float ld_half(const uint8_t *p) {
+__host__ __device__ __forceinline__ float ld_half(const uint8_t *p) {
     return __half2float(__ushort_as_half((unsigned short)(p[0] | (p[1] << 8))));
 }
 

@@ -43,7 +43,7 @@ __device__ __forceinline__ float load_float_type(int type, const uint8_t *row, i
 }
 
 // q4_K / q5_K: the 6-bit scale and min of unit j (0..7) from the 12 packed bytes.
-__device__ __forceinline__ void scale_min_k4(int j, const uint8_t *q, int &sc, int &m) {
+__host__ __device__ __forceinline__ void scale_min_k4(int j, const uint8_t *q, int &sc, int &m) {
     if (j < 4) {
         sc = q[j] & 63;
         m = q[j + 4] & 63;

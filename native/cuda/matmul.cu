@@ -271,7 +271,7 @@ template <int TYPE> __global__ void __launch_bounds__(128)
 
 // Values 16 h .. 16 h + 15 of unit u (32 values) of a K-quant row as int8, their scale and the
 // unit's min (0 for q6_K).
-template <int TYPE> __device__ __forceinline__ void kq_unpack16(const uint8_t *row, int64_t u, int h, int8_t q[16],
+template <int TYPE> __host__ __device__ __forceinline__ void kq_unpack16(const uint8_t *row, int64_t u, int h, int8_t q[16],
                                                                 float &scale, float &min) {
     const int j = (int)(u & 7);
     if (TYPE == HG_TYPE_Q6_K) {
@@ -536,6 +536,23 @@ bool is_k_quant(int type) { return type == HG_TYPE_Q4_K || type == HG_TYPE_Q5_K 
 } // namespace
 
 bool matmul_supports(int type) { return dq_block_bytes(type) != 0; }
+
+void kquant_mma_values(int type, const void *row, int64_t k, float *out) {
+    if (!is_k_quant(type) || k <= 0 || k % 256 != 0) throw Error("kquant_mma_values: a K-quant row of 256s");
+    const uint8_t *r = static_cast<const uint8_t *>(row);
+    for (int64_t u = 0; u < k / 32; u++)
+        for (int h = 0; h < 2; h++) {
+            int8_t q[16];
+            float scale = 0.0f, min = 0.0f;
+            if (type == HG_TYPE_Q4_K)
+                kq_unpack16<HG_TYPE_Q4_K>(r, u, h, q, scale, min);
+            else if (type == HG_TYPE_Q5_K)
+                kq_unpack16<HG_TYPE_Q5_K>(r, u, h, q, scale, min);
+            else
+                kq_unpack16<HG_TYPE_Q6_K>(r, u, h, q, scale, min);
+            for (int l = 0; l < 16; l++) out[u * 32 + 16 * h + l] = scale * (float)q[l] - min;
+        }
+}
 
 void matmul_use_tensor_cores(bool on) { g_tensor_cores.store(on ? 1 : 0, std::memory_order_relaxed); }
 

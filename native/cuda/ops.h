@@ -33,6 +33,10 @@ bool matmul_supports(int type);
 void matmul_use_tensor_cores(bool on);
 // Whether matmul of n columns of this type takes the tensor-core path on the current device.
 bool matmul_uses_tensor_cores(int type, int64_t n);
+// The values the K-quants' tensor-core path reads from a row of k (int8 q, a scale per 16
+// values, a min per 32), as scale * q - min, computed on the host from the kernel's own
+// unpacking: a check of that unpacking against the CPU's dequantization without a device.
+void kquant_mma_values(int type, const void *row, int64_t k, float *out);
 // Device scratch bytes matmul needs for the activations of n columns of k.
 size_t matmul_scratch_bytes(int type, int64_t k, int64_t n);
 void matmul(int type, const void *w, int64_t rows, int64_t k, const float *x, int64_t n, float *y, int64_t ldy,

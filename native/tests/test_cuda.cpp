@@ -450,6 +450,22 @@ TEST(prefill_paths_are_picked_by_type_and_tokens) {
     hg::cuda::attention_use_flash(true);
 }
 
+TEST(k_quant_tensor_core_unpacking_matches_cpu_dequantize) {
+    // host-side, no device: the tensor-core kernel's int8 values and scales give back the CPU's
+    // dequantized values (products of the same rounded floats; q6_K's d sc may round once
+    // more than the CPU's d * sc * q, a float ulp)
+    std::mt19937 rng(41);
+    for (int t : kKTypes)
+        for (int64_t k : {256, 768}) {
+            const std::vector<uint8_t> w = make_weights(t, 3, k, rng);
+            const std::vector<float> want = dequant_rows(t, w, 3, k);
+            std::vector<float> got((size_t)(3 * k));
+            for (int64_t r = 0; r < 3; r++)
+                hg::cuda::kquant_mma_values(t, &w[(size_t)r * hg::row_bytes(t, k)], k, &got[(size_t)(r * k)]);
+            CHECK_MSG(count_diff(got, want, 1e-6, name_of(t)) == 0, std::string(name_of(t)) + " k=" + std::to_string(k));
+        }
+}
+
 TEST(matmul_refuses_bad_calls) {
     // argument checks come before any device work: they hold without a GPU too
     auto refused = [](int type, int64_t rows, int64_t k, int64_t n, int64_t ldy, const char *needle) {
