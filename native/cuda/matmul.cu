@@ -271,8 +271,8 @@ template <int TYPE> __global__ void __launch_bounds__(128)
 
 // Values 16 h .. 16 h + 15 of unit u (32 values) of a K-quant row as int8, their scale and the
 // unit's min (0 for q6_K).
-template <int TYPE> __host__ __device__ __forceinline__ void kq_unpack16(const uint8_t *row, int64_t u, int h, int8_t q[16],
-                                                                float &scale, float &min) {
+template <int TYPE> __host__ __device__ __forceinline__ void kq_unpack16(const uint8_t *row, int64_t u, int h,
+                                                                         int8_t q[16], float &scale, float &min) {
     const int j = (int)(u & 7);
     if (TYPE == HG_TYPE_Q6_K) {
         const uint8_t *b = row + (u >> 3) * 210;
@@ -280,7 +280,8 @@ template <int TYPE> __host__ __device__ __forceinline__ void kq_unpack16(const u
         const uint8_t *ql = b + 64 * hh + 32 * (c & 1) + 16 * h, *qh = b + 128 + 32 * hh + 16 * h;
         const int lshift = (c >> 1) * 4, hshift = 2 * c;
 #pragma unroll
-        for (int l = 0; l < 16; l++) q[l] = (int8_t)((((ql[l] >> lshift) & 0x0f) | (((qh[l] >> hshift) & 3) << 4)) - 32);
+        for (int l = 0; l < 16; l++)
+            q[l] = (int8_t)((((ql[l] >> lshift) & 0x0f) | (((qh[l] >> hshift) & 3) << 4)) - 32);
         scale = ld_half(b + 208) * (float)reinterpret_cast<const int8_t *>(b + 192)[2 * j + h];
         min = 0.0f;
         return;
@@ -402,10 +403,10 @@ constexpr int kHalfK = 32;
 constexpr int kHalfLd = kHalfK + 8; // a multiple of 8 halves, as WMMA needs; spreads banks
 
 template <class T> struct half_smem {
-    T a[kTile][kHalfLd];         // weights [row][k]
-    T hi[kTile][kHalfLd];        // activations [token][k] (column-major B)
-    T lo[kTile][kHalfLd];        // f16 only: x - hi
-    float c[4][32][32];          // each warp's result, for the bounded store
+    T a[kTile][kHalfLd];  // weights [row][k]
+    T hi[kTile][kHalfLd]; // activations [token][k] (column-major B)
+    T lo[kTile][kHalfLd]; // f16 only: x - hi
+    float c[4][32][32];   // each warp's result, for the bounded store
 };
 
 template <class T> __device__ __forceinline__ T to_half_type(float v);
@@ -484,18 +485,17 @@ template <class T> __device__ __forceinline__ void half_mma_tile(const T *__rest
     }
 }
 
-__global__ void __launch_bounds__(128) mm_f16_mma_kernel(const __half *__restrict__ w, int64_t rows, int64_t k,
-                                                         const float *__restrict__ x, float *__restrict__ y,
-                                                         int64_t ldy, int64_t n, bool accumulate) {
+__global__ void __launch_bounds__(128)
+    mm_f16_mma_kernel(const __half *__restrict__ w, int64_t rows, int64_t k, const float *__restrict__ x,
+                      float *__restrict__ y, int64_t ldy, int64_t n, bool accumulate) {
     half_mma_tile<__half>(w, rows, k, x, y, ldy, n, accumulate);
 }
 
 // bf16 fragments exist from sm_80; below, the kernel is empty and never launched (the host
 // keeps bf16 on the mat-vec kernel there).
-__global__ void __launch_bounds__(128) mm_bf16_mma_kernel(const __nv_bfloat16 *__restrict__ w, int64_t rows,
-                                                          int64_t k, const float *__restrict__ x,
-                                                          float *__restrict__ y, int64_t ldy, int64_t n,
-                                                          bool accumulate) {
+__global__ void __launch_bounds__(128)
+    mm_bf16_mma_kernel(const __nv_bfloat16 *__restrict__ w, int64_t rows, int64_t k, const float *__restrict__ x,
+                       float *__restrict__ y, int64_t ldy, int64_t n, bool accumulate) {
 #if !defined(__CUDA_ARCH__) || __CUDA_ARCH__ >= 800
     half_mma_tile<__nv_bfloat16>(w, rows, k, x, y, ldy, n, accumulate);
 #endif
@@ -643,14 +643,14 @@ void matmul(int type, const void *w, int64_t rows, int64_t k, const float *x, in
             quantize_q8_0_kernel<<<grid_for(n_blocks * 32, 256, 0x7fffffff), 256, 0, s>>>(x, n_blocks, aq, ad);
             check_launch("quantize_q8_0");
             if (type == HG_TYPE_Q4_K)
-                mm_kq_mma_kernel<HG_TYPE_Q4_K><<<tgrid, 128, 0, s>>>(wb, row_bytes, rows, nb, aq, ad, y, ldy, n,
-                                                                     accumulate);
+                mm_kq_mma_kernel<HG_TYPE_Q4_K>
+                    <<<tgrid, 128, 0, s>>>(wb, row_bytes, rows, nb, aq, ad, y, ldy, n, accumulate);
             else if (type == HG_TYPE_Q5_K)
-                mm_kq_mma_kernel<HG_TYPE_Q5_K><<<tgrid, 128, 0, s>>>(wb, row_bytes, rows, nb, aq, ad, y, ldy, n,
-                                                                     accumulate);
+                mm_kq_mma_kernel<HG_TYPE_Q5_K>
+                    <<<tgrid, 128, 0, s>>>(wb, row_bytes, rows, nb, aq, ad, y, ldy, n, accumulate);
             else
-                mm_kq_mma_kernel<HG_TYPE_Q6_K><<<tgrid, 128, 0, s>>>(wb, row_bytes, rows, nb, aq, ad, y, ldy, n,
-                                                                     accumulate);
+                mm_kq_mma_kernel<HG_TYPE_Q6_K>
+                    <<<tgrid, 128, 0, s>>>(wb, row_bytes, rows, nb, aq, ad, y, ldy, n, accumulate);
         }
         check_launch("mm_mma");
         return;

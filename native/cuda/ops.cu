@@ -226,10 +226,10 @@ constexpr int kFlashK = 32;
 size_t flash_smem_bytes(int64_t hd) { return (size_t)(kFlashQ * hd + kFlashK * (hd + 1)) * sizeof(float); }
 
 template <class T> __global__ void __launch_bounds__(kAttnWarps * 32)
-    flash_attention_kernel(const T *__restrict__ kc, const T *__restrict__ vc, int64_t n_ctx, int64_t hd,
-                           int64_t group, const float *__restrict__ q, int64_t q_stride, int64_t n_tokens,
-                           int64_t pos_host, const int32_t *__restrict__ pos_dev, int64_t window, float scale,
-                           float *__restrict__ out, int64_t out_stride) {
+    flash_attention_kernel(const T *__restrict__ kc, const T *__restrict__ vc, int64_t n_ctx, int64_t hd, int64_t group,
+                           const float *__restrict__ q, int64_t q_stride, int64_t n_tokens, int64_t pos_host,
+                           const int32_t *__restrict__ pos_dev, int64_t window, float scale, float *__restrict__ out,
+                           int64_t out_stride) {
     constexpr int D = kMaxHeadDim / 32, QW = kFlashQ / kAttnWarps;
     extern __shared__ float flash_sm[];
     float *qs = flash_sm, *ks = flash_sm + kFlashQ * hd; // [kFlashQ][hd], [kFlashK][hd + 1]
@@ -446,8 +446,8 @@ void attention(const kv_cache_layer &kv, const float *q, int64_t q_stride, int64
         const size_t smem = flash_smem_bytes(kv.head_dim);
         if (kv.type == HG_TYPE_F16) {
             if (smem > 48 * 1024)
-                check(cudaFuncSetAttribute(flash_attention_kernel<__half>,
-                                           cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem),
+                check(cudaFuncSetAttribute(flash_attention_kernel<__half>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                           (int)smem),
                       "flash_attention shared memory");
             flash_attention_kernel<__half><<<fgrid, kAttnWarps * 32, smem, s>>>(
                 static_cast<const __half *>(kv.k), static_cast<const __half *>(kv.v), kv.n_ctx, kv.head_dim, group, q,

@@ -176,8 +176,8 @@ void check_matmul(int type, const MatmulCase &mc, uint32_t seed, bool accumulate
         }
     }
     CHECK_MSG(bad == 0, std::string(name_of(type)) + " " + std::to_string(rows) + "x" + std::to_string(k) + "x" +
-                            std::to_string(n) + (accumulate ? " accumulate" : "") + (tc ? " tensor cores" : "") +
-                            ": " + std::to_string(bad) + " wrong");
+                            std::to_string(n) + (accumulate ? " accumulate" : "") + (tc ? " tensor cores" : "") + ": " +
+                            std::to_string(bad) + " wrong");
 }
 
 const int kQuantTypes[] = {HG_TYPE_Q4_0, HG_TYPE_Q8_0, HG_TYPE_Q4_1, HG_TYPE_Q5_0, HG_TYPE_Q5_1};
@@ -402,10 +402,12 @@ TEST(matmul_prefill_of_k_quants_and_halves_on_tensor_cores_and_off) {
     // f16 / bf16 (any k: partial k steps) and q4_K / q5_K / q6_K (k in 256s): partial tiles of
     // rows and tokens, several k steps, n from 1 (mat-vec) to past two token tiles
     uint32_t seed = 1300;
-    const MatmulCase half_cases[] = {{64, 32, 64}, {65, 33, 9},  {130, 257, 17}, {3, 100, 130},
+    const MatmulCase half_cases[] = {{64, 32, 64},    {65, 33, 9}, {130, 257, 17}, {3, 100, 130},
                                      {200, 1000, 70}, {17, 70, 1}, {9, 45, 2}};
-    const MatmulCase k_cases[] = {{64, 256, 64}, {65, 256, 9}, {130, 512, 17}, {3, 768, 130}, {129, 256, 1}, {70, 512, 2}};
-    std::printf("  bf16 on tensor cores here: %s\n", hg::cuda::matmul_uses_tensor_cores(HG_TYPE_BF16, 64) ? "yes" : "no (below sm_80)");
+    const MatmulCase k_cases[] = {{64, 256, 64}, {65, 256, 9},  {130, 512, 17},
+                                  {3, 768, 130}, {129, 256, 1}, {70, 512, 2}};
+    std::printf("  bf16 on tensor cores here: %s\n",
+                hg::cuda::matmul_uses_tensor_cores(HG_TYPE_BF16, 64) ? "yes" : "no (below sm_80)");
     for (bool on : {true, false}) {
         hg::cuda::matmul_use_tensor_cores(on);
         for (int t : {HG_TYPE_F16, HG_TYPE_BF16})
@@ -462,7 +464,8 @@ TEST(k_quant_tensor_core_unpacking_matches_cpu_dequantize) {
             std::vector<float> got((size_t)(3 * k));
             for (int64_t r = 0; r < 3; r++)
                 hg::cuda::kquant_mma_values(t, &w[(size_t)r * hg::row_bytes(t, k)], k, &got[(size_t)(r * k)]);
-            CHECK_MSG(count_diff(got, want, 1e-6, name_of(t)) == 0, std::string(name_of(t)) + " k=" + std::to_string(k));
+            CHECK_MSG(count_diff(got, want, 1e-6, name_of(t)) == 0,
+                      std::string(name_of(t)) + " k=" + std::to_string(k));
         }
 }
 
@@ -573,58 +576,67 @@ TEST(attention_matches_cpu_gqa_window_long_context) {
         int type;
     };
     const C cases[] = {
-        {4, 2, 16, 12, 0, 0, HG_TYPE_F32},       {4, 2, 16, 1, 11, 0, HG_TYPE_F16},
-        {4, 4, 16, 7, 3, 5, HG_TYPE_F16},        {6, 2, 96, 1, 1500, 0, HG_TYPE_F16},
-        {6, 3, 80, 9, 40, 0, HG_TYPE_F32},       {32, 32, 96, 1, 4000, 0, HG_TYPE_F16},
-        {40, 10, 128, 3, 700, 256, HG_TYPE_F16}, {2, 1, 256, 2, 70, 0, HG_TYPE_F16},
+        {4, 2, 16, 12, 0, 0, HG_TYPE_F32},
+        {4, 2, 16, 1, 11, 0, HG_TYPE_F16},
+        {4, 4, 16, 7, 3, 5, HG_TYPE_F16},
+        {6, 2, 96, 1, 1500, 0, HG_TYPE_F16},
+        {6, 3, 80, 9, 40, 0, HG_TYPE_F32},
+        {32, 32, 96, 1, 4000, 0, HG_TYPE_F16},
+        {40, 10, 128, 3, 700, 256, HG_TYPE_F16},
+        {2, 1, 256, 2, 70, 0, HG_TYPE_F16},
         {3, 1, 40, 33, 0, 0, HG_TYPE_F16},
         // prefills (8 tokens or more: the flash kernel): partial query tiles, several key
         // tiles, GQA, windows cutting into tiles, head sizes that are not a multiple of 32,
         // 256 (past 48 KiB of shared memory with an f32 cache)
-        {4, 2, 16, 17, 0, 0, HG_TYPE_F16},       {32, 8, 96, 64, 5, 0, HG_TYPE_F16},
-        {6, 2, 128, 65, 30, 40, HG_TYPE_F16},    {2, 1, 256, 20, 3, 0, HG_TYPE_F32},
-        {5, 5, 40, 9, 0, 7, HG_TYPE_F32},        {8, 2, 64, 33, 100, 16, HG_TYPE_F16},
-        {4, 4, 96, 8, 0, 0, HG_TYPE_F16},        {2, 2, 72, 40, 0, 33, HG_TYPE_F32},
+        {4, 2, 16, 17, 0, 0, HG_TYPE_F16},
+        {32, 8, 96, 64, 5, 0, HG_TYPE_F16},
+        {6, 2, 128, 65, 30, 40, HG_TYPE_F16},
+        {2, 1, 256, 20, 3, 0, HG_TYPE_F32},
+        {5, 5, 40, 9, 0, 7, HG_TYPE_F32},
+        {8, 2, 64, 33, 100, 16, HG_TYPE_F16},
+        {4, 4, 96, 8, 0, 0, HG_TYPE_F16},
+        {2, 2, 72, 40, 0, 33, HG_TYPE_F32},
     };
     for (bool flash : {true, false})
-    for (const C &c : cases) {
-        hg::cuda::attention_use_flash(flash);
-        const int64_t n_ctx = c.pos0 + c.n_tokens + 3, kvw = c.n_kv * c.hd, qs = c.n_heads * c.hd + 2 * kvw;
-        // the cache filled through both kv_store ops from one set of K/V rows
-        const int64_t n_fill = c.pos0 + c.n_tokens;
-        const std::vector<float> kvrows = randn((size_t)(n_fill * qs), rng);
-        std::vector<uint8_t> kc((size_t)hg::kv_layer_bytes(c.type, n_ctx, c.n_kv, c.hd)), vc(kc.size());
-        hg::kv_layer cpu;
-        cpu.type = c.type, cpu.k = kc.data(), cpu.v = vc.data(), cpu.n_ctx = n_ctx, cpu.n_kv_heads = c.n_kv,
-        cpu.head_dim = c.hd;
-        const float *k0 = kvrows.data() + c.n_heads * c.hd, *v0 = k0 + kvw;
-        hg::kv_store(cpu, k0, v0, qs, n_fill, 0);
-        Dev dkv = Dev::of(kvrows), dk(kc.size()), dv(vc.size());
-        hg::cuda::kv_cache_layer gpu;
-        gpu.type = c.type, gpu.k = dk.p<void>(), gpu.v = dv.p<void>(), gpu.n_ctx = n_ctx, gpu.n_kv_heads = c.n_kv,
-        gpu.head_dim = c.hd;
-        // stored in two calls, as a prefill then a chunk would
-        const float *dk0 = dkv.p<float>() + c.n_heads * c.hd, *dv0 = dk0 + kvw;
-        if (c.pos0 > 0) hg::cuda::kv_store(gpu, dk0, dv0, qs, c.pos0, 0, nullptr);
-        hg::cuda::kv_store(gpu, dk0 + c.pos0 * qs, dv0 + c.pos0 * qs, qs, c.n_tokens, c.pos0, nullptr);
+        for (const C &c : cases) {
+            hg::cuda::attention_use_flash(flash);
+            const int64_t n_ctx = c.pos0 + c.n_tokens + 3, kvw = c.n_kv * c.hd, qs = c.n_heads * c.hd + 2 * kvw;
+            // the cache filled through both kv_store ops from one set of K/V rows
+            const int64_t n_fill = c.pos0 + c.n_tokens;
+            const std::vector<float> kvrows = randn((size_t)(n_fill * qs), rng);
+            std::vector<uint8_t> kc((size_t)hg::kv_layer_bytes(c.type, n_ctx, c.n_kv, c.hd)), vc(kc.size());
+            hg::kv_layer cpu;
+            cpu.type = c.type, cpu.k = kc.data(), cpu.v = vc.data(), cpu.n_ctx = n_ctx, cpu.n_kv_heads = c.n_kv,
+            cpu.head_dim = c.hd;
+            const float *k0 = kvrows.data() + c.n_heads * c.hd, *v0 = k0 + kvw;
+            hg::kv_store(cpu, k0, v0, qs, n_fill, 0);
+            Dev dkv = Dev::of(kvrows), dk(kc.size()), dv(vc.size());
+            hg::cuda::kv_cache_layer gpu;
+            gpu.type = c.type, gpu.k = dk.p<void>(), gpu.v = dv.p<void>(), gpu.n_ctx = n_ctx, gpu.n_kv_heads = c.n_kv,
+            gpu.head_dim = c.hd;
+            // stored in two calls, as a prefill then a chunk would
+            const float *dk0 = dkv.p<float>() + c.n_heads * c.hd, *dv0 = dk0 + kvw;
+            if (c.pos0 > 0) hg::cuda::kv_store(gpu, dk0, dv0, qs, c.pos0, 0, nullptr);
+            hg::cuda::kv_store(gpu, dk0 + c.pos0 * qs, dv0 + c.pos0 * qs, qs, c.n_tokens, c.pos0, nullptr);
 
-        const std::vector<float> q = randn((size_t)(c.n_tokens * qs), rng);
-        const int64_t os = c.n_heads * c.hd + 1;
-        std::vector<float> want((size_t)(c.n_tokens * os), 0.0f);
-        hg::attention(pool, cpu, q.data(), qs, c.n_tokens, c.pos0, c.n_heads, c.window, want.data(), os);
-        Dev dq = Dev::of(q), dout = Dev::of(std::vector<float>(want.size(), 0.0f));
-        const size_t sf = hg::cuda::attention_scratch_floats(c.n_tokens, c.n_heads, c.hd, n_ctx, c.window);
-        Dev dscr(sf * 4);
-        hg::cuda::attention(gpu, dq.p<float>(), qs, c.n_tokens, c.pos0, c.n_heads, c.window, dout.p<float>(), os,
-                            dscr.p<float>(), sf, nullptr);
-        const std::vector<float> got = dout.read<float>(want.size());
-        char what[96];
-        std::snprintf(what, sizeof what, "attention h%lld/%lld d%lld t%lld@%lld w%lld %s%s", (long long)c.n_heads,
-                      (long long)c.n_kv, (long long)c.hd, (long long)c.n_tokens, (long long)c.pos0, (long long)c.window,
-                      name_of(c.type), hg::cuda::attention_uses_flash(c.n_tokens) ? " flash" : "");
-        // the same cache values; only the order of float sums and exp differ
-        CHECK_MSG(count_diff(got, want, 2e-5, what) == 0, what);
-    }
+            const std::vector<float> q = randn((size_t)(c.n_tokens * qs), rng);
+            const int64_t os = c.n_heads * c.hd + 1;
+            std::vector<float> want((size_t)(c.n_tokens * os), 0.0f);
+            hg::attention(pool, cpu, q.data(), qs, c.n_tokens, c.pos0, c.n_heads, c.window, want.data(), os);
+            Dev dq = Dev::of(q), dout = Dev::of(std::vector<float>(want.size(), 0.0f));
+            const size_t sf = hg::cuda::attention_scratch_floats(c.n_tokens, c.n_heads, c.hd, n_ctx, c.window);
+            Dev dscr(sf * 4);
+            hg::cuda::attention(gpu, dq.p<float>(), qs, c.n_tokens, c.pos0, c.n_heads, c.window, dout.p<float>(), os,
+                                dscr.p<float>(), sf, nullptr);
+            const std::vector<float> got = dout.read<float>(want.size());
+            char what[96];
+            std::snprintf(what, sizeof what, "attention h%lld/%lld d%lld t%lld@%lld w%lld %s%s", (long long)c.n_heads,
+                          (long long)c.n_kv, (long long)c.hd, (long long)c.n_tokens, (long long)c.pos0,
+                          (long long)c.window, name_of(c.type),
+                          hg::cuda::attention_uses_flash(c.n_tokens) ? " flash" : "");
+            // the same cache values; only the order of float sums and exp differ
+            CHECK_MSG(count_diff(got, want, 2e-5, what) == 0, what);
+        }
     hg::cuda::attention_use_flash(true);
 }
 
@@ -856,7 +868,8 @@ TEST(decode_steps_as_cuda_graphs_equal_plain_launches) {
                     CHECK(hg_model_eval_plugin(graphed, plug, &tok, 1, t, a.data(), 0) == 0);
                     CHECK(hg_model_eval_plugin(plain, plug, &tok, 1, t, b.data(), 0) == 0);
                     if (std::memcmp(a.data(), b.data(), a.size() * 4) != 0 && bad++ < 3)
-                        std::fprintf(stderr, "    gpu_layers %d plugin %d position %d: graph and plain launches differ\n",
+                        std::fprintf(stderr,
+                                     "    gpu_layers %d plugin %d position %d: graph and plain launches differ\n",
                                      gpu_layers, plug, t);
                 }
             }

@@ -134,7 +134,8 @@ int main(int argc, char **argv) {
         double ppp = 0, tgp = 0;
         if (!measure(id, ppp, tgp)) return fail(path.c_str());
         if (n_prompt > 0)
-            std::printf("pp%d with %s: %.2f tok/s (%.3fx the base)\n", n_prompt, name.c_str(), ppp, pp > 0 ? ppp / pp : 0);
+            std::printf("pp%d with %s: %.2f tok/s (%.3fx the base)\n", n_prompt, name.c_str(), ppp,
+                        pp > 0 ? ppp / pp : 0);
         if (n_gen > 0)
             std::printf("tg%d with %s: %.2f tok/s (%.3fx the base)\n", n_gen, name.c_str(), tgp, tg > 0 ? tgp / tg : 0);
         char buf[512];

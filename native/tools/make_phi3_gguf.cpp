@@ -364,8 +364,8 @@ int main(int argc, char **argv) {
         std::printf("make_phi3_gguf: %s (%u layers, hidden %u, ffn %u, vocab %u, %s, %.2f GB)\n", out.c_str(), s.layers,
                     s.hidden, s.ffn, s.vocab, k_mix ? "q4_k_m" : hg_type_name(type), (double)off / 1e9);
     else
-        std::printf("make_phi3_gguf: %s (H-LoRA plugin %s for %u layers, hidden %u, ffn %u%s, %.2f GB)\n",
-                    out.c_str(), plugin.c_str(), s.layers, s.hidden, s.ffn,
+        std::printf("make_phi3_gguf: %s (H-LoRA plugin %s for %u layers, hidden %u, ffn %u%s, %.2f GB)\n", out.c_str(),
+                    plugin.c_str(), s.layers, s.hidden, s.ffn,
                     embd_rows ? (", " + std::to_string(embd_rows) + " own rows").c_str() : "", (double)off / 1e9);
     return 0;
 }
