@@ -411,14 +411,16 @@ template <class T> struct half_smem {
 
 template <class T> __device__ __forceinline__ T to_half_type(float v);
 template <> __device__ __forceinline__ __half to_half_type<__half>(float v) { return __float2half_rn(v); }
+template <class T> __device__ __forceinline__ float half_type_to_float(T v);
+template <> __device__ __forceinline__ float half_type_to_float<__half>(__half v) { return __half2float(v); }
+#if !defined(__CUDA_ARCH__) || __CUDA_ARCH__ >= 800 // bf16 fragments: sm_80 on
 template <> __device__ __forceinline__ __nv_bfloat16 to_half_type<__nv_bfloat16>(float v) {
     return __float2bfloat16_rn(v);
 }
-template <class T> __device__ __forceinline__ float half_type_to_float(T v);
-template <> __device__ __forceinline__ float half_type_to_float<__half>(__half v) { return __half2float(v); }
 template <> __device__ __forceinline__ float half_type_to_float<__nv_bfloat16>(__nv_bfloat16 v) {
     return __bfloat162float(v);
 }
+#endif
 
 template <class T> __device__ __forceinline__ void half_mma_tile(const T *__restrict__ w, int64_t rows, int64_t k,
                                                                  const float *__restrict__ x, float *__restrict__ y,
