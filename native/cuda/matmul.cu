@@ -1,6 +1,7 @@
 // Y = W X on the device for every weight type the Phi-3 files use, reading weights in their
 // file layout. Decode (and batches of up to kCols tokens): one warp per weight row, four rows a
-// block, int8 dp4a dot products for q4_0 / q8_0, f32 activations for the others. Prefill (more
+// block, int8 dp4a dot products against q8_0 activations for q4_0 / q8_0 / q4_K / q5_K / q6_K,
+// f32 activations for the others. Prefill (more
 // than kCols tokens) on tensor cores through WMMA, 64 rows x 64 tokens a block: q4_0 / q8_0 one
 // quant block (32 values) per step, each step's exact integer sums scaled by d_w * d_x and
 // added in order, as the CPU's scalar dot does; q4_K / q5_K / q6_K likewise with a scale per
@@ -394,6 +395,58 @@ template <int TYPE> __global__ void __launch_bounds__(128)
     }
 }
 
+// Decode of the K-quants (and batches of up to kCols tokens): one warp per weight row, a lane
+// per 32-value unit, the same int8 values, scales and q8_0 activations as the tensor-core
+// kernel, dp4a dot products per half unit.
+template <int TYPE, int NC> __global__ void __launch_bounds__(kWarps * 32)
+    mm_kq_kernel(const uint8_t *__restrict__ w, size_t row_bytes, int64_t rows, int64_t nb,
+                 const int8_t *__restrict__ aq, const float *__restrict__ ad, float *__restrict__ y, int64_t ldy,
+                 int64_t n, bool accumulate) {
+    const int lane = threadIdx.x & 31;
+    const int64_t r = (int64_t)blockIdx.x * kWarps + (threadIdx.x >> 5);
+    const int64_t c0 = (int64_t)blockIdx.y * NC;
+    if (r >= rows) return;
+    const uint8_t *wr = w + r * row_bytes;
+    const int64_t k = nb * 32;
+    float acc[NC];
+#pragma unroll
+    for (int c = 0; c < NC; c++) acc[c] = 0.0f;
+    for (int64_t u = lane; u < nb; u += 32) {
+        int wq[2][4];
+        float scale[2], min = 0.0f;
+#pragma unroll
+        for (int h = 0; h < 2; h++) {
+            int8_t q[16];
+            kq_unpack16<TYPE>(wr, u, h, q, scale[h], min);
+#pragma unroll
+            for (int i = 0; i < 4; i++)
+                wq[h][i] = (int)((uint32_t)(uint8_t)q[4 * i] | ((uint32_t)(uint8_t)q[4 * i + 1] << 8) |
+                                 ((uint32_t)(uint8_t)q[4 * i + 2] << 16) | ((uint32_t)(uint8_t)q[4 * i + 3] << 24));
+        }
+#pragma unroll
+        for (int c = 0; c < NC; c++) {
+            if (c0 + c >= n) break;
+            const int4 *a = reinterpret_cast<const int4 *>(aq + (c0 + c) * k + u * 32);
+            float s = 0.0f;
+            int asum = 0;
+#pragma unroll
+            for (int h = 0; h < 2; h++) {
+                const int4 av = a[h];
+                const int ai[4] = {av.x, av.y, av.z, av.w};
+                int sumi = 0;
+#pragma unroll
+                for (int i = 0; i < 4; i++) {
+                    sumi = __dp4a(wq[h][i], ai[i], sumi);
+                    asum = __dp4a(ai[i], 0x01010101, asum);
+                }
+                s += (float)sumi * scale[h];
+            }
+            acc[c] += (s - min * (float)asum) * ad[(c0 + c) * nb + u];
+        }
+    }
+    store<NC>(acc, y, ldy, r, c0, n, accumulate);
+}
+
 // ---- prefill of f16 / bf16 weights: half-precision tensor cores, f32 accumulators ----
 // bf16: the activations rounded to bf16 (as the CPU pairs them), so every product is exact.
 // f16: an activation x is split into hi = f16(x) and lo = f16(x - hi), two products summed on
@@ -565,8 +618,8 @@ bool matmul_uses_tensor_cores(int type, int64_t n) {
 }
 
 size_t matmul_scratch_bytes(int type, int64_t k, int64_t n) {
-    // the K-quants' tensor-core path quantizes the activations as q4_0 / q8_0 do
-    if (type == HG_TYPE_Q4_0 || type == HG_TYPE_Q8_0 || (is_k_quant(type) && n > kCols))
+    // the K-quants' kernels quantize the activations as q4_0 / q8_0 do
+    if (type == HG_TYPE_Q4_0 || type == HG_TYPE_Q8_0 || is_k_quant(type))
         return align256((size_t)(n * k)) + (size_t)(n * (k / 32)) * sizeof(float);
     if (type == HG_TYPE_BF16) return (size_t)(n * k) * sizeof(float);
     return 0;
@@ -670,6 +723,36 @@ void matmul(int type, const void *w, int64_t rows, int64_t k, const float *x, in
         else
             mm_float_kernel<kCols><<<grid, block, 0, s>>>(type, wb, row_bytes, rows, k, xa, y, ldy, n, accumulate);
         check_launch("mm_float");
+        return;
+    }
+    if (is_k_quant(type)) {
+        const int64_t nb = k / 32, n_blocks = n * nb;
+        int8_t *aq = static_cast<int8_t *>(scratch);
+        float *ad = reinterpret_cast<float *>(static_cast<uint8_t *>(scratch) + align256((size_t)(n * k)));
+        quantize_q8_0_kernel<<<grid_for(n_blocks * 32, 256, 0x7fffffff), 256, 0, s>>>(x, n_blocks, aq, ad);
+        check_launch("quantize_q8_0");
+        if (one) {
+            if (type == HG_TYPE_Q4_K)
+                mm_kq_kernel<HG_TYPE_Q4_K, 1>
+                    <<<grid, block, 0, s>>>(wb, row_bytes, rows, nb, aq, ad, y, ldy, n, accumulate);
+            else if (type == HG_TYPE_Q5_K)
+                mm_kq_kernel<HG_TYPE_Q5_K, 1>
+                    <<<grid, block, 0, s>>>(wb, row_bytes, rows, nb, aq, ad, y, ldy, n, accumulate);
+            else
+                mm_kq_kernel<HG_TYPE_Q6_K, 1>
+                    <<<grid, block, 0, s>>>(wb, row_bytes, rows, nb, aq, ad, y, ldy, n, accumulate);
+        } else {
+            if (type == HG_TYPE_Q4_K)
+                mm_kq_kernel<HG_TYPE_Q4_K, kCols>
+                    <<<grid, block, 0, s>>>(wb, row_bytes, rows, nb, aq, ad, y, ldy, n, accumulate);
+            else if (type == HG_TYPE_Q5_K)
+                mm_kq_kernel<HG_TYPE_Q5_K, kCols>
+                    <<<grid, block, 0, s>>>(wb, row_bytes, rows, nb, aq, ad, y, ldy, n, accumulate);
+            else
+                mm_kq_kernel<HG_TYPE_Q6_K, kCols>
+                    <<<grid, block, 0, s>>>(wb, row_bytes, rows, nb, aq, ad, y, ldy, n, accumulate);
+        }
+        check_launch("mm_kq");
         return;
     }
     if (one)

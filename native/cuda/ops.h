@@ -18,15 +18,15 @@ namespace cuda {
 // W: rows x k of `type`, rows back to back (plain ggml block layouts, not the CPU's packed
 // groups); X: n columns of k floats; Y column c at y + c * ldy (rows floats), added to what is
 // there when accumulate. Weights of q4_0 / q8_0 meet activations quantized on the device to
-// q8_0 exactly as the CPU quantizes them (int8 dp4a dot products); f32 / f16 weights meet
-// f32 activations, bf16 weights bf16-rounded ones (as the CPU pairs them); the other quant
-// types (q4_1, q5_0, q5_1, q4_K, q5_K, q6_K) are dequantized on the fly against f32
-// activations (the CPU rounds those to q8_1 / q8_K first: results differ by that rounding).
+// q8_0 exactly as the CPU quantizes them (int8 dp4a dot products); so do q4_K / q5_K / q6_K
+// (the CPU rounds their activations to q8_K instead: results differ by that rounding); f32 /
+// f16 weights meet f32 activations, bf16 weights bf16-rounded ones (as the CPU pairs them);
+// q4_1, q5_0, q5_1 are dequantized on the fly against f32 activations (the CPU rounds those
+// to q8_1 first).
 bool matmul_supports(int type);
 // More than 8 tokens (prefill) run on tensor cores: q4_0 / q8_0 on int8 ones (the same integer
 // sums per quant block, scaled and added in the same order); q4_K / q5_K / q6_K on int8 ones
-// too, against activations quantized to q8_0 (the CPU rounds them to q8_K: results differ by
-// that rounding); f16 on f16 ones with each activation split into two f16 parts (about 2^-22
+// too (a scale per 16 values); f16 on f16 ones with each activation split into two f16 parts (about 2^-22
 // of it is kept); bf16 on bf16 ones from sm_80 (the mat-vec kernel below that), against
 // bf16-rounded activations as on the CPU. Off: the mat-vec kernels. Default on, unless the
 // environment has HEALTHGPT_CUDA_MMA=0.

@@ -93,11 +93,11 @@ std::vector<float> dequant_rows(int type, const std::vector<uint8_t> &w, int64_t
 bool is_k_quant(int type) { return type == HG_TYPE_Q4_K || type == HG_TYPE_Q5_K || type == HG_TYPE_Q6_K; }
 
 // The activations a type's GPU kernel is meant to see: q8_0-rounded for q4_0 / q8_0 (as the
-// CPU quantizes them) and for the K-quants on tensor cores, bf16-rounded for bf16, as given
-// otherwise (f16 on tensor cores keeps them to 2^-22: within the float tolerance).
-std::vector<float> activations_for(int type, const std::vector<float> &x, int64_t k, bool tensor_cores) {
+// CPU quantizes them) and for the K-quants, bf16-rounded for bf16, as given otherwise (f16 on
+// tensor cores keeps them to 2^-22: within the float tolerance).
+std::vector<float> activations_for(int type, const std::vector<float> &x, int64_t k) {
     int at = HG_TYPE_F32;
-    if (type == HG_TYPE_Q4_0 || type == HG_TYPE_Q8_0 || (tensor_cores && is_k_quant(type))) at = HG_TYPE_Q8_0;
+    if (type == HG_TYPE_Q4_0 || type == HG_TYPE_Q8_0 || is_k_quant(type)) at = HG_TYPE_Q8_0;
     if (type == HG_TYPE_BF16) at = HG_TYPE_BF16;
     if (at == HG_TYPE_F32) return x;
     const int64_t n = (int64_t)x.size() / k;
@@ -130,7 +130,7 @@ void check_matmul(int type, const MatmulCase &mc, uint32_t seed, bool accumulate
     const std::vector<uint8_t> w = make_weights(type, rows, k, rng);
     const std::vector<float> x = randn((size_t)(k * n), rng);
     const bool tc = hg::cuda::matmul_uses_tensor_cores(type, n);
-    const std::vector<float> wf = dequant_rows(type, w, rows, k), xa = activations_for(type, x, k, tc);
+    const std::vector<float> wf = dequant_rows(type, w, rows, k), xa = activations_for(type, x, k);
     const double acc_ulps = tc && (type == HG_TYPE_F16 || type == HG_TYPE_BF16) ? 2.0 : 1.0;
     std::vector<float> y0((size_t)(ldy * n));
     for (size_t i = 0; i < y0.size(); i++) y0[i] = accumulate ? (float)(i % 7) - 3.0f : -777.0f;
@@ -442,9 +442,10 @@ TEST(prefill_paths_are_picked_by_type_and_tokens) {
     hg::cuda::matmul_use_tensor_cores(false);
     CHECK(!hg::cuda::matmul_uses_tensor_cores(HG_TYPE_Q4_K, 64));
     hg::cuda::matmul_use_tensor_cores(true);
-    // the K-quants' tensor-core path quantizes the activations: scratch only past 8 tokens
-    CHECK(hg::cuda::matmul_scratch_bytes(HG_TYPE_Q6_K, 256, 8) == 0);
-    CHECK(hg::cuda::matmul_scratch_bytes(HG_TYPE_Q6_K, 256, 9) >= 9 * 256 + 9 * 8 * sizeof(float));
+    // the K-quants' kernels quantize the activations: n x k int8 and n x k / 32 scales
+    for (int64_t n : {1, 9})
+        CHECK(hg::cuda::matmul_scratch_bytes(HG_TYPE_Q6_K, 256, n) >= (size_t)(n * 256) + n * 8 * sizeof(float));
+    CHECK(hg::cuda::matmul_scratch_bytes(HG_TYPE_Q5_1, 256, 9) == 0);
     CHECK(!hg::cuda::attention_uses_flash(1) && !hg::cuda::attention_uses_flash(7));
     CHECK(hg::cuda::attention_uses_flash(8) && hg::cuda::attention_uses_flash(512));
     hg::cuda::attention_use_flash(false);
@@ -681,7 +682,7 @@ TEST(hlora_linear_matches_cpu) {
                                dg.p<float>(), ds.p<void>(), sb, nullptr);
         // f32 / f16 adapters: float rounding alone. bf16 / q8_0 adapters round g (which differs
         // between the two in its last bits) before B: a value on a rounding boundary may go either
-        // way, one bf16 / q8_0 step of one g value. K-quant weights meet f32 activations on the
+        // way, one bf16 / q8_0 step of one g value. K-quant weights meet q8_0 activations on the
         // GPU, q8_K ones on the CPU.
         const double tol = c.w_type == HG_TYPE_Q4_K    ? 2e-2
                            : c.ad_type == HG_TYPE_Q8_0 ? 1e-2
