@@ -293,6 +293,8 @@ void CudaPhi3::add_plugin(const HLoraPlugin &p) {
         const HLoraRows &r = p.output();
         d.output = upload(r.t->type, r.t->data, r.n_rows, E);
         d.out_first = r.first_row;
+        // its rows' matmul quantizes the activations when they are q4_0, q8_0 or a K-quant
+        mm_scratch_bytes_ = std::max(mm_scratch_bytes_, cuda::matmul_scratch_bytes(r.t->type, E, C));
     }
     // scratch the adapters need beyond the base model's
     if (mm_scratch_.size() < mm_scratch_bytes_) mm_scratch_ = DeviceBuffer(mm_scratch_bytes_);
