@@ -135,7 +135,7 @@ run_test() { # name, seconds
   grep -E '^ *FAIL|^skip|skipped' "$WORK/$name.log" | head -20 | sed 's/^/    /' | tee -a "$SUMMARY"
 }
 run_test test_cuda 150
-grep -E '^    .*(prefill|embedding rows)|device 0' "$WORK/test_cuda.log" | sed 's/^/  /' | tee -a "$SUMMARY"
+grep -E '^    .*(prefill|embedding rows)|device 0|bf16 on tensor cores' "$WORK/test_cuda.log" | sed 's/^/  /' | tee -a "$SUMMARY"
 cp "$WORK/test_cuda.log" "$OUT/test_cuda.log" 2>/dev/null
 run_test test_phi3 60
 run_test test_phi3_hlora 60
