@@ -451,7 +451,7 @@ template <int TYPE, int NC> __global__ void __launch_bounds__(kWarps * 32)
 // bf16: the activations rounded to bf16 (as the CPU pairs them), so every product is exact.
 // f16: an activation x is split into hi = f16(x) and lo = f16(x - hi), two products summed on
 // the tensor cores, which keeps x to about 2^-22 of itself (one f16 product would keep 2^-11);
-// |x| past the f16 range (65504) becomes inf, as in any f16 GEMM. k steps of 32, zero-padded.
+// |x| past the f16 range (65504) gives inf or NaN, as in any f16 GEMM. k steps of 32, zero-padded.
 constexpr int kHalfK = 32;
 constexpr int kHalfLd = kHalfK + 8; // a multiple of 8 halves, as WMMA needs; spreads banks
 
