@@ -60,10 +60,95 @@ export interface NativeModel {
   dispose(): void;
 }
 
+/** hg_gpu: 0 off, 1 auto, 2 cuda */
+export type NativeGpu = 0 | 1 | 2;
+
+/**
+ * Where an engine object runs (the `gpu` load option of LanguageModel, VisionTower and Vqgan):
+ * 'auto' uses CUDA when the engine has it and the object can run there, else the CPU (its
+ * info's `backend` says why); 'cuda' fails the load with the reason when CUDA cannot be used;
+ * false (the default) keeps the CPU.
+ */
+export type GpuOption = 'auto' | 'cuda' | false;
+
+/** Throws ERR_INVALID_ARG unless gpu is a GpuOption (or undefined). */
+export function validateGpu(gpu: unknown): void {
+  if (gpu !== undefined && gpu !== 'auto' && gpu !== 'cuda' && gpu !== false) throw new HealthGPTError('ERR_INVALID_ARG', `gpu must be "auto", "cuda" or false, got ${String(gpu)}`);
+}
+
+/** The hg_gpu id of a validated option. */
+export function gpuId(gpu: GpuOption | undefined): NativeGpu {
+  return gpu === 'auto' ? 1 : gpu === 'cuda' ? 2 : 0;
+}
+
+export interface NativeClipInfo {
+  imageSize: number;
+  patchSize: number;
+  nEmbd: number;
+  nPatches: number;
+  /** layers the file holds */
+  nLayer: number;
+  /** hidden-state index of each tap (0: embeddings, i: after layer i of the original tower) */
+  comprehensionLayer: number;
+  generationLayer: number;
+  /** output width of each projector (a plugin's after loadProjector); 0 when there is none */
+  comprehensionProjectorDim: number;
+  generationProjectorDim: number;
+  /** where the tower runs: "cpu", or "cpu (<why not cuda>)" after gpu 'auto' */
+  backend: string;
+  imageMean: number[];
+  imageStd: number[];
+}
+
+/** A loaded CLIP vision tower with its projectors (src/clip_binding.cpp). projector / tap: 0 comprehension, 1 generation. */
+export interface NativeClip {
+  info(): NativeClipInfo;
+  /** hiddenState, when given, overrides the tap */
+  encode(pixels: Float32Array, tap: number, hiddenState?: number): Promise<Float32Array>;
+  /** the mlp2x_gelu (Linear, exact GELU, Linear) on rows of nEmbd floats */
+  project(projector: number, features: Float32Array): Promise<Float32Array>;
+  /** replaces the projector with the one a plugin file carries; loaded false (nothing changed) when it has none; dim: the projector's output width after */
+  loadProjector(projector: number, path: string): Promise<{ loaded: boolean; dim: number }>;
+  dispose(): void;
+}
+
+export interface NativeVqganInfo {
+  /** image side in pixels (256) */
+  resolution: number;
+  /** latent side (32): latent * latent indices per image */
+  latent: number;
+  /** codebook size (8192) */
+  nEmbed: number;
+  outChannels: number;
+  inChannels: number;
+  /** false for a decoder-only file: encode() throws ERR_NO_ENCODER */
+  hasEncoder: boolean;
+  /** where the VQGAN runs: "cpu", or "cpu (<why not cuda>)" after gpu 'auto' */
+  backend: string;
+}
+
+/** A loaded VQGAN (src/vqgan_binding.cpp). */
+export interface NativeVqgan {
+  info(): NativeVqganInfo;
+  /** latent^2 code indices -> the image as row-major RGB bytes and channel-major floats */
+  decode(indices: Int32Array): Promise<{ rgb: Uint8Array; chw: Float32Array }>;
+  encode(chw: Float32Array): Promise<Int32Array>;
+  dispose(): void;
+}
+
+/**
+ * The addon. The three engine objects share one shape: `X.load(path, options)` resolves with a
+ * handle whose calls run off the JS thread, one at a time; `dispose()` makes a call in flight
+ * reject and later calls throw ERR_DISPOSED, and frees the object off the JS thread.
+ */
 export interface NativeAddon {
   GGUFFile: new (path: string) => NativeGGUFFile;
-  /** kvType: 0 (f32) or 1 (f16), the ggml type ids; gpu: 0 off, 1 auto, 2 cuda (hg_gpu) */
-  Model: { load(path: string, options: { contextSize?: number; threads?: number; kvType?: number; repack?: number; gpu?: number; gpuLayers?: number }): Promise<NativeModel> };
+  /** kvType: 0 (f32) or 1 (f16), the ggml type ids */
+  Model: { load(path: string, options: { contextSize?: number; threads?: number; kvType?: number; repack?: number; gpu?: NativeGpu; gpuLayers?: number }): Promise<NativeModel> };
+  /** gpu 2 (cuda) fails for now: CLIP has no CUDA implementation yet; 1 (auto) runs on the CPU */
+  Clip: { load(path: string, options: { threads?: number; gpu?: NativeGpu }): Promise<NativeClip> };
+  /** gpu as for Clip */
+  Vqgan: { load(path: string, options: { threads?: number; gpu?: NativeGpu }): Promise<NativeVqgan> };
   types(): NativeTypeInfo[];
   cpu(): { features: string; best: string; active: string };
   setIsa(isa: 'scalar' | 'avx2' | 'avx512' | 'auto'): void;

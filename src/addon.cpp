@@ -1,5 +1,7 @@
 #include "addon.h"
 
+#include "handle.h"
+
 #include <climits>
 #include <map>
 #include <mutex>
@@ -51,6 +53,9 @@ class PromiseWorker : public Napi::AsyncWorker {
     void Execute() override {
         try {
             work_();
+        } catch (const disposed_failure &e) {
+            code_ = "ERR_DISPOSED";
+            SetError(e.what());
         } catch (const native_failure &e) {
             code_ = status_code(e.status);
             SetError(e.what());
@@ -62,6 +67,7 @@ class PromiseWorker : public Napi::AsyncWorker {
         } catch (...) {
             SetError("unknown native error");
         }
+        work_ = nullptr; // its captures are let go here, off the JS thread
     }
     void OnOK() override {
         Napi::Env env = Env();
@@ -140,9 +146,20 @@ std::string arg_string(const Napi::CallbackInfo &info, size_t i, const char *nam
     return info[i].As<Napi::String>().Utf8Value();
 }
 
+void opt_int(Napi::Env env, Napi::Object options, const char *name, int &out) {
+    if (!options.Has(name) || options.Get(name).IsUndefined()) return;
+    Napi::Value v = options.Get(name);
+    if (!v.IsNumber()) throw_error(env, "ERR_INVALID_ARG", std::string(name) + " must be a number");
+    out = v.As<Napi::Number>().Int32Value();
+}
+
+
+constructors &ctors(Napi::Env env) { return *env.GetInstanceData<constructors>(); }
+
 } // namespace hgnode
 
 static Napi::Object Init(Napi::Env env, Napi::Object exports) {
+    env.SetInstanceData(new hgnode::constructors()); // the environment frees it
     hgnode::init_gguf(env, exports);
     hgnode::init_ops(env, exports);
     hgnode::init_model(env, exports);

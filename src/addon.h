@@ -23,7 +23,9 @@ Napi::Error make_error(Napi::Env env, const std::string &code, const std::string
 // Runs `work` on libuv's thread pool and settles the returned promise with
 // `done(env, result)` or with an Error carrying the message `work` threw. `result` is a JS
 // value (typically the output buffer `work` fills) held alive until then; `inputs` are held
-// alive too, so buffers `work` reads are not collected meanwhile.
+// alive too, so buffers `work` reads are not collected meanwhile. `work` is destroyed on the
+// pool's thread once it has run, so what it captured (an engine object's last reference) is
+// freed there, not on the JS thread.
 Napi::Promise run_async(Napi::Env env, const char *name, std::function<void()> work,
                         std::function<Napi::Value(Napi::Env, Napi::Value result)> done, Napi::Value result,
                         std::vector<Napi::Value> inputs = {});
@@ -39,6 +41,11 @@ struct native_failure : std::runtime_error {
 };
 native_failure native_error();
 
+// A job that found its object disposed: the promise rejects with ERR_DISPOSED.
+struct disposed_failure : std::runtime_error {
+    using std::runtime_error::runtime_error;
+};
+
 // Throws hg_last_error() with its status's code as a JS error when status < 0 (synchronous calls).
 void check_status(Napi::Env env, int status);
 
@@ -53,6 +60,8 @@ pool_lease lease_pool(int n_threads);
 int64_t arg_int(const Napi::CallbackInfo &info, size_t i, const char *name);
 int arg_int32(const Napi::CallbackInfo &info, size_t i, const char *name); // fits a C int
 std::string arg_string(const Napi::CallbackInfo &info, size_t i, const char *name);
+// An optional number option of an options object into out (left as it is when absent).
+void opt_int(Napi::Env env, Napi::Object options, const char *name, int &out);
 
 void init_gguf(Napi::Env env, Napi::Object exports);
 void init_ops(Napi::Env env, Napi::Object exports);

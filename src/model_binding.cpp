@@ -1,6 +1,7 @@
-// Model: a JS handle on a loaded language model (weights mapped, KV cache, thread pool).
-// Every call that computes runs off the JS thread; calls on one model are serialised here
-// (the TypeScript layer also queues whole requests, so they never interleave in the cache).
+// Model: a JS handle on a loaded language model (weights mapped, KV cache, thread pool;
+// src/handle.h). Every call that computes runs off the JS thread; calls on one model are
+// serialised by the box's lock (the TypeScript layer also queues whole requests, so they
+// never interleave in the cache).
 #include <memory>
 #include <mutex>
 #include <stdexcept>
@@ -8,13 +9,13 @@
 #include <vector>
 
 #include "addon.h"
+#include "handle.h"
 
 namespace hgnode {
 
 namespace {
 
-// The native model plus the lock that keeps two jobs off its KV cache at once. Shared with
-// pending jobs, so dispose() while a job runs frees the model only when that job is done.
+// The native model plus the lock that keeps two jobs off its KV cache at once.
 struct model_box {
     hg_model *model = nullptr;
     std::mutex busy;
@@ -22,8 +23,12 @@ struct model_box {
 };
 using model_ptr = std::shared_ptr<model_box>;
 
-class Model : public Napi::ObjectWrap<Model> {
+class Model : public EngineObject<Model, model_box> {
   public:
+    static constexpr const char *kName = "Model";
+    static constexpr const char *kWhat = "the model";
+    static Napi::FunctionReference &ctor(constructors &c) { return c.model; }
+
     static Napi::Function Define(Napi::Env env) {
         return DefineClass(env, "Model",
                            {
@@ -35,18 +40,9 @@ class Model : public Napi::ObjectWrap<Model> {
                            });
     }
 
-    explicit Model(const Napi::CallbackInfo &info) : Napi::ObjectWrap<Model>(info) {
-        // constructed only by load(), which passes the box through an External
-        if (info.Length() < 1 || !info[0].IsExternal())
-            throw_error(info.Env(), "ERR_INVALID_ARG", "use Model.load(path, options)");
-        box_ = *info[0].As<Napi::External<model_ptr>>().Data();
-    }
+    using EngineObject::EngineObject;
 
   private:
-    model_ptr live(Napi::Env env) {
-        if (!box_) throw_error(env, "ERR_DISPOSED", "the model has been disposed");
-        return box_;
-    }
 
     // load(path, {contextSize, threads, kvType, repack, gpu, gpuLayers}): Promise<Model>
     static Napi::Value Load(const Napi::CallbackInfo &info) {
@@ -68,20 +64,10 @@ class Model : public Napi::ObjectWrap<Model> {
             opt_int("gpu", p.gpu);
             opt_int("gpuLayers", p.gpu_layers);
         }
-        auto box = std::make_shared<model_box>();
-        return run_async(
-            env, "healthgpt.Model.load",
-            [box, path, p] {
-                box->model = hg_model_load(path.c_str(), &p);
-                if (!box->model) throw native_error();
-            },
-            [box](Napi::Env env, Napi::Value) -> Napi::Value {
-                model_ptr holder = box;
-                // per-environment constructor: each worker_thread has its own
-                return env.GetInstanceData<Napi::FunctionReference>()->New(
-                    {Napi::External<model_ptr>::New(env, &holder)});
-            },
-            env.Undefined());
+        return load(env, "healthgpt.Model.load", [path, p](model_box &box) {
+            box.model = hg_model_load(path.c_str(), &p);
+            if (!box.model) throw native_error();
+        });
     }
 
     // Sizes fixed at load: read without the lock, so the JS thread never waits on a job.
@@ -135,12 +121,11 @@ class Model : public Napi::ObjectWrap<Model> {
         const int n_vocab = hg_model_n_vocab(b->model);
         Napi::Float32Array logits = Napi::Float32Array::New(env, (size_t)n_vocab * (all ? n : 1));
         float *out = logits.Data();
-        return run_async(
+        return job(
             env, "healthgpt.Model.eval",
-            [b, in, embd, n, start, out, all, plugin] {
-                std::lock_guard<std::mutex> lk(b->busy);
-                if (hg_model_kv_clear(b->model, start) < 0 ||
-                    hg_model_eval_embd(b->model, plugin, in, embd, n, start, out, all ? 1 : 0) < 0)
+            [in, embd, n, start, out, all, plugin](model_box &b) {
+                if (hg_model_kv_clear(b.model, start) < 0 ||
+                    hg_model_eval_embd(b.model, plugin, in, embd, n, start, out, all ? 1 : 0) < 0)
                     throw native_error();
             },
             [](Napi::Env, Napi::Value kept) { return kept; }, logits, inputs);
@@ -150,7 +135,7 @@ class Model : public Napi::ObjectWrap<Model> {
     // and the name its file gives (hlora.plugin).
     Napi::Value LoadPlugin(const Napi::CallbackInfo &info) {
         Napi::Env env = info.Env();
-        model_ptr b = live(env);
+        live(env);
         const std::string path = arg_string(info, 0, "path");
         hg_plugin_params p = hg_plugin_default_params();
         if (info.Length() > 1 && info[1].IsObject()) {
@@ -163,14 +148,13 @@ class Model : public Napi::ObjectWrap<Model> {
             if (o.Has("fused") && !o.Get("fused").IsUndefined()) p.fused = o.Get("fused").ToBoolean().Value() ? 1 : 0;
         }
         auto result = std::make_shared<std::pair<int, std::string>>(-1, "");
-        return run_async(
+        return job(
             env, "healthgpt.Model.loadPlugin",
-            [b, path, p, result] {
-                std::lock_guard<std::mutex> lk(b->busy);
-                const int id = hg_model_load_plugin(b->model, path.c_str(), &p);
+            [path, p, result](model_box &b) {
+                const int id = hg_model_load_plugin(b.model, path.c_str(), &p);
                 if (id < 0) throw native_error();
                 result->first = id;
-                result->second = hg_model_plugin_name(b->model, id);
+                result->second = hg_model_plugin_name(b.model, id);
             },
             [result](Napi::Env env, Napi::Value) -> Napi::Value {
                 Napi::Object o = Napi::Object::New(env);
@@ -181,20 +165,13 @@ class Model : public Napi::ObjectWrap<Model> {
             env.Undefined());
     }
 
-    Napi::Value Dispose(const Napi::CallbackInfo &info) {
-        box_.reset(); // freed now, or when the last pending job lets go
-        return info.Env().Undefined();
-    }
-
-    model_ptr box_;
 };
 
 } // namespace
 
 void init_model(Napi::Env env, Napi::Object exports) {
     Napi::Function ctor = Model::Define(env);
-    // the environment owns and frees it (the addon's only instance data)
-    env.SetInstanceData<Napi::FunctionReference>(new Napi::FunctionReference(Napi::Persistent(ctor)));
+    ctors(env).model = Napi::Persistent(ctor);
     exports.Set("Model", ctor);
 }
 

@@ -1,12 +1,12 @@
-// Vqgan: a JS handle on a loaded VQGAN (mapped weights, thread pool). decode/encode run off
-// the JS thread, one at a time per VQGAN; dispose() while a job runs frees it when the job
-// is done.
+// Vqgan: a JS handle on a loaded VQGAN (mapped weights, thread pool; src/handle.h).
+// decode/encode run off the JS thread, one at a time per VQGAN.
 #include <memory>
 #include <mutex>
 #include <stdexcept>
 #include <string>
 
 #include "addon.h"
+#include "handle.h"
 
 namespace hgnode {
 
@@ -20,55 +20,40 @@ struct vqgan_box {
 };
 using vqgan_ptr = std::shared_ptr<vqgan_box>;
 
-class Vqgan : public Napi::ObjectWrap<Vqgan> {
+class Vqgan : public EngineObject<Vqgan, vqgan_box> {
   public:
-    // The constructor reference travels as the static method's data (the environment's one
-    // instance-data slot belongs to Model) and is freed by an environment cleanup hook.
+    static constexpr const char *kName = "Vqgan";
+    static constexpr const char *kWhat = "the VQGAN";
+    static Napi::FunctionReference &ctor(constructors &c) { return c.vqgan; }
+
     static Napi::Function Define(Napi::Env env) {
-        auto *ctor = new Napi::FunctionReference();
-        Napi::Function f = DefineClass(env, "Vqgan",
-                                       {
-                                           StaticMethod("load", &Vqgan::Load, napi_default, ctor),
-                                           InstanceMethod("info", &Vqgan::Info),
-                                           InstanceMethod("decode", &Vqgan::Decode),
-                                           InstanceMethod("encode", &Vqgan::Encode),
-                                           InstanceMethod("dispose", &Vqgan::Dispose),
-                                       });
-        *ctor = Napi::Persistent(f);
-        env.AddCleanupHook([ctor] { delete ctor; });
-        return f;
+        return DefineClass(env, "Vqgan",
+                           {
+                               StaticMethod("load", &Vqgan::Load),
+                               InstanceMethod("info", &Vqgan::Info),
+                               InstanceMethod("decode", &Vqgan::Decode),
+                               InstanceMethod("encode", &Vqgan::Encode),
+                               InstanceMethod("dispose", &Vqgan::Dispose),
+                           });
     }
 
-    explicit Vqgan(const Napi::CallbackInfo &info) : Napi::ObjectWrap<Vqgan>(info) {
-        if (info.Length() < 1 || !info[0].IsExternal())
-            throw_error(info.Env(), "ERR_INVALID_ARG", "use Vqgan.load(path, options)");
-        box_ = *info[0].As<Napi::External<vqgan_ptr>>().Data();
-    }
+    using EngineObject::EngineObject;
 
   private:
-    vqgan_ptr live(Napi::Env env) {
-        if (!box_) throw_error(env, "ERR_DISPOSED", "the VQGAN has been disposed");
-        return box_;
-    }
-
-    // load(path, threads?): Promise<Vqgan>
+    // load(path, {threads, gpu}): Promise<Vqgan>
     static Napi::Value Load(const Napi::CallbackInfo &info) {
         Napi::Env env = info.Env();
         const std::string path = arg_string(info, 0, "path");
-        const int threads = info.Length() > 1 && !info[1].IsUndefined() ? arg_int32(info, 1, "threads") : 0;
-        auto *ctor = static_cast<Napi::FunctionReference *>(info.Data());
-        auto box = std::make_shared<vqgan_box>();
-        return run_async(
-            env, "healthgpt.Vqgan.load",
-            [box, path, threads] {
-                box->vq = hg_vqgan_load(path.c_str(), threads);
-                if (!box->vq || hg_vqgan_get_info(box->vq, &box->info) < 0) throw native_error();
-            },
-            [box, ctor](Napi::Env env, Napi::Value) -> Napi::Value {
-                vqgan_ptr holder = box;
-                return ctor->New({Napi::External<vqgan_ptr>::New(env, &holder)});
-            },
-            env.Undefined());
+        hg_vqgan_params p = hg_vqgan_default_params();
+        if (info.Length() > 1 && info[1].IsObject()) {
+            Napi::Object o = info[1].As<Napi::Object>();
+            opt_int(env, o, "threads", p.n_threads);
+            opt_int(env, o, "gpu", p.gpu);
+        }
+        return load(env, "healthgpt.Vqgan.load", [path, p](vqgan_box &box) {
+            box.vq = hg_vqgan_load(path.c_str(), &p);
+            if (!box.vq || hg_vqgan_get_info(box.vq, &box.info) < 0) throw native_error();
+        });
     }
 
     Napi::Value Info(const Napi::CallbackInfo &info) {
@@ -81,6 +66,7 @@ class Vqgan : public Napi::ObjectWrap<Vqgan> {
         o.Set("outChannels", i.out_ch);
         o.Set("inChannels", i.in_channels);
         o.Set("hasEncoder", Napi::Boolean::New(env, i.has_encoder != 0));
+        o.Set("backend", hg_vqgan_backend(live(env)->vq));
         return o;
     }
 
@@ -106,11 +92,10 @@ class Vqgan : public Napi::ObjectWrap<Vqgan> {
         const int32_t *in = idx.Data();
         uint8_t *rgb_p = rgb.Data();
         float *chw_p = chw.Data();
-        return run_async(
+        return job(
             env, "healthgpt.Vqgan.decode",
-            [b, in, n, chw_p, rgb_p] {
-                std::lock_guard<std::mutex> lk(b->busy);
-                if (hg_vqgan_decode(b->vq, in, n, chw_p, rgb_p) < 0) throw native_error();
+            [in, n, chw_p, rgb_p](vqgan_box &b) {
+                if (hg_vqgan_decode(b.vq, in, n, chw_p, rgb_p) < 0) throw native_error();
             },
             [](Napi::Env, Napi::Value kept) { return kept; }, out, {idx});
     }
@@ -133,25 +118,22 @@ class Vqgan : public Napi::ObjectWrap<Vqgan> {
         Napi::Int32Array out = Napi::Int32Array::New(env, (size_t)n_idx);
         const float *in = img.Data();
         int32_t *out_p = out.Data();
-        return run_async(
+        return job(
             env, "healthgpt.Vqgan.encode",
-            [b, in, n, out_p, n_idx] {
-                std::lock_guard<std::mutex> lk(b->busy);
-                if (hg_vqgan_encode(b->vq, in, n, out_p, n_idx) < 0) throw native_error();
+            [in, n, out_p, n_idx](vqgan_box &b) {
+                if (hg_vqgan_encode(b.vq, in, n, out_p, n_idx) < 0) throw native_error();
             },
             [](Napi::Env, Napi::Value kept) { return kept; }, out, {img});
     }
 
-    Napi::Value Dispose(const Napi::CallbackInfo &info) {
-        box_.reset();
-        return info.Env().Undefined();
-    }
-
-    vqgan_ptr box_;
 };
 
 } // namespace
 
-void init_vqgan(Napi::Env env, Napi::Object exports) { exports.Set("Vqgan", Vqgan::Define(env)); }
+void init_vqgan(Napi::Env env, Napi::Object exports) {
+    Napi::Function ctor = Vqgan::Define(env);
+    ctors(env).vqgan = Napi::Persistent(ctor);
+    exports.Set("Vqgan", ctor);
+}
 
 } // namespace hgnode

@@ -120,14 +120,26 @@ describe('VisionTower loading and lifetime', () => {
     await expect(VisionTower.load(join(fixtures, 'tiny.f32.gguf'), { threads: -1 })).rejects.toThrow(/threads must be/);
   });
 
-  it('throws ERR_DISPOSED after dispose, and a pending call still completes', async () => {
+  it('throws ERR_DISPOSED after dispose; a call in flight rejects with it', async () => {
     const g = readGolden('f32');
     const t = await VisionTower.load(join(fixtures, 'tiny.f32.gguf'));
     const pending = t.encode(g.pixels);
     t.dispose();
-    expect(maxRel(await pending, g.hidden[g.comprehension])).toBeLessThan(1e-4);
+    await expect(pending).rejects.toMatchObject({ code: 'ERR_DISPOSED' });
     await expect(t.encode(g.pixels)).rejects.toMatchObject({ code: 'ERR_DISPOSED' });
+    await expect(t.loadProjector('x.gguf')).rejects.toMatchObject({ code: 'ERR_DISPOSED' });
     t.dispose(); // twice is harmless
+  });
+
+  it("gpu: 'auto' runs on the CPU and says why; 'cuda' is refused until CLIP has CUDA kernels", async () => {
+    const cpu = await VisionTower.load(join(fixtures, 'tiny.f32.gguf'), { threads: 1 });
+    expect(cpu.info.backend).toBe('cpu');
+    cpu.dispose();
+    const auto = await VisionTower.load(join(fixtures, 'tiny.f32.gguf'), { gpu: 'auto', threads: 1 });
+    expect(auto.info.backend).toBe('cpu (CLIP on CUDA is not implemented yet)');
+    auto.dispose();
+    await expect(VisionTower.load(join(fixtures, 'tiny.f32.gguf'), { gpu: 'cuda' })).rejects.toMatchObject({ code: 'ERR_UNSUPPORTED', message: expect.stringMatching(/CLIP on CUDA is not implemented yet/) });
+    await expect(VisionTower.load(join(fixtures, 'tiny.f32.gguf'), { gpu: 1 as unknown as 'auto' })).rejects.toThrow(/gpu must be "auto", "cuda" or false, got 1/);
   });
 });
 

@@ -37,7 +37,7 @@ describe('Vqgan (tiny model, f16 weights)', () => {
   afterAll(() => vq?.dispose());
 
   it('reads the hyper-parameters', () => {
-    expect(vq.info).toEqual({ resolution: 16, latent: 8, nEmbed: 64, outChannels: 3, inChannels: 3, hasEncoder: true });
+    expect(vq.info).toEqual({ resolution: 16, latent: 8, nEmbed: 64, outChannels: 3, inChannels: 3, hasEncoder: true, backend: 'cpu' });
   });
 
   it('decodes like torch, and maps to uint8 as taming does', async () => {
@@ -110,14 +110,25 @@ describe('Vqgan errors', () => {
     expect((err as Error).message).toMatch(/architecture is 'phi3', expected 'vqgan'/);
   });
 
-  it('refuses calls after dispose', async () => {
+  it('refuses calls after dispose; a call in flight rejects', async () => {
     const vq = await Vqgan.load(join(dir, 'tiny.gguf'));
+    const pending = vq.decode(new Int32Array(64));
     vq.dispose();
+    await expect(pending).rejects.toMatchObject({ code: 'ERR_DISPOSED' });
     await expect(vq.decode(new Int32Array(64))).rejects.toMatchObject({ code: 'ERR_DISPOSED' });
+    vq.dispose(); // twice is harmless
   });
 
   it('validates options', async () => {
     await expect(Vqgan.load(join(dir, 'tiny.gguf'), { threads: -1 })).rejects.toMatchObject({ code: 'ERR_INVALID_ARG' });
+    await expect(Vqgan.load(join(dir, 'tiny.gguf'), { gpu: 'yes' as 'auto' })).rejects.toThrow(/gpu must be "auto", "cuda" or false, got yes/);
+  });
+
+  it("gpu: 'auto' runs on the CPU and says why; 'cuda' is refused until the VQGAN has CUDA kernels", async () => {
+    const vq = await Vqgan.load(join(dir, 'tiny.gguf'), { gpu: 'auto', threads: 1 });
+    expect(vq.info.backend).toBe('cpu (the VQGAN on CUDA is not implemented yet)');
+    vq.dispose();
+    await expect(Vqgan.load(join(dir, 'tiny.gguf'), { gpu: 'cuda' })).rejects.toMatchObject({ code: 'ERR_UNSUPPORTED', message: expect.stringMatching(/the VQGAN on CUDA is not implemented yet/) });
   });
 });
 

@@ -14,7 +14,7 @@
  */
 import { HealthGPTError, wrapNative } from '../errors.js';
 import { GGUFFile, type GGUFInfo } from '../gguf/file.js';
-import { native, type NativeModel } from '../native.js';
+import { gpuId, native, validateGpu, type GpuOption, type NativeModel } from '../native.js';
 import { renderChat, templateFor, type ChatMessage, type ChatTemplate } from '../prompt/template.js';
 import { Tokenizer, type EncodeOptions } from '../tokenizer/index.js';
 import { tokenLogprobs, validateTopLogprobs, type TokenLogprobs } from './logprobs.js';
@@ -35,8 +35,7 @@ export interface PluginOptions {
   fused?: boolean;
 }
 
-export type GpuOption = 'auto' | 'cuda' | false;
-const GPU_IDS = { off: 0, auto: 1, cuda: 2 } as const;
+export type { GpuOption };
 
 export interface LoadOptions {
   /** positions the KV cache holds; default: the model's trained context */
@@ -123,7 +122,7 @@ function validateLoad(o: LoadOptions): void {
   }
   if (o.kvType !== undefined && o.kvType !== 'f16' && o.kvType !== 'f32') throw new HealthGPTError('ERR_INVALID_ARG', `kvType must be "f16" or "f32", got ${String(o.kvType)}`);
   if (o.repack !== undefined && typeof o.repack !== 'boolean') throw new HealthGPTError('ERR_INVALID_ARG', `repack must be a boolean, got ${String(o.repack)}`);
-  if (o.gpu !== undefined && o.gpu !== 'auto' && o.gpu !== 'cuda' && o.gpu !== false) throw new HealthGPTError('ERR_INVALID_ARG', `gpu must be "auto", "cuda" or false, got ${String(o.gpu)}`);
+  validateGpu(o.gpu);
   if (o.plugins !== undefined) {
     if (typeof o.plugins !== 'object' || o.plugins === null || Array.isArray(o.plugins))
       throw new HealthGPTError('ERR_INVALID_ARG', `plugins must be an object of name: path, got ${String(o.plugins)}`);
@@ -222,7 +221,7 @@ export class LanguageModel {
         threads: options.threads,
         kvType: options.kvType === 'f32' ? 0 : 1,
         repack: options.repack === false ? 0 : 1,
-        gpu: GPU_IDS[options.gpu === false || options.gpu === undefined ? 'off' : options.gpu],
+        gpu: gpuId(options.gpu),
         gpuLayers: options.gpuLayers ?? -1,
       });
       const model = new LanguageModel(path, handle, metadata, baseQuantized);

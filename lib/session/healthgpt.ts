@@ -31,7 +31,6 @@ import { Vqgan } from '../vqgan/decoder.js';
 import { FeatureCache, pixelHash } from './image-cache.js';
 import { AnswerText } from './answer-text.js';
 import { expandLoadOptions } from './model-folder.js';
-import { PluginProjector } from './projector.js';
 
 export interface HealthGPTLoadOptions {
   /**
@@ -52,7 +51,7 @@ export interface HealthGPTLoadOptions {
   contextSize?: number;
   /** KV cache precision; default f16 */
   kvType?: 'f16' | 'f32';
-  /** where the language model runs (LoadOptions.gpu); default false (the CPU) */
+  /** where the language model runs (LoadOptions.gpu); default false (the CPU). The vision tower and the VQGAN take it as 'auto' (they run on the CPU until they have CUDA kernels) */
   gpu?: GpuOption;
   /** LoadOptions.gpuLayers */
   gpuLayers?: number;
@@ -191,22 +190,17 @@ export class HealthGPT {
   readonly vision: VisionTower;
   readonly vqgan: Vqgan | undefined;
   readonly template: ChatTemplate;
-  /** the plugin projectors that replace the vision file's */
-  private readonly pluginProjectors: Partial<Record<VisionTap, PluginProjector>>;
   private readonly cache: FeatureCache;
-  private readonly threads: number;
   private imageIds: ImageTokenIds | undefined;
   /** how many times CLIP ran (tests and diagnostics) */
   encodeCount = 0;
   private disposed = false;
 
-  private constructor(model: LanguageModel, vision: VisionTower, vqgan: Vqgan | undefined, projectors: Partial<Record<VisionTap, PluginProjector>>, cacheSize: number, threads: number) {
+  private constructor(model: LanguageModel, vision: VisionTower, vqgan: Vqgan | undefined, cacheSize: number) {
     this.model = model;
     this.vision = vision;
     this.vqgan = vqgan;
-    this.pluginProjectors = projectors;
     this.cache = new FeatureCache(cacheSize);
-    this.threads = threads;
     this.template = templateFor(model.metadata);
   }
 
@@ -229,32 +223,29 @@ export class HealthGPT {
         pluginOptions: options.pluginOptions,
       });
       parts.push(model);
-      const vision = await VisionTower.load(options.vision, { threads });
+      // CLIP and the VQGAN follow the model's gpu as 'auto': they have no CUDA implementation yet and run on the CPU
+      const gpu = options.gpu ? 'auto' : false;
+      const vision = await VisionTower.load(options.vision, { threads, gpu });
       parts.push(vision);
-      const vqgan = options.vqgan === undefined ? undefined : await Vqgan.load(options.vqgan, { threads });
+      const vqgan = options.vqgan === undefined ? undefined : await Vqgan.load(options.vqgan, { threads, gpu });
       if (vqgan) parts.push(vqgan);
       const nEmbd = model.info.nEmbd;
-      const projectors: Partial<Record<VisionTap, PluginProjector>> = {};
       for (const tap of ['comprehension', 'generation'] as const) {
         const file = plugins[tap];
         if (file === undefined) continue;
-        const own = await PluginProjector.fromFile(file);
-        if (own) {
-          if (own.inputDim !== vision.info.nEmbd || own.outputDim !== nEmbd)
-            throw new HealthGPTError('ERR_INVALID_FILE', `${file}: its projector maps ${own.inputDim} -> ${own.outputDim}, the tower gives ${vision.info.nEmbd} and the model takes ${nEmbd}`);
-          projectors[tap] = own;
-        } else {
-          const dim = tap === 'comprehension' ? vision.info.comprehensionProjectorDim : vision.info.generationProjectorDim;
-          if (dim === 0) throw new HealthGPTError('ERR_INVALID_FILE', `neither ${file} nor ${options.vision} has a ${tap} projector`);
-          if (dim !== nEmbd) throw new HealthGPTError('ERR_INVALID_FILE', `${options.vision}: the ${tap} projector gives ${dim} values per patch, the model ${options.model} takes ${nEmbd}`);
-        }
+        // a plugin's own projector replaces the vision file's (the engine checks it takes the tower's width)
+        const own = await vision.loadProjector(file, tap);
+        const dim = tap === 'comprehension' ? vision.info.comprehensionProjectorDim : vision.info.generationProjectorDim;
+        if (own && dim !== nEmbd) throw new HealthGPTError('ERR_INVALID_FILE', `${file}: its projector gives ${dim} values per patch, the model ${options.model} takes ${nEmbd}`);
+        if (dim === 0) throw new HealthGPTError('ERR_INVALID_FILE', `neither ${file} nor ${options.vision} has a ${tap} projector`);
+        if (dim !== nEmbd) throw new HealthGPTError('ERR_INVALID_FILE', `${options.vision}: the ${tap} projector gives ${dim} values per patch, the model ${options.model} takes ${nEmbd}`);
       }
       if (vqgan && plugins.generation !== undefined) {
         const ids = findImageTokens(model.tokenizer.vocab.tokenToId);
         if (ids.codebookSize !== vqgan.info.nEmbed)
           throw new HealthGPTError('ERR_INVALID_FILE', `${options.model} has ${ids.codebookSize} <idx_k> tokens but ${options.vqgan}'s codebook has ${vqgan.info.nEmbed} entries`);
       }
-      return new HealthGPT(model, vision, vqgan, projectors, options.imageCacheSize ?? 8, threads);
+      return new HealthGPT(model, vision, vqgan, options.imageCacheSize ?? 8);
     } catch (err) {
       for (const p of parts.reverse()) p.dispose();
       throw err;
@@ -285,8 +276,7 @@ export class HealthGPT {
     this.live();
     this.encodeCount++;
     if (signal?.aborted) throw new HealthGPTError('ABORT_ERR', 'the operation was aborted');
-    const own = this.pluginProjectors[tap];
-    const rows = own ? await own.project(feats, this.threads) : await this.vision.project(feats, tap);
+    const rows = await this.vision.project(feats, tap);
     this.live();
     this.cache.set(key, rows);
     return { rows, ms: performance.now() - t0 };

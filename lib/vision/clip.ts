@@ -10,30 +10,18 @@
  */
 import { HealthGPTError, wrapNative } from '../errors.js';
 import { Mutex } from '../model/queue.js';
-import { native } from '../native.js';
+import { gpuId, native, validateGpu, type GpuOption, type NativeClip, type NativeClipInfo } from '../native.js';
 
 export type VisionTap = 'comprehension' | 'generation';
 
-export interface VisionTowerInfo {
-  imageSize: number;
-  patchSize: number;
-  nEmbd: number;
-  nPatches: number;
-  /** layers the file holds */
-  nLayer: number;
-  /** hidden-state index of each tap (0: embeddings, i: after layer i of the original tower) */
-  comprehensionLayer: number;
-  generationLayer: number;
-  /** output width of each projector; 0 when the file has none */
-  comprehensionProjectorDim: number;
-  generationProjectorDim: number;
-  imageMean: number[];
-  imageStd: number[];
-}
+/** The tower's sizes and taps, its projectors' widths and where it runs. */
+export type VisionTowerInfo = NativeClipInfo;
 
 export interface VisionLoadOptions {
   /** worker threads of the tower's pool; default one per core */
   threads?: number;
+  /** 'auto' runs on the CPU for now (`info.backend` says why); 'cuda' fails: CLIP has no CUDA implementation yet. Default false. */
+  gpu?: GpuOption;
 }
 
 export interface EncodeOptions {
@@ -42,20 +30,7 @@ export interface EncodeOptions {
   hiddenState?: number;
 }
 
-type Handle = object;
-interface NativeClip {
-  load(path: string, options: { threads?: number }): Promise<Handle>;
-  info(h: Handle): VisionTowerInfo;
-  encode(h: Handle, pixels: Float32Array, tap: number, hiddenState?: number): Promise<Float32Array>;
-  project(h: Handle, projector: number, features: Float32Array): Promise<Float32Array>;
-  dispose(h: Handle): void;
-}
-
 const TAPS: Record<VisionTap, number> = { comprehension: 0, generation: 1 };
-
-function clipAddon(): NativeClip {
-  return (native() as unknown as { Clip: NativeClip }).Clip;
-}
 
 function tapOf(tap: unknown, what: string): number {
   if (tap === undefined) return TAPS.comprehension;
@@ -65,21 +40,27 @@ function tapOf(tap: unknown, what: string): number {
 
 export class VisionTower {
   readonly path: string;
-  readonly info: VisionTowerInfo;
-  private handle: Handle | undefined;
+  private handle: NativeClip | undefined;
+  private sizes: VisionTowerInfo;
 
-  private constructor(path: string, handle: Handle) {
+  private constructor(path: string, handle: NativeClip) {
     this.path = path;
     this.handle = handle;
-    this.info = clipAddon().info(handle);
+    this.sizes = handle.info();
+  }
+
+  /** sizes fixed at load (the projectors' widths change with loadProjector), and where the tower runs */
+  get info(): VisionTowerInfo {
+    return this.sizes;
   }
 
   static async load(path: string, options: VisionLoadOptions = {}): Promise<VisionTower> {
     if (typeof path !== 'string' || path === '') throw new HealthGPTError('ERR_INVALID_ARG', 'path must be a non-empty string');
     const threads = options.threads;
     if (threads !== undefined && (!Number.isInteger(threads) || threads < 0 || threads > 1024)) throw new HealthGPTError('ERR_INVALID_ARG', `threads must be an integer in 0..1024, got ${threads}`);
+    validateGpu(options.gpu);
     try {
-      return new VisionTower(path, await clipAddon().load(path, { threads }));
+      return new VisionTower(path, await native().Clip.load(path, { threads, gpu: gpuId(options.gpu) }));
     } catch (err) {
       throw wrapNative(err, 'VisionTower.load');
     }
@@ -88,7 +69,7 @@ export class VisionTower {
   /** one job at a time: the rest wait here, not on a thread of libuv's pool */
   private readonly lock = new Mutex();
 
-  private live(): Handle {
+  private live(): NativeClip {
     if (!this.handle) throw new HealthGPTError('ERR_DISPOSED', 'the vision tower has been disposed');
     return this.handle;
   }
@@ -104,7 +85,7 @@ export class VisionTower {
     if (hs !== undefined && (!Number.isInteger(hs) || hs < 0 || hs > this.info.nLayer))
       throw new HealthGPTError('ERR_INVALID_ARG', `hiddenState must be an integer in 0..${this.info.nLayer}, got ${hs}`);
     try {
-      return await this.lock.run(async () => clipAddon().encode(this.live(), pixels, tap, hs));
+      return await this.lock.run(async () => this.live().encode(pixels, tap, hs));
     } catch (err) {
       throw wrapNative(err, 'encode');
     }
@@ -120,15 +101,33 @@ export class VisionTower {
     if (features.length === 0 || features.length % this.info.nEmbd !== 0)
       throw new HealthGPTError('ERR_INVALID_ARG', `features has ${features.length} values, not a whole number of rows of ${this.info.nEmbd}`);
     try {
-      return await this.lock.run(async () => clipAddon().project(this.live(), which, features));
+      return await this.lock.run(async () => this.live().project(which, features));
     } catch (err) {
       throw wrapNative(err, 'project');
     }
   }
 
-  /** Frees the tower (weights mapping, threads). Later calls throw ERR_DISPOSED. */
+  /**
+   * Replaces a projector with the one an H-LoRA plugin file carries (mm.0 / mm.2: HealthGPT's
+   * plugins bring the projector they were trained with); project() then runs it. Returns
+   * false, changing nothing, when the file has none.
+   */
+  async loadProjector(path: string, projector: VisionTap = 'comprehension'): Promise<boolean> {
+    this.live();
+    const which = tapOf(projector, 'projector');
+    if (typeof path !== 'string' || path === '') throw new HealthGPTError('ERR_INVALID_ARG', 'path must be a non-empty string');
+    try {
+      const { loaded, dim } = await this.lock.run(async () => this.live().loadProjector(which, path));
+      this.sizes = { ...this.sizes, [which === 0 ? 'comprehensionProjectorDim' : 'generationProjectorDim']: dim };
+      return loaded;
+    } catch (err) {
+      throw wrapNative(err, 'loadProjector');
+    }
+  }
+
+  /** Frees the tower (weights mapping, threads) off the JS thread. A call in flight rejects and later calls throw ERR_DISPOSED. */
   dispose(): void {
-    if (this.handle) clipAddon().dispose(this.handle);
+    this.handle?.dispose();
     this.handle = undefined;
   }
 }

@@ -6,20 +6,10 @@
  */
 import { HealthGPTError, wrapNative } from '../errors.js';
 import { Mutex } from '../model/queue.js';
-import { native } from '../native.js';
+import { gpuId, native, validateGpu, type GpuOption, type NativeVqgan, type NativeVqganInfo } from '../native.js';
 
-export interface VqganInfo {
-  /** image side in pixels (256) */
-  resolution: number;
-  /** latent side (32): latent * latent indices per image */
-  latent: number;
-  /** codebook size (8192) */
-  nEmbed: number;
-  outChannels: number;
-  inChannels: number;
-  /** false for a decoder-only file: encode() throws ERR_NO_ENCODER */
-  hasEncoder: boolean;
-}
+/** The VQGAN's sizes and where it runs. */
+export type VqganInfo = NativeVqganInfo;
 
 export interface DecodedImage {
   /** height * width * 3 bytes, row-major RGB (taming's custom_to_pil: clamp, (x + 1) / 2 * 255, truncated) */
@@ -33,20 +23,11 @@ export interface DecodedImage {
 /** An image to encode: row-major RGB bytes (as decode() returns them), or CHW floats in [-1, 1]. */
 export type VqganInput = { rgb: Uint8Array; width: number; height: number } | Float32Array;
 
-interface NativeVqgan {
-  info(): VqganInfo;
-  decode(indices: Int32Array): Promise<{ rgb: Uint8Array; chw: Float32Array }>;
-  encode(chw: Float32Array): Promise<Int32Array>;
-  dispose(): void;
-}
-
-interface NativeVqganClass {
-  load(path: string, threads?: number): Promise<NativeVqgan>;
-}
-
 export interface VqganLoadOptions {
   /** default: one per core */
   threads?: number;
+  /** 'auto' runs on the CPU for now (`info.backend` says why); 'cuda' fails: the VQGAN has no CUDA implementation yet. Default false. */
+  gpu?: GpuOption;
 }
 
 export class Vqgan {
@@ -64,9 +45,9 @@ export class Vqgan {
     if (typeof path !== 'string' || path === '') throw new HealthGPTError('ERR_INVALID_ARG', 'path must be a non-empty string');
     const t = options.threads;
     if (t !== undefined && (!Number.isInteger(t) || t < 0)) throw new HealthGPTError('ERR_INVALID_ARG', `threads must be a non-negative integer, got ${String(t)}`);
-    const cls = (native() as unknown as { Vqgan: NativeVqganClass }).Vqgan;
+    validateGpu(options.gpu);
     try {
-      return new Vqgan(path, await cls.load(path, t ?? 0));
+      return new Vqgan(path, await native().Vqgan.load(path, { threads: t, gpu: gpuId(options.gpu) }));
     } catch (err) {
       throw wrapNative(err);
     }
@@ -127,7 +108,7 @@ export class Vqgan {
     }
   }
 
-  /** Frees the weights now (or when a running call finishes); later calls throw ERR_DISPOSED. */
+  /** Frees the weights off the JS thread (once a running call finishes). A call in flight rejects and later calls throw ERR_DISPOSED. */
   dispose(): void {
     this.handle?.dispose();
     this.handle = undefined;

@@ -2,6 +2,7 @@
 #include <memory>
 #include <string>
 
+#include "api/cpu_only.h"
 #include "core/error.h"
 #include "core/threadpool.h"
 #include "gguf/gguf.h"
@@ -9,6 +10,7 @@
 #include "models/clip.h"
 
 struct hg_clip {
+    std::string backend;
     std::unique_ptr<hg::ThreadPool> pool;
     std::unique_ptr<hg::ClipModel> model;
 };
@@ -27,6 +29,7 @@ extern "C" {
 hg_clip_params hg_clip_default_params(void) {
     hg_clip_params p;
     p.n_threads = 0;
+    p.gpu = HG_GPU_OFF;
     return p;
 }
 
@@ -35,6 +38,7 @@ hg_clip *hg_clip_load(const char *path, const hg_clip_params *params) {
         if (!path) hg::fail(HG_ERR_INVALID_ARG, "hg_clip_load: null path");
         const hg_clip_params p = params ? *params : hg_clip_default_params();
         std::unique_ptr<hg_clip> c(new hg_clip());
+        c->backend = hg::cpu_only_backend(p.gpu, "hg_clip_load", "CLIP");
         c->pool.reset(new hg::ThreadPool(p.n_threads));
         c->model = hg::ClipModel::load(hg::GGUFFile::open(path), c->pool.get());
         return c.release();
@@ -42,6 +46,10 @@ hg_clip *hg_clip_load(const char *path, const hg_clip_params *params) {
 }
 
 void hg_clip_free(hg_clip *clip) { delete clip; }
+
+const char *hg_clip_backend(const hg_clip *clip) {
+    return hg::guarded<const char *>(nullptr, [&] { return need(clip, "hg_clip_backend")->backend.c_str(); });
+}
 
 int hg_clip_image_size(const hg_clip *clip) {
     return hg::guarded(-1, [&] { return (int)need(clip, "hg_clip_image_size")->model->hparams().image_size; });
@@ -97,6 +105,14 @@ int hg_clip_project(hg_clip *clip, int projector, const float *in, int n, float 
         need(clip, "hg_clip_project");
         clip->model->project(*clip->pool, projector, in, n, out);
         return 0;
+    });
+}
+
+int hg_clip_load_projector(hg_clip *clip, int projector, const char *path) {
+    return hg::guarded_load(-1, [&] {
+        need(clip, "hg_clip_load_projector");
+        if (!path) hg::fail(HG_ERR_INVALID_ARG, "hg_clip_load_projector: null path");
+        return clip->model->use_projector(projector, hg::GGUFFile::open(path), clip->pool.get()) ? 1 : 0;
     });
 }
 

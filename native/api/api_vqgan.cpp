@@ -4,6 +4,7 @@
 #include <string>
 #include <vector>
 
+#include "api/cpu_only.h"
 #include "core/error.h"
 #include "core/threadpool.h"
 #include "gguf/gguf.h"
@@ -11,6 +12,7 @@
 #include "models/vqgan.h"
 
 struct hg_vqgan {
+    std::string backend;
     std::unique_ptr<hg::ThreadPool> pool;
     std::unique_ptr<hg::VqganModel> model;
 };
@@ -26,17 +28,30 @@ template <class T> T *need(T *vq, const char *fn) {
 
 extern "C" {
 
-hg_vqgan *hg_vqgan_load(const char *path, int n_threads) {
+hg_vqgan_params hg_vqgan_default_params(void) {
+    hg_vqgan_params p;
+    p.n_threads = 0;
+    p.gpu = HG_GPU_OFF;
+    return p;
+}
+
+hg_vqgan *hg_vqgan_load(const char *path, const hg_vqgan_params *params) {
     return hg::guarded_load<hg_vqgan *>(nullptr, [&] {
         if (!path) hg::fail(HG_ERR_INVALID_ARG, "hg_vqgan_load: null path");
+        const hg_vqgan_params p = params ? *params : hg_vqgan_default_params();
         std::unique_ptr<hg_vqgan> vq(new hg_vqgan());
+        vq->backend = hg::cpu_only_backend(p.gpu, "hg_vqgan_load", "the VQGAN");
         vq->model = hg::VqganModel::load(hg::GGUFFile::open(path));
-        vq->pool.reset(new hg::ThreadPool(n_threads));
+        vq->pool.reset(new hg::ThreadPool(p.n_threads));
         return vq.release();
     });
 }
 
 void hg_vqgan_free(hg_vqgan *vq) { delete vq; }
+
+const char *hg_vqgan_backend(const hg_vqgan *vq) {
+    return hg::guarded<const char *>(nullptr, [&] { return need(vq, "hg_vqgan_backend")->backend.c_str(); });
+}
 
 int hg_vqgan_get_info(const hg_vqgan *vq, hg_vqgan_info *info) {
     return hg::guarded(-1, [&] {

@@ -98,11 +98,14 @@ const char *hg_cpu_features(void);
  * backend, or when there is no driver or GPU (never an error). */
 int hg_cuda_devices(void);
 
-/* Where a model runs (hg_model_params.gpu). */
+/* Where an engine object runs: the `gpu` of hg_model_params, hg_clip_params and
+ * hg_vqgan_params, each object saying where it landed through its *_backend() accessor.
+ * CLIP and the VQGAN have no CUDA implementation yet: for them HG_GPU_AUTO is the CPU (the
+ * backend string says why) and HG_GPU_CUDA a load error (HG_ERR_UNSUPPORTED). */
 typedef enum hg_gpu {
     HG_GPU_OFF = 0,  /* the CPU */
-    HG_GPU_AUTO = 1, /* CUDA when the engine has it, a device is present and the model fits;
-                        else the CPU, with the reason in hg_model_backend() */
+    HG_GPU_AUTO = 1, /* CUDA when the engine has it, a device is present and the object fits;
+                        else the CPU, with the reason in *_backend() */
     HG_GPU_CUDA = 2  /* CUDA, or a load error saying why not */
 } hg_gpu;
 
@@ -261,6 +264,7 @@ typedef enum hg_clip_projector {
 
 typedef struct hg_clip_params {
     int n_threads; /* <= 0: one per core */
+    int gpu;       /* hg_gpu: HG_GPU_OFF (default); HG_GPU_AUTO runs on the CPU for now */
 } hg_clip_params;
 
 hg_clip_params hg_clip_default_params(void);
@@ -269,6 +273,8 @@ hg_clip_params hg_clip_default_params(void);
  * naming the file and the key or tensor at fault. params NULL: the defaults. */
 hg_clip *hg_clip_load(const char *path, const hg_clip_params *params);
 void hg_clip_free(hg_clip *clip);
+/* Where the tower runs: "cpu", or "cpu (<why>)" after HG_GPU_AUTO. NULL on a NULL tower. */
+const char *hg_clip_backend(const hg_clip *clip);
 
 int hg_clip_image_size(const hg_clip *clip); /* pixels per side; -1 on a NULL tower */
 int hg_clip_patch_size(const hg_clip *clip);
@@ -288,6 +294,12 @@ int hg_clip_encode_hidden_state(hg_clip *clip, const float *pixels, int hidden_s
 /* n rows of n_embd floats -> n rows of hg_clip_projector_dim() floats. 0 or -1 (also when the
  * file has no such projector). */
 int hg_clip_project(hg_clip *clip, int projector, const float *in, int n, float *out);
+/* Replaces the tower's projector (an hg_clip_projector) with the mlp2x_gelu an H-LoRA plugin
+ * file carries (mm.0.weight [n_embd, d], mm.0.bias [d], mm.2.weight [d, n_out], mm.2.bias
+ * [n_out]): HealthGPT's plugins bring the projector they were trained with. Returns 1 when
+ * replaced, 0 when the file has no projector (the tower unchanged), -1 with hg_last_error()
+ * naming the file and tensor at fault. Must not overlap another call on the tower. */
+int hg_clip_load_projector(hg_clip *clip, int projector, const char *path);
 
 /* ---- the VQGAN image decoder / encoder (taming GumbelVQ, GGUF architecture "vqgan") ----
  * Code indices (HealthGPT's <idx_k> tokens, k = index) to an image and back; the GGUF layout
@@ -304,10 +316,19 @@ typedef struct hg_vqgan_info {
     int has_encoder; /* 0: a decoder-only file, hg_vqgan_encode fails */
 } hg_vqgan_info;
 
-/* NULL with hg_last_error() naming the file and the key or tensor at fault.
- * n_threads <= 0: one per core. */
-hg_vqgan *hg_vqgan_load(const char *path, int n_threads);
+typedef struct hg_vqgan_params {
+    int n_threads; /* <= 0: one per core */
+    int gpu;       /* hg_gpu: HG_GPU_OFF (default); HG_GPU_AUTO runs on the CPU for now */
+} hg_vqgan_params;
+
+hg_vqgan_params hg_vqgan_default_params(void);
+
+/* NULL with hg_last_error() naming the file and the key or tensor at fault. params NULL: the
+ * defaults. */
+hg_vqgan *hg_vqgan_load(const char *path, const hg_vqgan_params *params);
 void hg_vqgan_free(hg_vqgan *vq);
+/* Where the VQGAN runs: "cpu", or "cpu (<why>)" after HG_GPU_AUTO. NULL on a NULL VQGAN. */
+const char *hg_vqgan_backend(const hg_vqgan *vq);
 int hg_vqgan_get_info(const hg_vqgan *vq, hg_vqgan_info *info); /* 0 or -1 */
 
 /* n_indices (must be latent^2) row-major indices -> the image: chw (optional) receives

@@ -122,6 +122,31 @@ void dequantize_rows(const ClipWeight &w, int64_t row_len, int64_t n_rows, std::
         ti->to_float(static_cast<const uint8_t *>(w.data()) + r * rb, &out[(size_t)(r * row_len)], row_len);
 }
 
+// The mlp2x_gelu under `p` ("mm.", "mm.gen."): absent (present false) when p0.weight is;
+// else whole, taking n_embd values, and square when `square` (a vision file's).
+ClipProjector read_projector(const GGUFFile &f, const std::string &p, int64_t n_embd, bool square) {
+    ClipProjector pj;
+    const int64_t i0 = f.find_tensor(p + "0.weight");
+    if (i0 < 0) return pj;
+    pj.n_mid = f.tensor(i0).ne[1];
+    if (pj.n_mid <= 0 || pj.n_mid > kMaxTowerDim)
+        fail(f.name() + ": tensor " + p + "0.weight has " + std::to_string(pj.n_mid) + " rows");
+    pj.n_out = pj.n_mid;
+    if (!square) {
+        const int64_t i2 = f.find_tensor(p + "2.weight");
+        if (i2 < 0) fail(f.name() + ": tensor " + p + "2.weight is missing");
+        pj.n_out = f.tensor(i2).ne[1];
+        if (pj.n_out <= 0 || pj.n_out > kMaxTowerDim)
+            fail(f.name() + ": tensor " + p + "2.weight has " + std::to_string(pj.n_out) + " rows");
+    }
+    pj.w0 = tensor(f, p + "0.weight", {n_embd, pj.n_mid}, Kind::matrix);
+    pj.b0 = tensor(f, p + "0.bias", {pj.n_mid}, Kind::vector);
+    pj.w2 = tensor(f, p + "2.weight", {pj.n_mid, pj.n_out}, Kind::matrix);
+    pj.b2 = tensor(f, p + "2.bias", {pj.n_out}, Kind::vector);
+    pj.present = true;
+    return pj;
+}
+
 } // namespace
 
 std::unique_ptr<ClipModel> ClipModel::load(std::unique_ptr<GGUFFile> file, ThreadPool *pool, bool repack) {
@@ -227,21 +252,9 @@ std::unique_ptr<ClipModel> ClipModel::load(std::unique_ptr<GGUFFile> file, Threa
     // Projectors: optional each (a bare tower encodes, and project() says which is absent);
     // a present one must be whole.
     const char *prefixes[2] = {"mm.", "mm.gen."};
-    for (int kind = 0; kind < 2; kind++) {
-        const std::string p = prefixes[kind];
-        const int64_t i0 = f.find_tensor(p + "0.weight");
-        if (i0 < 0) continue;
-        ClipProjector &pj = m->proj_[kind];
-        pj.n_out = f.tensor(i0).ne[1];
-        if (pj.n_out <= 0 || pj.n_out > kMaxTowerDim)
-            fail(f.name() + ": tensor " + p + "0.weight has " + std::to_string(pj.n_out) + " rows");
-        pj.w0 = tensor(f, p + "0.weight", {E, pj.n_out}, Kind::matrix);
-        pj.b0 = tensor(f, p + "0.bias", {pj.n_out}, Kind::vector);
-        pj.w2 = tensor(f, p + "2.weight", {pj.n_out, pj.n_out}, Kind::matrix);
-        pj.b2 = tensor(f, p + "2.bias", {pj.n_out}, Kind::vector);
-        pj.present = true;
-    }
+    for (int kind = 0; kind < 2; kind++) m->proj_[kind] = read_projector(f, prefixes[kind], E, true);
     m->file_ = std::move(file);
+    m->repack_ = repack;
     if (repack) {
         // every product here runs over all the image's positions: packed f16 pays too
         std::vector<ClipWeight *> ws;
@@ -331,11 +344,28 @@ void ClipModel::project(ThreadPool &pool, int kind, const float *in, int64_t n, 
                                                                   ? "comprehension projector (mm.0, mm.2)"
                                                                   : "generation projector (mm.gen.0, mm.gen.2)"));
     if (!in || !out || n <= 0) fail("clip project: no input rows (n = " + std::to_string(n) + ")");
-    const int64_t E = hp_.n_embd, D = pj.n_out;
+    const int64_t E = hp_.n_embd, D = pj.n_mid;
     std::vector<float> mid((size_t)(n * D));
     matmul(pool, pj.w0.type(), pj.w0.data(), D, E, in, n, mid.data());
     for_rows(pool, n, [&](int64_t r0, int64_t r1) { bias_gelu_erf(&mid[(size_t)(r0 * D)], pj.b0.f32(), D, r1 - r0); });
-    linear(pool, pj.w2, pj.b2, D, D, mid.data(), n, out);
+    linear(pool, pj.w2, pj.b2, pj.n_out, D, mid.data(), n, out);
+}
+
+bool ClipModel::use_projector(int kind, std::unique_ptr<GGUFFile> file, ThreadPool *pool) {
+    projector(kind); // checks kind
+    if (!file) fail("clip: no projector file");
+    ClipProjector pj = read_projector(*file, "mm.", hp_.n_embd, false);
+    if (!pj.present) return false;
+    std::unique_ptr<PackedWeights> packed(new PackedWeights());
+    if (repack_) {
+        const std::vector<const void *> p = packed->pack(*file, {pj.w0.t, pj.w2.t}, pool, true);
+        pj.w0.packed = p[0];
+        pj.w2.packed = p[1];
+    }
+    proj_[kind] = pj;
+    proj_file_[kind] = std::move(file);
+    proj_packed_[kind] = std::move(packed);
+    return true;
 }
 
 } // namespace hg

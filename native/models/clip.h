@@ -78,10 +78,11 @@ struct ClipLayer {
         ln2_b, ffn_up_w, ffn_up_b, ffn_down_w, ffn_down_b;
 };
 
-// mlp2x_gelu: Linear(n_embd -> n_out, bias), GELU (erf), Linear(n_out -> n_out, bias).
+// mlp2x_gelu: Linear(n_embd -> n_mid, bias), GELU (erf), Linear(n_mid -> n_out, bias). A
+// vision file's projectors are square (n_mid = n_out); a plugin file's need not be.
 struct ClipProjector {
     bool present = false;
-    int64_t n_out = 0;
+    int64_t n_mid = 0, n_out = 0;
     ClipWeight w0, b0, w2, b2;
 };
 
@@ -109,6 +110,12 @@ class ClipModel {
     // n rows of n_embd floats -> n rows of the projector's n_out floats.
     void project(ThreadPool &pool, int kind, const float *in, int64_t n, float *out) const;
 
+    // Replaces projector `kind` with the one an H-LoRA plugin file carries (mm.0 / mm.2:
+    // HealthGPT's plugins bring the projector they were trained with). Returns false,
+    // changing nothing, when the file has none; throws naming the file when its projector is
+    // incomplete or does not take n_embd values.
+    bool use_projector(int kind, std::unique_ptr<GGUFFile> file, ThreadPool *pool);
+
   private:
     ClipModel() = default;
 
@@ -118,6 +125,10 @@ class ClipModel {
     ClipWeight patch_embd_, class_embd_, position_embd_, pre_ln_w_, pre_ln_b_;
     std::vector<ClipLayer> layers_;
     ClipProjector proj_[2];
+    bool repack_ = true;
+    // a plugin's projector in place of the file's: its mapping and packed weights
+    std::unique_ptr<GGUFFile> proj_file_[2];
+    std::unique_ptr<PackedWeights> proj_packed_[2];
 };
 
 } // namespace hg

@@ -522,11 +522,45 @@ TEST(c_api_encodes_and_projects) {
     CHECK(hg_clip_project(c, 2, out.data(), 1, proj.data()) == -1);
     CHECK(hg_clip_encode(c, nullptr, 0, out.data()) == -1);
     CHECK(hg_clip_n_embd(nullptr) == -1);
+    CHECK(std::string(hg_clip_backend(c)) == "cpu");
     hg_clip_free(c);
+    CHECK(hg_clip_backend(nullptr) == nullptr);
+    p.gpu = HG_GPU_AUTO; // no CUDA implementation: the CPU, saying why
+    c = hg_clip_load(fixture("tiny.f32.gguf").c_str(), &p);
+    CHECK(c != nullptr && std::string(hg_clip_backend(c)) == "cpu (CLIP on CUDA is not implemented yet)");
+    hg_clip_free(c);
+    p.gpu = HG_GPU_CUDA;
+    CHECK(hg_clip_load(fixture("tiny.f32.gguf").c_str(), &p) == nullptr);
+    CHECK(hg_last_status() == HG_ERR_UNSUPPORTED);
+    CHECK(contains(hg_last_error(), "hg_clip_load: CLIP on CUDA is not implemented yet"));
     CHECK(hg_clip_load("test/fixtures/clip/no-such-file.gguf", nullptr) == nullptr);
     CHECK(contains(hg_last_error(), "no-such-file.gguf"));
     CHECK(hg_clip_load(fixture("../phi3/gqa.f32.gguf").c_str(), nullptr) == nullptr);
     CHECK(contains(hg_last_error(), "architecture is 'phi3', expected 'clip'"));
+}
+
+// A plugin file's projector in place of the tower's: here the tower file's own comprehension
+// projector loaded as the generation one, which must then give exactly what the comprehension
+// projector gives (the same weights through the same code).
+TEST(c_api_loads_a_plugin_projector) {
+    hg_clip *c = hg_clip_load(fixture("tiny.f32.gguf").c_str(), nullptr);
+    CHECK(c != nullptr);
+    if (!c) return;
+    const int n = 3, e = hg_clip_n_embd(c);
+    std::vector<float> x((size_t)n * e), com((size_t)n * 64), gen((size_t)n * 64);
+    for (size_t i = 0; i < x.size(); i++) x[i] = std::sin(0.37f * (float)i);
+    CHECK(hg_clip_project(c, HG_CLIP_PROJECTOR_COMPREHENSION, x.data(), n, com.data()) == 0);
+    // a file without a projector changes nothing
+    CHECK(hg_clip_load_projector(c, HG_CLIP_PROJECTOR_GENERATION, fixture("../phi3/gqa.f32.gguf").c_str()) == 0);
+    CHECK(hg_clip_projector_dim(c, HG_CLIP_PROJECTOR_GENERATION) == 32);
+    CHECK(hg_clip_load_projector(c, HG_CLIP_PROJECTOR_GENERATION, fixture("tiny.f32.gguf").c_str()) == 1);
+    CHECK(hg_clip_projector_dim(c, HG_CLIP_PROJECTOR_GENERATION) == 64);
+    CHECK(hg_clip_project(c, HG_CLIP_PROJECTOR_GENERATION, x.data(), n, gen.data()) == 0);
+    CHECK(gen == com);
+    CHECK(hg_clip_load_projector(c, 2, fixture("tiny.f32.gguf").c_str()) == -1);
+    CHECK(hg_clip_load_projector(c, 0, fixture("no-such-file.gguf").c_str()) == -1);
+    CHECK(contains(hg_last_error(), "no-such-file.gguf") && hg_last_status() == HG_ERR_FILE);
+    hg_clip_free(c);
 }
 
 } // namespace

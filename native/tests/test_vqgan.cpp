@@ -290,6 +290,43 @@ TEST(tiny_encode_argmax_matches_torch) {
     CHECK(logits[(size_t)got[0]] == *std::max_element(logits.begin(), logits.begin() + cfg.n_embed));
 }
 
+// The C API: params with the backend, as the model and CLIP take them; a decode through it
+// equals the model's own.
+TEST(c_api_params_and_backend) {
+    hg_vqgan_params p = hg_vqgan_default_params();
+    CHECK(p.n_threads == 0 && p.gpu == HG_GPU_OFF);
+    p.n_threads = 2;
+    hg_vqgan *vq = hg_vqgan_load((kDir + "tiny.gguf").c_str(), &p);
+    CHECK(vq != nullptr);
+    if (!vq) return;
+    CHECK(std::string(hg_vqgan_backend(vq)) == "cpu");
+    hg_vqgan_info info;
+    CHECK(hg_vqgan_get_info(vq, &info) == 0 && info.latent == 8 && info.resolution == 16);
+    const std::vector<int32_t> idx = vqsynth::indices(1, 64, 64);
+    std::vector<float> a(3 * 16 * 16), b(a.size());
+    CHECK(hg_vqgan_decode(vq, idx.data(), 64, a.data(), nullptr) == 0);
+    hg_vqgan_free(vq);
+    auto m = hg::VqganModel::load(hg::GGUFFile::open(kDir + "tiny.gguf"));
+    hg::ThreadPool pool(2);
+    m->decode(pool, idx.data(), b.data());
+    CHECK(a == b);
+
+    p.gpu = HG_GPU_AUTO; // no CUDA implementation: the CPU, saying why
+    vq = hg_vqgan_load((kDir + "tiny.gguf").c_str(), &p);
+    CHECK(vq != nullptr && std::string(hg_vqgan_backend(vq)) == "cpu (the VQGAN on CUDA is not implemented yet)");
+    hg_vqgan_free(vq);
+    p.gpu = HG_GPU_CUDA;
+    CHECK(hg_vqgan_load((kDir + "tiny.gguf").c_str(), &p) == nullptr);
+    CHECK(hg_last_status() == HG_ERR_UNSUPPORTED);
+    CHECK(std::string(hg_last_error()).find("hg_vqgan_load: the VQGAN on CUDA is not implemented yet") == 0);
+    p.gpu = 7;
+    CHECK(hg_vqgan_load((kDir + "tiny.gguf").c_str(), &p) == nullptr && hg_last_status() == HG_ERR_INVALID_ARG);
+    CHECK(hg_vqgan_backend(nullptr) == nullptr);
+    vq = hg_vqgan_load((kDir + "tiny.gguf").c_str(), nullptr); // NULL: the defaults
+    CHECK(vq != nullptr && std::string(hg_vqgan_backend(vq)) == "cpu");
+    hg_vqgan_free(vq);
+}
+
 TEST(tiny_decode_only_file) {
     const vqsynth::Config cfg = vqsynth::tiny();
     const std::vector<uint8_t> bytes = vqsynth::gguf(cfg, 1, HG_TYPE_F32, false);
