@@ -153,7 +153,6 @@ void opt_int(Napi::Env env, Napi::Object options, const char *name, int &out) {
     out = v.As<Napi::Number>().Int32Value();
 }
 
-
 constructors &ctors(Napi::Env env) { return *env.GetInstanceData<constructors>(); }
 
 } // namespace hgnode

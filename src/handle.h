@@ -73,7 +73,8 @@ template <class Self, class Box> class EngineObject : public Napi::ObjectWrap<Se
                 work(*b);
             },
             [gone, done](Napi::Env env, Napi::Value kept) -> Napi::Value {
-                if (gone->load()) throw make_error(env, "ERR_DISPOSED", std::string(Self::kWhat) + " has been disposed");
+                if (gone->load())
+                    throw make_error(env, "ERR_DISPOSED", std::string(Self::kWhat) + " has been disposed");
                 return done(env, kept);
             },
             result, std::move(inputs));

@@ -43,7 +43,6 @@ class Model : public EngineObject<Model, model_box> {
     using EngineObject::EngineObject;
 
   private:
-
     // load(path, {contextSize, threads, kvType, repack, gpu, gpuLayers}): Promise<Model>
     static Napi::Value Load(const Napi::CallbackInfo &info) {
         Napi::Env env = info.Env();
@@ -164,7 +163,6 @@ class Model : public EngineObject<Model, model_box> {
             },
             env.Undefined());
     }
-
 };
 
 } // namespace

@@ -125,7 +125,6 @@ class Vqgan : public EngineObject<Vqgan, vqgan_box> {
             },
             [](Napi::Env, Napi::Value kept) { return kept; }, out, {img});
     }
-
 };
 
 } // namespace

@@ -138,13 +138,16 @@ describe('VisionTower loading and lifetime', () => {
     const auto = await VisionTower.load(join(fixtures, 'tiny.f32.gguf'), { gpu: 'auto', threads: 1 });
     expect(auto.info.backend).toBe('cpu (CLIP on CUDA is not implemented yet)');
     auto.dispose();
-    await expect(VisionTower.load(join(fixtures, 'tiny.f32.gguf'), { gpu: 'cuda' })).rejects.toMatchObject({ code: 'ERR_UNSUPPORTED', message: expect.stringMatching(/CLIP on CUDA is not implemented yet/) });
+    await expect(VisionTower.load(join(fixtures, 'tiny.f32.gguf'), { gpu: 'cuda' })).rejects.toMatchObject({
+      code: 'ERR_UNSUPPORTED',
+      message: expect.stringMatching(/CLIP on CUDA is not implemented yet/),
+    });
     await expect(VisionTower.load(join(fixtures, 'tiny.f32.gguf'), { gpu: 1 as unknown as 'auto' })).rejects.toThrow(/gpu must be "auto", "cuda" or false, got 1/);
   });
 });
 
 describe('VisionTower in worker_threads', () => {
-  // the binding keeps no per-environment state, so towers load and encode in two workers at once
+  // each environment has its own constructors (src/handle.h), so towers load and encode in two workers at once
   const script = `
 const { parentPort, workerData } = require('node:worker_threads');
 const { VisionTower } = require(workerData.lib);

@@ -132,7 +132,7 @@ describe('Vqgan errors', () => {
   });
 });
 
-// The binding keeps its constructor per environment (Model owns the instance-data slot):
+// The binding keeps its constructors per environment (src/handle.h):
 // two workers and the main thread decode at once, and the workers exit cleanly.
 const workerScript = `
 const { parentPort, workerData } = require('node:worker_threads');
