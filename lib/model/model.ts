@@ -537,7 +537,7 @@ export class LanguageModel {
     return yield* this.complete(prompt, { prefixStyle: 'hf-slow', ...options, special: true });
   }
 
-  /** Frees the native model (weights mapping, KV cache, threads). Later calls throw ERR_DISPOSED. */
+  /** Frees the native model (weights mapping, KV cache, threads) off the JS thread, once a running job ends. Later calls throw ERR_DISPOSED. */
   dispose(): void {
     this.handle?.dispose();
     this.handle = undefined;
