@@ -12,6 +12,10 @@
 #include "ops/patch_embed.h"
 #include "ops/vit_attention.h"
 #include "quant/quant.h"
+#ifdef HEALTHGPT_HAVE_CUDA
+#include "cuda/backend.h"
+#include "cuda/clip_cuda.h"
+#endif
 
 namespace hg {
 
@@ -149,7 +153,7 @@ ClipProjector read_projector(const GGUFFile &f, const std::string &p, int64_t n_
 
 } // namespace
 
-std::unique_ptr<ClipModel> ClipModel::load(std::unique_ptr<GGUFFile> file, ThreadPool *pool, bool repack) {
+std::unique_ptr<ClipModel> ClipModel::load(std::unique_ptr<GGUFFile> file, ThreadPool *pool, bool repack, int gpu) {
     if (!file) fail("clip: no file");
     const GGUFFile &f = *file;
     const int64_t arch = f.find_key("general.architecture");
@@ -255,7 +259,8 @@ std::unique_ptr<ClipModel> ClipModel::load(std::unique_ptr<GGUFFile> file, Threa
     for (int kind = 0; kind < 2; kind++) m->proj_[kind] = read_projector(f, prefixes[kind], E, true);
     m->file_ = std::move(file);
     m->repack_ = repack;
-    if (repack) {
+    if (gpu != HG_GPU_OFF) m->use_device(gpu);
+    if (repack && !m->device_) {
         // every product here runs over all the image's positions: packed f16 pays too
         std::vector<ClipWeight *> ws;
         for (ClipLayer &l : m->layers_)
@@ -271,10 +276,43 @@ std::unique_ptr<ClipModel> ClipModel::load(std::unique_ptr<GGUFFile> file, Threa
     return m;
 }
 
+// The device reads the weights in their file types from the mapping (not the packed copies).
+void ClipModel::use_device(int gpu) {
+    std::string why;
+#ifdef HEALTHGPT_HAVE_CUDA
+    if (cuda_device_count() == 0) {
+        const std::string s = cuda_status();
+        why = "no CUDA device" + (s.empty() ? std::string() : ": " + s);
+    } else {
+        try {
+            device_ = make_clip_cuda(*this);
+            backend_ = device_->describe();
+            return;
+        } catch (const Error &e) {
+            if (gpu == HG_GPU_CUDA) throw;
+            why = e.what();
+        }
+    }
+#else
+    why = "this engine was built without the CUDA backend";
+#endif
+    if (gpu == HG_GPU_CUDA) fail("clip: gpu 'cuda': " + why);
+    backend_ = "cpu (" + why + ")";
+}
+
 const ClipProjector &ClipModel::projector(int kind) const {
     if (kind != CLIP_PROJECTOR_COMPREHENSION && kind != CLIP_PROJECTOR_GENERATION)
         fail("clip: projector " + std::to_string(kind) + " is not 0 (comprehension) or 1 (generation)");
     return proj_[kind];
+}
+
+const ClipProjector &ClipModel::present_projector(int kind) const {
+    const ClipProjector &pj = projector(kind);
+    if (!pj.present)
+        fail(std::string("clip project: the file has no ") + (kind == CLIP_PROJECTOR_COMPREHENSION
+                                                                  ? "comprehension projector (mm.0, mm.2)"
+                                                                  : "generation projector (mm.gen.0, mm.gen.2)"));
+    return pj;
 }
 
 int64_t ClipModel::tap_layer(int tap) const {
@@ -283,12 +321,17 @@ int64_t ClipModel::tap_layer(int tap) const {
     fail("clip: tap " + std::to_string(tap) + " is not 0 (comprehension) or 1 (generation)");
 }
 
+void ClipModel::check_encode(const float *pixels, int64_t hidden_state, const float *out) const {
+    if (!pixels || !out) fail("clip encode: null pixels or output");
+    if (hidden_state < 0 || hidden_state > hp_.n_layer)
+        fail("clip encode: hidden state " + std::to_string(hidden_state) + " is outside 0.." +
+             std::to_string(hp_.n_layer) + " (the layers the file holds)");
+}
+
 void ClipModel::encode(ThreadPool &pool, const float *pixels, int64_t hidden_state, float *out) const {
     const ClipHParams &hp = hp_;
-    if (!pixels || !out) fail("clip encode: null pixels or output");
-    if (hidden_state < 0 || hidden_state > hp.n_layer)
-        fail("clip encode: hidden state " + std::to_string(hidden_state) + " is outside 0.." +
-             std::to_string(hp.n_layer) + " (the layers the file holds)");
+    check_encode(pixels, hidden_state, out);
+    if (device_) return device_->encode(pixels, hidden_state, out);
     const int64_t E = hp.n_embd, F = hp.n_ff, n = hp.n_pos(), S = hp.image_size;
     std::vector<float> x((size_t)(n * E)), h((size_t)(n * E)), q((size_t)(n * E)), k((size_t)(n * E)),
         v((size_t)(n * E)), attn((size_t)(n * E)), up((size_t)(n * F));
@@ -338,12 +381,9 @@ void ClipModel::encode(ThreadPool &pool, const float *pixels, int64_t hidden_sta
 }
 
 void ClipModel::project(ThreadPool &pool, int kind, const float *in, int64_t n, float *out) const {
-    const ClipProjector &pj = projector(kind);
-    if (!pj.present)
-        fail(std::string("clip project: the file has no ") + (kind == CLIP_PROJECTOR_COMPREHENSION
-                                                                  ? "comprehension projector (mm.0, mm.2)"
-                                                                  : "generation projector (mm.gen.0, mm.gen.2)"));
+    const ClipProjector &pj = present_projector(kind);
     if (!in || !out || n <= 0) fail("clip project: no input rows (n = " + std::to_string(n) + ")");
+    if (device_) return device_->project(kind, in, n, out);
     const int64_t E = hp_.n_embd, D = pj.n_mid;
     std::vector<float> mid((size_t)(n * D));
     matmul(pool, pj.w0.type(), pj.w0.data(), D, E, in, n, mid.data());
@@ -366,6 +406,16 @@ bool ClipModel::use_projector(int kind, std::unique_ptr<GGUFFile> file, ThreadPo
     proj_file_[kind] = std::move(file);
     proj_packed_[kind] = std::move(packed);
     return true;
+}
+
+void ClipModel::encode_project(ThreadPool &pool, const float *pixels, int64_t hidden_state, int kind,
+                               float *out) const {
+    check_encode(pixels, hidden_state, out);
+    present_projector(kind);
+    if (device_) return device_->encode_project(pixels, hidden_state, kind, out);
+    std::vector<float> features((size_t)(hp_.n_patches() * hp_.n_embd));
+    encode(pool, pixels, hidden_state, features.data());
+    project(pool, kind, features.data(), hp_.n_patches(), out);
 }
 
 } // namespace hg

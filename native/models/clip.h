@@ -40,6 +40,8 @@
 
 #include "core/threadpool.h"
 #include "gguf/gguf.h"
+#include "healthgpt.h"
+#include "models/clip_device.h"
 #include "models/packed_weights.h"
 #include "quant/quant.h"
 
@@ -93,9 +95,11 @@ class ClipModel {
   public:
     // Reads and validates the hyper-parameters and every tensor (presence, shape, type);
     // throws hg::Error naming the file and the key or tensor at fault. The linears are
-    // packed (models/packed_weights.h) with the pool's threads unless repack is false.
+    // packed (models/packed_weights.h) with the pool's threads unless repack is false or the
+    // tower runs on a device. gpu (hg_gpu): HG_GPU_OFF the CPU; HG_GPU_CUDA the CUDA backend
+    // or an error saying why not; HG_GPU_AUTO CUDA when it can, else the CPU (backend() says why).
     static std::unique_ptr<ClipModel> load(std::unique_ptr<GGUFFile> file, ThreadPool *pool = nullptr,
-                                           bool repack = true);
+                                           bool repack = true, int gpu = HG_GPU_OFF);
 
     const ClipHParams &hparams() const { return hp_; }
     const ClipProjector &projector(int kind) const;
@@ -113,11 +117,22 @@ class ClipModel {
     // Replaces projector `kind` with the one an H-LoRA plugin file carries (mm.0 / mm.2:
     // HealthGPT's plugins bring the projector they were trained with). Returns false,
     // changing nothing, when the file has none; throws naming the file when its projector is
-    // incomplete or does not take n_embd values.
+    // incomplete or does not take n_embd values. On a device the projector goes there too.
     bool use_projector(int kind, std::unique_ptr<GGUFFile> file, ThreadPool *pool);
 
+    // encode, then project its n_patches rows (out: n_patches x n_out floats); on a device the
+    // features never leave it.
+    void encode_project(ThreadPool &pool, const float *pixels, int64_t hidden_state, int kind, float *out) const;
+
+    // Where encode and project run: "cpu", "cuda: <device>", or "cpu (<why not cuda>)".
+    const std::string &backend() const { return backend_; }
+
   private:
+    friend std::unique_ptr<ClipDevice> make_clip_cuda(const ClipModel &m);
     ClipModel() = default;
+    void use_device(int gpu);
+    void check_encode(const float *pixels, int64_t hidden_state, const float *out) const;
+    const ClipProjector &present_projector(int kind) const; // or an error naming the missing one
 
     std::unique_ptr<GGUFFile> file_;
     PackedWeights packed_;
@@ -129,6 +144,8 @@ class ClipModel {
     // a plugin's projector in place of the file's: its mapping and packed weights
     std::unique_ptr<GGUFFile> proj_file_[2];
     std::unique_ptr<PackedWeights> proj_packed_[2];
+    std::unique_ptr<ClipDevice> device_; // null: the CPU; not const: its scratch is its own
+    std::string backend_ = "cpu";
 };
 
 } // namespace hg

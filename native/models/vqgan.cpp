@@ -10,6 +10,10 @@
 #include "ops/group_norm.h"
 #include "ops/spatial_attention.h"
 #include "ops/upsample.h"
+#ifdef HEALTHGPT_HAVE_CUDA
+#include "cuda/backend.h"
+#include "cuda/vqgan_cuda.h"
+#endif
 
 namespace hg {
 
@@ -167,7 +171,7 @@ void norm_swish(ThreadPool &pool, const VqganNorm &n, const VqganAct &x, VqganAc
 
 } // namespace
 
-std::unique_ptr<VqganModel> VqganModel::load(std::unique_ptr<GGUFFile> file) {
+std::unique_ptr<VqganModel> VqganModel::load(std::unique_ptr<GGUFFile> file, int gpu) {
     if (!file) fail("vqgan: no file");
     const GGUFFile &f = *file;
     const int64_t arch = f.find_key("general.architecture");
@@ -261,7 +265,31 @@ std::unique_ptr<VqganModel> VqganModel::load(std::unique_ptr<GGUFFile> file) {
         m->proj_ = conv(f, "quantize.proj", hp.embed_dim, hp.n_embed, 1);
     }
     m->file_ = std::move(file);
+    if (gpu != HG_GPU_OFF) m->use_device(gpu);
     return m;
+}
+
+void VqganModel::use_device(int gpu) {
+    std::string why;
+#ifdef HEALTHGPT_HAVE_CUDA
+    if (cuda_device_count() == 0) {
+        const std::string s = cuda_status();
+        why = "no CUDA device" + (s.empty() ? std::string() : ": " + s);
+    } else {
+        try {
+            device_ = make_vqgan_cuda(*this);
+            backend_ = device_->describe();
+            return;
+        } catch (const Error &e) {
+            if (gpu == HG_GPU_CUDA) throw;
+            why = e.what();
+        }
+    }
+#else
+    why = "this engine was built without the CUDA backend";
+#endif
+    if (gpu == HG_GPU_CUDA) fail("vqgan: gpu 'cuda': " + why);
+    backend_ = "cpu (" + why + ")";
 }
 
 VqganAct VqganModel::resblock(ThreadPool &pool, const VqganResBlock &b, const VqganAct &x) const {
@@ -313,6 +341,7 @@ void VqganModel::decode(ThreadPool &pool, const int32_t *indices, float *image_c
         if (indices[i] < 0 || indices[i] >= hp_.n_embed)
             fail("vqgan decode: index " + std::to_string(indices[i]) + " at position " + std::to_string(i) +
                  " is outside the codebook [0, " + std::to_string(hp_.n_embed) + ")");
+    if (device_) return device_->decode(indices, image_chw);
     // Codebook lookup: the hard one-hot of GumbelQuantize is a row of quantize.embed.
     VqganAct z = act(lat, lat, E);
     for (int64_t i = 0; i < n; i++) {

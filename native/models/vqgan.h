@@ -40,6 +40,8 @@
 
 #include "core/threadpool.h"
 #include "gguf/gguf.h"
+#include "healthgpt.h"
+#include "models/vqgan_device.h"
 #include "ops/conv2d.h"
 
 namespace hg {
@@ -89,8 +91,10 @@ struct VqganAct {
 class VqganModel {
   public:
     // Reads and validates the hyper-parameters and every tensor; throws hg::Error naming the
-    // file and the key or tensor at fault.
-    static std::unique_ptr<VqganModel> load(std::unique_ptr<GGUFFile> file);
+    // file and the key or tensor at fault. gpu (hg_gpu): HG_GPU_OFF decodes on the CPU;
+    // HG_GPU_CUDA on the CUDA backend or an error saying why not; HG_GPU_AUTO CUDA when it
+    // can, else the CPU (backend() says why). encode stays on the CPU.
+    static std::unique_ptr<VqganModel> load(std::unique_ptr<GGUFFile> file, int gpu = HG_GPU_OFF);
 
     const VqganHParams &hparams() const { return hp_; }
     bool has_encoder() const { return has_encoder_; }
@@ -104,8 +108,13 @@ class VqganModel {
     // logits (optional): latent^2 x n_embed floats, position-major.
     void encode(ThreadPool &pool, const float *image_chw, int32_t *indices, float *logits) const;
 
+    // Where decode runs: "cpu", "cuda: <device>", or "cpu (<why not cuda>)".
+    const std::string &backend() const { return backend_; }
+
   private:
+    friend class CudaVqgan;
     VqganModel() = default;
+    void use_device(int gpu);
     VqganAct resblock(ThreadPool &pool, const VqganResBlock &b, const VqganAct &x) const;
     void attnblock(ThreadPool &pool, const VqganAttnBlock &a, VqganAct &x) const;
 
@@ -120,6 +129,8 @@ class VqganModel {
     VqganNorm dec_norm_out_, enc_norm_out_;
     std::vector<VqganLevel> up_;   // index = level (decoder runs them from the last down)
     std::vector<VqganLevel> down_; // encoder
+    std::unique_ptr<VqganDevice> device_; // null: decode on the CPU
+    std::string backend_ = "cpu";
 };
 
 // The decoder's output as taming's custom_to_pil makes it: clamp to [-1, 1], (x + 1) / 2 *

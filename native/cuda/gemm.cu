@@ -1,0 +1,34 @@
+// The vision paths' f32 products (cuda/vision_ops.h gemm, gemm_f32) on the tile of
+// cuda/gemm_tile.cuh.
+#include <string>
+
+#include "cuda/gemm_tile.cuh"
+#include "cuda/vision_ops.h"
+
+namespace hg {
+namespace cuda {
+
+bool gemm_supports(int type) { return type == HG_TYPE_F32 || type == HG_TYPE_F16 || type == HG_TYPE_BF16; }
+
+void gemm(int type, const void *w, int64_t rows, int64_t k, const float *x, int64_t ldx, int64_t n, const float *bias,
+          float *y, int64_t ldy, bool accumulate, void *stream) {
+    if (!gemm_supports(type)) throw Error("cuda gemm: weight type " + std::to_string(type) + " is not f32, f16 or bf16");
+    if (rows <= 0 || k <= 0 || n <= 0 || ldx < k || ldy < rows)
+        throw Error("cuda gemm: bad shape rows=" + std::to_string(rows) + " k=" + std::to_string(k) +
+                    " n=" + std::to_string(n));
+    if (!w || !x || !y) throw Error("cuda gemm: null pointer");
+    const load_typed_rows la{static_cast<const uint8_t *>(w), type, k};
+    const load_f32 lb{x, ldx, 1, type == HG_TYPE_BF16};
+    launch_gemm_tile(la, lb, rows, n, k, bias, y, ldy, accumulate, stream, "gemm");
+}
+
+void gemm_f32(const float *a, int64_t a_m, int64_t a_k, const float *b, int64_t b_n, int64_t b_k, int64_t m, int64_t n,
+              int64_t k, float *c, int64_t ldc, void *stream) {
+    if (m <= 0 || n <= 0 || k <= 0 || ldc < m) throw Error("cuda gemm_f32: bad shape");
+    if (!a || !b || !c) throw Error("cuda gemm_f32: null pointer");
+    launch_gemm_tile(load_f32{a, a_m, a_k, false}, load_f32{b, b_n, b_k, false}, m, n, k, nullptr, c, ldc, false,
+                     stream, "gemm_f32");
+}
+
+} // namespace cuda
+} // namespace hg
