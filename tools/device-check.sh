@@ -23,6 +23,9 @@
 #      plugins of that shape (comprehension r=64, generation r=256 with its image-token rows);
 #   5. bench_phi3 --gpu cuda: prefill 512 and decode 128 tokens, as llama-bench measures them,
 #      on Q4_0 (then again with each plugin: the adapters' decode overhead) and on Q4_K_M;
+#   5b. the vision paths: test_cuda_vision (every CLIP / VQGAN CUDA op against the CPU, the
+#      golden tiny CLIP files and VQGAN decodes on the device), then bench_vision --gpu cuda
+#      (ViT-L/14-336 encode + projector, VQGAN 256 x 256 decode), under a limit of their own;
 #   6. llama-bench -ngl 99 on both files, same GPU;
 #   7. $OUT/summary.txt: the GPU, the test verdicts, both engines' figures and their ratios,
 #      and each plugin's decode speed against the base (goals: within 10% / 25%).
@@ -173,6 +176,28 @@ bench bench.log 150 "$MODEL" --plugin "${PLUGINS[0]}" --plugin "${PLUGINS[1]}"
 ours=$(grep '^{' "$WORK/bench.log" | tail -1)
 bench bench-q4_k_m.log 90 "$MODEL_K"
 ours_k=$(grep '^{' "$WORK/bench-q4_k_m.log" | tail -1)
+
+# ---- 5b. the vision paths: CLIP and the VQGAN decoder ----
+VISION_LIMIT=${DEVICE_CHECK_VISION_LIMIT:-150}
+vision_started=$(elapsed)
+vision_left() { local l=$(( VISION_LIMIT - $(elapsed) + vision_started )); (( l > $(left) )) && l=$(left); (( l < 5 )) && l=5; echo $l; }
+vision_targets=(bench_vision)
+[[ -n "$NVCC" ]] && vision_targets+=(test_cuda_vision)
+if timeout "$(vision_left)" cmake --build "$BUILD" -j "$JOBS" --target "${vision_targets[@]}" > "$WORK/vision-build.log" 2>&1; then
+  [[ -n "$NVCC" ]] && run_test test_cuda_vision "$(vision_left)"
+  grep -E '^  (clip|vqgan) ' "$WORK/test_cuda_vision.log" 2>/dev/null | sed 's/^/  /' | tee -a "$SUMMARY"
+  cp "$WORK/test_cuda_vision.log" "$OUT/test_cuda_vision.log" 2>/dev/null
+  vision_args=(--gpu cuda -r 5)
+  [[ $DRY == 1 ]] && vision_args=(--gpu auto -r 1 --clip-layers 2 --vqgan tiny)
+  timeout "$(vision_left)" "$BUILD/bench_vision" "${vision_args[@]}" > "$WORK/bench-vision.log" 2>&1
+  say "bench_vision (${vision_args[*]}): rc $? (goals on a GPU: VQGAN 256x256 decode < 50 ms; CLIP >= 1.0x llama.cpp CUDA's)"
+  grep -E '^(clip|vqgan):' "$WORK/bench-vision.log" | sed 's/^/  /' | tee -a "$SUMMARY"
+  cp "$WORK/bench-vision.log" "$OUT/bench-vision.log"
+else
+  say "vision: build FAILED or timed out (log: vision-build.log)"
+  tail -c 30000 "$WORK/vision-build.log" > "$OUT/vision-build.log"
+fi
+say "vision: $(( $(elapsed) - vision_started )) s of its ${VISION_LIMIT} s"
 
 # ---- 6. llama.cpp on the same file ----
 theirs=""
