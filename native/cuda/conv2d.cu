@@ -21,8 +21,14 @@ void conv2d(int type, const void *w, const float *bias, const conv2d_shape &s, c
                     std::to_string(h) + "x" + std::to_string(w_));
     if (!w || !x || !y || x == y) throw Error("cuda conv2d: null or aliased pointer");
     const int64_t oh = (eh - s.kh) / s.stride + 1, ow = (ew - s.kw) / s.stride + 1, K = s.kh * s.kw * s.c_in;
+    // the loader's 32-bit index arithmetic: every extent (and stride * extent) below 2^30
+    constexpr int64_t lim = int64_t(1) << 30;
+    if (h * w_ * s.c_in >= lim || oh * ow >= lim || K >= lim || s.stride * (oh + ow) + s.kh + s.kw >= lim ||
+        s.pad_top >= lim || s.pad_left >= lim)
+        throw Error("cuda conv2d: shape too large");
     const load_typed_rows la{static_cast<const uint8_t *>(w), type, K};
-    const load_im2col lb{x, h, w_, s.c_in, s.kw, s.stride, s.pad_top, s.pad_left, ow};
+    const load_im2col lb{x,          (int)h,         (int)w_,    (int)s.c_in, (int)s.kw, (int)s.stride,
+                         (int)s.pad_top, (int)s.pad_left, (int)ow};
     launch_gemm_tile(la, lb, s.c_out, oh * ow, K, bias, y, s.c_out, accumulate, stream, "conv2d");
 }
 

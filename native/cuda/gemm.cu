@@ -1,5 +1,7 @@
-// The vision paths' f32 products (cuda/vision_ops.h gemm, gemm_f32) on the tile of
-// cuda/gemm_tile.cuh.
+// The vision paths' products (cuda/vision_ops.h gemm, gemm_f32): f16 / bf16 linears to the
+// tensor cores (cuda/gemm_mma.cu) when on, everything else on the f32 tile of cuda/gemm_tile.cuh.
+#include <atomic>
+#include <cstdlib>
 #include <string>
 
 #include "cuda/gemm_tile.cuh"
@@ -7,6 +9,22 @@
 
 namespace hg {
 namespace cuda {
+namespace {
+
+std::atomic<int> g_tensor_cores{-1};
+bool tensor_cores_on() {
+    int v = g_tensor_cores.load(std::memory_order_relaxed);
+    if (v < 0) {
+        const char *e = std::getenv("HEALTHGPT_CUDA_MMA");
+        v = e && std::string(e) == "0" ? 0 : 1;
+        g_tensor_cores.store(v, std::memory_order_relaxed);
+    }
+    return v == 1;
+}
+
+} // namespace
+
+void gemm_use_tensor_cores(bool on) { g_tensor_cores.store(on ? 1 : 0, std::memory_order_relaxed); }
 
 bool gemm_supports(int type) { return type == HG_TYPE_F32 || type == HG_TYPE_F16 || type == HG_TYPE_BF16; }
 
@@ -17,6 +35,8 @@ void gemm(int type, const void *w, int64_t rows, int64_t k, const float *x, int6
         throw Error("cuda gemm: bad shape rows=" + std::to_string(rows) + " k=" + std::to_string(k) +
                     " n=" + std::to_string(n));
     if (!w || !x || !y) throw Error("cuda gemm: null pointer");
+    if (type != HG_TYPE_F32 && tensor_cores_on() && gemm_tensor_cores_support(type))
+        return gemm_tensor_cores(type, w, rows, k, x, ldx, n, bias, y, ldy, accumulate, stream);
     const load_typed_rows la{static_cast<const uint8_t *>(w), type, k};
     const load_f32 lb{x, ldx, 1, type == HG_TYPE_BF16};
     launch_gemm_tile(la, lb, rows, n, k, bias, y, ldy, accumulate, stream, "gemm");

@@ -50,16 +50,17 @@ __global__ void layer_norm_kernel(const float *x, const float *__restrict__ wt, 
 }
 
 // Block (group g, split s): the sum of x - centre (or its square) over split s's positions of
-// the group's channels, into part[g * kGroupSplits + s].
-__global__ void group_sum_kernel(const float *__restrict__ x, int64_t n_pos, int64_t c, int64_t cg,
+// the group's channels, into part[g * kGroupSplits + s]. 32-bit indices (the host checks).
+__global__ void group_sum_kernel(const float *__restrict__ x, int n_pos, int c, int cg,
                                  const float *__restrict__ centre, float *__restrict__ part) {
-    const int64_t g = blockIdx.x, s = blockIdx.y;
-    const int64_t per = (n_pos + kGroupSplits - 1) / kGroupSplits;
-    const int64_t p0 = s * per, p1 = min(n_pos, p0 + per);
+    const int g = blockIdx.x, s = blockIdx.y;
+    const int per = (n_pos + kGroupSplits - 1) / kGroupSplits;
+    const int p0 = s * per, p1 = min(n_pos, p0 + per), count = p1 > p0 ? (p1 - p0) * cg : 0;
     const float m = centre ? centre[g] : 0.0f;
     float acc = 0.0f;
-    for (int64_t e = threadIdx.x; p0 < p1 && e < (p1 - p0) * cg; e += blockDim.x) {
-        const float d = x[(p0 + e / cg) * c + g * cg + e % cg] - m;
+    for (int e = threadIdx.x; e < count; e += blockDim.x) {
+        const unsigned p = (unsigned)e / (unsigned)cg, j = (unsigned)e - p * (unsigned)cg;
+        const float d = x[(int64_t)(p0 + p) * c + g * cg + j] - m;
         acc += centre ? d * d : d;
     }
     const float total = block_sum(acc);
@@ -76,11 +77,11 @@ __global__ void group_stat_kernel(const float *__restrict__ part, int64_t n_grou
     out[g] = inv_std ? (float)(1.0 / sqrt(s / count + (double)eps)) : (float)(s / count);
 }
 
-__global__ void group_apply_kernel(const float *x, float *y, int64_t total, int64_t c, int64_t cg,
-                                   const float *__restrict__ mean, const float *__restrict__ inv,
-                                   const float *__restrict__ gamma, const float *__restrict__ beta, bool swish) {
-    for (int64_t e = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; e < total; e += (int64_t)gridDim.x * blockDim.x) {
-        const int64_t ch = e % c, g = ch / cg;
+__global__ void group_apply_kernel(const float *x, float *y, int total, int c, int cg, const float *__restrict__ mean,
+                                   const float *__restrict__ inv, const float *__restrict__ gamma,
+                                   const float *__restrict__ beta, bool swish) {
+    for (int e = blockIdx.x * blockDim.x + threadIdx.x; e < total; e += gridDim.x * blockDim.x) {
+        const int ch = (int)((unsigned)e % (unsigned)c), g = ch / cg;
         float v = __fadd_rn(__fmul_rn(x[e] - mean[g], __fmul_rn(inv[g], gamma[ch])), beta[ch]);
         if (swish) v = v / (1.0f + expf(-v));
         y[e] = v;
@@ -103,6 +104,7 @@ void group_norm(const float *x, float *y, int64_t n_pos, int64_t c, int64_t n_gr
                 const float *beta, float eps, bool swish, float *scratch, void *stream) {
     if (n_pos <= 0 || n_groups <= 0 || c <= 0 || c % n_groups != 0 || n_groups > 65535)
         throw Error("cuda group_norm: " + std::to_string(c) + " channels in " + std::to_string(n_groups) + " groups");
+    if (n_pos * c >= (int64_t(1) << 30)) throw Error("cuda group_norm: too many values"); // 32-bit indices
     if (!x || !y || !gamma || !beta || !scratch) throw Error("cuda group_norm: null pointer");
     cudaStream_t s = as_stream(stream);
     const int64_t cg = c / n_groups;
@@ -110,15 +112,16 @@ void group_norm(const float *x, float *y, int64_t n_pos, int64_t c, int64_t n_gr
     const dim3 grid((unsigned)n_groups, kGroupSplits);
     const unsigned stat_blocks = (unsigned)((n_groups + 63) / 64);
     const double count = (double)n_pos * (double)cg;
-    group_sum_kernel<<<grid, kNormThreads, 0, s>>>(x, n_pos, c, cg, nullptr, part);
+    group_sum_kernel<<<grid, kNormThreads, 0, s>>>(x, (int)n_pos, (int)c, (int)cg, nullptr, part);
     check_launch("group_norm sum");
     group_stat_kernel<<<stat_blocks, 64, 0, s>>>(part, n_groups, count, eps, false, mean);
     check_launch("group_norm mean");
-    group_sum_kernel<<<grid, kNormThreads, 0, s>>>(x, n_pos, c, cg, mean, part);
+    group_sum_kernel<<<grid, kNormThreads, 0, s>>>(x, (int)n_pos, (int)c, (int)cg, mean, part);
     check_launch("group_norm squares");
     group_stat_kernel<<<stat_blocks, 64, 0, s>>>(part, n_groups, count, eps, true, inv);
     check_launch("group_norm variance");
-    group_apply_kernel<<<grid_for(n_pos * c, 256), 256, 0, s>>>(x, y, n_pos * c, c, cg, mean, inv, gamma, beta, swish);
+    group_apply_kernel<<<grid_for(n_pos * c, 256), 256, 0, s>>>(x, y, (int)(n_pos * c), (int)c, (int)cg, mean, inv,
+                                                                 gamma, beta, swish);
     check_launch("group_norm apply");
 }
 

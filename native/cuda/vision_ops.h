@@ -5,8 +5,8 @@
 // as void*. Each function checks its arguments and the launch and throws hg::Error; a fault
 // inside a kernel surfaces at the next synchronizing call. Each op mirrors the CPU op named
 // beside it, in the same layouts, so that the two compare on the same inputs. Activations are
-// f32 throughout and every product here is f32 on CUDA cores (no tensor cores yet): results
-// differ from the CPU's only by the order of float additions.
+// f32 between ops. Products are f32 on CUDA cores (results differ from the CPU's only by the
+// order of float additions), except f16 / bf16 linears, which run on tensor cores.
 #pragma once
 
 #include <cstdint>
@@ -18,11 +18,21 @@ namespace cuda {
 // accumulate: c = c + (sum + bias), the order of the CPU's "y = W x + b; x += y".
 
 // A linear layer (ops/matmul.h, then the bias): W rows x k of type f32, f16 or bf16 (rows back
-// to back), X n rows of k floats (row stride ldx). bf16 weights meet bf16-rounded activations,
-// as the CPU pairs them. bias: rows floats or null.
+// to back), X n rows of k floats (row stride ldx); bias: rows floats or null. f16 and bf16
+// weights go to gemm_tensor_cores where the device has them (bf16: sm_80 and up) unless
+// switched off; otherwise, and for f32, the f32 tile, where bf16 weights meet bf16-rounded
+// activations as the CPU pairs them (f16 weights meet f32 activations there).
 bool gemm_supports(int type);
 void gemm(int type, const void *w, int64_t rows, int64_t k, const float *x, int64_t ldx, int64_t n, const float *bias,
           float *y, int64_t ldy, bool accumulate, void *stream);
+// Default on, unless the environment has HEALTHGPT_CUDA_MMA=0 (as cuda/ops.h matmul).
+void gemm_use_tensor_cores(bool on);
+
+// The same on tensor cores (WMMA, f32 accumulators): f16 weights with f16-rounded activations,
+// bf16 with bf16-rounded ones (the CPU's pairings). supports: f16 anywhere, bf16 on sm_80+.
+bool gemm_tensor_cores_support(int type);
+void gemm_tensor_cores(int type, const void *w, int64_t rows, int64_t k, const float *x, int64_t ldx, int64_t n,
+                       const float *bias, float *y, int64_t ldy, bool accumulate, void *stream);
 
 // Both operands f32 at any strides: A(m, k) = a[m * a_m + k * a_k], B(n, k) = b[n * b_n + k * b_k].
 void gemm_f32(const float *a, int64_t a_m, int64_t a_k, const float *b, int64_t b_n, int64_t b_k, int64_t m, int64_t n,

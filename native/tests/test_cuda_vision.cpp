@@ -144,20 +144,32 @@ TEST(ops_refuse_bad_arguments) {
                    "48 channels in 32 groups"));
     CHECK(contains(error_of([&] { hg::cuda::codebook_rows(HG_TYPE_BF16, p, 4, nullptr, 2, p, nullptr); }),
                    "f32 or f16"));
+    CHECK(contains(error_of([&] {
+                       hg::cuda::gemm_tensor_cores(HG_TYPE_F32, p, 4, 32, p, 32, 2, nullptr, p, 4, false, nullptr);
+                   }),
+                   "no tensor-core path"));
 }
 
 // ---- products ----
 
-// y = W x + b (and y += that) for f32 / f16 / bf16 weights against a double sum over the same
-// rounded values; the CPU's own matmul on the same inputs within the same bound doubled.
+float f16_round(float v) { return hg::fp16_to_f32(hg::f32_to_fp16(v)); }
+
+// y = W x + b (and y += that) for f32 / f16 / bf16 weights, on the f32 tile and on tensor cores,
+// against a double sum over the values each path is meant to see (activations rounded to bf16
+// for bf16 weights on both, to f16 for f16 weights on tensor cores); the CPU's own matmul on the
+// same inputs within the same bound doubled (plus f16's rounding where only one side rounds).
 TEST(gemm_matches_cpu) {
     need_device();
     hg::ThreadPool pool(2);
     struct Case {
         int64_t rows, k, n;
     };
+    for (bool tc : {false, true})
     for (int type : {HG_TYPE_F32, HG_TYPE_F16, HG_TYPE_BF16})
-        for (Case c : {Case{1, 1, 1}, Case{37, 45, 29}, Case{130, 96, 70}, Case{64, 588, 65}}) {
+        for (Case c : {Case{1, 1, 1}, Case{37, 45, 29}, Case{130, 96, 70}, Case{64, 588, 65}, Case{200, 1024, 129}}) {
+            if (tc && type == HG_TYPE_F32) continue; // one path
+            hg::cuda::gemm_use_tensor_cores(tc);
+            const bool f16_act = tc && type == HG_TYPE_F16;
             const std::vector<float> wf0 = randn((size_t)(c.rows * c.k), 11, 0.0f, 0.5f);
             const std::vector<uint8_t> w = from_float(type, wf0);
             const std::vector<float> wf = to_float_rows(type, w, wf0.size());
@@ -182,6 +194,7 @@ TEST(gemm_matches_cpu) {
                         for (int64_t i = 0; i < c.k; i++) {
                             float xv = x[(size_t)(j * c.k + i)];
                             if (type == HG_TYPE_BF16) xv = bf16_round(xv);
+                            if (f16_act) xv = f16_round(xv);
                             s += (double)wf[(size_t)(r * c.k + i)] * xv;
                             sa += std::fabs((double)wf[(size_t)(r * c.k + i)] * xv);
                         }
@@ -189,7 +202,8 @@ TEST(gemm_matches_cpu) {
                         if (acc) s += y0[o], sa += std::fabs(y0[o]);
                         want[o] = (float)s, bound[o] = (float)((c.k + 3) * kEps * sa + 1e-30);
                     }
-                CHECK(count_misses(std::string(hg::type_traits(type)->name) + " gemm " + std::to_string(c.rows) + "x" +
+                CHECK(count_misses(std::string(hg::type_traits(type)->name) + (tc ? " tensor-core" : "") + " gemm " +
+                                       std::to_string(c.rows) + "x" +
                                        std::to_string(c.k) + "x" + std::to_string(c.n) + (acc ? " +=" : ""),
                                    y, want, [&](size_t i) { return (double)bound[i]; }) == 0);
                 if (acc) continue;
@@ -201,7 +215,8 @@ TEST(gemm_matches_cpu) {
                 for (int64_t j = 0; j < c.n; j++)
                     for (int64_t r = 0; r < c.rows; r++) {
                         const size_t o = (size_t)(j * ldy + r);
-                        // the CPU may round f16 activations too: allow that rounding's share
+                        // the CPU may round f16 activations where this path does not, or the reverse:
+                        // allow that rounding's share (2^-11 of sum |w x|)
                         const double extra = type == HG_TYPE_F16 ? 1.0 / 2048 : 0.0;
                         const double bnd = 2 * bound[o] + extra * (bound[o] / ((c.k + 3) * kEps));
                         if (std::fabs(y[o] - cpu[(size_t)(j * c.rows + r)]) > bnd) bad++;
@@ -209,6 +224,7 @@ TEST(gemm_matches_cpu) {
                 CHECK_MSG(bad == 0, std::to_string(bad) + " values differ from the CPU's matmul");
             }
         }
+    hg::cuda::gemm_use_tensor_cores(true);
 }
 
 TEST(gemm_f32_strided_matches_reference) {
