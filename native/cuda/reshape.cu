@@ -1,5 +1,5 @@
 // The vision paths' data movement on the device (cuda/vision_ops.h): CLIP's patch columns,
-// the VQGAN's codebook lookup, nearest x2 upsampling and the final channels-first image.
+// the VQGAN's codebook lookup, nearest x2 upsampling and the images in and out.
 #include "cuda/common.cuh"
 #include "cuda/vision_ops.h"
 
@@ -39,6 +39,11 @@ __global__ void to_chw_kernel(const float *__restrict__ x, int64_t n_pos, int64_
         y[e] = x[(e % n_pos) * c + e / n_pos]; // e = ch * n_pos + p
 }
 
+__global__ void to_hwc_kernel(const float *__restrict__ x, int64_t n_pos, int64_t c, float *__restrict__ y) {
+    for (int64_t e = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; e < n_pos * c; e += (int64_t)gridDim.x * blockDim.x)
+        y[e] = x[(e % c) * n_pos + e / c]; // e = p * c + ch
+}
+
 } // namespace
 
 void patch_im2col(const float *pixels, int64_t channels, int64_t height, int64_t width, int64_t patch, float *cols,
@@ -70,6 +75,12 @@ void to_chw(const float *x, int64_t n_pos, int64_t c, float *y, void *stream) {
     if (n_pos <= 0 || c <= 0 || !x || !y || x == y) throw Error("cuda to_chw: bad arguments");
     to_chw_kernel<<<grid_for(n_pos * c, 256), 256, 0, as_stream(stream)>>>(x, n_pos, c, y);
     check_launch("to_chw");
+}
+
+void to_hwc(const float *x, int64_t n_pos, int64_t c, float *y, void *stream) {
+    if (n_pos <= 0 || c <= 0 || !x || !y || x == y) throw Error("cuda to_hwc: bad arguments");
+    to_hwc_kernel<<<grid_for(n_pos * c, 256), 256, 0, as_stream(stream)>>>(x, n_pos, c, y);
+    check_launch("to_hwc");
 }
 
 } // namespace cuda

@@ -88,8 +88,11 @@ void upsample_nearest2x(const float *x, int64_t h, int64_t w, int64_t c, float *
 // indices are checked on the host before they are uploaded.
 void codebook_rows(int type, const void *codebook, int64_t dim, const int32_t *indices, int64_t n, float *z,
                    void *stream);
-// channels-last n_pos x c -> channels-first c x n_pos.
+// channels-last n_pos x c -> channels-first c x n_pos, and back.
 void to_chw(const float *x, int64_t n_pos, int64_t c, float *y, void *stream);
+void to_hwc(const float *x, int64_t n_pos, int64_t c, float *y, void *stream);
+// out[r] = the index of row r's largest value (n values a row), the first of equal maxima.
+void argmax_rows(const float *x, int64_t n_rows, int64_t n, int32_t *out, void *stream);
 
 } // namespace cuda
 } // namespace hg

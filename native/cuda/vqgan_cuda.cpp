@@ -1,8 +1,9 @@
-// The VQGAN decoder on a CUDA device: VqganModel::decode (models/vqgan.cpp) step for step on
-// device buffers through cuda/vision_ops.h. The indices go in, the final CHW image comes out;
-// every activation between stays on the device in four buffers of the largest activation's
-// size (a ResBlock reads one and writes another through two scratch ones) plus the attention
-// block's q, k, v and scores. One decode at a time per model (a mutex).
+// The VQGAN on a CUDA device: VqganModel::decode and encode (models/vqgan.cpp) step for step
+// on device buffers through cuda/vision_ops.h. Decode: the indices go in, the final CHW image
+// comes out; encode: the image goes in, the argmax indices (and the logits when asked) come
+// out. Every activation between stays on the device in four buffers of the largest
+// activation's size (a ResBlock reads one and writes another through two scratch ones) plus
+// the attention block's q, k, v and scores. One call at a time per model (a mutex).
 #include "cuda/vqgan_cuda.h"
 
 #include <algorithm>
@@ -53,7 +54,7 @@ struct Level {
     std::vector<Res> block;
     std::vector<Attn> attn;
     bool resample = false;
-    Conv up;
+    Conv up; // the decoder's upsample conv or the encoder's downsample conv
 };
 
 Conv conv(const VqganConv &c) {
@@ -90,6 +91,8 @@ class CudaVqgan final : public VqganDevice {
     explicit CudaVqgan(const VqganModel &m);
     std::string describe() const override { return describe_; }
     void decode(const int32_t *indices, float *image_chw) override;
+    bool has_encoder() const override { return has_encoder_; }
+    void encode(const float *image_chw, int32_t *indices, float *logits) override;
 
   private:
     void run_conv(const Conv &c, const float *x, int64_t h, int64_t w, float *y, bool accumulate = false);
@@ -110,7 +113,14 @@ class CudaVqgan final : public VqganDevice {
     Attn mid_attn_;
     Norm norm_out_;
     std::vector<Level> up_;
-    DeviceBuffer slot_[4], q_, k_, v_, scores_, gn_scratch_, idx_;
+    // the encoder (when the file has one)
+    bool has_encoder_ = false;
+    Conv enc_conv_in_, enc_conv_out_, quant_conv_, proj_;
+    Res enc_mid1_, enc_mid2_;
+    Attn enc_mid_attn_;
+    Norm enc_norm_out_;
+    std::vector<Level> down_;
+    DeviceBuffer slot_[4], q_, k_, v_, scores_, gn_scratch_, idx_, logits_;
 };
 
 CudaVqgan::CudaVqgan(const VqganModel &m) : hp_(m.hp_) {
@@ -136,8 +146,24 @@ CudaVqgan::CudaVqgan(const VqganModel &m) : hp_(m.hp_) {
         c = c_out;
     }
     act = std::max(act, hp_.resolution * hp_.resolution * hp_.out_ch);
+    has_encoder_ = m.has_encoder_;
+    if (has_encoder_) { // the encoder's geometry, level 0 (full resolution) down
+        const int64_t R = hp_.resolution;
+        act = std::max(act, R * R * std::max(hp_.in_channels, hp_.ch));
+        for (int64_t lv = 0; lv < L; lv++) {
+            const int64_t r = R >> lv, c_in = hp_.ch * (lv == 0 ? 1 : hp_.ch_mult[(size_t)lv - 1]),
+                          c_out = hp_.ch * hp_.ch_mult[(size_t)lv];
+            act = std::max(act, r * r * std::max(c_in, c_out));
+            if (!m.down_[(size_t)lv].attn.empty()) {
+                att_nc = std::max(att_nc, r * r * c_out);
+                att_nn = std::max(att_nn, r * r * r * r);
+            }
+        }
+        act = std::max(act, lat * lat * std::max(hp_.z_channels, hp_.embed_dim));
+    }
+    const int64_t logits = has_encoder_ ? lat * lat * hp_.n_embed : 0;
     // the activations; the weights (a few hundred MiB at most) fail on their own allocation
-    const size_t floats = (size_t)(4 * act + 3 * att_nc + att_nn);
+    const size_t floats = (size_t)(4 * act + 3 * att_nc + att_nn + logits);
     size_t free_b = 0, total_b = 0;
     cuda_memory_info(free_b, total_b);
     if (4 * floats + (256u << 20) > free_b)
@@ -157,6 +183,26 @@ CudaVqgan::CudaVqgan(const VqganModel &m) : hp_(m.hp_) {
         d.resample = l.resample;
         if (l.resample) d.up = conv(l.resample_conv);
         up_.push_back(std::move(d));
+    }
+    if (has_encoder_) {
+        enc_conv_in_ = conv(m.enc_conv_in_), enc_conv_out_ = conv(m.enc_conv_out_);
+        quant_conv_ = conv(m.quant_conv_), proj_ = conv(m.proj_);
+        enc_mid1_ = res(m.enc_mid1_), enc_mid2_ = res(m.enc_mid2_), enc_mid_attn_ = attn(m.enc_mid_attn_);
+        enc_norm_out_ = norm(m.enc_norm_out_);
+        for (const VqganLevel &l : m.down_) {
+            Level d;
+            for (const VqganResBlock &b : l.block) d.block.push_back(res(b));
+            for (const VqganAttnBlock &a : l.attn) d.attn.push_back(attn(a));
+            d.resample = l.resample;
+            if (l.resample) { // taming's Downsample: pad right and bottom by one, 3x3 stride 2
+                d.up = conv(l.resample_conv);
+                d.up.shape.stride = 2;
+                d.up.shape.pad_top = d.up.shape.pad_left = 0;
+                d.up.shape.pad_bottom = d.up.shape.pad_right = 1;
+            }
+            down_.push_back(std::move(d));
+        }
+        logits_ = DeviceBuffer(4 * (size_t)logits);
     }
     for (DeviceBuffer &s : slot_) s = DeviceBuffer(4 * (size_t)act);
     q_ = DeviceBuffer(4 * (size_t)att_nc), k_ = DeviceBuffer(4 * (size_t)att_nc), v_ = DeviceBuffer(4 * (size_t)att_nc);
@@ -237,6 +283,50 @@ void CudaVqgan::decode(const int32_t *indices, float *image_chw) {
     run_conv(conv_out_, buf[cur], h, h, other(1));
     cuda::to_chw(other(1), h * h, hp_.out_ch, other(2), s);
     cuda_copy_to_host_async(image_chw, other(2), 4 * (size_t)(h * h * hp_.out_ch), s);
+    stream_.synchronize();
+}
+
+void CudaVqgan::encode(const float *image_chw, int32_t *indices, float *logits) {
+    if (!has_encoder_) fail("cuda vqgan: the encoder is not on the device");
+    std::lock_guard<std::mutex> lock(mu_);
+    void *s = stream_.get();
+    const int64_t R = hp_.resolution, lat = hp_.latent(), n = lat * lat;
+    float *buf[4] = {slot_[0].as<float>(), slot_[1].as<float>(), slot_[2].as<float>(), slot_[3].as<float>()};
+    int cur = 0;
+    auto other = [&](int i) { return buf[(cur + i) % 4]; };
+    cuda_copy_to_device_async(buf[0], image_chw, 4 * (size_t)(hp_.in_channels * R * R), s);
+    cuda::to_hwc(buf[0], R * R, hp_.in_channels, buf[1], s);
+    run_conv(enc_conv_in_, buf[1], R, R, buf[2]);
+    cur = 2;
+    int64_t h = R, c = enc_conv_in_.shape.c_out;
+    auto block = [&](const Res &b) {
+        resblock(b, buf[cur], other(1), other(2), other(3), h, h);
+        cur = (cur + 1) % 4;
+        c = b.c_out;
+    };
+    for (const Level &down : down_) {
+        for (size_t ib = 0; ib < down.block.size(); ib++) {
+            block(down.block[ib]);
+            if (!down.attn.empty()) attnblock(down.attn[ib], buf[cur], other(1), h, h);
+        }
+        if (down.resample) {
+            run_conv(down.up, buf[cur], h, h, other(1));
+            h /= 2;
+            cur = (cur + 1) % 4;
+        }
+    }
+    block(enc_mid1_);
+    attnblock(enc_mid_attn_, buf[cur], other(1), h, h);
+    block(enc_mid2_);
+    norm_swish(enc_norm_out_, buf[cur], buf[cur], h * h, c, true);
+    run_conv(enc_conv_out_, buf[cur], h, h, other(1));
+    cur = (cur + 1) % 4;
+    run_conv(quant_conv_, buf[cur], h, h, other(1));
+    cur = (cur + 1) % 4;
+    run_conv(proj_, buf[cur], h, h, logits_.as<float>());
+    cuda::argmax_rows(logits_.as<float>(), n, hp_.n_embed, idx_.as<int32_t>(), s);
+    cuda_copy_to_host_async(indices, idx_.get(), 4 * (size_t)n, s);
+    if (logits) cuda_copy_to_host_async(logits, logits_.get(), 4 * (size_t)(n * hp_.n_embed), s);
     stream_.synchronize();
 }
 

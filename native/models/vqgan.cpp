@@ -388,6 +388,7 @@ void VqganModel::encode(ThreadPool &pool, const float *image_chw, int32_t *indic
                      " is not finite");
             h.d[(size_t)(p * C + c)] = v;
         }
+    if (device_ && device_->has_encoder()) return device_->encode(image_chw, indices, logits);
     h = run_conv(pool, enc_conv_in_, h, same(3));
     for (const VqganLevel &down : down_) {
         for (size_t ib = 0; ib < down.block.size(); ib++) {

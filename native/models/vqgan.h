@@ -93,7 +93,7 @@ class VqganModel {
     // Reads and validates the hyper-parameters and every tensor; throws hg::Error naming the
     // file and the key or tensor at fault. gpu (hg_gpu): HG_GPU_OFF decodes on the CPU;
     // HG_GPU_CUDA on the CUDA backend or an error saying why not; HG_GPU_AUTO CUDA when it
-    // can, else the CPU (backend() says why). encode stays on the CPU.
+    // can, else the CPU (backend() says why). encode follows decode.
     static std::unique_ptr<VqganModel> load(std::unique_ptr<GGUFFile> file, int gpu = HG_GPU_OFF);
 
     const VqganHParams &hparams() const { return hp_; }
@@ -108,7 +108,7 @@ class VqganModel {
     // logits (optional): latent^2 x n_embed floats, position-major.
     void encode(ThreadPool &pool, const float *image_chw, int32_t *indices, float *logits) const;
 
-    // Where decode runs: "cpu", "cuda: <device>", or "cpu (<why not cuda>)".
+    // Where decode and encode run: "cpu", "cuda: <device>", or "cpu (<why not cuda>)".
     const std::string &backend() const { return backend_; }
 
   private:

@@ -416,7 +416,28 @@ TEST(reshapes_match_cpu_exactly) {
         hg::cuda::codebook_rows(HG_TYPE_F32, db.p<void>(), dim, di.p<int32_t>(), n, dz.p<float>(), nullptr);
         hg::cuda::to_chw(dz.p<float>(), n, dim, dt.p<float>(), nullptr);
         CHECK(dt.read<float>(chw.size()) == chw);
+        hg::cuda::to_hwc(dt.p<float>(), n, dim, dz.p<float>(), nullptr); // and back
+        CHECK(dz.read<float>(want.size()) == want);
     }
+}
+
+TEST(argmax_rows_takes_the_first_maximum) {
+    need_device();
+    const int64_t rows = 9, n = 8192 + 7;
+    std::vector<float> x = randn((size_t)(rows * n), 55);
+    x[(size_t)(3 * n + 100)] = 50.0f, x[(size_t)(3 * n + 5000)] = 50.0f; // a tie: the first wins
+    x[(size_t)(4 * n + n - 1)] = 60.0f;                                   // the last value
+    std::vector<int32_t> want((size_t)rows);
+    for (int64_t r = 0; r < rows; r++) {
+        int64_t best = 0;
+        for (int64_t i = 1; i < n; i++)
+            if (x[(size_t)(r * n + i)] > x[(size_t)(r * n + best)]) best = i;
+        want[(size_t)r] = (int32_t)best;
+    }
+    CHECK(want[3] == 100 && want[4] == n - 1);
+    Dev dx = Dev::of(x), di((size_t)rows * 4);
+    hg::cuda::argmax_rows(dx.p<float>(), rows, n, di.p<int32_t>(), nullptr);
+    CHECK(di.read<int32_t>((size_t)rows) == want);
 }
 
 // ---- attention ----
@@ -573,6 +594,33 @@ TEST(vqgan_tiny_decode_on_device_matches_torch) {
         bad[5] = (int32_t)cfg.n_embed;
         CHECK(contains(error_of([&] { gpu->decode(pool, bad.data(), b.data()); }), "at position 5"));
     }
+}
+
+// The tiny encoder against torch's argmax indices (smallest top-2 margin 4e-3, far above the
+// f32 error here: equal), and its logits against the CPU's within f32 reordering.
+TEST(vqgan_tiny_encode_on_device_matches_torch) {
+    need_device();
+    const vqsynth::Config cfg = vqsynth::tiny();
+    const int64_t n_idx = cfg.latent() * cfg.latent(), n_img = 3 * cfg.resolution * cfg.resolution;
+    std::vector<float> input;
+    std::vector<int32_t> ref;
+    CHECK(read_raw("test/fixtures/vqgan/tiny_enc_input.f32", input, (size_t)n_img));
+    CHECK(read_raw("test/fixtures/vqgan/tiny_enc_indices.i32", ref, (size_t)n_idx));
+    if (ref.size() != (size_t)n_idx || input.size() != (size_t)n_img) return;
+    hg::ThreadPool pool(2);
+    const std::vector<uint8_t> bytes = vqsynth::gguf(cfg, 1, HG_TYPE_F32, true);
+    auto cpu = hg::VqganModel::load(hg::GGUFFile::parse(bytes.data(), bytes.size(), "tiny"));
+    auto gpu = hg::VqganModel::load(hg::GGUFFile::parse(bytes.data(), bytes.size(), "tiny"), HG_GPU_CUDA);
+    std::vector<int32_t> a((size_t)n_idx), b((size_t)n_idx);
+    std::vector<float> la((size_t)(n_idx * cfg.n_embed)), lb(la.size());
+    cpu->encode(pool, input.data(), a.data(), la.data());
+    gpu->encode(pool, input.data(), b.data(), lb.data());
+    CHECK(b == ref);
+    CHECK(a == b);
+    const double e = max_rel(lb, la);
+    std::printf("  vqgan tiny encode on the device: indices %s torch's, logits max rel %.2e against the CPU\n",
+                b == ref ? "equal" : "DIFFER from", e);
+    CHECK(e < 1e-4);
 }
 
 // The real 256 x 256 geometry (synthetic weights): torch's image (test_vqgan's floors: f32 60 dB,
