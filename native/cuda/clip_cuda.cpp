@@ -117,8 +117,7 @@ void CudaClip::set_embeddings(const ClipWeight &cls, const ClipWeight &pos) {
     type_traits(cls.t->type)->to_float(cls.t->data, c.data(), E);
     const size_t rb = row_bytes(pos.t->type, E);
     for (int64_t r = 0; r < n; r++)
-        type_traits(pos.t->type)
-            ->to_float(static_cast<const uint8_t *>(pos.t->data) + r * rb, &t[(size_t)(r * E)], E);
+        type_traits(pos.t->type)->to_float(static_cast<const uint8_t *>(pos.t->data) + r * rb, &t[(size_t)(r * E)], E);
     for (int64_t i = 0; i < E; i++) t[(size_t)i] = c[(size_t)i] + t[(size_t)i];
     pos_cls_ = DeviceBuffer(t.size() * 4);
     cuda_copy_to_device(pos_cls_.get(), t.data(), t.size() * 4);

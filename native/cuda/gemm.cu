@@ -30,7 +30,8 @@ bool gemm_supports(int type) { return type == HG_TYPE_F32 || type == HG_TYPE_F16
 
 void gemm(int type, const void *w, int64_t rows, int64_t k, const float *x, int64_t ldx, int64_t n, const float *bias,
           float *y, int64_t ldy, bool accumulate, void *stream) {
-    if (!gemm_supports(type)) throw Error("cuda gemm: weight type " + std::to_string(type) + " is not f32, f16 or bf16");
+    if (!gemm_supports(type))
+        throw Error("cuda gemm: weight type " + std::to_string(type) + " is not f32, f16 or bf16");
     if (rows <= 0 || k <= 0 || n <= 0 || ldx < k || ldy < rows)
         throw Error("cuda gemm: bad shape rows=" + std::to_string(rows) + " k=" + std::to_string(k) +
                     " n=" + std::to_string(n));

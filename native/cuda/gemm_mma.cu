@@ -20,20 +20,18 @@ constexpr int kTile = 64, kStep = 32, kLd = kStep + 8; // kLd: a multiple of 8 h
 
 template <class T> __device__ __forceinline__ T round_to(float v);
 template <> __device__ __forceinline__ __half round_to<__half>(float v) { return __float2half_rn(v); }
-template <> __device__ __forceinline__ __nv_bfloat16 round_to<__nv_bfloat16>(float v) {
-    return __float2bfloat16_rn(v);
-}
+template <> __device__ __forceinline__ __nv_bfloat16 round_to<__nv_bfloat16>(float v) { return __float2bfloat16_rn(v); }
 
 template <class T> struct mma_smem {
-    T a[kTile][kLd]; // weights: [row][k]
-    T b[kTile][kLd]; // activations: [token][k] (B column-major)
+    T a[kTile][kLd];     // weights: [row][k]
+    T b[kTile][kLd];     // activations: [token][k] (B column-major)
     float c[4][32 * 32]; // each warp's 32 x 32 sums, rows fastest (m + 32 n)
 };
 
 template <class T> __device__ __forceinline__ void mma_body(const T *__restrict__ w, int M, int K,
-                                                             const float *__restrict__ x, int64_t ldx, int N,
-                                                             const float *__restrict__ bias, float *y, int64_t ldy,
-                                                             bool accumulate) {
+                                                            const float *__restrict__ x, int64_t ldx, int N,
+                                                            const float *__restrict__ bias, float *y, int64_t ldy,
+                                                            bool accumulate) {
     namespace wmma = nvcuda::wmma;
     __shared__ __align__(32) mma_smem<T> sm;
     const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5, wr = warp >> 1, wc = warp & 1;
@@ -133,8 +131,8 @@ void gemm_tensor_cores(int type, const void *w, int64_t rows, int64_t k, const f
         gemm_mma_kernel<__half><<<grid, 128, 0, s>>>(static_cast<const __half *>(w), (int)rows, (int)k, x, ldx, (int)n,
                                                      bias, y, ldy, accumulate);
     else
-        gemm_mma_kernel<__nv_bfloat16><<<grid, 128, 0, s>>>(static_cast<const __nv_bfloat16 *>(w), (int)rows, (int)k,
-                                                            x, ldx, (int)n, bias, y, ldy, accumulate);
+        gemm_mma_kernel<__nv_bfloat16><<<grid, 128, 0, s>>>(static_cast<const __nv_bfloat16 *>(w), (int)rows, (int)k, x,
+                                                            ldx, (int)n, bias, y, ldy, accumulate);
     check_launch("gemm_tensor_cores");
 }
 

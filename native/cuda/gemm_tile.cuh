@@ -105,9 +105,9 @@ struct load_im2col {
     }
 };
 
-template <class LoadA, class LoadB>
-void launch_gemm_tile(const LoadA &la, const LoadB &lb, int64_t M, int64_t N, int64_t K, const float *bias, float *c,
-                      int64_t ldc, bool accumulate, void *stream, const char *what) {
+template <class LoadA, class LoadB> void launch_gemm_tile(const LoadA &la, const LoadB &lb, int64_t M, int64_t N,
+                                                          int64_t K, const float *bias, float *c, int64_t ldc,
+                                                          bool accumulate, void *stream, const char *what) {
     constexpr int64_t kMax = 0x7fffffff - kGemmTile;
     const int64_t gn = (N + kGemmTile - 1) / kGemmTile;
     if (M > kMax || N > kMax || K > kMax || gn > 65535) throw Error(std::string("cuda ") + what + ": shape too large");

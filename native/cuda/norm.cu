@@ -121,7 +121,7 @@ void group_norm(const float *x, float *y, int64_t n_pos, int64_t c, int64_t n_gr
     group_stat_kernel<<<stat_blocks, 64, 0, s>>>(part, n_groups, count, eps, true, inv);
     check_launch("group_norm variance");
     group_apply_kernel<<<grid_for(n_pos * c, 256), 256, 0, s>>>(x, y, (int)(n_pos * c), (int)c, (int)cg, mean, inv,
-                                                                 gamma, beta, swish);
+                                                                gamma, beta, swish);
     check_launch("group_norm apply");
 }
 

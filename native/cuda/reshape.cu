@@ -27,7 +27,8 @@ __global__ void upsample_kernel(const float *__restrict__ x, int64_t h, int64_t 
 
 __global__ void codebook_kernel(int type, const void *__restrict__ book, int64_t dim, const int32_t *__restrict__ idx,
                                 int64_t n, float *__restrict__ z) {
-    for (int64_t e = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; e < n * dim; e += (int64_t)gridDim.x * blockDim.x) {
+    for (int64_t e = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; e < n * dim;
+         e += (int64_t)gridDim.x * blockDim.x) {
         const int64_t src = (int64_t)idx[e / dim] * dim + e % dim;
         z[e] = type == HG_TYPE_F32 ? static_cast<const float *>(book)[src]
                                    : __half2float(static_cast<const __half *>(book)[src]);
@@ -35,12 +36,14 @@ __global__ void codebook_kernel(int type, const void *__restrict__ book, int64_t
 }
 
 __global__ void to_chw_kernel(const float *__restrict__ x, int64_t n_pos, int64_t c, float *__restrict__ y) {
-    for (int64_t e = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; e < n_pos * c; e += (int64_t)gridDim.x * blockDim.x)
+    for (int64_t e = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; e < n_pos * c;
+         e += (int64_t)gridDim.x * blockDim.x)
         y[e] = x[(e % n_pos) * c + e / n_pos]; // e = ch * n_pos + p
 }
 
 __global__ void to_hwc_kernel(const float *__restrict__ x, int64_t n_pos, int64_t c, float *__restrict__ y) {
-    for (int64_t e = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; e < n_pos * c; e += (int64_t)gridDim.x * blockDim.x)
+    for (int64_t e = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; e < n_pos * c;
+         e += (int64_t)gridDim.x * blockDim.x)
         y[e] = x[(e % c) * n_pos + e / c]; // e = p * c + ch
 }
 
@@ -53,7 +56,7 @@ void patch_im2col(const float *pixels, int64_t channels, int64_t height, int64_t
     if (!pixels || !cols) throw Error("cuda patch_im2col: null pointer");
     const int64_t total = channels * height * width;
     patch_im2col_kernel<<<grid_for(total, 256), 256, 0, as_stream(stream)>>>(pixels, channels, height, width, patch,
-                                                                            cols);
+                                                                             cols);
     check_launch("patch_im2col");
 }
 

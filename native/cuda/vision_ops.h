@@ -78,8 +78,8 @@ void patch_im2col(const float *pixels, int64_t channels, int64_t height, int64_t
 void vit_attention(const float *q, const float *k, const float *v, int64_t stride, int64_t n_pos, int64_t n_heads,
                    int64_t head_dim, float *out, int64_t out_stride, void *stream);
 // ops/spatial_attention.h: one head of c channels over n positions; scores: n * n floats.
-void spatial_attention(const float *q, const float *k, const float *v, int64_t n, int64_t c, float *scores,
-                       float *out, void *stream);
+void spatial_attention(const float *q, const float *k, const float *v, int64_t n, int64_t c, float *scores, float *out,
+                       void *stream);
 
 // ---- the VQGAN's reshapes ----
 // ops/upsample.h upsample_nearest2x: x h * w * c -> y 2h * 2w * c.

@@ -47,7 +47,7 @@ template <int D> __global__ void __launch_bounds__(kQueries)
             s[jj] = j0 + jj < n_pos ? dot * scale : -INFINITY;
             mt = fmaxf(mt, s[jj]);
         }
-        const float m_new = fmaxf(m, mt); // finite: the tile has a key
+        const float m_new = fmaxf(m, mt);   // finite: the tile has a key
         const float corr = expf(m - m_new); // 0 at the first tile (m = -inf)
         l *= corr;
 #pragma unroll
@@ -75,8 +75,7 @@ void vit_attention(const float *q, const float *k, const float *v, int64_t strid
                    int64_t head_dim, float *out, int64_t out_stride, void *stream) {
     if (head_dim <= 0 || head_dim > 128)
         throw Error("cuda vit_attention: head_dim " + std::to_string(head_dim) + " (the kernel takes 1..128)");
-    if (n_pos <= 0 || n_heads <= 0 || n_heads > 65535 || stride < n_heads * head_dim ||
-        out_stride < n_heads * head_dim)
+    if (n_pos <= 0 || n_heads <= 0 || n_heads > 65535 || stride < n_heads * head_dim || out_stride < n_heads * head_dim)
         throw Error("cuda vit_attention: bad shape");
     if (!q || !k || !v || !out) throw Error("cuda vit_attention: null pointer");
     const int64_t blocks = (n_pos + kQueries - 1) / kQueries;

@@ -167,8 +167,9 @@ CudaVqgan::CudaVqgan(const VqganModel &m) : hp_(m.hp_) {
     size_t free_b = 0, total_b = 0;
     cuda_memory_info(free_b, total_b);
     if (4 * floats + (256u << 20) > free_b)
-        fail("cuda vqgan: a decode's activations need " + mib(4 * floats) + " of device memory (plus 256 MiB reserve), " +
-             mib(free_b) + " of " + mib(total_b) + " are free on " + props.name);
+        fail("cuda vqgan: a decode's activations need " + mib(4 * floats) +
+             " of device memory (plus 256 MiB reserve), " + mib(free_b) + " of " + mib(total_b) + " are free on " +
+             props.name);
 
     embed_type_ = m.embed_->type;
     embed_ = DeviceBuffer((size_t)m.embed_->bytes);

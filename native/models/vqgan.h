@@ -127,9 +127,9 @@ class VqganModel {
     VqganResBlock dec_mid1_, dec_mid2_, enc_mid1_, enc_mid2_;
     VqganAttnBlock dec_mid_attn_, enc_mid_attn_;
     VqganNorm dec_norm_out_, enc_norm_out_;
-    std::vector<VqganLevel> up_;   // index = level (decoder runs them from the last down)
-    std::vector<VqganLevel> down_; // encoder
-    std::unique_ptr<VqganDevice> device_; // null: decode on the CPU
+    std::vector<VqganLevel> up_;          // index = level (decoder runs them from the last down)
+    std::vector<VqganLevel> down_;        // encoder
+    std::unique_ptr<VqganDevice> device_; // null: the CPU
     std::string backend_ = "cpu";
 };
 

@@ -130,8 +130,8 @@ float bf16_round(float v) {
 
 TEST(ops_refuse_bad_arguments) {
     float *p = reinterpret_cast<float *>(uintptr_t(256)); // never dereferenced: checks come first
-    CHECK(contains(error_of([&] { hg::cuda::vit_attention(p, p, p, 400, 7, 2, 200, p, 400, nullptr); }),
-                   "head_dim 200"));
+    CHECK(
+        contains(error_of([&] { hg::cuda::vit_attention(p, p, p, 400, 7, 2, 200, p, 400, nullptr); }), "head_dim 200"));
     CHECK(contains(error_of([&] { hg::cuda::gemm(HG_TYPE_Q8_0, p, 4, 32, p, 32, 2, nullptr, p, 4, false, nullptr); }),
                    "not f32, f16 or bf16"));
     hg::cuda::conv2d_shape s;
@@ -142,12 +142,11 @@ TEST(ops_refuse_bad_arguments) {
                    "f32 or f16"));
     CHECK(contains(error_of([&] { hg::cuda::group_norm(p, p, 5, 48, 32, p, p, 1e-6f, true, p, nullptr); }),
                    "48 channels in 32 groups"));
-    CHECK(contains(error_of([&] { hg::cuda::codebook_rows(HG_TYPE_BF16, p, 4, nullptr, 2, p, nullptr); }),
-                   "f32 or f16"));
-    CHECK(contains(error_of([&] {
-                       hg::cuda::gemm_tensor_cores(HG_TYPE_F32, p, 4, 32, p, 32, 2, nullptr, p, 4, false, nullptr);
-                   }),
-                   "no tensor-core path"));
+    CHECK(
+        contains(error_of([&] { hg::cuda::codebook_rows(HG_TYPE_BF16, p, 4, nullptr, 2, p, nullptr); }), "f32 or f16"));
+    CHECK(contains(
+        error_of([&] { hg::cuda::gemm_tensor_cores(HG_TYPE_F32, p, 4, 32, p, 32, 2, nullptr, p, 4, false, nullptr); }),
+        "no tensor-core path"));
 }
 
 // ---- products ----
@@ -165,65 +164,66 @@ TEST(gemm_matches_cpu) {
         int64_t rows, k, n;
     };
     for (bool tc : {false, true})
-    for (int type : {HG_TYPE_F32, HG_TYPE_F16, HG_TYPE_BF16})
-        for (Case c : {Case{1, 1, 1}, Case{37, 45, 29}, Case{130, 96, 70}, Case{64, 588, 65}, Case{200, 1024, 129}}) {
-            if (tc && type == HG_TYPE_F32) continue; // one path
-            hg::cuda::gemm_use_tensor_cores(tc);
-            const bool f16_act = tc && type == HG_TYPE_F16;
-            const std::vector<float> wf0 = randn((size_t)(c.rows * c.k), 11, 0.0f, 0.5f);
-            const std::vector<uint8_t> w = from_float(type, wf0);
-            const std::vector<float> wf = to_float_rows(type, w, wf0.size());
-            const std::vector<float> x = randn((size_t)(c.k * c.n), 12), b = randn((size_t)c.rows, 13);
-            const int64_t ldy = c.rows + 3;
-            std::vector<float> y0((size_t)(ldy * c.n));
-            for (size_t i = 0; i < y0.size(); i++) y0[i] = (float)(i % 5) - 2.0f;
-            for (bool acc : {false, true}) {
-                Dev dw = Dev::of(w), dx = Dev::of(x), db = Dev::of(b), dy = Dev::of(y0);
-                hg::cuda::gemm(type, dw.p<void>(), c.rows, c.k, dx.p<float>(), c.k, c.n, db.p<float>(), dy.p<float>(),
-                               ldy, acc, nullptr);
-                const std::vector<float> y = dy.read<float>(y0.size());
-                std::vector<float> want(y0.size()), bound(y0.size());
-                for (int64_t j = 0; j < c.n; j++)
-                    for (int64_t r = 0; r < ldy; r++) {
-                        const size_t o = (size_t)(j * ldy + r);
-                        if (r >= c.rows) { // gaps untouched
-                            want[o] = y0[o], bound[o] = 0;
-                            continue;
+        for (int type : {HG_TYPE_F32, HG_TYPE_F16, HG_TYPE_BF16})
+            for (Case c :
+                 {Case{1, 1, 1}, Case{37, 45, 29}, Case{130, 96, 70}, Case{64, 588, 65}, Case{200, 1024, 129}}) {
+                if (tc && type == HG_TYPE_F32) continue; // one path
+                hg::cuda::gemm_use_tensor_cores(tc);
+                const bool f16_act = tc && type == HG_TYPE_F16;
+                const std::vector<float> wf0 = randn((size_t)(c.rows * c.k), 11, 0.0f, 0.5f);
+                const std::vector<uint8_t> w = from_float(type, wf0);
+                const std::vector<float> wf = to_float_rows(type, w, wf0.size());
+                const std::vector<float> x = randn((size_t)(c.k * c.n), 12), b = randn((size_t)c.rows, 13);
+                const int64_t ldy = c.rows + 3;
+                std::vector<float> y0((size_t)(ldy * c.n));
+                for (size_t i = 0; i < y0.size(); i++) y0[i] = (float)(i % 5) - 2.0f;
+                for (bool acc : {false, true}) {
+                    Dev dw = Dev::of(w), dx = Dev::of(x), db = Dev::of(b), dy = Dev::of(y0);
+                    hg::cuda::gemm(type, dw.p<void>(), c.rows, c.k, dx.p<float>(), c.k, c.n, db.p<float>(),
+                                   dy.p<float>(), ldy, acc, nullptr);
+                    const std::vector<float> y = dy.read<float>(y0.size());
+                    std::vector<float> want(y0.size()), bound(y0.size());
+                    for (int64_t j = 0; j < c.n; j++)
+                        for (int64_t r = 0; r < ldy; r++) {
+                            const size_t o = (size_t)(j * ldy + r);
+                            if (r >= c.rows) { // gaps untouched
+                                want[o] = y0[o], bound[o] = 0;
+                                continue;
+                            }
+                            double s = 0, sa = 0;
+                            for (int64_t i = 0; i < c.k; i++) {
+                                float xv = x[(size_t)(j * c.k + i)];
+                                if (type == HG_TYPE_BF16) xv = bf16_round(xv);
+                                if (f16_act) xv = f16_round(xv);
+                                s += (double)wf[(size_t)(r * c.k + i)] * xv;
+                                sa += std::fabs((double)wf[(size_t)(r * c.k + i)] * xv);
+                            }
+                            s += b[(size_t)r], sa += std::fabs(b[(size_t)r]);
+                            if (acc) s += y0[o], sa += std::fabs(y0[o]);
+                            want[o] = (float)s, bound[o] = (float)((c.k + 3) * kEps * sa + 1e-30);
                         }
-                        double s = 0, sa = 0;
-                        for (int64_t i = 0; i < c.k; i++) {
-                            float xv = x[(size_t)(j * c.k + i)];
-                            if (type == HG_TYPE_BF16) xv = bf16_round(xv);
-                            if (f16_act) xv = f16_round(xv);
-                            s += (double)wf[(size_t)(r * c.k + i)] * xv;
-                            sa += std::fabs((double)wf[(size_t)(r * c.k + i)] * xv);
+                    CHECK(count_misses(std::string(hg::type_traits(type)->name) + (tc ? " tensor-core" : "") +
+                                           " gemm " + std::to_string(c.rows) + "x" + std::to_string(c.k) + "x" +
+                                           std::to_string(c.n) + (acc ? " +=" : ""),
+                                       y, want, [&](size_t i) { return (double)bound[i]; }) == 0);
+                    if (acc) continue;
+                    // the CPU engine: W x, then the bias
+                    std::vector<float> cpu((size_t)(c.rows * c.n));
+                    hg::matmul(pool, type, w.data(), c.rows, c.k, x.data(), c.n, cpu.data());
+                    hg::add_bias(cpu.data(), b.data(), c.rows, c.n);
+                    int bad = 0;
+                    for (int64_t j = 0; j < c.n; j++)
+                        for (int64_t r = 0; r < c.rows; r++) {
+                            const size_t o = (size_t)(j * ldy + r);
+                            // the CPU may round f16 activations where this path does not, or the reverse:
+                            // allow that rounding's share (2^-11 of sum |w x|)
+                            const double extra = type == HG_TYPE_F16 ? 1.0 / 2048 : 0.0;
+                            const double bnd = 2 * bound[o] + extra * (bound[o] / ((c.k + 3) * kEps));
+                            if (std::fabs(y[o] - cpu[(size_t)(j * c.rows + r)]) > bnd) bad++;
                         }
-                        s += b[(size_t)r], sa += std::fabs(b[(size_t)r]);
-                        if (acc) s += y0[o], sa += std::fabs(y0[o]);
-                        want[o] = (float)s, bound[o] = (float)((c.k + 3) * kEps * sa + 1e-30);
-                    }
-                CHECK(count_misses(std::string(hg::type_traits(type)->name) + (tc ? " tensor-core" : "") + " gemm " +
-                                       std::to_string(c.rows) + "x" +
-                                       std::to_string(c.k) + "x" + std::to_string(c.n) + (acc ? " +=" : ""),
-                                   y, want, [&](size_t i) { return (double)bound[i]; }) == 0);
-                if (acc) continue;
-                // the CPU engine: W x, then the bias
-                std::vector<float> cpu((size_t)(c.rows * c.n));
-                hg::matmul(pool, type, w.data(), c.rows, c.k, x.data(), c.n, cpu.data());
-                hg::add_bias(cpu.data(), b.data(), c.rows, c.n);
-                int bad = 0;
-                for (int64_t j = 0; j < c.n; j++)
-                    for (int64_t r = 0; r < c.rows; r++) {
-                        const size_t o = (size_t)(j * ldy + r);
-                        // the CPU may round f16 activations where this path does not, or the reverse:
-                        // allow that rounding's share (2^-11 of sum |w x|)
-                        const double extra = type == HG_TYPE_F16 ? 1.0 / 2048 : 0.0;
-                        const double bnd = 2 * bound[o] + extra * (bound[o] / ((c.k + 3) * kEps));
-                        if (std::fabs(y[o] - cpu[(size_t)(j * c.rows + r)]) > bnd) bad++;
-                    }
-                CHECK_MSG(bad == 0, std::to_string(bad) + " values differ from the CPU's matmul");
+                    CHECK_MSG(bad == 0, std::to_string(bad) + " values differ from the CPU's matmul");
+                }
             }
-        }
     hg::cuda::gemm_use_tensor_cores(true);
 }
 
@@ -290,9 +290,9 @@ TEST(conv2d_matches_reference) {
                              nullptr);
             const std::vector<float> y = dy.read<float>(want.size());
             char name[96];
-            std::snprintf(name, sizeof name, "%s conv %lldx%lld s%lld %lldx%lldx%lld->%lld", type == HG_TYPE_F32 ? "f32" : "f16",
-                          (long long)c.k, (long long)c.k, (long long)c.stride, (long long)c.h, (long long)c.w,
-                          (long long)c.c_in, (long long)c.c_out);
+            std::snprintf(name, sizeof name, "%s conv %lldx%lld s%lld %lldx%lldx%lld->%lld",
+                          type == HG_TYPE_F32 ? "f32" : "f16", (long long)c.k, (long long)c.k, (long long)c.stride,
+                          (long long)c.h, (long long)c.w, (long long)c.c_in, (long long)c.c_out);
             CHECK(count_misses(name, y, want, [&](size_t i) { return (K + 3) * kEps * mag[i] + 1e-30; }) == 0);
         }
 }
@@ -302,8 +302,8 @@ TEST(conv2d_matches_reference) {
 TEST(layer_norm_matches_reference) {
     need_device();
     for (int64_t n : {1, 7, 77, 1024, 1031}) {
-        const std::vector<float> x = randn((size_t)(5 * n), (uint32_t)n, 50.0f, 3.0f), w = randn((size_t)n, 2, 1.0f, 0.2f),
-                                 b = randn((size_t)n, 3, 0.0f, 0.2f);
+        const std::vector<float> x = randn((size_t)(5 * n), (uint32_t)n, 50.0f, 3.0f),
+                                 w = randn((size_t)n, 2, 1.0f, 0.2f), b = randn((size_t)n, 3, 0.0f, 0.2f);
         std::vector<float> want(x.size());
         hg::layer_norm_ref(x.data(), w.data(), b.data(), want.data(), n, 5, 1e-5f);
         Dev dx = Dev::of(x), dw = Dev::of(w), db = Dev::of(b);
@@ -336,9 +336,9 @@ TEST(group_norm_matches_reference) {
             // float partial sums over a split's share of a group (folded in double): about
             // share * 2^-23 of the mean's and variance's scale
             const double share = (double)(c.n_pos * (c.c / c.groups)) / 64 + 256;
-            CHECK(count_misses("group_norm " + std::to_string(c.n_pos) + "x" + std::to_string(c.c) +
-                                   (swish ? " swish" : ""),
-                               y, want, [&](size_t i) { return share * kEps * 4 * (std::fabs(want[i]) + 1.0) + 1e-6; }) == 0);
+            CHECK(count_misses(
+                      "group_norm " + std::to_string(c.n_pos) + "x" + std::to_string(c.c) + (swish ? " swish" : ""), y,
+                      want, [&](size_t i) { return share * kEps * 4 * (std::fabs(want[i]) + 1.0) + 1e-6; }) == 0);
         }
 }
 
@@ -426,7 +426,7 @@ TEST(argmax_rows_takes_the_first_maximum) {
     const int64_t rows = 9, n = 8192 + 7;
     std::vector<float> x = randn((size_t)(rows * n), 55);
     x[(size_t)(3 * n + 100)] = 50.0f, x[(size_t)(3 * n + 5000)] = 50.0f; // a tie: the first wins
-    x[(size_t)(4 * n + n - 1)] = 60.0f;                                   // the last value
+    x[(size_t)(4 * n + n - 1)] = 60.0f;                                  // the last value
     std::vector<int32_t> want((size_t)rows);
     for (int64_t r = 0; r < rows; r++) {
         int64_t best = 0;
@@ -442,8 +442,9 @@ TEST(argmax_rows_takes_the_first_maximum) {
 
 // ---- attention ----
 
-// The output is a convex combination of values: float scores and sums over n keys stay within
-// (n + d) * 2^-23 of max |v| (times a few for the exp of the score error).
+// The output is a convex combination of values: float scores of d terms and sums over n keys
+// stay within (n + d) * 2^-23 of max |v|; 8 times that leaves room for the exp of the scores'
+// error and another order of additions, and still catches a wrong key, head or scale.
 TEST(vit_attention_matches_reference) {
     need_device();
     struct Case {
@@ -461,8 +462,7 @@ TEST(vit_attention_matches_reference) {
         const std::vector<float> y = dout.read<float>(want.size());
         double vmax = 0;
         for (float t : v) vmax = std::max(vmax, (double)std::fabs(t));
-        // scores q.k of hd terms of ~N(0, 1) products: the exp turns their error into a relative one
-        const double bound = 4 * (c.n_pos + c.hd + 8) * kEps * vmax * (1 + std::sqrt((double)c.hd));
+        const double bound = 8 * (c.n_pos + c.hd + 8) * kEps * vmax;
         CHECK(count_misses("vit_attention " + std::to_string(c.n_pos) + " pos, head_dim " + std::to_string(c.hd), y,
                            want, [&](size_t) { return bound; }) == 0);
     }
@@ -482,7 +482,7 @@ TEST(spatial_attention_matches_reference) {
             const std::vector<float> y = dout.read<float>(want.size());
             double vmax = 0;
             for (float t : v) vmax = std::max(vmax, (double)std::fabs(t));
-            const double bound = 4 * (n + c + 8) * kEps * vmax * (1 + std::sqrt((double)c));
+            const double bound = 8 * (n + c + 8) * kEps * vmax;
             CHECK(count_misses("spatial_attention " + std::to_string(n) + " x " + std::to_string(c), y, want,
                                [&](size_t) { return bound; }) == 0);
         }
@@ -531,7 +531,7 @@ TEST(clip_on_device_matches_cpu) {
         }
         for (int kind : {hg::CLIP_PROJECTOR_COMPREHENSION, hg::CLIP_PROJECTOR_GENERATION}) {
             const int64_t tap = cpu->tap_layer(kind == hg::CLIP_PROJECTOR_COMPREHENSION ? hg::CLIP_TAP_COMPREHENSION
-                                                                                         : hg::CLIP_TAP_GENERATION);
+                                                                                        : hg::CLIP_TAP_GENERATION);
             const int64_t D = cpu->projector(kind).n_out;
             cpu->encode(pool, px.data(), tap, a.data());
             std::vector<float> pa((size_t)(hp.n_patches() * D)), pb(pa.size()), pc(pa.size());
@@ -588,7 +588,10 @@ TEST(vqgan_tiny_decode_on_device_matches_torch) {
         std::printf("  vqgan tiny %s on the device: PSNR %.1f dB against torch, %.1f dB against the CPU\n",
                     type == HG_TYPE_F32 ? "f32" : "f16", p_ref, p_cpu);
         CHECK(p_ref >= (type == HG_TYPE_F32 ? 100.0 : 50.0));
-        CHECK(p_cpu >= 100.0); // the same weights and f32 activations on both (the CPU's f16 SIMD kernels too)
+        // f32: the same arithmetic but for the order of additions (measured 140 dB against torch's
+        // float64). f16 weights: the device keeps f32 activations, as the CPU's SIMD conv does; the
+        // CPU's scalar path (hg::matmul) rounds them to f16 (72.8 dB against torch): 60 dB.
+        CHECK(p_cpu >= (type == HG_TYPE_F32 ? 100.0 : 60.0));
         // a bad index is refused by name before anything reaches the device
         std::vector<int32_t> bad = idx;
         bad[5] = (int32_t)cfg.n_embed;
@@ -651,8 +654,8 @@ TEST(vqgan_real_decode_on_device_matches_torch) {
 
 TEST(gpu_cuda_without_a_device_says_why_and_auto_runs_on_the_cpu) {
     if (hg::cuda_device_count() > 0) SKIP("a CUDA device is present");
-    const std::string e = error_of(
-        [] { hg::ClipModel::load(hg::GGUFFile::open(clip_fixture("f32")), nullptr, true, HG_GPU_CUDA); });
+    const std::string e =
+        error_of([] { hg::ClipModel::load(hg::GGUFFile::open(clip_fixture("f32")), nullptr, true, HG_GPU_CUDA); });
     CHECK_MSG(contains(e, "clip: gpu 'cuda': no CUDA device"), e);
     const std::vector<uint8_t> bytes = vqsynth::gguf(vqsynth::tiny(), 1, HG_TYPE_F32, false);
     const std::string ev =

@@ -109,8 +109,9 @@ std::vector<uint8_t> clip_gguf(uint32_t n_layer) {
 }
 
 int usage() {
-    std::fprintf(stderr,
-                 "usage: bench_vision [--gpu off|auto|cuda] [--clip-layers 23] [--vqgan real|tiny] [-r 5] [-t threads]\n");
+    std::fprintf(
+        stderr,
+        "usage: bench_vision [--gpu off|auto|cuda] [--clip-layers 23] [--vqgan real|tiny] [-r 5] [-t threads]\n");
     return 2;
 }
 
@@ -141,8 +142,8 @@ int main(int argc, char **argv) {
         hg::ThreadPool pool(threads);
 
         const std::vector<uint8_t> cb = clip_gguf((uint32_t)layers);
-        auto clip = hg::ClipModel::load(hg::GGUFFile::parse(cb.data(), cb.size(), "vitl336-random.gguf"), &pool, true,
-                                        gpu);
+        auto clip =
+            hg::ClipModel::load(hg::GGUFFile::parse(cb.data(), cb.size(), "vitl336-random.gguf"), &pool, true, gpu);
         const hg::ClipHParams &hp = clip->hparams();
         std::vector<float> px((size_t)(3 * hp.image_size * hp.image_size));
         for (size_t i = 0; i < px.size(); i++) px[i] = uniform(99, i) * 2.0f;
@@ -172,8 +173,7 @@ int main(int argc, char **argv) {
                     (long long)cfg.resolution, 1e3 * median(tv), reps, vq->backend().c_str());
         std::printf("{\"clip_ms\": %.3f, \"vqgan_ms\": %.3f, \"clip_layers\": %lld, \"clip_backend\": \"%s\", "
                     "\"vqgan_backend\": \"%s\"}\n",
-                    1e3 * median(tc), 1e3 * median(tv), (long long)tap, clip->backend().c_str(),
-                    vq->backend().c_str());
+                    1e3 * median(tc), 1e3 * median(tv), (long long)tap, clip->backend().c_str(), vq->backend().c_str());
     } catch (const std::exception &e) {
         std::fprintf(stderr, "bench_vision: %s\n", e.what());
         return 1;
