@@ -83,8 +83,8 @@ CudaClip::CudaClip(const ClipHParams &hp) : hp_(hp) {
     std::snprintf(cc, sizeof cc, " (sm_%d%d, %.1f GiB)", props.cc_major, props.cc_minor,
                   props.total_bytes / 1073741824.0);
     describe_ = "cuda: " + props.name + cc;
-    if (hp_.head_dim > 128)
-        fail("cuda clip: head_dim " + std::to_string(hp_.head_dim) + " (the attention kernel takes up to 128)");
+    if (hp_.head_dim > 64)
+        fail("cuda clip: head_dim " + std::to_string(hp_.head_dim) + " (the attention kernel takes up to 64)");
 }
 
 DevMatrix CudaClip::upload(const ClipWeight &w, int64_t rows, int64_t k, const std::string &name) {

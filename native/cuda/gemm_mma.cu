@@ -18,9 +18,12 @@ namespace {
 
 constexpr int kTile = 64, kStep = 32, kLd = kStep + 8; // kLd: a multiple of 8 halves, 16-byte rows
 
-template <class T> __device__ __forceinline__ T round_to(float v);
-template <> __device__ __forceinline__ __half round_to<__half>(float v) { return __float2half_rn(v); }
-template <> __device__ __forceinline__ __nv_bfloat16 round_to<__nv_bfloat16>(float v) { return __float2bfloat16_rn(v); }
+template <class T> __device__ __forceinline__ T round_to(float v) {
+    if constexpr (std::is_same<T, __half>::value)
+        return __float2half_rn(v);
+    else
+        return __float2bfloat16_rn(v);
+}
 
 template <class T> struct mma_smem {
     T a[kTile][kLd];     // weights: [row][k]

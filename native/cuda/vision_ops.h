@@ -74,7 +74,7 @@ void patch_im2col(const float *pixels, int64_t channels, int64_t height, int64_t
 
 // ---- attention ----
 // ops/vit_attention.h: multi-head, no mask, q.k / sqrt(head_dim), softmax in float.
-// head_dim at most 128.
+// head_dim at most 64.
 void vit_attention(const float *q, const float *k, const float *v, int64_t stride, int64_t n_pos, int64_t n_heads,
                    int64_t head_dim, float *out, int64_t out_stride, void *stream);
 // ops/spatial_attention.h: one head of c channels over n positions; scores: n * n floats.

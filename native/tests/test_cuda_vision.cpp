@@ -450,7 +450,7 @@ TEST(vit_attention_matches_reference) {
     struct Case {
         int64_t n_pos, heads, hd;
     };
-    for (Case c : {Case{1, 1, 8}, Case{77, 3, 16}, Case{65, 2, 40}, Case{130, 2, 72}, Case{577, 2, 64}}) {
+    for (Case c : {Case{1, 1, 8}, Case{77, 3, 16}, Case{65, 2, 40}, Case{130, 2, 33}, Case{577, 2, 64}}) {
         const int64_t stride = c.heads * c.hd + 5, out_stride = c.heads * c.hd + 3;
         const std::vector<float> q = randn((size_t)(c.n_pos * stride), 61), k = randn((size_t)(c.n_pos * stride), 62),
                                  v = randn((size_t)(c.n_pos * stride), 63);
