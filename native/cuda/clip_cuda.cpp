@@ -39,6 +39,7 @@ class CudaClip final : public ClipDevice {
     void encode(const float *pixels, int64_t hidden_state, float *out) override;
     void project(int kind, const float *in, int64_t n, float *out) override;
     void encode_project(const float *pixels, int64_t hidden_state, int kind, float *out) override;
+    void use_projector(int kind, const ClipProjector &pj) override;
 
     // filled by make_clip_cuda, which may read ClipModel's weights
     struct Layer {
@@ -47,14 +48,16 @@ class CudaClip final : public ClipDevice {
     };
     struct Projector {
         bool present = false;
-        int64_t n_out = 0;
+        int64_t n_mid = 0, n_out = 0;
         DevMatrix w0, w2;
         DeviceBuffer b0, b2;
     };
     DevMatrix upload(const ClipWeight &w, int64_t rows, int64_t k, const std::string &name);
     DeviceBuffer upload_f32(const ClipWeight &w, int64_t n);
     void set_embeddings(const ClipWeight &cls, const ClipWeight &pos);
+    Projector upload_projector(const ClipProjector &p, const std::string &prefix);
     void allocate();
+    void allocate_projector_buffers();
 
     DevMatrix patch_;
     DeviceBuffer pos_cls_, pre_ln_w_, pre_ln_b_;
@@ -138,7 +141,7 @@ size_t CudaClip::scratch_bytes(int64_t n) const {
 void CudaClip::allocate() {
     const int64_t E = hp_.n_embd, F = hp_.n_ff, n = hp_.n_pos(), P = hp_.patch_size, S = hp_.image_size;
     int64_t D = 1;
-    for (const Projector &p : proj_) D = std::max(D, p.n_out);
+    for (const Projector &p : proj_) D = std::max({D, p.n_mid, p.n_out});
     scratch_bytes_ = scratch_bytes(n);
     const size_t floats = (size_t)(3 * S * S + hp_.n_patches() * 3 * P * P + 7 * n * E + n * F + 2 * n * D);
     size_t free_b = 0, total_b = 0;
@@ -150,8 +153,43 @@ void CudaClip::allocate() {
     auto f = [](int64_t count) { return DeviceBuffer(4 * (size_t)count); };
     pixels_ = f(3 * S * S), cols_ = f(hp_.n_patches() * 3 * P * P);
     x_ = f(n * E), h_ = f(n * E), q_ = f(n * E), k_ = f(n * E), v_ = f(n * E), attn_ = f(n * E), tmp_ = f(n * E);
-    up_ = f(n * F), mid_ = f(n * D), proj_out_ = f(n * D);
+    up_ = f(n * F);
+    allocate_projector_buffers();
+}
+
+// The projectors' rows of one image, and the products' scratch, for the projectors now held.
+void CudaClip::allocate_projector_buffers() {
+    int64_t mid = 1, out = 1;
+    for (const Projector &p : proj_) mid = std::max(mid, p.n_mid), out = std::max(out, p.n_out);
+    const int64_t np = hp_.n_patches();
+    mid_ = DeviceBuffer(), proj_out_ = DeviceBuffer(), scratch_ = DeviceBuffer(); // free before allocating
+    mid_ = DeviceBuffer(4 * (size_t)(np * mid)), proj_out_ = DeviceBuffer(4 * (size_t)(np * out));
+    scratch_bytes_ = scratch_bytes(hp_.n_pos());
     scratch_ = DeviceBuffer(scratch_bytes_);
+}
+
+CudaClip::Projector CudaClip::upload_projector(const ClipProjector &p, const std::string &prefix) {
+    Projector g;
+    g.present = true, g.n_mid = p.n_mid, g.n_out = p.n_out;
+    g.w0 = upload(p.w0, p.n_mid, hp_.n_embd, prefix + "0.weight");
+    g.w2 = upload(p.w2, p.n_out, p.n_mid, prefix + "2.weight");
+    g.b0 = upload_f32(p.b0, p.n_mid), g.b2 = upload_f32(p.b2, p.n_out);
+    return g;
+}
+
+// A plugin's projector in place of the file's: uploaded whole before the old one goes, so a
+// failure (a type the kernels lack, no memory) leaves the device as it was.
+void CudaClip::use_projector(int kind, const ClipProjector &pj) {
+    std::lock_guard<std::mutex> lock(mu_);
+    Projector g = upload_projector(pj, "the plugin's mm.");
+    std::swap(proj_[kind], g);
+    try {
+        allocate_projector_buffers();
+    } catch (...) {
+        std::swap(proj_[kind], g);
+        allocate_projector_buffers(); // the old sizes: what was there a moment ago
+        throw;
+    }
 }
 
 // y = W x (+ bias); residual: y = y + (W x + bias).
@@ -203,7 +241,7 @@ void CudaClip::run_projector(int kind, const float *in, int64_t n, float *mid, f
                              size_t scratch_bytes) {
     const Projector &p = proj_[kind];
     linear(p.w0, nullptr, in, n, mid, false, scratch, scratch_bytes);
-    cuda::bias_act(mid, p.b0.as<float>(), p.n_out, n, cuda::BIAS_GELU_ERF, stream_.get());
+    cuda::bias_act(mid, p.b0.as<float>(), p.n_mid, n, cuda::BIAS_GELU_ERF, stream_.get());
     linear(p.w2, p.b2.as<float>(), mid, n, out, false, scratch, scratch_bytes);
 }
 
@@ -217,10 +255,10 @@ void CudaClip::encode(const float *pixels, int64_t hidden_state, float *out) {
 
 void CudaClip::project(int kind, const float *in, int64_t n, float *out) {
     std::lock_guard<std::mutex> lock(mu_);
-    const int64_t E = hp_.n_embd, D = proj_[kind].n_out;
+    const int64_t E = hp_.n_embd, M = proj_[kind].n_mid, D = proj_[kind].n_out;
     void *s = stream_.get();
     // any number of rows: buffers of this call's size
-    DeviceBuffer din(4 * (size_t)(n * E)), dmid(4 * (size_t)(n * D)), dout(4 * (size_t)(n * D));
+    DeviceBuffer din(4 * (size_t)(n * E)), dmid(4 * (size_t)(n * M)), dout(4 * (size_t)(n * D));
     const size_t sb = scratch_bytes(n);
     DeviceBuffer scratch(sb);
     cuda_copy_to_device_async(din.get(), in, 4 * (size_t)(n * E), s);
@@ -286,11 +324,7 @@ std::unique_ptr<ClipDevice> make_clip_cuda(const ClipModel &m) {
         const ClipProjector &p = m.proj_[kind];
         if (!p.present) continue;
         const std::string pre = kind == 0 ? "mm." : "mm.gen.";
-        CudaClip::Projector &g = d->proj_[kind];
-        g.present = true, g.n_out = p.n_out;
-        g.w0 = d->upload(p.w0, p.n_out, E, pre + "0.weight");
-        g.w2 = d->upload(p.w2, p.n_out, p.n_out, pre + "2.weight");
-        g.b0 = d->upload_f32(p.b0, p.n_out), g.b2 = d->upload_f32(p.b2, p.n_out);
+        d->proj_[kind] = d->upload_projector(p, pre);
     }
     d->allocate();
     return d;

@@ -397,7 +397,8 @@ bool ClipModel::use_projector(int kind, std::unique_ptr<GGUFFile> file, ThreadPo
     ClipProjector pj = read_projector(*file, "mm.", hp_.n_embd, false);
     if (!pj.present) return false;
     std::unique_ptr<PackedWeights> packed(new PackedWeights());
-    if (repack_) {
+    if (device_) device_->use_projector(kind, pj); // first: a failure leaves the old projector in place
+    if (repack_ && !device_) {
         const std::vector<const void *> p = packed->pack(*file, {pj.w0.t, pj.w2.t}, pool, true);
         pj.w0.packed = p[0];
         pj.w2.packed = p[1];

@@ -9,6 +9,8 @@
 
 namespace hg {
 
+struct ClipProjector;
+
 class ClipDevice {
   public:
     virtual ~ClipDevice() = default;
@@ -21,6 +23,9 @@ class ClipDevice {
     // encode then project without the features leaving the device: the projected rows (host,
     // n_patches x n_out) are all that is copied back.
     virtual void encode_project(const float *pixels, int64_t hidden_state, int kind, float *out) = 0;
+    // ClipModel::use_projector: projector `kind` replaced by pj (its weights in their file
+    // types, in a mapping the model keeps); on a failure the old one stays.
+    virtual void use_projector(int kind, const ClipProjector &pj) = 0;
 };
 
 } // namespace hg

@@ -546,6 +546,29 @@ TEST(clip_on_device_matches_cpu) {
     }
 }
 
+// A plugin's projector (here the f16 file's mm.0 / mm.2) replacing the generation projector on
+// the device as on the CPU; a file without one changes nothing.
+TEST(clip_plugin_projector_on_device_matches_cpu) {
+    need_device();
+    hg::ThreadPool pool(2);
+    auto cpu = hg::ClipModel::load(hg::GGUFFile::open(clip_fixture("f32")));
+    auto gpu = hg::ClipModel::load(hg::GGUFFile::open(clip_fixture("f32")), nullptr, true, HG_GPU_CUDA);
+    CHECK(cpu->use_projector(hg::CLIP_PROJECTOR_GENERATION, hg::GGUFFile::open(clip_fixture("f16")), &pool));
+    CHECK(gpu->use_projector(hg::CLIP_PROJECTOR_GENERATION, hg::GGUFFile::open(clip_fixture("f16")), &pool));
+    CHECK(!gpu->use_projector(hg::CLIP_PROJECTOR_GENERATION, hg::GGUFFile::open("test/fixtures/phi3/gqa.f32.gguf"),
+                              &pool));
+    const hg::ClipHParams &hp = cpu->hparams();
+    const std::vector<float> px = randn((size_t)(3 * hp.image_size * hp.image_size), 82);
+    const int64_t tap = cpu->tap_layer(hg::CLIP_TAP_GENERATION);
+    const int64_t D = cpu->projector(hg::CLIP_PROJECTOR_GENERATION).n_out;
+    std::vector<float> a((size_t)(hp.n_patches() * D)), b(a.size());
+    cpu->encode_project(pool, px.data(), tap, hg::CLIP_PROJECTOR_GENERATION, a.data());
+    gpu->encode_project(pool, px.data(), tap, hg::CLIP_PROJECTOR_GENERATION, b.data());
+    const double e = max_rel(b, a);
+    std::printf("  clip plugin projector (f16) on the device: max rel %.2e\n", e);
+    CHECK(e < clip_tolerance("f16"));
+}
+
 double psnr(const std::vector<float> &got, const std::vector<float> &ref) {
     double se = 0;
     for (size_t i = 0; i < ref.size(); i++) {
