@@ -131,17 +131,20 @@ describe('VisionTower loading and lifetime', () => {
     t.dispose(); // twice is harmless
   });
 
-  it("gpu: 'auto' runs on the CPU and says why; 'cuda' is refused until CLIP has CUDA kernels", async () => {
+  it("gpu: 'auto' runs on CUDA when there is a device, else on the CPU saying why; then 'cuda' is refused with that reason", async () => {
     const cpu = await VisionTower.load(join(fixtures, 'tiny.f32.gguf'), { threads: 1 });
     expect(cpu.info.backend).toBe('cpu');
     cpu.dispose();
     const auto = await VisionTower.load(join(fixtures, 'tiny.f32.gguf'), { gpu: 'auto', threads: 1 });
-    expect(auto.info.backend).toBe('cpu (CLIP on CUDA is not implemented yet)');
+    const backend = auto.info.backend;
     auto.dispose();
-    await expect(VisionTower.load(join(fixtures, 'tiny.f32.gguf'), { gpu: 'cuda' })).rejects.toMatchObject({
-      code: 'ERR_UNSUPPORTED',
-      message: expect.stringMatching(/CLIP on CUDA is not implemented yet/),
-    });
+    expect(backend).toMatch(/^(cuda: .+|cpu \((this engine was built without the CUDA backend|no CUDA device.*)\))$/);
+    if (backend.startsWith('cpu (')) {
+      await expect(VisionTower.load(join(fixtures, 'tiny.f32.gguf'), { gpu: 'cuda' })).rejects.toMatchObject({
+        code: 'ERR_UNSUPPORTED',
+        message: expect.stringContaining(`gpu 'cuda': ${backend.slice(5, -1)}`),
+      });
+    }
     await expect(VisionTower.load(join(fixtures, 'tiny.f32.gguf'), { gpu: 1 as unknown as 'auto' })).rejects.toThrow(/gpu must be "auto", "cuda" or false, got 1/);
   });
 });

@@ -124,11 +124,14 @@ describe('Vqgan errors', () => {
     await expect(Vqgan.load(join(dir, 'tiny.gguf'), { gpu: 'yes' as 'auto' })).rejects.toThrow(/gpu must be "auto", "cuda" or false, got yes/);
   });
 
-  it("gpu: 'auto' runs on the CPU and says why; 'cuda' is refused until the VQGAN has CUDA kernels", async () => {
+  it("gpu: 'auto' runs on CUDA when there is a device, else on the CPU saying why; then 'cuda' is refused with that reason", async () => {
     const vq = await Vqgan.load(join(dir, 'tiny.gguf'), { gpu: 'auto', threads: 1 });
-    expect(vq.info.backend).toBe('cpu (the VQGAN on CUDA is not implemented yet)');
+    const backend = vq.info.backend;
     vq.dispose();
-    await expect(Vqgan.load(join(dir, 'tiny.gguf'), { gpu: 'cuda' })).rejects.toMatchObject({ code: 'ERR_UNSUPPORTED', message: expect.stringMatching(/the VQGAN on CUDA is not implemented yet/) });
+    expect(backend).toMatch(/^(cuda: .+|cpu \((this engine was built without the CUDA backend|no CUDA device.*)\))$/);
+    if (backend.startsWith('cpu (')) {
+      await expect(Vqgan.load(join(dir, 'tiny.gguf'), { gpu: 'cuda' })).rejects.toMatchObject({ code: 'ERR_UNSUPPORTED', message: expect.stringContaining(`gpu 'cuda': ${backend.slice(5, -1)}`) });
+    }
   });
 });
 

@@ -41,7 +41,7 @@ export function addSessionOptions(c: Command): Command {
     .addOption(new Option('--threads <n>', 'threads (default: one per core)').argParser(num))
     .addOption(new Option('--context <n>', "context size (default: the model's)").argParser(num))
     .addOption(new Option('--kv-type <type>', 'KV cache precision (default f16)').choices(['f16', 'f32']))
-    .addOption(new Option('--gpu <mode>', 'where the language model runs: off (default, the CPU), auto (CUDA when present and it fits), cuda').choices(['auto', 'cuda', 'off']))
+    .addOption(new Option('--gpu <mode>', 'where the language model, CLIP and the VQGAN run: off (default, the CPU), auto (CUDA when present and it fits), cuda').choices(['auto', 'cuda', 'off']))
     .addOption(new Option('--gpu-layers <n>', 'with a GPU: only the first n layers there, the rest on the CPU').argParser(num))
     .option('--json', 'print one JSON object at the end instead of streaming');
 }

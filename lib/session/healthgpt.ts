@@ -51,7 +51,7 @@ export interface HealthGPTLoadOptions {
   contextSize?: number;
   /** KV cache precision; default f16 */
   kvType?: 'f16' | 'f32';
-  /** where the language model runs (LoadOptions.gpu); default false (the CPU). The vision tower and the VQGAN take it as 'auto' (they run on the CPU until they have CUDA kernels) */
+  /** where the language model, the vision tower and the VQGAN run (LoadOptions.gpu); default false (the CPU) */
   gpu?: GpuOption;
   /** LoadOptions.gpuLayers */
   gpuLayers?: number;
@@ -223,8 +223,7 @@ export class HealthGPT {
         pluginOptions: options.pluginOptions,
       });
       parts.push(model);
-      // CLIP and the VQGAN follow the model's gpu as 'auto': they have no CUDA implementation yet and run on the CPU
-      const gpu = options.gpu ? 'auto' : false;
+      const gpu = options.gpu ?? false;
       const vision = await VisionTower.load(options.vision, { threads, gpu });
       parts.push(vision);
       const vqgan = options.vqgan === undefined ? undefined : await Vqgan.load(options.vqgan, { threads, gpu });

@@ -2,7 +2,7 @@
 #include <memory>
 #include <string>
 
-#include "api/cpu_only.h"
+#include "api/gpu_choice.h"
 #include "core/error.h"
 #include "core/threadpool.h"
 #include "gguf/gguf.h"
@@ -38,9 +38,10 @@ hg_clip *hg_clip_load(const char *path, const hg_clip_params *params) {
         if (!path) hg::fail(HG_ERR_INVALID_ARG, "hg_clip_load: null path");
         const hg_clip_params p = params ? *params : hg_clip_default_params();
         std::unique_ptr<hg_clip> c(new hg_clip());
-        c->backend = hg::cpu_only_backend(p.gpu, "hg_clip_load", "CLIP");
+        const int gpu = hg::checked_gpu(p.gpu, "hg_clip_load");
         c->pool.reset(new hg::ThreadPool(p.n_threads));
-        c->model = hg::ClipModel::load(hg::GGUFFile::open(path), c->pool.get());
+        c->model = hg::ClipModel::load(hg::GGUFFile::open(path), c->pool.get(), true, gpu);
+        c->backend = c->model->backend();
         return c.release();
     });
 }

@@ -3,6 +3,7 @@
 #include <memory>
 #include <string>
 
+#include "api/gpu_choice.h"
 #include "core/error.h"
 #include "core/threadpool.h"
 #include "gguf/gguf.h"
@@ -52,9 +53,8 @@ hg_model *hg_model_load(const char *path, const hg_model_params *params) {
         opt.n_ctx = p.n_ctx;
         opt.kv_type = p.kv_type;
         opt.repack = p.repack != 0;
-        if (p.gpu != HG_GPU_OFF && p.gpu != HG_GPU_AUTO && p.gpu != HG_GPU_CUDA)
-            hg::fail("hg_model_load: gpu " + std::to_string(p.gpu) + " (0 off, 1 auto, 2 cuda)");
-        opt.gpu = p.gpu_layers == 0 ? HG_GPU_OFF : p.gpu;
+        const int gpu = hg::checked_gpu(p.gpu, "hg_model_load");
+        opt.gpu = p.gpu_layers == 0 ? HG_GPU_OFF : gpu;
         opt.gpu_layers = p.gpu_layers;
         std::unique_ptr<hg_model> m(new hg_model());
         m->pool.reset(new hg::ThreadPool(p.n_threads));

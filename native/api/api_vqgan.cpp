@@ -4,7 +4,7 @@
 #include <string>
 #include <vector>
 
-#include "api/cpu_only.h"
+#include "api/gpu_choice.h"
 #include "core/error.h"
 #include "core/threadpool.h"
 #include "gguf/gguf.h"
@@ -40,8 +40,8 @@ hg_vqgan *hg_vqgan_load(const char *path, const hg_vqgan_params *params) {
         if (!path) hg::fail(HG_ERR_INVALID_ARG, "hg_vqgan_load: null path");
         const hg_vqgan_params p = params ? *params : hg_vqgan_default_params();
         std::unique_ptr<hg_vqgan> vq(new hg_vqgan());
-        vq->backend = hg::cpu_only_backend(p.gpu, "hg_vqgan_load", "the VQGAN");
-        vq->model = hg::VqganModel::load(hg::GGUFFile::open(path));
+        vq->model = hg::VqganModel::load(hg::GGUFFile::open(path), hg::checked_gpu(p.gpu, "hg_vqgan_load"));
+        vq->backend = vq->model->backend();
         vq->pool.reset(new hg::ThreadPool(p.n_threads));
         return vq.release();
     });

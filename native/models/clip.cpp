@@ -296,7 +296,7 @@ void ClipModel::use_device(int gpu) {
 #else
     why = "this engine was built without the CUDA backend";
 #endif
-    if (gpu == HG_GPU_CUDA) fail("clip: gpu 'cuda': " + why);
+    if (gpu == HG_GPU_CUDA) fail(HG_ERR_UNSUPPORTED, "clip: gpu 'cuda': " + why);
     backend_ = "cpu (" + why + ")";
 }
 

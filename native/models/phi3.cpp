@@ -174,7 +174,7 @@ void Phi3Model::use_device(int gpu, int64_t n_ctx, int kv_type, int64_t gpu_laye
     (void)n_ctx, (void)kv_type, (void)gpu_layers;
     why = "this engine was built without the CUDA backend";
 #endif
-    if (gpu == HG_GPU_CUDA) fail("gpu 'cuda': " + why);
+    if (gpu == HG_GPU_CUDA) fail(HG_ERR_UNSUPPORTED, "gpu 'cuda': " + why);
     backend_ = "cpu (" + why + ")";
 }
 

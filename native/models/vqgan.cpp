@@ -288,7 +288,7 @@ void VqganModel::use_device(int gpu) {
 #else
     why = "this engine was built without the CUDA backend";
 #endif
-    if (gpu == HG_GPU_CUDA) fail("vqgan: gpu 'cuda': " + why);
+    if (gpu == HG_GPU_CUDA) fail(HG_ERR_UNSUPPORTED, "vqgan: gpu 'cuda': " + why);
     backend_ = "cpu (" + why + ")";
 }
 
