@@ -35,7 +35,7 @@
 // (`npx tsc -p .`), node-llama-cpp from the devDependency (`npm install`).
 import { spawn } from 'node:child_process';
 import { readFileSync, statSync } from 'node:fs';
-import { availableParallelism, cpus, homedir } from 'node:os';
+import { availableParallelism, cpus, homedir, loadavg } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ensureBenchModel } from './bench-model.mjs';
@@ -263,6 +263,11 @@ async function main() {
   if (o.model) files.push({ type: 'file', path: o.model });
   else for (const t of o.typeList) files.push({ type: t, path: await ensureBenchModel(lib, o.cache, log, t, o.quick ? 2 : undefined) });
 
+  // llama.cpp's threads spin at every barrier: on a machine busy with other work they wait on
+  // each other's time slices and its figures collapse (tenfold and more), ours far less
+  const loadBefore = loadavg()[0];
+  if (loadBefore > 0.5 * availableParallelism())
+    log(`note: load average ${loadBefore.toFixed(1)} on ${availableParallelism()} cores: the machine is busy, and llama.cpp's figures collapse on a busy machine; quote a run on a quiet one`);
   const results = [];
   for (const file of files) results.push(await benchFile(o, file, native_, native, log));
   const result = {
@@ -273,6 +278,7 @@ async function main() {
       contextSize: o.context,
       kvType: 'f16',
       rounds: o.repeats,
+      loadAverage: { before: loadBefore, after: loadavg()[0] },
       flashAttention: false,
       cpu: native().cpu(),
       processor: cpus()[0]?.model ?? 'unknown',
@@ -444,7 +450,7 @@ function summaryTable(o, result) {
   const ratio = (r) => (r ? `${r.prompt.toFixed(2)}x / ${r.decode.toFixed(2)}x` : '-');
   const share = (e) => (e ? `${(100 * median(e.decodeRooflineShares)).toFixed(0)}%` : '-');
   const lines = [
-    `${s.processor}, ${s.threads} threads (CPU kernels: ${s.cpu.active}); Phi-3-mini-shaped random weights; a ${o.prompt}-token prompt (pp) and ${o.decode} decoded tokens (tg), tok/s; medians of ${s.rounds} interleaved rounds; llama-bench: ${s.llamaBench ? `${s.llamaBench.release}, -march=native` : 'left out'}; node-llama-cpp: ${result.files[0]?.nodeLlamaCpp.engine ?? ''}`,
+    `${s.processor}, ${s.threads} threads (CPU kernels: ${s.cpu.active}; load average ${s.loadAverage.before.toFixed(1)} before the run, ${s.loadAverage.after.toFixed(1)} after); Phi-3-mini-shaped random weights; a ${o.prompt}-token prompt (pp) and ${o.decode} decoded tokens (tg), tok/s; medians of ${s.rounds} interleaved rounds; llama-bench: ${s.llamaBench ? `${s.llamaBench.release}, -march=native` : 'left out'}; node-llama-cpp: ${result.files[0]?.nodeLlamaCpp.engine ?? ''}`,
     '',
     '| file | healthgpt pp / tg | llama-bench (native) pp / tg | node-llama-cpp pp / tg | vs native pp / tg | vs node-llama-cpp pp / tg | read bandwidth, GB/s | tg share of it: healthgpt / native / node |',
     '|---|---|---|---|---|---|---|---|',
