@@ -342,7 +342,7 @@ async function benchFile(o, file, llamaBench, native, log) {
       runs[name].tg.push(...[x.tg].flat());
       if (name === 'healthgpt') peakRss = Math.max(peakRss, x.peakRss);
       if (name === 'nodeLlamaCpp') nodeEngine = x.engine;
-      if (name === 'llamaBench') nativeBuild = `llama.cpp ${x.build}`;
+      if (name === 'llamaBench') nativeBuild = `llama.cpp ${llamaBench.tag} (commit ${x.commit})`;
     }
   }
   const engine = (k) => {
