@@ -5,7 +5,7 @@
 //
 // Language-model speed of this engine against llama.cpp on the same GGUF file and thread
 // count, in one run (docs/design.md, "How we know it is fast"), for each file type:
-// prompt processing (a 512-token prompt to its first token) and decode (64 tokens, one at a
+// prompt processing (a 256-token prompt to its first token) and decode (64 tokens, one at a
 // time) in tokens/s, side by side with two llama.cpp builds and the ratio to each:
 //   - llama-bench built for this processor (-march=native, CPU only: tools/llama-bench-native.mjs,
 //     from the source node-llama-cpp bundles; built once into the cache, no network), what
@@ -16,7 +16,12 @@
 // memory read bandwidth, so that a shared machine's swings fall on all engines alike; each
 // figure is the median of the rounds, each decode also a share of its own round's roofline
 // (bandwidth / bytes read per token). Also the peak RSS of our decode against the weights
-// plus the KV cache.
+// plus the KV cache. Last, one Markdown table of the whole run, for the README.
+//
+// The defaults (3 rounds, 256 + 64 tokens, five file types) keep the whole of `npm run bench`
+// near 25 minutes on 2 quiet cores: llama-bench runs its prompt twice (a warm-up, then the
+// timed one), and it has no repacked x86 kernels for Q5_K and Q6_K (ggml-cpu/repack.cpp), so
+// its prompts on those files take longest.
 //
 // The files are Phi-3-mini-shaped (lib/synthetic PHI3_MINI: 32 layers, hidden 3072, ffn 8192,
 // HealthGPT's 40206-token vocabulary) with random weights, typed as `healthgpt quantize`
@@ -30,7 +35,7 @@
 // (`npx tsc -p .`), node-llama-cpp from the devDependency (`npm install`).
 import { spawn } from 'node:child_process';
 import { readFileSync, statSync } from 'node:fs';
-import { availableParallelism, homedir } from 'node:os';
+import { availableParallelism, cpus, homedir, loadavg } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ensureBenchModel } from './bench-model.mjs';
@@ -44,8 +49,8 @@ const TYPES = ['q4_0', 'q8_0', 'q4_k_m', 'q5_k_m', 'q6_k'];
 const USAGE = `usage: npm run bench [-- options]
   --json            print one JSON object instead of the tables
   --threads N       threads for every engine (default: ${availableParallelism()}, one per core)
-  --repeats N       rounds (each engine once per round, interleaved); medians reported (default 5)
-  --prompt N        prompt tokens for prompt processing (default 512)
+  --repeats N       rounds (each engine once per round, interleaved); medians reported (default 3)
+  --prompt N        prompt tokens for prompt processing (default 256)
   --decode N        tokens decoded one at a time (default 64)
   --context N       KV cache positions for our engine and node-llama-cpp (default 1024)
   --types LIST      file types, comma-separated (default ${TYPES.join(',')})
@@ -62,8 +67,8 @@ function parseArgs(argv) {
     {
       json: false,
       threads: availableParallelism(),
-      repeats: 5,
-      prompt: 512,
+      repeats: 3,
+      prompt: 256,
       decode: 64,
       context: 1024,
       types: TYPES.join(','),
@@ -258,6 +263,11 @@ async function main() {
   if (o.model) files.push({ type: 'file', path: o.model });
   else for (const t of o.typeList) files.push({ type: t, path: await ensureBenchModel(lib, o.cache, log, t, o.quick ? 2 : undefined) });
 
+  // llama.cpp's threads spin at every barrier: on a machine busy with other work they wait on
+  // each other's time slices and its figures collapse (tenfold and more), ours far less
+  const loadBefore = loadavg()[0];
+  if (loadBefore > 0.5 * availableParallelism())
+    log(`note: load average ${loadBefore.toFixed(1)} on ${availableParallelism()} cores: the machine is busy, and llama.cpp's figures collapse on a busy machine; quote a run on a quiet one`);
   const results = [];
   for (const file of files) results.push(await benchFile(o, file, native_, native, log));
   const result = {
@@ -268,9 +278,11 @@ async function main() {
       contextSize: o.context,
       kvType: 'f16',
       rounds: o.repeats,
+      loadAverage: { before: loadBefore, after: loadavg()[0] },
       flashAttention: false,
       cpu: native().cpu(),
-      llamaBench: native_ ? { path: native_.path, release: native_.tag, build: 'GGML_NATIVE=ON (-march=native), CPU only' } : null,
+      processor: cpus()[0]?.model ?? 'unknown',
+      llamaBench: native_ ? { path: native_.path, bundle: native_.tag, release: results[0]?.llamaBench?.engine ?? '', build: 'GGML_NATIVE=ON (-march=native), CPU only' } : null,
     },
     files: results,
   };
@@ -319,6 +331,7 @@ async function benchFile(o, file, llamaBench, native, log) {
   const bandwidthRuns = [];
   let peakRss = 0;
   let nodeEngine = '';
+  let nativeBuild = '';
   for (let r = 0; r < o.repeats; r++) {
     log(`${file.type}: round ${r + 1}/${o.repeats}: read bandwidth (${probeMiB} MiB, ${o.threads} threads), then ${engines.map(([k]) => k).join(', ')} ...`);
     bandwidthRuns.push(await native().readBandwidth(probeMiB, 5, o.threads));
@@ -329,6 +342,7 @@ async function benchFile(o, file, llamaBench, native, log) {
       runs[name].tg.push(...[x.tg].flat());
       if (name === 'healthgpt') peakRss = Math.max(peakRss, x.peakRss);
       if (name === 'nodeLlamaCpp') nodeEngine = x.engine;
+      if (name === 'llamaBench') nativeBuild = `llama.cpp ${llamaBench.tag} (commit ${x.commit})`;
     }
   }
   const engine = (k) => {
@@ -353,7 +367,7 @@ async function benchFile(o, file, llamaBench, native, log) {
     type: file.type,
     model: { path: file.path, fileBytes: statSync(file.path).size, weightBytes, tensorTypes: types, parameters: params, layers: nLayers, hidden, vocab, fileType: md['general.file_type'] },
     healthgpt: ours,
-    llamaBench: engine('llamaBench'),
+    llamaBench: llamaBench ? { ...engine('llamaBench'), engine: nativeBuild } : null,
     nodeLlamaCpp: { ...engine('nodeLlamaCpp'), engine: nodeEngine },
     ratio: { llamaBench: ratio('llamaBench'), nodeLlamaCpp: ratio('nodeLlamaCpp') },
     roofline: {
@@ -382,7 +396,10 @@ function printTables(o, result) {
   const s = result.settings;
   console.log('');
   console.log(`settings  ${s.threads} threads, context ${s.contextSize}, KV cache f16, no flash attention, CPU ${s.cpu.active}; medians of ${s.rounds} interleaved rounds`);
-  console.log(`peers     llama-bench ${s.llamaBench ? `${s.llamaBench.release}, built here with ${s.llamaBench.build}` : '(left out: --no-native)'}`);
+  console.log(`processor ${s.processor}`);
+  console.log(
+    `peers     llama-bench ${s.llamaBench ? `${s.llamaBench.release} (node-llama-cpp's bundled source ${s.llamaBench.bundle}), built here with ${s.llamaBench.build}` : '(left out: --no-native)'}`,
+  );
   console.log(`          ${result.files[0]?.nodeLlamaCpp.engine ?? ''}`);
   for (const f of result.files) {
     const m = f.model;
@@ -418,6 +435,33 @@ function printTables(o, result) {
       `  memory: healthgpt peak RSS ${g(mem.healthgptPeakRssBytes)} = weights ${g(mem.weightBytes)} + KV ${g(mem.kvCacheWrittenBytes)} written + ${(mem.overheadBytes / 1e6).toFixed(0)} MB else`,
     );
   }
+  console.log('');
+  for (const line of summaryTable(o, result)) console.log(line);
+}
+
+/**
+ * The whole run as one Markdown table, to paste into the README as it is: per file type, each
+ * engine's prompt / decode tok/s (medians), the ratios, and decode as a share of the read
+ * bandwidth measured in its round (median over the rounds).
+ */
+function summaryTable(o, result) {
+  const s = result.settings;
+  const pair = (e) => (e ? `${e.promptTokensPerSecond.toFixed(1)} / ${e.decodeTokensPerSecond.toFixed(1)}` : '-');
+  const ratio = (r) => (r ? `${r.prompt.toFixed(2)}x / ${r.decode.toFixed(2)}x` : '-');
+  const share = (e) => (e ? `${(100 * median(e.decodeRooflineShares)).toFixed(0)}%` : '-');
+  const lines = [
+    `${s.processor}, ${s.threads} threads (CPU kernels: ${s.cpu.active}; load average ${s.loadAverage.before.toFixed(1)} before the run, ${s.loadAverage.after.toFixed(1)} after); Phi-3-mini-shaped random weights; a ${o.prompt}-token prompt (pp) and ${o.decode} decoded tokens (tg), tok/s; medians of ${s.rounds} interleaved rounds; llama-bench: ${s.llamaBench ? `${s.llamaBench.release}, -march=native` : 'left out'}; node-llama-cpp: ${result.files[0]?.nodeLlamaCpp.engine ?? ''}`,
+    '',
+    '| file | healthgpt pp / tg | llama-bench (native) pp / tg | node-llama-cpp pp / tg | vs native pp / tg | vs node-llama-cpp pp / tg | read bandwidth, GB/s | tg share of it: healthgpt / native / node |',
+    '|---|---|---|---|---|---|---|---|',
+  ];
+  for (const f of result.files) {
+    const bw = f.roofline.readBandwidthRunsGBps;
+    lines.push(
+      `| ${f.type.toUpperCase()} (${(f.model.fileBytes / GB).toFixed(2)} GB) | ${pair(f.healthgpt)} | ${pair(f.llamaBench)} | ${pair(f.nodeLlamaCpp)} | ${ratio(f.ratio.llamaBench)} | ${ratio(f.ratio.nodeLlamaCpp)} | ${median(bw).toFixed(1)} (${Math.min(...bw).toFixed(1)} to ${Math.max(...bw).toFixed(1)}) | ${share(f.healthgpt)} / ${share(f.llamaBench)} / ${share(f.nodeLlamaCpp)} |`,
+    );
+  }
+  return lines;
 }
 
 main().catch((err) => {

@@ -1,7 +1,8 @@
 // llama.cpp's own benchmark, llama-bench, built for this processor (GGML_NATIVE: -march=native,
 // CPU only) from the llama.cpp source that node-llama-cpp bundles (node_modules/node-llama-cpp/
 // llama/gitRelease.bundle, a git bundle: cloned locally, no network). Built once into the
-// cache, per llama.cpp release and processor model; a later run reuses the binary.
+// cache, per llama.cpp release and processor (model name and instruction-set flags); a later
+// run reuses the binary.
 import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
@@ -40,16 +41,27 @@ export function bundledLlamaCpp(root) {
 }
 
 /**
+ * What -march=native builds for: the processor's model name and, where Linux lists them, its
+ * instruction-set flags (a VM often names every generation of a vendor's processors alike).
+ */
+function processorKey() {
+  let flags = '';
+  try {
+    flags = /^flags\s*:(.*)$/m.exec(readFileSync('/proc/cpuinfo', 'utf8'))?.[1]?.trim() ?? '';
+  } catch {
+    // not Linux: the model name alone
+  }
+  return `${cpus()[0]?.model ?? 'unknown'}\n${flags}`;
+}
+
+/**
  * The path of a native llama-bench for this processor, building it first if the cache has
  * none (minutes: ggml and llama.cpp with -march=native). fail(message) never returns.
  */
 export function ensureLlamaBench(root, cacheDir, log, fail) {
   const src = bundledLlamaCpp(root);
   if (!src) return fail("node-llama-cpp's bundled llama.cpp source (llama/gitRelease.bundle) is missing: run npm install");
-  const cpu = createHash('sha256')
-    .update(cpus()[0]?.model ?? 'unknown')
-    .digest('hex')
-    .slice(0, 8);
+  const cpu = createHash('sha256').update(processorKey()).digest('hex').slice(0, 8);
   const base = join(cacheDir, `llama.cpp-${src.tag}`);
   const build = join(cacheDir, `llama-bench-${src.tag}-native-${cpu}`);
   const bin = join(build, 'bin', 'llama-bench');
@@ -71,7 +83,8 @@ export function ensureLlamaBench(root, cacheDir, log, fail) {
 /**
  * One llama-bench run on `model`: a prompt of `prompt` tokens and `decode` generated tokens,
  * `threads` threads, F16 KV cache, no flash attention, one repetition after its own warm-up.
- * Resolves { pp, tg } in tokens/s.
+ * Returns { pp, tg } in tokens/s, the commit llama.cpp was built from (the bundle's, squashed:
+ * its build number says nothing) and the processor llama-bench names.
  */
 export function runLlamaBench(bin, model, { prompt, decode, threads }, fail) {
   const out = run(bin, ['-m', model, '-p', String(prompt), '-n', String(decode), '-t', String(threads), '-r', '1', '-ctk', 'f16', '-ctv', 'f16', '-fa', '0', '-o', 'json'], 'llama-bench', fail);
@@ -84,5 +97,5 @@ export function runLlamaBench(bin, model, { prompt, decode, threads }, fail) {
   const pp = rows.find((r) => r.n_prompt === prompt && r.n_gen === 0);
   const tg = rows.find((r) => r.n_gen === decode && r.n_prompt === 0);
   if (!pp || !tg) fail(`llama-bench reported no pp${prompt} / tg${decode} rows: ${out.slice(0, 500)}`);
-  return { pp: pp.avg_ts, tg: tg.avg_ts };
+  return { pp: pp.avg_ts, tg: tg.avg_ts, commit: pp.build_commit, cpu: pp.cpu_info };
 }
