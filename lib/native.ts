@@ -49,12 +49,34 @@ export interface NativeTypeInfo {
   supported: boolean;
 }
 
+/** One sequence's part of a batch (NativeModel.evalBatch; hg_batch_seq in native/include/healthgpt.h). */
+export interface BatchSegment {
+  /** the KV cache slot, 0 .. nSeq - 1, at most once per batch */
+  seq: number;
+  /** the slot's positions >= startPos are forgotten first; must be <= the slot's nPast */
+  startPos: number;
+  /** -1 takes the next row of embd */
+  tokens: Int32Array;
+  /** an id from loadPlugin; -1 (default) for the base alone */
+  plugin?: number;
+  /** nEmbd floats per token that is -1, in order */
+  embd?: Float32Array;
+  /** 0: none, 1: the last token's row, 2: every token's row */
+  logits: 0 | 1 | 2;
+}
+
 /** A loaded language model (src/model_binding.cpp). */
 export interface NativeModel {
-  /** backend: "cpu", "cuda: <device> (...)", or "cpu (<why not cuda>)" after gpu 'auto' */
-  info(): { nVocab: number; nEmbd: number; nCtx: number; backend: string };
+  /** backend: "cpu", "cuda: <device> (...)", or "cpu (<why not cuda>)" after gpu 'auto'; nSeq: KV cache slots */
+  info(): { nVocab: number; nEmbd: number; nCtx: number; nSeq: number; backend: string };
   /** Forgets cached positions >= startPos, then runs the tokens from there. plugin: an id from loadPlugin, -1 (default) for the base alone; embd: nEmbd floats per token that is -1, in order */
   eval(tokens: Int32Array, startPos: number, allLogits: boolean, plugin?: number, embd?: Float32Array): Promise<Float32Array>;
+  /** Every segment in one pass over the weights (each on its own slot and plugin); the logits rows (nVocab floats each) of the segments that asked, in segment order. Bit-identical to evaluating each alone. */
+  evalBatch(segments: BatchSegment[]): Promise<Float32Array>;
+  /** positions slot seq holds */
+  seqNPast(seq: number): number;
+  /** forgets slot seq's positions >= fromPos (applied before the next eval / evalBatch; never waits) */
+  seqClear(seq: number, fromPos: number): void;
   /** adapterType: a ggml type id (0 f32, 1 f16, 30 bf16, 8 q8_0) or -1 for the file's own */
   loadPlugin(path: string, options?: { adapterType?: number; fused?: boolean }): Promise<{ id: number; name: string }>;
   dispose(): void;
@@ -143,8 +165,8 @@ export interface NativeVqgan {
  */
 export interface NativeAddon {
   GGUFFile: new (path: string) => NativeGGUFFile;
-  /** kvType: 0 (f32) or 1 (f16), the ggml type ids */
-  Model: { load(path: string, options: { contextSize?: number; threads?: number; kvType?: number; repack?: number; gpu?: NativeGpu; gpuLayers?: number }): Promise<NativeModel> };
+  /** kvType: 0 (f32) or 1 (f16), the ggml type ids; sequences: KV cache slots (default 1) */
+  Model: { load(path: string, options: { contextSize?: number; threads?: number; kvType?: number; repack?: number; gpu?: NativeGpu; gpuLayers?: number; sequences?: number }): Promise<NativeModel> };
   /** gpu 2 (cuda) fails for now: CLIP has no CUDA implementation yet; 1 (auto) runs on the CPU */
   Clip: { load(path: string, options: { threads?: number; gpu?: NativeGpu }): Promise<NativeClip> };
   /** gpu as for Clip */

@@ -2,6 +2,8 @@
 // src/handle.h). Every call that computes runs off the JS thread; calls on one model are
 // serialised by the box's lock (the TypeScript layer also queues whole requests, so they
 // never interleave in the cache).
+#include <algorithm>
+#include <climits>
 #include <memory>
 #include <mutex>
 #include <stdexcept>
@@ -15,11 +17,25 @@ namespace hgnode {
 
 namespace {
 
-// The native model plus the lock that keeps two jobs off its KV cache at once.
+// The native model plus the lock that keeps two jobs off its KV cache at once. seqClear on
+// the JS thread must not wait for a running job: it records the clear, and the next job
+// applies it under the lock before it runs (seqNPast counts it at once).
 struct model_box {
     hg_model *model = nullptr;
     std::mutex busy;
+    std::mutex pending_mu;
+    std::vector<int> pending_clear; // per slot: clear from this position, INT_MAX: none
     ~model_box() { hg_model_free(model); }
+
+    // under `busy`
+    void apply_pending_clears() {
+        std::lock_guard<std::mutex> lk(pending_mu);
+        for (size_t s = 0; s < pending_clear.size(); s++) {
+            if (pending_clear[s] == INT_MAX) continue;
+            if (hg_model_seq_clear(model, (int)s, pending_clear[s]) < 0) throw native_error();
+            pending_clear[s] = INT_MAX;
+        }
+    }
 };
 using model_ptr = std::shared_ptr<model_box>;
 
@@ -34,6 +50,9 @@ class Model : public EngineObject<Model, model_box> {
                            {
                                StaticMethod("load", &Model::Load),
                                InstanceMethod("eval", &Model::Eval),
+                               InstanceMethod("evalBatch", &Model::EvalBatch),
+                               InstanceMethod("seqNPast", &Model::SeqNPast),
+                               InstanceMethod("seqClear", &Model::SeqClear),
                                InstanceMethod("loadPlugin", &Model::LoadPlugin),
                                InstanceMethod("info", &Model::Info),
                                InstanceMethod("dispose", &Model::Dispose),
@@ -43,7 +62,7 @@ class Model : public EngineObject<Model, model_box> {
     using EngineObject::EngineObject;
 
   private:
-    // load(path, {contextSize, threads, kvType, repack, gpu, gpuLayers}): Promise<Model>
+    // load(path, {contextSize, threads, kvType, repack, gpu, gpuLayers, sequences}): Promise<Model>
     static Napi::Value Load(const Napi::CallbackInfo &info) {
         Napi::Env env = info.Env();
         const std::string path = arg_string(info, 0, "path");
@@ -62,10 +81,12 @@ class Model : public EngineObject<Model, model_box> {
             opt_int("repack", p.repack);
             opt_int("gpu", p.gpu);
             opt_int("gpuLayers", p.gpu_layers);
+            opt_int("sequences", p.n_seq);
         }
         return load(env, "healthgpt.Model.load", [path, p](model_box &box) {
             box.model = hg_model_load(path.c_str(), &p);
             if (!box.model) throw native_error();
+            box.pending_clear.assign((size_t)hg_model_n_seq(box.model), INT_MAX);
         });
     }
 
@@ -77,6 +98,7 @@ class Model : public EngineObject<Model, model_box> {
         o.Set("nVocab", hg_model_n_vocab(b->model));
         o.Set("nEmbd", hg_model_n_embd(b->model));
         o.Set("nCtx", hg_model_n_ctx(b->model));
+        o.Set("nSeq", hg_model_n_seq(b->model));
         o.Set("backend", hg_model_backend(b->model));
         return o;
     }
@@ -123,11 +145,128 @@ class Model : public EngineObject<Model, model_box> {
         return job(
             env, "healthgpt.Model.eval",
             [in, embd, n, start, out, all, plugin](model_box &b) {
+                b.apply_pending_clears();
                 if (hg_model_kv_clear(b.model, start) < 0 ||
                     hg_model_eval_embd(b.model, plugin, in, embd, n, start, out, all ? 1 : 0) < 0)
                     throw native_error();
             },
             [](Napi::Env, Napi::Value kept) { return kept; }, logits, inputs);
+    }
+
+    // evalBatch(segments: {seq, startPos, tokens, plugin?, embd?, logits}[]): Promise<Float32Array>.
+    // Like eval for each segment (its slot's positions >= startPos are forgotten first), all in
+    // one pass over the weights; the logits rows of every segment that asked, in order.
+    Napi::Value EvalBatch(const Napi::CallbackInfo &info) {
+        Napi::Env env = info.Env();
+        model_ptr b = live(env);
+        if (info.Length() < 1 || !info[0].IsArray()) throw_error(env, "ERR_INVALID_ARG", "segments must be an array");
+        Napi::Array arr = info[0].As<Napi::Array>();
+        const uint32_t n_segs = arr.Length();
+        if (n_segs == 0) throw_error(env, "ERR_INVALID_ARG", "segments is empty");
+        const int n_seq = hg_model_n_seq(b->model), n_embd = hg_model_n_embd(b->model);
+        std::vector<hg_batch_seq> segs(n_segs);
+        std::vector<Napi::Value> inputs;
+        std::vector<bool> seen((size_t)n_seq, false);
+        size_t n_rows = 0;
+        for (uint32_t i = 0; i < n_segs; i++) {
+            const std::string who = "segments[" + std::to_string(i) + "]";
+            if (!arr.Get(i).IsObject()) throw_error(env, "ERR_INVALID_ARG", who + " must be an object");
+            Napi::Object o = arr.Get(i).As<Napi::Object>();
+            auto get_int = [&](const char *name, bool required, int dflt) {
+                Napi::Value v = o.Get(name);
+                if (v.IsUndefined() && !required) return dflt;
+                if (!v.IsNumber()) throw_error(env, "ERR_INVALID_ARG", who + "." + name + " must be a number");
+                const double d = v.As<Napi::Number>().DoubleValue();
+                if (!(d >= INT_MIN && d <= INT_MAX) || d != (double)(int)d)
+                    throw_error(env, "ERR_INVALID_ARG", who + "." + name + " must be an integer");
+                return (int)d;
+            };
+            hg_batch_seq &s = segs[i];
+            s.seq = get_int("seq", true, 0);
+            s.start_pos = get_int("startPos", true, 0);
+            s.plugin = get_int("plugin", false, -1);
+            s.logits = get_int("logits", true, 0);
+            if (s.seq < 0 || s.seq >= n_seq)
+                throw_error(env, "ERR_INVALID_ARG",
+                            who + ".seq " + std::to_string(s.seq) +
+                                " is not a slot of this model (sequences: " + std::to_string(n_seq) + ")");
+            if (seen[(size_t)s.seq])
+                throw_error(env, "ERR_INVALID_ARG",
+                            who + ".seq " + std::to_string(s.seq) + " appears twice in one batch");
+            seen[(size_t)s.seq] = true;
+            if (s.start_pos < 0) throw_error(env, "ERR_INVALID_ARG", who + ".startPos must be >= 0");
+            if (s.logits < 0 || s.logits > 2) throw_error(env, "ERR_INVALID_ARG", who + ".logits must be 0, 1 or 2");
+            Napi::Value t = o.Get("tokens");
+            if (!t.IsTypedArray() || t.As<Napi::TypedArray>().TypedArrayType() != napi_int32_array)
+                throw_error(env, "ERR_INVALID_ARG", who + ".tokens must be an Int32Array");
+            Napi::Int32Array tokens = t.As<Napi::Int32Array>();
+            s.n_tokens = (int)tokens.ElementLength();
+            if (s.n_tokens <= 0) throw_error(env, "ERR_INVALID_ARG", who + ".tokens is empty");
+            s.tokens = tokens.Data();
+            inputs.push_back(tokens);
+            s.embd = nullptr;
+            Napi::Value e = o.Get("embd");
+            if (!e.IsUndefined()) {
+                if (!e.IsTypedArray() || e.As<Napi::TypedArray>().TypedArrayType() != napi_float32_array)
+                    throw_error(env, "ERR_INVALID_ARG", who + ".embd must be a Float32Array");
+                Napi::Float32Array ef = e.As<Napi::Float32Array>();
+                size_t want = 0;
+                for (int j = 0; j < s.n_tokens; j++) want += s.tokens[j] == -1;
+                if (ef.ElementLength() != want * (size_t)n_embd)
+                    throw_error(env, "ERR_INVALID_ARG",
+                                who + ".embd has " + std::to_string(ef.ElementLength()) + " floats, expected " +
+                                    std::to_string(want) + " rows of " + std::to_string(n_embd) +
+                                    " (one per token -1)");
+                s.embd = ef.Data();
+                inputs.push_back(ef);
+            }
+            n_rows += s.logits == 2 ? (size_t)s.n_tokens : (size_t)s.logits;
+        }
+        const int n_vocab = hg_model_n_vocab(b->model);
+        Napi::Float32Array logits = Napi::Float32Array::New(env, (size_t)n_vocab * n_rows);
+        float *out = n_rows ? logits.Data() : nullptr;
+        return job(
+            env, "healthgpt.Model.evalBatch",
+            [segs, out](model_box &b) {
+                b.apply_pending_clears();
+                for (const hg_batch_seq &s : segs)
+                    if (hg_model_seq_clear(b.model, s.seq, s.start_pos) < 0) throw native_error();
+                if (hg_model_eval_batch(b.model, segs.data(), (int)segs.size(), out) < 0) throw native_error();
+            },
+            [](Napi::Env, Napi::Value kept) { return kept; }, logits, inputs);
+    }
+
+    int arg_seq(const Napi::CallbackInfo &info, const model_ptr &b) {
+        const int seq = arg_int32(info, 0, "seq");
+        const int n_seq = hg_model_n_seq(b->model);
+        if (seq < 0 || seq >= n_seq)
+            throw_error(info.Env(), "ERR_INVALID_ARG",
+                        "seq " + std::to_string(seq) +
+                            " is not a slot of this model (sequences: " + std::to_string(n_seq) + ")");
+        return seq;
+    }
+
+    // seqNPast(seq): positions slot seq holds (as of the last finished job, less a pending clear).
+    Napi::Value SeqNPast(const Napi::CallbackInfo &info) {
+        Napi::Env env = info.Env();
+        model_ptr b = live(env);
+        const int seq = arg_seq(info, b);
+        const int n = hg_model_seq_n_past(b->model, seq);
+        std::lock_guard<std::mutex> lk(b->pending_mu);
+        return Napi::Number::New(env, std::min(n, b->pending_clear[(size_t)seq]));
+    }
+
+    // seqClear(seq, fromPos): forgets slot seq's positions >= fromPos before the next job.
+    Napi::Value SeqClear(const Napi::CallbackInfo &info) {
+        Napi::Env env = info.Env();
+        model_ptr b = live(env);
+        const int seq = arg_seq(info, b);
+        const int from = arg_int32(info, 1, "fromPos");
+        if (from < 0) throw_error(env, "ERR_INVALID_ARG", "fromPos must be >= 0");
+        std::lock_guard<std::mutex> lk(b->pending_mu);
+        int &p = b->pending_clear[(size_t)seq];
+        p = std::min(p, from);
+        return env.Undefined();
     }
 
     // loadPlugin(path, {adapterType, fused}): Promise<{id, name}>, the plugin's id for eval

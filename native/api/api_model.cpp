@@ -2,6 +2,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "api/gpu_choice.h"
 #include "core/error.h"
@@ -42,6 +43,7 @@ hg_model_params hg_model_default_params(void) {
     p.repack = 1;
     p.gpu = HG_GPU_OFF;
     p.gpu_layers = -1;
+    p.n_seq = 1;
     return p;
 }
 
@@ -56,6 +58,7 @@ hg_model *hg_model_load(const char *path, const hg_model_params *params) {
         const int gpu = hg::checked_gpu(p.gpu, "hg_model_load");
         opt.gpu = p.gpu_layers == 0 ? HG_GPU_OFF : gpu;
         opt.gpu_layers = p.gpu_layers;
+        opt.n_seq = p.n_seq;
         std::unique_ptr<hg_model> m(new hg_model());
         m->pool.reset(new hg::ThreadPool(p.n_threads));
         opt.pool = m->pool.get();
@@ -80,6 +83,41 @@ int hg_model_n_ctx(const hg_model *model) {
 
 int hg_model_n_past(const hg_model *model) {
     return hg::guarded(-1, [&] { return (int)need(model, "hg_model_n_past")->phi3->kv_cache().n_past(); });
+}
+
+int hg_model_n_seq(const hg_model *model) {
+    return hg::guarded(-1, [&] { return need(model, "hg_model_n_seq")->phi3->n_seq(); });
+}
+
+int hg_model_seq_n_past(const hg_model *model, int seq) {
+    return hg::guarded(-1, [&] { return (int)need(model, "hg_model_seq_n_past")->phi3->kv_cache(seq).n_past(); });
+}
+
+int hg_model_seq_clear(hg_model *model, int seq, int from_pos) {
+    return hg::guarded(-1, [&] {
+        need(model, "hg_model_seq_clear")->phi3->kv_clear(from_pos, seq);
+        return 0;
+    });
+}
+
+int hg_model_eval_batch(hg_model *model, const hg_batch_seq *seqs, int n_seqs, float *logits) {
+    return hg::guarded(-1, [&] {
+        hg_model *m = need(model, "hg_model_eval_batch");
+        if (!seqs || n_seqs <= 0)
+            hg::fail("hg_model_eval_batch: no segments (n_seqs = " + std::to_string(n_seqs) + ")");
+        std::vector<hg::Phi3Segment> segs((size_t)n_seqs);
+        for (int i = 0; i < n_seqs; i++) {
+            const hg_batch_seq &b = seqs[i];
+            if (b.plugin < -1)
+                hg::fail("hg_model_eval_batch: segment " + std::to_string(i) + ": plugin " + std::to_string(b.plugin) +
+                         " (-1 for none)");
+            hg::Phi3Segment &s = segs[(size_t)i];
+            s.seq = b.seq, s.plugin = b.plugin, s.start_pos = b.start_pos, s.n_tokens = b.n_tokens;
+            s.tokens = b.tokens, s.embd = b.embd, s.logits = b.logits;
+        }
+        m->phi3->eval_batch(*m->pool, segs.data(), n_seqs, logits);
+        return 0;
+    });
 }
 
 int hg_model_eval(hg_model *model, const int32_t *tokens, int n, int start_pos, float *logits, int all_logits) {

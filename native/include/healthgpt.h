@@ -218,6 +218,10 @@ typedef struct hg_model_params {
     int gpu_layers; /* with a GPU: how many layers (the first ones) run there, the rest and the
                        output head on the CPU, for a card that cannot hold the model; < 0
                        (default): all; 0: none (the CPU alone) */
+    int n_seq;      /* KV cache slots (sequences), each of n_ctx positions; default 1, at most
+                       256. A slot's memory is committed as it is written: an untouched slot
+                       costs address space only. The CUDA backend holds one sequence: with
+                       n_seq > 1, HG_GPU_CUDA fails to load and HG_GPU_AUTO runs on the CPU. */
 } hg_model_params;
 
 hg_model_params hg_model_default_params(void);
@@ -245,6 +249,34 @@ int hg_model_eval(hg_model *model, const int32_t *tokens, int n, int start_pos, 
 /* Forgets positions from_pos and later, keeping the prefix before it for reuse; 0 empties
  * the cache. A from_pos past n_past changes nothing. Returns 0 or -1. */
 int hg_model_kv_clear(hg_model *model, int from_pos);
+
+/* ---- several sequences (hg_model_params.n_seq): continuous batching ----
+ * hg_model_eval, _eval_plugin, _eval_embd, _kv_clear and _n_past act on slot 0. */
+int hg_model_n_seq(const hg_model *model);                      /* -1 on a NULL model */
+int hg_model_seq_n_past(const hg_model *model, int seq);        /* -1 on a bad slot */
+int hg_model_seq_clear(hg_model *model, int seq, int from_pos); /* hg_model_kv_clear for slot seq */
+
+/* One sequence's part of a batch. */
+typedef struct hg_batch_seq {
+    int seq;               /* slot 0 .. n_seq-1; at most once per batch */
+    int plugin;            /* -1: the base model; else an id from hg_model_load_plugin */
+    int start_pos;         /* must equal the slot's n_past */
+    int n_tokens;          /* >= 1 */
+    const int32_t *tokens; /* -1 takes the next row of embd */
+    const float *embd;     /* may be NULL */
+    int logits;            /* 0: none, 1: the last token's row, 2: every token's row */
+} hg_batch_seq;
+
+/* Runs every segment: the next tokens of several sequences (decode rows and prompt chunks
+ * mixed), each continuing its own slot under its own plugin. One pass over the weights for
+ * all rows: the base W x is shared by every row, each segment's H-LoRA adapters are its
+ * plugin's. logits: n_vocab floats per row asked for, segment after segment (NULL when none
+ * asks). Greedy results are bit-identical to evaluating each segment alone (hg_model_eval_embd
+ * on a model holding only that sequence). Returns 0, or -1 with hg_last_error() naming the
+ * segment (a slot out of range or twice, a start_pos that is not the slot's n_past, a
+ * context that would overflow, a bad token or plugin); on failure no slot's n_past changes.
+ * A model on a device (CUDA) holds one sequence: there, a batch is one segment on slot 0. */
+int hg_model_eval_batch(hg_model *model, const hg_batch_seq *seqs, int n_seqs, float *logits);
 
 /* ---- the vision tower (CLIP ViT, GGUF architecture "clip": llama.cpp's mmproj layout) ----
  * A tower owns its weights (the mapped file) and its thread pool; calls on one tower must not

@@ -27,6 +27,9 @@ namespace {
 // chunk x 2 x n_ff floats) while keeping the matmuls wide enough to reuse weight tiles.
 constexpr int64_t kChunk = 256;
 
+// Sequences one model may hold: each slot's cache is only address space until written.
+constexpr int kMaxSeq = 256;
+
 Phi3Weight weight(const GGUFFile &f, const std::string &name, int64_t ne0, int64_t ne1) {
     return Phi3Weight{&checked_tensor(f, name, ne0, ne1)};
 }
@@ -140,9 +143,19 @@ std::unique_ptr<Phi3Model> Phi3Model::load(std::unique_ptr<GGUFFile> file, const
 
     const int64_t n_ctx = opt.n_ctx > 0 ? opt.n_ctx : hp.n_ctx_train;
     if (n_ctx > kMaxDim) fail(HG_ERR_INVALID_ARG, "phi3: n_ctx " + std::to_string(n_ctx) + " is too large");
-    m->kv_ = Phi3KVCache(hp, opt.kv_type, n_ctx);
+    if (opt.n_seq < 1 || opt.n_seq > kMaxSeq)
+        fail(HG_ERR_INVALID_ARG,
+             "phi3: n_seq " + std::to_string(opt.n_seq) + " (1 to " + std::to_string(kMaxSeq) + " sequences)");
+    for (int s = 0; s < opt.n_seq; s++) m->kv_.emplace_back(new Phi3KVCache(hp, opt.kv_type, n_ctx));
     m->file_ = std::move(file);
-    if (opt.gpu != HG_GPU_OFF) m->use_device(opt.gpu, n_ctx, opt.kv_type, opt.gpu_layers);
+    if (opt.gpu != HG_GPU_OFF && opt.n_seq > 1) {
+        // the device holds one KV cache: several sequences run on the CPU
+        const std::string why = "the CUDA backend holds one sequence, n_seq is " + std::to_string(opt.n_seq);
+        if (opt.gpu == HG_GPU_CUDA) fail(HG_ERR_UNSUPPORTED, "gpu 'cuda': " + why);
+        m->backend_ = "cpu (" + why + ")";
+    } else if (opt.gpu != HG_GPU_OFF) {
+        m->use_device(opt.gpu, n_ctx, opt.kv_type, opt.gpu_layers);
+    }
     if (opt.repack && m->cpu_first_layer() < hp.n_layer) m->pack_weights(opt.pool);
     return m;
 }
@@ -210,9 +223,17 @@ void Phi3Model::pack_weights(ThreadPool *pool) {
 
 // ---- forward ----
 
-void Phi3Model::kv_clear(int64_t from_pos) {
+const Phi3KVCache &Phi3Model::kv_cache(int seq) const {
+    if (seq < 0 || seq >= n_seq())
+        fail("sequence " + std::to_string(seq) + " is not a slot of this model (n_seq " + std::to_string(n_seq()) +
+             ")");
+    return *kv_[(size_t)seq];
+}
+
+void Phi3Model::kv_clear(int64_t from_pos, int seq) {
     if (from_pos < 0) fail("kv_clear: position " + std::to_string(from_pos) + " is negative");
-    kv_.set_n_past(std::min(kv_.n_past(), from_pos));
+    Phi3KVCache &kv = const_cast<Phi3KVCache &>(kv_cache(seq));
+    kv.set_n_past(std::min(kv.n_past(), from_pos));
 }
 
 HLoraBaseShape Phi3Model::base_shape() const {
@@ -241,59 +262,109 @@ const HLoraPlugin &Phi3Model::plugin(int id) const {
 
 void Phi3Model::eval(ThreadPool &pool, const int32_t *tokens, int64_t n_tokens, int64_t start_pos, float *logits,
                      bool all_logits, int plugin_id, const float *embd) {
-    if (!tokens || n_tokens <= 0) fail("eval: no tokens");
-    if (start_pos != kv_.n_past())
-        fail("eval: start_pos " + std::to_string(start_pos) + " but the KV cache holds " +
-             std::to_string(kv_.n_past()) + " positions (kv_clear to reuse a shorter prefix)");
-    if (start_pos + n_tokens > kv_.n_ctx())
-        fail(HG_ERR_CONTEXT_FULL, "eval: " + std::to_string(n_tokens) + " tokens at position " +
-                                      std::to_string(start_pos) + " would exceed the context of " +
-                                      std::to_string(kv_.n_ctx()) + " tokens");
-    const HLoraPlugin *plugin = plugin_id == -1 ? nullptr : &this->plugin(plugin_id);
+    Phi3Segment s;
+    s.plugin = plugin_id;
+    s.start_pos = start_pos;
+    s.n_tokens = n_tokens;
+    s.tokens = tokens;
+    s.embd = embd;
+    s.logits = !logits ? 0 : all_logits ? 2 : 1;
+    eval_batch(pool, &s, 1, logits);
+}
+
+// Everything eval refuses, before anything runs. who: "eval", or the segment in a batch.
+void Phi3Model::check_segment(const Phi3Segment &s, const char *who) const {
+    const std::string w = who;
+    if (!s.tokens || s.n_tokens <= 0) fail(w + ": no tokens");
+    if (s.logits < 0 || s.logits > 2) fail(w + ": logits " + std::to_string(s.logits) + " (0, 1 or 2)");
+    if (s.seq < 0 || s.seq >= n_seq())
+        fail(w + ": sequence " + std::to_string(s.seq) + " is not a slot of this model (n_seq " +
+             std::to_string(n_seq()) + ")");
+    const Phi3KVCache &kv = *kv_[(size_t)s.seq];
+    if (s.start_pos != kv.n_past())
+        fail(w + ": start_pos " + std::to_string(s.start_pos) + " but the KV cache holds " +
+             std::to_string(kv.n_past()) + " positions (kv_clear to reuse a shorter prefix)");
+    if (s.start_pos + s.n_tokens > kv.n_ctx())
+        fail(HG_ERR_CONTEXT_FULL, w + ": " + std::to_string(s.n_tokens) + " tokens at position " +
+                                      std::to_string(s.start_pos) + " would exceed the context of " +
+                                      std::to_string(kv.n_ctx()) + " tokens");
+    if (s.plugin != -1) plugin(s.plugin);
     int64_t n_embd_rows = 0;
-    for (int64_t i = 0; i < n_tokens; i++) {
-        if (tokens[i] == -1 && embd) {
-            const float *row = embd + n_embd_rows++ * hp_.n_embd;
+    for (int64_t i = 0; i < s.n_tokens; i++) {
+        const int32_t t = s.tokens[i];
+        if (t == -1 && s.embd) {
+            const float *row = s.embd + n_embd_rows++ * hp_.n_embd;
             for (int64_t j = 0; j < hp_.n_embd; j++)
                 if (!std::isfinite(row[j]))
-                    fail("eval: embedding row " + std::to_string(n_embd_rows - 1) + " (position " +
-                         std::to_string(start_pos + i) + ") has a non-finite value at " + std::to_string(j));
+                    fail(w + ": embedding row " + std::to_string(n_embd_rows - 1) + " (position " +
+                         std::to_string(s.start_pos + i) + ") has a non-finite value at " + std::to_string(j));
             continue;
         }
-        if (tokens[i] < 0 || tokens[i] >= hp_.n_vocab)
-            fail("eval: token " + std::to_string(tokens[i]) + " at index " + std::to_string(i) + " (position " +
-                 std::to_string(start_pos + i) + ") is outside the vocabulary of " + std::to_string(hp_.n_vocab) +
-                 (tokens[i] == -1 ? " (-1 takes an embedding row: none given)" : ""));
+        if (t < 0 || t >= hp_.n_vocab)
+            fail(w + ": token " + std::to_string(t) + " at index " + std::to_string(i) + " (position " +
+                 std::to_string(s.start_pos + i) + ") is outside the vocabulary of " + std::to_string(hp_.n_vocab) +
+                 (t == -1 ? " (-1 takes an embedding row: none given)" : ""));
     }
+}
+
+void Phi3Model::eval_batch(ThreadPool &pool, const Phi3Segment *segs, int n_segs, float *logits) {
+    if (!segs || n_segs <= 0) fail("eval_batch: no segments");
+    std::vector<bool> seen((size_t)n_seq(), false);
+    for (int i = 0; i < n_segs; i++) {
+        const Phi3Segment &s = segs[i];
+        const std::string who = n_segs == 1 && s.seq == 0 ? std::string("eval")
+                                                          : "eval_batch: segment " + std::to_string(i) + " (sequence " +
+                                                                std::to_string(s.seq) + ")";
+        if (s.seq >= 0 && s.seq < n_seq() && seen[(size_t)s.seq])
+            fail(who + ": the sequence appears twice in one batch");
+        check_segment(s, who.c_str());
+        seen[(size_t)s.seq] = true;
+        if (s.n_logits() > 0 && !logits) fail(who + ": logits asked for but no output buffer");
+    }
+    std::vector<int64_t> n_past0;
+    for (int i = 0; i < n_segs; i++) n_past0.push_back(segs[i].start_pos);
     try {
-        const float *e = embd;
-        for (int64_t c = 0; c < n_tokens; c += kChunk) {
-            const int64_t n = std::min(kChunk, n_tokens - c);
-            const bool last = c + n == n_tokens;
-            float *out = !logits ? nullptr : all_logits ? logits + c * hp_.n_vocab : last ? logits : nullptr;
-            if (!device_) {
-                eval_chunk(pool, tokens + c, e, n, start_pos + c, out, all_logits, plugin);
-            } else if (device_->n_layers() == hp_.n_layer) {
-                device_->eval_chunk(tokens + c, e, n, start_pos + c, out, all_logits, plugin_id, nullptr);
-            } else { // the first layers on the device, the rest here
-                std::vector<float> hidden((size_t)(n * hp_.n_embd));
-                device_->eval_chunk(tokens + c, e, n, start_pos + c, nullptr, false, plugin_id, hidden.data());
-                eval_chunk(pool, tokens + c, e, n, start_pos + c, out, all_logits, plugin, hidden.data(),
-                           device_->n_layers());
-            }
-            if (e)
-                for (int64_t i = c; i < c + n; i++) e += tokens[i] == -1 ? hp_.n_embd : 0;
-            kv_.set_n_past(start_pos + c + n);
+        float *out = logits;
+        for (int i = 0; i < n_segs; i++) {
+            eval_segment(pool, segs[i], out);
+            if (out) out += segs[i].n_logits() * hp_.n_vocab;
         }
     } catch (...) {
-        kv_.set_n_past(start_pos);
+        for (int i = 0; i < n_segs; i++) kv_[(size_t)segs[i].seq]->set_n_past(n_past0[(size_t)i]);
         throw;
     }
 }
 
-void Phi3Model::eval_chunk(ThreadPool &pool, const int32_t *tokens, const float *embd, int64_t n, int64_t pos0,
-                           float *logits, bool all_logits, const HLoraPlugin *plugin, const float *hidden_in,
-                           int64_t first_layer) {
+// One segment alone, in chunks of kChunk tokens.
+void Phi3Model::eval_segment(ThreadPool &pool, const Phi3Segment &s, float *logits) {
+    Phi3KVCache &kv = *kv_[(size_t)s.seq];
+    const HLoraPlugin *plugin = s.plugin == -1 ? nullptr : &this->plugin(s.plugin);
+    const bool all_logits = s.logits == 2;
+    if (s.logits == 0) logits = nullptr;
+    const int32_t *tokens = s.tokens;
+    const float *e = s.embd;
+    for (int64_t c = 0; c < s.n_tokens; c += kChunk) {
+        const int64_t n = std::min(kChunk, s.n_tokens - c), pos = s.start_pos + c;
+        const bool last = c + n == s.n_tokens;
+        float *out = !logits ? nullptr : all_logits ? logits + c * hp_.n_vocab : last ? logits : nullptr;
+        if (!device_) {
+            eval_chunk(pool, kv, tokens + c, e, n, pos, out, all_logits, plugin);
+        } else if (device_->n_layers() == hp_.n_layer) {
+            device_->eval_chunk(tokens + c, e, n, pos, out, all_logits, s.plugin, nullptr);
+        } else { // the first layers on the device, the rest here
+            std::vector<float> hidden((size_t)(n * hp_.n_embd));
+            device_->eval_chunk(tokens + c, e, n, pos, nullptr, false, s.plugin, hidden.data());
+            eval_chunk(pool, kv, tokens + c, e, n, pos, out, all_logits, plugin, hidden.data(), device_->n_layers());
+        }
+        if (e)
+            for (int64_t i = c; i < c + n; i++) e += tokens[i] == -1 ? hp_.n_embd : 0;
+        kv.set_n_past(pos + n);
+    }
+}
+
+void Phi3Model::eval_chunk(ThreadPool &pool, Phi3KVCache &kv, const int32_t *tokens, const float *embd, int64_t n,
+                           int64_t pos0, float *logits, bool all_logits, const HLoraPlugin *plugin,
+                           const float *hidden_in, int64_t first_layer) {
     const Phi3HParams &hp = hp_;
     const int64_t E = hp.n_embd, Q = hp.n_qkv(), F = hp.n_ff, hd = hp.head_dim;
     std::vector<float> hidden_state(n * E), normed(n * E), qkv(n * Q), attn(n * E), proj(n * E), gate_up(n * 2 * F),
@@ -365,8 +436,8 @@ void Phi3Model::eval_chunk(ThreadPool &pool, const int32_t *tokens, const float 
             rope_apply(q + r0 * Q, r1 - r0, Q, hp.n_head, hd, hp.n_rot, &rope_cos[r0 * half], &rope_sin[r0 * half]);
             rope_apply(k + r0 * Q, r1 - r0, Q, hp.n_head_kv, hd, hp.n_rot, &rope_cos[r0 * half], &rope_sin[r0 * half]);
         });
-        kv_store(kv_.layer(il), k, v, Q, n, pos0);
-        attention(pool, kv_.layer(il), q, Q, n, pos0, hp.n_head, hp.sliding_window, attn.data(), E);
+        kv_store(kv.layer(il), k, v, Q, n, pos0);
+        attention(pool, kv.layer(il), q, Q, n, pos0, hp.n_head, hp.sliding_window, attn.data(), E);
         linear(l.attn_output, pl ? &pl->attn_output : nullptr, E, E, attn.data(), proj.data());
         add_residual(proj);
 

@@ -11,6 +11,7 @@
 // own, and their pages of the mapping are given back, so resident memory stays one copy.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -58,25 +59,29 @@ struct Phi3Layer {
     Phi3Weight attn_norm, attn_qkv, attn_output, ffn_norm, ffn_up, ffn_down;
 };
 
-// Keys and values of every layer for positions 0..n_ctx-1; n_past of them are filled.
+// Keys and values of every layer for positions 0..n_ctx-1; n_past of them are filled. The
+// memory is left uncommitted until written: a slot that is never used costs address space.
+// n_past is atomic so that a caller may read it while a batch runs on another thread.
 class Phi3KVCache {
   public:
     Phi3KVCache(const Phi3HParams &hp, int type, int64_t n_ctx);
     int type() const { return type_; }
     int64_t n_ctx() const { return n_ctx_; }
-    int64_t n_past() const { return n_past_; }
-    void set_n_past(int64_t n) { n_past_ = n; }
+    int64_t n_past() const { return n_past_.load(std::memory_order_relaxed); }
+    void set_n_past(int64_t n) { n_past_.store(n, std::memory_order_relaxed); }
     const kv_layer &layer(int64_t il) const { return layers_[il]; }
 
   private:
     int type_;
-    int64_t n_ctx_, n_past_ = 0;
+    int64_t n_ctx_;
+    std::atomic<int64_t> n_past_{0};
     std::unique_ptr<uint8_t[]> k_, v_;
     std::vector<kv_layer> layers_;
 };
 
 struct Phi3Options {
     int64_t n_ctx = 0;         // <= 0: the model's context_length
+    int n_seq = 1;             // KV cache slots (sequences), each of n_ctx positions
     int kv_type = HG_TYPE_F16; // HG_TYPE_F16 or HG_TYPE_F32
     // Pack the linears whose type has a packed layout (q4_0). Off: every weight is read in
     // place from the mapping (no copy at load, pages the kernel may evict under pressure).
@@ -91,6 +96,18 @@ struct Phi3Options {
     int64_t gpu_layers = -1;
 };
 
+// One sequence's part of a batch (hg_batch_seq): n_tokens tokens continuing slot seq.
+struct Phi3Segment {
+    int seq = 0;
+    int plugin = -1; // -1: the base model; else an id from add_plugin
+    int64_t start_pos = 0;
+    int64_t n_tokens = 0;
+    const int32_t *tokens = nullptr; // -1 takes the next row of embd
+    const float *embd = nullptr;
+    int logits = 0; // 0: none, 1: the last token's row, 2: every token's row
+    int64_t n_logits() const { return logits == 2 ? n_tokens : logits == 1 ? 1 : 0; }
+};
+
 class Phi3Model {
   public:
     // Reads and validates the hyper-parameters and every tensor (presence, shape, type);
@@ -98,7 +115,8 @@ class Phi3Model {
     static std::unique_ptr<Phi3Model> load(std::unique_ptr<GGUFFile> file, const Phi3Options &opt);
 
     const Phi3HParams &hparams() const { return hp_; }
-    const Phi3KVCache &kv_cache() const { return kv_; }
+    int n_seq() const { return (int)kv_.size(); }
+    const Phi3KVCache &kv_cache(int seq = 0) const;
     // The weights as the file holds them, for a device to upload.
     const Phi3Weight &token_embd() const { return token_embd_; }
     const Phi3Weight &output_norm() const { return output_norm_; }
@@ -120,8 +138,15 @@ class Phi3Model {
     // not continue a prefix computed under another plugin (LanguageModel keys it).
     // embd: where tokens[i] is -1, the position takes the next row of embd (n_embd floats,
     // rows in order) in place of a token's embedding, e.g. projected image features.
+    // This runs on slot 0: eval_batch with one segment.
     void eval(ThreadPool &pool, const int32_t *tokens, int64_t n_tokens, int64_t start_pos, float *logits,
               bool all_logits, int plugin = -1, const float *embd = nullptr);
+
+    // Several sequences in one call, each segment continuing its own slot (at most once per
+    // batch) under its own plugin; logits rows in segment order (n_logits() rows each). The
+    // same checks as eval, for every segment before anything runs; on a failure no slot's
+    // n_past changes. Each segment's logits are bit-identical to evaluating it alone.
+    void eval_batch(ThreadPool &pool, const Phi3Segment *segs, int n_segs, float *logits);
 
     // Takes a plugin loaded against this model's shape (HLoraPlugin::load with base_shape());
     // returns its id. Plugins share the base weights and stay until the model is freed.
@@ -130,16 +155,18 @@ class Phi3Model {
     const HLoraPlugin &plugin(int id) const;
     HLoraBaseShape base_shape() const;
 
-    // Forgets positions from_pos.. so a shared prefix can be reused (0 clears everything).
-    void kv_clear(int64_t from_pos);
+    // Forgets positions from_pos.. of slot seq so a shared prefix can be reused (0 clears it).
+    void kv_clear(int64_t from_pos, int seq = 0);
 
   private:
-    Phi3Model() : kv_(Phi3HParams{}, HG_TYPE_F32, 0) {}
+    Phi3Model() = default;
+    void check_segment(const Phi3Segment &s, const char *who) const;
     // hidden_in: the hidden state after layer first_layer - 1 (a device ran the layers before),
     // in place of the embeddings.
-    void eval_chunk(ThreadPool &pool, const int32_t *tokens, const float *embd, int64_t n, int64_t pos0, float *logits,
-                    bool all_logits, const HLoraPlugin *plugin, const float *hidden_in = nullptr,
-                    int64_t first_layer = 0);
+    void eval_chunk(ThreadPool &pool, Phi3KVCache &kv, const int32_t *tokens, const float *embd, int64_t n,
+                    int64_t pos0, float *logits, bool all_logits, const HLoraPlugin *plugin,
+                    const float *hidden_in = nullptr, int64_t first_layer = 0);
+    void eval_segment(ThreadPool &pool, const Phi3Segment &s, float *logits);
     void pack_weights(ThreadPool *pool);
     void use_device(int gpu, int64_t n_ctx, int kv_type, int64_t gpu_layers);
     void release_device_weights();
@@ -150,7 +177,7 @@ class Phi3Model {
     Phi3HParams hp_;
     Phi3Weight token_embd_, output_norm_, output_;
     std::vector<Phi3Layer> layers_;
-    Phi3KVCache kv_;
+    std::vector<std::unique_ptr<Phi3KVCache>> kv_; // one per slot
     std::vector<std::unique_ptr<HLoraPlugin>> plugins_;
     std::unique_ptr<Phi3Device> device_; // null: the CPU runs the forward pass
     std::string backend_ = "cpu";

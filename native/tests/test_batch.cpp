@@ -1,0 +1,341 @@
+// Several sequences in one batch (hg_model_eval_batch, hg_model_params.n_seq) against each
+// sequence evaluated alone: five sequences under the base model and both H-LoRA plugins
+// (test/fixtures/phi3-hlora), arriving at different steps so that prompt chunks and decode
+// rows share passes, decoded greedily for 20 steps; every logits row and every token must be
+// the solo run's, bit for bit, at every kernel level, over F32, F16, Q8_0 and Q4_0 bases.
+// Then the refusals: a slot out of range or twice, a start_pos that is not the slot's, a
+// context that would overflow, and none of them moves any slot.
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "healthgpt.h"
+#include "tests/check.h"
+#include "tests/gguf_builder.h"
+
+namespace {
+
+const std::string kDir = "test/fixtures/phi3-hlora/";
+constexpr int kThreads = 2, kCtx = 64, kSteps = 20;
+
+bool contains(const std::string &s, const std::string &needle) { return s.find(needle) != std::string::npos; }
+
+// The fixture's F32 base with every linear (and the embeddings) re-encoded in `type`, so the
+// plugins (made for its shape) run over a base of each weight type.
+std::vector<uint8_t> base_as(int type) {
+    hg_gguf *f = hg_gguf_open((kDir + "base.f32.gguf").c_str());
+    CHECK_MSG(f != nullptr, hg_last_error());
+    if (!f) return {};
+    gguftest::FileSpec spec;
+    for (int64_t i = 0; i < hg_gguf_n_kv(f); i++) {
+        const std::string key = hg_gguf_kv_key(f, i);
+        switch (hg_gguf_kv_type(f, i)) {
+        case HG_GGUF_UINT32:
+            spec.kvs.push_back({key, gguftest::scalar(HG_GGUF_UINT32, (uint32_t)hg_gguf_kv_u64(f, i))});
+            break;
+        case HG_GGUF_FLOAT32:
+            spec.kvs.push_back({key, gguftest::scalar(HG_GGUF_FLOAT32, (float)hg_gguf_kv_f64(f, i))});
+            break;
+        case HG_GGUF_STRING: {
+            uint64_t len = 0;
+            const char *v = hg_gguf_kv_str(f, i, &len);
+            spec.kvs.push_back({key, gguftest::str_value(std::string(v, len))});
+            break;
+        }
+        default: CHECK_MSG(false, "base.f32.gguf: key " + key + " of a type this copy does not handle");
+        }
+    }
+    std::vector<std::vector<uint8_t>> data;
+    for (int64_t t = 0; t < hg_gguf_n_tensors(f); t++) {
+        gguftest::TensorSpec ts;
+        ts.name = hg_gguf_tensor_name(f, t);
+        for (int d = 0; d < hg_gguf_tensor_n_dims(f, t); d++) ts.dims.push_back((uint64_t)hg_gguf_tensor_dim(f, t, d));
+        const float *src = static_cast<const float *>(hg_gguf_tensor_data(f, t));
+        const int64_t k = (int64_t)ts.dims[0], rows = ts.dims.size() > 1 ? (int64_t)ts.dims[1] : 1;
+        ts.type = ts.dims.size() > 1 ? (uint32_t)type : (uint32_t)HG_TYPE_F32; // norms stay f32
+        const int64_t row = hg_type_block_bytes((int)ts.type) * (k / hg_type_block_size((int)ts.type));
+        std::vector<uint8_t> bytes((size_t)(row * rows));
+        for (int64_t r = 0; r < rows; r++)
+            CHECK(hg_quantize_row((int)ts.type, src + r * k, bytes.data() + r * row, k) == 0);
+        data.push_back(std::move(bytes));
+        spec.tensors.push_back(ts);
+    }
+    hg_gguf_close(f);
+    gguftest::Built b = gguftest::build(spec);
+    for (size_t t = 0; t < data.size(); t++)
+        std::memcpy(&b.bytes[b.data_offset + b.offsets[t]], data[t].data(), data[t].size());
+    return b.bytes;
+}
+
+struct Model {
+    hg_model *m = nullptr;
+    int comprehension = -1, generation = -1;
+};
+
+Model load(const std::string &path, int n_seq, int kv_type) {
+    hg_model_params p = hg_model_default_params();
+    p.n_ctx = kCtx;
+    p.n_threads = kThreads;
+    p.kv_type = kv_type;
+    p.n_seq = n_seq;
+    Model r;
+    r.m = hg_model_load(path.c_str(), &p);
+    CHECK_MSG(r.m != nullptr, path + ": " + hg_last_error());
+    if (!r.m) return r;
+    r.comprehension = hg_model_load_plugin(r.m, (kDir + "comprehension.f32.gguf").c_str(), nullptr);
+    r.generation = hg_model_load_plugin(r.m, (kDir + "generation.f16.gguf").c_str(), nullptr);
+    CHECK_MSG(r.comprehension >= 0 && r.generation >= 0, hg_last_error());
+    return r;
+}
+
+// A request: its plugin (0 base, 1 comprehension, 2 generation), its prompt (-1: an
+// embedding row from embd), the chunk its prompt is fed in, the step it arrives at, and
+// whether its prompt chunks return every row's logits.
+struct Request {
+    int plugin;
+    std::vector<int32_t> prompt;
+    std::vector<float> embd;
+    int chunk, arrives;
+    bool all_rows;
+};
+
+std::vector<Request> requests(int n_embd) {
+    std::mt19937 rng(7);
+    std::normal_distribution<float> nd(0.0f, 0.5f);
+    auto ids = [&](int n, int salt) {
+        std::vector<int32_t> v;
+        for (int i = 0; i < n; i++) v.push_back((i * 37 + salt * 11 + 5) % 250);
+        return v;
+    };
+    std::vector<Request> r = {
+        {0, ids(7, 1), {}, 3, 0, true},   // base, fed 3 + 3 + 1
+        {1, ids(5, 2), {}, 5, 0, false},  // comprehension, one chunk
+        {2, ids(12, 3), {}, 4, 2, false}, // generation, arrives while the others decode
+        {1, ids(3, 4), {}, 2, 5, true},   // comprehension again (one adapter pass for both)
+        {2, ids(6, 5), {}, 6, 1, false},  // generation with image-like embedding rows
+    };
+    for (int i : {1, 2, 4}) r[4].prompt[i] = -1;
+    for (int i = 0; i < 3 * n_embd; i++) r[4].embd.push_back(nd(rng));
+    return r;
+}
+
+// What one sequence saw: every logits row it got, and the tokens it chose.
+struct Trace {
+    std::vector<float> logits;
+    std::vector<int32_t> tokens;
+};
+
+int32_t argmax(const float *row, int n) { return (int32_t)(std::max_element(row, row + n) - row); }
+
+// Every request alone on a one-sequence model: the prompt in one call (every row or the
+// last), then kSteps greedy tokens one at a time.
+std::vector<Trace> solo(const Model &m, const std::vector<Request> &reqs) {
+    const int V = hg_model_n_vocab(m.m);
+    const int ids[3] = {-1, m.comprehension, m.generation};
+    std::vector<Trace> out;
+    for (const Request &r : reqs) {
+        Trace t;
+        const int n = (int)r.prompt.size();
+        std::vector<float> lg((size_t)(r.all_rows ? n : 1) * V);
+        CHECK(hg_model_kv_clear(m.m, 0) == 0);
+        const float *e = r.embd.empty() ? nullptr : r.embd.data();
+        for (int c = 0; c < n; c += r.chunk) { // for now in the batch's chunks
+            const int nc = std::min(r.chunk, n - c);
+            float *out = r.all_rows ? &lg[(size_t)c * V] : lg.data();
+            CHECK_MSG(hg_model_eval_embd(m.m, ids[r.plugin], r.prompt.data() + c, e, nc, c, out, r.all_rows ? 1 : 0) ==
+                          0,
+                      hg_last_error());
+            if (e)
+                for (int j = c; j < c + nc; j++) e += r.prompt[j] == -1 ? hg_model_n_embd(m.m) : 0;
+        }
+        t.logits = lg;
+        int32_t next = argmax(&lg[lg.size() - V], V);
+        for (int s = 0; s < kSteps; s++) {
+            t.tokens.push_back(next);
+            std::vector<float> row(V);
+            CHECK_MSG(hg_model_eval_plugin(m.m, ids[r.plugin], &next, 1, n + s, row.data(), 0) == 0, hg_last_error());
+            t.logits.insert(t.logits.end(), row.begin(), row.end());
+            next = argmax(row.data(), V);
+        }
+        out.push_back(t);
+    }
+    return out;
+}
+
+// Mutations a test of the batch must catch (each makes the comparison fail).
+struct Mutation {
+    bool swap_plugins = false; // requests 1 and 2 swap plugins in every batch
+};
+
+// All requests through one n_seq model: each step one batch with a prompt chunk of every
+// request still reading its prompt and a decode row of every other, in an order that
+// changes from step to step, request i on slot (i * 3 + 1) % n_seq.
+std::vector<Trace> batched(const Model &m, const std::vector<Request> &reqs, Mutation mut = {}) {
+    const int V = hg_model_n_vocab(m.m), E = hg_model_n_embd(m.m), n_seq = hg_model_n_seq(m.m);
+    const int ids[3] = {-1, m.comprehension, m.generation};
+    const size_t R = reqs.size();
+    std::vector<Trace> out(R);
+    std::vector<int> fed(R, 0), embd_used(R, 0), decoded(R, 0);
+    std::vector<int32_t> next(R, 0);
+    for (size_t i = 0; i < R; i++) CHECK(hg_model_seq_clear(m.m, (int)(i * 3 + 1) % n_seq, 0) == 0);
+    for (int step = 0;; step++) {
+        std::vector<hg_batch_seq> segs;
+        std::vector<size_t> who;
+        for (size_t k = 0; k < R; k++) {
+            const size_t i = step % 2 ? R - 1 - k : (k + step) % R;
+            const Request &r = reqs[i];
+            const int n = (int)r.prompt.size();
+            if (step < r.arrives || decoded[i] == kSteps) continue;
+            hg_batch_seq s{};
+            s.seq = (int)(i * 3 + 1) % n_seq;
+            s.plugin = ids[r.plugin];
+            if (fed[i] < n) {
+                s.n_tokens = std::min(r.chunk, n - fed[i]);
+                s.start_pos = fed[i];
+                s.tokens = r.prompt.data() + fed[i];
+                s.embd = r.embd.empty() ? nullptr : r.embd.data() + (size_t)embd_used[i] * E;
+                for (int j = 0; j < s.n_tokens; j++) embd_used[i] += s.tokens[j] == -1;
+                s.logits = r.all_rows ? 2 : fed[i] + s.n_tokens == n ? 1 : 0;
+                fed[i] += s.n_tokens;
+            } else {
+                s.n_tokens = 1;
+                s.start_pos = n + decoded[i];
+                s.tokens = &next[i];
+                s.logits = 1;
+                out[i].tokens.push_back(next[i]);
+                decoded[i]++;
+            }
+            segs.push_back(s);
+            who.push_back(i);
+        }
+        if (segs.empty()) break;
+        if (mut.swap_plugins)
+            for (hg_batch_seq &s : segs)
+                s.plugin = s.plugin == ids[1] ? ids[2] : s.plugin == ids[2] ? ids[1] : s.plugin;
+        size_t rows = 0;
+        for (const hg_batch_seq &s : segs) rows += s.logits == 2 ? (size_t)s.n_tokens : (size_t)s.logits;
+        std::vector<float> lg(rows * V);
+        CHECK_MSG(hg_model_eval_batch(m.m, segs.data(), (int)segs.size(), lg.data()) == 0, hg_last_error());
+        const float *row = lg.data();
+        for (size_t j = 0; j < segs.size(); j++) {
+            const hg_batch_seq &s = segs[j];
+            const int nr = s.logits == 2 ? s.n_tokens : s.logits;
+            Trace &t = out[who[j]];
+            t.logits.insert(t.logits.end(), row, row + (size_t)nr * V);
+            if (nr) next[who[j]] = argmax(row + (size_t)(nr - 1) * V, V);
+            row += (size_t)nr * V;
+        }
+    }
+    return out;
+}
+
+bool same(const std::vector<Trace> &a, const std::vector<Trace> &b, std::string &why) {
+    if (a.size() != b.size()) return why = "request counts differ", false;
+    for (size_t i = 0; i < a.size(); i++) {
+        if (a[i].tokens != b[i].tokens) return why = "request " + std::to_string(i) + ": tokens differ", false;
+        if (a[i].logits.size() != b[i].logits.size() ||
+            std::memcmp(a[i].logits.data(), b[i].logits.data(), a[i].logits.size() * sizeof(float)) != 0)
+            return why = "request " + std::to_string(i) + ": logits differ", false;
+    }
+    return true;
+}
+
+} // namespace
+
+TEST(batched_sequences_equal_each_alone_bit_for_bit) {
+    struct Base {
+        std::string name;
+        int type, kv_type;
+    };
+    const Base bases[] = {{"f32", HG_TYPE_F32, HG_TYPE_F32},
+                          {"f16", HG_TYPE_F16, HG_TYPE_F16},
+                          {"q8_0", HG_TYPE_Q8_0, HG_TYPE_F16},
+                          {"q4_0", HG_TYPE_Q4_0, HG_TYPE_F32}};
+    for (const Base &base : bases) {
+        const std::vector<uint8_t> bytes = base_as(base.type);
+        gguftest::TempFile file(bytes);
+        for (int isa = HG_ISA_SCALAR; isa <= hg_isa_best(); isa++) {
+            CHECK(hg_isa_force(isa) == 0);
+            const std::string what = base.name + " isa " + std::to_string(isa);
+            Model one = load(file.path, 1, base.kv_type), many = load(file.path, 7, base.kv_type);
+            if (!one.m || !many.m) return;
+            const std::vector<Request> reqs = requests(hg_model_n_embd(one.m));
+            const std::vector<Trace> want = solo(one, reqs);
+            std::string why;
+            CHECK_MSG(same(batched(many, reqs), want, why), what + ": " + why);
+            // the comparison is not blind: two requests under each other's plugin differ
+            if (isa == hg_isa_best()) {
+                Mutation swap;
+                swap.swap_plugins = true;
+                CHECK_MSG(!same(batched(many, reqs, swap), want, why), what + ": swapped plugins went unnoticed");
+            }
+            hg_model_free(one.m);
+            hg_model_free(many.m);
+        }
+        CHECK(hg_isa_force(hg_isa_best()) == 0);
+    }
+}
+
+TEST(bad_batches_are_refused_and_move_no_slot) {
+    Model m = load(kDir + "base.f32.gguf", 3, HG_TYPE_F16);
+    if (!m.m) return;
+    const int V = hg_model_n_vocab(m.m);
+    CHECK(hg_model_n_seq(m.m) == 3);
+    const int32_t toks[4] = {1, 2, 3, 4};
+    std::vector<float> lg((size_t)8 * V);
+    // slot 1 holds 2 positions, slot 2 holds 3
+    hg_batch_seq a{1, -1, 0, 2, toks, nullptr, 0}, b{2, m.generation, 0, 3, toks, nullptr, 1};
+    hg_batch_seq ab[2] = {a, b};
+    CHECK_MSG(hg_model_eval_batch(m.m, ab, 2, lg.data()) == 0, hg_last_error());
+    CHECK(hg_model_seq_n_past(m.m, 0) == 0 && hg_model_seq_n_past(m.m, 1) == 2 && hg_model_seq_n_past(m.m, 2) == 3);
+
+    auto refused = [&](std::vector<hg_batch_seq> segs, const std::string &msg, int status) {
+        CHECK(hg_model_eval_batch(m.m, segs.data(), (int)segs.size(), lg.data()) == -1);
+        CHECK_MSG(contains(hg_last_error(), msg), std::string(hg_last_error()) + " (expected: " + msg + ")");
+        CHECK(hg_last_status() == status);
+        CHECK(hg_model_seq_n_past(m.m, 0) == 0 && hg_model_seq_n_past(m.m, 1) == 2 && hg_model_seq_n_past(m.m, 2) == 3);
+    };
+    const hg_batch_seq good{0, -1, 0, 4, toks, nullptr, 1};
+    refused({good, {3, -1, 0, 1, toks, nullptr, 1}}, "segment 1 (sequence 3)", HG_ERR_INVALID_ARG);
+    refused({good, {3, -1, 0, 1, toks, nullptr, 1}}, "not a slot of this model (n_seq 3)", HG_ERR_INVALID_ARG);
+    refused({good, {-1, -1, 0, 1, toks, nullptr, 1}}, "sequence -1 is not a slot", HG_ERR_INVALID_ARG);
+    refused({good, {1, -1, 2, 1, toks, nullptr, 1}, {1, -1, 3, 1, toks, nullptr, 1}}, "appears twice",
+            HG_ERR_INVALID_ARG);
+    refused({good, {1, -1, 1, 1, toks, nullptr, 1}}, "start_pos 1 but the KV cache holds 2 positions",
+            HG_ERR_INVALID_ARG);
+    refused({good, {2, -1, 4, 1, toks, nullptr, 1}}, "start_pos 4 but the KV cache holds 3", HG_ERR_INVALID_ARG);
+    hg_batch_seq far{2, -1, 3, 1, toks, nullptr, 1};
+    std::vector<int32_t> many((size_t)kCtx, 5);
+    far.tokens = many.data(), far.n_tokens = kCtx - 2;
+    refused({good, far}, "would exceed the context of 64 tokens", HG_ERR_CONTEXT_FULL);
+    refused({good, {1, 9, 2, 1, toks, nullptr, 1}}, "plugin 9 is not loaded", HG_ERR_INVALID_ARG);
+    const int32_t bad_token = 999;
+    refused({good, {1, -1, 2, 1, &bad_token, nullptr, 1}}, "token 999 at index 0 (position 2)", HG_ERR_INVALID_ARG);
+    refused({good, {1, -1, 2, 1, toks, nullptr, 3}}, "logits 3", HG_ERR_INVALID_ARG);
+    CHECK(hg_model_eval_batch(m.m, &good, 1, nullptr) == -1);
+    CHECK(contains(hg_last_error(), "no output buffer"));
+    CHECK(hg_model_eval_batch(m.m, nullptr, 0, lg.data()) == -1);
+    CHECK(hg_model_seq_n_past(m.m, 3) == -1);
+    CHECK(contains(hg_last_error(), "sequence 3 is not a slot"));
+    CHECK(hg_model_seq_clear(m.m, 3, 0) == -1);
+    // the model lives on: the same batch, now right, runs
+    CHECK_MSG(hg_model_eval_batch(m.m, &good, 1, lg.data()) == 0, hg_last_error());
+    CHECK(hg_model_seq_n_past(m.m, 0) == 4 && hg_model_n_past(m.m) == 4);
+    CHECK(hg_model_seq_clear(m.m, 0, 1) == 0 && hg_model_seq_n_past(m.m, 0) == 1);
+    hg_model_free(m.m);
+
+    // n_seq at load: at least 1; CUDA holds one sequence
+    hg_model_params p = hg_model_default_params();
+    p.n_seq = 0;
+    CHECK(hg_model_load((kDir + "base.f32.gguf").c_str(), &p) == nullptr);
+    CHECK(contains(hg_last_error(), "n_seq 0"));
+    p.n_seq = 2;
+    p.gpu = HG_GPU_CUDA;
+    CHECK(hg_model_load((kDir + "base.f32.gguf").c_str(), &p) == nullptr);
+    CHECK(contains(hg_last_error(), "the CUDA backend holds one sequence"));
+}
+
+HG_TEST_MAIN()
