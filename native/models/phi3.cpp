@@ -324,10 +324,45 @@ void Phi3Model::eval_batch(ThreadPool &pool, const Phi3Segment *segs, int n_segs
     std::vector<int64_t> n_past0;
     for (int i = 0; i < n_segs; i++) n_past0.push_back(segs[i].start_pos);
     try {
-        float *out = logits;
-        for (int i = 0; i < n_segs; i++) {
-            eval_segment(pool, segs[i], out);
-            if (out) out += segs[i].n_logits() * hp_.n_vocab;
+        if (device_) // it holds one sequence: n_seq is 1, so this is one segment on slot 0
+            return eval_on_device(pool, segs[0], logits);
+        // passes of at most kChunk rows, each taking the next rows of every segment in turn
+        std::vector<float *> out((size_t)n_segs, nullptr);
+        for (int i = 0, row = 0; i < n_segs; row += (int)segs[i].n_logits(), i++)
+            out[(size_t)i] = segs[i].n_logits() ? logits + (int64_t)row * hp_.n_vocab : nullptr;
+        std::vector<int64_t> done((size_t)n_segs, 0);
+        std::vector<const float *> embd((size_t)n_segs);
+        for (int i = 0; i < n_segs; i++) embd[(size_t)i] = segs[i].embd;
+        for (int first = 0; first < n_segs;) {
+            std::vector<Piece> pieces;
+            int64_t rows = 0;
+            for (int i = first; i < n_segs && rows < kChunk; i++) {
+                const Phi3Segment &s = segs[i];
+                if (done[(size_t)i] == s.n_tokens) continue;
+                Piece p;
+                p.kv = kv_[(size_t)s.seq].get();
+                p.plugin = s.plugin == -1 ? nullptr : &plugin(s.plugin);
+                p.tokens = s.tokens + done[(size_t)i];
+                p.embd = embd[(size_t)i];
+                p.n = std::min(s.n_tokens - done[(size_t)i], kChunk - rows);
+                p.pos0 = s.start_pos + done[(size_t)i];
+                p.all_logits = s.logits == 2;
+                if (s.logits == 2)
+                    p.logits = out[(size_t)i] + done[(size_t)i] * hp_.n_vocab;
+                else if (s.logits == 1 && done[(size_t)i] + p.n == s.n_tokens)
+                    p.logits = out[(size_t)i];
+                for (int64_t t = 0; t < p.n; t++) embd[(size_t)i] += p.tokens[t] == -1 && p.embd ? hp_.n_embd : 0;
+                done[(size_t)i] += p.n;
+                rows += p.n;
+                pieces.push_back(p);
+            }
+            // one adapter pass per plugin: its pieces side by side
+            std::stable_sort(pieces.begin(), pieces.end(), [this](const Piece &a, const Piece &b) {
+                return plugin_index(a.plugin) < plugin_index(b.plugin);
+            });
+            eval_pass(pool, pieces);
+            for (const Piece &p : pieces) p.kv->set_n_past(p.pos0 + p.n);
+            while (first < n_segs && done[(size_t)first] == segs[first].n_tokens) first++;
         }
     } catch (...) {
         for (int i = 0; i < n_segs; i++) kv_[(size_t)segs[i].seq]->set_n_past(n_past0[(size_t)i]);
@@ -335,10 +370,15 @@ void Phi3Model::eval_batch(ThreadPool &pool, const Phi3Segment *segs, int n_segs
     }
 }
 
-// One segment alone, in chunks of kChunk tokens.
-void Phi3Model::eval_segment(ThreadPool &pool, const Phi3Segment &s, float *logits) {
+int Phi3Model::plugin_index(const HLoraPlugin *p) const {
+    for (size_t i = 0; p && i < plugins_.size(); i++)
+        if (plugins_[i].get() == p) return (int)i;
+    return -1;
+}
+
+// One segment through the device, in chunks of kChunk tokens (the device holds one sequence).
+void Phi3Model::eval_on_device(ThreadPool &pool, const Phi3Segment &s, float *logits) {
     Phi3KVCache &kv = *kv_[(size_t)s.seq];
-    const HLoraPlugin *plugin = s.plugin == -1 ? nullptr : &this->plugin(s.plugin);
     const bool all_logits = s.logits == 2;
     if (s.logits == 0) logits = nullptr;
     const int32_t *tokens = s.tokens;
@@ -347,14 +387,16 @@ void Phi3Model::eval_segment(ThreadPool &pool, const Phi3Segment &s, float *logi
         const int64_t n = std::min(kChunk, s.n_tokens - c), pos = s.start_pos + c;
         const bool last = c + n == s.n_tokens;
         float *out = !logits ? nullptr : all_logits ? logits + c * hp_.n_vocab : last ? logits : nullptr;
-        if (!device_) {
-            eval_chunk(pool, kv, tokens + c, e, n, pos, out, all_logits, plugin);
-        } else if (device_->n_layers() == hp_.n_layer) {
+        if (device_->n_layers() == hp_.n_layer) {
             device_->eval_chunk(tokens + c, e, n, pos, out, all_logits, s.plugin, nullptr);
         } else { // the first layers on the device, the rest here
             std::vector<float> hidden((size_t)(n * hp_.n_embd));
             device_->eval_chunk(tokens + c, e, n, pos, nullptr, false, s.plugin, hidden.data());
-            eval_chunk(pool, kv, tokens + c, e, n, pos, out, all_logits, plugin, hidden.data(), device_->n_layers());
+            Piece p;
+            p.kv = &kv;
+            p.plugin = s.plugin == -1 ? nullptr : &plugin(s.plugin);
+            p.tokens = tokens + c, p.embd = e, p.n = n, p.pos0 = pos, p.logits = out, p.all_logits = all_logits;
+            eval_pass(pool, {p}, hidden.data(), device_->n_layers());
         }
         if (e)
             for (int64_t i = c; i < c + n; i++) e += tokens[i] == -1 ? hp_.n_embd : 0;
@@ -362,26 +404,52 @@ void Phi3Model::eval_segment(ThreadPool &pool, const Phi3Segment &s, float *logi
     }
 }
 
-void Phi3Model::eval_chunk(ThreadPool &pool, Phi3KVCache &kv, const int32_t *tokens, const float *embd, int64_t n,
-                           int64_t pos0, float *logits, bool all_logits, const HLoraPlugin *plugin,
-                           const float *hidden_in, int64_t first_layer) {
+void Phi3Model::eval_pass(ThreadPool &pool, const std::vector<Piece> &pieces, const float *hidden_in,
+                          int64_t first_layer) {
     const Phi3HParams &hp = hp_;
     const int64_t E = hp.n_embd, Q = hp.n_qkv(), F = hp.n_ff, hd = hp.head_dim;
+    int64_t n = 0;
+    for (const Piece &p : pieces) n += p.n;
     std::vector<float> hidden_state(n * E), normed(n * E), qkv(n * Q), attn(n * E), proj(n * E), gate_up(n * 2 * F),
         act(n * F);
+
+    // Every row: its token (or the embedding row it takes), its position, its piece's
+    // plugin; and the runs of rows under one plugin.
+    std::vector<int32_t> tokens(n), pos(n);
+    std::vector<const float *> given(n, nullptr);
+    std::vector<const HLoraPlugin *> row_plugin(n);
+    struct Group {
+        int64_t r0, r1;
+        const HLoraPlugin *plugin;
+    };
+    std::vector<Group> groups;
+    std::vector<int64_t> at(pieces.size(), 0); // each piece's first row
+    for (size_t i = 1; i < pieces.size(); i++) at[i] = at[i - 1] + pieces[i - 1].n;
+    for (size_t i = 0; i < pieces.size(); i++) {
+        const Piece &p = pieces[i];
+        const float *e = p.embd;
+        for (int64_t t = 0, r = at[i]; t < p.n; t++, r++) {
+            tokens[r] = p.tokens[t];
+            pos[r] = (int32_t)(p.pos0 + t);
+            row_plugin[r] = p.plugin;
+            if (p.tokens[t] == -1) given[r] = e, e += E;
+        }
+        if (!groups.empty() && groups.back().plugin == p.plugin)
+            groups.back().r1 = at[i] + p.n;
+        else
+            groups.push_back({at[i], at[i] + p.n, p.plugin});
+    }
 
     // Embedding rows, dequantized from whatever type token_embd has (the plugin's own rows
     // where it trained them), or the caller's vectors at positions whose token is -1; or, when
     // a device ran the layers before first_layer, the hidden state it handed back.
-    std::vector<const float *> given(n, nullptr);
-    for (int64_t t = 0; t < n; t++)
-        if (tokens[t] == -1) given[t] = embd, embd += E;
-    const HLoraRows *own = plugin && plugin->token_embd().t ? &plugin->token_embd() : nullptr;
     if (hidden_in)
         std::copy(hidden_in, hidden_in + n * E, hidden_state.begin());
     else
         for_rows(pool, n, [&](int64_t r0, int64_t r1) {
             for (int64_t t = r0; t < r1; t++) {
+                const HLoraRows *own =
+                    row_plugin[t] && row_plugin[t]->token_embd().t ? &row_plugin[t]->token_embd() : nullptr;
                 if (given[t]) {
                     std::copy(given[t], given[t] + E, &hidden_state[t * E]);
                 } else if (own && own->covers(tokens[t])) {
@@ -397,18 +465,27 @@ void Phi3Model::eval_chunk(ThreadPool &pool, Phi3KVCache &kv, const int32_t *tok
             }
         });
 
-    // Every linear of a layer: W x alone, or with the plugin's adapter (never lm_head).
-    auto linear = [&](const Phi3Weight &w, const HLoraAdapter *ad, int64_t rows, int64_t k, const float *x, float *y) {
-        if (!ad)
-            matmul(pool, w.type(), w.data(), rows, k, x, n, y);
-        else if (plugin->fused())
-            hlora_linear(pool, *ad, w.type(), w.data(), x, n, y);
-        else
-            hlora_linear_unfused(pool, *ad, w.type(), w.data(), x, n, y);
+    // Every linear of a layer: W x over all rows in one product, then each plugin's adapter
+    // on its own rows (never lm_head). Every product keeps a row's bits independent of the
+    // rows beside it (matmul's exact_columns), so a sequence gets what it gets alone.
+    using Adapter = HLoraAdapter HLoraPlugin::Layer::*;
+    auto linear = [&](const Phi3Weight &w, int64_t il, Adapter which, int64_t rows, int64_t k, const float *x,
+                      float *y) {
+        if (groups.size() == 1 && groups[0].plugin) { // one plugin: its fused product (one pool job at decode)
+            const HLoraPlugin &pl = *groups[0].plugin;
+            if (pl.fused())
+                hlora_linear(pool, pl.layer(il).*which, w.type(), w.data(), x, n, y);
+            else
+                hlora_linear_unfused(pool, pl.layer(il).*which, w.type(), w.data(), x, n, y);
+            return;
+        }
+        matmul(pool, w.type(), w.data(), rows, k, x, n, y, true);
+        for (const Group &g : groups)
+            if (g.plugin)
+                hlora_add(pool, g.plugin->layer(il).*which, g.plugin->fused(), x + g.r0 * k, g.r1 - g.r0,
+                          y + g.r0 * rows);
     };
 
-    std::vector<int32_t> pos(n);
-    for (int64_t t = 0; t < n; t++) pos[t] = (int32_t)(pos0 + t);
     std::vector<float> rope_cos(n * (hp.n_rot / 2)), rope_sin(n * (hp.n_rot / 2));
     rope_cos_sin(pos.data(), n, hp.n_rot, hp.rope_freq_base, rope_cos.data(), rope_sin.data());
 
@@ -426,45 +503,74 @@ void Phi3Model::eval_chunk(ThreadPool &pool, Phi3KVCache &kv, const int32_t *tok
 
     for (int64_t il = first_layer; il < hp.n_layer; il++) {
         const Phi3Layer &l = layers_[il];
-        const HLoraPlugin::Layer *pl = plugin ? &plugin->layer(il) : nullptr;
         // Attention block. qkv_proj rows: q heads, then k heads, then v heads.
         norm(l.attn_norm);
-        linear(l.attn_qkv, pl ? &pl->attn_qkv : nullptr, Q, E, normed.data(), qkv.data());
+        linear(l.attn_qkv, il, &HLoraPlugin::Layer::attn_qkv, Q, E, normed.data(), qkv.data());
         float *q = qkv.data(), *k = q + hp.n_head * hd, *v = k + hp.n_head_kv * hd;
         for_rows(pool, n, [&](int64_t r0, int64_t r1) {
             const int64_t half = hp.n_rot / 2;
             rope_apply(q + r0 * Q, r1 - r0, Q, hp.n_head, hd, hp.n_rot, &rope_cos[r0 * half], &rope_sin[r0 * half]);
             rope_apply(k + r0 * Q, r1 - r0, Q, hp.n_head_kv, hd, hp.n_rot, &rope_cos[r0 * half], &rope_sin[r0 * half]);
         });
-        kv_store(kv.layer(il), k, v, Q, n, pos0);
-        attention(pool, kv.layer(il), q, Q, n, pos0, hp.n_head, hp.sliding_window, attn.data(), E);
-        linear(l.attn_output, pl ? &pl->attn_output : nullptr, E, E, attn.data(), proj.data());
+        // each piece against its own slot
+        for (size_t i = 0; i < pieces.size(); i++) {
+            const Piece &p = pieces[i];
+            const int64_t r = at[i];
+            kv_store(p.kv->layer(il), k + r * Q, v + r * Q, Q, p.n, p.pos0);
+            attention(pool, p.kv->layer(il), q + r * Q, Q, p.n, p.pos0, hp.n_head, hp.sliding_window, &attn[r * E], E);
+        }
+        linear(l.attn_output, il, &HLoraPlugin::Layer::attn_output, E, E, attn.data(), proj.data());
         add_residual(proj);
 
         // MLP block: gate_up_proj, silu(gate) * up, down_proj.
         norm(l.ffn_norm);
-        linear(l.ffn_up, pl ? &pl->ffn_up : nullptr, 2 * F, E, normed.data(), gate_up.data());
+        linear(l.ffn_up, il, &HLoraPlugin::Layer::ffn_up, 2 * F, E, normed.data(), gate_up.data());
         for_rows(pool, n, [&](int64_t r0, int64_t r1) { silu_mul(&gate_up[r0 * 2 * F], &act[r0 * F], F, r1 - r0); });
-        linear(l.ffn_down, pl ? &pl->ffn_down : nullptr, E, F, act.data(), proj.data());
+        linear(l.ffn_down, il, &HLoraPlugin::Layer::ffn_down, E, F, act.data(), proj.data());
         add_residual(proj);
     }
 
-    if (!logits) return;
-    // lm_head on the rows asked for only: a decode or a prefill wanting the last token
-    // skips n - 1 of the widest matmul.
-    const int64_t first = all_logits ? 0 : n - 1, rows = n - first;
-    rms_norm(&hidden_state[first * E], static_cast<const float *>(output_norm_.data()), normed.data(), E, rows,
-             hp.rms_eps);
-    matmul(pool, output_.type(), output_.data(), hp.n_vocab, E, normed.data(), rows, logits);
-    if (plugin && plugin->output().t) {
-        // the plugin's trained lm_head rows replace the base's for its token range
-        const HLoraRows &o = plugin->output();
-        std::vector<float> own_logits((size_t)(o.n_rows * rows));
-        matmul(pool, o.t->type, o.t->data, o.n_rows, E, normed.data(), rows, own_logits.data());
-        for (int64_t c = 0; c < rows; c++)
-            std::copy(&own_logits[(size_t)(c * o.n_rows)], &own_logits[(size_t)((c + 1) * o.n_rows)],
-                      logits + c * hp.n_vocab + o.first_row);
+    // lm_head on the rows asked for only (a decode or a prefill wanting the last token skips
+    // the others' share of the widest matmul), gathered in row order, so one plugin's rows
+    // stay side by side.
+    struct Asked {
+        int64_t row;
+        float *out;
+        const HLoraPlugin *plugin;
+    };
+    std::vector<Asked> asked;
+    for (size_t i = 0; i < pieces.size(); i++) {
+        const Piece &p = pieces[i];
+        if (p.logits)
+            for (int64_t t = p.all_logits ? 0 : p.n - 1; t < p.n; t++)
+                asked.push_back({at[i] + t, p.logits + (p.all_logits ? t : 0) * hp.n_vocab, p.plugin});
     }
+    if (asked.empty()) return;
+    const int64_t rows = (int64_t)asked.size(), V = hp.n_vocab;
+    for (int64_t i = 0; i < rows; i++)
+        rms_norm(&hidden_state[asked[i].row * E], static_cast<const float *>(output_norm_.data()), &normed[i * E], E, 1,
+                 hp.rms_eps);
+    // rows that follow each other in the caller's buffer (one segment, or segments in order)
+    // go straight there
+    bool direct = true;
+    for (int64_t i = 1; i < rows; i++) direct = direct && asked[(size_t)i].out == asked[0].out + i * V;
+    std::vector<float> gathered(direct ? 0 : (size_t)(rows * V));
+    float *logits = direct ? asked[0].out : gathered.data();
+    matmul(pool, output_.type(), output_.data(), V, E, normed.data(), rows, logits, true);
+    // the plugin's trained lm_head rows replace the base's for its token range
+    for (int64_t i0 = 0, i1; i0 < rows; i0 = i1) {
+        const HLoraPlugin *pl = asked[i0].plugin;
+        for (i1 = i0 + 1; i1 < rows && asked[i1].plugin == pl;) i1++;
+        if (!pl || !pl->output().t) continue;
+        const HLoraRows &o = pl->output();
+        std::vector<float> own_logits((size_t)(o.n_rows * (i1 - i0)));
+        matmul(pool, o.t->type, o.t->data, o.n_rows, E, &normed[i0 * E], i1 - i0, own_logits.data(), true);
+        for (int64_t c = i0; c < i1; c++)
+            std::copy(&own_logits[(size_t)((c - i0) * o.n_rows)], &own_logits[(size_t)((c - i0 + 1) * o.n_rows)],
+                      logits + c * V + o.first_row);
+    }
+    if (!direct)
+        for (int64_t i = 0; i < rows; i++) std::copy(&logits[i * V], &logits[(i + 1) * V], asked[i].out);
 }
 
 } // namespace hg

@@ -163,10 +163,24 @@ class Phi3Model {
     void check_segment(const Phi3Segment &s, const char *who) const;
     // hidden_in: the hidden state after layer first_layer - 1 (a device ran the layers before),
     // in place of the embeddings.
-    void eval_chunk(ThreadPool &pool, Phi3KVCache &kv, const int32_t *tokens, const float *embd, int64_t n,
-                    int64_t pos0, float *logits, bool all_logits, const HLoraPlugin *plugin,
-                    const float *hidden_in = nullptr, int64_t first_layer = 0);
-    void eval_segment(ThreadPool &pool, const Phi3Segment &s, float *logits);
+    // One segment's rows in a forward pass: n tokens at pos0.. of a slot, under a plugin (or
+    // null); logits: where its rows go (every row when all_logits, else the last), or null.
+    struct Piece {
+        Phi3KVCache *kv = nullptr;
+        const HLoraPlugin *plugin = nullptr;
+        const int32_t *tokens = nullptr;
+        const float *embd = nullptr; // the piece's first embedding row (tokens -1 take them in order)
+        int64_t n = 0, pos0 = 0;
+        float *logits = nullptr;
+        bool all_logits = false;
+    };
+    // One pass over the weights for the rows of every piece (at most kChunk in all; pieces
+    // of one plugin next to each other). hidden_in: the hidden state after layer
+    // first_layer - 1 (a device ran the layers before), in place of the embeddings.
+    void eval_pass(ThreadPool &pool, const std::vector<Piece> &pieces, const float *hidden_in = nullptr,
+                   int64_t first_layer = 0);
+    void eval_on_device(ThreadPool &pool, const Phi3Segment &s, float *logits);
+    int plugin_index(const HLoraPlugin *p) const; // -1 for none
     void pack_weights(ThreadPool *pool);
     void use_device(int gpu, int64_t n_ctx, int kv_type, int64_t gpu_layers);
     void release_device_weights();

@@ -175,7 +175,7 @@ void expert_mix(const HLoraAdapter &ad, int64_t n_tokens, Scratch &s) {
 void add_lora_b(ThreadPool &pool, const HLoraAdapter &ad, int64_t n_tokens, float *y, Scratch &s) {
     const int64_t out = ad.out;
     s.bg.resize((size_t)(out * n_tokens));
-    matmul(pool, ad.lora_b_type, ad.lora_b.data(), out, ad.rank, s.g.data(), n_tokens, s.bg.data());
+    matmul(pool, ad.lora_b_type, ad.lora_b.data(), out, ad.rank, s.g.data(), n_tokens, s.bg.data(), true);
     const float *bg = s.bg.data();
     const int64_t total = out * n_tokens;
     auto add = [&](int64_t i0, int64_t i1) {
@@ -245,31 +245,37 @@ void hlora_linear_one(ThreadPool &pool, const HLoraAdapter &ad, int w_type, cons
 void hlora_linear(ThreadPool &pool, const HLoraAdapter &ad, int w_type, const void *w, const float *x, int64_t n_tokens,
                   float *y) {
     if (n_tokens <= 0) return;
-    Scratch &s = scratch;
-    if (n_tokens == 1) return hlora_linear_one(pool, ad, w_type, w, x, y, s);
-    const int64_t nr = ad.ra_rows();
-    s.logits_a.resize((size_t)(nr * n_tokens));
-    matmul(pool, w_type, w, ad.out, ad.in, x, n_tokens, y);
-    // router logits and A x of every token in one pass over x
-    matmul(pool, ad.router_lora_a_type, ad.router_lora_a.data(), nr, ad.in, x, n_tokens, s.logits_a.data());
-    expert_mix(ad, n_tokens, s);
-    add_lora_b(pool, ad, n_tokens, y, s);
+    if (n_tokens == 1) return hlora_linear_one(pool, ad, w_type, w, x, y, scratch);
+    matmul(pool, w_type, w, ad.out, ad.in, x, n_tokens, y, true);
+    hlora_add(pool, ad, true, x, n_tokens, y);
 }
 
 void hlora_linear_unfused(ThreadPool &pool, const HLoraAdapter &ad, int w_type, const void *w, const float *x,
                           int64_t n_tokens, float *y) {
     if (n_tokens <= 0) return;
-    const int64_t n = ad.a_row, r = ad.rank, nr = ad.ra_rows(); // n: the router's rows, padding included
+    matmul(pool, w_type, w, ad.out, ad.in, x, n_tokens, y, true);
+    hlora_add(pool, ad, false, x, n_tokens, y);
+}
+
+void hlora_add(ThreadPool &pool, const HLoraAdapter &ad, bool fused, const float *x, int64_t n_tokens, float *y) {
+    if (n_tokens <= 0) return;
     Scratch &s = scratch;
+    const int64_t nr = ad.ra_rows();
     s.logits_a.resize((size_t)(nr * n_tokens));
-    std::vector<float> route((size_t)(n * n_tokens)), a((size_t)(r * n_tokens));
-    matmul(pool, w_type, w, ad.out, ad.in, x, n_tokens, y);
-    const size_t row = row_bytes(plain_type(ad.router_lora_a_type), ad.in);
-    matmul(pool, ad.router_lora_a_type, ad.router_lora_a.data(), n, ad.in, x, n_tokens, route.data());
-    matmul(pool, ad.router_lora_a_type, ad.router_lora_a.data() + (size_t)n * row, r, ad.in, x, n_tokens, a.data());
-    for (int64_t c = 0; c < n_tokens; c++) { // the fused layout, for the shared epilogue
-        std::memcpy(&s.logits_a[(size_t)(c * nr)], &route[(size_t)(c * n)], (size_t)n * 4);
-        std::memcpy(&s.logits_a[(size_t)(c * nr + n)], &a[(size_t)(c * r)], (size_t)r * 4);
+    if (fused) {
+        // router logits and A x of every token in one pass over x
+        matmul(pool, ad.router_lora_a_type, ad.router_lora_a.data(), nr, ad.in, x, n_tokens, s.logits_a.data(), true);
+    } else {
+        const int64_t n = ad.a_row, r = ad.rank; // n: the router's rows, padding included
+        std::vector<float> route((size_t)(n * n_tokens)), a((size_t)(r * n_tokens));
+        const size_t row = row_bytes(plain_type(ad.router_lora_a_type), ad.in);
+        matmul(pool, ad.router_lora_a_type, ad.router_lora_a.data(), n, ad.in, x, n_tokens, route.data(), true);
+        matmul(pool, ad.router_lora_a_type, ad.router_lora_a.data() + (size_t)n * row, r, ad.in, x, n_tokens, a.data(),
+               true);
+        for (int64_t c = 0; c < n_tokens; c++) { // the fused layout, for the shared epilogue
+            std::memcpy(&s.logits_a[(size_t)(c * nr)], &route[(size_t)(c * n)], (size_t)n * 4);
+            std::memcpy(&s.logits_a[(size_t)(c * nr + n)], &a[(size_t)(c * r)], (size_t)r * 4);
+        }
     }
     expert_mix(ad, n_tokens, s);
     add_lora_b(pool, ad, n_tokens, y, s);

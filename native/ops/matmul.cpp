@@ -117,8 +117,10 @@ void compute_tile(const plan &p, const uint8_t *w, const uint8_t *xq, int64_t ro
 
 } // namespace
 
-void matmul(ThreadPool &pool, int type, const void *w, int64_t rows, int64_t k, const float *x, int64_t n, float *y) {
-    const plan p = make_plan(kernels_active(), type, rows, k, n);
+void matmul(ThreadPool &pool, int type, const void *w, int64_t rows, int64_t k, const float *x, int64_t n, float *y,
+            bool exact_columns) {
+    plan p = make_plan(kernels_active(), type, rows, k, n);
+    if (exact_columns) p.tile = nullptr;
     const uint8_t *wb = static_cast<const uint8_t *>(w);
 
     std::vector<uint8_t> converted;

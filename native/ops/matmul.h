@@ -12,7 +12,15 @@ namespace hg {
 // W: rows x k (one row = k values of `type`, or of its packed groups when type is
 // packed_type(t): quant/repack.h), X: n columns of k floats, Y: n columns of rows floats. Activations are converted once to W's vec_dot_type, then rows x columns tiles are
 // shared out among the pool's threads. Throws hg::Error on unsupported types or shapes.
-void matmul(ThreadPool &pool, int type, const void *w, int64_t rows, int64_t k, const float *x, int64_t n, float *y);
+//
+// exact_columns: every column's result has the bits it has alone (n = 1), whatever n and
+// the column's place, so that a sequence's rows give the same logits batched with other
+// sequences' rows or cut into other chunks. The row-block kernels are exact per column;
+// the 4 x 4 dot tiles of AVX-512 (f16, q4_0, q8_0 rows outside row blocks) sum in another
+// order than one dot, so this leaves them out (the prefill of a plain f16 matrix runs on
+// one dot at a time). The language model asks for it; the vision tower does not.
+void matmul(ThreadPool &pool, int type, const void *w, int64_t rows, int64_t k, const float *x, int64_t n, float *y,
+            bool exact_columns = false);
 
 // Rows per task when one column (decode) is shared out in strips taken dynamically: about 8
 // strips per thread, so that a thread slowed by others on a shared machine leaves little to

@@ -691,9 +691,10 @@ void rows8_packed_q8_0(int64_t nb, float *s, size_t bs, const uint8_t *x, int h,
 }
 
 // ---- packed f16 groups: rows h..h+7 of element k are 16 bytes at 32 k + 2 h ----
+// U chains per column, the same for every column count (as quant_avx512.cpp's rows_packed_f16_n)
 template <int C>
 void rows8_packed_f16(int64_t n, float *s, size_t bs, const uint8_t *x, int h, const uint8_t *vy, size_t by) {
-    constexpr int U = C >= 4 ? 1 : 4 / C;
+    constexpr int U = 2;
     const float *y[C];
     __m256 acc[C][U];
     for (int c = 0; c < C; c++) {

@@ -510,9 +510,11 @@ template <int C> void rows_packed_q8_0_n(int64_t n, float *s, size_t bs, const v
 // ---- packed f16 groups: element k of the 16 rows is one 32-byte load ----
 //
 // Against f32 columns: per element, the 16 rows' weights times the column's x[k] broadcast,
-// in U chains per column (U * C >= 4 keeps the multiply-adds from waiting on each other).
+// in U chains per column. U is the same for every column count, so a column's sum has the
+// same order alone and among others (matmul's exact_columns); two chains keep one column
+// (decode) ahead of memory.
 template <int C> void rows_packed_f16_n(int64_t n, float *s, size_t bs, const void *vx, const void *vy, size_t by) {
-    constexpr int U = C >= 4 ? 1 : 4 / C;
+    constexpr int U = 2;
     const fp16_t *x = (const fp16_t *)vx;
     const float *y[C];
     __m512 acc[C][U];

@@ -141,16 +141,9 @@ std::vector<Trace> solo(const Model &m, const std::vector<Request> &reqs) {
         const int n = (int)r.prompt.size();
         std::vector<float> lg((size_t)(r.all_rows ? n : 1) * V);
         CHECK(hg_model_kv_clear(m.m, 0) == 0);
-        const float *e = r.embd.empty() ? nullptr : r.embd.data();
-        for (int c = 0; c < n; c += r.chunk) { // for now in the batch's chunks
-            const int nc = std::min(r.chunk, n - c);
-            float *out = r.all_rows ? &lg[(size_t)c * V] : lg.data();
-            CHECK_MSG(hg_model_eval_embd(m.m, ids[r.plugin], r.prompt.data() + c, e, nc, c, out, r.all_rows ? 1 : 0) ==
-                          0,
-                      hg_last_error());
-            if (e)
-                for (int j = c; j < c + nc; j++) e += r.prompt[j] == -1 ? hg_model_n_embd(m.m) : 0;
-        }
+        CHECK_MSG(hg_model_eval_embd(m.m, ids[r.plugin], r.prompt.data(), r.embd.empty() ? nullptr : r.embd.data(), n,
+                                     0, lg.data(), r.all_rows ? 1 : 0) == 0,
+                  hg_last_error());
         t.logits = lg;
         int32_t next = argmax(&lg[lg.size() - V], V);
         for (int s = 0; s < kSteps; s++) {

@@ -246,4 +246,51 @@ TEST(matmul_packed_weights_match_plain) {
         }
 }
 
+// With exact_columns, each column of Y = W X is computed as it would be alone: the same bits
+// whatever the number of columns n and the column's place among them, at every level, thread
+// count and layout (plain and packed). Batched decoding relies on it: a sequence's decode row
+// sharing a pass with other sequences' rows, or its prompt cut into other chunks, gives its
+// solo logits (native/tests/test_batch.cpp).
+TEST(matmul_columns_do_not_depend_on_their_neighbours) {
+    uint32_t seed = 900;
+    for (int type :
+         {HG_TYPE_F32, HG_TYPE_F16, HG_TYPE_BF16, HG_TYPE_Q4_0, HG_TYPE_Q8_0, HG_TYPE_Q4_K, HG_TYPE_Q5_K, HG_TYPE_Q6_K})
+        for (int64_t rows : {16, 100, 517}) {
+            const bool k_quant = hg_type_block_size(type) == 256;
+            const int64_t k = (k_quant ? 256 : 32) * 3, n = 75; // panels of 64 columns, calls of 8, tiles of 4
+            problem p = make_problem(type, rows, k, n, seed++);
+            std::vector<uint8_t> packed(p.w.size());
+            const bool packable = hg::packable(type);
+            if (packable) hg::pack_rows(type, p.w.data(), rows, k, 0, rows, packed.data());
+            for (int isa = HG_ISA_SCALAR; isa <= hg_isa_best(); isa++) {
+                CHECK(hg_isa_force(isa) == 0);
+                for (int threads : {1, 3})
+                    for (bool pk : {false, true}) {
+                        if (pk && !packable) continue;
+                        hg::ThreadPool pool(threads);
+                        const int t = pk ? hg::packed_type(type) : type;
+                        const void *w = pk ? (const void *)packed.data() : (const void *)p.w.data();
+                        std::vector<float> all(rows * n, NAN), one(rows, NAN);
+                        hg::matmul(pool, t, w, rows, k, p.x.data(), n, all.data(), true);
+                        for (int64_t c = 0; c < n; c++) {
+                            hg::matmul(pool, t, w, rows, k, p.x.data() + c * k, 1, one.data(), true);
+                            CHECK_MSG(std::memcmp(one.data(), &all[c * rows], rows * sizeof(float)) == 0,
+                                      std::string(hg_type_name(type)) + (pk ? " packed" : "") + " isa " +
+                                          std::to_string(isa) + " rows " + std::to_string(rows) + " threads " +
+                                          std::to_string(threads) + ": column " + std::to_string(c) + " of " +
+                                          std::to_string(n) + " differs from the column alone");
+                            if (std::memcmp(one.data(), &all[c * rows], rows * sizeof(float)) != 0) break;
+                        }
+                        // a middle slice of columns as a matmul of its own (a prompt cut elsewhere)
+                        std::vector<float> mid(rows * 11, NAN);
+                        hg::matmul(pool, t, w, rows, k, p.x.data() + 30 * k, 11, mid.data(), true);
+                        CHECK_MSG(std::memcmp(mid.data(), &all[30 * rows], mid.size() * sizeof(float)) == 0,
+                                  std::string(hg_type_name(type)) + (pk ? " packed" : "") + " isa " +
+                                      std::to_string(isa) + ": columns 30..40 differ when run as 11 columns");
+                    }
+            }
+            CHECK(hg_isa_force(hg_isa_best()) == 0);
+        }
+}
+
 HG_TEST_MAIN()
