@@ -2,10 +2,13 @@
 // llama-bench measures them (pp: one batch of P tokens into an empty cache; tg: N tokens one
 // at a time from an empty cache, logits each step), so the two engines' figures compare on
 // one file. With --plugin (repeatable), the same tests again with each H-LoRA plugin, after
-// the base's: the adapters' overhead. Prints a line per test and, last, one JSON object.
+// the base's: the adapters' overhead. With --seqs N (N > 1), decode is N sequences at once
+// (hg_model_eval_batch: one decode row of each per step, after a 16-token prompt each),
+// reported as the aggregate tokens per second of all N: what continuous batching serves
+// several users at. Prints a line per test and, last, one JSON object.
 //
 //   bench_phi3 MODEL.gguf [--gpu off|auto|cuda] [-p 512] [-n 128] [-r 3] [-t threads] [-c ctx] [-ngl layers]
-//              [--plugin PLUGIN.gguf]...
+//              [--plugin PLUGIN.gguf]... [--seqs N]
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -27,7 +30,7 @@ double median(std::vector<double> v) {
 
 int usage() {
     std::fprintf(stderr, "usage: bench_phi3 MODEL.gguf [--gpu off|auto|cuda] [-p 512] [-n 128] [-r 3] [-t threads] [-c "
-                         "ctx] [-ngl layers] [--plugin PLUGIN.gguf]...\n");
+                         "ctx] [-ngl layers] [--plugin PLUGIN.gguf]... [--seqs N]\n");
     return 2;
 }
 
@@ -36,7 +39,7 @@ int usage() {
 int main(int argc, char **argv) {
     if (argc < 2 || argv[1][0] == '-') return usage();
     const char *path = argv[1];
-    int gpu = HG_GPU_AUTO, n_prompt = 512, n_gen = 128, reps = 3, threads = 0, n_ctx = 0, gpu_layers = -1;
+    int gpu = HG_GPU_AUTO, n_prompt = 512, n_gen = 128, reps = 3, threads = 0, n_ctx = 0, gpu_layers = -1, seqs = 1;
     std::vector<std::string> plugins;
     for (int i = 2; i < argc; i++) {
         const std::string a = argv[i];
@@ -58,15 +61,18 @@ int main(int argc, char **argv) {
             gpu_layers = std::atoi(v.c_str());
         else if (a == "--plugin")
             plugins.push_back(v);
+        else if (a == "--seqs")
+            seqs = std::atoi(v.c_str());
         else
             return usage();
     }
-    if (gpu < 0 || n_prompt < 0 || n_gen < 0 || reps < 1) return usage();
+    if (gpu < 0 || n_prompt < 0 || n_gen < 0 || reps < 1 || seqs < 1) return usage();
     hg_model_params p = hg_model_default_params();
     p.gpu = gpu;
     p.n_threads = threads;
     p.gpu_layers = gpu_layers;
     p.n_ctx = n_ctx > 0 ? n_ctx : std::max(n_prompt, n_gen) + 16;
+    p.n_seq = seqs;
     const double t0 = now_s();
     hg_model *m = hg_model_load(path, &p);
     if (!m) {
@@ -78,7 +84,7 @@ int main(int argc, char **argv) {
     const int V = hg_model_n_vocab(m);
     std::printf("bench_phi3: %s on %s, loaded in %.2f s\n", path, backend, load_s);
     std::vector<float> logits((size_t)V);
-    std::vector<int32_t> toks((size_t)std::max(n_prompt, 16));
+    std::vector<int32_t> toks((size_t)std::max(n_prompt, 16 + seqs)); // sequence q's prompt starts at q
     uint32_t s = 12345;
     for (int32_t &t : toks) s = s * 1664525u + 1013904223u, t = (int32_t)(3 + (s >> 8) % (uint32_t)(V - 3));
     auto fail = [&](const char *what) {
@@ -101,7 +107,27 @@ int main(int argc, char **argv) {
                 if (hg_model_eval_plugin(m, plugin, toks.data(), n_prompt, 0, logits.data(), 0) != 0) return false;
                 pp.push_back(n_prompt / (now_s() - a));
             }
-            if (n_gen > 0) {
+            if (n_gen > 0 && seqs > 1) {
+                // every sequence its own 16-token prompt (one batch), then n_gen steps of one row each
+                std::vector<hg_batch_seq> b((size_t)seqs);
+                std::vector<int32_t> next((size_t)seqs);
+                std::vector<float> all((size_t)seqs * V);
+                for (int q = 0; q < seqs; q++) {
+                    hg_model_seq_clear(m, q, 0);
+                    b[(size_t)q] = hg_batch_seq{q, plugin, 0, 16, &toks[(size_t)q], nullptr, 1};
+                }
+                if (hg_model_eval_batch(m, b.data(), seqs, all.data()) != 0) return false;
+                const double a = now_s();
+                for (int i = 0; i < n_gen; i++) {
+                    for (int q = 0; q < seqs; q++) {
+                        const float *row = &all[(size_t)q * V];
+                        next[(size_t)q] = (int32_t)(std::max_element(row, row + V) - row);
+                        b[(size_t)q] = hg_batch_seq{q, plugin, 16 + i, 1, &next[(size_t)q], nullptr, 1};
+                    }
+                    if (hg_model_eval_batch(m, b.data(), seqs, all.data()) != 0) return false;
+                }
+                tg.push_back((double)seqs * n_gen / (now_s() - a));
+            } else if (n_gen > 0) {
                 hg_model_kv_clear(m, 0);
                 int32_t tok = toks[0];
                 const double a = now_s();
@@ -118,7 +144,11 @@ int main(int argc, char **argv) {
     double pp = 0, tg = 0;
     if (!measure(-1, pp, tg)) return fail("base");
     if (n_prompt > 0) std::printf("pp%d: %.2f tok/s (median of %d)\n", n_prompt, pp, reps);
-    if (n_gen > 0) std::printf("tg%d: %.2f tok/s (median of %d)\n", n_gen, tg, reps);
+    if (n_gen > 0 && seqs > 1)
+        std::printf("tg%d x %d sequences: %.2f tok/s in all, %.2f per sequence (median of %d)\n", n_gen, seqs, tg,
+                    tg / seqs, reps);
+    else if (n_gen > 0)
+        std::printf("tg%d: %.2f tok/s (median of %d)\n", n_gen, tg, reps);
     std::string plugin_json;
     for (const std::string &path : plugins) {
         const int id = hg_model_load_plugin(m, path.c_str(), nullptr);
@@ -146,8 +176,8 @@ int main(int argc, char **argv) {
     std::string b;
     for (const char *c = backend; *c; c++) b += *c == '"' || *c == '\\' ? '\'' : *c;
     std::printf("{\"engine\":\"healthgpt\",\"backend\":\"%s\",\"n_prompt\":%d,\"pp_tok_s\":%.3f,\"n_gen\":%d,\"tg_tok_"
-                "s\":%.3f,\"load_s\":%.3f,\"plugins\":[%s]}\n",
-                b.c_str(), n_prompt, pp, n_gen, tg, load_s, plugin_json.c_str());
+                "s\":%.3f,\"n_seqs\":%d,\"load_s\":%.3f,\"plugins\":[%s]}\n",
+                b.c_str(), n_prompt, pp, n_gen, tg, seqs, load_s, plugin_json.c_str());
     hg_model_free(m);
     return 0;
 }
