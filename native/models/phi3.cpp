@@ -232,7 +232,8 @@ const Phi3KVCache &Phi3Model::kv_cache(int seq) const {
 
 void Phi3Model::kv_clear(int64_t from_pos, int seq) {
     if (from_pos < 0) fail("kv_clear: position " + std::to_string(from_pos) + " is negative");
-    Phi3KVCache &kv = const_cast<Phi3KVCache &>(kv_cache(seq));
+    kv_cache(seq); // checks the slot
+    Phi3KVCache &kv = *kv_[(size_t)seq];
     kv.set_n_past(std::min(kv.n_past(), from_pos));
 }
 

@@ -1,5 +1,6 @@
 // The Phi-3 / Phi-4 decoder (llama.cpp architecture "phi3") on the CPU: hyper-parameters
-// and weights from a GGUF file, a KV cache, and the forward pass.
+// and weights from a GGUF file, KV cache slots (one per sequence), and the forward pass of
+// one or several sequences.
 //
 //   hidden_state = token_embd[token]
 //   per layer:  h = hidden_state + attn_output(attention(rope(attn_qkv(rms_norm(hidden_state)))))
@@ -161,8 +162,6 @@ class Phi3Model {
   private:
     Phi3Model() = default;
     void check_segment(const Phi3Segment &s, const char *who) const;
-    // hidden_in: the hidden state after layer first_layer - 1 (a device ran the layers before),
-    // in place of the embeddings.
     // One segment's rows in a forward pass: n tokens at pos0.. of a slot, under a plugin (or
     // null); logits: where its rows go (every row when all_logits, else the last), or null.
     struct Piece {
