@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// npm run bench [-- --json] [--threads N] [--only lm,hlora,clip,vqgan,generate,dicom]
+// npm run bench [-- --json] [--threads N] [--only lm,hlora,clip,vqgan,generate,batch,dicom]
 //
 // Every benchmark of the project, one after the other (never two at once: they would share
 // the cores), each in its own process so memory figures are its own:
@@ -9,6 +9,8 @@
 //   clip      tools/bench-clip.mjs      CLIP ViT-L/14-336 encode at both taps, GFLOP/s
 //   vqgan     tools/bench-vqgan.mjs     VQGAN decode at 256x256, GFLOP/s
 //   generate  tools/bench-generate.mjs  image-token decode tok/s with the generation plugin
+//   batch     tools/bench-batch.mjs     aggregate decode tok/s of 1, 2, 4, 8 concurrent streams,
+//                                       mixed plugins, 4 image generations against one; peak RSS
 //   dicom     tools/bench-dicom.mjs     decode time of a 512x512 16-bit JPEG 2000 / JPEG-LS / RLE slice
 // Options other than --only go to every script. With --json, one object keyed by section.
 import { spawnSync } from 'node:child_process';
@@ -23,6 +25,7 @@ const SECTIONS = {
   clip: 'bench-clip.mjs',
   vqgan: 'bench-vqgan.mjs',
   generate: 'bench-generate.mjs',
+  batch: 'bench-batch.mjs',
   dicom: 'bench-dicom.mjs',
 };
 

@@ -19,10 +19,9 @@
 // when that is there; the plugin about 0.8 GB, the one tools/bench-hlora.mjs makes); --tiny uses a small
 // F32 model of the same vocabulary instead (hidden 256, 2 layers: a smoke test, seconds to
 // make). The library comes from dist/ (`npx tsc -p .`).
-import { existsSync, mkdirSync, statSync } from 'node:fs';
 import { availableParallelism, homedir } from 'node:os';
 import { join } from 'node:path';
-import { BENCH_MODEL_VERSION, writeRandomPhi3Q4 } from './bench-model.mjs';
+import { ensureHealthGPTVocabModel, ensurePlugin, ensureTinyHealthGPTVocabModel } from './bench-model.mjs';
 import { benchCli } from './bench-cli.mjs';
 
 const USAGE = `usage: node tools/bench-generate.mjs [options]
@@ -47,69 +46,6 @@ function parseArgs(argv) {
   return o;
 }
 
-const GB = 1e9;
-const MODEL_VERSION = BENCH_MODEL_VERSION; // the shared recipe's (tools/bench-model.mjs)
-const PLUGIN_VERSION = 1;
-
-/** Random Q4_0 weights in the Phi-3-mini shape, HealthGPT's vocabulary. */
-async function ensureModel(dir, log) {
-  const { GGUFWriter } = lib('gguf/writer.js');
-  const { PHI3_MINI } = lib('synthetic/phi3.js');
-  const { syntheticSpmVocab } = lib('synthetic/vocab.js');
-  const { addSpmVocab } = lib('tokenizer/vocab-gguf.js');
-  const s = PHI3_MINI;
-  const path = join(dir, `phi3-mini-healthgpt-vocab-random-q4_0-v${MODEL_VERSION}.gguf`);
-  if (existsSync(path)) return { path, shape: s };
-  mkdirSync(dir, { recursive: true });
-  log(`making ${path} (Phi-3-mini shape, HealthGPT vocabulary, random weights, Q4_0; once) ...`);
-  // tools/bench-model.mjs's shared file holds these very weights (the same recipe and seeds)
-  // under another vocabulary: copy them when it is there (seconds, not minutes of quantizing)
-  const benchBase = join(dir, `phi3-mini-random-q4_0-v${BENCH_MODEL_VERSION}-${s.vocab}.gguf`);
-  if (!existsSync(benchBase)) {
-    await writeRandomPhi3Q4(lib, path, s, (w) => addSpmVocab(w, syntheticSpmVocab(s.vocab)), log);
-    return { path, shape: s };
-  }
-  const started = Date.now();
-  const { addPhi3Hparams } = lib('synthetic/phi3.js');
-  const { GGUFFile } = lib('gguf/file.js');
-  const w = new GGUFWriter();
-  addPhi3Hparams(w, s, 'healthgpt bench: random weights (not a trained model)');
-  w.addKV('general.file_type', 2, 'u32');
-  w.addKV('general.quantization_version', 2, 'u32');
-  addSpmVocab(w, syntheticSpmVocab(s.vocab));
-  const src = GGUFFile.open(benchBase);
-  log(`  weights copied from ${benchBase}`);
-  for (const [i, t] of src.info.tensors.entries()) w.addTensor(t.name, t.shape, t.typeId, () => src.tensorData(i));
-  await w.write(path);
-  src.close();
-  log(`  done in ${((Date.now() - started) / 1000).toFixed(0)} s, ${(statSync(path).size / GB).toFixed(2)} GB`);
-  return { path, shape: s };
-}
-
-async function ensureTinyModel(dir, log) {
-  const { PHI3_TINY, writeRandomPhi3 } = lib('synthetic/phi3.js');
-  const { HEALTHGPT_VOCAB_SIZE } = lib('synthetic/vocab.js');
-  const s = { ...PHI3_TINY, vocab: HEALTHGPT_VOCAB_SIZE, context: 2048 };
-  const path = join(dir, `phi3-tiny-healthgpt-vocab-random-f32-v${MODEL_VERSION}.gguf`);
-  if (!existsSync(path)) {
-    mkdirSync(dir, { recursive: true });
-    log(`making ${path} (tiny, HealthGPT vocabulary, F32) ...`);
-    await writeRandomPhi3(path, s);
-  }
-  return { path, shape: s };
-}
-
-async function ensurePlugin(dir, shape, log) {
-  const { writeRandomHLoraPlugin, M3_GENERATION } = lib('synthetic/hlora.js');
-  const key = `${shape.layers}x${shape.hidden}x${shape.ffn}x${shape.heads}x${shape.kvHeads}`;
-  const path = join(dir, `hlora-generation-r${M3_GENERATION.rank}-f16-v${PLUGIN_VERSION}-${key}.gguf`);
-  if (existsSync(path)) return path;
-  mkdirSync(dir, { recursive: true });
-  log(`making ${path} (random generation plugin, r=${M3_GENERATION.rank}, ${M3_GENERATION.experts} experts, F16; once) ...`);
-  await writeRandomHLoraPlugin(path, shape, M3_GENERATION, 'f16');
-  return path;
-}
-
 const median = (xs) => {
   const s = [...xs].sort((a, b) => a - b);
   return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
@@ -126,9 +62,9 @@ async function main() {
   let modelPath = o.model;
   let pluginPath = o.plugin;
   if (!modelPath) {
-    const m = o.tiny ? await ensureTinyModel(o.cache, log) : await ensureModel(o.cache, log);
+    const m = o.tiny ? await ensureTinyHealthGPTVocabModel(lib, o.cache, log) : await ensureHealthGPTVocabModel(lib, o.cache, log);
     modelPath = m.path;
-    pluginPath = await ensurePlugin(o.cache, m.shape, log);
+    pluginPath = await ensurePlugin(lib, o.cache, m.shape, lib('synthetic/hlora.js').M3_GENERATION, log);
   }
 
   const t0 = performance.now();

@@ -19,10 +19,9 @@
 // the same cache file, made once, about 2.1 GB); the plugins are random F16 files made once
 // beside it (lib/synthetic/hlora: about 0.2 GB and 0.8 GB). The library comes from dist/
 // (`npx tsc -p .`).
-import { existsSync, mkdirSync } from 'node:fs';
 import { availableParallelism, homedir } from 'node:os';
 import { join } from 'node:path';
-import { ensureBenchModel } from './bench-model.mjs';
+import { ensureBenchModel, ensurePlugin } from './bench-model.mjs';
 import { benchCli } from './bench-cli.mjs';
 
 const USAGE = `usage: node tools/bench-hlora.mjs [options]
@@ -72,19 +71,6 @@ function shapeOf(info) {
   };
 }
 
-const PLUGIN_VERSION = 1; // bump when lib/synthetic/hlora's recipe changes
-
-async function ensurePlugin(dir, shape, spec, log) {
-  const { writeRandomHLoraPlugin } = lib('synthetic/hlora.js');
-  const key = `${shape.layers}x${shape.hidden}x${shape.ffn}x${shape.heads}x${shape.kvHeads}`;
-  const path = join(dir, `hlora-${spec.name}-r${spec.rank}-f16-v${PLUGIN_VERSION}-${key}.gguf`);
-  if (existsSync(path)) return path;
-  mkdirSync(dir, { recursive: true });
-  log(`making ${path} (random ${spec.name} plugin, r=${spec.rank}, ${spec.experts} experts, F16; once) ...`);
-  await writeRandomHLoraPlugin(path, shape, spec, 'f16');
-  return path;
-}
-
 /** Bytes one token reads from a plugin's adapters: router and lora_A rows, lora_B, per linear. */
 function adapterBytesPerToken(shape, spec, bytesPerValue) {
   const { hloraLinears } = lib('synthetic/hlora.js');
@@ -121,8 +107,8 @@ async function main() {
   const embd = info.tensors.find((t) => t.name === 'token_embd.weight');
   const weightBytes = info.tensors.reduce((a, t) => a + Number(t.bytes), 0);
   const baseBytesPerToken = weightBytes - Number(embd.bytes) + Number(embd.bytes) / shape.vocab; // one embedding row
-  const com = await ensurePlugin(o.cache, shape, M3_COMPREHENSION, log);
-  const gen = await ensurePlugin(o.cache, shape, M3_GENERATION, log);
+  const com = await ensurePlugin(lib, o.cache, shape, M3_COMPREHENSION, log);
+  const gen = await ensurePlugin(lib, o.cache, shape, M3_GENERATION, log);
 
   // name -> [plugin file, spec, load options]; undefined: the base alone
   const configs = [

@@ -1,6 +1,7 @@
 // The random Phi-3-mini-shaped models the benchmarks share (tools/bench.mjs in every file
-// type, bench-hlora.mjs and bench-generate.mjs in Q4_0), made once into the cache: one
-// recipe, so the files hold the same weights and a second benchmark never quantizes 2 GB again.
+// type, bench-hlora.mjs, bench-generate.mjs and bench-batch.mjs in Q4_0, with their plugins),
+// made once into the cache: one recipe, so the files hold the same weights and a second
+// benchmark never quantizes 2 GB again.
 import { existsSync, mkdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 
@@ -131,5 +132,72 @@ export async function ensureBenchModel(lib, dir, log, target = 'q4_0', layers = 
   log(`making ${path} (Phi-3-mini shape${layers ? `, ${layers} layers` : ''}, random weights, ${target}; once) ...`);
   const v = benchSpmVocab(s.vocab);
   await writeRandomPhi3Quantized(lib, path, s, target, (w) => addSpmVocab(w, { pieces: v.tokens, scores: v.scores, types: v.types, unknownId: 0, bosId: 1, eosId: 2 }), log);
+  return path;
+}
+
+const GB = 1e9;
+const PLUGIN_VERSION = 1; // bump when lib/synthetic/hlora's recipe changes
+
+/**
+ * Random Q4_0 weights in the Phi-3-mini shape with HealthGPT's vocabulary (its image tokens:
+ * image generation, bench-generate.mjs and bench-batch.mjs).
+ */
+export async function ensureHealthGPTVocabModel(lib, dir, log) {
+  const { GGUFWriter } = lib('gguf/writer.js');
+  const { PHI3_MINI } = lib('synthetic/phi3.js');
+  const { syntheticSpmVocab } = lib('synthetic/vocab.js');
+  const { addSpmVocab } = lib('tokenizer/vocab-gguf.js');
+  const s = PHI3_MINI;
+  const path = join(dir, `phi3-mini-healthgpt-vocab-random-q4_0-v${BENCH_MODEL_VERSION}.gguf`);
+  if (existsSync(path)) return { path, shape: s };
+  mkdirSync(dir, { recursive: true });
+  log(`making ${path} (Phi-3-mini shape, HealthGPT vocabulary, random weights, Q4_0; once) ...`);
+  // ensureBenchModel's file holds these very weights (the same recipe and seeds) under another
+  // vocabulary: copy them when it is there (seconds, not minutes of quantizing)
+  const benchBase = join(dir, `phi3-mini-random-q4_0-v${BENCH_MODEL_VERSION}-${s.vocab}.gguf`);
+  if (!existsSync(benchBase)) {
+    await writeRandomPhi3Q4(lib, path, s, (w) => addSpmVocab(w, syntheticSpmVocab(s.vocab)), log);
+    return { path, shape: s };
+  }
+  const started = Date.now();
+  const { addPhi3Hparams } = lib('synthetic/phi3.js');
+  const { GGUFFile } = lib('gguf/file.js');
+  const w = new GGUFWriter();
+  addPhi3Hparams(w, s, 'healthgpt bench: random weights (not a trained model)');
+  w.addKV('general.file_type', 2, 'u32');
+  w.addKV('general.quantization_version', 2, 'u32');
+  addSpmVocab(w, syntheticSpmVocab(s.vocab));
+  const src = GGUFFile.open(benchBase);
+  log(`  weights copied from ${benchBase}`);
+  for (const [i, t] of src.info.tensors.entries()) w.addTensor(t.name, t.shape, t.typeId, () => src.tensorData(i));
+  await w.write(path);
+  src.close();
+  log(`  done in ${((Date.now() - started) / 1000).toFixed(0)} s, ${(statSync(path).size / GB).toFixed(2)} GB`);
+  return { path, shape: s };
+}
+
+/** A small F32 model with HealthGPT's vocabulary (hidden 256, 2 layers): smoke tests, seconds to make. */
+export async function ensureTinyHealthGPTVocabModel(lib, dir, log) {
+  const { PHI3_TINY, writeRandomPhi3 } = lib('synthetic/phi3.js');
+  const { HEALTHGPT_VOCAB_SIZE } = lib('synthetic/vocab.js');
+  const s = { ...PHI3_TINY, vocab: HEALTHGPT_VOCAB_SIZE, context: 2048 };
+  const path = join(dir, `phi3-tiny-healthgpt-vocab-random-f32-v${BENCH_MODEL_VERSION}.gguf`);
+  if (!existsSync(path)) {
+    mkdirSync(dir, { recursive: true });
+    log(`making ${path} (tiny, HealthGPT vocabulary, F32) ...`);
+    await writeRandomPhi3(path, s);
+  }
+  return { path, shape: s };
+}
+
+/** A random H-LoRA plugin of `spec`'s shape (lib/synthetic/hlora M3_COMPREHENSION / M3_GENERATION) for a base of `shape`, F16. */
+export async function ensurePlugin(lib, dir, shape, spec, log) {
+  const { writeRandomHLoraPlugin } = lib('synthetic/hlora.js');
+  const key = `${shape.layers}x${shape.hidden}x${shape.ffn}x${shape.heads}x${shape.kvHeads}`;
+  const path = join(dir, `hlora-${spec.name}-r${spec.rank}-f16-v${PLUGIN_VERSION}-${key}.gguf`);
+  if (existsSync(path)) return path;
+  mkdirSync(dir, { recursive: true });
+  log(`making ${path} (random ${spec.name} plugin, r=${spec.rank}, ${spec.experts} experts, F16; once) ...`);
+  await writeRandomHLoraPlugin(path, shape, spec, 'f16');
   return path;
 }

@@ -4,11 +4,16 @@
  * replace the folder's): HealthGPT image generation (CT to MRI, MRI to CT,
  * super-resolution, reconstruction, report to chest X-ray), a progress bar over the image
  * tokens on stderr, the PNG written to --output; --json prints {output, indices, timings}.
+ * Several inputs (`-i a.dcm -i b.dcm -o out/`) are generated together, one batch per token
+ * (the model loads with one sequence per input), one PNG per input into the folder --output;
+ * --json then prints one object per input, in a list.
  */
-import { writeFile } from 'node:fs/promises';
+import { mkdir, writeFile } from 'node:fs/promises';
+import { basename, extname, join } from 'node:path';
 import { Command, Option } from 'commander';
 import { HealthGPTError } from '../errors.js';
 import { GENERATION_TASKS } from '../generate/tasks.js';
+import { MAX_SEQUENCES } from '../model/model.js';
 import { HealthGPT } from '../session/healthgpt.js';
 import { CLI_PART_NAMES, modelParts } from '../session/model-folder.js';
 import { toJson } from './format.js';
@@ -19,7 +24,7 @@ interface GenerateFlags extends SessionFlags {
   pluginGen?: string;
   vqgan?: string;
   task: string;
-  image?: string;
+  image: string[];
   report?: string;
   instruction?: string;
   output: string;
@@ -31,12 +36,19 @@ export function generateCommand(): Command {
     .option('--plugin-gen <file>', "generation H-LoRA plugin GGUF; replaces the folder's")
     .option('--vqgan <file>', "VQGAN GGUF; replaces the folder's")
     .addOption(new Option('-t, --task <task>', 'what to generate').choices(Object.keys(GENERATION_TASKS)).makeOptionMandatory())
-    .option('-i, --image <file>', 'the input image (every task but report2cxr): PNG, JPEG, WebP, TIFF, DICOM, a DICOMDIR or a folder holding one DICOM image')
+    .option(
+      '-i, --image <file>',
+      'the input image (every task but report2cxr): PNG, JPEG, WebP, TIFF, DICOM, a DICOMDIR or a folder holding one DICOM image; repeat it to generate several together (--output is then a folder)',
+      (v: string, prev: string[]) => [...prev, v],
+      [] as string[],
+    )
     .option('--report <text>', 'the report text (report2cxr)')
     .option('--instruction <text>', "replaces the task's instruction")
-    .requiredOption('-o, --output <file>', 'the PNG to write');
+    .requiredOption('-o, --output <path>', 'the PNG to write; with several --image, the folder to write one <input name>.png per input into');
   return addSessionOptions(c).action(async (o: GenerateFlags) => {
     if (o.output === '') throw new HealthGPTError('ERR_INVALID_ARG', '--output must be a file path, got ""');
+    const outputs = outputPaths(o.image, o.output);
+    if (outputs.length > 1) await mkdir(o.output, { recursive: true });
     const t0 = performance.now();
     const parts = modelParts(o.model, { vision: o.vision, plugins: { generation: o.pluginGen }, vqgan: o.vqgan }, ['vision', 'generation', 'vqgan'], CLI_PART_NAMES);
     const hg = await HealthGPT.load({
@@ -46,6 +58,8 @@ export function generateCommand(): Command {
       vqgan: parts.vqgan,
       threads: o.threads,
       contextSize: o.context,
+      // one slot per input, so their tokens are decoded together (each slot's cache is committed as written)
+      sequences: Math.min(Math.max(o.image.length, 1), MAX_SEQUENCES),
       kvType: o.kvType,
       gpu: gpuOf(o),
       gpuLayers: o.gpuLayers,
@@ -55,23 +69,27 @@ export function generateCommand(): Command {
     const stop = interruptSignal();
     let bar: Progress | undefined;
     try {
-      const r = await hg.generateImage({
+      const request = {
         task: o.task as keyof typeof GENERATION_TASKS,
-        image: o.image,
         report: o.report,
         instruction: o.instruction,
         imageOptions: imageOptionsOf(o),
         signal: stop.signal,
         ...samplingOf(o),
-        onToken: (done, total) => {
+        onToken: (done: number, total: number) => {
           bar ??= new Progress('image tokens', total);
           bar.tick(1, `${done}/${total}`);
         },
-      });
+      };
+      const results = o.image.length > 1 ? await hg.generateImage({ ...request, images: o.image }) : [await hg.generateImage({ ...request, image: o.image[0] })];
       bar?.finish();
-      await writeFile(o.output, r.png);
-      if (o.json) process.stdout.write(toJson({ output: o.output, width: r.width, height: r.height, indices: [...r.indices], timings: { load_ms: loadMs, ...r.timings } }, 0) + '\n');
-      else process.stderr.write(`wrote ${o.output} (${r.width}x${r.height})\n`);
+      const report: object[] = [];
+      for (const [i, r] of results.entries()) {
+        await writeFile(outputs[i]!, r.png);
+        if (!o.json) process.stderr.write(`wrote ${outputs[i]} (${r.width}x${r.height})\n`);
+        report.push({ output: outputs[i], width: r.width, height: r.height, indices: [...r.indices], timings: { load_ms: loadMs, ...r.timings } });
+      }
+      if (o.json) process.stdout.write(toJson(outputs.length > 1 ? report : report[0], 0) + '\n');
     } catch (err) {
       bar?.finish();
       throw err;
@@ -79,5 +97,17 @@ export function generateCommand(): Command {
       stop.release();
       hg.dispose();
     }
+  });
+}
+
+/** Where each input's PNG goes: --output itself for one input, else <folder>/<input name>.png (-2, -3... for names met before). */
+function outputPaths(images: string[], output: string): string[] {
+  if (images.length <= 1) return [output];
+  const seen = new Map<string, number>();
+  return images.map((im) => {
+    const stem = basename(im, extname(im)) || 'image';
+    const n = (seen.get(stem) ?? 0) + 1;
+    seen.set(stem, n);
+    return join(output, `${n > 1 ? `${stem}-${n}` : stem}.png`);
   });
 }

@@ -1,16 +1,17 @@
 /**
- * A language model loaded from GGUF: the native decoder (weights mapped, KV cache, thread
- * pool) with prompt-prefix reuse, sampling and streaming on top. Every request holds the
- * model's lock for its whole run, so concurrent calls queue instead of mixing in the cache;
- * native work runs off the JS thread; an AbortSignal stops a generation within one token.
+ * A language model loaded from GGUF: the native decoder (weights mapped, KV cache slots,
+ * thread pool) with prompt-prefix reuse, sampling and streaming on top. Concurrent requests
+ * run together, one per sequence (LoadOptions.sequences), batched into one pass over the
+ * weights per token by the scheduler (lib/model/scheduler.ts); more wait for a free slot, in
+ * arrival order. Native work runs off the JS thread; an AbortSignal stops a generation within
+ * one token and frees its slot.
  *
- * A generation runs as a producer: it takes the lock, evaluates its prompt, samples to its
- * end (stop token, maxTokens, the context, an abort) into its own TokenBuffer and releases
- * the lock, whether or not its caller reads on. Its iterator reads that buffer. So an
- * iterator dropped mid-way (never finished, no return()) costs at most its remaining tokens,
- * never the model; return() stops the producer at its next token. Everything a request
- * returns lives in that request's objects; the model itself keeps only the KV cache (and
- * the positions it holds, for prefix reuse).
+ * A generation is a job of the scheduler: it samples each of its logits rows to its end (stop
+ * token, maxTokens, the context, an abort) into its own TokenBuffer, whether or not its caller
+ * reads on. Its iterator reads that buffer. So an iterator dropped mid-way (never finished, no
+ * return()) costs at most its remaining tokens, never the model; return() stops the job at its
+ * next token. Everything a request returns lives in that request's objects; the model itself
+ * keeps only the KV cache slots (and the positions each holds, for prefix reuse).
  */
 import { HealthGPTError, wrapNative } from '../errors.js';
 import { GGUFFile, type GGUFInfo } from '../gguf/file.js';
@@ -19,6 +20,7 @@ import { renderChat, templateFor, type ChatMessage, type ChatTemplate } from '..
 import { Tokenizer, type EncodeOptions } from '../tokenizer/index.js';
 import { tokenLogprobs, validateTopLogprobs, type TokenLogprobs } from './logprobs.js';
 import { Mutex } from './queue.js';
+import { Scheduler, type Job, type Position } from './scheduler.js';
 import { TokenBuffer } from './token-buffer.js';
 import { Sampler, validateSampling, type SamplingOptions } from './sampler.js';
 import { StopText } from './stop-text.js';
@@ -40,6 +42,12 @@ export type { GpuOption };
 export interface LoadOptions {
   /** positions the KV cache holds; default: the model's trained context */
   contextSize?: number;
+  /**
+   * requests decoded together (KV cache slots, each of contextSize positions); more wait for
+   * a free one. Default 1. A slot's memory is committed as it is written: an unused slot
+   * costs address space only, a used one keeps its cache for prefix reuse.
+   */
+  sequences?: number;
   /** default: one per core */
   threads?: number;
   /** KV cache precision; default f16 */
@@ -105,21 +113,13 @@ export type FinishReason = 'stop' | 'length' | 'context' | 'abort';
  */
 export type PromptPiece = number | Float32Array;
 
-/** A prompt position: a token id or one embedding row (a copy the caller cannot change). */
-type Position = number | Float32Array;
-
-function samePosition(a: Position, b: Position): boolean {
-  if (typeof a === 'number' || typeof b === 'number') return a === b;
-  if (a.length !== b.length) return false;
-  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
-  return true;
-}
-
 function validateLoad(o: LoadOptions): void {
   for (const k of ['contextSize', 'threads', 'gpuLayers'] as const) {
     const v = o[k];
     if (v !== undefined && (!Number.isInteger(v) || v < 0)) throw new HealthGPTError('ERR_INVALID_ARG', `${k} must be a non-negative integer, got ${String(v)}`);
   }
+  if (o.sequences !== undefined && (!Number.isInteger(o.sequences) || o.sequences < 1 || o.sequences > MAX_SEQUENCES))
+    throw new HealthGPTError('ERR_INVALID_ARG', `sequences must be an integer in 1..${MAX_SEQUENCES}, got ${String(o.sequences)}`);
   if (o.kvType !== undefined && o.kvType !== 'f16' && o.kvType !== 'f32') throw new HealthGPTError('ERR_INVALID_ARG', `kvType must be "f16" or "f32", got ${String(o.kvType)}`);
   if (o.repack !== undefined && typeof o.repack !== 'boolean') throw new HealthGPTError('ERR_INVALID_ARG', `repack must be a boolean, got ${String(o.repack)}`);
   validateGpu(o.gpu);
@@ -133,6 +133,9 @@ function validateLoad(o: LoadOptions): void {
   }
   if (o.pluginOptions !== undefined) validatePluginOptions(o.pluginOptions, 'pluginOptions.');
 }
+
+/** Slots a model holds at most: beyond this a step's rows stop sharing the weight reads usefully. */
+export const MAX_SEQUENCES = 64;
 
 function validatePluginName(name: unknown): asserts name is string {
   if (typeof name !== 'string' || name === '') throw new HealthGPTError('ERR_INVALID_ARG', `a plugin name must be a non-empty string, got ${String(name)}`);
@@ -156,8 +159,14 @@ function validatePluginOptions(o: PluginOptions, prefix = ''): void {
   if (o.fused !== undefined && typeof o.fused !== 'boolean') throw new HealthGPTError('ERR_INVALID_ARG', `${prefix}fused must be a boolean, got ${String(o.fused)}`);
 }
 
-/** One generation request: what it asks, and the buffer its tokens go to. */
-interface Generation {
+/** A generated token, with its log-probabilities when asked. */
+interface Produced {
+  token: number;
+  logprobs: TokenLogprobs | undefined;
+}
+
+/** What a generation asks besides its prompt. */
+interface GenerationSpec {
   positions: Position[];
   /** native plugin id, -1 for none */
   plugin: number;
@@ -165,17 +174,101 @@ interface Generation {
   sampler: Sampler;
   maxTokens: number;
   signal: AbortSignal | undefined;
-  /** the stop token that ended it, for onStop */
-  stopToken?: number;
   /** set when the caller wants each token's log-probabilities: how many alternatives */
   topLogprobs: number | undefined;
-  out: TokenBuffer<Produced, FinishReason>;
+  nCtx: number;
 }
 
-/** A generated token, with its log-probabilities when asked. */
-interface Produced {
-  token: number;
-  logprobs: TokenLogprobs | undefined;
+/**
+ * One generation request as a scheduler job: samples each logits row it is given into its
+ * buffer and says which token to feed next, until a stop token, maxTokens, the context, or
+ * its caller's abort or cancel ends it.
+ */
+class Generation implements Job {
+  readonly positions: Position[];
+  readonly plugin: number;
+  readonly allLogits = false;
+  readonly out = new TokenBuffer<Produced, FinishReason>();
+  /** the stop token that ended it, for onStop */
+  stopToken?: number;
+  /** the sampler's repetition penalty looks at token ids only */
+  private readonly history: number[];
+  private length: number;
+  private produced = 0;
+
+  constructor(private readonly spec: GenerationSpec) {
+    this.positions = spec.positions;
+    this.plugin = spec.plugin;
+    this.history = spec.positions.filter((t): t is number => typeof t === 'number');
+    this.length = spec.positions.length;
+  }
+
+  active(): boolean {
+    const { signal } = this.spec;
+    if (signal?.aborted) this.out.fail(abortError(signal));
+    else if (this.out.cancelled) this.out.end('abort');
+    else return true;
+    return false;
+  }
+
+  logits(row: Float32Array): number | undefined {
+    const { spec, out } = this;
+    if (this.produced === spec.maxTokens) return void out.end('length');
+    // the sampler changes the row in place (penalty, mask): log-probabilities come from a copy
+    const raw = spec.topLogprobs !== undefined ? row.slice() : undefined;
+    const token = spec.sampler.sample(row, this.history);
+    if (spec.stop.has(token)) {
+      this.stopToken = token;
+      return void out.end('stop');
+    }
+    this.history.push(token);
+    this.length++;
+    this.produced++;
+    out.push({ token, logprobs: raw && tokenLogprobs(raw, token, spec.topLogprobs ?? 0) });
+    if (this.produced === spec.maxTokens) return void out.end('length');
+    if (this.length > spec.nCtx) return void out.end('context'); // the last one is sampled, never fed
+    return token;
+  }
+
+  fail(err: unknown): void {
+    this.out.fail(err);
+  }
+}
+
+/** evaluate(): every prompt position's logits, gathered chunk by chunk. */
+class Evaluation implements Job {
+  readonly allLogits = true;
+  readonly done: Promise<Float32Array>;
+  private readonly rows: Float32Array;
+  private filled = 0;
+  private resolve!: (v: Float32Array) => void;
+  private reject!: (err: unknown) => void;
+
+  constructor(
+    readonly positions: Position[],
+    readonly plugin: number,
+    nVocab: number,
+  ) {
+    this.rows = new Float32Array(positions.length * nVocab);
+    this.done = new Promise((resolve, reject) => {
+      this.resolve = resolve;
+      this.reject = reject;
+    });
+  }
+
+  active(): boolean {
+    return true;
+  }
+
+  logits(rows: Float32Array, last: boolean): undefined {
+    this.rows.set(rows, this.filled);
+    this.filled += rows.length;
+    if (last) this.resolve(this.rows);
+  }
+
+  fail(err: unknown): void {
+    this.reject(err);
+  }
 }
 
 export function abortError(signal: AbortSignal): HealthGPTError {
@@ -188,11 +281,9 @@ export class LanguageModel {
   /** GGUF metadata of the model file. */
   readonly metadata: GGUFInfo['metadata'];
   private handle: NativeModel | undefined;
+  /** held by each batch step and by plugin loading */
   private readonly lock = new Mutex();
-  /** positions whose keys and values the KV cache holds, in order */
-  private cached: Position[] = [];
-  /** the plugin (native id, -1 for none) those keys and values were computed under */
-  private cachedPlugin = -1;
+  private readonly scheduler: Scheduler;
   /** plugin name -> native id */
   private readonly pluginIds = new Map<string, number>();
   private tok: Tokenizer | undefined;
@@ -206,6 +297,8 @@ export class LanguageModel {
     this.handle = handle;
     this.metadata = metadata;
     this.baseQuantized = baseQuantized;
+    const { nSeq, nVocab } = handle.info();
+    this.scheduler = new Scheduler(nSeq, nVocab, () => this.live(), this.lock);
   }
 
   static async load(path: string, options: LoadOptions = {}): Promise<LanguageModel> {
@@ -218,6 +311,7 @@ export class LanguageModel {
     try {
       const handle = await native().Model.load(path, {
         contextSize: options.contextSize,
+        sequences: options.sequences ?? 1,
         threads: options.threads,
         kvType: options.kvType === 'f32' ? 0 : 1,
         repack: options.repack === false ? 0 : 1,
@@ -283,9 +377,19 @@ export class LanguageModel {
     return this.handle;
   }
 
-  /** sizes fixed at load, and where the forward pass runs (LoadOptions.gpu) */
-  get info(): { nVocab: number; nEmbd: number; nCtx: number; backend: string } {
+  /** sizes fixed at load (nSeq: LoadOptions.sequences), and where the forward pass runs (LoadOptions.gpu) */
+  get info(): { nVocab: number; nEmbd: number; nCtx: number; nSeq: number; backend: string } {
     return this.live().info();
+  }
+
+  /** Requests decoding now (at most info.nSeq) and waiting for a slot. */
+  get load(): { running: number; waiting: number } {
+    return this.scheduler.load;
+  }
+
+  /** Positions run through the model so far (tests and diagnostics: prefix reuse shows as fewer). */
+  get evaluated(): number {
+    return this.scheduler.evaluated;
   }
 
   /** The model's tokenizer, built from the GGUF vocabulary; ERR_NO_TOKENIZER when the file has none. */
@@ -346,61 +450,16 @@ export class LanguageModel {
     return out;
   }
 
-  /**
-   * Feeds tokens so the cache holds exactly `tokens`, reusing the longest prefix already there
-   * (a second question about the same image and system prompt recomputes only what differs).
-   * Returns the logits of the last token, or of every token evaluated when allLogits.
-   */
-  private async feed(tokens: readonly Position[], allLogits: boolean, plugin: number): Promise<{ logits: Float32Array; from: number }> {
-    const h = this.live();
-    let common = 0;
-    // keys and values depend on the plugin: a prefix computed under another one is not reused
-    if (plugin === this.cachedPlugin) while (common < tokens.length && common < this.cached.length && samePosition(tokens[common], this.cached[common])) common++;
-    if (allLogits) common = 0; // every position's logits are wanted: recompute them all
-    if (common === tokens.length) common--; // the last token must run to give its logits
-    // eval forgets the cached positions from `common` on, in its job
-    this.cached = this.cached.slice(0, common);
-    this.cachedPlugin = plugin;
-    const rest = tokens.slice(common);
-    // embedding rows go in as token -1, their floats in order beside
-    const rows = rest.filter((t): t is Float32Array => typeof t !== 'number');
-    let embd: Float32Array | undefined;
-    if (rows.length) {
-      embd = new Float32Array(rows.length * rows[0].length);
-      rows.forEach((r, i) => embd?.set(r, i * r.length));
-    }
-    try {
-      const logits = await h.eval(
-        Int32Array.from(rest, (t) => (typeof t === 'number' ? t : -1)),
-        common,
-        allLogits,
-        plugin,
-        embd,
-      );
-      this.cached = tokens.slice();
-      return { logits, from: common };
-    } catch (err) {
-      throw wrapNative(err, 'eval');
-    }
-  }
-
   /** Next-token logits after each position of `prompt` (n x nVocab, row after row). */
   async evaluate(prompt: readonly PromptPiece[], options: RequestOptions = {}): Promise<Float32Array> {
-    const positions = this.positions(prompt);
-    const plugin = this.pluginId(options.plugin);
-    const release = await this.lock.acquire();
-    try {
-      const { logits } = await this.feed(positions, true, plugin);
-      this.live(); // disposed meanwhile: ERR_DISPOSED
-      return logits;
-    } finally {
-      release();
-    }
+    const job = new Evaluation(this.positions(prompt), this.pluginId(options.plugin), this.live().info().nVocab);
+    this.scheduler.submit(job);
+    return job.done;
   }
 
   /**
    * Streams generated token ids after the prompt (token ids and embeddings); returns why it
-   * ended. The tokens come from a producer that does not wait for this iterator (above).
+   * ended. The tokens come from a scheduler job that does not wait for this iterator (above).
    */
   async *generate(prompt: readonly PromptPiece[], options: GenerateOptions = {}): AsyncGenerator<number, FinishReason, void> {
     validateSampling(options);
@@ -409,18 +468,25 @@ export class LanguageModel {
     if (options.signal !== undefined && !(options.signal instanceof AbortSignal)) throw new HealthGPTError('ERR_INVALID_ARG', 'signal must be an AbortSignal');
     if (options.onLogprobs !== undefined && typeof options.onLogprobs !== 'function') throw new HealthGPTError('ERR_INVALID_ARG', `onLogprobs must be a function, got ${typeof options.onLogprobs}`);
     validateTopLogprobs(options.topLogprobs);
-    const request: Generation = {
+    const { signal } = options;
+    const request = new Generation({
       positions: this.positions(prompt),
       plugin: this.pluginId(options.plugin),
       stop: new Set(options.stopTokens ?? this.defaultStopTokens()),
       sampler: new Sampler(options),
       maxTokens,
-      signal: options.signal,
+      signal,
       topLogprobs: options.onLogprobs ? (options.topLogprobs ?? 0) : undefined,
-      out: new TokenBuffer<Produced, FinishReason>(),
+      nCtx: this.live().info().nCtx,
+    });
+    const { out } = request;
+    // an abort ends the request at once: it leaves the queue, or its slot at the next step
+    const onAbort = (): void => {
+      this.scheduler.withdraw(request);
+      request.active();
     };
-    void this.produce(request);
-    const { out, signal } = request;
+    signal?.addEventListener('abort', onAbort, { once: true });
+    this.scheduler.submit(request);
     try {
       for (;;) {
         if (signal?.aborted) throw abortError(signal);
@@ -435,70 +501,7 @@ export class LanguageModel {
       }
     } finally {
       out.cancelled = true;
-    }
-  }
-
-  /**
-   * Runs one generation to its end into its buffer, holding the lock from its prompt to its
-   * last token. Never rejects: its error goes to the buffer. (The one place requests are
-   * scheduled: a batching scheduler would step several Generations here.)
-   */
-  private async produce(g: Generation): Promise<void> {
-    const { out, signal, sampler, stop, plugin, positions } = g;
-    if (out.cancelled) return out.end('abort');
-    const release = await this.lock.acquire();
-    try {
-      const checkAbort = (): void => {
-        if (signal?.aborted) throw abortError(signal);
-      };
-      checkAbort();
-      const nCtx = this.live().info().nCtx;
-      let { logits } = await this.feed(positions, false, plugin);
-      this.live(); // disposed meanwhile: ERR_DISPOSED
-      // the sampler's repetition penalty looks at token ids only
-      const history = positions.filter((t): t is number => typeof t === 'number');
-      let length = positions.length;
-      let finish: FinishReason = 'length';
-      for (let i = 0; i < g.maxTokens; i++) {
-        checkAbort();
-        if (out.cancelled) {
-          finish = 'abort';
-          break;
-        }
-        // the sampler changes the row in place (penalty, mask): log-probabilities come from a copy
-        const raw = g.topLogprobs !== undefined ? logits.slice() : undefined;
-        const token = sampler.sample(logits, history);
-        if (stop.has(token)) {
-          finish = 'stop';
-          g.stopToken = token;
-          break;
-        }
-        history.push(token);
-        length++;
-        out.push({ token, logprobs: raw && tokenLogprobs(raw, token, g.topLogprobs ?? 0) });
-        if (i + 1 === g.maxTokens) break;
-        if (length > nCtx) {
-          finish = 'context';
-          break;
-        }
-        checkAbort();
-        if (out.cancelled) {
-          finish = 'abort';
-          break;
-        }
-        try {
-          logits = await this.live().eval(Int32Array.of(token), this.cached.length, false, plugin);
-        } catch (err) {
-          throw wrapNative(err, 'eval');
-        }
-        this.live();
-        this.cached.push(token);
-      }
-      out.end(finish);
-    } catch (err) {
-      out.fail(err);
-    } finally {
-      release();
+      signal?.removeEventListener('abort', onAbort);
     }
   }
 
@@ -541,7 +544,7 @@ export class LanguageModel {
   dispose(): void {
     this.handle?.dispose();
     this.handle = undefined;
-    this.cached = [];
+    this.scheduler.clear(new HealthGPTError('ERR_DISPOSED', 'the model has been disposed'));
     this.pluginIds.clear();
   }
 }

@@ -1,8 +1,8 @@
 /**
- * A first-come first-served lock. A generation holds its model's lock from its prompt to its
- * last token (lib/model/model.ts, "Generation"); the vision tower and the VQGAN hold theirs
- * for one call, so jobs wait here, in order, instead of blocking threads of libuv's pool on a
- * native mutex.
+ * A first-come first-served lock. A model's batch step and plugin loading hold its lock for
+ * one native call (lib/model/scheduler.ts); the vision tower and the VQGAN hold theirs for one
+ * call, so jobs wait here, in order, instead of blocking threads of libuv's pool on a native
+ * mutex.
  */
 export class Mutex {
   private held = false;

@@ -1,6 +1,6 @@
 /**
- * The tokens of one generation, between the producer that runs it (under the model's lock)
- * and the iterator its caller reads. The producer never waits for the reader, so a reader
+ * The tokens of one generation, between the scheduler that runs it (lib/model/scheduler.ts)
+ * and the iterator its caller reads. The scheduler never waits for the reader, so a reader
  * that stops pulling cannot hold the model; the buffer is bounded by the request's maxTokens.
  */
 export class TokenBuffer<T, R> {

@@ -3,7 +3,8 @@
  * over one HealthGPT session, plus /v1/models and /health. Safe defaults: it listens on
  * 127.0.0.1, and anywhere else only with an API key (Bearer); without a key it answers
  * requests for a loopback host from no foreign web page (lib/server/local-guard.ts); bodies and images are bounded
- * (413); at most `queue` requests wait (429 with Retry-After); each request has a deadline
+ * (413); as many requests run as the model holds sequences (decoded together, one batch per
+ * token), at most `queue` more wait (429 with Retry-After); each request has a deadline
  * (504); a client that disconnects stops its request. Logs are fastify's (pino, JSON lines)
  * and hold no prompt text unless logPrompts, and never image content.
  */
@@ -35,7 +36,7 @@ export interface ServerOptions {
   bodyLimit?: number;
   /** largest image in pixels; default 25e6 */
   maxPixels?: number;
-  /** requests that may wait for the model beyond the one it runs; default 16 */
+  /** requests that may wait for the model beyond those it runs (one per sequence the model holds); default 16 */
   queue?: number;
   /** per-request deadline from arrival, ms; default 600000 */
   timeoutMs?: number;
@@ -53,9 +54,6 @@ export interface RunningServer {
 }
 
 const LOOPBACK = /^(127(\.\d{1,3}){3}|::1|localhost)$/;
-
-/** One model step at a time today: the session runs one request's tokens per step. */
-const SLOTS = 1;
 
 function sameKey(given: string, key: string): boolean {
   const h = (s: string) => createHash('sha256').update(s).digest();
@@ -77,7 +75,8 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
     session: o.session,
     modelId: o.modelId,
     images: await ImageSource.create(o.allowDirs),
-    admission: new Admission(SLOTS, o.queue ?? 16),
+    // as many run as the model decodes together (its sequences); the model would queue the rest in order anyway
+    admission: new Admission(o.session.model.info.nSeq, o.queue ?? 16),
     timeoutMs: o.timeoutMs ?? 600_000,
     maxPixels: o.maxPixels ?? 25_000_000,
     logPrompts: o.logPrompts ?? false,

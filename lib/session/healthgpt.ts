@@ -9,7 +9,9 @@
  * - generateImage: user turn `<image>\n{instruction}` (no image for report2cxr), `<start_index>`
  *   after the open assistant role, CLIP hidden state 1, the generation projector and plugin,
  *   then exactly latent^2 `<idx_k>` tokens (a logit mask enforces it) and `<end_index>`; the
- *   indices go through the VQGAN decoder to a PNG.
+ *   indices go through the VQGAN decoder to a PNG. Several inputs (`images`) are generated
+ *   together: concurrent requests of the language model, batched into one pass per token
+ *   when the model holds enough sequences (HealthGPTLoadOptions.sequences).
  *
  * Projectors: a plugin file's own (mm.0 / mm.2) when it has one, else the vision file's
  * (mm.0 / mm.2 for comprehension, mm.gen.0 / mm.gen.2 for generation). Projected features are
@@ -49,6 +51,8 @@ export interface HealthGPTLoadOptions {
   threads?: number;
   /** positions the KV cache holds; default the model's trained context */
   contextSize?: number;
+  /** requests decoded together (LoadOptions.sequences: KV cache slots); default 1 */
+  sequences?: number;
   /** KV cache precision; default f16 */
   kvType?: 'f16' | 'f32';
   /** where the language model, the vision tower and the VQGAN run (LoadOptions.gpu); default false (the CPU) */
@@ -117,11 +121,13 @@ export interface AskResult {
 export interface GenerateImageOptions extends SamplingRequest {
   task: GenerationTask;
   image?: SessionImage;
+  /** several inputs of one task, generated together: one result per input, in order (instead of image) */
+  images?: SessionImage[];
   /** report2cxr's report text */
   report?: string;
   /** replaces the task's instruction */
   instruction?: string;
-  /** called after each image token: (done, total) */
+  /** called after each image token: (done, total), over all the inputs together */
   onToken?: (done: number, total: number) => void;
   imageOptions?: ImageDecodeOptions;
 }
@@ -136,10 +142,10 @@ export interface GenerateImageResult {
   timings: AskTimings & { vqgan_ms: number };
 }
 
-const LOAD_KEYS = new Set(['model', 'vision', 'plugins', 'vqgan', 'threads', 'contextSize', 'kvType', 'gpu', 'gpuLayers', 'pluginOptions', 'imageCacheSize']);
+const LOAD_KEYS = new Set(['model', 'vision', 'plugins', 'vqgan', 'threads', 'contextSize', 'sequences', 'kvType', 'gpu', 'gpuLayers', 'pluginOptions', 'imageCacheSize']);
 const SAMPLING_KEYS = ['temperature', 'topK', 'topP', 'minP', 'repeatPenalty', 'repeatLastN', 'seed', 'signal'];
 const ASK_KEYS = new Set([...SAMPLING_KEYS, 'question', 'image', 'images', 'history', 'maxTokens', 'system', 'imageOptions', 'onLogprobs', 'topLogprobs', 'onPrompt']);
-const GEN_KEYS = new Set([...SAMPLING_KEYS, 'task', 'image', 'report', 'instruction', 'onToken', 'imageOptions']);
+const GEN_KEYS = new Set([...SAMPLING_KEYS, 'task', 'image', 'images', 'report', 'instruction', 'onToken', 'imageOptions']);
 
 function invalid(message: string): HealthGPTError {
   return new HealthGPTError('ERR_INVALID_ARG', message);
@@ -216,6 +222,7 @@ export class HealthGPT {
       const model = await LanguageModel.load(options.model, {
         threads,
         contextSize: options.contextSize,
+        sequences: options.sequences,
         kvType: options.kvType,
         gpu: options.gpu,
         gpuLayers: options.gpuLayers,
@@ -444,23 +451,68 @@ export class HealthGPT {
     checkKeys(o, GEN_KEYS, 'generateImage');
     if (!isGenerationTask(o.task)) throw invalid(`task must be one of ${Object.keys(GENERATION_TASKS).join(', ')}, got ${String(o.task)}`);
     if (o.image !== undefined) checkImage(o.image, 'image');
+    if (o.images !== undefined) {
+      if (!Array.isArray(o.images) || o.images.length === 0) throw invalid(`images must be a non-empty array, got ${Array.isArray(o.images) ? '[]' : String(o.images)}`);
+      if (o.image !== undefined) throw invalid('give image or images, not both');
+      o.images.forEach((im, i) => checkImage(im, `images[${i}]`));
+    }
     if (o.onToken !== undefined && typeof o.onToken !== 'function') throw invalid(`onToken must be a function, got ${typeof o.onToken}`);
     validateSamplingRequest(o, 'generateImage');
   }
 
-  /** Generates an image for a task (greedy unless sampling options say otherwise). */
-  async generateImage(options: GenerateImageOptions): Promise<GenerateImageResult> {
+  /**
+   * Generates an image for a task (greedy unless sampling options say otherwise). With
+   * `images`, one per input, generated together (the language model batches them when it
+   * holds several sequences; the VQGAN decodes each as its tokens are done); the first failure
+   * stops the others.
+   */
+  generateImage(options: GenerateImageOptions & { images: SessionImage[] }): Promise<GenerateImageResult[]>;
+  generateImage(options: GenerateImageOptions): Promise<GenerateImageResult>;
+  async generateImage(options: GenerateImageOptions): Promise<GenerateImageResult | GenerateImageResult[]> {
     this.live();
     this.validateGenerate(options);
-    const message = taskMessage(options.task, { hasImage: options.image !== undefined, report: options.report, instruction: options.instruction });
+    const inputs = options.images ?? [options.image];
+    const message = taskMessage(options.task, { hasImage: inputs[0] !== undefined, report: options.report, instruction: options.instruction });
     this.needPlugin('generation');
     const vqgan = this.vqgan;
     if (!vqgan) throw new HealthGPTError('ERR_NO_VQGAN', 'generateImage needs a VQGAN file (HealthGPT.load vqgan)');
+    const count = vqgan.info.latent * vqgan.info.latent;
+    // one signal for all: the caller's abort, or the first failure
+    const stop = new AbortController();
+    const onAbort = (): void => stop.abort(options.signal?.reason);
+    if (options.signal?.aborted) onAbort();
+    options.signal?.addEventListener('abort', onAbort, { once: true });
+    let done = 0;
+    const onToken = options.onToken && ((): void => options.onToken?.(++done, count * inputs.length));
+    try {
+      const results = await Promise.all(
+        inputs.map((image) =>
+          this.generateOne(options, message, image, vqgan, stop.signal, onToken).catch((err: unknown) => {
+            stop.abort(err);
+            throw err;
+          }),
+        ),
+      );
+      return options.images ? results : results[0]!;
+    } finally {
+      options.signal?.removeEventListener('abort', onAbort);
+    }
+  }
+
+  /** One input of generateImage: its prompt, its image tokens, its VQGAN decode. */
+  private async generateOne(
+    options: GenerateImageOptions,
+    message: string,
+    image: SessionImage | undefined,
+    vqgan: Vqgan,
+    signal: AbortSignal,
+    onToken: (() => void) | undefined,
+  ): Promise<GenerateImageResult> {
     const ids = (this.imageIds ??= findImageTokens(this.model.tokenizer.vocab.tokenToId));
     const count = vqgan.info.latent * vqgan.info.latent;
-    const images = options.image !== undefined ? [await this.prepare(options.image, options.imageOptions)] : [];
+    const images = image !== undefined ? [await this.prepare(image, options.imageOptions)] : [];
     const text = renderChat(this.template, [{ role: 'user', content: message }]) + '<start_index>';
-    const { prompt, tokenCount, encodeMs } = await this.pieces(text, images, 'generation', options.signal);
+    const { prompt, tokenCount, encodeMs } = await this.pieces(text, images, 'generation', signal);
     this.live();
     const last = prompt[prompt.length - 1];
     if (last !== ids.start) throw new HealthGPTError('ERR_VOCAB', `the prompt does not end with <start_index> (id ${ids.start}): the tokenizer split it`);
@@ -473,13 +525,13 @@ export class HealthGPT {
       maxTokens: count + 1,
       stopTokens: [ids.end],
       plugin: 'generation',
-      signal: options.signal,
+      signal,
       logitMask: imageTokenMask(ids, tokenCount, count),
     });
     for await (const t of gen) {
       if (tokens.length === 0) tFirst = performance.now();
       tokens.push(t);
-      options.onToken?.(Math.min(tokens.length, count), count);
+      if (tokens.length <= count) onToken?.();
     }
     this.live();
     const tDecoded = performance.now();
