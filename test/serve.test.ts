@@ -342,6 +342,37 @@ describe('healthgpt serve (OpenAI API)', () => {
     expect(await health(busy)).toMatchObject({ running: 0, waiting: 0 });
   });
 
+  it('over a session of two sequences, a chat is answered while an image generation runs: decoded together, the answer as alone', async () => {
+    const want = await hg.answer({ question: manifest.question, image: inputPng, maxTokens: 8 });
+    const two = await HealthGPT.load({
+      model: file('lm.gguf'),
+      vision: file('clip.gguf'),
+      vqgan: file('vqgan.gguf'),
+      plugins: { comprehension: file('com.gguf'), generation: file('gen.gguf') },
+      threads: 2,
+      kvType: 'f32',
+      sequences: 2,
+    });
+    const s = await startServer({ session: two, modelId: MODEL, port: 0, logger: false });
+    try {
+      const c = clientOf(s);
+      let imageDone = false;
+      const image = c.images.generate({ model: MODEL, prompt: 'Normal chest.' }).then((r) => {
+        imageDone = true;
+        return r;
+      });
+      await until('the generation to run', async () => (await health(s)).running === 1);
+      // the answer takes a few steps of the generation's 1025: with one slot it would wait for all of them
+      const r = await c.chat.completions.create({ model: MODEL, messages: imageQuestion(), max_tokens: 8 });
+      expect(imageDone).toBe(false);
+      expect(r.choices[0]!.message.content).toBe(want.answer);
+      expect((await image).data?.[0]?.b64_json?.length).toBeGreaterThan(1000);
+    } finally {
+      await s.close();
+      two.dispose();
+    }
+  });
+
   it('504: a request past its deadline stops, and the next one runs', async () => {
     // deadlines shorter and shorter against what a whole generation takes here, until one
     // falls inside the request: a fast processor may finish before a long one
