@@ -18,10 +18,10 @@ import { GGUFFile, type GGUFInfo } from '../gguf/file.js';
 import { gpuId, native, validateGpu, type GpuOption, type NativeModel } from '../native.js';
 import { renderChat, templateFor, type ChatMessage, type ChatTemplate } from '../prompt/template.js';
 import { Tokenizer, type EncodeOptions } from '../tokenizer/index.js';
-import { tokenLogprobs, validateTopLogprobs, type TokenLogprobs } from './logprobs.js';
+import { validateTopLogprobs, type TokenLogprobs } from './logprobs.js';
 import { Mutex } from './queue.js';
-import { Scheduler, type Job, type Position } from './scheduler.js';
-import { TokenBuffer } from './token-buffer.js';
+import { abortError, Evaluation, Generation } from './jobs.js';
+import { Scheduler, type Position } from './scheduler.js';
 import { Sampler, validateSampling, type SamplingOptions } from './sampler.js';
 import { StopText } from './stop-text.js';
 
@@ -159,122 +159,7 @@ function validatePluginOptions(o: PluginOptions, prefix = ''): void {
   if (o.fused !== undefined && typeof o.fused !== 'boolean') throw new HealthGPTError('ERR_INVALID_ARG', `${prefix}fused must be a boolean, got ${String(o.fused)}`);
 }
 
-/** A generated token, with its log-probabilities when asked. */
-interface Produced {
-  token: number;
-  logprobs: TokenLogprobs | undefined;
-}
-
-/** What a generation asks besides its prompt. */
-interface GenerationSpec {
-  positions: Position[];
-  /** native plugin id, -1 for none */
-  plugin: number;
-  stop: Set<number>;
-  sampler: Sampler;
-  maxTokens: number;
-  signal: AbortSignal | undefined;
-  /** set when the caller wants each token's log-probabilities: how many alternatives */
-  topLogprobs: number | undefined;
-  nCtx: number;
-}
-
-/**
- * One generation request as a scheduler job: samples each logits row it is given into its
- * buffer and says which token to feed next, until a stop token, maxTokens, the context, or
- * its caller's abort or cancel ends it.
- */
-class Generation implements Job {
-  readonly positions: Position[];
-  readonly plugin: number;
-  readonly allLogits = false;
-  readonly out = new TokenBuffer<Produced, FinishReason>();
-  /** the stop token that ended it, for onStop */
-  stopToken?: number;
-  /** the sampler's repetition penalty looks at token ids only */
-  private readonly history: number[];
-  private length: number;
-  private produced = 0;
-
-  constructor(private readonly spec: GenerationSpec) {
-    this.positions = spec.positions;
-    this.plugin = spec.plugin;
-    this.history = spec.positions.filter((t): t is number => typeof t === 'number');
-    this.length = spec.positions.length;
-  }
-
-  active(): boolean {
-    const { signal } = this.spec;
-    if (signal?.aborted) this.out.fail(abortError(signal));
-    else if (this.out.cancelled) this.out.end('abort');
-    else return true;
-    return false;
-  }
-
-  logits(row: Float32Array): number | undefined {
-    const { spec, out } = this;
-    if (this.produced === spec.maxTokens) return void out.end('length');
-    // the sampler changes the row in place (penalty, mask): log-probabilities come from a copy
-    const raw = spec.topLogprobs !== undefined ? row.slice() : undefined;
-    const token = spec.sampler.sample(row, this.history);
-    if (spec.stop.has(token)) {
-      this.stopToken = token;
-      return void out.end('stop');
-    }
-    this.history.push(token);
-    this.length++;
-    this.produced++;
-    out.push({ token, logprobs: raw && tokenLogprobs(raw, token, spec.topLogprobs ?? 0) });
-    if (this.produced === spec.maxTokens) return void out.end('length');
-    if (this.length > spec.nCtx) return void out.end('context'); // the last one is sampled, never fed
-    return token;
-  }
-
-  fail(err: unknown): void {
-    this.out.fail(err);
-  }
-}
-
-/** evaluate(): every prompt position's logits, gathered chunk by chunk. */
-class Evaluation implements Job {
-  readonly allLogits = true;
-  readonly done: Promise<Float32Array>;
-  private readonly rows: Float32Array;
-  private filled = 0;
-  private resolve!: (v: Float32Array) => void;
-  private reject!: (err: unknown) => void;
-
-  constructor(
-    readonly positions: Position[],
-    readonly plugin: number,
-    nVocab: number,
-  ) {
-    this.rows = new Float32Array(positions.length * nVocab);
-    this.done = new Promise((resolve, reject) => {
-      this.resolve = resolve;
-      this.reject = reject;
-    });
-  }
-
-  active(): boolean {
-    return true;
-  }
-
-  logits(rows: Float32Array, last: boolean): undefined {
-    this.rows.set(rows, this.filled);
-    this.filled += rows.length;
-    if (last) this.resolve(this.rows);
-  }
-
-  fail(err: unknown): void {
-    this.reject(err);
-  }
-}
-
-export function abortError(signal: AbortSignal): HealthGPTError {
-  const reason = signal.reason instanceof Error ? signal.reason.message : 'the operation was aborted';
-  return new HealthGPTError('ABORT_ERR', reason);
-}
+export { abortError };
 
 export class LanguageModel {
   readonly path: string;
