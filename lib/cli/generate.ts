@@ -58,8 +58,9 @@ export function generateCommand(): Command {
       vqgan: parts.vqgan,
       threads: o.threads,
       contextSize: o.context,
-      // one slot per input, so their tokens are decoded together (each slot's cache is committed as written)
-      sequences: Math.min(Math.max(o.image.length, 1), MAX_SEQUENCES),
+      // one slot per input, so their tokens are decoded together (each slot's cache is committed as written);
+      // a model on CUDA holds one: the inputs then take turns
+      sequences: gpuOf(o) === 'cuda' ? 1 : Math.min(Math.max(o.image.length, 1), MAX_SEQUENCES),
       kvType: o.kvType,
       gpu: gpuOf(o),
       gpuLayers: o.gpuLayers,

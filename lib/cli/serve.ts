@@ -26,7 +26,7 @@ interface ServeFlags {
   logLevel: string;
   threads?: number;
   context?: number;
-  sequences: number;
+  sequences?: number;
   kvType?: 'f16' | 'f32';
   gpu?: 'auto' | 'cuda' | 'off';
   gpuLayers?: number;
@@ -52,20 +52,29 @@ export function serveCommand(): Command {
     .addOption(new Option('--threads <n>', 'threads (default: one per core)').argParser(num))
     .addOption(new Option('--context <n>', "context size (default: the model's)").argParser(num))
     .addOption(
-      new Option('--sequences <n>', 'requests decoded together, one batch per token (KV cache slots of --context positions each, committed as written); more wait in the queue')
-        .argParser(num)
-        .default(4),
+      new Option(
+        '--sequences <n>',
+        'requests decoded together, one batch per token (KV cache slots of --context positions each, committed as written); more wait in the queue (default 4; 1 with --gpu cuda, whose model holds one)',
+      ).argParser(num),
     )
     .addOption(new Option('--kv-type <type>', 'KV cache precision (default f16)').choices(['f16', 'f32']))
     .addOption(new Option('--gpu <mode>', 'where the language model, CLIP and the VQGAN run: off (default, the CPU), auto (CUDA when present and it fits), cuda').choices(['auto', 'cuda', 'off']))
     .addOption(new Option('--gpu-layers <n>', 'with a GPU: only the first n layers there, the rest on the CPU').argParser(num))
     .action(async (o: ServeFlags) => {
-      for (const k of ['port', 'maxBodyMb', 'maxPixels', 'queue', 'timeout', 'sequences'] as const)
+      for (const k of ['port', 'maxBodyMb', 'maxPixels', 'queue', 'timeout'] as const)
         if (!Number.isFinite(o[k]) || o[k] < 0)
           throw new HealthGPTError('ERR_INVALID_ARG', `--${k.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)} must be a non-negative number, got ${String(o[k])}`);
       const files = await resolveModelFiles(o.model);
       const { name: _name, ...parts } = files;
-      const hg = await HealthGPT.load({ ...parts, threads: o.threads, contextSize: o.context, sequences: o.sequences, kvType: o.kvType, gpu: gpuOf(o), gpuLayers: o.gpuLayers });
+      const hg = await HealthGPT.load({
+        ...parts,
+        threads: o.threads,
+        contextSize: o.context,
+        sequences: o.sequences ?? (gpuOf(o) === 'cuda' ? 1 : 4),
+        kvType: o.kvType,
+        gpu: gpuOf(o),
+        gpuLayers: o.gpuLayers,
+      });
       reportBackend(hg.model.info.backend, gpuOf(o));
       let server: RunningServer | undefined;
       try {
