@@ -100,12 +100,12 @@ async function runCase(c, o) {
     });
   } else requests = c.plugins.map((plugin, i) => ({ prompt: tokens(PROMPT, i + 1), options: { plugin: plugin ?? undefined } }));
   /** The requests at once: aggregate decode tok/s and the time to the first tokens. */
-  const together = async (rs) => {
+  const together = async (rs, maxTokens = c.tokens) => {
     const start = performance.now();
     const stamps = await Promise.all(
       rs.map(async (r) => {
         const s = [];
-        for await (const _ of model.generate(r.prompt, { ...r.options, maxTokens: c.tokens, stopTokens: [], temperature: 0 })) s.push(performance.now());
+        for await (const _ of model.generate(r.prompt, { ...r.options, maxTokens, stopTokens: [], temperature: 0 })) s.push(performance.now());
         return s;
       }),
     );
@@ -114,6 +114,8 @@ async function runCase(c, o) {
     const decoded = stamps.reduce((n, s) => n + s.length - 1, 0);
     return { tokS: (decoded * 1000) / (last - first), prefillMs: first - start };
   };
+  // first passes fault the weights and adapters in: a few tokens with each plugin, untimed
+  for (const plugin of new Set(c.plugins)) await together([{ prompt: tokens(8, 1000), options: { plugin: plugin ?? undefined } }], 4);
   // a shared machine's speed drifts between processes: the batch is also compared with its last
   // request alone, run just before and just after it in this process
   const alone = c.plugins.length > 1 ? [await together(requests.slice(-1))] : [];

@@ -129,6 +129,8 @@ export class Scheduler {
         if (plan.length === 0) return;
         await this.step(plan);
       }
+    } catch (err) {
+      this.clear(err); // a bug here must not leave requests waiting forever (step itself fails only its jobs)
     } finally {
       this.running = false;
     }
