@@ -191,7 +191,8 @@ describe('library codes no other suite produces', () => {
     const taken = createServer();
     await new Promise<void>((resolve) => taken.listen(0, '127.0.0.1', resolve));
     const port = (taken.address() as AddressInfo).port;
-    const hg = { dispose() {} } as unknown as HealthGPT; // never reached: listening fails first
+    // only its number of sequences is read (the server admits that many at once): listening fails first
+    const hg = { model: { info: { nSeq: 1 } }, dispose() {} } as unknown as HealthGPT;
     try {
       await expectCode(() => startServer({ session: hg, modelId: 'x', port, logger: false }), 'ERR_LISTEN', new RegExp(`cannot listen on 127\\.0\\.0\\.1:${port}`));
     } finally {
