@@ -12,8 +12,8 @@
 #include "ops/patch_embed.h"
 #include "ops/vit_attention.h"
 #include "quant/quant.h"
+#include "models/device_choice.h"
 #ifdef HEALTHGPT_HAVE_CUDA
-#include "cuda/backend.h"
 #include "cuda/clip_cuda.h"
 #endif
 
@@ -278,12 +278,9 @@ std::unique_ptr<ClipModel> ClipModel::load(std::unique_ptr<GGUFFile> file, Threa
 
 // The device reads the weights in their file types from the mapping (not the packed copies).
 void ClipModel::use_device(int gpu) {
-    std::string why;
+    std::string why = cuda_unavailable();
 #ifdef HEALTHGPT_HAVE_CUDA
-    if (cuda_device_count() == 0) {
-        const std::string s = cuda_status();
-        why = "no CUDA device" + (s.empty() ? std::string() : ": " + s);
-    } else {
+    if (why.empty()) {
         try {
             device_ = make_clip_cuda(*this);
             backend_ = device_->describe();
@@ -293,11 +290,8 @@ void ClipModel::use_device(int gpu) {
             why = e.what();
         }
     }
-#else
-    why = "this engine was built without the CUDA backend";
 #endif
-    if (gpu == HG_GPU_CUDA) fail(HG_ERR_UNSUPPORTED, "clip: gpu 'cuda': " + why);
-    backend_ = "cpu (" + why + ")";
+    backend_ = cpu_backend(gpu, "clip: ", why);
 }
 
 const ClipProjector &ClipModel::projector(int kind) const {

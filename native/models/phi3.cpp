@@ -14,8 +14,8 @@
 #include "ops/norm.h"
 #include "ops/rope.h"
 #include "quant/quant.h"
+#include "models/device_choice.h"
 #ifdef HEALTHGPT_HAVE_CUDA
-#include "cuda/backend.h"
 #include "cuda/phi3_cuda.h"
 #endif
 
@@ -164,12 +164,9 @@ std::unique_ptr<Phi3Model> Phi3Model::load(std::unique_ptr<GGUFFile> file, const
 
 void Phi3Model::use_device(int gpu, int64_t n_ctx, int kv_type, int64_t gpu_layers) {
     // HG_GPU_CUDA: any failure is the load's; HG_GPU_AUTO: the CPU, saying why
-    std::string why;
+    std::string why = cuda_unavailable();
 #ifdef HEALTHGPT_HAVE_CUDA
-    if (cuda_device_count() == 0) {
-        const std::string s = cuda_status();
-        why = "no CUDA device" + (s.empty() ? std::string() : ": " + s);
-    } else {
+    if (why.empty()) {
         try {
             device_ = make_phi3_cuda(*this, kv_type, n_ctx, kChunk, gpu_layers);
             release_device_weights();
@@ -185,10 +182,8 @@ void Phi3Model::use_device(int gpu, int64_t n_ctx, int kv_type, int64_t gpu_laye
     }
 #else
     (void)n_ctx, (void)kv_type, (void)gpu_layers;
-    why = "this engine was built without the CUDA backend";
 #endif
-    if (gpu == HG_GPU_CUDA) fail(HG_ERR_UNSUPPORTED, "gpu 'cuda': " + why);
-    backend_ = "cpu (" + why + ")";
+    backend_ = cpu_backend(gpu, "", why);
 }
 
 // The device holds its own copies: their pages of the mapping go back (read again from the

@@ -10,8 +10,8 @@
 #include "ops/group_norm.h"
 #include "ops/spatial_attention.h"
 #include "ops/upsample.h"
+#include "models/device_choice.h"
 #ifdef HEALTHGPT_HAVE_CUDA
-#include "cuda/backend.h"
 #include "cuda/vqgan_cuda.h"
 #endif
 
@@ -270,12 +270,9 @@ std::unique_ptr<VqganModel> VqganModel::load(std::unique_ptr<GGUFFile> file, int
 }
 
 void VqganModel::use_device(int gpu) {
-    std::string why;
+    std::string why = cuda_unavailable();
 #ifdef HEALTHGPT_HAVE_CUDA
-    if (cuda_device_count() == 0) {
-        const std::string s = cuda_status();
-        why = "no CUDA device" + (s.empty() ? std::string() : ": " + s);
-    } else {
+    if (why.empty()) {
         try {
             device_ = make_vqgan_cuda(*this);
             backend_ = device_->describe();
@@ -285,11 +282,8 @@ void VqganModel::use_device(int gpu) {
             why = e.what();
         }
     }
-#else
-    why = "this engine was built without the CUDA backend";
 #endif
-    if (gpu == HG_GPU_CUDA) fail(HG_ERR_UNSUPPORTED, "vqgan: gpu 'cuda': " + why);
-    backend_ = "cpu (" + why + ")";
+    backend_ = cpu_backend(gpu, "vqgan: ", why);
 }
 
 VqganAct VqganModel::resblock(ThreadPool &pool, const VqganResBlock &b, const VqganAct &x) const {
