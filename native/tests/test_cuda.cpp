@@ -28,6 +28,7 @@
 #include "ops/rope.h"
 #include "quant/quant.h"
 #include "tests/check.h"
+#include "tests/cuda_device.h"
 #include "tests/reference_logits.h"
 
 namespace {
@@ -35,36 +36,8 @@ namespace {
 constexpr int QK = 32;
 constexpr int BLOCK_BYTES = 34;
 
-// GPU tests call this first: without a device they end as skipped, saying why (once in full).
-void need_device() {
-    static const std::string why = [] {
-        if (hg::cuda_device_count() > 0) return std::string();
-        const std::string status = hg::cuda_status();
-        std::printf("skipped: no CUDA device%s%s\n", status.empty() ? "" : " - ", status.c_str());
-        return std::string("no CUDA device");
-    }();
-    if (!why.empty()) SKIP(why);
-}
-
-// ---- device memory for the tests ----
-
-struct Dev {
-    hg::DeviceBuffer buf;
-    Dev() = default;
-    explicit Dev(size_t bytes) : buf(bytes) {}
-    template <class T> static Dev of(const std::vector<T> &v) {
-        Dev d(std::max<size_t>(1, v.size() * sizeof(T)));
-        hg::cuda_copy_to_device(d.buf.get(), v.data(), v.size() * sizeof(T));
-        return d;
-    }
-    template <class T> T *p() const { return buf.as<T>(); }
-    template <class T> std::vector<T> read(size_t n) const {
-        hg::cuda_synchronize();
-        std::vector<T> v(n);
-        hg::cuda_copy_to_host(v.data(), buf.get(), n * sizeof(T));
-        return v;
-    }
-};
+using cuda_test::Dev;
+using cuda_test::need_device;
 
 std::vector<float> randn(size_t n, std::mt19937 &rng, float scale = 1.0f) {
     std::normal_distribution<float> d(0.0f, scale);

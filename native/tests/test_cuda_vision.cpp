@@ -38,38 +38,15 @@
 #include "ops/vit_attention.h"
 #include "quant/quant.h"
 #include "tests/check.h"
+#include "tests/cuda_device.h"
 #include "tests/vqgan_synth.h"
 
 namespace {
 
 constexpr double kEps = 1.0 / (1 << 23); // float's unit roundoff, twice over
 
-void need_device() {
-    static const std::string why = [] {
-        if (hg::cuda_device_count() > 0) return std::string();
-        const std::string status = hg::cuda_status();
-        std::printf("skipped: no CUDA device%s%s\n", status.empty() ? "" : " - ", status.c_str());
-        return std::string("no CUDA device");
-    }();
-    if (!why.empty()) SKIP(why);
-}
-
-struct Dev {
-    hg::DeviceBuffer buf;
-    explicit Dev(size_t bytes) : buf(std::max<size_t>(bytes, 4)) {}
-    template <class T> static Dev of(const std::vector<T> &v) {
-        Dev d(v.size() * sizeof(T));
-        hg::cuda_copy_to_device(d.buf.get(), v.data(), v.size() * sizeof(T));
-        return d;
-    }
-    template <class T> T *p() const { return buf.as<T>(); }
-    template <class T> std::vector<T> read(size_t n) const {
-        hg::cuda_synchronize();
-        std::vector<T> v(n);
-        hg::cuda_copy_to_host(v.data(), buf.get(), n * sizeof(T));
-        return v;
-    }
-};
+using cuda_test::Dev;
+using cuda_test::need_device;
 
 std::vector<float> randn(size_t n, uint32_t seed, float mean = 0.0f, float std = 1.0f) {
     std::mt19937 rng(seed);
