@@ -18,6 +18,7 @@ struct plan {
     vec_dot_fn dot;
     vec_dot_tile_fn tile;   // kDotTileRows x kDotTileCols dots at once, or null
     vec_dot_rows_fn rows;   // kRowBlock rows x 1..kRowBlockCols columns at once, or null
+    vec_dot_rows_fn rows2;  // two packed groups at once (quant.h), or null
     bool packed;            // weights in packed groups (quant/repack.h): rows is their kernel
     bool aux;               // activation columns carry a q8_0_aux (the q8_0 row-block kernels)
     from_float_fn quantize; // null when activations stay f32
@@ -38,13 +39,14 @@ plan make_plan(const kernel_table &kt, int weight_type, int64_t rows, int64_t k,
     const type_info *at = type_traits(ti->vec_dot_type);
     if (k % ti->block_size != 0 || k % at->block_size != 0)
         fail(std::string("matmul: k=") + std::to_string(k) + " is not a multiple of the " + ti->name + " block");
-    plan p;
+    plan p{};
     p.packed = packed;
     p.dot = kt.vec_dot[type];
     const kernel_table *level = kernel_level(kt, type);
     p.tile = level ? level->vec_dot_tile[type] : nullptr;
     if (packed) {
         p.rows = kt.vec_dot_rows_packed[type];
+        p.rows2 = kt.vec_dot_rows2_packed[type];
         if (!p.rows) fail(std::string("matmul: no kernel for packed ") + ti->name);
     } else {
         p.rows = level ? level->vec_dot_rows[type] : nullptr;
@@ -94,10 +96,15 @@ void compute_tile(const plan &p, const uint8_t *w, const uint8_t *xq, int64_t ro
         // chunk stays in L1 across the panel's row blocks); the last rows by vec_dot (packed
         // weights keep rows past the last whole group plain, and every range starts on a group)
         const int64_t rt = r0 + (r1 - r0) / kRowBlock * kRowBlock;
-        for (int64_t c = c0; c < c1; c += kRowBlockCols)
-            for (int64_t r = r0; r < rt; r += kRowBlock)
-                p.rows(k, &y[c * rows + r], (size_t)rows, w + r * p.w_row, p.w_row, xq + c * p.x_row, p.x_row,
-                       (int)std::min<int64_t>(kRowBlockCols, c1 - c));
+        for (int64_t c = c0; c < c1; c += kRowBlockCols) {
+            const int nc = (int)std::min<int64_t>(kRowBlockCols, c1 - c);
+            int64_t r = r0;
+            if (p.rows2)
+                for (; r + 2 * kRowBlock <= rt; r += 2 * kRowBlock)
+                    p.rows2(k, &y[c * rows + r], (size_t)rows, w + r * p.w_row, p.w_row, xq + c * p.x_row, p.x_row, nc);
+            for (; r < rt; r += kRowBlock)
+                p.rows(k, &y[c * rows + r], (size_t)rows, w + r * p.w_row, p.w_row, xq + c * p.x_row, p.x_row, nc);
+        }
         dot_loop(p, w, xq, rows, k, rt, r1, c0, c1, y);
         return;
     }

@@ -84,6 +84,10 @@ struct kernel_table {
     // contiguous). Every level that packs has one, the scalar reference included, because
     // packed weights can be read in no other way.
     vec_dot_rows_fn vec_dot_rows_packed[HG_TYPE_COUNT];
+    // Optional: two consecutive packed groups at once (2 * kRowBlock rows; the second group at
+    // x + kRowBlock * bx, bx a plain row's bytes), each row's result bit for bit the packed
+    // kernel's, for kernels that share their activation broadcasts between the groups.
+    vec_dot_rows_fn vec_dot_rows2_packed[HG_TYPE_COUNT];
 };
 
 // Scalar reference table: every supported type filled.

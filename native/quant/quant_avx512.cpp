@@ -9,6 +9,7 @@
 // This file is compiled with the AVX-512 flags on x86-64; elsewhere it is an empty table.
 #include "quant/quant.h"
 
+#include <algorithm>
 #include <cstddef>
 #include <cstring>
 #include <type_traits>
@@ -318,6 +319,16 @@ inline __m512i bcast4(const int8_t *p) {
     return _mm512_castps_si512(_mm512_broadcastss_ps(_mm_load_ss((const float *)p)));
 }
 
+// Several columns of row blocks compute long enough per weight record that the hardware
+// prefetchers fall behind the weight stream (a 16384 x 3072 product from memory ran 1.3-1.6x
+// slower than from L2 at 2-4 columns on Zen 4), so those kernels ask for the record `ahead`
+// bytes on: about 8 small records (q4_0, q8_0) or one super-block record (q4_K, q5_K; q6_K
+// ran slower with it). One column (decode) streams at full speed without it.
+template <int C> inline void prefetch_record(const uint8_t *record, size_t bytes, size_t ahead) {
+    if (C == 1) return;
+    for (size_t o = 0; o < bytes; o += 64) _mm_prefetch((const char *)record + ahead + o, _MM_HINT_T0);
+}
+
 // The activation columns of a row-block call: q8_0 rows, each with its q8_0_aux.
 template <int C> struct q8_columns {
     const block_q8_0 *y[C];
@@ -360,6 +371,7 @@ void vec_dot_rows_q4_0_n(int64_t n, float *s, size_t bs, const void *vx, size_t 
         __m512 dx;
         if (Packed) {
             const uint8_t *p = x + b * kRowBlock * sizeof(block_q4_0);
+            prefetch_record<C>(p, kRowBlock * sizeof(block_q4_0), 8 * kRowBlock * sizeof(block_q4_0));
             dx = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)p));
 #pragma GCC unroll 4
             for (int j = 0; j < 4; j++) l[j] = _mm512_loadu_si512(p + 32 + 64 * j);
@@ -432,6 +444,88 @@ void vec_dot_rows_q4_0_any(int64_t n, float *s, size_t bs, const void *x, size_t
     for_columns(nc, [&](auto c) { vec_dot_rows_q4_0_n<decltype(c)::value, Packed>(n, s, bs, x, bx, y, by); });
 }
 
+// ---- two packed q4_0 groups (2 * kRowBlock rows) x up to 4 columns ----
+//
+// The row-block kernel above is bound by its activation broadcasts (one per four bytes of a
+// column, on the shuffle pipes that vpdpbusd also waits on) more than by vpdpbusd: here each
+// broadcast feeds both groups' rows, which halves them per row (1.6x at four columns from L2
+// on Zen 4). The work per row is that kernel's, in the same order (the int32 sums are exact,
+// then the same multiply-add per block), so a row's result is bit for bit the same by either.
+// Groups: g0 at x, g1 at x + kRowBlock * bx (bx a plain row's bytes, as matmul passes it).
+template <int C>
+void rows2_packed_q4_0_n(int64_t n, float *s, size_t bs, const uint8_t *x, size_t bx, const void *vy, size_t by) {
+    constexpr size_t record = kRowBlock * sizeof(block_q4_0);
+    // chains per column and group: enough for vpdpbusd's latency at one or two columns
+    constexpr int K = C < 3 ? 2 : 1;
+    const int64_t nb = n / QK4_0;
+    const uint8_t *x1 = x + kRowBlock * bx;
+    const __m512i m4 = _mm512_set1_epi8(0x0f);
+    const q8_columns<C> col(vy, by, n);
+    __m512 acc[2][C];
+    for (int c = 0; c < C; c++) acc[0][c] = acc[1][c] = _mm512_setzero_ps();
+    for (int64_t b = 0; b < nb; b++) {
+        const uint8_t *p0 = x + b * record, *p1 = x1 + b * record;
+        prefetch_record<C>(p0, record, 8 * record);
+        prefetch_record<C>(p1, record, 8 * record);
+        __m512i l0[4], l1[4];
+#pragma GCC unroll 4
+        for (int j = 0; j < 4; j++) l0[j] = loadu512(p0 + 32 + 64 * j), l1[j] = loadu512(p1 + 32 + 64 * j);
+        __m512i sum[2][C][K];
+#pragma GCC unroll 4
+        for (int c = 0; c < C; c++) {
+            sum[0][c][0] = sum[1][c][0] = _mm512_set1_epi32(-8 * col.a[c][b].sum);
+            if (K > 1) sum[0][c][K - 1] = sum[1][c][K - 1] = _mm512_setzero_si512();
+        }
+#pragma GCC unroll 8
+        for (int j = 0; j < 8; j++) {
+            const __m512i w0 = _mm512_and_si512(j < 4 ? l0[j] : _mm512_srli_epi16(l0[j - 4], 4), m4);
+            const __m512i w1 = _mm512_and_si512(j < 4 ? l1[j] : _mm512_srli_epi16(l1[j - 4], 4), m4);
+#pragma GCC unroll 4
+            for (int c = 0; c < C; c++) {
+                const __m512i yv = bcast4(col.y[c][b].qs + 4 * j);
+                sum[0][c][j % K] = _mm512_dpbusd_epi32(sum[0][c][j % K], w0, yv);
+                sum[1][c][j % K] = _mm512_dpbusd_epi32(sum[1][c][j % K], w1, yv);
+            }
+        }
+        const __m512 dx0 = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)p0));
+        const __m512 dx1 = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)p1));
+#pragma GCC unroll 4
+        for (int c = 0; c < C; c++) {
+            const __m512 dy = _mm512_set1_ps(col.a[c][b].d);
+            const __m512i t0 = K > 1 ? _mm512_add_epi32(sum[0][c][0], sum[0][c][K - 1]) : sum[0][c][0];
+            const __m512i t1 = K > 1 ? _mm512_add_epi32(sum[1][c][0], sum[1][c][K - 1]) : sum[1][c][0];
+            acc[0][c] = _mm512_fmadd_ps(_mm512_mul_ps(dx0, dy), _mm512_cvtepi32_ps(t0), acc[0][c]);
+            acc[1][c] = _mm512_fmadd_ps(_mm512_mul_ps(dx1, dy), _mm512_cvtepi32_ps(t1), acc[1][c]);
+        }
+    }
+    for (int c = 0; c < C; c++) {
+        _mm512_storeu_ps(s + c * bs, acc[0][c]);
+        _mm512_storeu_ps(s + c * bs + kRowBlock, acc[1][c]);
+    }
+}
+
+// Up to kRowBlockCols columns, four at a time (more would not fit the registers). One column
+// (decode) is bound by the weight stream, which the prefetchers follow better as one stream
+// than as two: the groups go one after the other.
+void vec_dot_rows2_packed_q4_0(int64_t n, float *s, size_t bs, const void *x, size_t bx, const void *y, size_t by,
+                               int nc) {
+    if (nc == 1) {
+        vec_dot_rows_q4_0_n<1, true>(n, s, bs, x, bx, y, by);
+        vec_dot_rows_q4_0_n<1, true>(n, s + kRowBlock, bs, (const uint8_t *)x + kRowBlock * bx, bx, y, by);
+        return;
+    }
+    for (int c0 = 0; c0 < nc; c0 += 4) {
+        float *sc = s + c0 * bs;
+        const uint8_t *yc = (const uint8_t *)y + c0 * by;
+        switch (std::min(4, nc - c0)) {
+        case 1: rows2_packed_q4_0_n<1>(n, sc, bs, (const uint8_t *)x, bx, yc, by); break;
+        case 2: rows2_packed_q4_0_n<2>(n, sc, bs, (const uint8_t *)x, bx, yc, by); break;
+        case 3: rows2_packed_q4_0_n<3>(n, sc, bs, (const uint8_t *)x, bx, yc, by); break;
+        default: rows2_packed_q4_0_n<4>(n, sc, bs, (const uint8_t *)x, bx, yc, by); break;
+        }
+    }
+}
+
 // ---- plain f16 row blocks: 16 rows at any stride x up to 8 f32 columns ----
 //
 // For products too short for a call per dot to pay (attention's query against 16 keys of
@@ -487,6 +581,7 @@ template <int C> void rows_packed_q8_0_n(int64_t n, float *s, size_t bs, const v
     for (int c = 0; c < C; c++) acc[c] = _mm512_setzero_ps();
     for (int64_t b = 0; b < nb; b++) {
         const uint8_t *p = x + b * kRowBlock * sizeof(block_q8_0);
+        prefetch_record<C>(p, kRowBlock * sizeof(block_q8_0), 8 * kRowBlock * sizeof(block_q8_0));
         const __m512 dx = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)p));
         __m512i w[8];
 #pragma GCC unroll 8
@@ -743,6 +838,7 @@ void rows_packed_k4_n(int64_t n, float *s, size_t bs, const void *vx, const void
     const __m512i b4 = _mm512_set1_epi8(0x10), byte0 = _mm512_set1_epi32(0xff);
     for (int64_t b = 0; b < nb; b++) {
         const uint8_t *p = x + b * kRowBlock * sizeof(block);
+        prefetch_record<C>(p, kRowBlock * sizeof(block), kRowBlock * sizeof(block));
         const __m512i s0 = loadu512(p + 64), s1 = loadu512(p + 128), s2 = loadu512(p + 192);
         // quant chunk j (q5_K: qh chunk i < 8, then quant chunk i, then quant chunks 8..31)
         auto qs_at = [p](int j) { return p + 256 + (!Q5 ? 64 * j : j < 8 ? 128 * j + 64 : 1024 + 64 * (j - 8)); };
@@ -927,6 +1023,7 @@ constexpr kernel_table make_table() {
     t.vec_dot_tile[HG_TYPE_Q8_0] = vec_dot_tile<tile_q8_0>;
     t.vec_dot_rows[HG_TYPE_Q4_0] = vec_dot_rows_q4_0_any<false>;
     t.vec_dot_rows_packed[HG_TYPE_Q4_0] = vec_dot_rows_q4_0_any<true>;
+    t.vec_dot_rows2_packed[HG_TYPE_Q4_0] = vec_dot_rows2_packed_q4_0;
     t.vec_dot_rows_packed[HG_TYPE_Q8_0] = vec_dot_rows_packed_q8_0;
     t.vec_dot_rows_packed[HG_TYPE_F16] = vec_dot_rows_packed_f16;
     t.vec_dot_rows[HG_TYPE_F16] = vec_dot_rows_f16;

@@ -464,6 +464,61 @@ TEST(simd_vec_dot_rows_matches_scalar) {
     CHECK(compared[1] > 0 && bit_identical > 0);
 }
 
+// Two-group row-block kernels (vec_dot_rows2_packed): 2 * kRowBlock packed rows, the second
+// group kRowBlock plain rows on, must give each row the very bits of the one-group packed
+// kernel of their level (matmul uses either, by where a panel ends), for every column count;
+// outputs' gaps untouched. Random weights and activations, several lengths.
+TEST(simd_vec_dot_rows2_matches_rows) {
+    std::mt19937 rng(4321);
+    std::normal_distribution<float> g(0.0f, 1.0f);
+    constexpr int R = hg::kRowBlock, C = hg::kRowBlockCols;
+    int compared = 0;
+    for (const auto &l : cpu_levels()) {
+        for (int t = 0; t < HG_TYPE_COUNT; ++t) {
+            hg::vec_dot_rows_fn two = l.table->vec_dot_rows2_packed[t], one = l.table->vec_dot_rows_packed[t];
+            if (!two) continue;
+            CHECK_MSG(one != nullptr, std::string(l.name) + " rows2 without a packed kernel: " + tname(t));
+            const hg::type_info *ti = hg::type_traits(t);
+            const int at = ti->vec_dot_type;
+            for (int64_t n : {(int64_t)ti->block_size * 8, (int64_t)3072}) {
+                if (n % ti->block_size || n % hg::type_traits(at)->block_size) continue;
+                const size_t wb = hg::row_bytes(t, n);
+                const bool aux = at == HG_TYPE_Q8_0;
+                const size_t by = (aux ? hg::q8_0_row_with_aux(n) : hg::row_bytes(at, n)) + 64;
+                std::vector<float> f(n);
+                std::vector<uint8_t> plain(wb * 2 * R), P(wb * 2 * R), A(by * C);
+                for (int r = 0; r < 2 * R; ++r) {
+                    for (auto &v : f) v = g(rng) * (r % 5 + 1);
+                    ti->from_float_ref(f.data(), &plain[r * wb], n);
+                }
+                for (int c = 0; c < C; ++c) {
+                    for (auto &v : f) v = g(rng);
+                    hg::type_traits(at)->from_float_ref(f.data(), &A[c * by], n);
+                    if (aux)
+                        hg::q8_0_fill_aux(&A[c * by], n,
+                                          reinterpret_cast<hg::q8_0_aux *>(&A[c * by + hg::q8_0_aux_offset(n)]));
+                }
+                hg::pack_rows(t, plain.data(), 2 * R, n, 0, 2 * R, P.data());
+                const size_t bs = 2 * R + 3;
+                for (int nc = 1; nc <= C; ++nc) {
+                    std::vector<float> a(bs * C, -7.0f), b(bs * C, -7.0f);
+                    two(n, a.data(), bs, P.data(), wb, A.data(), by, nc);
+                    one(n, b.data(), bs, P.data(), wb, A.data(), by, nc);
+                    one(n, b.data() + R, bs, P.data() + R * wb, wb, A.data(), by, nc);
+                    CHECK_MSG(std::memcmp(a.data(), b.data(), a.size() * sizeof(float)) == 0,
+                              std::string(l.name) + " rows2 " + tname(t) + " n=" + std::to_string(n) +
+                                  " nc=" + std::to_string(nc) + " differs from two one-group calls");
+                    for (int c = 0; c < C; ++c)
+                        for (size_t r = c < nc ? 2 * R : 0; r < bs; ++r) CHECK(a[c * bs + r] == -7.0f);
+                    ++compared;
+                }
+            }
+        }
+    }
+    std::printf("  %d two-group row-block calls bit-identical to two one-group calls\n", compared);
+    if (compared == 0) SKIP("no level of this processor has a two-group row-block kernel");
+}
+
 // The softmax's vector exp (ops/softmax_exp.h) at every level against std::exp: each value
 // within 2 ulp (2^-23 relative) or, where std::exp is under FLT_MIN, at most FLT_MIN away;
 // the sum within float rounding of n terms. Lengths leave every tail; values from 0 down to
