@@ -444,88 +444,6 @@ void vec_dot_rows_q4_0_any(int64_t n, float *s, size_t bs, const void *x, size_t
     for_columns(nc, [&](auto c) { vec_dot_rows_q4_0_n<decltype(c)::value, Packed>(n, s, bs, x, bx, y, by); });
 }
 
-// ---- two packed q4_0 groups (2 * kRowBlock rows) x up to 4 columns ----
-//
-// The row-block kernel above is bound by its activation broadcasts (one per four bytes of a
-// column, on the shuffle pipes that vpdpbusd also waits on) more than by vpdpbusd: here each
-// broadcast feeds both groups' rows, which halves them per row (1.6x at four columns from L2
-// on Zen 4). The work per row is that kernel's, in the same order (the int32 sums are exact,
-// then the same multiply-add per block), so a row's result is bit for bit the same by either.
-// Groups: g0 at x, g1 at x + kRowBlock * bx (bx a plain row's bytes, as matmul passes it).
-template <int C>
-void rows2_packed_q4_0_n(int64_t n, float *s, size_t bs, const uint8_t *x, size_t bx, const void *vy, size_t by) {
-    constexpr size_t record = kRowBlock * sizeof(block_q4_0);
-    // chains per column and group: enough for vpdpbusd's latency at one or two columns
-    constexpr int K = C < 3 ? 2 : 1;
-    const int64_t nb = n / QK4_0;
-    const uint8_t *x1 = x + kRowBlock * bx;
-    const __m512i m4 = _mm512_set1_epi8(0x0f);
-    const q8_columns<C> col(vy, by, n);
-    __m512 acc[2][C];
-    for (int c = 0; c < C; c++) acc[0][c] = acc[1][c] = _mm512_setzero_ps();
-    for (int64_t b = 0; b < nb; b++) {
-        const uint8_t *p0 = x + b * record, *p1 = x1 + b * record;
-        prefetch_record<C>(p0, record, 8 * record);
-        prefetch_record<C>(p1, record, 8 * record);
-        __m512i l0[4], l1[4];
-#pragma GCC unroll 4
-        for (int j = 0; j < 4; j++) l0[j] = loadu512(p0 + 32 + 64 * j), l1[j] = loadu512(p1 + 32 + 64 * j);
-        __m512i sum[2][C][K];
-#pragma GCC unroll 4
-        for (int c = 0; c < C; c++) {
-            sum[0][c][0] = sum[1][c][0] = _mm512_set1_epi32(-8 * col.a[c][b].sum);
-            if (K > 1) sum[0][c][K - 1] = sum[1][c][K - 1] = _mm512_setzero_si512();
-        }
-#pragma GCC unroll 8
-        for (int j = 0; j < 8; j++) {
-            const __m512i w0 = _mm512_and_si512(j < 4 ? l0[j] : _mm512_srli_epi16(l0[j - 4], 4), m4);
-            const __m512i w1 = _mm512_and_si512(j < 4 ? l1[j] : _mm512_srli_epi16(l1[j - 4], 4), m4);
-#pragma GCC unroll 4
-            for (int c = 0; c < C; c++) {
-                const __m512i yv = bcast4(col.y[c][b].qs + 4 * j);
-                sum[0][c][j % K] = _mm512_dpbusd_epi32(sum[0][c][j % K], w0, yv);
-                sum[1][c][j % K] = _mm512_dpbusd_epi32(sum[1][c][j % K], w1, yv);
-            }
-        }
-        const __m512 dx0 = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)p0));
-        const __m512 dx1 = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)p1));
-#pragma GCC unroll 4
-        for (int c = 0; c < C; c++) {
-            const __m512 dy = _mm512_set1_ps(col.a[c][b].d);
-            const __m512i t0 = K > 1 ? _mm512_add_epi32(sum[0][c][0], sum[0][c][K - 1]) : sum[0][c][0];
-            const __m512i t1 = K > 1 ? _mm512_add_epi32(sum[1][c][0], sum[1][c][K - 1]) : sum[1][c][0];
-            acc[0][c] = _mm512_fmadd_ps(_mm512_mul_ps(dx0, dy), _mm512_cvtepi32_ps(t0), acc[0][c]);
-            acc[1][c] = _mm512_fmadd_ps(_mm512_mul_ps(dx1, dy), _mm512_cvtepi32_ps(t1), acc[1][c]);
-        }
-    }
-    for (int c = 0; c < C; c++) {
-        _mm512_storeu_ps(s + c * bs, acc[0][c]);
-        _mm512_storeu_ps(s + c * bs + kRowBlock, acc[1][c]);
-    }
-}
-
-// Up to kRowBlockCols columns, four at a time (more would not fit the registers). One column
-// (decode) is bound by the weight stream, which the prefetchers follow better as one stream
-// than as two: the groups go one after the other.
-void vec_dot_rows2_packed_q4_0(int64_t n, float *s, size_t bs, const void *x, size_t bx, const void *y, size_t by,
-                               int nc) {
-    if (nc == 1) {
-        vec_dot_rows_q4_0_n<1, true>(n, s, bs, x, bx, y, by);
-        vec_dot_rows_q4_0_n<1, true>(n, s + kRowBlock, bs, (const uint8_t *)x + kRowBlock * bx, bx, y, by);
-        return;
-    }
-    for (int c0 = 0; c0 < nc; c0 += 4) {
-        float *sc = s + c0 * bs;
-        const uint8_t *yc = (const uint8_t *)y + c0 * by;
-        switch (std::min(4, nc - c0)) {
-        case 1: rows2_packed_q4_0_n<1>(n, sc, bs, (const uint8_t *)x, bx, yc, by); break;
-        case 2: rows2_packed_q4_0_n<2>(n, sc, bs, (const uint8_t *)x, bx, yc, by); break;
-        case 3: rows2_packed_q4_0_n<3>(n, sc, bs, (const uint8_t *)x, bx, yc, by); break;
-        default: rows2_packed_q4_0_n<4>(n, sc, bs, (const uint8_t *)x, bx, yc, by); break;
-        }
-    }
-}
-
 // ---- plain f16 row blocks: 16 rows at any stride x up to 8 f32 columns ----
 //
 // For products too short for a call per dot to pay (attention's query against 16 keys of
@@ -642,6 +560,96 @@ void vec_dot_rows_packed_q8_0(int64_t n, float *s, size_t bs, const void *x, siz
 
 void vec_dot_rows_packed_f16(int64_t n, float *s, size_t bs, const void *x, size_t, const void *y, size_t by, int nc) {
     for_columns(nc, [&](auto c) { rows_packed_f16_n<decltype(c)::value>(n, s, bs, x, y, by); });
+}
+
+// ---- two packed q4_0 / q8_0 groups (2 * kRowBlock rows) x up to 4 columns ----
+//
+// The one-group kernels above are bound by their activation broadcasts (one per four bytes of
+// a column, on the shuffle pipes that vpdpbusd also waits on) more than by vpdpbusd: here each
+// broadcast feeds both groups' rows, which halves them per row (q4_0 1.3x at four columns on
+// Zen 4). The work per row is those kernels', in the same order (the int32 sums are exact,
+// then the same multiply-add per block), so a row's result is bit for bit the same by either.
+// Groups: g0 at x, g1 at x + kRowBlock * bx (bx a plain row's bytes, as matmul passes it).
+template <int C, bool Q4>
+void rows2_packed_n(int64_t n, float *s, size_t bs, const uint8_t *x, size_t bx, const void *vy, size_t by) {
+    constexpr size_t record = kRowBlock * (Q4 ? sizeof(block_q4_0) : sizeof(block_q8_0));
+    constexpr int offset = Q4 ? -8 : -128; // q4_0's nibbles are q + 8, packed q8_0's bytes q + 128
+    // chains per column and group: enough for vpdpbusd's latency at one or two columns
+    constexpr int K = C < 3 ? 2 : 1;
+    const int64_t nb = n / QK8_0;
+    const uint8_t *x1 = x + kRowBlock * bx;
+    const __m512i m4 = _mm512_set1_epi8(0x0f);
+    const q8_columns<C> col(vy, by, n);
+    __m512 acc[2][C];
+    for (int c = 0; c < C; c++) acc[0][c] = acc[1][c] = _mm512_setzero_ps();
+    for (int64_t b = 0; b < nb; b++) {
+        const uint8_t *p0 = x + b * record, *p1 = x1 + b * record;
+        prefetch_record<C>(p0, record, 8 * record);
+        prefetch_record<C>(p1, record, 8 * record);
+        // the 64-byte chunk of 4-byte groups j of the 16 rows
+        auto chunk = [&](const uint8_t *p, int j) {
+            if (!Q4) return loadu512(p + 32 + 64 * j);
+            const __m512i l = loadu512(p + 32 + 64 * (j & 3));
+            return _mm512_and_si512(j < 4 ? l : _mm512_srli_epi16(l, 4), m4);
+        };
+        __m512i sum[2][C][K];
+#pragma GCC unroll 4
+        for (int c = 0; c < C; c++) {
+            sum[0][c][0] = sum[1][c][0] = _mm512_set1_epi32(offset * col.a[c][b].sum);
+            if (K > 1) sum[0][c][K - 1] = sum[1][c][K - 1] = _mm512_setzero_si512();
+        }
+#pragma GCC unroll 8
+        for (int j = 0; j < 8; j++) {
+            const __m512i w0 = chunk(p0, j), w1 = chunk(p1, j);
+#pragma GCC unroll 4
+            for (int c = 0; c < C; c++) {
+                const __m512i yv = bcast4(col.y[c][b].qs + 4 * j);
+                sum[0][c][j % K] = _mm512_dpbusd_epi32(sum[0][c][j % K], w0, yv);
+                sum[1][c][j % K] = _mm512_dpbusd_epi32(sum[1][c][j % K], w1, yv);
+            }
+        }
+        const __m512 dx0 = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)p0));
+        const __m512 dx1 = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)p1));
+#pragma GCC unroll 4
+        for (int c = 0; c < C; c++) {
+            const __m512 dy = _mm512_set1_ps(col.a[c][b].d);
+            const __m512i t0 = K > 1 ? _mm512_add_epi32(sum[0][c][0], sum[0][c][K - 1]) : sum[0][c][0];
+            const __m512i t1 = K > 1 ? _mm512_add_epi32(sum[1][c][0], sum[1][c][K - 1]) : sum[1][c][0];
+            acc[0][c] = _mm512_fmadd_ps(_mm512_mul_ps(dx0, dy), _mm512_cvtepi32_ps(t0), acc[0][c]);
+            acc[1][c] = _mm512_fmadd_ps(_mm512_mul_ps(dx1, dy), _mm512_cvtepi32_ps(t1), acc[1][c]);
+        }
+    }
+    for (int c = 0; c < C; c++) {
+        _mm512_storeu_ps(s + c * bs, acc[0][c]);
+        _mm512_storeu_ps(s + c * bs + kRowBlock, acc[1][c]);
+    }
+}
+
+// Up to kRowBlockCols columns, four at a time (more would not fit the registers). One column
+// (decode) is bound by the weight stream, which the prefetchers follow better as one stream
+// than as two: there the groups go one after the other through the one-group kernel.
+template <bool Q4>
+void vec_dot_rows2_packed(int64_t n, float *s, size_t bs, const void *vx, size_t bx, const void *y, size_t by, int nc) {
+    const uint8_t *x = (const uint8_t *)vx;
+    if (nc == 1) {
+        for (int g = 0; g < 2; g++) {
+            if (Q4)
+                vec_dot_rows_q4_0_n<1, true>(n, s + g * kRowBlock, bs, x + g * kRowBlock * bx, bx, y, by);
+            else
+                rows_packed_q8_0_n<1>(n, s + g * kRowBlock, bs, x + g * kRowBlock * bx, y, by);
+        }
+        return;
+    }
+    for (int c0 = 0; c0 < nc; c0 += 4) {
+        float *sc = s + c0 * bs;
+        const uint8_t *yc = (const uint8_t *)y + c0 * by;
+        switch (std::min(4, nc - c0)) {
+        case 1: rows2_packed_n<1, Q4>(n, sc, bs, x, bx, yc, by); break;
+        case 2: rows2_packed_n<2, Q4>(n, sc, bs, x, bx, yc, by); break;
+        case 3: rows2_packed_n<3, Q4>(n, sc, bs, x, bx, yc, by); break;
+        default: rows2_packed_n<4, Q4>(n, sc, bs, x, bx, yc, by); break;
+        }
+    }
 }
 
 static_assert(kRowBlock == 16 && kRowBlockCols == 8, "vec_dot_rows_q4_0 is written for 16 rows, 1-8 columns");
@@ -1023,7 +1031,8 @@ constexpr kernel_table make_table() {
     t.vec_dot_tile[HG_TYPE_Q8_0] = vec_dot_tile<tile_q8_0>;
     t.vec_dot_rows[HG_TYPE_Q4_0] = vec_dot_rows_q4_0_any<false>;
     t.vec_dot_rows_packed[HG_TYPE_Q4_0] = vec_dot_rows_q4_0_any<true>;
-    t.vec_dot_rows2_packed[HG_TYPE_Q4_0] = vec_dot_rows2_packed_q4_0;
+    t.vec_dot_rows2_packed[HG_TYPE_Q4_0] = vec_dot_rows2_packed<true>;
+    t.vec_dot_rows2_packed[HG_TYPE_Q8_0] = vec_dot_rows2_packed<false>;
     t.vec_dot_rows_packed[HG_TYPE_Q8_0] = vec_dot_rows_packed_q8_0;
     t.vec_dot_rows_packed[HG_TYPE_F16] = vec_dot_rows_packed_f16;
     t.vec_dot_rows[HG_TYPE_F16] = vec_dot_rows_f16;
