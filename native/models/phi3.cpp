@@ -497,6 +497,7 @@ void Phi3Model::eval_pass(ThreadPool &pool, const std::vector<Piece> &pieces, co
         });
     };
 
+    std::vector<attention_segment> segs(pieces.size());
     for (int64_t il = first_layer; il < hp.n_layer; il++) {
         const Phi3Layer &l = layers_[il];
         // Attention block. qkv_proj rows: q heads, then k heads, then v heads.
@@ -508,13 +509,14 @@ void Phi3Model::eval_pass(ThreadPool &pool, const std::vector<Piece> &pieces, co
             rope_apply(q + r0 * Q, r1 - r0, Q, hp.n_head, hd, hp.n_rot, &rope_cos[r0 * half], &rope_sin[r0 * half]);
             rope_apply(k + r0 * Q, r1 - r0, Q, hp.n_head_kv, hd, hp.n_rot, &rope_cos[r0 * half], &rope_sin[r0 * half]);
         });
-        // each piece against its own slot
+        // each piece against its own slot, all of them in one pool job
         for (size_t i = 0; i < pieces.size(); i++) {
             const Piece &p = pieces[i];
             const int64_t r = at[i];
             kv_store(p.kv->layer(il), k + r * Q, v + r * Q, Q, p.n, p.pos0);
-            attention(pool, p.kv->layer(il), q + r * Q, Q, p.n, p.pos0, hp.n_head, hp.sliding_window, &attn[r * E], E);
+            segs[i] = {p.kv->layer(il), q + r * Q, p.n, p.pos0, &attn[r * E]};
         }
+        attention_segments(pool, segs.data(), segs.size(), Q, hp.n_head, hp.sliding_window, E);
         linear(l.attn_output, il, &HLoraPlugin::Layer::attn_output, E, E, attn.data(), proj.data());
         add_residual(proj);
 

@@ -72,29 +72,46 @@ void kv_store(const kv_layer &kv, const float *k, const float *v, int64_t token_
 
 void attention(ThreadPool &pool, const kv_layer &kv, const float *q, int64_t q_stride, int64_t n_tokens, int64_t pos0,
                int64_t n_heads, int64_t sliding_window, float *out, int64_t out_stride) {
-    check_heads(kv, n_heads);
-    const int64_t eb = elem_bytes(kv.type), hd = kv.head_dim, n_ctx = kv.n_ctx;
-    if (pos0 < 0 || pos0 + n_tokens > n_ctx) fail("attention: positions outside the cache");
-    const int64_t group = n_heads / kv.n_kv_heads;
-    const float scale = 1.0f / std::sqrt((float)hd);
-    const kernel_table &kt = kernels_active();
-    const vec_dot_fn dot = kt.vec_dot[kv.type];
-    // Both cache types dot against plain floats: the query and the probabilities are never
-    // rounded to the cache's type.
-    if (!dot) fail("attention: no dot kernel for the cache type");
-    const kernel_table *level = kernel_level(kt, kv.type);
-    const vec_dot_rows_fn rows = level ? level->vec_dot_rows[kv.type] : nullptr;
-    const uint8_t *kb = static_cast<const uint8_t *>(kv.k), *vb = static_cast<const uint8_t *>(kv.v);
+    const attention_segment one{kv, q, n_tokens, pos0, out};
+    attention_segments(pool, &one, 1, q_stride, n_heads, sliding_window, out_stride);
+}
 
-    const int64_t n_items = n_heads * n_tokens;
+void attention_segments(ThreadPool &pool, const attention_segment *segs, size_t n_segs, int64_t q_stride,
+                        int64_t n_heads, int64_t sliding_window, int64_t out_stride) {
+    // items [first[i], first[i + 1]) are segment i's (head, token) pairs
+    std::vector<int64_t> first(n_segs + 1, 0);
+    for (size_t i = 0; i < n_segs; i++) {
+        const attention_segment &sg = segs[i];
+        check_heads(sg.kv, n_heads);
+        elem_bytes(sg.kv.type);
+        if (sg.pos0 < 0 || sg.n_tokens < 0 || sg.pos0 + sg.n_tokens > sg.kv.n_ctx)
+            fail("attention: positions outside the cache");
+        if (!kernels_active().vec_dot[sg.kv.type]) fail("attention: no dot kernel for the cache type");
+        first[i + 1] = first[i] + n_heads * sg.n_tokens;
+    }
+    const kernel_table &kt = kernels_active();
     std::atomic<int64_t> next{0};
     pool.run([&](int, int) {
         std::vector<float> scores;
-        for (int64_t item; (item = next.fetch_add(1, std::memory_order_relaxed)) < n_items;) {
+        size_t i = 0;
+        for (int64_t item; (item = next.fetch_add(1, std::memory_order_relaxed)) < first[n_segs];) {
+            while (item >= first[i + 1]) i++; // items are taken in increasing order
+            const attention_segment &sg = segs[i];
+            const kv_layer &kv = sg.kv;
+            const int64_t eb = elem_bytes(kv.type), hd = kv.head_dim, n_ctx = kv.n_ctx;
+            const int64_t group = n_heads / kv.n_kv_heads;
+            const float scale = 1.0f / std::sqrt((float)hd);
+            // Both cache types dot against plain floats: the query and the probabilities are
+            // never rounded to the cache's type.
+            const vec_dot_fn dot = kt.vec_dot[kv.type];
+            const kernel_table *level = kernel_level(kt, kv.type);
+            const vec_dot_rows_fn rows = level ? level->vec_dot_rows[kv.type] : nullptr;
+            const uint8_t *kb = static_cast<const uint8_t *>(kv.k), *vb = static_cast<const uint8_t *>(kv.v);
             // Consecutive items are tokens of one head: they share that head's K and V rows.
-            const int64_t h = item / n_tokens, t = item % n_tokens, kvh = h / group;
-            const int64_t p = pos0 + t, j0 = first_key(p, sliding_window), n_keys = p + 1 - j0;
-            const float *qh = q + t * q_stride + h * hd;
+            const int64_t local = item - first[i];
+            const int64_t h = local / sg.n_tokens, t = local % sg.n_tokens, kvh = h / group;
+            const int64_t p = sg.pos0 + t, j0 = first_key(p, sliding_window), n_keys = p + 1 - j0;
+            const float *qh = sg.q + t * q_stride + h * hd;
             const void *q_op = qh;
             scores.resize(n_keys);
             const uint8_t *k_rows = kb + (kvh * n_ctx + j0) * hd * eb;
@@ -114,7 +131,7 @@ void attention(ThreadPool &pool, const kv_layer &kv, const float *q, int64_t q_s
             const void *p_op = scores.data();
             // out[d] = probs . V^T[d] over the same key range.
             const uint8_t *v_rows = vb + (kvh * hd * n_ctx + j0) * eb;
-            float *oh = out + t * out_stride + h * hd;
+            float *oh = sg.out + t * out_stride + h * hd;
             for (int64_t d = 0; d < hd; d++) dot(n_keys, &oh[d], v_rows + d * n_ctx * eb, p_op);
         }
     });

@@ -39,6 +39,18 @@ void kv_store(const kv_layer &kv, const float *k, const float *v, int64_t token_
 void attention(ThreadPool &pool, const kv_layer &kv, const float *q, int64_t q_stride, int64_t n_tokens, int64_t pos0,
                int64_t n_heads, int64_t sliding_window, float *out, int64_t out_stride);
 
+// Several segments' attention in one pool job (a batch of sequences, each against its own
+// cache): segment i's tokens t at segs[i].q + t * q_stride, its output at segs[i].out + t *
+// out_stride, every segment computed exactly as attention() computes it alone.
+struct attention_segment {
+    kv_layer kv;
+    const float *q;
+    int64_t n_tokens, pos0;
+    float *out;
+};
+void attention_segments(ThreadPool &pool, const attention_segment *segs, size_t n_segs, int64_t q_stride,
+                        int64_t n_heads, int64_t sliding_window, int64_t out_stride);
+
 // Plain scalar reference on one thread: the cache read element by element, q and the
 // probabilities unrounded, sums in double.
 void attention_ref(const kv_layer &kv, const float *q, int64_t q_stride, int64_t n_tokens, int64_t pos0,
