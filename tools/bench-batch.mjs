@@ -15,8 +15,8 @@
 //     A full image is 1024 tokens; --image-tokens (default 64) are decoded per image to keep
 //     the run short, and the rate is the same steps' (the batch's cost per step does not grow
 //     with the position at these lengths).
-// Aggregate tokens/s = tokens decoded after each stream's first / time from the first first
-// token to the last token (the prompts' prefill excluded: it is reported apart). Each case runs
+// Aggregate tokens/s = the sum of each stream's decode rate over the window in which every
+// stream is decoding (aggregateRate: the prompts' prefill excluded, it is reported apart). Each case runs
 // in a child process of its own, so its peak RSS (VmHWM: weights, plugins, KV caches) is its
 // own; "x one" is its ratio to the group's one-stream case, "x alone" to its last request run
 // alone just before and after it in the same process (steadier on a shared machine). --tiny: a small F32 model (seconds; a check that everything runs, not a speed).
@@ -78,6 +78,26 @@ function tokens(n, seed) {
   });
 }
 
+/**
+ * Aggregate decode tokens/s of streams decoded together, from each stream's token timestamps:
+ * over the window in which every stream is decoding (from the last stream's first token to the
+ * first stream's last), the sum of each stream's own rate there. Prompts that did not fit one
+ * step (four image prompts) reach their first token a step or two apart; those steps carry a
+ * prompt chunk and are left out, as is the tail where some streams have finished.
+ */
+function aggregateRate(stamps) {
+  const from = Math.max(...stamps.map((s) => s[0]));
+  const to = Math.min(...stamps.map((s) => s[s.length - 1]));
+  let sum = 0;
+  for (const s of stamps) {
+    // this stream's tokens in the window: its own first and last there bound its steps
+    const inside = s.filter((t) => t >= from && t <= to);
+    const a = inside.length >= 2 ? inside : s;
+    sum += ((a.length - 1) * 1000) / (a[a.length - 1] - a[0]);
+  }
+  return sum;
+}
+
 /** Child: one case, one line of JSON on stdout. */
 async function runCase(c, o) {
   const { LanguageModel } = lib('model/model.js');
@@ -109,10 +129,7 @@ async function runCase(c, o) {
         return s;
       }),
     );
-    const first = Math.min(...stamps.map((s) => s[0]));
-    const last = Math.max(...stamps.map((s) => s[s.length - 1]));
-    const decoded = stamps.reduce((n, s) => n + s.length - 1, 0);
-    return { tokS: (decoded * 1000) / (last - first), prefillMs: first - start };
+    return { tokS: aggregateRate(stamps), prefillMs: Math.min(...stamps.map((s) => s[0])) - start };
   };
   // first passes fault the weights and adapters in: a few tokens with each plugin, untimed
   for (const plugin of new Set(c.plugins)) await together([{ prompt: tokens(8, 1000), options: { plugin: plugin ?? undefined } }], 4);

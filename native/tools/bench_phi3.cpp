@@ -8,7 +8,9 @@
 // several users at. Prints a line per test and, last, one JSON object.
 //
 //   bench_phi3 MODEL.gguf [--gpu off|auto|cuda] [-p 512] [-n 128] [-r 3] [-t threads] [-c ctx] [-ngl layers]
-//              [--plugin PLUGIN.gguf]... [--seqs N]
+//              [--plugin PLUGIN.gguf]... [--adapter-type file|f32|f16|bf16|q8_0] [--seqs N]
+// --adapter-type: the plugins' adapters re-encoded at load (the library's TypeScript layer
+// asks for q8_0 under a quantized base; here the default keeps the file's type).
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -29,8 +31,9 @@ double median(std::vector<double> v) {
 }
 
 int usage() {
-    std::fprintf(stderr, "usage: bench_phi3 MODEL.gguf [--gpu off|auto|cuda] [-p 512] [-n 128] [-r 3] [-t threads] [-c "
-                         "ctx] [-ngl layers] [--plugin PLUGIN.gguf]... [--seqs N]\n");
+    std::fprintf(stderr,
+                 "usage: bench_phi3 MODEL.gguf [--gpu off|auto|cuda] [-p 512] [-n 128] [-r 3] [-t threads] [-c "
+                 "ctx] [-ngl layers] [--plugin PLUGIN.gguf]... [--adapter-type file|f32|f16|bf16|q8_0] [--seqs N]\n");
     return 2;
 }
 
@@ -41,6 +44,7 @@ int main(int argc, char **argv) {
     const char *path = argv[1];
     int gpu = HG_GPU_AUTO, n_prompt = 512, n_gen = 128, reps = 3, threads = 0, n_ctx = 0, gpu_layers = -1, seqs = 1;
     std::vector<std::string> plugins;
+    hg_plugin_params plugin_params = hg_plugin_default_params();
     for (int i = 2; i < argc; i++) {
         const std::string a = argv[i];
         if (i + 1 >= argc) return usage();
@@ -61,12 +65,20 @@ int main(int argc, char **argv) {
             gpu_layers = std::atoi(v.c_str());
         else if (a == "--plugin")
             plugins.push_back(v);
+        else if (a == "--adapter-type")
+            plugin_params.adapter_type = v == "file"   ? -1
+                                         : v == "f32"  ? HG_TYPE_F32
+                                         : v == "f16"  ? HG_TYPE_F16
+                                         : v == "bf16" ? HG_TYPE_BF16
+                                         : v == "q8_0" ? HG_TYPE_Q8_0
+                                                       : -2;
         else if (a == "--seqs")
             seqs = std::atoi(v.c_str());
         else
             return usage();
     }
-    if (gpu < 0 || n_prompt < 0 || n_gen < 0 || reps < 1 || seqs < 1) return usage();
+    if (gpu < 0 || n_prompt < 0 || n_gen < 0 || reps < 1 || seqs < 1 || plugin_params.adapter_type == -2)
+        return usage();
     hg_model_params p = hg_model_default_params();
     p.gpu = gpu;
     p.n_threads = threads;
@@ -151,7 +163,7 @@ int main(int argc, char **argv) {
         std::printf("tg%d: %.2f tok/s (median of %d)\n", n_gen, tg, reps);
     std::string plugin_json;
     for (const std::string &path : plugins) {
-        const int id = hg_model_load_plugin(m, path.c_str(), nullptr);
+        const int id = hg_model_load_plugin(m, path.c_str(), &plugin_params);
         if (id < 0) return fail(path.c_str());
         std::string name = path.substr(path.find_last_of('/') + 1);
         for (char &c : name)
