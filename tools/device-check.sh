@@ -12,8 +12,9 @@
 #   1. in the background: llama.cpp from the source node-llama-cpp bundles
 #      (node_modules/node-llama-cpp/llama/gitRelease.bundle, a git bundle: the device machine
 #      has no npm, so CARRY THAT PATH with the working tree), built with CUDA for this GPU's
-#      architecture only, target llama-bench. Flash attention kernels are left out
-#      (GGML_CUDA_FA=OFF) to fit the budget; LLAMA_CUDA_FA=ON puts them back.
+#      architecture only, targets llama-bench and mtmd (its CLIP code, tools/mtmd/clip.cpp).
+#      Flash attention kernels are left out (GGML_CUDA_FA=OFF) to fit the budget, so its CLIP
+#      runs attention without them; LLAMA_CUDA_FA=ON puts them back.
 #   2. the engine with CUDA for this GPU's architecture only, the native tests and tools
 #      (build under /tmp, the tree stays clean);
 #   3. test_cuda (every CUDA op against the CPU op, the golden models' logits and greedy
@@ -25,10 +26,28 @@
 #      on Q4_0 (then again with each plugin: the adapters' decode overhead) and on Q4_K_M;
 #   5b. the vision paths: test_cuda_vision (every CLIP / VQGAN CUDA op against the CPU, the
 #      golden tiny CLIP files and VQGAN decodes on the device), then bench_vision --gpu cuda
-#      (ViT-L/14-336 encode + projector, VQGAN 256 x 256 decode), under a limit of their own;
-#   6. llama-bench -ngl 99 on both files, same GPU;
+#      (ViT-L/14-336 f16 encode + projector, VQGAN 256 x 256 f16 decode), which also writes
+#      both files (random weights) for 5c and 6, under a limit of their own;
+#   5c. one whole ct2mri-shaped generation on the GPU (native/tools/bench_generate, the C API
+#      as lib/session generateImage uses it): CLIP at the generation tap, the prompt's prefill
+#      with the image rows under the generation plugin, 1024 image tokens decoded greedily over
+#      the <idx_k> range, the VQGAN decode; on the Q4_0 file and the generation plugin of 4;
+#   6. llama-bench -ngl 99 on both files, same GPU; llama.cpp's CLIP (tools/llama-clip-bench.cpp
+#      against its mtmd library) on 5b's vision file;
+#   6b. the same whole generation on the CPU alone, only when the budget still has room for it
+#      (on an H100 machine it usually has not: about 1-2 minutes on 16 cores; the summary says
+#      so);
 #   7. $OUT/summary.txt: the GPU, the test verdicts, both engines' figures and their ratios,
-#      and each plugin's decode speed against the base (goals: within 10% / 25%).
+#      each plugin's decode speed against the base (goals: within 10% / 25%), and the vision
+#      goals, each with its measured value: CLIP >= 1.0x llama.cpp CUDA's speed, VQGAN
+#      256 x 256 decode < 50 ms, the whole generation < 10 s.
+#
+# Sizing (8 minutes on an H100, 16 cores; nothing here has run on one yet, so these are
+# estimates and every step is capped): build 2-3 min with llama.cpp's in parallel, tests
+# < 1 min, files and prefill/decode timings ~2 min, vision 150 s at most (its build, tests,
+# timings), the generation 60 s at most (a 2.2 GB load from the page cache, CLIP's 600 MB, and
+# 1024 tokens, a few seconds if the goal holds), llama.cpp's CLIP 60 s at most (compile and
+# run). The CPU generation needs 150 s left (DEVICE_CHECK_CPU_GEN_NEED) or is skipped.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -97,7 +116,7 @@ if [[ $WITH_LLAMA == 1 ]]; then
       cmake -S "$LLAMA_SRC" -B "$LLAMA_BUILD" -DCMAKE_BUILD_TYPE=Release $cuda_flags \
         -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_SERVER=OFF -DLLAMA_BUILD_APP=OFF \
         -DLLAMA_OPENSSL=OFF -DLLAMA_BUILD_UI=OFF
-      cmake --build "$LLAMA_BUILD" -j "$JOBS" --target llama-bench
+      cmake --build "$LLAMA_BUILD" -j "$JOBS" --target llama-bench mtmd
     ' > "$WORK/llama-build.log" 2>&1 &
     llama_pid=$!
   fi
@@ -181,15 +200,22 @@ ours_k=$(grep '^{' "$WORK/bench-q4_k_m.log" | tail -1)
 VISION_LIMIT=${DEVICE_CHECK_VISION_LIMIT:-150}
 vision_started=$(elapsed)
 vision_left() { local l=$(( VISION_LIMIT - $(elapsed) + vision_started )); (( l > $(left) )) && l=$(left); (( l < 5 )) && l=5; echo $l; }
-vision_targets=(bench_vision)
+vision_targets=(bench_vision bench_generate)
 [[ -n "$NVCC" ]] && vision_targets+=(test_cuda_vision)
+VISION_REPS=5
+[[ $DRY == 1 ]] && VISION_REPS=1
+CLIP_FILE=$WORK/vitl336-random-f16.gguf
+VQGAN_FILE=$WORK/vqgan-random-f16.gguf
+rm -f "$CLIP_FILE" "$VQGAN_FILE"
 if timeout "$(vision_left)" cmake --build "$BUILD" -j "$JOBS" --target "${vision_targets[@]}" > "$WORK/vision-build.log" 2>&1; then
   [[ -n "$NVCC" ]] && run_test test_cuda_vision "$(vision_left)"
   grep -E '^  (clip|vqgan) ' "$WORK/test_cuda_vision.log" 2>/dev/null | sed 's/^/  /' | tee -a "$SUMMARY"
   cp "$WORK/test_cuda_vision.log" "$OUT/test_cuda_vision.log" 2>/dev/null
-  vision_args=(--gpu cuda -r 5)
-  [[ $DRY == 1 ]] && vision_args=(--gpu auto -r 1 --clip-layers 2 --vqgan tiny)
-  timeout "$(vision_left)" "$BUILD/bench_vision" "${vision_args[@]}" > "$WORK/bench-vision.log" 2>&1
+  vision_args=(--gpu cuda -r $VISION_REPS)
+  # the tiny model of the dry run is 256 wide: the projectors must give rows of that
+  [[ $DRY == 1 ]] && vision_args=(--gpu auto -r $VISION_REPS --clip-layers 2 --vqgan tiny --proj-dim 256)
+  timeout "$(vision_left)" "$BUILD/bench_vision" "${vision_args[@]}" --save-clip "$CLIP_FILE" \
+    --save-vqgan "$VQGAN_FILE" > "$WORK/bench-vision.log" 2>&1
   say "bench_vision (${vision_args[*]}): rc $? (goals on a GPU: VQGAN 256x256 decode < 50 ms; CLIP >= 1.0x llama.cpp CUDA's)"
   grep -E '^(clip|vqgan):' "$WORK/bench-vision.log" | sed 's/^/  /' | tee -a "$SUMMARY"
   cp "$WORK/bench-vision.log" "$OUT/bench-vision.log"
@@ -198,6 +224,24 @@ else
   tail -c 30000 "$WORK/vision-build.log" > "$OUT/vision-build.log"
 fi
 say "vision: $(( $(elapsed) - vision_started )) s of its ${VISION_LIMIT} s"
+ours_vision=$(grep '^{' "$WORK/bench-vision.log" 2>/dev/null | tail -1)
+
+# ---- 5c. one whole generation on the GPU ----
+generate() { # log, limit, --gpu value
+  local log=$1 limit=$2 g=$3
+  if [[ ! -x $BUILD/bench_generate || ! -f $CLIP_FILE || ! -f $VQGAN_FILE ]]; then
+    say "generation (--gpu $g): skipped - bench_generate or 5b's files missing"
+    return
+  fi
+  timeout "$limit" "$BUILD/bench_generate" "$MODEL" --plugin "${PLUGINS[1]}" --clip "$CLIP_FILE" \
+    --vqgan "$VQGAN_FILE" --gpu "$g" > "$WORK/$log" 2>&1
+  say "generation (bench_generate --gpu $g, $(basename "$MODEL") + generation plugin): rc $?"
+  sed 's/^/  /' "$WORK/$log" | tee -a "$SUMMARY"
+  cp "$WORK/$log" "$OUT/$log" 2>/dev/null
+}
+GEN_LIMIT=${DEVICE_CHECK_GEN_LIMIT:-60}
+generate bench-generate.log "$(( GEN_LIMIT < $(left) ? GEN_LIMIT : $(left) ))" $gpu_flag
+ours_gen=$(grep '^{' "$WORK/bench-generate.log" 2>/dev/null | tail -1)
 
 # ---- 6. llama.cpp on the same file ----
 theirs=""
@@ -233,6 +277,37 @@ PY
 )
   echo "$theirs" | sed 's/^/  llama.cpp /' | tee -a "$SUMMARY"
 fi
+# llama.cpp's CLIP on 5b's file: a small timer against its mtmd library (clip.cpp)
+theirs_clip=""
+if [[ -n $LLAMA_BENCH && -f $CLIP_FILE ]] && ls "$LLAMA_BUILD"/bin/libmtmd.* > /dev/null 2>&1; then
+  clip_limit=$(( $(left) < 60 ? $(left) : 60 ))
+  cpu_arg=()
+  [[ $DRY == 1 ]] && cpu_arg=(--cpu)
+  if timeout "$clip_limit" c++ -O2 -std=c++17 -I"$LLAMA_SRC/tools/mtmd" -I"$LLAMA_SRC/include" \
+       -I"$LLAMA_SRC/ggml/include" tools/llama-clip-bench.cpp -L"$LLAMA_BUILD/bin" -lmtmd -lllama -lggml \
+       -lggml-base -Wl,-rpath,"$LLAMA_BUILD/bin" -o "$WORK/llama-clip-bench" > "$WORK/llama-clip.log" 2>&1; then
+    timeout "$clip_limit" "$WORK/llama-clip-bench" "$CLIP_FILE" -r "$VISION_REPS" "${cpu_arg[@]}" \
+      >> "$WORK/llama-clip.log" 2>&1
+    say "llama.cpp clip (tools/llama-clip-bench.cpp): rc $?"
+    grep -E '^llama.cpp clip:|flash attention' "$WORK/llama-clip.log" | sed 's/^/  /' | tee -a "$SUMMARY"
+    theirs_clip=$(grep '^{' "$WORK/llama-clip.log" | tail -1)
+  else
+    say "llama.cpp clip: tools/llama-clip-bench.cpp did not build (log: llama-clip.log)"
+  fi
+  tail -c 20000 "$WORK/llama-clip.log" > "$OUT/llama-clip.log"
+elif [[ -n $LLAMA_BENCH ]]; then
+  say "llama.cpp clip: skipped - no libmtmd in the llama.cpp build or no vision file from 5b"
+fi
+
+# ---- 6b. the whole generation on the CPU, if the budget has room ----
+CPU_GEN_NEED=${DEVICE_CHECK_CPU_GEN_NEED:-150}
+ours_gen_cpu=""
+if (( $(left) >= CPU_GEN_NEED )); then
+  generate bench-generate-cpu.log "$(left)" off
+  ours_gen_cpu=$(grep '^{' "$WORK/bench-generate-cpu.log" 2>/dev/null | tail -1)
+else
+  say "generation on the CPU: skipped - $(left) s of the budget left, it needs ${CPU_GEN_NEED} s (DEVICE_CHECK_CPU_GEN_NEED)"
+fi
 
 # ---- 7. ratios ----
 # against llama.cpp per file; each plugin's decode against the base's (H-LoRA overhead)
@@ -263,5 +338,43 @@ for p in (o or {}).get("plugins", []):
     verdict = "within" if r >= goal else "OUTSIDE"
     print(f"H-LoRA {p['plugin']}: decode {p['tg_tok_s']:.1f} / base {o['tg_tok_s']:.1f} tok/s = {r:.3f}x, "
           f"overhead {100 * (1 - r):.1f}% ({verdict} the goal of {100 * (1 - goal):.0f}%)")
+PY
+# the vision goals, each with its measured value
+python3 - "$ours_vision" "$theirs_clip" "$ours_gen" "$ours_gen_cpu" "$GPU" "$DRY" <<'PY' | tee -a "$SUMMARY"
+import json, sys
+def load(s):
+    try:
+        return json.loads(s)
+    except Exception:
+        return None
+vis, clip_l, gen, gen_cpu = (load(a) for a in sys.argv[1:5])
+gpu, dry = sys.argv[5], sys.argv[6] == "1"
+def verdict(ok):
+    return "MET" if ok else "NOT MET"
+print(f"vision goals (GPU: {gpu}{'; dry run: tiny shapes on the CPU, goals not judged' if dry else ''}):")
+if vis and clip_l and clip_l.get("clip_ms") and vis.get("clip_ms"):
+    r = clip_l["clip_ms"] / vis["clip_ms"]
+    print(f"  CLIP encode + projector: healthgpt {vis['clip_ms']:.2f} ms ({vis['clip_backend']}), llama.cpp "
+          f"{clip_l['clip_ms']:.2f} ms: ours / llama.cpp speed {r:.2f}x (goal >= 1.0x: {verdict(r >= 1.0)})")
+elif vis:
+    print(f"  CLIP encode + projector: healthgpt {vis['clip_ms']:.2f} ms; no llama.cpp figure (goal >= 1.0x: not measured)")
+else:
+    print("  CLIP and VQGAN: no figures from bench_vision")
+if vis:
+    print(f"  VQGAN decode: {vis['vqgan_ms']:.2f} ms on {vis['vqgan_backend']} (goal at 256x256 < 50 ms: "
+          f"{'n/a' if dry else verdict(vis['vqgan_ms'] < 50)})")
+for name, g in (("GPU", gen), ("CPU", gen_cpu)):
+    if not g:
+        print(f"  whole generation on the {name}: no figures")
+        continue
+    s = g["total_ms"] / 1e3
+    goal = f" (goal < 10 s: {'n/a' if dry else verdict(s < 10)})" if name == "GPU" else ""
+    print(f"  whole generation on the {name} ({g['model_backend']}): {s:.2f} s{goal} = CLIP {g['clip_ms']:.1f} ms + "
+          f"prefill {g['prefill_ms']:.1f} ms ({g['n_prompt']} positions) + decode {g['decode_ms']:.1f} ms "
+          f"({g['n_image_tokens']} image tokens, {g['decode_tok_s']:.1f} tok/s) + VQGAN {g['vqgan_ms']:.1f} ms")
+if gen and gen_cpu:
+    same = gen["indices_fnv"] == gen_cpu["indices_fnv"]
+    print(f"  image tokens GPU vs CPU (random weights, greedy; near-ties may differ): {'the same' if same else 'DIFFERENT'} "
+          f"(fnv {gen['indices_fnv']} / {gen_cpu['indices_fnv']})")
 PY
 say "device-check: done in $(elapsed) s; results in $OUT"

@@ -4,15 +4,19 @@
 // --clip-layers layers, projector to 3072) and the VQGAN decoder at 256 x 256 (f16, 1024
 // indices). Times are medians of -r runs after one warm-up; CLIP's is encode + projector with
 // the projected rows back on the host, the VQGAN's indices in, RGB floats out. Prints a line
-// per model and, last, one JSON object.
+// per model and, last, one JSON object. --save-clip / --save-vqgan also write the files it
+// times, for llama.cpp's CLIP (tools/llama-clip-bench.cpp) and bench_generate to load.
 //
-//   bench_vision [--gpu off|auto|cuda] [--clip-layers 23] [--vqgan real|tiny] [-r 5] [-t threads]
-// (--vqgan tiny: the 16 x 16 test geometry, for checking the tool on a CPU quickly)
+//   bench_vision [--gpu off|auto|cuda] [--clip-layers 23] [--proj-dim 3072] [--vqgan real|tiny] [-r 5]
+//                [-t threads] [--save-clip PATH] [--save-vqgan PATH]
+// (--vqgan tiny: the 16 x 16 test geometry, for checking the tool on a CPU quickly; --proj-dim:
+// the projectors' output, the language model's width: 3072 for Phi-3-mini)
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <fstream>
 #include <string>
 #include <vector>
 
@@ -38,10 +42,12 @@ float uniform(uint64_t seed, uint64_t i) {
     return (float)((int64_t)(vqsynth::mix(seed * 0x9E3779B97F4A7C15ull + i) >> 40) - (1 << 23)) / (float)(1 << 23);
 }
 
-// A ViT-L/14-336 tower of n_layer layers (the tap after the last) with both projectors.
-std::vector<uint8_t> clip_gguf(uint32_t n_layer) {
+// A ViT-L/14-336 tower of n_layer layers (the tap after the last) with both projectors to
+// proj_dim. Besides what our loader reads, the keys llama.cpp's clip.cpp requires
+// (projection_dim: CLIP's own 768, unused by the llava projector; image_mean / image_std).
+std::vector<uint8_t> clip_gguf(uint32_t n_layer, uint64_t proj_dim) {
     using namespace gguftest;
-    const uint64_t E = 1024, F = 4096, P = 14, POS = 577, D = 3072;
+    const uint64_t E = 1024, F = 4096, P = 14, POS = 577, D = proj_dim;
     FileSpec s;
     s.kvs = {{"general.architecture", str_value("clip")},
              {"clip.has_vision_encoder", scalar<uint8_t>(HG_GGUF_BOOL, 1)},
@@ -53,6 +59,9 @@ std::vector<uint8_t> clip_gguf(uint32_t n_layer) {
              {"clip.vision.attention.head_count", scalar<uint32_t>(HG_GGUF_UINT32, 16)},
              {"clip.vision.attention.layer_norm_epsilon", scalar<float>(HG_GGUF_FLOAT32, 1e-5f)},
              {"clip.vision.block_count", scalar<uint32_t>(HG_GGUF_UINT32, n_layer)},
+             {"clip.vision.projection_dim", scalar<uint32_t>(HG_GGUF_UINT32, 768)},
+             {"clip.vision.image_mean", array_of<float>(HG_GGUF_FLOAT32, {0.48145466f, 0.4578275f, 0.40821073f})},
+             {"clip.vision.image_std", array_of<float>(HG_GGUF_FLOAT32, {0.26862954f, 0.26130258f, 0.27577711f})},
              {"clip.vision.feature_layer", array_of<int32_t>(HG_GGUF_INT32, {(int32_t)n_layer})}};
     auto add = [&](const std::string &name, std::vector<uint64_t> dims) {
         s.tensors.push_back({name, dims, (uint32_t)(dims.size() >= 2 ? HG_TYPE_F16 : HG_TYPE_F32)});
@@ -108,18 +117,25 @@ std::vector<uint8_t> clip_gguf(uint32_t n_layer) {
     return b.bytes;
 }
 
+bool save(const std::string &path, const std::vector<uint8_t> &bytes) {
+    std::ofstream f(path, std::ios::binary);
+    f.write(reinterpret_cast<const char *>(bytes.data()), (std::streamsize)bytes.size());
+    f.close();
+    if (!f) std::fprintf(stderr, "bench_vision: cannot write %s\n", path.c_str());
+    return (bool)f;
+}
+
 int usage() {
-    std::fprintf(
-        stderr,
-        "usage: bench_vision [--gpu off|auto|cuda] [--clip-layers 23] [--vqgan real|tiny] [-r 5] [-t threads]\n");
+    std::fprintf(stderr, "usage: bench_vision [--gpu off|auto|cuda] [--clip-layers 23] [--proj-dim 3072] [--vqgan "
+                         "real|tiny] [-r 5] [-t threads] [--save-clip PATH] [--save-vqgan PATH]\n");
     return 2;
 }
 
 } // namespace
 
 int main(int argc, char **argv) {
-    int gpu = HG_GPU_AUTO, reps = 5, threads = 0, layers = 23;
-    std::string vqgan = "real";
+    int gpu = HG_GPU_AUTO, reps = 5, threads = 0, layers = 23, proj_dim = 3072;
+    std::string vqgan = "real", save_clip, save_vqgan;
     for (int i = 1; i < argc; i++) {
         const std::string a = argv[i];
         if (i + 1 >= argc) return usage();
@@ -128,8 +144,14 @@ int main(int argc, char **argv) {
             gpu = v == "off" ? HG_GPU_OFF : v == "cuda" ? HG_GPU_CUDA : v == "auto" ? HG_GPU_AUTO : -1;
         else if (a == "--clip-layers")
             layers = std::atoi(v.c_str());
+        else if (a == "--proj-dim")
+            proj_dim = std::atoi(v.c_str());
         else if (a == "--vqgan")
             vqgan = v;
+        else if (a == "--save-clip")
+            save_clip = v;
+        else if (a == "--save-vqgan")
+            save_vqgan = v;
         else if (a == "-r")
             reps = std::atoi(v.c_str());
         else if (a == "-t")
@@ -137,11 +159,14 @@ int main(int argc, char **argv) {
         else
             return usage();
     }
-    if (gpu < 0 || reps < 1 || layers < 1 || layers > 64 || (vqgan != "real" && vqgan != "tiny")) return usage();
+    if (gpu < 0 || reps < 1 || layers < 1 || layers > 64 || proj_dim < 1 || proj_dim > 65536 ||
+        (vqgan != "real" && vqgan != "tiny"))
+        return usage();
     try {
         hg::ThreadPool pool(threads);
 
-        const std::vector<uint8_t> cb = clip_gguf((uint32_t)layers);
+        const std::vector<uint8_t> cb = clip_gguf((uint32_t)layers, (uint64_t)proj_dim);
+        if (!save_clip.empty() && !save(save_clip, cb)) return 1;
         auto clip =
             hg::ClipModel::load(hg::GGUFFile::parse(cb.data(), cb.size(), "vitl336-random.gguf"), &pool, true, gpu);
         const hg::ClipHParams &hp = clip->hparams();
@@ -160,6 +185,7 @@ int main(int argc, char **argv) {
 
         const vqsynth::Config cfg = vqgan == "real" ? vqsynth::real() : vqsynth::tiny();
         const std::vector<uint8_t> vb = vqsynth::gguf(cfg, 2, HG_TYPE_F16, false);
+        if (!save_vqgan.empty() && !save(save_vqgan, vb)) return 1;
         auto vq = hg::VqganModel::load(hg::GGUFFile::parse(vb.data(), vb.size(), "vqgan-random.gguf"), gpu);
         const std::vector<int32_t> idx = vqsynth::indices(2, vq->n_indices(), cfg.n_embed);
         std::vector<float> img((size_t)(3 * cfg.resolution * cfg.resolution));
