@@ -1,13 +1,51 @@
 // The VQGAN's convolutions (cuda/vision_ops.h conv2d) as an implicit GEMM: the weights are the
-// tile's A rows, and its B loader reads each output position's column straight from the
-// channels-last activations (zero in the padding), so no column buffer is written.
+// product's A rows, and its B loader reads each output position's column straight from the
+// channels-last activations (zero in the padding), so no column buffer is written. f16 weights
+// on tensor cores (cuda/gemm_mma.cuh: activations rounded to f16, f32 sums) unless switched
+// off; f32 weights, and f16 with tensor cores off, on the f32 tile (cuda/gemm_tile.cuh).
 #include <string>
 
+#include "cuda/gemm_mma.cuh"
 #include "cuda/gemm_tile.cuh"
 #include "cuda/vision_ops.h"
 
 namespace hg {
 namespace cuda {
+namespace {
+
+// The im2col as gemm_mma.cuh's three-part loader: a column is its output position's input
+// corner (far outside for a position past the edge), a k its (ky, kx, c_in) offsets (far outside
+// past K), so an element is two additions and a bounds test. Unsigned 32-bit divisions, once a
+// column and once a step (the host checks every extent fits).
+struct load_im2col_mma {
+    const float *x;
+    int h, w, c_in, kw, stride, pad_top, pad_left, out_w, N, K;
+    struct col_t {
+        int iy, ix;
+    };
+    struct tap_t {
+        int ky, kx, ci;
+    };
+    static constexpr int kFar = -(1 << 30);
+    __device__ __forceinline__ col_t col(int n) const {
+        if (n >= N) return {kFar, kFar};
+        const unsigned oy = (unsigned)n / (unsigned)out_w, ox = (unsigned)n - oy * (unsigned)out_w;
+        return {(int)oy * stride - pad_top, (int)ox * stride - pad_left};
+    }
+    __device__ __forceinline__ tap_t tap(int k) const {
+        if (k >= K) return {kFar, kFar, 0};
+        const unsigned t = (unsigned)k / (unsigned)c_in, ci = (unsigned)k - t * (unsigned)c_in;
+        const unsigned ky = t / (unsigned)kw, kx = t - ky * (unsigned)kw;
+        return {(int)ky, (int)kx, (int)ci};
+    }
+    __device__ __forceinline__ float operator()(col_t c, tap_t t) const {
+        const int iy = c.iy + t.ky, ix = c.ix + t.kx;
+        if (iy < 0 || iy >= h || ix < 0 || ix >= w) return 0.0f;
+        return x[((int64_t)iy * w + ix) * c_in + t.ci];
+    }
+};
+
+} // namespace
 
 void conv2d(int type, const void *w, const float *bias, const conv2d_shape &s, const float *x, int64_t h, int64_t w_,
             float *y, bool accumulate, void *stream) {
@@ -29,6 +67,11 @@ void conv2d(int type, const void *w, const float *bias, const conv2d_shape &s, c
     const load_typed_rows la{static_cast<const uint8_t *>(w), type, K};
     const load_im2col lb{
         x, (int)h, (int)w_, (int)s.c_in, (int)s.kw, (int)s.stride, (int)s.pad_top, (int)s.pad_left, (int)ow};
+    if (type == HG_TYPE_F16 && gemm_tensor_cores_enabled()) {
+        const load_im2col_mma lm{x,           (int)h,          (int)w_,        (int)s.c_in,   (int)s.kw, (int)s.stride,
+                                 (int)s.pad_top, (int)s.pad_left, (int)ow, (int)(oh * ow), (int)K};
+        return launch_gemm_mma(type, w, s.c_out, K, lm, oh * ow, bias, y, s.c_out, accumulate, stream, "conv2d");
+    }
     launch_gemm_tile(la, lb, s.c_out, oh * ow, K, bias, y, s.c_out, accumulate, stream, "conv2d");
 }
 

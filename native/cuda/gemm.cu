@@ -25,6 +25,7 @@ bool tensor_cores_on() {
 } // namespace
 
 void gemm_use_tensor_cores(bool on) { g_tensor_cores.store(on ? 1 : 0, std::memory_order_relaxed); }
+bool gemm_tensor_cores_enabled() { return tensor_cores_on(); }
 
 bool gemm_supports(int type) { return type == HG_TYPE_F32 || type == HG_TYPE_F16 || type == HG_TYPE_BF16; }
 

@@ -6,7 +6,8 @@
 // inside a kernel surfaces at the next synchronizing call. Each op mirrors the CPU op named
 // beside it, in the same layouts, so that the two compare on the same inputs. Activations are
 // f32 between ops. Products are f32 on CUDA cores (results differ from the CPU's only by the
-// order of float additions), except f16 / bf16 linears, which run on tensor cores.
+// order of float additions), except f16 / bf16 linears and f16 convolutions, which run on
+// tensor cores.
 #pragma once
 
 #include <cstdint>
@@ -25,8 +26,10 @@ namespace cuda {
 bool gemm_supports(int type);
 void gemm(int type, const void *w, int64_t rows, int64_t k, const float *x, int64_t ldx, int64_t n, const float *bias,
           float *y, int64_t ldy, bool accumulate, void *stream);
-// Default on, unless the environment has HEALTHGPT_CUDA_MMA=0 (as cuda/ops.h matmul).
+// Default on, unless the environment has HEALTHGPT_CUDA_MMA=0 (as cuda/ops.h matmul). Covers
+// the f16 convolutions too.
 void gemm_use_tensor_cores(bool on);
+bool gemm_tensor_cores_enabled();
 
 // The same on tensor cores (WMMA, f32 accumulators): f16 weights with f16-rounded activations,
 // bf16 with bf16-rounded ones (the CPU's pairings). supports: f16 anywhere, bf16 on sm_80+.
@@ -41,7 +44,10 @@ void gemm_f32(const float *a, int64_t a_m, int64_t a_k, const float *b, int64_t 
 // ---- conv2d (ops/conv2d.h) as an implicit GEMM over channels-last activations ----
 // w: c_out rows of kh * kw * c_in values ordered (ky, kx, c_in) (conv2d's order), f32 or f16;
 // bias: c_out floats or null; x: h * w * c_in floats; y: out_h * out_w * c_out floats (must
-// not alias x), added onto when accumulate (y + (conv + bias)).
+// not alias x), added onto when accumulate (y + (conv + bias)). f16 weights run on tensor
+// cores with the activations rounded to f16 (hg::matmul's pairing for f16, the CPU's scalar
+// path; its SIMD conv keeps them f32) while gemm_tensor_cores_enabled(); else, and for f32,
+// on the f32 tile with f32 activations.
 struct conv2d_shape {
     int64_t c_in = 0, c_out = 0, kh = 0, kw = 0, stride = 1;
     int64_t pad_top = 0, pad_left = 0, pad_bottom = 0, pad_right = 0;

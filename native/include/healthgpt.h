@@ -99,9 +99,7 @@ const char *hg_cpu_features(void);
 int hg_cuda_devices(void);
 
 /* Where an engine object runs: the `gpu` of hg_model_params, hg_clip_params and
- * hg_vqgan_params, each object saying where it landed through its *_backend() accessor.
- * CLIP and the VQGAN have no CUDA implementation yet: for them HG_GPU_AUTO is the CPU (the
- * backend string says why) and HG_GPU_CUDA a load error (HG_ERR_UNSUPPORTED). */
+ * hg_vqgan_params, each object saying where it landed through its *_backend() accessor. */
 typedef enum hg_gpu {
     HG_GPU_OFF = 0,  /* the CPU */
     HG_GPU_AUTO = 1, /* CUDA when the engine has it, a device is present and the object fits;
@@ -296,7 +294,7 @@ typedef enum hg_clip_projector {
 
 typedef struct hg_clip_params {
     int n_threads; /* <= 0: one per core */
-    int gpu;       /* hg_gpu: HG_GPU_OFF (default); HG_GPU_AUTO runs on the CPU for now */
+    int gpu;       /* hg_gpu: HG_GPU_OFF (default), HG_GPU_AUTO or HG_GPU_CUDA */
 } hg_clip_params;
 
 hg_clip_params hg_clip_default_params(void);
@@ -305,7 +303,8 @@ hg_clip_params hg_clip_default_params(void);
  * naming the file and the key or tensor at fault. params NULL: the defaults. */
 hg_clip *hg_clip_load(const char *path, const hg_clip_params *params);
 void hg_clip_free(hg_clip *clip);
-/* Where the tower runs: "cpu", or "cpu (<why>)" after HG_GPU_AUTO. NULL on a NULL tower. */
+/* Where the tower runs: "cpu", "cuda: <device name> (...)", or "cpu (<why>)" after
+ * HG_GPU_AUTO. NULL on a NULL tower. */
 const char *hg_clip_backend(const hg_clip *clip);
 
 int hg_clip_image_size(const hg_clip *clip); /* pixels per side; -1 on a NULL tower */
@@ -350,7 +349,7 @@ typedef struct hg_vqgan_info {
 
 typedef struct hg_vqgan_params {
     int n_threads; /* <= 0: one per core */
-    int gpu;       /* hg_gpu: HG_GPU_OFF (default); HG_GPU_AUTO runs on the CPU for now */
+    int gpu;       /* hg_gpu: HG_GPU_OFF (default), HG_GPU_AUTO or HG_GPU_CUDA */
 } hg_vqgan_params;
 
 hg_vqgan_params hg_vqgan_default_params(void);
@@ -359,7 +358,8 @@ hg_vqgan_params hg_vqgan_default_params(void);
  * defaults. */
 hg_vqgan *hg_vqgan_load(const char *path, const hg_vqgan_params *params);
 void hg_vqgan_free(hg_vqgan *vq);
-/* Where the VQGAN runs: "cpu", or "cpu (<why>)" after HG_GPU_AUTO. NULL on a NULL VQGAN. */
+/* Where the VQGAN runs: "cpu", "cuda: <device name> (...)", or "cpu (<why>)" after
+ * HG_GPU_AUTO. NULL on a NULL VQGAN. */
 const char *hg_vqgan_backend(const hg_vqgan *vq);
 int hg_vqgan_get_info(const hg_vqgan *vq, hg_vqgan_info *info); /* 0 or -1 */
 
