@@ -18,8 +18,8 @@ namespace {
 // past K), so an element is two additions and a bounds test. Unsigned 32-bit divisions, once a
 // column and once a step (the host checks every extent fits).
 struct load_im2col_mma {
-    const float *x;
-    int h, w, c_in, kw, stride, pad_top, pad_left, out_w, N, K;
+    load_im2col g; // the geometry, as the f32 tile's loader holds it
+    int N, K;
     struct col_t {
         int iy, ix;
     };
@@ -29,19 +29,19 @@ struct load_im2col_mma {
     static constexpr int kFar = -(1 << 30);
     __device__ __forceinline__ col_t col(int n) const {
         if (n >= N) return {kFar, kFar};
-        const unsigned oy = (unsigned)n / (unsigned)out_w, ox = (unsigned)n - oy * (unsigned)out_w;
-        return {(int)oy * stride - pad_top, (int)ox * stride - pad_left};
+        const unsigned oy = (unsigned)n / (unsigned)g.out_w, ox = (unsigned)n - oy * (unsigned)g.out_w;
+        return {(int)oy * g.stride - g.pad_top, (int)ox * g.stride - g.pad_left};
     }
     __device__ __forceinline__ tap_t tap(int k) const {
         if (k >= K) return {kFar, kFar, 0};
-        const unsigned t = (unsigned)k / (unsigned)c_in, ci = (unsigned)k - t * (unsigned)c_in;
-        const unsigned ky = t / (unsigned)kw, kx = t - ky * (unsigned)kw;
+        const unsigned t = (unsigned)k / (unsigned)g.c_in, ci = (unsigned)k - t * (unsigned)g.c_in;
+        const unsigned ky = t / (unsigned)g.kw, kx = t - ky * (unsigned)g.kw;
         return {(int)ky, (int)kx, (int)ci};
     }
     __device__ __forceinline__ float operator()(col_t c, tap_t t) const {
         const int iy = c.iy + t.ky, ix = c.ix + t.kx;
-        if (iy < 0 || iy >= h || ix < 0 || ix >= w) return 0.0f;
-        return x[((int64_t)iy * w + ix) * c_in + t.ci];
+        if (iy < 0 || iy >= g.h || ix < 0 || ix >= g.w) return 0.0f;
+        return g.x[((int64_t)iy * g.w + ix) * g.c_in + t.ci];
     }
 };
 
@@ -68,8 +68,7 @@ void conv2d(int type, const void *w, const float *bias, const conv2d_shape &s, c
     const load_im2col lb{
         x, (int)h, (int)w_, (int)s.c_in, (int)s.kw, (int)s.stride, (int)s.pad_top, (int)s.pad_left, (int)ow};
     if (type == HG_TYPE_F16 && gemm_tensor_cores_enabled()) {
-        const load_im2col_mma lm{x,           (int)h,          (int)w_,        (int)s.c_in,   (int)s.kw, (int)s.stride,
-                                 (int)s.pad_top, (int)s.pad_left, (int)ow, (int)(oh * ow), (int)K};
+        const load_im2col_mma lm{lb, (int)(oh * ow), (int)K};
         return launch_gemm_mma(type, w, s.c_out, K, lm, oh * ow, bias, y, s.c_out, accumulate, stream, "conv2d");
     }
     launch_gemm_tile(la, lb, s.c_out, oh * ow, K, bias, y, s.c_out, accumulate, stream, "conv2d");

@@ -40,7 +40,8 @@ void gemm_tensor_cores(int type, const void *w, int64_t rows, int64_t k, const f
         throw Error("cuda gemm_tensor_cores: bad shape rows=" + std::to_string(rows) + " k=" + std::to_string(k) +
                     " n=" + std::to_string(n));
     if (!w || !x || !y) throw Error("cuda gemm_tensor_cores: null pointer");
-    launch_gemm_mma(type, w, rows, k, load_rows{x, ldx, (int)n, (int)k}, n, bias, y, ldy, accumulate, stream, "gemm_tensor_cores");
+    launch_gemm_mma(type, w, rows, k, load_rows{x, ldx, (int)n, (int)k}, n, bias, y, ldy, accumulate, stream,
+                    "gemm_tensor_cores");
 }
 
 } // namespace cuda

@@ -36,15 +36,14 @@ template <class T> __device__ __forceinline__ T mma_round(float v) {
 }
 
 template <class T> struct mma_smem {
-    T a[kMmaTile][kMmaLd];     // weights: [row][k]
-    T b[kMmaTile][kMmaLd];     // activations: [column][k] (B column-major)
-    float c[4][32 * 32];       // each warp's 32 x 32 sums, rows fastest (m + 32 n)
+    T a[kMmaTile][kMmaLd]; // weights: [row][k]
+    T b[kMmaTile][kMmaLd]; // activations: [column][k] (B column-major)
+    float c[4][32 * 32];   // each warp's 32 x 32 sums, rows fastest (m + 32 n)
 };
 
-template <class T, class LoadB> __device__ __forceinline__ void mma_body(const T *__restrict__ w, int M, int K,
-                                                                         const LoadB &lb, int N,
-                                                                         const float *__restrict__ bias, float *y,
-                                                                         int64_t ldy, bool accumulate) {
+template <class T, class LoadB>
+__device__ __forceinline__ void mma_body(const T *__restrict__ w, int M, int K, const LoadB &lb, int N,
+                                         const float *__restrict__ bias, float *y, int64_t ldy, bool accumulate) {
     namespace wmma = nvcuda::wmma;
     __shared__ __align__(32) mma_smem<T> sm;
     const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5, wr = warp >> 1, wc = warp & 1;
@@ -134,8 +133,8 @@ template <class LoadB> void launch_gemm_mma(int type, const void *w, int64_t M, 
     const dim3 grid((unsigned)((M + kMmaTile - 1) / kMmaTile), (unsigned)gn);
     cudaStream_t s = as_stream(stream);
     if (type == HG_TYPE_F16)
-        gemm_mma_kernel<__half, LoadB><<<grid, 128, 0, s>>>(static_cast<const __half *>(w), (int)M, (int)K, lb, (int)N,
-                                                            bias, y, ldy, accumulate);
+        gemm_mma_kernel<__half, LoadB>
+            <<<grid, 128, 0, s>>>(static_cast<const __half *>(w), (int)M, (int)K, lb, (int)N, bias, y, ldy, accumulate);
     else if (type == HG_TYPE_BF16)
         gemm_mma_kernel<__nv_bfloat16, LoadB><<<grid, 128, 0, s>>>(static_cast<const __nv_bfloat16 *>(w), (int)M,
                                                                    (int)K, lb, (int)N, bias, y, ldy, accumulate);

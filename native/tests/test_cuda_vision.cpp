@@ -239,7 +239,7 @@ TEST(conv2d_matches_reference) {
             for (Case c : {Case{7, 5, 5, 9, 3, 1, 1, 1, 1, 1}, Case{9, 11, 19, 70, 1, 1, 0, 0, 0, 0},
                            Case{10, 9, 6, 33, 3, 2, 0, 0, 1, 1}, Case{16, 16, 32, 64, 3, 1, 1, 1, 1, 1},
                            Case{9, 13, 128, 3, 3, 1, 1, 1, 1, 1}}) { // conv_out's shape: 3 rows, K 1152
-                if (tc && type == HG_TYPE_F32) continue; // one path
+                if (tc && type == HG_TYPE_F32) continue;             // one path
                 hg::cuda::gemm_use_tensor_cores(tc);
                 const bool f16_act = tc && type == HG_TYPE_F16;
                 const int64_t K = c.k * c.k * c.c_in;
@@ -613,8 +613,8 @@ TEST(vqgan_tiny_decode_on_device_matches_torch) {
         cpu->decode(pool, idx.data(), a.data());
         gpu->decode(pool, idx.data(), b.data());
         const double p_ref = psnr(b, ref), p_cpu = psnr(b, a);
-        std::printf("  vqgan tiny %s on the device: PSNR %.1f dB against torch, %.1f dB against the CPU\n",
-                    path.name, p_ref, p_cpu);
+        std::printf("  vqgan tiny %s on the device: PSNR %.1f dB against torch, %.1f dB against the CPU\n", path.name,
+                    p_ref, p_cpu);
         CHECK(p_ref >= (type == HG_TYPE_F32 ? 100.0 : 50.0));
         // f32: the same arithmetic but for the order of additions (measured 140 dB against torch's
         // float64). f16 weights: on the f32 tile the device keeps f32 activations, as the CPU's
