@@ -12,7 +12,8 @@
 #   1. in the background: llama.cpp from the source node-llama-cpp bundles
 #      (node_modules/node-llama-cpp/llama/gitRelease.bundle, a git bundle: the device machine
 #      has no npm, so CARRY THAT PATH with the working tree), built with CUDA for this GPU's
-#      architecture only, targets llama-bench and mtmd (its CLIP code, tools/mtmd/clip.cpp).
+#      architecture only, target llama-bench, then mtmd (its CLIP code, tools/mtmd/clip.cpp:
+#      second, so that a budget cut leaves llama-bench whole).
 #      Flash attention kernels are left out (GGML_CUDA_FA=OFF) to fit the budget, so its CLIP
 #      runs attention without them; LLAMA_CUDA_FA=ON puts them back.
 #   2. the engine with CUDA for this GPU's architecture only, the native tests and tools
@@ -93,6 +94,7 @@ BUNDLE=node_modules/node-llama-cpp/llama/gitRelease.bundle
 LLAMA_SRC=$WORK/llama.cpp
 LLAMA_BUILD=$WORK/llama-build
 LLAMA_BENCH=""
+mtmd=""
 llama_pid=""
 if [[ $WITH_LLAMA == 1 ]]; then
   if [[ ! -f $BUNDLE ]]; then
@@ -116,7 +118,9 @@ if [[ $WITH_LLAMA == 1 ]]; then
       cmake -S "$LLAMA_SRC" -B "$LLAMA_BUILD" -DCMAKE_BUILD_TYPE=Release $cuda_flags \
         -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_SERVER=OFF -DLLAMA_BUILD_APP=OFF \
         -DLLAMA_OPENSSL=OFF -DLLAMA_BUILD_UI=OFF
-      cmake --build "$LLAMA_BUILD" -j "$JOBS" --target llama-bench mtmd
+      cmake --build "$LLAMA_BUILD" -j "$JOBS" --target llama-bench
+      # its CLIP library after llama-bench, so that a budget cut leaves llama-bench whole
+      cmake --build "$LLAMA_BUILD" -j "$JOBS" --target mtmd
     ' > "$WORK/llama-build.log" 2>&1 &
     llama_pid=$!
   fi
@@ -248,11 +252,13 @@ theirs=""
 if [[ -n $llama_pid ]]; then
   wait "$llama_pid" # ends by its timeout at the latest
   rc=$?
-  if (( rc == 124 || rc == 137 )); then
-    say "llama.cpp: build did not finish within the budget (log: llama-build.log)"
-  elif (( rc == 0 )); then
+  if [[ -x $LLAMA_BUILD/bin/llama-bench ]]; then
     LLAMA_BENCH=$LLAMA_BUILD/bin/llama-bench
-    say "llama.cpp: built ($(cd "$LLAMA_SRC" && git log -1 --format=%h 2>/dev/null), GGML_CUDA_FA=${LLAMA_CUDA_FA:-OFF})"
+    mtmd="with its CLIP library (mtmd)"
+    (( rc != 0 )) && mtmd="WITHOUT its CLIP library: rc $rc (124: the budget cut it)"
+    say "llama.cpp: llama-bench built ($(cd "$LLAMA_SRC" && git log -1 --format=%h 2>/dev/null), GGML_CUDA_FA=${LLAMA_CUDA_FA:-OFF}), $mtmd"
+  elif (( rc == 124 || rc == 137 )); then
+    say "llama.cpp: build did not finish within the budget (log: llama-build.log)"
   else
     say "llama.cpp: build FAILED (log: llama-build.log)"
   fi
@@ -279,7 +285,7 @@ PY
 fi
 # llama.cpp's CLIP on 5b's file: a small timer against its mtmd library (clip.cpp)
 theirs_clip=""
-if [[ -n $LLAMA_BENCH && -f $CLIP_FILE ]] && ls "$LLAMA_BUILD"/bin/libmtmd.* > /dev/null 2>&1; then
+if [[ -n $LLAMA_BENCH && -f $CLIP_FILE && $mtmd == with* ]]; then
   clip_limit=$(( $(left) < 60 ? $(left) : 60 ))
   cpu_arg=()
   [[ $DRY == 1 ]] && cpu_arg=(--cpu)
@@ -355,7 +361,7 @@ print(f"vision goals (GPU: {gpu}{'; dry run: tiny shapes on the CPU, goals not j
 if vis and clip_l and clip_l.get("clip_ms") and vis.get("clip_ms"):
     r = clip_l["clip_ms"] / vis["clip_ms"]
     print(f"  CLIP encode + projector: healthgpt {vis['clip_ms']:.2f} ms ({vis['clip_backend']}), llama.cpp "
-          f"{clip_l['clip_ms']:.2f} ms: ours / llama.cpp speed {r:.2f}x (goal >= 1.0x: {verdict(r >= 1.0)})")
+          f"{clip_l['clip_ms']:.2f} ms: ours / llama.cpp speed {r:.2f}x (goal >= 1.0x: {'n/a' if dry else verdict(r >= 1.0)})")
 elif vis:
     print(f"  CLIP encode + projector: healthgpt {vis['clip_ms']:.2f} ms; no llama.cpp figure (goal >= 1.0x: not measured)")
 else:
