@@ -319,13 +319,16 @@ inline __m512i bcast4(const int8_t *p) {
     return _mm512_castps_si512(_mm512_broadcastss_ps(_mm_load_ss((const float *)p)));
 }
 
-// Several columns of row blocks compute long enough per weight record that the hardware
-// prefetchers fall behind the weight stream (a 16384 x 3072 product from memory ran 1.3-1.6x
-// slower than from L2 at 2-4 columns on Zen 4), so those kernels ask for the record `ahead`
-// bytes on: about 8 small records (q4_0, q8_0) or one super-block record (q4_K, q5_K; q6_K
-// ran slower with it). One column (decode) streams at full speed without it.
-template <int C> inline void prefetch_record(const uint8_t *record, size_t bytes, size_t ahead) {
-    if (C == 1) return;
+// A decode step of several sequences (a call with 2 to kRowBlockCols - 1 columns: matmul hands
+// a prompt's columns over in whole calls of kRowBlockCols) computes long enough per weight
+// record that the hardware prefetchers fall behind the weight stream (a 16384 x 3072 q4_0
+// product from memory ran 1.3-1.6x slower than from L2 at 2-4 columns on Zen 4), so the q4_0
+// and q8_0 kernels then ask for the record 8 records on. Not for a prompt, whose later column
+// calls find the panel's weights in L2 (prefill ran 3-5% slower with it), nor for one column
+// (decode), which streams at full speed. The K-quant kernels never: a Q4_K_M model decoded 4
+// sequences 8% slower with it.
+constexpr bool streams_weights(int nc) { return nc > 1 && nc < kRowBlockCols; }
+inline void prefetch_record(const uint8_t *record, size_t bytes, size_t ahead) {
     for (size_t o = 0; o < bytes; o += 64) _mm_prefetch((const char *)record + ahead + o, _MM_HINT_T0);
 }
 
@@ -371,7 +374,8 @@ void vec_dot_rows_q4_0_n(int64_t n, float *s, size_t bs, const void *vx, size_t 
         __m512 dx;
         if (Packed) {
             const uint8_t *p = x + b * kRowBlock * sizeof(block_q4_0);
-            prefetch_record<C>(p, kRowBlock * sizeof(block_q4_0), 8 * kRowBlock * sizeof(block_q4_0));
+            if (streams_weights(C))
+                prefetch_record(p, kRowBlock * sizeof(block_q4_0), 8 * kRowBlock * sizeof(block_q4_0));
             dx = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)p));
 #pragma GCC unroll 4
             for (int j = 0; j < 4; j++) l[j] = _mm512_loadu_si512(p + 32 + 64 * j);
@@ -499,7 +503,7 @@ template <int C> void rows_packed_q8_0_n(int64_t n, float *s, size_t bs, const v
     for (int c = 0; c < C; c++) acc[c] = _mm512_setzero_ps();
     for (int64_t b = 0; b < nb; b++) {
         const uint8_t *p = x + b * kRowBlock * sizeof(block_q8_0);
-        prefetch_record<C>(p, kRowBlock * sizeof(block_q8_0), 8 * kRowBlock * sizeof(block_q8_0));
+        if (streams_weights(C)) prefetch_record(p, kRowBlock * sizeof(block_q8_0), 8 * kRowBlock * sizeof(block_q8_0));
         const __m512 dx = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)p));
         __m512i w[8];
 #pragma GCC unroll 8
@@ -570,8 +574,8 @@ void vec_dot_rows_packed_f16(int64_t n, float *s, size_t bs, const void *x, size
 // Zen 4). The work per row is those kernels', in the same order (the int32 sums are exact,
 // then the same multiply-add per block), so a row's result is bit for bit the same by either.
 // Groups: g0 at x, g1 at x + kRowBlock * bx (bx a plain row's bytes, as matmul passes it).
-template <int C, bool Q4>
-void rows2_packed_n(int64_t n, float *s, size_t bs, const uint8_t *x, size_t bx, const void *vy, size_t by) {
+template <int C, bool Q4> void rows2_packed_n(int64_t n, float *s, size_t bs, const uint8_t *x, size_t bx,
+                                              const void *vy, size_t by, bool stream) {
     constexpr size_t record = kRowBlock * (Q4 ? sizeof(block_q4_0) : sizeof(block_q8_0));
     constexpr int offset = Q4 ? -8 : -128; // q4_0's nibbles are q + 8, packed q8_0's bytes q + 128
     // chains per column and group: enough for vpdpbusd's latency at one or two columns
@@ -584,8 +588,10 @@ void rows2_packed_n(int64_t n, float *s, size_t bs, const uint8_t *x, size_t bx,
     for (int c = 0; c < C; c++) acc[0][c] = acc[1][c] = _mm512_setzero_ps();
     for (int64_t b = 0; b < nb; b++) {
         const uint8_t *p0 = x + b * record, *p1 = x1 + b * record;
-        prefetch_record<C>(p0, record, 8 * record);
-        prefetch_record<C>(p1, record, 8 * record);
+        if (stream) {
+            prefetch_record(p0, record, 8 * record);
+            prefetch_record(p1, record, 8 * record);
+        }
         // the 64-byte chunk of 4-byte groups j of the 16 rows
         auto chunk = [&](const uint8_t *p, int j) {
             if (!Q4) return loadu512(p + 32 + 64 * j);
@@ -640,14 +646,15 @@ void vec_dot_rows2_packed(int64_t n, float *s, size_t bs, const void *vx, size_t
         }
         return;
     }
+    const bool stream = streams_weights(nc);
     for (int c0 = 0; c0 < nc; c0 += 4) {
         float *sc = s + c0 * bs;
         const uint8_t *yc = (const uint8_t *)y + c0 * by;
         switch (std::min(4, nc - c0)) {
-        case 1: rows2_packed_n<1, Q4>(n, sc, bs, x, bx, yc, by); break;
-        case 2: rows2_packed_n<2, Q4>(n, sc, bs, x, bx, yc, by); break;
-        case 3: rows2_packed_n<3, Q4>(n, sc, bs, x, bx, yc, by); break;
-        default: rows2_packed_n<4, Q4>(n, sc, bs, x, bx, yc, by); break;
+        case 1: rows2_packed_n<1, Q4>(n, sc, bs, x, bx, yc, by, stream); break;
+        case 2: rows2_packed_n<2, Q4>(n, sc, bs, x, bx, yc, by, stream); break;
+        case 3: rows2_packed_n<3, Q4>(n, sc, bs, x, bx, yc, by, stream); break;
+        default: rows2_packed_n<4, Q4>(n, sc, bs, x, bx, yc, by, stream); break;
         }
     }
 }
@@ -846,7 +853,6 @@ void rows_packed_k4_n(int64_t n, float *s, size_t bs, const void *vx, const void
     const __m512i b4 = _mm512_set1_epi8(0x10), byte0 = _mm512_set1_epi32(0xff);
     for (int64_t b = 0; b < nb; b++) {
         const uint8_t *p = x + b * kRowBlock * sizeof(block);
-        prefetch_record<C>(p, kRowBlock * sizeof(block), kRowBlock * sizeof(block));
         const __m512i s0 = loadu512(p + 64), s1 = loadu512(p + 128), s2 = loadu512(p + 192);
         // quant chunk j (q5_K: qh chunk i < 8, then quant chunk i, then quant chunks 8..31)
         auto qs_at = [p](int j) { return p + 256 + (!Q5 ? 64 * j : j < 8 ? 128 * j + 64 : 1024 + 64 * (j - 8)); };
