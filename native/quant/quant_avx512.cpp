@@ -569,9 +569,9 @@ void vec_dot_rows_packed_f16(int64_t n, float *s, size_t bs, const void *x, size
 // ---- two packed q4_0 / q8_0 groups (2 * kRowBlock rows) x up to 4 columns ----
 //
 // The one-group kernels above are bound by their activation broadcasts (one per four bytes of
-// a column, on the shuffle pipes that vpdpbusd also waits on) more than by vpdpbusd: here each
-// broadcast feeds both groups' rows, which halves them per row (q4_0 1.3x at four columns on
-// Zen 4). The work per row is those kernels', in the same order (the int32 sums are exact,
+// a column) more than by vpdpbusd: on Zen 4 a chain of vpdpbusd with a broadcast-from-memory
+// operand ran 1.4x slower than without. Here each broadcast feeds both groups' rows, which
+// halves them per row (q4_0 1.3x at four columns on Zen 4). The work per row is those kernels', in the same order (the int32 sums are exact,
 // then the same multiply-add per block), so a row's result is bit for bit the same by either.
 // Groups: g0 at x, g1 at x + kRowBlock * bx (bx a plain row's bytes, as matmul passes it).
 template <int C, bool Q4> void rows2_packed_n(int64_t n, float *s, size_t bs, const uint8_t *x, size_t bx,
