@@ -21,30 +21,20 @@
 //   bench_generate MODEL.gguf --plugin GENERATION.gguf --clip CLIP.gguf --vqgan VQGAN.gguf
 //                  [--gpu off|auto|cuda] [-t threads]
 #include <algorithm>
-#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <string>
 #include <vector>
 
 #include "healthgpt.h"
+#include "tool_common.h"
 
 namespace {
-
-double now_ms() {
-    return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now().time_since_epoch()).count();
-}
 
 int usage() {
     std::fprintf(stderr, "usage: bench_generate MODEL.gguf --plugin GENERATION.gguf --clip CLIP.gguf --vqgan "
                          "VQGAN.gguf [--gpu off|auto|cuda] [-t threads]\n");
     return 2;
-}
-
-std::string json_str(const char *s) {
-    std::string o;
-    for (; s && *s; s++) o += *s == '"' || *s == '\\' ? '\'' : *s;
-    return o;
 }
 
 struct Times {
@@ -63,7 +53,7 @@ int main(int argc, char **argv) {
         if (i + 1 >= argc) return usage();
         const std::string v = argv[++i];
         if (a == "--gpu")
-            gpu = v == "off" ? HG_GPU_OFF : v == "cuda" ? HG_GPU_CUDA : v == "auto" ? HG_GPU_AUTO : -1;
+            gpu = tool::gpu_choice(v);
         else if (a == "--plugin")
             plugin_path = v;
         else if (a == "--clip")
@@ -87,7 +77,7 @@ int main(int argc, char **argv) {
         hg_model_free(m);
         return 1;
     };
-    const double t_load = now_ms();
+    const double t_load = tool::now_ms();
     hg_clip_params cp = hg_clip_default_params();
     cp.gpu = gpu, cp.n_threads = threads;
     if (!(clip = hg_clip_load(clip_path.c_str(), &cp))) return fail(clip_path);
@@ -105,7 +95,7 @@ int main(int argc, char **argv) {
     if (!(m = hg_model_load(model_path, &mp))) return fail(model_path);
     const int plugin = hg_model_load_plugin(m, plugin_path.c_str(), nullptr);
     if (plugin < 0) return fail(plugin_path);
-    const double load_ms = now_ms() - t_load;
+    const double load_ms = tool::now_ms() - t_load;
 
     const int V = hg_model_n_vocab(m), E = hg_model_n_embd(m);
     if (hg_clip_projector_dim(clip, HG_CLIP_PROJECTOR_GENERATION) != E) {
@@ -144,14 +134,14 @@ int main(int argc, char **argv) {
     // one generation of n_tokens image tokens (the whole one: count); false on an error
     auto generate = [&](int n_tokens, Times &t) {
         if (hg_model_kv_clear(m, 0) != 0) return false;
-        double a = now_ms();
+        double a = tool::now_ms();
         if (hg_clip_encode(clip, pixels.data(), HG_CLIP_TAP_GENERATION, feats.data()) != 0 ||
             hg_clip_project(clip, HG_CLIP_PROJECTOR_GENERATION, feats.data(), n_patches, rows.data()) != 0)
             return false;
-        double b = now_ms();
+        double b = tool::now_ms();
         t.clip = b - a;
         if (hg_model_eval_embd(m, plugin, prompt.data(), rows.data(), n_prompt, 0, logits.data(), 0) != 0) return false;
-        a = now_ms();
+        a = tool::now_ms();
         t.prefill = a - b;
         for (int i = 0; i < n_tokens; i++) {
             indices[(size_t)i] = pick();
@@ -159,11 +149,11 @@ int main(int argc, char **argv) {
             if (hg_model_eval_plugin(m, plugin, &tok, 1, n_prompt + i, logits.data(), 0) != 0) return false;
         }
         // token n_tokens is <end_index>, forced whatever the logits say: not evaluated
-        b = now_ms();
+        b = tool::now_ms();
         t.decode = b - a;
         for (int i = n_tokens; i < count; i++) indices[(size_t)i] = 0; // a short warm-up fills the rest
         if (hg_vqgan_decode(vq, indices.data(), count, nullptr, rgb.data()) != 0) return false;
-        t.vqgan = now_ms() - b;
+        t.vqgan = tool::now_ms() - b;
         return true;
     };
     Times warm, t;
@@ -191,8 +181,8 @@ int main(int argc, char **argv) {
                 "\"load_ms\":%.1f,\"clip_ms\":%.3f,\"n_prompt\":%d,\"prefill_ms\":%.3f,\"n_image_tokens\":%d,"
                 "\"decode_ms\":%.3f,\"decode_tok_s\":%.3f,\"vqgan_ms\":%.3f,\"total_ms\":%.3f,"
                 "\"indices_fnv\":\"%08x\"}\n",
-                json_str(hg_model_backend(m)).c_str(), json_str(hg_clip_backend(clip)).c_str(),
-                json_str(hg_vqgan_backend(vq)).c_str(), load_ms, t.clip, n_prompt, t.prefill, count, t.decode,
+                tool::json_text(hg_model_backend(m)).c_str(), tool::json_text(hg_clip_backend(clip)).c_str(),
+                tool::json_text(hg_vqgan_backend(vq)).c_str(), load_ms, t.clip, n_prompt, t.prefill, count, t.decode,
                 count / (t.decode / 1e3), t.vqgan, total, fnv);
     hg_vqgan_free(vq);
     hg_clip_free(clip);

@@ -12,7 +12,6 @@
 // --adapter-type: the plugins' adapters re-encoded at load (the library's TypeScript layer
 // asks for q8_0 under a quantized base; here the default keeps the file's type).
 #include <algorithm>
-#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -20,15 +19,9 @@
 #include <vector>
 
 #include "healthgpt.h"
+#include "tool_common.h"
 
 namespace {
-
-double now_s() { return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count(); }
-
-double median(std::vector<double> v) {
-    std::sort(v.begin(), v.end());
-    return v.empty() ? 0 : v.size() % 2 ? v[v.size() / 2] : (v[v.size() / 2 - 1] + v[v.size() / 2]) / 2;
-}
 
 int usage() {
     std::fprintf(stderr,
@@ -50,7 +43,7 @@ int main(int argc, char **argv) {
         if (i + 1 >= argc) return usage();
         const std::string v = argv[++i];
         if (a == "--gpu")
-            gpu = v == "off" ? HG_GPU_OFF : v == "cuda" ? HG_GPU_CUDA : v == "auto" ? HG_GPU_AUTO : -1;
+            gpu = tool::gpu_choice(v);
         else if (a == "-p")
             n_prompt = std::atoi(v.c_str());
         else if (a == "-n")
@@ -85,13 +78,13 @@ int main(int argc, char **argv) {
     p.gpu_layers = gpu_layers;
     p.n_ctx = n_ctx > 0 ? n_ctx : std::max(n_prompt, n_gen) + 16;
     p.n_seq = seqs;
-    const double t0 = now_s();
+    const double t0 = tool::now_s();
     hg_model *m = hg_model_load(path, &p);
     if (!m) {
         std::fprintf(stderr, "bench_phi3: %s\n", hg_last_error());
         return 1;
     }
-    const double load_s = now_s() - t0;
+    const double load_s = tool::now_s() - t0;
     const char *backend = hg_model_backend(m);
     const int V = hg_model_n_vocab(m);
     std::printf("bench_phi3: %s on %s, loaded in %.2f s\n", path, backend, load_s);
@@ -115,9 +108,9 @@ int main(int argc, char **argv) {
         for (int r = 0; r < reps; r++) {
             if (n_prompt > 0) {
                 hg_model_kv_clear(m, 0);
-                const double a = now_s();
+                const double a = tool::now_s();
                 if (hg_model_eval_plugin(m, plugin, toks.data(), n_prompt, 0, logits.data(), 0) != 0) return false;
-                pp.push_back(n_prompt / (now_s() - a));
+                pp.push_back(n_prompt / (tool::now_s() - a));
             }
             if (n_gen > 0 && seqs > 1) {
                 // every sequence its own 16-token prompt (one batch), then n_gen steps of one row each
@@ -129,7 +122,7 @@ int main(int argc, char **argv) {
                     b[(size_t)q] = hg_batch_seq{q, plugin, 0, 16, &toks[(size_t)q], nullptr, 1};
                 }
                 if (hg_model_eval_batch(m, b.data(), seqs, all.data()) != 0) return false;
-                const double a = now_s();
+                const double a = tool::now_s();
                 for (int i = 0; i < n_gen; i++) {
                     for (int q = 0; q < seqs; q++) {
                         const float *row = &all[(size_t)q * V];
@@ -138,19 +131,19 @@ int main(int argc, char **argv) {
                     }
                     if (hg_model_eval_batch(m, b.data(), seqs, all.data()) != 0) return false;
                 }
-                tg.push_back((double)seqs * n_gen / (now_s() - a));
+                tg.push_back((double)seqs * n_gen / (tool::now_s() - a));
             } else if (n_gen > 0) {
                 hg_model_kv_clear(m, 0);
                 int32_t tok = toks[0];
-                const double a = now_s();
+                const double a = tool::now_s();
                 for (int i = 0; i < n_gen; i++) {
                     if (hg_model_eval_plugin(m, plugin, &tok, 1, i, logits.data(), 0) != 0) return false;
                     tok = (int32_t)(std::max_element(logits.begin(), logits.end()) - logits.begin());
                 }
-                tg.push_back(n_gen / (now_s() - a));
+                tg.push_back(n_gen / (tool::now_s() - a));
             }
         }
-        pp_med = median(pp), tg_med = median(tg);
+        pp_med = tool::median(pp), tg_med = tool::median(tg);
         return true;
     };
     double pp = 0, tg = 0;
@@ -185,8 +178,7 @@ int main(int argc, char **argv) {
                       plugin_json.empty() ? "" : ",", name.c_str(), ppp, tgp);
         plugin_json += buf;
     }
-    std::string b;
-    for (const char *c = backend; *c; c++) b += *c == '"' || *c == '\\' ? '\'' : *c;
+    const std::string b = tool::json_text(backend);
     std::printf("{\"engine\":\"healthgpt\",\"backend\":\"%s\",\"n_prompt\":%d,\"pp_tok_s\":%.3f,\"n_gen\":%d,\"tg_tok_"
                 "s\":%.3f,\"n_seqs\":%d,\"load_s\":%.3f,\"plugins\":[%s]}\n",
                 b.c_str(), n_prompt, pp, n_gen, tg, seqs, load_s, plugin_json.c_str());

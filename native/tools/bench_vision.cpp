@@ -12,7 +12,6 @@
 // (--vqgan tiny: the 16 x 16 test geometry, for checking the tool on a CPU quickly; --proj-dim:
 // the projectors' output, the language model's width: 3072 for Phi-3-mini)
 #include <algorithm>
-#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -27,15 +26,9 @@
 #include "models/vqgan.h"
 #include "tests/gguf_builder.h"
 #include "tests/vqgan_synth.h"
+#include "tool_common.h"
 
 namespace {
-
-double now_s() { return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count(); }
-
-double median(std::vector<double> v) {
-    std::sort(v.begin(), v.end());
-    return v.empty() ? 0 : v.size() % 2 ? v[v.size() / 2] : (v[v.size() / 2 - 1] + v[v.size() / 2]) / 2;
-}
 
 // uniform in [-1, 1) from a seed and an index
 float uniform(uint64_t seed, uint64_t i) {
@@ -141,7 +134,7 @@ int main(int argc, char **argv) {
         if (i + 1 >= argc) return usage();
         const std::string v = argv[++i];
         if (a == "--gpu")
-            gpu = v == "off" ? HG_GPU_OFF : v == "cuda" ? HG_GPU_CUDA : v == "auto" ? HG_GPU_AUTO : -1;
+            gpu = tool::gpu_choice(v);
         else if (a == "--clip-layers")
             layers = std::atoi(v.c_str());
         else if (a == "--proj-dim")
@@ -176,12 +169,12 @@ int main(int argc, char **argv) {
         std::vector<float> proj((size_t)(hp.n_patches() * clip->projector(0).n_out));
         std::vector<double> tc;
         for (int r = 0; r <= reps; r++) {
-            const double t0 = now_s();
+            const double t0 = tool::now_s();
             clip->encode_project(pool, px.data(), tap, hg::CLIP_PROJECTOR_COMPREHENSION, proj.data());
-            if (r > 0) tc.push_back(now_s() - t0); // run 0 warms up
+            if (r > 0) tc.push_back(tool::now_s() - t0); // run 0 warms up
         }
         std::printf("clip: ViT-L/14-336 f16, %lld layers + projector: %.2f ms (median of %d) on %s\n", (long long)tap,
-                    1e3 * median(tc), reps, clip->backend().c_str());
+                    1e3 * tool::median(tc), reps, clip->backend().c_str());
 
         const vqsynth::Config cfg = vqgan == "real" ? vqsynth::real() : vqsynth::tiny();
         const std::vector<uint8_t> vb = vqsynth::gguf(cfg, 2, HG_TYPE_F16, false);
@@ -191,15 +184,16 @@ int main(int argc, char **argv) {
         std::vector<float> img((size_t)(3 * cfg.resolution * cfg.resolution));
         std::vector<double> tv;
         for (int r = 0; r <= reps; r++) {
-            const double t0 = now_s();
+            const double t0 = tool::now_s();
             vq->decode(pool, idx.data(), img.data());
-            if (r > 0) tv.push_back(now_s() - t0);
+            if (r > 0) tv.push_back(tool::now_s() - t0);
         }
         std::printf("vqgan: %lldx%lld f16 decode: %.2f ms (median of %d) on %s\n", (long long)cfg.resolution,
-                    (long long)cfg.resolution, 1e3 * median(tv), reps, vq->backend().c_str());
+                    (long long)cfg.resolution, 1e3 * tool::median(tv), reps, vq->backend().c_str());
         std::printf("{\"clip_ms\": %.3f, \"vqgan_ms\": %.3f, \"clip_layers\": %lld, \"clip_backend\": \"%s\", "
                     "\"vqgan_backend\": \"%s\"}\n",
-                    1e3 * median(tc), 1e3 * median(tv), (long long)tap, clip->backend().c_str(), vq->backend().c_str());
+                    1e3 * tool::median(tc), 1e3 * tool::median(tv), (long long)tap, clip->backend().c_str(),
+                    vq->backend().c_str());
     } catch (const std::exception &e) {
         std::fprintf(stderr, "bench_vision: %s\n", e.what());
         return 1;
