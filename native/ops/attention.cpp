@@ -78,18 +78,24 @@ void attention(ThreadPool &pool, const kv_layer &kv, const float *q, int64_t q_s
 
 void attention_segments(ThreadPool &pool, const attention_segment *segs, size_t n_segs, int64_t q_stride,
                         int64_t n_heads, int64_t sliding_window, int64_t out_stride) {
-    // items [first[i], first[i + 1]) are segment i's (head, token) pairs
+    // items [first[i], first[i + 1]) are segment i's (head, token) pairs; each segment's
+    // kernels for its cache type. Both cache types dot against plain floats: the query and
+    // the probabilities are never rounded to the cache's type.
+    const kernel_table &kt = kernels_active();
     std::vector<int64_t> first(n_segs + 1, 0);
+    std::vector<vec_dot_fn> dots(n_segs);
+    std::vector<vec_dot_rows_fn> rows_of(n_segs);
     for (size_t i = 0; i < n_segs; i++) {
         const attention_segment &sg = segs[i];
         check_heads(sg.kv, n_heads);
         elem_bytes(sg.kv.type);
         if (sg.pos0 < 0 || sg.n_tokens < 0 || sg.pos0 + sg.n_tokens > sg.kv.n_ctx)
             fail("attention: positions outside the cache");
-        if (!kernels_active().vec_dot[sg.kv.type]) fail("attention: no dot kernel for the cache type");
+        if (!(dots[i] = kt.vec_dot[sg.kv.type])) fail("attention: no dot kernel for the cache type");
+        const kernel_table *level = kernel_level(kt, sg.kv.type);
+        rows_of[i] = level ? level->vec_dot_rows[sg.kv.type] : nullptr;
         first[i + 1] = first[i] + n_heads * sg.n_tokens;
     }
-    const kernel_table &kt = kernels_active();
     std::atomic<int64_t> next{0};
     pool.run([&](int, int) {
         std::vector<float> scores;
@@ -101,11 +107,8 @@ void attention_segments(ThreadPool &pool, const attention_segment *segs, size_t 
             const int64_t eb = elem_bytes(kv.type), hd = kv.head_dim, n_ctx = kv.n_ctx;
             const int64_t group = n_heads / kv.n_kv_heads;
             const float scale = 1.0f / std::sqrt((float)hd);
-            // Both cache types dot against plain floats: the query and the probabilities are
-            // never rounded to the cache's type.
-            const vec_dot_fn dot = kt.vec_dot[kv.type];
-            const kernel_table *level = kernel_level(kt, kv.type);
-            const vec_dot_rows_fn rows = level ? level->vec_dot_rows[kv.type] : nullptr;
+            const vec_dot_fn dot = dots[i];
+            const vec_dot_rows_fn rows = rows_of[i];
             const uint8_t *kb = static_cast<const uint8_t *>(kv.k), *vb = static_cast<const uint8_t *>(kv.v);
             // Consecutive items are tokens of one head: they share that head's K and V rows.
             const int64_t local = item - first[i];
