@@ -15,6 +15,7 @@
       "native/ops/bandwidth.cpp",
       "native/ops/norm.cpp",
       "native/ops/rope.cpp",
+      "native/ops/greedy.cpp",
       "native/ops/attention.cpp",
       "native/ops/activation.cpp",
       "native/ops/hlora.cpp",

@@ -63,6 +63,12 @@ export interface BatchSegment {
   embd?: Float32Array;
   /** 0: none, 1: the last token's row, 2: every token's row */
   logits: 0 | 1 | 2;
+  /**
+   * Greedy in the engine (logits 1): next[0] gets the token of the last row's largest logit in
+   * [lo, hi), the first of equal maxima, NaN never chosen, -1 when none is above -Infinity (a
+   * range of one token is that token); the row is not returned. On a GPU the row stays there.
+   */
+  greedy?: { lo: number; hi: number; next: Int32Array };
 }
 
 /** A loaded language model (src/model_binding.cpp). */
@@ -71,7 +77,7 @@ export interface NativeModel {
   info(): { nVocab: number; nEmbd: number; nCtx: number; nSeq: number; backend: string };
   /** Forgets cached positions >= startPos, then runs the tokens from there. plugin: an id from loadPlugin, -1 (default) for the base alone; embd: nEmbd floats per token that is -1, in order */
   eval(tokens: Int32Array, startPos: number, allLogits: boolean, plugin?: number, embd?: Float32Array): Promise<Float32Array>;
-  /** Every segment in one pass over the weights (each on its own slot and plugin); the logits rows (nVocab floats each) of the segments that asked, in segment order. Bit-identical to evaluating each alone. */
+  /** Every segment in one pass over the weights (each on its own slot and plugin); the logits rows (nVocab floats each) of the segments that asked (greedy ones not), in segment order. Bit-identical to evaluating each alone. */
   evalBatch(segments: BatchSegment[]): Promise<Float32Array>;
   /** positions slot seq holds */
   seqNPast(seq: number): number;

@@ -153,9 +153,11 @@ class Model : public EngineObject<Model, model_box> {
             [](Napi::Env, Napi::Value kept) { return kept; }, logits, inputs);
     }
 
-    // evalBatch(segments: {seq, startPos, tokens, plugin?, embd?, logits}[]): Promise<Float32Array>.
+    // evalBatch(segments: {seq, startPos, tokens, plugin?, embd?, logits, greedy?}[]): Promise<Float32Array>.
     // Like eval for each segment (its slot's positions >= startPos are forgotten first), all in
-    // one pass over the weights; the logits rows of every segment that asked, in order.
+    // one pass over the weights; the logits rows of every segment that asked, in order. greedy
+    // {lo, hi, next}: the engine picks the last row's token in [lo, hi) into next[0] (an
+    // Int32Array) and the row is not returned.
     Napi::Value EvalBatch(const Napi::CallbackInfo &info) {
         Napi::Env env = info.Env();
         model_ptr b = live(env);
@@ -220,7 +222,29 @@ class Model : public EngineObject<Model, model_box> {
                 s.embd = ef.Data();
                 inputs.push_back(ef);
             }
-            n_rows += s.logits == 2 ? (size_t)s.n_tokens : (size_t)s.logits;
+            Napi::Value g = o.Get("greedy");
+            if (!g.IsUndefined()) {
+                if (!g.IsObject())
+                    throw_error(env, "ERR_INVALID_ARG", who + ".greedy must be an object {lo, hi, next}");
+                Napi::Object go = g.As<Napi::Object>();
+                auto get_bound = [&](const char *name) {
+                    Napi::Value v = go.Get(name);
+                    const double d = v.IsNumber() ? v.As<Napi::Number>().DoubleValue() : -1;
+                    if (!(d >= 0 && d <= INT_MAX) || d != (double)(int)d)
+                        throw_error(env, "ERR_INVALID_ARG", who + ".greedy." + name + " must be an integer >= 0");
+                    return (int)d;
+                };
+                s.greedy_lo = get_bound("lo");
+                s.greedy_hi = get_bound("hi");
+                Napi::Value nx = go.Get("next");
+                if (!nx.IsTypedArray() || nx.As<Napi::TypedArray>().TypedArrayType() != napi_int32_array ||
+                    nx.As<Napi::Int32Array>().ElementLength() < 1)
+                    throw_error(env, "ERR_INVALID_ARG", who + ".greedy.next must be an Int32Array of at least 1");
+                if (s.logits != 1) throw_error(env, "ERR_INVALID_ARG", who + ".greedy needs logits 1");
+                s.next = nx.As<Napi::Int32Array>().Data();
+                inputs.push_back(nx);
+            }
+            n_rows += s.logits == 2 ? (size_t)s.n_tokens : s.next ? 0 : (size_t)s.logits;
         }
         const int n_vocab = hg_model_n_vocab(b->model);
         Napi::Float32Array logits = Napi::Float32Array::New(env, (size_t)n_vocab * n_rows);

@@ -106,4 +106,43 @@ describe('native model with several sequences', () => {
     const ok = await m.evalBatch([{ seq: 1, startPos: 0, tokens: t, logits: 1 }]);
     expect(ok.length).toBe(m.info().nVocab);
   });
+
+  it("picks a greedy segment's token in the engine: the first largest logit of its range, its row not returned", async () => {
+    const V = m.info().nVocab;
+    const a = ids(5, 6);
+    const b = ids(3, 7);
+    const rowA = await solo.eval(a, 0, false, gen);
+    const rowB = await solo.eval(b, 0, false, -1);
+    const firstMax = (row: Float32Array, lo: number, hi: number): number => {
+      let best = lo;
+      for (let i = lo; i < hi; i++) if (row[i]! > row[best]!) best = i;
+      return best;
+    };
+    // a range that holds the row's maximum and one that excludes it
+    const top = firstMax(rowA, 0, V);
+    const lo = top > V / 2 ? 0 : top + 1;
+    const hi = top > V / 2 ? top : V;
+    const pickA = new Int32Array(1).fill(-2);
+    const pickB = new Int32Array(1).fill(-2);
+    const forced = new Int32Array(1).fill(-2);
+    const got = await m.evalBatch([
+      { seq: 0, startPos: 0, tokens: a, plugin: gen, logits: 1, greedy: { lo, hi, next: pickA } },
+      { seq: 1, startPos: 0, tokens: b, logits: 1 },
+      { seq: 2, startPos: 0, tokens: b, logits: 1, greedy: { lo: 0, hi: V, next: pickB } },
+      { seq: 3, startPos: 0, tokens: a, logits: 1, greedy: { lo: 7, hi: 8, next: forced } },
+    ]);
+    expect(got.length).toBe(V); // segment 1's row alone
+    expect(Buffer.from(got.buffer)).toEqual(Buffer.from(rowB.buffer));
+    expect(pickA[0]).toBe(firstMax(rowA, lo, hi));
+    expect(pickA[0]).not.toBe(top);
+    expect(pickB[0]).toBe(firstMax(rowB, 0, V));
+    expect(forced[0]).toBe(7); // a range of one token is that token
+    const bad = (greedy: unknown, logits = 1) => m.evalBatch([{ seq: 0, startPos: 0, tokens: a, logits, greedy } as never]);
+    expect(() => bad({ lo: 0, hi: V, next: [0] })).toThrow('segments[0].greedy.next must be an Int32Array');
+    expect(() => bad({ lo: -1, hi: V, next: new Int32Array(1) })).toThrow('segments[0].greedy.lo must be an integer >= 0');
+    expect(() => bad({ lo: 0, hi: V, next: new Int32Array(1) }, 2)).toThrow('segments[0].greedy needs logits 1');
+    await expect(bad({ lo: 5, hi: 5, next: new Int32Array(1) })).rejects.toThrow('greedy range [5, 5) is empty or outside the vocabulary');
+    await expect(bad({ lo: 0, hi: V + 1, next: new Int32Array(1) })).rejects.toThrow('outside the vocabulary');
+    expect(m.seqNPast(0)).toBe(0);
+  });
 });

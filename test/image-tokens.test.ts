@@ -61,6 +61,29 @@ describe('image tokens', () => {
     expect(new Sampler({ logitMask: mask }).sample(logits, [])).toBe(ids.firstIndex + 6);
   });
 
+  it("the mask's range (the engine's greedy pick) keeps what the mask keeps, the end forced last", () => {
+    const ids = findImageTokens(vocab(4, 8));
+    const count = 3;
+    const mask = imageTokenMask(ids, 10, count);
+    const sampler = new Sampler({ logitMask: mask });
+    const nVocab = 4 + 8 + 3;
+    for (let k = 0; k <= count; k++) {
+      const range = sampler.greedyRange(nVocab, 10 + k);
+      expect(range).toEqual(k < count ? [ids.firstIndex, ids.firstIndex + 8] : [ids.end, ids.end + 1]);
+      // the same token as masking the row and taking its argmax, whatever the row
+      for (let trial = 0; trial < 20; trial++) {
+        const logits = Float32Array.from({ length: nVocab }, (_, t) => Math.sin(t * 3.7 + trial * 1.3 + k) * (trial % 3 === 0 ? 1 : 50));
+        if (trial === 1) logits[ids.end] = Number.NaN; // forced all the same
+        let pick = range![0];
+        for (let t = range![0]; t < range![1]; t++) if (logits[t]! > logits[pick]!) pick = t;
+        expect(sampler.sample(logits.slice(), [], 10 + k)).toBe(pick);
+      }
+    }
+    expect(() => sampler.greedyRange(nVocab, 10 + count + 1)).toThrow(/image token 4 is outside 0..3/);
+    // sampling at a temperature needs the row
+    expect(new Sampler({ logitMask: mask, temperature: 0.5 }).greedyRange(nVocab, 10)).toBeUndefined();
+  });
+
   it('imageIndices refuses a wrong count or a text token, naming the position', () => {
     const ids = findImageTokens(vocab(4, 8));
     expect(() => imageIndices([5, 6], ids, 3)).toThrow(/expected 3 image tokens, got 2/);

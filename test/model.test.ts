@@ -6,6 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { HealthGPTError } from '../lib/errors.js';
 import { LanguageModel, type FinishReason } from '../lib/model/model.js';
 import { Sampler, softmax } from '../lib/model/sampler.js';
+import type { BatchSegment, NativeModel } from '../lib/native.js';
 import { root, maxRel, readLogits } from './helpers.js';
 
 const fixtures = join(root, 'test', 'fixtures', 'phi3');
@@ -67,6 +68,39 @@ describe('LanguageModel requests', () => {
     const logits = await m.evaluate(all);
     const V = m.info.nVocab;
     for (let i = 0; i < gen.length; i++) expect(argmax(logits.subarray((prompt.length - 1 + i) * V, (prompt.length + i) * V))).toBe(gen[i]);
+  });
+
+  it("greedy picks are the engine's (no logits row comes to JavaScript) and equal the sampler's", async () => {
+    const handle = (m as unknown as { handle: NativeModel }).handle;
+    const batches: BatchSegment[][] = [];
+    const evalBatch = handle.evalBatch.bind(handle);
+    // the prototype's method is read-only: an own property of the instance shadows it
+    Object.defineProperty(handle, 'evalBatch', {
+      configurable: true,
+      value: (segments: BatchSegment[]) => {
+        batches.push(segments);
+        return evalBatch(segments);
+      },
+    });
+    try {
+      const engine = await collect(m.generate(prompt, { maxTokens: 12, stopTokens: [] }));
+      // the prompt's last row and 11 decode rows, each picked in the whole vocabulary
+      const picks = batches.flat().filter((s) => s.greedy);
+      expect(picks.length).toBe(12);
+      expect(picks.every((s) => s.greedy?.lo === 0 && s.greedy.hi === m.info.nVocab)).toBe(true);
+      batches.length = 0;
+      // a mask without a range keeps the sampler in JavaScript: the same tokens
+      const sampler = await collect(m.generate(prompt, { maxTokens: 12, stopTokens: [], logitMask: () => {} }));
+      expect(batches.flat().some((s) => s.greedy)).toBe(false);
+      expect(sampler).toEqual(engine);
+      // a repetition penalty or temperature needs the row
+      batches.length = 0;
+      await collect(m.generate(prompt, { maxTokens: 3, stopTokens: [], repeatPenalty: 1.1 }));
+      await collect(m.generate(prompt, { maxTokens: 3, stopTokens: [], temperature: 0.7 }));
+      expect(batches.flat().some((s) => s.greedy)).toBe(false);
+    } finally {
+      delete (handle as Partial<NativeModel>).evalBatch;
+    }
   });
 
   it('a second request sharing the prompt prefix gives what a fresh model gives', async () => {

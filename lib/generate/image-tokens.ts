@@ -8,6 +8,7 @@
  * count).
  */
 import { HealthGPTError } from '../errors.js';
+import type { LogitMask } from '../model/sampler.js';
 
 export interface ImageTokenIds {
   start: number;
@@ -50,13 +51,17 @@ export function findImageTokens(tokenToId: ReadonlyMap<string, number>): ImageTo
  * `<start_index>` included): the first `count` tokens may only be `<idx_k>`, the next only
  * `<end_index>`. `position` is the sampler's: the history length when the token is drawn.
  */
-export function imageTokenMask(ids: ImageTokenIds, startPosition: number, count = IMAGE_TOKEN_COUNT): (logits: Float32Array, position: number) => void {
+export function imageTokenMask(ids: ImageTokenIds, startPosition: number, count = IMAGE_TOKEN_COUNT): LogitMask {
   if (!Number.isInteger(count) || count < 1) throw new HealthGPTError('ERR_INVALID_ARG', `count must be a positive integer, got ${String(count)}`);
   const lo = ids.firstIndex;
   const hi = ids.firstIndex + ids.codebookSize;
-  return (logits, position) => {
+  const at = (position: number): number => {
     const k = position - startPosition;
     if (k < 0 || k > count) throw new HealthGPTError('ERR_SAMPLING', `image token ${k} is outside 0..${count}`);
+    return k;
+  };
+  const mask = (logits: Float32Array, position: number): void => {
+    const k = at(position);
     if (k < count) {
       logits.fill(-Infinity, 0, lo);
       logits.fill(-Infinity, hi);
@@ -67,6 +72,8 @@ export function imageTokenMask(ids: ImageTokenIds, startPosition: number, count 
       logits[ids.end] = Number.isFinite(keep) ? keep : 0;
     }
   };
+  // the same choice as a range, for greedy decoding's pick in the engine
+  return Object.assign(mask, { range: (position: number): readonly [number, number] => (at(position) < count ? [lo, hi] : [ids.end, ids.end + 1]) });
 }
 
 /**

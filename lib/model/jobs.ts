@@ -67,12 +67,28 @@ export class Generation implements Job {
     return false;
   }
 
+  /** Where the engine may pick the next token itself (Sampler.greedyRange), unless log-probabilities are wanted. */
+  greedyRange(nVocab: number): readonly [number, number] | undefined {
+    if (this.spec.topLogprobs !== undefined || this.produced === this.spec.maxTokens) return undefined;
+    return this.spec.sampler.greedyRange(nVocab, this.history.length);
+  }
+
   logits(row: Float32Array): number | undefined {
     const { spec, out } = this;
     if (this.produced === spec.maxTokens) return void out.end('length');
     // the sampler changes the row in place (penalty, mask): log-probabilities come from a copy
     const raw = spec.topLogprobs !== undefined ? row.slice() : undefined;
-    const token = spec.sampler.sample(row, this.history);
+    return this.accept(spec.sampler.sample(row, this.history), raw);
+  }
+
+  /** The token the engine picked in greedyRange's range (-1: none there could be). */
+  picked(token: number): number | undefined {
+    if (token < 0) throw new HealthGPTError('ERR_SAMPLING', 'every token is masked out: nothing can be sampled');
+    return this.accept(token, undefined);
+  }
+
+  private accept(token: number, raw: Float32Array | undefined): number | undefined {
+    const { spec, out } = this;
     if (spec.stop.has(token)) {
       this.stopToken = token;
       return void out.end('stop');

@@ -6,6 +6,16 @@
  */
 import { HealthGPTError } from '../errors.js';
 
+/**
+ * Restricts or reshapes a row of logits in place before sampling. `range`, when the mask only
+ * keeps one range of tokens at a position, says which ([lo, hi); a range of one token forces
+ * it whatever its logit): greedy decoding then picks in the engine, where the logits are,
+ * and the row never comes to JavaScript (on a GPU it stays on the device).
+ */
+export type LogitMask = ((logits: Float32Array, position: number) => void) & {
+  range?: (position: number) => readonly [number, number];
+};
+
 export interface SamplingOptions {
   /** 0 (default): greedy. */
   temperature?: number;
@@ -25,7 +35,7 @@ export interface SamplingOptions {
    * Restricts or reshapes the logits in place before sampling, e.g. set -Infinity on every
    * token but the allowed ones. Called once per generated token.
    */
-  logitMask?: (logits: Float32Array, position: number) => void;
+  logitMask?: LogitMask;
 }
 
 function check(name: string, v: number | undefined, ok: (v: number) => boolean, what: string): void {
@@ -71,6 +81,18 @@ export class Sampler {
       logitMask: options.logitMask,
     };
     this.random = prng(options.seed ?? 0x5eed);
+  }
+
+  /**
+   * The vocabulary range [lo, hi) in which the next token is the largest logit, when that is
+   * all this sampler does at `position` (greedy, no repetition penalty, no mask or one that
+   * keeps a range): the engine can then pick it (ops/greedy.h) and `sample` is not needed.
+   */
+  greedyRange(nVocab: number, position: number): readonly [number, number] | undefined {
+    const o = this.o;
+    if (o.temperature !== 0 || (o.repeatPenalty !== 1 && o.repeatLastN > 0)) return undefined;
+    if (o.logitMask === undefined) return [0, nVocab];
+    return o.logitMask.range?.(position);
   }
 
   /** Picks the next token; `logits` is modified (penalty, mask). */

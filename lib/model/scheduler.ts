@@ -45,6 +45,13 @@ export interface Job {
    * to feed, or undefined when it is done.
    */
   logits(rows: Float32Array, done: boolean): number | undefined;
+  /**
+   * When the next token is the largest logit in a range (greedy decoding), that range: the
+   * engine picks it and `picked` gets it in place of `logits` (the row never comes here).
+   */
+  greedyRange?(nVocab: number): readonly [number, number] | undefined;
+  /** The engine's pick (-1: no token in the range could be picked); returns as `logits` does. */
+  picked?(token: number): number | undefined;
   fail(err: unknown): void;
 }
 
@@ -71,6 +78,8 @@ interface Planned {
   logits: 0 | 1 | 2;
   /** the last chunk of the prompt, or a decoded token */
   last: boolean;
+  /** the engine's greedy pick of the last row, when the job's next token is one */
+  greedy?: { lo: number; hi: number; next: Int32Array };
 }
 
 export class Scheduler {
@@ -204,7 +213,12 @@ export class Scheduler {
   }
 
   private async step(plan: Planned[]): Promise<void> {
-    const segments: BatchSegment[] = plan.map(({ slot, feed, logits }) => {
+    for (const p of plan) {
+      const job = p.slot.job;
+      const range = p.logits === 1 && job?.picked ? job.greedyRange?.(this.nVocab) : undefined;
+      if (range) p.greedy = { lo: range[0], hi: range[1], next: new Int32Array(1) };
+    }
+    const segments: BatchSegment[] = plan.map(({ slot, feed, logits, greedy }) => {
       // embedding rows go in as token -1, their floats in order beside
       const rows = feed.filter((t): t is Float32Array => typeof t !== 'number');
       let embd: Float32Array | undefined;
@@ -212,7 +226,7 @@ export class Scheduler {
         embd = new Float32Array(rows.length * rows[0]!.length);
         rows.forEach((r, i) => embd?.set(r, i * r.length));
       }
-      return { seq: slot.seq, startPos: slot.cached.length, tokens: Int32Array.from(feed, (t) => (typeof t === 'number' ? t : -1)), plugin: slot.plugin, embd, logits };
+      return { seq: slot.seq, startPos: slot.cached.length, tokens: Int32Array.from(feed, (t) => (typeof t === 'number' ? t : -1)), plugin: slot.plugin, embd, logits, greedy };
     });
     let logits: Float32Array;
     try {
@@ -233,7 +247,7 @@ export class Scheduler {
     for (const p of plan) {
       const { slot } = p;
       const job = slot.job;
-      const rowsHere = p.logits === 2 ? p.feed.length : p.logits;
+      const rowsHere = p.logits === 2 ? p.feed.length : p.greedy ? 0 : p.logits;
       const rows = logits.subarray(row * nVocab, (row + rowsHere) * nVocab);
       row += rowsHere;
       slot.cached.push(...p.feed);
@@ -244,9 +258,9 @@ export class Scheduler {
         this.free(slot);
         continue;
       }
-      if (rowsHere === 0) continue; // a prompt chunk before the last
+      if (rowsHere === 0 && !p.greedy) continue; // a prompt chunk before the last
       try {
-        const next = job.logits(rows, p.last);
+        const next = p.greedy && job.picked ? job.picked(p.greedy.next[0]!) : job.logits(rows, p.last);
         if (next === undefined) {
           if (p.last) this.free(slot);
         } else slot.next = next;

@@ -114,6 +114,7 @@ int hg_model_eval_batch(hg_model *model, const hg_batch_seq *seqs, int n_seqs, f
             hg::Phi3Segment &s = segs[(size_t)i];
             s.seq = b.seq, s.plugin = b.plugin, s.start_pos = b.start_pos, s.n_tokens = b.n_tokens;
             s.tokens = b.tokens, s.embd = b.embd, s.logits = b.logits;
+            s.greedy_lo = b.greedy_lo, s.greedy_hi = b.greedy_hi, s.next = b.next;
         }
         m->phi3->eval_batch(*m->pool, segs.data(), n_seqs, logits);
         return 0;

@@ -107,5 +107,12 @@ struct hlora_adapter {
 void hlora_linear(int w_type, const void *w, const hlora_adapter &ad, const float *x, int64_t n, float *y,
                   float *logits_a, float *g, void *scratch, size_t scratch_bytes, void *stream);
 
+// ---- greedy decoding's pick (ops/greedy.h) ----
+// *out = the token of row's largest value in [range[0], range[1]) (both device memory, so a
+// recorded graph reads the range of each launch), the first of equal maxima, NaN never
+// chosen, -1 when none is above -infinity; a range of one token is that token. The range is
+// checked by the caller.
+void greedy_pick(const float *row, const int32_t *range, int32_t *out, void *stream);
+
 } // namespace cuda
 } // namespace hg

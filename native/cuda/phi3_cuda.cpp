@@ -43,7 +43,7 @@ class CudaPhi3 final : public Phi3Device {
     std::string describe() const override { return describe_; }
     int64_t n_layers() const override { return n_layers_; }
     void eval_chunk(const int32_t *tokens, const float *embd, int64_t n, int64_t pos0, float *logits, bool all_logits,
-                    int plugin, float *hidden_out) override;
+                    int plugin, float *hidden_out, const Phi3Pick *pick) override;
     void add_plugin(const HLoraPlugin &plugin) override;
 
   private:
@@ -68,7 +68,9 @@ class CudaPhi3 final : public Phi3Device {
     void ensure_logits(int64_t rows);
     void enqueue_forward(int64_t n, int64_t pos0, const int32_t *pos_dev, bool any_base, bool any_own, int64_t n_given,
                          int64_t n_logits, const Plugin *pl);
-    void decode_with_graph(int32_t token, int64_t pos0, float *logits, int plugin_id, float *hidden_out);
+    void decode_with_graph(int32_t token, int64_t pos0, float *logits, int plugin_id, float *hidden_out,
+                           const Phi3Pick *pick);
+    void enqueue_pick(void *s);
     void drop_graphs() { graphs_.clear(); }
 
     Phi3HParams hp_;
@@ -88,12 +90,14 @@ class CudaPhi3 final : public Phi3Device {
     size_t mm_scratch_bytes_ = 0, attn_scratch_floats_ = 0;
     int64_t logits_rows_ = 0, lora_ra_max_ = 0, lora_rank_max_ = 0;
     std::vector<Plugin> plugins_;
-    // decode steps as CUDA graphs, one per plugin (index plugin + 1), recorded at first use
+    // decode steps as CUDA graphs, two per plugin (index 2 (plugin + 1) + 1 for the one that
+    // ends with a greedy pick), recorded at first use
     bool use_graphs_ = true;
     std::vector<std::unique_ptr<CudaGraph>> graphs_;
-    // a step's rows and position; its logits (all layers here) or hidden state (the first ones)
+    // step_in_: a step's rows (base, own, given), its position and a greedy pick's range;
+    // step_out_: its logits (all layers here), hidden state (the first ones) or picked token
     std::unique_ptr<PinnedBuffer> step_in_, step_out_;
-    DeviceBuffer pos_dev_;
+    DeviceBuffer pos_dev_; // position, range lo, range hi, picked token
 };
 
 void CudaPhi3::check_weight(const Phi3Weight &w, const char *name) {
@@ -230,9 +234,9 @@ CudaPhi3::CudaPhi3(const Phi3Model &m, int kv_type, int64_t n_ctx, int64_t max_c
 
     const char *g = std::getenv("HEALTHGPT_CUDA_GRAPHS"); // "0": every step launches its kernels
     use_graphs_ = !(g && std::string(g) == "0");
-    step_in_.reset(new PinnedBuffer(4 * 4));
+    step_in_.reset(new PinnedBuffer(6 * 4));
     step_out_.reset(new PinnedBuffer(4 * (size_t)(head_ ? V : E)));
-    pos_dev_ = DeviceBuffer(4);
+    pos_dev_ = DeviceBuffer(4 * 4);
 }
 
 void CudaPhi3::ensure_logits(int64_t rows) {
@@ -322,13 +326,16 @@ void CudaPhi3::linear(const DevMatrix &w, const Adapter *ad, const float *x, int
 }
 
 void CudaPhi3::eval_chunk(const int32_t *tokens, const float *embd, int64_t n, int64_t pos0, float *logits,
-                          bool all_logits, int plugin_id, float *hidden_out) {
+                          bool all_logits, int plugin_id, float *hidden_out, const Phi3Pick *pick) {
     if (n <= 0 || n > max_chunk_) fail("cuda eval: chunk of " + std::to_string(n) + " tokens");
     if (pos0 < 0 || pos0 + n > n_ctx_) fail("cuda eval: positions past the context");
     if (plugin_id < -1 || plugin_id >= (int)plugins_.size()) fail("cuda eval: plugin " + std::to_string(plugin_id));
     if (!head_ && !hidden_out) fail("cuda eval: the device runs some of the layers: the hidden state must come back");
+    if (pick && (!head_ || logits || all_logits || !pick->next || pick->lo < 0 || pick->lo >= pick->hi ||
+                 pick->hi > hp_.n_vocab))
+        fail("cuda eval: a greedy pick needs the output head here, no logits and a range in the vocabulary");
     if (n == 1 && tokens[0] != -1 && use_graphs_)
-        return decode_with_graph(tokens[0], pos0, logits, plugin_id, hidden_out);
+        return decode_with_graph(tokens[0], pos0, logits, plugin_id, hidden_out, pick);
     const Plugin *pl = plugin_id >= 0 ? &plugins_[(size_t)plugin_id] : nullptr;
     const int64_t E = hp_.n_embd, V = hp_.n_vocab;
     void *s = stream_.get();
@@ -349,21 +356,38 @@ void CudaPhi3::eval_chunk(const int32_t *tokens, const float *embd, int64_t n, i
             base[t] = tok, any_base = true;
     }
     if (n_given && !embd) fail("cuda eval: embedding rows expected");
-    const int64_t n_logits = !logits || !head_ ? 0 : all_logits ? n : 1;
+    const int64_t n_logits = pick ? 1 : !logits || !head_ ? 0 : all_logits ? n : 1;
     if (n_logits) ensure_logits(n_logits);
     cuda_copy_to_device_async(rows_.get(), rows.data(), rows.size() * 4, s);
     if (n_given) cuda_copy_to_device_async(embd_rows_.get(), embd, (size_t)(n_given * E) * 4, s);
     enqueue_forward(n, pos0, nullptr, any_base, any_own, n_given, n_logits, pl);
-    if (n_logits) cuda_copy_to_host_async(logits, logits_.get(), (size_t)(n_logits * V) * 4, s);
+    if (pick) {
+        int32_t *in = step_in_->as<int32_t>();
+        in[4] = pick->lo, in[5] = pick->hi;
+        enqueue_pick(s);
+    } else if (n_logits)
+        cuda_copy_to_host_async(logits, logits_.get(), (size_t)(n_logits * V) * 4, s);
     if (!head_) cuda_copy_to_host_async(hidden_out, hidden_.get(), (size_t)(n * E) * 4, s);
     stream_.synchronize();
+    if (pick) *pick->next = step_out_->as<int32_t>()[0];
 }
 
-// One token through a recorded graph: the step's rows and position go through pinned memory,
-// so the same graph serves every position; recorded at this plugin's first decode step. With
-// the first layers only on the device, the graph ends with the hidden state copied back, and
-// the CPU runs the rest of the step.
-void CudaPhi3::decode_with_graph(int32_t token, int64_t pos0, float *logits, int plugin_id, float *hidden_out) {
+// The greedy pick of logits_'s first row in the range at step_in_[4..5], into step_out_[0]:
+// the range goes through pinned memory (a recorded graph reads each launch's), 4 bytes back.
+void CudaPhi3::enqueue_pick(void *s) {
+    int32_t *d = pos_dev_.as<int32_t>();
+    cuda_copy_to_device_async(d + 1, step_in_->as<int32_t>() + 4, 2 * 4, s);
+    cuda::greedy_pick(logits_.as<float>(), d + 1, d + 3, s);
+    cuda_copy_to_host_async(step_out_->as<int32_t>(), d + 3, 4, s);
+}
+
+// One token through a recorded graph: the step's rows and position (and a pick's range) go
+// through pinned memory, so the same graph serves every position; recorded at this plugin's
+// first decode step of each kind. With the first layers only on the device, the graph ends
+// with the hidden state copied back, and the CPU runs the rest of the step; with a greedy
+// pick, with the picked token (4 bytes) in place of the logits.
+void CudaPhi3::decode_with_graph(int32_t token, int64_t pos0, float *logits, int plugin_id, float *hidden_out,
+                                 const Phi3Pick *pick) {
     const Plugin *pl = plugin_id >= 0 ? &plugins_[(size_t)plugin_id] : nullptr;
     const int64_t V = hp_.n_vocab, E = hp_.n_embd;
     void *s = stream_.get();
@@ -374,8 +398,9 @@ void CudaPhi3::decode_with_graph(int32_t token, int64_t pos0, float *logits, int
     in[1] = own ? (int32_t)(token - pl->embd_first) : -1;
     in[2] = -1;
     in[3] = (int32_t)pos0;
-    if (graphs_.size() < plugins_.size() + 1) graphs_.resize(plugins_.size() + 1);
-    std::unique_ptr<CudaGraph> &g = graphs_[(size_t)(plugin_id + 1)];
+    if (pick) in[4] = pick->lo, in[5] = pick->hi;
+    if (graphs_.size() < 2 * (plugins_.size() + 1)) graphs_.resize(2 * (plugins_.size() + 1));
+    std::unique_ptr<CudaGraph> &g = graphs_[(size_t)(2 * (plugin_id + 1) + (pick ? 1 : 0))];
     if (!g || !g->ready()) {
         g.reset(new CudaGraph());
         g->begin(s);
@@ -383,7 +408,9 @@ void CudaPhi3::decode_with_graph(int32_t token, int64_t pos0, float *logits, int
             cuda_copy_to_device_async(rows_.get(), in, 3 * 4, s);
             cuda_copy_to_device_async(pos_dev_.get(), in + 3, 4, s);
             enqueue_forward(1, pos0, pos_dev_.as<int32_t>(), true, pl && pl->token_embd.rows, 0, head_ ? 1 : 0, pl);
-            if (head_)
+            if (pick)
+                enqueue_pick(s);
+            else if (head_)
                 cuda_copy_to_host_async(step_out_->as<float>(), logits_.get(), (size_t)V * 4, s);
             else
                 cuda_copy_to_host_async(step_out_->as<float>(), hidden_.get(), (size_t)E * 4, s);
@@ -397,7 +424,10 @@ void CudaPhi3::decode_with_graph(int32_t token, int64_t pos0, float *logits, int
     g->launch(s);
     stream_.synchronize();
     const float *o = step_out_->as<float>();
-    if (head_ && logits) std::copy(o, o + V, logits);
+    if (pick)
+        *pick->next = step_out_->as<int32_t>()[0];
+    else if (head_ && logits)
+        std::copy(o, o + V, logits);
     if (!head_) std::copy(o, o + E, hidden_out);
 }
 

@@ -263,13 +263,19 @@ typedef struct hg_batch_seq {
     const int32_t *tokens; /* -1 takes the next row of embd */
     const float *embd;     /* may be NULL */
     int logits;            /* 0: none, 1: the last token's row, 2: every token's row */
+    /* Greedy in the engine: when next is not NULL (logits must be 1), the row is not returned;
+     * *next gets the token of its largest logit in [greedy_lo, greedy_hi), the first of equal
+     * maxima, NaN never chosen, or -1 when none there is a number above -infinity; a range of
+     * one token is that token. On a device the row never leaves it (4 bytes come back). */
+    int greedy_lo, greedy_hi;
+    int32_t *next;
 } hg_batch_seq;
 
 /* Runs every segment: the next tokens of several sequences (decode rows and prompt chunks
  * mixed), each continuing its own slot under its own plugin. One pass over the weights for
  * all rows: the base W x is shared by every row, each segment's H-LoRA adapters are its
  * plugin's. logits: n_vocab floats per row asked for, segment after segment (NULL when none
- * asks). Greedy results are bit-identical to evaluating each segment alone (hg_model_eval_embd
+ * asks; a greedy segment's row is not among them). Greedy results are bit-identical to evaluating each segment alone (hg_model_eval_embd
  * on a model holding only that sequence). Returns 0, or -1 with hg_last_error() naming the
  * segment (a slot out of range or twice, a start_pos that is not the slot's n_past, a
  * context that would overflow, a bad token or plugin); on failure no slot's n_past changes.

@@ -9,6 +9,7 @@
 #include "core/error.h"
 #include "models/gguf_meta.h"
 #include "ops/activation.h"
+#include "ops/greedy.h"
 #include "ops/hlora.h"
 #include "ops/matmul.h"
 #include "ops/norm.h"
@@ -273,6 +274,11 @@ void Phi3Model::check_segment(const Phi3Segment &s, const char *who) const {
     const std::string w = who;
     if (!s.tokens || s.n_tokens <= 0) fail(w + ": no tokens");
     if (s.logits < 0 || s.logits > 2) fail(w + ": logits " + std::to_string(s.logits) + " (0, 1 or 2)");
+    if (s.greedy() && s.logits != 1)
+        fail(w + ": a greedy pick needs logits 1 (the last row), not " + std::to_string(s.logits));
+    if (s.greedy() && !(s.greedy_lo >= 0 && s.greedy_lo < s.greedy_hi && s.greedy_hi <= hp_.n_vocab))
+        fail(w + ": greedy range [" + std::to_string(s.greedy_lo) + ", " + std::to_string(s.greedy_hi) +
+             ") is empty or outside the vocabulary of " + std::to_string(hp_.n_vocab));
     if (s.seq < 0 || s.seq >= n_seq())
         fail(w + ": sequence " + std::to_string(s.seq) + " is not a slot of this model (n_seq " +
              std::to_string(n_seq()) + ")");
@@ -322,10 +328,15 @@ void Phi3Model::eval_batch(ThreadPool &pool, const Phi3Segment *segs, int n_segs
     try {
         if (device_) // it holds one sequence: n_seq is 1, so this is one segment on slot 0
             return eval_on_device(pool, segs[0], logits);
-        // passes of at most kChunk rows, each taking the next rows of every segment in turn
+        // passes of at most kChunk rows, each taking the next rows of every segment in turn;
+        // a greedy segment's last row goes to a row of its own, picked from after the passes
         std::vector<float *> out((size_t)n_segs, nullptr);
-        for (int i = 0, row = 0; i < n_segs; row += (int)segs[i].n_logits(), i++)
-            out[(size_t)i] = segs[i].n_logits() ? logits + (int64_t)row * hp_.n_vocab : nullptr;
+        std::vector<float> picked_rows;
+        for (int i = 0; i < n_segs; i++) picked_rows.resize(picked_rows.size() + (segs[i].greedy() ? hp_.n_vocab : 0));
+        for (int i = 0, row = 0, pick = 0; i < n_segs; row += (int)segs[i].n_logits(), i++)
+            out[(size_t)i] = segs[i].greedy()     ? picked_rows.data() + (int64_t)pick++ * hp_.n_vocab
+                             : segs[i].n_logits() ? logits + (int64_t)row * hp_.n_vocab
+                                                  : nullptr;
         std::vector<int64_t> done((size_t)n_segs, 0);
         std::vector<const float *> embd((size_t)n_segs);
         for (int i = 0; i < n_segs; i++) embd[(size_t)i] = segs[i].embd;
@@ -360,6 +371,8 @@ void Phi3Model::eval_batch(ThreadPool &pool, const Phi3Segment *segs, int n_segs
             for (const Piece &p : pieces) p.kv->set_n_past(p.pos0 + p.n);
             while (first < n_segs && done[(size_t)first] == segs[first].n_tokens) first++;
         }
+        for (int i = 0; i < n_segs; i++)
+            if (segs[i].greedy()) *segs[i].next = greedy_pick(out[(size_t)i], segs[i].greedy_lo, segs[i].greedy_hi);
     } catch (...) {
         for (int i = 0; i < n_segs; i++) kv_[(size_t)segs[i].seq]->set_n_past(n_past0[(size_t)i]);
         throw;
@@ -377,14 +390,23 @@ void Phi3Model::eval_on_device(ThreadPool &pool, const Phi3Segment &s, float *lo
     Phi3KVCache &kv = *kv_[(size_t)s.seq];
     const bool all_logits = s.logits == 2;
     if (s.logits == 0) logits = nullptr;
+    // a greedy pick: on the device when it runs the output head, else from a row of this side's
+    const bool head_here = device_->n_layers() != hp_.n_layer;
+    std::vector<float> picked_row(s.greedy() && head_here ? (size_t)hp_.n_vocab : 0);
+    if (s.greedy()) logits = head_here ? picked_row.data() : nullptr;
+    Phi3Pick pick;
+    pick.lo = s.greedy_lo, pick.hi = s.greedy_hi, pick.next = s.next;
     const int32_t *tokens = s.tokens;
     const float *e = s.embd;
     for (int64_t c = 0; c < s.n_tokens; c += kChunk) {
         const int64_t n = std::min(kChunk, s.n_tokens - c), pos = s.start_pos + c;
         const bool last = c + n == s.n_tokens;
         float *out = !logits ? nullptr : all_logits ? logits + c * hp_.n_vocab : last ? logits : nullptr;
-        if (device_->n_layers() == hp_.n_layer) {
-            device_->eval_chunk(tokens + c, e, n, pos, out, all_logits, s.plugin, nullptr);
+        if (!head_here) {
+            if (s.greedy() && last)
+                device_->eval_chunk(tokens + c, e, n, pos, nullptr, false, s.plugin, nullptr, &pick);
+            else
+                device_->eval_chunk(tokens + c, e, n, pos, out, all_logits, s.plugin, nullptr);
         } else { // the first layers on the device, the rest here
             std::vector<float> hidden((size_t)(n * hp_.n_embd));
             device_->eval_chunk(tokens + c, e, n, pos, nullptr, false, s.plugin, hidden.data());
@@ -398,6 +420,7 @@ void Phi3Model::eval_on_device(ThreadPool &pool, const Phi3Segment &s, float *lo
             for (int64_t i = c; i < c + n; i++) e += tokens[i] == -1 ? hp_.n_embd : 0;
         kv.set_n_past(pos + n);
     }
+    if (s.greedy() && head_here) *s.next = greedy_pick(picked_row.data(), s.greedy_lo, s.greedy_hi);
 }
 
 void Phi3Model::eval_pass(ThreadPool &pool, const std::vector<Piece> &pieces, const float *hidden_in,

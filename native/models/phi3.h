@@ -106,7 +106,13 @@ struct Phi3Segment {
     const int32_t *tokens = nullptr; // -1 takes the next row of embd
     const float *embd = nullptr;
     int logits = 0; // 0: none, 1: the last token's row, 2: every token's row
-    int64_t n_logits() const { return logits == 2 ? n_tokens : logits == 1 ? 1 : 0; }
+    // greedy in the engine (logits 1): *next gets ops/greedy.h's pick in [greedy_lo,
+    // greedy_hi) of the last row, which is not returned
+    int32_t greedy_lo = 0, greedy_hi = 0;
+    int32_t *next = nullptr;
+    bool greedy() const { return next != nullptr; }
+    // rows the caller's logits buffer receives
+    int64_t n_logits() const { return logits == 2 ? n_tokens : logits == 1 && !greedy() ? 1 : 0; }
 };
 
 class Phi3Model {

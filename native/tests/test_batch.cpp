@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "healthgpt.h"
+#include "ops/greedy.h"
 #include "tests/check.h"
 #include "tests/gguf_builder.h"
 
@@ -68,6 +69,15 @@ std::vector<uint8_t> base_as(int type) {
     for (size_t t = 0; t < data.size(); t++)
         std::memcpy(&b.bytes[b.data_offset + b.offsets[t]], data[t].data(), data[t].size());
     return b.bytes;
+}
+
+// A segment with no greedy pick (hg_batch_seq's fields in order, the pick's left zero).
+hg_batch_seq seg(int seq, int plugin, int start_pos, int n_tokens, const int32_t *tokens, const float *embd,
+                 int logits) {
+    hg_batch_seq s{};
+    s.seq = seq, s.plugin = plugin, s.start_pos = start_pos, s.n_tokens = n_tokens;
+    s.tokens = tokens, s.embd = embd, s.logits = logits;
+    return s;
 }
 
 struct Model {
@@ -280,7 +290,7 @@ TEST(bad_batches_are_refused_and_move_no_slot) {
     const int32_t toks[4] = {1, 2, 3, 4};
     std::vector<float> lg((size_t)8 * V);
     // slot 1 holds 2 positions, slot 2 holds 3
-    hg_batch_seq a{1, -1, 0, 2, toks, nullptr, 0}, b{2, m.generation, 0, 3, toks, nullptr, 1};
+    hg_batch_seq a = seg(1, -1, 0, 2, toks, nullptr, 0), b = seg(2, m.generation, 0, 3, toks, nullptr, 1);
     hg_batch_seq ab[2] = {a, b};
     CHECK_MSG(hg_model_eval_batch(m.m, ab, 2, lg.data()) == 0, hg_last_error());
     CHECK(hg_model_seq_n_past(m.m, 0) == 0 && hg_model_seq_n_past(m.m, 1) == 2 && hg_model_seq_n_past(m.m, 2) == 3);
@@ -291,23 +301,23 @@ TEST(bad_batches_are_refused_and_move_no_slot) {
         CHECK(hg_last_status() == status);
         CHECK(hg_model_seq_n_past(m.m, 0) == 0 && hg_model_seq_n_past(m.m, 1) == 2 && hg_model_seq_n_past(m.m, 2) == 3);
     };
-    const hg_batch_seq good{0, -1, 0, 4, toks, nullptr, 1};
-    refused({good, {3, -1, 0, 1, toks, nullptr, 1}}, "segment 1 (sequence 3)", HG_ERR_INVALID_ARG);
-    refused({good, {3, -1, 0, 1, toks, nullptr, 1}}, "not a slot of this model (n_seq 3)", HG_ERR_INVALID_ARG);
-    refused({good, {-1, -1, 0, 1, toks, nullptr, 1}}, "sequence -1 is not a slot", HG_ERR_INVALID_ARG);
-    refused({good, {1, -1, 2, 1, toks, nullptr, 1}, {1, -1, 3, 1, toks, nullptr, 1}}, "appears twice",
+    const hg_batch_seq good = seg(0, -1, 0, 4, toks, nullptr, 1);
+    refused({good, seg(3, -1, 0, 1, toks, nullptr, 1)}, "segment 1 (sequence 3)", HG_ERR_INVALID_ARG);
+    refused({good, seg(3, -1, 0, 1, toks, nullptr, 1)}, "not a slot of this model (n_seq 3)", HG_ERR_INVALID_ARG);
+    refused({good, seg(-1, -1, 0, 1, toks, nullptr, 1)}, "sequence -1 is not a slot", HG_ERR_INVALID_ARG);
+    refused({good, seg(1, -1, 2, 1, toks, nullptr, 1), seg(1, -1, 3, 1, toks, nullptr, 1)}, "appears twice",
             HG_ERR_INVALID_ARG);
-    refused({good, {1, -1, 1, 1, toks, nullptr, 1}}, "start_pos 1 but the KV cache holds 2 positions",
+    refused({good, seg(1, -1, 1, 1, toks, nullptr, 1)}, "start_pos 1 but the KV cache holds 2 positions",
             HG_ERR_INVALID_ARG);
-    refused({good, {2, -1, 4, 1, toks, nullptr, 1}}, "start_pos 4 but the KV cache holds 3", HG_ERR_INVALID_ARG);
-    hg_batch_seq far{2, -1, 3, 1, toks, nullptr, 1};
+    refused({good, seg(2, -1, 4, 1, toks, nullptr, 1)}, "start_pos 4 but the KV cache holds 3", HG_ERR_INVALID_ARG);
+    hg_batch_seq far = seg(2, -1, 3, 1, toks, nullptr, 1);
     std::vector<int32_t> many((size_t)kCtx, 5);
     far.tokens = many.data(), far.n_tokens = kCtx - 2;
     refused({good, far}, "would exceed the context of 64 tokens", HG_ERR_CONTEXT_FULL);
-    refused({good, {1, 9, 2, 1, toks, nullptr, 1}}, "plugin 9 is not loaded", HG_ERR_INVALID_ARG);
+    refused({good, seg(1, 9, 2, 1, toks, nullptr, 1)}, "plugin 9 is not loaded", HG_ERR_INVALID_ARG);
     const int32_t bad_token = 999;
-    refused({good, {1, -1, 2, 1, &bad_token, nullptr, 1}}, "token 999 at index 0 (position 2)", HG_ERR_INVALID_ARG);
-    refused({good, {1, -1, 2, 1, toks, nullptr, 3}}, "logits 3", HG_ERR_INVALID_ARG);
+    refused({good, seg(1, -1, 2, 1, &bad_token, nullptr, 1)}, "token 999 at index 0 (position 2)", HG_ERR_INVALID_ARG);
+    refused({good, seg(1, -1, 2, 1, toks, nullptr, 3)}, "logits 3", HG_ERR_INVALID_ARG);
     CHECK(hg_model_eval_batch(m.m, &good, 1, nullptr) == -1);
     CHECK(contains(hg_last_error(), "no output buffer"));
     CHECK(hg_model_eval_batch(m.m, nullptr, 0, lg.data()) == -1);
@@ -332,3 +342,78 @@ TEST(bad_batches_are_refused_and_move_no_slot) {
 }
 
 HG_TEST_MAIN()
+
+TEST(greedy_pick_takes_the_first_largest_number_of_its_range) {
+    const float nan = std::nanf(""), inf = INFINITY;
+    const float row[8] = {5, nan, 7, 7, -inf, 1, nan, 7};
+    CHECK(hg::greedy_pick(row, 0, 8) == 2); // the first of the equal maxima
+    CHECK(hg::greedy_pick(row, 3, 8) == 3); // the range's own first
+    CHECK(hg::greedy_pick(row, 4, 7) == 5); // NaN is never chosen, -inf loses to a number
+    CHECK(hg::greedy_pick(row, 0, 2) == 0); // NaN after a number
+    CHECK(hg::greedy_pick(row, 1, 3) == 2); // NaN before one
+    CHECK(hg::greedy_pick(row, 4, 5) == 4); // a range of one token is that token
+    CHECK(hg::greedy_pick(row, 6, 7) == 6); // even NaN
+    const float none[3] = {nan, -inf, nan};
+    CHECK(hg::greedy_pick(none, 0, 3) == -1); // nothing above -infinity
+    const float big[2] = {inf, inf};
+    CHECK(hg::greedy_pick(big, 0, 2) == 0);
+}
+
+TEST(greedy_segments_pick_the_token_of_the_row_they_do_not_return) {
+    Model m = load(kDir + "base.f32.gguf", 4, HG_TYPE_F16);
+    if (!m.m) return;
+    const int V = hg_model_n_vocab(m.m);
+    const std::vector<int32_t> prompt = {11, 48, 85, 122, 159, 196};
+    // slot 0 returns its row; slots 1-3 run the same prompt under the same plugin (the same
+    // row, bit for bit) and pick in the whole vocabulary, in a range without the top, and
+    // in a range of one token
+    std::vector<float> lg((size_t)V);
+    int32_t next[4] = {-2, -2, -2, -2};
+    std::vector<hg_batch_seq> segs(4);
+    for (int i = 0; i < 4; i++) {
+        hg_batch_seq &s = segs[(size_t)i];
+        s.seq = i, s.plugin = m.generation, s.n_tokens = (int)prompt.size(), s.tokens = prompt.data(), s.logits = 1;
+        if (i > 0) s.next = &next[i], s.greedy_lo = 0, s.greedy_hi = V;
+    }
+    segs[3].greedy_lo = 7, segs[3].greedy_hi = 8;
+    // the top of the row, then a range that leaves it out
+    CHECK_MSG(hg_model_eval_batch(m.m, segs.data(), 1, lg.data()) == 0, hg_last_error());
+    const int32_t top = argmax(lg.data(), V);
+    segs[2].greedy_lo = top + 1 < V ? top + 1 : 0, segs[2].greedy_hi = top + 1 < V ? V : top;
+    CHECK(hg_model_seq_clear(m.m, 0, 0) == 0);
+    CHECK_MSG(hg_model_eval_batch(m.m, segs.data(), 4, lg.data()) == 0, hg_last_error());
+    CHECK(argmax(lg.data(), V) == top);
+    CHECK(next[1] == top);
+    const int32_t lo2 = segs[2].greedy_lo;
+    CHECK(next[2] == lo2 + argmax(lg.data() + lo2, segs[2].greedy_hi - lo2) && next[2] != top);
+    CHECK(next[3] == 7);
+    // decoding on: slot 0 from its rows, slot 1 from its picks, token for token
+    int32_t a = top, b = next[1];
+    for (int t = 0; t < 8; t++) {
+        const int pos = (int)prompt.size() + t;
+        hg_batch_seq s0 = seg(0, m.generation, pos, 1, &a, nullptr, 1),
+                     s1 = seg(1, m.generation, pos, 1, &b, nullptr, 1);
+        int32_t picked = -2;
+        s1.next = &picked, s1.greedy_lo = 0, s1.greedy_hi = V;
+        hg_batch_seq step[2] = {s0, s1};
+        CHECK_MSG(hg_model_eval_batch(m.m, step, 2, lg.data()) == 0, hg_last_error());
+        a = argmax(lg.data(), V), b = picked;
+        CHECK_MSG(a == b, "step " + std::to_string(t) + ": " + std::to_string(a) + " vs " + std::to_string(b));
+    }
+    // refused, and no slot moves: a pick needs logits 1 and a range inside the vocabulary
+    const int n1 = hg_model_seq_n_past(m.m, 1);
+    auto refused = [&](hg_batch_seq s, const std::string &msg) {
+        CHECK(hg_model_eval_batch(m.m, &s, 1, lg.data()) == -1);
+        CHECK_MSG(contains(hg_last_error(), msg), std::string(hg_last_error()) + " (expected: " + msg + ")");
+        CHECK(hg_model_seq_n_past(m.m, 1) == n1);
+    };
+    int32_t out = 0;
+    hg_batch_seq s = seg(1, -1, n1, 1, prompt.data(), nullptr, 2);
+    s.next = &out, s.greedy_lo = 0, s.greedy_hi = V;
+    refused(s, "a greedy pick needs logits 1");
+    s.logits = 1, s.greedy_lo = 5, s.greedy_hi = 5;
+    refused(s, "greedy range [5, 5) is empty or outside the vocabulary");
+    s.greedy_lo = 0, s.greedy_hi = V + 1;
+    refused(s, "outside the vocabulary of " + std::to_string(V));
+    hg_model_free(m.m);
+}

@@ -22,6 +22,7 @@
 #include "healthgpt.h"
 #include "ops/activation.h"
 #include "ops/attention.h"
+#include "ops/greedy.h"
 #include "ops/hlora.h"
 #include "ops/matmul.h"
 #include "ops/norm.h"
@@ -666,6 +667,44 @@ TEST(hlora_linear_matches_cpu) {
     }
 }
 
+TEST(greedy_pick_matches_cpu_on_ties_nan_and_every_range) {
+    need_device();
+    std::mt19937 rng(41);
+    const float nan = std::nanf(""), inf = INFINITY;
+    int bad = 0, cases = 0;
+    for (int n : {2, 3, 31, 32, 33, 1023, 1024, 1025, 8192, 32064, 40206}) {
+        for (int variant = 0; variant < 6; variant++) {
+            // values from a few levels, so that ties are everywhere; NaN and infinities sprinkled
+            std::vector<float> row((size_t)n);
+            std::uniform_int_distribution<int> level(0, variant == 0 ? 3 : 1000);
+            for (float &v : row) v = (float)level(rng) * 0.25f - 10;
+            std::uniform_int_distribution<int> at(0, n - 1);
+            if (variant == 1)
+                for (int i = 0; i < n / 3 + 1; i++) row[(size_t)at(rng)] = nan;
+            if (variant == 2) std::fill(row.begin(), row.end(), nan);
+            if (variant == 3) std::fill(row.begin(), row.end(), -inf);
+            if (variant == 4) row[(size_t)at(rng)] = inf, row[(size_t)at(rng)] = inf;
+            if (variant == 5) row[0] = nan, row[(size_t)(n - 1)] = 1e30f;
+            const Dev d = Dev::of(row);
+            for (int r = 0; r < 4; r++) {
+                std::uniform_int_distribution<int> lo_d(0, n - 1);
+                int32_t lo = r == 0 ? 0 : lo_d(rng), hi = r == 0 ? n : lo + 1;
+                if (r >= 2) hi = std::uniform_int_distribution<int>(lo + 1, n)(rng);
+                const std::vector<int32_t> range = {lo, hi, -7};
+                Dev dr = Dev::of(range);
+                hg::cuda::greedy_pick(d.p<float>(), dr.p<int32_t>(), dr.p<int32_t>() + 2, nullptr);
+                const int32_t got = dr.read<int32_t>(3)[2], want = hg::greedy_pick(row.data(), lo, hi);
+                cases++;
+                if (got != want && bad++ < 5)
+                    std::fprintf(stderr, "    n %d variant %d [%d, %d): gpu %d cpu %d\n", n, variant, lo, hi, got,
+                                 want);
+            }
+        }
+    }
+    std::printf("    %d ranges, %d differ\n", cases, bad);
+    CHECK(bad == 0);
+}
+
 // ---- whole models ----
 
 namespace {
@@ -851,6 +890,51 @@ TEST(decode_steps_as_cuda_graphs_equal_plain_launches) {
         }
         hg_model_free(graphed);
         hg_model_free(plain);
+    }
+}
+
+TEST(greedy_segments_on_cuda_pick_what_the_rows_give) {
+    need_device();
+    // the device's pick (in the recorded graph and in plain launches, with the head on the
+    // device) and the CPU's (the head here, the first layer on the device): the token of the
+    // row the same model returns for the same positions, at every step
+    const std::string path = "test/fixtures/phi3-hlora/base.f32.gguf";
+    for (int variant = 0; variant < 3; variant++) {
+        if (variant == 1) setenv("HEALTHGPT_CUDA_GRAPHS", "0", 1);
+        hg_model *m = load(path, HG_TYPE_F16, HG_GPU_CUDA, variant == 2 ? 1 : -1);
+        unsetenv("HEALTHGPT_CUDA_GRAPHS");
+        if (!m) continue;
+        const int plugin = hg_model_load_plugin(m, "test/fixtures/phi3-hlora/generation.f32.gguf", nullptr);
+        CHECK_MSG(plugin == 0, hg_last_error());
+        const int V = hg_model_n_vocab(m);
+        std::vector<float> row((size_t)V);
+        int bad = 0;
+        for (int plug : {-1, 0}) {
+            std::vector<int32_t> toks = {11, 48, 85, 122, 159};
+            for (int t = 0; t < 12; t++) {
+                // the row, then the same positions again with picks over three ranges
+                const int pos = (int)toks.size() - (t == 0 ? 5 : 1), n = t == 0 ? 5 : 1;
+                hg_model_kv_clear(m, pos);
+                CHECK(hg_model_eval_plugin(m, plug, toks.data() + pos, n, pos, row.data(), 0) == 0);
+                const int32_t top = (int32_t)(std::max_element(row.begin(), row.end()) - row.begin());
+                const int32_t ranges[3][2] = {{0, V}, {top + 1 < V ? top + 1 : 0, top + 1 < V ? V : top}, {3, 4}};
+                for (const auto &r : ranges) {
+                    hg_model_kv_clear(m, pos);
+                    int32_t picked = -2;
+                    hg_batch_seq s{};
+                    s.seq = 0, s.plugin = plug, s.start_pos = pos, s.n_tokens = n, s.tokens = toks.data() + pos;
+                    s.logits = 1, s.greedy_lo = r[0], s.greedy_hi = r[1], s.next = &picked;
+                    CHECK_MSG(hg_model_eval_batch(m, &s, 1, nullptr) == 0, hg_last_error());
+                    const int32_t want = hg::greedy_pick(row.data(), r[0], r[1]);
+                    if (picked != want && bad++ < 3)
+                        std::fprintf(stderr, "    variant %d plugin %d step %d [%d, %d): picked %d, the row's %d\n",
+                                     variant, plug, t, r[0], r[1], picked, want);
+                }
+                toks.push_back(top);
+            }
+        }
+        CHECK_MSG(bad == 0, "variant " + std::to_string(variant));
+        hg_model_free(m);
     }
 }
 

@@ -6,9 +6,10 @@
 //      tokens, the image rows in place of <image>, 20 text tokens, <start_index>), with the
 //      image rows entering as input embeddings (hg_model_eval_embd);
 //   3. decode: latent^2 image tokens (1024 at 256 x 256), each the argmax of the logits over
-//      the <idx_k> range only (lib/generate/image-tokens.ts's mask: the ids are a range), each
-//      evaluated to give the next logits, the last one's logits forced to <end_index> as the
-//      mask does;
+//      the <idx_k> range only (lib/generate/image-tokens.ts's mask: the ids are a range),
+//      picked in the engine as the library has it picked (hg_batch_seq's greedy range: on a
+//      GPU the logits stay there), each evaluated to give the next pick, the last one's pick
+//      the forced <end_index> (a range of one token) as the mask does;
 //   4. VQGAN: the indices to RGB bytes.
 // The image tokens are HealthGPT's layout at the end of the vocabulary (docs/model.md
 // "Tokens"): <start_index>, <idx_0> .. <idx_{K-1}>, <end_index>, <pixel_newline>, K the VQGAN's
@@ -123,13 +124,19 @@ int main(int argc, char **argv) {
     for (int i = 0; i < 20; i++) prompt.push_back((int32_t)(3 + next() % (uint32_t)(start_id - 3)));
     prompt.push_back(start_id);
 
-    std::vector<float> logits((size_t)V);
     std::vector<int32_t> indices((size_t)count);
     std::vector<uint8_t> rgb((size_t)info.resolution * info.resolution * info.out_ch);
-    // the argmax over <idx_0> .. <idx_{K-1}>: the mask leaves only those finite
-    auto pick = [&] {
-        const float *lo = logits.data() + first_idx;
-        return (int32_t)(std::max_element(lo, lo + K) - lo);
+    // n positions from start, then the engine's greedy pick of the next token in [lo, hi)
+    int32_t picked = -1;
+    auto step = [&](const int32_t *toks, int n, int start, const float *embd, int32_t lo, int32_t hi) {
+        hg_batch_seq q{};
+        q.seq = 0, q.plugin = plugin, q.start_pos = start, q.n_tokens = n, q.tokens = toks, q.embd = embd;
+        q.logits = 1, q.greedy_lo = lo, q.greedy_hi = hi, q.next = &picked;
+        if (hg_model_eval_batch(m, &q, 1, nullptr) != 0) return false;
+        if (picked >= lo && picked < hi) return true;
+        std::fprintf(stderr, "bench_generate: no token picked in [%d, %d) at position %d (every logit NaN or -inf)\n",
+                     lo, hi, start + n);
+        return false;
     };
     // one generation of n_tokens image tokens (the whole one: count); false on an error
     auto generate = [&](int n_tokens, Times &t) {
@@ -140,15 +147,18 @@ int main(int argc, char **argv) {
             return false;
         double b = tool::now_ms();
         t.clip = b - a;
-        if (hg_model_eval_embd(m, plugin, prompt.data(), rows.data(), n_prompt, 0, logits.data(), 0) != 0) return false;
+        if (!step(prompt.data(), n_prompt, 0, rows.data(), first_idx, first_idx + K)) return false;
         a = tool::now_ms();
         t.prefill = a - b;
         for (int i = 0; i < n_tokens; i++) {
-            indices[(size_t)i] = pick();
-            const int32_t tok = first_idx + indices[(size_t)i];
-            if (hg_model_eval_plugin(m, plugin, &tok, 1, n_prompt + i, logits.data(), 0) != 0) return false;
+            indices[(size_t)i] = picked - first_idx;
+            const int32_t tok = picked;
+            // after the last image token the range is <end_index> alone (forced)
+            const bool last = i == n_tokens - 1;
+            if (!step(&tok, 1, n_prompt + i, nullptr, last ? end_id : first_idx, last ? end_id + 1 : first_idx + K))
+                return false;
         }
-        // token n_tokens is <end_index>, forced whatever the logits say: not evaluated
+        if (picked != end_id) return false;
         b = tool::now_ms();
         t.decode = b - a;
         for (int i = n_tokens; i < count; i++) indices[(size_t)i] = 0; // a short warm-up fills the rest

@@ -113,23 +113,26 @@ int main(int argc, char **argv) {
                 pp.push_back(n_prompt / (tool::now_s() - a));
             }
             if (n_gen > 0 && seqs > 1) {
-                // every sequence its own 16-token prompt (one batch), then n_gen steps of one row each
+                // every sequence its own 16-token prompt (one batch), then n_gen steps of one row
+                // each; each sequence's next token picked greedily in the engine, as the library does
                 std::vector<hg_batch_seq> b((size_t)seqs);
-                std::vector<int32_t> next((size_t)seqs);
-                std::vector<float> all((size_t)seqs * V);
+                std::vector<int32_t> next((size_t)seqs), feed((size_t)seqs);
+                auto segment = [&](int q, int start_pos, int n_tokens, const int32_t *tokens) {
+                    hg_batch_seq &s = b[(size_t)q];
+                    s = hg_batch_seq{};
+                    s.seq = q, s.plugin = plugin, s.start_pos = start_pos, s.n_tokens = n_tokens, s.tokens = tokens;
+                    s.logits = 1, s.greedy_lo = 0, s.greedy_hi = V, s.next = &next[(size_t)q];
+                };
                 for (int q = 0; q < seqs; q++) {
                     hg_model_seq_clear(m, q, 0);
-                    b[(size_t)q] = hg_batch_seq{q, plugin, 0, 16, &toks[(size_t)q], nullptr, 1};
+                    segment(q, 0, 16, &toks[(size_t)q]);
                 }
-                if (hg_model_eval_batch(m, b.data(), seqs, all.data()) != 0) return false;
+                if (hg_model_eval_batch(m, b.data(), seqs, nullptr) != 0) return false;
                 const double a = tool::now_s();
                 for (int i = 0; i < n_gen; i++) {
-                    for (int q = 0; q < seqs; q++) {
-                        const float *row = &all[(size_t)q * V];
-                        next[(size_t)q] = (int32_t)(std::max_element(row, row + V) - row);
-                        b[(size_t)q] = hg_batch_seq{q, plugin, 16 + i, 1, &next[(size_t)q], nullptr, 1};
-                    }
-                    if (hg_model_eval_batch(m, b.data(), seqs, all.data()) != 0) return false;
+                    feed = next;
+                    for (int q = 0; q < seqs; q++) segment(q, 16 + i, 1, &feed[(size_t)q]);
+                    if (hg_model_eval_batch(m, b.data(), seqs, nullptr) != 0) return false;
                 }
                 tg.push_back((double)seqs * n_gen / (tool::now_s() - a));
             } else if (n_gen > 0) {
