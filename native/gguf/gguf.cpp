@@ -521,6 +521,10 @@ void GGUFFile::release(const GGUFTensor &t) const {
     if (map_) map_->release(t.data, t.bytes);
 }
 
+void GGUFFile::release_tensors() const {
+    for (const GGUFTensor &t : tensors_) release(t);
+}
+
 std::unique_ptr<GGUFFile> GGUFFile::parse(const void *data, uint64_t size, const std::string &name) {
     if (!data && size) fail(name + ": null buffer");
     std::unique_ptr<GGUFFile> f(new GGUFFile());

@@ -97,6 +97,8 @@ class GGUFFile {
     const GGUFTensor &tensor(int64_t t) const;
     // MappedFile::release for a tensor the caller copied; nothing for a caller's buffer.
     void release(const GGUFTensor &t) const;
+    // release for every tensor (a device holds the whole model).
+    void release_tensors() const;
 
   private:
     GGUFFile() = default;

@@ -284,6 +284,9 @@ void ClipModel::use_device(int gpu) {
         try {
             device_ = make_clip_cuda(*this);
             backend_ = device_->describe();
+            // the device holds its own copies: the mapping's pages go back (read again from
+            // the file only if the CPU ever touches them), one copy of the tower stays resident
+            file_->release_tensors();
             return;
         } catch (const Error &e) {
             if (gpu == HG_GPU_CUDA) throw;

@@ -276,6 +276,7 @@ void VqganModel::use_device(int gpu) {
         try {
             device_ = make_vqgan_cuda(*this);
             backend_ = device_->describe();
+            file_->release_tensors(); // as ClipModel::use_device: one copy resident
             return;
         } catch (const Error &e) {
             if (gpu == HG_GPU_CUDA) throw;
