@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { HealthGPTError } from '../lib/errors.js';
 import { LanguageModel, type FinishReason } from '../lib/model/model.js';
+import { embeddingRows } from '../lib/model/scheduler.js';
 import { Sampler, softmax } from '../lib/model/sampler.js';
 import type { BatchSegment, NativeModel } from '../lib/native.js';
 import { root, maxRel, readLogits } from './helpers.js';
@@ -232,5 +233,25 @@ describe('LanguageModel gpu option', () => {
     probe.dispose();
     if (!onCuda) await expect(LanguageModel.load(file, { gpu: 'cuda' })).rejects.toThrow(/gpu 'cuda': /);
     await expect(LanguageModel.load(file, { gpu: 'yes' as never })).rejects.toMatchObject({ code: 'ERR_INVALID_ARG' });
+  });
+});
+
+describe('embeddingRows (a step hands its embedding rows to the engine)', () => {
+  it('gives a view when the rows lie back to back in one buffer, else a copy of them in order', () => {
+    const image = Float32Array.from({ length: 12 }, (_, i) => i);
+    const rows = [image.subarray(3, 6), image.subarray(6, 9), image.subarray(9, 12)];
+    const view = embeddingRows(rows);
+    expect(view.buffer).toBe(image.buffer);
+    expect([...view]).toEqual([3, 4, 5, 6, 7, 8, 9, 10, 11]);
+    // out of order, from two buffers, or with a gap: copied
+    for (const parts of [
+      [rows[1]!, rows[0]!],
+      [rows[0]!, Float32Array.of(-1, -2, -3)],
+      [rows[0]!, rows[2]!],
+    ]) {
+      const got = embeddingRows(parts);
+      expect(got.buffer).not.toBe(image.buffer);
+      expect([...got]).toEqual(parts.flatMap((r) => [...r]));
+    }
   });
 });

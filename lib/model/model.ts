@@ -325,7 +325,10 @@ export class LanguageModel {
         if (t.length === 0 || t.length % nEmbd !== 0) throw new HealthGPTError('ERR_INVALID_ARG', `embeddings at index ${i} hold ${t.length} floats, not a whole number of rows of ${nEmbd}`);
         const bad = t.findIndex((v) => !Number.isFinite(v));
         if (bad >= 0) throw new HealthGPTError('ERR_INVALID_ARG', `embeddings at index ${i} have a non-finite value at ${bad}`);
-        for (let r = 0; r < t.length; r += nEmbd) out.push(t.slice(r, r + nEmbd));
+        // one copy the caller cannot change, its rows views of it: a step hands a run of them
+        // to the engine as one view (embeddingRows), not copied again
+        const rows = t.slice();
+        for (let r = 0; r < rows.length; r += nEmbd) out.push(rows.subarray(r, r + nEmbd));
         return;
       }
       if (!Number.isInteger(t) || t < 0 || t >= nVocab) throw new HealthGPTError('ERR_INVALID_ARG', `token ${String(t)} at index ${i} is not in the vocabulary (0..${nVocab - 1})`);

@@ -25,6 +25,29 @@ export function samePosition(a: Position, b: Position): boolean {
   return true;
 }
 
+/**
+ * A step's embedding rows as the one Float32Array the engine reads: a view of their buffer when
+ * they lie back to back in it (an image's rows, as LanguageModel splits them), else a copy.
+ */
+export function embeddingRows(rows: readonly Float32Array[]): Float32Array {
+  const first = rows[0]!;
+  let end = first.byteOffset + first.byteLength;
+  let contiguous = true;
+  for (let i = 1; i < rows.length && contiguous; i++) {
+    const r = rows[i]!;
+    contiguous = r.buffer === first.buffer && r.byteOffset === end;
+    end += r.byteLength;
+  }
+  if (contiguous) return new Float32Array(first.buffer, first.byteOffset, (end - first.byteOffset) / 4);
+  const out = new Float32Array(rows.reduce((n, r) => n + r.length, 0));
+  let at = 0;
+  for (const r of rows) {
+    out.set(r, at);
+    at += r.length;
+  }
+  return out;
+}
+
 /** Prompt positions a request feeds per step at most (its chunks start at multiples of this). */
 export const PROMPT_CHUNK = 256;
 /** Positions one step holds at most, beyond its first prompt chunk (bounds how long decoding requests wait on prompts). */
@@ -221,11 +244,7 @@ export class Scheduler {
     const segments: BatchSegment[] = plan.map(({ slot, feed, logits, greedy }) => {
       // embedding rows go in as token -1, their floats in order beside
       const rows = feed.filter((t): t is Float32Array => typeof t !== 'number');
-      let embd: Float32Array | undefined;
-      if (rows.length) {
-        embd = new Float32Array(rows.length * rows[0]!.length);
-        rows.forEach((r, i) => embd?.set(r, i * r.length));
-      }
+      const embd = rows.length ? embeddingRows(rows) : undefined;
       return { seq: slot.seq, startPos: slot.cached.length, tokens: Int32Array.from(feed, (t) => (typeof t === 'number' ? t : -1)), plugin: slot.plugin, embd, logits, greedy };
     });
     let logits: Float32Array;
