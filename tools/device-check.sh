@@ -26,7 +26,9 @@
 #   5. bench_phi3 --gpu cuda: prefill 512 and decode 128 tokens, as llama-bench measures them,
 #      on Q4_0 (then again with each plugin: the adapters' decode overhead) and on Q4_K_M;
 #   5b. the vision paths: test_cuda_vision (every CLIP / VQGAN CUDA op against the CPU, the
-#      golden tiny CLIP files and VQGAN decodes on the device), then bench_vision --gpu cuda
+#      golden tiny CLIP files and VQGAN decodes on the device), test_pipeline (the golden tiny
+#      HealthGPT end to end: an image question's logits and answer, a reconstruct request's
+#      1024 image tokens and image, GPU against the reference and the CPU), then bench_vision --gpu cuda
 #      (ViT-L/14-336 f16 encode + projector, VQGAN 256 x 256 f16 decode), which also writes
 #      both files (random weights) for 5c and 6, under a limit of their own;
 #   5c. one whole ct2mri-shaped generation on the GPU (native/tools/bench_generate, the C API
@@ -204,7 +206,7 @@ ours_k=$(grep '^{' "$WORK/bench-q4_k_m.log" | tail -1)
 VISION_LIMIT=${DEVICE_CHECK_VISION_LIMIT:-150}
 vision_started=$(elapsed)
 vision_left() { local l=$(( VISION_LIMIT - $(elapsed) + vision_started )); (( l > $(left) )) && l=$(left); (( l < 5 )) && l=5; echo $l; }
-vision_targets=(bench_vision bench_generate)
+vision_targets=(bench_vision bench_generate test_pipeline)
 [[ -n "$NVCC" ]] && vision_targets+=(test_cuda_vision)
 VISION_REPS=5
 [[ $DRY == 1 ]] && VISION_REPS=1
@@ -215,6 +217,11 @@ if timeout "$(vision_left)" cmake --build "$BUILD" -j "$JOBS" --target "${vision
   [[ -n "$NVCC" ]] && run_test test_cuda_vision "$(vision_left)"
   grep -E '^  (clip|vqgan) ' "$WORK/test_cuda_vision.log" 2>/dev/null | sed 's/^/  /' | tee -a "$SUMMARY"
   cp "$WORK/test_cuda_vision.log" "$OUT/test_cuda_vision.log" 2>/dev/null
+  # the golden tiny HealthGPT end to end: the CPU and (with a device) the GPU against the
+  # reference, and GPU against CPU: the same answer and image tokens
+  run_test test_pipeline "$(vision_left)"
+  grep -E '^    (cpu|cuda|model)[: ]' "$WORK/test_pipeline.log" 2>/dev/null | sed 's/^/  /' | tee -a "$SUMMARY"
+  cp "$WORK/test_pipeline.log" "$OUT/test_pipeline.log" 2>/dev/null
   vision_args=(--gpu cuda -r $VISION_REPS)
   # the tiny model of the dry run is 256 wide: the projectors must give rows of that
   [[ $DRY == 1 ]] && vision_args=(--gpu auto -r $VISION_REPS --clip-layers 2 --vqgan tiny --proj-dim 256)
@@ -383,4 +390,11 @@ if gen and gen_cpu:
     print(f"  image tokens GPU vs CPU (random weights, greedy; near-ties may differ): {'the same' if same else 'DIFFERENT'} "
           f"(fnv {gen['indices_fnv']} / {gen_cpu['indices_fnv']})")
 PY
+# the golden models' pipelines, GPU against CPU (test_pipeline's verdict line)
+pipeline=$(grep -E '^    cuda vs cpu' "$WORK/test_pipeline.log" 2>/dev/null | sed 's/^ *//')
+if [[ -n $pipeline ]]; then
+  say "  golden tiny HealthGPT, GPU vs CPU pipelines (goal: the same answer and image tokens): $pipeline"
+else
+  say "  golden tiny HealthGPT, GPU vs CPU pipelines: not run on a GPU ($(grep -E '^skip golden_pipeline_on_cuda' "$WORK/test_pipeline.log" 2>/dev/null | sed 's/^skip [a-z_]*: //' || true))"
+fi
 say "device-check: done in $(elapsed) s; results in $OUT"
