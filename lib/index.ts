@@ -17,7 +17,7 @@ export {
   type FinishReason,
   type PromptPiece,
 } from './model/model.js';
-export { Sampler, softmax, type SamplingOptions } from './model/sampler.js';
+export { Sampler, softmax, type LogitMask, type SamplingOptions } from './model/sampler.js';
 export { PHI3_INSTRUCT, PHI4_INSTRUCT, TEMPLATES, renderChat, type ChatMessage, type ChatTemplate } from './prompt/template.js';
 export { Tokenizer, StreamingDecoder, type EncodeOptions, type DecodeOptions } from './tokenizer/index.js';
 export {
