@@ -532,12 +532,23 @@ void Phi3Model::eval_pass(ThreadPool &pool, const std::vector<Piece> &pieces, co
             rope_apply(q + r0 * Q, r1 - r0, Q, hp.n_head, hd, hp.n_rot, &rope_cos[r0 * half], &rope_sin[r0 * half]);
             rope_apply(k + r0 * Q, r1 - r0, Q, hp.n_head_kv, hd, hp.n_rot, &rope_cos[r0 * half], &rope_sin[r0 * half]);
         });
-        // each piece against its own slot, all of them in one pool job
+        // each piece's keys and values into its own slot (the threads share the (piece, kv
+        // head) pairs), then every piece's attention in one pool job
+        const int64_t n_kv = hp.n_head_kv;
+        pool.run([&](int ith, int nth) {
+            int64_t a, b;
+            split_range((int64_t)pieces.size() * n_kv, ith, nth, a, b);
+            for (int64_t w = a; w < b;) {
+                const size_t i = (size_t)(w / n_kv);
+                const int64_t h0 = w % n_kv, h1 = std::min(n_kv, h0 + (b - w));
+                const int64_t r = at[i];
+                kv_store(pieces[i].kv->layer(il), k + r * Q, v + r * Q, Q, pieces[i].n, pieces[i].pos0, h0, h1);
+                w += h1 - h0;
+            }
+        });
         for (size_t i = 0; i < pieces.size(); i++) {
             const Piece &p = pieces[i];
-            const int64_t r = at[i];
-            kv_store(p.kv->layer(il), k + r * Q, v + r * Q, Q, p.n, p.pos0);
-            segs[i] = {p.kv->layer(il), q + r * Q, p.n, p.pos0, &attn[r * E]};
+            segs[i] = {p.kv->layer(il), q + at[i] * Q, p.n, p.pos0, &attn[at[i] * E]};
         }
         attention_segments(pool, segs.data(), segs.size(), Q, hp.n_head, hp.sliding_window, E);
         linear(l.attn_output, il, &HLoraPlugin::Layer::attn_output, E, E, attn.data(), proj.data());

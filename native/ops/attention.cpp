@@ -44,27 +44,40 @@ int64_t kv_layer_bytes(int type, int64_t n_ctx, int64_t n_kv_heads, int64_t head
     return elem_bytes(type) * n_ctx * n_kv_heads * head_dim;
 }
 
-void kv_store(const kv_layer &kv, const float *k, const float *v, int64_t token_stride, int64_t n_tokens,
-              int64_t pos0) {
+void kv_store(const kv_layer &kv, const float *k, const float *v, int64_t token_stride, int64_t n_tokens, int64_t pos0,
+              int64_t h0, int64_t h1) {
     const int64_t eb = elem_bytes(kv.type), hd = kv.head_dim;
+    if (h1 < 0) h1 = kv.n_kv_heads;
     if (pos0 < 0 || pos0 + n_tokens > kv.n_ctx)
         fail("kv_store: positions " + std::to_string(pos0) + ".." + std::to_string(pos0 + n_tokens - 1) +
              " outside a cache of " + std::to_string(kv.n_ctx));
+    if (h0 < 0 || h1 > kv.n_kv_heads || h0 > h1)
+        fail("kv_store: heads " + std::to_string(h0) + ".." + std::to_string(h1) + " of " +
+             std::to_string(kv.n_kv_heads));
+    const from_float_fn to_f16 = kernels_active().from_float[HG_TYPE_F16];
+    // V is transposed ([head_dim][n_ctx] per head): each head's values are rounded first, then
+    // written a dimension at a time, the tokens' values side by side in one run
+    std::vector<fp16_t> vh(kv.type == HG_TYPE_F16 ? (size_t)(n_tokens * hd) : 0);
     uint8_t *kb = static_cast<uint8_t *>(kv.k);
-    for (int64_t t = 0; t < n_tokens; t++) {
-        const int64_t p = pos0 + t;
-        for (int64_t h = 0; h < kv.n_kv_heads; h++) {
+    for (int64_t h = h0; h < h1; h++) {
+        for (int64_t t = 0; t < n_tokens; t++) {
             const float *kr = k + t * token_stride + h * hd, *vr = v + t * token_stride + h * hd;
-            uint8_t *kd = kb + ((h * kv.n_ctx + p) * hd) * eb;
+            uint8_t *kd = kb + ((h * kv.n_ctx + pos0 + t) * hd) * eb;
             if (kv.type == HG_TYPE_F32) {
                 std::copy(kr, kr + hd, reinterpret_cast<float *>(kd));
-                float *vd = static_cast<float *>(kv.v) + h * hd * kv.n_ctx + p;
-                for (int64_t d = 0; d < hd; d++) vd[d * kv.n_ctx] = vr[d];
             } else {
-                fp16_t *kh = reinterpret_cast<fp16_t *>(kd);
-                for (int64_t d = 0; d < hd; d++) kh[d] = f32_to_fp16(kr[d]);
-                fp16_t *vd = static_cast<fp16_t *>(kv.v) + h * hd * kv.n_ctx + p;
-                for (int64_t d = 0; d < hd; d++) vd[d * kv.n_ctx] = f32_to_fp16(vr[d]);
+                to_f16(kr, kd, hd);
+                to_f16(vr, &vh[(size_t)(t * hd)], hd);
+            }
+        }
+        for (int64_t d = 0; d < hd; d++) {
+            const int64_t at = (h * hd + d) * kv.n_ctx + pos0;
+            if (kv.type == HG_TYPE_F32) {
+                float *vd = static_cast<float *>(kv.v) + at;
+                for (int64_t t = 0; t < n_tokens; t++) vd[t] = v[t * token_stride + h * hd + d];
+            } else {
+                fp16_t *vd = static_cast<fp16_t *>(kv.v) + at;
+                for (int64_t t = 0; t < n_tokens; t++) vd[t] = vh[(size_t)(t * hd + d)];
             }
         }
     }

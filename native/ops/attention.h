@@ -28,8 +28,12 @@ struct kv_layer {
 int64_t kv_layer_bytes(int type, int64_t n_ctx, int64_t n_kv_heads, int64_t head_dim);
 
 // Writes the K and V of n_tokens tokens at positions pos0.. (token t's K at k + t *
-// token_stride, n_kv_heads * head_dim floats, heads one after the other; the same for V).
-void kv_store(const kv_layer &kv, const float *k, const float *v, int64_t token_stride, int64_t n_tokens, int64_t pos0);
+// token_stride, n_kv_heads * head_dim floats, heads one after the other; the same for V);
+// kv heads [h0, h1) only when given (threads share a store out by heads). An F16 cache
+// rounds with the active kernels' f16 conversion (F16C where there is one: the same bits as
+// the scalar f32_to_fp16, round to nearest even).
+void kv_store(const kv_layer &kv, const float *k, const float *v, int64_t token_stride, int64_t n_tokens, int64_t pos0,
+              int64_t h0 = 0, int64_t h1 = -1);
 
 // q: token t's n_heads query heads at q + t * q_stride (already rotated); out: token t's
 // n_heads * head_dim floats at out + t * out_stride. The cache must already hold positions
