@@ -148,7 +148,11 @@ void attention_segments(ThreadPool &pool, const attention_segment *segs, size_t 
             // out[d] = probs . V^T[d] over the same key range.
             const uint8_t *v_rows = vb + (kvh * hd * n_ctx + j0) * eb;
             float *oh = sg.out + t * out_stride + h * hd;
-            for (int64_t d = 0; d < hd; d++) dot(n_keys, &oh[d], v_rows + d * n_ctx * eb, p_op);
+            int64_t d = 0;
+            if (rows) // 16 dimensions a call, as for the keys
+                for (; d + kRowBlock <= hd; d += kRowBlock)
+                    rows(n_keys, &oh[d], kRowBlock, v_rows + d * n_ctx * eb, (size_t)(n_ctx * eb), p_op, 0, 1);
+            for (; d < hd; d++) dot(n_keys, &oh[d], v_rows + d * n_ctx * eb, p_op);
         }
     });
 }
