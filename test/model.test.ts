@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { HealthGPTError } from '../lib/errors.js';
 import { LanguageModel, type FinishReason } from '../lib/model/model.js';
+import { imageTokenMask } from '../lib/generate/image-tokens.js';
 import { embeddingRows } from '../lib/model/scheduler.js';
 import { Sampler, softmax } from '../lib/model/sampler.js';
 import type { BatchSegment, NativeModel } from '../lib/native.js';
@@ -102,6 +103,28 @@ describe('LanguageModel requests', () => {
     } finally {
       delete (handle as Partial<NativeModel>).evalBatch;
     }
+  });
+
+  it('an image mask picked in the engine keeps its range, forces the end, and refuses a token past it as before', async () => {
+    const ids = { start: 0, end: 5, firstIndex: 10, codebookSize: 4, pixelNewline: undefined };
+    const got: number[] = [];
+    // a request beside it (waiting for the slot or decoding with it) is none of its business
+    const masked = (async () => {
+      for await (const t of m.generate(prompt, { maxTokens: 6, stopTokens: [], logitMask: imageTokenMask(ids, prompt.length, 2) })) got.push(t);
+    })().catch((e: unknown) => e);
+    const beside = collect(m.generate(prompt, { maxTokens: 4, stopTokens: [] }));
+    const err = await masked;
+    expect((await beside).length).toBe(4);
+    // two image tokens, the forced end, then a fourth the mask refuses (not the scheduler's business)
+    expect(got.length).toBe(3);
+    expect(got.slice(0, 2).every((t) => t >= 10 && t < 14)).toBe(true);
+    expect(got[2]).toBe(5);
+    expect(err).toMatchObject({ code: 'ERR_SAMPLING' });
+    expect((err as Error).message).toContain('image token 3 is outside 0..2');
+    // the same tokens through the JavaScript sampler (the mask without its range)
+    const plain = imageTokenMask(ids, prompt.length, 2);
+    const js = await collect(m.generate(prompt, { maxTokens: 3, stopTokens: [], logitMask: (l, p) => plain(l, p) }));
+    expect(js).toEqual(got);
   });
 
   it('a second request sharing the prompt prefix gives what a fresh model gives', async () => {

@@ -238,7 +238,12 @@ export class Scheduler {
   private async step(plan: Planned[]): Promise<void> {
     for (const p of plan) {
       const job = p.slot.job;
-      const range = p.logits === 1 && job?.picked ? job.greedyRange?.(this.nVocab) : undefined;
+      let range: readonly [number, number] | undefined;
+      try {
+        range = p.logits === 1 && job?.picked ? job.greedyRange?.(this.nVocab) : undefined;
+      } catch {
+        range = undefined; // the job's mask refuses this position: its logits() says so, below
+      }
       if (range) p.greedy = { lo: range[0], hi: range[1], next: new Int32Array(1) };
     }
     const segments: BatchSegment[] = plan.map(({ slot, feed, logits, greedy }) => {
