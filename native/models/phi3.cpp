@@ -390,10 +390,10 @@ void Phi3Model::eval_on_device(ThreadPool &pool, const Phi3Segment &s, float *lo
     Phi3KVCache &kv = *kv_[(size_t)s.seq];
     const bool all_logits = s.logits == 2;
     if (s.logits == 0) logits = nullptr;
-    // a greedy pick: on the device when it runs the output head, else from a row of this side's
-    const bool head_here = device_->n_layers() != hp_.n_layer;
-    std::vector<float> picked_row(s.greedy() && head_here ? (size_t)hp_.n_vocab : 0);
-    if (s.greedy()) logits = head_here ? picked_row.data() : nullptr;
+    // a greedy pick: on the device when it runs the output head, else from the row the CPU computes
+    const bool cpu_head = device_->n_layers() != hp_.n_layer;
+    std::vector<float> picked_row(s.greedy() && cpu_head ? (size_t)hp_.n_vocab : 0);
+    if (s.greedy()) logits = cpu_head ? picked_row.data() : nullptr;
     Phi3Pick pick;
     pick.lo = s.greedy_lo, pick.hi = s.greedy_hi, pick.next = s.next;
     const int32_t *tokens = s.tokens;
@@ -402,7 +402,7 @@ void Phi3Model::eval_on_device(ThreadPool &pool, const Phi3Segment &s, float *lo
         const int64_t n = std::min(kChunk, s.n_tokens - c), pos = s.start_pos + c;
         const bool last = c + n == s.n_tokens;
         float *out = !logits ? nullptr : all_logits ? logits + c * hp_.n_vocab : last ? logits : nullptr;
-        if (!head_here) {
+        if (!cpu_head) {
             if (s.greedy() && last)
                 device_->eval_chunk(tokens + c, e, n, pos, nullptr, false, s.plugin, nullptr, &pick);
             else
@@ -420,7 +420,7 @@ void Phi3Model::eval_on_device(ThreadPool &pool, const Phi3Segment &s, float *lo
             for (int64_t i = c; i < c + n; i++) e += tokens[i] == -1 ? hp_.n_embd : 0;
         kv.set_n_past(pos + n);
     }
-    if (s.greedy() && head_here) *s.next = greedy_pick(picked_row.data(), s.greedy_lo, s.greedy_hi);
+    if (s.greedy() && cpu_head) *s.next = greedy_pick(picked_row.data(), s.greedy_lo, s.greedy_hi);
 }
 
 void Phi3Model::eval_pass(ThreadPool &pool, const std::vector<Piece> &pieces, const float *hidden_in,
