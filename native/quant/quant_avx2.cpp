@@ -20,6 +20,7 @@
 #if defined(__AVX2__) && defined(__FMA__) && defined(__F16C__)
 #define HG_HAVE_AVX2_KERNELS 1
 #include <immintrin.h>
+#include "quant/prefetch.h" // after the intrinsics
 #endif
 
 namespace hg {
@@ -579,8 +580,8 @@ inline __m256i bcast4(const int8_t *p) { return _mm256_castps_si256(_mm256_broad
 // column's q8_0_aux) is added in int32.
 // Packed groups (quant/repack.h): rows h..h+7 of L_j are the 32 bytes at 32 + 64 j + 4 h of
 // the block's record and their scales the 16 bytes at 2 h, loaded as they are.
-template <int C, bool Packed>
-void rows8_q4_0(int64_t nb, float *s, size_t bs, const uint8_t *x, size_t bx, int h, const uint8_t *vy, size_t by) {
+template <int C, bool Packed> void rows8_q4_0(int64_t nb, float *s, size_t bs, const uint8_t *x, size_t bx, int h,
+                                              const uint8_t *vy, size_t by, bool stream) {
     const __m256i rowoff = _mm256_mullo_epi32(_mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7), _mm256_set1_epi32((int)bx));
     const __m256i m4 = _mm256_set1_epi8(0x0f);
     const __m256i ones = _mm256_set1_epi16(1);
@@ -601,6 +602,7 @@ void rows8_q4_0(int64_t nb, float *s, size_t bs, const uint8_t *x, size_t bx, in
         __m256 dx;
         if (Packed) {
             const uint8_t *p = x + b * kRowBlock * sizeof(block_q4_0);
+            if (stream) prefetch_record(p, kRowBlock * sizeof(block_q4_0), 8 * kRowBlock * sizeof(block_q4_0));
             dx = _mm256_cvtph_ps(loadu128(p + 2 * h));
             for (int j = 0; j < 4; j++) l[j] = _mm256_loadu_si256((const __m256i *)(p + 32 + 64 * j + 4 * h));
         } else {
@@ -645,11 +647,13 @@ void vec_dot_rows_q4_0(int64_t n, float *s, size_t bs, const void *vx, size_t bx
         for (int c = 0; c < nc; c += 4) {
             const uint8_t *y = (const uint8_t *)vy + c * by;
             float *o = s + c * bs + h;
+            // the first pass brings the packed records in (prefetch.h); the others find them cached
+            const bool stream = Packed && streams_weights(nc) && h == 0 && c == 0;
             switch (nc - c < 4 ? nc - c : 4) {
-            case 1: rows8_q4_0<1, Packed>(nb, o, bs, x, bx, h, y, by); break;
-            case 2: rows8_q4_0<2, Packed>(nb, o, bs, x, bx, h, y, by); break;
-            case 3: rows8_q4_0<3, Packed>(nb, o, bs, x, bx, h, y, by); break;
-            default: rows8_q4_0<4, Packed>(nb, o, bs, x, bx, h, y, by); break;
+            case 1: rows8_q4_0<1, Packed>(nb, o, bs, x, bx, h, y, by, stream); break;
+            case 2: rows8_q4_0<2, Packed>(nb, o, bs, x, bx, h, y, by, stream); break;
+            case 3: rows8_q4_0<3, Packed>(nb, o, bs, x, bx, h, y, by, stream); break;
+            default: rows8_q4_0<4, Packed>(nb, o, bs, x, bx, h, y, by, stream); break;
             }
         }
     }
@@ -661,8 +665,8 @@ static_assert(kRowBlock == 16, "vec_dot_rows_q4_0 is written for 16 rows");
 // The record's quants are stored + 128; flipping the top bit gives the int8 back, and
 // vpmaddubsw(|w|, y * sign(w)) multiplies pairs without overflow (2 * 128 * 127 < 2^15),
 // widened per chunk by vpmaddwd against ones.
-template <int C>
-void rows8_packed_q8_0(int64_t nb, float *s, size_t bs, const uint8_t *x, int h, const uint8_t *vy, size_t by) {
+template <int C> void rows8_packed_q8_0(int64_t nb, float *s, size_t bs, const uint8_t *x, int h, const uint8_t *vy,
+                                        size_t by, bool stream) {
     const __m256i flip = _mm256_set1_epi8((char)0x80), ones = _mm256_set1_epi16(1);
     const block_q8_0 *y[C];
     __m256 acc[C];
@@ -672,6 +676,7 @@ void rows8_packed_q8_0(int64_t nb, float *s, size_t bs, const uint8_t *x, int h,
     }
     for (int64_t b = 0; b < nb; b++) {
         const uint8_t *p = x + b * kRowBlock * sizeof(block_q8_0);
+        if (stream) prefetch_record(p, kRowBlock * sizeof(block_q8_0), 8 * kRowBlock * sizeof(block_q8_0));
         const __m256 dx = _mm256_cvtph_ps(loadu128(p + 2 * h));
         __m256i sum[C];
         for (int c = 0; c < C; c++) sum[c] = _mm256_setzero_si256();
@@ -737,9 +742,22 @@ void rows_packed(int64_t len, float *s, size_t bs, const void *vx, const void *v
         }
 }
 
-void vec_dot_rows_packed_q8_0(int64_t n, float *s, size_t bs, const void *x, size_t, const void *y, size_t by, int nc) {
-    rows_packed<rows8_packed_q8_0<1>, rows8_packed_q8_0<2>, rows8_packed_q8_0<3>, rows8_packed_q8_0<4>>(
-        n / QK8_0, s, bs, x, y, by, nc);
+void vec_dot_rows_packed_q8_0(int64_t n, float *s, size_t bs, const void *vx, size_t, const void *vy, size_t by,
+                              int nc) {
+    // as vec_dot_rows_q4_0: the first pass brings the records in when several sequences decode
+    const bool stream = streams_weights(nc);
+    for (int h = 0; h < kRowBlock; h += 8)
+        for (int c = 0; c < nc; c += 4) {
+            const uint8_t *x = (const uint8_t *)vx, *y = (const uint8_t *)vy + c * by;
+            float *o = s + c * bs + h;
+            const bool first = stream && h == 0 && c == 0;
+            switch (nc - c < 4 ? nc - c : 4) {
+            case 1: rows8_packed_q8_0<1>(n / QK8_0, o, bs, x, h, y, by, first); break;
+            case 2: rows8_packed_q8_0<2>(n / QK8_0, o, bs, x, h, y, by, first); break;
+            case 3: rows8_packed_q8_0<3>(n / QK8_0, o, bs, x, h, y, by, first); break;
+            default: rows8_packed_q8_0<4>(n / QK8_0, o, bs, x, h, y, by, first); break;
+            }
+        }
 }
 void vec_dot_rows_packed_f16(int64_t n, float *s, size_t bs, const void *x, size_t, const void *y, size_t by, int nc) {
     rows_packed<rows8_packed_f16<1>, rows8_packed_f16<2>, rows8_packed_f16<3>, rows8_packed_f16<4>>(n, s, bs, x, y, by,

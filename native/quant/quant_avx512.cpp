@@ -27,6 +27,7 @@
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #endif
 #include <immintrin.h>
+#include "quant/prefetch.h" // after the intrinsics (and their warnings' guard)
 #if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic pop
 #endif
@@ -317,19 +318,6 @@ void vec_dot_tile(int64_t n, float *s, size_t bs, const void *vx, size_t bx, con
 // broadcast: through a general register it would take the shuffle port vpdpbusd needs).
 inline __m512i bcast4(const int8_t *p) {
     return _mm512_castps_si512(_mm512_broadcastss_ps(_mm_load_ss((const float *)p)));
-}
-
-// A decode step of several sequences (a call with 2 to kRowBlockCols - 1 columns: matmul hands
-// a prompt's columns over in whole calls of kRowBlockCols) computes long enough per weight
-// record that the hardware prefetchers fall behind the weight stream (a 16384 x 3072 q4_0
-// product from memory ran 1.3-1.6x slower than from L2 at 2-4 columns on Zen 4), so the q4_0
-// and q8_0 kernels then ask for the record 8 records on. Not for a prompt, whose later column
-// calls find the panel's weights in L2 (prefill ran 3-5% slower with it), nor for one column
-// (decode), which streams at full speed. The K-quant kernels never: a Q4_K_M model decoded 4
-// sequences 8% slower with it.
-constexpr bool streams_weights(int nc) { return nc > 1 && nc < kRowBlockCols; }
-inline void prefetch_record(const uint8_t *record, size_t bytes, size_t ahead) {
-    for (size_t o = 0; o < bytes; o += 64) _mm_prefetch((const char *)record + ahead + o, _MM_HINT_T0);
 }
 
 // The activation columns of a row-block call: q8_0 rows, each with its q8_0_aux.
