@@ -331,8 +331,8 @@ void Phi3Model::eval_batch(ThreadPool &pool, const Phi3Segment *segs, int n_segs
         // passes of at most kChunk rows, each taking the next rows of every segment in turn;
         // a greedy segment's last row goes to a row of its own, picked from after the passes
         std::vector<float *> out((size_t)n_segs, nullptr);
-        std::vector<float> picked_rows;
-        for (int i = 0; i < n_segs; i++) picked_rows.resize(picked_rows.size() + (segs[i].greedy() ? hp_.n_vocab : 0));
+        const int64_t n_picks = std::count_if(segs, segs + n_segs, [](const Phi3Segment &s) { return s.greedy(); });
+        std::vector<float> picked_rows((size_t)(n_picks * hp_.n_vocab));
         for (int i = 0, row = 0, pick = 0; i < n_segs; row += (int)segs[i].n_logits(), i++)
             out[(size_t)i] = segs[i].greedy()     ? picked_rows.data() + (int64_t)pick++ * hp_.n_vocab
                              : segs[i].n_logits() ? logits + (int64_t)row * hp_.n_vocab
