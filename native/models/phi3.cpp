@@ -356,8 +356,10 @@ void Phi3Model::eval_batch(ThreadPool &pool, const Phi3Segment *segs, int n_segs
                 p.all_logits = s.logits == 2;
                 if (s.logits == 2)
                     p.logits = out[(size_t)i] + done[(size_t)i] * hp_.n_vocab;
-                else if (s.logits == 1 && done[(size_t)i] + p.n == s.n_tokens)
+                else if (s.logits == 1 && done[(size_t)i] + p.n == s.n_tokens) {
                     p.logits = out[(size_t)i];
+                    if (s.greedy()) p.need_lo = s.greedy_lo, p.need_hi = s.greedy_hi;
+                }
                 for (int64_t t = 0; t < p.n; t++) embd[(size_t)i] += p.tokens[t] == -1 && p.embd ? hp_.n_embd : 0;
                 done[(size_t)i] += p.n;
                 rows += p.n;
@@ -414,6 +416,7 @@ void Phi3Model::eval_on_device(ThreadPool &pool, const Phi3Segment &s, float *lo
             p.kv = &kv;
             p.plugin = s.plugin == -1 ? nullptr : &plugin(s.plugin);
             p.tokens = tokens + c, p.embd = e, p.n = n, p.pos0 = pos, p.logits = out, p.all_logits = all_logits;
+            if (s.greedy() && last) p.need_lo = s.greedy_lo, p.need_hi = s.greedy_hi;
             eval_pass(pool, {p}, hidden.data(), device_->n_layers());
         }
         if (e)
@@ -569,31 +572,57 @@ void Phi3Model::eval_pass(ThreadPool &pool, const std::vector<Piece> &pieces, co
         int64_t row;
         float *out;
         const HLoraPlugin *plugin;
+        int64_t lo, hi; // the logits wanted: [lo, hi)
     };
+    const int64_t V = hp.n_vocab;
     std::vector<Asked> asked;
     for (size_t i = 0; i < pieces.size(); i++) {
         const Piece &p = pieces[i];
         if (p.logits)
             for (int64_t t = p.all_logits ? 0 : p.n - 1; t < p.n; t++)
-                asked.push_back({at[i] + t, p.logits + (p.all_logits ? t : 0) * hp.n_vocab, p.plugin});
+                asked.push_back({at[i] + t, p.logits + (p.all_logits ? t : 0) * V, p.plugin, p.need_hi ? p.need_lo : 0,
+                                 p.need_hi ? p.need_hi : V});
     }
     if (asked.empty()) return;
-    const int64_t rows = (int64_t)asked.size(), V = hp.n_vocab;
+    const int64_t rows = (int64_t)asked.size();
     for (int64_t i = 0; i < rows; i++)
         rms_norm(&hidden_state[asked[i].row * E], static_cast<const float *>(output_norm_.data()), &normed[i * E], E, 1,
                  hp.rms_eps);
+    // The base's rows any asked row needs: none where its plugin's own rows hold all it wants
+    // (an image token's pick), else its range, widened to whole row groups (quant.h) so that
+    // packed weights can start there; each row's logit is the same from any range.
+    int64_t b_lo = V, b_hi = 0;
+    for (const Asked &a : asked) {
+        const HLoraRows *o = a.plugin && a.plugin->output().t ? &a.plugin->output() : nullptr;
+        if (o && a.lo >= o->first_row && a.hi <= o->first_row + o->n_rows) continue;
+        b_lo = std::min(b_lo, a.lo / kRowBlock * kRowBlock);
+        b_hi = std::max(b_hi, std::min(V, (a.hi + kRowBlock - 1) / kRowBlock * kRowBlock));
+    }
     // rows that follow each other in the caller's buffer (one segment, or segments in order)
     // go straight there
     bool direct = true;
     for (int64_t i = 1; i < rows; i++) direct = direct && asked[(size_t)i].out == asked[0].out + i * V;
     std::vector<float> gathered(direct ? 0 : (size_t)(rows * V));
     float *logits = direct ? asked[0].out : gathered.data();
-    matmul(pool, output_.type(), output_.data(), V, E, normed.data(), rows, logits, true);
+    if (b_lo == 0 && b_hi == V) {
+        matmul(pool, output_.type(), output_.data(), V, E, normed.data(), rows, logits, true);
+    } else if (b_lo < b_hi) {
+        const int64_t m = b_hi - b_lo;
+        std::vector<float> part((size_t)(m * rows));
+        matmul(pool, output_.type(),
+               static_cast<const uint8_t *>(output_.data()) + b_lo * row_bytes(plain_type(output_.type()), E), m, E,
+               normed.data(), rows, part.data(), true);
+        for (int64_t c = 0; c < rows; c++)
+            std::copy(&part[(size_t)(c * m)], &part[(size_t)((c + 1) * m)], logits + c * V + b_lo);
+    }
     // the plugin's trained lm_head rows replace the base's for its token range
     for (int64_t i0 = 0, i1; i0 < rows; i0 = i1) {
         const HLoraPlugin *pl = asked[i0].plugin;
-        for (i1 = i0 + 1; i1 < rows && asked[i1].plugin == pl;) i1++;
-        if (!pl || !pl->output().t) continue;
+        bool wanted = false;
+        for (i1 = i0; i1 < rows && asked[i1].plugin == pl; i1++)
+            wanted = wanted || (pl && pl->output().t && asked[i1].lo < pl->output().first_row + pl->output().n_rows &&
+                                asked[i1].hi > pl->output().first_row);
+        if (!wanted) continue;
         const HLoraRows &o = pl->output();
         std::vector<float> own_logits((size_t)(o.n_rows * (i1 - i0)));
         matmul(pool, o.t->type, o.t->data, o.n_rows, E, &normed[i0 * E], i1 - i0, own_logits.data(), true);

@@ -178,6 +178,9 @@ class Phi3Model {
         int64_t n = 0, pos0 = 0;
         float *logits = nullptr;
         bool all_logits = false;
+        // a greedy pick reads only logits [need_lo, need_hi) of its row: the output head
+        // computes no other (need_hi 0: the whole row)
+        int32_t need_lo = 0, need_hi = 0;
     };
     // One pass over the weights for the rows of every piece (at most kChunk in all; pieces
     // of one plugin next to each other). hidden_in: the hidden state after layer

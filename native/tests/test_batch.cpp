@@ -417,3 +417,72 @@ TEST(greedy_segments_pick_the_token_of_the_row_they_do_not_return) {
     refused(s, "outside the vocabulary of " + std::to_string(V));
     hg_model_free(m.m);
 }
+
+// A pick computes only the output rows its range needs: none of the base's where the plugin's
+// own rows hold the whole range (an image token), row groups of the base around the range
+// otherwise. Every pick must still be the first largest logit of the full row in its range,
+// for ranges inside, across the edge of and outside the plugin's rows, aligned to row groups
+// or not, base and plugin segments in one batch (their ranges' union computed once).
+TEST(greedy_ranges_compute_only_the_output_rows_they_need) {
+    hg_gguf *g = hg_gguf_open((kDir + "generation.f16.gguf").c_str());
+    CHECK_MSG(g != nullptr, hg_last_error());
+    if (!g) return;
+    const int64_t key = hg_gguf_find_key(g, "hlora.output.first_row"), t = hg_gguf_find_tensor(g, "output.weight");
+    CHECK(key >= 0 && t >= 0);
+    const int f = key >= 0 ? (int)hg_gguf_kv_u64(g, key) : 0, n = t >= 0 ? (int)hg_gguf_tensor_dim(g, t, 1) : 0;
+    hg_gguf_close(g);
+    for (int type : {HG_TYPE_F32, HG_TYPE_Q4_0}) { // plain and packed output heads
+        gguftest::TempFile file(base_as(type));
+        Model m = load(file.path, 8, HG_TYPE_F16);
+        if (!m.m) return;
+        const int V = hg_model_n_vocab(m.m);
+        CHECK_MSG(n >= 20 && f >= 50 && f + n <= V, "the fixture's plugin rows " + std::to_string(f) + " + " +
+                                                        std::to_string(n) + " leave no room for the ranges below");
+        const std::vector<int32_t> prompt = {11, 48, 85, 122, 159, 196};
+        // the full rows first (slot 0 under the plugin, slot 1 the base): every slot that runs
+        // the same prompt under the same plugin has these rows, bit for bit
+        std::vector<float> lg((size_t)(2 * V));
+        hg_batch_seq full[2] = {seg(0, m.generation, 0, (int)prompt.size(), prompt.data(), nullptr, 1),
+                                seg(1, -1, 0, (int)prompt.size(), prompt.data(), nullptr, 1)};
+        CHECK_MSG(hg_model_eval_batch(m.m, full, 2, lg.data()) == 0, hg_last_error());
+        const float *gen = lg.data(), *base = lg.data() + V;
+        // a range across the plugin's first row whose largest logit is a base row just below it
+        int across = f - 1;
+        while (across > 0 && hg::greedy_pick(gen, across, f + 1) >= f) across--;
+        CHECK_MSG(hg::greedy_pick(gen, across, f + 1) < f, "no base row below the plugin's beats its first");
+        struct Range {
+            bool plugin;
+            int lo, hi;
+        };
+        // one batch inside the plugin's rows only (no base rows at all), one with everything else
+        const std::vector<std::vector<Range>> batches = {{{true, f, f + n}, {true, f + 3, f + n - 2}},
+                                                         {{true, across, f + 1},
+                                                          {true, 1, 9},
+                                                          {false, f + 1, f + 17},
+                                                          {true, 19, 45},
+                                                          {false, 3, 5},
+                                                          {true, f - 40, V}}};
+        for (const std::vector<Range> &ranges : batches) {
+            std::vector<int32_t> next(ranges.size(), -2);
+            std::vector<hg_batch_seq> segs;
+            for (size_t i = 0; i < ranges.size(); i++) {
+                hg_batch_seq s = seg(2 + (int)i, ranges[i].plugin ? m.generation : -1, 0, (int)prompt.size(),
+                                     prompt.data(), nullptr, 1);
+                s.next = &next[i], s.greedy_lo = ranges[i].lo, s.greedy_hi = ranges[i].hi;
+                segs.push_back(s);
+            }
+            CHECK_MSG(hg_model_eval_batch(m.m, segs.data(), (int)segs.size(), nullptr) == 0, hg_last_error());
+            for (size_t i = 0; i < ranges.size(); i++) {
+                const Range &r = ranges[i];
+                const int32_t want = hg::greedy_pick(r.plugin ? gen : base, r.lo, r.hi);
+                CHECK_MSG(next[i] == want, "type " + std::to_string(type) + ", range [" + std::to_string(r.lo) + ", " +
+                                               std::to_string(r.hi) + "): picked " + std::to_string(next[i]) +
+                                               ", the row's is " + std::to_string(want));
+            }
+            for (size_t i = 0; i < ranges.size(); i++) CHECK(hg_model_seq_clear(m.m, 2 + (int)i, 0) == 0);
+        }
+        // the test is not blind: the plugin's rows change what its ranges pick
+        CHECK(hg::greedy_pick(gen, f, f + n) != hg::greedy_pick(base, f, f + n));
+        hg_model_free(m.m);
+    }
+}
