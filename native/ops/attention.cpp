@@ -55,32 +55,19 @@ void kv_store(const kv_layer &kv, const float *k, const float *v, int64_t token_
         fail("kv_store: heads " + std::to_string(h0) + ".." + std::to_string(h1) + " of " +
              std::to_string(kv.n_kv_heads));
     const from_float_fn to_f16 = kernels_active().from_float[HG_TYPE_F16];
-    // V is transposed ([head_dim][n_ctx] per head): each head's values are rounded first, then
-    // written a dimension at a time, the tokens' values side by side in one run
-    std::vector<fp16_t> vh(kv.type == HG_TYPE_F16 ? (size_t)(n_tokens * hd) : 0);
-    uint8_t *kb = static_cast<uint8_t *>(kv.k);
-    for (int64_t h = h0; h < h1; h++) {
+    uint8_t *kb = static_cast<uint8_t *>(kv.k), *vb = static_cast<uint8_t *>(kv.v);
+    for (int64_t h = h0; h < h1; h++)
         for (int64_t t = 0; t < n_tokens; t++) {
             const float *kr = k + t * token_stride + h * hd, *vr = v + t * token_stride + h * hd;
-            uint8_t *kd = kb + ((h * kv.n_ctx + pos0 + t) * hd) * eb;
+            const int64_t at = ((h * kv.n_ctx + pos0 + t) * hd) * eb;
             if (kv.type == HG_TYPE_F32) {
-                std::copy(kr, kr + hd, reinterpret_cast<float *>(kd));
+                std::copy(kr, kr + hd, reinterpret_cast<float *>(kb + at));
+                std::copy(vr, vr + hd, reinterpret_cast<float *>(vb + at));
             } else {
-                to_f16(kr, kd, hd);
-                to_f16(vr, &vh[(size_t)(t * hd)], hd);
+                to_f16(kr, kb + at, hd);
+                to_f16(vr, vb + at, hd);
             }
         }
-        for (int64_t d = 0; d < hd; d++) {
-            const int64_t at = (h * hd + d) * kv.n_ctx + pos0;
-            if (kv.type == HG_TYPE_F32) {
-                float *vd = static_cast<float *>(kv.v) + at;
-                for (int64_t t = 0; t < n_tokens; t++) vd[t] = v[t * token_stride + h * hd + d];
-            } else {
-                fp16_t *vd = static_cast<fp16_t *>(kv.v) + at;
-                for (int64_t t = 0; t < n_tokens; t++) vd[t] = vh[(size_t)(t * hd + d)];
-            }
-        }
-    }
 }
 
 void attention(ThreadPool &pool, const kv_layer &kv, const float *q, int64_t q_stride, int64_t n_tokens, int64_t pos0,
@@ -98,6 +85,7 @@ void attention_segments(ThreadPool &pool, const attention_segment *segs, size_t 
     std::vector<int64_t> first(n_segs + 1, 0);
     std::vector<vec_dot_fn> dots(n_segs);
     std::vector<vec_dot_rows_fn> rows_of(n_segs);
+    std::vector<weighted_rows_fn> sums(n_segs);
     for (size_t i = 0; i < n_segs; i++) {
         const attention_segment &sg = segs[i];
         check_heads(sg.kv, n_heads);
@@ -107,6 +95,7 @@ void attention_segments(ThreadPool &pool, const attention_segment *segs, size_t 
         if (!(dots[i] = kt.vec_dot[sg.kv.type])) fail("attention: no dot kernel for the cache type");
         const kernel_table *level = kernel_level(kt, sg.kv.type);
         rows_of[i] = level ? level->vec_dot_rows[sg.kv.type] : nullptr;
+        if (!(sums[i] = kt.weighted_rows[sg.kv.type])) fail("attention: no weighted-sum kernel for the cache type");
         first[i + 1] = first[i] + n_heads * sg.n_tokens;
     }
     std::atomic<int64_t> next{0};
@@ -144,15 +133,9 @@ void attention_segments(ThreadPool &pool, const attention_segment *segs, size_t 
             const float sum = exp_sum(scores.data(), n_keys, max_score);
             const float inv_sum = 1.0f / sum;
             for (int64_t j = 0; j < n_keys; j++) scores[j] *= inv_sum;
-            const void *p_op = scores.data();
-            // out[d] = probs . V^T[d] over the same key range.
-            const uint8_t *v_rows = vb + (kvh * hd * n_ctx + j0) * eb;
-            float *oh = sg.out + t * out_stride + h * hd;
-            int64_t d = 0;
-            if (rows) // 16 dimensions a call, as for the keys
-                for (; d + kRowBlock <= hd; d += kRowBlock)
-                    rows(n_keys, &oh[d], kRowBlock, v_rows + d * n_ctx * eb, (size_t)(n_ctx * eb), p_op, 0, 1);
-            for (; d < hd; d++) dot(n_keys, &oh[d], v_rows + d * n_ctx * eb, p_op);
+            // out = probs . V over the same key range: V's rows, weighted, in order
+            sums[i](hd, sg.out + t * out_stride + h * hd, vb + (kvh * n_ctx + j0) * hd * eb, (size_t)(hd * eb),
+                    scores.data(), n_keys);
         }
     });
 }
@@ -179,7 +162,7 @@ void attention_ref(const kv_layer &kv, const float *q, int64_t q_stride, int64_t
             for (double &s : probs) sum += (s = std::exp(s - max_score));
             for (int64_t d = 0; d < hd; d++) {
                 double o = 0;
-                for (int64_t j = j0; j <= p; j++) o += probs[j - j0] * load(kv.type, kv.v, (kvh * hd + d) * n_ctx + j);
+                for (int64_t j = j0; j <= p; j++) o += probs[j - j0] * load(kv.type, kv.v, (kvh * n_ctx + j) * hd + d);
                 out[t * out_stride + h * hd + d] = (float)(o / sum);
             }
         }

@@ -13,10 +13,11 @@
 
 namespace hg {
 
-// One layer's cache, positions 0..n_ctx-1. K is kept row by row per kv head
-// ([n_kv_heads][n_ctx][head_dim]) and V transposed ([n_kv_heads][head_dim][n_ctx]), so both
-// q.K and probs.V are dot products over contiguous memory and run on the vec_dot kernels of
-// the cache's type.
+// One layer's cache, positions 0..n_ctx-1. K and V are kept key by key per kv head
+// ([n_kv_heads][n_ctx][head_dim]): a head's keys up to a position are one run of memory, read
+// once by q.K (dots, 16 keys a call) and once by probs.V (a weighted sum of the V rows). A
+// transposed V (head_dim runs at the cache's stride) read from memory at decode took 1.5x
+// as long for the whole attention.
 struct kv_layer {
     int type = 0; // HG_TYPE_F32 or HG_TYPE_F16
     void *k = nullptr;

@@ -19,6 +19,7 @@ static kernel_table merged(int isa) {
         for (int i = 0; i < HG_TYPE_COUNT; i++) {
             if (k.vec_dot[i]) t.vec_dot[i] = k.vec_dot[i];
             if (k.from_float[i]) t.from_float[i] = k.from_float[i];
+            if (k.weighted_rows[i]) t.weighted_rows[i] = k.weighted_rows[i];
             if (k.vec_dot_rows_packed[i]) {
                 t.vec_dot_rows_packed[i] = k.vec_dot_rows_packed[i];
                 t.vec_dot_rows2_packed[i] = k.vec_dot_rows2_packed[i]; // paired with its level's

@@ -33,6 +33,11 @@ constexpr int kRowBlockCols = 8;
 typedef void (*vec_dot_rows_fn)(int64_t n, float *s, size_t bs, const void *x, size_t bx, const void *y, size_t by,
                                 int nc);
 
+// out[0, n) = sum over rows r < n_rows, in order, of w[r] * row r: rows of n values of the
+// type, row r at rows + r * stride bytes (attention's probabilities times V, kept key by key).
+typedef void (*weighted_rows_fn)(int64_t n, float *out, const void *rows, size_t stride, const float *w,
+                                 int64_t n_rows);
+
 // Packed weights (quant/repack.h): a weight type's rows regrouped at load so that a row block
 // is one contiguous stream that the row-block kernel reads in order (the plain layout makes
 // it read kRowBlock rows side by side: 16 streams that the prefetchers follow badly). The
@@ -88,6 +93,8 @@ struct kernel_table {
     // x + kRowBlock * bx, bx a plain row's bytes), each row's result bit for bit the packed
     // kernel's, for kernels that share their activation broadcasts between the groups.
     vec_dot_rows_fn vec_dot_rows2_packed[HG_TYPE_COUNT];
+    // F32 and F16 rows (a KV cache's types); every level has them, the scalar one included.
+    weighted_rows_fn weighted_rows[HG_TYPE_COUNT];
 };
 
 // Scalar reference table: every supported type filled.

@@ -11,6 +11,7 @@
 // This file is compiled with -mavx2 -mfma -mf16c on x86-64; elsewhere it is an empty table.
 #include "quant/quant.h"
 
+#include <algorithm>
 #include <cstddef>
 #include <cstring>
 #include <type_traits>
@@ -927,6 +928,65 @@ void vec_dot_rows_packed_q6_K(int64_t n, float *s, size_t bs, const void *x, siz
                                                                                                         x, y, by, nc);
 }
 
+// ---- weighted sums of rows (attention's probabilities times V) ----
+//
+// As the AVX-512 kernels: up to 12 registers of the output held while the rows go by in
+// order, one FMA per register and row, the row kPrefetchRows on asked for ahead.
+constexpr int64_t kPrefetchRows = 16;
+
+template <int NV, bool F16>
+void weighted_chunk(float *out, const uint8_t *rows, size_t stride, const float *w, int64_t n_rows) {
+    constexpr size_t bytes = NV * 8 * (F16 ? 2 : 4);
+    __m256 acc[NV];
+    for (int v = 0; v < NV; v++) acc[v] = _mm256_setzero_ps();
+    for (int64_t r = 0; r < n_rows; r++) {
+        const uint8_t *x = rows + r * stride;
+        if (r + kPrefetchRows < n_rows) prefetch_record(x, bytes, kPrefetchRows * stride);
+        const __m256 wr = _mm256_set1_ps(w[r]);
+#pragma GCC unroll 12
+        for (int v = 0; v < NV; v++) {
+            const __m256 xv = F16 ? _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(x + 16 * v)))
+                                  : _mm256_loadu_ps((const float *)(x + 32 * v));
+            acc[v] = _mm256_fmadd_ps(xv, wr, acc[v]);
+        }
+    }
+    for (int v = 0; v < NV; v++) _mm256_storeu_ps(out + 8 * v, acc[v]);
+}
+
+template <bool F16>
+void weighted_rows(int64_t n, float *out, const void *vrows, size_t stride, const float *w, int64_t n_rows) {
+    const uint8_t *rows = static_cast<const uint8_t *>(vrows);
+    constexpr size_t eb = F16 ? 2 : 4;
+    int64_t d = 0;
+    while (n - d >= 8) {
+        const int64_t nv = std::min<int64_t>(12, (n - d) / 8);
+        const uint8_t *x = rows + d * eb;
+        switch (nv) {
+        case 1: weighted_chunk<1, F16>(out + d, x, stride, w, n_rows); break;
+        case 2: weighted_chunk<2, F16>(out + d, x, stride, w, n_rows); break;
+        case 3: weighted_chunk<3, F16>(out + d, x, stride, w, n_rows); break;
+        case 4: weighted_chunk<4, F16>(out + d, x, stride, w, n_rows); break;
+        case 5: weighted_chunk<5, F16>(out + d, x, stride, w, n_rows); break;
+        case 6: weighted_chunk<6, F16>(out + d, x, stride, w, n_rows); break;
+        case 7: weighted_chunk<7, F16>(out + d, x, stride, w, n_rows); break;
+        case 8: weighted_chunk<8, F16>(out + d, x, stride, w, n_rows); break;
+        case 9: weighted_chunk<9, F16>(out + d, x, stride, w, n_rows); break;
+        case 10: weighted_chunk<10, F16>(out + d, x, stride, w, n_rows); break;
+        case 11: weighted_chunk<11, F16>(out + d, x, stride, w, n_rows); break;
+        default: weighted_chunk<12, F16>(out + d, x, stride, w, n_rows); break;
+        }
+        d += nv * 8;
+    }
+    for (; d < n; d++) { // a head_dim that is not a multiple of 8: the last values one by one
+        float s = 0;
+        for (int64_t r = 0; r < n_rows; r++) {
+            const uint8_t *x = rows + r * stride + d * eb;
+            s += w[r] * (F16 ? _cvtsh_ss(*(const uint16_t *)x) : *(const float *)x);
+        }
+        out[d] = s;
+    }
+}
+
 constexpr kernel_table make_table() {
     kernel_table t{};
     t.vec_dot[HG_TYPE_F32] = vec_dot_f32;
@@ -952,6 +1012,8 @@ constexpr kernel_table make_table() {
     t.from_float[HG_TYPE_Q8_K] = quantize_q8_K;
     t.from_float[HG_TYPE_F16] = quantize_f16;
     t.from_float[HG_TYPE_BF16] = quantize_bf16;
+    t.weighted_rows[HG_TYPE_F32] = weighted_rows<false>;
+    t.weighted_rows[HG_TYPE_F16] = weighted_rows<true>;
     return t;
 }
 

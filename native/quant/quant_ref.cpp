@@ -444,6 +444,24 @@ void q8_0_fill_aux(const void *vy, int64_t n, q8_0_aux *aux) {
     }
 }
 
+// ---------------------------------------------------------------- weighted sums of rows
+
+void weighted_rows_f32_ref(int64_t n, float *out, const void *rows, size_t stride, const float *w, int64_t n_rows) {
+    for (int64_t d = 0; d < n; d++) out[d] = 0;
+    for (int64_t r = 0; r < n_rows; r++) {
+        const float *x = reinterpret_cast<const float *>(static_cast<const uint8_t *>(rows) + r * stride);
+        for (int64_t d = 0; d < n; d++) out[d] += w[r] * x[d];
+    }
+}
+
+void weighted_rows_f16_ref(int64_t n, float *out, const void *rows, size_t stride, const float *w, int64_t n_rows) {
+    for (int64_t d = 0; d < n; d++) out[d] = 0;
+    for (int64_t r = 0; r < n_rows; r++) {
+        const fp16_t *x = reinterpret_cast<const fp16_t *>(static_cast<const uint8_t *>(rows) + r * stride);
+        for (int64_t d = 0; d < n; d++) out[d] += w[r] * fp16_to_f32(x[d]);
+    }
+}
+
 // ---------------------------------------------------------------- the scalar kernel table
 
 const kernel_table &kernels_scalar() {
@@ -477,6 +495,8 @@ const kernel_table &kernels_scalar() {
         k.vec_dot_rows_packed[HG_TYPE_Q4_K] = vec_dot_rows_packed_q4_K_q8_K_ref;
         k.vec_dot_rows_packed[HG_TYPE_Q5_K] = vec_dot_rows_packed_q5_K_q8_K_ref;
         k.vec_dot_rows_packed[HG_TYPE_Q6_K] = vec_dot_rows_packed_q6_K_q8_K_ref;
+        k.weighted_rows[HG_TYPE_F32] = weighted_rows_f32_ref;
+        k.weighted_rows[HG_TYPE_F16] = weighted_rows_f16_ref;
         return k;
     }();
     return t;

@@ -519,6 +519,62 @@ TEST(simd_vec_dot_rows2_matches_rows) {
     if (compared == 0) SKIP("no level of this processor has a two-group row-block kernel");
 }
 
+// Weighted sums of rows (attention's probabilities times V) at every level, the scalar one
+// included, against a sum in double of the values as stored: n_rows products summed in order
+// in float are within (n_rows + 1) * 2^-24 * sum |w x| of it. Lengths leave every tail of
+// every level's chunks; the rows sit at a stride with a gap, and the output past n stays.
+TEST(simd_weighted_rows_match_a_double_sum) {
+    std::mt19937 rng(77);
+    std::uniform_real_distribution<float> u(-2.0f, 2.0f), p(0.0f, 1.0f);
+    std::vector<level> levels = cpu_levels();
+    levels.insert(levels.begin(), {"scalar", &hg::kernels_scalar()});
+    int compared = 0;
+    for (const auto &l : levels)
+        for (int type : {HG_TYPE_F32, HG_TYPE_F16}) {
+            const hg::weighted_rows_fn fn = l.table->weighted_rows[type];
+            CHECK_MSG(fn != nullptr, std::string(l.name) + " has no weighted_rows for " + tname(type));
+            if (!fn) continue;
+            const size_t eb = type == HG_TYPE_F32 ? 4 : 2;
+            for (int64_t n : {1, 7, 8, 15, 16, 17, 33, 64, 96, 100, 128, 136, 200, 232})
+                for (int64_t n_rows : {0, 1, 2, 17, 300}) {
+                    const size_t stride = (size_t)(n + 3) * eb;
+                    std::vector<uint8_t> rows(stride * (size_t)std::max<int64_t>(n_rows, 1));
+                    std::vector<double> x((size_t)(n * n_rows));
+                    for (int64_t r = 0; r < n_rows; r++)
+                        for (int64_t d = 0; d < n; d++) {
+                            const float v = u(rng);
+                            uint8_t *at = rows.data() + r * stride + d * eb;
+                            if (type == HG_TYPE_F32) {
+                                std::memcpy(at, &v, 4);
+                                x[(size_t)(r * n + d)] = v;
+                            } else {
+                                const hg::fp16_t h = hg::f32_to_fp16(v);
+                                std::memcpy(at, &h, 2);
+                                x[(size_t)(r * n + d)] = hg::fp16_to_f32(h);
+                            }
+                        }
+                    std::vector<float> w((size_t)n_rows), out((size_t)n + 1, 12345.0f);
+                    for (float &v : w) v = p(rng);
+                    fn(n, out.data(), rows.data(), stride, w.data(), n_rows);
+                    for (int64_t d = 0; d < n; d++) {
+                        double want = 0, mag = 0;
+                        for (int64_t r = 0; r < n_rows; r++) {
+                            want += (double)w[(size_t)r] * x[(size_t)(r * n + d)];
+                            mag += std::fabs((double)w[(size_t)r] * x[(size_t)(r * n + d)]);
+                        }
+                        char what[160];
+                        std::snprintf(what, sizeof what, "%s %s n=%lld rows=%lld d=%lld: got %.9g want %.9g", l.name,
+                                      tname(type), (long long)n, (long long)n_rows, (long long)d, out[(size_t)d], want);
+                        CHECK_MSG(std::fabs(out[(size_t)d] - want) <= (double)(n_rows + 1) * std::ldexp(mag, -24),
+                                  what);
+                        ++compared;
+                    }
+                    CHECK(out[(size_t)n] == 12345.0f);
+                }
+        }
+    std::printf("  %d weighted sums compared\n", compared);
+}
+
 // The softmax's vector exp (ops/softmax_exp.h) at every level against std::exp: each value
 // within 2 ulp (2^-23 relative) or, where std::exp is under FLT_MIN, at most FLT_MIN away;
 // the sum within float rounding of n terms. Lengths leave every tail; values from 0 down to
