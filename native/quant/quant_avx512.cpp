@@ -558,9 +558,11 @@ void vec_dot_rows_packed_f16(int64_t n, float *s, size_t bs, const void *x, size
 //
 // The one-group kernels above are bound by their activation broadcasts (one per four bytes of
 // a column) more than by vpdpbusd: on Zen 4 a chain of vpdpbusd with a broadcast-from-memory
-// operand ran 1.4x slower than without. Here each broadcast feeds both groups' rows, which
-// halves them per row (q4_0 1.3x at four columns on Zen 4). The work per row is those kernels', in the same order (the int32 sums are exact,
-// then the same multiply-add per block), so a row's result is bit for bit the same by either.
+// operand ran 1.4x slower than without. Here the two groups' rows share each column's four
+// bytes (q4_0 1.3x at four columns on Zen 4, one broadcast register feeding both groups; 4%
+// more once each vpdpbusd took them as its own {1to16} memory operand, below). The work per
+// row is those kernels', in the same order (the int32 sums are exact, then the same
+// multiply-add per block), so a row's result is bit for bit the same by either.
 // Groups: g0 at x, g1 at x + kRowBlock * bx (bx a plain row's bytes, as matmul passes it).
 template <int C, bool Q4> void rows2_packed_n(int64_t n, float *s, size_t bs, const uint8_t *x, size_t bx,
                                               const void *vy, size_t by, bool stream) {
@@ -597,9 +599,12 @@ template <int C, bool Q4> void rows2_packed_n(int64_t n, float *s, size_t bs, co
             const __m512i w0 = chunk(p0, j), w1 = chunk(p1, j);
 #pragma GCC unroll 4
             for (int c = 0; c < C; c++) {
-                const __m512i yv = bcast4(col.y[c][b].qs + 4 * j);
-                sum[0][c][j % K] = _mm512_dpbusd_epi32(sum[0][c][j % K], w0, yv);
-                sum[1][c][j % K] = _mm512_dpbusd_epi32(sum[1][c][j % K], w1, yv);
+                // the four bytes broadcast by vpdpbusd's own memory operand ({1to16}), once per
+                // group: GCC keeps one broadcast register for both (a separate vbroadcastss),
+                // which on Zen 4 ran 4 sequences' decode 4% slower (8: 6%, 2: 1.5%)
+                const int32_t *yq = reinterpret_cast<const int32_t *>(col.y[c][b].qs + 4 * j);
+                asm("vpdpbusd %2%{1to16%}, %1, %0" : "+v"(sum[0][c][j % K]) : "v"(w0), "m"(*yq));
+                asm("vpdpbusd %2%{1to16%}, %1, %0" : "+v"(sum[1][c][j % K]) : "v"(w1), "m"(*yq));
             }
         }
         const __m512 dx0 = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)p0));
