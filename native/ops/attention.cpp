@@ -78,9 +78,10 @@ void attention(ThreadPool &pool, const kv_layer &kv, const float *q, int64_t q_s
 
 void attention_segments(ThreadPool &pool, const attention_segment *segs, size_t n_segs, int64_t q_stride,
                         int64_t n_heads, int64_t sliding_window, int64_t out_stride) {
-    // items [first[i], first[i + 1]) are segment i's (head, token) pairs; each segment's
-    // kernels for its cache type. Both cache types dot against plain floats: the query and
-    // the probabilities are never rounded to the cache's type.
+    // items [first[i], first[i + 1]) are segment i's (kv head, token) pairs: the query heads
+    // that share a kv head go together, so that its K and V are read once for all of them;
+    // each segment's kernels for its cache type. Both cache types dot against plain floats:
+    // the query and the probabilities are never rounded to the cache's type.
     const kernel_table &kt = kernels_active();
     std::vector<int64_t> first(n_segs + 1, 0);
     std::vector<vec_dot_fn> dots(n_segs);
@@ -96,7 +97,7 @@ void attention_segments(ThreadPool &pool, const attention_segment *segs, size_t 
         const kernel_table *level = kernel_level(kt, sg.kv.type);
         rows_of[i] = level ? level->vec_dot_rows[sg.kv.type] : nullptr;
         if (!(sums[i] = kt.weighted_rows[sg.kv.type])) fail("attention: no weighted-sum kernel for the cache type");
-        first[i + 1] = first[i] + n_heads * sg.n_tokens;
+        first[i + 1] = first[i] + sg.kv.n_kv_heads * sg.n_tokens;
     }
     std::atomic<int64_t> next{0};
     pool.run([&](int, int) {
@@ -112,30 +113,38 @@ void attention_segments(ThreadPool &pool, const attention_segment *segs, size_t 
             const vec_dot_fn dot = dots[i];
             const vec_dot_rows_fn rows = rows_of[i];
             const uint8_t *kb = static_cast<const uint8_t *>(kv.k), *vb = static_cast<const uint8_t *>(kv.v);
-            // Consecutive items are tokens of one head: they share that head's K and V rows.
+            // Consecutive items are tokens of one kv head: they share its K and V rows.
             const int64_t local = item - first[i];
-            const int64_t h = local / sg.n_tokens, t = local % sg.n_tokens, kvh = h / group;
+            const int64_t kvh = local / sg.n_tokens, t = local % sg.n_tokens;
             const int64_t p = sg.pos0 + t, j0 = first_key(p, sliding_window), n_keys = p + 1 - j0;
-            const float *qh = sg.q + t * q_stride + h * hd;
-            const void *q_op = qh;
-            scores.resize(n_keys);
+            // the group's query heads side by side, head g's scores at scores + g * n_keys
+            const float *q0 = sg.q + t * q_stride + kvh * group * hd;
+            scores.resize((size_t)(group * n_keys));
             const uint8_t *k_rows = kb + (kvh * n_ctx + j0) * hd * eb;
             int64_t j = 0;
             if (rows) // 16 keys a call: a call per head_dim-long dot costs as much as the dot
                 for (; j + kRowBlock <= n_keys; j += kRowBlock)
-                    rows(hd, &scores[j], kRowBlock, k_rows + j * hd * eb, (size_t)(hd * eb), q_op, 0, 1);
-            for (; j < n_keys; j++) dot(hd, &scores[j], k_rows + j * hd * eb, q_op);
-            float max_score = -INFINITY;
-            for (j = 0; j < n_keys; j++) {
-                scores[j] *= scale;
-                max_score = std::max(max_score, scores[j]);
+                    for (int64_t g = 0; g < group; g += kRowBlockCols)
+                        rows(hd, &scores[(size_t)(g * n_keys + j)], (size_t)n_keys, k_rows + j * hd * eb,
+                             (size_t)(hd * eb), q0 + g * hd, (size_t)(hd * 4),
+                             (int)std::min<int64_t>(kRowBlockCols, group - g));
+            for (; j < n_keys; j++)
+                for (int64_t g = 0; g < group; g++)
+                    dot(hd, &scores[(size_t)(g * n_keys + j)], k_rows + j * hd * eb, q0 + g * hd);
+            for (int64_t g = 0; g < group; g++) {
+                float *sc = &scores[(size_t)(g * n_keys)];
+                float max_score = -INFINITY;
+                for (j = 0; j < n_keys; j++) {
+                    sc[j] *= scale;
+                    max_score = std::max(max_score, sc[j]);
+                }
+                const float inv_sum = 1.0f / exp_sum(sc, n_keys, max_score);
+                for (j = 0; j < n_keys; j++) sc[j] *= inv_sum;
             }
-            const float sum = exp_sum(scores.data(), n_keys, max_score);
-            const float inv_sum = 1.0f / sum;
-            for (int64_t j = 0; j < n_keys; j++) scores[j] *= inv_sum;
-            // out = probs . V over the same key range: V's rows, weighted, in order
-            sums[i](hd, sg.out + t * out_stride + h * hd, vb + (kvh * n_ctx + j0) * hd * eb, (size_t)(hd * eb),
-                    scores.data(), n_keys);
+            // out = probs . V over the same key range: V's rows, weighted, in order, read once
+            // for the group's heads
+            sums[i](hd, sg.out + t * out_stride + kvh * group * hd, (size_t)hd, vb + (kvh * n_ctx + j0) * hd * eb,
+                    (size_t)(hd * eb), scores.data(), (size_t)n_keys, (int)group, n_keys);
         }
     });
 }

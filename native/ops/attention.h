@@ -38,9 +38,9 @@ void kv_store(const kv_layer &kv, const float *k, const float *v, int64_t token_
 
 // q: token t's n_heads query heads at q + t * q_stride (already rotated); out: token t's
 // n_heads * head_dim floats at out + t * out_stride. The cache must already hold positions
-// 0..pos0 + n_tokens - 1. sliding_window <= 0: none. Work is shared out over (head, token)
-// pairs. With an F16 cache, q and the probabilities are rounded to F16 for the dot kernels
-// (as llama.cpp does); with F32 nothing is rounded.
+// 0..pos0 + n_tokens - 1. sliding_window <= 0: none. Work is shared out over (kv head, token)
+// pairs, the query heads of a kv head together (each of its K and V rows read once for them).
+// The cache's values are widened exactly; q and the probabilities stay floats.
 void attention(ThreadPool &pool, const kv_layer &kv, const float *q, int64_t q_stride, int64_t n_tokens, int64_t pos0,
                int64_t n_heads, int64_t sliding_window, float *out, int64_t out_stride);
 

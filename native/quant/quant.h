@@ -33,10 +33,13 @@ constexpr int kRowBlockCols = 8;
 typedef void (*vec_dot_rows_fn)(int64_t n, float *s, size_t bs, const void *x, size_t bx, const void *y, size_t by,
                                 int nc);
 
-// out[0, n) = sum over rows r < n_rows, in order, of w[r] * row r: rows of n values of the
-// type, row r at rows + r * stride bytes (attention's probabilities times V, kept key by key).
-typedef void (*weighted_rows_fn)(int64_t n, float *out, const void *rows, size_t stride, const float *w,
-                                 int64_t n_rows);
+// For each weight vector j < n_w: out_j[0, n) = sum over rows r < n_rows, in order, of
+// w_j[r] * row r, with out_j = out + j * out_stride and w_j = w + j * w_stride (floats); rows
+// of n values of the type, row r at rows + r * stride bytes. Attention's probabilities times V
+// (kept key by key), the query heads that share a kv head together, so that V is read once.
+// Each out_j is the same, bit for bit, whatever n_w.
+typedef void (*weighted_rows_fn)(int64_t n, float *out, size_t out_stride, const void *rows, size_t stride,
+                                 const float *w, size_t w_stride, int n_w, int64_t n_rows);
 
 // Packed weights (quant/repack.h): a weight type's rows regrouped at load so that a row block
 // is one contiguous stream that the row-block kernel reads in order (the plain layout makes

@@ -930,60 +930,117 @@ void vec_dot_rows_packed_q6_K(int64_t n, float *s, size_t bs, const void *x, siz
 
 // ---- weighted sums of rows (attention's probabilities times V) ----
 //
-// As the AVX-512 kernels: up to 12 registers of the output held while the rows go by in
-// order, one FMA per register and row, the row kPrefetchRows on asked for ahead.
+// As the AVX-512 kernels: the output's registers for up to 4 weight vectors held while the
+// rows go by in order (as many as the 16 registers allow), each row read once for all of
+// them, the row kPrefetchRows on asked for ahead.
 constexpr int64_t kPrefetchRows = 16;
 
-template <int NV, bool F16>
-void weighted_chunk(float *out, const uint8_t *rows, size_t stride, const float *w, int64_t n_rows) {
+template <int NW, int NV, bool F16> void weighted_chunk(float *out, size_t out_stride, const uint8_t *rows,
+                                                        size_t stride, const float *w, size_t w_stride,
+                                                        int64_t n_rows) {
     constexpr size_t bytes = NV * 8 * (F16 ? 2 : 4);
-    __m256 acc[NV];
-    for (int v = 0; v < NV; v++) acc[v] = _mm256_setzero_ps();
+    __m256 acc[NW][NV];
+    for (int j = 0; j < NW; j++)
+        for (int v = 0; v < NV; v++) acc[j][v] = _mm256_setzero_ps();
     for (int64_t r = 0; r < n_rows; r++) {
         const uint8_t *x = rows + r * stride;
         if (r + kPrefetchRows < n_rows) prefetch_record(x, bytes, kPrefetchRows * stride);
-        const __m256 wr = _mm256_set1_ps(w[r]);
+        __m256 wr[NW];
+        for (int j = 0; j < NW; j++) wr[j] = _mm256_set1_ps(w[j * w_stride + r]);
 #pragma GCC unroll 12
         for (int v = 0; v < NV; v++) {
             const __m256 xv = F16 ? _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(x + 16 * v)))
                                   : _mm256_loadu_ps((const float *)(x + 32 * v));
-            acc[v] = _mm256_fmadd_ps(xv, wr, acc[v]);
+            for (int j = 0; j < NW; j++) acc[j][v] = _mm256_fmadd_ps(xv, wr[j], acc[j][v]);
         }
     }
-    for (int v = 0; v < NV; v++) _mm256_storeu_ps(out + 8 * v, acc[v]);
+    for (int j = 0; j < NW; j++)
+        for (int v = 0; v < NV; v++) _mm256_storeu_ps(out + j * out_stride + 8 * v, acc[j][v]);
 }
 
-template <bool F16>
-void weighted_rows(int64_t n, float *out, const void *vrows, size_t stride, const float *w, int64_t n_rows) {
-    const uint8_t *rows = static_cast<const uint8_t *>(vrows);
+// the registers of each output a pass holds: as many as fit beside the weights and the row's
+template <int NW> constexpr int max_vectors() { return NW == 1 ? 12 : NW == 2 ? 6 : NW == 3 ? 4 : 3; }
+
+template <int NW, bool F16> void weighted_group(int64_t n, float *out, size_t out_stride, const uint8_t *rows,
+                                                size_t stride, const float *w, size_t w_stride, int64_t n_rows) {
     constexpr size_t eb = F16 ? 2 : 4;
     int64_t d = 0;
     while (n - d >= 8) {
-        const int64_t nv = std::min<int64_t>(12, (n - d) / 8);
+        const int64_t nv = std::min<int64_t>(max_vectors<NW>(), (n - d) / 8);
         const uint8_t *x = rows + d * eb;
+        float *o = out + d;
         switch (nv) {
-        case 1: weighted_chunk<1, F16>(out + d, x, stride, w, n_rows); break;
-        case 2: weighted_chunk<2, F16>(out + d, x, stride, w, n_rows); break;
-        case 3: weighted_chunk<3, F16>(out + d, x, stride, w, n_rows); break;
-        case 4: weighted_chunk<4, F16>(out + d, x, stride, w, n_rows); break;
-        case 5: weighted_chunk<5, F16>(out + d, x, stride, w, n_rows); break;
-        case 6: weighted_chunk<6, F16>(out + d, x, stride, w, n_rows); break;
-        case 7: weighted_chunk<7, F16>(out + d, x, stride, w, n_rows); break;
-        case 8: weighted_chunk<8, F16>(out + d, x, stride, w, n_rows); break;
-        case 9: weighted_chunk<9, F16>(out + d, x, stride, w, n_rows); break;
-        case 10: weighted_chunk<10, F16>(out + d, x, stride, w, n_rows); break;
-        case 11: weighted_chunk<11, F16>(out + d, x, stride, w, n_rows); break;
-        default: weighted_chunk<12, F16>(out + d, x, stride, w, n_rows); break;
+        case 1:
+            if constexpr (1 <= max_vectors<NW>())
+                weighted_chunk<NW, 1, F16>(o, out_stride, x, stride, w, w_stride, n_rows);
+            break;
+        case 2:
+            if constexpr (2 <= max_vectors<NW>())
+                weighted_chunk<NW, 2, F16>(o, out_stride, x, stride, w, w_stride, n_rows);
+            break;
+        case 3:
+            if constexpr (3 <= max_vectors<NW>())
+                weighted_chunk<NW, 3, F16>(o, out_stride, x, stride, w, w_stride, n_rows);
+            break;
+        case 4:
+            if constexpr (4 <= max_vectors<NW>())
+                weighted_chunk<NW, 4, F16>(o, out_stride, x, stride, w, w_stride, n_rows);
+            break;
+        case 5:
+            if constexpr (5 <= max_vectors<NW>())
+                weighted_chunk<NW, 5, F16>(o, out_stride, x, stride, w, w_stride, n_rows);
+            break;
+        case 6:
+            if constexpr (6 <= max_vectors<NW>())
+                weighted_chunk<NW, 6, F16>(o, out_stride, x, stride, w, w_stride, n_rows);
+            break;
+        case 7:
+            if constexpr (7 <= max_vectors<NW>())
+                weighted_chunk<NW, 7, F16>(o, out_stride, x, stride, w, w_stride, n_rows);
+            break;
+        case 8:
+            if constexpr (8 <= max_vectors<NW>())
+                weighted_chunk<NW, 8, F16>(o, out_stride, x, stride, w, w_stride, n_rows);
+            break;
+        case 9:
+            if constexpr (9 <= max_vectors<NW>())
+                weighted_chunk<NW, 9, F16>(o, out_stride, x, stride, w, w_stride, n_rows);
+            break;
+        case 10:
+            if constexpr (10 <= max_vectors<NW>())
+                weighted_chunk<NW, 10, F16>(o, out_stride, x, stride, w, w_stride, n_rows);
+            break;
+        case 11:
+            if constexpr (11 <= max_vectors<NW>())
+                weighted_chunk<NW, 11, F16>(o, out_stride, x, stride, w, w_stride, n_rows);
+            break;
+        default: weighted_chunk<NW, max_vectors<NW>(), F16>(o, out_stride, x, stride, w, w_stride, n_rows); break;
         }
         d += nv * 8;
     }
-    for (; d < n; d++) { // a head_dim that is not a multiple of 8: the last values one by one
-        float s = 0;
-        for (int64_t r = 0; r < n_rows; r++) {
-            const uint8_t *x = rows + r * stride + d * eb;
-            s += w[r] * (F16 ? _cvtsh_ss(*(const uint16_t *)x) : *(const float *)x);
+    for (; d < n; d++) // a head_dim that is not a multiple of 8: the last values one by one
+        for (int j = 0; j < NW; j++) {
+            float s = 0;
+            for (int64_t r = 0; r < n_rows; r++) {
+                const uint8_t *x = rows + r * stride + d * eb;
+                s += w[j * w_stride + r] * (F16 ? _cvtsh_ss(*(const uint16_t *)x) : *(const float *)x);
+            }
+            out[j * out_stride + d] = s;
         }
-        out[d] = s;
+}
+
+template <bool F16> void weighted_rows(int64_t n, float *out, size_t out_stride, const void *vrows, size_t stride,
+                                       const float *w, size_t w_stride, int n_w, int64_t n_rows) {
+    const uint8_t *rows = static_cast<const uint8_t *>(vrows);
+    for (int j = 0; j < n_w; j += 4) { // four weight vectors a pass over the rows
+        float *o = out + j * out_stride;
+        const float *wj = w + j * w_stride;
+        switch (std::min(4, n_w - j)) {
+        case 1: weighted_group<1, F16>(n, o, out_stride, rows, stride, wj, w_stride, n_rows); break;
+        case 2: weighted_group<2, F16>(n, o, out_stride, rows, stride, wj, w_stride, n_rows); break;
+        case 3: weighted_group<3, F16>(n, o, out_stride, rows, stride, wj, w_stride, n_rows); break;
+        default: weighted_group<4, F16>(n, o, out_stride, rows, stride, wj, w_stride, n_rows); break;
+        }
     }
 }
 

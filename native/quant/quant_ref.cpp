@@ -446,20 +446,31 @@ void q8_0_fill_aux(const void *vy, int64_t n, q8_0_aux *aux) {
 
 // ---------------------------------------------------------------- weighted sums of rows
 
-void weighted_rows_f32_ref(int64_t n, float *out, const void *rows, size_t stride, const float *w, int64_t n_rows) {
-    for (int64_t d = 0; d < n; d++) out[d] = 0;
-    for (int64_t r = 0; r < n_rows; r++) {
-        const float *x = reinterpret_cast<const float *>(static_cast<const uint8_t *>(rows) + r * stride);
-        for (int64_t d = 0; d < n; d++) out[d] += w[r] * x[d];
+namespace {
+template <class T, class F> void weighted_rows_ref(int64_t n, float *out, size_t out_stride, const void *rows,
+                                                   size_t stride, const float *w, size_t w_stride, int n_w,
+                                                   int64_t n_rows, F to_f32) {
+    for (int j = 0; j < n_w; j++) {
+        float *o = out + j * out_stride;
+        const float *wj = w + j * w_stride;
+        for (int64_t d = 0; d < n; d++) o[d] = 0;
+        for (int64_t r = 0; r < n_rows; r++) {
+            const T *x = reinterpret_cast<const T *>(static_cast<const uint8_t *>(rows) + r * stride);
+            for (int64_t d = 0; d < n; d++) o[d] += wj[r] * to_f32(x[d]);
+        }
     }
 }
+} // namespace
 
-void weighted_rows_f16_ref(int64_t n, float *out, const void *rows, size_t stride, const float *w, int64_t n_rows) {
-    for (int64_t d = 0; d < n; d++) out[d] = 0;
-    for (int64_t r = 0; r < n_rows; r++) {
-        const fp16_t *x = reinterpret_cast<const fp16_t *>(static_cast<const uint8_t *>(rows) + r * stride);
-        for (int64_t d = 0; d < n; d++) out[d] += w[r] * fp16_to_f32(x[d]);
-    }
+void weighted_rows_f32_ref(int64_t n, float *out, size_t out_stride, const void *rows, size_t stride, const float *w,
+                           size_t w_stride, int n_w, int64_t n_rows) {
+    weighted_rows_ref<float>(n, out, out_stride, rows, stride, w, w_stride, n_w, n_rows, [](float x) { return x; });
+}
+
+void weighted_rows_f16_ref(int64_t n, float *out, size_t out_stride, const void *rows, size_t stride, const float *w,
+                           size_t w_stride, int n_w, int64_t n_rows) {
+    weighted_rows_ref<fp16_t>(n, out, out_stride, rows, stride, w, w_stride, n_w, n_rows,
+                              [](fp16_t x) { return fp16_to_f32(x); });
 }
 
 // ---------------------------------------------------------------- the scalar kernel table

@@ -89,8 +89,10 @@ void vec_dot_rows_packed_q4_0_q8_0_ref(int64_t n, float *s, size_t bs, const voi
 void vec_dot_rows_packed_q8_0_q8_0_ref(int64_t n, float *s, size_t bs, const void *x, size_t bx, const void *y,
                                        size_t by, int nc);
 // weighted_rows_fn over F32 and F16 rows
-void weighted_rows_f32_ref(int64_t n, float *out, const void *rows, size_t stride, const float *w, int64_t n_rows);
-void weighted_rows_f16_ref(int64_t n, float *out, const void *rows, size_t stride, const float *w, int64_t n_rows);
+void weighted_rows_f32_ref(int64_t n, float *out, size_t out_stride, const void *rows, size_t stride, const float *w,
+                           size_t w_stride, int n_w, int64_t n_rows);
+void weighted_rows_f16_ref(int64_t n, float *out, size_t out_stride, const void *rows, size_t stride, const float *w,
+                           size_t w_stride, int n_w, int64_t n_rows);
 
 void vec_dot_rows_packed_f16_f32_ref(int64_t n, float *s, size_t bs, const void *x, size_t bx, const void *y, size_t by,
                                      int nc);
