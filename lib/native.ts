@@ -171,7 +171,7 @@ export interface NativeVqgan {
  */
 export interface NativeAddon {
   GGUFFile: new (path: string) => NativeGGUFFile;
-  /** kvType: 0 (f32) or 1 (f16), the ggml type ids; sequences: KV cache slots (default 1) */
+  /** kvType: 0 (f32), 1 (f16) or 8 (q8_0), the ggml type ids; sequences: KV cache slots (default 1) */
   Model: { load(path: string, options: { contextSize?: number; threads?: number; kvType?: number; repack?: number; gpu?: NativeGpu; gpuLayers?: number; sequences?: number }): Promise<NativeModel> };
   /** gpu 2 (cuda) fails for now: CLIP has no CUDA implementation yet; 1 (auto) runs on the CPU */
   Clip: { load(path: string, options: { threads?: number; gpu?: NativeGpu }): Promise<NativeClip> };

@@ -5,12 +5,14 @@
 // prompt. Then the HealthGPT session: an answer and two image generations at once against each
 // alone, and `healthgpt generate` with two inputs. On the tiny reference HealthGPT
 // (test/fixtures/healthgpt: a phi3 with both plugins, 2048 positions).
-import { copyFileSync, readFileSync } from 'node:fs';
+import { copyFileSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { TokenLogprobs } from '../lib/model/logprobs.js';
 import { LanguageModel, type FinishReason, type GenerateOptions } from '../lib/model/model.js';
 import { HealthGPT, type HealthGPTLoadOptions } from '../lib/session/healthgpt.js';
+import { M3_COMPREHENSION, writeRandomHLoraPlugin } from '../lib/synthetic/hlora.js';
+import { PHI3_TINY, writeRandomPhi3 } from '../lib/synthetic/phi3.js';
 import { cli, root, tempDir } from './helpers.js';
 
 const dir = join(root, 'test', 'fixtures', 'healthgpt');
@@ -154,6 +156,55 @@ describe('LanguageModel: concurrent requests in one batch', () => {
   it('refuses a bad sequences option by name', async () => {
     await expect(LanguageModel.load(file('lm.gguf'), { sequences: 0 })).rejects.toThrow(/sequences must be an integer in 1\.\.64, got 0/);
     await expect(LanguageModel.load(file('lm.gguf'), { sequences: 1.5 })).rejects.toThrow(/sequences must be an integer/);
+  });
+});
+
+describe('a q8_0 KV cache: batched requests equal each alone', () => {
+  // the fixture's heads (16 values) are too short for q8_0 blocks: a random phi3 with heads of
+  // 64 and two query heads a kv head, and a random comprehension plugin
+  const shape = { ...PHI3_TINY, kvHeads: 2 };
+  let tmp: string;
+  const opts = (sequences: number, kvType: 'q8_0' | 'f32' = 'q8_0') => ({ threads: 2, contextSize: 512, sequences, kvType, plugins: { comprehension: join(tmp, 'com.gguf') } });
+  beforeAll(async () => {
+    tmp = tempDir();
+    await writeRandomPhi3(join(tmp, 'lm.gguf'), shape, 77);
+    await writeRandomHLoraPlugin(join(tmp, 'com.gguf'), shape, { ...M3_COMPREHENSION, rank: 8, alpha: 16 }, 'f32');
+  });
+  afterAll(() => rmSync(tmp, { recursive: true, force: true }));
+
+  it("greedy tokens and logprobs bit for bit, a prompt in chunks beside decode rows; not the f32 cache's numbers", async () => {
+    const reqs: [number[], GenerateOptions][] = [
+      [prompt(20, 5), { maxTokens: 20 }],
+      [prompt(300, 6), { maxTokens: 12, plugin: 'comprehension' }],
+      [prompt(9, 7), { maxTokens: 24, plugin: 'comprehension' }],
+    ];
+    const alone: Run[] = [];
+    for (const [p, o] of reqs) {
+      const one = await LanguageModel.load(join(tmp, 'lm.gguf'), opts(1));
+      try {
+        alone.push(await run(one, p, o));
+      } finally {
+        one.dispose();
+      }
+    }
+    const m = await LanguageModel.load(join(tmp, 'lm.gguf'), opts(3));
+    const f32 = await LanguageModel.load(join(tmp, 'lm.gguf'), opts(1, 'f32'));
+    try {
+      let most = 0;
+      const together = await Promise.all(reqs.map(([p, o]) => run(m, p, o, () => (most = Math.max(most, m.load.running)))));
+      expect(most).toBe(3);
+      for (const [i, r] of together.entries()) {
+        expect(r.tokens).toEqual(alone[i]!.tokens);
+        expect(r.logprobs).toEqual(alone[i]!.logprobs);
+      }
+      // the cache type took: the f32 cache's log-probabilities are others (close, not equal)
+      const exact = await run(f32, reqs[0]![0], reqs[0]![1]);
+      expect(exact.logprobs[0]!.logprob).not.toBe(alone[0]!.logprobs[0]!.logprob);
+      expect(exact.logprobs[0]!.logprob).toBeCloseTo(alone[0]!.logprobs[0]!.logprob, 1);
+    } finally {
+      m.dispose();
+      f32.dispose();
+    }
   });
 });
 

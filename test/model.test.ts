@@ -190,7 +190,11 @@ describe('LanguageModel requests', () => {
     await expect(m.evaluate(new Array(m.info.nCtx + 1).fill(1))).rejects.toMatchObject({ code: 'ERR_CONTEXT' });
     await expect(collect(m.generate(prompt, { temperature: -1 }))).rejects.toThrow(/temperature must be a number >= 0, got -1/);
     await expect(collect(m.generate(prompt, { topP: 0 }))).rejects.toThrow(/topP must be in \(0, 1\], got 0/);
-    await expect(LanguageModel.load(join(fixtures, 'gqa.f32.gguf'), { kvType: 'q4' as 'f16' })).rejects.toThrow(/kvType must be "f16" or "f32", got q4/);
+    await expect(LanguageModel.load(join(fixtures, 'gqa.f32.gguf'), { kvType: 'q4' as 'f16' })).rejects.toThrow(/kvType must be one of f16, f32, q8_0, got q4/);
+    // q8_0 blocks are 32 values: a model whose heads are shorter says so (and names the way out)
+    const short = LanguageModel.load(join(root, 'test', 'fixtures', 'healthgpt', 'lm.gguf'), { kvType: 'q8_0' });
+    await expect(short).rejects.toMatchObject({ code: 'ERR_UNSUPPORTED' });
+    await expect(short).rejects.toThrow(/q8_0 KV cache needs a head size that is a multiple of 32; this model's is 16 \(use f16\)/);
     await expect(LanguageModel.load(join(root, 'test', 'fixtures', 'gguf', 'pygguf.gguf'))).rejects.toBeInstanceOf(HealthGPTError);
   });
 

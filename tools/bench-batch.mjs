@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // node tools/bench-batch.mjs [--json] [--threads N] [--tokens N] [--image-tokens N] [--streams 1,2,4,8]
-//                            [--repeats N] [--tiny] [--cache DIR]
+//                            [--repeats N] [--kv-type f16|q8_0] [--tiny] [--cache DIR]
 //
 // Concurrent requests decoded together (LanguageModel's scheduler: one pass over the weights
 // per step for every active sequence, lib/model/scheduler.ts), on the Phi-3-mini-shaped random
@@ -35,6 +35,7 @@ const USAGE = `usage: node tools/bench-batch.mjs [options]
   --image-tokens N  image tokens each image generation decodes (default 64; a full image is 1024)
   --streams LIST    concurrent text streams to measure (default 1,2,4,8)
   --repeats N       runs of each case, the median reported (default 1)
+  --kv-type TYPE    the KV cache's type: f16 (default), f32 or q8_0
   --tiny            a small F32 model with HealthGPT's vocabulary (a check that it runs)
   --cache DIR       where the random model and plugins are kept (default ~/.cache/healthgpt/bench)`;
 const { fail, lib, parse } = benchCli('bench-batch', USAGE);
@@ -52,6 +53,7 @@ function parseArgs(argv) {
       'image-tokens': 64,
       streams: '1,2,4,8',
       repeats: 1,
+      'kv-type': 'f16',
       cache: join(homedir(), '.cache', 'healthgpt', 'bench'),
       case: undefined,
     },
@@ -59,6 +61,7 @@ function parseArgs(argv) {
   );
   o.streamList = o.streams.split(',').map(Number);
   if (o.streamList.some((n) => !Number.isInteger(n) || n < 1 || n > 64)) fail(`--streams must list integers in 1..64, got ${o.streams}`);
+  if (!['f16', 'f32', 'q8_0'].includes(o['kv-type'])) fail(`--kv-type must be f16, f32 or q8_0, got ${o['kv-type']}`);
   if (o.tokens < 2 || o['image-tokens'] < 2) fail('--tokens and --image-tokens must be at least 2 (the rate is over the steps between tokens)');
   return o;
 }
@@ -105,7 +108,7 @@ async function runCase(c, o) {
   const { renderChat, PHI3_INSTRUCT } = lib('prompt/template.js');
   const { taskMessage } = lib('generate/tasks.js');
   const t0 = performance.now();
-  const model = await LanguageModel.load(c.model, { threads: o.threads, contextSize: 256 + c.tokens, sequences: c.plugins.length, plugins: c.pluginFiles });
+  const model = await LanguageModel.load(c.model, { threads: o.threads, contextSize: 256 + c.tokens, sequences: c.plugins.length, plugins: c.pluginFiles, kvType: o['kv-type'] });
   const loadMs = performance.now() - t0;
   let requests;
   if (c.images) {
@@ -174,7 +177,7 @@ async function main() {
   for (const c of cases) {
     const runs = [];
     for (let r = 0; r < o.repeats; r++) {
-      const child = spawnSync(process.execPath, [self, '--threads', String(o.threads), '--case', JSON.stringify({ ...c, model: m.path })], { encoding: 'utf8', maxBuffer: 1 << 20 });
+      const child = spawnSync(process.execPath, [self, '--threads', String(o.threads), '--kv-type', o['kv-type'], '--case', JSON.stringify({ ...c, model: m.path })], { encoding: 'utf8', maxBuffer: 1 << 20 });
       if (child.status !== 0) fail(`case "${c.name}" failed:\n${child.stderr}`);
       runs.push(JSON.parse(child.stdout.trim().split('\n').pop() ?? ''));
     }
@@ -197,12 +200,12 @@ async function main() {
     const one = rows.find((x) => x.group === r.group && x.streams === 1);
     r.vs_one = one ? r.tok_s / one.tok_s : null;
   }
-  const result = { model: m.path, plugins: pluginFiles, threads: o.threads, image_tokens_per_image: o['image-tokens'], full_image_tokens: 1024, results: rows };
+  const result = { model: m.path, plugins: pluginFiles, threads: o.threads, kv_type: o['kv-type'], image_tokens_per_image: o['image-tokens'], full_image_tokens: 1024, results: rows };
   if (o.json) {
     console.log(JSON.stringify(result, null, 2));
     return;
   }
-  console.log(`concurrent decoding, ${o.threads} threads (${m.path}); images: ${o['image-tokens']} of 1024 tokens each`);
+  console.log(`concurrent decoding, ${o.threads} threads, ${o['kv-type']} KV cache (${m.path}); images: ${o['image-tokens']} of 1024 tokens each`);
   const table = [
     ['case', 'aggregate tok/s', 'x one', 'x alone', 'prefill ms', 'peak RSS MB'],
     ...rows.map((r) => [r.case, r.tok_s.toFixed(2), r.vs_one === null ? '' : r.vs_one.toFixed(2), r.vs_alone.toFixed(2), r.prefill_ms.toFixed(0), r.peak_rss_mb.toFixed(0)]),

@@ -9,6 +9,7 @@ import { HealthGPTError } from '../errors.js';
 import { gpuOf, reportBackend } from './session-flags.js';
 import { startServer, type RunningServer } from '../server/app.js';
 import { HealthGPT } from '../session/healthgpt.js';
+import type { KvType } from '../model/model.js';
 import { resolveModelFiles } from '../session/model-files.js';
 
 interface ServeFlags {
@@ -27,7 +28,7 @@ interface ServeFlags {
   threads?: number;
   context?: number;
   sequences?: number;
-  kvType?: 'f16' | 'f32';
+  kvType?: KvType;
   gpu?: 'auto' | 'cuda' | 'off';
   gpuLayers?: number;
 }
@@ -57,7 +58,7 @@ export function serveCommand(): Command {
         'requests decoded together, one batch per token (KV cache slots of --context positions each, committed as written); more wait in the queue (default 4; 1 with --gpu cuda, whose model holds one)',
       ).argParser(num),
     )
-    .addOption(new Option('--kv-type <type>', 'KV cache precision (default f16)').choices(['f16', 'f32']))
+    .addOption(new Option('--kv-type <type>', 'KV cache precision (default f16; q8_0: half the memory a slot takes)').choices(['f16', 'f32', 'q8_0']))
     .addOption(new Option('--gpu <mode>', 'where the language model, CLIP and the VQGAN run: off (default, the CPU), auto (CUDA when present and it fits), cuda').choices(['auto', 'cuda', 'off']))
     .addOption(new Option('--gpu-layers <n>', 'with a GPU: only the first n layers there, the rest on the CPU').argParser(num))
     .action(async (o: ServeFlags) => {

@@ -2,7 +2,7 @@
 import { type Command, Option } from 'commander';
 import { HealthGPTError } from '../errors.js';
 import type { ImageDecodeOptions } from '../image/index.js';
-import type { GpuOption } from '../model/model.js';
+import type { GpuOption, KvType } from '../model/model.js';
 import type { SamplingRequest } from '../session/healthgpt.js';
 
 const num = (v: string) => Number(v);
@@ -12,7 +12,7 @@ export interface SessionFlags {
   vision?: string;
   threads?: number;
   context?: number;
-  kvType?: 'f16' | 'f32';
+  kvType?: KvType;
   gpu?: 'auto' | 'cuda' | 'off';
   gpuLayers?: number;
   window?: string;
@@ -40,7 +40,7 @@ export function addSessionOptions(c: Command): Command {
     .addOption(new Option('--seed <s>', 'PRNG seed').argParser(num))
     .addOption(new Option('--threads <n>', 'threads (default: one per core)').argParser(num))
     .addOption(new Option('--context <n>', "context size (default: the model's)").argParser(num))
-    .addOption(new Option('--kv-type <type>', 'KV cache precision (default f16)').choices(['f16', 'f32']))
+    .addOption(new Option('--kv-type <type>', 'KV cache precision (default f16; q8_0: half the memory)').choices(['f16', 'f32', 'q8_0']))
     .addOption(new Option('--gpu <mode>', 'where the language model, CLIP and the VQGAN run: off (default, the CPU), auto (CUDA when present and it fits), cuda').choices(['auto', 'cuda', 'off']))
     .addOption(new Option('--gpu-layers <n>', 'with a GPU: only the first n layers there, the rest on the CPU').argParser(num))
     .option('--json', 'print one JSON object at the end instead of streaming');

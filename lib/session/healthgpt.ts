@@ -24,7 +24,7 @@ import { HealthGPTError } from '../errors.js';
 import { GENERATION_TASKS, isGenerationTask, taskMessage, type GenerationTask } from '../generate/tasks.js';
 import { findImageTokens, imageIndices, imageTokenMask, type ImageTokenIds } from '../generate/image-tokens.js';
 import { encodePng, loadPixelValues, type ImageDecodeOptions, type ImageInput } from '../image/index.js';
-import { LanguageModel, type FinishReason, type GenerateOptions, type GpuOption, type PluginOptions, type PromptPiece } from '../model/model.js';
+import { LanguageModel, type FinishReason, type GenerateOptions, type GpuOption, type KvType, type PluginOptions, type PromptPiece } from '../model/model.js';
 import { validateSampling, type SamplingOptions } from '../model/sampler.js';
 import { IMAGE_PLACEHOLDER, countImages, tokenizeImagePrompt } from '../prompt/multimodal.js';
 import { renderChat, templateFor, type ChatMessage, type ChatTemplate } from '../prompt/template.js';
@@ -53,8 +53,8 @@ export interface HealthGPTLoadOptions {
   contextSize?: number;
   /** requests decoded together (LoadOptions.sequences: KV cache slots); default 1 */
   sequences?: number;
-  /** KV cache precision; default f16 */
-  kvType?: 'f16' | 'f32';
+  /** KV cache precision (LoadOptions.kvType): 'f16' (default), 'f32' or 'q8_0' (half of f16's memory) */
+  kvType?: KvType;
   /** where the language model, the vision tower and the VQGAN run (LoadOptions.gpu); default false (the CPU) */
   gpu?: GpuOption;
   /** LoadOptions.gpuLayers */

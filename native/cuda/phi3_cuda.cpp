@@ -138,7 +138,8 @@ CudaPhi3::CudaPhi3(const Phi3Model &m, int kv_type, int64_t n_ctx, int64_t max_c
     std::snprintf(cc, sizeof cc, " (sm_%d%d, %.1f GiB)", props.cc_major, props.cc_minor,
                   props.total_bytes / 1073741824.0);
     describe_ = "cuda: " + props.name + cc;
-    if (kv_type != HG_TYPE_F16 && kv_type != HG_TYPE_F32) fail("cuda: KV cache type must be f16 or f32");
+    if (kv_type != HG_TYPE_F16 && kv_type != HG_TYPE_F32)
+        fail("cuda: KV cache type must be f16 or f32 (a q8_0 cache runs on the CPU only)");
     if (hp_.head_dim > 256) fail("cuda: head_dim " + std::to_string(hp_.head_dim) + " (the kernels take up to 256)");
 
     const int64_t E = hp_.n_embd, F = hp_.n_ff, Q = hp_.n_qkv(), V = hp_.n_vocab, C = max_chunk_;

@@ -206,7 +206,7 @@ typedef struct hg_model hg_model;
 typedef struct hg_model_params {
     int n_ctx;      /* positions the KV cache holds; <= 0: the file's context_length */
     int n_threads;  /* <= 0: one per core */
-    int kv_type;    /* HG_TYPE_F16 (default) or HG_TYPE_F32 */
+    int kv_type;    /* HG_TYPE_F16 (default), HG_TYPE_F32 or HG_TYPE_Q8_0 (half of f16's memory; CPU only) */
     int repack;     /* 1 (default): q4_0 linears are regrouped at load for the kernels (faster;
                       they move from the file's mapping to the model's memory); 0: all read
                       in place from the mapping */

@@ -54,8 +54,11 @@ template <class Fn> void for_rows(ThreadPool &pool, int64_t n, Fn &&fn) {
 // ---- KV cache ----
 
 Phi3KVCache::Phi3KVCache(const Phi3HParams &hp, int type, int64_t n_ctx) : type_(type), n_ctx_(n_ctx) {
-    if (type != HG_TYPE_F16 && type != HG_TYPE_F32)
-        fail(HG_ERR_UNSUPPORTED, "KV cache type " + type_name(type) + " is not supported (f16 or f32)");
+    if (type != HG_TYPE_F16 && type != HG_TYPE_F32 && type != HG_TYPE_Q8_0)
+        fail(HG_ERR_UNSUPPORTED, "KV cache type " + type_name(type) + " is not supported (f16, f32 or q8_0)");
+    if (type == HG_TYPE_Q8_0 && hp.head_dim % 32 != 0)
+        fail(HG_ERR_UNSUPPORTED, "a q8_0 KV cache needs a head size that is a multiple of 32; this model's is " +
+                                     std::to_string(hp.head_dim) + " (use f16)");
     const int64_t per_layer = kv_layer_bytes(type, n_ctx, hp.n_head_kv, hp.head_dim);
     // Left uninitialised: only positions below n_past are ever read, and untouched pages of
     // a long context cost no memory until they are used.

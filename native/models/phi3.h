@@ -83,7 +83,7 @@ class Phi3KVCache {
 struct Phi3Options {
     int64_t n_ctx = 0;         // <= 0: the model's context_length
     int n_seq = 1;             // KV cache slots (sequences), each of n_ctx positions
-    int kv_type = HG_TYPE_F16; // HG_TYPE_F16 or HG_TYPE_F32
+    int kv_type = HG_TYPE_F16; // HG_TYPE_F16, HG_TYPE_F32 or HG_TYPE_Q8_0 (ops/attention.h)
     // Pack the linears whose type has a packed layout (q4_0). Off: every weight is read in
     // place from the mapping (no copy at load, pages the kernel may evict under pressure).
     bool repack = true;

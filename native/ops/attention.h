@@ -18,14 +18,23 @@ namespace hg {
 // once by q.K (dots, 16 keys a call) and once by probs.V (a weighted sum of the V rows). A
 // transposed V (head_dim runs at the cache's stride) read from memory at decode took 1.5x
 // as long for the whole attention.
+//
+// A q8_0 cache (head_dim a multiple of 32) holds each key and value as q8_0 blocks, 1.06
+// bytes a value against f16's 2: half the memory a slot takes and half the bytes a long
+// context's attention reads. Its keys sit in groups of 16 packed as quant/repack.h packs
+// weight rows (each head's run rounded up to whole groups), so that q.K is the packed q8_0
+// row-block kernel with the query rounded to q8_0 (llama.cpp's q8_0 cache rounds it too);
+// its values stay row by row, weighted as dequantized. Values are quantized as they are
+// stored (the active kernels' q8_0 quantizer, llama.cpp's rounding).
 struct kv_layer {
-    int type = 0; // HG_TYPE_F32 or HG_TYPE_F16
+    int type = 0; // HG_TYPE_F32, HG_TYPE_F16 or HG_TYPE_Q8_0
     void *k = nullptr;
     void *v = nullptr;
     int64_t n_ctx = 0, n_kv_heads = 0, head_dim = 0;
 };
 
-// Bytes one layer's K (or V) takes.
+// Bytes one layer's K (or V) takes. Fails (hg::Error) for a type the cache cannot hold, and
+// for q8_0 with a head_dim that is not whole blocks.
 int64_t kv_layer_bytes(int type, int64_t n_ctx, int64_t n_kv_heads, int64_t head_dim);
 
 // Writes the K and V of n_tokens tokens at positions pos0.. (token t's K at k + t *
@@ -56,8 +65,9 @@ struct attention_segment {
 void attention_segments(ThreadPool &pool, const attention_segment *segs, size_t n_segs, int64_t q_stride,
                         int64_t n_heads, int64_t sliding_window, int64_t out_stride);
 
-// Plain scalar reference on one thread: the cache read element by element, q and the
-// probabilities unrounded, sums in double.
+// Plain scalar reference on one thread: the cache read as floats, the probabilities
+// unrounded, sums in double; q unrounded too, except against a q8_0 cache, whose attention is
+// defined with q rounded to q8_0 (as the kernels round it).
 void attention_ref(const kv_layer &kv, const float *q, int64_t q_stride, int64_t n_tokens, int64_t pos0,
                    int64_t n_heads, int64_t sliding_window, float *out, int64_t out_stride);
 

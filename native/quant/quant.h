@@ -96,7 +96,8 @@ struct kernel_table {
     // x + kRowBlock * bx, bx a plain row's bytes), each row's result bit for bit the packed
     // kernel's, for kernels that share their activation broadcasts between the groups.
     vec_dot_rows_fn vec_dot_rows2_packed[HG_TYPE_COUNT];
-    // F32 and F16 rows (a KV cache's types); every level has them, the scalar one included.
+    // F32, F16 and Q8_0 rows (a KV cache's types); every level has them, the scalar one
+    // included. A Q8_0 row's values are weighted as dequantizing gives them (d * q in float).
     weighted_rows_fn weighted_rows[HG_TYPE_COUNT];
 };
 

@@ -1044,6 +1044,60 @@ template <bool F16> void weighted_rows(int64_t n, float *out, size_t out_stride,
     }
 }
 
+// q8_0 rows (a q8_0 KV cache's V), as the AVX-512 kernel: each block's values widened and
+// scaled by its d once for the weight vectors, one FMA per weight vector. A block is four
+// registers here, so a pass holds one or two weight vectors (NB blocks of one, one of two).
+template <int NW, int NB> void weighted_chunk_q8_0(float *out, size_t out_stride, const uint8_t *rows, size_t stride,
+                                                   const float *w, size_t w_stride, int64_t n_rows) {
+    __m256 acc[NW][4 * NB];
+    for (int j = 0; j < NW; j++)
+        for (int v = 0; v < 4 * NB; v++) acc[j][v] = _mm256_setzero_ps();
+    for (int64_t r = 0; r < n_rows; r++) {
+        const block_q8_0 *x = reinterpret_cast<const block_q8_0 *>(rows + r * stride);
+        if (r + kPrefetchRows < n_rows)
+            prefetch_record((const uint8_t *)x, NB * sizeof(block_q8_0), kPrefetchRows * stride);
+        __m256 wr[NW];
+        for (int j = 0; j < NW; j++) wr[j] = _mm256_set1_ps(w[j * w_stride + r]);
+#pragma GCC unroll 3
+        for (int b = 0; b < NB; b++) {
+            const __m256 d = _mm256_set1_ps(h2f(x[b].d));
+#pragma GCC unroll 4
+            for (int h = 0; h < 4; h++) {
+                const __m128i q = _mm_loadl_epi64((const __m128i *)(x[b].qs + 8 * h));
+                const __m256 xv = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(q)), d);
+                for (int j = 0; j < NW; j++) acc[j][4 * b + h] = _mm256_fmadd_ps(xv, wr[j], acc[j][4 * b + h]);
+            }
+        }
+    }
+    for (int j = 0; j < NW; j++)
+        for (int v = 0; v < 4 * NB; v++) _mm256_storeu_ps(out + j * out_stride + 8 * v, acc[j][v]);
+}
+
+void weighted_rows_q8_0(int64_t n, float *out, size_t out_stride, const void *vrows, size_t stride, const float *w,
+                        size_t w_stride, int n_w, int64_t n_rows) {
+    const uint8_t *rows = static_cast<const uint8_t *>(vrows);
+    const int64_t nb = n / QK8_0;
+    for (int j = 0; j < n_w; j += 2) {
+        float *o = out + j * out_stride;
+        const float *wj = w + j * w_stride;
+        if (n_w - j >= 2) {
+            for (int64_t b = 0; b < nb; b++)
+                weighted_chunk_q8_0<2, 1>(o + b * QK8_0, out_stride, rows + b * sizeof(block_q8_0), stride, wj,
+                                          w_stride, n_rows);
+            continue;
+        }
+        for (int64_t b = 0; b < nb;) {
+            const uint8_t *x = rows + b * sizeof(block_q8_0);
+            float *ob = o + b * QK8_0;
+            switch (std::min<int64_t>(3, nb - b)) {
+            case 1: weighted_chunk_q8_0<1, 1>(ob, out_stride, x, stride, wj, w_stride, n_rows), b += 1; break;
+            case 2: weighted_chunk_q8_0<1, 2>(ob, out_stride, x, stride, wj, w_stride, n_rows), b += 2; break;
+            default: weighted_chunk_q8_0<1, 3>(ob, out_stride, x, stride, wj, w_stride, n_rows), b += 3; break;
+            }
+        }
+    }
+}
+
 constexpr kernel_table make_table() {
     kernel_table t{};
     t.vec_dot[HG_TYPE_F32] = vec_dot_f32;
@@ -1071,6 +1125,7 @@ constexpr kernel_table make_table() {
     t.from_float[HG_TYPE_BF16] = quantize_bf16;
     t.weighted_rows[HG_TYPE_F32] = weighted_rows<false>;
     t.weighted_rows[HG_TYPE_F16] = weighted_rows<true>;
+    t.weighted_rows[HG_TYPE_Q8_0] = weighted_rows_q8_0;
     return t;
 }
 

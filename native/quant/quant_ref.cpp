@@ -473,6 +473,20 @@ void weighted_rows_f16_ref(int64_t n, float *out, size_t out_stride, const void 
                               [](fp16_t x) { return fp16_to_f32(x); });
 }
 
+void weighted_rows_q8_0_ref(int64_t n, float *out, size_t out_stride, const void *rows, size_t stride, const float *w,
+                            size_t w_stride, int n_w, int64_t n_rows) {
+    for (int j = 0; j < n_w; j++) {
+        float *o = out + j * out_stride;
+        const float *wj = w + j * w_stride;
+        for (int64_t d = 0; d < n; d++) o[d] = 0;
+        for (int64_t r = 0; r < n_rows; r++) {
+            const block_q8_0 *x = reinterpret_cast<const block_q8_0 *>(static_cast<const uint8_t *>(rows) + r * stride);
+            for (int64_t d = 0; d < n; d++)
+                o[d] += wj[r] * ((float)x[d / QK8_0].qs[d % QK8_0] * fp16_to_f32(x[d / QK8_0].d));
+        }
+    }
+}
+
 // ---------------------------------------------------------------- the scalar kernel table
 
 const kernel_table &kernels_scalar() {
@@ -508,6 +522,7 @@ const kernel_table &kernels_scalar() {
         k.vec_dot_rows_packed[HG_TYPE_Q6_K] = vec_dot_rows_packed_q6_K_q8_K_ref;
         k.weighted_rows[HG_TYPE_F32] = weighted_rows_f32_ref;
         k.weighted_rows[HG_TYPE_F16] = weighted_rows_f16_ref;
+        k.weighted_rows[HG_TYPE_Q8_0] = weighted_rows_q8_0_ref;
         return k;
     }();
     return t;

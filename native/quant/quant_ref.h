@@ -88,7 +88,10 @@ void vec_dot_rows_packed_q4_0_q8_0_ref(int64_t n, float *s, size_t bs, const voi
                                        size_t by, int nc);
 void vec_dot_rows_packed_q8_0_q8_0_ref(int64_t n, float *s, size_t bs, const void *x, size_t bx, const void *y,
                                        size_t by, int nc);
-// weighted_rows_fn over F32 and F16 rows
+// weighted_rows_fn over F32, F16 and Q8_0 rows (a q8_0 row's values are d * q, rounded to
+// float as dequantizing rounds them, then weighted: the sums of the dequantized rows)
+void weighted_rows_q8_0_ref(int64_t n, float *out, size_t out_stride, const void *rows, size_t stride, const float *w,
+                            size_t w_stride, int n_w, int64_t n_rows);
 void weighted_rows_f32_ref(int64_t n, float *out, size_t out_stride, const void *rows, size_t stride, const float *w,
                            size_t w_stride, int n_w, int64_t n_rows);
 void weighted_rows_f16_ref(int64_t n, float *out, size_t out_stride, const void *rows, size_t stride, const float *w,

@@ -170,4 +170,21 @@ void unpack_block(int type, const void *group, int64_t nb, int r, int64_t b, voi
     from_group(l, static_cast<const uint8_t *>(group), r, b, nb, static_cast<uint8_t *>(block));
 }
 
+void pack_block(int type, void *group, int64_t nb, int r, int64_t b, const void *block) {
+    if (type == HG_TYPE_Q8_0) { // a q8_0 KV cache stores every key so: the layout above, unrolled
+        const block_q8_0 &x = *static_cast<const block_q8_0 *>(block);
+        uint8_t *rec = static_cast<uint8_t *>(group) + b * kRowBlock * sizeof(block_q8_0);
+        std::memcpy(rec + 2 * r, &x.d, 2);
+        for (int j = 0; j < QK8_0 / 4; j++) {
+            uint32_t w;
+            std::memcpy(&w, x.qs + 4 * j, 4);
+            w ^= 0x80808080u;
+            std::memcpy(rec + 2 * kRowBlock + 4 * kRowBlock * j + 4 * r, &w, 4);
+        }
+        return;
+    }
+    const layout &l = layout_or_fail(type);
+    to_group(l, static_cast<const uint8_t *>(block), r, b, nb, static_cast<uint8_t *>(group));
+}
+
 } // namespace hg

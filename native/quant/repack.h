@@ -46,5 +46,8 @@ void pack_rows(int type, const void *src, int64_t rows, int64_t k, int64_t r0, i
 // Row r of a group's block b (of nb blocks a row), back in the plain block layout (for the
 // scalar kernels and tests).
 void unpack_block(int type, const void *group, int64_t nb, int r, int64_t b, void *block);
+// The inverse: a plain block stored as row r's block b of a group (a q8_0 KV cache writes its
+// keys one at a time into the groups that attention reads).
+void pack_block(int type, void *group, int64_t nb, int r, int64_t b, const void *block);
 
 } // namespace hg

@@ -23,6 +23,7 @@
 #include "ops/softmax_exp.h"
 #include "quant/blocks.h"
 #include "quant/quant.h"
+#include "quant/quant_ref.h"
 #include "quant/repack.h"
 #include "tests/check.h"
 
@@ -520,7 +521,7 @@ TEST(simd_vec_dot_rows2_matches_rows) {
 }
 
 // Weighted sums of rows (attention's probabilities times V) at every level, the scalar one
-// included, against a sum in double of the values as stored: n_rows products summed in order
+// included, for f32, f16 and q8_0 rows, against a sum in double of the values as stored: n_rows products summed in order
 // in float are within (n_rows + 1) * 2^-24 * sum |w x| of it. 1 to 8 weight vectors at once
 // (a kv head's query heads), each output the same bit for bit as with its vector alone.
 // Lengths leave every tail of every level's chunks; rows, weights and outputs sit at strides
@@ -532,32 +533,43 @@ TEST(simd_weighted_rows_match_a_double_sum) {
     levels.insert(levels.begin(), {"scalar", &hg::kernels_scalar()});
     int compared = 0;
     for (const auto &l : levels)
-        for (int type : {HG_TYPE_F32, HG_TYPE_F16}) {
+        for (int type : {HG_TYPE_F32, HG_TYPE_F16, HG_TYPE_Q8_0}) {
             const hg::weighted_rows_fn fn = l.table->weighted_rows[type];
             CHECK_MSG(fn != nullptr, std::string(l.name) + " has no weighted_rows for " + tname(type));
             if (!fn) continue;
+            const bool q8 = type == HG_TYPE_Q8_0;
             const size_t eb = type == HG_TYPE_F32 ? 4 : 2;
-            for (int64_t n : {1, 7, 8, 15, 16, 17, 33, 64, 96, 100, 128, 136, 200, 232})
+            // q8_0 rows are whole blocks of 32: 1 to 8 of them (Phi-3-mini's heads 3, Phi-4's 4)
+            const std::vector<int64_t> lengths =
+                q8 ? std::vector<int64_t>{32, 64, 96, 128, 160, 256}
+                   : std::vector<int64_t>{1, 7, 8, 15, 16, 17, 33, 64, 96, 100, 128, 136, 200, 232};
+            for (int64_t n : lengths)
                 for (int64_t n_rows : {0, 1, 2, 17, 300})
                     for (int n_w : {1, 2, 3, 4, 5, 8}) {
                         if (n_w > 1 && n_w != 4 && n % 32 != 0) continue; // enough to cover each count's chunks
-                        const size_t stride = (size_t)(n + 3) * eb, w_stride = (size_t)n_rows + 2,
-                                     o_stride = (size_t)n + 5;
+                        const size_t stride = q8 ? hg::row_bytes(type, n) + 6 : (size_t)(n + 3) * eb,
+                                     w_stride = (size_t)n_rows + 2, o_stride = (size_t)n + 5;
                         std::vector<uint8_t> rows(stride * (size_t)std::max<int64_t>(n_rows, 1));
                         std::vector<double> x((size_t)(n * n_rows));
-                        for (int64_t r = 0; r < n_rows; r++)
-                            for (int64_t d = 0; d < n; d++) {
-                                const float v = u(rng);
-                                uint8_t *at = rows.data() + r * stride + d * eb;
-                                if (type == HG_TYPE_F32) {
-                                    std::memcpy(at, &v, 4);
-                                    x[(size_t)(r * n + d)] = v;
-                                } else {
-                                    const hg::fp16_t h = hg::f32_to_fp16(v);
-                                    std::memcpy(at, &h, 2);
-                                    x[(size_t)(r * n + d)] = hg::fp16_to_f32(h);
-                                }
+                        std::vector<float> row((size_t)n);
+                        for (int64_t r = 0; r < n_rows; r++) {
+                            for (float &v : row) v = u(rng);
+                            uint8_t *at = rows.data() + r * stride;
+                            if (q8) { // the values as stored: d * q, rounded as dequantizing rounds it
+                                hg::quantize_row_q8_0_ref(row.data(), at, n);
+                                hg::dequantize_row_q8_0_ref(at, row.data(), n);
                             }
+                            for (int64_t d = 0; d < n; d++) {
+                                if (type == HG_TYPE_F32) {
+                                    std::memcpy(at + d * 4, &row[(size_t)d], 4);
+                                } else if (type == HG_TYPE_F16) {
+                                    const hg::fp16_t h = hg::f32_to_fp16(row[(size_t)d]);
+                                    std::memcpy(at + d * 2, &h, 2);
+                                    row[(size_t)d] = hg::fp16_to_f32(h);
+                                }
+                                x[(size_t)(r * n + d)] = row[(size_t)d];
+                            }
+                        }
                         std::vector<float> w(w_stride * (size_t)n_w), out(o_stride * (size_t)n_w, 12345.0f),
                             one((size_t)n);
                         for (float &v : w) v = p(rng);

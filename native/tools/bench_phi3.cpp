@@ -5,10 +5,12 @@
 // the base's: the adapters' overhead. With --seqs N (N > 1), decode is N sequences at once
 // (hg_model_eval_batch: one decode row of each per step, after a 16-token prompt each),
 // reported as the aggregate tokens per second of all N: what continuous batching serves
-// several users at. Prints a line per test and, last, one JSON object.
+// several users at. -d D (llama-bench's depth): decode after D prompt tokens in the cache
+// (each sequence's), where attention reads D keys a layer; --kv-type: the cache's type.
+// Prints a line per test and, last, one JSON object.
 //
-//   bench_phi3 MODEL.gguf [--gpu off|auto|cuda] [-p 512] [-n 128] [-r 3] [-t threads] [-c ctx] [-ngl layers]
-//              [--plugin PLUGIN.gguf]... [--adapter-type file|f32|f16|bf16|q8_0] [--seqs N]
+//   bench_phi3 MODEL.gguf [--gpu off|auto|cuda] [-p 512] [-n 128] [-d 0] [-r 3] [-t threads] [-c ctx] [-ngl layers]
+//              [--plugin PLUGIN.gguf]... [--adapter-type file|f32|f16|bf16|q8_0] [--seqs N] [--kv-type f16|f32|q8_0]
 // --adapter-type: the plugins' adapters re-encoded at load (the library's TypeScript layer
 // asks for q8_0 under a quantized base; here the default keeps the file's type).
 #include <algorithm>
@@ -25,8 +27,9 @@ namespace {
 
 int usage() {
     std::fprintf(stderr,
-                 "usage: bench_phi3 MODEL.gguf [--gpu off|auto|cuda] [-p 512] [-n 128] [-r 3] [-t threads] [-c "
-                 "ctx] [-ngl layers] [--plugin PLUGIN.gguf]... [--adapter-type file|f32|f16|bf16|q8_0] [--seqs N]\n");
+                 "usage: bench_phi3 MODEL.gguf [--gpu off|auto|cuda] [-p 512] [-n 128] [-d 0] [-r 3] [-t threads] "
+                 "[-c ctx] [-ngl layers] [--plugin PLUGIN.gguf]... [--adapter-type file|f32|f16|bf16|q8_0] [--seqs N] "
+                 "[--kv-type f16|f32|q8_0]\n");
     return 2;
 }
 
@@ -36,6 +39,7 @@ int main(int argc, char **argv) {
     if (argc < 2 || argv[1][0] == '-') return usage();
     const char *path = argv[1];
     int gpu = HG_GPU_AUTO, n_prompt = 512, n_gen = 128, reps = 3, threads = 0, n_ctx = 0, gpu_layers = -1, seqs = 1;
+    int depth = 0, kv_type = HG_TYPE_F16;
     std::vector<std::string> plugins;
     hg_plugin_params plugin_params = hg_plugin_default_params();
     for (int i = 2; i < argc; i++) {
@@ -48,6 +52,10 @@ int main(int argc, char **argv) {
             n_prompt = std::atoi(v.c_str());
         else if (a == "-n")
             n_gen = std::atoi(v.c_str());
+        else if (a == "-d")
+            depth = std::atoi(v.c_str());
+        else if (a == "--kv-type")
+            kv_type = v == "f16" ? HG_TYPE_F16 : v == "f32" ? HG_TYPE_F32 : v == "q8_0" ? HG_TYPE_Q8_0 : -1;
         else if (a == "-r")
             reps = std::atoi(v.c_str());
         else if (a == "-t")
@@ -70,14 +78,16 @@ int main(int argc, char **argv) {
         else
             return usage();
     }
-    if (gpu < 0 || n_prompt < 0 || n_gen < 0 || reps < 1 || seqs < 1 || plugin_params.adapter_type == -2)
+    if (gpu < 0 || n_prompt < 0 || n_gen < 0 || depth < 0 || kv_type < 0 || reps < 1 || seqs < 1 ||
+        plugin_params.adapter_type == -2)
         return usage();
     hg_model_params p = hg_model_default_params();
     p.gpu = gpu;
     p.n_threads = threads;
     p.gpu_layers = gpu_layers;
-    p.n_ctx = n_ctx > 0 ? n_ctx : std::max(n_prompt, n_gen) + 16;
+    p.n_ctx = n_ctx > 0 ? n_ctx : std::max(n_prompt, depth + 16 + n_gen) + 16;
     p.n_seq = seqs;
+    p.kv_type = kv_type;
     const double t0 = tool::now_s();
     hg_model *m = hg_model_load(path, &p);
     if (!m) {
@@ -89,7 +99,8 @@ int main(int argc, char **argv) {
     const int V = hg_model_n_vocab(m);
     std::printf("bench_phi3: %s on %s, loaded in %.2f s\n", path, backend, load_s);
     std::vector<float> logits((size_t)V);
-    std::vector<int32_t> toks((size_t)std::max(n_prompt, 16 + seqs)); // sequence q's prompt starts at q
+    // sequence q's prompt (16 + depth tokens) starts at q
+    std::vector<int32_t> toks((size_t)std::max(n_prompt, 16 + depth + seqs));
     uint32_t s = 12345;
     for (int32_t &t : toks) s = s * 1664525u + 1013904223u, t = (int32_t)(3 + (s >> 8) % (uint32_t)(V - 3));
     auto fail = [&](const char *what) {
@@ -113,8 +124,9 @@ int main(int argc, char **argv) {
                 pp.push_back(n_prompt / (tool::now_s() - a));
             }
             if (n_gen > 0 && seqs > 1) {
-                // every sequence its own 16-token prompt (one batch), then n_gen steps of one row
-                // each; each sequence's next token picked greedily in the engine, as the library does
+                // every sequence its own 16 + depth token prompt (one batch), then n_gen steps of
+                // one row each; each sequence's next token picked greedily in the engine, as the
+                // library does
                 std::vector<hg_batch_seq> b((size_t)seqs);
                 std::vector<int32_t> next((size_t)seqs), feed((size_t)seqs);
                 auto segment = [&](int q, int start_pos, int n_tokens, const int32_t *tokens) {
@@ -125,22 +137,24 @@ int main(int argc, char **argv) {
                 };
                 for (int q = 0; q < seqs; q++) {
                     hg_model_seq_clear(m, q, 0);
-                    segment(q, 0, 16, &toks[(size_t)q]);
+                    segment(q, 0, 16 + depth, &toks[(size_t)q]);
                 }
                 if (hg_model_eval_batch(m, b.data(), seqs, nullptr) != 0) return false;
                 const double a = tool::now_s();
                 for (int i = 0; i < n_gen; i++) {
                     feed = next;
-                    for (int q = 0; q < seqs; q++) segment(q, 16 + i, 1, &feed[(size_t)q]);
+                    for (int q = 0; q < seqs; q++) segment(q, 16 + depth + i, 1, &feed[(size_t)q]);
                     if (hg_model_eval_batch(m, b.data(), seqs, nullptr) != 0) return false;
                 }
                 tg.push_back((double)seqs * n_gen / (tool::now_s() - a));
             } else if (n_gen > 0) {
                 hg_model_kv_clear(m, 0);
+                if (depth > 0 && hg_model_eval_plugin(m, plugin, toks.data(), depth, 0, logits.data(), 0) != 0)
+                    return false;
                 int32_t tok = toks[0];
                 const double a = tool::now_s();
                 for (int i = 0; i < n_gen; i++) {
-                    if (hg_model_eval_plugin(m, plugin, &tok, 1, i, logits.data(), 0) != 0) return false;
+                    if (hg_model_eval_plugin(m, plugin, &tok, 1, depth + i, logits.data(), 0) != 0) return false;
                     tok = (int32_t)(std::max_element(logits.begin(), logits.end()) - logits.begin());
                 }
                 tg.push_back(n_gen / (tool::now_s() - a));
@@ -152,11 +166,12 @@ int main(int argc, char **argv) {
     double pp = 0, tg = 0;
     if (!measure(-1, pp, tg)) return fail("base");
     if (n_prompt > 0) std::printf("pp%d: %.2f tok/s (median of %d)\n", n_prompt, pp, reps);
+    const std::string at = depth > 0 ? " @ d" + std::to_string(depth) : "";
     if (n_gen > 0 && seqs > 1)
-        std::printf("tg%d x %d sequences: %.2f tok/s in all, %.2f per sequence (median of %d)\n", n_gen, seqs, tg,
-                    tg / seqs, reps);
+        std::printf("tg%d%s x %d sequences: %.2f tok/s in all, %.2f per sequence (median of %d)\n", n_gen, at.c_str(),
+                    seqs, tg, tg / seqs, reps);
     else if (n_gen > 0)
-        std::printf("tg%d: %.2f tok/s (median of %d)\n", n_gen, tg, reps);
+        std::printf("tg%d%s: %.2f tok/s (median of %d)\n", n_gen, at.c_str(), tg, reps);
     std::string plugin_json;
     for (const std::string &path : plugins) {
         const int id = hg_model_load_plugin(m, path.c_str(), &plugin_params);
@@ -183,8 +198,12 @@ int main(int argc, char **argv) {
     }
     const std::string b = tool::json_text(backend);
     std::printf("{\"engine\":\"healthgpt\",\"backend\":\"%s\",\"n_prompt\":%d,\"pp_tok_s\":%.3f,\"n_gen\":%d,\"tg_tok_"
-                "s\":%.3f,\"n_seqs\":%d,\"load_s\":%.3f,\"plugins\":[%s]}\n",
-                b.c_str(), n_prompt, pp, n_gen, tg, seqs, load_s, plugin_json.c_str());
+                "s\":%.3f,\"n_depth\":%d,\"kv_type\":\"%s\",\"n_seqs\":%d,\"load_s\":%.3f,\"plugins\":[%s]}\n",
+                b.c_str(), n_prompt, pp, n_gen, tg, depth,
+                kv_type == HG_TYPE_F32   ? "f32"
+                : kv_type == HG_TYPE_F16 ? "f16"
+                                         : "q8_0",
+                seqs, load_s, plugin_json.c_str());
     hg_model_free(m);
     return 0;
 }
