@@ -177,7 +177,10 @@ async function main() {
   for (const c of cases) {
     const runs = [];
     for (let r = 0; r < o.repeats; r++) {
-      const child = spawnSync(process.execPath, [self, '--threads', String(o.threads), '--kv-type', o['kv-type'], '--case', JSON.stringify({ ...c, model: m.path })], { encoding: 'utf8', maxBuffer: 1 << 20 });
+      const child = spawnSync(process.execPath, [self, '--threads', String(o.threads), '--kv-type', o['kv-type'], '--case', JSON.stringify({ ...c, model: m.path })], {
+        encoding: 'utf8',
+        maxBuffer: 1 << 20,
+      });
       if (child.status !== 0) fail(`case "${c.name}" failed:\n${child.stderr}`);
       runs.push(JSON.parse(child.stdout.trim().split('\n').pop() ?? ''));
     }
