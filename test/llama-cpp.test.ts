@@ -306,8 +306,9 @@ describe('agreement with llama.cpp (node-llama-cpp, CPU)', () => {
       const theirSingles = new Float32Array(singles.length * V).fill(Number.NaN);
       try {
         const kvType = v.kv === 'f32' ? 'F32' : v.kv === 'f16' ? 'F16' : 'Q8_0';
-        // llama.cpp rotates a quantized cache's heads of 64k values (a Hadamard transform of
-        // q, K and V, read when the context is made); this engine stores them as they are
+        // llama.cpp rotates a quantized cache's heads when their size is a multiple of 64 (a
+        // Hadamard transform of q, K and V, read when the context is made); this engine stores
+        // them as they are
         if (v.kv === 'q8_0') process.env.LLAMA_ATTN_ROT_DISABLE = '1';
         const ctx = await lm
           .createContext({

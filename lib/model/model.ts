@@ -54,8 +54,9 @@ export interface LoadOptions {
    * KV cache precision; default f16. 'q8_0' holds keys and values in 8 bits (1.06 bytes a value
    * against f16's 2): half the memory a slot takes and half the bytes a long context's attention
    * reads, with the query rounded to 8 bits for q.K as llama.cpp's q8_0 cache does (a small
-   * change in the logits, not bit-equal to f16). Heads of 32k values only (Phi-3 and Phi-4);
-   * CPU only (with `gpu: 'auto'` a q8_0 cache keeps the model on the CPU).
+   * change in the logits, not bit-equal to f16). Head sizes that are multiples of 32 only
+   * (Phi-3's 96, Phi-4's 128); CPU only (with `gpu: 'auto'` a q8_0 cache keeps the model on
+   * the CPU).
    */
   kvType?: KvType;
   /** regroup q4_0 weights at load for the matmul kernels (default true: faster; the weights move from the file's mapping into the model's memory). false reads every weight in place, for machines that cannot hold the model in memory. */
