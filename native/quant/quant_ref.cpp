@@ -447,16 +447,17 @@ void q8_0_fill_aux(const void *vy, int64_t n, q8_0_aux *aux) {
 // ---------------------------------------------------------------- weighted sums of rows
 
 namespace {
+// value(x, d): element d of a row of T as a float
 template <class T, class F> void weighted_rows_ref(int64_t n, float *out, size_t out_stride, const void *rows,
                                                    size_t stride, const float *w, size_t w_stride, int n_w,
-                                                   int64_t n_rows, F to_f32) {
+                                                   int64_t n_rows, F value) {
     for (int j = 0; j < n_w; j++) {
         float *o = out + j * out_stride;
         const float *wj = w + j * w_stride;
         for (int64_t d = 0; d < n; d++) o[d] = 0;
         for (int64_t r = 0; r < n_rows; r++) {
             const T *x = reinterpret_cast<const T *>(static_cast<const uint8_t *>(rows) + r * stride);
-            for (int64_t d = 0; d < n; d++) o[d] += wj[r] * to_f32(x[d]);
+            for (int64_t d = 0; d < n; d++) o[d] += wj[r] * value(x, d);
         }
     }
 }
@@ -464,27 +465,21 @@ template <class T, class F> void weighted_rows_ref(int64_t n, float *out, size_t
 
 void weighted_rows_f32_ref(int64_t n, float *out, size_t out_stride, const void *rows, size_t stride, const float *w,
                            size_t w_stride, int n_w, int64_t n_rows) {
-    weighted_rows_ref<float>(n, out, out_stride, rows, stride, w, w_stride, n_w, n_rows, [](float x) { return x; });
+    weighted_rows_ref<float>(n, out, out_stride, rows, stride, w, w_stride, n_w, n_rows,
+                             [](const float *x, int64_t d) { return x[d]; });
 }
 
 void weighted_rows_f16_ref(int64_t n, float *out, size_t out_stride, const void *rows, size_t stride, const float *w,
                            size_t w_stride, int n_w, int64_t n_rows) {
     weighted_rows_ref<fp16_t>(n, out, out_stride, rows, stride, w, w_stride, n_w, n_rows,
-                              [](fp16_t x) { return fp16_to_f32(x); });
+                              [](const fp16_t *x, int64_t d) { return fp16_to_f32(x[d]); });
 }
 
 void weighted_rows_q8_0_ref(int64_t n, float *out, size_t out_stride, const void *rows, size_t stride, const float *w,
                             size_t w_stride, int n_w, int64_t n_rows) {
-    for (int j = 0; j < n_w; j++) {
-        float *o = out + j * out_stride;
-        const float *wj = w + j * w_stride;
-        for (int64_t d = 0; d < n; d++) o[d] = 0;
-        for (int64_t r = 0; r < n_rows; r++) {
-            const block_q8_0 *x = reinterpret_cast<const block_q8_0 *>(static_cast<const uint8_t *>(rows) + r * stride);
-            for (int64_t d = 0; d < n; d++)
-                o[d] += wj[r] * ((float)x[d / QK8_0].qs[d % QK8_0] * fp16_to_f32(x[d / QK8_0].d));
-        }
-    }
+    weighted_rows_ref<block_q8_0>(
+        n, out, out_stride, rows, stride, w, w_stride, n_w, n_rows,
+        [](const block_q8_0 *x, int64_t d) { return (float)x[d / QK8_0].qs[d % QK8_0] * fp16_to_f32(x[d / QK8_0].d); });
 }
 
 // ---------------------------------------------------------------- the scalar kernel table
