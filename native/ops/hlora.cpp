@@ -192,22 +192,33 @@ void add_lora_b(ThreadPool &pool, const HLoraAdapter &ad, int64_t n_tokens, floa
     });
 }
 
-// One token, one pool job: the strips of [R; A] x first, then those of W x, then those of
-// B g, all taken from one counter. Whichever thread finishes the last [R; A] strip mixes
-// the experts (g) while the others are still on W x, so B g waits on no barrier; its
-// strips go to s.bg and are added to y after the job (a B strip may finish before the W
-// strip of its rows). MatVec runs hg::matmul's own one-column kernels over hg::matmul's
-// decode strips, so the result is hg::matmul's, bit for bit, as on the unfused path.
-void hlora_linear_one(ThreadPool &pool, const HLoraAdapter &ad, int w_type, const void *w, const float *x, float *y,
-                      Scratch &s) {
+// A decode step's tokens (one per sequence, up to kRowBlockCols: one kernel call per row
+// block), one pool job: the strips of [R; A] x first, then those of W x, then those of B g,
+// all taken from one counter. Whichever thread finishes the last [R; A] strip mixes the
+// experts (g) while the others are still on W x, so B g waits on no barrier; its strips go to
+// s.bg, and whichever of a row strip's W and B products ends second adds that strip of B g to
+// y. MatmulRows runs hg::matmul's own kernels, so the result is hg::matmul's, bit for bit, as
+// on the unfused path; a step of several tokens pays no barriers between the three products,
+// nor the tail of the small [R; A] product split in panels.
+void hlora_linear_few(ThreadPool &pool, const HLoraAdapter &ad, int w_type, const void *w, const float *x,
+                      int64_t n_tokens, float *y, Scratch &s) {
     const int64_t nr = ad.ra_rows(), out = ad.out;
-    s.logits_a.resize((size_t)nr);
-    s.bg.resize((size_t)out);
-    const MatVec W(w_type, w, out, ad.in, x);
-    const MatVec RA(ad.router_lora_a_type, ad.router_lora_a.data(), nr, ad.in, x);
+    s.logits_a.resize((size_t)(nr * n_tokens));
+    s.bg.resize((size_t)(out * n_tokens));
+    const MatmulRows W(w_type, w, out, ad.in, x, n_tokens);
+    const MatmulRows RA(ad.router_lora_a_type, ad.router_lora_a.data(), nr, ad.in, x, n_tokens);
     const int64_t sw = decode_strip_rows(out, pool.size()), sa = decode_strip_rows(nr, pool.size());
     const int64_t nw = (out + sw - 1) / sw, na = (nr + sa - 1) / sa;
-    std::unique_ptr<MatVec> B;
+    std::unique_ptr<MatmulRows> B;
+    std::unique_ptr<std::atomic<int>[]> strip_done(new std::atomic<int>[nw]);
+    for (int64_t i = 0; i < nw; i++) strip_done[i].store(0, std::memory_order_relaxed);
+    // rows of strip i of every token: y += B g, once both products of the strip are in
+    auto add_strip = [&](int64_t i) {
+        if (strip_done[i].fetch_add(1, std::memory_order_acq_rel) != 1) return;
+        const int64_t r0 = i * sw, r1 = std::min(out, r0 + sw);
+        for (int64_t c = 0; c < n_tokens; c++)
+            for (int64_t r = c * out + r0; r < c * out + r1; r++) y[r] += s.bg[r];
+    };
     std::atomic<int64_t> next{0}, ra_left{na};
     std::atomic<int> g_state{0}; // 0: being computed, 1: ready, -1: failed (the pool rethrows)
     pool.run([&](int, int) {
@@ -215,29 +226,30 @@ void hlora_linear_one(ThreadPool &pool, const HLoraAdapter &ad, int w_type, cons
             if (t < na) {
                 try { // a failure here must free the threads waiting for g
                     const int64_t r0 = t * sa, r1 = std::min(nr, r0 + sa);
-                    RA.compute(r0, r1, s.logits_a.data() + r0);
+                    RA.compute(r0, r1, s.logits_a.data());
                     if (ra_left.fetch_sub(1, std::memory_order_acq_rel) != 1) continue;
                     // the last [R; A] strip: g, and B's converted input
-                    expert_mix(ad, 1, s);
-                    B.reset(new MatVec(ad.lora_b_type, ad.lora_b.data(), out, ad.rank, s.g.data()));
+                    expert_mix(ad, n_tokens, s);
+                    B.reset(new MatmulRows(ad.lora_b_type, ad.lora_b.data(), out, ad.rank, s.g.data(), n_tokens));
                 } catch (...) {
                     g_state.store(-1, std::memory_order_release);
                     throw;
                 }
                 g_state.store(1, std::memory_order_release);
             } else if (t < na + nw) {
-                const int64_t r0 = (t - na) * sw, r1 = std::min(out, r0 + sw);
-                W.compute(r0, r1, y + r0);
+                const int64_t i = t - na, r0 = i * sw;
+                W.compute(r0, std::min(out, r0 + sw), y);
+                add_strip(i);
             } else {
                 int state;
                 while ((state = g_state.load(std::memory_order_acquire)) == 0) cpu_relax();
                 if (state < 0) return;
-                const int64_t r0 = (t - na - nw) * sw, r1 = std::min(out, r0 + sw);
-                B->compute(r0, r1, &s.bg[r0]);
+                const int64_t i = t - na - nw, r0 = i * sw;
+                B->compute(r0, std::min(out, r0 + sw), s.bg.data());
+                add_strip(i);
             }
         }
     });
-    for (int64_t r = 0; r < out; r++) y[r] += s.bg[r];
 }
 
 } // namespace
@@ -245,7 +257,7 @@ void hlora_linear_one(ThreadPool &pool, const HLoraAdapter &ad, int w_type, cons
 void hlora_linear(ThreadPool &pool, const HLoraAdapter &ad, int w_type, const void *w, const float *x, int64_t n_tokens,
                   float *y) {
     if (n_tokens <= 0) return;
-    if (n_tokens == 1) return hlora_linear_one(pool, ad, w_type, w, x, y, scratch);
+    if (n_tokens <= kRowBlockCols) return hlora_linear_few(pool, ad, w_type, w, x, n_tokens, y, scratch);
     matmul(pool, w_type, w, ad.out, ad.in, x, n_tokens, y, true);
     hlora_add(pool, ad, true, x, n_tokens, y);
 }

@@ -76,7 +76,8 @@ void hlora_linear_unfused(ThreadPool &pool, const HLoraAdapter &ad, int w_type, 
 
 // y += B g alone (the router, A x, the expert mix and B g; fused or not), for rows whose W x
 // was computed together with other rows (a batch of sequences under different plugins).
-// hlora_linear is W x then this, except that one token runs as one pool job.
+// hlora_linear is W x then this, except that a decode step's few tokens (up to kRowBlockCols)
+// run as one pool job.
 void hlora_add(ThreadPool &pool, const HLoraAdapter &ad, bool fused, const float *x, int64_t n_tokens, float *y);
 
 // Every product here runs with matmul's exact_columns: a token's result does not depend on

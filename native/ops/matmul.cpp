@@ -174,40 +174,41 @@ int64_t decode_strip_rows(int64_t rows, int n_threads) {
     return std::max<int64_t>(kTileRows, (per + kTileRows - 1) / kTileRows * kTileRows);
 }
 
-struct MatVec::Impl {
+struct MatmulRows::Impl {
     plan p;
     const uint8_t *w;
-    int64_t rows, k;
+    int64_t rows, k, n;
     std::vector<uint8_t> converted;
     const uint8_t *xq;
 };
 
-MatVec::MatVec(int type, const void *w, int64_t rows, int64_t k, const float *x) : rows_(rows) {
+MatmulRows::MatmulRows(int type, const void *w, int64_t rows, int64_t k, const float *x, int64_t n) : rows_(rows) {
     auto impl = std::make_shared<Impl>();
-    impl->p = make_plan(kernels_active(), type, rows, k, 1);
+    impl->p = make_plan(kernels_active(), type, rows, k, n);
+    impl->p.tile = nullptr; // exact columns
     impl->w = static_cast<const uint8_t *>(w);
     impl->rows = rows;
     impl->k = k;
+    impl->n = n;
     impl->xq = reinterpret_cast<const uint8_t *>(x);
     if (impl->p.quantize) {
-        impl->converted.resize(impl->p.x_row);
-        convert_column(impl->p, x, k, 0, impl->converted.data());
+        impl->converted.resize(impl->p.x_row * n);
+        for (int64_t c = 0; c < n; c++) convert_column(impl->p, x, k, c, impl->converted.data());
         impl->xq = impl->converted.data();
     }
     impl_ = std::move(impl);
 }
 
-void MatVec::compute(int64_t r0, int64_t r1, float *y) const {
+void MatmulRows::compute(int64_t r0, int64_t r1, float *y) const {
     const Impl &m = *impl_;
     if (r0 < 0 || r1 > m.rows || r0 > r1)
-        fail("MatVec: rows " + std::to_string(r0) + ".." + std::to_string(r1) + " outside 0.." +
+        fail("MatmulRows: rows " + std::to_string(r0) + ".." + std::to_string(r1) + " outside 0.." +
              std::to_string(m.rows));
     if (m.p.packed && (r0 % kRowBlock != 0 || (r1 % kRowBlock != 0 && r1 != m.rows)))
-        fail("MatVec: rows " + std::to_string(r0) + ".." + std::to_string(r1) +
+        fail("MatmulRows: rows " + std::to_string(r0) + ".." + std::to_string(r1) +
              " of packed weights must start and end on " + std::to_string(kRowBlock) + "-row groups");
-    // the range as a matrix of its own: row blocks start at r0 (a multiple of 16 gives
-    // hg::matmul's blocks), y[0] is row r0
-    compute_tile(m.p, m.w + r0 * m.p.w_row, m.xq, r1 - r0, m.k, 0, r1 - r0, 0, 1, y);
+    // row blocks start at r0 (a multiple of 16 gives hg::matmul's blocks)
+    compute_tile(m.p, m.w, m.xq, m.rows, m.k, r0, r1, 0, m.n, y);
 }
 
 void matmul_with(const kernel_table &kt, int type, const void *w, int64_t rows, int64_t k, const float *x, int64_t n,

@@ -32,14 +32,17 @@ int64_t decode_strip_rows(int64_t rows, int n_threads);
 void matmul_with(const kernel_table &kt, int type, const void *w, int64_t rows, int64_t k, const float *x, int64_t n,
                  float *y);
 
-// One activation column converted once for W, then any range of rows computed with the
-// kernels hg::matmul uses for one column, so that a caller can share one pool job between
-// several products (H-LoRA's decode step) and still get hg::matmul's exact result, provided
-// its ranges start at multiples of 16 rows as hg::matmul's do (packed weights refuse others).
-class MatVec {
+// A product's activation columns (n of them, a decode step's sequences: up to
+// kRowBlockCols in one kernel call) converted once for W, then any range of rows computed
+// with the kernels hg::matmul uses, every column exact as with exact_columns, so that a caller
+// can share one pool job between several products (H-LoRA's decode step) and still get
+// hg::matmul's result bit for bit, provided its ranges start at multiples of 16 rows as
+// hg::matmul's do (packed weights refuse others).
+class MatmulRows {
   public:
-    MatVec(int type, const void *w, int64_t rows, int64_t k, const float *x);
-    // rows r0 .. r1 - 1 into y[0 .. r1 - r0 - 1]; safe from several threads on disjoint ranges
+    MatmulRows(int type, const void *w, int64_t rows, int64_t k, const float *x, int64_t n = 1);
+    // rows r0 .. r1 - 1 of every column into y[c * rows() + r]; safe from several threads on
+    // disjoint ranges
     void compute(int64_t r0, int64_t r1, float *y) const;
     int64_t rows() const { return rows_; }
 

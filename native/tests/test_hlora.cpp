@@ -160,7 +160,7 @@ TEST(hlora_fused_matches_reference_over_shapes_and_types) {
         for (auto &sh : shapes)
             for (int w_type : w_types)
                 for (int ad_type : {HG_TYPE_F32, HG_TYPE_F16, HG_TYPE_BF16})
-                    for (int64_t tokens : {1, 7}) {
+                    for (int64_t tokens : {1, 7, 12}) {
                         const int64_t in = sh[0], out = sh[1], r = sh[2];
                         seed += 7;
                         const float sd = 1.0f / std::sqrt((float)in);
@@ -263,7 +263,7 @@ TEST(hlora_packed_adapters_match_reference) {
                     CHECK(packed.a_row == (ra ? 16 : n));
                     packed_seen += ra + b;
                     auto w = randn((size_t)(out * in), 34, sd);
-                    for (int64_t tokens : {1, 7}) {
+                    for (int64_t tokens : {1, 4, 7, 12}) {
                         auto x = randn((size_t)(in * tokens), 35 + tokens, 1.0f);
                         std::vector<float> got((size_t)(out * tokens)), unfused(got.size()), ref(got.size());
                         hg::hlora_linear(pool, packed, HG_TYPE_F32, w.data(), x.data(), tokens, got.data());
@@ -304,6 +304,43 @@ TEST(hlora_stacks_mixed_adapter_types_exactly) {
     hg::hlora_linear(pool, mixed, HG_TYPE_F32, w.data(), x.data(), 3, y1.data());
     hg::hlora_linear(pool, plain, HG_TYPE_F32, w.data(), x.data(), 3, y2.data());
     CHECK(y1 == y2);
+}
+
+// A decode step of several sequences under one plugin (up to kRowBlockCols tokens: one pool
+// job) and a prompt's chunk (more: three products) give every token the bits it gets alone,
+// at every level and with plain and packed adapters (q4_0 W, as the released models): what
+// batched decoding relies on (native/tests/test_batch.cpp). A strip of B g added to y before
+// its W strip is in, or a token's g mixed from another's logits, breaks it.
+TEST(hlora_tokens_do_not_depend_on_their_neighbours) {
+    const int64_t in = 256, out = 200, r = 64, n = 4;
+    const float sd = 1.0f / std::sqrt((float)in);
+    const Tensor R = tensor(HG_TYPE_F16, randn((size_t)(n * in), 41, 2 * sd), n, in),
+                 A = tensor(HG_TYPE_F16, randn((size_t)(r * in), 42, sd), r, in),
+                 B = tensor(HG_TYPE_F16, randn((size_t)(out * r), 43, 0.5f / std::sqrt((float)r)), out, r);
+    const auto wq = as_type(HG_TYPE_Q4_0, randn((size_t)(out * in), 44, sd), out, in);
+    for (int ad_type : {HG_TYPE_F16, HG_TYPE_Q8_0})
+        for (int isa = HG_ISA_SCALAR; isa <= hg_isa_best(); isa++) {
+            CHECK(hg_isa_force(isa) == 0);
+            auto ad = hg::HLoraAdapter::make("t", in, out, r, n, 2.0f * r, R.view, A.view, B.view);
+            if (ad_type != HG_TYPE_F16) ad.convert(ad_type);
+            ad.pack();
+            for (int threads : {1, 2, 3}) {
+                hg::ThreadPool pool(threads);
+                for (int64_t tokens : {2, 8, 9}) {
+                    const auto x = randn((size_t)(in * tokens), 45 + (uint32_t)tokens, 1.0f);
+                    std::vector<float> together((size_t)(out * tokens)), alone((size_t)out);
+                    hg::hlora_linear(pool, ad, HG_TYPE_Q4_0, wq.data(), x.data(), tokens, together.data());
+                    for (int64_t c = 0; c < tokens; c++) {
+                        hg::hlora_linear(pool, ad, HG_TYPE_Q4_0, wq.data(), &x[(size_t)(c * in)], 1, alone.data());
+                        CHECK_MSG(std::memcmp(alone.data(), &together[(size_t)(c * out)], alone.size() * 4) == 0,
+                                  std::string(type_name(ad_type)) + " isa " + std::to_string(isa) + " threads " +
+                                      std::to_string(threads) + ": token " + std::to_string(c) + " of " +
+                                      std::to_string(tokens));
+                    }
+                }
+            }
+        }
+    hg_isa_force(-1);
 }
 
 TEST(hlora_refuses_bad_adapters_naming_the_tensor) {

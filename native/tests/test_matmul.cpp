@@ -188,11 +188,12 @@ TEST(matmul_refuses_bad_arguments) {
     hg_pool_free(pool);
 }
 
-// Packed weights (quant/repack.h) through hg::matmul and MatVec, at every level and thread
+// Packed weights (quant/repack.h) through hg::matmul and MatmulRows, at every level and thread
 // count, for row counts with and without a plain tail and column counts from decode's one to
 // several panels: q4_0 and the k-quants give the plain layout's very bits (the same
 // arithmetic in the same order); q8_0 and f16 sum in another order, so within float
-// reordering of the plain result. MatVec refuses ranges that cut a group.
+// reordering of the plain result. MatmulRows, range by range, gives hg::matmul's exact-columns
+// bits, and refuses ranges that cut a group.
 TEST(matmul_packed_weights_match_plain) {
     const int64_t shapes[][3] = {{16, 3, 1}, {37, 2, 1},  {100, 3, 1}, {517, 2, 1},
                                  {48, 5, 7}, {35, 3, 12}, {130, 2, 70}};
@@ -227,15 +228,18 @@ TEST(matmul_packed_weights_match_plain) {
                     hg::matmul(pool, hg::packed_type(type), packed.data(), rows, k, p.x.data(), n, got.data());
                     same(plain, got, what);
                 }
-                if (n == 1) {
-                    const hg::MatVec mv(hg::packed_type(type), packed.data(), rows, k, p.x.data());
-                    std::vector<float> plain(rows), got(rows, NAN);
-                    hg::matmul_with(hg::kernels_active(), type, p.w.data(), rows, k, p.x.data(), 1, plain.data());
-                    for (int64_t r0 = 0; r0 < rows; r0 += 32) mv.compute(r0, std::min(rows, r0 + 32), &got[r0]);
-                    same(plain, got, what + " MatVec");
+                {
+                    // MatmulRows in strips of 32 rows: hg::matmul's exact-columns bits
+                    const hg::MatmulRows mr(hg::packed_type(type), packed.data(), rows, k, p.x.data(), n);
+                    std::vector<float> want(rows * n), got(rows * n, NAN);
+                    hg::ThreadPool pool(2);
+                    hg::matmul(pool, hg::packed_type(type), packed.data(), rows, k, p.x.data(), n, want.data(), true);
+                    for (int64_t r0 = 0; r0 < rows; r0 += 32) mr.compute(r0, std::min(rows, r0 + 32), got.data());
+                    CHECK_MSG(std::memcmp(want.data(), got.data(), got.size() * sizeof(float)) == 0,
+                              what + " MatmulRows");
                     bool refused = false;
                     try {
-                        mv.compute(8, 16, got.data());
+                        mr.compute(8, 16, got.data());
                     } catch (const hg::Error &) {
                         refused = true;
                     }
