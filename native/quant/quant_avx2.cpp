@@ -603,7 +603,7 @@ template <int C, bool Packed> void rows8_q4_0(int64_t nb, float *s, size_t bs, c
         __m256 dx;
         if (Packed) {
             const uint8_t *p = x + b * kRowBlock * sizeof(block_q4_0);
-            if (stream) prefetch_record(p, kRowBlock * sizeof(block_q4_0), 8 * kRowBlock * sizeof(block_q4_0));
+            if (stream) prefetch_weights(p, kRowBlock * sizeof(block_q4_0));
             dx = _mm256_cvtph_ps(loadu128(p + 2 * h));
             for (int j = 0; j < 4; j++) l[j] = _mm256_loadu_si256((const __m256i *)(p + 32 + 64 * j + 4 * h));
         } else {
@@ -677,7 +677,7 @@ template <int C> void rows8_packed_q8_0(int64_t nb, float *s, size_t bs, const u
     }
     for (int64_t b = 0; b < nb; b++) {
         const uint8_t *p = x + b * kRowBlock * sizeof(block_q8_0);
-        if (stream) prefetch_record(p, kRowBlock * sizeof(block_q8_0), 8 * kRowBlock * sizeof(block_q8_0));
+        if (stream) prefetch_weights(p, kRowBlock * sizeof(block_q8_0));
         const __m256 dx = _mm256_cvtph_ps(loadu128(p + 2 * h));
         __m256i sum[C];
         for (int c = 0; c < C; c++) sum[c] = _mm256_setzero_si256();

@@ -362,8 +362,7 @@ void vec_dot_rows_q4_0_n(int64_t n, float *s, size_t bs, const void *vx, size_t 
         __m512 dx;
         if (Packed) {
             const uint8_t *p = x + b * kRowBlock * sizeof(block_q4_0);
-            if (streams_weights(C))
-                prefetch_record(p, kRowBlock * sizeof(block_q4_0), 8 * kRowBlock * sizeof(block_q4_0));
+            if (streams_weights(C)) prefetch_weights(p, kRowBlock * sizeof(block_q4_0));
             dx = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)p));
 #pragma GCC unroll 4
             for (int j = 0; j < 4; j++) l[j] = _mm512_loadu_si512(p + 32 + 64 * j);
@@ -491,7 +490,7 @@ template <int C> void rows_packed_q8_0_n(int64_t n, float *s, size_t bs, const v
     for (int c = 0; c < C; c++) acc[c] = _mm512_setzero_ps();
     for (int64_t b = 0; b < nb; b++) {
         const uint8_t *p = x + b * kRowBlock * sizeof(block_q8_0);
-        if (streams_weights(C)) prefetch_record(p, kRowBlock * sizeof(block_q8_0), 8 * kRowBlock * sizeof(block_q8_0));
+        if (streams_weights(C)) prefetch_weights(p, kRowBlock * sizeof(block_q8_0));
         const __m512 dx = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)p));
         __m512i w[8];
 #pragma GCC unroll 8
@@ -579,8 +578,8 @@ template <int C, bool Q4> void rows2_packed_n(int64_t n, float *s, size_t bs, co
     for (int64_t b = 0; b < nb; b++) {
         const uint8_t *p0 = x + b * record, *p1 = x1 + b * record;
         if (stream) {
-            prefetch_record(p0, record, 8 * record);
-            prefetch_record(p1, record, 8 * record);
+            prefetch_weights(p0, record);
+            prefetch_weights(p1, record);
         }
         // the 64-byte chunk of 4-byte groups j of the 16 rows
         auto chunk = [&](const uint8_t *p, int j) {
