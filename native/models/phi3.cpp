@@ -490,20 +490,25 @@ void Phi3Model::eval_pass(ThreadPool &pool, const std::vector<Piece> &pieces, co
             }
         });
 
-    // Every linear of a layer: W x over all rows in one product, then each plugin's adapter
-    // on its own rows (never lm_head). Every product keeps a row's bits independent of the
-    // rows beside it (matmul's exact_columns), so a sequence gets what it gets alone.
+    // Every linear of a layer: W x over all rows, and each plugin's adapter on its own rows
+    // (never lm_head), as one pool job at a decode step (hlora_linear_parts). Every product
+    // keeps a row's bits independent of the rows beside it (matmul's exact_columns), so a
+    // sequence gets what it gets alone.
     using Adapter = HLoraAdapter HLoraPlugin::Layer::*;
     auto linear = [&](const Phi3Weight &w, int64_t il, Adapter which, int64_t rows, int64_t k, const float *x,
                       float *y) {
-        if (groups.size() == 1 && groups[0].plugin) { // one plugin: its fused product (one pool job at decode)
-            const HLoraPlugin &pl = *groups[0].plugin;
-            if (pl.fused())
-                hlora_linear(pool, pl.layer(il).*which, w.type(), w.data(), x, n, y);
-            else
-                hlora_linear_unfused(pool, pl.layer(il).*which, w.type(), w.data(), x, n, y);
+        std::vector<HLoraPart> parts;
+        bool fused = true;
+        for (const Group &g : groups)
+            if (g.plugin) {
+                parts.push_back({&(g.plugin->layer(il).*which), g.r0, g.r1});
+                fused = fused && g.plugin->fused();
+            }
+        if (fused && !parts.empty()) {
+            hlora_linear_parts(pool, w.type(), w.data(), k, rows, x, n, parts.data(), parts.size(), y);
             return;
         }
+        // no plugin, or an unfused one (benchmarks): W x, then each adapter in its passes
         matmul(pool, w.type(), w.data(), rows, k, x, n, y, true);
         for (const Group &g : groups)
             if (g.plugin)

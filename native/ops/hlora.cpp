@@ -193,59 +193,89 @@ void add_lora_b(ThreadPool &pool, const HLoraAdapter &ad, int64_t n_tokens, floa
 }
 
 // A decode step's tokens (one per sequence, up to kRowBlockCols: one kernel call per row
-// block), one pool job: the strips of [R; A] x first, then those of W x, then those of B g,
-// all taken from one counter. Whichever thread finishes the last [R; A] strip mixes the
-// experts (g) while the others are still on W x, so B g waits on no barrier; its strips go to
-// s.bg, and whichever of a row strip's W and B products ends second adds that strip of B g to
-// y. MatmulRows runs hg::matmul's own kernels, so the result is hg::matmul's, bit for bit, as
-// on the unfused path; a step of several tokens pays no barriers between the three products,
-// nor the tail of the small [R; A] product split in panels.
-void hlora_linear_few(ThreadPool &pool, const HLoraAdapter &ad, int w_type, const void *w, const float *x,
-                      int64_t n_tokens, float *y, Scratch &s) {
-    const int64_t nr = ad.ra_rows(), out = ad.out;
-    s.logits_a.resize((size_t)(nr * n_tokens));
-    s.bg.resize((size_t)(out * n_tokens));
-    const MatmulRows W(w_type, w, out, ad.in, x, n_tokens);
-    const MatmulRows RA(ad.router_lora_a_type, ad.router_lora_a.data(), nr, ad.in, x, n_tokens);
-    const int64_t sw = decode_strip_rows(out, pool.size()), sa = decode_strip_rows(nr, pool.size());
-    const int64_t nw = (out + sw - 1) / sw, na = (nr + sa - 1) / sa;
-    std::unique_ptr<MatmulRows> B;
+// block), one pool job: the strips of every part's [R; A] x first, then those of W x, then
+// each part's strips of B g, all taken from one counter. Whichever thread finishes a part's
+// last [R; A] strip mixes its experts (g) while the others are still on W x, so B g waits on
+// no barrier; its strips go to the part's scratch, and whichever thread ends the last of a row
+// strip's products (W x and every part's B g) adds that strip of each B g to y. MatmulRows
+// runs hg::matmul's own kernels, so each token's result is hg::matmul's, bit for bit, as on
+// the unfused path; the step pays no barriers between the products, nor the tail of the small
+// [R; A] products split in panels.
+void linear_parts(ThreadPool &pool, int w_type, const void *w, int64_t in, int64_t out, const float *x,
+                  int64_t n_tokens, const HLoraPart *parts, size_t n_parts, float *y) {
+    thread_local std::vector<Scratch> scratches;
+    if (scratches.size() < n_parts) scratches.resize(n_parts);
+    struct Part {
+        const HLoraAdapter &ad;
+        int64_t c0, n, nr, sa, na, first; // columns, [R; A] rows, its strips and where they start
+        Scratch &s;
+        std::unique_ptr<MatmulRows> RA, B;
+        std::atomic<int64_t> ra_left{0};
+        std::atomic<int> g_state{0}; // 0: being computed, 1: ready, -1: failed (the pool rethrows)
+        Part(const HLoraPart &p, Scratch &s) : ad(*p.ad), c0(p.c0), n(p.c1 - p.c0), s(s) {}
+    };
+    std::vector<std::unique_ptr<Part>> ps;
+    int64_t na_all = 0;
+    for (size_t i = 0; i < n_parts; i++) {
+        auto p = std::make_unique<Part>(parts[i], scratches[i]);
+        p->nr = p->ad.ra_rows();
+        p->sa = decode_strip_rows(p->nr, pool.size());
+        p->na = (p->nr + p->sa - 1) / p->sa;
+        p->first = na_all;
+        na_all += p->na;
+        p->ra_left.store(p->na, std::memory_order_relaxed);
+        p->s.logits_a.resize((size_t)(p->nr * p->n));
+        p->s.bg.resize((size_t)(out * p->n));
+        p->RA.reset(
+            new MatmulRows(p->ad.router_lora_a_type, p->ad.router_lora_a.data(), p->nr, in, x + p->c0 * in, p->n));
+        ps.push_back(std::move(p));
+    }
+    const MatmulRows W(w_type, w, out, in, x, n_tokens);
+    const int64_t sw = decode_strip_rows(out, pool.size()), nw = (out + sw - 1) / sw;
     std::unique_ptr<std::atomic<int>[]> strip_done(new std::atomic<int>[nw]);
     for (int64_t i = 0; i < nw; i++) strip_done[i].store(0, std::memory_order_relaxed);
-    // rows of strip i of every token: y += B g, once both products of the strip are in
+    // rows of strip i: y += B g of every part, once all the strip's products are in
     auto add_strip = [&](int64_t i) {
-        if (strip_done[i].fetch_add(1, std::memory_order_acq_rel) != 1) return;
+        if (strip_done[i].fetch_add(1, std::memory_order_acq_rel) != (int)n_parts) return;
         const int64_t r0 = i * sw, r1 = std::min(out, r0 + sw);
-        for (int64_t c = 0; c < n_tokens; c++)
-            for (int64_t r = c * out + r0; r < c * out + r1; r++) y[r] += s.bg[r];
+        for (const auto &p : ps)
+            for (int64_t c = 0; c < p->n; c++) {
+                float *yc = y + (p->c0 + c) * out;
+                const float *bg = p->s.bg.data() + c * out;
+                for (int64_t r = r0; r < r1; r++) yc[r] += bg[r];
+            }
     };
-    std::atomic<int64_t> next{0}, ra_left{na};
-    std::atomic<int> g_state{0}; // 0: being computed, 1: ready, -1: failed (the pool rethrows)
+    std::atomic<int64_t> next{0};
+    const int64_t n_tasks = na_all + nw * (1 + (int64_t)n_parts);
     pool.run([&](int, int) {
-        for (int64_t t; (t = next.fetch_add(1, std::memory_order_relaxed)) < na + 2 * nw;) {
-            if (t < na) {
+        for (int64_t t; (t = next.fetch_add(1, std::memory_order_relaxed)) < n_tasks;) {
+            if (t < na_all) {
+                size_t k = 0;
+                while (t >= ps[k]->first + ps[k]->na) k++;
+                Part &p = *ps[k];
                 try { // a failure here must free the threads waiting for g
-                    const int64_t r0 = t * sa, r1 = std::min(nr, r0 + sa);
-                    RA.compute(r0, r1, s.logits_a.data());
-                    if (ra_left.fetch_sub(1, std::memory_order_acq_rel) != 1) continue;
-                    // the last [R; A] strip: g, and B's converted input
-                    expert_mix(ad, n_tokens, s);
-                    B.reset(new MatmulRows(ad.lora_b_type, ad.lora_b.data(), out, ad.rank, s.g.data(), n_tokens));
+                    const int64_t r0 = (t - p.first) * p.sa;
+                    p.RA->compute(r0, std::min(p.nr, r0 + p.sa), p.s.logits_a.data());
+                    if (p.ra_left.fetch_sub(1, std::memory_order_acq_rel) != 1) continue;
+                    // the part's last [R; A] strip: g, and B's converted input
+                    expert_mix(p.ad, p.n, p.s);
+                    p.B.reset(new MatmulRows(p.ad.lora_b_type, p.ad.lora_b.data(), out, p.ad.rank, p.s.g.data(), p.n));
                 } catch (...) {
-                    g_state.store(-1, std::memory_order_release);
+                    p.g_state.store(-1, std::memory_order_release);
                     throw;
                 }
-                g_state.store(1, std::memory_order_release);
-            } else if (t < na + nw) {
-                const int64_t i = t - na, r0 = i * sw;
+                p.g_state.store(1, std::memory_order_release);
+            } else if (t < na_all + nw) {
+                const int64_t i = t - na_all, r0 = i * sw;
                 W.compute(r0, std::min(out, r0 + sw), y);
                 add_strip(i);
             } else {
+                Part &p = *ps[(size_t)((t - na_all - nw) / nw)];
                 int state;
-                while ((state = g_state.load(std::memory_order_acquire)) == 0) cpu_relax();
+                while ((state = p.g_state.load(std::memory_order_acquire)) == 0) cpu_relax();
                 if (state < 0) return;
-                const int64_t i = t - na - nw, r0 = i * sw;
-                B->compute(r0, std::min(out, r0 + sw), s.bg.data());
+                const int64_t i = (t - na_all - nw) % nw, r0 = i * sw;
+                p.B->compute(r0, std::min(out, r0 + sw), p.s.bg.data());
                 add_strip(i);
             }
         }
@@ -257,9 +287,31 @@ void hlora_linear_few(ThreadPool &pool, const HLoraAdapter &ad, int w_type, cons
 void hlora_linear(ThreadPool &pool, const HLoraAdapter &ad, int w_type, const void *w, const float *x, int64_t n_tokens,
                   float *y) {
     if (n_tokens <= 0) return;
-    if (n_tokens <= kRowBlockCols) return hlora_linear_few(pool, ad, w_type, w, x, n_tokens, y, scratch);
+    if (n_tokens <= kRowBlockCols) {
+        const HLoraPart all{&ad, 0, n_tokens};
+        return linear_parts(pool, w_type, w, ad.in, ad.out, x, n_tokens, &all, 1, y);
+    }
     matmul(pool, w_type, w, ad.out, ad.in, x, n_tokens, y, true);
     hlora_add(pool, ad, true, x, n_tokens, y);
+}
+
+void hlora_linear_parts(ThreadPool &pool, int w_type, const void *w, int64_t in, int64_t out, const float *x,
+                        int64_t n_tokens, const HLoraPart *parts, size_t n_parts, float *y) {
+    if (n_tokens <= 0) return;
+    for (size_t i = 0; i < n_parts; i++) {
+        const HLoraPart &p = parts[i];
+        if (!p.ad || p.c0 < 0 || p.c1 > n_tokens || p.c0 >= p.c1 || (i > 0 && p.c0 < parts[i - 1].c1))
+            fail("hlora_linear_parts: part " + std::to_string(i) + " (columns " + std::to_string(p.c0) + ".." +
+                 std::to_string(p.c1) + ") is not an adapter over ordered columns within 0.." +
+                 std::to_string(n_tokens));
+        if (p.ad->in != in || p.ad->out != out)
+            fail("hlora " + p.ad->name + ": shape " + std::to_string(p.ad->out) + " x " + std::to_string(p.ad->in) +
+                 " against W's " + std::to_string(out) + " x " + std::to_string(in));
+    }
+    if (n_tokens <= kRowBlockCols) return linear_parts(pool, w_type, w, in, out, x, n_tokens, parts, n_parts, y);
+    matmul(pool, w_type, w, out, in, x, n_tokens, y, true);
+    for (size_t i = 0; i < n_parts; i++)
+        hlora_add(pool, *parts[i].ad, true, x + parts[i].c0 * in, parts[i].c1 - parts[i].c0, y + parts[i].c0 * out);
 }
 
 void hlora_linear_unfused(ThreadPool &pool, const HLoraAdapter &ad, int w_type, const void *w, const float *x,

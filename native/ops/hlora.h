@@ -77,8 +77,19 @@ void hlora_linear_unfused(ThreadPool &pool, const HLoraAdapter &ad, int w_type, 
 // y += B g alone (the router, A x, the expert mix and B g; fused or not), for rows whose W x
 // was computed together with other rows (a batch of sequences under different plugins).
 // hlora_linear is W x then this, except that a decode step's few tokens (up to kRowBlockCols)
-// run as one pool job.
+// run as one pool job (hlora_linear_parts).
 void hlora_add(ThreadPool &pool, const HLoraAdapter &ad, bool fused, const float *x, int64_t n_tokens, float *y);
+
+// A decode step's tokens under several plugins (a batch of sequences: up to kRowBlockCols
+// tokens) in one pool job: y = W x for every token, plus B g of its plugin's fused adapter for
+// the tokens of each part (columns [c0, c1) of x and y; tokens in no part get W x alone).
+// Each token's result is what hlora_linear gives it alone, bit for bit.
+struct HLoraPart {
+    const HLoraAdapter *ad;
+    int64_t c0, c1;
+};
+void hlora_linear_parts(ThreadPool &pool, int w_type, const void *w, int64_t in, int64_t out, const float *x,
+                        int64_t n_tokens, const HLoraPart *parts, size_t n_parts, float *y);
 
 // Every product here runs with matmul's exact_columns: a token's result does not depend on
 // the tokens beside it.

@@ -343,6 +343,53 @@ TEST(hlora_tokens_do_not_depend_on_their_neighbours) {
     hg_isa_force(-1);
 }
 
+// Sequences under different plugins in one batch (hlora_linear_parts): every token gets what
+// it gets alone, with its own plugin's adapter (ranks 64 and 256, as HealthGPT's two) or none,
+// in one pool job (up to 8 tokens) and in the three-product path (more); parts that overlap,
+// fall outside the tokens or do not fit W are refused.
+TEST(hlora_parts_give_each_token_its_own_plugin) {
+    const int64_t in = 256, out = 200, n = 4;
+    const float sd = 1.0f / std::sqrt((float)in);
+    auto adapter = [&](int64_t r, uint32_t seed) {
+        const Tensor R = tensor(HG_TYPE_F16, randn((size_t)(n * in), seed, 2 * sd), n, in),
+                     A = tensor(HG_TYPE_F16, randn((size_t)(r * in), seed + 1, sd), r, in),
+                     B = tensor(HG_TYPE_F16, randn((size_t)(out * r), seed + 2, 0.5f / std::sqrt((float)r)), out, r);
+        auto ad = hg::HLoraAdapter::make("r" + std::to_string(r), in, out, r, n, 2.0f * r, R.view, A.view, B.view);
+        ad.convert(HG_TYPE_Q8_0);
+        ad.pack();
+        return ad;
+    };
+    const hg::HLoraAdapter com = adapter(64, 51), gen = adapter(256, 54);
+    const auto wq = as_type(HG_TYPE_Q4_0, randn((size_t)(out * in), 57, sd), out, in);
+    hg::ThreadPool pool(2);
+    for (int64_t tokens : {6, 11}) {
+        // tokens 0-1 comprehension, 2 none, 3 .. tokens-2 generation, the last none
+        const hg::HLoraPart parts[] = {{&com, 0, 2}, {&gen, 3, tokens - 1}};
+        const auto x = randn((size_t)(in * tokens), 58 + (uint32_t)tokens, 1.0f);
+        std::vector<float> together((size_t)(out * tokens), NAN), alone((size_t)out);
+        hg::hlora_linear_parts(pool, HG_TYPE_Q4_0, wq.data(), in, out, x.data(), tokens, parts, 2, together.data());
+        for (int64_t c = 0; c < tokens; c++) {
+            const hg::HLoraAdapter *ad = c < 2 ? &com : c >= 3 && c < tokens - 1 ? &gen : nullptr;
+            if (ad)
+                hg::hlora_linear(pool, *ad, HG_TYPE_Q4_0, wq.data(), &x[(size_t)(c * in)], 1, alone.data());
+            else
+                hg::matmul(pool, HG_TYPE_Q4_0, wq.data(), out, in, &x[(size_t)(c * in)], 1, alone.data(), true);
+            CHECK_MSG(std::memcmp(alone.data(), &together[(size_t)(c * out)], alone.size() * 4) == 0,
+                      "token " + std::to_string(c) + " of " + std::to_string(tokens));
+        }
+    }
+    std::vector<float> y((size_t)(out * 4));
+    const auto x = randn((size_t)(in * 4), 60, 1.0f);
+    auto run = [&](std::initializer_list<hg::HLoraPart> parts, int64_t w_in) {
+        hg::hlora_linear_parts(pool, HG_TYPE_Q4_0, wq.data(), w_in, out, x.data(), 4, parts.begin(), parts.size(),
+                               y.data());
+    };
+    expect_fail("is not an adapter over ordered columns", [&] { run({{&com, 0, 2}, {&gen, 1, 3}}, in); });
+    expect_fail("is not an adapter over ordered columns", [&] { run({{&com, 2, 5}}, in); });
+    expect_fail("is not an adapter over ordered columns", [&] { run({{nullptr, 0, 1}}, in); });
+    expect_fail("hlora r64: shape 200 x 256 against W's 200 x 128", [&] { run({{&com, 0, 1}}, 128); });
+}
+
 TEST(hlora_refuses_bad_adapters_naming_the_tensor) {
     const int64_t in = 32, out = 5;
     auto T = [](int64_t rows, int64_t cols, int type = HG_TYPE_F32) {
