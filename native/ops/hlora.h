@@ -68,9 +68,10 @@ struct HLoraAdapter {
 void hlora_linear(ThreadPool &pool, const HLoraAdapter &ad, int w_type, const void *w, const float *x, int64_t n_tokens,
                   float *y);
 
-// The same product unfused, for benchmarks: W x, R x and A x as three passes over x (the
-// router and lora_A rows of the stacked matrix multiplied on their own), then the epilogue
-// and B g. Same arithmetic as the fused path, so the same result to the last bit.
+// The same product unfused: W x, R x and A x as three passes over x (the router and lora_A
+// rows of the stacked matrix multiplied on their own), then the epilogue and B g, as a plugin
+// loaded unfused runs (bench-hlora's comparison). Same arithmetic as the fused path, so the
+// same result to the last bit: the tests hold the fused paths to it.
 void hlora_linear_unfused(ThreadPool &pool, const HLoraAdapter &ad, int w_type, const void *w, const float *x,
                           int64_t n_tokens, float *y);
 
