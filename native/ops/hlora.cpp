@@ -72,11 +72,16 @@ std::vector<float> to_floats(int type, const std::vector<uint8_t> &m, int64_t ro
 }
 
 // Per-thread scratch reused across calls: a decode step calls this for every linear of every
-// layer, and the temporaries are the same size each time.
+// layer, and the temporaries are the same size each time. One per plugin of a batch; the
+// references stay valid until the next call grows the set.
 struct Scratch {
     std::vector<float> logits_a, g, bg;
 };
-thread_local Scratch scratch;
+Scratch *scratches(size_t n) {
+    thread_local std::vector<Scratch> set;
+    if (set.size() < n) set.resize(n);
+    return set.data();
+}
 
 } // namespace
 
@@ -203,8 +208,7 @@ void add_lora_b(ThreadPool &pool, const HLoraAdapter &ad, int64_t n_tokens, floa
 // [R; A] products split in panels.
 void linear_parts(ThreadPool &pool, int w_type, const void *w, int64_t in, int64_t out, const float *x,
                   int64_t n_tokens, const HLoraPart *parts, size_t n_parts, float *y) {
-    thread_local std::vector<Scratch> scratches;
-    if (scratches.size() < n_parts) scratches.resize(n_parts);
+    Scratch *scratch = scratches(n_parts);
     struct Part {
         const HLoraAdapter &ad;
         int64_t c0, n, nr, sa, na, first; // columns, [R; A] rows, its strips and where they start
@@ -217,7 +221,7 @@ void linear_parts(ThreadPool &pool, int w_type, const void *w, int64_t in, int64
     std::vector<std::unique_ptr<Part>> ps;
     int64_t na_all = 0;
     for (size_t i = 0; i < n_parts; i++) {
-        auto p = std::make_unique<Part>(parts[i], scratches[i]);
+        auto p = std::make_unique<Part>(parts[i], scratch[i]);
         p->nr = p->ad.ra_rows();
         p->sa = decode_strip_rows(p->nr, pool.size());
         p->na = (p->nr + p->sa - 1) / p->sa;
@@ -286,13 +290,8 @@ void linear_parts(ThreadPool &pool, int w_type, const void *w, int64_t in, int64
 
 void hlora_linear(ThreadPool &pool, const HLoraAdapter &ad, int w_type, const void *w, const float *x, int64_t n_tokens,
                   float *y) {
-    if (n_tokens <= 0) return;
-    if (n_tokens <= kRowBlockCols) {
-        const HLoraPart all{&ad, 0, n_tokens};
-        return linear_parts(pool, w_type, w, ad.in, ad.out, x, n_tokens, &all, 1, y);
-    }
-    matmul(pool, w_type, w, ad.out, ad.in, x, n_tokens, y, true);
-    hlora_add(pool, ad, true, x, n_tokens, y);
+    const HLoraPart all{&ad, 0, n_tokens};
+    hlora_linear_parts(pool, w_type, w, ad.in, ad.out, x, n_tokens, &all, 1, y);
 }
 
 void hlora_linear_parts(ThreadPool &pool, int w_type, const void *w, int64_t in, int64_t out, const float *x,
@@ -323,7 +322,7 @@ void hlora_linear_unfused(ThreadPool &pool, const HLoraAdapter &ad, int w_type, 
 
 void hlora_add(ThreadPool &pool, const HLoraAdapter &ad, bool fused, const float *x, int64_t n_tokens, float *y) {
     if (n_tokens <= 0) return;
-    Scratch &s = scratch;
+    Scratch &s = scratches(1)[0];
     const int64_t nr = ad.ra_rows();
     s.logits_a.resize((size_t)(nr * n_tokens));
     if (fused) {
