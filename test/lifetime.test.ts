@@ -91,14 +91,17 @@ describe('engine object lifetime', () => {
   const { objects, jobs } = await open();
   for (const k of Object.keys(jobs)) jobs[k]().catch(() => {});
   for (const o of Object.values(objects)) o.dispose();
-  require('node:worker_threads').parentPort.postMessage('disposed');
+  const { parentPort, workerData } = require('node:worker_threads');
+  parentPort.postMessage('disposed');
+  // a worker to be terminated stays alive until it is (else it may end first, with code 0)
+  if (workerData.hold) setInterval(() => {}, 1000);
 })();`;
     const out = await node(`
 const { Worker } = require('node:worker_threads');
 (async () => {
   const codes = [];
   for (const terminate of [false, true, false, true]) {
-    const w = new Worker(${JSON.stringify(setup + worker)}, { eval: true });
+    const w = new Worker(${JSON.stringify(setup + worker)}, { eval: true, workerData: { hold: terminate } });
     const exited = new Promise((resolve) => w.once('exit', resolve));
     await new Promise((resolve, reject) => { w.once('message', resolve); w.once('error', reject); });
     if (terminate) await w.terminate();
