@@ -135,6 +135,8 @@ export interface NativeClip {
   encode(pixels: Float32Array, tap: number, hiddenState?: number): Promise<Float32Array>;
   /** the mlp2x_gelu (Linear, exact GELU, Linear) on rows of nEmbd floats */
   project(projector: number, features: Float32Array): Promise<Float32Array>;
+  /** encode at the tap, then project, in one job: on a device the features never leave it */
+  encodeProject(pixels: Float32Array, tap: number, projector: number): Promise<Float32Array>;
   /** replaces the projector with the one a plugin file carries; loaded false (nothing changed) when it has none; dim: the projector's output width after */
   loadProjector(projector: number, path: string): Promise<{ loaded: boolean; dim: number }>;
   dispose(): void;

@@ -46,6 +46,7 @@ class Clip : public EngineObject<Clip, clip_box> {
                                InstanceMethod("info", &Clip::Info),
                                InstanceMethod("encode", &Clip::Encode),
                                InstanceMethod("project", &Clip::Project),
+                               InstanceMethod("encodeProject", &Clip::EncodeProject),
                                InstanceMethod("loadProjector", &Clip::LoadProjector),
                                InstanceMethod("dispose", &Clip::Dispose),
                            });
@@ -62,6 +63,37 @@ class Clip : public EngineObject<Clip, clip_box> {
     }
 
   private:
+    // 3 x image_size x image_size floats
+    Napi::Float32Array pixels_arg(const Napi::CallbackInfo &info, size_t i) const {
+        Napi::Float32Array pixels = float_arg(info, i, "pixels");
+        const size_t want = (size_t)3 * image_size_ * image_size_;
+        if (pixels.ElementLength() != want)
+            throw_error(info.Env(), "ERR_INVALID_ARG",
+                        "pixels has " + std::to_string(pixels.ElementLength()) + " values, expected 3 x " +
+                            std::to_string(image_size_) + " x " + std::to_string(image_size_) + " = " +
+                            std::to_string(want));
+        return pixels;
+    }
+
+    // The projector's output width, which sizes the result; an error when there is none.
+    int present_width(Napi::Env env, int which) const {
+        if (proj_dim_[which] <= 0)
+            throw_error(env, "ERR_INVALID_ARG",
+                        std::string("the vision tower has no ") + (which == 0 ? "comprehension" : "generation") +
+                            " projector");
+        return proj_dim_[which];
+    }
+
+    // In the job: a loadProjector queued before it may have changed the width the result was
+    // sized for; then it fails rather than write past the result.
+    static void same_width(clip_box &b, int which, int dim) {
+        const int now = hg_clip_projector_dim(b.clip, which);
+        if (now != dim)
+            throw native_failure("the projector's width changed from " + std::to_string(dim) + " to " +
+                                     std::to_string(now) + " (loadProjector) while the call waited: call it again",
+                                 HG_ERR_INVALID_ARG);
+    }
+
     // load(path, {threads, gpu}): Promise<Clip>
     static Napi::Value Load(const Napi::CallbackInfo &info) {
         Napi::Env env = info.Env();
@@ -108,16 +140,10 @@ class Clip : public EngineObject<Clip, clip_box> {
     Napi::Value Encode(const Napi::CallbackInfo &info) {
         Napi::Env env = info.Env();
         live(env);
-        Napi::Float32Array pixels = float_arg(info, 0, "pixels");
+        Napi::Float32Array pixels = pixels_arg(info, 0);
         const int tap = arg_int32(info, 1, "tap");
         const bool by_index = info.Length() > 2 && !info[2].IsUndefined();
         const int hidden_state = by_index ? arg_int32(info, 2, "hiddenState") : -1;
-        const size_t want = (size_t)3 * image_size_ * image_size_;
-        if (pixels.ElementLength() != want)
-            throw_error(env, "ERR_INVALID_ARG",
-                        "pixels has " + std::to_string(pixels.ElementLength()) + " values, expected 3 x " +
-                            std::to_string(image_size_) + " x " + std::to_string(image_size_) + " = " +
-                            std::to_string(want));
         Napi::Float32Array out = Napi::Float32Array::New(env, (size_t)n_patches_ * n_embd_);
         const float *in = pixels.Data();
         float *o = out.Data();
@@ -138,11 +164,7 @@ class Clip : public EngineObject<Clip, clip_box> {
         live(env);
         const int which = projector_arg(info, 0);
         Napi::Float32Array features = float_arg(info, 1, "features");
-        const int dim = proj_dim_[which];
-        if (dim <= 0)
-            throw_error(env, "ERR_INVALID_ARG",
-                        std::string("the vision tower has no ") + (which == 0 ? "comprehension" : "generation") +
-                            " projector");
+        const int dim = present_width(env, which);
         const size_t len = features.ElementLength();
         if (len == 0 || len % (size_t)n_embd_ != 0 || len / (size_t)n_embd_ > (size_t)INT32_MAX)
             throw_error(env, "ERR_INVALID_ARG",
@@ -154,10 +176,33 @@ class Clip : public EngineObject<Clip, clip_box> {
         float *o = out.Data();
         return job(
             env, "healthgpt.Clip.project",
-            [which, in, n, o](clip_box &b) {
+            [which, in, n, o, dim](clip_box &b) {
+                same_width(b, which, dim);
                 if (hg_clip_project(b.clip, which, in, n, o) < 0) throw native_error();
             },
             [](Napi::Env, Napi::Value kept) { return kept; }, out, {features});
+    }
+
+    // encodeProject(pixels: Float32Array (3 x S x S), tap: 0 | 1, projector: 0 | 1):
+    // Promise<Float32Array (n_patches x the projector's width)>: encode then project in one
+    // job; on a device the features stay there.
+    Napi::Value EncodeProject(const Napi::CallbackInfo &info) {
+        Napi::Env env = info.Env();
+        live(env);
+        Napi::Float32Array pixels = pixels_arg(info, 0);
+        const int tap = arg_int32(info, 1, "tap");
+        const int which = projector_arg(info, 2);
+        const int dim = present_width(env, which);
+        Napi::Float32Array out = Napi::Float32Array::New(env, (size_t)n_patches_ * dim);
+        const float *in = pixels.Data();
+        float *o = out.Data();
+        return job(
+            env, "healthgpt.Clip.encodeProject",
+            [in, tap, which, o, dim](clip_box &b) {
+                same_width(b, which, dim);
+                if (hg_clip_encode_project(b.clip, in, tap, which, o) < 0) throw native_error();
+            },
+            [](Napi::Env, Napi::Value kept) { return kept; }, out, {pixels});
     }
 
     // loadProjector(projector: 0 | 1, path): Promise<{loaded, dim}>. Replaces the projector

@@ -7,6 +7,7 @@ import { Worker } from 'node:worker_threads';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { HealthGPTError } from '../lib/errors.js';
 import { VisionTower } from '../lib/index.js';
+import { native } from '../lib/native.js';
 import { root, maxRel } from './helpers.js';
 
 const fixtures = join(root, 'test', 'fixtures', 'clip');
@@ -86,6 +87,14 @@ describe('VisionTower (tiny CLIP, f32)', () => {
     expect(maxRel(q, g.genProjected)).toBeLessThan(1e-4);
   });
 
+  it("encodes and projects in one call: the two calls' numbers, for both taps", async () => {
+    for (const tap of ['comprehension', 'generation'] as const) {
+      const one = await tower.encodeProject(g.pixels, tap);
+      expect(one).toEqual(await tower.project(await tower.encode(g.pixels, { tap }), tap));
+      expect(maxRel(one, tap === 'comprehension' ? g.projected : g.genProjected)).toBeLessThan(1e-4);
+    }
+  });
+
   it('queues concurrent calls without mixing them', async () => {
     const [a, b, c] = await Promise.all([tower.encode(g.pixels, { tap: 'generation' }), tower.encode(g.pixels, { tap: 'comprehension' }), tower.encode(g.pixels, { tap: 'generation' })]);
     expect(a).toEqual(c);
@@ -97,6 +106,40 @@ describe('VisionTower (tiny CLIP, f32)', () => {
     await expect(tower.encode(g.pixels, { tap: 'both' as never })).rejects.toThrow(/tap must be 'comprehension' or 'generation'/);
     await expect(tower.encode(g.pixels, { hiddenState: 4 })).rejects.toThrow(/hiddenState must be an integer in 0..3/);
     await expect(tower.project(new Float32Array(33))).rejects.toThrow(/not a whole number of rows of 32/);
+    await expect(tower.encodeProject(new Float32Array(10))).rejects.toThrow(/pixels has 10 values, expected 3 x 56 x 56 = 9408/);
+    await expect(tower.encodeProject(g.pixels, 'both' as never)).rejects.toThrow(/tap must be 'comprehension' or 'generation'/);
+  });
+
+  it('a call queued behind a loadProjector that changes its width fails, naming it, and writes nothing past its result', async () => {
+    // the raw handle: the TypeScript layer waits for loadProjector before sizing a call, the
+    // addon's own callers need not. The tower's comprehension projector (64 wide) loaded as
+    // the generation one (32 wide). The two jobs race for the tower's lock on libuv's threads:
+    // a call that ran first gives the old projection, one that ran after is refused; tries
+    // until the second is seen.
+    const path = join(fixtures, 'tiny.f32.gguf');
+    const before = await tower.encodeProject(g.pixels, 'generation');
+    let refused = 0;
+    for (let i = 0; i < 20 && refused === 0; i++) {
+      const raw = await native().Clip.load(path, { threads: 1 });
+      try {
+        const load = raw.loadProjector(1, path);
+        const queued = [raw.encodeProject(g.pixels, 1, 1), raw.project(1, g.hidden[g.generation]!)];
+        expect(await load).toEqual({ loaded: true, dim: 64 });
+        const settled = await Promise.allSettled(queued);
+        for (const [k, r] of settled.entries()) {
+          if (r.status === 'fulfilled') expect(r.value).toEqual(k === 0 ? before : await tower.project(g.hidden[g.generation]!, 'generation'));
+          else {
+            expect(r.reason).toMatchObject({ code: 'ERR_INVALID_ARG', message: expect.stringMatching(/width changed from 32 to 64 \(loadProjector\) while the call waited/) });
+            refused++;
+          }
+        }
+        const again = await raw.encodeProject(g.pixels, 1, 1); // sized by the new width
+        expect(again).toEqual(await raw.project(0, await raw.encode(g.pixels, 1)));
+      } finally {
+        raw.dispose();
+      }
+    }
+    expect(refused).toBeGreaterThan(0);
   });
 });
 

@@ -278,12 +278,9 @@ export class HealthGPT {
     if (hit) return { rows: hit, ms: 0 };
     if (signal?.aborted) throw new HealthGPTError('ABORT_ERR', 'the operation was aborted');
     const t0 = performance.now();
-    const feats = await this.vision.encode(img.pixels, { tap });
+    const rows = await this.vision.encodeProject(img.pixels, tap);
     this.live();
     this.encodeCount++;
-    if (signal?.aborted) throw new HealthGPTError('ABORT_ERR', 'the operation was aborted');
-    const rows = await this.vision.project(feats, tap);
-    this.live();
     this.cache.set(key, rows);
     return { rows, ms: performance.now() - t0 };
   }

@@ -74,12 +74,23 @@ export class VisionTower {
     return this.handle;
   }
 
-  /** Features of one image at a tap: nPatches x nEmbd floats, row by row. */
-  async encode(pixels: Float32Array, options: EncodeOptions = {}): Promise<Float32Array> {
-    this.live();
+  private checkPixels(pixels: Float32Array): void {
     if (!(pixels instanceof Float32Array)) throw new HealthGPTError('ERR_INVALID_ARG', 'pixels must be a Float32Array');
     const want = 3 * this.info.imageSize * this.info.imageSize;
     if (pixels.length !== want) throw new HealthGPTError('ERR_INVALID_ARG', `pixels has ${pixels.length} values, expected 3 x ${this.info.imageSize} x ${this.info.imageSize} = ${want}`);
+  }
+
+  /** The width a projector gives (a plugin's after loadProjector); an error when there is none. */
+  private projectorDim(which: number, projector: VisionTap): number {
+    const dim = which === 0 ? this.info.comprehensionProjectorDim : this.info.generationProjectorDim;
+    if (dim === 0) throw new HealthGPTError('ERR_INVALID_ARG', `${this.path} has no ${projector} projector`);
+    return dim;
+  }
+
+  /** Features of one image at a tap: nPatches x nEmbd floats, row by row. */
+  async encode(pixels: Float32Array, options: EncodeOptions = {}): Promise<Float32Array> {
+    this.live();
+    this.checkPixels(pixels);
     const tap = tapOf(options.tap, 'tap');
     const hs = options.hiddenState;
     if (hs !== undefined && (!Number.isInteger(hs) || hs < 0 || hs > this.info.nLayer))
@@ -96,14 +107,30 @@ export class VisionTower {
     this.live();
     const which = tapOf(projector, 'projector');
     if (!(features instanceof Float32Array)) throw new HealthGPTError('ERR_INVALID_ARG', 'features must be a Float32Array');
-    const dim = which === 0 ? this.info.comprehensionProjectorDim : this.info.generationProjectorDim;
-    if (dim === 0) throw new HealthGPTError('ERR_INVALID_ARG', `${this.path} has no ${projector} projector`);
+    this.projectorDim(which, projector);
     if (features.length === 0 || features.length % this.info.nEmbd !== 0)
       throw new HealthGPTError('ERR_INVALID_ARG', `features has ${features.length} values, not a whole number of rows of ${this.info.nEmbd}`);
     try {
       return await this.lock.run(async () => this.live().project(which, features));
     } catch (err) {
       throw wrapNative(err, 'project');
+    }
+  }
+
+  /**
+   * An image through the tower at a tap and that tap's projector, in one call: nPatches x the
+   * projector's width floats, the same numbers as project(encode(pixels, {tap}), tap). With the
+   * tower on a GPU the features stay there; only the projected rows come back.
+   */
+  async encodeProject(pixels: Float32Array, tap: VisionTap = 'comprehension'): Promise<Float32Array> {
+    this.live();
+    this.checkPixels(pixels);
+    const which = tapOf(tap, 'tap');
+    this.projectorDim(which, tap);
+    try {
+      return await this.lock.run(async () => this.live().encodeProject(pixels, which, which));
+    } catch (err) {
+      throw wrapNative(err, 'encodeProject');
     }
   }
 

@@ -109,6 +109,14 @@ int hg_clip_project(hg_clip *clip, int projector, const float *in, int n, float 
     });
 }
 
+int hg_clip_encode_project(hg_clip *clip, const float *pixels, int tap, int projector, float *out) {
+    return hg::guarded(-1, [&] {
+        need(clip, "hg_clip_encode_project");
+        clip->model->encode_project(*clip->pool, pixels, clip->model->tap_layer(tap), projector, out);
+        return 0;
+    });
+}
+
 int hg_clip_load_projector(hg_clip *clip, int projector, const char *path) {
     return hg::guarded_load(-1, [&] {
         need(clip, "hg_clip_load_projector");

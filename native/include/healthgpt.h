@@ -331,6 +331,11 @@ int hg_clip_encode_hidden_state(hg_clip *clip, const float *pixels, int hidden_s
 /* n rows of n_embd floats -> n rows of hg_clip_projector_dim() floats. 0 or -1 (also when the
  * file has no such projector). */
 int hg_clip_project(hg_clip *clip, int projector, const float *in, int n, float *out);
+/* hg_clip_encode at a tap, then hg_clip_project with a projector, in one call: out gets
+ * n_patches x hg_clip_projector_dim(projector) floats. With the tower on a device the features
+ * never leave it: the projected rows are all that is copied back. The same numbers as the two
+ * calls. 0 or -1 (also when the file has no such projector). */
+int hg_clip_encode_project(hg_clip *clip, const float *pixels, int tap, int projector, float *out);
 /* Replaces the tower's projector (an hg_clip_projector) with the mlp2x_gelu an H-LoRA plugin
  * file carries (mm.0.weight [n_embd, d], mm.0.bias [d], mm.2.weight [d, n_out], mm.2.bias
  * [n_out]): HealthGPT's plugins bring the projector they were trained with. Returns 1 when

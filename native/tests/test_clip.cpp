@@ -516,6 +516,23 @@ TEST(c_api_encodes_and_projects) {
     }
     CHECK(hg_clip_project(c, HG_CLIP_PROJECTOR_GENERATION, out.data(), (int)g.n_patches, proj.data()) == 0);
     CHECK(max_rel(proj.data(), g.gen_projected.data(), (size_t)g.n_patches * 32) < 1e-4);
+    // encode then project in one call: the two calls' bits, for every tap and projector
+    for (int tap : {HG_CLIP_TAP_COMPREHENSION, HG_CLIP_TAP_GENERATION})
+        for (int pj : {HG_CLIP_PROJECTOR_COMPREHENSION, HG_CLIP_PROJECTOR_GENERATION}) {
+            const size_t n = (size_t)g.n_patches * hg_clip_projector_dim(c, pj);
+            std::vector<float> two(n), one(n, -1.0f);
+            CHECK(hg_clip_encode(c, g.pixels.data(), tap, out.data()) == 0);
+            CHECK(hg_clip_project(c, pj, out.data(), (int)g.n_patches, two.data()) == 0);
+            CHECK(hg_clip_encode_project(c, g.pixels.data(), tap, pj, one.data()) == 0);
+            CHECK(std::memcmp(one.data(), two.data(), n * sizeof(float)) == 0);
+        }
+    CHECK(hg_clip_encode_project(c, g.pixels.data(), 7, 0, proj.data()) == -1);
+    CHECK(contains(hg_last_error(), "tap 7 is not 0 (comprehension) or 1 (generation)"));
+    CHECK(hg_clip_encode_project(c, g.pixels.data(), 0, 2, proj.data()) == -1);
+    CHECK(contains(hg_last_error(), "projector 2 is not 0 (comprehension) or 1 (generation)"));
+    CHECK(hg_clip_encode_project(c, nullptr, 0, 0, proj.data()) == -1);
+    CHECK(contains(hg_last_error(), "null pixels or output"));
+    CHECK(hg_clip_encode_project(nullptr, g.pixels.data(), 0, 0, proj.data()) == -1);
     // errors come back as -1 with a message, never an abort
     CHECK(hg_clip_encode(c, g.pixels.data(), 7, out.data()) == -1);
     CHECK(contains(hg_last_error(), "tap 7 is not 0 (comprehension) or 1 (generation)"));
