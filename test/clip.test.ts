@@ -123,10 +123,10 @@ describe('VisionTower (tiny CLIP, f32)', () => {
       const raw = await native().Clip.load(path, { threads: 1 });
       try {
         const load = raw.loadProjector(1, path);
-        const queued = [raw.encodeProject(g.pixels, 1, 1), raw.project(1, g.hidden[g.generation]!)];
+        // settled from the start: a refusal may come before load's answer is awaited
+        const queued = Promise.allSettled([raw.encodeProject(g.pixels, 1, 1), raw.project(1, g.hidden[g.generation]!)]);
         expect(await load).toEqual({ loaded: true, dim: 64 });
-        const settled = await Promise.allSettled(queued);
-        for (const [k, r] of settled.entries()) {
+        for (const [k, r] of (await queued).entries()) {
           if (r.status === 'fulfilled') expect(r.value).toEqual(k === 0 ? before : await tower.project(g.hidden[g.generation]!, 'generation'));
           else {
             expect(r.reason).toMatchObject({ code: 'ERR_INVALID_ARG', message: expect.stringMatching(/width changed from 32 to 64 \(loadProjector\) while the call waited/) });
