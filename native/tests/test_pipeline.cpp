@@ -137,13 +137,12 @@ Run run_pipeline(int gpu) {
     if (pc < 0 || pg < 0 || hg_clip_load_projector(clip, HG_CLIP_PROJECTOR_COMPREHENSION, com.c_str()) < 0 ||
         hg_clip_load_projector(clip, HG_CLIP_PROJECTOR_GENERATION, gen.c_str()) < 0)
         return done(false);
-    const int n_patches = hg_clip_n_patches(clip), F = hg_clip_n_embd(clip), E = hg_model_n_embd(m);
+    const int n_patches = hg_clip_n_patches(clip), E = hg_model_n_embd(m);
     const int V = hg_model_n_vocab(m);
     const std::vector<float> pixels = read_array<float>("pixels.f32");
-    std::vector<float> feats((size_t)n_patches * F), rows((size_t)n_patches * E);
+    std::vector<float> rows((size_t)n_patches * E);
     auto image_rows = [&](int tap, int projector) {
-        return hg_clip_encode(clip, pixels.data(), tap, feats.data()) == 0 &&
-               hg_clip_project(clip, projector, feats.data(), n_patches, rows.data()) == 0;
+        return hg_clip_encode_project(clip, pixels.data(), tap, projector, rows.data()) == 0;
     };
     // n positions from start under a plugin, then the engine's greedy pick in [lo, hi)
     int32_t picked = -1;

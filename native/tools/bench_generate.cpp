@@ -1,7 +1,8 @@
 // bench_generate: one whole image generation (the ct2mri path of lib/session generateImage)
 // through the C API, timed part by part, for machines without Node (tools/device-check.sh):
 //   1. CLIP: the input image at the generation tap (hidden state 1) through the generation
-//      projector, rows back on the host;
+//      projector in one call (hg_clip_encode_project: on a device the features stay there),
+//      the rows back on the host;
 //   2. prefill: a prompt of the generation task's shape under the generation plugin (4 text
 //      tokens, the image rows in place of <image>, 20 text tokens, <start_index>), with the
 //      image rows entering as input embeddings (hg_model_eval_embd);
@@ -113,8 +114,8 @@ int main(int argc, char **argv) {
                 hg_model_backend(m), hg_clip_backend(clip), hg_vqgan_backend(vq), load_ms);
 
     // the inputs: random pixels (already normalised) and text tokens below the image tokens
-    const int S = hg_clip_image_size(clip), F = hg_clip_n_embd(clip);
-    std::vector<float> pixels((size_t)3 * S * S), feats((size_t)n_patches * F), rows((size_t)n_patches * E);
+    const int S = hg_clip_image_size(clip);
+    std::vector<float> pixels((size_t)3 * S * S), rows((size_t)n_patches * E);
     uint32_t s = 2024;
     auto next = [&] { return s = s * 1664525u + 1013904223u; };
     for (float &p : pixels) p = (float)((int32_t)next() >> 8) / (float)(1 << 23) * 2.0f;
@@ -142,8 +143,8 @@ int main(int argc, char **argv) {
     auto generate = [&](int n_tokens, Times &t) {
         if (hg_model_kv_clear(m, 0) != 0) return false;
         double a = tool::now_ms();
-        if (hg_clip_encode(clip, pixels.data(), HG_CLIP_TAP_GENERATION, feats.data()) != 0 ||
-            hg_clip_project(clip, HG_CLIP_PROJECTOR_GENERATION, feats.data(), n_patches, rows.data()) != 0)
+        if (hg_clip_encode_project(clip, pixels.data(), HG_CLIP_TAP_GENERATION, HG_CLIP_PROJECTOR_GENERATION,
+                                   rows.data()) != 0)
             return false;
         double b = tool::now_ms();
         t.clip = b - a;
