@@ -80,11 +80,10 @@ export class VisionTower {
     if (pixels.length !== want) throw new HealthGPTError('ERR_INVALID_ARG', `pixels has ${pixels.length} values, expected 3 x ${this.info.imageSize} x ${this.info.imageSize} = ${want}`);
   }
 
-  /** The width a projector gives (a plugin's after loadProjector); an error when there is none. */
-  private projectorDim(which: number, projector: VisionTap): number {
+  /** An error when the tower has no such projector (a plugin's counts after loadProjector). */
+  private needProjector(which: number, projector: VisionTap): void {
     const dim = which === 0 ? this.info.comprehensionProjectorDim : this.info.generationProjectorDim;
     if (dim === 0) throw new HealthGPTError('ERR_INVALID_ARG', `${this.path} has no ${projector} projector`);
-    return dim;
   }
 
   /** Features of one image at a tap: nPatches x nEmbd floats, row by row. */
@@ -107,7 +106,7 @@ export class VisionTower {
     this.live();
     const which = tapOf(projector, 'projector');
     if (!(features instanceof Float32Array)) throw new HealthGPTError('ERR_INVALID_ARG', 'features must be a Float32Array');
-    this.projectorDim(which, projector);
+    this.needProjector(which, projector);
     if (features.length === 0 || features.length % this.info.nEmbd !== 0)
       throw new HealthGPTError('ERR_INVALID_ARG', `features has ${features.length} values, not a whole number of rows of ${this.info.nEmbd}`);
     try {
@@ -126,7 +125,7 @@ export class VisionTower {
     this.live();
     this.checkPixels(pixels);
     const which = tapOf(tap, 'tap');
-    this.projectorDim(which, tap);
+    this.needProjector(which, tap);
     try {
       return await this.lock.run(async () => this.live().encodeProject(pixels, which, which));
     } catch (err) {
