@@ -122,6 +122,12 @@ std::unique_ptr<Phi3Model> Phi3Model::load(std::unique_ptr<GGUFFile> file, const
              " must be even and within the head dim " + std::to_string(hp.head_dim));
     if (!(hp.rms_eps > 0)) fail(f.name() + ": attention.layer_norm_rms_epsilon must be > 0");
     if (!(hp.rope_freq_base > 0)) fail(f.name() + ": rope.freq_base must be > 0");
+    // 128k-context Phi-3 / Phi-3.5 / Phi-4-mini files scale each rotary frequency (LongRoPE);
+    // without it every position past the first few would be rotated wrong, silently
+    for (const char *t : {"rope_factors_long.weight", "rope_factors_short.weight"})
+        if (f.find_tensor(t) >= 0)
+            fail(f.name() + ": LongRoPE (tensor " + t +
+                 ") is not supported: HealthGPT's Phi-3-mini (4k context) and Phi-4 do not use it");
 
     const int64_t tok = f.find_tensor("token_embd.weight");
     if (tok < 0) fail(f.name() + ": tensor token_embd.weight is missing");

@@ -256,6 +256,7 @@ struct Shape {
 // Fault injection: drop a tensor, give one a wrong shape or type, drop a metadata key.
 struct Faults {
     std::string drop_tensor, bad_shape_tensor, f16_tensor, drop_key, arch = "phi3";
+    bool long_rope = false; // rope_factors_long / _short, as 128k-context Phi-3 files carry
 };
 
 std::vector<uint8_t> f32_bytes(size_t n, std::mt19937 &rng, float mean, float std) {
@@ -311,6 +312,10 @@ std::vector<uint8_t> synthetic_phi3(const Shape &s, const Faults &fault = {}) {
     }
     add("output_norm.weight", {(uint64_t)s.hidden});
     add("output.weight", {(uint64_t)s.hidden, (uint64_t)s.vocab});
+    if (fault.long_rope) {
+        add("rope_factors_long.weight", {hd / 2});
+        add("rope_factors_short.weight", {hd / 2});
+    }
     return g.bytes();
 }
 
@@ -375,13 +380,14 @@ TEST(phi3_refuses_bad_files) {
         Faults fault;
         const char *needle;
     };
-    Faults missing, shape, type, key, arch, nokv;
+    Faults missing, shape, type, key, arch, nokv, long_rope;
     missing.drop_tensor = "blk.1.ffn_down.weight";
     shape.bad_shape_tensor = "blk.0.attn_qkv.weight";
     type.f16_tensor = "blk.0.ffn_norm.weight";
     key.drop_key = "phi3.attention.head_count";
     arch.arch = "llama";
     nokv.drop_tensor = "output.weight";
+    long_rope.long_rope = true;
     const Case cases[] = {
         {missing, "tensor blk.1.ffn_down.weight is missing"},
         {shape, "tensor blk.0.attn_qkv.weight has shape [33, 64], expected [32, 64]"},
@@ -389,6 +395,7 @@ TEST(phi3_refuses_bad_files) {
         {key, "metadata key phi3.attention.head_count is missing"},
         {arch, "architecture is 'llama', expected 'phi3'"},
         {nokv, "tensor output.weight is missing"},
+        {long_rope, "LongRoPE (tensor rope_factors_long.weight) is not supported"},
     };
     for (const Case &c : cases) CHECK_ERROR(load_bytes(synthetic_phi3(s, c.fault)) == nullptr, c.needle);
 
