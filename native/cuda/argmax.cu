@@ -11,8 +11,9 @@ namespace hg {
 namespace cuda {
 namespace {
 
-// One warp per row: each lane scans a strided share keeping its first maximum, then the lanes
-// merge, a larger value winning and a tie going to the smaller index.
+// One warp per row: each lane scans a strided share keeping its first maximum (NaN never kept),
+// then the lanes merge, a larger value winning and a tie going to the smaller index. The CPU
+// compares each logit with row[best] from best = 0, so a NaN first logit wins: 0, as there.
 __global__ void argmax_rows_kernel(const float *__restrict__ x, int64_t n_rows, int64_t n, int32_t *__restrict__ out) {
     const int64_t row = ((int64_t)blockIdx.x * blockDim.x + threadIdx.x) >> 5;
     const int lane = threadIdx.x & 31;
@@ -21,14 +22,14 @@ __global__ void argmax_rows_kernel(const float *__restrict__ x, int64_t n_rows, 
     float best = -INFINITY;
     int64_t at = n; // none yet
     for (int64_t i = lane; i < n; i += 32)
-        if (r[i] > best || at == n) best = r[i], at = i;
+        if (r[i] > best || (at == n && !isnan(r[i]))) best = r[i], at = i;
 #pragma unroll
     for (int o = 16; o > 0; o >>= 1) {
         const float v = __shfl_xor_sync(0xffffffffu, best, o);
         const int64_t j = __shfl_xor_sync(0xffffffffu, at, o);
         if (v > best || (v == best && j < at)) best = v, at = j;
     }
-    if (lane == 0) out[row] = (int32_t)at;
+    if (lane == 0) out[row] = at == n || isnan(r[0]) ? 0 : (int32_t)at;
 }
 
 // One block: each thread keeps the first of its strided share's largest values above

@@ -125,6 +125,9 @@ void cuda_free(void *dev) noexcept {
 void cuda_copy_to_device(void *dev_dst, const void *host_src, size_t bytes) {
     if (bytes == 0) return;
     check(cudaMemcpy(dev_dst, host_src, bytes, cudaMemcpyHostToDevice), "cudaMemcpy to device");
+    // From pageable memory cudaMemcpy may return before its DMA lands, and the kernels that
+    // read these weights run on non-blocking streams, which do not wait for the legacy one.
+    check(cudaStreamSynchronize(cudaStreamLegacy), "cudaStreamSynchronize after a copy to the device");
 }
 
 void cuda_copy_to_host(void *host_dst, const void *dev_src, size_t bytes) {

@@ -39,7 +39,8 @@ cuda_device_props cuda_device_properties(int device);
 // Selects the device the calling thread's later calls use (cudaSetDevice).
 void cuda_set_device(int device);
 
-// Device memory and copies (synchronous with respect to the host).
+// Device memory and copies (synchronous with respect to the host: a copy to the device has
+// landed when it returns, so any stream may read it).
 void *cuda_malloc(size_t bytes);
 void cuda_free(void *dev) noexcept;
 void cuda_copy_to_device(void *dev_dst, const void *host_src, size_t bytes);

@@ -1,6 +1,7 @@
 // The vision paths' products (cuda/vision_ops.h gemm, gemm_f32): f16 / bf16 linears to the
 // tensor cores (cuda/gemm_mma.cu) when on, everything else on the f32 tile of cuda/gemm_tile.cuh.
 #include <atomic>
+#include <cstdint>
 #include <cstdlib>
 #include <string>
 
@@ -37,6 +38,9 @@ void gemm(int type, const void *w, int64_t rows, int64_t k, const float *x, int6
         throw Error("cuda gemm: bad shape rows=" + std::to_string(rows) + " k=" + std::to_string(k) +
                     " n=" + std::to_string(n));
     if (!w || !x || !y) throw Error("cuda gemm: null pointer");
+    // a misaligned load would be a sticky device error that ends the context, not a message
+    if ((uintptr_t)w % (type == HG_TYPE_F32 ? 4 : 2) != 0 || (uintptr_t)x % 4 != 0 || (uintptr_t)y % 4 != 0)
+        throw Error("cuda gemm: weights or activations are not aligned for their type");
     if (type != HG_TYPE_F32 && tensor_cores_on() && gemm_tensor_cores_support(type))
         return gemm_tensor_cores(type, w, rows, k, x, ldx, n, bias, y, ldy, accumulate, stream);
     const load_typed_rows la{static_cast<const uint8_t *>(w), type, k};

@@ -27,7 +27,7 @@ constexpr int kCols = 8;  // activation columns per block (prefill)
 // ---- activations: q8_0 as the CPU's quantize_row_q8_0_ref makes it ----
 // One warp per block of 32 values: qs[c * k + i] int8 and d[c * (k / 32) + b], the scale
 // stored as its f16 rounding (the CPU block keeps d as f16), the quants made with the
-// unrounded one, halves rounded away from zero.
+// unrounded one, halves rounded away from zero, NaN as 0 (the CPU's clamp).
 __global__ void quantize_q8_0_kernel(const float *__restrict__ x, int64_t n_blocks, int8_t *__restrict__ qs,
                                      float *__restrict__ d) {
     const int lane = threadIdx.x & 31;
@@ -37,7 +37,8 @@ __global__ void quantize_q8_0_kernel(const float *__restrict__ x, int64_t n_bloc
     const float amax = warp_max(fabsf(v));
     const float db = amax / 127.0f;
     const float id = db != 0.0f ? 1.0f / db : 0.0f;
-    const float q = fminf(fmaxf(__fmul_rn(v, id), -127.0f), 127.0f);
+    const float vi = __fmul_rn(v, id);
+    const float q = vi == vi ? fminf(fmaxf(vi, -127.0f), 127.0f) : 0.0f; // fmaxf(NaN, -127) is -127
     qs[b * 32 + lane] = (int8_t)roundf(q);
     if (lane == 0) d[b] = __half2float(__float2half_rn(db));
 }
@@ -637,6 +638,8 @@ void matmul(int type, const void *w, int64_t rows, int64_t k, const float *x, in
     if (!w || !x || !y) throw Error("cuda matmul: null pointer");
     if ((uintptr_t)w % 2 != 0 || (type == HG_TYPE_F32 && (uintptr_t)w % 4 != 0))
         throw Error("cuda matmul: weights are not aligned for their type");
+    if ((uintptr_t)scratch % 16 != 0) // the activations' quants are read 16 bytes at a time
+        throw Error("cuda matmul: scratch is not 16-byte aligned");
     const int64_t row_groups = (rows + kWarps - 1) / kWarps;
     if (row_groups > 0x7fffffff) throw Error("cuda matmul: too many rows");
     const size_t need = matmul_scratch_bytes(type, k, n);

@@ -244,6 +244,7 @@ void CudaPhi3::ensure_logits(int64_t rows) {
     if (rows <= logits_rows_) return;
     drop_graphs();            // they hold the old buffer's address
     logits_ = DeviceBuffer(); // free before allocating the larger one
+    logits_rows_ = 0;         // and if that fails, none: the next call allocates again
     logits_ = DeviceBuffer(4 * (size_t)(rows * hp_.n_vocab));
     logits_rows_ = rows;
 }
@@ -404,8 +405,8 @@ void CudaPhi3::decode_with_graph(int32_t token, int64_t pos0, float *logits, int
     std::unique_ptr<CudaGraph> &g = graphs_[(size_t)(2 * (plugin_id + 1) + (pick ? 1 : 0))];
     if (!g || !g->ready()) {
         g.reset(new CudaGraph());
-        g->begin(s);
         try {
+            g->begin(s);
             cuda_copy_to_device_async(rows_.get(), in, 3 * 4, s);
             cuda_copy_to_device_async(pos_dev_.get(), in + 3, 4, s);
             enqueue_forward(1, pos0, pos_dev_.as<int32_t>(), true, pl && pl->token_embd.rows, 0, head_ ? 1 : 0, pl);
@@ -415,12 +416,17 @@ void CudaPhi3::decode_with_graph(int32_t token, int64_t pos0, float *logits, int
                 cuda_copy_to_host_async(step_out_->as<float>(), logits_.get(), (size_t)V * 4, s);
             else
                 cuda_copy_to_host_async(step_out_->as<float>(), hidden_.get(), (size_t)E * 4, s);
-        } catch (...) {
+            g->end(s);
+        } catch (const std::exception &e) {
+            // A capture the driver refuses (lazily loaded kernels on drivers before 12.3, say)
+            // must not fail every step: this model launches its kernels one by one from now
+            // on, and says so once. An error that is not the capture's fails that path too.
             g->abandon(s);
             g.reset();
-            throw;
+            use_graphs_ = false;
+            std::fprintf(stderr, "healthgpt: CUDA graph capture failed (%s): decoding without graphs\n", e.what());
+            return eval_chunk(&token, nullptr, 1, pos0, logits, false, plugin_id, hidden_out, pick);
         }
-        g->end(s);
     }
     g->launch(s);
     stream_.synchronize();

@@ -424,6 +424,11 @@ TEST(argmax_rows_takes_the_first_maximum) {
     std::vector<float> x = randn((size_t)(rows * n), 55);
     x[(size_t)(3 * n + 100)] = 50.0f, x[(size_t)(3 * n + 5000)] = 50.0f; // a tie: the first wins
     x[(size_t)(4 * n + n - 1)] = 60.0f;                                  // the last value
+    // NaN as the CPU takes it: skipped (row 5, a lane's first value), or a first logit that
+    // wins (row 6); a row of -infinity gives its first index (row 7)
+    x[(size_t)(5 * n + 5)] = NAN, x[(size_t)(5 * n + 37)] = 70.0f;
+    x[(size_t)(6 * n)] = NAN, x[(size_t)(6 * n + 9)] = 70.0f;
+    for (int64_t i = 0; i < n; i++) x[(size_t)(7 * n + i)] = -INFINITY;
     std::vector<int32_t> want((size_t)rows);
     for (int64_t r = 0; r < rows; r++) {
         int64_t best = 0;
@@ -431,7 +436,7 @@ TEST(argmax_rows_takes_the_first_maximum) {
             if (x[(size_t)(r * n + i)] > x[(size_t)(r * n + best)]) best = i;
         want[(size_t)r] = (int32_t)best;
     }
-    CHECK(want[3] == 100 && want[4] == n - 1);
+    CHECK(want[3] == 100 && want[4] == n - 1 && want[5] == 37 && want[6] == 0 && want[7] == 0);
     Dev dx = Dev::of(x), di((size_t)rows * 4);
     hg::cuda::argmax_rows(dx.p<float>(), rows, n, di.p<int32_t>(), nullptr);
     CHECK(di.read<int32_t>((size_t)rows) == want);
@@ -500,8 +505,10 @@ double max_rel(const std::vector<float> &got, const std::vector<float> &ref) {
 }
 
 // GPU against CPU on the same file. f32: both f32, the order of additions apart (test_clip's
-// 1e-4 against transformers). f16: the CPU rounds activations to f16 before each product, the
-// device keeps f32 (as transformers does): test_clip's f16 limit against transformers, 1.5e-3.
+// 1e-4 against transformers). f16: the CPU rounds activations to f16 before each product, as
+// the device does on tensor cores (its CUDA-core path keeps f32, as transformers does), and
+// the two round values a few ulps apart to neighbouring halves: test_clip's f16 limit against
+// transformers, 1.5e-3.
 // bf16 / q8_0: both round activations (bf16, q8_0 blocks), and a value the two engines compute a
 // few ulps apart can round to neighbouring steps; test_clip's limits, 1e-2 and 3e-2.
 double clip_tolerance(const std::string &variant) {
