@@ -252,13 +252,18 @@ void CudaPhi3::ensure_logits(int64_t rows) {
 void CudaPhi3::add_plugin(const HLoraPlugin &p) {
     const int64_t C = max_chunk_;
     Plan plan;
+    // the weights, then the shared buffers that must grow (one each, sized by the largest use)
+    size_t scratch = mm_scratch_bytes_;
+    int64_t ra_max = lora_ra_max_, rank_max = lora_rank_max_;
     auto plan_adapter = [&](const HLoraAdapter &ad) {
         for (int t : {ad.router_lora_a_type, ad.lora_b_type})
             if (is_packed(t) || !cuda::matmul_supports(t))
                 fail("cuda: plugin " + p.name() + ": adapter " + ad.name +
                      " is in a layout the CUDA kernels do not read");
         plan.add(ad.router_lora_a.size()), plan.add(ad.lora_b.size());
-        plan.add(cuda::matmul_scratch_bytes(ad.router_lora_a_type, ad.in, C));
+        scratch = std::max({scratch, cuda::matmul_scratch_bytes(ad.router_lora_a_type, ad.in, C),
+                            cuda::matmul_scratch_bytes(ad.lora_b_type, ad.rank, C)});
+        ra_max = std::max(ra_max, ad.ra_rows()), rank_max = std::max(rank_max, ad.rank);
     };
     for (int64_t il = 0; il < n_layers_; il++) {
         const HLoraPlugin::Layer &l = p.layer(il);
@@ -268,7 +273,11 @@ void CudaPhi3::add_plugin(const HLoraPlugin &p) {
         if (r->t && (head_ || r == &p.token_embd())) {
             if (!cuda::matmul_supports(r->t->type)) fail("cuda: plugin " + p.name() + ": rows of an unsupported type");
             plan.add(row_bytes(r->t->type, r->t->ne[0]) * (size_t)r->n_rows);
+            if (r == &p.output()) scratch = std::max(scratch, cuda::matmul_scratch_bytes(r->t->type, hp_.n_embd, C));
         }
+    if (scratch > mm_scratch_.size()) plan.add(scratch);
+    if (4 * (size_t)(C * ra_max) > lora_la_.size()) plan.add(4 * (size_t)(C * ra_max));
+    if (4 * (size_t)(C * rank_max) > lora_g_.size()) plan.add(4 * (size_t)(C * rank_max));
     check_fits(plan.bytes, "plugin " + p.name());
     drop_graphs(); // scratch may move below
 
