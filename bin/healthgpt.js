@@ -3,6 +3,6 @@
 require('../dist/cli/index.js')
   .main(process.argv)
   .catch((err) => {
-    process.stderr.write(`healthgpt: ${err && err.message ? err.message : err}\n`);
+    process.stderr.write(`healthgpt: ${err?.message ? err.message : err}\n`);
     process.exitCode = 1;
   });

@@ -14,7 +14,15 @@ describe('the demo pipeline', () => {
   it('makes the tiny release, answers one question and generates 1024 valid image tokens and a 256 x 256 PNG', async () => {
     const lines: string[] = [];
     const ticks: number[] = [];
-    const r = await runDemoPipeline({ cache, threads: 2, say: (l) => lines.push(l), onToken: (done, total) => (expect(total).toBe(1024), ticks.push(done)) });
+    const r = await runDemoPipeline({
+      cache,
+      threads: 2,
+      say: (l) => lines.push(l),
+      onToken: (done, total) => {
+        expect(total).toBe(1024);
+        ticks.push(done);
+      },
+    });
     expect(r.made).toBe(true);
     expect(r.release).toBe(join(cache, `release-v${DEMO_RELEASE_VERSION}`));
     expect(r.manifest.files.map((f) => f.file).sort()).toEqual(['comprehension.gguf', 'generation.gguf', 'model.gguf', 'vision.gguf', 'vqgan.gguf']);

@@ -46,8 +46,14 @@ describe('Admission', () => {
     const never = new AbortController().signal;
     const r1 = await a.enter(never);
     const order: number[] = [];
-    const w2 = a.enter(never).then((r) => (order.push(2), r));
-    const w3 = a.enter(never).then((r) => (order.push(3), r));
+    const w2 = a.enter(never).then((r) => {
+      order.push(2);
+      return r;
+    });
+    const w3 = a.enter(never).then((r) => {
+      order.push(3);
+      return r;
+    });
     expect([a.running, a.waiting]).toEqual([1, 2]);
     const full = await a.enter(never).catch((e: unknown) => e);
     expect(full).toBeInstanceOf(ApiError);

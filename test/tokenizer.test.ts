@@ -278,7 +278,7 @@ describe('errors', () => {
     return undefined;
   };
   test('missing or unsupported models and malformed vocabularies are ERR_TOKENIZER', () => {
-    const { ['tokenizer.ggml.model']: _m, ...noModel } = spmMeta();
+    const { 'tokenizer.ggml.model': _m, ...noModel } = spmMeta();
     void _m;
     expect(code(() => Tokenizer.fromMetadata(noModel))).toBe('ERR_TOKENIZER');
     expect(code(() => spm({ 'tokenizer.ggml.model': 'bert' }))).toBe('ERR_TOKENIZER');

@@ -44,7 +44,7 @@ export async function benchKernels(opts: { threads: number; types: string[]; bat
       const active = addon.cpu().active;
       for (const typeName of opts.types) {
         const t = typeIds.get(typeName);
-        if (!t || !t.supported) throw new Error(`unknown or unsupported type ${typeName}`);
+        if (!t?.supported) throw new Error(`unknown or unsupported type ${typeName}`);
         for (const s of SHAPES) {
           for (const n of [1, opts.batch]) {
             const ms = median(await addon.benchMatmul(t.id, s.rows, s.k, n, opts.threads, n === 1 ? opts.iters * 4 : opts.iters));

@@ -125,7 +125,7 @@ async function convertAll(o: ConvertOpts, type: ReturnType<typeof parseTarget>):
       pluginSpecs: parsePluginSpecs(o.pluginSpec),
       threads: o.threads,
       signal: ac.signal,
-      onTensor: (p, name, done, total) => {
+      onTensor: (p, name, _done, total) => {
         if (p !== part) {
           progress?.finish();
           part = p;

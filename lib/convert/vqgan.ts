@@ -230,7 +230,7 @@ export async function vqganCodebookSize(ckptPath: string, config?: string): Prom
   const ckpt = await openTorchCheckpoint(ckptPath);
   try {
     const t = ckpt.tensors.find((x) => x.name === 'quantize.embed.weight');
-    if (!t || t.shape.length !== 2) return convertFail(`${ckptPath}: no quantize.embed.weight [n_embed, embed_dim]: cannot tell the codebook size`);
+    if (t?.shape.length !== 2) return convertFail(`${ckptPath}: no quantize.embed.weight [n_embed, embed_dim]: cannot tell the codebook size`);
     return t.shape[0]!;
   } finally {
     await ckpt.close();

@@ -68,7 +68,7 @@ interface Coefficients {
 function coefficients(inSize: number, outSize: number, filter: ResampleFilter): Coefficients {
   const { fn, support: base } = FILTERS[filter];
   const scale = inSize / outSize;
-  const filterscale = scale < 1 ? 1 : scale;
+  const filterscale = Math.max(scale, 1);
   const support = base * filterscale;
   const ss = 1 / filterscale;
   const ksize = Math.ceil(support) * 2 + 1;
@@ -105,7 +105,7 @@ function coefficients(inSize: number, outSize: number, filter: ResampleFilter): 
 
 function clip8(acc: number): number {
   const v = acc >> PRECISION_BITS; // acc stays inside int32, as in Pillow
-  return v < 0 ? 0 : v > 255 ? 255 : v;
+  return v < 0 ? 0 : Math.min(v, 255);
 }
 
 /** One row through the horizontal filter; taps outside the content weigh `fill`. */

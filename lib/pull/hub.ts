@@ -70,13 +70,13 @@ export async function listRepoFiles(repo: string, revision = 'main', o: HubOptio
   if (!res.ok) throw httpError(res, `listing ${repo}@${revision}`);
   const body = (await res.json()) as { sha?: unknown; siblings?: unknown };
   if (typeof body.sha !== 'string' || !Array.isArray(body.siblings)) throw new HealthGPTError('ERR_HTTP', `listing ${repo}@${revision}: the hub's answer has no sha/siblings`);
-  const files: HubFile[] = body.siblings.map((s: Record<string, any>) => {
+  const files: HubFile[] = body.siblings.map((s: Record<string, unknown>) => {
     const lfs = s.lfs as { sha256?: string; size?: number } | undefined;
     const size = lfs?.size ?? s.size;
-    if (typeof s.rfilename !== 'string' || typeof size !== 'number') throw new HealthGPTError('ERR_HTTP', `listing ${repo}: a file entry lacks its name or size (was ?blobs=true honoured?)`);
-    if (s.rfilename.split('/').some((part: string) => part === '..' || part === '' || part === '.'))
-      throw new HealthGPTError('ERR_HTTP', `listing ${repo}: refusing file path ${JSON.stringify(s.rfilename)}`);
-    return { path: s.rfilename, size, sha256: lfs?.sha256, blobId: lfs ? undefined : (s.blobId as string | undefined) };
+    const name = s.rfilename;
+    if (typeof name !== 'string' || typeof size !== 'number') throw new HealthGPTError('ERR_HTTP', `listing ${repo}: a file entry lacks its name or size (was ?blobs=true honoured?)`);
+    if (name.split('/').some((part: string) => part === '..' || part === '' || part === '.')) throw new HealthGPTError('ERR_HTTP', `listing ${repo}: refusing file path ${JSON.stringify(name)}`);
+    return { path: name, size, sha256: lfs?.sha256, blobId: lfs ? undefined : (s.blobId as string | undefined) };
   });
   return { repo, commit: body.sha, files };
 }

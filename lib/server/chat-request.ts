@@ -102,7 +102,7 @@ export async function parseChatRequest(body: unknown, served: string, images: Im
     }
   }
   const last = turns.pop();
-  if (!last || last.role !== 'user') throw badRequest('the last message must be a user message', 'messages');
+  if (last?.role !== 'user') throw badRequest('the last message must be a user message', 'messages');
   if (last.content.trim() === '' && !last.images?.length) throw badRequest('the last user message is empty', 'messages');
 
   const maxTokens = optNumber(body, 'max_completion_tokens', Number.isInteger, 'a positive integer') ?? optNumber(body, 'max_tokens', Number.isInteger, 'a positive integer');

@@ -64,7 +64,7 @@ export function syntheticSpmVocab(size: number): SpmVocab {
   const added: Array<[string, number]> = size === HEALTHGPT_VOCAB_SIZE ? healthgptAddedTokens() : CHAT_TOKENS.map((t) => [t, TokenType.CONTROL]);
   const room = size - pieces.length - added.length;
   if (room < normal.length) throw new Error(`a synthetic vocabulary needs at least ${pieces.length + added.length + normal.length} tokens`);
-  normal.forEach((p, i) => {
+  normal.forEach((p, _i) => {
     pieces.push(p);
     types.push(TokenType.NORMAL);
   });
