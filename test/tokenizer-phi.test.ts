@@ -58,6 +58,24 @@ describe('HealthGPT vocabularies', () => {
     expect(phi4.isEog(100265)).toBe(true);
   });
 
+  // A special token between every pair of characters and a rarer one at the end: each token's
+  // search runs over the text once (it ran once per fragment, quadratic: 5.8 s for 40 000
+  // repeats on a 2-core Zen 4, so about 23 s for these 80 000; a served request could stall).
+  test('a text full of special tokens is split in linear time', async () => {
+    const phi3 = await tok('phi3');
+    const text = (n: number): string => `${'<|assistant|>a'.repeat(n)}<|end|>`;
+    const two = phi3.encode(text(2), { special: true });
+    const per = phi3.encode(text(3), { special: true }).length - two.length;
+    const n = 80_000;
+    const t0 = performance.now();
+    const big = phi3.encode(text(n), { special: true });
+    const ms = performance.now() - t0;
+    expect(per).toBeGreaterThan(0);
+    expect(big.length).toBe(two.length + (n - 2) * per);
+    expect([big.slice(0, 4), big.slice(-4)]).toEqual([two.slice(0, 4), two.slice(-4)]);
+    expect(ms).toBeLessThan(3000);
+  });
+
   // llama.cpp: '▁' before the first fragment and after every special token; whitespace after
   // Phi-3's added tokens is stripped only when general.name contains "phi3"/"phi-3".
   test('Phi-3 prompt, llama.cpp behaviour (default)', async () => {

@@ -89,6 +89,18 @@ export function partitionSpecial(vocab: Vocab, text: string, parseSpecial: boole
     const attr = vocab.attrs[id]! & (strip ? ~0 : ~(TokenAttr.LSTRIP | TokenAttr.RSTRIP));
     if (!parseSpecial && attr & (TokenAttr.CONTROL | TokenAttr.UNKNOWN)) continue;
     const t = vocab.tokens[id]!;
+    // The first occurrence of t at or after `from` (-1: none). Fragments come left to right, so
+    // an answer found past one fragment's end serves the next ones: each token's search runs
+    // over the text once, not once per fragment (which was quadratic in the fragments).
+    let from = -1;
+    let at = -1;
+    const find = (off: number): number => {
+      if (from < 0 || off < from || (at !== -1 && at < off)) {
+        from = off;
+        at = text.indexOf(t, off);
+      }
+      return at;
+    };
     const next: Fragment[] = [];
     for (const f of frags) {
       if ('token' in f) {
@@ -98,7 +110,7 @@ export function partitionSpecial(vocab: Vocab, text: string, parseSpecial: boole
       let off = f.start;
       const end = f.end;
       for (;;) {
-        const m = text.indexOf(t, off);
+        const m = find(off);
         if (m === -1 || m + t.length > end) {
           if (end > off) next.push({ start: off, end });
           break;
