@@ -224,8 +224,11 @@ describe('healthgpt serve (OpenAI API)', () => {
     expect(ok.choices[0]!.message.content).toBe(viaData.choices[0]!.message.content);
     let e = await refusal(client.chat.completions.create({ model: MODEL, messages: imageQuestion(join(outside, 'in.png')), max_tokens: 3 }));
     expect([e.status, e.code]).toEqual([403, 'local_file_refused']);
+    // outside the folders a missing file is refused as an existing one is: no probing for files
     e = await refusal(client.chat.completions.create({ model: MODEL, messages: imageQuestion(`file://${join(allowed, '..', 'x', 'in.png')}`), max_tokens: 3 }));
-    expect(e.status).toBe(400);
+    expect([e.status, e.code]).toEqual([403, 'local_file_refused']);
+    e = await refusal(client.chat.completions.create({ model: MODEL, messages: imageQuestion(join(allowed, 'missing.png')), max_tokens: 3 }));
+    expect([e.status, e.code]).toEqual([400, 'invalid_image_url']);
     e = await refusal(client.chat.completions.create({ model: MODEL, messages: imageQuestion('https://example.com/cxr.png'), max_tokens: 3 }));
     expect([e.status, e.code, e.param]).toEqual([400, 'remote_url_refused', 'messages[0].content[0].image_url.url']);
   });
@@ -263,8 +266,27 @@ describe('healthgpt serve (OpenAI API)', () => {
     const res = await fetch(`${main.url}/v1/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"messages": [' });
     expect(res.status).toBe(400);
     expect(((await res.json()) as { error: { type: string } }).error.type).toBe('invalid_request_error');
-    const e = await refusal(client.images.edit({ model: MODEL, image: await toFile(inputPng, 'in.png'), prompt: 'report2cxr' }));
+    let e = await refusal(client.images.edit({ model: MODEL, image: await toFile(inputPng, 'in.png'), prompt: 'report2cxr' }));
     expect([e.status, e.param]).toEqual([400, 'prompt']);
+    // the client's faults that reached deeper code: a DICOM without pixels, a seed that is not
+    // a number, a report whose image cannot fit the context (refused before decoding), a text
+    // of 200 000 tokens (its spread once overflowed the stack), an unreadable multipart body
+    const dicom = readFileSync(join(root, 'test', 'fixtures', 'image', 'no_pixels.dcm'));
+    e = await refusal(client.chat.completions.create({ model: MODEL, messages: imageQuestion(dataUrl(dicom, 'application/dicom')), max_tokens: 2 }));
+    expect([e.status, e.code]).toEqual([400, 'invalid_image']);
+    e = await refusal(client.images.generate({ model: MODEL, prompt: 'Normal chest.', seed: true } as unknown as OpenAI.ImageGenerateParamsNonStreaming));
+    expect([e.status, e.param]).toEqual([400, 'seed']);
+    const t0 = performance.now();
+    e = await refusal(client.images.generate({ model: MODEL, prompt: 'w '.repeat(600) }));
+    expect([e.status, e.code]).toEqual([400, 'context_length_exceeded']);
+    expect(e.message).toMatch(/the image 1025 more/);
+    expect(performance.now() - t0).toBeLessThan(5000);
+    e = await refusal(client.chat.completions.create({ model: MODEL, messages: [{ role: 'user', content: 'w'.repeat(200_000) }], max_tokens: 1 }));
+    expect([e.status, e.code]).toEqual([400, 'context_length_exceeded']);
+    const form = await fetch(`${main.url}/v1/images/edits`, { method: 'POST', headers: { 'content-type': 'multipart/form-data' }, body: 'x' });
+    expect([form.status, ((await form.json()) as { error: { code: string } }).error.code]).toEqual([400, 'invalid_multipart']);
+    const url = await fetch(`${main.url}/v1/models/%E0%A4%A`);
+    expect([url.status, ((await url.json()) as { error: { code: string } }).error.code]).toEqual([400, 'invalid_url']);
   });
 
   it('404: an unknown model or path', async () => {
@@ -403,6 +425,35 @@ describe('healthgpt serve (OpenAI API)', () => {
     expect(sink.some((l) => l.includes('image generated'))).toBe(false);
     expect((await health(slow!)).running).toBe(0);
     expect((await clientOf(slow!).chat.completions.create({ model: MODEL, messages: [{ role: 'user', content: 'hi' }], max_tokens: 1 })).choices[0]!.finish_reason).toBe('length');
+  });
+
+  it('a client that stops mid-upload is cut off at --timeout (408), and close() does not wait on it', async () => {
+    // headers and part of the body, then silence, the socket left open
+    const stall = (s: RunningServer): Promise<string> =>
+      new Promise((resolve) => {
+        const u = new URL(s.url);
+        const req = request({ host: u.hostname, port: u.port, path: '/v1/chat/completions', method: 'POST', headers: { 'content-type': 'application/json', 'content-length': 1000 } });
+        let got = '';
+        req.on('response', (res) => {
+          res.on('data', (d: Buffer) => (got += d.toString()));
+          res.on('end', () => resolve(`${res.statusCode} ${got}`));
+        });
+        req.on('error', () => resolve(got === '' ? 'closed' : got));
+        req.write('{"messages": [');
+      });
+    const quick = await serve({ timeoutMs: 1000 });
+    const t0 = performance.now();
+    const answer = await stall(quick);
+    expect(answer).toMatch(/^408 .*"code":"request_timeout"/);
+    expect(performance.now() - t0).toBeLessThan(10_000);
+    // with the default deadline (10 minutes) close() cuts the stalled connection after its grace
+    const slow = await startServer({ session: hg, modelId: MODEL, port: 0, logger: false });
+    const stalled = stall(slow);
+    await new Promise((r) => setTimeout(r, 200)); // the upload under way
+    const t1 = performance.now();
+    await slow.close();
+    expect(performance.now() - t1).toBeLessThan(8000);
+    expect(await stalled).not.toMatch(/^2/);
   });
 
   it('a client that disconnects mid-stream stops its request, and the next request proceeds', async () => {

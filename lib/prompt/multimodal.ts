@@ -33,7 +33,8 @@ export function tokenizeImagePrompt(tokenizer: Tokenizer, prompt: string, option
     const body = leadingBos && tokens[0] === bos ? tokens.slice(1) : tokens;
     if (body.length === 0) return;
     const last = pieces[pieces.length - 1];
-    if (last?.kind === 'tokens') last.tokens.push(...body);
+    // concat, not push(...body): a spread of a long prompt overflows the call stack
+    if (last?.kind === 'tokens') last.tokens = last.tokens.concat(body);
     else pieces.push({ kind: 'tokens', tokens: body });
   });
   return pieces;

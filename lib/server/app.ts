@@ -9,9 +9,11 @@
  * and hold no prompt text unless logPrompts, and never image content.
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
+import { createServer, STATUS_CODES } from 'node:http';
+import type { Socket } from 'node:net';
 import multipart from '@fastify/multipart';
 import { HealthGPTError } from '../errors.js';
-import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify';
+import Fastify, { type FastifyInstance, type FastifyReply, type FastifyServerOptions } from 'fastify';
 import { Admission } from './admission.js';
 import { chatCompletions } from './chat.js';
 import type { ServedSession, ServerContext } from './context.js';
@@ -60,6 +62,26 @@ function sameKey(given: string, key: string): boolean {
   return timingSafeEqual(h(given), h(key));
 }
 
+/**
+ * What the HTTP parser refuses before fastify sees a request (a malformed request line, headers
+ * too large, a body that did not arrive within --timeout), answered in OpenAI's error shape.
+ */
+function clientError(err: Error & { code?: string }, socket: Socket): void {
+  if (err.code === 'ECONNRESET' || socket.destroyed) return; // nobody to answer
+  const [status, message, code] =
+    err.code === 'ERR_HTTP_REQUEST_TIMEOUT'
+      ? [408, 'the request did not arrive within the time the server allows (--timeout)', 'request_timeout']
+      : err.code === 'HPE_HEADER_OVERFLOW'
+        ? [431, 'the request headers are too large', 'headers_too_large']
+        : [400, 'the request is not valid HTTP', 'invalid_http'];
+  const body = JSON.stringify(new ApiError(status, message, code).body());
+  if (socket.writable) socket.write(`HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
+  socket.destroy(err);
+}
+
+/** How long close() lets requests finish before it cuts their connections. */
+const CLOSE_GRACE_MS = 5000;
+
 export async function startServer(o: ServerOptions): Promise<RunningServer> {
   const host = o.host ?? '127.0.0.1';
   if (!LOOPBACK.test(host) && !o.apiKey) throw new HealthGPTError('ERR_INVALID_ARG', `listening on ${host} (not this machine alone) needs an API key: --api-key or HEALTHGPT_API_KEY`);
@@ -83,7 +105,18 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
     shutdown: shutdown.signal,
   };
 
-  const app = Fastify({ logger: o.logger ?? { level: 'info' }, bodyLimit, return503OnClosing: true });
+  const app = Fastify({
+    logger: o.logger ?? { level: 'info' },
+    bodyLimit,
+    return503OnClosing: true,
+    // The deadline counts from arrival, upload included: a client that stops sending its body
+    // is cut off (408) when the whole request has not come in time, checked every second (the
+    // handler's own deadline starts only once the body is read).
+    serverFactory: (handler) => createServer({ requestTimeout: ctx.timeoutMs, connectionsCheckingInterval: 1000 }, handler),
+    clientErrorHandler: clientError,
+    // a URL that does not decode, say: refused in OpenAI's shape like everything else
+    frameworkErrors: (err, _req, reply) => (reply as FastifyReply).code(400).send(new ApiError(400, err.message, 'invalid_url').body()),
+  });
   await app.register(multipart, { limits: { fileSize: bodyLimit, files: 1, fields: 16, fieldSize: 1 << 20, parts: 32 } });
 
   app.setErrorHandler((err, req, reply) => {
@@ -130,7 +163,14 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
     url,
     close: async () => {
       shutdown.abort(new Error('the server is shutting down'));
-      await app.close();
+      // requests end within a token of the abort; a connection still open after the grace
+      // (a client that stopped mid-upload, say) would hold the close: it is cut
+      const grace = setTimeout(() => app.server.closeAllConnections(), CLOSE_GRACE_MS);
+      try {
+        await app.close();
+      } finally {
+        clearTimeout(grace);
+      }
     },
   };
 }

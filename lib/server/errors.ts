@@ -41,6 +41,10 @@ const CLIENT_CODES: Partial<Record<ErrorCode, [status: number, code: string | nu
   ERR_IMAGE_FORMAT: [400, 'invalid_image'],
   ERR_IMAGE_READ: [400, 'invalid_image'],
   ERR_IMAGE_TOO_LARGE: [413, 'image_too_large'],
+  ERR_DICOM: [400, 'invalid_image'],
+  ERR_DICOM_NO_PIXELS: [400, 'invalid_image'],
+  ERR_DICOM_UNSUPPORTED: [400, 'invalid_image'],
+  ERR_DICOM_AMBIGUOUS: [400, 'invalid_image'],
   ERR_NO_PLUGIN: [400, 'unsupported_by_model'],
   ERR_NO_VQGAN: [400, 'unsupported_by_model'],
 };

@@ -4,16 +4,19 @@
  * folders given with --allow-dir; remote URLs are refused: the server never goes online.
  */
 import { realpath } from 'node:fs/promises';
-import { isAbsolute, relative, sep } from 'node:path';
+import { isAbsolute, relative, resolve, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { HealthGPTError } from '../errors.js';
 import type { SessionImage } from '../session/healthgpt.js';
 import { ApiError, badRequest } from './errors.js';
 
 export class ImageSource {
-  private constructor(private readonly allowDirs: readonly string[]) {}
+  private constructor(
+    private readonly allowDirs: readonly string[],
+    private readonly givenDirs: readonly string[],
+  ) {}
 
-  /** The folders as real paths (symbolic links resolved), checked to exist. */
+  /** The folders as real paths (symbolic links resolved), checked to exist, and as given. */
   static async create(allowDirs: readonly string[] = []): Promise<ImageSource> {
     const real: string[] = [];
     for (const d of allowDirs) {
@@ -23,7 +26,10 @@ export class ImageSource {
         throw new HealthGPTError('ERR_INVALID_ARG', `--allow-dir ${d}: no such folder`);
       }
     }
-    return new ImageSource(real);
+    return new ImageSource(
+      real,
+      allowDirs.map((d) => resolve(d)),
+    );
   }
 
   /** An image URL of a request (`param` names it in errors) as the session takes it. */
@@ -46,19 +52,26 @@ export class ImageSource {
 
   private async localFile(path: string, param: string): Promise<string> {
     if (this.allowDirs.length === 0) throw new ApiError(403, `${param}: local files are refused unless the server was started with --allow-dir`, 'local_file_refused', param);
+    const refused = new ApiError(403, `${param}: ${path} is not under an --allow-dir folder`, 'local_file_refused', param);
     let real: string;
     try {
       real = await realpath(path);
     } catch {
+      // whether a file exists is told only under the allowed folders, never elsewhere
+      if (!under(this.allowDirs, resolve(path)) && !under(this.givenDirs, resolve(path))) throw refused;
       throw badRequest(`${param}: no such file: ${path}`, param, 'invalid_image_url');
     }
-    const inside = this.allowDirs.some((d) => {
-      const r = relative(d, real);
-      return r !== '' && !r.startsWith(`..${sep}`) && r !== '..' && !isAbsolute(r);
-    });
-    if (!inside) throw new ApiError(403, `${param}: ${path} is not under an --allow-dir folder`, 'local_file_refused', param);
+    if (!under(this.allowDirs, real)) throw refused;
     return real;
   }
+}
+
+/** Whether path lies inside one of the folders (not the folder itself). */
+function under(dirs: readonly string[], path: string): boolean {
+  return dirs.some((d) => {
+    const r = relative(d, path);
+    return r !== '' && !r.startsWith(`..${sep}`) && r !== '..' && !isAbsolute(r);
+  });
 }
 
 function dataUrlBytes(url: string, param: string): Uint8Array {

@@ -10,7 +10,7 @@ import { GENERATION_TASKS, isGenerationTask, type GenerationTask } from '../gene
 import type { GenerateImageOptions } from '../session/healthgpt.js';
 import { checkModel } from './chat-request.js';
 import type { ServerContext } from './context.js';
-import { badRequest } from './errors.js';
+import { ApiError, badRequest } from './errors.js';
 import { RequestScope } from './request-scope.js';
 
 /** Tasks an edit may name (every one but report-to-CXR, which takes no image). */
@@ -18,16 +18,22 @@ const EDIT_TASKS = Object.keys(GENERATION_TASKS).filter((t) => GENERATION_TASKS[
 
 type Fields = Record<string, unknown>;
 
+/** An integer field: a JSON number, or a multipart field's digits (not true, [] or ""). */
+function intField(v: unknown): number | undefined {
+  const n = typeof v === 'number' ? v : typeof v === 'string' && /^\s*-?\d+\s*$/.test(v) ? Number(v) : Number.NaN;
+  return Number.isSafeInteger(n) ? n : undefined;
+}
+
 /** n, response_format and size as OpenAI clients send them; only what we can do passes. */
 function checkImageFields(f: Fields, ctx: ServerContext): void {
   checkModel(f.model, ctx.modelId);
-  if (f.n !== undefined && Number(f.n) !== 1) throw badRequest('n: only 1 image per request is supported', 'n', 'unsupported_parameter');
+  if (f.n !== undefined && intField(f.n) !== 1) throw badRequest('n: only 1 image per request is supported', 'n', 'unsupported_parameter');
   if (f.response_format !== undefined && f.response_format !== 'b64_json')
     throw badRequest('response_format: only "b64_json" is supported (the server hosts no URLs)', 'response_format', 'unsupported_parameter');
   const side = ctx.session.vqgan?.info.resolution;
   if (f.size !== undefined && f.size !== 'auto' && side !== undefined && f.size !== `${side}x${side}`)
     throw badRequest(`size: this model makes ${side}x${side} images, got ${JSON.stringify(f.size)}`, 'size', 'unsupported_parameter');
-  if (f.seed !== undefined && !Number.isSafeInteger(Number(f.seed))) throw badRequest('seed must be an integer', 'seed');
+  if (f.seed !== undefined && intField(f.seed) === undefined) throw badRequest('seed must be an integer', 'seed');
 }
 
 async function respond(ctx: ServerContext, req: FastifyRequest, reply: FastifyReply, options: GenerateImageOptions, endpoint: string): Promise<FastifyReply> {
@@ -50,21 +56,38 @@ async function respond(ctx: ServerContext, req: FastifyRequest, reply: FastifyRe
   }
 }
 
-const seedOf = (f: Fields): { seed?: number } => (f.seed === undefined ? {} : { seed: Number(f.seed) });
+const seedOf = (f: Fields): { seed?: number } => (f.seed === undefined ? {} : { seed: intField(f.seed) });
+
+/**
+ * What reading a multipart body threw, as the client's error: the parser's own (a missing
+ * boundary, a body cut short) carry no status and would otherwise read as the server's fault.
+ */
+function multipartError(err: unknown): unknown {
+  if (err instanceof ApiError) return err;
+  const e = err as { code?: unknown; statusCode?: unknown; message?: unknown };
+  // the parser's limit of one file: a second image, said as the handler says it
+  if (e?.code === 'FST_FILES_LIMIT') return badRequest('one image per request', 'image', 'unsupported_parameter');
+  if (typeof e?.statusCode === 'number') return err; // size limits (413) and the like, as they are
+  return badRequest(`the multipart body cannot be read: ${String(e?.message ?? err)}`, null, 'invalid_multipart');
+}
 
 export async function imageEdits(ctx: ServerContext, req: FastifyRequest, reply: FastifyReply): Promise<FastifyReply> {
   if (!req.isMultipart()) throw badRequest('images/edits takes multipart/form-data with an image file and a prompt');
   const fields: Fields = {};
   let image: Buffer | undefined;
-  for await (const part of req.parts()) {
-    if (part.type === 'file') {
-      if (part.fieldname !== 'image' && part.fieldname !== 'image[]')
-        throw badRequest(`unexpected file field "${part.fieldname}" (only "image"; masks are not supported)`, part.fieldname, 'unsupported_parameter');
-      if (image) throw badRequest('one image per request', 'image', 'unsupported_parameter');
-      image = await part.toBuffer();
-    } else {
-      fields[part.fieldname] = part.value;
+  try {
+    for await (const part of req.parts()) {
+      if (part.type === 'file') {
+        if (part.fieldname !== 'image' && part.fieldname !== 'image[]')
+          throw badRequest(`unexpected file field "${part.fieldname}" (only "image"; masks are not supported)`, part.fieldname, 'unsupported_parameter');
+        if (image) throw badRequest('one image per request', 'image', 'unsupported_parameter');
+        image = await part.toBuffer();
+      } else {
+        fields[part.fieldname] = part.value;
+      }
     }
+  } catch (err) {
+    throw multipartError(err);
   }
   if (!image || image.length === 0) throw badRequest('image: an image file is required', 'image');
   checkImageFields(fields, ctx);

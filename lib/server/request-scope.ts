@@ -20,7 +20,8 @@ export class RequestScope {
     timeoutMs: number,
     private readonly shutdown: AbortSignal,
   ) {
-    this.deadline = AbortSignal.timeout(timeoutMs);
+    // from the request's arrival: the upload of its body took part of it already
+    this.deadline = AbortSignal.timeout(Math.max(1, Math.round(timeoutMs - reply.elapsedTime)));
     // 'close' before the response was finished: the client went away
     reply.raw.once('close', () => {
       if (!reply.raw.writableFinished) this.gone.abort(new Error('the client disconnected'));

@@ -293,7 +293,7 @@ export class HealthGPT {
     let encodeMs = 0;
     for (const p of parts) {
       if (p.kind === 'tokens') {
-        prompt.push(...p.tokens);
+        for (const t of p.tokens) prompt.push(t); // a spread of a long prompt overflows the call stack
         tokenCount += p.tokens.length;
       } else {
         const f = await this.features(images[p.index]!, tap, signal);
@@ -513,6 +513,11 @@ export class HealthGPT {
     this.live();
     const last = prompt[prompt.length - 1];
     if (last !== ids.start) throw new HealthGPTError('ERR_VOCAB', `the prompt does not end with <start_index> (id ${ids.start}): the tokenizer split it`);
+    // the whole image must fit: refused now, not after minutes of decoding a truncated one
+    const { nCtx, nEmbd } = this.model.info;
+    const positions = prompt.reduce<number>((n, p) => n + (typeof p === 'number' ? 1 : p.length / nEmbd), 0);
+    if (positions + count + 1 > nCtx)
+      throw new HealthGPTError('ERR_CONTEXT', `the prompt takes ${positions} positions and the image ${count + 1} more (${count} image tokens and <end_index>), but the context holds ${nCtx}`);
     const tPrefill = performance.now();
     let tFirst = tPrefill;
     const tokens: number[] = [];
