@@ -150,7 +150,13 @@ void opt_int(Napi::Env env, Napi::Object options, const char *name, int &out) {
     if (!options.Has(name) || options.Get(name).IsUndefined()) return;
     Napi::Value v = options.Get(name);
     if (!v.IsNumber()) throw_error(env, "ERR_INVALID_ARG", std::string(name) + " must be a number");
-    out = v.As<Napi::Number>().Int32Value();
+    // checked, not Int32Value(): that wraps 4294967297 to 1 and 3e9 to a negative
+    const double d = v.As<Napi::Number>().DoubleValue();
+    if (!(d >= INT32_MIN && d <= INT32_MAX) || d != (double)(int64_t)d)
+        throw_error(env, "ERR_INVALID_ARG",
+                    std::string(name) + " must be an integer in " + std::to_string(INT32_MIN) + ".." +
+                        std::to_string(INT32_MAX));
+    out = (int)d;
 }
 
 constructors &ctors(Napi::Env env) { return *env.GetInstanceData<constructors>(); }

@@ -69,19 +69,13 @@ class Model : public EngineObject<Model, model_box> {
         hg_model_params p = hg_model_default_params();
         if (info.Length() > 1 && info[1].IsObject()) {
             Napi::Object o = info[1].As<Napi::Object>();
-            auto opt_int = [&](const char *name, int &out) {
-                if (!o.Has(name) || o.Get(name).IsUndefined()) return;
-                Napi::Value v = o.Get(name);
-                if (!v.IsNumber()) throw_error(env, "ERR_INVALID_ARG", std::string(name) + " must be a number");
-                out = v.As<Napi::Number>().Int32Value();
-            };
-            opt_int("contextSize", p.n_ctx);
-            opt_int("threads", p.n_threads);
-            opt_int("kvType", p.kv_type);
-            opt_int("repack", p.repack);
-            opt_int("gpu", p.gpu);
-            opt_int("gpuLayers", p.gpu_layers);
-            opt_int("sequences", p.n_seq);
+            opt_int(env, o, "contextSize", p.n_ctx);
+            opt_int(env, o, "threads", p.n_threads);
+            opt_int(env, o, "kvType", p.kv_type);
+            opt_int(env, o, "repack", p.repack);
+            opt_int(env, o, "gpu", p.gpu);
+            opt_int(env, o, "gpuLayers", p.gpu_layers);
+            opt_int(env, o, "sequences", p.n_seq);
         }
         return load(env, "healthgpt.Model.load", [path, p](model_box &box) {
             box.model = hg_model_load(path.c_str(), &p);
@@ -302,11 +296,7 @@ class Model : public EngineObject<Model, model_box> {
         hg_plugin_params p = hg_plugin_default_params();
         if (info.Length() > 1 && info[1].IsObject()) {
             Napi::Object o = info[1].As<Napi::Object>();
-            if (o.Has("adapterType") && !o.Get("adapterType").IsUndefined()) {
-                if (!o.Get("adapterType").IsNumber())
-                    throw_error(env, "ERR_INVALID_ARG", "adapterType must be a number");
-                p.adapter_type = o.Get("adapterType").As<Napi::Number>().Int32Value();
-            }
+            opt_int(env, o, "adapterType", p.adapter_type);
             if (o.Has("fused") && !o.Get("fused").IsUndefined()) p.fused = o.Get("fused").ToBoolean().Value() ? 1 : 0;
         }
         auto result = std::make_shared<std::pair<int, std::string>>(-1, "");

@@ -1,6 +1,6 @@
 // `healthgpt ask` and `healthgpt generate` on the tiny reference HealthGPT
 // (tools/reference/make_healthgpt_reference.py): JSON output, the PNG written, errors by name.
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { decodeImage } from '../lib/image/index.js';
@@ -85,5 +85,27 @@ describe('healthgpt ask / generate', () => {
     r = cli(['ask', ...base, '--plugin-com', f('missing.gguf'), 'q']);
     expect(r.status).toBe(1);
     expect(r.stderr).toMatch(/missing\.gguf/);
+    // a plugin file in the other's place: its hlora.plugin says which it is
+    r = cli(['ask', ...base, '--plugin-com', f('gen.gguf'), 'q']);
+    expect(r.status).toBe(1);
+    expect(r.stderr).toMatch(/plugins\.comprehension: .*gen\.gguf is the "generation" plugin/);
+    // --output is checked before the model loads: no folder to write into, a folder in a file's
+    // place, a file in a folder's place (several inputs); nothing is left behind
+    const t = tempDir();
+    const task = [...gen, '--task', 'reconstruct', '-i', f('input.png')];
+    r = cli([...task, '-o', join(t, 'nodir', 'x.png')]);
+    expect([r.status, r.stderr]).toEqual([1, expect.stringMatching(/--output .*nodir.*the folder .* does not exist/)]);
+    r = cli([...task, '-o', t]);
+    expect([r.status, r.stderr]).toEqual([1, expect.stringMatching(/--output .*is a folder/)]);
+    r = cli([...task, '-i', f('input.png'), '-o', f('input.png')]);
+    expect([r.status, r.stderr]).toEqual([1, expect.stringMatching(/it must be a folder, and a file is there/)]);
+    expect(readdirSync(t)).toEqual([]);
+  });
+
+  it('--threads beyond the engine pool, and numbers past a C int, are refused by name, not wrapped', () => {
+    let r = cli(['ask', '-m', f('lm.gguf'), '--vision', f('clip.gguf'), '--plugin-com', f('com.gguf'), '--threads', '100000', 'q']);
+    expect([r.status, r.stderr]).toEqual([1, expect.stringMatching(/threads must be at most 1024, got 100000/)]);
+    r = cli(['ask', ...base, '--plugin-com', f('com.gguf'), '--context', '4294967297', 'q']);
+    expect([r.status, r.stderr]).toEqual([1, expect.stringMatching(/contextSize must be an integer in 0\.\.2147483647, got 4294967297/)]);
   });
 });

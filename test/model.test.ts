@@ -8,7 +8,7 @@ import { LanguageModel, type FinishReason } from '../lib/model/model.js';
 import { imageTokenMask } from '../lib/generate/image-tokens.js';
 import { embeddingRows } from '../lib/model/scheduler.js';
 import { Sampler, softmax } from '../lib/model/sampler.js';
-import type { BatchSegment, NativeModel } from '../lib/native.js';
+import { native, type BatchSegment, type NativeModel } from '../lib/native.js';
 import { root, maxRel, readLogits } from './helpers.js';
 
 const fixtures = join(root, 'test', 'fixtures', 'phi3');
@@ -196,6 +196,11 @@ describe('LanguageModel requests', () => {
     await expect(short).rejects.toMatchObject({ code: 'ERR_UNSUPPORTED' });
     await expect(short).rejects.toThrow(/q8_0 KV cache needs a head size that is a multiple of 32; this model's is 16 \(use f16\)/);
     await expect(LanguageModel.load(join(root, 'test', 'fixtures', 'gguf', 'pygguf.gguf'))).rejects.toBeInstanceOf(HealthGPTError);
+    // the thread pool's limit, and the addon's own check of numbers past a C int (it wrapped
+    // 4294967297 to 1), for callers that reach it without LanguageModel's validation
+    await expect(LanguageModel.load(join(fixtures, 'gqa.f32.gguf'), { threads: 5000 })).rejects.toThrow(/threads must be an integer in 0\.\.1024, got 5000/);
+    await expect(async () => native().Model.load(join(fixtures, 'gqa.f32.gguf'), { contextSize: 2 ** 32 + 1 })).rejects.toThrow(/contextSize must be an integer in -2147483648\.\.2147483647/);
+    await expect(async () => native().Model.load(join(fixtures, 'gqa.f32.gguf'), { threads: 5000 })).rejects.toThrow(/n_threads 5000 is more than 1024/);
   });
 
   it('calls after dispose throw ERR_DISPOSED', async () => {

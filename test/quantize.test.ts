@@ -1,4 +1,5 @@
 // `healthgpt quantize`: llama.cpp's type choices, bit-exact blocks, metadata carried over.
+import { lstatSync, readdirSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { GGUFFile } from '../lib/gguf/file.js';
@@ -6,7 +7,7 @@ import { native } from '../lib/native.js';
 import { planQuantization, useMoreBits } from '../lib/quantize/plan.js';
 import { quantizeFile } from '../lib/quantize/quantize.js';
 import { PHI3_MINI, PHI3_TINY, phi3Tensors, writeRandomPhi3 } from '../lib/synthetic/phi3.js';
-import { cli, tempDir } from './helpers.js';
+import { cli, rejects, tempDir } from './helpers.js';
 
 const sizes = { blockSize: (n: string) => (n.endsWith('_K') ? 256 : n.startsWith('q') ? 32 : 1) };
 const readable = () => true;
@@ -127,5 +128,23 @@ describe('quantizeFile on a random phi3', () => {
     const missing = cli(['quantize', join(dir, 'nope.gguf'), join(dir, 'y.gguf'), 'q8_0']);
     expect(missing.status).toBe(1);
     expect(missing.stderr).toMatch(/nope\.gguf/);
+  });
+
+  it('the output never replaces the input, a device or a folder; through a symbolic link it writes the file the link names', async () => {
+    await rejects(quantizeFile(f32, f32, 'q8_0'), 'ERR_INVALID_ARG', /is the input/);
+    const link = join(dir, 'link-to-input.gguf');
+    symlinkSync(f32, link);
+    await rejects(quantizeFile(f32, link, 'q8_0'), 'ERR_INVALID_ARG', /is the input/);
+    await rejects(quantizeFile(f32, '/dev/null', 'q8_0'), 'ERR_GGUF_WRITE', /\/dev\/null exists and is not a regular file/);
+    expect(statSync('/dev/null').isCharacterDevice()).toBe(true);
+    await rejects(quantizeFile(f32, dir, 'q8_0'), 'ERR_GGUF_WRITE', /a folder/);
+    const real = join(dir, 'real-q8.gguf');
+    writeFileSync(real, 'old');
+    const viaLink = join(dir, 'link-q8.gguf');
+    symlinkSync(real, viaLink);
+    await quantizeFile(f32, viaLink, 'q8_0');
+    expect(lstatSync(viaLink).isSymbolicLink()).toBe(true);
+    expect(statSync(real).size).toBeGreaterThan(1000);
+    expect(readdirSync(dir).filter((f) => f.includes('.tmp-'))).toEqual([]);
   });
 });

@@ -8,8 +8,8 @@
  * (the model loads with one sequence per input), one PNG per input into the folder --output;
  * --json then prints one object per input, in a list.
  */
-import { mkdir, writeFile } from 'node:fs/promises';
-import { basename, extname, join } from 'node:path';
+import { mkdir, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { basename, dirname, extname, join, resolve } from 'node:path';
 import { Command, Option } from 'commander';
 import { HealthGPTError } from '../errors.js';
 import { GENERATION_TASKS } from '../generate/tasks.js';
@@ -48,7 +48,8 @@ export function generateCommand(): Command {
   return addSessionOptions(c).action(async (o: GenerateFlags) => {
     if (o.output === '') throw new HealthGPTError('ERR_INVALID_ARG', '--output must be a file path, got ""');
     const outputs = outputPaths(o.image, o.output);
-    if (outputs.length > 1) await mkdir(o.output, { recursive: true });
+    // checked before minutes of generation: a folder to write into, no folder in a file's place
+    await checkOutput(o.output, outputs.length > 1);
     const t0 = performance.now();
     const parts = modelParts(o.model, { vision: o.vision, plugins: { generation: o.pluginGen }, vqgan: o.vqgan }, ['vision', 'generation', 'vqgan'], CLI_PART_NAMES);
     const hg = await HealthGPT.load({
@@ -85,8 +86,9 @@ export function generateCommand(): Command {
       const results = o.image.length > 1 ? await hg.generateImage({ ...request, images: o.image }) : [await hg.generateImage({ ...request, image: o.image[0] })];
       bar?.finish();
       const report: object[] = [];
+      if (outputs.length > 1) await mkdir(o.output, { recursive: true });
       for (const [i, r] of results.entries()) {
-        await writeFile(outputs[i]!, r.png);
+        await writeWhole(outputs[i]!, r.png);
         if (!o.json) process.stderr.write(`wrote ${outputs[i]} (${r.width}x${r.height})\n`);
         report.push({ output: outputs[i], width: r.width, height: r.height, indices: [...r.indices], timings: { load_ms: loadMs, ...r.timings } });
       }
@@ -99,6 +101,38 @@ export function generateCommand(): Command {
       hg.dispose();
     }
   });
+}
+
+/**
+ * --output can be written: one file in an existing folder (not a folder itself), or for several
+ * inputs a folder that exists or whose parent does (made when the images are written).
+ */
+async function checkOutput(output: string, folder: boolean): Promise<void> {
+  const kind = async (p: string): Promise<'file' | 'folder' | 'other' | undefined> => {
+    const st = await stat(p).catch(() => undefined);
+    return st === undefined ? undefined : st.isFile() ? 'file' : st.isDirectory() ? 'folder' : 'other';
+  };
+  const here = await kind(output);
+  if (folder) {
+    if (here === 'folder') return;
+    if (here !== undefined) throw new HealthGPTError('ERR_INVALID_ARG', `--output ${output}: with several --image it must be a folder, and a file is there`);
+  } else if (here === 'folder' || here === 'other') {
+    throw new HealthGPTError('ERR_INVALID_ARG', `--output ${output}: ${here === 'folder' ? 'is a folder' : 'is not a regular file'}; give the PNG's path`);
+  }
+  const parent = dirname(resolve(output));
+  if ((await kind(parent)) !== 'folder') throw new HealthGPTError('ERR_INVALID_ARG', `--output ${output}: the folder ${parent} does not exist`);
+}
+
+/** The PNG in whole or not at all: a temporary file renamed into place. */
+async function writeWhole(path: string, bytes: Uint8Array): Promise<void> {
+  const tmp = `${path}.tmp-${process.pid}`;
+  try {
+    await writeFile(tmp, bytes);
+    await rename(tmp, path);
+  } catch (err) {
+    await rm(tmp, { force: true });
+    throw new HealthGPTError('ERR_IMAGE_WRITE', `--output ${path}: ${(err as Error).message}`, { cause: err });
+  }
 }
 
 /** Where each input's PNG goes: --output itself for one input, else <folder>/<input name>.png (-2, -3... for names met before). */

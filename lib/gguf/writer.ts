@@ -17,7 +17,8 @@
  * as a function, so a converter need not hold every tensor at once. The file appears under
  * its name only once complete (written to a temp name, then renamed).
  */
-import { open, rename, rm } from 'node:fs/promises';
+import { open, realpath, rename, rm, stat } from 'node:fs/promises';
+import type { Stats } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
 
 import { HealthGPTError } from '../errors.js';
@@ -50,6 +51,23 @@ interface PendingTensor {
 
 // Writes go out in pieces of at most this size (one fs write is limited to 2 GiB).
 const WRITE_CHUNK = 64 * 1024 * 1024;
+
+/**
+ * Where to put the file for `path`: the path itself when nothing is there, the file a symbolic
+ * link names (written through, the link kept), and never a device, pipe or folder, which
+ * renaming the new file over would replace (`/dev/null` as output would become a file).
+ */
+async function replaceable(path: string): Promise<string> {
+  let st: Stats;
+  try {
+    st = await stat(path);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return path;
+    throw new HealthGPTError('ERR_GGUF_WRITE', `${path}: ${(err as Error).message}`);
+  }
+  if (!st.isFile()) fail(`${path} exists and is not a regular file (${st.isDirectory() ? 'a folder' : 'a device, pipe or socket'}): not replaced`);
+  return realpath(path);
+}
 
 function fail(message: string): never {
   throw new HealthGPTError('ERR_GGUF_WRITE', message);
@@ -360,7 +378,8 @@ export class GGUFWriter {
   async write(path: string): Promise<void> {
     const offsets = this.tensorOffsets();
     const header = this.header(offsets);
-    const tmp = `${path}.tmp-${process.pid}`;
+    const target = await replaceable(path);
+    const tmp = `${target}.tmp-${process.pid}`;
     const fh = await open(tmp, 'w');
     try {
       const zeros = Buffer.alloc(this.alignmentValue);
@@ -375,7 +394,7 @@ export class GGUFWriter {
         await writeAll(fh, zeros.subarray(0, alignUp(t.bytes, this.alignmentValue) - t.bytes));
       }
       await fh.close();
-      await rename(tmp, path);
+      await rename(tmp, target);
     } catch (err) {
       await fh.close().catch(() => undefined);
       await rm(tmp, { force: true });

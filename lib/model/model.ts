@@ -120,10 +120,14 @@ export type FinishReason = 'stop' | 'length' | 'context' | 'abort';
  */
 export type PromptPiece = number | Float32Array;
 
+/** The most threads a model, tower or decoder runs on (the native pool refuses more). */
+export const MAX_THREADS = 1024;
+
 function validateLoad(o: LoadOptions): void {
   for (const k of ['contextSize', 'threads', 'gpuLayers'] as const) {
     const v = o[k];
-    if (v !== undefined && (!Number.isInteger(v) || v < 0)) throw new HealthGPTError('ERR_INVALID_ARG', `${k} must be a non-negative integer, got ${String(v)}`);
+    const max = k === 'threads' ? MAX_THREADS : 0x7fffffff; // the engine's thread pool holds at most 1024
+    if (v !== undefined && (!Number.isInteger(v) || v < 0 || v > max)) throw new HealthGPTError('ERR_INVALID_ARG', `${k} must be an integer in 0..${max}, got ${String(v)}`);
   }
   if (o.sequences !== undefined && (!Number.isInteger(o.sequences) || o.sequences < 1 || o.sequences > MAX_SEQUENCES))
     throw new HealthGPTError('ERR_INVALID_ARG', `sequences must be an integer in 1..${MAX_SEQUENCES}, got ${String(o.sequences)}`);

@@ -3,6 +3,7 @@
  * updated), each tensor converted by the native engine off the JS thread, one at a time, and
  * streamed to disk, so memory holds one tensor, never the model.
  */
+import { stat } from 'node:fs/promises';
 import { HealthGPTError } from '../errors.js';
 import { GGUFFile } from '../gguf/file.js';
 import { ggmlType, type GGUFType } from '../gguf/constants.js';
@@ -14,6 +15,8 @@ export interface QuantizeOptions {
   threads?: number;
   /** called after each tensor with its plan entry, the number done and the total */
   onTensor?: (entry: PlanEntry, done: number, total: number) => void;
+  /** stops between two tensors; the partial file is removed */
+  signal?: AbortSignal;
 }
 
 export interface QuantizeResult {
@@ -31,6 +34,7 @@ export function parseTarget(s: string): QuantizeTarget {
 
 export async function quantizeFile(input: string, output: string, target: QuantizeTarget, opts: QuantizeOptions = {}): Promise<QuantizeResult> {
   const started = Date.now();
+  if (await sameFile(input, output)) throw new HealthGPTError('ERR_INVALID_ARG', `the output ${output} is the input: write the quantized model to another file`);
   const src = GGUFFile.open(input);
   try {
     const info = src.info;
@@ -60,6 +64,7 @@ export async function quantizeFile(input: string, output: string, target: Quanti
     plan.forEach((entry, i) => {
       const to = ggmlType(entry.to)!;
       w.addTensor(entry.name, entry.shape, to.id, async () => {
+        opts.signal?.throwIfAborted();
         const data = entry.to === entry.from ? await src.tensorData(i) : await src.convertTensor(i, to.id, opts.threads ?? 0);
         outputBytes += data.byteLength;
         opts.onTensor?.(entry, ++done, plan.length);
@@ -70,5 +75,15 @@ export async function quantizeFile(input: string, output: string, target: Quanti
     return { plan, inputBytes: info.fileSize, outputBytes, seconds: (Date.now() - started) / 1000 };
   } finally {
     src.close();
+  }
+}
+
+/** Whether two paths name one existing file (through links, or another spelling of the path). */
+async function sameFile(a: string, b: string): Promise<boolean> {
+  try {
+    const [x, y] = await Promise.all([stat(a), stat(b)]);
+    return x.dev === y.dev && x.ino === y.ino;
+  } catch {
+    return false; // the output does not exist yet (or the input does not: opening it says so)
   }
 }

@@ -21,10 +21,11 @@
  * session usable.
  */
 import { HealthGPTError } from '../errors.js';
+import { GGUFFile } from '../gguf/file.js';
 import { GENERATION_TASKS, isGenerationTask, taskMessage, type GenerationTask } from '../generate/tasks.js';
 import { findImageTokens, imageIndices, imageTokenMask, type ImageTokenIds } from '../generate/image-tokens.js';
 import { encodePng, loadPixelValues, type ImageDecodeOptions, type ImageInput } from '../image/index.js';
-import { LanguageModel, type FinishReason, type GenerateOptions, type GpuOption, type KvType, type PluginOptions, type PromptPiece } from '../model/model.js';
+import { LanguageModel, MAX_THREADS, type FinishReason, type GenerateOptions, type GpuOption, type KvType, type PluginOptions, type PromptPiece } from '../model/model.js';
 import { validateSampling, type SamplingOptions } from '../model/sampler.js';
 import { IMAGE_PLACEHOLDER, countImages, tokenizeImagePrompt } from '../prompt/multimodal.js';
 import { renderChat, templateFor, type ChatMessage, type ChatTemplate } from '../prompt/template.js';
@@ -179,6 +180,22 @@ function validateLoadOptions(o: HealthGPTLoadOptions): void {
     const v = o[k];
     if (v !== undefined && (!Number.isInteger(v) || v < 0)) throw invalid(`${k} must be a non-negative integer, got ${String(v)}`);
   }
+  if (o.threads !== undefined && o.threads > MAX_THREADS) throw invalid(`threads must be at most ${MAX_THREADS}, got ${o.threads}`);
+}
+
+/** A plugin file's hlora.plugin, or undefined where the header does not say (the loader then reports what is wrong). */
+function pluginRole(file: string): string | undefined {
+  try {
+    const g = GGUFFile.open(file);
+    try {
+      const v = g.info.metadata['hlora.plugin'];
+      return typeof v === 'string' ? v : undefined;
+    } finally {
+      g.close();
+    }
+  } catch {
+    return undefined;
+  }
 }
 
 function validateSamplingRequest(o: SamplingRequest, what: string): void {
@@ -217,6 +234,11 @@ export class HealthGPT {
     const threads = options.threads ?? 0;
     const plugins: Record<string, string> = {};
     for (const [k, v] of Object.entries(options.plugins)) if (v !== undefined) plugins[k] = v;
+    // a plugin file says which it is: the generation one in the comprehension place would answer nonsense
+    for (const [role, file] of Object.entries(plugins)) {
+      const said = pluginRole(file);
+      if (said !== undefined && said !== role) throw invalid(`plugins.${role}: ${file} is the ${JSON.stringify(said)} plugin (its hlora.plugin), not the ${role} one`);
+    }
     const parts: { dispose(): void }[] = [];
     try {
       const model = await LanguageModel.load(options.model, {

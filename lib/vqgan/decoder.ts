@@ -44,7 +44,7 @@ export class Vqgan {
   static async load(path: string, options: VqganLoadOptions = {}): Promise<Vqgan> {
     if (typeof path !== 'string' || path === '') throw new HealthGPTError('ERR_INVALID_ARG', 'path must be a non-empty string');
     const t = options.threads;
-    if (t !== undefined && (!Number.isInteger(t) || t < 0)) throw new HealthGPTError('ERR_INVALID_ARG', `threads must be a non-negative integer, got ${String(t)}`);
+    if (t !== undefined && (!Number.isInteger(t) || t < 0 || t > 1024)) throw new HealthGPTError('ERR_INVALID_ARG', `threads must be an integer in 0..1024, got ${String(t)}`);
     validateGpu(options.gpu);
     try {
       return new Vqgan(path, await native().Vqgan.load(path, { threads: t, gpu: gpuId(options.gpu) }));

@@ -1,6 +1,10 @@
 #include "core/threadpool.h"
 
 #include <chrono>
+#include <string>
+#include <system_error>
+
+#include "core/error.h"
 
 namespace hg {
 
@@ -13,9 +17,26 @@ static constexpr auto kCallerSpin = std::chrono::microseconds(50);
 ThreadPool::ThreadPool(int n_threads) {
     if (n_threads <= 0) n_threads = (int)std::thread::hardware_concurrency();
     if (n_threads <= 0) n_threads = 1;
+    // tens of thousands of threads would not fail: they would take the machine's process slots
+    if (n_threads > kMaxThreads)
+        throw Error("n_threads " + std::to_string(n_threads) + " is more than " + std::to_string(kMaxThreads));
     n_threads_ = n_threads;
     threads_.reserve(n_threads - 1);
-    for (int i = 1; i < n_threads; i++) threads_.emplace_back([this, i] { worker(i); });
+    try {
+        for (int i = 1; i < n_threads; i++) threads_.emplace_back([this, i] { worker(i); });
+    } catch (const std::system_error &e) {
+        // the ones started must be joined before the pool goes, or the process terminates
+        const size_t started = threads_.size();
+        {
+            std::lock_guard<std::mutex> lk(mutex_);
+            stop_.store(true);
+            generation_.fetch_add(1);
+        }
+        wake_.notify_all();
+        for (auto &t : threads_) t.join();
+        throw Error("cannot start thread " + std::to_string(started + 1) + " of " + std::to_string(n_threads) + ": " +
+                    e.what());
+    }
 }
 
 ThreadPool::~ThreadPool() {

@@ -16,7 +16,9 @@ namespace hg {
 
 class ThreadPool {
   public:
-    // n_threads <= 0: one per hardware thread.
+    static constexpr int kMaxThreads = 1024;
+    // n_threads <= 0: one per hardware thread; more than kMaxThreads, or a thread the system
+    // will not start, throws hg::Error
     explicit ThreadPool(int n_threads);
     ~ThreadPool();
     ThreadPool(const ThreadPool &) = delete;

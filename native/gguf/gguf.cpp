@@ -38,7 +38,9 @@ MappedFile::~MappedFile() = default;
 void MappedFile::release(const void *, uint64_t) const {}
 #else
 MappedFile::MappedFile(const std::string &path) {
-    int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    // O_NONBLOCK: opening a FIFO with no writer would block forever (it is refused below, as
+    // not a regular file); on a regular file the flag changes nothing for mmap
+    int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
     if (fd < 0) fail(path + ": cannot open: " + std::generic_category().message(errno));
     struct stat st;
     if (fstat(fd, &st) != 0) {

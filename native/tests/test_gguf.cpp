@@ -1,6 +1,7 @@
 // GGUF reader tests: files are built in memory by tests/gguf_builder.h, written to a temp file
 // (tmpfs when there is one) and opened through the C API. Valid files must read back exactly;
 // every malformed one must be refused with a message naming the file and the fault.
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -440,6 +441,14 @@ TEST(open_errors) {
     g = hg_gguf_open("/tmp");
     CHECK(!g);
     CHECK(std::string(hg_last_error()).find("not a regular file") != std::string::npos);
+    // a named pipe with no writer: refused at once (a plain open would wait for a writer forever)
+    const std::string fifo = "/tmp/hg_test_gguf_fifo_" + std::to_string(getpid());
+    if (mkfifo(fifo.c_str(), 0600) == 0) {
+        g = hg_gguf_open(fifo.c_str());
+        CHECK(!g);
+        CHECK(std::string(hg_last_error()).find("not a regular file") != std::string::npos);
+        unlink(fifo.c_str());
+    }
     CHECK(!hg_gguf_open(nullptr));
     hg_gguf_close(nullptr);
 }

@@ -35,6 +35,22 @@ TEST(pool_runs_every_thread_once) {
     }
 }
 
+// More threads than the pool holds is an error, not tens of thousands of threads started
+// (they took the machine's process slots); the largest pool allowed still starts.
+TEST(pool_refuses_more_than_its_limit) {
+    bool refused = false;
+    try {
+        hg::ThreadPool pool(hg::ThreadPool::kMaxThreads + 1);
+    } catch (const hg::Error &e) {
+        refused = std::string(e.what()).find("n_threads 1025 is more than 1024") != std::string::npos;
+    }
+    CHECK(refused);
+    hg::ThreadPool most(hg::ThreadPool::kMaxThreads);
+    std::atomic<int> ran{0};
+    most.run([&](int, int) { ran++; });
+    CHECK(ran.load() == hg::ThreadPool::kMaxThreads);
+}
+
 TEST(pool_rethrows_worker_exception_and_stays_usable) {
     hg::ThreadPool pool(3);
     bool caught = false;
