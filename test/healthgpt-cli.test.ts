@@ -104,8 +104,12 @@ describe('healthgpt ask / generate', () => {
 
   it('--threads beyond the engine pool, and numbers past a C int, are refused by name, not wrapped', () => {
     let r = cli(['ask', '-m', f('lm.gguf'), '--vision', f('clip.gguf'), '--plugin-com', f('com.gguf'), '--threads', '100000', 'q']);
-    expect([r.status, r.stderr]).toEqual([1, expect.stringMatching(/threads must be at most 1024, got 100000/)]);
+    expect([r.status, r.stderr]).toEqual([1, expect.stringMatching(/option '--threads <n>' argument '100000' is invalid\. an integer in 0\.\.1024/)]);
     r = cli(['ask', ...base, '--plugin-com', f('com.gguf'), '--context', '4294967297', 'q']);
-    expect([r.status, r.stderr]).toEqual([1, expect.stringMatching(/contextSize must be an integer in 0\.\.2147483647, got 4294967297/)]);
+    expect([r.status, r.stderr]).toEqual([1, expect.stringMatching(/option '--context <n>' argument '4294967297' is invalid\. an integer in 0\.\.2147483647/)]);
+    for (const bad of ['', '1.5', 'x']) {
+      r = cli(['quantize', f('lm.gguf'), join(tempDir(), 'q.gguf'), 'q8_0', '--threads', bad]);
+      expect([r.status, r.stderr]).toEqual([1, expect.stringMatching(/option '--threads <n>' argument .* is invalid/)]);
+    }
   });
 });

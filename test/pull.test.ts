@@ -11,7 +11,7 @@ import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { downloadFile, listRepoFiles } from '../lib/pull/hub.js';
 import { planPull, runPull } from '../lib/pull/pull.js';
-import { root, tempDir } from './helpers.js';
+import { cli, root, tempDir } from './helpers.js';
 
 type Repo = { commit: string; gated?: boolean; files: Record<string, { data: Buffer; lfs: boolean }> };
 
@@ -207,5 +207,13 @@ describe('pull', () => {
     await expect(run(process.execPath, [join(root, 'bin', 'healthgpt.js'), 'pull', 'x9'], { env: { ...process.env, HF_ENDPOINT: endpoint } })).rejects.toMatchObject({
       stderr: expect.stringMatching(/model must be m3 or l14/),
     });
+    // local arguments are checked before anything is downloaded (the endpoint is unreachable)
+    const offline = { HF_ENDPOINT: 'http://127.0.0.1:9' };
+    let r = cli(['pull', 'm3', '--cache', cache, '--vqgan', join(cache, 'nope.ckpt')], offline);
+    expect([r.status, r.stderr]).toEqual([1, expect.stringMatching(/--vqgan .*nope\.ckpt: no such file/)]);
+    r = cli(['pull', 'm3', '--cache', cache, '-o', join(root, 'package.json')], offline);
+    expect([r.status, r.stderr]).toEqual([1, expect.stringMatching(/--output .*package\.json: a file is there, not a folder/)]);
+    r = cli(['pull', 'm3', '--cache', cache, '--dry-run'], { HF_ENDPOINT: 'not a url' });
+    expect([r.status, r.stderr]).toEqual([1, expect.stringMatching(/HF_ENDPOINT must be an http\(s\) URL, got "not a url"/)]);
   });
 });

@@ -4,6 +4,7 @@
  * answer streamed to stdout, or with --json one object {answer, tokens, stop, timings}.
  */
 import { Command, Option } from 'commander';
+import { INT_MAX, intArg } from './arg-parsers.js';
 import { HealthGPT } from '../session/healthgpt.js';
 import { CLI_PART_NAMES, modelParts } from '../session/model-folder.js';
 import { toJson } from './format.js';
@@ -21,7 +22,7 @@ export function askCommand(): Command {
     .argument('<question>', 'the question')
     .option('--plugin-com <file>', "comprehension H-LoRA plugin GGUF; replaces the folder's")
     .option('-i, --image <file>', 'an image: PNG, JPEG, WebP, TIFF, DICOM, a DICOMDIR or a folder holding one DICOM image (repeat for several)', (v: string, prev: string[] = []) => [...prev, v])
-    .addOption(new Option('-n, --max-tokens <n>', 'tokens to generate at most').argParser(Number).default(512));
+    .addOption(new Option('-n, --max-tokens <n>', 'tokens to generate at most').argParser(intArg(1, INT_MAX)).default(512));
   return addSessionOptions(c).action(async (question: string, o: AskFlags) => {
     const t0 = performance.now();
     const parts = modelParts(o.model, { vision: o.vision, plugins: { comprehension: o.pluginCom } }, ['vision', 'comprehension'], CLI_PART_NAMES);

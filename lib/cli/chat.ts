@@ -3,6 +3,7 @@ import { Command } from 'commander';
 import { createInterface } from 'node:readline';
 import { LanguageModel } from '../model/model.js';
 import type { ChatMessage } from '../prompt/template.js';
+import { validateSampling } from '../model/sampler.js';
 import { addGenerationOptions, generationOptions, type GenerationFlags } from './sampling.js';
 
 export function chatCommand(): Command {
@@ -11,6 +12,7 @@ export function chatCommand(): Command {
     .requiredOption('-m, --model <file>', 'GGUF model')
     .option('--system <text>', "replace the template's system text");
   return addGenerationOptions(c).action(async (o: GenerationFlags & { model: string; system?: string }) => {
+    validateSampling(generationOptions(o)); // before the model loads, not at the first message
     const model = await LanguageModel.load(o.model, { threads: o.threads, contextSize: o.context });
     const rl = createInterface({ input: process.stdin, output: process.stdout, terminal: Boolean(process.stdin.isTTY) });
     const history: ChatMessage[] = [];

@@ -4,6 +4,7 @@
  * receives every part and a manifest (lib/convert/healthgpt.ts).
  */
 import { Command } from 'commander';
+import { INT_MAX, intArg, threadsArg } from './arg-parsers.js';
 import { HealthGPTError } from '../errors.js';
 import { convertHealthGPT, MANIFEST_NAME, type PluginSpec } from '../convert/healthgpt.js';
 import { convertLanguageModel } from '../convert/llm.js';
@@ -42,10 +43,10 @@ export function convertCommand(): Command {
       (v: string, acc: string[]) => [...acc, v],
       [] as string[],
     )
-    .option('--plugin-first-row <n>', 'first trained row of the embeddings / head the plugin files carry', (v) => parseInt(v, 10))
+    .option('--plugin-first-row <n>', 'first trained row of the embeddings / head the plugin files carry', intArg(0, INT_MAX))
     .option('--vqgan <file>', 'taming VQGAN Lightning checkpoint (last.ckpt)')
     .option('--vqgan-config <file>', 'its model.yaml (default: beside the checkpoint; without one the hyper-parameters are inferred from the shapes)')
-    .option('--vqgan-resolution <px>', 'image size for inferred VQGAN hyper-parameters (default 256)', (v) => parseInt(v, 10))
+    .option('--vqgan-resolution <px>', 'image size for inferred VQGAN hyper-parameters (default 256)', intArg(16, 65536))
     .option('-o, --output <path>', 'GGUF to write (--llm alone), else the folder to write every part and healthgpt.json into')
     .option('--type <type>', `weights type: ${QUANTIZE_TARGETS.join(' | ')}`, 'f16')
     .option('--name <text>', 'general.name to record (default: the folder name)')
@@ -57,7 +58,7 @@ export function convertCommand(): Command {
       '--embeddings <rows>',
       "language model rows with --plugins: fusion (the fusion file's trained rows, as app.py / gen_infer.py; default) or base (the base model's, the 8195 new rows = their mean, as com_infer.py)",
     )
-    .option('--threads <n>', 'quantization threads (default: one per core)', (v) => parseInt(v, 10), 0)
+    .option('--threads <n>', 'quantization threads (default: one per core)', threadsArg, 0)
     .option('-v, --verbose', "print each tensor's type")
     .action(async (o: ConvertOpts) => {
       const several = o.vision !== undefined || o.plugins !== undefined || o.vqgan !== undefined;

@@ -3,6 +3,7 @@
  * each position, and the mean negative log-likelihood of tokens[1..] with its perplexity.
  */
 import { Command, Option } from 'commander';
+import { INT_MAX, intArg, threadsArg } from './arg-parsers.js';
 import { readFileSync } from 'node:fs';
 import { HealthGPTError } from '../errors.js';
 import { LanguageModel } from '../model/model.js';
@@ -47,10 +48,10 @@ export function evalCommand(): Command {
     .requiredOption('-m, --model <file>', 'GGUF model')
     .option('--tokens <ids>', 'comma-separated token ids')
     .option('--file <text>', "a text file (needs the model's tokenizer)")
-    .option('--top <k>', 'probabilities to list per position', (v) => parseInt(v, 10), 5)
-    .option('--threads <n>', 'threads', (v) => parseInt(v, 10))
+    .option('--top <k>', 'probabilities to list per position', intArg(0, INT_MAX), 5)
+    .option('--threads <n>', 'threads', threadsArg)
     .addOption(new Option('--gpu <mode>', 'where the model runs: off (default, the CPU), auto (CUDA when present and it fits), cuda').choices(['auto', 'cuda', 'off']))
-    .addOption(new Option('--gpu-layers <n>', 'with a GPU: only the first n layers there, the rest on the CPU').argParser(Number))
+    .addOption(new Option('--gpu-layers <n>', 'with a GPU: only the first n layers there, the rest on the CPU').argParser(intArg(0, INT_MAX)))
     .option('--json', 'print JSON')
     .action(async (o: { model: string; tokens?: string; file?: string; top: number; threads?: number; gpu?: 'auto' | 'cuda' | 'off'; gpuLayers?: number; json?: boolean }) => {
       if (!o.tokens === !o.file) throw new HealthGPTError('ERR_INVALID_ARG', 'give exactly one of --tokens or --file');

@@ -1,5 +1,6 @@
 /** `healthgpt pull m3|l14`: downloads a released HealthGPT's files from the Hugging Face Hub. */
 import { Command } from 'commander';
+import { stat } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { convertHealthGPT } from '../convert/healthgpt.js';
 import { HealthGPTError } from '../errors.js';
@@ -9,6 +10,20 @@ import { VQGAN_SOURCE } from '../pull/releases.js';
 import { Progress } from './progress.js';
 
 const gb = (n: number) => `${(n / 1e9).toFixed(2)} GB`;
+
+/** --cache and --output must be folders (or not exist yet), --vqgan a readable file. */
+async function checkLocalArgs(cache: string, output: string, vqgan: string | undefined): Promise<void> {
+  for (const [flag, dir] of [
+    ['--cache', cache],
+    ['--output', output],
+  ] as const) {
+    const st = await stat(dir).catch(() => undefined);
+    if (st !== undefined && !st.isDirectory()) throw new HealthGPTError('ERR_INVALID_ARG', `${flag} ${dir}: a file is there, not a folder`);
+  }
+  if (vqgan === undefined) return;
+  const st = await stat(vqgan).catch(() => undefined);
+  if (!st?.isFile()) throw new HealthGPTError('ERR_INVALID_ARG', `--vqgan ${vqgan}: ${st ? 'not a file' : 'no such file'} (the VQGAN checkpoint, last.ckpt)`);
+}
 
 export function pullCommand(): Command {
   return new Command('pull')
@@ -25,6 +40,8 @@ export function pullCommand(): Command {
       if (!isReleaseName(model)) throw new HealthGPTError('ERR_INVALID_ARG', `model must be m3 or l14, got ${JSON.stringify(model)}`);
       const type = parseTarget(opts.type);
       const output = opts.output ?? join(opts.cache, 'models', model);
+      // what is local is checked before gigabytes are downloaded
+      await checkLocalArgs(opts.cache, output, opts.convert ? opts.vqgan : undefined);
       const plan = await planPull(model, opts.cache);
       const total = plan.reduce((s, e) => s + e.files.reduce((t, f) => t + f.size, 0), 0);
       if (!opts.json) {

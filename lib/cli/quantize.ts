@@ -1,5 +1,6 @@
 /** `healthgpt quantize IN.gguf OUT.gguf TYPE`: like llama.cpp's llama-quantize. */
 import { Command } from 'commander';
+import { threadsArg } from './arg-parsers.js';
 import { HealthGPTError } from '../errors.js';
 import { QUANTIZE_TARGETS } from '../quantize/plan.js';
 import { parseTarget, quantizeFile } from '../quantize/quantize.js';
@@ -12,7 +13,7 @@ export function quantizeCommand(): Command {
     .argument('<input>', 'source GGUF')
     .argument('<output>', 'GGUF to write')
     .argument('<type>', QUANTIZE_TARGETS.join(' | '))
-    .option('--threads <n>', 'threads (default: one per core)', (v) => parseInt(v, 10), 0)
+    .option('--threads <n>', 'threads (default: one per core)', threadsArg, 0)
     .option('-v, --verbose', "print each tensor's type")
     .action(async (input: string, output: string, type: string, o: { threads: number; verbose?: boolean }) => {
       const target = parseTarget(type);

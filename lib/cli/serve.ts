@@ -5,6 +5,7 @@
  */
 import { basename } from 'node:path';
 import { Command, Option } from 'commander';
+import { INT_MAX, intArg, threadsArg } from './arg-parsers.js';
 import { HealthGPTError } from '../errors.js';
 import { gpuOf, reportBackend } from './session-flags.js';
 import { startServer, type RunningServer } from '../server/app.js';
@@ -41,17 +42,17 @@ export function serveCommand(): Command {
     .requiredOption('-m, --model <paths...>', 'a converted model folder (healthgpt.json), m3 / l14 after pull, or its GGUF files')
     .option('--name <id>', "the model's name in the API (default: the folder's name, else healthgpt)")
     .option('--host <address>', 'address to listen on; other than loopback needs --api-key', '127.0.0.1')
-    .addOption(new Option('--port <n>', 'port (0: any free one)').argParser(num).default(8080))
+    .addOption(new Option('--port <n>', 'port (0: any free one)').argParser(intArg(0, 65535)).default(8080))
     .addOption(new Option('--api-key <key>', 'require Authorization: Bearer <key>').env('HEALTHGPT_API_KEY'))
     .option('--allow-dir <dirs...>', 'folders whose files requests may name as images (default: none)')
-    .addOption(new Option('--max-body-mb <n>', 'largest request body').argParser(num).default(32))
-    .addOption(new Option('--max-pixels <n>', 'largest image in pixels').argParser(num).default(25_000_000))
-    .addOption(new Option('--queue <n>', 'requests that may wait for the model; more get 429').argParser(num).default(16))
-    .addOption(new Option('--timeout <s>', 'per-request deadline in seconds, waiting included').argParser(num).default(600))
+    .addOption(new Option('--max-body-mb <n>', 'largest request body').argParser(intArg(1, 2047)).default(32))
+    .addOption(new Option('--max-pixels <n>', 'largest image in pixels').argParser(intArg(1, Number.MAX_SAFE_INTEGER)).default(25_000_000))
+    .addOption(new Option('--queue <n>', 'requests that may wait for the model; more get 429').argParser(intArg(0, 1_000_000)).default(16))
+    .addOption(new Option('--timeout <s>', 'per-request deadline in seconds, waiting included').argParser(intArg(1, 2_000_000)).default(600))
     .option('--log-prompts', 'log prompt text (never image content)')
     .addOption(new Option('--log-level <level>', 'log level').choices(['fatal', 'error', 'warn', 'info', 'debug', 'trace']).default('info'))
-    .addOption(new Option('--threads <n>', 'threads (default: one per core)').argParser(num))
-    .addOption(new Option('--context <n>', "context size (default: the model's)").argParser(num))
+    .addOption(new Option('--threads <n>', 'threads (default: one per core)').argParser(threadsArg))
+    .addOption(new Option('--context <n>', "context size (default: the model's)").argParser(intArg(0, INT_MAX)))
     .addOption(
       new Option(
         '--sequences <n>',
@@ -60,7 +61,7 @@ export function serveCommand(): Command {
     )
     .addOption(new Option('--kv-type <type>', 'KV cache precision (default f16; q8_0: half the memory a slot takes)').choices(['f16', 'f32', 'q8_0']))
     .addOption(new Option('--gpu <mode>', 'where the language model, CLIP and the VQGAN run: off (default, the CPU), auto (CUDA when present and it fits), cuda').choices(['auto', 'cuda', 'off']))
-    .addOption(new Option('--gpu-layers <n>', 'with a GPU: only the first n layers there, the rest on the CPU').argParser(num))
+    .addOption(new Option('--gpu-layers <n>', 'with a GPU: only the first n layers there, the rest on the CPU').argParser(intArg(0, INT_MAX)))
     .action(async (o: ServeFlags) => {
       for (const k of ['port', 'maxBodyMb', 'maxPixels', 'queue', 'timeout'] as const)
         if (!Number.isFinite(o[k]) || o[k] < 0)

@@ -1,5 +1,6 @@
 /** Flags shared by `ask` and `generate`: the model files, threads and sampling. */
 import { type Command, Option } from 'commander';
+import { INT_MAX, intArg, threadsArg } from './arg-parsers.js';
 import { HealthGPTError } from '../errors.js';
 import type { ImageDecodeOptions } from '../image/index.js';
 import type { GpuOption, KvType } from '../model/model.js';
@@ -33,16 +34,16 @@ export function addSessionOptions(c: Command): Command {
     .addOption(new Option('--window <center,width>', 'VOI window for DICOM / 16-bit images, e.g. -600,1500'))
     .addOption(new Option('--frame <n>', 'frame of a multi-frame DICOM image (default 0)'))
     .addOption(new Option('--temperature <t>', '0: greedy (default)').argParser(num))
-    .addOption(new Option('--top-k <k>', 'keep the k most likely tokens (0: all)').argParser(num))
+    .addOption(new Option('--top-k <k>', 'keep the k most likely tokens (0: all)').argParser(intArg(0, INT_MAX)))
     .addOption(new Option('--top-p <p>', 'nucleus sampling').argParser(num))
     .addOption(new Option('--min-p <p>', 'drop tokens below p x the top probability').argParser(num))
     .addOption(new Option('--repeat-penalty <r>', '1: off').argParser(num))
     .addOption(new Option('--seed <s>', 'PRNG seed').argParser(num))
-    .addOption(new Option('--threads <n>', 'threads (default: one per core)').argParser(num))
-    .addOption(new Option('--context <n>', "context size (default: the model's)").argParser(num))
+    .addOption(new Option('--threads <n>', 'threads (default: one per core)').argParser(threadsArg))
+    .addOption(new Option('--context <n>', "context size (default: the model's)").argParser(intArg(0, INT_MAX)))
     .addOption(new Option('--kv-type <type>', 'KV cache precision (default f16; q8_0: half the memory)').choices(['f16', 'f32', 'q8_0']))
     .addOption(new Option('--gpu <mode>', 'where the language model, CLIP and the VQGAN run: off (default, the CPU), auto (CUDA when present and it fits), cuda').choices(['auto', 'cuda', 'off']))
-    .addOption(new Option('--gpu-layers <n>', 'with a GPU: only the first n layers there, the rest on the CPU').argParser(num))
+    .addOption(new Option('--gpu-layers <n>', 'with a GPU: only the first n layers there, the rest on the CPU').argParser(intArg(0, INT_MAX)))
     .option('--json', 'print one JSON object at the end instead of streaming');
 }
 

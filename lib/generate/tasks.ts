@@ -40,7 +40,8 @@ export function taskMessage(task: GenerationTask, o: { hasImage: boolean; report
   if (!spec.image && o.hasImage) throw new HealthGPTError('ERR_INVALID_ARG', `task ${task} takes no input image`);
   if (spec.report && (typeof o.report !== 'string' || o.report.trim() === '')) throw new HealthGPTError('ERR_INVALID_ARG', `task ${task} needs a non-empty report, got ${JSON.stringify(o.report)}`);
   if (!spec.report && o.report !== undefined) throw new HealthGPTError('ERR_INVALID_ARG', `task ${task} takes no report`);
-  if (o.instruction !== undefined && typeof o.instruction !== 'string') throw new HealthGPTError('ERR_INVALID_ARG', `instruction must be a string, got ${typeof o.instruction}`);
+  if (o.instruction !== undefined && (typeof o.instruction !== 'string' || o.instruction.trim() === ''))
+    throw new HealthGPTError('ERR_INVALID_ARG', `instruction must be a non-empty string, got ${typeof o.instruction === 'string' ? JSON.stringify(o.instruction) : typeof o.instruction}`);
   const text = (o.instruction ?? spec.instruction) + (spec.report ? o.report!.trim() : '');
   return o.hasImage ? `<image>\n${text}` : text;
 }

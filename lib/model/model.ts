@@ -134,6 +134,7 @@ function validateLoad(o: LoadOptions): void {
   if (o.kvType !== undefined && !Object.hasOwn(KV_TYPES, o.kvType)) throw new HealthGPTError('ERR_INVALID_ARG', `kvType must be one of ${Object.keys(KV_TYPES).join(', ')}, got ${String(o.kvType)}`);
   if (o.repack !== undefined && typeof o.repack !== 'boolean') throw new HealthGPTError('ERR_INVALID_ARG', `repack must be a boolean, got ${String(o.repack)}`);
   validateGpu(o.gpu);
+  if (o.gpu === false && o.gpuLayers !== undefined) throw new HealthGPTError('ERR_INVALID_ARG', `gpuLayers (${o.gpuLayers}) needs a GPU, and gpu is false (off)`);
   if (o.plugins !== undefined) {
     if (typeof o.plugins !== 'object' || o.plugins === null || Array.isArray(o.plugins))
       throw new HealthGPTError('ERR_INVALID_ARG', `plugins must be an object of name: path, got ${String(o.plugins)}`);

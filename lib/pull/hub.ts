@@ -37,7 +37,11 @@ export interface RepoListing {
 }
 
 export function hubEndpoint(o: HubOptions = {}): string {
-  return (o.endpoint ?? process.env.HF_ENDPOINT ?? 'https://huggingface.co').replace(/\/+$/, '');
+  const given = o.endpoint ?? process.env.HF_ENDPOINT;
+  const url = (given ?? 'https://huggingface.co').replace(/\/+$/, '');
+  if (!/^https?:\/\/[^/\s]+/i.test(url) || !URL.canParse(url))
+    throw new HealthGPTError('ERR_INVALID_ARG', `${o.endpoint !== undefined ? 'endpoint' : 'HF_ENDPOINT'} must be an http(s) URL, got ${JSON.stringify(given)}`);
+  return url;
 }
 
 function headers(o: HubOptions): Record<string, string> {

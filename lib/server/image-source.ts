@@ -3,7 +3,7 @@
  * library reads, DICOM included); a local path (or file: URL) is read only from under the
  * folders given with --allow-dir; remote URLs are refused: the server never goes online.
  */
-import { realpath } from 'node:fs/promises';
+import { realpath, stat } from 'node:fs/promises';
 import { isAbsolute, relative, resolve, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { HealthGPTError } from '../errors.js';
@@ -20,11 +20,9 @@ export class ImageSource {
   static async create(allowDirs: readonly string[] = []): Promise<ImageSource> {
     const real: string[] = [];
     for (const d of allowDirs) {
-      try {
-        real.push(await realpath(d));
-      } catch {
-        throw new HealthGPTError('ERR_INVALID_ARG', `--allow-dir ${d}: no such folder`);
-      }
+      const st = await stat(d).catch(() => undefined);
+      if (!st?.isDirectory()) throw new HealthGPTError('ERR_INVALID_ARG', `--allow-dir ${d}: ${st ? 'not a folder' : 'no such folder'}`);
+      real.push(await realpath(d));
     }
     return new ImageSource(
       real,
