@@ -1,4 +1,5 @@
 // `healthgpt quantize`: llama.cpp's type choices, bit-exact blocks, metadata carried over.
+import { spawn } from 'node:child_process';
 import { lstatSync, readdirSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
@@ -7,7 +8,7 @@ import { native } from '../lib/native.js';
 import { planQuantization, useMoreBits } from '../lib/quantize/plan.js';
 import { quantizeFile } from '../lib/quantize/quantize.js';
 import { PHI3_MINI, PHI3_TINY, phi3Tensors, writeRandomPhi3 } from '../lib/synthetic/phi3.js';
-import { cli, rejects, tempDir } from './helpers.js';
+import { cli, rejects, root, tempDir } from './helpers.js';
 
 const sizes = { blockSize: (n: string) => (n.endsWith('_K') ? 256 : n.startsWith('q') ? 32 : 1) };
 const readable = () => true;
@@ -129,6 +130,21 @@ describe('quantizeFile on a random phi3', () => {
     expect(missing.status).toBe(1);
     expect(missing.stderr).toMatch(/nope\.gguf/);
   });
+
+  it('Ctrl-C stops between two tensors: exit status 130, no partial file left', async () => {
+    const src = join(dir, 'mid-f32.gguf');
+    await writeRandomPhi3(src, { ...PHI3_TINY, hidden: 512, ffn: 2048, layers: 12 });
+    const out = join(dir, 'mid-q4_k_m.gguf');
+    const child = spawn(process.execPath, [join(root, 'bin', 'healthgpt.js'), 'quantize', src, out, 'q4_k_m', '--threads', '1', '-v'], { env: { ...process.env, HEALTHGPT_NO_PROGRESS: '1' } });
+    let err = '';
+    child.stderr.on('data', (d: Buffer) => {
+      err += d.toString();
+      if (err.includes('->') && !child.killed) child.kill('SIGINT'); // the first tensor is done
+    });
+    const status = await new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+    expect([status, err]).toEqual([130, expect.stringMatching(/healthgpt: quantize interrupted/)]);
+    expect(readdirSync(dir).filter((f) => f.startsWith('mid-q4_k_m'))).toEqual([]);
+  }, 60_000);
 
   it('the output never replaces the input, a device or a folder; through a symbolic link it writes the file the link names', async () => {
     await rejects(quantizeFile(f32, f32, 'q8_0'), 'ERR_INVALID_ARG', /is the input/);

@@ -8,7 +8,8 @@ import { INT_MAX, intArg } from './arg-parsers.js';
 import { HealthGPT } from '../session/healthgpt.js';
 import { CLI_PART_NAMES, modelParts } from '../session/model-folder.js';
 import { toJson } from './format.js';
-import { addSessionOptions, gpuOf, imageOptionsOf, interruptSignal, reportBackend, samplingOf, type SessionFlags } from './session-flags.js';
+import { interruptSignal } from './interrupt.js';
+import { addSessionOptions, gpuOf, imageOptionsOf, reportBackend, samplingOf, type SessionFlags } from './session-flags.js';
 
 interface AskFlags extends SessionFlags {
   pluginCom?: string;

@@ -4,6 +4,7 @@
  * receives every part and a manifest (lib/convert/healthgpt.ts).
  */
 import { Command } from 'commander';
+import { interruptSignal } from './interrupt.js';
 import { INT_MAX, intArg, threadsArg } from './arg-parsers.js';
 import { HealthGPTError } from '../errors.js';
 import { convertHealthGPT, MANIFEST_NAME, type PluginSpec } from '../convert/healthgpt.js';
@@ -70,12 +71,10 @@ export function convertCommand(): Command {
       if (several) return convertAll(o, type);
       let progress: Progress | undefined;
       // Ctrl-C stops between two slices of work, so the partial file is removed, not left behind
-      const ac = new AbortController();
-      const interrupt = (): void => ac.abort(new Error('convert interrupted'));
-      process.once('SIGINT', interrupt);
+      const stop = interruptSignal('convert interrupted');
       const r = await convertLanguageModel(o.llm!, o.output, {
         type,
-        signal: ac.signal,
+        signal: stop.signal,
         threads: o.threads,
         name: o.name,
         healthgptTokens: o.healthgptTokens,
@@ -85,7 +84,7 @@ export function convertCommand(): Command {
           if (o.verbose) process.stderr.write(`${e.name} [${e.shape.join(', ')}] ${e.from} -> ${e.to}${e.note ? ` (${e.note})` : ''}\n`);
           if (done === total) progress.finish();
         },
-      }).finally(() => process.off('SIGINT', interrupt));
+      }).finally(() => stop.release());
       process.stdout.write(`wrote ${r.output}: ${r.plan.length} tensors, vocabulary ${r.vocabSize}, ${formatBytes(r.bytesWritten)} of tensor data in ${r.seconds.toFixed(1)} s\n`);
     });
 }
@@ -103,9 +102,7 @@ function parsePluginSpecs(list: string[]): Record<string, PluginSpec> {
 async function convertAll(o: ConvertOpts, type: ReturnType<typeof parseTarget>): Promise<void> {
   if (o.pluginFirstRow !== undefined && (!Number.isInteger(o.pluginFirstRow) || o.pluginFirstRow < 0))
     throw new HealthGPTError('ERR_INVALID_ARG', `--plugin-first-row must be a non-negative integer, got ${o.pluginFirstRow}`);
-  const ac = new AbortController();
-  const interrupt = (): void => ac.abort(new Error('convert interrupted'));
-  process.once('SIGINT', interrupt);
+  const stop = interruptSignal('convert interrupted');
   let progress: Progress | undefined;
   let part = '';
   try {
@@ -125,7 +122,7 @@ async function convertAll(o: ConvertOpts, type: ReturnType<typeof parseTarget>):
       pluginFirstRow: o.pluginFirstRow,
       pluginSpecs: parsePluginSpecs(o.pluginSpec),
       threads: o.threads,
-      signal: ac.signal,
+      signal: stop.signal,
       onTensor: (p, name, _done, total) => {
         if (p !== part) {
           progress?.finish();
@@ -141,6 +138,6 @@ async function convertAll(o: ConvertOpts, type: ReturnType<typeof parseTarget>):
     for (const n of m.notes) process.stdout.write(`  ${n}\n`);
     process.stdout.write(`manifest: ${MANIFEST_NAME}\n`);
   } finally {
-    process.off('SIGINT', interrupt);
+    stop.release();
   }
 }

@@ -18,7 +18,8 @@ import { HealthGPT } from '../session/healthgpt.js';
 import { CLI_PART_NAMES, modelParts } from '../session/model-folder.js';
 import { toJson } from './format.js';
 import { Progress } from './progress.js';
-import { addSessionOptions, gpuOf, imageOptionsOf, interruptSignal, reportBackend, samplingOf, type SessionFlags } from './session-flags.js';
+import { interruptSignal } from './interrupt.js';
+import { addSessionOptions, gpuOf, imageOptionsOf, reportBackend, samplingOf, type SessionFlags } from './session-flags.js';
 
 interface GenerateFlags extends SessionFlags {
   pluginGen?: string;

@@ -11,6 +11,7 @@ import { demoCommand } from './demo.js';
 import { evalCommand } from './eval.js';
 import { generateCommand } from './generate.js';
 import { infoCommand } from './info.js';
+import { wasInterrupted } from './interrupt.js';
 import { pullCommand } from './pull.js';
 import { quantizeCommand } from './quantize.js';
 import { serveCommand } from './serve.js';
@@ -46,9 +47,9 @@ export async function main(argv: string[]): Promise<void> {
       process.exitCode = err.exitCode;
       return; // commander already printed its message
     }
-    if (err instanceof HealthGPTError) {
-      process.stderr.write(`healthgpt: ${err.message}\n`);
-      process.exitCode = 1;
+    if (err instanceof HealthGPTError || wasInterrupted()) {
+      process.stderr.write(`healthgpt: ${(err as Error).message}\n`);
+      process.exitCode = wasInterrupted() ? 130 : 1;
       return;
     }
     throw err;

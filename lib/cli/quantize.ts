@@ -1,5 +1,6 @@
 /** `healthgpt quantize IN.gguf OUT.gguf TYPE`: like llama.cpp's llama-quantize. */
 import { Command } from 'commander';
+import { interruptSignal } from './interrupt.js';
 import { threadsArg } from './arg-parsers.js';
 import { HealthGPTError } from '../errors.js';
 import { QUANTIZE_TARGETS } from '../quantize/plan.js';
@@ -20,19 +21,17 @@ export function quantizeCommand(): Command {
       if (!Number.isInteger(o.threads) || o.threads < 0) throw new HealthGPTError('ERR_INVALID_ARG', `--threads must be a non-negative integer, got ${o.threads}`);
       let progress: Progress | undefined;
       // Ctrl-C stops between two tensors, so the partial file is removed, not left behind
-      const ac = new AbortController();
-      const interrupt = (): void => ac.abort(new HealthGPTError('ERR_INVALID_ARG', 'quantize interrupted'));
-      process.once('SIGINT', interrupt);
+      const stop = interruptSignal('quantize interrupted');
       const r = await quantizeFile(input, output, target, {
         threads: o.threads,
-        signal: ac.signal,
+        signal: stop.signal,
         onTensor: (e, done, total) => {
           progress ??= new Progress(`quantize ${target}`, total);
           progress.tick(1, e.name);
           if (o.verbose) process.stderr.write(`${e.name} [${e.shape.join(', ')}] ${e.from} -> ${e.to}${e.note ? ` (${e.note})` : ''}\n`);
           if (done === total) progress.finish();
         },
-      }).finally(() => process.off('SIGINT', interrupt));
+      }).finally(() => stop.release());
       const counts = new Map<string, number>();
       for (const e of r.plan) counts.set(e.to, (counts.get(e.to) ?? 0) + 1);
       const mix = [...counts]

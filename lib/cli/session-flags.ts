@@ -84,11 +84,3 @@ export function imageOptionsOf(f: SessionFlags): ImageDecodeOptions | undefined 
   }
   return out;
 }
-
-/** Ctrl-C stops the generation within one token instead of killing the process mid-write. */
-export function interruptSignal(): { signal: AbortSignal; release(): void } {
-  const ac = new AbortController();
-  const onInt = (): void => ac.abort(new Error('interrupted'));
-  process.once('SIGINT', onInt);
-  return { signal: ac.signal, release: () => process.off('SIGINT', onInt) };
-}
