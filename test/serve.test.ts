@@ -279,7 +279,7 @@ describe('healthgpt serve (OpenAI API)', () => {
     const t0 = performance.now();
     e = await refusal(client.images.generate({ model: MODEL, prompt: 'w '.repeat(600) }));
     expect([e.status, e.code]).toEqual([400, 'context_length_exceeded']);
-    expect(e.message).toMatch(/the image 1025 more/);
+    expect(e.message).toMatch(/and the image's 1024 tokens 1024 more, but the context holds 2048/);
     expect(performance.now() - t0).toBeLessThan(5000);
     e = await refusal(client.chat.completions.create({ model: MODEL, messages: [{ role: 'user', content: 'w'.repeat(200_000) }], max_tokens: 1 }));
     expect([e.status, e.code]).toEqual([400, 'context_length_exceeded']);

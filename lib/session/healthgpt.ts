@@ -535,11 +535,11 @@ export class HealthGPT {
     this.live();
     const last = prompt[prompt.length - 1];
     if (last !== ids.start) throw new HealthGPTError('ERR_VOCAB', `the prompt does not end with <start_index> (id ${ids.start}): the tokenizer split it`);
-    // the whole image must fit: refused now, not after minutes of decoding a truncated one
+    // the whole image must fit, refused now rather than after minutes of decoding a truncated
+    // one: every image token is fed back (<end_index> is sampled after the last, never fed)
     const { nCtx, nEmbd } = this.model.info;
     const positions = prompt.reduce<number>((n, p) => n + (typeof p === 'number' ? 1 : p.length / nEmbd), 0);
-    if (positions + count + 1 > nCtx)
-      throw new HealthGPTError('ERR_CONTEXT', `the prompt takes ${positions} positions and the image ${count + 1} more (${count} image tokens and <end_index>), but the context holds ${nCtx}`);
+    if (positions + count > nCtx) throw new HealthGPTError('ERR_CONTEXT', `the prompt takes ${positions} positions and the image's ${count} tokens ${count} more, but the context holds ${nCtx}`);
     const tPrefill = performance.now();
     let tFirst = tPrefill;
     const tokens: number[] = [];
