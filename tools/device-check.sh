@@ -397,4 +397,7 @@ if [[ -n $pipeline ]]; then
 else
   say "  golden tiny HealthGPT, GPU vs CPU pipelines: not run on a GPU ($(grep -E '^skip golden_pipeline_on_cuda' "$WORK/test_pipeline.log" 2>/dev/null | sed 's/^skip [a-z_]*: //' || true))"
 fi
+# a decode step's CUDA graph the driver refused: the engine fell back to plain launches (slower)
+fallback=$(grep -h 'CUDA graph capture failed' "$WORK"/*.log 2>/dev/null | sort | uniq -c | head -3 || true)
+if [[ -n $fallback ]]; then say "  CUDA graphs fell back to plain launches:"; echo "$fallback" | sed 's/^/    /' | tee -a "$SUMMARY"; fi
 say "device-check: done in $(elapsed) s; results in $OUT"
