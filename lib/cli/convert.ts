@@ -66,7 +66,6 @@ export function convertCommand(): Command {
       if (!o.llm && !several) throw new HealthGPTError('ERR_INVALID_ARG', 'convert needs --llm <dir> (and/or --vision, --plugins, --vqgan)');
       if (!o.output) throw new HealthGPTError('ERR_INVALID_ARG', several ? 'convert needs -o <folder>' : 'convert needs -o <output.gguf>');
       const type = parseTarget(o.type);
-      if (!Number.isInteger(o.threads) || o.threads < 0) throw new HealthGPTError('ERR_INVALID_ARG', `--threads must be a non-negative integer, got ${o.threads}`);
       if (o.embeddings !== undefined && o.embeddings !== 'fusion' && o.embeddings !== 'base') throw new HealthGPTError('ERR_INVALID_ARG', `--embeddings must be fusion or base, got '${o.embeddings}'`);
       if (several) return convertAll(o, type);
       let progress: Progress | undefined;
@@ -100,8 +99,6 @@ function parsePluginSpecs(list: string[]): Record<string, PluginSpec> {
 }
 
 async function convertAll(o: ConvertOpts, type: ReturnType<typeof parseTarget>): Promise<void> {
-  if (o.pluginFirstRow !== undefined && (!Number.isInteger(o.pluginFirstRow) || o.pluginFirstRow < 0))
-    throw new HealthGPTError('ERR_INVALID_ARG', `--plugin-first-row must be a non-negative integer, got ${o.pluginFirstRow}`);
   const stop = interruptSignal('convert interrupted');
   let progress: Progress | undefined;
   let part = '';

@@ -2,7 +2,6 @@
 import { Command } from 'commander';
 import { interruptSignal } from './interrupt.js';
 import { threadsArg } from './arg-parsers.js';
-import { HealthGPTError } from '../errors.js';
 import { QUANTIZE_TARGETS } from '../quantize/plan.js';
 import { parseTarget, quantizeFile } from '../quantize/quantize.js';
 import { formatBytes } from './format.js';
@@ -18,7 +17,6 @@ export function quantizeCommand(): Command {
     .option('-v, --verbose', "print each tensor's type")
     .action(async (input: string, output: string, type: string, o: { threads: number; verbose?: boolean }) => {
       const target = parseTarget(type);
-      if (!Number.isInteger(o.threads) || o.threads < 0) throw new HealthGPTError('ERR_INVALID_ARG', `--threads must be a non-negative integer, got ${o.threads}`);
       let progress: Progress | undefined;
       // Ctrl-C stops between two tensors, so the partial file is removed, not left behind
       const stop = interruptSignal('quantize interrupted');

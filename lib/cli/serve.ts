@@ -6,7 +6,6 @@
 import { basename } from 'node:path';
 import { Command, Option } from 'commander';
 import { INT_MAX, intArg, threadsArg } from './arg-parsers.js';
-import { HealthGPTError } from '../errors.js';
 import { gpuOf, reportBackend } from './session-flags.js';
 import { startServer, type RunningServer } from '../server/app.js';
 import { HealthGPT } from '../session/healthgpt.js';
@@ -63,9 +62,6 @@ export function serveCommand(): Command {
     .addOption(new Option('--gpu <mode>', 'where the language model, CLIP and the VQGAN run: off (default, the CPU), auto (CUDA when present and it fits), cuda').choices(['auto', 'cuda', 'off']))
     .addOption(new Option('--gpu-layers <n>', 'with a GPU: only the first n layers there, the rest on the CPU').argParser(intArg(0, INT_MAX)))
     .action(async (o: ServeFlags) => {
-      for (const k of ['port', 'maxBodyMb', 'maxPixels', 'queue', 'timeout'] as const)
-        if (!Number.isFinite(o[k]) || o[k] < 0)
-          throw new HealthGPTError('ERR_INVALID_ARG', `--${k.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)} must be a non-negative number, got ${String(o[k])}`);
       const files = await resolveModelFiles(o.model);
       const { name: _name, ...parts } = files;
       const hg = await HealthGPT.load({
