@@ -100,6 +100,9 @@ export type NativeGpu = 0 | 1 | 2;
 export type GpuOption = 'auto' | 'cuda' | false;
 
 /** Throws ERR_INVALID_ARG unless gpu is a GpuOption (or undefined). */
+/** The most threads a model, CLIP tower or VQGAN runs on: the native pool refuses more. */
+export const MAX_THREADS = 1024;
+
 export function validateGpu(gpu: unknown): void {
   if (gpu !== undefined && gpu !== 'auto' && gpu !== 'cuda' && gpu !== false) throw new HealthGPTError('ERR_INVALID_ARG', `gpu must be "auto", "cuda" or false, got ${String(gpu)}`);
 }

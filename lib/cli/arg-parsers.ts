@@ -3,6 +3,7 @@
  * loads first: "error: option '--threads <n>' argument '1.5' is invalid. an integer in 0..1024".
  */
 import { InvalidArgumentError } from 'commander';
+import { MAX_THREADS } from '../native.js';
 
 /** An integer flag in [min, max]: digits only ('' and '1.5' are refused, as parseInt would not). */
 export function intArg(min: number, max: number): (v: string) => number {
@@ -14,5 +15,5 @@ export function intArg(min: number, max: number): (v: string) => number {
 }
 
 export const INT_MAX = 0x7fffffff;
-/** --threads: 0 is one per core; the engine's pool holds at most 1024. */
-export const threadsArg = intArg(0, 1024);
+/** --threads: 0 is one per core. */
+export const threadsArg = intArg(0, MAX_THREADS);

@@ -7,7 +7,7 @@
 import { Command } from 'commander';
 import { intArg } from './arg-parsers.js';
 import { cpus } from 'node:os';
-import { native } from '../native.js';
+import { MAX_THREADS, native } from '../native.js';
 import { median, table, toJson } from './format.js';
 
 /** Phi-3-mini's linear layers: input width k -> output rows. */
@@ -74,7 +74,7 @@ export async function benchKernels(opts: { threads: number; types: string[]; bat
 export function benchKernelsCommand(): Command {
   return new Command('bench-kernels')
     .description('time the quantized matmul kernels at Phi-3-mini shapes against the memory-bandwidth roofline')
-    .option('--threads <n>', 'threads', intArg(1, 1024), cpus().length)
+    .option('--threads <n>', 'threads', intArg(1, MAX_THREADS), cpus().length)
     .option('--types <list>', 'weight types', 'q4_0,q8_0,q4_K')
     .option('--batch <n>', 'columns of the matrix-matrix runs (prefill tokens)', intArg(1, 65536), 64)
     .option('--iters <n>', 'timed runs per case (median reported)', intArg(1, 1_000_000), 5)

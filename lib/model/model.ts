@@ -15,7 +15,7 @@
  */
 import { HealthGPTError, wrapNative } from '../errors.js';
 import { GGUFFile, type GGUFInfo } from '../gguf/file.js';
-import { gpuId, native, validateGpu, type GpuOption, type NativeModel } from '../native.js';
+import { gpuId, MAX_THREADS, native, validateGpu, type GpuOption, type NativeModel } from '../native.js';
 import { renderChat, templateFor, type ChatMessage, type ChatTemplate } from '../prompt/template.js';
 import { Tokenizer, type EncodeOptions } from '../tokenizer/index.js';
 import { validateTopLogprobs, type TokenLogprobs } from './logprobs.js';
@@ -120,13 +120,10 @@ export type FinishReason = 'stop' | 'length' | 'context' | 'abort';
  */
 export type PromptPiece = number | Float32Array;
 
-/** The most threads a model, tower or decoder runs on (the native pool refuses more). */
-export const MAX_THREADS = 1024;
-
 function validateLoad(o: LoadOptions): void {
   for (const k of ['contextSize', 'threads', 'gpuLayers'] as const) {
     const v = o[k];
-    const max = k === 'threads' ? MAX_THREADS : 0x7fffffff; // the engine's thread pool holds at most 1024
+    const max = k === 'threads' ? MAX_THREADS : 0x7fffffff;
     if (v !== undefined && (!Number.isInteger(v) || v < 0 || v > max)) throw new HealthGPTError('ERR_INVALID_ARG', `${k} must be an integer in 0..${max}, got ${String(v)}`);
   }
   if (o.sequences !== undefined && (!Number.isInteger(o.sequences) || o.sequences < 1 || o.sequences > MAX_SEQUENCES))

@@ -25,7 +25,7 @@ import { GGUFFile } from '../gguf/file.js';
 import { GENERATION_TASKS, isGenerationTask, taskMessage, type GenerationTask } from '../generate/tasks.js';
 import { findImageTokens, imageIndices, imageTokenMask, type ImageTokenIds } from '../generate/image-tokens.js';
 import { encodePng, loadPixelValues, type ImageDecodeOptions, type ImageInput } from '../image/index.js';
-import { LanguageModel, MAX_THREADS, type FinishReason, type GenerateOptions, type GpuOption, type KvType, type PluginOptions, type PromptPiece } from '../model/model.js';
+import { LanguageModel, type FinishReason, type GenerateOptions, type GpuOption, type KvType, type PluginOptions, type PromptPiece } from '../model/model.js';
 import { validateSampling, type SamplingOptions } from '../model/sampler.js';
 import { IMAGE_PLACEHOLDER, countImages, tokenizeImagePrompt } from '../prompt/multimodal.js';
 import { renderChat, templateFor, type ChatMessage, type ChatTemplate } from '../prompt/template.js';
@@ -180,7 +180,6 @@ function validateLoadOptions(o: HealthGPTLoadOptions): void {
     const v = o[k];
     if (v !== undefined && (!Number.isInteger(v) || v < 0)) throw invalid(`${k} must be a non-negative integer, got ${String(v)}`);
   }
-  if (o.threads !== undefined && o.threads > MAX_THREADS) throw invalid(`threads must be at most ${MAX_THREADS}, got ${o.threads}`);
 }
 
 /** A plugin file's hlora.plugin, or undefined where the header does not say (the loader then reports what is wrong). */

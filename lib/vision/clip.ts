@@ -10,7 +10,7 @@
  */
 import { HealthGPTError, wrapNative } from '../errors.js';
 import { Mutex } from '../model/queue.js';
-import { gpuId, native, validateGpu, type GpuOption, type NativeClip, type NativeClipInfo } from '../native.js';
+import { gpuId, MAX_THREADS, native, validateGpu, type GpuOption, type NativeClip, type NativeClipInfo } from '../native.js';
 
 export type VisionTap = 'comprehension' | 'generation';
 
@@ -57,7 +57,8 @@ export class VisionTower {
   static async load(path: string, options: VisionLoadOptions = {}): Promise<VisionTower> {
     if (typeof path !== 'string' || path === '') throw new HealthGPTError('ERR_INVALID_ARG', 'path must be a non-empty string');
     const threads = options.threads;
-    if (threads !== undefined && (!Number.isInteger(threads) || threads < 0 || threads > 1024)) throw new HealthGPTError('ERR_INVALID_ARG', `threads must be an integer in 0..1024, got ${threads}`);
+    if (threads !== undefined && (!Number.isInteger(threads) || threads < 0 || threads > MAX_THREADS))
+      throw new HealthGPTError('ERR_INVALID_ARG', `threads must be an integer in 0..${MAX_THREADS}, got ${threads}`);
     validateGpu(options.gpu);
     try {
       return new VisionTower(path, await native().Clip.load(path, { threads, gpu: gpuId(options.gpu) }));

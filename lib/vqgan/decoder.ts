@@ -6,7 +6,7 @@
  */
 import { HealthGPTError, wrapNative } from '../errors.js';
 import { Mutex } from '../model/queue.js';
-import { gpuId, native, validateGpu, type GpuOption, type NativeVqgan, type NativeVqganInfo } from '../native.js';
+import { gpuId, MAX_THREADS, native, validateGpu, type GpuOption, type NativeVqgan, type NativeVqganInfo } from '../native.js';
 
 /** The VQGAN's sizes and where it runs. */
 export type VqganInfo = NativeVqganInfo;
@@ -44,7 +44,7 @@ export class Vqgan {
   static async load(path: string, options: VqganLoadOptions = {}): Promise<Vqgan> {
     if (typeof path !== 'string' || path === '') throw new HealthGPTError('ERR_INVALID_ARG', 'path must be a non-empty string');
     const t = options.threads;
-    if (t !== undefined && (!Number.isInteger(t) || t < 0 || t > 1024)) throw new HealthGPTError('ERR_INVALID_ARG', `threads must be an integer in 0..1024, got ${String(t)}`);
+    if (t !== undefined && (!Number.isInteger(t) || t < 0 || t > MAX_THREADS)) throw new HealthGPTError('ERR_INVALID_ARG', `threads must be an integer in 0..${MAX_THREADS}, got ${String(t)}`);
     validateGpu(options.gpu);
     try {
       return new Vqgan(path, await native().Vqgan.load(path, { threads: t, gpu: gpuId(options.gpu) }));
